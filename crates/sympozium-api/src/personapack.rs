@@ -9,8 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    AgentSandboxInstanceSpec, ChannelAccessControl, LifecycleHooks, SecretRef, ToolPolicy,
-    default_true,
+    AgentSandboxInstanceSpec, ChannelAccessControl, LifecycleHooks, SecretRef, ToolPolicy, default_true,
 };
 use crate::schedule::ScheduleType;
 

@@ -128,7 +128,7 @@ pub struct ToolGating {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct ToolRule {
     /// Tool name.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 128))]
     pub tool: String,
     /// What happens when the agent calls it.
     pub action: ToolAction,

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace against a real test control plane.
+#
+# Starts its own plane (state in .testplane/test-run) unless TESTPLANE_KUBECONFIG already
+# points at one, exports TESTPLANE_KUBECONFIG/TESTPLANE_KUBECTL for the tests, and stops
+# only the plane it started, by the PIDs testplane/up.sh recorded.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+started=""
+stop_plane() {
+  if [[ -n "$started" ]]; then
+    TESTPLANE_DIR="$started" bash testplane/down.sh || true
+  fi
+}
+trap stop_plane EXIT
+
+if [[ -z "${TESTPLANE_KUBECONFIG:-}" ]]; then
+  export TESTPLANE_DIR="$repo/.testplane/test-run"
+  started="$TESTPLANE_DIR"
+  TESTPLANE_KUBECONFIG="$(bash testplane/up.sh | tail -n1)"
+  export TESTPLANE_KUBECONFIG
+  # plane.env names the folder of the plane's binaries, kubectl among them.
+  # shellcheck disable=SC1091
+  source "$TESTPLANE_DIR/plane.env"
+  export TESTPLANE_KUBECTL="$BIN_DIR/kubectl"
+  unset TESTPLANE_DIR
+fi
+export TESTPLANE_KUBECTL="${TESTPLANE_KUBECTL:-$(command -v kubectl || echo kubectl)}"
+echo "test: control plane kubeconfig $TESTPLANE_KUBECONFIG" >&2
+
+mkdir -p "$repo/target"
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$repo/target/test-output.log"
+status=${PIPESTATUS[0]}
+
+# Stop the plane now so the summary below is the last thing printed.
+stop_plane
+started=""
+
+# One summary line over every test binary, in cargo's own words.
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "test result: %s. %d passed; %d failed; %d ignored (all test binaries)\n",
+           (f == 0 ? "ok" : "FAILED"), p, f, i }' "$repo/target/test-output.log"
+exit "$status"
