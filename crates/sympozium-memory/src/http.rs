@@ -1,0 +1,190 @@
+//! The HTTP API (axum). Routes, status codes and error strings follow spec 09; the
+//! `/memories/{id}` routes, exact tag filters and pagination are additions.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::MemoryError;
+use crate::store::Store;
+use crate::types::{Envelope, ListQuery, SearchRequest, StoreRequest, UpdateRequest};
+
+/// Largest request body accepted when the per-memory limit is off.
+const UNLIMITED_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Builds the router over `store`.
+pub fn router(store: Store) -> Router {
+    let body_limit = match usize::try_from(store.limits().max_entry_bytes) {
+        Ok(0) | Err(_) => UNLIMITED_BODY_BYTES,
+        // JSON escaping can grow text up to six times (`\u0000`); leave room for tags.
+        Ok(max) => max.saturating_mul(6).saturating_add(64 * 1024),
+    };
+    Router::new()
+        .route("/health", get(health))
+        .route("/search", axum::routing::post(search))
+        .route("/store", axum::routing::post(store_memory))
+        .route("/list", get(list))
+        .route("/memories/{id}", get(get_memory).put(update_memory).delete(delete_memory))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(store)
+}
+
+/// An error response: status plus `{success:false, error}`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+}
+
+impl From<MemoryError> for ApiError {
+    fn from(err: MemoryError) -> Self {
+        let status = match &err {
+            MemoryError::Invalid(_) => StatusCode::BAD_REQUEST,
+            MemoryError::NotFound(_) => StatusCode::NOT_FOUND,
+            MemoryError::LimitExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %err, "request failed");
+        }
+        Self { status, message: err.to_string() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body: Envelope<()> = Envelope { success: false, content: None, error: Some(self.message) };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn ok<T: Serialize>(content: T) -> Response {
+    Json(Envelope { success: true, content: Some(content), error: None }).into_response()
+}
+
+/// Parses a JSON body, naming the problem when it is not valid.
+fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(|rejection| ApiError {
+        status: rejection.status(),
+        message: format!("invalid request body: {}", rejection.body_text()),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::bad_request(format!("invalid memory id {raw:?}: expected an integer")))
+}
+
+async fn health() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()
+}
+
+async fn search(State(store): State<Store>, body: Result<Bytes, BytesRejection>) -> Response {
+    let result = async {
+        let request: SearchRequest = parse_body(body)?;
+        if request.query.trim().is_empty() {
+            return Err(ApiError::bad_request("'query' is required"));
+        }
+        let found = store.search(request).await?;
+        tracing::debug!(results = found.len(), "search");
+        Ok(ok(found))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn store_memory(State(store): State<Store>, body: Result<Bytes, BytesRejection>) -> Response {
+    let result = async {
+        let request: StoreRequest = parse_body(body)?;
+        let stored = store.store(request).await?;
+        tracing::debug!(id = stored.id, "stored memory");
+        Ok::<_, ApiError>(ok(stored))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn list(State(store): State<Store>, Query(pairs): Query<Vec<(String, String)>>) -> Response {
+    let result = async {
+        let mut query = ListQuery::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "tags" => query.tags_substring = Some(value),
+                "tag" => query.tags.push(value),
+                // Spec: an invalid or non-positive limit means the default.
+                "limit" => query.limit = value.trim().parse().ok(),
+                "offset" => {
+                    let offset = value.trim().parse::<i64>().ok().filter(|n| *n >= 0);
+                    query.offset = Some(offset.ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "invalid 'offset' {value:?}: expected a non-negative integer"
+                        ))
+                    })?);
+                }
+                _ => {}
+            }
+        }
+        let entries = store.list(query).await?;
+        Ok::<_, ApiError>(ok(entries))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn get_memory(State(store): State<Store>, Path(raw): Path<String>) -> Response {
+    let result = async {
+        let id = parse_id(&raw)?;
+        Ok::<_, ApiError>(ok(store.get(id).await?))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn update_memory(
+    State(store): State<Store>,
+    Path(raw): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let id = parse_id(&raw)?;
+        let request: UpdateRequest = parse_body(body)?;
+        let entry = store.update(id, request).await?;
+        tracing::debug!(id, "updated memory");
+        Ok::<_, ApiError>(ok(entry))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn delete_memory(State(store): State<Store>, Path(raw): Path<String>) -> Response {
+    let result = async {
+        let id = parse_id(&raw)?;
+        let deleted = store.delete(id).await?;
+        tracing::debug!(id, "deleted memory");
+        Ok::<_, ApiError>(ok(deleted))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    ApiError { status: StatusCode::NOT_FOUND, message: format!("no route for {method} {}", uri.path()) }
+        .into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!("method {method} is not allowed on {}", uri.path()),
+    }
+    .into_response()
+}

@@ -1,0 +1,78 @@
+//! Sympozium memory server: persistent, searchable memory for an agent instance.
+//!
+//! SQLite (WAL, `synchronous=FULL`) with an FTS5 external-content index, behind the HTTP API of
+//! spec 09 (`/health`, `/search`, `/store`, `/list`) plus `/memories/{id}` (get, update,
+//! delete), exact tag filters and pagination. [`MemoryClient`] speaks that API.
+//!
+//! Modules: [`schema`] (opening safely, migrations), [`query`] (FTS5 query building),
+//! [`store`] (database operations), [`http`] (routes), [`client`], [`seeds`], [`config`].
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod query;
+pub mod schema;
+pub mod seeds;
+pub mod store;
+pub mod types;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+pub use client::{ClientError, MemoryClient};
+pub use config::{Config, Limits};
+pub use error::{MemoryError, Result};
+pub use store::{Stats, Store};
+pub use types::{Deleted, Entry, Envelope, ListQuery, SearchRequest, StoreRequest, Stored, UpdateRequest};
+
+/// A memory server whose database is open, seeds imported and socket bound, ready to serve.
+pub struct Server {
+    store: Store,
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Opens the database, imports seeds, and binds the listening socket.
+    pub async fn bind(config: &Config) -> Result<Self> {
+        let store = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || {
+                Store::open(&config.db_path, config.limits(), config.startup_check, config.readers)
+            })
+            .await
+            .map_err(|e| MemoryError::Task(e.to_string()))??
+        };
+        if let Some(path) = config.seeds_file() {
+            let seeds = seeds::read_seeds(path)?;
+            let total = seeds.len();
+            let imported = store.import_seeds(seeds).await?;
+            tracing::info!(total, imported, path = %path.display(), "seeds imported");
+        }
+        let wanted = SocketAddr::new(config.bind, config.port);
+        let listener = tokio::net::TcpListener::bind(wanted)
+            .await
+            .map_err(|source| MemoryError::Bind { addr: wanted, source })?;
+        let addr = listener.local_addr().map_err(|source| MemoryError::Bind { addr: wanted, source })?;
+        Ok(Self { store, listener, addr })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes, then checkpoints the WAL.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let app = http::router(self.store.clone());
+        tracing::info!(addr = %self.addr, "memory server listening");
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| MemoryError::Bind { addr: self.addr, source })?;
+        self.store.checkpoint().await?;
+        tracing::info!("memory server stopped");
+        Ok(())
+    }
+}
