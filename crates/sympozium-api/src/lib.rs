@@ -8,9 +8,11 @@ pub mod common;
 pub mod config;
 pub mod crds;
 pub mod instance;
+pub mod labels;
 pub mod mcpserver;
 pub mod personapack;
 pub mod policy;
+pub mod resolve;
 pub mod schedule;
 pub mod skillpack;
 

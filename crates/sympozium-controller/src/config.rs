@@ -1,0 +1,60 @@
+//! Command-line configuration of the controller manager (flags with environment fallbacks).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::settings::Settings;
+
+/// The Sympozium controller manager.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "sympozium-controller", version, about)]
+pub struct Config {
+    /// Kubeconfig to use; in-cluster configuration when unset.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint.
+    #[arg(long, env = "SYMPOZIUM_METRICS_BIND_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub metrics_bind_address: SocketAddr,
+    /// Address of the `/healthz` and `/readyz` endpoints.
+    #[arg(long, env = "SYMPOZIUM_HEALTH_PROBE_BIND_ADDRESS", default_value = "0.0.0.0:8081")]
+    pub health_probe_bind_address: SocketAddr,
+    /// Elect a leader among replicas on the Lease `sympozium-controller-leader`.
+    #[arg(long, env = "SYMPOZIUM_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace Sympozium runs in (NATS, built-in skills and policies, the leader Lease).
+    #[arg(long, env = "SYMPOZIUM_SYSTEM_NAMESPACE", default_value = "sympozium-system")]
+    pub system_namespace: String,
+    /// Watch only this namespace (all namespaces when unset).
+    #[arg(long, env = "SYMPOZIUM_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Registry of every image the controller puts into pods.
+    #[arg(long, env = "SYMPOZIUM_IMAGE_REGISTRY", default_value = "ghcr.io/sympozium-ai/sympozium")]
+    pub image_registry: String,
+    /// Tag of every image the controller puts into pods.
+    #[arg(long, env = "SYMPOZIUM_IMAGE_TAG", default_value = "latest")]
+    pub image_tag: String,
+    /// NATS URL handed to pods (default `nats://nats.<system namespace>.svc:4222`).
+    #[arg(long, env = "SYMPOZIUM_EVENT_BUS_URL")]
+    pub event_bus_url: Option<String>,
+    /// OTLP endpoint pods default to when their instance names none.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", default_value = "")]
+    pub otlp_endpoint: String,
+    /// Identity in the leader Lease and in Events (defaults to the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+impl Config {
+    /// The settings controllers build pods from.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            image_registry: self.image_registry.clone(),
+            image_tag: self.image_tag.clone(),
+            system_namespace: self.system_namespace.clone(),
+            event_bus_url: self.event_bus_url.clone(),
+            otlp_endpoint: self.otlp_endpoint.clone(),
+        }
+    }
+}

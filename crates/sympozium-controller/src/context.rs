@@ -1,0 +1,56 @@
+//! What every reconcile gets: a client, the deployment settings, metrics, backoff state
+//! and an event recorder.
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use sympozium_kube::backoff::Backoff;
+use sympozium_kube::metrics::Metrics;
+
+use crate::settings::Settings;
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Deployment settings.
+    pub settings: Settings,
+    /// Reconcile metrics.
+    pub metrics: Metrics,
+    /// Per-object retry backoff.
+    pub backoff: Backoff,
+    /// Kubernetes Events publisher.
+    pub recorder: Recorder,
+    /// Only this namespace is watched when set (all namespaces otherwise).
+    pub namespace: Option<String>,
+}
+
+impl Context {
+    /// A context whose Events are reported as `sympozium-controller/<instance>`.
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        metrics: Metrics,
+        namespace: Option<String>,
+        identity: &str,
+    ) -> Self {
+        let reporter =
+            Reporter { controller: "sympozium-controller".into(), instance: Some(identity.into()) };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            metrics,
+            backoff: Backoff::default(),
+            namespace,
+        }
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}

@@ -1,0 +1,422 @@
+//! Pure builders: the Kubernetes objects an instance should own, from its spec and the
+//! deployment settings. No client here, so every shape is unit-tested.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, Container, ContainerPort, EnvFromSource, EnvVar, HTTPGetAction,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::ObjectMeta;
+use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+use sympozium_api::agentrun::{ModelSpec, RunMode};
+use sympozium_api::instance::{ChannelSpec, ChannelType};
+use sympozium_api::labels::{self, component, skills};
+use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, resolve};
+
+use crate::settings::Settings;
+
+/// Placeholder written into a new legacy memory ConfigMap.
+pub const MEMORY_PLACEHOLDER: &str = "# Agent Memory\n\nNo memories recorded yet.\n";
+/// Pod-template annotation carrying the credentials Secret's resourceVersion, so a changed
+/// Secret rolls the channel Deployment without the controller reading secret values.
+pub const CONFIG_VERSION_ANNOTATION: &str = "sympozium.ai/config-version";
+/// Pod-template annotation carrying a hash of the channel's access control.
+pub const ACCESS_HASH_ANNOTATION: &str = "sympozium.ai/access-control-hash";
+
+/// Name of the channel Deployment of `channel` on `instance`.
+pub fn channel_deployment_name(instance: &str, channel: ChannelType) -> String {
+    format!("{instance}-channel-{channel}")
+}
+
+/// Name of the legacy memory ConfigMap, and of the memory server Deployment and Service.
+pub fn memory_name(instance: &str) -> String {
+    format!("{instance}-memory")
+}
+
+/// Name of the memory server's database PVC.
+pub fn memory_pvc_name(instance: &str) -> String {
+    format!("{instance}-memory-db")
+}
+
+/// Name of the serving AgentRun of the web-endpoint skill.
+pub fn web_endpoint_run_name(instance: &str) -> String {
+    format!("{instance}-web-endpoint")
+}
+
+/// Whether the instance attaches the `memory` skill (and so gets a memory server).
+pub fn wants_memory_server(inst: &SympoziumInstance) -> bool {
+    inst.spec.skills.iter().any(|s| s.skill_pack_ref.as_deref() == Some(skills::MEMORY))
+}
+
+/// Whether the legacy ConfigMap memory is on (`spec.memory.enabled`).
+pub fn wants_memory_configmap(inst: &SympoziumInstance) -> bool {
+    inst.spec.memory.as_ref().is_some_and(|m| m.enabled)
+}
+
+fn owner(inst: &SympoziumInstance) -> Vec<OwnerReference> {
+    inst.controller_owner_ref(&()).into_iter().collect()
+}
+
+fn meta(inst: &SympoziumInstance, name: String, labels: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: inst.namespace(),
+        labels: Some(labels),
+        owner_references: Some(owner(inst)),
+        ..Default::default()
+    }
+}
+
+fn labels_of(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+}
+
+fn quantity(s: &str) -> Quantity {
+    Quantity(s.to_string())
+}
+
+/// Non-root, read-only root filesystem, no capabilities, RuntimeDefault seccomp.
+fn locked_down_container() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn locked_down_pod() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(1000),
+        run_as_group: Some(1000),
+        fs_group: Some(1000),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// The OTLP endpoint channel pods export to: none when the instance turns observability
+/// off, the instance's endpoint when it names one, else the controller's own.
+pub fn otlp_endpoint(inst: &SympoziumInstance, settings: &Settings) -> String {
+    match &inst.spec.observability {
+        Some(o) if !o.enabled => String::new(),
+        Some(o) if o.otlp_endpoint.as_deref().is_some_and(|e| !e.is_empty()) => {
+            o.otlp_endpoint.clone().unwrap_or_default()
+        }
+        _ => settings.otlp_endpoint.clone(),
+    }
+}
+
+fn short_hash(value: &impl serde::Serialize) -> String {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    hex::encode(&Sha256::digest(bytes)[..8])
+}
+
+/// The Deployment of one channel. `secret_version` is the resourceVersion of the
+/// channel's credentials Secret (when it names one).
+pub fn channel_deployment(
+    inst: &SympoziumInstance,
+    channel: &ChannelSpec,
+    secret_version: Option<&str>,
+    settings: &Settings,
+) -> Deployment {
+    let name = inst.name_any();
+    let deploy_name = channel_deployment_name(&name, channel.type_);
+    let kind = channel.type_.as_str();
+    let labels = labels_of(&[
+        (labels::COMPONENT, component::CHANNEL),
+        (labels::CHANNEL, kind),
+        (labels::INSTANCE, &name),
+    ]);
+    let whatsapp = channel.type_ == ChannelType::Whatsapp;
+    let secret = channel.config_ref.secret.trim();
+
+    let mut annotations = BTreeMap::new();
+    if let Some(version) = secret_version {
+        annotations.insert(CONFIG_VERSION_ANNOTATION.to_string(), version.to_string());
+    }
+    if let Some(ac) = &channel.access_control {
+        annotations.insert(ACCESS_HASH_ANNOTATION.to_string(), short_hash(ac));
+    }
+
+    let container = Container {
+        name: "channel".into(),
+        image: Some(settings.image(&format!("channel-{kind}"))),
+        image_pull_policy: Some("IfNotPresent".into()),
+        env: Some(vec![
+            env("INSTANCE_NAME", name.clone()),
+            env("EVENT_BUS_URL", settings.event_bus_url()),
+            env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint(inst, settings)),
+            env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            env("OTEL_SERVICE_NAME", format!("sympozium-channel-{kind}")),
+        ]),
+        env_from: (!secret.is_empty()).then(|| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource { name: secret.to_string(), optional: None }),
+                ..Default::default()
+            }]
+        }),
+        volume_mounts: whatsapp.then(|| {
+            vec![VolumeMount {
+                name: "whatsapp-data".into(),
+                mount_path: "/data".into(),
+                ..Default::default()
+            }]
+        }),
+        security_context: Some(locked_down_container()),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: meta(inst, deploy_name.clone(), labels.clone()),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector { match_labels: Some(labels.clone()), ..Default::default() },
+            // The WhatsApp session lives on a ReadWriteOnce volume: never two pods at once.
+            strategy: whatsapp
+                .then(|| DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: (!annotations.is_empty()).then_some(annotations),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    image_pull_secrets: (!inst.spec.image_pull_secrets.is_empty())
+                        .then(|| inst.spec.image_pull_secrets.clone()),
+                    security_context: Some(locked_down_pod()),
+                    automount_service_account_token: Some(false),
+                    volumes: whatsapp.then(|| {
+                        vec![Volume {
+                            name: "whatsapp-data".into(),
+                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                                claim_name: format!("{deploy_name}-data"),
+                                read_only: None,
+                            }),
+                            ..Default::default()
+                        }]
+                    }),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn pvc(
+    inst: &SympoziumInstance,
+    name: String,
+    labels: BTreeMap<String, String>,
+    size: &str,
+) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: meta(inst, name, labels),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some([("storage".to_string(), quantity(size))].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The WhatsApp session PVC `<deployment>-data` (256Mi).
+pub fn whatsapp_pvc(inst: &SympoziumInstance) -> PersistentVolumeClaim {
+    let name = inst.name_any();
+    let labels = labels_of(&[
+        (labels::COMPONENT, component::CHANNEL),
+        (labels::CHANNEL, ChannelType::Whatsapp.as_str()),
+        (labels::INSTANCE, &name),
+    ]);
+    pvc(inst, format!("{}-data", channel_deployment_name(&name, ChannelType::Whatsapp)), labels, "256Mi")
+}
+
+/// The legacy memory ConfigMap with its placeholder.
+pub fn memory_configmap(inst: &SympoziumInstance) -> ConfigMap {
+    let name = inst.name_any();
+    ConfigMap {
+        metadata: meta(
+            inst,
+            memory_name(&name),
+            labels_of(&[(labels::INSTANCE, &name), (labels::COMPONENT, component::MEMORY)]),
+        ),
+        data: Some([("MEMORY.md".to_string(), MEMORY_PLACEHOLDER.to_string())].into()),
+        ..Default::default()
+    }
+}
+
+/// The memory server's database PVC (1Gi).
+pub fn memory_pvc(inst: &SympoziumInstance) -> PersistentVolumeClaim {
+    let name = inst.name_any();
+    pvc(
+        inst,
+        memory_pvc_name(&name),
+        labels_of(&[(labels::INSTANCE, &name), (labels::COMPONENT, component::MEMORY_DB)]),
+        "1Gi",
+    )
+}
+
+fn memory_labels(inst: &str) -> BTreeMap<String, String> {
+    labels_of(&[(labels::COMPONENT, component::MEMORY), (labels::INSTANCE, inst)])
+}
+
+fn health_probe(period: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/health".into()),
+            port: IntOrString::Int(8080),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        ..Default::default()
+    }
+}
+
+/// The memory server Deployment `<inst>-memory`.
+pub fn memory_deployment(inst: &SympoziumInstance, settings: &Settings) -> Deployment {
+    let name = inst.name_any();
+    let labels = memory_labels(&name);
+    let container = Container {
+        name: "memory-server".into(),
+        image: Some(settings.image("skill-memory")),
+        image_pull_policy: Some("IfNotPresent".into()),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: 8080,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        env: Some(vec![env("MEMORY_DB_PATH", "/data/memory.db"), env("MEMORY_PORT", "8080")]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "memory-db".into(),
+            mount_path: "/data".into(),
+            ..Default::default()
+        }]),
+        startup_probe: Some(Probe { failure_threshold: Some(30), ..health_probe(2) }),
+        readiness_probe: Some(health_probe(10)),
+        liveness_probe: Some(Probe { initial_delay_seconds: Some(5), ..health_probe(30) }),
+        resources: Some(ResourceRequirements {
+            requests: Some(
+                [("cpu".to_string(), quantity("50m")), ("memory".to_string(), quantity("64Mi"))].into(),
+            ),
+            limits: Some(
+                [("cpu".to_string(), quantity("200m")), ("memory".to_string(), quantity("128Mi"))].into(),
+            ),
+            ..Default::default()
+        }),
+        security_context: Some(locked_down_container()),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: meta(inst, memory_name(&name), labels.clone()),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector { match_labels: Some(labels.clone()), ..Default::default() },
+            // SQLite on a ReadWriteOnce volume: one writer pod at a time.
+            strategy: Some(DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    security_context: Some(locked_down_pod()),
+                    automount_service_account_token: Some(false),
+                    image_pull_secrets: (!inst.spec.image_pull_secrets.is_empty())
+                        .then(|| inst.spec.image_pull_secrets.clone()),
+                    volumes: Some(vec![Volume {
+                        name: "memory-db".into(),
+                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                            claim_name: memory_pvc_name(&name),
+                            read_only: None,
+                        }),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The memory server Service `<inst>-memory` on port 8080.
+pub fn memory_service(inst: &SympoziumInstance) -> Service {
+    let name = inst.name_any();
+    let labels = memory_labels(&name);
+    Service {
+        metadata: meta(inst, memory_name(&name), labels.clone()),
+        spec: Some(ServiceSpec {
+            selector: Some(labels),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 8080,
+                target_port: Some(IntOrString::Int(8080)),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The serving AgentRun `<inst>-web-endpoint`, when the instance attaches the
+/// web-endpoint skill.
+pub fn web_endpoint_run(inst: &SympoziumInstance) -> Option<AgentRun> {
+    let skill = inst.spec.skills.iter().find(|s| {
+        matches!(s.skill_pack_ref.as_deref(), Some(skills::WEB_ENDPOINT | skills::WEB_ENDPOINT_LEGACY))
+    })?;
+    let name = inst.name_any();
+    let agent = &inst.spec.agents.default;
+    let mut run = AgentRun::new(
+        &web_endpoint_run_name(&name),
+        AgentRunSpec {
+            instance_ref: name.clone(),
+            agent_id: "web-endpoint".into(),
+            session_key: "web-endpoint".into(),
+            task: "Serve HTTP requests for this instance".into(),
+            mode: RunMode::Server,
+            model: ModelSpec {
+                provider: resolve::provider(&inst.spec),
+                model: agent.model.clone(),
+                base_url: agent.base_url.clone().filter(|u| !u.is_empty()),
+                thinking: None,
+                auth_secret_ref: resolve::auth_secret(&inst.spec),
+                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
+            },
+            skills: vec![skill.clone()],
+            image_pull_secrets: inst.spec.image_pull_secrets.clone(),
+            ..Default::default()
+        },
+    );
+    run.metadata = meta(
+        inst,
+        web_endpoint_run_name(&name),
+        labels_of(&[(labels::INSTANCE, &name), (labels::COMPONENT, component::WEB_ENDPOINT)]),
+    );
+    Some(run)
+}
+
+#[cfg(test)]
+#[path = "build_tests.rs"]
+mod tests;

@@ -1,0 +1,219 @@
+//! The SympoziumInstance controller: keeps an instance's channel Deployments, memory
+//! (ConfigMap, database PVC, server Deployment and Service) and serving AgentRun converged to
+//! its spec, and reports their health in status.
+//!
+//! Pipeline per reconcile: dereference → build (pure) → apply/prune → status, with cleanup
+//! under the `sympozium.ai/finalizer` finalizer.
+
+pub mod apply;
+pub mod build;
+pub mod cleanup;
+pub mod dereference;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use sympozium_api::labels::{self, INSTANCE_FINALIZER};
+use sympozium_api::{AgentRun, SympoziumInstance};
+
+use crate::context::Context;
+
+/// Name used in metrics and logs.
+pub const CONTROLLER: &str = "sympoziuminstance";
+
+/// Errors of one reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Some children could not be converged.
+    #[error("converging children failed: {0}")]
+    Converge(String),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "kube",
+            Self::Converge(_) => "converge",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until the process is asked to stop.
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    let ns = ctx.namespace.clone();
+    let instances: Api<SympoziumInstance> = api(&client, &ns);
+    let children = watcher::Config::default().labels(labels::INSTANCE);
+    let controller = Controller::new(instances, watcher::Config::default().any_semantic());
+    let store = controller.store();
+
+    // A Secret appearing, disappearing or changing re-reconciles the instances whose
+    // channels name it. Metadata only: the controller never caches secret values.
+    let secrets = api::<PartialObjectMeta<Secret>>(&client, &ns);
+    let secret_store = store.clone();
+    let secret_mapper = move |secret: PartialObjectMeta<Secret>| {
+        let (ns, name) = (secret.namespace(), secret.name_any());
+        secret_store
+            .state()
+            .into_iter()
+            .filter(|i| {
+                i.namespace() == ns && i.spec.channels.iter().any(|c| c.config_ref.secret.trim() == name)
+            })
+            .map(|i| ObjectRef::from_obj(&*i))
+            .collect::<Vec<_>>()
+    };
+    let run_mapper = |run: AgentRun| {
+        let ns = run.namespace()?;
+        run.labels().get(labels::INSTANCE).map(|i| ObjectRef::<SympoziumInstance>::new(i).within(&ns))
+    };
+
+    controller
+        .owns(api::<Deployment>(&client, &ns), children.clone())
+        .owns(api::<Service>(&client, &ns), children.clone())
+        .owns(api::<ConfigMap>(&client, &ns), children.clone())
+        .watches(api::<AgentRun>(&client, &ns), children, run_mapper)
+        .watches(secrets, watcher::Config::default(), secret_mapper)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(instance = %obj, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+#[tracing::instrument(skip_all, fields(instance = %inst.name_any(), namespace = inst.namespace().unwrap_or_default()))]
+async fn reconcile(inst: Arc<SympoziumInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    let ns = inst.namespace().unwrap_or_default();
+    let api: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, INSTANCE_FINALIZER, inst.clone(), |event| async {
+        match event {
+            Finalizer::Apply(inst) => converge(&inst, &api, &ctx).await,
+            Finalizer::Cleanup(inst) => {
+                cleanup::cleanup(&inst, &ctx).await?;
+                publish(
+                    &ctx,
+                    &inst,
+                    EventType::Normal,
+                    "Deleted",
+                    "removed channel, memory and web-endpoint workloads",
+                )
+                .await;
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => {
+            ctx.backoff.succeeded(&key(&inst));
+            Ok(action)
+        }
+        Err(
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e),
+        ) => Err(e),
+        Err(e) => Err(Error::Finalizer(e.to_string())),
+    }
+}
+
+async fn converge(
+    inst: &SympoziumInstance,
+    api: &Api<SympoziumInstance>,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let name = inst.name_any();
+    if inst.status.as_ref().and_then(|s| s.phase.as_ref()).is_none() {
+        let pending =
+            sympozium_api::SympoziumInstanceStatus { phase: Some("Pending".into()), ..Default::default() };
+        status::write(api, &name, &pending).await?;
+    }
+    let observed = dereference::observe(inst, ctx).await?;
+    let converged = apply::converge(inst, &observed, ctx).await;
+
+    for what in &converged.created {
+        publish(ctx, inst, EventType::Normal, "Created", &format!("created {what}")).await;
+    }
+    for what in &converged.deleted {
+        publish(ctx, inst, EventType::Normal, "Deleted", &format!("deleted {what}, no longer in the spec"))
+            .await;
+    }
+    let new_status = status::compute(inst, &observed, &converged);
+    let previous = inst.status.as_ref();
+    for ch in new_status.channels.iter().filter(|c| c.status == "Error") {
+        let was_error = previous.is_some_and(|p| {
+            p.channels.iter().any(|o| o.type_ == ch.type_ && o.status == "Error" && o.message == ch.message)
+        });
+        if !was_error {
+            let note = format!("channel {}: {}", ch.type_, ch.message.clone().unwrap_or_default());
+            publish(ctx, inst, EventType::Warning, "ChannelSecretMissing", &note).await;
+        }
+    }
+    if status::changed(previous, &new_status) {
+        status::write(api, &name, &new_status).await?;
+    }
+    if !converged.errors.is_empty() {
+        publish(ctx, inst, EventType::Warning, "ConvergeFailed", &converged.errors.join("; ")).await;
+        return Err(Error::Converge(converged.errors.join("; ")));
+    }
+    // Everything the instance depends on is watched; the periodic requeue is a safety net.
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+fn error_policy(inst: Arc<SympoziumInstance>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failure(CONTROLLER, error.reason());
+    let delay = ctx.backoff.failed(&key(&inst));
+    tracing::warn!(instance = %inst.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+fn key(inst: &SympoziumInstance) -> String {
+    format!("{}/{}", inst.namespace().unwrap_or_default(), inst.name_any())
+}
+
+async fn publish(ctx: &Context, inst: &SympoziumInstance, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &inst.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish event");
+    }
+}

@@ -1,0 +1,122 @@
+//! Status: what the instance reports, computed from what was observed and converged, and
+//! written through the status subresource only when it changed.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_api::instance::WebEndpointStatus;
+use sympozium_api::labels::{self, component};
+use sympozium_api::{SympoziumInstance, SympoziumInstanceStatus};
+use sympozium_kube::FIELD_MANAGER;
+
+use super::apply::Converged;
+use super::dereference::Observed;
+
+/// Computes the instance's status. `previous` keeps condition transition times and
+/// channel health timestamps stable.
+pub fn compute(
+    inst: &SympoziumInstance,
+    observed: &Observed,
+    converged: &Converged,
+) -> SympoziumInstanceStatus {
+    let previous = inst.status.clone().unwrap_or_default();
+    let phase_of = |r: &sympozium_api::AgentRun| r.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
+    let live = observed.runs.iter().filter(|r| r.metadata.deletion_timestamp.is_none());
+    let active = live
+        .clone()
+        .filter(|r| matches!(phase_of(r), AgentRunPhase::Running | AgentRunPhase::Serving))
+        .count();
+    let serving = live.clone().any(|r| phase_of(r) == AgentRunPhase::Serving);
+
+    let mut channels = converged.channels.clone();
+    for ch in &mut channels {
+        ch.last_health_check =
+            previous.channels.iter().find(|p| p.type_ == ch.type_).and_then(|p| p.last_health_check.clone());
+    }
+
+    let broken: Vec<_> = channels.iter().filter(|c| c.status == "Error").collect();
+    let (phase, ready) = if !converged.errors.is_empty() {
+        ("Error", condition(false, "ApplyFailed", converged.errors.join("; ")))
+    } else if !broken.is_empty() {
+        let detail: Vec<_> = broken
+            .iter()
+            .map(|c| format!("{}: {}", c.type_, c.message.clone().unwrap_or_default()))
+            .collect();
+        let phase = if serving { "Serving" } else { "Running" };
+        (phase, condition(false, "ChannelNotReady", detail.join("; ")))
+    } else if serving {
+        ("Serving", condition(true, "Serving", "all children converged; the web endpoint is serving".into()))
+    } else {
+        ("Running", condition(true, "Reconciled", "all children converged".into()))
+    };
+
+    let web_endpoint = live
+        .clone()
+        .find(|r| r.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::WEB_ENDPOINT))
+        .map(|r| {
+            let status = r.status.clone().unwrap_or_default();
+            WebEndpointStatus {
+                status: format!("{:?}", status.phase.unwrap_or_default()),
+                url: status
+                    .service_name
+                    .map(|svc| format!("http://{svc}.{}.svc:8080", r.namespace().unwrap_or_default())),
+                auth_secret_name: None,
+            }
+        });
+
+    SympoziumInstanceStatus {
+        phase: Some(phase.into()),
+        channels,
+        active_agent_pods: i32::try_from(active).unwrap_or(i32::MAX),
+        // Runs are counted while they exist; the count never goes down when old runs are
+        // pruned from history.
+        total_agent_runs: previous
+            .total_agent_runs
+            .max(i64::try_from(observed.runs.len()).unwrap_or(i64::MAX)),
+        conditions: vec![keep_transition_time(ready, &previous.conditions, inst.metadata.generation)],
+        web_endpoint,
+    }
+}
+
+fn condition(ok: bool, reason: &str, message: String) -> Condition {
+    Condition {
+        type_: "Ready".into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: Time(Timestamp::now()),
+        observed_generation: None,
+    }
+}
+
+fn keep_transition_time(mut new: Condition, previous: &[Condition], generation: Option<i64>) -> Condition {
+    new.observed_generation = generation;
+    if let Some(old) = previous.iter().find(|c| c.type_ == new.type_)
+        && old.status == new.status
+    {
+        new.last_transition_time = old.last_transition_time.clone();
+    }
+    new
+}
+
+/// Whether two statuses differ in anything but timestamps that `compute` preserves anyway.
+pub fn changed(old: Option<&SympoziumInstanceStatus>, new: &SympoziumInstanceStatus) -> bool {
+    old != Some(new)
+}
+
+/// Writes `status` through the status subresource (server-side apply).
+pub async fn write(
+    api: &Api<SympoziumInstance>,
+    name: &str,
+    status: &SympoziumInstanceStatus,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({
+        "apiVersion": "sympozium.ai/v1alpha1",
+        "kind": "SympoziumInstance",
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
+}

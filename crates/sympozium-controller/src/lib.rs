@@ -1,0 +1,116 @@
+//! The Sympozium controller manager: hosts the controllers, serves metrics and health, and
+//! elects a leader among replicas.
+
+pub mod config;
+pub mod context;
+pub mod http;
+pub mod instance;
+pub mod settings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config as KubeConfig};
+use sympozium_kube::leader::{self, LeaseConfig};
+use sympozium_kube::metrics::Metrics;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::context::Context;
+
+/// Errors that stop the manager.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable cluster configuration.
+    #[error("kubernetes configuration: {0}")]
+    Config(String),
+    /// An endpoint could not listen.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Leadership was lost; the process exits so a fresh replica can take over cleanly.
+    #[error("lost leadership of the lease")]
+    LostLeadership,
+}
+
+/// Builds a client from `--kubeconfig` or the in-cluster environment.
+pub async fn client(config: &Config) -> Result<Client, Error> {
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let kc =
+                Kubeconfig::read_from(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            KubeConfig::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| Error::Config(e.to_string()))?
+        }
+        None => KubeConfig::infer().await.map_err(|e| Error::Config(e.to_string()))?,
+    };
+    Client::try_from(kube_config).map_err(|e| Error::Config(e.to_string()))
+}
+
+async fn serve(
+    addr: std::net::SocketAddr,
+    router: axum::Router,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr, source })?;
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "HTTP endpoint stopped");
+        }
+    }))
+}
+
+/// Runs the manager until a shutdown signal (or loss of leadership).
+pub async fn run(config: Config) -> Result<(), Error> {
+    let client = client(&config).await?;
+    let metrics = Metrics::default();
+    let identity = config.identity.clone().unwrap_or_else(default_identity);
+    let (ready_tx, ready_rx) = watch::channel(!config.leader_elect);
+    serve(config.metrics_bind_address, http::metrics_router(metrics.clone())).await?;
+    serve(config.health_probe_bind_address, http::health_router(ready_rx.clone())).await?;
+    tracing::info!(metrics = %config.metrics_bind_address, health = %config.health_probe_bind_address, "endpoints up");
+
+    if config.leader_elect {
+        let lease = LeaseConfig {
+            name: "sympozium-controller-leader".into(),
+            namespace: config.system_namespace.clone(),
+            identity: identity.clone(),
+            lease_duration: Duration::from_secs(15),
+            retry_period: Duration::from_secs(2),
+        };
+        tokio::spawn(leader::run(client.clone(), lease, ready_tx));
+        let mut leading = ready_rx.clone();
+        tracing::info!(%identity, "waiting to become leader");
+        if leading.wait_for(|l| *l).await.is_err() {
+            return Err(Error::LostLeadership);
+        }
+        tracing::info!(%identity, "leading");
+    }
+
+    let ctx =
+        Arc::new(Context::new(client, config.settings(), metrics, config.watch_namespace.clone(), &identity));
+    let controllers = instance::run(ctx);
+    if config.leader_elect {
+        let mut leading = ready_rx;
+        tokio::select! {
+            () = controllers => Ok(()),
+            _ = leading.wait_for(|l| !*l) => Err(Error::LostLeadership),
+        }
+    } else {
+        controllers.await;
+        Ok(())
+    }
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host = if host.is_empty() { "sympozium-controller".to_string() } else { host };
+    format!("{host}-{}", std::process::id())
+}

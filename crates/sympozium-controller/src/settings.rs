@@ -1,0 +1,60 @@
+//! Settings every controller shares: where images come from, the system namespace and the
+//! addresses built into the pods the controllers create.
+
+/// Deployment-wide settings (from the controller manager's flags).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Registry (and path) of every Sympozium image, e.g. `ghcr.io/sympozium-ai/sympozium`.
+    pub image_registry: String,
+    /// Tag of every Sympozium image.
+    pub image_tag: String,
+    /// Namespace Sympozium itself runs in (NATS, built-in skills and policies).
+    pub system_namespace: String,
+    /// NATS URL handed to pods; derived from the system namespace when unset.
+    pub event_bus_url: Option<String>,
+    /// The controller's own OTLP endpoint, the default for pods whose instance sets none.
+    pub otlp_endpoint: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            image_registry: "ghcr.io/sympozium-ai/sympozium".into(),
+            image_tag: "latest".into(),
+            system_namespace: "sympozium-system".into(),
+            event_bus_url: None,
+            otlp_endpoint: String::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Full reference of the Sympozium image `name`.
+    pub fn image(&self, name: &str) -> String {
+        format!("{}/{}:{}", self.image_registry.trim_end_matches('/'), name, self.image_tag)
+    }
+
+    /// The NATS URL pods connect to.
+    pub fn event_bus_url(&self) -> String {
+        self.event_bus_url
+            .clone()
+            .unwrap_or_else(|| format!("nats://nats.{}.svc:4222", self.system_namespace))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_registry_and_tag_for_every_image_and_a_configurable_system_namespace() {
+        let s = Settings {
+            image_registry: "registry.local/sym/".into(),
+            image_tag: "v1".into(),
+            system_namespace: "agents".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.image("channel-slack"), "registry.local/sym/channel-slack:v1");
+        assert_eq!(s.event_bus_url(), "nats://nats.agents.svc:4222");
+    }
+}

@@ -1,0 +1,9 @@
+//! Kubernetes plumbing shared by Sympozium's controllers and servers.
+
+pub mod apply;
+pub mod backoff;
+pub mod leader;
+pub mod metrics;
+
+/// Field manager of every server-side apply the controllers make.
+pub const FIELD_MANAGER: &str = "sympozium-controller";
