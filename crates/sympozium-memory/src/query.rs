@@ -9,7 +9,8 @@
 //!
 //! Two expressions are built: [`FtsQuery::all`] requires every term (tried first), and
 //! [`FtsQuery::any`] requires any of them (used when the first finds fewer than `top_k`).
-//! Phrases are required in both.
+//! Quoted phrases are required in both; with phrases, the terms only raise the ranking in the
+//! second expression.
 
 /// The most terms one query uses; the rest of a very long text is ignored.
 pub const MAX_TERMS: usize = 32;
@@ -31,7 +32,8 @@ const STOP_WORDS: &[&str] = &[
 pub struct FtsQuery {
     /// Every phrase and every term must match.
     pub all: String,
-    /// Every phrase and at least one term must match; `None` when it would equal [`Self::all`].
+    /// Every phrase must match, terms are optional (but count for ranking); without phrases, at
+    /// least one term must match. `None` when it would match the same as [`Self::all`].
     pub any: Option<String>,
 }
 
@@ -58,10 +60,13 @@ pub fn build(text: &str) -> Option<FtsQuery> {
         return None;
     }
     let all = phrases.iter().chain(terms.iter()).cloned().collect::<Vec<_>>().join(" AND ");
-    let any = match (phrases.len(), terms.len()) {
-        (_, 0) if phrases.len() > 1 => Some(phrases.join(" OR ")),
-        (0, n) if n > 1 => Some(terms.join(" OR ")),
-        (p, n) if p > 0 && n > 1 => Some(format!("{} AND ({})", phrases.join(" AND "), terms.join(" OR "))),
+    let any = match (phrases.first(), terms.len()) {
+        (None, n) if n > 1 => Some(terms.join(" OR ")),
+        // Phrases stay required; the first phrase inside the OR keeps the match set equal to
+        // "all phrases" while bm25 still rewards every term a memory contains.
+        (Some(first), n) if n > 0 => {
+            Some(format!("{} AND ({first} OR {})", phrases.join(" AND "), terms.join(" OR ")))
+        }
         _ => None,
     };
     Some(FtsQuery { all, any })
@@ -141,7 +146,13 @@ mod tests {
     fn phrases_are_required() {
         let q = build("\"connection refused\" postgres replica").unwrap();
         assert_eq!(q.all, "\"connection refused\" AND \"postgres\"* AND \"replica\"*");
-        assert_eq!(q.any.as_deref(), Some("\"connection refused\" AND (\"postgres\"* OR \"replica\"*)"));
+        assert_eq!(
+            q.any.as_deref(),
+            Some("\"connection refused\" AND (\"connection refused\" OR \"postgres\"* OR \"replica\"*)")
+        );
+        let two = build("\"disk full\" \"node pool\"").unwrap();
+        assert_eq!(two.all, "\"disk full\" AND \"node pool\"");
+        assert_eq!(two.any, None);
         let only = build("\"disk full\"").unwrap();
         assert_eq!(only.all, "\"disk full\"");
         assert_eq!(only.any, None);

@@ -122,7 +122,11 @@ pub fn open_writer(path: &Path, startup_check: bool) -> Result<Connection> {
     if startup_check && state != FileState::Empty {
         let verdict: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| unusable(format!("integrity check failed to run: {e}")))?;
+            .map_err(|e| {
+                unusable(format!(
+                    "the database is corrupt or unreadable (quick_check failed: {e}); restore it from a backup or move it away"
+                ))
+            })?;
         if verdict != "ok" {
             return Err(unusable(format!(
                 "the database is corrupt (quick_check: {verdict}); restore it from a backup or move it away"
