@@ -415,3 +415,44 @@ async fn a_missing_channel_secret_is_reported_not_retried_hot() {
     h.secret("discord-creds", "token").await;
     let _: Deployment = h.exists("lonely-channel-discord", "discord channel once its secret exists").await;
 }
+
+#[tokio::test]
+async fn status_counts_active_runs_and_reports_serving() {
+    let h = harness("inst-status").await;
+    h.apply_instance("counted", json!({"agents": {"default": {"model": "m"}}})).await;
+    h.instance_where("counted", "Running", |i| {
+        i.status.as_ref().is_some_and(|s| s.phase.as_deref() == Some("Running"))
+    })
+    .await;
+    let runs = h.api::<AgentRun>();
+    for (name, phase) in [("r1", "Running"), ("r2", "Succeeded"), ("r3", "Serving")] {
+        let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+            "metadata": {"name": name, "labels": {"sympozium.ai/instance": "counted"}},
+            "spec": {"instanceRef": "counted", "agentId": "primary", "sessionKey": "", "task": "t",
+                     "model": {"provider": "openai", "model": "m", "authSecretRef": ""}}});
+        runs.patch(name, &PatchParams::apply("test"), &Patch::Apply(&body)).await.unwrap();
+        let status =
+            json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "status": {"phase": phase}});
+        runs.patch_status(name, &PatchParams::apply("test"), &Patch::Apply(&status)).await.unwrap();
+    }
+    let inst = h
+        .instance_where("counted", "Serving with 2 active runs of 3", |i| {
+            i.status.as_ref().is_some_and(|s| {
+                s.phase.as_deref() == Some("Serving") && s.active_agent_pods == 2 && s.total_agent_runs == 3
+            })
+        })
+        .await;
+    assert_eq!(inst.status.unwrap().conditions[0].reason, "Serving");
+
+    // Finished runs leave the active count; the total does not shrink when runs are pruned.
+    runs.delete("r3", &DeleteParams::default()).await.unwrap();
+    let status =
+        json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "status": {"phase": "Succeeded"}});
+    runs.patch_status("r1", &PatchParams::apply("test"), &Patch::Apply(&status)).await.unwrap();
+    h.instance_where("counted", "back to Running with no active runs", |i| {
+        i.status.as_ref().is_some_and(|s| {
+            s.phase.as_deref() == Some("Running") && s.active_agent_pods == 0 && s.total_agent_runs == 3
+        })
+    })
+    .await;
+}
