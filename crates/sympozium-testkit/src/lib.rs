@@ -8,6 +8,7 @@
 //! tests instead of skipping them.
 
 mod crds;
+pub mod fake_llm;
 mod plane;
 mod wait;
 

@@ -1,0 +1,396 @@
+//! The runner's typed configuration. [`Args`] declares every environment variable of the
+//! spec (clap reads them when `main` parses); [`Config`] is the validated result the rest of
+//! the crate uses, so nothing else looks at the environment.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::duration::parse_duration;
+use crate::error::ConfigError;
+use crate::paths::Roots;
+use crate::policy::ToolPolicy;
+
+/// Parses the spec's loose booleans (`true`, `1`, `yes`, case-insensitive).
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        other => Err(format!("expected true or false, got {other:?}")),
+    }
+}
+
+/// Command-line flags and environment variables (env names as in spec 10).
+#[derive(Parser, Clone, Default)]
+#[command(name = "sympozium-agent-runner", version, about = "Runs one agent task against an LLM")]
+pub struct Args {
+    /// The task; falls back to `task` in `<ipc>/input/task.json`.
+    #[arg(long, env = "TASK", default_value = "")]
+    pub task: String,
+    /// Base system prompt.
+    #[arg(long, env = "SYSTEM_PROMPT", default_value = "")]
+    pub system_prompt: String,
+    /// Provider name (openai, anthropic, azure-openai, ollama, lm-studio, vllm, bedrock, …).
+    #[arg(long, env = "MODEL_PROVIDER", default_value = "openai")]
+    pub model_provider: String,
+    /// Model name (deployment name on Azure, model id on Bedrock).
+    #[arg(long, env = "MODEL_NAME", default_value = "gpt-4o-mini")]
+    pub model_name: String,
+    /// Provider base URL override.
+    #[arg(long, env = "MODEL_BASE_URL", default_value = "")]
+    pub model_base_url: String,
+    /// Reasoning effort: off, low, medium, high.
+    #[arg(long, env = "THINKING_MODE", default_value = "")]
+    pub thinking_mode: String,
+    /// Enables built-in and MCP tools.
+    #[arg(long, env = "TOOLS_ENABLED", default_value = "false", value_parser = parse_bool)]
+    pub tools_enabled: bool,
+    /// Legacy ConfigMap memory.
+    #[arg(long, env = "MEMORY_ENABLED", default_value = "false", value_parser = parse_bool)]
+    pub memory_enabled: bool,
+    /// Memory server URL (enables the memory tools).
+    #[arg(long, env = "MEMORY_SERVER_URL", default_value = "")]
+    pub memory_server_url: String,
+    /// Channel the task came from.
+    #[arg(long, env = "SOURCE_CHANNEL", default_value = "")]
+    pub source_channel: String,
+    /// Chat id the task came from.
+    #[arg(long, env = "SOURCE_CHAT_ID", default_value = "")]
+    pub source_chat_id: String,
+    /// API key candidates, first non-empty wins.
+    #[arg(long, env = "API_KEY", default_value = "", hide_env_values = true)]
+    pub api_key: String,
+    /// See `api_key`.
+    #[arg(long, env = "OPENAI_API_KEY", default_value = "", hide_env_values = true)]
+    pub openai_api_key: String,
+    /// See `api_key`.
+    #[arg(long, env = "ANTHROPIC_API_KEY", default_value = "", hide_env_values = true)]
+    pub anthropic_api_key: String,
+    /// See `api_key`.
+    #[arg(long, env = "AZURE_OPENAI_API_KEY", default_value = "", hide_env_values = true)]
+    pub azure_openai_api_key: String,
+    /// See `api_key`.
+    #[arg(long, env = "PROVIDER_API_KEY", default_value = "", hide_env_values = true)]
+    pub provider_api_key: String,
+    /// Azure OpenAI `api-version`.
+    #[arg(long, env = "AZURE_OPENAI_API_VERSION", default_value = "2024-06-01")]
+    pub azure_openai_api_version: String,
+    /// Maximum LLM turns that request tools.
+    #[arg(long, env = "MAX_TOOL_ITERATIONS", default_value = "50",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tool_iterations: u32,
+    /// Consecutive all-failed tool rounds before aborting.
+    #[arg(long, env = "MAX_CONSECUTIVE_TOOL_ERRORS", default_value = "3",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_consecutive_tool_errors: u32,
+    /// Per-request timeout (Go duration).
+    #[arg(long, env = "LLM_REQUEST_TIMEOUT")]
+    pub llm_request_timeout: Option<String>,
+    /// Retries on 429/5xx/transport errors.
+    #[arg(long, env = "LLM_MAX_RETRIES")]
+    pub llm_max_retries: Option<u32>,
+    /// First retry backoff (doubles each attempt) when no `Retry-After` is given.
+    #[arg(long, env = "LLM_RETRY_BACKOFF", default_value = "500ms")]
+    pub llm_retry_backoff: String,
+    /// Stream model output (real incremental chunks into `<ipc>/output`).
+    #[arg(long, env = "LLM_STREAM", default_value = "true", value_parser = parse_bool)]
+    pub llm_stream: bool,
+    /// Whole-run deadline (Go duration).
+    #[arg(long, env = "RUN_TIMEOUT")]
+    pub run_timeout: Option<String>,
+    /// Keeps memory markers in the response.
+    #[arg(long, env = "DEBUG", default_value = "false", value_parser = parse_bool)]
+    pub debug: bool,
+    /// Run name (telemetry, approval requests).
+    #[arg(long, env = "AGENT_RUN_ID", default_value = "")]
+    pub agent_run_id: String,
+    /// Instance name.
+    #[arg(long, env = "INSTANCE_NAME", default_value = "")]
+    pub instance_name: String,
+    /// Namespace.
+    #[arg(long, env = "AGENT_NAMESPACE", default_value = "")]
+    pub agent_namespace: String,
+    /// Effective tool policy as JSON (see [`ToolPolicy`]).
+    #[arg(long, env = "TOOL_POLICY", default_value = "")]
+    pub tool_policy: String,
+    /// Skill packs whose sidecars run `execute_command`, comma-separated.
+    #[arg(long, env = "SKILL_SIDECARS", default_value = "")]
+    pub skill_sidecars: String,
+    /// NATS URL for tool approvals.
+    #[arg(long, env = "EVENT_BUS_URL", default_value = "")]
+    pub event_bus_url: String,
+    /// Ordered fallback models as JSON `[{"provider","model","baseURL"?,"apiKeyEnv"?}]`.
+    #[arg(long, env = "MODEL_FALLBACKS", default_value = "")]
+    pub model_fallbacks: String,
+    /// How long to wait for the MCP manifest (the `mcp-discover` init container normally
+    /// wrote it before the runner starts, so the default does not wait).
+    #[arg(long, env = "MCP_MANIFEST_WAIT", default_value = "0s")]
+    pub mcp_manifest_wait: String,
+    /// IPC directory.
+    #[arg(long, env = "IPC_DIR", default_value = "/ipc")]
+    pub ipc_dir: PathBuf,
+    /// Workspace directory.
+    #[arg(long, env = "WORKSPACE_DIR", default_value = "/workspace")]
+    pub workspace_dir: PathBuf,
+    /// Skills directory.
+    #[arg(long, env = "SKILLS_DIR", default_value = "/skills")]
+    pub skills_dir: PathBuf,
+    /// Legacy memory directory.
+    #[arg(long, env = "MEMORY_DIR", default_value = "/memory")]
+    pub memory_dir: PathBuf,
+    /// Scratch directory.
+    #[arg(long, env = "TMP_DIR", default_value = "/tmp")]
+    pub tmp_dir: PathBuf,
+}
+
+/// Reasoning effort requested for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Thinking {
+    /// No extended reasoning parameters are sent.
+    #[default]
+    Off,
+    /// Low effort.
+    Low,
+    /// Medium effort.
+    Medium,
+    /// High effort.
+    High,
+}
+
+impl Thinking {
+    fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "off" | "none" | "false" => Ok(Self::Off),
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            other => Err(ConfigError::Invalid {
+                field: "THINKING_MODE",
+                reason: format!("{other:?} is not one of off, low, medium, high"),
+            }),
+        }
+    }
+}
+
+/// One model endpoint (primary or fallback).
+#[derive(Clone)]
+pub struct ModelTarget {
+    /// Lower-cased provider name.
+    pub provider: String,
+    /// Model name.
+    pub model: String,
+    /// Base URL without trailing `/`; empty = provider default.
+    pub base_url: String,
+    /// API key; empty = none.
+    pub api_key: String,
+}
+
+impl fmt::Debug for ModelTarget {
+    // Hand-written so the API key can never reach a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelTarget")
+            .field("provider", &self.provider)
+            .field("model", &self.model)
+            .field("base_url", &self.base_url)
+            .field("api_key", &if self.api_key.is_empty() { "<none>" } else { "<redacted>" })
+            .finish()
+    }
+}
+
+impl ModelTarget {
+    /// Providers that run in or next to the cluster: longer timeouts, fewer retries.
+    pub fn is_local(&self) -> bool {
+        matches!(self.provider.as_str(), "ollama" | "lm-studio" | "vllm" | "llamacpp" | "local")
+    }
+}
+
+/// A fallback entry as written in `MODEL_FALLBACKS`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FallbackSpec {
+    /// Provider.
+    pub provider: String,
+    /// Model.
+    pub model: String,
+    /// Base URL.
+    #[serde(default, rename = "baseURL", alias = "baseUrl")]
+    pub base_url: String,
+    /// Name of the environment variable holding this model's key (resolved by `main`).
+    #[serde(default)]
+    pub api_key_env: String,
+}
+
+/// LLM call limits.
+#[derive(Debug, Clone)]
+pub struct LlmLimits {
+    /// Per-request timeout.
+    pub request_timeout: Option<Duration>,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff delay.
+    pub retry_backoff: Duration,
+    /// Whether to stream.
+    pub stream: bool,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Task text (may be empty here; the run falls back to `task.json`).
+    pub task: String,
+    /// Base system prompt (empty = default).
+    pub system_prompt: String,
+    /// Primary model.
+    pub model: ModelTarget,
+    /// Ordered fallbacks.
+    pub fallbacks: Vec<ModelTarget>,
+    /// Reasoning effort.
+    pub thinking: Thinking,
+    /// Tools on/off.
+    pub tools_enabled: bool,
+    /// Legacy memory.
+    pub memory_enabled: bool,
+    /// Memory server URL without trailing `/`.
+    pub memory_server_url: String,
+    /// Reply channel.
+    pub source_channel: String,
+    /// Reply chat id.
+    pub source_chat_id: String,
+    /// Azure `api-version`.
+    pub azure_api_version: String,
+    /// Iteration limit.
+    pub max_tool_iterations: u32,
+    /// Circuit-breaker threshold.
+    pub max_consecutive_tool_errors: u32,
+    /// LLM limits.
+    pub llm: LlmLimits,
+    /// Whole-run deadline.
+    pub run_timeout: Duration,
+    /// Keep memory markers.
+    pub debug: bool,
+    /// Run id.
+    pub agent_run_id: String,
+    /// Instance.
+    pub instance_name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Tool policy.
+    pub policy: ToolPolicy,
+    /// Sidecars able to run commands.
+    pub skill_sidecars: Vec<String>,
+    /// NATS URL.
+    pub event_bus_url: String,
+    /// MCP manifest wait.
+    pub mcp_manifest_wait: Duration,
+    /// Directory roots.
+    pub roots: Roots,
+}
+
+fn duration_field(field: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    parse_duration(value).map_err(|reason| ConfigError::Invalid { field, reason })
+}
+
+impl Config {
+    /// Validates `args`; `fallback_keys[i]` is the key for the i-th fallback (resolved by `main`
+    /// from its `apiKeyEnv`, empty when none).
+    pub fn from_args(args: Args, fallback_keys: &[String]) -> Result<Self, ConfigError> {
+        let api_key = [
+            &args.api_key,
+            &args.openai_api_key,
+            &args.anthropic_api_key,
+            &args.azure_openai_api_key,
+            &args.provider_api_key,
+        ]
+        .into_iter()
+        .find(|k| !k.trim().is_empty())
+        .map(|k| k.trim().to_string())
+        .unwrap_or_default();
+        let model = ModelTarget {
+            provider: args.model_provider.trim().to_ascii_lowercase(),
+            model: args.model_name.trim().to_string(),
+            base_url: args.model_base_url.trim().trim_end_matches('/').to_string(),
+            api_key: api_key.clone(),
+        };
+        let fallbacks = Self::fallbacks(&args.model_fallbacks)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| ModelTarget {
+                provider: f.provider.trim().to_ascii_lowercase(),
+                model: f.model,
+                base_url: f.base_url.trim().trim_end_matches('/').to_string(),
+                api_key: match fallback_keys.get(i) {
+                    Some(k) if !k.is_empty() => k.clone(),
+                    _ => api_key.clone(),
+                },
+            })
+            .collect();
+        let local = model.is_local();
+        let request_timeout = match &args.llm_request_timeout {
+            Some(v) if !v.trim().is_empty() => Some(duration_field("LLM_REQUEST_TIMEOUT", v)?),
+            _ if local => Some(Duration::from_secs(300)),
+            _ => None,
+        };
+        let run_timeout = match &args.run_timeout {
+            Some(v) if !v.trim().is_empty() => duration_field("RUN_TIMEOUT", v)?,
+            _ if local => Duration::from_secs(30 * 60),
+            _ => Duration::from_secs(10 * 60),
+        };
+        let policy = ToolPolicy::from_json(&args.tool_policy)
+            .map_err(|reason| ConfigError::Invalid { field: "TOOL_POLICY", reason })?;
+        Ok(Self {
+            task: args.task,
+            system_prompt: args.system_prompt,
+            thinking: Thinking::parse(&args.thinking_mode)?,
+            fallbacks,
+            tools_enabled: args.tools_enabled,
+            memory_enabled: args.memory_enabled,
+            memory_server_url: args.memory_server_url.trim().trim_end_matches('/').to_string(),
+            source_channel: args.source_channel.trim().to_string(),
+            source_chat_id: args.source_chat_id.trim().to_string(),
+            azure_api_version: args.azure_openai_api_version,
+            max_tool_iterations: args.max_tool_iterations,
+            max_consecutive_tool_errors: args.max_consecutive_tool_errors,
+            llm: LlmLimits {
+                request_timeout,
+                max_retries: args.llm_max_retries.unwrap_or(if local { 2 } else { 5 }),
+                retry_backoff: duration_field("LLM_RETRY_BACKOFF", &args.llm_retry_backoff)?,
+                stream: args.llm_stream,
+            },
+            model,
+            run_timeout,
+            debug: args.debug,
+            agent_run_id: args.agent_run_id,
+            instance_name: args.instance_name,
+            namespace: args.agent_namespace,
+            policy,
+            skill_sidecars: args
+                .skill_sidecars
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            event_bus_url: args.event_bus_url.trim().to_string(),
+            mcp_manifest_wait: duration_field("MCP_MANIFEST_WAIT", &args.mcp_manifest_wait)?,
+            roots: Roots {
+                ipc: args.ipc_dir,
+                workspace: args.workspace_dir,
+                skills: args.skills_dir,
+                memory: args.memory_dir,
+                tmp: args.tmp_dir,
+            },
+        })
+    }
+
+    /// Parses `MODEL_FALLBACKS` (empty = none).
+    pub fn fallbacks(raw: &str) -> Result<Vec<FallbackSpec>, ConfigError> {
+        if raw.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        serde_json::from_str(raw)
+            .map_err(|e| ConfigError::Invalid { field: "MODEL_FALLBACKS", reason: e.to_string() })
+    }
+}

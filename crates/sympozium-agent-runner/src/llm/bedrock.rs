@@ -1,0 +1,222 @@
+//! AWS Bedrock Converse (non-streaming), signed with SigV4 from static credentials
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`).
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::future::BoxFuture;
+use serde_json::{Value, json};
+
+use super::anthropic::thinking_budget;
+use super::http::Http;
+use super::sigv4::{SigningInput, amz_date, sign, uri_encode};
+use super::{ChatRequest, Message, Provider, StreamSink, ToolCall, Turn, Usage};
+use crate::config::{ModelTarget, Thinking};
+use crate::error::LlmError;
+
+const NAME: &str = "Bedrock";
+const MAX_TOKENS: u64 = 8192;
+
+/// Static AWS credentials.
+#[derive(Clone, Default)]
+pub struct AwsCredentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret key.
+    pub secret_access_key: String,
+    /// Session token (optional).
+    pub session_token: String,
+    /// Region.
+    pub region: String,
+}
+
+impl fmt::Debug for AwsCredentials {
+    // Hand-written so secrets never reach logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsCredentials").field("region", &self.region).finish_non_exhaustive()
+    }
+}
+
+/// The Converse endpoint for one model.
+pub struct Bedrock {
+    base: String,
+    host: String,
+    model: String,
+    thinking: Thinking,
+    creds: AwsCredentials,
+    http: Http,
+}
+
+impl Bedrock {
+    /// Configures Bedrock; `MODEL_BASE_URL` overrides the regional endpoint.
+    pub fn new(
+        target: &ModelTarget,
+        thinking: Thinking,
+        http: Http,
+        creds: AwsCredentials,
+    ) -> Result<Self, LlmError> {
+        if creds.access_key_id.is_empty() || creds.secret_access_key.is_empty() {
+            return Err(LlmError::Config(
+                "Bedrock requires AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+            ));
+        }
+        if creds.region.is_empty() {
+            return Err(LlmError::Config("Bedrock requires AWS_REGION".into()));
+        }
+        let base = if target.base_url.is_empty() {
+            format!("https://bedrock-runtime.{}.amazonaws.com", creds.region)
+        } else {
+            target.base_url.clone()
+        };
+        let host = url::Url::parse(&base)
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                })
+            })
+            .ok_or_else(|| LlmError::Config(format!("invalid Bedrock endpoint {base:?}")))?;
+        Ok(Self { base, host, model: target.model.clone(), thinking, creds, http })
+    }
+
+    fn body(&self, request: &ChatRequest<'_>) -> Value {
+        let mut messages = Vec::new();
+        for message in request.messages {
+            match message {
+                Message::User(text) => messages.push(json!({"role": "user", "content": [{"text": text}]})),
+                Message::Assistant { text, tool_calls, .. } => {
+                    let mut content = Vec::new();
+                    if !text.is_empty() {
+                        content.push(json!({"text": text}));
+                    }
+                    for call in tool_calls {
+                        let input: Value =
+                            serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+                        content.push(
+                            json!({"toolUse": {"toolUseId": call.id, "name": call.name, "input": input}}),
+                        );
+                    }
+                    messages.push(json!({"role": "assistant", "content": content}));
+                }
+                Message::ToolResults(results) => {
+                    let content: Vec<Value> = results
+                        .iter()
+                        .map(|r| {
+                            json!({"toolResult": {"toolUseId": r.call_id, "content": [{"text": r.content}],
+                            "status": if r.is_error { "error" } else { "success" }}})
+                        })
+                        .collect();
+                    messages.push(json!({"role": "user", "content": content}));
+                }
+            }
+        }
+        let budget = thinking_budget(self.thinking);
+        let mut body = json!({
+            "messages": messages,
+            "system": [{"text": request.system}],
+            "inferenceConfig": {"maxTokens": MAX_TOKENS + budget.unwrap_or(0)},
+        });
+        if !request.tools.is_empty() {
+            let tools: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|t| {
+                    json!({"toolSpec": {"name": t.name, "description": t.description,
+                    "inputSchema": {"json": t.parameters}}})
+                })
+                .collect();
+            body["toolConfig"] = json!({"tools": tools});
+        }
+        if let Some(budget) = budget {
+            // Claude models on Bedrock take Anthropic's thinking control as an extra field.
+            body["additionalModelRequestFields"] =
+                json!({"thinking": {"type": "enabled", "budget_tokens": budget}});
+        }
+        body
+    }
+
+    async fn run(&self, request: ChatRequest<'_>) -> Result<Turn, LlmError> {
+        let payload = self.body(&request).to_string();
+        let path = format!("/model/{}/converse", uri_encode(&self.model));
+        // SigV4 encodes each path segment once more for the canonical form.
+        let canonical_uri = format!("/model/{}/converse", uri_encode(&uri_encode(&self.model)));
+        let url = format!("{}{}", self.base, path);
+        let response = self
+            .http
+            .send(NAME, |client| {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                let date = amz_date(now);
+                let mut headers = vec![
+                    ("content-type", "application/json"),
+                    ("host", self.host.as_str()),
+                    ("x-amz-date", date.as_str()),
+                ];
+                if !self.creds.session_token.is_empty() {
+                    headers.push(("x-amz-security-token", self.creds.session_token.as_str()));
+                }
+                let auth = sign(&SigningInput {
+                    method: "POST",
+                    canonical_uri: &canonical_uri,
+                    canonical_query: "",
+                    headers: &headers,
+                    payload: payload.as_bytes(),
+                    amz_date: &date,
+                    region: &self.creds.region,
+                    service: "bedrock",
+                    access_key: &self.creds.access_key_id,
+                    secret_key: &self.creds.secret_access_key,
+                });
+                let mut req = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-amz-date", &date)
+                    .header("authorization", auth)
+                    .body(payload.clone());
+                if !self.creds.session_token.is_empty() {
+                    req = req.header("x-amz-security-token", &self.creds.session_token);
+                }
+                req
+            })
+            .await?;
+        let value: Value = response
+            .json()
+            .await
+            .map_err(|e| LlmError::Protocol { provider: NAME, message: format!("decoding response: {e}") })?;
+        let mut turn = Turn::default();
+        for block in value.pointer("/output/message/content").and_then(Value::as_array).into_iter().flatten()
+        {
+            if let Some(text) = block.get("text").and_then(Value::as_str) {
+                turn.text.push_str(text);
+            }
+            if let Some(tool) = block.get("toolUse") {
+                turn.tool_calls.push(ToolCall {
+                    id: tool.get("toolUseId").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    name: tool.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    arguments: tool.get("input").cloned().unwrap_or_else(|| json!({})).to_string(),
+                });
+            }
+        }
+        turn.wants_tools = value.get("stopReason").and_then(Value::as_str) == Some("tool_use")
+            && !turn.tool_calls.is_empty();
+        turn.usage = Usage {
+            input: value.pointer("/usage/inputTokens").and_then(Value::as_u64).unwrap_or(0),
+            output: value.pointer("/usage/outputTokens").and_then(Value::as_u64).unwrap_or(0),
+        };
+        Ok(turn)
+    }
+}
+
+impl Provider for Bedrock {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: ChatRequest<'a>,
+        _sink: &'a mut dyn StreamSink,
+    ) -> BoxFuture<'a, Result<Turn, LlmError>> {
+        Box::pin(self.run(request))
+    }
+}

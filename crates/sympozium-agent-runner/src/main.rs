@@ -1,0 +1,80 @@
+//! `sympozium-agent-runner`: parses configuration, runs the agent, prints the result marker
+//! (on every path, including configuration errors) and exits 0 on success, 1 on failure.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Parser;
+use sympozium_agent_runner::config::{Args, Config};
+use sympozium_agent_runner::llm::AwsCredentials;
+use sympozium_agent_runner::output::{Stats, result_json, result_marker, write_result};
+use sympozium_agent_runner::prompt::{MEMORY_END, MEMORY_START};
+use sympozium_agent_runner::run;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_default()
+}
+
+/// Reports a failure that happened before a run could start.
+fn fail_early(message: &str) -> ! {
+    let ipc = std::env::var_os("IPC_DIR").map_or_else(|| PathBuf::from("/ipc"), PathBuf::from);
+    let result = result_json(&Err(message.to_string()), Stats::default(), std::time::Duration::ZERO);
+    // Best effort: the directory may not exist outside a pod; the marker below still reports.
+    let _ = write_result(&ipc, &result);
+    print!("{}", result_marker(&result));
+    let _ = std::io::stdout().flush();
+    std::process::exit(1);
+}
+
+fn main() {
+    tracing_init();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => fail_early(&format!("invalid configuration: {}", e.render().to_string().trim())),
+    };
+    let fallback_keys: Vec<String> = match Config::fallbacks(&args.model_fallbacks) {
+        Ok(list) => list
+            .iter()
+            .map(|f| if f.api_key_env.is_empty() { String::new() } else { env(&f.api_key_env) })
+            .collect(),
+        Err(e) => fail_early(&e.to_string()),
+    };
+    let config = match Config::from_args(args, &fallback_keys) {
+        Ok(c) => c,
+        Err(e) => fail_early(&e.to_string()),
+    };
+    let aws = AwsCredentials {
+        access_key_id: env("AWS_ACCESS_KEY_ID"),
+        secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
+        session_token: env("AWS_SESSION_TOKEN"),
+        region: if env("AWS_REGION").is_empty() { env("AWS_DEFAULT_REGION") } else { env("AWS_REGION") },
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => fail_early(&format!("starting runtime: {e}")),
+    };
+    let report = runtime.block_on(run(config, aws));
+    let mut stdout = std::io::stdout().lock();
+    if let Some(memory) = &report.memory {
+        let _ = write!(stdout, "\n{MEMORY_START}{memory}{MEMORY_END}\n");
+    }
+    let _ = write!(stdout, "{}", result_marker(&report.result));
+    let _ = stdout.flush();
+    drop(stdout);
+    std::process::exit(report.exit_code);
+}
+
+/// Logs go to stderr so stdout carries only the markers the controller parses.
+fn tracing_init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,125 @@
+//! What the run leaves behind for the rest of the platform: streamed chunks
+//! (`<ipc>/output/stream-<n>.json`), `<ipc>/output/result.json`, the `<ipc>/done` sentinel,
+//! and the stdout markers the controller reads from the container log.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::llm::{StreamSink, Usage};
+use crate::util::write_json_atomic;
+
+/// Prefix of the stdout result marker.
+pub const RESULT_START: &str = "__SYMPOZIUM_RESULT__";
+/// Suffix of the stdout result marker.
+pub const RESULT_END: &str = "__SYMPOZIUM_END__";
+
+/// Coalesce deltas until this many bytes…
+const CHUNK_BYTES: usize = 32;
+/// …or this much time has passed since the last chunk, so readers see text promptly
+/// without one file per token.
+const CHUNK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Writes streamed text as numbered chunk files, in order.
+pub struct ChunkWriter {
+    dir: PathBuf,
+    next: u64,
+    buffer: String,
+    last_flush: Instant,
+    errors: u64,
+}
+
+impl ChunkWriter {
+    /// Chunks go to `<ipc>/output`.
+    pub fn new(ipc: &Path) -> Self {
+        Self {
+            dir: ipc.join("output"),
+            next: 0,
+            buffer: String::new(),
+            last_flush: Instant::now(),
+            errors: 0,
+        }
+    }
+
+    /// How many chunks were written.
+    pub fn chunks(&self) -> u64 {
+        self.next
+    }
+
+    fn write_chunk(&mut self, content: &str) {
+        let path = self.dir.join(format!("stream-{}.json", self.next));
+        let value = json!({"type": "text", "content": content, "index": self.next});
+        match write_json_atomic(&path, &value, false) {
+            Ok(()) => self.next += 1,
+            Err(e) => {
+                // Streaming is best effort; the full answer still lands in result.json.
+                self.errors += 1;
+                if self.errors == 1 {
+                    tracing::warn!(error = %e, "cannot write stream chunk");
+                }
+            }
+        }
+    }
+
+    /// Writes the whole answer as one chunk when nothing was streamed.
+    pub fn write_whole(&mut self, response: &str) {
+        if self.next == 0 && !response.is_empty() {
+            self.write_chunk(response);
+        }
+    }
+}
+
+impl StreamSink for ChunkWriter {
+    fn text(&mut self, delta: &str) {
+        self.buffer.push_str(delta);
+        if self.buffer.len() >= CHUNK_BYTES || self.last_flush.elapsed() >= CHUNK_INTERVAL {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.buffer.is_empty() {
+            let content = std::mem::take(&mut self.buffer);
+            self.write_chunk(&content);
+        }
+        self.last_flush = Instant::now();
+    }
+}
+
+/// Run metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Tokens.
+    pub usage: Usage,
+    /// Tool calls executed.
+    pub tool_calls: u64,
+}
+
+/// Builds the result document.
+pub fn result_json(outcome: &Result<String, String>, stats: Stats, duration: Duration) -> Value {
+    let metrics = json!({
+        "durationMs": duration.as_millis() as u64,
+        "inputTokens": stats.usage.input,
+        "outputTokens": stats.usage.output,
+        "toolCalls": stats.tool_calls,
+    });
+    match outcome {
+        Ok(response) => json!({"status": "success", "response": response, "metrics": metrics}),
+        Err(error) => json!({"status": "error", "error": error, "metrics": metrics}),
+    }
+}
+
+/// Writes `result.json` (indented) and then `<ipc>/done`. Errors are returned for logging;
+/// the caller still prints the stdout marker.
+pub fn write_result(ipc: &Path, result: &Value) -> std::io::Result<()> {
+    let written = write_json_atomic(&ipc.join("output").join("result.json"), result, true);
+    // `done` tells sidecars to exit even when the result could not be written.
+    let done = std::fs::write(ipc.join("done"), b"");
+    written.and(done)
+}
+
+/// The stdout line the controller parses.
+pub fn result_marker(result: &Value) -> String {
+    format!("\n{RESULT_START}{result}{RESULT_END}\n")
+}

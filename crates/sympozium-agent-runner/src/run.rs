@@ -1,0 +1,214 @@
+//! One whole run: resolve the task, build provider and tools, assemble the prompt, run the
+//! loop under the run deadline, then write every output. Every path — including failures
+//! before the first LLM call — ends in a [`RunReport`] so `main` can always print the marker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::agent::{Limits, LoopInput, run_loop};
+use crate::approval::Approver;
+use crate::config::Config;
+use crate::error::RunError;
+use crate::llm::{self, AwsCredentials};
+use crate::output::{ChunkWriter, Stats, result_json, write_result};
+use crate::prompt::{self, MemoryMode, PromptInputs};
+use crate::tools::{
+    EditFile, ExecuteCommand, FetchUrl, ListDirectory, MemoryClient, ReadFile, ScheduleTask,
+    SendChannelMessage, SpawnSubagent, Tool, Toolbox, WriteFile, load_mcp_tools, memory_tools,
+};
+use crate::util::truncate_chars;
+
+/// What `main` needs to finish the process.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The result document (also in `result.json`).
+    pub result: Value,
+    /// Exit code (0 success, 1 error).
+    pub exit_code: i32,
+    /// Legacy memory to print as a marker, if any.
+    pub memory: Option<String>,
+}
+
+/// Runs the agent.
+pub async fn run(config: Config, aws: AwsCredentials) -> RunReport {
+    let started = Instant::now();
+    let mut stats = Stats::default();
+    let mut chunks = ChunkWriter::new(&config.roots.ipc);
+    let outcome = execute(&config, &aws, &mut stats, &mut chunks).await;
+    let (outcome, memory) = match outcome {
+        Ok((response, memory)) => (Ok(response), memory),
+        Err(e) => (Err(e.to_string()), None),
+    };
+    if let Ok(response) = &outcome {
+        chunks.write_whole(response);
+    }
+    let result = result_json(&outcome, stats, started.elapsed());
+    if let Err(e) = write_result(&config.roots.ipc, &result) {
+        tracing::error!(error = %e, "cannot write result.json");
+    }
+    match &outcome {
+        Ok(_) => tracing::info!(tool_calls = stats.tool_calls, "run succeeded"),
+        Err(e) => tracing::error!(error = %e, "run failed"),
+    }
+    RunReport { result, exit_code: if outcome.is_ok() { 0 } else { 1 }, memory }
+}
+
+fn read_task(config: &Config) -> Result<String, RunError> {
+    if !config.task.trim().is_empty() {
+        return Ok(config.task.clone());
+    }
+    let path = config.roots.ipc.join("input").join("task.json");
+    let task = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v.get("task").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default();
+    if task.trim().is_empty() {
+        return Err(RunError::MissingTask(path.display().to_string()));
+    }
+    Ok(task)
+}
+
+async fn execute(
+    config: &Config,
+    aws: &AwsCredentials,
+    stats: &mut Stats,
+    chunks: &mut ChunkWriter,
+) -> Result<(String, Option<String>), RunError> {
+    let task = read_task(config)?;
+    let provider = llm::build(config, aws)?;
+    let memory_client = if config.memory_server_url.is_empty() {
+        None
+    } else {
+        Some(Arc::new(MemoryClient::new(&config.memory_server_url).map_err(crate::error::LlmError::Config)?))
+    };
+    let roots = &config.roots;
+    let mut tools: Vec<Box<dyn Tool>> = Vec::new();
+    let mut mcp_names = Vec::new();
+    if config.tools_enabled {
+        if !config.skill_sidecars.is_empty() {
+            tools.push(Box::new(ExecuteCommand {
+                tools_dir: roots.ipc.join("tools"),
+                sidecars: config.skill_sidecars.clone(),
+            }));
+        }
+        tools.push(Box::new(ReadFile { roots: roots.clone() }));
+        tools.push(Box::new(ListDirectory { roots: roots.clone() }));
+        tools.push(Box::new(WriteFile { roots: roots.clone() }));
+        tools.push(Box::new(EditFile { roots: roots.clone() }));
+        tools.push(Box::new(FetchUrl { policy: config.policy.clone() }));
+        tools.push(Box::new(SendChannelMessage { dir: roots.ipc.join("messages") }));
+        tools.push(Box::new(ScheduleTask { dir: roots.ipc.join("schedules") }));
+        tools.push(Box::new(SpawnSubagent {
+            ipc: roots.ipc.clone(),
+            parent_run_id: config.agent_run_id.clone(),
+            instance_name: config.instance_name.clone(),
+            namespace: config.namespace.clone(),
+        }));
+        if let Some(client) = &memory_client {
+            tools.extend(memory_tools(client.clone()));
+        }
+        for tool in load_mcp_tools(&roots.ipc.join("tools"), config.mcp_manifest_wait).await {
+            mcp_names.push(tool.spec().name);
+            tools.push(Box::new(tool));
+        }
+    }
+    let approver = (!config.event_bus_url.is_empty()).then(|| {
+        Approver::new(
+            &config.event_bus_url,
+            &config.agent_run_id,
+            &config.instance_name,
+            &config.namespace,
+            config.policy.approval_timeout,
+        )
+    });
+    let toolbox = Toolbox::new(tools, config.policy.clone(), approver);
+    let offered = toolbox.offered();
+    let offered_names: Vec<String> = offered.iter().map(|t| t.name.clone()).collect();
+    mcp_names.retain(|n| offered_names.contains(n));
+
+    let legacy_memory = config.memory_enabled && memory_client.is_none();
+    let (task, memory_mode) = match &memory_client {
+        Some(client) => (task.clone(), MemoryMode::Server { context: auto_context(client, &task).await }),
+        None if legacy_memory => {
+            let memory = std::fs::read_to_string(roots.memory.join("MEMORY.md")).unwrap_or_default();
+            (prompt::prepend_legacy_memory(&task, &memory), MemoryMode::Legacy)
+        }
+        None => (task.clone(), MemoryMode::None),
+    };
+    let system = prompt::build(&PromptInputs {
+        base: &config.system_prompt,
+        skills: prompt::load_skills(&roots.skills),
+        tools_enabled: config.tools_enabled,
+        offered: &offered_names,
+        sidecars: &config.skill_sidecars,
+        source_channel: &config.source_channel,
+        source_chat_id: &config.source_chat_id,
+        mcp_tools: &mcp_names,
+        memory: memory_mode,
+    });
+    let limits = Limits {
+        max_tool_iterations: config.max_tool_iterations,
+        max_consecutive_tool_errors: config.max_consecutive_tool_errors,
+    };
+    let looped = tokio::time::timeout(
+        config.run_timeout,
+        run_loop(
+            LoopInput {
+                provider: provider.as_ref(),
+                toolbox: &toolbox,
+                tools: &offered,
+                system: &system,
+                task: &task,
+                limits,
+            },
+            chunks,
+            stats,
+        ),
+    )
+    .await;
+    let response = match looped {
+        Ok(r) => r?,
+        Err(_) => return Err(RunError::RunTimeout(config.run_timeout)),
+    };
+    let (memory, response) =
+        if legacy_memory { prompt::extract_memory(&response, config.debug) } else { (None, response) };
+    if let Some(client) = &memory_client
+        && !response.is_empty()
+    {
+        let content =
+            format!("Task: {}\n\nResponse: {}", truncate_chars(&task, 500), truncate_chars(&response, 1000));
+        let tags = ["auto".to_string(), "agent-run".to_string()];
+        if let Err(e) = client.store(&content, &tags).await {
+            tracing::warn!(error = %e, "auto-store to memory failed");
+        }
+    }
+    Ok((response, memory))
+}
+
+/// Searches memory for the task and formats the hits, cut at an entry boundary within
+/// 2000 characters. Failures only cost the context, never the run.
+async fn auto_context(client: &MemoryClient, task: &str) -> Option<String> {
+    let query: String = task.chars().take(200).collect();
+    let content = match client.search(&query, 3, Duration::from_secs(3)).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "memory auto-context failed");
+            return None;
+        }
+    };
+    let entries = content.as_array()?;
+    let mut out = String::new();
+    for entry in entries {
+        let formatted = crate::tools::format_entry_public(entry);
+        let sep = if out.is_empty() { "" } else { "\n---\n" };
+        if out.len() + sep.len() + formatted.len() > 2000 {
+            break;
+        }
+        out.push_str(sep);
+        out.push_str(&formatted);
+    }
+    (!out.is_empty()).then_some(out)
+}

@@ -1,0 +1,152 @@
+//! `execute_command`: runs a shell command in a skill sidecar through the file protocol of
+//! spec 07. The request goes to `<ipc>/tools/exec-request-<id>.json` — or, when several
+//! sidecars exist and the model names one with `skill`, to `<ipc>/tools/<skill>/` so exactly
+//! that sidecar runs it. The tool is only offered when at least one sidecar exists.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{MAX_RESULT_CHARS, Tool, ToolOutput, required, str_arg};
+use crate::llm::ToolSpec;
+use crate::util::{truncate_chars, unix_nanos, write_json_atomic};
+
+const POLL: Duration = Duration::from_millis(150);
+/// Grace on top of the command's own timeout for the sidecar to notice and report.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// The tool.
+pub struct ExecuteCommand {
+    /// `<ipc>/tools`.
+    pub tools_dir: PathBuf,
+    /// Skill packs with a sidecar.
+    pub sidecars: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecResult {
+    #[serde(default)]
+    exit_code: i64,
+    #[serde(default)]
+    stdout: String,
+    #[serde(default)]
+    stderr: String,
+    #[serde(default)]
+    timed_out: bool,
+}
+
+impl ExecuteCommand {
+    fn request_dir(&self, skill: Option<&str>) -> Result<PathBuf, ToolOutput> {
+        match skill {
+            Some(skill) if !skill.is_empty() => {
+                if !self.sidecars.iter().any(|s| s == skill) {
+                    return Err(ToolOutput::err(format!(
+                        "no sidecar for skill {skill:?}; available: {}",
+                        self.sidecars.join(", ")
+                    )));
+                }
+                if self.sidecars.len() > 1 {
+                    Ok(self.tools_dir.join(skill))
+                } else {
+                    Ok(self.tools_dir.clone())
+                }
+            }
+            _ => Ok(self.tools_dir.clone()),
+        }
+    }
+
+    async fn run(&self, args: Value) -> ToolOutput {
+        let command = match required(&args, "command") {
+            Ok(c) => c.to_string(),
+            Err(e) => return e,
+        };
+        let workdir = str_arg(&args, "workdir").filter(|w| !w.is_empty()).unwrap_or("/workspace");
+        let timeout = args.get("timeout").and_then(Value::as_u64).unwrap_or(30).clamp(1, 120);
+        let dir = match self.request_dir(str_arg(&args, "skill")) {
+            Ok(d) => d,
+            Err(e) => return e,
+        };
+        let id = unix_nanos().to_string();
+        let request = dir.join(format!("exec-request-{id}.json"));
+        let result = dir.join(format!("exec-result-{id}.json"));
+        let body = json!({"id": id, "command": command, "workDir": workdir, "timeout": timeout});
+        if let Err(e) = write_json_atomic(&request, &body, false) {
+            return ToolOutput::err(format!("writing command request: {e}"));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout) + GRACE;
+        let outcome = loop {
+            if let Some(parsed) = read_result(&result).await {
+                break Some(parsed);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break None;
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        // Both files are ours to clean up; a missing one is fine.
+        let _ = tokio::fs::remove_file(&request).await;
+        let _ = tokio::fs::remove_file(&result).await;
+        match outcome {
+            None => ToolOutput::err(format!(
+                "timed out waiting for command execution result. No skill sidecar picked up the \
+                 command within {}s.",
+                timeout + GRACE.as_secs()
+            )),
+            Some(r) => ToolOutput::Ok(format_result(&r)),
+        }
+    }
+}
+
+async fn read_result(path: &Path) -> Option<ExecResult> {
+    let bytes = tokio::fs::read(path).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn format_result(r: &ExecResult) -> String {
+    let mut out = r.stdout.clone();
+    if !r.stderr.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str("STDERR: ");
+        out.push_str(&r.stderr);
+    }
+    if r.timed_out {
+        out.push_str("\n(command timed out)");
+    }
+    if r.exit_code != 0 {
+        out.push_str(&format!("\n(exit code: {})", r.exit_code));
+    }
+    let out = out.trim_start_matches('\n').to_string();
+    if out.is_empty() { "(no output)".to_string() } else { truncate_chars(&out, MAX_RESULT_CHARS) }
+}
+
+impl Tool for ExecuteCommand {
+    fn spec(&self) -> ToolSpec {
+        let mut properties = json!({
+            "command": {"type": "string", "description": "Shell command to run"},
+            "workdir": {"type": "string", "description": "Working directory (default /workspace)"},
+            "timeout": {"type": "integer", "description": "Seconds, default 30, max 120"}
+        });
+        let mut description =
+            format!("Run a shell command in a skill sidecar (available: {}).", self.sidecars.join(", "));
+        if self.sidecars.len() > 1 {
+            properties["skill"] = json!({"type": "string", "enum": self.sidecars,
+                "description": "Which skill's sidecar runs the command"});
+            description.push_str(" Pick the sidecar with `skill`.");
+        }
+        ToolSpec {
+            name: "execute_command".into(),
+            description,
+            parameters: json!({"type": "object", "properties": properties, "required": ["command"]}),
+        }
+    }
+
+    fn call(&self, args: Value) -> BoxFuture<'_, ToolOutput> {
+        Box::pin(self.run(args))
+    }
+}

@@ -1,0 +1,144 @@
+//! MCP tools (spec 14): loaded from the bridge's manifest `<ipc>/tools/mcp-tools.json` and
+//! called through `mcp-request-<n>.json` / `mcp-result-<n>.json` files in `<ipc>/tools`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{MAX_RESULT_CHARS, Tool, ToolOutput};
+use crate::error::truncate_utf8;
+use crate::llm::ToolSpec;
+use crate::util::write_json_atomic;
+
+const POLL: Duration = Duration::from_millis(150);
+const GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestTool {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    server: String,
+    #[serde(default)]
+    timeout: u64,
+    #[serde(default)]
+    input_schema: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    #[serde(default)]
+    tools: Vec<ManifestTool>,
+}
+
+/// One MCP tool.
+pub struct McpTool {
+    entry: ManifestTool,
+    dir: PathBuf,
+    counter: Arc<AtomicU64>,
+}
+
+impl McpTool {
+    /// The MCP server that provides it.
+    pub fn server(&self) -> &str {
+        &self.entry.server
+    }
+}
+
+/// Reads the manifest, waiting up to `wait` (polling 500 ms) for it to appear.
+pub async fn load_mcp_tools(tools_dir: &Path, wait: Duration) -> Vec<McpTool> {
+    let path = tools_dir.join("mcp-tools.json");
+    let deadline = tokio::time::Instant::now() + wait;
+    let bytes = loop {
+        if let Ok(bytes) = tokio::fs::read(&path).await {
+            break bytes;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Vec::new();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let manifest: Manifest = match serde_json::from_slice(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring malformed MCP manifest");
+            return Vec::new();
+        }
+    };
+    let counter = Arc::new(AtomicU64::new(0));
+    manifest
+        .tools
+        .into_iter()
+        .filter(|t| !t.name.is_empty())
+        .map(|entry| McpTool { entry, dir: tools_dir.to_path_buf(), counter: counter.clone() })
+        .collect()
+}
+
+impl McpTool {
+    async fn run(&self, args: Value) -> ToolOutput {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let request = self.dir.join(format!("mcp-request-{n}.json"));
+        let result = self.dir.join(format!("mcp-result-{n}.json"));
+        let body = json!({"id": n.to_string(), "server": self.entry.server, "tool": self.entry.name,
+            "arguments": args});
+        if let Err(e) = write_json_atomic(&request, &body, false) {
+            return ToolOutput::err(format!("MCP Error: writing request: {e}"));
+        }
+        let timeout = if self.entry.timeout == 0 { 30 } else { self.entry.timeout };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout) + GRACE;
+        let value = loop {
+            if let Ok(bytes) = tokio::fs::read(&result).await
+                && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+            {
+                break v;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return ToolOutput::err(format!(
+                    "MCP Error: no result from the MCP bridge for {} within {}s",
+                    self.entry.name,
+                    timeout + GRACE.as_secs()
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        let _ = tokio::fs::remove_file(&result).await;
+        let texts: Vec<&str> = value
+            .get("content")
+            .and_then(Value::as_array)
+            .map(|c| c.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect())
+            .unwrap_or_default();
+        let joined = texts.join("\n");
+        let success = value.get("success").and_then(Value::as_bool).unwrap_or(false)
+            && !value.get("isError").and_then(Value::as_bool).unwrap_or(false);
+        if !success {
+            let error = value.get("error").and_then(Value::as_str).filter(|e| !e.is_empty());
+            let first = texts.first().copied().unwrap_or("unknown error");
+            return ToolOutput::err(format!("MCP Error: {}", error.unwrap_or(first)));
+        }
+        if joined.is_empty() {
+            return ToolOutput::Ok("(no output)".into());
+        }
+        ToolOutput::Ok(truncate_utf8(&joined, MAX_RESULT_CHARS).to_string())
+    }
+}
+
+impl Tool for McpTool {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: self.entry.name.clone(),
+            description: format!("{} [MCP: {}]", self.entry.description, self.entry.server),
+            parameters: self.entry.input_schema.clone().unwrap_or_else(|| json!({"type": "object"})),
+        }
+    }
+
+    fn call(&self, args: Value) -> BoxFuture<'_, ToolOutput> {
+        Box::pin(self.run(args))
+    }
+}

@@ -1,0 +1,161 @@
+//! The script a test writes: one [`Turn`] per expected LLM request.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// One tool call the fake model makes.
+#[derive(Debug, Clone)]
+pub struct ToolCallSpec {
+    /// Call id as the provider would assign it.
+    pub id: String,
+    /// Tool (function) name.
+    pub name: String,
+    /// Arguments. OpenAI sends them as a JSON-encoded string; the raw string is kept so a
+    /// test can send malformed JSON on purpose.
+    pub arguments: String,
+}
+
+/// What the fake model answers.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A normal assistant message: optional text, optional tool calls.
+    Message {
+        /// Assistant text (may be empty when only tools are called).
+        text: String,
+        /// Tool calls, in order.
+        tool_calls: Vec<ToolCallSpec>,
+        /// Extended-thinking text (Anthropic `thinking` block; ignored by OpenAI format).
+        thinking: Option<String>,
+    },
+    /// An HTTP error in the provider's error format.
+    Error {
+        /// HTTP status code.
+        status: u16,
+        /// Error message.
+        message: String,
+        /// `Retry-After` header value in seconds, if any.
+        retry_after: Option<u64>,
+    },
+}
+
+/// One scripted response.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// The answer.
+    pub reply: Reply,
+    /// Prompt / input tokens reported.
+    pub input_tokens: u64,
+    /// Completion / output tokens reported.
+    pub output_tokens: u64,
+    /// How many pieces the text is split into when streaming.
+    pub stream_pieces: usize,
+    /// Pause between streamed events, so chunks really arrive over time.
+    pub stream_delay: Duration,
+    /// Pause before answering at all (for timeout tests).
+    pub delay: Duration,
+}
+
+impl Turn {
+    fn message(text: &str, tool_calls: Vec<ToolCallSpec>) -> Self {
+        Self {
+            reply: Reply::Message { text: text.to_string(), tool_calls, thinking: None },
+            input_tokens: 10,
+            output_tokens: 5,
+            stream_pieces: 4,
+            stream_delay: Duration::from_millis(5),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// A final text answer.
+    pub fn text(text: &str) -> Self {
+        Self::message(text, Vec::new())
+    }
+
+    /// A turn that calls one tool with JSON arguments.
+    pub fn tool_call(name: &str, arguments: Value) -> Self {
+        Self::message("", Vec::new()).and_tool_call(name, arguments)
+    }
+
+    /// A turn that calls one tool with a raw (possibly malformed) argument string.
+    pub fn tool_call_raw(name: &str, arguments: &str) -> Self {
+        let mut turn = Self::message("", Vec::new());
+        turn.push_call(name, arguments.to_string());
+        turn
+    }
+
+    /// Adds another tool call to this turn.
+    pub fn and_tool_call(mut self, name: &str, arguments: Value) -> Self {
+        self.push_call(name, arguments.to_string());
+        self
+    }
+
+    fn push_call(&mut self, name: &str, arguments: String) {
+        if let Reply::Message { tool_calls, .. } = &mut self.reply {
+            let id = format!("call_{}_{}", name, tool_calls.len() + 1);
+            tool_calls.push(ToolCallSpec { id, name: name.to_string(), arguments });
+        }
+    }
+
+    /// Sets assistant text shown alongside tool calls.
+    pub fn with_text(mut self, new_text: &str) -> Self {
+        if let Reply::Message { text, .. } = &mut self.reply {
+            *text = new_text.to_string();
+        }
+        self
+    }
+
+    /// Adds an extended-thinking block (Anthropic format).
+    pub fn with_thinking(mut self, reasoning: &str) -> Self {
+        if let Reply::Message { thinking, .. } = &mut self.reply {
+            *thinking = Some(reasoning.to_string());
+        }
+        self
+    }
+
+    /// An HTTP error response.
+    pub fn error(status: u16, message: &str) -> Self {
+        let mut turn = Self::message("", Vec::new());
+        turn.reply = Reply::Error { status, message: message.to_string(), retry_after: None };
+        turn
+    }
+
+    /// Adds a `Retry-After` header (seconds) to an error turn.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        if let Reply::Error { retry_after, .. } = &mut self.reply {
+            *retry_after = Some(seconds);
+        }
+        self
+    }
+
+    /// Sets the token usage reported for this turn.
+    pub fn with_usage(mut self, input: u64, output: u64) -> Self {
+        self.input_tokens = input;
+        self.output_tokens = output;
+        self
+    }
+
+    /// Streams the text in `pieces` deltas, `delay` apart.
+    pub fn streamed(mut self, pieces: usize, delay: Duration) -> Self {
+        self.stream_pieces = pieces.max(1);
+        self.stream_delay = delay;
+        self
+    }
+
+    /// Waits `delay` before answering.
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// Splits `text` into at most `pieces` non-empty parts on char boundaries.
+pub(crate) fn split_text(text: &str, pieces: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.is_empty() {
+        return Vec::new();
+    }
+    let size = chars.len().div_ceil(pieces.max(1));
+    chars.chunks(size.max(1)).map(|c| c.iter().collect()).collect()
+}
