@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{
     AgentSandboxInstanceSpec, ChannelAccessControl, LifecycleHooks, SecretRef, SkillRef, Thinking,
-    duration_rule,
+    ToolPolicy, duration_rule,
 };
 
 /// Desired state of a SympoziumInstance.
@@ -158,6 +158,10 @@ pub struct AgentConfig {
     /// Pre/post-run hooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<LifecycleHooks>,
+    /// Which tools this agent's runs may use (a persona's tool policy). Additive to the
+    /// original API; runs without their own tool policy inherit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_policy: Option<ToolPolicy>,
 }
 
 /// Sandbox container settings of an instance.

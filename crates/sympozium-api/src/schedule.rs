@@ -47,6 +47,58 @@ pub struct SympoziumScheduleSpec {
     /// Prepend the instance's memory to the task (default true).
     #[serde(default = "crate::common::default_some_true", skip_serializing_if = "Option::is_none")]
     pub include_memory: Option<bool>,
+    /// IANA time zone the cron expression is evaluated in, e.g. `Europe/Warsaw` (default
+    /// UTC). Additive to the original API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = kube::core::Rule::new("self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$')").message("must be an IANA time zone name such as UTC or Europe/Warsaw"))]
+    pub time_zone: Option<String>,
+}
+
+/// The cron expression for a persona's heartbeat `interval`, staggered by `offset` minutes
+/// (persona index × 2) so a team does not hit a shared model all at once. Anything that
+/// already looks like a cron expression (contains a space) is returned unchanged; unknown
+/// intervals become hourly.
+pub fn interval_to_cron(interval: &str, offset: u32) -> String {
+    let interval = interval.trim().to_ascii_lowercase();
+    if interval.contains(' ') {
+        return interval;
+    }
+    let every = |n: u32| format!("{}/{n} * * * *", offset % n);
+    match interval.as_str() {
+        "1m" | "1min" => "* * * * *".into(),
+        "5m" | "5min" => every(5),
+        "10m" | "10min" => every(10),
+        "15m" | "15min" => every(15),
+        "30m" | "30min" => every(30),
+        "1h" | "60m" => format!("{} * * * *", offset % 60),
+        "2h" | "3h" | "4h" | "6h" | "12h" => {
+            let hours = interval.trim_end_matches('h');
+            format!("{} */{hours} * * *", offset % 60)
+        }
+        "24h" | "1d" => format!("{} 0 * * *", offset % 60),
+        _ => format!("{} * * * *", offset % 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interval_to_cron;
+
+    #[test]
+    fn interval_table_with_stagger() {
+        assert_eq!(interval_to_cron("1m", 4), "* * * * *");
+        assert_eq!(interval_to_cron("5min", 7), "2/5 * * * *");
+        assert_eq!(interval_to_cron("15m", 2), "2/15 * * * *");
+        assert_eq!(interval_to_cron("30m", 0), "0/30 * * * *");
+        assert_eq!(interval_to_cron(" 30M ", 32), "2/30 * * * *");
+        assert_eq!(interval_to_cron("1h", 62), "2 * * * *");
+        assert_eq!(interval_to_cron("6h", 4), "4 */6 * * *");
+        assert_eq!(interval_to_cron("1d", 0), "0 0 * * *");
+        assert_eq!(interval_to_cron("0 9 * * 1-5", 4), "0 9 * * 1-5");
+        assert_eq!(interval_to_cron("", 6), "6 * * * *");
+        assert_eq!(interval_to_cron("45m", 6), "6 * * * *");
+    }
 }
 
 /// Kinds of schedule.

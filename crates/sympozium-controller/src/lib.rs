@@ -96,7 +96,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
 
     let ctx =
         Arc::new(Context::new(client, config.settings(), metrics, config.watch_namespace.clone(), &identity));
-    let controllers = instance::run(ctx);
+    let controllers = run_controllers(ctx);
     if config.leader_elect {
         let mut leading = ready_rx;
         tokio::select! {
@@ -107,6 +107,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
         controllers.await;
         Ok(())
     }
+}
+
+/// Runs every controller until the process is asked to stop.
+pub async fn run_controllers(ctx: Arc<Context>) {
+    futures::join!(instance::run(ctx.clone()));
 }
 
 fn default_identity() -> String {
