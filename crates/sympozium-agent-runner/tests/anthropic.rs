@@ -1,0 +1,147 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! End-to-end runs against the fake LLM speaking Anthropic Messages and Bedrock Converse.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Pod, long_answer, run_runner};
+use serde_json::json;
+use sympozium_testkit::fake_llm::{FakeLlm, Turn};
+
+#[tokio::test]
+async fn anthropic_tool_use_with_thinking_and_streaming() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    std::fs::write(pod.workspace.join("config.yaml"), "replicas: 2").unwrap();
+    let answer = long_answer();
+    fake.script([
+        Turn::tool_call("read_file", json!({"path": "/workspace/config.yaml"}))
+            .with_thinking("I should read the config first.")
+            .with_usage(300, 50),
+        Turn::tool_call("read_file", json!({"path": "/etc/shadow"})).with_usage(400, 60),
+        Turn::text(&answer).with_usage(500, 70).streamed(4, Duration::from_millis(120)),
+    ]);
+    let base = fake.base_url();
+    let env = [
+        ("TASK", "Summarise the config."),
+        ("MODEL_PROVIDER", "anthropic"),
+        ("MODEL_NAME", "claude-sonnet-4-5"),
+        ("MODEL_BASE_URL", base.as_str()),
+        ("ANTHROPIC_API_KEY", "sk-ant-secret"),
+        ("TOOLS_ENABLED", "true"),
+        ("THINKING_MODE", "high"),
+    ];
+    let out = run_runner(&pod, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let result = out.result();
+    assert_eq!(result["response"], answer.as_str());
+    assert_eq!(result["metrics"]["inputTokens"], 1200);
+    assert_eq!(result["metrics"]["outputTokens"], 180);
+    assert_eq!(result["metrics"]["toolCalls"], 2);
+    let chunks = pod.chunks();
+    assert!(chunks.len() >= 3, "{chunks:?}");
+    let joined: String = chunks.iter().map(|c| c["content"].as_str().unwrap()).collect();
+    assert_eq!(joined, answer);
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 3);
+    let first = &requests[0];
+    assert_eq!(first.path, "/v1/messages");
+    assert_eq!(first.header("x-api-key"), Some("sk-ant-secret"));
+    assert_eq!(first.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(first.body["thinking"], json!({"type": "enabled", "budget_tokens": 16384}));
+    assert_eq!(first.body["max_tokens"], 8192 + 16384);
+    assert_eq!(first.body["stream"], true);
+    assert!(first.body["system"][0]["text"].as_str().unwrap().contains("## Tool Usage"));
+    assert!(first.tool_names().contains(&"read_file".to_string()));
+    assert!(first.body["tools"][0]["input_schema"]["type"] == "object");
+
+    // Turn 2 echoes the signed thinking block and the tool_use, and answers with tool_result.
+    let second = requests[1].body["messages"].as_array().unwrap().clone();
+    let assistant = &second[1];
+    assert_eq!(assistant["role"], "assistant");
+    assert_eq!(assistant["content"][0]["type"], "thinking");
+    assert_eq!(assistant["content"][0]["thinking"], "I should read the config first.");
+    assert_eq!(assistant["content"][0]["signature"], "fake-signature");
+    assert_eq!(assistant["content"][1]["type"], "tool_use");
+    assert_eq!(assistant["content"][1]["input"], json!({"path": "/workspace/config.yaml"}));
+    let tool_result = &second[2]["content"][0];
+    assert_eq!(tool_result["type"], "tool_result");
+    assert_eq!(tool_result["content"], "replicas: 2");
+    assert!(tool_result.get("is_error").is_none());
+    // The refused read comes back flagged as an error.
+    let third = requests[2].body["messages"].as_array().unwrap().clone();
+    let refused = &third[4]["content"][0];
+    assert_eq!(refused["is_error"], true);
+    assert!(refused["content"].as_str().unwrap().starts_with("Error: access denied"));
+}
+
+#[tokio::test]
+async fn anthropic_overload_then_success_without_streaming() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    fake.script([Turn::error(529, "Overloaded"), Turn::text("fine")]);
+    let base = fake.base_url();
+    let env = [
+        ("TASK", "hi"),
+        ("MODEL_PROVIDER", "anthropic"),
+        ("MODEL_NAME", "claude-haiku"),
+        ("MODEL_BASE_URL", base.as_str()),
+        ("LLM_STREAM", "false"),
+    ];
+    let out = run_runner(&pod, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result()["response"], "fine");
+    assert_eq!(fake.requests().len(), 2);
+    assert!(fake.requests()[0].body.get("thinking").is_none());
+}
+
+#[tokio::test]
+async fn bedrock_converse_signed_with_sigv4_and_tool_results() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    fake.script([
+        Turn::tool_call("list_directory", json!({"path": "/workspace"})).with_usage(50, 5),
+        Turn::text("The workspace is empty.").with_usage(60, 6),
+    ]);
+    let base = fake.base_url();
+    let env = [
+        ("TASK", "What is in the workspace?"),
+        ("MODEL_PROVIDER", "bedrock"),
+        ("MODEL_NAME", "anthropic.claude-3-5-sonnet-20240620-v1:0"),
+        ("MODEL_BASE_URL", base.as_str()),
+        ("TOOLS_ENABLED", "true"),
+        ("THINKING_MODE", "medium"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        ("AWS_SESSION_TOKEN", "session-token"),
+        ("AWS_REGION", "eu-west-1"),
+    ];
+    let out = run_runner(&pod, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result()["response"], "The workspace is empty.");
+    assert_eq!(out.result()["metrics"]["inputTokens"], 110);
+    let requests = fake.requests();
+    let first = &requests[0];
+    assert_eq!(first.path, "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse");
+    let auth = first.header("authorization").unwrap();
+    assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{auth}");
+    assert!(auth.contains("/eu-west-1/bedrock/aws4_request"));
+    assert!(auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"));
+    assert_eq!(first.header("x-amz-security-token"), Some("session-token"));
+    assert!(first.tool_names().contains(&"list_directory".to_string()));
+    assert_eq!(first.body["additionalModelRequestFields"]["thinking"]["budget_tokens"], 4096);
+    let msgs = requests[1].body["messages"].as_array().unwrap().clone();
+    assert_eq!(msgs[1]["content"][0]["toolUse"]["name"], "list_directory");
+    assert_eq!(msgs[2]["content"][0]["toolResult"]["status"], "success");
+    assert_eq!(msgs[2]["content"][0]["toolResult"]["content"][0]["text"], "(empty directory)");
+}
+
+#[tokio::test]
+async fn bedrock_without_credentials_fails_clearly() {
+    let pod = Pod::new();
+    let out = run_runner(&pod, &[("TASK", "hi"), ("MODEL_PROVIDER", "bedrock"), ("MODEL_NAME", "m")]).await;
+    assert_eq!(out.code, 1);
+    assert_eq!(out.error(), "Bedrock requires AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+}

@@ -1,0 +1,130 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Every way a run can fail still leaves result.json, /ipc/done and the stdout marker.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Pod, run_runner};
+use serde_json::json;
+use sympozium_testkit::fake_llm::{FakeLlm, Turn};
+
+fn assert_failed(pod: &Pod, out: &common::Outcome) {
+    assert_eq!(out.code, 1, "stdout={} stderr={}", out.stdout, out.stderr);
+    assert_eq!(out.result()["status"], "error");
+    assert_eq!(pod.result_file().as_ref(), Some(out.result()));
+    assert!(pod.done());
+}
+
+#[tokio::test]
+async fn missing_task_prints_the_marker() {
+    let pod = Pod::new();
+    let out = run_runner(&pod, &[("MODEL_PROVIDER", "openai")]).await;
+    assert_failed(&pod, &out);
+    assert!(out.error().starts_with("no task provided"), "{}", out.error());
+}
+
+#[tokio::test]
+async fn task_falls_back_to_task_json() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    std::fs::write(pod.ipc.join("input/task.json"), r#"{"task":"from the file"}"#).unwrap();
+    fake.push(Turn::text("ok"));
+    let base = fake.openai_base_url();
+    let out = run_runner(&pod, &[("MODEL_BASE_URL", base.as_str())]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(fake.requests()[0].body["messages"][1]["content"], "from the file");
+}
+
+#[tokio::test]
+async fn invalid_configuration_prints_the_marker() {
+    let pod = Pod::new();
+    let out = run_runner(&pod, &[("TASK", "x"), ("MAX_TOOL_ITERATIONS", "zero")]).await;
+    assert_failed(&pod, &out);
+    assert!(out.error().contains("MAX_TOOL_ITERATIONS"), "{}", out.error());
+    let out = run_runner(&pod, &[("TASK", "x"), ("THINKING_MODE", "extreme")]).await;
+    assert!(out.error().contains("THINKING_MODE"), "{}", out.error());
+}
+
+#[tokio::test]
+async fn iteration_limit() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    fake.script((0..3).map(|_| Turn::tool_call("list_directory", json!({"path": "/workspace"}))));
+    let base = fake.openai_base_url();
+    let env = [
+        ("TASK", "loop"),
+        ("MODEL_BASE_URL", base.as_str()),
+        ("TOOLS_ENABLED", "true"),
+        ("MAX_TOOL_ITERATIONS", "2"),
+    ];
+    let out = run_runner(&pod, &env).await;
+    assert_failed(&pod, &out);
+    assert_eq!(out.error(), "exceeded maximum tool-call iterations (2)");
+    assert_eq!(out.result()["metrics"]["toolCalls"], 2);
+    assert_eq!(fake.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn circuit_breaker_counts_every_kind_of_tool_failure() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    // An unknown tool, a malformed call and a refused path: all failures, uniformly signalled.
+    fake.script([
+        Turn::tool_call("no_such_tool", json!({})),
+        Turn::tool_call_raw("read_file", "{not json"),
+        Turn::tool_call("read_file", json!({"path": "/etc/passwd"})),
+        Turn::text("never reached"),
+    ]);
+    let base = fake.openai_base_url();
+    let env = [("TASK", "t"), ("MODEL_BASE_URL", base.as_str()), ("TOOLS_ENABLED", "true")];
+    let out = run_runner(&pod, &env).await;
+    assert_failed(&pod, &out);
+    let error = out.error();
+    assert!(error.starts_with("aborting after 3 consecutive rounds of failed tool calls"), "{error}");
+    assert!(error.contains("read_file: Error: access denied: /etc/passwd"), "{error}");
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 3);
+    let tool_msgs: Vec<String> = requests[2].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tool_msgs[0], "Error: Unknown tool: no_such_tool");
+    assert!(tool_msgs[1].starts_with("Error: Error parsing tool arguments"), "{}", tool_msgs[1]);
+}
+
+#[tokio::test]
+async fn run_timeout_ends_a_hanging_run() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    fake.push(Turn::text("too late").delayed(Duration::from_secs(20)));
+    let base = fake.openai_base_url();
+    let env = [("TASK", "t"), ("MODEL_BASE_URL", base.as_str()), ("RUN_TIMEOUT", "1s")];
+    let out = run_runner(&pod, &env).await;
+    assert_failed(&pod, &out);
+    assert_eq!(out.error(), "run exceeded RUN_TIMEOUT (1s)");
+}
+
+#[tokio::test]
+async fn request_timeout_is_retried_then_reported() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    fake.script([Turn::text("slow").delayed(Duration::from_secs(20)), Turn::text("fast")]);
+    let base = fake.openai_base_url();
+    let env = [("TASK", "t"), ("MODEL_BASE_URL", base.as_str()), ("LLM_REQUEST_TIMEOUT", "300ms")];
+    let out = run_runner(&pod, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result()["response"], "fast");
+}
+
+#[tokio::test]
+async fn unreachable_provider_is_a_clear_error() {
+    let pod = Pod::new();
+    let env = [("TASK", "t"), ("MODEL_BASE_URL", "http://127.0.0.1:9/v1"), ("LLM_MAX_RETRIES", "1")];
+    let out = run_runner(&pod, &env).await;
+    assert_failed(&pod, &out);
+    assert!(out.error().starts_with("OpenAI API error: cannot connect"), "{}", out.error());
+}
