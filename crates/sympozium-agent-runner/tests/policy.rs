@@ -54,7 +54,7 @@ async fn reviewer(url: &str, verdict: Option<(bool, &'static str)>) -> tokio::ta
     client.flush().await.unwrap();
     tokio::spawn(async move {
         let mut seen = Vec::new();
-        while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(20), requests.next()).await {
+        if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(20), requests.next()).await {
             let envelope: Value = serde_json::from_slice(&msg.payload).unwrap();
             seen.push(envelope.clone());
             if let Some((approved, reason)) = verdict {
@@ -64,7 +64,6 @@ async fn reviewer(url: &str, verdict: Option<(bool, &'static str)>) -> tokio::ta
                 client.publish("sympozium.tool.approval.response", answer.to_string().into()).await.unwrap();
                 client.flush().await.unwrap();
             }
-            return seen;
         }
         seen
     })
