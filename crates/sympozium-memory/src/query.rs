@@ -2,9 +2,12 @@
 //!
 //! The text is split the way the `unicode61` tokenizer splits documents (on every character
 //! that is not a letter or digit), so no user input can produce FTS5 syntax: every term is
-//! emitted as a quoted string. Terms of three or more characters become prefix queries
-//! (`"deploy"*`); the `porter` tokenizer stems query terms and documents alike, so
-//! `"restarting"*` finds "restarted" and "restarts". Common English stop words are dropped
+//! emitted as a quoted string. The `porter` tokenizer stems query terms and documents alike, so
+//! `"restarting"` finds "restarted" and "restarts". In short texts (at most
+//! [`LONG_TEXT_TERMS`] terms, i.e. keyword searches) terms of three or more characters also
+//! become prefix queries (`"deploy"*` finds "deployment"). Long texts (natural-language tasks)
+//! use exact stemmed terms: prefix queries over many common words would merge huge posting
+//! lists, and stemming already covers inflections. Common English stop words are dropped
 //! unless nothing else is left. Text in double quotes becomes a phrase query.
 //!
 //! Two expressions are built: [`FtsQuery::all`] requires every term (tried first), and
@@ -14,6 +17,9 @@
 
 /// The most terms one query uses; the rest of a very long text is ignored.
 pub const MAX_TERMS: usize = 32;
+
+/// Texts with more terms than this are "long" (see the module docs).
+pub const LONG_TEXT_TERMS: usize = 8;
 
 /// Terms shorter than this are matched exactly, not as prefixes (`"a"*` would match half the index).
 const MIN_PREFIX_CHARS: usize = 3;
@@ -27,14 +33,46 @@ const STOP_WORDS: &[&str] = &[
     "why", "will", "with", "would", "you", "your",
 ];
 
-/// FTS5 expressions for one search text.
+/// The parts of one search text, rendered as FTS5 expressions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FtsQuery {
+    /// Phrase queries (`"a b"`), all required.
+    pub phrases: Vec<String>,
+    /// Term queries (`"deploy"*`, `"db"`), in the order they appeared.
+    pub terms: Vec<String>,
+    /// More than [`LONG_TEXT_TERMS`] terms: exact terms, and the search narrows the OR stage
+    /// to the rarest terms.
+    pub long_text: bool,
+}
+
+impl FtsQuery {
     /// Every phrase and every term must match.
-    pub all: String,
-    /// Every phrase must match, terms are optional (but count for ranking); without phrases, at
-    /// least one term must match. `None` when it would match the same as [`Self::all`].
-    pub any: Option<String>,
+    pub fn all(&self) -> String {
+        self.phrases.iter().chain(self.terms.iter()).cloned().collect::<Vec<_>>().join(" AND ")
+    }
+
+    /// Every phrase must match and terms are optional (but count for ranking); without phrases,
+    /// at least one term must match. `None` when it would match the same as [`Self::all`].
+    pub fn any(&self) -> Option<String> {
+        let any = self.any_of(&self.terms)?;
+        (any != self.all()).then_some(any)
+    }
+
+    /// Like [`Self::any`] but with only the given terms (e.g. the rarest ones of a long text);
+    /// `None` when neither phrases nor terms are left.
+    pub fn any_of(&self, terms: &[String]) -> Option<String> {
+        match (self.phrases.first(), terms.len()) {
+            (None, 0) => None,
+            (None, 1) => Some(terms.join("")),
+            (None, _) => Some(terms.join(" OR ")),
+            (Some(_), 0) => Some(self.phrases.join(" AND ")),
+            // The first phrase inside the OR keeps the match set equal to "all phrases" while
+            // bm25 still rewards every term a memory contains.
+            (Some(first), _) => {
+                Some(format!("{} AND ({first} OR {})", self.phrases.join(" AND "), terms.join(" OR ")))
+            }
+        }
+    }
 }
 
 /// Builds the expressions, or `None` when the text has no searchable word.
@@ -55,21 +93,12 @@ pub fn build(text: &str) -> Option<FtsQuery> {
     let content_terms: Vec<String> =
         all_terms.iter().filter(|t| !STOP_WORDS.contains(&t.as_str())).cloned().collect();
     let chosen = if content_terms.is_empty() && phrases.is_empty() { all_terms } else { content_terms };
-    let terms: Vec<String> = chosen.iter().take(MAX_TERMS).map(|t| term(t)).collect();
+    let long_text = chosen.len() > LONG_TEXT_TERMS;
+    let terms: Vec<String> = chosen.iter().take(MAX_TERMS).map(|t| term(t, !long_text)).collect();
     if terms.is_empty() && phrases.is_empty() {
         return None;
     }
-    let all = phrases.iter().chain(terms.iter()).cloned().collect::<Vec<_>>().join(" AND ");
-    let any = match (phrases.first(), terms.len()) {
-        (None, n) if n > 1 => Some(terms.join(" OR ")),
-        // Phrases stay required; the first phrase inside the OR keeps the match set equal to
-        // "all phrases" while bm25 still rewards every term a memory contains.
-        (Some(first), n) if n > 0 => {
-            Some(format!("{} AND ({first} OR {})", phrases.join(" AND "), terms.join(" OR ")))
-        }
-        _ => None,
-    };
-    Some(FtsQuery { all, any })
+    Some(FtsQuery { phrases, terms, long_text })
 }
 
 /// The original Go server's expression: every whitespace-separated word with `" * + - ( ) : ^`
@@ -88,8 +117,12 @@ pub fn legacy_and_query(text: &str) -> String {
         .join(" AND ")
 }
 
-fn term(token: &str) -> String {
-    if token.chars().count() >= MIN_PREFIX_CHARS { format!("\"{token}\"*") } else { format!("\"{token}\"") }
+fn term(token: &str, prefix: bool) -> String {
+    if prefix && token.chars().count() >= MIN_PREFIX_CHARS {
+        format!("\"{token}\"*")
+    } else {
+        format!("\"{token}\"")
+    }
 }
 
 /// Lower-cased runs of letters and digits.
@@ -125,9 +158,9 @@ mod tests {
     #[test]
     fn terms_are_quoted_prefixes_and_stop_words_dropped() {
         let q = build("Why is the ingress-nginx pod crash looping?").unwrap();
-        assert_eq!(q.all, "\"ingress\"* AND \"nginx\"* AND \"pod\"* AND \"crash\"* AND \"looping\"*");
+        assert_eq!(q.all(), "\"ingress\"* AND \"nginx\"* AND \"pod\"* AND \"crash\"* AND \"looping\"*");
         assert_eq!(
-            q.any.as_deref(),
+            q.any().as_deref(),
             Some("\"ingress\"* OR \"nginx\"* OR \"pod\"* OR \"crash\"* OR \"looping\"*")
         );
     }
@@ -135,33 +168,33 @@ mod tests {
     #[test]
     fn fts_syntax_in_input_is_neutralised() {
         let q = build("NOT AND OR NEAR(x) col:val ^start \"unclosed *").unwrap();
-        for part in q.all.split(" AND ") {
+        for part in q.all().split(" AND ") {
             assert!(part.starts_with('"'), "{part}");
         }
-        assert!(q.all.contains("\"col\"*"));
-        assert!(q.all.contains("\"near\"*"));
+        assert!(q.all().contains("\"col\"*"));
+        assert!(q.all().contains("\"near\"*"));
     }
 
     #[test]
     fn phrases_are_required() {
         let q = build("\"connection refused\" postgres replica").unwrap();
-        assert_eq!(q.all, "\"connection refused\" AND \"postgres\"* AND \"replica\"*");
+        assert_eq!(q.all(), "\"connection refused\" AND \"postgres\"* AND \"replica\"*");
         assert_eq!(
-            q.any.as_deref(),
+            q.any().as_deref(),
             Some("\"connection refused\" AND (\"connection refused\" OR \"postgres\"* OR \"replica\"*)")
         );
         let two = build("\"disk full\" \"node pool\"").unwrap();
-        assert_eq!(two.all, "\"disk full\" AND \"node pool\"");
-        assert_eq!(two.any, None);
+        assert_eq!(two.all(), "\"disk full\" AND \"node pool\"");
+        assert_eq!(two.any(), None);
         let only = build("\"disk full\"").unwrap();
-        assert_eq!(only.all, "\"disk full\"");
-        assert_eq!(only.any, None);
+        assert_eq!(only.all(), "\"disk full\"");
+        assert_eq!(only.any(), None);
     }
 
     #[test]
     fn only_stop_words_still_search() {
         let q = build("the and").unwrap();
-        assert_eq!(q.all, "\"the\"* AND \"and\"*");
+        assert_eq!(q.all(), "\"the\"* AND \"and\"*");
     }
 
     #[test]
@@ -174,14 +207,24 @@ mod tests {
     #[test]
     fn short_terms_are_exact_and_terms_deduplicated() {
         let q = build("db DB io deploy deploy").unwrap();
-        assert_eq!(q.all, "\"db\" AND \"io\" AND \"deploy\"*");
+        assert_eq!(q.all(), "\"db\" AND \"io\" AND \"deploy\"*");
     }
 
     #[test]
     fn terms_are_capped() {
         let text: String = (0..100).map(|i| format!("word{i} ")).collect();
         let q = build(&text).unwrap();
-        assert_eq!(q.all.split(" AND ").count(), MAX_TERMS);
+        assert_eq!(q.all().split(" AND ").count(), MAX_TERMS);
+    }
+
+    #[test]
+    fn long_texts_use_exact_terms() {
+        let q = build("one two three four five six seven eight nine").unwrap();
+        assert!(q.long_text);
+        assert!(q.all().starts_with("\"one\" AND \"two\" AND \"three\""), "{}", q.all());
+        let q = build("one two three four five six seven eight").unwrap();
+        assert!(!q.long_text);
+        assert!(q.all().starts_with("\"one\"* AND"));
     }
 
     #[test]

@@ -398,21 +398,72 @@ fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<Entry>> {
     let Some(fts) = query::build(&request.query) else {
         return Ok(Vec::new());
     };
-    let mut found = run_match(conn, &fts.all, top_k)?;
-    if let Some(any) = fts.any
-        && i64::try_from(found.len()).unwrap_or(i64::MAX) < top_k
-    {
-        let wanted = top_k + i64::try_from(found.len()).unwrap_or(0);
-        for entry in run_match(conn, &any, wanted)? {
-            if i64::try_from(found.len()).unwrap_or(i64::MAX) >= top_k {
-                break;
-            }
-            if !found.iter().any(|f| f.id == entry.id) {
-                found.push(entry);
-            }
+    let all = fts.all();
+    let (mut found, terms) = if fts.long_text {
+        // A long text: skip the AND stage when some term matches nothing (it cannot match), and
+        // keep only the rarest terms for the OR stage.
+        let freqs = doc_freqs(conn, &fts.terms)?;
+        let found = if freqs.iter().all(|f| *f > 0) { run_match(conn, &all, top_k)? } else { Vec::new() };
+        (found, rarest_terms(&fts.terms, &freqs))
+    } else {
+        (run_match(conn, &all, top_k)?, fts.terms.clone())
+    };
+    if len_i64(&found) >= top_k {
+        return Ok(found);
+    }
+    let Some(any) = fts.any_of(&terms).filter(|any| *any != all) else {
+        return Ok(found);
+    };
+    let wanted = top_k + len_i64(&found);
+    for entry in run_match(conn, &any, wanted)? {
+        if len_i64(&found) >= top_k {
+            break;
+        }
+        if !found.iter().any(|f| f.id == entry.id) {
+            found.push(entry);
         }
     }
     Ok(found)
+}
+
+/// The most terms the OR stage of a long text uses.
+pub const MAX_OR_TERMS: usize = 8;
+/// Document frequencies are counted up to this many matches (enough to tell rare from common
+/// without walking the whole posting list of a very common term).
+const DF_CAP: i64 = 10_000;
+/// Beyond the two rarest terms, more terms join the OR stage only while their summed document
+/// frequencies stay under this, so the stage never scores most of a large table.
+const OR_DF_BUDGET: i64 = 20_000;
+
+/// How many memories each term matches, counted up to [`DF_CAP`].
+fn doc_freqs(conn: &Connection, terms: &[String]) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT count(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ?1 LIMIT ?2)",
+    )?;
+    terms.iter().map(|term| Ok(stmt.query_row(params![term, DF_CAP], |r| r.get(0))?)).collect()
+}
+
+/// The rarest terms that match something (at most [`MAX_OR_TERMS`], within [`OR_DF_BUDGET`]
+/// after the first two), in their original order. BM25 weighs rare terms most anyway.
+fn rarest_terms(terms: &[String], freqs: &[i64]) -> Vec<String> {
+    let mut by_rarity: Vec<(i64, usize)> =
+        freqs.iter().copied().enumerate().filter(|(_, f)| *f > 0).map(|(i, f)| (f, i)).collect();
+    by_rarity.sort_unstable();
+    let mut chosen = Vec::new();
+    let mut budget = 0;
+    for (freq, i) in by_rarity {
+        if chosen.len() >= MAX_OR_TERMS || (chosen.len() >= 2 && budget + freq > OR_DF_BUDGET) {
+            break;
+        }
+        budget += freq;
+        chosen.push(i);
+    }
+    chosen.sort_unstable();
+    chosen.into_iter().map(|i| terms[i].clone()).collect()
+}
+
+fn len_i64<T>(v: &[T]) -> i64 {
+    i64::try_from(v.len()).unwrap_or(i64::MAX)
 }
 
 fn run_match(conn: &Connection, expression: &str, limit: i64) -> Result<Vec<Entry>> {
@@ -435,6 +486,14 @@ mod tests {
         let tags = normalize_tags(vec![" a ".into(), "".into(), "b".into(), "a".into()]).unwrap();
         assert_eq!(tags, vec!["a", "b"]);
         assert!(normalize_tags(vec!["x,y".into()]).is_err());
+    }
+
+    #[test]
+    fn rarest_terms_skip_unmatched_and_respect_the_budget() {
+        let terms: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(rarest_terms(&terms, &[5, 0, 3, 10_000, 10_000]), vec!["a", "c", "d"]);
+        assert_eq!(rarest_terms(&terms, &[10_000, 10_000, 10_000, 10_000, 10_000]), vec!["a", "b"]);
+        assert!(rarest_terms(&terms, &[0, 0, 0, 0, 0]).is_empty());
     }
 
     #[test]
