@@ -28,3 +28,15 @@ fmt:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Agent runner overhead against the fake LLM: start -> first request, per-tool-call gap.
+.PHONY: bench-runner
+bench-runner:
+	cargo build --release --locked -p sympozium-agent-runner --bins --examples
+	target/release/examples/bench target/release/sympozium-agent-runner
+
+# Memory server: store throughput and search latency p50/p99 at 10k/100k/1M memories.
+# Override sizes with BENCH_MEMORY_ARGS="--sizes 10000,100000". Never part of `make test`.
+.PHONY: bench-memory
+bench-memory:
+	cargo run --release --locked -p sympozium-memory --bin sympozium-memory-bench -- $(BENCH_MEMORY_ARGS)

@@ -113,6 +113,9 @@ pub struct Args {
     /// Namespace.
     #[arg(long, env = "AGENT_NAMESPACE", default_value = "")]
     pub agent_namespace: String,
+    /// W3C trace context of the run (`00-<trace>-<span>-<flags>`).
+    #[arg(long, env = "TRACEPARENT", default_value = "")]
+    pub traceparent: String,
     /// Effective tool policy as JSON (see [`ToolPolicy`]).
     #[arg(long, env = "TOOL_POLICY", default_value = "")]
     pub tool_policy: String,
@@ -277,6 +280,8 @@ pub struct Config {
     pub instance_name: String,
     /// Namespace.
     pub namespace: String,
+    /// W3C `traceparent`, empty when absent.
+    pub traceparent: String,
     /// Tool policy.
     pub policy: ToolPolicy,
     /// Sidecars able to run commands.
@@ -365,6 +370,7 @@ impl Config {
             agent_run_id: args.agent_run_id,
             instance_name: args.instance_name,
             namespace: args.agent_namespace,
+            traceparent: args.traceparent.trim().to_string(),
             policy,
             skill_sidecars: args
                 .skill_sidecars

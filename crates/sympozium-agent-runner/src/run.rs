@@ -78,6 +78,7 @@ async fn execute(
     chunks: &mut ChunkWriter,
 ) -> Result<(String, Option<String>), RunError> {
     let task = read_task(config)?;
+    write_trace_context(config);
     let provider = llm::build(config, aws)?;
     let memory_client = if config.memory_server_url.is_empty() {
         None
@@ -211,4 +212,27 @@ async fn auto_context(client: &MemoryClient, task: &str) -> Option<String> {
         out.push_str(&formatted);
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// Writes `<workspace>/.sympozium/trace-context.json` so tools and skills can join the run's
+/// trace. Only for a well-formed `traceparent`; failures are logged, never fatal.
+fn write_trace_context(config: &Config) {
+    let parts: Vec<&str> = config.traceparent.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+    if parts.len() != 4 || !hex(parts[0], 2) || !hex(parts[1], 32) || !hex(parts[2], 16) || !hex(parts[3], 2)
+    {
+        return;
+    }
+    if parts[1].chars().all(|c| c == '0') || parts[2].chars().all(|c| c == '0') {
+        return;
+    }
+    let context = serde_json::json!({
+        "trace_id": parts[1], "span_id": parts[2], "traceparent": config.traceparent,
+        "agent_run_id": config.agent_run_id, "instance_name": config.instance_name,
+        "namespace": config.namespace, "model": config.model.model,
+    });
+    let path = config.roots.workspace.join(".sympozium").join("trace-context.json");
+    if let Err(e) = crate::util::write_json_atomic(&path, &context, true) {
+        tracing::warn!(error = %e, "cannot write trace context");
+    }
 }

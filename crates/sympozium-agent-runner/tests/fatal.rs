@@ -128,3 +128,23 @@ async fn unreachable_provider_is_a_clear_error() {
     assert_failed(&pod, &out);
     assert!(out.error().starts_with("OpenAI API error: cannot connect"), "{}", out.error());
 }
+
+#[tokio::test]
+async fn trace_context_is_written_for_a_valid_traceparent() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    fake.push(Turn::text("ok"));
+    let base = fake.openai_base_url();
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let env =
+        [("TASK", "t"), ("MODEL_BASE_URL", base.as_str()), ("TRACEPARENT", tp), ("AGENT_RUN_ID", "run-9")];
+    let out = run_runner(&pod, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ctx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pod.workspace.join(".sympozium/trace-context.json")).unwrap())
+            .unwrap();
+    assert_eq!(ctx["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(ctx["span_id"], "00f067aa0ba902b7");
+    assert_eq!(ctx["agent_run_id"], "run-9");
+    assert_eq!(ctx["model"], "gpt-4o-mini");
+}

@@ -28,6 +28,8 @@ pub struct RecordedRequest {
     pub headers: BTreeMap<String, String>,
     /// The JSON body (`Value::Null` when it was not JSON).
     pub body: Value,
+    /// When the request arrived (for latency measurements).
+    pub at: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -180,6 +182,7 @@ async fn handle(
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
             .collect(),
         body: body.clone(),
+        at: std::time::Instant::now(),
     };
     let turn = {
         let mut shared = lock(&state);
