@@ -1,11 +1,15 @@
 //! What every reconcile gets: a client, the deployment settings, metrics, backoff state
 //! and an event recorder.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use sympozium_kube::backoff::Backoff;
 use sympozium_kube::metrics::Metrics;
 
+use crate::clock::{Clock, SystemClock};
 use crate::settings::Settings;
 
 /// Shared state of the controllers.
@@ -22,6 +26,10 @@ pub struct Context {
     pub recorder: Recorder,
     /// Only this namespace is watched when set (all namespaces otherwise).
     pub namespace: Option<String>,
+    /// "Now" for time-based decisions (schedules).
+    pub clock: Arc<dyn Clock>,
+    /// Longest a schedule waits between evaluations.
+    pub schedule_poll: Duration,
 }
 
 impl Context {
@@ -42,7 +50,21 @@ impl Context {
             metrics,
             backoff: Backoff::default(),
             namespace,
+            clock: Arc::new(SystemClock),
+            schedule_poll: Duration::from_secs(60),
         }
+    }
+
+    /// Uses `clock` for time-based decisions (tests use a manual clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Evaluates schedules at least every `poll`.
+    pub fn with_schedule_poll(mut self, poll: Duration) -> Self {
+        self.schedule_poll = poll;
+        self
     }
 }
 

@@ -1,0 +1,127 @@
+//! 5-field cron expressions (minute hour day-of-month month day-of-week) evaluated in an
+//! IANA time zone. Ranges, lists, steps (also `2/30`) and month/day names work; seconds,
+//! years and `@`-descriptors are refused.
+
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+/// A parsed schedule: the expression and the time zone it runs in.
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    cron: Cron,
+    tz: TimeZone,
+}
+
+/// Upper bound on ticks counted when reporting missed ones.
+pub const MAX_COUNTED_TICKS: usize = 1000;
+
+impl CronSchedule {
+    /// Parses `expr` for time zone `tz` (UTC when `None`). The error says what is wrong.
+    pub fn parse(expr: &str, tz: Option<&str>) -> Result<Self, String> {
+        let expr = expr.trim();
+        if expr.starts_with('@') {
+            return Err(format!(
+                "\"{expr}\": descriptors like @hourly are not supported; use 5 fields, e.g. \"0 * * * *\""
+            ));
+        }
+        let fields = expr.split_whitespace().count();
+        if fields != 5 {
+            return Err(format!(
+                "\"{expr}\" has {fields} fields; a schedule needs exactly 5: minute hour day-of-month month day-of-week"
+            ));
+        }
+        let parser = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .dom_and_dow(false)
+            .sloppy_ranges(true)
+            .build();
+        let cron = parser.parse(expr).map_err(|e| format!("\"{expr}\": {e}"))?;
+        let tz = match tz.map(str::trim).filter(|t| !t.is_empty()) {
+            None => TimeZone::UTC,
+            Some(name) => TimeZone::get(name).map_err(|_| format!("unknown time zone \"{name}\""))?,
+        };
+        Ok(Self { cron, tz })
+    }
+
+    /// The first tick strictly after `after`.
+    pub fn next_after(&self, after: Timestamp) -> Result<Timestamp, String> {
+        let zoned = after.to_zoned(self.tz.clone());
+        self.cron
+            .find_next_occurrence(&zoned, false)
+            .map(|z| z.timestamp())
+            .map_err(|e| format!("no next tick: {e}"))
+    }
+
+    /// Ticks in `[from, to]`, counted up to [`MAX_COUNTED_TICKS`].
+    pub fn ticks_between(&self, from: Timestamp, to: Timestamp) -> usize {
+        let zoned = from.to_zoned(self.tz.clone());
+        let mut count = 0;
+        let mut cursor = match self.cron.find_next_occurrence(&zoned, true) {
+            Ok(z) => z,
+            Err(_) => return 0,
+        };
+        while cursor.timestamp() <= to && count < MAX_COUNTED_TICKS {
+            count += 1;
+            cursor = match self.cron.find_next_occurrence(&cursor, false) {
+                Ok(z) => z,
+                Err(_) => break,
+            };
+        }
+        count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn steps_ranges_lists_and_names() {
+        let c = CronSchedule::parse("*/15 9-17 * * MON-FRI", None).unwrap();
+        // Saturday 2026-11-21 → next is Monday 09:00 UTC.
+        assert_eq!(c.next_after(ts("2026-11-21T12:00:00Z")).unwrap(), ts("2026-11-23T09:00:00Z"));
+        assert_eq!(c.next_after(ts("2026-11-23T09:00:00Z")).unwrap(), ts("2026-11-23T09:15:00Z"));
+        let c = CronSchedule::parse("0 8,20 1 JAN *", None).unwrap();
+        assert_eq!(c.next_after(ts("2026-11-23T00:00:00Z")).unwrap(), ts("2027-01-01T08:00:00Z"));
+    }
+
+    #[test]
+    fn staggered_persona_intervals_parse() {
+        let c = CronSchedule::parse("2/30 * * * *", None).unwrap();
+        assert_eq!(c.next_after(ts("2026-11-23T10:00:00Z")).unwrap(), ts("2026-11-23T10:02:00Z"));
+        assert_eq!(c.next_after(ts("2026-11-23T10:02:00Z")).unwrap(), ts("2026-11-23T10:32:00Z"));
+    }
+
+    #[test]
+    fn time_zones_shift_the_ticks() {
+        let c = CronSchedule::parse("0 9 * * *", Some("Europe/Warsaw")).unwrap();
+        // 09:00 in Warsaw is 08:00 UTC in winter.
+        assert_eq!(c.next_after(ts("2026-11-23T00:00:00Z")).unwrap(), ts("2026-11-23T08:00:00Z"));
+        assert!(
+            CronSchedule::parse("0 9 * * *", Some("Mars/Olympus")).unwrap_err().contains("unknown time zone")
+        );
+    }
+
+    #[test]
+    fn clear_errors_for_bad_expressions() {
+        assert!(CronSchedule::parse("@hourly", None).unwrap_err().contains("descriptors"));
+        assert!(CronSchedule::parse("0 */5 * * * *", None).unwrap_err().contains("has 6 fields"));
+        assert!(CronSchedule::parse("61 * * * *", None).is_err());
+        assert!(CronSchedule::parse("* * 32 * *", None).is_err());
+    }
+
+    #[test]
+    fn counts_missed_ticks() {
+        let c = CronSchedule::parse("*/10 * * * *", None).unwrap();
+        assert_eq!(c.ticks_between(ts("2026-11-23T10:00:00Z"), ts("2026-11-23T10:35:00Z")), 4);
+        assert_eq!(c.ticks_between(ts("2026-11-23T10:01:00Z"), ts("2026-11-23T10:05:00Z")), 0);
+    }
+}
