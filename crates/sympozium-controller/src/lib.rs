@@ -1,10 +1,12 @@
 //! The Sympozium controller manager: hosts the controllers, serves metrics and health, and
 //! elects a leader among replicas.
 
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod http;
 pub mod instance;
+pub mod schedule;
 pub mod settings;
 
 use std::sync::Arc;
@@ -111,7 +113,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
 
 /// Runs every controller until the process is asked to stop.
 pub async fn run_controllers(ctx: Arc<Context>) {
-    futures::join!(instance::run(ctx.clone()));
+    futures::join!(instance::run(ctx.clone()), schedule::run(ctx.clone()));
 }
 
 fn default_identity() -> String {
