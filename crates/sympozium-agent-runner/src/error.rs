@@ -88,6 +88,9 @@ pub enum RunError {
     /// RUN_TIMEOUT elapsed.
     #[error("run exceeded RUN_TIMEOUT ({})", format_duration(*.0))]
     RunTimeout(Duration),
+    /// The process was asked to stop.
+    #[error("run terminated by {0} before it finished")]
+    Terminated(&'static str),
     /// Writing outputs failed.
     #[error("writing {path}: {source}")]
     Io {

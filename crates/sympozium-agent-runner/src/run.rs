@@ -36,7 +36,13 @@ pub async fn run(config: Config, aws: AwsCredentials) -> RunReport {
     let started = Instant::now();
     let mut stats = Stats::default();
     let mut chunks = ChunkWriter::new(&config.roots.ipc);
-    let outcome = execute(&config, &aws, &mut stats, &mut chunks).await;
+    let outcome = {
+        let work = execute(&config, &aws, &mut stats, &mut chunks);
+        tokio::select! {
+            outcome = work => outcome,
+            signal = terminated() => Err(RunError::Terminated(signal)),
+        }
+    };
     let (outcome, memory) = match outcome {
         Ok((response, memory)) => (Ok(response), memory),
         Err(e) => (Err(e.to_string()), None),
@@ -234,5 +240,25 @@ fn write_trace_context(config: &Config) {
     let path = config.roots.workspace.join(".sympozium").join("trace-context.json");
     if let Err(e) = crate::util::write_json_atomic(&path, &context, true) {
         tracing::warn!(error = %e, "cannot write trace context");
+    }
+}
+
+/// Resolves when the pod is asked to stop (SIGTERM from the kubelet, SIGINT), so the run can
+/// still report a result instead of vanishing.
+async fn terminated() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        std::future::pending().await
     }
 }

@@ -148,3 +148,41 @@ async fn trace_context_is_written_for_a_valid_traceparent() {
     assert_eq!(ctx["agent_run_id"], "run-9");
     assert_eq!(ctx["model"], "gpt-4o-mini");
 }
+
+#[tokio::test]
+async fn sigterm_still_reports_a_result() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    fake.push(Turn::text("too late").delayed(Duration::from_secs(20)));
+    let base = fake.openai_base_url();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sympozium-agent-runner"))
+        .env_clear()
+        .env("TASK", "t")
+        .env("MODEL_BASE_URL", &base)
+        .env("IPC_DIR", &pod.ipc)
+        .env("WORKSPACE_DIR", &pod.workspace)
+        .env("SKILLS_DIR", &pod.skills)
+        .env("TMP_DIR", &pod.tmp)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait until the request is in flight, then stop the process like the kubelet would.
+    for _ in 0..100 {
+        if !fake.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result = common::parse_marker(&stdout).expect("marker after SIGTERM");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(result["error"], "run terminated by SIGTERM before it finished");
+    assert_eq!(pod.result_file().unwrap(), result);
+    assert!(pod.done());
+}

@@ -177,6 +177,9 @@ async fn azure_uses_deployment_url_api_version_and_api_key_header() {
     assert_eq!(req.query, "api-version=2024-06-01");
     assert_eq!(req.header("api-key"), Some("azure-key"));
     assert_eq!(req.header("authorization"), None);
+    // api-version 2024-06-01 predates `stream_options`; sending it would be rejected.
+    assert_eq!(req.body["stream"], true);
+    assert!(req.body.get("stream_options").is_none());
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ pub struct OpenAi {
     model: String,
     api_key: String,
     azure: bool,
+    include_usage: bool,
     thinking: Thinking,
     http: Http,
 }
@@ -59,6 +60,9 @@ impl OpenAi {
             model: target.model.clone(),
             api_key: target.api_key.clone(),
             azure,
+            // Azure rejects `stream_options` before api-version 2024-09-01 (dates compare
+            // lexicographically); without it streamed usage is simply not reported.
+            include_usage: !azure || azure_api_version >= "2024-09-01",
             thinking,
             http,
         })
@@ -113,7 +117,9 @@ impl OpenAi {
         }
         if stream {
             body["stream"] = json!(true);
-            body["stream_options"] = json!({"include_usage": true});
+            if self.include_usage {
+                body["stream_options"] = json!({"include_usage": true});
+            }
         }
         body
     }
