@@ -155,7 +155,7 @@ async fn sigterm_still_reports_a_result() {
     let pod = Pod::new();
     fake.push(Turn::text("too late").delayed(Duration::from_secs(20)));
     let base = fake.openai_base_url();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sympozium-agent-runner"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sympozium-agent-runner"))
         .env_clear()
         .env("TASK", "t")
         .env("MODEL_BASE_URL", &base)
