@@ -6,6 +6,7 @@ pub mod config;
 pub mod context;
 pub mod http;
 pub mod instance;
+pub mod personapack;
 pub mod schedule;
 pub mod settings;
 
@@ -113,7 +114,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
 
 /// Runs every controller until the process is asked to stop.
 pub async fn run_controllers(ctx: Arc<Context>) {
-    futures::join!(instance::run(ctx.clone()), schedule::run(ctx.clone()));
+    futures::join!(instance::run(ctx.clone()), schedule::run(ctx.clone()), personapack::run(ctx.clone()));
 }
 
 fn default_identity() -> String {

@@ -1,0 +1,190 @@
+//! Apply: converge an enabled pack's team — per persona the seeded memory ConfigMap first
+//! (so the instance controller's placeholder never wins), then the instance and the schedule
+//! by server-side apply with force (the pack is the source of truth for the fields it sets),
+//! and delete what the pack no longer stamps out (excluded or removed personas, schedules a
+//! persona dropped).
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+use sympozium_api::personapack::{InstalledPersona, PersonaSpec};
+use sympozium_api::{PersonaPack, SympoziumInstance, SympoziumSchedule};
+use sympozium_kube::apply::{Applied, apply, create_if_absent, delete_if_exists, delete_if_owned};
+
+use super::build::{self, SeedAction};
+use super::dereference::{Observed, owned_by, persona_of};
+use crate::context::Context;
+use crate::instance::build::MEMORY_PLACEHOLDER;
+
+/// What converging a pack did.
+#[derive(Debug, Default)]
+pub struct Converged {
+    /// Objects created, as `Kind/name`.
+    pub created: Vec<String>,
+    /// Objects deleted, as `Kind/name`.
+    pub deleted: Vec<String>,
+    /// Personas stamped out successfully, in pack order.
+    pub installed: Vec<InstalledPersona>,
+    /// Personas that failed, with the reason.
+    pub failures: Vec<(String, String)>,
+    /// Failures deleting objects the pack no longer wants.
+    pub prune_errors: Vec<String>,
+}
+
+impl Converged {
+    /// Every error, one line each.
+    pub fn errors(&self) -> Vec<String> {
+        self.failures
+            .iter()
+            .map(|(p, e)| format!("persona {p}: {e}"))
+            .chain(self.prune_errors.clone())
+            .collect()
+    }
+}
+
+/// Converges every non-excluded persona, then prunes what no persona wants any more.
+pub async fn converge(pack: &PersonaPack, observed: &Observed, ctx: &Context) -> Converged {
+    let mut out = Converged::default();
+    let mut wanted = BTreeSet::new();
+    for (index, persona) in pack.spec.personas.iter().enumerate() {
+        if build::is_excluded(pack, &persona.name) {
+            continue;
+        }
+        wanted.insert(persona.name.clone());
+        match stamp(pack, persona, index, ctx, &mut out).await {
+            Ok(installed) => out.installed.push(installed),
+            Err(e) => {
+                tracing::warn!(persona = %persona.name, error = %e, "persona not converged");
+                out.failures.push((persona.name.clone(), e));
+            }
+        }
+    }
+    prune(pack, observed, &wanted, ctx, &mut out).await;
+    out
+}
+
+async fn stamp(
+    pack: &PersonaPack,
+    persona: &PersonaSpec,
+    index: usize,
+    ctx: &Context,
+    out: &mut Converged,
+) -> Result<InstalledPersona, String> {
+    let ns = pack.namespace().unwrap_or_default();
+    let inst = build::instance(pack, persona, &ctx.settings).map_err(|e| e.to_string())?;
+    let name = inst.name_any();
+
+    if let Some(cm) = build::seed_configmap(pack, persona) {
+        seed(&Api::namespaced(ctx.client.clone(), &ns), &cm, out).await?;
+    }
+
+    let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
+    if apply(&instances, &inst).await.map_err(|e| format!("SympoziumInstance/{name}: {e}"))?
+        == Applied::Created
+    {
+        out.created.push(format!("SympoziumInstance/{name}"));
+    }
+
+    let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
+    let schedule_name = build::schedule_name(&name);
+    let schedule = match build::schedule(pack, persona, index) {
+        Some(sched) => {
+            let what = format!("SympoziumSchedule/{schedule_name}");
+            if apply(&schedules, &sched).await.map_err(|e| format!("{what}: {e}"))? == Applied::Created {
+                out.created.push(what);
+            }
+            Some(schedule_name)
+        }
+        None => {
+            let uid = pack.uid().unwrap_or_default();
+            if delete_if_owned(&schedules, &schedule_name, &uid)
+                .await
+                .map_err(|e| format!("SympoziumSchedule/{schedule_name}: {e}"))?
+            {
+                out.deleted.push(format!("SympoziumSchedule/{schedule_name}"));
+            }
+            None
+        }
+    };
+    Ok(InstalledPersona { name: persona.name.clone(), instance_name: name, schedule_name: schedule })
+}
+
+/// Writes the persona's seeds: creates the ConfigMap when absent, and rewrites it when it
+/// holds only a placeholder or earlier seeds of the pack — never memories an agent recorded.
+async fn seed(configmaps: &Api<ConfigMap>, desired: &ConfigMap, out: &mut Converged) -> Result<(), String> {
+    let name = desired.name_any();
+    let what = format!("ConfigMap/{name}");
+    let existing = match configmaps.get_opt(&name).await.map_err(|e| format!("{what}: {e}"))? {
+        None => {
+            if create_if_absent(configmaps, desired).await.map_err(|e| format!("{what}: {e}"))? {
+                out.created.push(what);
+                return Ok(());
+            }
+            // Created concurrently (by the instance controller): decide on what is there.
+            configmaps.get(&name).await.map_err(|e| format!("{what}: {e}"))?
+        }
+        Some(cm) => cm,
+    };
+    match build::seed_action(&existing, desired, MEMORY_PLACEHOLDER) {
+        SeedAction::Keep => Ok(()),
+        SeedAction::Preserve => {
+            tracing::debug!(configmap = %name, "memory holds recorded memories; seeds not rewritten");
+            Ok(())
+        }
+        SeedAction::Replace => {
+            let mut updated = existing;
+            updated.data.get_or_insert_default().extend(desired.data.clone().unwrap_or_default());
+            updated.metadata.labels.get_or_insert_default().extend(desired.labels().clone());
+            updated.metadata.annotations.get_or_insert_default().extend(desired.annotations().clone());
+            // Optimistic concurrency: the resourceVersion we read guards an agent's write.
+            configmaps
+                .replace(&name, &PostParams::default(), &updated)
+                .await
+                .map_err(|e| format!("{what}: {e}"))?;
+            tracing::info!(configmap = %name, "seeded memory written");
+            Ok(())
+        }
+    }
+}
+
+/// Deletes the instances and schedules of personas that are excluded or gone from the pack,
+/// and their seeded memory.
+async fn prune(
+    pack: &PersonaPack,
+    observed: &Observed,
+    wanted: &BTreeSet<String>,
+    ctx: &Context,
+    out: &mut Converged,
+) {
+    let ns = pack.namespace().unwrap_or_default();
+    let uid = pack.uid().unwrap_or_default();
+    let unwanted = |persona: Option<String>| persona.is_none_or(|p| !wanted.contains(&p));
+
+    let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
+    for inst in observed.instances.iter().filter(|i| owned_by(*i, &uid) && unwanted(persona_of(*i))) {
+        record(
+            out,
+            "SympoziumInstance",
+            &inst.name_any(),
+            delete_if_exists(&instances, &inst.name_any()).await,
+        );
+    }
+    let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
+    for s in observed.schedules.iter().filter(|s| owned_by(*s, &uid) && unwanted(persona_of(*s))) {
+        record(out, "SympoziumSchedule", &s.name_any(), delete_if_exists(&schedules, &s.name_any()).await);
+    }
+    let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    for cm in observed.configmaps.iter().filter(|c| unwanted(persona_of(*c))) {
+        record(out, "ConfigMap", &cm.name_any(), delete_if_exists(&configmaps, &cm.name_any()).await);
+    }
+}
+
+fn record(out: &mut Converged, kind: &str, name: &str, result: Result<bool, kube::Error>) {
+    match result {
+        Ok(true) => out.deleted.push(format!("{kind}/{name}")),
+        Ok(false) => {}
+        Err(e) => out.prune_errors.push(format!("deleting {kind}/{name}: {e}")),
+    }
+}

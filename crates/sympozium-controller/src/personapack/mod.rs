@@ -1,0 +1,222 @@
+//! The PersonaPack controller: a pack is a catalog entry until `spec.enabled` is true;
+//! enabled, it stamps out one SympoziumInstance, SympoziumSchedule and seeded memory
+//! ConfigMap per persona in the pack's namespace and keeps them converged to the pack.
+//!
+//! Pipeline per reconcile: dereference → build (pure) → apply/prune → status, with cleanup
+//! under the `sympozium.ai/personapack-finalizer` finalizer. Disabling removes the team and
+//! waits for it to be gone; deleting releases the seeded memory, and garbage collection
+//! takes the rest.
+
+pub mod apply;
+pub mod build;
+pub mod cleanup;
+pub mod dereference;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use sympozium_api::labels::{self, PERSONA_PACK_FINALIZER};
+use sympozium_api::{PersonaPack, SympoziumInstance, SympoziumSchedule};
+
+use crate::context::Context;
+
+/// Name used in metrics and logs.
+pub const CONTROLLER: &str = "personapack";
+/// How often a disabled pack checks whether its team is gone.
+pub const REMOVAL_POLL: Duration = Duration::from_secs(2);
+
+/// Errors of one reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Some personas could not be stamped out.
+    #[error("converging personas failed: {0}")]
+    Converge(String),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "kube",
+            Self::Converge(_) => "converge",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until the process is asked to stop.
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    let ns = ctx.namespace.clone();
+    let stamped = watcher::Config::default().labels(labels::PERSONA_PACK);
+    // Seeded memory carries no ownerReference; it maps back to its pack by label.
+    let memory_mapper = |cm: ConfigMap| {
+        let ns = cm.namespace()?;
+        cm.labels().get(labels::PERSONA_PACK).map(|p| ObjectRef::<PersonaPack>::new(p).within(&ns))
+    };
+    Controller::new(api::<PersonaPack>(&client, &ns), watcher::Config::default().any_semantic())
+        .owns(api::<SympoziumInstance>(&client, &ns), stamped.clone())
+        .owns(api::<SympoziumSchedule>(&client, &ns), stamped.clone())
+        .watches(api::<ConfigMap>(&client, &ns), stamped, memory_mapper)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(pack = %obj, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+#[tracing::instrument(skip_all, fields(pack = %pack.name_any(), namespace = pack.namespace().unwrap_or_default()))]
+async fn reconcile(pack: Arc<PersonaPack>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    let ns = pack.namespace().unwrap_or_default();
+    let api: Api<PersonaPack> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, PERSONA_PACK_FINALIZER, pack.clone(), |event| async {
+        match event {
+            Finalizer::Apply(pack) => converge(&pack, &api, &ctx).await,
+            Finalizer::Cleanup(pack) => {
+                let deleted = cleanup::finalize(&pack, &ctx).await?;
+                let note = if deleted.is_empty() {
+                    "pack deleted; its team goes with it".to_string()
+                } else {
+                    format!("pack deleted; removed seeded memory {}", deleted.join(", "))
+                };
+                publish(&ctx, &pack, EventType::Normal, "Deleted", &note).await;
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => {
+            ctx.backoff.succeeded(&key(&pack));
+            Ok(action)
+        }
+        Err(
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e),
+        ) => Err(e),
+        Err(e) => Err(Error::Finalizer(e.to_string())),
+    }
+}
+
+async fn converge(pack: &PersonaPack, api: &Api<PersonaPack>, ctx: &Context) -> Result<Action, Error> {
+    let name = pack.name_any();
+    let observed = dereference::observe(pack, ctx).await?;
+    if !build::is_enabled(pack) {
+        return disable(pack, api, observed, ctx).await;
+    }
+    let phase = pack.status.as_ref().and_then(|s| s.phase.as_deref());
+    if phase.is_none() || phase == Some(status::phase::INACTIVE) {
+        status::write(api, &name, &status::pending(pack)).await?;
+        publish(ctx, pack, EventType::Normal, "Enabling", "stamping out the team").await;
+    }
+    let converged = apply::converge(pack, &observed, ctx).await;
+    for what in &converged.created {
+        publish(ctx, pack, EventType::Normal, "Created", &format!("created {what}")).await;
+    }
+    for what in &converged.deleted {
+        publish(ctx, pack, EventType::Normal, "Deleted", &format!("deleted {what}, no longer stamped out"))
+            .await;
+    }
+    let errors = converged.errors();
+    let new_status = status::converged(pack, converged.installed, &errors);
+    if status::changed(pack.status.as_ref(), &new_status) {
+        status::write(api, &name, &new_status).await?;
+    }
+    if !errors.is_empty() {
+        publish(ctx, pack, EventType::Warning, "PersonaFailed", &errors.join("; ")).await;
+        return Err(Error::Converge(errors.join("; ")));
+    }
+    // Everything the pack stamps out is watched; the periodic requeue is a safety net.
+    Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// A disabled pack: remove the team, wait until it is gone, then release the managed
+/// credentials and report `Inactive`.
+async fn disable(
+    pack: &PersonaPack,
+    api: &Api<PersonaPack>,
+    observed: dereference::Observed,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let name = pack.name_any();
+    let deleted = cleanup::remove_team(pack, &observed, ctx).await?;
+    for what in &deleted {
+        publish(ctx, pack, EventType::Normal, "Deleted", &format!("deleted {what}: pack disabled")).await;
+    }
+    if !deleted.is_empty() || !observed.team_gone() {
+        let remaining = dereference::observe(pack, ctx).await?;
+        if !remaining.team_gone() {
+            let removing = status::removing(pack, remaining.instances.len(), remaining.schedules.len());
+            if status::changed(pack.status.as_ref(), &removing) {
+                status::write(api, &name, &removing).await?;
+            }
+            return Ok(Action::requeue(REMOVAL_POLL));
+        }
+    }
+    for secret in cleanup::remove_managed_secrets(pack, ctx).await? {
+        publish(ctx, pack, EventType::Normal, "Deleted", &format!("deleted managed credentials {secret}"))
+            .await;
+    }
+    let inactive = status::inactive(pack);
+    if status::changed(pack.status.as_ref(), &inactive) {
+        status::write(api, &name, &inactive).await?;
+    }
+    Ok(Action::await_change())
+}
+
+fn error_policy(pack: Arc<PersonaPack>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failure(CONTROLLER, error.reason());
+    let delay = ctx.backoff.failed(&key(&pack));
+    tracing::warn!(pack = %pack.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Backoff key; prefixed so a pack and an instance of the same name back off separately.
+fn key(pack: &PersonaPack) -> String {
+    format!("{CONTROLLER}:{}/{}", pack.namespace().unwrap_or_default(), pack.name_any())
+}
+
+async fn publish(ctx: &Context, pack: &PersonaPack, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &pack.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish event");
+    }
+}
