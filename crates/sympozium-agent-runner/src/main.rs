@@ -72,9 +72,15 @@ fn main() {
     std::process::exit(report.exit_code);
 }
 
-/// Logs go to stderr so stdout carries only the markers the controller parses.
+/// Structured JSON log lines on stderr, so stdout carries only the markers the controller parses.
 fn tracing_init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

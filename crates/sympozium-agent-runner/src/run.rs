@@ -34,6 +34,14 @@ pub struct RunReport {
 /// Runs the agent.
 pub async fn run(config: Config, aws: AwsCredentials) -> RunReport {
     let started = Instant::now();
+    tracing::info!(
+        agent_run_id = %config.agent_run_id,
+        instance = %config.instance_name,
+        namespace = %config.namespace,
+        provider = %config.model.provider,
+        model = %config.model.model,
+        "run started"
+    );
     let mut stats = Stats::default();
     let mut chunks = ChunkWriter::new(&config.roots.ipc);
     let outcome = {
@@ -55,8 +63,23 @@ pub async fn run(config: Config, aws: AwsCredentials) -> RunReport {
         tracing::error!(error = %e, "cannot write result.json");
     }
     match &outcome {
-        Ok(_) => tracing::info!(tool_calls = stats.tool_calls, "run succeeded"),
-        Err(e) => tracing::error!(error = %e, "run failed"),
+        Ok(_) => tracing::info!(
+            agent_run_id = %config.agent_run_id,
+            duration_ms = started.elapsed().as_millis() as u64,
+            input_tokens = stats.usage.input,
+            output_tokens = stats.usage.output,
+            tool_calls = stats.tool_calls,
+            status = "success",
+            "run finished"
+        ),
+        Err(e) => tracing::error!(
+            agent_run_id = %config.agent_run_id,
+            duration_ms = started.elapsed().as_millis() as u64,
+            tool_calls = stats.tool_calls,
+            status = "error",
+            error = %e,
+            "run finished"
+        ),
     }
     RunReport { result, exit_code: if outcome.is_ok() { 0 } else { 1 }, memory }
 }

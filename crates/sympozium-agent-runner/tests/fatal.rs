@@ -186,3 +186,30 @@ async fn sigterm_still_reports_a_result() {
     assert_eq!(pod.result_file().unwrap(), result);
     assert!(pod.done());
 }
+
+#[tokio::test]
+async fn logs_are_json_lines_on_stderr_without_secrets() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    fake.push(Turn::error(401, "bad key"));
+    let base = fake.openai_base_url();
+    let env = [
+        ("TASK", "t"),
+        ("MODEL_BASE_URL", base.as_str()),
+        ("API_KEY", "sk-very-secret-value"),
+        ("RUST_LOG", "info"),
+        ("AGENT_RUN_ID", "run-7"),
+    ];
+    let out = run_runner(&pod, &env).await;
+    assert_eq!(out.code, 1);
+    let lines: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let finished = lines.iter().find(|l| l["message"] == "run finished").expect("run finished line");
+    assert_eq!(finished["status"], "error");
+    assert_eq!(finished["agent_run_id"], "run-7");
+    assert!(lines.iter().any(|l| l["message"] == "run started"));
+    assert!(!out.stderr.contains("sk-very-secret-value") && !out.stdout.contains("sk-very-secret-value"));
+}
