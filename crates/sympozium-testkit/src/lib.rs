@@ -9,6 +9,7 @@
 
 mod crds;
 pub mod fake_llm;
+pub mod nats;
 mod plane;
 mod wait;
 

@@ -1,0 +1,193 @@
+//! Connection, stream, publishing and durable consumption.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use async_nats::{ConnectOptions, HeaderMap};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::{Envelope, Error, STREAM, subject};
+
+/// A connection to the event bus.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
+/// One message from a durable consumer; ack it once handled, or it is redelivered.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The decoded envelope.
+    pub envelope: Envelope,
+    /// The `traceparent` header, when the publisher sent one.
+    pub traceparent: Option<String>,
+    message: jetstream::Message,
+}
+
+impl Delivery {
+    /// Acknowledges the message: it will not be delivered again.
+    pub async fn ack(&self) {
+        if let Err(e) = self.message.ack().await {
+            tracing::warn!(error = %e, topic = %self.envelope.topic, "ack failed; the message may be redelivered");
+        }
+    }
+
+    /// Asks for redelivery (e.g. a transient failure while handling it).
+    pub async fn nak(&self) {
+        if let Err(e) = self.message.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(2)))).await {
+            tracing::warn!(error = %e, "nak failed");
+        }
+    }
+}
+
+impl Bus {
+    /// Connects (retrying until NATS answers), reconnects forever after that, and makes
+    /// sure the `sympozium` stream exists.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        let client = ConnectOptions::new()
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempt| Duration::from_millis((250 * attempt as u64).min(5_000)))
+            .connect(url)
+            .await
+            .map_err(|e| Error::Connect { url: url.into(), reason: e.to_string() })?;
+        let js = jetstream::new(client.clone());
+        let bus = Self { client, js };
+        bus.ensure_stream().await?;
+        Ok(bus)
+    }
+
+    async fn ensure_stream(&self) -> Result<(), Error> {
+        let config = stream::Config {
+            name: STREAM.into(),
+            subjects: vec![format!("{STREAM}.>")],
+            max_age: Duration::from_secs(24 * 3600),
+            storage: stream::StorageType::File,
+            num_replicas: 1,
+            ..Default::default()
+        };
+        let mut last = String::new();
+        for _ in 0..10 {
+            match tokio::time::timeout(Duration::from_secs(5), self.js.get_or_create_stream(config.clone()))
+                .await
+            {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "timed out".into(),
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        Err(Error::JetStream { operation: "creating the sympozium stream", reason: last })
+    }
+
+    /// Publishes `data` on `topic` and waits for JetStream to store it.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        metadata: BTreeMap<String, String>,
+        data: &impl Serialize,
+    ) -> Result<(), Error> {
+        self.publish_traced(topic, metadata, data, None).await
+    }
+
+    /// Like [`Bus::publish`], carrying a W3C `traceparent` header.
+    pub async fn publish_traced(
+        &self,
+        topic: &str,
+        metadata: BTreeMap<String, String>,
+        data: &impl Serialize,
+        traceparent: Option<&str>,
+    ) -> Result<(), Error> {
+        let encode = |source| Error::Encode { topic: topic.into(), source };
+        let envelope = Envelope::new(topic, metadata, serde_json::to_value(data).map_err(encode)?);
+        let payload = serde_json::to_vec(&envelope).map_err(encode)?;
+        let mut headers = HeaderMap::new();
+        if let Some(tp) = traceparent {
+            headers.insert("traceparent", tp);
+        }
+        let ack = self
+            .js
+            .publish_with_headers(subject(topic), headers, payload.into())
+            .await
+            .map_err(|e| Error::JetStream { operation: "publishing", reason: e.to_string() })?;
+        ack.await
+            .map_err(|e| Error::JetStream { operation: "publish acknowledgement", reason: e.to_string() })?;
+        Ok(())
+    }
+
+    /// Consumes `topic` through the durable consumer `name`: messages published while the
+    /// consumer was away are delivered when it returns, and processes sharing `name` split
+    /// the messages. Survives NATS restarts. The channel closes only when dropped.
+    pub fn durable(&self, name: &str, topic: &str) -> mpsc::Receiver<Delivery> {
+        let (tx, rx) = mpsc::channel(64);
+        let js = self.js.clone();
+        let (name, topic) = (name.to_string(), topic.to_string());
+        tokio::spawn(async move {
+            let mut failures = 0u32;
+            while !tx.is_closed() {
+                match pump(&js, &name, &topic, &tx).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        let delay = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)));
+                        tracing::warn!(consumer = %name, error = %e, retry_in = ?delay, "durable consumer interrupted");
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    /// The underlying NATS client (for request/reply and live, non-durable subscriptions).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+}
+
+/// Forwards messages until the receiver goes away (`Ok`) or the consumer breaks (`Err`).
+async fn pump(
+    js: &jetstream::Context,
+    name: &str,
+    topic: &str,
+    tx: &mpsc::Sender<Delivery>,
+) -> Result<(), String> {
+    let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
+    let config = consumer::pull::Config {
+        durable_name: Some(name.into()),
+        filter_subject: subject(topic),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: consumer::DeliverPolicy::New,
+        ack_wait: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let consumer: consumer::PullConsumer =
+        stream.get_or_create_consumer(name, config).await.map_err(|e| e.to_string())?;
+    // One message in flight: nothing sits un-acked in a client buffer when this process
+    // stops, so another replica (or the next start) gets it at once.
+    let mut messages =
+        consumer.stream().max_messages_per_batch(1).messages().await.map_err(|e| e.to_string())?;
+    while let Some(next) = messages.next().await {
+        let message = next.map_err(|e| e.to_string())?;
+        let traceparent = message.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string());
+        match serde_json::from_slice::<Envelope>(&message.payload) {
+            Ok(envelope) => {
+                if let Err(returned) = tx.send(Delivery { envelope, traceparent, message }).await {
+                    // Nobody listens any more: hand the message back for immediate redelivery.
+                    let _ = returned.0.message.ack_with(jetstream::AckKind::Nak(None)).await;
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                // Not ours to fix by retrying: drop it for good.
+                tracing::warn!(error = %e, subject = %message.subject, "discarding a message that is not an envelope");
+                let _ = message.ack_with(jetstream::AckKind::Term).await;
+            }
+        }
+    }
+    Err("message stream ended".into())
+}
