@@ -102,8 +102,10 @@ async fn bedrock_converse_signed_with_sigv4_and_tool_results() {
     let fake = FakeLlm::start().await.unwrap();
     let pod = Pod::new();
     fake.script([
-        Turn::tool_call("list_directory", json!({"path": "/workspace"})).with_usage(50, 5),
-        Turn::text("The workspace is empty.").with_usage(60, 6),
+        Turn::tool_call("list_directory", json!({"path": "/workspace"}))
+            .with_thinking("Look first.")
+            .with_usage(50, 5),
+        Turn::text(&long_answer()).with_usage(60, 6).streamed(4, Duration::from_millis(120)),
     ]);
     let base = fake.base_url();
     let env = [
@@ -120,11 +122,15 @@ async fn bedrock_converse_signed_with_sigv4_and_tool_results() {
     ];
     let out = run_runner(&pod, &env).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.result()["response"], "The workspace is empty.");
+    assert_eq!(out.result()["response"], long_answer().as_str());
     assert_eq!(out.result()["metrics"]["inputTokens"], 110);
+    assert_eq!(out.result()["metrics"]["outputTokens"], 11);
+    let chunks = pod.chunks();
+    assert!(chunks.len() >= 3, "{chunks:?}");
+    assert_eq!(chunks.iter().map(|c| c["content"].as_str().unwrap()).collect::<String>(), long_answer());
     let requests = fake.requests();
     let first = &requests[0];
-    assert_eq!(first.path, "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse");
+    assert_eq!(first.path, "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse-stream");
     let auth = first.header("authorization").unwrap();
     assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{auth}");
     assert!(auth.contains("/eu-west-1/bedrock/aws4_request"));
@@ -133,7 +139,11 @@ async fn bedrock_converse_signed_with_sigv4_and_tool_results() {
     assert!(first.tool_names().contains(&"list_directory".to_string()));
     assert_eq!(first.body["additionalModelRequestFields"]["thinking"]["budget_tokens"], 4096);
     let msgs = requests[1].body["messages"].as_array().unwrap().clone();
-    assert_eq!(msgs[1]["content"][0]["toolUse"]["name"], "list_directory");
+    assert_eq!(
+        msgs[1]["content"][0]["reasoningContent"]["reasoningText"],
+        json!({"text": "Look first.", "signature": "fake-signature"})
+    );
+    assert_eq!(msgs[1]["content"][1]["toolUse"]["name"], "list_directory");
     assert_eq!(msgs[2]["content"][0]["toolResult"]["status"], "success");
     assert_eq!(msgs[2]["content"][0]["toolResult"]["content"][0]["text"], "(empty directory)");
 }
@@ -144,4 +154,31 @@ async fn bedrock_without_credentials_fails_clearly() {
     let out = run_runner(&pod, &[("TASK", "hi"), ("MODEL_PROVIDER", "bedrock"), ("MODEL_NAME", "m")]).await;
     assert_eq!(out.code, 1);
     assert_eq!(out.error(), "Bedrock requires AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+}
+
+#[tokio::test]
+async fn bedrock_without_streaming_uses_converse() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    fake.script([Turn::error(503, "ServiceUnavailable"), Turn::text("plain answer").with_usage(9, 3)]);
+    let base = fake.base_url();
+    let env = [
+        ("TASK", "hi"),
+        ("MODEL_PROVIDER", "bedrock"),
+        ("MODEL_NAME", "amazon.nova-pro-v1:0"),
+        ("MODEL_BASE_URL", base.as_str()),
+        ("LLM_STREAM", "false"),
+        ("AWS_ACCESS_KEY_ID", "AKID"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ];
+    let out = run_runner(&pod, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result()["response"], "plain answer");
+    assert_eq!(out.result()["metrics"]["outputTokens"], 3);
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2, "the 503 is retried");
+    assert_eq!(requests[1].path, "/model/amazon.nova-pro-v1%3A0/converse");
+    assert!(requests[1].header("x-amz-security-token").is_none());
+    assert!(requests[1].body.get("additionalModelRequestFields").is_none());
 }

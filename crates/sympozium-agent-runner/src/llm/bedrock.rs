@@ -1,16 +1,20 @@
-//! AWS Bedrock Converse (non-streaming), signed with SigV4 from static credentials
-//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`).
+//! AWS Bedrock Converse and ConverseStream (AWS event-stream framing), signed with SigV4
+//! from static credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`, `AWS_REGION`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::anthropic::thinking_budget;
-use super::http::Http;
+use super::eventstream::{EventStreamDecoder, Frame};
+use super::http::{Http, transport_error};
 use super::sigv4::{SigningInput, amz_date, sign, uri_encode};
-use super::{ChatRequest, Message, Provider, StreamSink, ToolCall, Turn, Usage};
+use super::{ChatRequest, Message, Provider, StreamSink, Thinking as ThinkingBlock, ToolCall, Turn, Usage};
 use crate::config::{ModelTarget, Thinking};
 use crate::error::LlmError;
 
@@ -85,8 +89,12 @@ impl Bedrock {
         for message in request.messages {
             match message {
                 Message::User(text) => messages.push(json!({"role": "user", "content": [{"text": text}]})),
-                Message::Assistant { text, tool_calls, .. } => {
-                    let mut content = Vec::new();
+                Message::Assistant { text, tool_calls, thinking } => {
+                    // Claude requires its signed reasoning back alongside tool use.
+                    let mut content: Vec<Value> = thinking
+                        .iter()
+                        .map(|t| json!({"reasoningContent": {"reasoningText": {"text": t.text, "signature": t.signature}}}))
+                        .collect();
                     if !text.is_empty() {
                         content.push(json!({"text": text}));
                     }
@@ -136,11 +144,13 @@ impl Bedrock {
         body
     }
 
-    async fn run(&self, request: ChatRequest<'_>) -> Result<Turn, LlmError> {
+    async fn run(&self, request: ChatRequest<'_>, sink: &mut dyn StreamSink) -> Result<Turn, LlmError> {
         let payload = self.body(&request).to_string();
-        let path = format!("/model/{}/converse", uri_encode(&self.model));
+        let stream = self.http.stream();
+        let action = if stream { "converse-stream" } else { "converse" };
+        let path = format!("/model/{}/{action}", uri_encode(&self.model));
         // SigV4 encodes each path segment once more for the canonical form.
-        let canonical_uri = format!("/model/{}/converse", uri_encode(&uri_encode(&self.model)));
+        let canonical_uri = format!("/model/{}/{action}", uri_encode(&uri_encode(&self.model)));
         let url = format!("{}{}", self.base, path);
         let response = self
             .http
@@ -179,6 +189,9 @@ impl Bedrock {
                 req
             })
             .await?;
+        if stream {
+            return read_stream(response, sink).await;
+        }
         let value: Value = response
             .json()
             .await
@@ -189,22 +202,126 @@ impl Bedrock {
             if let Some(text) = block.get("text").and_then(Value::as_str) {
                 turn.text.push_str(text);
             }
+            if let Some(reasoning) = block.pointer("/reasoningContent/reasoningText") {
+                turn.thinking.push(ThinkingBlock {
+                    text: str_of(reasoning, "text"),
+                    signature: str_of(reasoning, "signature"),
+                });
+            }
             if let Some(tool) = block.get("toolUse") {
                 turn.tool_calls.push(ToolCall {
-                    id: tool.get("toolUseId").and_then(Value::as_str).unwrap_or_default().to_string(),
-                    name: tool.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    id: str_of(tool, "toolUseId"),
+                    name: str_of(tool, "name"),
                     arguments: tool.get("input").cloned().unwrap_or_else(|| json!({})).to_string(),
                 });
             }
         }
         turn.wants_tools = value.get("stopReason").and_then(Value::as_str) == Some("tool_use")
             && !turn.tool_calls.is_empty();
-        turn.usage = Usage {
-            input: value.pointer("/usage/inputTokens").and_then(Value::as_u64).unwrap_or(0),
-            output: value.pointer("/usage/outputTokens").and_then(Value::as_u64).unwrap_or(0),
-        };
+        turn.usage = usage(&value);
         Ok(turn)
     }
+}
+
+fn str_of(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn usage(v: &Value) -> Usage {
+    Usage {
+        input: v.pointer("/usage/inputTokens").and_then(Value::as_u64).unwrap_or(0),
+        output: v.pointer("/usage/outputTokens").and_then(Value::as_u64).unwrap_or(0),
+    }
+}
+
+enum Block {
+    Text(String),
+    Reasoning(ThinkingBlock),
+    Tool(ToolCall),
+}
+
+/// Reads a ConverseStream response, streaming text deltas to `sink`.
+async fn read_stream(response: reqwest::Response, sink: &mut dyn StreamSink) -> Result<Turn, LlmError> {
+    let mut decoder = EventStreamDecoder::default();
+    let mut blocks: BTreeMap<u64, Block> = BTreeMap::new();
+    let mut stop = String::new();
+    let mut turn = Turn::default();
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| transport_error(NAME, &e))?;
+        let frames =
+            decoder.push(&chunk).map_err(|message| LlmError::Protocol { provider: NAME, message })?;
+        for frame in frames {
+            apply_frame(&frame, &mut blocks, &mut stop, &mut turn, sink)?;
+        }
+    }
+    for block in blocks.into_values() {
+        match block {
+            Block::Text(t) => turn.text.push_str(&t),
+            Block::Reasoning(r) => turn.thinking.push(r),
+            Block::Tool(mut call) => {
+                if call.arguments.trim().is_empty() {
+                    call.arguments = "{}".into();
+                }
+                turn.tool_calls.push(call);
+            }
+        }
+    }
+    turn.wants_tools = stop == "tool_use" && !turn.tool_calls.is_empty();
+    Ok(turn)
+}
+
+fn apply_frame(
+    frame: &Frame,
+    blocks: &mut BTreeMap<u64, Block>,
+    stop: &mut String,
+    turn: &mut Turn,
+    sink: &mut dyn StreamSink,
+) -> Result<(), LlmError> {
+    let payload: Value = serde_json::from_slice(&frame.payload).unwrap_or(Value::Null);
+    if frame.header(":message-type") == Some("exception") {
+        let kind = frame.header(":exception-type").unwrap_or("exception");
+        let message = payload.get("message").and_then(Value::as_str).unwrap_or("stream failed");
+        return Err(LlmError::Protocol { provider: NAME, message: format!("{kind}: {message}") });
+    }
+    let index = payload.get("contentBlockIndex").and_then(Value::as_u64).unwrap_or(0);
+    match frame.header(":event-type").unwrap_or_default() {
+        "contentBlockStart" => {
+            if let Some(tool) = payload.pointer("/start/toolUse") {
+                let call = ToolCall {
+                    id: str_of(tool, "toolUseId"),
+                    name: str_of(tool, "name"),
+                    arguments: String::new(),
+                };
+                blocks.insert(index, Block::Tool(call));
+            }
+        }
+        "contentBlockDelta" => {
+            let delta = payload.get("delta").cloned().unwrap_or(Value::Null);
+            if let Some(text) = delta.get("text").and_then(Value::as_str) {
+                sink.text(text);
+                if let Block::Text(t) = blocks.entry(index).or_insert_with(|| Block::Text(String::new())) {
+                    t.push_str(text);
+                }
+            } else if let Some(input) = delta.pointer("/toolUse/input").and_then(Value::as_str) {
+                if let Some(Block::Tool(call)) = blocks.get_mut(&index) {
+                    call.arguments.push_str(input);
+                }
+            } else if let Some(reasoning) = delta.get("reasoningContent") {
+                let entry = blocks.entry(index).or_insert_with(|| {
+                    Block::Reasoning(ThinkingBlock { text: String::new(), signature: String::new() })
+                });
+                if let Block::Reasoning(r) = entry {
+                    r.text.push_str(&str_of(reasoning, "text"));
+                    r.signature.push_str(&str_of(reasoning, "signature"));
+                }
+            }
+        }
+        "messageStop" => *stop = str_of(&payload, "stopReason"),
+        "metadata" => turn.usage = usage(&payload),
+        _ => {}
+    }
+    Ok(())
 }
 
 impl Provider for Bedrock {
@@ -215,8 +332,8 @@ impl Provider for Bedrock {
     fn complete<'a>(
         &'a self,
         request: ChatRequest<'a>,
-        _sink: &'a mut dyn StreamSink,
+        sink: &'a mut dyn StreamSink,
     ) -> BoxFuture<'a, Result<Turn, LlmError>> {
-        Box::pin(self.run(request))
+        Box::pin(self.run(request, sink))
     }
 }

@@ -3,6 +3,7 @@
 
 mod anthropic;
 mod bedrock;
+mod eventstream;
 mod failover;
 mod http;
 mod openai;

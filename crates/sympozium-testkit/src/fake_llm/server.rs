@@ -151,6 +151,7 @@ enum Protocol {
     OpenAi,
     Anthropic,
     Bedrock,
+    BedrockStream,
 }
 
 async fn handle(
@@ -167,6 +168,8 @@ async fn handle(
         Protocol::Anthropic
     } else if path.starts_with("/model/") && path.ends_with("/converse") {
         Protocol::Bedrock
+    } else if path.starts_with("/model/") && path.ends_with("/converse-stream") {
+        Protocol::BedrockStream
     } else {
         return plain(StatusCode::NOT_FOUND, "fake LLM: unknown route");
     };
@@ -202,7 +205,7 @@ async fn handle(
         let payload = match protocol {
             Protocol::OpenAi => openai::error_body(*status, message),
             Protocol::Anthropic => anthropic::error_body(*status, message),
-            Protocol::Bedrock => bedrock::error_body(message),
+            Protocol::Bedrock | Protocol::BedrockStream => bedrock::error_body(message),
         };
         let mut builder = Response::builder().status(code).header(header::CONTENT_TYPE, "application/json");
         if let Some(secs) = retry_after {
@@ -218,6 +221,11 @@ async fn handle(
         (Protocol::Anthropic, false) => json(anthropic::response(&turn, &model)),
         (Protocol::Anthropic, true) => sse(anthropic::stream_events(&turn, &model), turn.stream_delay),
         (Protocol::Bedrock, _) => json(bedrock::response(&turn)),
+        (Protocol::BedrockStream, _) => streamed(
+            bedrock::stream_frames(&turn).into_iter().map(Bytes::from).collect(),
+            turn.stream_delay,
+            "application/vnd.amazon.eventstream",
+        ),
     }
 }
 
@@ -234,15 +242,18 @@ fn json(value: Value) -> Response {
 }
 
 fn sse(events: Vec<String>, delay: Duration) -> Response {
-    let stream = futures_util::stream::iter(events).then(move |event| async move {
+    streamed(events.into_iter().map(Bytes::from).collect(), delay, "text/event-stream")
+}
+
+/// Sends `parts` one by one, `delay` apart, so the client really receives them over time.
+fn streamed(parts: Vec<Bytes>, delay: Duration, content_type: &'static str) -> Response {
+    let stream = futures_util::stream::iter(parts).then(move |part| async move {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        Ok::<_, Infallible>(Bytes::from(event))
+        Ok::<_, Infallible>(part)
     });
     let mut response = Response::new(Body::from_stream(stream));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/event-stream"));
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
     response
 }
