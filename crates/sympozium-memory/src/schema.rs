@@ -149,6 +149,9 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
 
 fn configure(conn: &Connection, writer: bool) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // 8 MiB page cache per connection (SQLite's default is 2 MiB): FTS queries on large
+    // databases touch many index pages.
+    conn.pragma_update(None, "cache_size", -8192)?;
     if writer {
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {

@@ -399,14 +399,25 @@ fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<Entry>> {
         return Ok(Vec::new());
     };
     let all = fts.all();
+    let mut by_recency = false;
     let (mut found, terms) = if fts.long_text {
         // A long text: skip the AND stage when some term matches nothing (it cannot match), and
         // keep only the rarest terms for the OR stage.
         let freqs = doc_freqs(conn, &fts.terms)?;
-        let found = if freqs.iter().all(|f| *f > 0) { run_match(conn, &all, top_k)? } else { Vec::new() };
-        (found, rarest_terms(&fts.terms, &freqs))
+        let found =
+            if freqs.iter().all(|f| *f > 0) { run_match(conn, &all, top_k, false)? } else { Vec::new() };
+        let mut terms = rarest_terms(&fts.terms, &freqs);
+        if terms.is_empty()
+            && let Some((i, _)) = freqs.iter().enumerate().filter(|(_, f)| **f > 0).min_by_key(|(_, f)| **f)
+        {
+            // Every term is very common: BM25 cannot tell memories apart and would score a large
+            // part of the table, so take the most recent matches of the rarest term.
+            terms.push(fts.terms[i].clone());
+            by_recency = true;
+        }
+        (found, terms)
     } else {
-        (run_match(conn, &all, top_k)?, fts.terms.clone())
+        (run_match(conn, &all, top_k, false)?, fts.terms.clone())
     };
     if len_i64(&found) >= top_k {
         return Ok(found);
@@ -415,7 +426,7 @@ fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<Entry>> {
         return Ok(found);
     };
     let wanted = top_k + len_i64(&found);
-    for entry in run_match(conn, &any, wanted)? {
+    for entry in run_match(conn, &any, wanted, by_recency)? {
         if len_i64(&found) >= top_k {
             break;
         }
@@ -428,12 +439,12 @@ fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<Entry>> {
 
 /// The most terms the OR stage of a long text uses.
 pub const MAX_OR_TERMS: usize = 8;
-/// Document frequencies are counted up to this many matches (enough to tell rare from common
-/// without walking the whole posting list of a very common term).
+/// Document frequencies are counted up to this many matches; a term reaching it is "very
+/// common" and left out of the OR stage (counting stops there, so the cost is bounded).
 const DF_CAP: i64 = 10_000;
-/// Beyond the two rarest terms, more terms join the OR stage only while their summed document
-/// frequencies stay under this, so the stage never scores most of a large table.
-const OR_DF_BUDGET: i64 = 20_000;
+/// After the rarest term, more terms join the OR stage only while their summed document
+/// frequencies stay under this, so the stage never scores a large part of the table.
+const OR_DF_BUDGET: i64 = 10_000;
 
 /// How many memories each term matches, counted up to [`DF_CAP`].
 fn doc_freqs(conn: &Connection, terms: &[String]) -> Result<Vec<i64>> {
@@ -443,16 +454,22 @@ fn doc_freqs(conn: &Connection, terms: &[String]) -> Result<Vec<i64>> {
     terms.iter().map(|term| Ok(stmt.query_row(params![term, DF_CAP], |r| r.get(0))?)).collect()
 }
 
-/// The rarest terms that match something (at most [`MAX_OR_TERMS`], within [`OR_DF_BUDGET`]
-/// after the first two), in their original order. BM25 weighs rare terms most anyway.
+/// The rarest terms that match something but are not very common (at most [`MAX_OR_TERMS`],
+/// within [`OR_DF_BUDGET`] after the first), in their original order. BM25 weighs rare terms
+/// most anyway.
 fn rarest_terms(terms: &[String], freqs: &[i64]) -> Vec<String> {
-    let mut by_rarity: Vec<(i64, usize)> =
-        freqs.iter().copied().enumerate().filter(|(_, f)| *f > 0).map(|(i, f)| (f, i)).collect();
+    let mut by_rarity: Vec<(i64, usize)> = freqs
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, f)| *f > 0 && *f < DF_CAP)
+        .map(|(i, f)| (f, i))
+        .collect();
     by_rarity.sort_unstable();
     let mut chosen = Vec::new();
     let mut budget = 0;
     for (freq, i) in by_rarity {
-        if chosen.len() >= MAX_OR_TERMS || (chosen.len() >= 2 && budget + freq > OR_DF_BUDGET) {
+        if chosen.len() >= MAX_OR_TERMS || (!chosen.is_empty() && budget + freq > OR_DF_BUDGET) {
             break;
         }
         budget += freq;
@@ -466,11 +483,17 @@ fn len_i64<T>(v: &[T]) -> i64 {
     i64::try_from(v.len()).unwrap_or(i64::MAX)
 }
 
-fn run_match(conn: &Connection, expression: &str, limit: i64) -> Result<Vec<Entry>> {
+/// Runs one MATCH expression: best BM25 first, recency breaking ties; or, with `by_recency`,
+/// newest first (no scoring).
+fn run_match(conn: &Connection, expression: &str, limit: i64, by_recency: bool) -> Result<Vec<Entry>> {
+    let order = if by_recency {
+        "memories_fts.rowid DESC"
+    } else {
+        "bm25(memories_fts), m.updated_at DESC, m.id DESC"
+    };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid \
-         WHERE memories_fts MATCH ?1 \
-         ORDER BY bm25(memories_fts), m.updated_at DESC, m.id DESC LIMIT ?2"
+         WHERE memories_fts MATCH ?1 ORDER BY {order} LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![expression, limit], entry_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -491,8 +514,9 @@ mod tests {
     #[test]
     fn rarest_terms_skip_unmatched_and_respect_the_budget() {
         let terms: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(rarest_terms(&terms, &[5, 0, 3, 10_000, 10_000]), vec!["a", "c", "d"]);
-        assert_eq!(rarest_terms(&terms, &[10_000, 10_000, 10_000, 10_000, 10_000]), vec!["a", "b"]);
+        assert_eq!(rarest_terms(&terms, &[5, 0, 3, 10_000, 9_000]), vec!["a", "c", "e"]);
+        assert_eq!(rarest_terms(&terms, &[6_000, 0, 3, 5_000, 2_000]), vec!["c", "d", "e"]);
+        assert!(rarest_terms(&terms, &[DF_CAP; 5]).is_empty(), "very common terms are left out");
         assert!(rarest_terms(&terms, &[0, 0, 0, 0, 0]).is_empty());
     }
 
