@@ -56,6 +56,9 @@ fn main() {
         secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
         session_token: env("AWS_SESSION_TOKEN"),
         region: if env("AWS_REGION").is_empty() { env("AWS_DEFAULT_REGION") } else { env("AWS_REGION") },
+        role_arn: env("AWS_ROLE_ARN"),
+        web_identity_token_file: env("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        sts_endpoint: env("AWS_ENDPOINT_URL_STS"),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

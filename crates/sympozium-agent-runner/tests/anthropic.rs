@@ -153,7 +153,11 @@ async fn bedrock_without_credentials_fails_clearly() {
     let pod = Pod::new();
     let out = run_runner(&pod, &[("TASK", "hi"), ("MODEL_PROVIDER", "bedrock"), ("MODEL_NAME", "m")]).await;
     assert_eq!(out.code, 1);
-    assert_eq!(out.error(), "Bedrock requires AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+    assert_eq!(
+        out.error(),
+        "Bedrock requires AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_ROLE_ARN and \
+         AWS_WEB_IDENTITY_TOKEN_FILE (IRSA)"
+    );
 }
 
 #[tokio::test]
@@ -181,4 +185,61 @@ async fn bedrock_without_streaming_uses_converse() {
     assert_eq!(requests[1].path, "/model/amazon.nova-pro-v1%3A0/converse");
     assert!(requests[1].header("x-amz-security-token").is_none());
     assert!(requests[1].body.get("additionalModelRequestFields").is_none());
+}
+
+/// IRSA: the runner exchanges the projected service-account token with STS and signs with
+/// the temporary credentials. STS is a remote AWS service, so a stub answers here.
+#[tokio::test]
+async fn bedrock_with_irsa_assumes_the_role_first() {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = seen.clone();
+    let sts = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |body: String| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push(body);
+                "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>\
+                 <AccessKeyId>ASIATEMP</AccessKeyId><SecretAccessKey>tempsecret</SecretAccessKey>\
+                 <SessionToken>temp-session</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration>\
+                 </Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sts_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, sts).await.unwrap() });
+
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    let token_file = pod.tmp.join("token");
+    std::fs::write(&token_file, "eyJhbGciOi.projected.token\n").unwrap();
+    fake.push(Turn::text("assumed"));
+    let base = fake.base_url();
+    let token_path = token_file.display().to_string();
+    let env = [
+        ("TASK", "hi"),
+        ("MODEL_PROVIDER", "bedrock"),
+        ("MODEL_NAME", "amazon.nova-lite-v1:0"),
+        ("MODEL_BASE_URL", base.as_str()),
+        ("AWS_REGION", "us-west-2"),
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/agent"),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token_path.as_str()),
+        ("AWS_ENDPOINT_URL_STS", sts_url.as_str()),
+    ];
+    let out = run_runner(&pod, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result()["response"], "assumed");
+    let form = seen.lock().unwrap()[0].clone();
+    assert!(form.contains("Action=AssumeRoleWithWebIdentity"), "{form}");
+    assert!(form.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fagent"), "{form}");
+    assert!(
+        form.contains("WebIdentityToken=eyJhbGciOi.projected.token&")
+            || form.ends_with("WebIdentityToken=eyJhbGciOi.projected.token"),
+        "{form}"
+    );
+    let req = &fake.requests()[0];
+    assert!(req.header("authorization").unwrap().starts_with("AWS4-HMAC-SHA256 Credential=ASIATEMP/"));
+    assert_eq!(req.header("x-amz-security-token"), Some("temp-session"));
 }

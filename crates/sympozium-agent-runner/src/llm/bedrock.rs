@@ -3,7 +3,6 @@
 //! `AWS_SESSION_TOKEN`, `AWS_REGION`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
@@ -11,6 +10,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::anthropic::thinking_budget;
+use super::aws_creds::AwsCredentials;
 use super::eventstream::{EventStreamDecoder, Frame};
 use super::http::{Http, transport_error};
 use super::sigv4::{SigningInput, amz_date, sign, uri_encode};
@@ -21,26 +21,6 @@ use crate::error::LlmError;
 const NAME: &str = "Bedrock";
 const MAX_TOKENS: u64 = 8192;
 
-/// Static AWS credentials.
-#[derive(Clone, Default)]
-pub struct AwsCredentials {
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret key.
-    pub secret_access_key: String,
-    /// Session token (optional).
-    pub session_token: String,
-    /// Region.
-    pub region: String,
-}
-
-impl fmt::Debug for AwsCredentials {
-    // Hand-written so secrets never reach logs.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsCredentials").field("region", &self.region).finish_non_exhaustive()
-    }
-}
-
 /// The Converse endpoint for one model.
 pub struct Bedrock {
     base: String,
@@ -48,6 +28,7 @@ pub struct Bedrock {
     model: String,
     thinking: Thinking,
     creds: AwsCredentials,
+    resolved: tokio::sync::OnceCell<AwsCredentials>,
     http: Http,
 }
 
@@ -59,9 +40,11 @@ impl Bedrock {
         http: Http,
         creds: AwsCredentials,
     ) -> Result<Self, LlmError> {
-        if creds.access_key_id.is_empty() || creds.secret_access_key.is_empty() {
+        if !creds.has_static() && !creds.has_web_identity() {
             return Err(LlmError::Config(
-                "Bedrock requires AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+                "Bedrock requires AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_ROLE_ARN and \
+                 AWS_WEB_IDENTITY_TOKEN_FILE (IRSA)"
+                    .into(),
             ));
         }
         if creds.region.is_empty() {
@@ -81,7 +64,15 @@ impl Bedrock {
                 })
             })
             .ok_or_else(|| LlmError::Config(format!("invalid Bedrock endpoint {base:?}")))?;
-        Ok(Self { base, host, model: target.model.clone(), thinking, creds, http })
+        Ok(Self {
+            base,
+            host,
+            model: target.model.clone(),
+            thinking,
+            creds,
+            resolved: tokio::sync::OnceCell::new(),
+            http,
+        })
     }
 
     fn body(&self, request: &ChatRequest<'_>) -> Value {
@@ -152,6 +143,7 @@ impl Bedrock {
         // SigV4 encodes each path segment once more for the canonical form.
         let canonical_uri = format!("/model/{}/{action}", uri_encode(&uri_encode(&self.model)));
         let url = format!("{}{}", self.base, path);
+        let creds = self.resolved.get_or_try_init(|| self.creds.resolve()).await?;
         let response = self
             .http
             .send(NAME, |client| {
@@ -162,8 +154,8 @@ impl Bedrock {
                     ("host", self.host.as_str()),
                     ("x-amz-date", date.as_str()),
                 ];
-                if !self.creds.session_token.is_empty() {
-                    headers.push(("x-amz-security-token", self.creds.session_token.as_str()));
+                if !creds.session_token.is_empty() {
+                    headers.push(("x-amz-security-token", creds.session_token.as_str()));
                 }
                 let auth = sign(&SigningInput {
                     method: "POST",
@@ -172,10 +164,10 @@ impl Bedrock {
                     headers: &headers,
                     payload: payload.as_bytes(),
                     amz_date: &date,
-                    region: &self.creds.region,
+                    region: &creds.region,
                     service: "bedrock",
-                    access_key: &self.creds.access_key_id,
-                    secret_key: &self.creds.secret_access_key,
+                    access_key: &creds.access_key_id,
+                    secret_key: &creds.secret_access_key,
                 });
                 let mut req = client
                     .post(&url)
@@ -183,8 +175,8 @@ impl Bedrock {
                     .header("x-amz-date", &date)
                     .header("authorization", auth)
                     .body(payload.clone());
-                if !self.creds.session_token.is_empty() {
-                    req = req.header("x-amz-security-token", &self.creds.session_token);
+                if !creds.session_token.is_empty() {
+                    req = req.header("x-amz-security-token", &creds.session_token);
                 }
                 req
             })

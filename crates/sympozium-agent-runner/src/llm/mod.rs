@@ -2,6 +2,7 @@
 //! ([`Message`]) so the loop, and model failover, do not care which wire format is spoken.
 
 mod anthropic;
+mod aws_creds;
 mod bedrock;
 mod eventstream;
 mod failover;
@@ -14,7 +15,8 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 pub use anthropic::Anthropic;
-pub use bedrock::{AwsCredentials, Bedrock};
+pub use aws_creds::AwsCredentials;
+pub use bedrock::Bedrock;
 pub use failover::Failover;
 pub use http::Http;
 pub use openai::OpenAi;
