@@ -41,6 +41,10 @@ pub struct Config {
     /// OTLP endpoint pods default to when their instance names none.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", default_value = "")]
     pub otlp_endpoint: String,
+    /// NATS URL of the event bus; the routers (agent-managed schedules, …) run only when
+    /// set.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
     /// Identity in the leader Lease and in Events (defaults to the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,

@@ -37,6 +37,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The event bus could not be reached.
+    #[error("event bus: {0}")]
+    Bus(String),
     /// Leadership was lost; the process exits so a fresh replica can take over cleanly.
     #[error("lost leadership of the lease")]
     LostLeadership,
@@ -97,6 +100,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
         tracing::info!(%identity, "leading");
     }
 
+    if let Some(url) = config.nats_url.as_deref().filter(|u| !u.is_empty()) {
+        let bus = sympozium_bus::Bus::connect(url).await.map_err(|e| Error::Bus(e.to_string()))?;
+        tokio::spawn(schedule::router::run(client.clone(), bus));
+        tracing::info!(%url, "event bus routers started");
+    }
     let ctx =
         Arc::new(Context::new(client, config.settings(), metrics, config.watch_namespace.clone(), &identity));
     let controllers = run_controllers(ctx);

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod cron;
 pub mod plan;
+pub mod router;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,296 @@
+//! The schedule router: agents manage their own schedules with the `schedule_task` tool,
+//! which reaches this router as `schedule.upsert` on the bus. Each request is checked (a
+//! bad cron is refused with the reason), applied in the requesting run's namespace, and
+//! answered on `schedule.upsert.result` so the agent learns the outcome.
+
+use std::collections::BTreeMap;
+
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sympozium_api::labels;
+use sympozium_api::schedule::{ConcurrencyPolicy, ScheduleType};
+use sympozium_api::{AgentRun, SympoziumSchedule, SympoziumScheduleSpec};
+use sympozium_bus::{Bus, Delivery, topics};
+use sympozium_kube::FIELD_MANAGER;
+
+use super::cron::CronSchedule;
+
+/// Durable consumer name: replicas share it, so each request is handled once.
+pub const CONSUMER: &str = "schedule-router";
+
+/// A `schedule.upsert` payload, as the `schedule_task` tool writes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleRequest {
+    /// Schedule name, unique per instance; the object is `<instance>-<name>`.
+    #[serde(default)]
+    pub name: String,
+    /// `create`, `update`, `suspend`, `resume` or `delete`.
+    #[serde(default)]
+    pub action: String,
+    /// 5-field cron expression (create/update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The task (create/update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+}
+
+/// What a valid request asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Create (or, if it exists, update) the schedule.
+    Create {
+        /// Cron expression.
+        schedule: String,
+        /// Task.
+        task: String,
+    },
+    /// Change the expression and/or task and resume.
+    Update {
+        /// New expression.
+        schedule: Option<String>,
+        /// New task.
+        task: Option<String>,
+    },
+    /// Suspend (`true`) or resume (`false`).
+    Suspend(bool),
+    /// Delete the schedule.
+    Delete,
+}
+
+/// The outcome sent back on `schedule.upsert.result`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleResult {
+    /// The request's name.
+    pub name: String,
+    /// The request's action.
+    pub action: String,
+    /// The SympoziumSchedule object affected.
+    pub schedule: String,
+    /// Whether it was applied.
+    pub accepted: bool,
+    /// Why not, when refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn non_blank(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// Validates a request and names its target `<instance>-<name>`.
+pub fn plan(req: &ScheduleRequest, instance: &str) -> Result<(String, Change), String> {
+    if req.name.trim().is_empty() || req.action.trim().is_empty() {
+        return Err("a schedule request needs a name and an action".into());
+    }
+    let target = format!("{instance}-{}", req.name.trim());
+    if !is_dns_label(&target) {
+        return Err(format!(
+            "\"{target}\" is not a valid schedule name: use lowercase letters, digits and '-', at most 63 characters in all"
+        ));
+    }
+    let check = |expr: &str| {
+        CronSchedule::parse(expr, None).map(|_| ()).map_err(|e| format!("invalid schedule: {e}"))
+    };
+    let change = match req.action.trim() {
+        "create" => {
+            let (Some(schedule), Some(task)) = (non_blank(&req.schedule), non_blank(&req.task)) else {
+                return Err("create needs both a schedule (5-field cron) and a task".into());
+            };
+            check(&schedule)?;
+            Change::Create { schedule, task }
+        }
+        "update" => {
+            let schedule = non_blank(&req.schedule);
+            if let Some(s) = &schedule {
+                check(s)?;
+            }
+            Change::Update { schedule, task: non_blank(&req.task) }
+        }
+        "suspend" => Change::Suspend(true),
+        "resume" => Change::Suspend(false),
+        "delete" => Change::Delete,
+        other => {
+            return Err(format!("unknown action \"{other}\": use create, update, suspend, resume or delete"));
+        }
+    };
+    Ok((target, change))
+}
+
+/// The namespace of the requesting run: from the envelope when the bridge sends it, else
+/// the one namespace holding an AgentRun of that name for that instance.
+async fn namespace_of(client: &Client, meta: &BTreeMap<String, String>) -> Result<String, String> {
+    if let Some(ns) = meta.get("namespace").filter(|n| !n.is_empty()) {
+        return Ok(ns.clone());
+    }
+    let run = meta.get("agentRunID").cloned().unwrap_or_default();
+    let instance = meta.get("instanceName").cloned().unwrap_or_default();
+    let runs: Api<AgentRun> = Api::all(client.clone());
+    let found = runs
+        .list(&ListParams::default().fields(&format!("metadata.name={run}")))
+        .await
+        .map_err(|e| format!("looking up run {run}: {e}"))?;
+    let namespaces: Vec<_> =
+        found.iter().filter(|r| r.spec.instance_ref == instance).filter_map(|r| r.namespace()).collect();
+    match namespaces.as_slice() {
+        [ns] => Ok(ns.clone()),
+        [] => Err(format!("run \"{run}\" of instance \"{instance}\" not found")),
+        _ => Err(format!("run \"{run}\" exists in several namespaces; cannot tell which one asked")),
+    }
+}
+
+fn managed_by_agent(s: &SympoziumSchedule, instance: &str) -> bool {
+    s.labels().get(labels::SOURCE).map(String::as_str) == Some("agent")
+        && s.labels().get(labels::INSTANCE).map(String::as_str) == Some(instance)
+}
+
+/// Applies one request; `Err` carries the reason shown to the agent.
+pub async fn apply(
+    client: &Client,
+    meta: &BTreeMap<String, String>,
+    req: &ScheduleRequest,
+) -> Result<String, String> {
+    let instance = meta.get("instanceName").cloned().unwrap_or_default();
+    let (target, change) = plan(req, &instance)?;
+    let ns = namespace_of(client, meta).await?;
+    let api: Api<SympoziumSchedule> = Api::namespaced(client.clone(), &ns);
+    let existing = api.get_opt(&target).await.map_err(|e| e.to_string())?;
+    if let Some(s) = &existing
+        && !managed_by_agent(s, &instance)
+    {
+        return Err(format!("schedule \"{target}\" is not managed by this agent"));
+    }
+    let merge = |spec: serde_json::Value| Patch::Merge(json!({ "spec": spec }));
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    let result = match (change, existing) {
+        (Change::Create { schedule, task }, None) => {
+            let mut s = SympoziumSchedule::new(
+                &target,
+                SympoziumScheduleSpec {
+                    instance_ref: instance.clone(),
+                    schedule,
+                    task,
+                    type_: ScheduleType::Heartbeat,
+                    concurrency_policy: ConcurrencyPolicy::Forbid,
+                    include_memory: Some(true),
+                    ..Default::default()
+                },
+            );
+            s.metadata.labels = Some(BTreeMap::from([
+                (labels::INSTANCE.to_string(), instance.clone()),
+                (labels::SOURCE.to_string(), "agent".to_string()),
+            ]));
+            api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &s)
+                .await
+                .map(|_| ())
+        }
+        (Change::Create { schedule, task }, Some(_)) => api
+            .patch(&target, &params, &merge(json!({"schedule": schedule, "task": task, "suspend": false})))
+            .await
+            .map(|_| ()),
+        (_, None) => return Err(format!("schedule \"{target}\" does not exist")),
+        (Change::Update { schedule, task }, Some(_)) => {
+            let mut spec = json!({"suspend": false});
+            if let Some(s) = schedule {
+                spec["schedule"] = json!(s);
+            }
+            if let Some(t) = task {
+                spec["task"] = json!(t);
+            }
+            api.patch(&target, &params, &merge(spec)).await.map(|_| ())
+        }
+        (Change::Suspend(on), Some(_)) => {
+            api.patch(&target, &params, &merge(json!({ "suspend": on }))).await.map(|_| ())
+        }
+        (Change::Delete, Some(_)) => api.delete(&target, &DeleteParams::default()).await.map(|_| ()),
+    };
+    result.map(|()| target).map_err(|e| e.to_string())
+}
+
+async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) {
+    let meta = &delivery.envelope.metadata;
+    let req: ScheduleRequest = serde_json::from_value(delivery.envelope.data.clone()).unwrap_or_default();
+    let instance = meta.get("instanceName").cloned().unwrap_or_default();
+    let outcome = apply(client, meta, &req).await;
+    let result = ScheduleResult {
+        name: req.name.clone(),
+        action: req.action.clone(),
+        schedule: outcome.clone().unwrap_or_else(|_| format!("{instance}-{}", req.name)),
+        accepted: outcome.is_ok(),
+        error: outcome.clone().err(),
+    };
+    match &outcome {
+        Ok(target) => {
+            tracing::info!(schedule = %target, action = %req.action, "agent schedule request applied")
+        }
+        Err(reason) => tracing::warn!(action = %req.action, %reason, "agent schedule request refused"),
+    }
+    let mut reply_meta = meta.clone();
+    reply_meta.retain(|k, _| matches!(k.as_str(), "agentRunID" | "instanceName" | "namespace"));
+    if let Err(e) = bus.publish(topics::SCHEDULE_UPSERT_RESULT, reply_meta, &result).await {
+        tracing::warn!(error = %e, "could not publish the schedule result");
+    }
+}
+
+/// Handles `schedule.upsert` requests until the process stops.
+pub async fn run(client: Client, bus: Bus) {
+    let mut deliveries = bus.durable(CONSUMER, topics::SCHEDULE_UPSERT);
+    while let Some(delivery) = deliveries.recv().await {
+        handle(&client, &bus, &delivery).await;
+        delivery.ack().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn req(action: &str, schedule: Option<&str>, task: Option<&str>) -> ScheduleRequest {
+        ScheduleRequest {
+            name: "nightly".into(),
+            action: action.into(),
+            schedule: schedule.map(Into::into),
+            task: task.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn valid_requests() {
+        assert_eq!(
+            plan(&req("create", Some("0 2 * * *"), Some("report")), "agent").unwrap(),
+            ("agent-nightly".into(), Change::Create { schedule: "0 2 * * *".into(), task: "report".into() })
+        );
+        assert_eq!(
+            plan(&req("update", None, Some("new task")), "agent").unwrap().1,
+            Change::Update { schedule: None, task: Some("new task".into()) }
+        );
+        assert_eq!(plan(&req("suspend", None, None), "agent").unwrap().1, Change::Suspend(true));
+        assert_eq!(plan(&req("resume", None, None), "agent").unwrap().1, Change::Suspend(false));
+        assert_eq!(plan(&req("delete", None, None), "agent").unwrap().1, Change::Delete);
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        assert!(
+            plan(&req("create", Some("@daily"), Some("t")), "a").unwrap_err().contains("invalid schedule")
+        );
+        assert!(plan(&req("create", Some("0 2 * *"), Some("t")), "a").unwrap_err().contains("has 4 fields"));
+        assert!(plan(&req("create", None, Some("t")), "a").unwrap_err().contains("needs both"));
+        assert!(plan(&req("explode", None, None), "a").unwrap_err().contains("unknown action"));
+        let mut bad = req("delete", None, None);
+        bad.name = "Not_OK".into();
+        assert!(plan(&bad, "a").unwrap_err().contains("not a valid schedule name"));
+        assert!(plan(&ScheduleRequest::default(), "a").unwrap_err().contains("needs a name and an action"));
+    }
+}
