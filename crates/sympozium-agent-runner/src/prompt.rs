@@ -155,10 +155,12 @@ pub fn build(inputs: &PromptInputs<'_>) -> String {
     out
 }
 
-/// Legacy memory: `(task with memory prepended, whether memory was found)`.
+/// Legacy memory: the task with the memory prepended. A scheduled run whose task already
+/// carries the memory (`## Memory Context`, injected by `includeMemory`) is left alone, so the
+/// model does not get it twice.
 pub fn prepend_legacy_memory(task: &str, memory: &str) -> String {
     let memory = memory.trim();
-    if memory.is_empty() || memory == MEMORY_PLACEHOLDER.trim() {
+    if memory.is_empty() || memory == MEMORY_PLACEHOLDER.trim() || task.starts_with("## Memory Context\n") {
         return task.to_string();
     }
     format!("## Your Memory\n{memory}\n\n## Current Task\n{task}")
@@ -188,6 +190,14 @@ pub fn extract_memory(response: &str, keep_markers: bool) -> (Option<String>, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_memory_is_prepended_once() {
+        assert_eq!(prepend_legacy_memory("t", "m"), "## Your Memory\nm\n\n## Current Task\nt");
+        assert_eq!(prepend_legacy_memory("t", MEMORY_PLACEHOLDER), "t");
+        let scheduled = "## Memory Context\nm\n\n## Task\nt";
+        assert_eq!(prepend_legacy_memory(scheduled, "m"), scheduled);
+    }
 
     #[test]
     fn memory_blocks_are_extracted_and_stripped() {

@@ -122,6 +122,7 @@ async fn execute(
             tools.push(Box::new(ExecuteCommand {
                 tools_dir: roots.ipc.join("tools"),
                 sidecars: config.skill_sidecars.clone(),
+                meta: trace_meta(&config.traceparent),
             }));
         }
         tools.push(Box::new(ReadFile { roots: roots.clone() }));
@@ -140,7 +141,13 @@ async fn execute(
         if let Some(client) = &memory_client {
             tools.extend(memory_tools(client.clone()));
         }
-        for tool in load_mcp_tools(&roots.ipc.join("tools"), config.mcp_manifest_wait).await {
+        for tool in load_mcp_tools(
+            &roots.ipc.join("tools"),
+            config.mcp_manifest_wait,
+            trace_meta(&config.traceparent),
+        )
+        .await
+        {
             mcp_names.push(tool.spec().name);
             tools.push(Box::new(tool));
         }
@@ -243,20 +250,32 @@ async fn auto_context(client: &MemoryClient, task: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-/// Writes `<workspace>/.sympozium/trace-context.json` so tools and skills can join the run's
-/// trace. Only for a well-formed `traceparent`; failures are logged, never fatal.
-fn write_trace_context(config: &Config) {
-    let parts: Vec<&str> = config.traceparent.split('-').collect();
+/// `(trace_id, span_id)` of a well-formed W3C `traceparent`.
+fn parse_traceparent(traceparent: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = traceparent.split('-').collect();
     let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
     if parts.len() != 4 || !hex(parts[0], 2) || !hex(parts[1], 32) || !hex(parts[2], 16) || !hex(parts[3], 2)
     {
-        return;
+        return None;
     }
     if parts[1].chars().all(|c| c == '0') || parts[2].chars().all(|c| c == '0') {
-        return;
+        return None;
     }
+    Some((parts[1], parts[2]))
+}
+
+/// `_meta` for sidecar and MCP requests, so their work joins the run's trace.
+fn trace_meta(traceparent: &str) -> Option<Value> {
+    let (trace_id, span_id) = parse_traceparent(traceparent)?;
+    Some(serde_json::json!({"trace_id": trace_id, "span_id": span_id, "traceparent": traceparent}))
+}
+
+/// Writes `<workspace>/.sympozium/trace-context.json` so tools and skills can join the run's
+/// trace. Only for a well-formed `traceparent`; failures are logged, never fatal.
+fn write_trace_context(config: &Config) {
+    let Some((trace_id, span_id)) = parse_traceparent(&config.traceparent) else { return };
     let context = serde_json::json!({
-        "trace_id": parts[1], "span_id": parts[2], "traceparent": config.traceparent,
+        "trace_id": trace_id, "span_id": span_id, "traceparent": config.traceparent,
         "agent_run_id": config.agent_run_id, "instance_name": config.instance_name,
         "namespace": config.namespace, "model": config.model.model,
     });

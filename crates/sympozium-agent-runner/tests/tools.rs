@@ -183,12 +183,15 @@ fn spawn_sidecar(dir: std::path::PathBuf) -> tokio::task::JoinHandle<()> {
                     if std::fs::create_dir(dir.join(format!(".claim-{id}"))).is_err() {
                         continue;
                     }
-                    let out = tokio::process::Command::new("bash")
-                        .arg("-c")
-                        .arg(req["command"].as_str().unwrap())
-                        .output()
-                        .await
-                        .unwrap();
+                    // `__print_meta__` lets a test see the request's trace context.
+                    let command = req["command"].as_str().unwrap();
+                    let command = if command == "__print_meta__" {
+                        format!("echo -n '{}'", req["_meta"])
+                    } else {
+                        command.to_string()
+                    };
+                    let out =
+                        tokio::process::Command::new("bash").arg("-c").arg(command).output().await.unwrap();
                     let result = json!({"id": id, "exitCode": out.status.code().unwrap_or(-1),
                         "stdout": String::from_utf8_lossy(&out.stdout), "stderr": String::from_utf8_lossy(&out.stderr),
                         "timedOut": false});
@@ -206,7 +209,16 @@ fn spawn_sidecar(dir: std::path::PathBuf) -> tokio::task::JoinHandle<()> {
 async fn execute_command_round_trips_through_the_sidecar_protocol() {
     let pod = Pod::new();
     let sidecar = spawn_sidecar(pod.ipc.join("tools"));
-    let exec = ExecuteCommand { tools_dir: pod.ipc.join("tools"), sidecars: vec!["k8s-ops".into()] };
+    let meta = json!({"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"});
+    let exec = ExecuteCommand {
+        tools_dir: pod.ipc.join("tools"),
+        sidecars: vec!["k8s-ops".into()],
+        meta: Some(meta.clone()),
+    };
+    // The sidecar receives the trace context with the request.
+    let seen_meta = ok_text(exec.call(json!({"command": "__print_meta__"})).await);
+    assert_eq!(serde_json::from_str::<Value>(&seen_meta).unwrap(), meta);
     assert!(exec.spec().parameters["properties"].get("skill").is_none());
     let out = ok_text(exec.call(json!({"command": "echo hello; echo oops >&2; exit 3"})).await);
     assert_eq!(out, "hello\n\nSTDERR: oops\n\n(exit code: 3)");
@@ -227,8 +239,11 @@ async fn execute_command_routes_to_the_named_sidecar() {
     let tools = pod.ipc.join("tools");
     std::fs::create_dir_all(tools.join("github-gitops")).unwrap();
     let gitops = spawn_sidecar(tools.join("github-gitops"));
-    let exec =
-        ExecuteCommand { tools_dir: tools.clone(), sidecars: vec!["k8s-ops".into(), "github-gitops".into()] };
+    let exec = ExecuteCommand {
+        tools_dir: tools.clone(),
+        sidecars: vec!["k8s-ops".into(), "github-gitops".into()],
+        meta: None,
+    };
     assert_eq!(exec.spec().parameters["properties"]["skill"]["enum"], json!(["k8s-ops", "github-gitops"]));
     let out = ok_text(exec.call(json!({"command": "echo routed", "skill": "github-gitops"})).await);
     assert_eq!(out, "routed\n");
@@ -310,7 +325,8 @@ async fn mcp_tools_load_from_the_manifest_and_call_through_files() {
         {"name": "grafana_fail", "description": "Always fails", "server": "grafana", "timeout": 5}
     ]});
     std::fs::write(tools_dir.join("mcp-tools.json"), manifest.to_string()).unwrap();
-    let tools = load_mcp_tools(&tools_dir, Duration::ZERO).await;
+    let meta = json!({"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"});
+    let tools = load_mcp_tools(&tools_dir, Duration::ZERO, Some(meta.clone())).await;
     assert_eq!(tools.len(), 2);
     assert_eq!(tools[0].spec().description, "Query Grafana [MCP: grafana]");
     assert_eq!(tools[1].spec().parameters, json!({"type": "object"}));
@@ -345,4 +361,5 @@ async fn mcp_tools_load_from_the_manifest_and_call_through_files() {
     let seen = bridge.await.unwrap();
     assert_eq!(seen[0]["server"], "grafana");
     assert_eq!(seen[0]["arguments"], json!({"q": "cpu"}));
+    assert_eq!(seen[0]["_meta"], meta);
 }

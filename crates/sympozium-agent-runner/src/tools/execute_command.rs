@@ -24,6 +24,8 @@ pub struct ExecuteCommand {
     pub tools_dir: PathBuf,
     /// Skill packs with a sidecar.
     pub sidecars: Vec<String>,
+    /// Trace context passed to the sidecar as `_meta` (`trace_id`, `span_id`, `traceparent`).
+    pub meta: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -73,7 +75,10 @@ impl ExecuteCommand {
         let id = unix_nanos().to_string();
         let request = dir.join(format!("exec-request-{id}.json"));
         let result = dir.join(format!("exec-result-{id}.json"));
-        let body = json!({"id": id, "command": command, "workDir": workdir, "timeout": timeout});
+        let mut body = json!({"id": id, "command": command, "workDir": workdir, "timeout": timeout});
+        if let Some(meta) = &self.meta {
+            body["_meta"] = meta.clone();
+        }
         if let Err(e) = write_json_atomic(&request, &body, false) {
             return ToolOutput::err(format!("writing command request: {e}"));
         }

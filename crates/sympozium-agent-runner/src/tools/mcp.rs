@@ -43,6 +43,7 @@ pub struct McpTool {
     entry: ManifestTool,
     dir: PathBuf,
     counter: Arc<AtomicU64>,
+    meta: Option<Value>,
 }
 
 impl McpTool {
@@ -52,8 +53,9 @@ impl McpTool {
     }
 }
 
-/// Reads the manifest, waiting up to `wait` (polling 500 ms) for it to appear.
-pub async fn load_mcp_tools(tools_dir: &Path, wait: Duration) -> Vec<McpTool> {
+/// Reads the manifest, waiting up to `wait` (polling 500 ms) for it to appear. `meta` (trace
+/// context) is forwarded with every call as `_meta`.
+pub async fn load_mcp_tools(tools_dir: &Path, wait: Duration, meta: Option<Value>) -> Vec<McpTool> {
     let path = tools_dir.join("mcp-tools.json");
     let deadline = tokio::time::Instant::now() + wait;
     let bytes = loop {
@@ -77,7 +79,12 @@ pub async fn load_mcp_tools(tools_dir: &Path, wait: Duration) -> Vec<McpTool> {
         .tools
         .into_iter()
         .filter(|t| !t.name.is_empty())
-        .map(|entry| McpTool { entry, dir: tools_dir.to_path_buf(), counter: counter.clone() })
+        .map(|entry| McpTool {
+            entry,
+            dir: tools_dir.to_path_buf(),
+            counter: counter.clone(),
+            meta: meta.clone(),
+        })
         .collect()
 }
 
@@ -86,8 +93,11 @@ impl McpTool {
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let request = self.dir.join(format!("mcp-request-{n}.json"));
         let result = self.dir.join(format!("mcp-result-{n}.json"));
-        let body = json!({"id": n.to_string(), "server": self.entry.server, "tool": self.entry.name,
+        let mut body = json!({"id": n.to_string(), "server": self.entry.server, "tool": self.entry.name,
             "arguments": args});
+        if let Some(meta) = &self.meta {
+            body["_meta"] = meta.clone();
+        }
         if let Err(e) = write_json_atomic(&request, &body, false) {
             return ToolOutput::err(format!("MCP Error: writing request: {e}"));
         }
