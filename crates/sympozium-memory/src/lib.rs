@@ -5,7 +5,7 @@
 //! delete), exact tag filters and pagination. [`MemoryClient`] speaks that API.
 //!
 //! Modules: [`schema`] (opening safely, migrations), [`query`] (FTS5 query building),
-//! [`store`] (database operations), [`http`] (routes), [`client`], [`seeds`], [`config`].
+//! [`store`] (database operations), [`search`] (ranking stages), [`http`] (routes), [`client`], [`seeds`], [`config`].
 
 pub mod client;
 pub mod config;
@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod query;
 pub mod schema;
+pub mod search;
 pub mod seeds;
 pub mod store;
 pub mod types;

@@ -1,16 +1,22 @@
 //! The memory store: one writer connection behind a mutex (so writers are serialized and never
 //! see "database is locked"), a small pool of read-only connections, and every call run on
 //! tokio's blocking pool.
+//!
+//! Single stores go through a dedicated writer thread that commits whatever stores are queued
+//! together in one transaction (group commit; one savepoint per store, so one store's limit
+//! error does not affect the others). Each caller is answered only after the commit that holds
+//! its memory, so acknowledged stores are durable and many concurrent writers share an fsync.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Limits;
 use crate::error::{MemoryError, Result};
-use crate::query;
 use crate::schema;
+use crate::search;
 use crate::types::{Deleted, Entry, ListQuery, SearchRequest, StoreRequest, Stored, UpdateRequest};
 
 /// `top_k` used when a search asks for ≤ 0 results.
@@ -24,7 +30,7 @@ pub const MAX_LIST_LIMIT: i64 = 1000;
 /// The tag seed memories carry.
 pub const SEED_TAG: &str = "seed";
 
-const COLUMNS: &str = "m.id, m.content, m.tags, m.created_at, m.updated_at";
+pub(crate) const COLUMNS: &str = "m.id, m.content, m.tags, m.created_at, m.updated_at";
 const NOW: &str = "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 /// Counts kept for the size limits.
@@ -40,6 +46,17 @@ pub struct Stats {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    writes: mpsc::UnboundedSender<WriteJob>,
+}
+
+/// The most stores committed in one group.
+const MAX_GROUP: usize = 128;
+
+/// One queued store and where to send its outcome.
+struct WriteJob {
+    content: String,
+    tags: Vec<String>,
+    reply: oneshot::Sender<Result<Stored>>,
 }
 
 struct Inner {
@@ -55,15 +72,20 @@ impl Store {
     /// checks done before anything is written.
     pub fn open(path: &Path, limits: Limits, startup_check: bool, readers: usize) -> Result<Self> {
         let writer = schema::open_writer(path, startup_check)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path: path.to_path_buf(),
-                writer: Mutex::new(writer),
-                readers: Mutex::new(Vec::new()),
-                max_readers: readers,
-                limits,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            max_readers: readers,
+            limits,
+        });
+        let (writes, queue) = mpsc::unbounded_channel();
+        let for_thread = Arc::clone(&inner);
+        std::thread::Builder::new()
+            .name("memory-writer".into())
+            .spawn(move || write_loop(&for_thread, queue))
+            .map_err(|e| MemoryError::Task(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { inner, writes })
     }
 
     /// The limits this store enforces.
@@ -82,11 +104,12 @@ impl Store {
 
     /// Stores one memory; returns once it is committed (and fsynced).
     pub async fn store(&self, request: StoreRequest) -> Result<Stored> {
-        self.blocking(move |inner| {
-            let mut stored = inner.insert_many(vec![request])?;
-            stored.pop().ok_or_else(|| MemoryError::Task("insert returned no row".into()))
-        })
-        .await
+        let (content, tags) = self.inner.prepare_new(request)?;
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(WriteJob { content, tags, reply })
+            .map_err(|_| MemoryError::Task("the writer thread has stopped".into()))?;
+        answer.await.map_err(|_| MemoryError::Task("the writer thread stopped before committing".into()))?
     }
 
     /// Stores many memories in one transaction (all or none).
@@ -116,7 +139,7 @@ impl Store {
 
     /// Full-text search, best match first (see [`crate::query`]).
     pub async fn search(&self, request: SearchRequest) -> Result<Vec<Entry>> {
-        self.blocking(move |inner| inner.read(|c| search(c, &request))).await
+        self.blocking(move |inner| inner.read(|c| search::search(c, &request))).await
     }
 
     /// Current counts.
@@ -176,6 +199,26 @@ impl Inner {
         }
         tx.commit()?;
         Ok(stored)
+    }
+
+    /// Inserts queued stores in one transaction, each under its own savepoint.
+    fn insert_group(&self, jobs: &[WriteJob]) -> Result<Vec<Result<Stored>>> {
+        let mut conn = self.writer()?;
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let savepoint = tx.savepoint()?;
+            match self.insert_row(&savepoint, &job.content, &job.tags) {
+                Ok(stored) => {
+                    savepoint.commit()?;
+                    outcomes.push(Ok(stored));
+                }
+                // Dropping the savepoint rolls this store back; the others go on.
+                Err(e) => outcomes.push(Err(e)),
+            }
+        }
+        tx.commit()?;
+        Ok(outcomes)
     }
 
     fn prepare_new(&self, request: StoreRequest) -> Result<(String, Vec<String>)> {
@@ -307,6 +350,35 @@ impl Inner {
     }
 }
 
+/// The writer thread: takes every queued store (up to [`MAX_GROUP`]), commits them together,
+/// then answers each caller. Ends when the last [`Store`] handle is dropped.
+fn write_loop(inner: &Inner, mut queue: mpsc::UnboundedReceiver<WriteJob>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        match inner.insert_group(&jobs) {
+            Ok(outcomes) => {
+                tracing::trace!(stores = jobs.len(), "group committed");
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, stores = jobs.len(), "group commit failed");
+                let message = e.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(MemoryError::Task(format!("commit failed: {message}"))));
+                }
+            }
+        }
+    }
+}
+
 fn entry_bytes(content: &str, tags: &[String]) -> u64 {
     let tag_bytes = tags.iter().map(String::len).sum::<usize>() + tags.len().saturating_sub(1);
     u64::try_from(content.len() + tag_bytes).unwrap_or(u64::MAX)
@@ -338,7 +410,7 @@ fn write_tags(conn: &Connection, id: i64, tags: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Entry> {
+pub(crate) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Entry> {
     let tags: Option<String> = row.get(2)?;
     Ok(Entry {
         id: row.get(0)?,
@@ -393,112 +465,6 @@ fn list_entries(conn: &Connection, list: &ListQuery) -> Result<Vec<Entry>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<Entry>> {
-    let top_k = if request.top_k <= 0 { DEFAULT_TOP_K } else { request.top_k.min(MAX_TOP_K) };
-    let Some(fts) = query::build(&request.query) else {
-        return Ok(Vec::new());
-    };
-    let all = fts.all();
-    let mut by_recency = false;
-    let (mut found, terms) = if fts.long_text {
-        // A long text: skip the AND stage when some term matches nothing (it cannot match), and
-        // keep only the rarest terms for the OR stage.
-        let freqs = doc_freqs(conn, &fts.terms)?;
-        let found =
-            if freqs.iter().all(|f| *f > 0) { run_match(conn, &all, top_k, false)? } else { Vec::new() };
-        let mut terms = rarest_terms(&fts.terms, &freqs);
-        if terms.is_empty()
-            && let Some((i, _)) = freqs.iter().enumerate().filter(|(_, f)| **f > 0).min_by_key(|(_, f)| **f)
-        {
-            // Every term is very common: BM25 cannot tell memories apart and would score a large
-            // part of the table, so take the most recent matches of the rarest term.
-            terms.push(fts.terms[i].clone());
-            by_recency = true;
-        }
-        (found, terms)
-    } else {
-        (run_match(conn, &all, top_k, false)?, fts.terms.clone())
-    };
-    if len_i64(&found) >= top_k {
-        return Ok(found);
-    }
-    let Some(any) = fts.any_of(&terms).filter(|any| *any != all) else {
-        return Ok(found);
-    };
-    let wanted = top_k + len_i64(&found);
-    for entry in run_match(conn, &any, wanted, by_recency)? {
-        if len_i64(&found) >= top_k {
-            break;
-        }
-        if !found.iter().any(|f| f.id == entry.id) {
-            found.push(entry);
-        }
-    }
-    Ok(found)
-}
-
-/// The most terms the OR stage of a long text uses.
-pub const MAX_OR_TERMS: usize = 8;
-/// Document frequencies are counted up to this many matches; a term reaching it is "very
-/// common" and left out of the OR stage (counting stops there, so the cost is bounded).
-const DF_CAP: i64 = 10_000;
-/// After the rarest term, more terms join the OR stage only while their summed document
-/// frequencies stay under this, so the stage never scores a large part of the table.
-const OR_DF_BUDGET: i64 = 10_000;
-
-/// How many memories each term matches, counted up to [`DF_CAP`].
-fn doc_freqs(conn: &Connection, terms: &[String]) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT count(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ?1 LIMIT ?2)",
-    )?;
-    terms.iter().map(|term| Ok(stmt.query_row(params![term, DF_CAP], |r| r.get(0))?)).collect()
-}
-
-/// The rarest terms that match something but are not very common (at most [`MAX_OR_TERMS`],
-/// within [`OR_DF_BUDGET`] after the first), in their original order. BM25 weighs rare terms
-/// most anyway.
-fn rarest_terms(terms: &[String], freqs: &[i64]) -> Vec<String> {
-    let mut by_rarity: Vec<(i64, usize)> = freqs
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(_, f)| *f > 0 && *f < DF_CAP)
-        .map(|(i, f)| (f, i))
-        .collect();
-    by_rarity.sort_unstable();
-    let mut chosen = Vec::new();
-    let mut budget = 0;
-    for (freq, i) in by_rarity {
-        if chosen.len() >= MAX_OR_TERMS || (!chosen.is_empty() && budget + freq > OR_DF_BUDGET) {
-            break;
-        }
-        budget += freq;
-        chosen.push(i);
-    }
-    chosen.sort_unstable();
-    chosen.into_iter().map(|i| terms[i].clone()).collect()
-}
-
-fn len_i64<T>(v: &[T]) -> i64 {
-    i64::try_from(v.len()).unwrap_or(i64::MAX)
-}
-
-/// Runs one MATCH expression: best BM25 first, recency breaking ties; or, with `by_recency`,
-/// newest first (no scoring).
-fn run_match(conn: &Connection, expression: &str, limit: i64, by_recency: bool) -> Result<Vec<Entry>> {
-    let order = if by_recency {
-        "memories_fts.rowid DESC"
-    } else {
-        "bm25(memories_fts), m.updated_at DESC, m.id DESC"
-    };
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid \
-         WHERE memories_fts MATCH ?1 ORDER BY {order} LIMIT ?2"
-    ))?;
-    let rows = stmt.query_map(params![expression, limit], entry_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -512,12 +478,21 @@ mod tests {
     }
 
     #[test]
-    fn rarest_terms_skip_unmatched_and_respect_the_budget() {
-        let terms: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(rarest_terms(&terms, &[5, 0, 3, 10_000, 9_000]), vec!["a", "c", "e"]);
-        assert_eq!(rarest_terms(&terms, &[6_000, 0, 3, 5_000, 2_000]), vec!["c", "d", "e"]);
-        assert!(rarest_terms(&terms, &[DF_CAP; 5]).is_empty(), "very common terms are left out");
-        assert!(rarest_terms(&terms, &[0, 0, 0, 0, 0]).is_empty());
+    fn a_group_commits_the_stores_that_fit_and_fails_the_rest_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits { max_entries: 2, ..Limits::default() };
+        let store = Store::open(&dir.path().join("m.db"), limits, true, 0).unwrap();
+        let jobs: Vec<WriteJob> = ["one", "two", "three"]
+            .iter()
+            .map(|c| WriteJob { content: (*c).to_string(), tags: vec![], reply: oneshot::channel().0 })
+            .collect();
+        let outcomes = store.inner.insert_group(&jobs).unwrap();
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 2);
+        assert!(matches!(outcomes[2], Err(MemoryError::LimitExceeded(_))));
+        let conn = store.inner.writer().unwrap();
+        assert_eq!(stats(&conn).unwrap().entries, 2);
+        let rows: i64 = conn.query_row("SELECT count(*) FROM memories", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 2);
     }
 
     #[test]

@@ -329,8 +329,9 @@ async fn size_limits_are_enforced_with_clear_errors() {
     assert_eq!(call("DELETE", &put, None).await.status, 200);
     store(&s.url, "d", &[]).await;
 
-    // A body far over any entry limit is refused before parsing.
-    let huge = json!({"content": "y".repeat(2 * 1024 * 1024)}).to_string();
+    // A body over the request limit (6 × 100 + 64 KiB) is refused before parsing. (Kept small
+    // enough to fit socket buffers, so the client has sent it all before the early answer.)
+    let huge = json!({"content": "y".repeat(70_000)}).to_string();
     assert_error(&call("POST", &url, Some(&huge)).await, 413, "invalid request body");
 }
 
@@ -423,4 +424,30 @@ async fn graceful_shutdown_checkpoints_and_data_survives_restart() {
     assert_eq!(wal_len, 0, "WAL checkpointed and truncated on shutdown");
     let s = ServerProcess::start(&db, &[]);
     assert_eq!(s.client().get(stored.id).await.unwrap().content, "survives a restart");
+}
+
+#[tokio::test]
+async fn concurrent_stores_over_a_limit_fail_alone() {
+    // Stores committed together still get their own outcome: exactly the room left succeeds.
+    let (_dir, s) = server(&[("MEMORY_MAX_ENTRIES", "5")]);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let url = s.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"content": format!("concurrent {i}")}).to_string();
+            call("POST", &format!("{url}/store"), Some(&body)).await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let reply = t.await.unwrap();
+        if reply.status == 413 {
+            assert!(reply.text.contains("MEMORY_MAX_ENTRIES"), "{}", reply.text);
+        }
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 413).count(), 15, "{statuses:?}");
+    let listed = s.client().list(&ListQuery::default()).await.unwrap();
+    assert_eq!(listed.len(), 5);
 }
