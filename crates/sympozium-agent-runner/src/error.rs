@@ -38,6 +38,14 @@ pub enum LlmError {
         /// What went wrong.
         message: String,
     },
+    /// A streamed response broke off (connection lost, in-stream overload error).
+    #[error("{provider} API error: stream interrupted: {message}")]
+    Interrupted {
+        /// Display name.
+        provider: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// The response made no sense (e.g. no choices).
     #[error("{provider} API error: {message}")]
     Protocol {
@@ -56,7 +64,7 @@ impl LlmError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api { status, .. } => *status == 408 || *status == 429 || *status >= 500,
-            Self::Transport { .. } => true,
+            Self::Transport { .. } | Self::Interrupted { .. } => true,
             Self::Protocol { .. } | Self::Config(_) => false,
         }
     }

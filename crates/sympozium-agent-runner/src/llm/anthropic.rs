@@ -246,7 +246,7 @@ impl StreamAcc {
             "error" => {
                 let message =
                     event.pointer("/error/message").and_then(Value::as_str).unwrap_or("stream error");
-                return Err(LlmError::Protocol { provider: NAME, message: message.to_string() });
+                return Err(LlmError::Interrupted { provider: NAME, message: message.to_string() });
             }
             _ => {}
         }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::anthropic::thinking_budget;
 use super::aws_creds::AwsCredentials;
 use super::eventstream::{EventStreamDecoder, Frame};
-use super::http::{Http, transport_error};
+use super::http::Http;
 use super::sigv4::{SigningInput, amz_date, sign, uri_encode};
 use super::{ChatRequest, Message, Provider, StreamSink, Thinking as ThinkingBlock, ToolCall, Turn, Usage};
 use crate::config::{ModelTarget, Thinking};
@@ -240,7 +240,7 @@ async fn read_stream(response: reqwest::Response, sink: &mut dyn StreamSink) -> 
     let mut turn = Turn::default();
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| transport_error(NAME, &e))?;
+        let chunk = chunk.map_err(|e| LlmError::Interrupted { provider: NAME, message: e.to_string() })?;
         let frames =
             decoder.push(&chunk).map_err(|message| LlmError::Protocol { provider: NAME, message })?;
         for frame in frames {
@@ -274,7 +274,7 @@ fn apply_frame(
     if frame.header(":message-type") == Some("exception") {
         let kind = frame.header(":exception-type").unwrap_or("exception");
         let message = payload.get("message").and_then(Value::as_str).unwrap_or("stream failed");
-        return Err(LlmError::Protocol { provider: NAME, message: format!("{kind}: {message}") });
+        return Err(LlmError::Interrupted { provider: NAME, message: format!("{kind}: {message}") });
     }
     let index = payload.get("contentBlockIndex").and_then(Value::as_u64).unwrap_or(0);
     match frame.header(":event-type").unwrap_or_default() {

@@ -130,7 +130,7 @@ pub async fn read_sse(
     let mut decoder = SseDecoder::default();
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| transport_error(provider, &e))?;
+        let chunk = chunk.map_err(|e| LlmError::Interrupted { provider, message: e.to_string() })?;
         for event in decoder.push(&chunk) {
             on_event(event)?;
         }

@@ -8,6 +8,7 @@ mod eventstream;
 mod failover;
 mod http;
 mod openai;
+mod resume;
 mod sigv4;
 mod sse;
 
@@ -168,11 +169,12 @@ pub fn provider_for(
     aws: &AwsCredentials,
 ) -> Result<Box<dyn Provider>, LlmError> {
     let http = Http::new(&config.llm, target.is_local())?;
-    Ok(match target.provider.as_str() {
+    let provider: Box<dyn Provider> = match target.provider.as_str() {
         "anthropic" => Box::new(Anthropic::new(target, config.thinking, http)),
         "bedrock" => Box::new(Bedrock::new(target, config.thinking, http, aws.clone())?),
         _ => Box::new(OpenAi::new(target, config.thinking, &config.azure_api_version, http)?),
-    })
+    };
+    Ok(Box::new(resume::ResumeOnInterrupt::new(provider, config.llm.max_retries, config.llm.retry_backoff)))
 }
 
 /// Builds the primary provider wrapped with its fallbacks.

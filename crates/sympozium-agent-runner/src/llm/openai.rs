@@ -159,7 +159,7 @@ impl OpenAi {
                 message: format!("bad stream chunk: {e}"),
             })?;
             if let Some(message) = chunk.pointer("/error/message").and_then(Value::as_str) {
-                return Err(LlmError::Protocol { provider: name, message: message.to_string() });
+                return Err(LlmError::Interrupted { provider: name, message: message.to_string() });
             }
             acc.apply(&chunk, sink);
             Ok(())
@@ -191,7 +191,9 @@ impl OpenAi {
         let finish = str_at(choice, "/finish_reason");
         Ok(Turn {
             text: str_at(&message, "/content"),
-            wants_tools: finish == "tool_calls" && !tool_calls.is_empty(),
+            // Some OpenAI-compatible servers end tool-call turns with "stop"; any complete
+            // tool call is honoured (a "length" cut leaves arguments truncated, so not then).
+            wants_tools: finish != "length" && !tool_calls.is_empty(),
             tool_calls,
             thinking: Vec::new(),
             usage: usage(value),
@@ -261,7 +263,7 @@ impl StreamAcc {
         }
         let tool_calls: Vec<ToolCall> = self.calls.into_values().collect();
         Ok(Turn {
-            wants_tools: self.finish == "tool_calls" && !tool_calls.is_empty(),
+            wants_tools: self.finish != "length" && !tool_calls.is_empty(),
             text: self.text,
             tool_calls,
             thinking: Vec::new(),

@@ -60,6 +60,13 @@ pub(crate) fn stream_events(turn: &Turn, model: &str) -> Vec<String> {
             "stop_sequence": null, "usage": {"input_tokens": turn.input_tokens, "output_tokens": 1}}}),
     )];
     events.push(event("ping", json!({"type": "ping"})));
+    if let Reply::StreamError { message } = &turn.reply {
+        events.push(event(
+            "error",
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": message}}),
+        ));
+        return events;
+    }
     for (index, block) in content.iter().enumerate() {
         let kind = block.get("type").and_then(Value::as_str).unwrap_or_default();
         let (start, deltas): (Value, Vec<Value>) = match kind {

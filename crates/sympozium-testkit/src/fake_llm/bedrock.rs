@@ -46,12 +46,18 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-/// One AWS event-stream message with string headers.
+/// One AWS event-stream event message.
 fn frame(event_type: &str, payload: &Value) -> Vec<u8> {
+    encode(
+        &[(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")],
+        payload,
+    )
+}
+
+/// One AWS event-stream message with string headers.
+fn encode(header_list: &[(&str, &str)], payload: &Value) -> Vec<u8> {
     let mut headers = Vec::new();
-    for (name, value) in
-        [(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")]
-    {
+    for (name, value) in header_list {
         headers.push(name.len() as u8);
         headers.extend_from_slice(name.as_bytes());
         headers.push(7);
@@ -75,6 +81,15 @@ fn frame(event_type: &str, payload: &Value) -> Vec<u8> {
 /// The frames of a ConverseStream response.
 pub(crate) fn stream_frames(turn: &Turn) -> Vec<Vec<u8>> {
     let mut frames = vec![frame("messageStart", &json!({"role": "assistant"}))];
+    if let Reply::StreamError { message } = &turn.reply {
+        let headers = [
+            (":exception-type", "serviceUnavailableException"),
+            (":content-type", "application/json"),
+            (":message-type", "exception"),
+        ];
+        frames.push(encode(&headers, &json!({"message": message})));
+        return frames;
+    }
     let mut stop = "end_turn";
     let mut index = 0;
     if let Reply::Message { text, tool_calls, thinking } = &turn.reply {

@@ -28,7 +28,7 @@ fn parts(turn: &Turn) -> (&str, Vec<Value>) {
                 })
                 .collect(),
         ),
-        Reply::Error { .. } => ("", Vec::new()),
+        Reply::Error { .. } | Reply::StreamError { .. } => ("", Vec::new()),
     }
 }
 
@@ -60,6 +60,12 @@ fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
 /// The SSE events of a streamed completion, ending with a usage chunk and `[DONE]`.
 pub(crate) fn stream_events(turn: &Turn, model: &str) -> Vec<String> {
     let mut events = vec![chunk(model, json!({"role": "assistant", "content": ""}), None)];
+    if let Reply::StreamError { message } = &turn.reply {
+        let error =
+            json!({"error": {"message": message, "type": "server_error", "param": null, "code": null}});
+        events.push(format!("data: {error}\n\n"));
+        return events;
+    }
     let (text, _) = parts(turn);
     for piece in split_text(text, turn.stream_pieces) {
         events.push(chunk(model, json!({"content": piece}), None));

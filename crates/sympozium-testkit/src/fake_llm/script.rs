@@ -37,6 +37,13 @@ pub enum Reply {
         /// `Retry-After` header value in seconds, if any.
         retry_after: Option<u64>,
     },
+    /// A streamed response that starts with `200 OK` and then breaks off with the provider's
+    /// in-stream error (OpenAI `error` chunk, Anthropic `error` event, Bedrock exception
+    /// frame). Non-streaming requests get a 500 instead.
+    StreamError {
+        /// Error message.
+        message: String,
+    },
 }
 
 /// One scripted response.
@@ -118,6 +125,13 @@ impl Turn {
     pub fn error(status: u16, message: &str) -> Self {
         let mut turn = Self::message("", Vec::new());
         turn.reply = Reply::Error { status, message: message.to_string(), retry_after: None };
+        turn
+    }
+
+    /// A stream that fails after it started.
+    pub fn stream_error(message: &str) -> Self {
+        let mut turn = Self::message("", Vec::new());
+        turn.reply = Reply::StreamError { message: message.to_string() };
         turn
     }
 

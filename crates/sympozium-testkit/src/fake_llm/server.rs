@@ -200,7 +200,14 @@ async fn handle(
     }
     let model = body.get("model").and_then(Value::as_str).unwrap_or("fake-model").to_string();
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    if let Reply::Error { status, message, retry_after } = &turn.reply {
+    let stream_failure = match &turn.reply {
+        Reply::StreamError { message } if !stream && !matches!(protocol, Protocol::BedrockStream) => {
+            Some(Reply::Error { status: 500, message: message.clone(), retry_after: None })
+        }
+        _ => None,
+    };
+    if let Some(Reply::Error { status, message, retry_after }) = stream_failure.as_ref().or(Some(&turn.reply))
+    {
         let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let payload = match protocol {
             Protocol::OpenAi => openai::error_body(*status, message),
