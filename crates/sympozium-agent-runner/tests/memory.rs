@@ -194,3 +194,49 @@ async fn channel_context_reaches_the_prompt() {
         vec![json!({"channel": "slack", "chatId": "C123", "text": "on it"})]
     );
 }
+
+#[tokio::test]
+async fn system_prompt_sections_come_in_the_spec_order() {
+    let (url, _state) = memory_server(Vec::new()).await;
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    std::fs::write(pod.skills.join("b-second.md"), "Second skill.").unwrap();
+    std::fs::write(pod.skills.join("a-first.md"), "  First skill.  \n").unwrap();
+    std::fs::write(pod.skills.join(".hidden.md"), "Hidden skill.").unwrap();
+    std::fs::write(pod.skills.join("empty.md"), "   ").unwrap();
+    let manifest =
+        json!({"tools": [{"name": "argocd_sync", "description": "Sync an app", "server": "argocd"}]});
+    std::fs::write(pod.ipc.join("tools/mcp-tools.json"), manifest.to_string()).unwrap();
+    fake.push(Turn::text("ok"));
+    let base = fake.base_url();
+    let env = [
+        ("TASK", "t"),
+        ("SYSTEM_PROMPT", "You are the SRE agent."),
+        ("MODEL_PROVIDER", "anthropic"),
+        ("MODEL_BASE_URL", base.as_str()),
+        ("TOOLS_ENABLED", "true"),
+        ("SKILL_SIDECARS", "k8s-ops"),
+        ("SOURCE_CHANNEL", "telegram"),
+        ("SOURCE_CHAT_ID", "42"),
+        ("MEMORY_SERVER_URL", url.as_str()),
+    ];
+    let out = run_runner(&pod, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let system = fake.requests()[0].system_prompt();
+    assert!(system.starts_with("You are the SRE agent."));
+    assert!(system.contains("First skill.\n\n---\n\nSecond skill."), "{system}");
+    assert!(!system.contains("Hidden skill."));
+    let order: Vec<usize> = [
+        "## Your Skills",
+        "## Tool Usage",
+        "## Channel Context",
+        "## Specialized MCP Tools",
+        "## Persistent Memory",
+    ]
+    .iter()
+    .map(|h| system.find(h).unwrap_or_else(|| panic!("missing {h} in {system}")))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    assert!(system.contains("- argocd: argocd_sync"));
+    assert!(system.contains("execute_command") && system.contains("k8s-ops"));
+}

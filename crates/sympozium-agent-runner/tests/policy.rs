@@ -19,18 +19,25 @@ struct Nats {
     url: String,
 }
 
+/// `nats-server` from PATH, or where the Debian package puts it when /usr/sbin is not on PATH.
+fn nats_binary() -> Option<String> {
+    ["nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok())
+        .map(str::to_string)
+}
+
 async fn start_nats() -> Option<Nats> {
-    let found = std::process::Command::new("nats-server").arg("--version").output().is_ok();
-    if !found {
+    let Some(binary) = nats_binary() else {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("nats-server is not installed (apt-get install nats-server); required under CI");
         }
         eprintln!("skipping: nats-server is not installed (apt-get install nats-server)");
         return None;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = tokio::process::Command::new("nats-server")
+    let child = tokio::process::Command::new(binary)
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(dir.path())
         .stdout(Stdio::null())

@@ -38,6 +38,25 @@ impl RecordedRequest {
         self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 
+    /// The system prompt in any supported wire format (OpenAI system message, Anthropic and
+    /// Bedrock `system` blocks), empty when there is none.
+    pub fn system_prompt(&self) -> String {
+        if let Some(blocks) = self.body.get("system").and_then(Value::as_array) {
+            return blocks
+                .iter()
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        self.body
+            .get("messages")
+            .and_then(Value::as_array)
+            .and_then(|m| m.iter().find(|m| m.get("role").and_then(Value::as_str) == Some("system")))
+            .and_then(|m| m.get("content").and_then(Value::as_str))
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Names of the tools offered in this request, in any supported wire format.
     pub fn tool_names(&self) -> Vec<String> {
         let from_list = |list: &Value, path: &[&str]| -> Vec<String> {
