@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
@@ -283,6 +284,24 @@ async fn enabling_the_seed_pack_stamps_out_exactly_its_team() {
     let cm = configmaps.get("platform-team-sre-watchdog-memory").await.unwrap();
     assert_eq!(memory_of(&cm), "# Memory\n\n- Note the utilisation baseline.\n");
     assert!(configmaps.get_opt("platform-team-cost-analyzer-memory").await.unwrap().is_none());
+
+    // The memory server imports the seeds into its database at start-up.
+    let server: Deployment = wait_for(
+        &h.api(),
+        "platform-team-security-guardian-memory",
+        "memory server",
+        WAIT,
+        |d: Option<&Deployment>| d.is_some(),
+    )
+    .await
+    .unwrap();
+    let pod = server.spec.unwrap().template.spec.unwrap();
+    let env = pod.containers[0].env.clone().unwrap_or_default();
+    assert!(
+        env.iter().any(|e| e.name == "MEMORY_SEEDS_PATH" && e.value.as_deref() == Some("/seeds/MEMORY.md"))
+    );
+    let seeds = pod.volumes.unwrap().into_iter().find(|v| v.name == "memory-seeds").unwrap();
+    assert_eq!(seeds.config_map.unwrap().name, "platform-team-security-guardian-memory");
     assert!(h.api::<SympoziumInstance>().get_opt("platform-team-cost-analyzer").await.unwrap().is_none());
 }
 

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, Container, ContainerPort, EnvFromSource, EnvVar, HTTPGetAction,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, EnvVar,
+    HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
@@ -23,6 +24,8 @@ use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, resolve};
 
 use crate::settings::Settings;
 
+/// Where the memory server finds the memory ConfigMap's `MEMORY.md` to import as seeds.
+pub const SEEDS_DIR: &str = "/seeds";
 /// Placeholder written into a new legacy memory ConfigMap.
 pub const MEMORY_PLACEHOLDER: &str = "# Agent Memory\n\nNo memories recorded yet.\n";
 /// Pod-template annotation carrying the credentials Secret's resourceVersion, so a changed
@@ -296,6 +299,42 @@ fn health_probe(period: i32) -> Probe {
 pub fn memory_deployment(inst: &SympoziumInstance, settings: &Settings) -> Deployment {
     let name = inst.name_any();
     let labels = memory_labels(&name);
+    let mut env_vars = vec![env("MEMORY_DB_PATH", "/data/memory.db"), env("MEMORY_PORT", "8080")];
+    let mut mounts =
+        vec![VolumeMount { name: "memory-db".into(), mount_path: "/data".into(), ..Default::default() }];
+    let mut volumes = vec![Volume {
+        name: "memory-db".into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: memory_pvc_name(&name),
+            read_only: None,
+        }),
+        ..Default::default()
+    }];
+    // The memory ConfigMap (a PersonaPack's seeds, or the placeholder) is imported into the
+    // database once per seed at start-up, so seeded memories are searchable.
+    if wants_memory_configmap(inst) {
+        env_vars.push(env("MEMORY_SEEDS_PATH", format!("{SEEDS_DIR}/MEMORY.md")));
+        mounts.push(VolumeMount {
+            name: "memory-seeds".into(),
+            mount_path: SEEDS_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+        volumes.push(Volume {
+            name: "memory-seeds".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: memory_name(&name),
+                items: Some(vec![KeyToPath {
+                    key: "MEMORY.md".into(),
+                    path: "MEMORY.md".into(),
+                    mode: None,
+                }]),
+                optional: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     let container = Container {
         name: "memory-server".into(),
         image: Some(settings.image("skill-memory")),
@@ -306,12 +345,8 @@ pub fn memory_deployment(inst: &SympoziumInstance, settings: &Settings) -> Deplo
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
-        env: Some(vec![env("MEMORY_DB_PATH", "/data/memory.db"), env("MEMORY_PORT", "8080")]),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "memory-db".into(),
-            mount_path: "/data".into(),
-            ..Default::default()
-        }]),
+        env: Some(env_vars),
+        volume_mounts: Some(mounts),
         startup_probe: Some(Probe { failure_threshold: Some(30), ..health_probe(2) }),
         readiness_probe: Some(health_probe(10)),
         liveness_probe: Some(Probe { initial_delay_seconds: Some(5), ..health_probe(30) }),
@@ -342,14 +377,7 @@ pub fn memory_deployment(inst: &SympoziumInstance, settings: &Settings) -> Deplo
                     automount_service_account_token: Some(false),
                     image_pull_secrets: (!inst.spec.image_pull_secrets.is_empty())
                         .then(|| inst.spec.image_pull_secrets.clone()),
-                    volumes: Some(vec![Volume {
-                        name: "memory-db".into(),
-                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                            claim_name: memory_pvc_name(&name),
-                            read_only: None,
-                        }),
-                        ..Default::default()
-                    }]),
+                    volumes: Some(volumes),
                     ..Default::default()
                 }),
             },

@@ -121,9 +121,19 @@ fn memory_server_shape() {
         env_of(c),
         [
             ("MEMORY_DB_PATH".to_string(), "/data/memory.db".to_string()),
-            ("MEMORY_PORT".into(), "8080".into())
+            ("MEMORY_PORT".into(), "8080".into()),
+            ("MEMORY_SEEDS_PATH".into(), "/seeds/MEMORY.md".into()),
         ]
     );
+    let seeds = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "memory-seeds").unwrap();
+    let cm = seeds.config_map.as_ref().unwrap();
+    assert_eq!(
+        (cm.name.as_str(), cm.optional),
+        ("my-agent-memory", Some(true)),
+        "the seeded memory ConfigMap"
+    );
+    let mount = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "memory-seeds").unwrap();
+    assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/seeds", Some(true)));
     let startup = c.startup_probe.as_ref().unwrap();
     assert_eq!((startup.period_seconds, startup.failure_threshold), (Some(2), Some(30)));
     assert_eq!(c.readiness_probe.as_ref().unwrap().period_seconds, Some(10));
@@ -158,4 +168,17 @@ fn web_endpoint_run_only_with_the_skill() {
     assert_eq!(s.model.base_url.as_deref(), Some("http://ollama:11434"));
     assert_eq!(s.skills[0].params.as_ref().unwrap()["hostname"], "a.example.com");
     assert_eq!(s.image_pull_secrets[0].name, "regcred");
+}
+
+#[test]
+fn memory_server_without_the_legacy_configmap_imports_no_seeds() {
+    let inst =
+        instance(json!({"agents": {"default": {"model": "m"}}, "skills": [{"skillPackRef": "memory"}]}));
+    assert!(wants_memory_server(&inst) && !wants_memory_configmap(&inst));
+    let pod = memory_deployment(&inst, &Settings::default()).spec.unwrap().template.spec.unwrap();
+    assert!(env_of(&pod.containers[0]).iter().all(|(k, _)| k != "MEMORY_SEEDS_PATH"));
+    assert!(
+        pod.volumes.unwrap().iter().all(|v| v.name != "memory-seeds"),
+        "a missing seeds file would stop the server"
+    );
 }
