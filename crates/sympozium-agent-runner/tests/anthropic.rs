@@ -56,6 +56,11 @@ async fn anthropic_tool_use_with_thinking_and_streaming() {
     assert!(first.body["system"][0]["text"].as_str().unwrap().contains("## Tool Usage"));
     assert!(first.tool_names().contains(&"read_file".to_string()));
     assert!(first.body["tools"][0]["input_schema"]["type"] == "object");
+    // System prompt and tool list are marked for prompt caching.
+    assert_eq!(first.body["system"][0]["cache_control"], json!({"type": "ephemeral"}));
+    let tools = first.body["tools"].as_array().unwrap();
+    assert_eq!(tools.last().unwrap()["cache_control"], json!({"type": "ephemeral"}));
+    assert!(tools[0].get("cache_control").is_none());
 
     // Turn 2 echoes the signed thinking block and the tool_use, and answers with tool_result.
     let second = requests[1].body["messages"].as_array().unwrap().clone();
@@ -81,7 +86,7 @@ async fn anthropic_tool_use_with_thinking_and_streaming() {
 async fn anthropic_overload_then_success_without_streaming() {
     let fake = FakeLlm::start().await.unwrap();
     let pod = Pod::new();
-    fake.script([Turn::error(529, "Overloaded"), Turn::text("fine")]);
+    fake.script([Turn::error(529, "Overloaded"), Turn::text("fine").with_usage(10, 2).with_cache_read(100)]);
     let base = fake.base_url();
     let env = [
         ("TASK", "hi"),
@@ -93,6 +98,8 @@ async fn anthropic_overload_then_success_without_streaming() {
     let out = run_runner(&pod, &env).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.result()["response"], "fine");
+    // Cached prompt tokens count as input.
+    assert_eq!(out.result()["metrics"]["inputTokens"], 110);
     assert_eq!(fake.requests().len(), 2);
     assert!(fake.requests()[0].body.get("thinking").is_none());
 }

@@ -169,12 +169,7 @@ async fn sigterm_still_reports_a_result() {
         .spawn()
         .unwrap();
     // Wait until the request is in flight, then stop the process like the kubelet would.
-    for _ in 0..100 {
-        if !fake.requests().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(fake.wait_for_requests(1, Duration::from_secs(10)).await, "runner never called the LLM");
     let pid = child.id().unwrap().to_string();
     let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());

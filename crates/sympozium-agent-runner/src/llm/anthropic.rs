@@ -94,7 +94,9 @@ impl Anthropic {
         let mut body = json!({
             "model": self.model,
             "max_tokens": MAX_TOKENS + budget.unwrap_or(0),
-            "system": [{"type": "text", "text": request.system}],
+            // The system prompt and tools are identical on every turn of the tool loop; marking
+            // them cacheable makes later turns cheaper and faster.
+            "system": [{"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}],
             "messages": messages,
         });
         if !request.tools.is_empty() {
@@ -103,6 +105,9 @@ impl Anthropic {
                 .iter()
                 .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
                 .collect();
+            if let Some(last) = body["tools"].as_array_mut().and_then(|t| t.last_mut()) {
+                last["cache_control"] = json!({"type": "ephemeral"});
+            }
         }
         if let Some(budget) = budget {
             body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
@@ -166,10 +171,17 @@ fn parse_message(value: &Value) -> Turn {
     turn.wants_tools =
         value.get("stop_reason").and_then(Value::as_str) == Some("tool_use") && !turn.tool_calls.is_empty();
     turn.usage = Usage {
-        input: value.pointer("/usage/input_tokens").and_then(Value::as_u64).unwrap_or(0),
+        input: input_tokens(value.get("usage")),
         output: value.pointer("/usage/output_tokens").and_then(Value::as_u64).unwrap_or(0),
     };
     turn
+}
+
+/// Input tokens including those written to and read from the prompt cache, which Anthropic
+/// reports separately.
+fn input_tokens(usage: Option<&Value>) -> u64 {
+    let n = |k: &str| usage.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
+    n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens")
 }
 
 fn str_of(v: &Value, key: &str) -> String {
@@ -195,8 +207,7 @@ impl StreamAcc {
         let index = event.get("index").and_then(Value::as_u64).unwrap_or(0);
         match event.get("type").and_then(Value::as_str).unwrap_or_default() {
             "message_start" => {
-                self.usage.input =
-                    event.pointer("/message/usage/input_tokens").and_then(Value::as_u64).unwrap_or(0);
+                self.usage.input = input_tokens(event.pointer("/message/usage"));
                 self.usage.output =
                     event.pointer("/message/usage/output_tokens").and_then(Value::as_u64).unwrap_or(0);
             }

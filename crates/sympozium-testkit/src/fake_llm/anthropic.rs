@@ -43,7 +43,8 @@ pub(crate) fn response(turn: &Turn, model: &str) -> Value {
     let (content, stop) = blocks(turn);
     json!({"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
            "content": content, "stop_reason": stop, "stop_sequence": null,
-           "usage": {"input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens}})
+           "usage": {"input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens,
+                     "cache_creation_input_tokens": 0, "cache_read_input_tokens": turn.cache_read_tokens}})
 }
 
 fn event(name: &str, data: Value) -> String {
@@ -57,7 +58,8 @@ pub(crate) fn stream_events(turn: &Turn, model: &str) -> Vec<String> {
         "message_start",
         json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message",
             "role": "assistant", "model": model, "content": [], "stop_reason": null,
-            "stop_sequence": null, "usage": {"input_tokens": turn.input_tokens, "output_tokens": 1}}}),
+            "stop_sequence": null, "usage": {"input_tokens": turn.input_tokens, "output_tokens": 1,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": turn.cache_read_tokens}}}),
     )];
     events.push(event("ping", json!({"type": "ping"})));
     if let Reply::StreamError { message } = &turn.reply {

@@ -55,6 +55,8 @@ pub struct Turn {
     pub input_tokens: u64,
     /// Completion / output tokens reported.
     pub output_tokens: u64,
+    /// Prompt-cache read tokens (Anthropic `cache_read_input_tokens`).
+    pub cache_read_tokens: u64,
     /// How many pieces the text is split into when streaming.
     pub stream_pieces: usize,
     /// Pause between streamed events, so chunks really arrive over time.
@@ -69,6 +71,7 @@ impl Turn {
             reply: Reply::Message { text: text.to_string(), tool_calls, thinking: None },
             input_tokens: 10,
             output_tokens: 5,
+            cache_read_tokens: 0,
             stream_pieces: 4,
             stream_delay: Duration::from_millis(5),
             delay: Duration::ZERO,
@@ -147,6 +150,12 @@ impl Turn {
     pub fn with_usage(mut self, input: u64, output: u64) -> Self {
         self.input_tokens = input;
         self.output_tokens = output;
+        self
+    }
+
+    /// Reports `tokens` prompt-cache reads (Anthropic format).
+    pub fn with_cache_read(mut self, tokens: u64) -> Self {
+        self.cache_read_tokens = tokens;
         self
     }
 

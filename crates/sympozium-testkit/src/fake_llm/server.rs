@@ -149,6 +149,21 @@ impl FakeLlm {
         lock(&self.state).requests.clone()
     }
 
+    /// Waits (polling, bounded by `timeout`) until at least `n` requests arrived; returns
+    /// whether they did.
+    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if lock(&self.state).requests.len() >= n {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// How many scripted turns have not been consumed.
     pub fn remaining(&self) -> usize {
         lock(&self.state).script.len()
