@@ -71,6 +71,10 @@ async fn health_is_plain_ok_and_other_methods_are_405() {
         let r = call(method, &format!("{}{path}", s.url), Some("{}")).await;
         assert_error(&r, 405, "method ");
     }
+    let resp = reqwest::Client::new().post(format!("{}/health", s.url)).send().await.unwrap();
+    assert_eq!(resp.headers().get("allow").unwrap(), "GET,HEAD");
+    let resp = reqwest::Client::new().head(format!("{}/health", s.url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
     let r = call("GET", &format!("{}/nowhere", s.url), None).await;
     assert_error(&r, 404, "no route for GET /nowhere");
 }
