@@ -116,6 +116,9 @@ pub struct Args {
     /// W3C trace context of the run (`00-<trace>-<span>-<flags>`).
     #[arg(long, env = "TRACEPARENT", default_value = "")]
     pub traceparent: String,
+    /// How long a skill sidecar may take to claim an `execute_command` request.
+    #[arg(long, env = "EXEC_PICKUP_TIMEOUT", default_value = "15s")]
+    pub exec_pickup_timeout: String,
     /// Effective tool policy as JSON (see [`ToolPolicy`]).
     #[arg(long, env = "TOOL_POLICY", default_value = "")]
     pub tool_policy: String,
@@ -286,6 +289,8 @@ pub struct Config {
     pub policy: ToolPolicy,
     /// Sidecars able to run commands.
     pub skill_sidecars: Vec<String>,
+    /// Time a sidecar has to claim a command.
+    pub exec_pickup_timeout: Duration,
     /// NATS URL.
     pub event_bus_url: String,
     /// MCP manifest wait.
@@ -380,6 +385,7 @@ impl Config {
                 .map(str::to_string)
                 .collect(),
             event_bus_url: args.event_bus_url.trim().to_string(),
+            exec_pickup_timeout: duration_field("EXEC_PICKUP_TIMEOUT", &args.exec_pickup_timeout)?,
             mcp_manifest_wait: duration_field("MCP_MANIFEST_WAIT", &args.mcp_manifest_wait)?,
             roots: Roots {
                 ipc: args.ipc_dir,

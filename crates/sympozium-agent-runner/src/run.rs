@@ -123,6 +123,7 @@ async fn execute(
                 tools_dir: roots.ipc.join("tools"),
                 sidecars: config.skill_sidecars.clone(),
                 meta: trace_meta(&config.traceparent),
+                pickup_timeout: config.exec_pickup_timeout,
             }));
         }
         tools.push(Box::new(ReadFile { roots: roots.clone() }));

@@ -215,6 +215,7 @@ async fn execute_command_round_trips_through_the_sidecar_protocol() {
         tools_dir: pod.ipc.join("tools"),
         sidecars: vec!["k8s-ops".into()],
         meta: Some(meta.clone()),
+        pickup_timeout: Duration::from_secs(10),
     };
     // The sidecar receives the trace context with the request.
     let seen_meta = ok_text(exec.call(json!({"command": "__print_meta__"})).await);
@@ -243,6 +244,7 @@ async fn execute_command_routes_to_the_named_sidecar() {
         tools_dir: tools.clone(),
         sidecars: vec!["k8s-ops".into(), "github-gitops".into()],
         meta: None,
+        pickup_timeout: Duration::from_secs(10),
     };
     assert_eq!(exec.spec().parameters["properties"]["skill"]["enum"], json!(["k8s-ops", "github-gitops"]));
     let out = ok_text(exec.call(json!({"command": "echo routed", "skill": "github-gitops"})).await);
@@ -362,4 +364,21 @@ async fn mcp_tools_load_from_the_manifest_and_call_through_files() {
     assert_eq!(seen[0]["server"], "grafana");
     assert_eq!(seen[0]["arguments"], json!({"q": "cpu"}));
     assert_eq!(seen[0]["_meta"], meta);
+}
+
+#[tokio::test]
+async fn execute_command_fails_fast_when_no_sidecar_claims_it() {
+    let pod = Pod::new();
+    let exec = ExecuteCommand {
+        tools_dir: pod.ipc.join("tools"),
+        sidecars: vec!["k8s-ops".into()],
+        meta: None,
+        pickup_timeout: Duration::from_millis(400),
+    };
+    let started = std::time::Instant::now();
+    let text = err_text(&exec.call(json!({"command": "kubectl get pods", "timeout": 60})).await);
+    assert!(text.starts_with("Error: no skill sidecar picked up the command within 0.4s"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(60), "must not wait for the command timeout");
+    // The unclaimed request is withdrawn so a late sidecar does not run it.
+    assert!(std::fs::read_dir(pod.ipc.join("tools")).unwrap().next().is_none());
 }

@@ -2,6 +2,9 @@
 //! spec 07. The request goes to `<ipc>/tools/exec-request-<id>.json` — or, when several
 //! sidecars exist and the model names one with `skill`, to `<ipc>/tools/<skill>/` so exactly
 //! that sidecar runs it. The tool is only offered when at least one sidecar exists.
+//!
+//! Sidecars claim a request by creating `.claim-<id>` (spec 07). When no claim appears within
+//! `pickup_timeout` the call fails fast instead of waiting out the full command timeout.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +29,8 @@ pub struct ExecuteCommand {
     pub sidecars: Vec<String>,
     /// Trace context passed to the sidecar as `_meta` (`trace_id`, `span_id`, `traceparent`).
     pub meta: Option<Value>,
+    /// How long a sidecar may take to claim a request.
+    pub pickup_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -82,26 +87,37 @@ impl ExecuteCommand {
         if let Err(e) = write_json_atomic(&request, &body, false) {
             return ToolOutput::err(format!("writing command request: {e}"));
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout) + GRACE;
+        let claim = dir.join(format!(".claim-{id}"));
+        let started = tokio::time::Instant::now();
+        let deadline = started + Duration::from_secs(timeout) + GRACE;
         let outcome = loop {
             if let Some(parsed) = read_result(&result).await {
-                break Some(parsed);
+                break Ok(parsed);
             }
-            if tokio::time::Instant::now() >= deadline {
-                break None;
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                break Err(format!(
+                    "timed out waiting for command execution result after {}s",
+                    timeout + GRACE.as_secs()
+                ));
+            }
+            if now >= started + self.pickup_timeout && !claim.exists() {
+                break Err(format!(
+                    "no skill sidecar picked up the command within {}s; the sidecar ({}) may not \
+                     be running",
+                    self.pickup_timeout.as_secs_f32(),
+                    self.sidecars.join(", ")
+                ));
             }
             tokio::time::sleep(POLL).await;
         };
-        // Both files are ours to clean up; a missing one is fine.
+        // Request, result and claim are done with; a missing one is fine.
         let _ = tokio::fs::remove_file(&request).await;
         let _ = tokio::fs::remove_file(&result).await;
+        let _ = tokio::fs::remove_dir(&claim).await;
         match outcome {
-            None => ToolOutput::err(format!(
-                "timed out waiting for command execution result. No skill sidecar picked up the \
-                 command within {}s.",
-                timeout + GRACE.as_secs()
-            )),
-            Some(r) => ToolOutput::Ok(format_result(&r)),
+            Err(e) => ToolOutput::err(e),
+            Ok(r) => ToolOutput::Ok(format_result(&r)),
         }
     }
 }
