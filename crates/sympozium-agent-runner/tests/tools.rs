@@ -382,3 +382,39 @@ async fn execute_command_fails_fast_when_no_sidecar_claims_it() {
     // The unclaimed request is withdrawn so a late sidecar does not run it.
     assert!(std::fs::read_dir(pod.ipc.join("tools")).unwrap().next().is_none());
 }
+
+#[tokio::test]
+async fn the_runner_runs_commands_through_a_sidecar_end_to_end() {
+    use sympozium_testkit::fake_llm::{FakeLlm, Turn};
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    let sidecar = spawn_sidecar(pod.ipc.join("tools"));
+    fake.script([
+        Turn::tool_call("execute_command", json!({"command": "echo pods: 3 running"})),
+        Turn::text("3 pods are running."),
+    ]);
+    let base = fake.openai_base_url();
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let env = [
+        ("TASK", "How many pods run?"),
+        ("MODEL_BASE_URL", base.as_str()),
+        ("TOOLS_ENABLED", "true"),
+        ("SKILL_SIDECARS", "k8s-ops"),
+        ("TRACEPARENT", tp),
+    ];
+    let out = common::run_runner(&pod, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result()["response"], "3 pods are running.");
+    let requests = fake.requests();
+    assert!(requests[0].tool_names().contains(&"execute_command".to_string()));
+    assert!(requests[0].system_prompt().contains("skill sidecar (k8s-ops)"));
+    let tool = requests[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap()
+        .clone();
+    assert_eq!(tool["content"], "pods: 3 running\n");
+    sidecar.abort();
+}
