@@ -45,7 +45,20 @@ fn v6_kind(ip: Ipv6Addr) -> Option<&'static str> {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return v4_kind(v4);
     }
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let first = seg[0];
+    // Deprecated IPv4-compatible (::a.b.c.d) and 6to4 (2002:aabb:ccdd::) addresses embed an
+    // IPv4 address; judge them by it.
+    if seg[..6].iter().all(|s| *s == 0) && !ip.is_loopback() && !ip.is_unspecified() {
+        let v4 = Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
+        return v4_kind(v4).or(Some("IPv4-compatible"));
+    }
+    if first == 0x2002 {
+        let v4 = Ipv4Addr::new((seg[1] >> 8) as u8, seg[1] as u8, (seg[2] >> 8) as u8, seg[2] as u8);
+        if let Some(kind) = v4_kind(v4) {
+            return Some(kind);
+        }
+    }
     if ip.is_loopback() {
         Some("loopback")
     } else if ip.is_unspecified() {
