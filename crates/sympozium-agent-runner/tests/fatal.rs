@@ -114,7 +114,7 @@ async fn request_timeout_is_retried_then_reported() {
     let pod = Pod::new();
     fake.script([Turn::text("slow").delayed(Duration::from_secs(20)), Turn::text("fast")]);
     let base = fake.openai_base_url();
-    let env = [("TASK", "t"), ("MODEL_BASE_URL", base.as_str()), ("LLM_REQUEST_TIMEOUT", "300ms")];
+    let env = [("TASK", "t"), ("MODEL_BASE_URL", base.as_str()), ("LLM_REQUEST_TIMEOUT", "1s")];
     let out = run_runner(&pod, &env).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.result()["response"], "fast");
