@@ -6,8 +6,10 @@
 //!  "allowedEgress": [{"host": "api.internal", "port": 443}, {"host": "10.1.0.0/16"}]}
 //! ```
 //!
-//! Precedence: `deny` beats `ask` beats `allow`. With a non-empty `allow` list, tools it does
-//! not name are denied; with an empty one, `defaultAction` (default `allow`) decides. Names are
+//! Precedence: `deny` beats `ask` beats `allow`. Tools no list names get `defaultAction`
+//! (default `allow`) — except that a non-empty `allow` list turns an `allow` default into
+//! "deny the rest" (a whitelist). So `defaultAction: ask` + `allow: [read_file]` means
+//! "read_file freely, ask for everything else". Names are
 //! globs (`*`, `?`) so MCP prefixes can be matched as `prefix_*`. Denied tools are not offered
 //! to the model at all.
 
@@ -119,10 +121,10 @@ impl ToolPolicy {
             Action::Ask
         } else if hit(&self.allow) {
             Action::Allow
-        } else if self.allow.is_empty() {
-            self.default_action
-        } else {
+        } else if !self.allow.is_empty() && self.default_action == Action::Allow {
             Action::Deny
+        } else {
+            self.default_action
         }
     }
 
@@ -197,6 +199,12 @@ mod tests {
         assert_eq!(p.action("github_delete_repo"), Action::Deny);
         assert_eq!(p.action("write_file"), Action::Ask);
         assert_eq!(p.action("execute_command"), Action::Deny);
+        let gated = ToolPolicy::from_json(r#"{"defaultAction":"ask","allow":["read_file"]}"#).unwrap();
+        assert_eq!(gated.action("read_file"), Action::Allow);
+        assert_eq!(gated.action("write_file"), Action::Ask);
+        let closed = ToolPolicy::from_json(r#"{"defaultAction":"deny","ask":["execute_command"]}"#).unwrap();
+        assert_eq!(closed.action("execute_command"), Action::Ask);
+        assert_eq!(closed.action("read_file"), Action::Deny);
         let open = ToolPolicy::from_json("").unwrap();
         assert_eq!(open.action("anything"), Action::Allow);
         assert!(ToolPolicy::from_json(r#"{"defaultAction":"maybe"}"#).is_err());
@@ -212,5 +220,8 @@ mod tests {
         assert!(!p.egress_allows("x", "10.2.0.1".parse().unwrap(), 80));
         assert!(p.egress_allows("api.internal", "10.9.9.9".parse().unwrap(), 443));
         assert!(!p.egress_allows("api.internal", "10.9.9.9".parse().unwrap(), 80));
+        // The controller writes `"port": null` for "any port".
+        let any = ToolPolicy::from_json(r#"{"allowedEgress":[{"host":"10.0.0.5","port":null}]}"#).unwrap();
+        assert!(any.egress_allows("10.0.0.5", "10.0.0.5".parse().unwrap(), 8443));
     }
 }
