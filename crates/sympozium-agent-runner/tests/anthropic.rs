@@ -19,7 +19,9 @@ async fn anthropic_tool_use_with_thinking_and_streaming() {
         Turn::tool_call("read_file", json!({"path": "/workspace/config.yaml"}))
             .with_thinking("I should read the config first.")
             .with_usage(300, 50),
-        Turn::tool_call("read_file", json!({"path": "/etc/shadow"})).with_usage(400, 60),
+        Turn::tool_call("read_file", json!({"path": "/etc/shadow"}))
+            .with_redacted_thinking("EncryptedBlob==")
+            .with_usage(400, 60),
         Turn::text(&answer).with_usage(500, 70).streamed(4, Duration::from_millis(120)),
     ]);
     let base = fake.base_url();
@@ -78,6 +80,8 @@ async fn anthropic_tool_use_with_thinking_and_streaming() {
     // The refused read comes back flagged as an error.
     let third = requests[2].body["messages"].as_array().unwrap().clone();
     let refused = &third[4]["content"][0];
+    // Redacted thinking is echoed back verbatim with the tool call it preceded.
+    assert_eq!(third[3]["content"][0], json!({"type": "redacted_thinking", "data": "EncryptedBlob=="}));
     assert_eq!(refused["is_error"], true);
     assert!(refused["content"].as_str().unwrap().starts_with("Error: access denied"));
 }

@@ -60,7 +60,13 @@ impl Anthropic {
                 Message::Assistant { text, tool_calls, thinking } => {
                     let mut content: Vec<Value> = thinking
                         .iter()
-                        .map(|t| json!({"type": "thinking", "thinking": t.text, "signature": t.signature}))
+                        .map(|t| {
+                            if t.redacted.is_empty() {
+                                json!({"type": "thinking", "thinking": t.text, "signature": t.signature})
+                            } else {
+                                json!({"type": "redacted_thinking", "data": t.redacted})
+                            }
+                        })
                         .collect();
                     if !text.is_empty() {
                         content.push(json!({"type": "text", "text": text}));
@@ -159,7 +165,11 @@ fn parse_message(value: &Value) -> Turn {
             Some("thinking") => turn.thinking.push(ThinkingBlock {
                 text: str_of(block, "thinking"),
                 signature: str_of(block, "signature"),
+                ..ThinkingBlock::default()
             }),
+            Some("redacted_thinking") => turn
+                .thinking
+                .push(ThinkingBlock { redacted: str_of(block, "data"), ..ThinkingBlock::default() }),
             Some("tool_use") => turn.tool_calls.push(ToolCall {
                 id: str_of(block, "id"),
                 name: str_of(block, "name"),
@@ -214,9 +224,12 @@ impl StreamAcc {
             "content_block_start" => {
                 let block = event.get("content_block").cloned().unwrap_or(Value::Null);
                 let new = match block.get("type").and_then(Value::as_str) {
-                    Some("thinking") => {
-                        Block::Thinking(ThinkingBlock { text: String::new(), signature: String::new() })
-                    }
+                    Some("thinking") => Block::Thinking(ThinkingBlock::default()),
+                    // Redacted thinking arrives whole in the start event.
+                    Some("redacted_thinking") => Block::Thinking(ThinkingBlock {
+                        redacted: str_of(&block, "data"),
+                        ..ThinkingBlock::default()
+                    }),
                     Some("tool_use") => Block::Tool(ToolCall {
                         id: str_of(&block, "id"),
                         name: str_of(&block, "name"),

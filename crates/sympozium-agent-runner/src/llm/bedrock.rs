@@ -84,7 +84,13 @@ impl Bedrock {
                     // Claude requires its signed reasoning back alongside tool use.
                     let mut content: Vec<Value> = thinking
                         .iter()
-                        .map(|t| json!({"reasoningContent": {"reasoningText": {"text": t.text, "signature": t.signature}}}))
+                        .map(|t| {
+                            if t.redacted.is_empty() {
+                                json!({"reasoningContent": {"reasoningText": {"text": t.text, "signature": t.signature}}})
+                            } else {
+                                json!({"reasoningContent": {"redactedContent": t.redacted}})
+                            }
+                        })
                         .collect();
                     if !text.is_empty() {
                         content.push(json!({"text": text}));
@@ -198,7 +204,13 @@ impl Bedrock {
                 turn.thinking.push(ThinkingBlock {
                     text: str_of(reasoning, "text"),
                     signature: str_of(reasoning, "signature"),
+                    ..ThinkingBlock::default()
                 });
+            }
+            if let Some(redacted) = block.pointer("/reasoningContent/redactedContent").and_then(Value::as_str)
+            {
+                turn.thinking
+                    .push(ThinkingBlock { redacted: redacted.to_string(), ..ThinkingBlock::default() });
             }
             if let Some(tool) = block.get("toolUse") {
                 turn.tool_calls.push(ToolCall {
@@ -300,12 +312,11 @@ fn apply_frame(
                     call.arguments.push_str(input);
                 }
             } else if let Some(reasoning) = delta.get("reasoningContent") {
-                let entry = blocks.entry(index).or_insert_with(|| {
-                    Block::Reasoning(ThinkingBlock { text: String::new(), signature: String::new() })
-                });
+                let entry = blocks.entry(index).or_insert_with(|| Block::Reasoning(ThinkingBlock::default()));
                 if let Block::Reasoning(r) = entry {
                     r.text.push_str(&str_of(reasoning, "text"));
                     r.signature.push_str(&str_of(reasoning, "signature"));
+                    r.redacted.push_str(&str_of(reasoning, "redactedContent"));
                 }
             }
         }

@@ -54,12 +54,15 @@ pub struct ToolCall {
 }
 
 /// Extended-thinking output that must be echoed back (Anthropic requires it with tool use).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Thinking {
     /// Reasoning text.
     pub text: String,
     /// Provider signature.
     pub signature: String,
+    /// Encrypted reasoning the provider redacted (Anthropic `redacted_thinking.data`, Bedrock
+    /// `redactedContent`); echoed back verbatim. Empty for normal thinking.
+    pub redacted: String,
 }
 
 /// The result of one tool call as fed back to the model.

@@ -21,9 +21,12 @@ const SIGNATURE: &str = "fake-signature";
 fn blocks(turn: &Turn) -> (Vec<Value>, &'static str) {
     let mut content = Vec::new();
     let mut stop = "end_turn";
-    if let Reply::Message { text, tool_calls, thinking } = &turn.reply {
+    if let Reply::Message { text, tool_calls, thinking, redacted_thinking } = &turn.reply {
         if let Some(thinking) = thinking {
             content.push(json!({"type": "thinking", "thinking": thinking, "signature": SIGNATURE}));
+        }
+        if let Some(data) = redacted_thinking {
+            content.push(json!({"type": "redacted_thinking", "data": data}));
         }
         if !text.is_empty() {
             content.push(json!({"type": "text", "text": text}));
@@ -81,6 +84,7 @@ pub(crate) fn stream_events(turn: &Turn, model: &str) -> Vec<String> {
                 deltas.push(json!({"type": "signature_delta", "signature": SIGNATURE}));
                 (json!({"type": "thinking", "thinking": "", "signature": ""}), deltas)
             }
+            "redacted_thinking" => (block.clone(), Vec::new()),
             "text" => {
                 let text = block.get("text").and_then(Value::as_str).unwrap_or_default();
                 let deltas = split_text(text, turn.stream_pieces)

@@ -13,7 +13,7 @@ pub(crate) fn error_body(message: &str) -> Value {
 pub(crate) fn response(turn: &Turn) -> Value {
     let mut content = Vec::new();
     let mut stop = "end_turn";
-    if let Reply::Message { text, tool_calls, thinking } = &turn.reply {
+    if let Reply::Message { text, tool_calls, thinking, .. } = &turn.reply {
         if let Some(thinking) = thinking {
             content.push(json!({"reasoningContent": {"reasoningText": {"text": thinking, "signature": "fake-signature"}}}));
         }
@@ -92,7 +92,7 @@ pub(crate) fn stream_frames(turn: &Turn) -> Vec<Vec<u8>> {
     }
     let mut stop = "end_turn";
     let mut index = 0;
-    if let Reply::Message { text, tool_calls, thinking } = &turn.reply {
+    if let Reply::Message { text, tool_calls, thinking, .. } = &turn.reply {
         if let Some(thinking) = thinking {
             for piece in split_text(thinking, turn.stream_pieces) {
                 frames.push(frame(

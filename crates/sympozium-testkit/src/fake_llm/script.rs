@@ -27,6 +27,8 @@ pub enum Reply {
         tool_calls: Vec<ToolCallSpec>,
         /// Extended-thinking text (Anthropic `thinking` block; ignored by OpenAI format).
         thinking: Option<String>,
+        /// Redacted thinking data (Anthropic `redacted_thinking` block).
+        redacted_thinking: Option<String>,
     },
     /// An HTTP error in the provider's error format.
     Error {
@@ -68,7 +70,12 @@ pub struct Turn {
 impl Turn {
     fn message(text: &str, tool_calls: Vec<ToolCallSpec>) -> Self {
         Self {
-            reply: Reply::Message { text: text.to_string(), tool_calls, thinking: None },
+            reply: Reply::Message {
+                text: text.to_string(),
+                tool_calls,
+                thinking: None,
+                redacted_thinking: None,
+            },
             input_tokens: 10,
             output_tokens: 5,
             cache_read_tokens: 0,
@@ -120,6 +127,14 @@ impl Turn {
     pub fn with_thinking(mut self, reasoning: &str) -> Self {
         if let Reply::Message { thinking, .. } = &mut self.reply {
             *thinking = Some(reasoning.to_string());
+        }
+        self
+    }
+
+    /// Adds a redacted-thinking block (Anthropic format).
+    pub fn with_redacted_thinking(mut self, data: &str) -> Self {
+        if let Reply::Message { redacted_thinking, .. } = &mut self.reply {
+            *redacted_thinking = Some(data.to_string());
         }
         self
     }
