@@ -350,7 +350,7 @@ async fn pack_edits_converge_and_user_edits_are_put_back() {
         .patch(
             schedule,
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"schedule": "* * * * *", "task": "mine"}})),
+            &Patch::Merge(json!({"spec": {"schedule": "* * * * *", "task": "mine", "suspend": true}})),
         )
         .await
         .unwrap();
@@ -363,6 +363,12 @@ async fn pack_edits_converge_and_user_edits_are_put_back() {
         s.spec.schedule == "0/30 * * * *" && s.spec.task.starts_with("TEAM OBJECTIVE:")
     })
     .await;
+    let s = h.api::<SympoziumSchedule>().get(schedule).await.unwrap();
+    assert_eq!(
+        s.spec.suspend,
+        Some(true),
+        "suspend is not set by the pack: pausing a persona is the user's call"
+    );
 
     // Including the watchdog again brings it back with its seeds.
     h.apply_pack(&seed_team()).await;
@@ -470,4 +476,56 @@ async fn every_builtin_pack_applies_enables_and_converges() {
     }
     assert_eq!(total, 14, "3 platform + 2 devops + 7 developer + 2 observability personas");
     assert_eq!(h.names::<SympoziumInstance>("sympozium.ai/persona-pack").await.len(), total);
+}
+
+#[tokio::test]
+async fn failing_personas_are_reported_and_a_users_instance_is_never_taken_over() {
+    let h = harness("pack-error").await;
+    let mine = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance",
+        "metadata": {"name": "team-a"}, "spec": {"agents": {"default": {"model": "my-model"}}}});
+    h.api::<SympoziumInstance>()
+        .patch("team-a", &PatchParams::apply("user").force(), &Patch::Apply(&mine))
+        .await
+        .unwrap();
+    let persona = |name: &str, channels: Value| {
+        json!({"name": name, "systemPrompt": "p", "channels": channels,
+        "schedule": {"type": "sweep", "interval": "1h", "task": "t"}})
+    };
+    let pack = |b_channels: Value| {
+        json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "PersonaPack",
+        "metadata": {"name": "team"}, "spec": {"enabled": true, "personas": [
+            persona("a", json!([])), persona("b", b_channels), persona("c", json!([]))]}})
+    };
+    h.apply_pack(&pack(json!(["irc"]))).await;
+
+    let failed = h
+        .pack_where("team", "pack Error", |p| {
+            p.status.as_ref().is_some_and(|s| s.phase.as_deref() == Some("Error"))
+        })
+        .await;
+    let status = failed.status.unwrap();
+    assert_eq!((status.persona_count, status.installed_count), (3, 1), "c is installed regardless");
+    assert_eq!(status.installed_personas[0].name, "c");
+    let ready = &status.conditions[0];
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "PersonaFailed"));
+    assert!(
+        ready
+            .message
+            .contains("persona a: SympoziumInstance/team-a already exists and is not managed by this pack"),
+        "{}",
+        ready.message
+    );
+    assert!(ready.message.contains("persona b: channels: unknown channel type \"irc\""), "{}", ready.message);
+    let untouched = h.api::<SympoziumInstance>().get("team-a").await.unwrap();
+    assert!(untouched.owner_references().is_empty() && untouched.labels().is_empty());
+    assert_eq!(untouched.spec.agents.default.model, "my-model");
+    assert!(h.api::<SympoziumSchedule>().get_opt("team-a-schedule").await.unwrap().is_none());
+    assert!(h.api::<SympoziumInstance>().get_opt("team-b").await.unwrap().is_none());
+
+    // Fixing both problems converges (the retry backoff picks it up).
+    h.api::<SympoziumInstance>().delete("team-a", &DeleteParams::default()).await.unwrap();
+    h.apply_pack(&pack(json!(["slack"]))).await;
+    h.ready("team", 3).await;
+    let b = h.api::<SympoziumInstance>().get("team-b").await.unwrap();
+    assert_eq!(b.spec.channels[0].type_.as_str(), "slack");
 }

@@ -73,22 +73,25 @@ async fn stamp(
     out: &mut Converged,
 ) -> Result<InstalledPersona, String> {
     let ns = pack.namespace().unwrap_or_default();
+    let uid = pack.uid().unwrap_or_default();
     let inst = build::instance(pack, persona, &ctx.settings).map_err(|e| e.to_string())?;
     let name = inst.name_any();
+    let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
+    let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
+    let schedule_name = build::schedule_name(&name);
+    not_foreign(&instances, &name, &uid).await?;
+    not_foreign(&schedules, &schedule_name, &uid).await?;
 
     if let Some(cm) = build::seed_configmap(pack, persona) {
         seed(&Api::namespaced(ctx.client.clone(), &ns), &cm, out).await?;
     }
 
-    let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
     if apply(&instances, &inst).await.map_err(|e| format!("SympoziumInstance/{name}: {e}"))?
         == Applied::Created
     {
         out.created.push(format!("SympoziumInstance/{name}"));
     }
 
-    let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
-    let schedule_name = build::schedule_name(&name);
     let schedule = match build::schedule(pack, persona, index) {
         Some(sched) => {
             let what = format!("SympoziumSchedule/{schedule_name}");
@@ -98,7 +101,6 @@ async fn stamp(
             Some(schedule_name)
         }
         None => {
-            let uid = pack.uid().unwrap_or_default();
             if delete_if_owned(&schedules, &schedule_name, &uid)
                 .await
                 .map_err(|e| format!("SympoziumSchedule/{schedule_name}: {e}"))?
@@ -109,6 +111,21 @@ async fn stamp(
         }
     };
     Ok(InstalledPersona { name: persona.name.clone(), instance_name: name, schedule_name: schedule })
+}
+
+/// Refuses to take over an object of the generated name that the pack does not own (a
+/// user's own instance, or one of a deleted pack still being garbage-collected).
+async fn not_foreign<K>(api: &Api<K>, name: &str, uid: &str) -> Result<(), String>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let kind = K::kind(&());
+    match api.get_metadata_opt(name).await.map_err(|e| format!("{kind}/{name}: {e}"))? {
+        Some(meta) if !owned_by(&meta, uid) => {
+            Err(format!("{kind}/{name} already exists and is not managed by this pack; rename or delete it"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Writes the persona's seeds: creates the ConfigMap when absent, and rewrites it when it

@@ -38,9 +38,7 @@ pub const STAGGER_MINUTES: u32 = 2;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BuildError {
     /// A persona names a channel type Sympozium does not support.
-    #[error(
-        "persona {persona}: channels: unknown channel type \"{channel}\" (expected telegram, slack, discord or whatsapp)"
-    )]
+    #[error("channels: unknown channel type \"{channel}\" (expected telegram, slack, discord or whatsapp)")]
     UnknownChannel {
         /// The persona.
         persona: String,
