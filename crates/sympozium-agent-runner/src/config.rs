@@ -116,6 +116,9 @@ pub struct Args {
     /// W3C trace context of the run (`00-<trace>-<span>-<flags>`).
     #[arg(long, env = "TRACEPARENT", default_value = "")]
     pub traceparent: String,
+    /// RBAC rules the skills grant, as JSON (see [`crate::rbac`]), for the prompt.
+    #[arg(long, env = "SKILL_RBAC", default_value = "")]
+    pub skill_rbac: String,
     /// How long a skill sidecar may take to claim an `execute_command` request.
     #[arg(long, env = "EXEC_PICKUP_TIMEOUT", default_value = "15s")]
     pub exec_pickup_timeout: String,
@@ -291,6 +294,8 @@ pub struct Config {
     pub skill_sidecars: Vec<String>,
     /// Time a sidecar has to claim a command.
     pub exec_pickup_timeout: Duration,
+    /// Permissions summary for the prompt (`None` = unknown).
+    pub permissions: Option<String>,
     /// NATS URL.
     pub event_bus_url: String,
     /// MCP manifest wait.
@@ -348,6 +353,9 @@ impl Config {
             _ if local => Duration::from_secs(30 * 60),
             _ => Duration::from_secs(10 * 60),
         };
+        let permissions = crate::rbac::parse(&args.skill_rbac)
+            .map_err(|reason| ConfigError::Invalid { field: "SKILL_RBAC", reason })?
+            .map(|skills| crate::rbac::summary(&skills, args.agent_namespace.trim()));
         let policy = ToolPolicy::from_json(&args.tool_policy)
             .map_err(|reason| ConfigError::Invalid { field: "TOOL_POLICY", reason })?;
         Ok(Self {
@@ -386,6 +394,7 @@ impl Config {
                 .collect(),
             event_bus_url: args.event_bus_url.trim().to_string(),
             exec_pickup_timeout: duration_field("EXEC_PICKUP_TIMEOUT", &args.exec_pickup_timeout)?,
+            permissions,
             mcp_manifest_wait: duration_field("MCP_MANIFEST_WAIT", &args.mcp_manifest_wait)?,
             roots: Roots {
                 ipc: args.ipc_dir,

@@ -16,6 +16,7 @@ pub mod output;
 pub mod paths;
 pub mod policy;
 pub mod prompt;
+pub mod rbac;
 pub mod run;
 pub mod tools;
 pub mod util;

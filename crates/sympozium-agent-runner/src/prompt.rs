@@ -40,6 +40,8 @@ pub struct PromptInputs<'a> {
     pub offered: &'a [String],
     /// Sidecars that run commands.
     pub sidecars: &'a [String],
+    /// What the run may do in Kubernetes, when the controller told us.
+    pub permissions: Option<&'a str>,
     /// `SOURCE_CHANNEL`.
     pub source_channel: &'a str,
     /// `SOURCE_CHAT_ID`.
@@ -95,6 +97,10 @@ pub fn build(inputs: &PromptInputs<'_>) -> String {
                  already set up, and `kubectl config current-context` failing is expected.\n",
                 inputs.sidecars.join(", ")
             ));
+            if let Some(permissions) = inputs.permissions {
+                out.push_str(permissions);
+                out.push('\n');
+            }
         }
         out.push_str(
             "Prefer gathering real data with your tools over guessing, and summarise what you found \

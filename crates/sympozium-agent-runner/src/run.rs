@@ -182,6 +182,7 @@ async fn execute(
         tools_enabled: config.tools_enabled,
         offered: &offered_names,
         sidecars: &config.skill_sidecars,
+        permissions: config.permissions.as_deref(),
         source_channel: &config.source_channel,
         source_chat_id: &config.source_chat_id,
         mcp_tools: &mcp_names,

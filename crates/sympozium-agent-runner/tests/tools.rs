@@ -401,6 +401,11 @@ async fn the_runner_runs_commands_through_a_sidecar_end_to_end() {
         ("TOOLS_ENABLED", "true"),
         ("SKILL_SIDECARS", "k8s-ops"),
         ("TRACEPARENT", tp),
+        ("AGENT_NAMESPACE", "team-a"),
+        (
+            "SKILL_RBAC",
+            r#"{"k8s-ops": {"namespace": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}}"#,
+        ),
     ];
     let out = common::run_runner(&pod, &env).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -408,6 +413,9 @@ async fn the_runner_runs_commands_through_a_sidecar_end_to_end() {
     let requests = fake.requests();
     assert!(requests[0].tool_names().contains(&"execute_command".to_string()));
     assert!(requests[0].system_prompt().contains("skill sidecar (k8s-ops)"));
+    // The prompt states the run's real permissions.
+    assert!(requests[0].system_prompt().contains("- k8s-ops, in namespace team-a: get, list pods"));
+    assert!(!requests[0].system_prompt().contains("cluster-admin"));
     let tool = requests[1].body["messages"]
         .as_array()
         .unwrap()
