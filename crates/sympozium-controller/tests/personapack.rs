@@ -30,6 +30,7 @@ struct Harness {
     plane: TestPlane,
     client: Client,
     ns: String,
+    metrics: Metrics,
     controllers: tokio::task::JoinHandle<()>,
 }
 
@@ -44,11 +45,12 @@ async fn harness(prefix: &str) -> Harness {
     let client = plane.client().await.unwrap();
     let ns = plane.namespace(&client, prefix).await.unwrap().name().to_string();
     let settings = Settings { image_tag: "test".into(), ..Default::default() };
-    let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::default(), Some(ns.clone()), "test"));
+    let metrics = Metrics::default();
+    let ctx = Arc::new(Context::new(client.clone(), settings, metrics.clone(), Some(ns.clone()), "test"));
     let controllers = tokio::spawn(async move {
         futures::join!(instance::run(ctx.clone()), personapack::run(ctx));
     });
-    Harness { plane, client, ns, controllers }
+    Harness { plane, client, ns, metrics, controllers }
 }
 
 /// Polls `check` until it returns `Some`, failing after [`WAIT`] with `what`.
@@ -302,6 +304,23 @@ async fn enabling_the_seed_pack_stamps_out_exactly_its_team() {
     );
     let seeds = pod.volumes.unwrap().into_iter().find(|v| v.name == "memory-seeds").unwrap();
     assert_eq!(seeds.config_map.unwrap().name, "platform-team-security-guardian-memory");
+
+    // Converged means quiet: no reconcile loop between the pack and what it stamps out.
+    let reconciles = || {
+        let text = h.metrics.render();
+        text.lines()
+            .find(|l| l.starts_with(r#"sympozium_reconciles_total{controller="personapack"}"#))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = reconciles();
+    assert!(before > 0, "the pack controller counts its reconciles");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let quiet = reconciles() - before;
+    eprintln!("pack reconciles: {before} to converge, {quiet} while quiet");
+    assert!(quiet <= 3, "{quiet} pack reconciles in 3 s while nothing changed");
+    assert!(!h.metrics.render().contains(r#"reconcile_failures_total{controller="personapack""#));
     assert!(h.api::<SympoziumInstance>().get_opt("platform-team-cost-analyzer").await.unwrap().is_none());
 }
 
