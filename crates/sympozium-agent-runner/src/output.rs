@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::llm::{StreamSink, Usage};
+use crate::prompt::{MEMORY_END, MEMORY_START};
 use crate::util::write_json_atomic;
 
 /// Prefix of the stdout result marker.
@@ -21,6 +22,55 @@ const CHUNK_BYTES: usize = 32;
 /// without one file per token.
 const CHUNK_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Removes legacy memory blocks (`__SYMPOZIUM_MEMORY__ … __SYMPOZIUM_MEMORY_END__`) from
+/// streamed text, even when a marker is split across deltas, so users never see them.
+#[derive(Default)]
+pub struct MarkerFilter {
+    inside: bool,
+    held: String,
+}
+
+/// Length of the longest suffix of `text` that is a proper prefix of `marker` (ASCII).
+fn partial_marker(text: &str, marker: &str) -> usize {
+    (1..marker.len().min(text.len() + 1))
+        .rev()
+        .find(|&n| text.is_char_boundary(text.len() - n) && text.ends_with(&marker[..n]))
+        .unwrap_or(0)
+}
+
+impl MarkerFilter {
+    /// Feeds a delta; returns the text that is safe to show.
+    pub fn feed(&mut self, delta: &str) -> String {
+        self.held.push_str(delta);
+        let mut out = String::new();
+        loop {
+            let marker = if self.inside { MEMORY_END } else { MEMORY_START };
+            if let Some(i) = self.held.find(marker) {
+                if !self.inside {
+                    out.push_str(&self.held[..i]);
+                }
+                self.held.drain(..i + marker.len());
+                self.inside = !self.inside;
+                continue;
+            }
+            let keep = partial_marker(&self.held, marker);
+            let cut = self.held.len() - keep;
+            let released: String = self.held.drain(..cut).collect();
+            if !self.inside {
+                out.push_str(&released);
+            }
+            return out;
+        }
+    }
+
+    /// Ends a turn: returns held-back text (an unclosed block is dropped to its end).
+    pub fn finish(&mut self) -> String {
+        let held = std::mem::take(&mut self.held);
+        let inside = std::mem::replace(&mut self.inside, false);
+        if inside { String::new() } else { held }
+    }
+}
+
 /// Writes streamed text as numbered chunk files, in order.
 pub struct ChunkWriter {
     dir: PathBuf,
@@ -28,6 +78,7 @@ pub struct ChunkWriter {
     buffer: String,
     last_flush: Instant,
     errors: u64,
+    filter: Option<MarkerFilter>,
 }
 
 impl ChunkWriter {
@@ -39,7 +90,13 @@ impl ChunkWriter {
             buffer: String::new(),
             last_flush: Instant::now(),
             errors: 0,
+            filter: None,
         }
+    }
+
+    /// Hides legacy memory blocks from the stream (they are stripped from the response too).
+    pub fn hide_memory_blocks(&mut self) {
+        self.filter = Some(MarkerFilter::default());
     }
 
     /// How many chunks were written.
@@ -72,13 +129,23 @@ impl ChunkWriter {
 
 impl StreamSink for ChunkWriter {
     fn text(&mut self, delta: &str) {
-        self.buffer.push_str(delta);
+        match &mut self.filter {
+            Some(filter) => {
+                let visible = filter.feed(delta);
+                self.buffer.push_str(&visible);
+            }
+            None => self.buffer.push_str(delta),
+        }
         if self.buffer.len() >= CHUNK_BYTES || self.last_flush.elapsed() >= CHUNK_INTERVAL {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
+        if let Some(filter) = &mut self.filter {
+            let rest = filter.finish();
+            self.buffer.push_str(&rest);
+        }
         if !self.buffer.is_empty() {
             let content = std::mem::take(&mut self.buffer);
             self.write_chunk(&content);
@@ -122,4 +189,31 @@ pub fn write_result(ipc: &Path, result: &Value) -> std::io::Result<()> {
 /// The stdout line the controller parses.
 pub fn result_marker(result: &Value) -> String {
     format!("\n{RESULT_START}{result}{RESULT_END}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_blocks_never_reach_the_stream() {
+        let text = "Answer.\n__SYMPOZIUM_MEMORY__\nsecret notes\n__SYMPOZIUM_MEMORY_END__\nTail.";
+        for size in [1, 3, 7, 20, 200] {
+            let mut f = MarkerFilter::default();
+            let chars: Vec<char> = text.chars().collect();
+            let mut out = String::new();
+            for piece in chars.chunks(size) {
+                out.push_str(&f.feed(&piece.iter().collect::<String>()));
+            }
+            out.push_str(&f.finish());
+            assert_eq!(out, "Answer.\n\nTail.", "piece size {size}");
+        }
+        let mut f = MarkerFilter::default();
+        let mut out = f.feed("keep __SYMPOZIUM_MEM");
+        out.push_str(&f.feed("ORY__ unclosed"));
+        out.push_str(&f.finish());
+        assert_eq!(out, "keep ");
+        let mut f = MarkerFilter::default();
+        assert_eq!(f.feed("__SYMP") + &f.finish(), "__SYMP");
+    }
 }

@@ -44,6 +44,9 @@ pub async fn run(config: Config, aws: AwsCredentials) -> RunReport {
     );
     let mut stats = Stats::default();
     let mut chunks = ChunkWriter::new(&config.roots.ipc);
+    if config.memory_enabled && config.memory_server_url.is_empty() && !config.debug {
+        chunks.hide_memory_blocks();
+    }
     let outcome = {
         let work = execute(&config, &aws, &mut stats, &mut chunks);
         tokio::select! {

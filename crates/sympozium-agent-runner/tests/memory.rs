@@ -148,13 +148,17 @@ async fn legacy_memory_is_prepended_and_the_marker_printed() {
     std::fs::write(pod.memory.join("MEMORY.md"), "- cluster runs k8s 1.31").unwrap();
     fake.push(Turn::text(
         "Upgrade is safe.\n__SYMPOZIUM_MEMORY__\n- cluster runs k8s 1.31\n- upgrade checked\n__SYMPOZIUM_MEMORY_END__",
-    ));
+    ).streamed(9, std::time::Duration::ZERO));
     let base = fake.openai_base_url();
     let env =
         [("TASK", "Is the upgrade safe?"), ("MODEL_BASE_URL", base.as_str()), ("MEMORY_ENABLED", "true")];
     let out = run_runner(&pod, &env).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.result()["response"], "Upgrade is safe.");
+    // The memory block is hidden from the live stream too, even split across deltas.
+    let streamed: String = pod.chunks().iter().map(|c| c["content"].as_str().unwrap().to_string()).collect();
+    assert!(!streamed.contains("SYMPOZIUM") && !streamed.contains("upgrade checked"), "{streamed}");
+    assert_eq!(streamed.trim(), "Upgrade is safe.");
     assert!(out.stdout.contains(
         "\n__SYMPOZIUM_MEMORY__- cluster runs k8s 1.31\n- upgrade checked__SYMPOZIUM_MEMORY_END__\n"
     ));
