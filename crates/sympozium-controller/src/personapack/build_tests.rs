@@ -218,3 +218,15 @@ fn exclusion_and_enablement() {
     assert!(is_excluded(&p, "b"));
     assert!(!is_enabled(&pack(json!({"personas": []}))));
 }
+
+#[test]
+fn base_url_and_lifecycle_flow_into_the_agent() {
+    let p = pack(
+        json!({"baseURL": "http://ollama.local:11434/v1", "personas": [{"name": "a", "systemPrompt": "x",
+        "lifecycle": {"preRun": [{"name": "fetch", "image": "busybox"}]}}]}),
+    );
+    let agent = instance(&p, &p.spec.personas[0], &Settings::default()).unwrap().spec.agents.default;
+    assert_eq!(agent.base_url.as_deref(), Some("http://ollama.local:11434/v1"));
+    assert_eq!(agent.lifecycle.unwrap().pre_run[0].name, "fetch");
+    assert!(agent.tool_policy.is_none());
+}
