@@ -250,7 +250,8 @@ start kube-apiserver "$bin/kube-apiserver" \
   --service-cluster-ip-range=10.0.0.0/24 \
   --allow-privileged=true \
   --endpoint-reconciler-type=none \
-  --enable-priority-and-fairness=false
+  --enable-priority-and-fairness=false \
+  --kubelet-preferred-address-types=InternalIP
 wait_for kube-apiserver "kube-apiserver /readyz" apiserver_ready "$server" "$pki/ca.crt" "$pki/auth-header"
 
 # --- kube-controller-manager -----------------------------------------------------
@@ -280,7 +281,8 @@ start kube-scheduler "$bin/kube-scheduler" --config="$run/scheduler.yaml" --secu
 # --- kwok ------------------------------------------------------------------------
 # Standalone kwok has no built-in stages; ours live in testplane/stages. It only
 # manages nodes annotated kwok.x-k8s.io/node=fake and renews their Leases. The
-# node IP (pods' hostIP) is a placeholder outside the service and pod ranges.
+# node IP (pods' hostIP) is loopback: log and exec requests the apiserver sends to
+# the "kubelet" fail fast on this machine instead of dialling a private address.
 # KWOK_WORKDIR keeps it from also loading a user's ~/.kwok/kwok.yaml.
 stage_args=()
 for f in "$here"/stages/*.yaml; do stage_args+=("--config=$f"); done
@@ -291,7 +293,7 @@ start kwok env KWOK_WORKDIR="$run/kwok" "$bin/kwok" \
   --manage-all-nodes=false \
   --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
   --node-lease-duration-seconds=40 \
-  --node-ip=10.255.0.1 \
+  --node-ip=127.0.0.1 \
   --cidr=10.244.0.0/16
 
 # --- the fake node ---------------------------------------------------------------

@@ -41,6 +41,9 @@ pub struct Config {
     /// OTLP endpoint pods default to when their instance names none.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", default_value = "")]
     pub otlp_endpoint: String,
+    /// Finished AgentRuns kept per instance (older ones are deleted).
+    #[arg(long, env = "SYMPOZIUM_MAX_RUN_HISTORY", default_value_t = 50)]
+    pub max_run_history: usize,
     /// NATS URL of the event bus; the routers (agent-managed schedules, …) run only when
     /// set.
     #[arg(long, env = "NATS_URL")]
@@ -59,6 +62,7 @@ impl Config {
             system_namespace: self.system_namespace.clone(),
             event_bus_url: self.event_bus_url.clone(),
             otlp_endpoint: self.otlp_endpoint.clone(),
+            max_run_history: self.max_run_history,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The Sympozium controller manager: hosts the controllers, serves metrics and health, and
 //! elects a leader among replicas.
 
+pub mod agentrun;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -102,7 +103,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
 
     if let Some(url) = config.nats_url.as_deref().filter(|u| !u.is_empty()) {
         let bus = sympozium_bus::Bus::connect(url).await.map_err(|e| Error::Bus(e.to_string()))?;
-        tokio::spawn(schedule::router::run(client.clone(), bus));
+        tokio::spawn(schedule::router::run(client.clone(), bus.clone()));
+        tokio::spawn(agentrun::completion::run(client.clone(), bus));
         tracing::info!(%url, "event bus routers started");
     }
     let ctx =
@@ -122,7 +124,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
 
 /// Runs every controller until the process is asked to stop.
 pub async fn run_controllers(ctx: Arc<Context>) {
-    futures::join!(instance::run(ctx.clone()), schedule::run(ctx.clone()), personapack::run(ctx.clone()));
+    futures::join!(
+        instance::run(ctx.clone()),
+        agentrun::run(ctx.clone()),
+        schedule::run(ctx.clone()),
+        personapack::run(ctx.clone())
+    );
 }
 
 fn default_identity() -> String {

@@ -14,6 +14,8 @@ pub struct Settings {
     pub event_bus_url: Option<String>,
     /// The controller's own OTLP endpoint, the default for pods whose instance sets none.
     pub otlp_endpoint: String,
+    /// Finished AgentRuns kept per instance; older ones are deleted.
+    pub max_run_history: usize,
 }
 
 impl Default for Settings {
@@ -24,6 +26,7 @@ impl Default for Settings {
             system_namespace: "sympozium-system".into(),
             event_bus_url: None,
             otlp_endpoint: String::new(),
+            max_run_history: 50,
         }
     }
 }

@@ -181,6 +181,7 @@ async fn fire(
     if let Some(run) = already {
         // The run exists but the status write after it was lost: record it, create nothing.
         record_run(status, run, runs.len(), now);
+        note_missed(status, s, tick, missed);
         set_ready(status, s, true, "Active", &format!("next run at {next}"));
         return Ok(requeue_until(next, now, ctx));
     }
@@ -239,6 +240,13 @@ async fn fire(
     status.last_run_time = Some(Time(now));
     status.last_run_name = Some(created.name_any());
     status.total_runs = n;
+    note_missed(status, s, tick, missed);
+    set_ready(status, s, true, "Active", &format!("next run at {next}"));
+    Ok(requeue_until(next, now, ctx))
+}
+
+/// Reports ticks missed while the controller was away (replacing an older report).
+fn note_missed(status: &mut SympoziumScheduleStatus, s: &SympoziumSchedule, tick: Timestamp, missed: usize) {
     status.conditions.retain(|c| c.type_ != "MissedTicks");
     if missed > 1 {
         let message = format!(
@@ -253,8 +261,6 @@ async fn fire(
             None,
         ));
     }
-    set_ready(status, s, true, "Active", &format!("next run at {next}"));
-    Ok(requeue_until(next, now, ctx))
 }
 
 fn record_run(status: &mut SympoziumScheduleStatus, run: &AgentRun, existing: usize, now: Timestamp) {

@@ -1,0 +1,54 @@
+//! Outcomes from the bus: the IPC bridge publishes the runner's result as
+//! `agent.run.completed`; recording it here settles runs whose logs cannot be read, and
+//! whichever of log and bus arrives first wins (see [`super::terminal::complete`]).
+
+use kube::{Api, Client, ResourceExt};
+use sympozium_api::AgentRun;
+use sympozium_bus::{Bus, topics};
+
+use super::result::from_result_json;
+use super::terminal::complete;
+
+/// Durable consumer name shared by controller replicas.
+pub const CONSUMER: &str = "agentrun-completions";
+
+async fn find(client: &Client, meta: &std::collections::BTreeMap<String, String>) -> Option<Api<AgentRun>> {
+    let run = meta.get("agentRunID")?;
+    if let Some(ns) = meta.get("namespace").filter(|n| !n.is_empty()) {
+        return Some(Api::namespaced(client.clone(), ns));
+    }
+    let instance = meta.get("instanceName").cloned().unwrap_or_default();
+    let all: Api<AgentRun> = Api::all(client.clone());
+    let found =
+        all.list(&kube::api::ListParams::default().fields(&format!("metadata.name={run}"))).await.ok()?;
+    let mut matching =
+        found.items.into_iter().filter(|r| instance.is_empty() || r.spec.instance_ref == instance);
+    let first = matching.next()?;
+    if matching.next().is_some() {
+        tracing::warn!(%run, "completion matches runs in several namespaces; ignored");
+        return None;
+    }
+    Some(Api::namespaced(client.clone(), &first.namespace()?))
+}
+
+/// Records run outcomes from the bus until the process stops.
+pub async fn run(client: Client, bus: Bus) {
+    let mut deliveries = bus.durable(CONSUMER, topics::AGENT_RUN_COMPLETED);
+    while let Some(d) = deliveries.recv().await {
+        let meta = &d.envelope.metadata;
+        if let (Some(api), Some(name)) = (find(&client, meta).await, meta.get("agentRunID")) {
+            let outcome = from_result_json(&d.envelope.data);
+            let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
+            match complete(&api, name, &outcome, now).await {
+                Ok(true) => tracing::info!(run = %name, "outcome recorded from the bus"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(run = %name, error = %e, "recording the outcome failed; will retry");
+                    d.nak().await;
+                    continue;
+                }
+            }
+        }
+        d.ack().await;
+    }
+}

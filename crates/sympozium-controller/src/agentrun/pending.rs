@@ -1,0 +1,305 @@
+//! Pending: check the run against its instance and policy, settle what it inherits,
+//! grant its skills' RBAC to its own ServiceAccount, and start the Job.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_api::common::SkillRef;
+use sympozium_api::labels;
+use sympozium_api::{AgentRun, SkillPack, SympoziumInstance, SympoziumPolicy};
+use sympozium_kube::FIELD_MANAGER;
+use sympozium_kube::apply::{apply, create_if_absent};
+
+use super::build::{self, ResolvedSidecar, RunInputs};
+use super::{Error, policy, publish, terminal};
+use crate::context::Context;
+
+/// Timeout when neither the run nor its instance sets one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a run waits for its instance's memory server to become ready.
+pub const MEMORY_WAIT: Duration = Duration::from_secs(120);
+
+/// Parses Go-style durations (`30m`, `1h30m`, `10m0s`, `1.5h`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = 0f64;
+    let mut number = String::new();
+    let mut chars = s.trim().chars().peekable();
+    chars.peek()?;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_digit() || n == '.' {
+                break;
+            }
+            unit.push(n);
+            chars.next();
+        }
+        let value: f64 = number.parse().ok()?;
+        number.clear();
+        total += value
+            * match unit.as_str() {
+                "ns" => 1e-9,
+                "us" | "µs" => 1e-6,
+                "ms" => 1e-3,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return None,
+            };
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    (total > 0.0).then(|| Duration::from_secs_f64(total))
+}
+
+fn go_duration(d: Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
+/// The skills in effect: the run's own, else the instance's (web-proxy runs carry theirs).
+pub fn effective_skills(run: &AgentRun, instance: Option<&SympoziumInstance>) -> Vec<SkillRef> {
+    let from_web_proxy = run.labels().get(labels::SOURCE).map(String::as_str) == Some("web-proxy");
+    match instance {
+        Some(i) if run.spec.skills.is_empty() && !from_web_proxy => i.spec.skills.clone(),
+        _ => run.spec.skills.clone(),
+    }
+}
+
+/// The timeout in effect: the run's, else the instance's `runTimeout`, else 10 minutes.
+pub fn effective_timeout(run: &AgentRun, instance: Option<&SympoziumInstance>) -> Duration {
+    run.spec
+        .timeout
+        .as_deref()
+        .and_then(parse_duration)
+        .or_else(|| {
+            instance.and_then(|i| i.spec.agents.default.run_timeout.as_deref()).and_then(parse_duration)
+        })
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+async fn resolve_sidecars(
+    run: &AgentRun,
+    skills: &[SkillRef],
+    ctx: &Context,
+) -> Result<Vec<ResolvedSidecar>, Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let local: Api<SkillPack> = Api::namespaced(ctx.client.clone(), &ns);
+    let system: Api<SkillPack> = Api::namespaced(ctx.client.clone(), &ctx.settings.system_namespace);
+    let mut out = Vec::new();
+    for skill in skills {
+        let Some(name) = skill.skill_pack_ref.as_deref() else { continue };
+        let name = name.strip_prefix("skillpack-").unwrap_or(name);
+        let pack = match local.get_opt(name).await? {
+            Some(p) => Some(p),
+            None => system.get_opt(name).await.ok().flatten(),
+        };
+        let Some(sidecar) = pack.and_then(|p| p.spec.sidecar) else { continue };
+        // Serving sidecars drive server mode; a task run does not start them.
+        if sidecar.image.trim().is_empty() || sidecar.requires_server == Some(true) {
+            continue;
+        }
+        out.push(ResolvedSidecar {
+            pack: name.to_string(),
+            sidecar,
+            params: skill.params.clone().unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+async fn grant(run: &AgentRun, sidecars: &[ResolvedSidecar], ctx: &Context) -> Result<(), kube::Error> {
+    let ns = run.namespace().unwrap_or_default();
+    create_if_absent(
+        &Api::<ServiceAccount>::namespaced(ctx.client.clone(), &ns),
+        &build::service_account(run),
+    )
+    .await?;
+    let roles: Api<Role> = Api::namespaced(ctx.client.clone(), &ns);
+    let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
+    let cluster_roles: Api<ClusterRole> = Api::all(ctx.client.clone());
+    let cluster_bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    let run_name = run.name_any();
+    for s in sidecars {
+        let name = format!("sympozium-skill-{}-{run_name}", s.pack);
+        if !s.sidecar.rbac.is_empty() {
+            let (role, binding) = build::role(run, &name, &s.pack, &s.sidecar.rbac);
+            apply(&roles, &role).await?;
+            apply(&bindings, &binding).await?;
+        }
+        if !s.sidecar.cluster_rbac.is_empty() {
+            // Cluster objects are global: the namespace keeps names of equal runs apart.
+            let cluster_name = format!("sympozium-skill-{}-{ns}-{run_name}", s.pack);
+            let (mut role, mut binding) =
+                build::cluster_role(run, &cluster_name, &s.pack, &s.sidecar.cluster_rbac);
+            for meta in [&mut role.metadata, &mut binding.metadata] {
+                meta.labels
+                    .get_or_insert_with(Default::default)
+                    .insert("sympozium.ai/namespace".into(), ns.clone());
+            }
+            apply(&cluster_roles, &role).await?;
+            apply(&cluster_bindings, &binding).await?;
+        }
+    }
+    if let Some(hooks) = run.spec.lifecycle.as_ref().filter(|l| !l.rbac.is_empty()) {
+        let (role, binding) = build::role(run, &format!("sympozium-lifecycle-{run_name}"), "", &hooks.rbac);
+        apply(&roles, &role).await?;
+        apply(&bindings, &binding).await?;
+    }
+    Ok(())
+}
+
+/// Checks that the instance's memory server is ready; `Err` fails the run.
+async fn memory_ready(run: &AgentRun, ctx: &Context) -> Result<Option<Action>, String> {
+    let deployments: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let name = format!("{}-memory", run.spec.instance_ref);
+    let ready = match deployments.get_opt(&name).await {
+        Ok(Some(d)) => d.status.and_then(|s| s.ready_replicas).unwrap_or(0) > 0,
+        Ok(None) | Err(_) => false,
+    };
+    if ready {
+        return Ok(None);
+    }
+    let now = ctx.clock.now();
+    let created = run.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
+    let age = now.duration_since(created).as_secs();
+    if age > i64::try_from(MEMORY_WAIT.as_secs()).unwrap_or(i64::MAX) {
+        return Err(format!("memory server deployment \"{name}\" has no ready replicas after {age}s"));
+    }
+    Ok(Some(Action::requeue(Duration::from_secs(5))))
+}
+
+/// The Pending step.
+pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Action, Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let now = Time(ctx.clock.now());
+    let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(instance) = instances.get_opt(&run.spec.instance_ref).await? else {
+        let message = format!("policy validation failed: instance \"{}\" not found", run.spec.instance_ref);
+        publish(ctx, run, EventType::Warning, "ValidationFailed", &message).await;
+        terminal::fail(api, &name, &message, now).await?;
+        return Ok(Action::await_change());
+    };
+    let policy = match instance.spec.policy_ref.as_deref().filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) => match Api::<SympoziumPolicy>::namespaced(ctx.client.clone(), &ns).get_opt(p).await? {
+            Some(policy) => Some(policy),
+            None => {
+                let message = format!("policy validation failed: policy \"{p}\" not found");
+                publish(ctx, run, EventType::Warning, "ValidationFailed", &message).await;
+                terminal::fail(api, &name, &message, now).await?;
+                return Ok(Action::await_change());
+            }
+        },
+    };
+    // By spec, not by label: runs created by hand or by other tools may carry no labels.
+    let siblings: Vec<_> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.instance_ref == run.spec.instance_ref)
+        .collect();
+    if let Err(message) = policy::validate(run, policy.as_ref(), &siblings) {
+        publish(ctx, run, EventType::Warning, "ValidationFailed", &message).await;
+        terminal::fail(api, &name, &message, now).await?;
+        return Ok(Action::await_change());
+    }
+
+    // What the run inherits is written into its spec, so every later step (and every
+    // reader) sees the same skills and timeout.
+    let skills = effective_skills(run, Some(&instance));
+    let timeout = effective_timeout(run, Some(&instance));
+    if run.spec.skills != skills || run.spec.timeout.is_none() {
+        let patch = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+                           "spec": {"skills": skills, "timeout": go_duration(timeout)}});
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    }
+
+    if build::uses_memory_server(&skills) {
+        match memory_ready(run, ctx).await {
+            Ok(Some(wait)) => return Ok(wait),
+            Ok(None) => {}
+            Err(message) => {
+                terminal::fail(api, &name, &message, now).await?;
+                return Ok(Action::await_change());
+            }
+        }
+    }
+
+    let sidecars = resolve_sidecars(run, &skills, ctx).await?;
+    if let Err(e) = grant(run, &sidecars, ctx).await {
+        let message =
+            format!("granting the run's skill RBAC failed (the controller needs bind/escalate rights): {e}");
+        publish(ctx, run, EventType::Warning, "RBACFailed", &message).await;
+        terminal::fail(api, &name, &message, now).await?;
+        return Ok(Action::await_change());
+    }
+
+    let trace_id = format!("{:032x}", random_u128(&name));
+    let inputs = RunInputs {
+        run,
+        instance: Some(&instance),
+        settings: &ctx.settings,
+        skills,
+        sidecars,
+        timeout,
+        tool_policy: policy::effective_tool_policy(run, Some(&instance), policy.as_ref()),
+        traceparent: Some(format!("00-{trace_id}-{:016x}-01", random_u128(&ns) as u64)),
+    };
+    let job = build::job(&inputs);
+    create_if_absent(&Api::<Job>::namespaced(ctx.client.clone(), &ns), &job).await?;
+    publish(ctx, run, EventType::Normal, "Started", &format!("created Job {name}")).await;
+
+    terminal::transition(api, &name, &[AgentRunPhase::Pending], |status| {
+        status.phase = Some(AgentRunPhase::Running);
+        status.job_name = Some(name.clone());
+        status.started_at = Some(now.clone());
+        status.trace_id = Some(trace_id.clone());
+    })
+    .await?;
+    Ok(Action::requeue(Duration::from_secs(5)))
+}
+
+/// A random number for trace ids (std's randomly keyed hasher; no extra dependency).
+fn random_u128(seed: &str) -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(seed.as_bytes());
+    let a = h.finish();
+    let mut h2 = std::collections::hash_map::RandomState::new().build_hasher();
+    h2.write_u64(a);
+    (u128::from(a) << 64) | u128::from(h2.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("10m0s"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("ten"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

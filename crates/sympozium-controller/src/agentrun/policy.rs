@@ -1,0 +1,161 @@
+//! Policy checks before a run starts, and the effective tool policy the runner enforces:
+//! the run's own tool policy, else the instance's (a persona's), combined with the
+//! SympoziumPolicy's tool gating and allowed egress.
+
+use serde_json::{Value, json};
+use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_api::policy::ToolAction;
+use sympozium_api::{AgentRun, SympoziumInstance, SympoziumPolicy};
+
+/// Why a run may not start (the message goes to `status.error`).
+pub fn validate(
+    run: &AgentRun,
+    policy: Option<&SympoziumPolicy>,
+    siblings: &[AgentRun],
+) -> Result<(), String> {
+    let Some(policy) = policy else { return Ok(()) };
+    if let Some(sub) = &policy.spec.subagent_policy {
+        if let Some(parent) = &run.spec.parent
+            && sub.max_depth > 0
+            && parent.spawn_depth > sub.max_depth
+        {
+            return Err(format!(
+                "policy validation failed: spawn depth {} exceeds the policy's maxDepth {}",
+                parent.spawn_depth, sub.max_depth
+            ));
+        }
+        let running = siblings
+            .iter()
+            .filter(|r| r.metadata.name != run.metadata.name)
+            .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AgentRunPhase::Running))
+            .count();
+        if sub.max_concurrent > 0 && i32::try_from(running).unwrap_or(i32::MAX) >= sub.max_concurrent {
+            return Err(format!(
+                "policy validation failed: concurrency limit reached: {running}/{}",
+                sub.max_concurrent
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The runner's `TOOL_POLICY` JSON, or `None` when nothing restricts tools.
+pub fn effective_tool_policy(
+    run: &AgentRun,
+    instance: Option<&SympoziumInstance>,
+    policy: Option<&SympoziumPolicy>,
+) -> Option<String> {
+    let own = run
+        .spec
+        .tool_policy
+        .clone()
+        .or_else(|| instance.and_then(|i| i.spec.agents.default.tool_policy.clone()));
+    let mut allow: Vec<String> = own.as_ref().map(|p| p.allow.clone()).unwrap_or_default();
+    let mut deny: Vec<String> = own.as_ref().map(|p| p.deny.clone()).unwrap_or_default();
+    let mut ask: Vec<String> = Vec::new();
+    let mut default_action = None;
+    let mut egress = Vec::new();
+    if let Some(policy) = policy {
+        if let Some(gating) = &policy.spec.tool_gating {
+            default_action = Some(gating.default_action);
+            for rule in &gating.rules {
+                match rule.action {
+                    ToolAction::Deny => deny.push(rule.tool.clone()),
+                    ToolAction::Ask => ask.push(rule.tool.clone()),
+                    // An explicit allow only matters when the default would refuse the tool.
+                    ToolAction::Allow if gating.default_action != ToolAction::Allow => {
+                        allow.push(rule.tool.clone())
+                    }
+                    ToolAction::Allow => {}
+                }
+            }
+        }
+        if let Some(net) = &policy.spec.network_policy {
+            egress = net.allowed_egress.iter().map(|e| json!({"host": e.host, "port": e.port})).collect();
+        }
+    }
+    if allow.is_empty() && deny.is_empty() && ask.is_empty() && default_action.is_none() && egress.is_empty()
+    {
+        return None;
+    }
+    let mut v = json!({"allow": allow, "deny": deny, "ask": ask});
+    if let Some(action) = default_action {
+        v["defaultAction"] = serde_json::to_value(action).unwrap_or(Value::Null);
+    }
+    if !egress.is_empty() {
+        v["allowedEgress"] = Value::Array(egress);
+    }
+    Some(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
+    use super::*;
+
+    fn run(spec_extra: Value) -> AgentRun {
+        let mut spec = json!({"instanceRef": "i", "agentId": "a", "sessionKey": "", "task": "t",
+            "model": {"provider": "openai", "model": "m", "authSecretRef": ""}});
+        spec.as_object_mut().unwrap().extend(spec_extra.as_object().unwrap().clone());
+        serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+            "metadata": {"name": "r", "namespace": "n"}, "spec": spec}))
+        .unwrap()
+    }
+
+    fn policy(spec: Value) -> SympoziumPolicy {
+        serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumPolicy",
+            "metadata": {"name": "p"}, "spec": spec}))
+        .unwrap()
+    }
+
+    #[test]
+    fn restrictive_policy_becomes_runner_rules() {
+        let p = policy(json!({"toolGating": {"defaultAction": "deny", "rules": [
+            {"tool": "execute_command", "action": "ask"}, {"tool": "read_file", "action": "allow"},
+            {"tool": "write_file", "action": "deny"}]},
+            "networkPolicy": {"allowedEgress": [{"host": "api.github.com", "port": 443}]}}));
+        let v: Value =
+            serde_json::from_str(&effective_tool_policy(&run(json!({})), None, Some(&p)).unwrap()).unwrap();
+        assert_eq!(v["defaultAction"], "deny");
+        assert_eq!(v["ask"], json!(["execute_command"]));
+        assert_eq!(v["allow"], json!(["read_file"]));
+        assert_eq!(v["deny"], json!(["write_file"]));
+        assert_eq!(v["allowedEgress"][0]["host"], "api.github.com");
+    }
+
+    #[test]
+    fn run_policy_wins_over_the_instance_and_nothing_means_none() {
+        let inst: SympoziumInstance = serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
+            "kind": "SympoziumInstance", "metadata": {"name": "i"},
+            "spec": {"agents": {"default": {"model": "m", "toolPolicy": {"allow": ["read_file"]}}}}}))
+        .unwrap();
+        let v: Value =
+            serde_json::from_str(&effective_tool_policy(&run(json!({})), Some(&inst), None).unwrap())
+                .unwrap();
+        assert_eq!(v["allow"], json!(["read_file"]), "the persona's policy reaches the run");
+        let own = run(json!({"toolPolicy": {"deny": ["fetch_url"]}}));
+        let v: Value =
+            serde_json::from_str(&effective_tool_policy(&own, Some(&inst), None).unwrap()).unwrap();
+        assert_eq!((v["allow"].clone(), v["deny"].clone()), (json!([]), json!(["fetch_url"])));
+        assert_eq!(effective_tool_policy(&run(json!({})), None, None), None);
+    }
+
+    #[test]
+    fn depth_and_concurrency_limits() {
+        let p = policy(json!({"subagentPolicy": {"maxDepth": 2, "maxConcurrent": 1}}));
+        let child = run(json!({"parent": {"runName": "p", "sessionKey": "s", "spawnDepth": 3}}));
+        assert!(validate(&child, Some(&p), &[]).unwrap_err().contains("spawn depth 3"));
+        let mut busy = run(json!({}));
+        busy.metadata.name = Some("other".into());
+        busy.status =
+            Some(sympozium_api::AgentRunStatus { phase: Some(AgentRunPhase::Running), ..Default::default() });
+        assert!(
+            validate(&run(json!({})), Some(&p), &[busy])
+                .unwrap_err()
+                .contains("concurrency limit reached: 1/1")
+        );
+        assert!(validate(&run(json!({})), None, &[]).is_ok());
+    }
+}

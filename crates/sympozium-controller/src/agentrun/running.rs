@@ -1,0 +1,239 @@
+//! Running: watch the Job and the `agent` container (sidecars never exit), read the
+//! outcome, enforce the timeout.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, LogParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+use sympozium_api::AgentRun;
+use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_api::labels;
+
+use super::pending::effective_timeout;
+use super::result::{Outcome, from_logs};
+use super::{Error, publish, terminal};
+use crate::context::Context;
+
+/// How long a finished agent's outcome may take to arrive (log or bus) before the run is
+/// settled from the exit code alone.
+pub const RESULT_GRACE: Duration = Duration::from_secs(30);
+
+/// How the agent is doing, from the Job and the `agent` container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentState {
+    /// Still working.
+    Running,
+    /// The agent exited with this code (`reason` from the container or Job).
+    Exited {
+        /// Exit code.
+        code: i32,
+        /// Why, when known.
+        reason: String,
+        /// When it finished.
+        at: Option<Timestamp>,
+    },
+    /// The Job is gone.
+    JobMissing,
+}
+
+/// What to do about a running run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Check again later.
+    Wait(Duration),
+    /// Record this outcome.
+    Finish(Outcome),
+    /// The run took too long.
+    TimedOut,
+}
+
+/// Reads the agent's state from its Job and pod.
+pub fn agent_state(job: Option<&Job>, pod: Option<&Pod>) -> AgentState {
+    let Some(job) = job else { return AgentState::JobMissing };
+    let agent = pod
+        .and_then(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == "agent"))
+        .and_then(|c| c.state.as_ref()?.terminated.clone());
+    if let Some(t) = agent {
+        return AgentState::Exited {
+            code: t.exit_code,
+            reason: t.reason.unwrap_or_default(),
+            at: t.finished_at.map(|f| f.0),
+        };
+    }
+    let status = job.status.clone().unwrap_or_default();
+    if status.succeeded.unwrap_or(0) > 0 {
+        return AgentState::Exited {
+            code: 0,
+            reason: "Completed".into(),
+            at: status.completion_time.map(|t| t.0),
+        };
+    }
+    if status.failed.unwrap_or(0) > 0 {
+        let reason = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Failed")
+            .and_then(|c| c.reason.clone())
+            .unwrap_or_else(|| "Job failed".into());
+        return AgentState::Exited { code: 1, reason, at: None };
+    }
+    AgentState::Running
+}
+
+/// Decides, given the agent's state, the outcome read from its log (if any), the start
+/// time, the timeout and the current time.
+pub fn decide(
+    state: &AgentState,
+    logged: Option<Outcome>,
+    started: Timestamp,
+    timeout: Duration,
+    now: Timestamp,
+) -> Decision {
+    let elapsed = now.duration_since(started).as_secs_f64().max(0.0);
+    match state {
+        AgentState::Running if elapsed > timeout.as_secs_f64() => Decision::TimedOut,
+        AgentState::Running => Decision::Wait(Duration::from_secs(5)),
+        AgentState::JobMissing => Decision::Finish(Outcome {
+            success: false,
+            error: Some("Job not found".into()),
+            ..Default::default()
+        }),
+        AgentState::Exited { code, reason, at } => {
+            if let Some(outcome) = logged {
+                return Decision::Finish(outcome);
+            }
+            let since = now.duration_since(at.unwrap_or(started)).as_secs_f64();
+            if since < RESULT_GRACE.as_secs_f64() {
+                // The bus may still deliver the result.
+                return Decision::Wait(Duration::from_secs(2));
+            }
+            if *code == 0 {
+                Decision::Finish(Outcome { success: true, ..Default::default() })
+            } else {
+                let error = format!("agent container exited with code {code} ({reason})");
+                Decision::Finish(Outcome { success: false, error: Some(error), ..Default::default() })
+            }
+        }
+    }
+}
+
+async fn agent_log(pods: &Api<Pod>, pod: &str) -> Option<String> {
+    let params = LogParams { container: Some("agent".into()), tail_lines: Some(80), ..Default::default() };
+    // A node that cannot serve logs must not stall the reconcile: the bus may still deliver.
+    tokio::time::timeout(Duration::from_secs(5), pods.logs(pod, &params)).await.ok()?.ok()
+}
+
+/// The Running step.
+pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Action, Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let status = run.status.clone().unwrap_or_default();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let job = match &status.job_name {
+        Some(j) => jobs.get_opt(j).await?,
+        None => None,
+    };
+    let pod = pods
+        .list(&ListParams::default().labels(&format!("{}={name}", labels::AGENT_RUN)))
+        .await?
+        .items
+        .into_iter()
+        .find(|p| p.labels().get(labels::COMPONENT).map(String::as_str) != Some("post-run"));
+    if status.pod_name.is_none()
+        && let Some(p) = &pod
+    {
+        let pod_name = p.name_any();
+        terminal::transition(api, &name, &[AgentRunPhase::Running], |s| s.pod_name = Some(pod_name.clone()))
+            .await?;
+    }
+
+    let state = agent_state(job.as_ref(), pod.as_ref());
+    let logged = match (&state, &pod) {
+        (AgentState::Exited { .. }, Some(p)) => {
+            agent_log(&pods, &p.name_any()).await.and_then(|l| from_logs(&l))
+        }
+        _ => None,
+    };
+    let now = ctx.clock.now();
+    let started = status.started_at.as_ref().map(|t| t.0).unwrap_or(now);
+    match decide(&state, logged, started, effective_timeout(run, None), now) {
+        Decision::Wait(after) => Ok(Action::requeue(after)),
+        Decision::Finish(outcome) => {
+            if terminal::complete(api, &name, &outcome, Time(now)).await? {
+                let (kind, reason) = if outcome.success {
+                    (EventType::Normal, "Succeeded")
+                } else {
+                    (EventType::Warning, "Failed")
+                };
+                let note = outcome.error.clone().unwrap_or_else(|| "the agent finished".into());
+                publish(ctx, run, kind, reason, &note).await;
+            }
+            Ok(Action::requeue(Duration::from_secs(1)))
+        }
+        Decision::TimedOut => {
+            terminal::fail(api, &name, "timeout", Time(now)).await?;
+            publish(ctx, run, EventType::Warning, "TimedOut", "the run exceeded its timeout").await;
+            Ok(Action::requeue(Duration::from_secs(1)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn timeout_grace_and_exit_codes() {
+        let start = ts("2026-11-23T10:00:00Z");
+        let ten = Duration::from_secs(600);
+        assert_eq!(
+            decide(&AgentState::Running, None, start, ten, ts("2026-11-23T10:05:00Z")),
+            Decision::Wait(Duration::from_secs(5))
+        );
+        assert_eq!(
+            decide(&AgentState::Running, None, start, ten, ts("2026-11-23T10:10:01Z")),
+            Decision::TimedOut
+        );
+
+        let exited =
+            |code| AgentState::Exited { code, reason: "Error".into(), at: Some(ts("2026-11-23T10:01:00Z")) };
+        assert_eq!(
+            decide(&exited(0), None, start, ten, ts("2026-11-23T10:01:10Z")),
+            Decision::Wait(Duration::from_secs(2)),
+            "waits for the bus"
+        );
+        let late = ts("2026-11-23T10:01:31Z");
+        assert_eq!(
+            decide(&exited(0), None, start, ten, late),
+            Decision::Finish(Outcome { success: true, ..Default::default() })
+        );
+        match decide(&exited(2), None, start, ten, late) {
+            Decision::Finish(o) => {
+                assert_eq!(o.error.as_deref(), Some("agent container exited with code 2 (Error)"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let logged = Outcome { success: true, result: Some("done".into()), ..Default::default() };
+        assert_eq!(
+            decide(&exited(0), Some(logged.clone()), start, ten, ts("2026-11-23T10:01:01Z")),
+            Decision::Finish(logged)
+        );
+        assert!(
+            matches!(decide(&AgentState::JobMissing, None, start, ten, late), Decision::Finish(o) if o.error.as_deref() == Some("Job not found"))
+        );
+    }
+}

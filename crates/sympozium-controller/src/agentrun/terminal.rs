@@ -1,0 +1,161 @@
+//! Finishing runs: recording the outcome exactly once (the log path and the bus path may
+//! race), removing what must not outlive the run, and pruning old runs.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+use sympozium_api::AgentRun;
+use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_api::labels;
+
+use super::result::{Outcome, truncate};
+use super::{Error, publish};
+use crate::context::Context;
+
+/// Records `outcome` on the run unless it already finished. Uses the object's
+/// resourceVersion, so of two racing writers (log reader, bus consumer) exactly one wins.
+/// Returns whether this call finished the run.
+pub async fn complete(
+    api: &Api<AgentRun>,
+    name: &str,
+    outcome: &Outcome,
+    now: Time,
+) -> Result<bool, kube::Error> {
+    for _ in 0..5 {
+        let Some(mut run) = api.get_opt(name).await? else { return Ok(false) };
+        let status = run.status.get_or_insert_with(Default::default);
+        if status.phase.is_some_and(AgentRunPhase::is_terminal) {
+            return Ok(false);
+        }
+        status.phase = Some(if outcome.success { AgentRunPhase::Succeeded } else { AgentRunPhase::Failed });
+        status.completed_at = Some(now.clone());
+        status.result = outcome.result.as_deref().map(truncate);
+        status.error = outcome.error.as_deref().map(truncate);
+        if outcome.usage.is_some() {
+            status.token_usage = outcome.usage;
+        }
+        match api.replace_status(name, &PostParams::default(), &run).await {
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+/// Applies `mutate` to the latest status if the run's phase is one of `from`, with the
+/// object's resourceVersion as a guard: a stale cache never moves a run backwards (e.g.
+/// a finished run back to Running). Returns whether the change was written.
+pub async fn transition(
+    api: &Api<AgentRun>,
+    name: &str,
+    from: &[AgentRunPhase],
+    mutate: impl Fn(&mut sympozium_api::AgentRunStatus),
+) -> Result<bool, kube::Error> {
+    for _ in 0..5 {
+        let Some(mut run) = api.get_opt(name).await? else { return Ok(false) };
+        let status = run.status.get_or_insert_with(Default::default);
+        if !from.contains(&status.phase.unwrap_or_default()) {
+            return Ok(false);
+        }
+        mutate(status);
+        match api.replace_status(name, &PostParams::default(), &run).await {
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+/// Fails the run with `message`.
+pub async fn fail(api: &Api<AgentRun>, name: &str, message: &str, now: Time) -> Result<bool, kube::Error> {
+    let outcome = Outcome { success: false, error: Some(message.to_string()), ..Default::default() };
+    complete(api, name, &outcome, now).await
+}
+
+fn rbac_selector(run: &AgentRun) -> String {
+    format!("{}={},sympozium.ai/managed-by=sympozium", labels::AGENT_RUN, run.name_any())
+}
+
+/// Removes the run's cluster-wide grants (they have no owner to be collected by).
+async fn revoke_cluster_rbac(run: &AgentRun, ctx: &Context) -> Result<(), kube::Error> {
+    let lp = ListParams::default().labels(&rbac_selector(run));
+    let ns = run.namespace().unwrap_or_default();
+    let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    for b in bindings.list(&lp).await? {
+        if b.subjects.iter().flatten().any(|s| s.namespace.as_deref() == Some(&ns)) {
+            sympozium_kube::apply::delete_if_exists(&bindings, &b.name_any()).await?;
+        }
+    }
+    let roles: Api<ClusterRole> = Api::all(ctx.client.clone());
+    for r in roles.list(&lp).await? {
+        if r.labels().get("sympozium.ai/namespace").is_none_or(|n| *n == ns) {
+            sympozium_kube::apply::delete_if_exists(&roles, &r.name_any()).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn stop_job(run: &AgentRun, ctx: &Context, propagation: PropagationPolicy) -> Result<(), kube::Error> {
+    let Some(job) = run.status.as_ref().and_then(|s| s.job_name.clone()) else { return Ok(()) };
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    match jobs
+        .delete(&job, &DeleteParams { propagation_policy: Some(propagation), ..Default::default() })
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A finished run: revoke cluster RBAC, stop sidecars still running, prune history.
+pub async fn finished(run: &AgentRun, ctx: &Context) -> Result<Action, Error> {
+    revoke_cluster_rbac(run, ctx).await?;
+    // Skill sidecars never exit on their own; the Job goes once the outcome is recorded.
+    stop_job(run, ctx, PropagationPolicy::Background).await?;
+    prune(run, ctx).await?;
+    Ok(Action::await_change())
+}
+
+/// Deletes the instance's oldest finished runs beyond the history limit.
+async fn prune(run: &AgentRun, ctx: &Context) -> Result<(), kube::Error> {
+    let api: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let mut finished: Vec<_> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.instance_ref == run.spec.instance_ref)
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+        .filter(|r| r.status.as_ref().and_then(|s| s.phase).is_some_and(AgentRunPhase::is_terminal))
+        .collect();
+    if finished.len() <= ctx.settings.max_run_history {
+        return Ok(());
+    }
+    finished.sort_by_key(|r| std::cmp::Reverse(r.metadata.creation_timestamp.clone().map(|t| t.0)));
+    for old in finished.iter().skip(ctx.settings.max_run_history) {
+        sympozium_kube::apply::delete_if_exists(&api, &old.name_any()).await?;
+        publish(
+            ctx,
+            run,
+            EventType::Normal,
+            "Pruned",
+            &format!("deleted old run {} (history limit)", old.name_any()),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Deletion: revoke cluster RBAC and stop the Job; garbage collection takes the rest.
+pub async fn cleanup(run: &AgentRun, ctx: &Context) -> Result<(), Error> {
+    revoke_cluster_rbac(run, ctx).await?;
+    stop_job(run, ctx, PropagationPolicy::Foreground).await?;
+    Ok(())
+}

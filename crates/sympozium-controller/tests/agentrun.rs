@@ -1,0 +1,286 @@
+//! The AgentRun controller on the real test control plane with a real nats-server: runs
+//! become locked-down Jobs with per-run RBAC, finish from the bus or from the exit code,
+//! fail clearly on policy, are pruned to the history limit, and clean up when deleted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+use sympozium_api::AgentRun;
+use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_bus::{Bus, topics};
+use sympozium_controller::agentrun;
+use sympozium_controller::clock::ManualClock;
+use sympozium_controller::context::Context;
+use sympozium_controller::settings::Settings;
+use sympozium_kube::metrics::Metrics;
+use sympozium_testkit::nats::NatsServer;
+use sympozium_testkit::{TestPlane, wait_for, wait_until_gone};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Harness {
+    client: Client,
+    ns: String,
+    clock: Arc<ManualClock>,
+    bus: Bus,
+    _nats: NatsServer,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Harness {
+    async fn new(prefix: &str, history: usize) -> Self {
+        let plane = TestPlane::get().unwrap();
+        let client = plane.client().await.unwrap();
+        let ns = plane.namespace(&client, prefix).await.unwrap().name().to_string();
+        let nats = NatsServer::start().await.unwrap();
+        let bus = Bus::connect(&nats.url()).await.unwrap();
+        let clock = Arc::new(ManualClock::new(Timestamp::now()));
+        let settings = Settings { image_tag: "test".into(), max_run_history: history, ..Default::default() };
+        let ctx = Context::new(client.clone(), settings, Metrics::default(), Some(ns.clone()), "test")
+            .with_clock(clock.clone());
+        let tasks = vec![
+            tokio::spawn(agentrun::run(Arc::new(ctx))),
+            tokio::spawn(agentrun::completion::run(client.clone(), bus.clone())),
+        ];
+        let h = Harness { client, ns, clock, bus, _nats: nats, tasks };
+        h.apply(
+            "SympoziumInstance",
+            "agent",
+            json!({"agents": {"default": {"model": "gpt-4o"}},
+            "authRefs": [{"provider": "openai", "secret": "openai-key"}]}),
+        )
+        .await;
+        h
+    }
+
+    async fn apply(&self, kind: &str, name: &str, spec: serde_json::Value) {
+        let plural = match kind {
+            "SympoziumInstance" => "sympoziuminstances",
+            "SkillPack" => "skillpacks",
+            "SympoziumPolicy" => "sympoziumpolicies",
+            _ => "agentruns",
+        };
+        let ar = kube::api::ApiResource {
+            group: "sympozium.ai".into(),
+            version: "v1alpha1".into(),
+            api_version: "sympozium.ai/v1alpha1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(self.client.clone(), &self.ns, &ar);
+        let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec});
+        api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&body)).await.unwrap();
+    }
+
+    async fn run(&self, name: &str, extra: serde_json::Value) {
+        let mut spec = json!({"instanceRef": "agent", "agentId": "primary", "sessionKey": "", "task": "list crashing pods",
+            "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "openai-key"}});
+        spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        self.apply("AgentRun", name, spec).await;
+    }
+
+    fn runs(&self) -> Api<AgentRun> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn run_where(
+        &self,
+        name: &str,
+        what: &str,
+        cond: impl Fn(&AgentRun) -> bool + Send + 'static,
+    ) -> AgentRun {
+        wait_for(&self.runs(), name, what, WAIT, move |r: Option<&AgentRun>| r.is_some_and(&cond))
+            .await
+            .unwrap()
+    }
+
+    async fn complete_over_bus(&self, run: &str, data: serde_json::Value) {
+        let meta = BTreeMap::from([
+            ("agentRunID".to_string(), run.to_string()),
+            ("instanceName".to_string(), "agent".to_string()),
+            ("namespace".to_string(), self.ns.clone()),
+        ]);
+        self.bus.publish(topics::AGENT_RUN_COMPLETED, meta, &data).await.unwrap();
+    }
+}
+
+fn phase(r: &AgentRun) -> AgentRunPhase {
+    r.status.as_ref().and_then(|s| s.phase).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_run_becomes_a_locked_down_job_with_its_own_rbac_and_finishes_from_the_bus() {
+    let h = Harness::new("run-bus", 50).await;
+    h.apply(
+        "SkillPack",
+        "k8s-ops",
+        json!({
+        "skills": [{"name": "triage", "content": "# Triage"}],
+        "sidecar": {"image": "ghcr.io/sympozium-ai/sympozium/skill-k8s-ops:test",
+            "rbac": [{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]}],
+            "clusterRBAC": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]}}),
+    )
+    .await;
+    h.run("r1", json!({"skills": [{"skillPackRef": "k8s-ops", "params": {"cluster": "prod"}}]})).await;
+
+    let run = h.run_where("r1", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+    let status = run.status.clone().unwrap();
+    assert_eq!(status.job_name.as_deref(), Some("r1"));
+    assert!(status.started_at.is_some());
+    assert_eq!(status.trace_id.as_ref().map(String::len), Some(32));
+    assert_eq!(run.spec.timeout.as_deref(), Some("600s"), "the effective timeout is persisted");
+
+    let job = Api::<Job>::namespaced(h.client.clone(), &h.ns).get("r1").await.unwrap();
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["agent", "ipc-bridge", "skill-k8s-ops"]);
+    assert_eq!(pod.service_account_name.as_deref(), Some("sympozium-run-r1"));
+    assert!(
+        Api::<ServiceAccount>::namespaced(h.client.clone(), &h.ns)
+            .get_opt("sympozium-run-r1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let role =
+        Api::<Role>::namespaced(h.client.clone(), &h.ns).get("sympozium-skill-k8s-ops-r1").await.unwrap();
+    assert_eq!(role.rules.unwrap()[0].resources.as_ref().unwrap(), &["pods", "pods/log"]);
+    let cluster_roles: Api<ClusterRole> = Api::all(h.client.clone());
+    let cluster_name = format!("sympozium-skill-k8s-ops-{}-r1", h.ns);
+    assert!(cluster_roles.get_opt(&cluster_name).await.unwrap().is_some());
+
+    h.complete_over_bus(
+        "r1",
+        json!({"status": "success", "response": "3 pods crashloop in ns shop",
+        "metrics": {"durationMs": 4200, "inputTokens": 1200, "outputTokens": 80, "toolCalls": 3}}),
+    )
+    .await;
+    let done = h.run_where("r1", "Succeeded", |r| phase(r) == AgentRunPhase::Succeeded).await;
+    let status = done.status.unwrap();
+    assert_eq!(status.result.as_deref(), Some("3 pods crashloop in ns shop"));
+    let usage = status.token_usage.unwrap();
+    assert_eq!(
+        (usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.tool_calls),
+        (1200, 80, 1280, 3)
+    );
+    assert!(status.completed_at.is_some());
+    wait_until_gone(&cluster_roles, &cluster_name, "cluster RBAC revoked after the run", WAIT).await.unwrap();
+
+    // A late duplicate (the log path, or a redelivery) does not change the recorded outcome.
+    h.complete_over_bus("r1", json!({"status": "error", "error": "late"})).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(h.runs().get("r1").await.unwrap().status.unwrap().phase, Some(AgentRunPhase::Succeeded));
+}
+
+#[tokio::test]
+async fn errors_from_the_agent_and_silent_exits_settle_the_run() {
+    let h = Harness::new("run-exit", 50).await;
+    h.run("bad", json!({})).await;
+    h.run_where("bad", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+    h.complete_over_bus("bad", json!({"status": "error", "error": "model returned 401: invalid api key"}))
+        .await;
+    let failed = h.run_where("bad", "Failed", |r| phase(r) == AgentRunPhase::Failed).await;
+    assert_eq!(failed.status.unwrap().error.as_deref(), Some("model returned 401: invalid api key"));
+
+    // No log, no bus event: once the grace period passes, the exit code decides.
+    h.run("quiet", json!({})).await;
+    h.run_where("quiet", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+    let jobs: Api<Job> = Api::namespaced(h.client.clone(), &h.ns);
+    wait_for(&jobs, "quiet", "Job complete on the fake node", WAIT, |j: Option<&Job>| {
+        j.and_then(|j| j.status.as_ref()).is_some_and(|s| s.succeeded.unwrap_or(0) > 0)
+    })
+    .await
+    .unwrap();
+    h.clock.advance(SignedDuration::from_secs(45));
+    let done = h.run_where("quiet", "Succeeded", |r| phase(r) == AgentRunPhase::Succeeded).await;
+    assert!(done.status.unwrap().result.is_none());
+}
+
+#[tokio::test]
+async fn policy_failures_are_clear() {
+    let h = Harness::new("run-policy", 50).await;
+    h.apply(
+        "AgentRun",
+        "orphan",
+        json!({"instanceRef": "ghost", "agentId": "primary", "sessionKey": "", "task": "t",
+        "model": {"provider": "openai", "model": "m", "authSecretRef": ""}}),
+    )
+    .await;
+    let r = h.run_where("orphan", "Failed", |r| phase(r) == AgentRunPhase::Failed).await;
+    assert_eq!(
+        r.status.unwrap().error.as_deref(),
+        Some("policy validation failed: instance \"ghost\" not found")
+    );
+
+    h.apply(
+        "SympoziumPolicy",
+        "one-at-a-time",
+        json!({"subagentPolicy": {"maxDepth": 1, "maxConcurrent": 1}}),
+    )
+    .await;
+    h.apply(
+        "SympoziumInstance",
+        "agent",
+        json!({"agents": {"default": {"model": "gpt-4o"}},
+        "authRefs": [{"provider": "openai", "secret": "openai-key"}], "policyRef": "one-at-a-time"}),
+    )
+    .await;
+    h.run("first", json!({})).await;
+    h.run_where("first", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+    h.run("second", json!({})).await;
+    let r = h.run_where("second", "Failed", |r| phase(r) == AgentRunPhase::Failed).await;
+    assert_eq!(
+        r.status.unwrap().error.as_deref(),
+        Some("policy validation failed: concurrency limit reached: 1/1")
+    );
+    h.run("deep", json!({"parent": {"runName": "first", "sessionKey": "s", "spawnDepth": 2}})).await;
+    let r = h.run_where("deep", "Failed", |r| phase(r) == AgentRunPhase::Failed).await;
+    assert!(r.status.unwrap().error.unwrap().contains("spawn depth 2 exceeds"));
+}
+
+#[tokio::test]
+async fn history_is_pruned_and_deletion_cleans_up() {
+    let h = Harness::new("run-history", 2).await;
+    for n in 1..=4 {
+        h.run(&format!("h{n}"), json!({})).await;
+        h.run_where(&format!("h{n}"), "Running", |r| phase(r) == AgentRunPhase::Running).await;
+        h.complete_over_bus(
+            &format!("h{n}"),
+            json!({"status": "success", "response": format!("answer {n}")}),
+        )
+        .await;
+        h.run_where(&format!("h{n}"), "Succeeded", |r| phase(r) == AgentRunPhase::Succeeded).await;
+        // Creation timestamps have one-second resolution; keep the order unambiguous.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    wait_until_gone(&h.runs(), "h1", "oldest run pruned", WAIT).await.unwrap();
+    wait_until_gone(&h.runs(), "h2", "second-oldest run pruned", WAIT).await.unwrap();
+    assert!(
+        h.runs().get_opt("h3").await.unwrap().is_some() && h.runs().get_opt("h4").await.unwrap().is_some()
+    );
+
+    h.run("doomed", json!({})).await;
+    h.run_where("doomed", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+    h.runs().delete("doomed", &DeleteParams::default()).await.unwrap();
+    wait_until_gone(&h.runs(), "doomed", "deleted run (finalizer released)", WAIT).await.unwrap();
+    let jobs: Api<Job> = Api::namespaced(h.client.clone(), &h.ns);
+    wait_until_gone(&jobs, "doomed", "its Job", WAIT).await.unwrap();
+}
