@@ -4,54 +4,17 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Pod, run_runner};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sympozium_testkit::fake_llm::{FakeLlm, Turn};
+use sympozium_testkit::nats::NatsServer;
 
-/// A real `nats-server -js` on a random loopback port, stopped on drop.
-struct Nats {
-    _child: tokio::process::Child,
-    _dir: tempfile::TempDir,
-    url: String,
-}
-
-/// `nats-server` from PATH, or where the Debian package puts it when /usr/sbin is not on PATH.
-fn nats_binary() -> Option<String> {
-    ["nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"]
-        .into_iter()
-        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok())
-        .map(str::to_string)
-}
-
-async fn start_nats() -> Option<Nats> {
-    let Some(binary) = nats_binary() else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("nats-server is not installed (apt-get install nats-server); required under CI");
-        }
-        eprintln!("skipping: nats-server is not installed (apt-get install nats-server)");
-        return None;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = tokio::process::Command::new(binary)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Some(Nats { _child: child, _dir: dir, url: format!("nats://127.0.0.1:{port}") });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nats-server did not start on port {port}");
+/// A real `nats-server -js` from the test kit (missing binary = failing test).
+async fn start_nats() -> NatsServer {
+    NatsServer::start().await.expect("nats-server (apt-get install nats-server)")
 }
 
 /// Answers approval requests with `verdict`, returning the requests it saw.
@@ -142,16 +105,17 @@ async fn an_allow_list_offers_only_what_it_names() {
     assert_eq!(fake.requests()[0].tool_names(), vec!["read_file", "list_directory"]);
 }
 
-async fn ask_run(nats: &Nats, fake: &FakeLlm, pod: &Pod, timeout: &str) -> common::Outcome {
+async fn ask_run(nats: &NatsServer, fake: &FakeLlm, pod: &Pod, timeout: &str) -> common::Outcome {
     write_turns(fake);
     let base = fake.openai_base_url();
     let policy = json!({"ask": ["write_file"], "approvalTimeout": timeout}).to_string();
+    let url = nats.url();
     let env = [
         ("TASK", "deploy"),
         ("MODEL_BASE_URL", base.as_str()),
         ("TOOLS_ENABLED", "true"),
         ("TOOL_POLICY", policy.as_str()),
-        ("EVENT_BUS_URL", nats.url.as_str()),
+        ("EVENT_BUS_URL", url.as_str()),
         ("AGENT_RUN_ID", "run-42"),
         ("INSTANCE_NAME", "ops"),
     ];
@@ -160,10 +124,10 @@ async fn ask_run(nats: &Nats, fake: &FakeLlm, pod: &Pod, timeout: &str) -> commo
 
 #[tokio::test]
 async fn ask_proceeds_when_approved_over_nats() {
-    let Some(nats) = start_nats().await else { return };
+    let nats = start_nats().await;
     let fake = FakeLlm::start().await.unwrap();
     let pod = Pod::new();
-    let seen = reviewer(&nats.url, Some((true, "looks fine"))).await;
+    let seen = reviewer(&nats.url(), Some((true, "looks fine"))).await;
     let out = ask_run(&nats, &fake, &pod, "20s").await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(std::fs::read_to_string(pod.workspace.join("deploy.yaml")).unwrap(), "kind: Deployment");
@@ -179,10 +143,10 @@ async fn ask_proceeds_when_approved_over_nats() {
 
 #[tokio::test]
 async fn ask_refuses_when_the_reviewer_denies() {
-    let Some(nats) = start_nats().await else { return };
+    let nats = start_nats().await;
     let fake = FakeLlm::start().await.unwrap();
     let pod = Pod::new();
-    let seen = reviewer(&nats.url, Some((false, "change freeze until Monday"))).await;
+    let seen = reviewer(&nats.url(), Some((false, "change freeze until Monday"))).await;
     let out = ask_run(&nats, &fake, &pod, "20s").await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!pod.workspace.join("deploy.yaml").exists());
@@ -192,7 +156,7 @@ async fn ask_refuses_when_the_reviewer_denies() {
 
 #[tokio::test]
 async fn ask_without_an_answer_times_out_as_denied() {
-    let Some(nats) = start_nats().await else { return };
+    let nats = start_nats().await;
     let fake = FakeLlm::start().await.unwrap();
     let pod = Pod::new();
     let out = ask_run(&nats, &fake, &pod, "1s").await;
