@@ -232,7 +232,15 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
         env("INSTANCE_NAME", spec.instance_ref.clone()),
         env("AGENT_NAMESPACE", ns),
         env("TASK", spec.task.clone()),
-        env("SYSTEM_PROMPT", spec.system_prompt.clone().unwrap_or_default()),
+        // A run without its own prompt gets its instance's (a persona's), whoever created it.
+        env(
+            "SYSTEM_PROMPT",
+            spec.system_prompt
+                .clone()
+                .filter(|p| !p.trim().is_empty())
+                .or_else(|| i.instance.and_then(|inst| inst.spec.memory.as_ref()?.system_prompt.clone()))
+                .unwrap_or_default(),
+        ),
         env("MODEL_PROVIDER", spec.model.provider.clone()),
         env("MODEL_NAME", spec.model.model.clone()),
         env("MODEL_BASE_URL", spec.model.base_url.clone().unwrap_or_default()),

@@ -108,6 +108,7 @@ fn job_has_the_locked_down_agent_pod() {
     );
     let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     assert_eq!(get("THINKING_MODE").as_deref(), Some("high"));
+    assert_eq!(get("SYSTEM_PROMPT").as_deref(), Some("be brief"));
     assert_eq!(get("MEMORY_SERVER_URL").as_deref(), Some("http://agent-memory.team.svc:8080"));
     assert_eq!(get("MEMORY_ENABLED").as_deref(), Some("true"));
     assert_eq!(get("SOURCE_CHAT_ID").as_deref(), Some("42"));
@@ -145,4 +146,27 @@ fn no_token_without_rbac_and_rbac_objects_bind_the_run_account() {
     let (cr, _) = cluster_role(&r, "c", "k8s-ops", &sidecar().sidecar.rbac);
     assert!(cr.metadata.owner_references.is_none(), "cluster objects are removed by label");
     assert_eq!(cr.metadata.labels.unwrap()["sympozium.ai/agent-run"], "agent-run-1");
+}
+
+#[test]
+fn a_run_without_a_prompt_gets_the_persona_prompt() {
+    let mut r = run();
+    r.spec.system_prompt = None;
+    let mut inst = instance();
+    inst.spec.memory.as_mut().unwrap().system_prompt = Some("You are the SRE watchdog.".into());
+    let settings = Settings::default();
+    let inputs = RunInputs {
+        run: &r,
+        instance: Some(&inst),
+        settings: &settings,
+        skills: vec![],
+        sidecars: vec![],
+        timeout: Duration::from_secs(60),
+        tool_policy: None,
+        traceparent: None,
+    };
+    let job = job(&inputs);
+    let agent = &job.spec.unwrap().template.spec.unwrap().containers[0];
+    let prompt = agent.env.iter().flatten().find(|e| e.name == "SYSTEM_PROMPT").unwrap();
+    assert_eq!(prompt.value.as_deref(), Some("You are the SRE watchdog."));
 }

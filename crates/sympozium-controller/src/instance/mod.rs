@@ -157,6 +157,10 @@ async fn converge(
     ctx: &Context,
 ) -> Result<Action, Error> {
     let name = inst.name_any();
+    // The status as stored now, not as cached: counters that never go down and
+    // "write only on change" are only right against the latest status.
+    let fresh = api.get_status(&name).await?;
+    let inst = &SympoziumInstance { status: fresh.status, ..inst.clone() };
     if inst.status.as_ref().and_then(|s| s.phase.as_ref()).is_none() {
         let pending =
             sympozium_api::SympoziumInstanceStatus { phase: Some("Pending".into()), ..Default::default() };
