@@ -10,6 +10,7 @@ pub mod instance;
 pub mod personapack;
 pub mod schedule;
 pub mod settings;
+pub mod skillpack;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,7 +129,8 @@ pub async fn run_controllers(ctx: Arc<Context>) {
         instance::run(ctx.clone()),
         agentrun::run(ctx.clone()),
         schedule::run(ctx.clone()),
-        personapack::run(ctx.clone())
+        personapack::run(ctx.clone()),
+        skillpack::run(ctx.clone())
     );
 }
 

@@ -252,6 +252,17 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         return Ok(Action::await_change());
     }
 
+    match crate::skillpack::mirror::mirror_skills(&ctx.client, &ctx.settings.system_namespace, run, &skills)
+        .await
+    {
+        Ok(names) if !names.is_empty() => {
+            let note = format!("mirrored built-in skills {}", names.join(", "));
+            publish(ctx, run, EventType::Normal, "SkillsMirrored", &note).await;
+        }
+        Ok(_) => {}
+        Err(e) => publish(ctx, run, EventType::Warning, "MirrorFailed", &e.to_string()).await,
+    }
+
     let trace_id = format!("{:032x}", random_u128(&name));
     let inputs = RunInputs {
         run,
