@@ -143,6 +143,33 @@ impl Bus {
         rx
     }
 
+    /// Every message ever kept on `topic` (the stream holds 24 h), then each new one, in
+    /// order, without acknowledgements: for a reader that needs the whole history of a
+    /// subject addressed to it (e.g. `agent.spawn.result.<run>`), survives NATS restarts
+    /// (it resumes after the last message it saw) and leaves nothing behind when dropped
+    /// (the server removes the ephemeral consumer once idle).
+    pub fn replay(&self, topic: &str) -> mpsc::Receiver<Envelope> {
+        let (tx, rx) = mpsc::channel(64);
+        let js = self.js.clone();
+        let topic = topic.to_string();
+        tokio::spawn(async move {
+            let mut next_seq = 0u64;
+            let mut failures = 0u32;
+            while !tx.is_closed() {
+                match pump_replay(&js, &topic, &mut next_seq, &tx).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        let delay = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)));
+                        tracing::debug!(%topic, error = %e, retry_in = ?delay, "replay interrupted");
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
     /// The underlying NATS client (for request/reply and live, non-durable subscriptions).
     pub fn client(&self) -> &async_nats::Client {
         &self.client
@@ -186,6 +213,46 @@ async fn pump(
                 // Not ours to fix by retrying: drop it for good.
                 tracing::warn!(error = %e, subject = %message.subject, "discarding a message that is not an envelope");
                 let _ = message.ack_with(jetstream::AckKind::Term).await;
+            }
+        }
+    }
+    Err("message stream ended".into())
+}
+
+/// Forwards `topic` from stream sequence `next_seq` on (0 = from the start).
+async fn pump_replay(
+    js: &jetstream::Context,
+    topic: &str,
+    next_seq: &mut u64,
+    tx: &mpsc::Sender<Envelope>,
+) -> Result<(), String> {
+    let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
+    let deliver_policy = match *next_seq {
+        0 => consumer::DeliverPolicy::All,
+        start_sequence => consumer::DeliverPolicy::ByStartSequence { start_sequence },
+    };
+    let config = consumer::pull::Config {
+        filter_subject: subject(topic),
+        ack_policy: consumer::AckPolicy::None,
+        deliver_policy,
+        inactive_threshold: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let consumer: consumer::PullConsumer = stream.create_consumer(config).await.map_err(|e| e.to_string())?;
+    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    while let Some(next) = messages.next().await {
+        let message = next.map_err(|e| e.to_string())?;
+        if let Ok(info) = message.info() {
+            *next_seq = info.stream_sequence.saturating_add(1);
+        }
+        match serde_json::from_slice::<Envelope>(&message.payload) {
+            Ok(envelope) => {
+                if tx.send(envelope).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, subject = %message.subject, "skipping a message that is not an envelope")
             }
         }
     }

@@ -9,6 +9,7 @@
 
 mod bus;
 mod envelope;
+pub mod payloads;
 pub mod topics;
 
 pub use bus::{Bus, Delivery};

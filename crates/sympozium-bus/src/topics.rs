@@ -27,3 +27,19 @@ pub const TOOL_APPROVAL_RESPONSE: &str = "tool.approval.response";
 pub const SCHEDULE_UPSERT: &str = "schedule.upsert";
 /// The outcome of a `schedule.upsert` (accepted, or why not), for the requesting run.
 pub const SCHEDULE_UPSERT_RESULT: &str = "schedule.upsert.result";
+/// Prefix of the subject answering one run's spawn requests: `agent.spawn.result.<run>`
+/// (see [`spawn_result`]).
+pub const AGENT_SPAWN_RESULT_PREFIX: &str = "agent.spawn.result";
+/// Prefix of follow-up messages for a running agent: `agent.followup.<run>`.
+pub const AGENT_FOLLOWUP_PREFIX: &str = "agent.followup";
+
+/// The topic carrying the outcomes of the sub-agents run `run` spawned, read by that run's
+/// IPC bridge (which writes `/ipc/input/spawn-result-<id>.json`).
+pub fn spawn_result(run: &str) -> String {
+    format!("{AGENT_SPAWN_RESULT_PREFIX}.{run}")
+}
+
+/// The topic carrying follow-up messages for run `run`.
+pub fn followup(run: &str) -> String {
+    format!("{AGENT_FOLLOWUP_PREFIX}.{run}")
+}

@@ -1,0 +1,58 @@
+//! Configuration of the bridge (flags with environment fallbacks; parsed in `main.rs`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// The IPC bridge: `/ipc` files <-> the event bus, for one agent run.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "sympozium-ipc-bridge", version, about)]
+pub struct Config {
+    /// The directory shared with the agent container.
+    #[arg(long, env = "IPC_PATH", default_value = "/ipc")]
+    pub ipc_path: PathBuf,
+    /// The AgentRun this pod executes (required).
+    #[arg(long, env = "AGENT_RUN_ID", default_value = "")]
+    pub agent_run_id: String,
+    /// The run's SympoziumInstance.
+    #[arg(long, env = "INSTANCE_NAME", default_value = "")]
+    pub instance_name: String,
+    /// The run's namespace.
+    #[arg(long, env = "AGENT_NAMESPACE", default_value = "")]
+    pub namespace: String,
+    /// NATS URL of the event bus.
+    #[arg(long, env = "EVENT_BUS_URL", default_value = "nats://nats.sympozium-system.svc:4222")]
+    pub event_bus_url: String,
+    /// Safety-net rescan of `/ipc` in case a file-system event is missed, in milliseconds.
+    #[arg(long, env = "IPC_RESCAN_INTERVAL_MS", default_value_t = 2000)]
+    pub rescan_interval_ms: u64,
+    /// How long the bridge stays up after publishing the result, in milliseconds.
+    #[arg(long, env = "IPC_EXIT_DELAY_MS", default_value_t = 2000)]
+    pub exit_delay_ms: u64,
+}
+
+impl Config {
+    /// A configuration for run `run` on `ipc_path` with the default timings.
+    pub fn new(ipc_path: impl Into<PathBuf>, run: &str, event_bus_url: &str) -> Self {
+        Self {
+            ipc_path: ipc_path.into(),
+            agent_run_id: run.into(),
+            instance_name: String::new(),
+            namespace: String::new(),
+            event_bus_url: event_bus_url.into(),
+            rescan_interval_ms: 2000,
+            exit_delay_ms: 2000,
+        }
+    }
+
+    /// The safety-net rescan period.
+    pub fn rescan_interval(&self) -> Duration {
+        Duration::from_millis(self.rescan_interval_ms.max(50))
+    }
+
+    /// The delay between publishing the result and exiting.
+    pub fn exit_delay(&self) -> Duration {
+        Duration::from_millis(self.exit_delay_ms)
+    }
+}

@@ -1,0 +1,60 @@
+//! Answers for the runner: sub-agent outcomes become `input/spawn-result-<id>.json`.
+
+use std::path::{Path, PathBuf};
+
+use sympozium_bus::payloads::SpawnResult;
+use sympozium_bus::{Bus, topics};
+
+/// A request id safe to use in a file name.
+fn safe_id(id: &str) -> Option<&str> {
+    (!id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then_some(id)
+}
+
+/// Writes `value` to `path` through a temporary file and a rename (the reader never sees
+/// half a file).
+pub(crate) fn write_atomic(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, serde_json::to_vec(value).unwrap_or_default())?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes every spawn result addressed to `run` until aborted.
+pub(crate) async fn spawn_results(bus: Bus, root: PathBuf, run: String) {
+    let mut results = bus.replay(&topics::spawn_result(&run));
+    while let Some(envelope) = results.recv().await {
+        let result: SpawnResult = match serde_json::from_value(envelope.data.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a spawn result that does not parse");
+                continue;
+            }
+        };
+        let Some(id) = safe_id(&result.id) else {
+            tracing::warn!(id = %result.id, "ignoring a spawn result with an unusable id");
+            continue;
+        };
+        let path = root.join("input").join(format!("spawn-result-{id}.json"));
+        match serde_json::to_value(&result).map(|v| write_atomic(&path, &v)) {
+            Ok(Ok(())) => tracing::info!(%id, status = %result.status, "sub-agent result delivered"),
+            Ok(Err(e)) => tracing::warn!(%id, error = %e, "writing the sub-agent result failed"),
+            Err(e) => tracing::warn!(%id, error = %e, "encoding the sub-agent result failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked_before_they_name_a_file() {
+        assert_eq!(safe_id("1732312312"), Some("1732312312"));
+        assert_eq!(safe_id("../../etc/passwd"), None);
+        assert_eq!(safe_id(""), None);
+    }
+}
