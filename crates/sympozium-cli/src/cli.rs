@@ -1,0 +1,124 @@
+//! Command-line definition.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Format;
+
+/// Sympozium: Kubernetes-native teams of AI agents.
+#[derive(Parser, Debug)]
+#[command(name = "sympozium", version, about)]
+pub struct Cli {
+    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace to work in.
+    #[arg(short, long, global = true, default_value = "default", env = "SYMPOZIUM_NAMESPACE")]
+    pub namespace: String,
+    /// Output format of listings and `get`.
+    #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Sub-commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the version.
+    Version,
+    /// Print the CustomResourceDefinitions of every Sympozium kind (YAML).
+    Crds,
+    /// Agents (SympoziumInstances).
+    #[command(subcommand, visible_aliases = ["instance", "inst"])]
+    Instances(Named),
+    /// Agent runs.
+    #[command(subcommand)]
+    Runs(Named),
+    /// Agent teams (PersonaPacks).
+    #[command(subcommand, visible_alias = "pack")]
+    Packs(PackCommand),
+    /// Schedules.
+    #[command(subcommand, visible_alias = "schedule")]
+    Schedules(Listing),
+    /// Policies.
+    #[command(subcommand, visible_aliases = ["policy", "pol"])]
+    Policies(Listing),
+    /// Skill packs.
+    #[command(subcommand, visible_aliases = ["skill", "sk"])]
+    Skills(Listing),
+    /// Give an agent a task: creates an AgentRun and (by default) waits for its answer.
+    Run(RunArgs),
+}
+
+/// list / get / delete.
+#[derive(Subcommand, Debug)]
+pub enum Named {
+    /// List them.
+    List,
+    /// Show one.
+    Get {
+        /// Name.
+        name: String,
+    },
+    /// Delete one.
+    Delete {
+        /// Name.
+        name: String,
+    },
+}
+
+/// list only.
+#[derive(Subcommand, Debug)]
+pub enum Listing {
+    /// List them.
+    List,
+}
+
+/// PersonaPack commands.
+#[derive(Subcommand, Debug)]
+pub enum PackCommand {
+    /// List the catalog and enabled teams.
+    List,
+    /// Show a pack and its personas.
+    Show {
+        /// Pack name.
+        name: String,
+    },
+    /// Enable a pack: stores the provider key in `<pack>-<provider>-key` and stamps out the team.
+    Activate {
+        /// Pack name.
+        name: String,
+        /// LLM provider (openai, anthropic, azure-openai, ollama, …).
+        #[arg(long, default_value = "openai")]
+        provider: String,
+        /// The provider's API key (not needed for local models).
+        #[arg(long, env = "SYMPOZIUM_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Model for every persona that names none.
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Disable a pack: removes its team.
+    Deactivate {
+        /// Pack name.
+        name: String,
+    },
+}
+
+/// `sympozium run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The agent (SympoziumInstance).
+    pub instance: String,
+    /// The task.
+    pub task: String,
+    /// Return once the run is created instead of waiting for the answer.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "10m")]
+    pub timeout: String,
+}

@@ -1,0 +1,40 @@
+//! Commands that talk to the cluster.
+
+mod listings;
+mod packs;
+mod run;
+
+use anyhow::anyhow;
+use kube::Client;
+
+use crate::cli::{Cli, Command, Listing, Named};
+
+/// Runs a cluster command; returns the exit code.
+pub async fn dispatch(
+    client: &Client,
+    cli: &Cli,
+    command: &Command,
+    interactive: bool,
+) -> anyhow::Result<i32> {
+    let ns = cli.namespace.as_str();
+    let out = cli.output;
+    match command {
+        Command::Instances(Named::List) => listings::instances(client, ns, out).await,
+        Command::Instances(Named::Get { name }) => listings::get_instance(client, ns, name, out).await,
+        Command::Instances(Named::Delete { name }) => listings::delete_instance(client, ns, name).await,
+        Command::Runs(Named::List) => listings::runs(client, ns, out).await,
+        Command::Runs(Named::Get { name }) => listings::get_run(client, ns, name, out).await,
+        Command::Runs(Named::Delete { name }) => listings::delete_run(client, ns, name).await,
+        Command::Schedules(Listing::List) => listings::schedules(client, ns, out).await,
+        Command::Policies(Listing::List) => listings::policies(client, ns, out).await,
+        Command::Skills(Listing::List) => listings::skills(client, ns, out).await,
+        Command::Packs(cmd) => packs::dispatch(client, ns, cmd, out).await,
+        Command::Run(args) => run::run(client, ns, args, interactive).await,
+        Command::Version | Command::Crds => Err(anyhow!("not a cluster command")),
+    }
+}
+
+/// "not found" as a sentence that says where and what to do.
+pub fn not_found(kind: &str, name: &str, ns: &str, list: &str) -> anyhow::Error {
+    anyhow!("{kind} \"{name}\" not found in namespace \"{ns}\" (see `sympozium {list} list -n {ns}`)")
+}

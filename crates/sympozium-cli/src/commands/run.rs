@@ -1,0 +1,122 @@
+//! `run <instance> "<task>"`: creates an AgentRun configured like the instance and waits
+//! for the answer.
+
+use std::time::Duration;
+
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client, ResourceExt};
+use sympozium_api::agentrun::{AgentRunPhase, ModelSpec};
+use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, resolve};
+
+use super::not_found;
+use crate::cli::RunArgs;
+
+fn parse_timeout(s: &str) -> anyhow::Result<Duration> {
+    let (number, unit) =
+        s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
+    let n: u64 = number.parse().map_err(|_| anyhow::anyhow!("--timeout \"{s}\": use e.g. 90s, 10m or 1h"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => anyhow::bail!("--timeout \"{s}\": use e.g. 90s, 10m or 1h"),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Creates the run and, unless `--no-wait`, prints its answer.
+pub async fn run(client: &Client, ns: &str, args: &RunArgs, interactive: bool) -> anyhow::Result<i32> {
+    if args.task.trim().is_empty() {
+        anyhow::bail!(
+            "the task is empty: say what the agent should do, e.g. sympozium run my-agent \"list failing pods\""
+        );
+    }
+    let timeout = parse_timeout(&args.timeout)?;
+    let instance = Api::<SympoziumInstance>::namespaced(client.clone(), ns)
+        .get_opt(&args.instance)
+        .await?
+        .ok_or_else(|| not_found("instance", &args.instance, ns, "instances"))?;
+    let agent = &instance.spec.agents.default;
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let run = AgentRun {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", args.instance)),
+            labels: Some([(sympozium_api::labels::INSTANCE.to_string(), args.instance.clone())].into()),
+            ..Default::default()
+        },
+        spec: AgentRunSpec {
+            instance_ref: args.instance.clone(),
+            agent_id: "primary".into(),
+            session_key: format!("session-{nanos}"),
+            task: args.task.clone(),
+            model: ModelSpec {
+                provider: resolve::provider(&instance.spec),
+                model: agent.model.clone(),
+                base_url: agent.base_url.clone().filter(|u| !u.is_empty()),
+                thinking: agent.thinking,
+                auth_secret_ref: resolve::auth_secret(&instance.spec),
+                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
+            },
+            ..Default::default()
+        },
+        status: None,
+    };
+    let api: Api<AgentRun> = Api::namespaced(client.clone(), ns);
+    let created = api.create(&PostParams::default(), &run).await?;
+    let name = created.name_any();
+    if args.no_wait {
+        crate::output::emitln!("agentrun/{name} created");
+        return Ok(0);
+    }
+    if interactive {
+        eprintln!("agentrun/{name} created; waiting for the answer (Ctrl-C stops waiting, the run goes on)…");
+    }
+    let done = |r: Option<&AgentRun>| {
+        r.and_then(|r| r.status.as_ref()?.phase).is_some_and(AgentRunPhase::is_terminal)
+    };
+    let finished = match tokio::time::timeout(timeout, await_condition(api.clone(), &name, done)).await {
+        Ok(Ok(Some(r))) => r,
+        Ok(Ok(None)) => anyhow::bail!("agentrun/{name} was deleted before it finished"),
+        Ok(Err(e)) => anyhow::bail!("watching agentrun/{name}: {e}"),
+        Err(_) => {
+            eprintln!(
+                "agentrun/{name} is still running after {}; follow it with `sympozium runs get {name} -n {ns}`",
+                args.timeout
+            );
+            return Ok(2);
+        }
+    };
+    let status = finished.status.unwrap_or_default();
+    if status.phase == Some(AgentRunPhase::Failed) {
+        anyhow::bail!("agentrun/{name} failed: {}", status.error.unwrap_or_else(|| "no reason given".into()));
+    }
+    crate::output::emitln!("{}", status.result.unwrap_or_default());
+    if let Some(u) = status.token_usage {
+        eprintln!(
+            "tokens: {} in, {} out ({} total), {} tool calls, {:.1}s",
+            u.input_tokens,
+            u.output_tokens,
+            u.total_tokens,
+            u.tool_calls,
+            u.duration_ms as f64 / 1000.0
+        );
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_timeout("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_timeout("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_timeout("soon").is_err());
+        assert!(parse_timeout("5d").is_err());
+    }
+}

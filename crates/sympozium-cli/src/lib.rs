@@ -1,0 +1,61 @@
+//! The `sympozium` command-line interface.
+
+pub mod cli;
+mod commands;
+pub mod output;
+
+use std::io::IsTerminal;
+
+use anyhow::{Context as _, anyhow};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::cli::{Cli, Command};
+
+/// Builds a client and checks the cluster answers, with an error that says what to do.
+async fn connect(cli: &Cli) -> anyhow::Result<Client> {
+    let config = match &cli.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| anyhow!("cannot read kubeconfig {}: {e}", path.display()))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| anyhow!("kubeconfig {}: {e}", path.display()))?
+        }
+        None => Config::infer()
+            .await
+            .map_err(|e| anyhow!("no cluster configured ({e}); set KUBECONFIG or pass --kubeconfig"))?,
+    };
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config).context("building the Kubernetes client")?;
+    match tokio::time::timeout(std::time::Duration::from_secs(10), client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(e)) => Err(anyhow!(
+            "cannot reach the cluster at {server}: {e}; check KUBECONFIG and the current context"
+        )),
+        Err(_) => Err(anyhow!(
+            "the cluster at {server} did not answer within 10 s; check KUBECONFIG and the current context"
+        )),
+    }
+}
+
+/// Runs one command and returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let interactive = std::io::stderr().is_terminal();
+    match &cli.command {
+        Command::Version => {
+            crate::output::emitln!("sympozium {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Command::Crds => {
+            for (_, yaml) in sympozium_api::crds::rendered()? {
+                crate::output::emit!("{yaml}");
+            }
+            Ok(0)
+        }
+        command => {
+            let client = connect(&cli).await?;
+            commands::dispatch(&client, &cli, command, interactive).await
+        }
+    }
+}

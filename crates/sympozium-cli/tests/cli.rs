@@ -1,0 +1,224 @@
+//! The `sympozium` binary against the real test control plane: listings in every format,
+//! pack activation, `run` waiting for the answer, and one-line errors for user mistakes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::process::Output;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use sympozium_api::{AgentRun, PersonaPack};
+use sympozium_testkit::{TestPlane, wait_for};
+
+async fn sympozium(plane: &TestPlane, ns: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_sympozium"))
+        .args(["--kubeconfig", plane.kubeconfig().to_str().unwrap(), "-n", ns])
+        .args(args)
+        .env_remove("SYMPOZIUM_API_KEY")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn setup(prefix: &str) -> (TestPlane, Client, String) {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, prefix).await.unwrap().name().to_string();
+    let samples = sympozium_testkit::repo_root().join("deploy/samples");
+    plane.kubectl(&["apply", "-n", &ns, "-f", samples.to_str().unwrap()]).unwrap();
+    (plane, client, ns)
+}
+
+#[tokio::test]
+async fn listings_in_table_json_and_yaml() {
+    let (plane, _client, ns) = setup("cli-list").await;
+    let out = sympozium(&plane, &ns, &["instances", "list"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let header: Vec<_> =
+        text.lines().next().unwrap().split("  ").map(str::trim).filter(|s| !s.is_empty()).collect();
+    assert_eq!(header, ["NAME", "PHASE", "CHANNELS", "AGENT PODS", "AGE"]);
+    assert!(text.lines().any(|l| l.starts_with("my-agent") && l.contains("telegram")), "{text}");
+
+    let out = sympozium(&plane, &ns, &["instances", "list", "-o", "json"]).await;
+    let items: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(items[0]["spec"]["agents"]["default"]["model"], "gpt-4.1");
+    let out = sympozium(&plane, &ns, &["instances", "get", "my-agent", "-o", "yaml"]).await;
+    assert!(stdout(&out).contains("toolsPrefix: gh"), "{}", stdout(&out));
+
+    for (args, expected) in [
+        (vec!["schedules", "list"], "my-agent-nightly"),
+        (vec!["policies", "list"], "restrictive"),
+        (vec!["skills", "list"], "k8s-ops"),
+        (vec!["runs", "list"], "my-agent-web-endpoint"),
+        (vec!["packs", "list"], "platform-team"),
+    ] {
+        let out = sympozium(&plane, &ns, &args).await;
+        assert!(
+            out.status.success() && stdout(&out).contains(expected),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    let out = sympozium(&plane, &ns, &["packs", "show", "platform-team"]).await;
+    assert!(
+        stdout(&out).contains("security-guardian") && stdout(&out).contains("heartbeat 30m"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test]
+async fn packs_activate_with_a_key_secret_and_deactivate() {
+    let (plane, client, ns) = setup("cli-packs").await;
+    let pack_api: Api<PersonaPack> = Api::namespaced(client.clone(), &ns);
+    pack_api
+        .patch("platform-team", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"enabled": false}})))
+        .await
+        .unwrap();
+
+    let out =
+        sympozium(&plane, &ns, &["packs", "activate", "platform-team", "--provider", "anthropic"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("needs an API key"), "{}", stderr(&out));
+
+    let out = sympozium(
+        &plane,
+        &ns,
+        &[
+            "packs",
+            "activate",
+            "platform-team",
+            "--provider",
+            "anthropic",
+            "--api-key",
+            "sk-ant-test",
+            "--model",
+            "claude-x",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pack = pack_api.get("platform-team").await.unwrap();
+    assert_eq!(pack.spec.enabled, Some(true));
+    assert_eq!(pack.spec.auth_refs[0].secret, "platform-team-anthropic-key");
+    assert_eq!(
+        pack.spec.personas[0].model.as_deref(),
+        Some("claude-sonnet-4-20250514"),
+        "a persona's own model stays"
+    );
+    let secret =
+        Api::<Secret>::namespaced(client.clone(), &ns).get("platform-team-anthropic-key").await.unwrap();
+    assert!(secret.data.unwrap().contains_key("ANTHROPIC_API_KEY"));
+    assert!(
+        !stdout(&out).contains("sk-ant-test") && !stderr(&out).contains("sk-ant-test"),
+        "the key is never printed"
+    );
+
+    let out = sympozium(&plane, &ns, &["packs", "deactivate", "platform-team"]).await;
+    assert!(out.status.success());
+    assert_eq!(pack_api.get("platform-team").await.unwrap().spec.enabled, Some(false));
+}
+
+#[tokio::test]
+async fn run_waits_for_the_answer_and_reports_failures() {
+    let (plane, client, ns) = setup("cli-run").await;
+    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+    // Stands in for the controller: finishes the first run it sees.
+    let finisher = |verdict: Value| {
+        let runs = runs.clone();
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                let list =
+                    runs.list(&ListParams::default().labels("sympozium.ai/instance=my-agent")).await.unwrap();
+                if let Some(r) = list
+                    .items
+                    .into_iter()
+                    .find(|r| r.name_any() != "my-agent-web-endpoint" && r.status.is_none())
+                {
+                    let body =
+                        json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "status": verdict});
+                    runs.patch_status(
+                        &r.name_any(),
+                        &PatchParams::apply("fake-controller"),
+                        &Patch::Apply(&body),
+                    )
+                    .await
+                    .unwrap();
+                    return r;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("no run was created");
+        })
+    };
+    let done = finisher(json!({"phase": "Succeeded", "result": "All pods healthy.",
+        "tokenUsage": {"inputTokens": 900, "outputTokens": 40, "totalTokens": 940, "toolCalls": 2, "durationMs": 3100}}));
+    let out = sympozium(&plane, &ns, &["run", "my-agent", "check the cluster", "--timeout", "60s"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "All pods healthy.");
+    assert!(stderr(&out).contains("940 total") && stderr(&out).contains("2 tool calls"), "{}", stderr(&out));
+    let created = done.await.unwrap();
+    assert_eq!(created.spec.model.provider, "openai");
+    assert_eq!(created.spec.model.auth_secret_ref, "openai-key");
+    assert_eq!(created.spec.task, "check the cluster");
+
+    let failing = finisher(json!({"phase": "Failed", "error": "model returned 401"}));
+    let out = sympozium(&plane, &ns, &["run", "my-agent", "again"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("failed: model returned 401"), "{}", stderr(&out));
+    failing.await.unwrap();
+
+    let out = sympozium(&plane, &ns, &["run", "my-agent", "later", "--no-wait"]).await;
+    assert!(out.status.success() && stdout(&out).starts_with("agentrun/my-agent-"), "{}", stdout(&out));
+    let name = stdout(&out).trim().trim_start_matches("agentrun/").trim_end_matches(" created").to_string();
+    wait_for(&runs, &name, "created run", Duration::from_secs(10), |r: Option<&AgentRun>| r.is_some())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn user_mistakes_get_one_line_errors() {
+    let (plane, _client, ns) = setup("cli-errors").await;
+    for (args, expected) in [
+        (vec!["instances", "get", "ghost"], "instance \"ghost\" not found in namespace"),
+        (vec!["run", "ghost", "do it"], "instance \"ghost\" not found"),
+        (vec!["run", "my-agent", "   "], "the task is empty"),
+        (vec!["run", "my-agent", "t", "--timeout", "soon"], "--timeout \"soon\""),
+        (vec!["packs", "activate", "no-such-pack", "--api-key", "k"], "pack \"no-such-pack\" not found"),
+    ] {
+        let out = sympozium(&plane, &ns, &args).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.starts_with("error: ") && err.contains(expected), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line: {err}");
+    }
+    // No cluster at all.
+    let dir = std::env::temp_dir().join(format!("sympozium-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, format!(
+        "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n\
+         contexts: [{{name: c, context: {{cluster: c, user: u}}}}]\ncurrent-context: c\nusers: [{{name: u, user: {{}}}}]\n")).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sympozium"))
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "instances", "list"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot reach the cluster at http://127.0.0.1:"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
