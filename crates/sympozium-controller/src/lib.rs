@@ -8,6 +8,7 @@ pub mod context;
 pub mod http;
 pub mod instance;
 pub mod personapack;
+pub mod policy;
 pub mod schedule;
 pub mod settings;
 pub mod skillpack;
@@ -130,7 +131,8 @@ pub async fn run_controllers(ctx: Arc<Context>) {
         agentrun::run(ctx.clone()),
         schedule::run(ctx.clone()),
         personapack::run(ctx.clone()),
-        skillpack::run(ctx.clone())
+        skillpack::run(ctx.clone()),
+        policy::run(ctx.clone())
     );
 }
 
