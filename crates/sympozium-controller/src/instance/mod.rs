@@ -19,11 +19,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use sympozium_api::labels::{self, INSTANCE_FINALIZER};
 use sympozium_api::{AgentRun, SympoziumInstance};
 
@@ -56,31 +56,16 @@ impl Error {
     }
 }
 
-fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let ns = ctx.namespace.clone();
-    let instances: Api<SympoziumInstance> = api(&client, &ns);
+    let instances: Api<SympoziumInstance> = ctx.scoped();
     let children = watcher::Config::default().labels(labels::INSTANCE);
     let controller = Controller::new(instances, watcher::Config::default().any_semantic());
     let store = controller.store();
 
     // A Secret appearing, disappearing or changing re-reconciles the instances whose
     // channels name it. Metadata only: the controller never caches secret values.
-    let secrets = api::<PartialObjectMeta<Secret>>(&client, &ns);
+    let secrets = ctx.scoped::<PartialObjectMeta<Secret>>();
     let secret_store = store.clone();
     let secret_mapper = move |secret: PartialObjectMeta<Secret>| {
         let (ns, name) = (secret.namespace(), secret.name_any());
@@ -99,10 +84,10 @@ pub async fn run(ctx: Arc<Context>) {
     };
 
     controller
-        .owns(api::<Deployment>(&client, &ns), children.clone())
-        .owns(api::<Service>(&client, &ns), children.clone())
-        .owns(api::<ConfigMap>(&client, &ns), children.clone())
-        .watches(api::<AgentRun>(&client, &ns), children, run_mapper)
+        .owns(ctx.scoped::<Deployment>(), children.clone())
+        .owns(ctx.scoped::<Service>(), children.clone())
+        .owns(ctx.scoped::<ConfigMap>(), children.clone())
+        .watches(ctx.scoped::<AgentRun>(), children, run_mapper)
         .watches(secrets, watcher::Config::default(), secret_mapper)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -125,9 +110,8 @@ async fn reconcile(inst: Arc<SympoziumInstance>, ctx: Arc<Context>) -> Result<Ac
             Finalizer::Apply(inst) => converge(&inst, &api, &ctx).await,
             Finalizer::Cleanup(inst) => {
                 cleanup::cleanup(&inst, &ctx).await?;
-                publish(
-                    &ctx,
-                    &inst,
+                ctx.publish(
+                    &*inst,
                     EventType::Normal,
                     "Deleted",
                     "removed channel, memory and web-endpoint workloads",
@@ -170,10 +154,10 @@ async fn converge(
     let converged = apply::converge(inst, &observed, ctx).await;
 
     for what in &converged.created {
-        publish(ctx, inst, EventType::Normal, "Created", &format!("created {what}")).await;
+        ctx.publish(inst, EventType::Normal, "Created", &format!("created {what}")).await;
     }
     for what in &converged.deleted {
-        publish(ctx, inst, EventType::Normal, "Deleted", &format!("deleted {what}, no longer in the spec"))
+        ctx.publish(inst, EventType::Normal, "Deleted", &format!("deleted {what}, no longer in the spec"))
             .await;
     }
     let new_status = status::compute(inst, &observed, &converged);
@@ -184,14 +168,14 @@ async fn converge(
         });
         if !was_error {
             let note = format!("channel {}: {}", ch.type_, ch.message.clone().unwrap_or_default());
-            publish(ctx, inst, EventType::Warning, "ChannelSecretMissing", &note).await;
+            ctx.publish(inst, EventType::Warning, "ChannelSecretMissing", &note).await;
         }
     }
     if status::changed(previous, &new_status) {
         status::write(api, &name, &new_status).await?;
     }
     if !converged.errors.is_empty() {
-        publish(ctx, inst, EventType::Warning, "ConvergeFailed", &converged.errors.join("; ")).await;
+        ctx.publish(inst, EventType::Warning, "ConvergeFailed", &converged.errors.join("; ")).await;
         return Err(Error::Converge(converged.errors.join("; ")));
     }
     // Everything the instance depends on is watched; the periodic requeue is a safety net.
@@ -207,17 +191,4 @@ fn error_policy(inst: Arc<SympoziumInstance>, error: &Error, ctx: Arc<Context>) 
 
 fn key(inst: &SympoziumInstance) -> String {
     format!("{}/{}", inst.namespace().unwrap_or_default(), inst.name_any())
-}
-
-async fn publish(ctx: &Context, inst: &SympoziumInstance, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &inst.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish event");
-    }
 }

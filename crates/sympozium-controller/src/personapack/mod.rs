@@ -19,11 +19,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use sympozium_api::labels::{self, PERSONA_PACK_FINALIZER};
 use sympozium_api::{PersonaPack, SympoziumInstance, SympoziumSchedule};
 
@@ -58,33 +58,18 @@ impl Error {
     }
 }
 
-fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let ns = ctx.namespace.clone();
     let stamped = watcher::Config::default().labels(labels::PERSONA_PACK);
     // Seeded memory carries no ownerReference; it maps back to its pack by label.
     let memory_mapper = |cm: ConfigMap| {
         let ns = cm.namespace()?;
         cm.labels().get(labels::PERSONA_PACK).map(|p| ObjectRef::<PersonaPack>::new(p).within(&ns))
     };
-    Controller::new(api::<PersonaPack>(&client, &ns), watcher::Config::default().any_semantic())
-        .owns(api::<SympoziumInstance>(&client, &ns), stamped.clone())
-        .owns(api::<SympoziumSchedule>(&client, &ns), stamped.clone())
-        .watches(api::<ConfigMap>(&client, &ns), stamped, memory_mapper)
+    Controller::new(ctx.scoped::<PersonaPack>(), watcher::Config::default().any_semantic())
+        .owns(ctx.scoped::<SympoziumInstance>(), stamped.clone())
+        .owns(ctx.scoped::<SympoziumSchedule>(), stamped.clone())
+        .watches(ctx.scoped::<ConfigMap>(), stamped, memory_mapper)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -111,7 +96,7 @@ async fn reconcile(pack: Arc<PersonaPack>, ctx: Arc<Context>) -> Result<Action, 
                 } else {
                     format!("pack deleted; removed seeded memory {}", deleted.join(", "))
                 };
-                publish(&ctx, &pack, EventType::Normal, "Deleted", &note).await;
+                ctx.publish(&*pack, EventType::Normal, "Deleted", &note).await;
                 Ok(Action::await_change())
             }
         }
@@ -139,14 +124,14 @@ async fn converge(pack: &PersonaPack, api: &Api<PersonaPack>, ctx: &Context) -> 
     let phase = pack.status.as_ref().and_then(|s| s.phase.as_deref());
     if phase.is_none() || phase == Some(status::phase::INACTIVE) {
         status::write(api, &name, &status::pending(pack)).await?;
-        publish(ctx, pack, EventType::Normal, "Enabling", "stamping out the team").await;
+        ctx.publish(pack, EventType::Normal, "Enabling", "stamping out the team").await;
     }
     let converged = apply::converge(pack, &observed, ctx).await;
     for what in &converged.created {
-        publish(ctx, pack, EventType::Normal, "Created", &format!("created {what}")).await;
+        ctx.publish(pack, EventType::Normal, "Created", &format!("created {what}")).await;
     }
     for what in &converged.deleted {
-        publish(ctx, pack, EventType::Normal, "Deleted", &format!("deleted {what}, no longer stamped out"))
+        ctx.publish(pack, EventType::Normal, "Deleted", &format!("deleted {what}, no longer stamped out"))
             .await;
     }
     let errors = converged.errors();
@@ -155,7 +140,7 @@ async fn converge(pack: &PersonaPack, api: &Api<PersonaPack>, ctx: &Context) -> 
         status::write(api, &name, &new_status).await?;
     }
     if !errors.is_empty() {
-        publish(ctx, pack, EventType::Warning, "PersonaFailed", &errors.join("; ")).await;
+        ctx.publish(pack, EventType::Warning, "PersonaFailed", &errors.join("; ")).await;
         return Err(Error::Converge(errors.join("; ")));
     }
     // Everything the pack stamps out is watched; the periodic requeue is a safety net.
@@ -173,7 +158,7 @@ async fn disable(
     let name = pack.name_any();
     let deleted = cleanup::remove_team(pack, &observed, ctx).await?;
     for what in &deleted {
-        publish(ctx, pack, EventType::Normal, "Deleted", &format!("deleted {what}: pack disabled")).await;
+        ctx.publish(pack, EventType::Normal, "Deleted", &format!("deleted {what}: pack disabled")).await;
     }
     if !deleted.is_empty() || !observed.team_gone() {
         let remaining = dereference::observe(pack, ctx).await?;
@@ -186,7 +171,7 @@ async fn disable(
         }
     }
     for secret in cleanup::remove_managed_secrets(pack, ctx).await? {
-        publish(ctx, pack, EventType::Normal, "Deleted", &format!("deleted managed credentials {secret}"))
+        ctx.publish(pack, EventType::Normal, "Deleted", &format!("deleted managed credentials {secret}"))
             .await;
     }
     let inactive = status::inactive(pack);
@@ -206,17 +191,4 @@ fn error_policy(pack: Arc<PersonaPack>, error: &Error, ctx: Arc<Context>) -> Act
 /// Backoff key; prefixed so a pack and an instance of the same name back off separately.
 fn key(pack: &PersonaPack) -> String {
     format!("{CONTROLLER}:{}/{}", pack.namespace().unwrap_or_default(), pack.name_any())
-}
-
-async fn publish(ctx: &Context, pack: &PersonaPack, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &pack.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish event");
-    }
 }

@@ -15,11 +15,11 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use sympozium_api::agentrun::AgentRunPhase;
 use sympozium_api::labels::{self, SCHEDULE_FINALIZER};
 use sympozium_api::schedule::ConcurrencyPolicy;
@@ -115,7 +115,7 @@ async fn evaluate(
         }
         Plan::Invalid(message) => {
             if status.phase.as_deref() != Some("Error") {
-                publish(ctx, s, EventType::Warning, "InvalidSchedule", &message).await;
+                ctx.publish(s, EventType::Warning, "InvalidSchedule", &message).await;
             }
             next_status.phase = Some("Error".into());
             next_status.next_run_time = None;
@@ -190,15 +190,14 @@ async fn fire(
     match s.spec.concurrency_policy {
         ConcurrencyPolicy::Forbid if !active.is_empty() => {
             let message = format!("skipped the {tick} tick: {} is still running", active[0].name_any());
-            publish(ctx, s, EventType::Normal, "Skipped", &message).await;
+            ctx.publish(s, EventType::Normal, "Skipped", &message).await;
             set_ready(status, s, true, "Active", &message);
             return Ok(requeue_until(next, now, ctx));
         }
         ConcurrencyPolicy::Replace => {
             for run in &active {
                 runs_api.delete(&run.name_any(), &DeleteParams::background()).await?;
-                publish(
-                    ctx,
+                ctx.publish(
                     s,
                     EventType::Normal,
                     "Replaced",
@@ -229,8 +228,7 @@ async fn fire(
             Err(e) => return Err(e.into()),
         }
     };
-    publish(
-        ctx,
+    ctx.publish(
         s,
         EventType::Normal,
         "Created",
@@ -307,17 +305,4 @@ fn error_policy(s: Arc<SympoziumSchedule>, error: &Error, ctx: Arc<Context>) -> 
     let delay = ctx.backoff.failed(&format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()));
     tracing::warn!(schedule = %s.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
-}
-
-async fn publish(ctx: &Context, s: &SympoziumSchedule, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Schedule".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &s.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish event");
-    }
 }
