@@ -36,6 +36,11 @@ impl Delivery {
         }
     }
 
+    /// The message's position in the stream: the same for every redelivery of it.
+    pub fn stream_sequence(&self) -> Option<u64> {
+        self.message.info().ok().map(|i| i.stream_sequence)
+    }
+
     /// Asks for redelivery (e.g. a transient failure while handling it).
     pub async fn nak(&self) {
         if let Err(e) = self.message.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(2)))).await {

@@ -2,6 +2,7 @@
 //! elects a leader among replicas.
 
 pub mod agentrun;
+pub mod channelrouter;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -106,6 +107,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     if let Some(url) = config.nats_url.as_deref().filter(|u| !u.is_empty()) {
         let bus = sympozium_bus::Bus::connect(url).await.map_err(|e| Error::Bus(e.to_string()))?;
         tokio::spawn(schedule::router::run(client.clone(), bus.clone()));
+        tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
         tokio::spawn(agentrun::completion::run(client.clone(), bus));
         tracing::info!(%url, "event bus routers started");
     }

@@ -1,0 +1,107 @@
+//! Inbound chat messages → access control → one AgentRun per message.
+
+use std::collections::BTreeMap;
+
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use sympozium_api::{AgentRun, SympoziumInstance};
+use sympozium_bus::payloads::{InboundMessage, OutboundMessage};
+use sympozium_bus::{Bus, Delivery, topics};
+use sympozium_kube::FIELD_MANAGER;
+
+use super::access::{self, Access};
+use super::build;
+
+/// What happened to an inbound message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Dropped (empty, unknown or ambiguous instance); the reason is logged.
+    Ignored(String),
+    /// Refused by access control.
+    Denied,
+    /// The run exists (created now, or already by an earlier delivery).
+    Run(String),
+}
+
+/// Finds the instance: by namespace and name when the message says the namespace, else by
+/// name across namespaces, refusing an ambiguous match.
+async fn instance(client: &Client, name: &str, namespace: Option<&str>) -> Result<SympoziumInstance, String> {
+    if let Some(ns) = namespace.filter(|n| !n.is_empty()) {
+        return Api::<SympoziumInstance>::namespaced(client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("looking up instance {ns}/{name}: {e}"))?
+            .ok_or_else(|| format!("instance {ns}/{name} not found"));
+    }
+    let all: Api<SympoziumInstance> = Api::all(client.clone());
+    let mut found = all
+        .list(&ListParams::default().fields(&format!("metadata.name={name}")))
+        .await
+        .map_err(|e| format!("looking up instance {name}: {e}"))?
+        .items;
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(format!("instance {name} not found")),
+        n => Err(format!(
+            "instance name {name} is ambiguous ({n} namespaces have one); the message must name its namespace"
+        )),
+    }
+}
+
+/// Handles one `channel.message.received`; `Err` = transient, redeliver.
+pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<Handled, String> {
+    let env = &delivery.envelope;
+    let mut msg: InboundMessage = serde_json::from_value(env.data.clone()).unwrap_or_default();
+    if msg.instance_name.is_empty() {
+        msg.instance_name = env.meta("instanceName").to_string();
+    }
+    if msg.channel.is_empty() {
+        msg.channel = env.meta("channel").to_string();
+    }
+    if msg.text.trim().is_empty() || msg.instance_name.is_empty() {
+        return Ok(Handled::Ignored("message without text or instance".into()));
+    }
+    let namespace = msg.namespace.clone().or_else(|| env.metadata.get("namespace").cloned());
+    let inst = match instance(client, &msg.instance_name, namespace.as_deref()).await {
+        Ok(i) => i,
+        Err(reason) if reason.starts_with("looking up") => return Err(reason),
+        Err(reason) => return Ok(Handled::Ignored(reason)),
+    };
+    let ns = inst.namespace().unwrap_or_default();
+    if let Access::Deny { reason, reply } = access::check(&inst.spec, &msg) {
+        tracing::info!(instance = %msg.instance_name, channel = %msg.channel, sender = %msg.sender_id, %reason, "message refused");
+        if let Some(text) = reply {
+            let out = OutboundMessage {
+                channel: msg.channel.clone(),
+                chat_id: msg.chat_id.clone(),
+                thread_id: msg.thread_id.clone(),
+                text,
+                ..Default::default()
+            };
+            let meta = BTreeMap::from([
+                ("instanceName".to_string(), msg.instance_name.clone()),
+                ("channel".to_string(), msg.channel.clone()),
+                ("namespace".to_string(), ns.clone()),
+            ]);
+            bus.publish(topics::CHANNEL_MESSAGE_SEND, meta, &out).await.map_err(|e| e.to_string())?;
+        }
+        return Ok(Handled::Denied);
+    }
+    let id = build::platform_id(&msg, &env.metadata);
+    let key = build::message_key(&ns, &msg, id.as_deref(), delivery.stream_sequence().unwrap_or_default());
+    let now = jiff::Timestamp::now().as_nanosecond();
+    let run = build::agent_run(&inst, &msg, &key, id.as_deref(), delivery.traceparent.as_deref(), now);
+    let name = run.name_any();
+    let api: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+    let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    match api.create(&params, &run).await {
+        Ok(_) => {
+            tracing::info!(run = %name, namespace = %ns, channel = %msg.channel, "run created for a chat message")
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            tracing::info!(run = %name, "message seen before; its run already exists")
+        }
+        Err(e) => return Err(format!("creating run {ns}/{name}: {e}")),
+    }
+    Ok(Handled::Run(name))
+}

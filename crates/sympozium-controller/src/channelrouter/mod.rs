@@ -1,0 +1,67 @@
+//! The channel router: chat messages from channel pods become AgentRuns, and finished
+//! runs answer in the chat, thread and instance they came from.
+//!
+//! * `channel.message.received` (durable consumer [`INBOUND_CONSUMER`]): the instance is
+//!   found by namespace and name (by name alone only when unambiguous), the channel's
+//!   access control applies ([`access`]; a refused sender gets the `denyMessage`), and the
+//!   run `<instance>-ch-<key>` is created ([`build::agent_run`]) — the key derives from the
+//!   message, so a redelivered or re-published message never makes a second run.
+//! * Replies ([`reply`]): `agent.run.completed` (durable consumer [`COMPLETION_CONSUMER`])
+//!   and a watch on channel runs reaching Succeeded/Failed; whichever comes first sends
+//!   `channel.message.send` with metadata `{instanceName, channel, namespace}` and the
+//!   original thread, exactly once.
+
+pub mod access;
+pub mod build;
+pub mod inbound;
+pub mod reply;
+
+#[cfg(test)]
+mod build_tests;
+
+use kube::Client;
+use sympozium_bus::{Bus, topics};
+
+/// Durable consumer of inbound messages, shared by controller replicas.
+pub const INBOUND_CONSUMER: &str = "channel-router-inbound";
+/// Durable consumer of run completions for replies, shared by controller replicas.
+pub const COMPLETION_CONSUMER: &str = "channel-router-replies";
+
+async fn inbound_loop(client: Client, bus: Bus) {
+    let mut deliveries = bus.durable(INBOUND_CONSUMER, topics::CHANNEL_MESSAGE_RECEIVED);
+    while let Some(d) = deliveries.recv().await {
+        match inbound::handle(&client, &bus, &d).await {
+            Ok(inbound::Handled::Ignored(reason)) => {
+                tracing::warn!(%reason, "inbound message dropped");
+                d.ack().await;
+            }
+            Ok(_) => d.ack().await,
+            Err(e) => {
+                tracing::warn!(error = %e, "inbound message failed; will retry");
+                d.nak().await;
+            }
+        }
+    }
+}
+
+async fn completion_loop(client: Client, bus: Bus) {
+    let mut deliveries = bus.durable(COMPLETION_CONSUMER, topics::AGENT_RUN_COMPLETED);
+    while let Some(d) = deliveries.recv().await {
+        match reply::on_completed(&client, &bus, &d).await {
+            Ok(()) => d.ack().await,
+            Err(e) => {
+                tracing::warn!(error = %e, "reply failed; will retry");
+                d.nak().await;
+            }
+        }
+    }
+}
+
+/// Routes chat messages and replies until the process stops.
+pub async fn run(client: Client, bus: Bus) {
+    futures::join!(
+        inbound_loop(client.clone(), bus.clone()),
+        completion_loop(client.clone(), bus.clone()),
+        reply::watch_finished(client, bus)
+    );
+}

@@ -1,0 +1,116 @@
+//! Answers: a finished channel run sends exactly one reply to the chat it came from —
+//! from its `agent.run.completed` event, or from its status when it ends without one
+//! (crash, timeout, policy refusal). The `reply-state` annotation, switched from
+//! `pending` to `sent` under the run's resourceVersion, makes the reply happen once even
+//! with both paths and several controller replicas racing.
+
+use futures::StreamExt;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use sympozium_api::{AgentRun, labels};
+use sympozium_bus::{Bus, Delivery, topics};
+use sympozium_kube::FIELD_MANAGER;
+
+use super::build::{self, REPLY_STATE, SOURCE_VALUE};
+
+fn selector() -> String {
+    format!("{}={SOURCE_VALUE}", labels::SOURCE)
+}
+
+/// Switches `reply-state` to `sent` if it is still `pending` on the newest version of the
+/// run; `Ok(Some(run))` = this caller owns the reply.
+async fn claim(api: &Api<AgentRun>, name: &str) -> Result<Option<AgentRun>, kube::Error> {
+    for _ in 0..5 {
+        let Some(run) = api.get_opt(name).await? else { return Ok(None) };
+        if !build::reply_pending(&run) {
+            return Ok(None);
+        }
+        let patch = json!({"metadata": {"resourceVersion": run.resource_version(),
+            "annotations": {REPLY_STATE: "sent"}}});
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        match api.patch(name, &params, &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(Some(run)),
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// Claims and sends the reply of `run` with `text`; a failed publish gives the claim back.
+async fn answer(
+    client: &Client,
+    bus: &Bus,
+    ns: &str,
+    name: &str,
+    text: impl FnOnce(&AgentRun) -> Option<String>,
+) -> Result<bool, String> {
+    let api: Api<AgentRun> = Api::namespaced(client.clone(), ns);
+    let Some(run) = claim(&api, name).await.map_err(|e| e.to_string())? else { return Ok(false) };
+    let reply = text(&run).and_then(|t| build::reply(&run, t));
+    let Some((message, meta)) = reply else {
+        tracing::warn!(run = %name, "channel run without a reply channel; nothing sent");
+        return Ok(false);
+    };
+    if let Err(e) = bus.publish(topics::CHANNEL_MESSAGE_SEND, meta, &message).await {
+        let undo = json!({"metadata": {"annotations": {REPLY_STATE: "pending"}}});
+        let _ = api.patch(name, &PatchParams::default(), &Patch::Merge(&undo)).await;
+        return Err(format!("publishing the reply of {name}: {e}"));
+    }
+    tracing::info!(run = %name, channel = %message.channel, "reply sent");
+    Ok(true)
+}
+
+/// Finds the channel run an `agent.run.completed` event is about.
+async fn find(client: &Client, delivery: &Delivery) -> Result<Option<(String, String)>, String> {
+    let run = delivery.envelope.meta("agentRunID");
+    if run.is_empty() {
+        return Ok(None);
+    }
+    let ns = delivery.envelope.meta("namespace");
+    let api: Api<AgentRun> =
+        if ns.is_empty() { Api::all(client.clone()) } else { Api::namespaced(client.clone(), ns) };
+    let params = ListParams::default().labels(&selector()).fields(&format!("metadata.name={run}"));
+    let found = api.list(&params).await.map_err(|e| e.to_string())?;
+    let instance = delivery.envelope.meta("instanceName");
+    let mut matching =
+        found.items.into_iter().filter(|r| instance.is_empty() || r.spec.instance_ref == instance);
+    let first = matching.next();
+    if matching.next().is_some() {
+        tracing::warn!(%run, "completion matches channel runs in several namespaces; ignored");
+        return Ok(None);
+    }
+    Ok(first.and_then(|r| Some((r.namespace()?, r.name_any()))))
+}
+
+/// Handles one `agent.run.completed`; `Err` = transient, redeliver.
+pub async fn on_completed(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<(), String> {
+    let Some((ns, name)) = find(client, delivery).await? else { return Ok(()) };
+    let text = build::text_from_result(&delivery.envelope.data);
+    answer(client, bus, &ns, &name, |_| Some(text)).await.map(|_| ())
+}
+
+/// Watches channel runs and answers those that finished without a completion event.
+pub async fn watch_finished(client: Client, bus: Bus) {
+    let api: Api<AgentRun> = Api::all(client.clone());
+    let config = watcher::Config::default().labels(&selector());
+    let mut runs = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
+    while let Some(next) = runs.next().await {
+        let run = match next {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::debug!(error = %e, "channel run watch interrupted");
+                continue;
+            }
+        };
+        if !build::reply_pending(&run) || build::text_from_status(&run).is_none() {
+            continue;
+        }
+        let (ns, name) = (run.namespace().unwrap_or_default(), run.name_any());
+        if let Err(e) = answer(&client, &bus, &ns, &name, build::text_from_status).await {
+            tracing::warn!(run = %name, error = %e, "answering a finished run failed; retried on its next change");
+        }
+    }
+}

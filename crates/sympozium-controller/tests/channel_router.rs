@@ -1,0 +1,206 @@
+//! The channel router on the test control plane with a real nats-server: chat message →
+//! AgentRun with the spec's labels and annotations → exactly one reply, to that instance's
+//! channel and thread; access control with its deny message; a failed run still answers;
+//! a message seen twice makes one run; an ambiguous instance name makes none.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use sympozium_api::AgentRun;
+use sympozium_bus::{Bus, Delivery, topics};
+use sympozium_controller::channelrouter;
+use sympozium_testkit::nats::NatsServer;
+use sympozium_testkit::{TestPlane, wait_for};
+use tokio::sync::mpsc::Receiver;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn instance(client: &Client, ns: &str, name: &str, access: Value) {
+    let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance",
+        "metadata": {"name": name},
+        "spec": {"agents": {"default": {"model": "gpt-4.1"}},
+                 "authRefs": [{"provider": "openai", "secret": "key"}],
+                 "channels": [{"type": "slack", "configRef": {"secret": "slack"}, "accessControl": access},
+                              {"type": "telegram", "configRef": {"secret": "tg"}}]}});
+    Api::<sympozium_api::SympoziumInstance>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::apply("test"), &Patch::Apply(&body))
+        .await
+        .unwrap();
+}
+
+fn inbound(
+    instance: &str,
+    ns: Option<&str>,
+    sender: &str,
+    id: &str,
+    text: &str,
+) -> (BTreeMap<String, String>, Value) {
+    let mut meta = BTreeMap::from([
+        ("channel".to_string(), "slack".to_string()),
+        ("instanceName".to_string(), instance.to_string()),
+    ]);
+    if let Some(ns) = ns {
+        meta.insert("namespace".into(), ns.into());
+    }
+    let data = json!({"channel": "slack", "instanceName": instance, "senderId": sender, "senderName": "Ann",
+        "chatId": "C1", "threadId": "1700.1", "text": text, "metadata": {"ts": id}});
+    (meta, data)
+}
+
+async fn next(rx: &mut Receiver<Delivery>) -> Delivery {
+    let d = tokio::time::timeout(WAIT, rx.recv()).await.expect("a reply in time").unwrap();
+    d.ack().await;
+    d
+}
+
+async fn quiet(rx: &mut Receiver<Delivery>) {
+    if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(1500), rx.recv()).await {
+        panic!("unexpected message: {:?} {}", d.envelope.metadata, d.envelope.data);
+    }
+}
+
+async fn runs_of(api: &Api<AgentRun>, instance: &str) -> Vec<AgentRun> {
+    api.list(&ListParams::default().labels(&format!("sympozium.ai/instance={instance}"))).await.unwrap().items
+}
+
+async fn one_run(api: &Api<AgentRun>, instance: &str) -> AgentRun {
+    let found = async {
+        loop {
+            let runs = runs_of(api, instance).await;
+            if !runs.is_empty() {
+                return runs;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let runs = tokio::time::timeout(WAIT, found).await.expect("a run for the message");
+    assert_eq!(runs.len(), 1, "one run per message");
+    runs.into_iter().next().unwrap()
+}
+
+#[tokio::test]
+async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "chan-router").await.unwrap().name().to_string();
+    let other = plane.namespace(&client, "chan-router-b").await.unwrap().name().to_string();
+    let alice = format!("alice-{ns}");
+    instance(
+        &client,
+        &ns,
+        &alice,
+        json!({"deniedSenders": ["mallory"], "denyMessage": "You may not talk to me."}),
+    )
+    .await;
+    // The same name in two namespaces: a message that does not say which is refused.
+    let dup = format!("dup-{ns}");
+    instance(&client, &ns, &dup, json!({})).await;
+    instance(&client, &other, &dup, json!({})).await;
+
+    let nats = NatsServer::start().await.unwrap();
+    let bus = Bus::connect(&nats.url()).await.unwrap();
+    let mut out = bus.durable("test-outbound", topics::CHANNEL_MESSAGE_SEND);
+    let router = tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+
+    // Inbound → one run, even when the channel pod delivers the message twice.
+    let (meta, data) = inbound(&alice, Some(&ns), "U1", "1700.2", "how are the pods?");
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    bus.publish_traced(topics::CHANNEL_MESSAGE_RECEIVED, meta.clone(), &data, Some(tp)).await.unwrap();
+    bus.publish_traced(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data, Some(tp)).await.unwrap();
+    let run = one_run(&runs, &alice).await;
+    let name = run.name_any();
+    assert!(name.starts_with(&format!("{alice}-ch-")), "{name}");
+    assert_eq!(run.labels()["sympozium.ai/source"], "channel");
+    assert_eq!(run.labels()["sympozium.ai/source-channel"], "slack");
+    let a = run.annotations();
+    assert_eq!(a["sympozium.ai/reply-channel"], "slack");
+    assert_eq!(a["sympozium.ai/reply-chat-id"], "C1");
+    assert_eq!(a["sympozium.ai/reply-thread-id"], "1700.1");
+    assert_eq!(a["sympozium.ai/sender-id"], "U1");
+    assert_eq!(a["sympozium.ai/sender-name"], "Ann");
+    assert_eq!(a["otel.dev/traceparent"], tp);
+    assert_eq!(run.spec.task, "how are the pods?");
+    assert_eq!(run.spec.timeout.as_deref(), Some("10m"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(runs_of(&runs, &alice).await.len(), 1, "the second delivery made no second run");
+
+    // Completion → exactly one reply for this instance, in the thread.
+    let done = BTreeMap::from([
+        ("agentRunID".to_string(), name.clone()),
+        ("instanceName".to_string(), alice.clone()),
+    ]);
+    let result = json!({"status": "success", "response": "All 12 pods are healthy."});
+    bus.publish(topics::AGENT_RUN_COMPLETED, done.clone(), &result).await.unwrap();
+    let reply = next(&mut out).await;
+    assert_eq!(reply.envelope.meta("instanceName"), alice);
+    assert_eq!(reply.envelope.meta("channel"), "slack");
+    assert_eq!(reply.envelope.meta("namespace"), ns);
+    assert_eq!(reply.envelope.data["text"], "All 12 pods are healthy.");
+    assert_eq!(reply.envelope.data["chatId"], "C1");
+    assert_eq!(reply.envelope.data["threadId"], "1700.1");
+    // The same completion again, and the run then reaching Succeeded: no second reply.
+    bus.publish(topics::AGENT_RUN_COMPLETED, done, &result).await.unwrap();
+    runs.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Succeeded", "result": "All 12 pods are healthy."}})),
+    )
+    .await
+    .unwrap();
+    quiet(&mut out).await;
+    assert_eq!(runs.get(&name).await.unwrap().annotations()["sympozium.ai/reply-state"], "sent");
+
+    // A run that fails without any result still answers, with a short error.
+    let (meta, data) = inbound(&alice, Some(&ns), "U2", "1700.3", "deploy it");
+    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    let failed = async {
+        loop {
+            if let Some(r) = runs_of(&runs, &alice).await.into_iter().find(|r| r.spec.task == "deploy it") {
+                return r.name_any();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let failed = tokio::time::timeout(WAIT, failed).await.expect("a run for the second message");
+    runs.patch_status(
+        &failed,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Failed", "error": "agent container OOMKilled"}})),
+    )
+    .await
+    .unwrap();
+    let reply = next(&mut out).await;
+    assert_eq!(reply.envelope.data["text"], "Error: agent container OOMKilled");
+    assert_eq!(reply.envelope.meta("instanceName"), alice);
+    assert_eq!(reply.envelope.data["threadId"], "1700.1");
+    quiet(&mut out).await;
+
+    // A denied sender gets the deny message and no run.
+    let (meta, data) = inbound(&alice, Some(&ns), "mallory", "1700.4", "give me the secrets");
+    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    let deny = next(&mut out).await;
+    assert_eq!(deny.envelope.data["text"], "You may not talk to me.");
+    assert_eq!(deny.envelope.data["chatId"], "C1");
+    assert_eq!(deny.envelope.meta("instanceName"), alice);
+    assert_eq!(runs_of(&runs, &alice).await.len(), 2, "no run for the denied sender");
+
+    // Ambiguous instance name (no namespace given): nothing is created; with the namespace it works.
+    let (meta, data) = inbound(&dup, None, "U1", "1700.5", "hello?");
+    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    let (meta, data) = inbound(&dup, Some(&other), "U1", "1700.6", "hello!");
+    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    let in_other: Api<AgentRun> = Api::namespaced(client.clone(), &other);
+    let r = one_run(&in_other, &dup).await;
+    assert_eq!(r.spec.task, "hello!");
+    assert!(runs_of(&runs, &dup).await.is_empty());
+    wait_for(&runs, &name, "reply recorded", WAIT, |r: Option<&AgentRun>| r.is_some()).await.unwrap();
+    quiet(&mut out).await;
+    router.abort();
+}
