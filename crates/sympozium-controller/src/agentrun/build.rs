@@ -335,6 +335,7 @@ fn skill_container(s: &ResolvedSidecar) -> Container {
         let path = s.sidecar.secret_mount_path.clone().unwrap_or_else(|| format!("/secrets/{secret}"));
         mounts.push(mount(&format!("skill-secret-{}", s.pack), &path, true));
     }
+    mounts.extend(super::host::mounts(s));
     let cpu = s.sidecar.resources.as_ref().and_then(|r| r.cpu.clone()).unwrap_or_else(|| "100m".into());
     let memory =
         s.sidecar.resources.as_ref().and_then(|r| r.memory.clone()).unwrap_or_else(|| "128Mi".into());
@@ -346,7 +347,7 @@ fn skill_container(s: &ResolvedSidecar) -> Container {
         env: (!vars.is_empty()).then_some(vars),
         volume_mounts: Some(mounts),
         resources: Some(resources((&cpu, &memory), (&cpu, &memory))),
-        security_context: Some(hardened()),
+        security_context: Some(super::host::security_context(s).unwrap_or_else(hardened)),
         ..Default::default()
     }
 }
@@ -423,6 +424,7 @@ pub fn job(i: &RunInputs<'_>) -> Job {
             });
         }
     }
+    volumes.extend(super::host::volumes(&i.sidecars));
     let seccomp = run
         .spec
         .sandbox
@@ -448,6 +450,8 @@ pub fn job(i: &RunInputs<'_>) -> Job {
                 metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
+                    host_network: super::host::host_network(&i.sidecars).then_some(true),
+                    host_pid: super::host::host_pid(&i.sidecars).then_some(true),
                     service_account_name: Some(service_account_name(run)),
                     automount_service_account_token: Some(needs_api_token(run, &i.sidecars)),
                     image_pull_secrets: (!run.spec.image_pull_secrets.is_empty())

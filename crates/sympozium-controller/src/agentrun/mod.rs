@@ -7,6 +7,8 @@
 
 pub mod build;
 pub mod completion;
+pub mod host;
+pub mod network;
 pub mod pending;
 pub mod policy;
 pub mod result;

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -21,7 +23,7 @@ use sympozium_kube::FIELD_MANAGER;
 use sympozium_kube::apply::{apply, create_if_absent};
 
 use super::build::{self, ResolvedSidecar, RunInputs};
-use super::{Error, policy, publish, terminal};
+use super::{Error, network, policy, publish, terminal};
 use crate::context::Context;
 
 /// Timeout when neither the run nor its instance sets one.
@@ -163,6 +165,54 @@ async fn grant(run: &AgentRun, sidecars: &[ResolvedSidecar], ctx: &Context) -> R
     Ok(())
 }
 
+/// Applies the run's NetworkPolicy from its policy's `networkPolicy` (nothing when the
+/// policy does not restrict the network).
+async fn isolate(
+    run: &AgentRun,
+    policy: Option<&SympoziumPolicy>,
+    skills: &[SkillRef],
+    sidecars: &[ResolvedSidecar],
+    ctx: &Context,
+) -> Result<(), kube::Error> {
+    let net = policy.and_then(|p| p.spec.network_policy.as_ref());
+    if !net.is_some_and(|n| n.deny_all) {
+        return Ok(());
+    }
+    let mut api_server = Vec::new();
+    if build::needs_api_token(run, sidecars) {
+        let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), "default");
+        let lp = ListParams::default().labels("kubernetes.io/service-name=kubernetes");
+        for slice in slices.list(&lp).await?.items {
+            let ports: Vec<i32> = slice.ports.iter().flatten().filter_map(|p| p.port).collect();
+            for ip in slice.endpoints.iter().flatten().flat_map(|e| e.addresses.iter()) {
+                api_server.extend(ports.iter().map(|p| (ip.clone(), *p)));
+            }
+        }
+        // The Service address too: some network plugins judge traffic before it is translated.
+        let services: Api<Service> = Api::namespaced(ctx.client.clone(), "default");
+        if let Some(spec) = services.get_opt("kubernetes").await?.and_then(|s| s.spec) {
+            let ports: Vec<i32> = spec.ports.iter().flatten().map(|p| p.port).collect();
+            for ip in spec.cluster_ips.iter().flatten().filter(|ip| ip.as_str() != "None") {
+                api_server.extend(ports.iter().map(|p| (ip.clone(), *p)));
+            }
+        }
+    }
+    let inputs = network::NetworkInputs {
+        run,
+        policy: net,
+        settings: &ctx.settings,
+        memory: build::uses_memory_server(skills),
+        api_server,
+    };
+    let Some((np, notes)) = network::network_policy(&inputs) else { return Ok(()) };
+    apply(&Api::<NetworkPolicy>::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default()), &np)
+        .await?;
+    for note in notes {
+        publish(ctx, run, EventType::Warning, "EgressApproximated", &note).await;
+    }
+    Ok(())
+}
+
 /// Checks that the instance's memory server is ready; `Err` fails the run.
 async fn memory_ready(run: &AgentRun, ctx: &Context) -> Result<Option<Action>, String> {
     let deployments: Api<Deployment> =
@@ -243,7 +293,15 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         }
     }
 
-    let sidecars = resolve_sidecars(run, &skills, ctx).await?;
+    let mut sidecars = resolve_sidecars(run, &skills, ctx).await?;
+    let host_mounts_allowed =
+        policy.as_ref().and_then(|p| p.spec.sandbox_policy.as_ref()).is_some_and(|s| s.allow_host_mounts);
+    for pack in super::host::withhold(&mut sidecars, host_mounts_allowed) {
+        let note = format!(
+            "skill {pack} requests host access; it runs without it because the run's policy does not set sandboxPolicy.allowHostMounts"
+        );
+        publish(ctx, run, EventType::Warning, "HostAccessDenied", &note).await;
+    }
     if let Err(e) = grant(run, &sidecars, ctx).await {
         let message =
             format!("granting the run's skill RBAC failed (the controller needs bind/escalate rights): {e}");
@@ -261,6 +319,13 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         }
         Ok(_) => {}
         Err(e) => publish(ctx, run, EventType::Warning, "MirrorFailed", &e.to_string()).await,
+    }
+
+    if let Err(e) = isolate(run, policy.as_ref(), &skills, &sidecars, ctx).await {
+        let message = format!("creating the run's NetworkPolicy failed: {e}");
+        publish(ctx, run, EventType::Warning, "NetworkPolicyFailed", &message).await;
+        terminal::fail(api, &name, &message, now).await?;
+        return Ok(Action::await_change());
     }
 
     let trace_id = format!("{:032x}", random_u128(&name));
