@@ -54,6 +54,9 @@ pub struct Args {
     /// Memory server URL (enables the memory tools).
     #[arg(long, env = "MEMORY_SERVER_URL", default_value = "")]
     pub memory_server_url: String,
+    /// Store a summary of every successful run in the memory server.
+    #[arg(long, env = "MEMORY_AUTO_STORE", default_value = "true", value_parser = parse_bool)]
+    pub memory_auto_store: bool,
     /// Channel the task came from.
     #[arg(long, env = "SOURCE_CHANNEL", default_value = "")]
     pub source_channel: String,
@@ -264,6 +267,8 @@ pub struct Config {
     pub memory_enabled: bool,
     /// Memory server URL without trailing `/`.
     pub memory_server_url: String,
+    /// Store a summary of every successful run in the memory server.
+    pub memory_auto_store: bool,
     /// Reply channel.
     pub source_channel: String,
     /// Reply chat id.
@@ -366,6 +371,7 @@ impl Config {
             tools_enabled: args.tools_enabled,
             memory_enabled: args.memory_enabled,
             memory_server_url: args.memory_server_url.trim().trim_end_matches('/').to_string(),
+            memory_auto_store: args.memory_auto_store,
             source_channel: args.source_channel.trim().to_string(),
             source_chat_id: args.source_chat_id.trim().to_string(),
             azure_api_version: args.azure_openai_api_version,

@@ -61,7 +61,12 @@ pub async fn run(config: Config, aws: AwsCredentials) -> RunReport {
     if let Ok(response) = &outcome {
         chunks.write_whole(response);
     }
-    let result = result_json(&outcome, stats, started.elapsed());
+    let mut result = result_json(&outcome, stats, started.elapsed());
+    // The legacy memory block also travels in result.json, so the controller can persist it
+    // from the bus when the pod's log cannot be read.
+    if let Some(m) = &memory {
+        result["memory"] = serde_json::Value::String(m.clone());
+    }
     if let Err(e) = write_result(&config.roots.ipc, &result) {
         tracing::error!(error = %e, "cannot write result.json");
     }
@@ -218,6 +223,7 @@ async fn execute(
     let (memory, response) =
         if legacy_memory { prompt::extract_memory(&response, config.debug) } else { (None, response) };
     if let Some(client) = &memory_client
+        && config.memory_auto_store
         && !response.is_empty()
     {
         let content =

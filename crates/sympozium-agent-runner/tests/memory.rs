@@ -168,6 +168,29 @@ async fn legacy_memory_is_prepended_and_the_marker_printed() {
         "## Your Memory\n- cluster runs k8s 1.31\n\n## Current Task\nIs the upgrade safe?"
     );
     assert!(body["messages"][0]["content"].as_str().unwrap().contains("__SYMPOZIUM_MEMORY__"));
+    // The new memory also travels in result.json, for controllers that cannot read the log.
+    assert_eq!(pod.result_file().unwrap()["memory"], "- cluster runs k8s 1.31\n- upgrade checked");
+}
+
+#[tokio::test]
+async fn auto_store_can_be_switched_off() {
+    let (url, state) = memory_server(Vec::new()).await;
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    fake.push(Turn::text("Nothing to report."));
+    let base = fake.openai_base_url();
+    let env = [
+        ("TASK", "Quick check"),
+        ("MODEL_BASE_URL", base.as_str()),
+        ("MEMORY_SERVER_URL", url.as_str()),
+        ("MEMORY_AUTO_STORE", "false"),
+    ];
+    let out = run_runner(&pod, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result()["response"], "Nothing to report.");
+    let store = state.lock().unwrap();
+    assert_eq!(store.searches.len(), 1, "auto-context still runs");
+    assert!(store.entries.is_empty(), "nothing stored when auto-store is off");
 }
 
 #[tokio::test]
