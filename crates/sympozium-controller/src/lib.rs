@@ -13,6 +13,7 @@ pub mod policy;
 pub mod schedule;
 pub mod settings;
 pub mod skillpack;
+pub mod spawn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +109,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         let bus = sympozium_bus::Bus::connect(url).await.map_err(|e| Error::Bus(e.to_string()))?;
         tokio::spawn(schedule::router::run(client.clone(), bus.clone()));
         tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
+        tokio::spawn(spawn::run(client.clone(), bus.clone()));
         tokio::spawn(agentrun::completion::run(client.clone(), bus));
         tracing::info!(%url, "event bus routers started");
     }

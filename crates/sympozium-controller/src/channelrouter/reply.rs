@@ -19,16 +19,17 @@ fn selector() -> String {
     format!("{}={SOURCE_VALUE}", labels::SOURCE)
 }
 
-/// Switches `reply-state` to `sent` if it is still `pending` on the newest version of the
-/// run; `Ok(Some(run))` = this caller owns the reply.
-async fn claim(api: &Api<AgentRun>, name: &str) -> Result<Option<AgentRun>, kube::Error> {
+/// Switches the annotation `key` from `pending` to `sent` on the newest version of the
+/// run, under its resourceVersion; `Ok(Some(run))` = this caller won and owns the
+/// follow-up (several paths and replicas may race for it).
+pub async fn claim(api: &Api<AgentRun>, name: &str, key: &str) -> Result<Option<AgentRun>, kube::Error> {
     for _ in 0..5 {
         let Some(run) = api.get_opt(name).await? else { return Ok(None) };
-        if !build::reply_pending(&run) {
+        if run.annotations().get(key).map(String::as_str) != Some("pending") {
             return Ok(None);
         }
         let patch = json!({"metadata": {"resourceVersion": run.resource_version(),
-            "annotations": {REPLY_STATE: "sent"}}});
+            "annotations": {key: "sent"}}});
         let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
         match api.patch(name, &params, &Patch::Merge(&patch)).await {
             Ok(_) => return Ok(Some(run)),
@@ -48,7 +49,9 @@ async fn answer(
     text: impl FnOnce(&AgentRun) -> Option<String>,
 ) -> Result<bool, String> {
     let api: Api<AgentRun> = Api::namespaced(client.clone(), ns);
-    let Some(run) = claim(&api, name).await.map_err(|e| e.to_string())? else { return Ok(false) };
+    let Some(run) = claim(&api, name, REPLY_STATE).await.map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
     let reply = text(&run).and_then(|t| build::reply(&run, t));
     let Some((message, meta)) = reply else {
         tracing::warn!(run = %name, "channel run without a reply channel; nothing sent");

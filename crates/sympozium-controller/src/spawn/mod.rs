@@ -1,0 +1,180 @@
+//! The spawn router: an agent's `spawn_subagent` request (`agent.spawn.request`, from its
+//! IPC bridge) becomes a child AgentRun within the instance's `agents.default.subagents`
+//! limits, and the child's outcome travels back to the parent's bridge on
+//! `agent.spawn.result.<parent run>` (written to `/ipc/input/spawn-result-<id>.json`).
+//!
+//! Refusals (a limit, an unknown parent) are answered at once on the same subject, so a
+//! waiting parent learns why instead of timing out. A redelivered request finds the child
+//! it already created (the child's name derives from the request). Results are sent once:
+//! the child's `spawn-result-state` annotation moves from `pending` to `sent` under its
+//! resourceVersion.
+
+pub mod build;
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use kube::api::{ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use sympozium_api::{AgentRun, SympoziumInstance, labels};
+use sympozium_bus::payloads::{SpawnRequest, SpawnResult};
+use sympozium_bus::{Bus, Delivery, topics};
+use sympozium_kube::FIELD_MANAGER;
+
+use crate::channelrouter::reply::claim;
+use build::{PARENT_RUN, RESULT_STATE, Usage};
+
+/// Durable consumer of spawn requests, shared by controller replicas.
+pub const CONSUMER: &str = "spawn-router";
+
+/// What became of a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The child run exists (now or from an earlier delivery).
+    Spawned(String),
+    /// Refused; the parent was told why.
+    Refused(String),
+}
+
+fn meta(parent: &str, instance: &str, ns: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("agentRunID".to_string(), parent.to_string()),
+        ("instanceName".to_string(), instance.to_string()),
+        ("namespace".to_string(), ns.to_string()),
+    ])
+}
+
+async fn send(bus: &Bus, parent: &str, instance: &str, ns: &str, result: &SpawnResult) -> Result<(), String> {
+    bus.publish(&topics::spawn_result(parent), meta(parent, instance, ns), result)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Finds the parent run by name, in the given namespace or else the only one with it.
+async fn parent(client: &Client, name: &str, ns: &str) -> Result<Option<AgentRun>, kube::Error> {
+    if !ns.is_empty() {
+        return Api::<AgentRun>::namespaced(client.clone(), ns).get_opt(name).await;
+    }
+    let found = Api::<AgentRun>::all(client.clone())
+        .list(&ListParams::default().fields(&format!("metadata.name={name}")))
+        .await?
+        .items;
+    Ok(if found.len() == 1 { found.into_iter().next() } else { None })
+}
+
+/// Handles one request; `Err` = transient, redeliver.
+pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<Outcome, String> {
+    let env = &delivery.envelope;
+    let req: SpawnRequest = serde_json::from_value(env.data.clone()).unwrap_or_default();
+    let parent_name =
+        Some(env.meta("agentRunID")).filter(|p| !p.is_empty()).unwrap_or(&req.parent_run_id).to_string();
+    let ns = Some(env.meta("namespace")).filter(|n| !n.is_empty()).unwrap_or(&req.namespace).to_string();
+    let instance_hint =
+        Some(env.meta("instanceName")).filter(|i| !i.is_empty()).unwrap_or(&req.instance_name).to_string();
+    let refuse = async |reason: String| -> Result<Outcome, String> {
+        tracing::info!(parent = %parent_name, id = %req.id, %reason, "sub-agent refused");
+        if !parent_name.is_empty() {
+            send(bus, &parent_name, &instance_hint, &ns, &SpawnResult::error(&req.id, reason.clone()))
+                .await?;
+        }
+        Ok(Outcome::Refused(reason))
+    };
+    if parent_name.is_empty() || req.id.is_empty() || req.task.trim().is_empty() {
+        return refuse("a spawn request needs the parent run, an id and a task".into()).await;
+    }
+    let Some(parent) = parent(client, &parent_name, &ns).await.map_err(|e| e.to_string())? else {
+        return refuse(format!("parent run {parent_name} not found")).await;
+    };
+    let ns = parent.namespace().unwrap_or_default();
+    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+    let child = build::child(&parent, &req);
+    let name = child.name_any();
+    if runs.get_opt(&name).await.map_err(|e| e.to_string())?.is_some() {
+        return Ok(Outcome::Spawned(name));
+    }
+    let instance = parent.spec.instance_ref.clone();
+    let inst = Api::<SympoziumInstance>::namespaced(client.clone(), &ns)
+        .get_opt(&instance)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(inst) = inst else {
+        return refuse(format!("instance {instance} of run {parent_name} not found")).await;
+    };
+    let limits = inst.spec.agents.default.subagents.clone().unwrap_or_default();
+    let subagents = runs
+        .list(&ListParams::default().labels(&format!("{}={instance},{PARENT_RUN}", labels::INSTANCE)))
+        .await
+        .map_err(|e| e.to_string())?
+        .items;
+    let usage = Usage {
+        children: subagents.iter().filter(|r| r.labels().get(PARENT_RUN) == Some(&parent_name)).count(),
+        running: subagents.iter().filter(|r| !build::finished(r)).count(),
+    };
+    if let Err(reason) = build::check(&limits, &instance, build::child_depth(&parent), usage) {
+        return refuse(reason).await;
+    }
+    let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    match runs.create(&params, &child).await {
+        Ok(_) => tracing::info!(parent = %parent_name, child = %name, "sub-agent run created"),
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(kube::Error::Api(e)) if e.code == 422 || e.code == 400 => {
+            return refuse(format!("the sub-agent run was rejected: {}", e.message)).await;
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    Ok(Outcome::Spawned(name))
+}
+
+/// Watches sub-agent runs and sends each finished one's result to its parent, once.
+async fn watch_children(client: Client, bus: Bus) {
+    let api: Api<AgentRun> = Api::all(client.clone());
+    let config = watcher::Config::default().labels(PARENT_RUN);
+    let mut children = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
+    while let Some(next) = children.next().await {
+        let Ok(child) = next else { continue };
+        let pending = child.annotations().get(RESULT_STATE).map(String::as_str) == Some("pending");
+        if !pending || build::result(&child).is_none() {
+            continue;
+        }
+        let (ns, name) = (child.namespace().unwrap_or_default(), child.name_any());
+        let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+        let claimed = match claim(&runs, &name, RESULT_STATE).await {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(child = %name, error = %e, "claiming a sub-agent result failed");
+                continue;
+            }
+        };
+        let (Some(result), Some(parent)) = (build::result(&claimed), claimed.labels().get(PARENT_RUN)) else {
+            continue;
+        };
+        if let Err(e) = send(&bus, parent, &claimed.spec.instance_ref, &ns, &result).await {
+            tracing::warn!(child = %name, error = %e, "sending a sub-agent result failed; retried on its next change");
+            let undo = serde_json::json!({"metadata": {"annotations": {RESULT_STATE: "pending"}}});
+            let _ =
+                runs.patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&undo)).await;
+        } else {
+            tracing::info!(child = %name, %parent, status = %result.status, "sub-agent result sent to its parent");
+        }
+    }
+}
+
+async fn requests(client: Client, bus: Bus) {
+    let mut deliveries = bus.durable(CONSUMER, topics::AGENT_SPAWN_REQUEST);
+    while let Some(d) = deliveries.recv().await {
+        match handle(&client, &bus, &d).await {
+            Ok(_) => d.ack().await,
+            Err(e) => {
+                tracing::warn!(error = %e, "spawn request failed; will retry");
+                d.nak().await;
+            }
+        }
+    }
+}
+
+/// Handles spawn requests and delivers sub-agent results until the process stops.
+pub async fn run(client: Client, bus: Bus) {
+    futures::join!(requests(client.clone(), bus.clone()), watch_children(client, bus));
+}
