@@ -1,0 +1,123 @@
+//! The admission decision for AgentRuns, as pure functions: which requests are reviewed
+//! and what a policy forbids, with messages that say what to change.
+//!
+//! Checks, in order (first failure wins): agent-sandbox consistency (always, with or
+//! without a policy), sandbox required, sub-agent depth, tool policy, feature gates,
+//! agent-sandbox requirements. The depth rule matches the controller's: depth counts from
+//! 1 and a run is allowed while `spawnDepth <= maxDepth` (`maxDepth: 0` means no limit).
+
+use kube::core::admission::Operation;
+use sympozium_api::agentrun::RunMode;
+use sympozium_api::policy::ToolAction;
+use sympozium_api::{AgentRun, SympoziumPolicy};
+
+/// Feature gate that allows `spec.sandbox` (code execution in a sandbox container).
+pub const GATE_CODE_EXECUTION: &str = "code-execution";
+/// Feature gate that allows sub-agent runs (`spec.parent`).
+pub const GATE_SUB_AGENTS: &str = "sub-agents";
+
+/// Whether a request is reviewed at all: every CREATE; an UPDATE only when the spec
+/// changed and the run is not being deleted (finalizer removal, status and metadata
+/// updates of runs — including runs whose instance is gone — always pass); never DELETE.
+pub fn needs_review(op: &Operation, run: &AgentRun, old: Option<&AgentRun>) -> bool {
+    match op {
+        Operation::Create => true,
+        Operation::Update => {
+            run.metadata.deletion_timestamp.is_none() && old.is_none_or(|o| o.spec != run.spec)
+        }
+        Operation::Delete | Operation::Connect => false,
+    }
+}
+
+fn sandbox_enabled(run: &AgentRun) -> bool {
+    run.spec.sandbox.as_ref().is_some_and(|s| s.enabled)
+}
+
+fn agent_sandbox_enabled(run: &AgentRun) -> bool {
+    run.spec.agent_sandbox.as_ref().is_some_and(|s| s.enabled)
+}
+
+/// Rules that hold with or without a policy.
+pub fn validate_shape(run: &AgentRun) -> Result<(), String> {
+    if sandbox_enabled(run) && agent_sandbox_enabled(run) {
+        return Err(
+            "spec.sandbox and spec.agentSandbox cannot both be enabled: choose one isolation mode".into()
+        );
+    }
+    if agent_sandbox_enabled(run) && run.spec.mode == RunMode::Server {
+        return Err("spec.agentSandbox cannot be used with mode: server".into());
+    }
+    Ok(())
+}
+
+/// Whether `policy` allows `run`; the error says which field to change and why.
+pub fn validate(run: &AgentRun, policy: &SympoziumPolicy) -> Result<(), String> {
+    validate_shape(run)?;
+    let name = policy.metadata.name.as_deref().unwrap_or_default();
+    let spec = &policy.spec;
+    let sandbox = spec.sandbox_policy.as_ref();
+    if sandbox.is_some_and(|s| s.required) && !sandbox_enabled(run) {
+        return Err(format!("sandbox is required by policy \"{name}\": set spec.sandbox.enabled to true"));
+    }
+    if let (Some(sub), Some(parent)) = (&spec.subagent_policy, &run.spec.parent)
+        && sub.max_depth > 0
+        && parent.spawn_depth > sub.max_depth
+    {
+        return Err(format!(
+            "spawn depth {} exceeds maxDepth {} of policy \"{name}\"",
+            parent.spawn_depth, sub.max_depth
+        ));
+    }
+    if let (Some(gating), Some(tools)) = (&spec.tool_gating, &run.spec.tool_policy) {
+        let denied = gating
+            .rules
+            .iter()
+            .filter(|r| r.action == ToolAction::Deny)
+            .find(|r| tools.allow.contains(&r.tool));
+        if let Some(rule) = denied {
+            return Err(format!(
+                "tool \"{}\" is denied by policy \"{name}\" but listed in spec.toolPolicy.allow",
+                rule.tool
+            ));
+        }
+    }
+    let gate_off = |gate: &str| spec.feature_gates.as_ref().and_then(|g| g.get(gate)) == Some(&false);
+    if gate_off(GATE_CODE_EXECUTION) && sandbox_enabled(run) {
+        return Err(format!(
+            "feature gate {GATE_CODE_EXECUTION} is disabled by policy \"{name}\": spec.sandbox cannot be enabled"
+        ));
+    }
+    if gate_off(GATE_SUB_AGENTS) && run.spec.parent.is_some() {
+        return Err(format!(
+            "feature gate {GATE_SUB_AGENTS} is disabled by policy \"{name}\": sub-agent runs (spec.parent) are not allowed"
+        ));
+    }
+    if let Some(agent_sandbox) = sandbox.and_then(|s| s.agent_sandbox_policy.as_ref()) {
+        if agent_sandbox.required && !agent_sandbox_enabled(run) {
+            return Err(format!(
+                "agent-sandbox mode is required by policy \"{name}\": set spec.agentSandbox.enabled to true"
+            ));
+        }
+        let class = run
+            .spec
+            .agent_sandbox
+            .as_ref()
+            .filter(|a| a.enabled)
+            .and_then(|a| a.runtime_class.as_deref())
+            .filter(|c| !c.is_empty());
+        if let Some(class) = class
+            && !agent_sandbox.allowed_runtime_classes.is_empty()
+            && !agent_sandbox.allowed_runtime_classes.iter().any(|c| c == class)
+        {
+            return Err(format!(
+                "runtime class \"{class}\" is not allowed by policy \"{name}\" (allowed: {})",
+                agent_sandbox.allowed_runtime_classes.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

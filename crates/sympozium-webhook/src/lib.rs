@@ -1,0 +1,131 @@
+//! Sympozium's validating admission webhook: AgentRuns are checked against the
+//! SympoziumPolicy of their instance when they are created (and when their spec changes),
+//! so a run a policy forbids is refused at `kubectl apply` time with a message naming the
+//! rule. The decision is a pure function ([`decide`]); [`server`] serves it over TLS
+//! ([`tls`]).
+
+pub mod decide;
+pub mod server;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Errors that stop the webhook.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable cluster configuration.
+    #[error("kubernetes configuration: {0}")]
+    Config(String),
+    /// A certificate or key file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The server could not listen.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The webhook's settings (from flags).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to serve HTTPS on.
+    pub bind: SocketAddr,
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// Generate a CA and serving certificate for these hosts when the files are missing
+    /// (the CA is written next to the certificate as `ca.crt`).
+    pub generate_for: Vec<String>,
+    /// Kubeconfig; in-cluster configuration when unset.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+async fn client(config: &Config) -> Result<kube::Client, Error> {
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let kc =
+                Kubeconfig::read_from(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| Error::Config(e.to_string()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| Error::Config(e.to_string()))?,
+    };
+    kube::Client::try_from(kube_config).map_err(|e| Error::Config(e.to_string()))
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::File { path: path.clone(), source })
+}
+
+fn write(path: &PathBuf, data: &str) -> Result<(), Error> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::File { path: dir.to_path_buf(), source })?;
+    }
+    std::fs::write(path, data).map_err(|source| Error::File { path: path.clone(), source })
+}
+
+/// Loads (or first generates) the serving certificate.
+pub fn load_tls(config: &Config) -> Result<std::sync::Arc<rustls::ServerConfig>, Error> {
+    let present = config.cert_file.exists() && config.key_file.exists();
+    if !config.generate_for.is_empty() && !present {
+        let generated = tls::generate(&config.generate_for)?;
+        write(&config.cert_file, &generated.cert_pem)?;
+        write(&config.key_file, &generated.key_pem)?;
+        let ca = config.cert_file.with_file_name("ca.crt");
+        write(&ca, &generated.ca_pem)?;
+        tracing::info!(ca = %ca.display(), hosts = ?config.generate_for, "generated a serving certificate");
+    }
+    Ok(tls::server_config(&read(&config.cert_file)?, &read(&config.key_file)?)?)
+}
+
+/// Runs the webhook until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> Result<(), Error> {
+    let tls = load_tls(&config)?;
+    let client = client(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| Error::Listen { addr: config.bind, source })?;
+    tracing::info!(addr = %config.bind, path = server::VALIDATE_PATH, "serving admission reviews");
+    server::serve_tls(listener, tls, server::router(client), shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

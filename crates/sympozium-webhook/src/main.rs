@@ -1,0 +1,47 @@
+//! `sympozium-webhook`: the admission webhook binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Validates AgentRuns against their SympoziumPolicy.
+#[derive(Debug, Parser)]
+#[command(name = "sympozium-webhook", version)]
+struct Args {
+    /// Address to serve HTTPS on.
+    #[arg(long, env = "WEBHOOK_BIND_ADDRESS", default_value = "0.0.0.0:9443")]
+    bind: SocketAddr,
+    /// PEM certificate chain.
+    #[arg(long, env = "WEBHOOK_CERT_FILE", default_value = "/tmp/k8s-webhook-server/serving-certs/tls.crt")]
+    cert_file: PathBuf,
+    /// PEM private key.
+    #[arg(long, env = "WEBHOOK_KEY_FILE", default_value = "/tmp/k8s-webhook-server/serving-certs/tls.key")]
+    key_file: PathBuf,
+    /// Generate a CA and serving certificate for these hosts when the files are missing.
+    #[arg(long, value_delimiter = ',')]
+    generate_certificate_for: Vec<String>,
+    /// Kubeconfig (in-cluster configuration when unset).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    sympozium_webhook::run(sympozium_webhook::Config {
+        bind: args.bind,
+        cert_file: args.cert_file,
+        key_file: args.key_file,
+        generate_for: args.generate_certificate_for,
+        kubeconfig: args.kubeconfig,
+    })
+    .await?;
+    Ok(())
+}

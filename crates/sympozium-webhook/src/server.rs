@@ -1,0 +1,147 @@
+//! The HTTPS server: `POST /validate-agent-pods` takes an AdmissionReview v1 for an
+//! AgentRun and answers with the decision; `GET /healthz` for probes. Stateless, so every
+//! replica serves (no leader election).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::{Api, Client};
+use rustls::ServerConfig;
+use sympozium_api::{AgentRun, SympoziumInstance, SympoziumPolicy};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::decide;
+
+/// Path of the AgentRun validation endpoint.
+pub const VALIDATE_PATH: &str = "/validate-agent-pods";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Client used to read instances and policies.
+    pub client: Client,
+}
+
+/// The webhook's routes.
+pub fn router(client: Client) -> Router {
+    Router::new()
+        .route(VALIDATE_PATH, post(validate_agent_run))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(Arc::new(AppState { client }))
+}
+
+async fn validate_agent_run(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let review: AdmissionReview<AgentRun> = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("decoding the AdmissionReview: {e}")).into_response();
+        }
+    };
+    let request: AdmissionRequest<AgentRun> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("AdmissionReview without a request: {e}"))
+                .into_response();
+        }
+    };
+    let response = review_run(&state.client, &request).await;
+    axum::Json(response.into_review()).into_response()
+}
+
+/// Reviews one AgentRun request: reads the run's instance and policy (in the run's
+/// namespace) and applies [`decide`].
+pub async fn review_run(client: &Client, request: &AdmissionRequest<AgentRun>) -> AdmissionResponse {
+    let allow = AdmissionResponse::from(request);
+    let Some(run) = request.object.as_ref() else { return allow };
+    if !decide::needs_review(&request.operation, run, request.old_object.as_ref()) {
+        return allow;
+    }
+    if let Err(message) = decide::validate_shape(run) {
+        return allow.deny(message);
+    }
+    let ns = request.namespace.clone().unwrap_or_default();
+    let instance_name = &run.spec.instance_ref;
+    let instance = match Api::<SympoziumInstance>::namespaced(client.clone(), &ns)
+        .get_opt(instance_name)
+        .await
+    {
+        Ok(Some(i)) => i,
+        Ok(None) if matches!(request.operation, Operation::Create) => {
+            return allow.deny(format!(
+                "SympoziumInstance \"{instance_name}\" not found in namespace \"{ns}\": spec.instanceRef must name an existing instance"
+            ));
+        }
+        // An update of a run whose instance is gone: nothing to check it against.
+        Ok(None) => return allow,
+        Err(e) => return allow.deny(format!("could not read SympoziumInstance \"{instance_name}\": {e}")),
+    };
+    let Some(policy_name) = instance.spec.policy_ref.as_deref().filter(|p| !p.is_empty()) else {
+        return allow;
+    };
+    let policy = match Api::<SympoziumPolicy>::namespaced(client.clone(), &ns).get_opt(policy_name).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return allow.deny(format!(
+                "SympoziumPolicy \"{policy_name}\" (policyRef of SympoziumInstance \"{instance_name}\") not found in namespace \"{ns}\""
+            ));
+        }
+        Err(e) => return allow.deny(format!("could not read SympoziumPolicy \"{policy_name}\": {e}")),
+    };
+    match decide::validate(run, &policy) {
+        Ok(()) => allow,
+        Err(message) => {
+            tracing::info!(run = ?run.metadata.name, namespace = %ns, %message, "denied");
+            allow.deny(message)
+        }
+    }
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` completes.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let tls_stream = match acceptor.accept(stream).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            if let Err(e) =
+                Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls_stream), service).await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

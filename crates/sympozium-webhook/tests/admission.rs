@@ -1,0 +1,210 @@
+//! The webhook behind the real kube-apiserver: the test control plane calls it over TLS
+//! (a ValidatingWebhookConfiguration with our CA pointing at the webhook on loopback), so
+//! `kubectl apply` of a run the policy forbids is refused with our message, a compliant
+//! run is admitted, and a run whose instance is gone can still be deleted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use sympozium_api::{AgentRun, SympoziumInstance};
+use sympozium_testkit::{TestPlane, wait_until_gone};
+use sympozium_webhook::{server, tls};
+
+async fn apply(client: &Client, ns: &str, kind: &str, plural: &str, name: &str, spec: Value) {
+    let ar = kube::api::ApiResource {
+        group: "sympozium.ai".into(),
+        version: "v1alpha1".into(),
+        api_version: "sympozium.ai/v1alpha1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec});
+    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&body)).await.unwrap();
+}
+
+fn run(name: &str, instance: &str, extra: Value) -> AgentRun {
+    let mut spec = json!({"instanceRef": instance, "agentId": "primary", "sessionKey": "", "task": "summarise the incident",
+        "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "openai-key"}});
+    spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+        "metadata": {"name": name}, "spec": spec}))
+    .unwrap()
+}
+
+async fn create(api: &Api<AgentRun>, r: &AgentRun) -> Result<AgentRun, String> {
+    api.create(&PostParams::default(), r).await.map_err(|e| e.to_string())
+}
+
+fn configuration(name: &str, ns: &str, port: u16, ca_pem: &str) -> ValidatingWebhookConfiguration {
+    ValidatingWebhookConfiguration {
+        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+        webhooks: Some(vec![ValidatingWebhook {
+            name: "vagentpod.sympozium.ai".into(),
+            client_config: WebhookClientConfig {
+                url: Some(format!("https://127.0.0.1:{port}{}", server::VALIDATE_PATH)),
+                ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
+                service: None,
+            },
+            rules: Some(vec![RuleWithOperations {
+                api_groups: Some(vec!["sympozium.ai".into()]),
+                api_versions: Some(vec!["v1alpha1".into()]),
+                operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+                resources: Some(vec!["agentruns".into()]),
+                scope: Some("Namespaced".into()),
+            }]),
+            failure_policy: Some("Fail".into()),
+            side_effects: "None".into(),
+            admission_review_versions: vec!["v1".into()],
+            timeout_seconds: Some(10),
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some([("kubernetes.io/metadata.name".to_string(), ns.to_string())].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apiserver_enforces_policies_through_the_webhook() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "webhook").await.unwrap().name().to_string();
+
+    let generated = tls::generate(&["127.0.0.1".into()]).unwrap();
+    let tls_config = tls::server_config(generated.cert_pem.as_bytes(), generated.key_pem.as_bytes()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server =
+        tokio::spawn(server::serve_tls(listener, tls_config, server::router(client.clone()), async {
+            let _ = stopped.await;
+        }));
+
+    apply(
+        &client,
+        &ns,
+        "SympoziumPolicy",
+        "sympoziumpolicies",
+        "strict",
+        json!({
+        "sandboxPolicy": {"required": true},
+        "subagentPolicy": {"maxDepth": 2, "maxConcurrent": 5},
+        "toolGating": {"defaultAction": "allow", "rules": [{"tool": "write_file", "action": "deny"}]},
+        "featureGates": {"sub-agents": true, "code-execution": true}}),
+    )
+    .await;
+    apply(
+        &client,
+        &ns,
+        "SympoziumInstance",
+        "sympoziuminstances",
+        "agent",
+        json!({
+        "agents": {"default": {"model": "gpt-4o"}}, "policyRef": "strict"}),
+    )
+    .await;
+
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let config_name = format!("sympozium-test-{ns}");
+    configs
+        .create(&PostParams::default(), &configuration(&config_name, &ns, port, &generated.ca_pem))
+        .await
+        .unwrap();
+
+    // The apiserver picks the configuration up asynchronously: probe with dry-run creates.
+    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+    let dry = PostParams { dry_run: true, ..Default::default() };
+    let probe = run("probe", "agent", json!({}));
+    let mut active = false;
+    for _ in 0..60 {
+        if let Err(e) = runs.create(&dry, &probe).await
+            && e.to_string().contains("denied the request")
+        {
+            active = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(active, "the apiserver never called the webhook");
+
+    // kubectl apply of a run without the sandbox the policy requires is refused.
+    let manifest = std::env::temp_dir().join(format!("{ns}-violating-run.json"));
+    std::fs::write(&manifest, serde_json::to_vec(&run("no-sandbox", "agent", json!({}))).unwrap()).unwrap();
+    let refused =
+        plane.kubectl(&["apply", "-n", &ns, "-f", manifest.to_str().unwrap()]).unwrap_err().to_string();
+    let _ = std::fs::remove_file(&manifest);
+    assert!(
+        refused.contains("admission webhook \"vagentpod.sympozium.ai\" denied the request: sandbox is required by policy \"strict\": set spec.sandbox.enabled to true"),
+        "{refused}"
+    );
+    assert!(runs.get_opt("no-sandbox").await.unwrap().is_none());
+
+    let sandboxed = json!({"sandbox": {"enabled": true}});
+    let mut tools = sandboxed.clone();
+    tools["toolPolicy"] = json!({"allow": ["read_file", "write_file"]});
+    let e = create(&runs, &run("writer", "agent", tools)).await.unwrap_err();
+    assert!(
+        e.contains("tool \"write_file\" is denied by policy \"strict\" but listed in spec.toolPolicy.allow"),
+        "{e}"
+    );
+    let mut deep = sandboxed.clone();
+    deep["parent"] = json!({"runName": "x", "sessionKey": "s", "spawnDepth": 3});
+    let e = create(&runs, &run("deep", "agent", deep.clone())).await.unwrap_err();
+    assert!(e.contains("spawn depth 3 exceeds maxDepth 2"), "{e}");
+    deep["parent"]["spawnDepth"] = json!(2);
+    create(&runs, &run("deep-ok", "agent", deep)).await.expect("depth == maxDepth is admitted");
+    let e = create(&runs, &run("orphan", "ghost", sandboxed.clone())).await.unwrap_err();
+    assert!(e.contains("SympoziumInstance \"ghost\" not found"), "{e}");
+
+    // A compliant run is admitted; a spec change that breaks the policy is refused.
+    let mut held = run("compliant", "agent", sandboxed.clone());
+    held.metadata.finalizers = Some(vec!["sympozium.ai/test-hold".into()]);
+    create(&runs, &held).await.expect("a compliant run is admitted");
+    let e = runs
+        .patch(
+            "compliant",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"sandbox": {"enabled": false}}})),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sandbox is required"), "{e}");
+
+    // Its instance disappears: metadata updates and deletion still go through.
+    Api::<SympoziumInstance>::namespaced(client.clone(), &ns)
+        .delete("agent", &DeleteParams::default())
+        .await
+        .unwrap();
+    runs.patch(
+        "compliant",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"seen": "yes"}}})),
+    )
+    .await
+    .expect("a metadata update of an orphaned run is not blocked");
+    runs.delete("compliant", &DeleteParams::default()).await.unwrap();
+    runs.patch(
+        "compliant",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("finalizer removal of an orphaned run is not blocked");
+    wait_until_gone(&runs, "compliant", "the orphaned run", Duration::from_secs(20)).await.unwrap();
+
+    configs.delete(&config_name, &DeleteParams::default()).await.unwrap();
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+}
