@@ -229,11 +229,15 @@ pub struct MemorySpec {
     /// System prompt of the agent (persona prompt for pack-generated instances).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
+    /// Store a summary of every successful run in the memory server (default true).
+    /// Additive to the original API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_store: Option<bool>,
 }
 
 impl Default for MemorySpec {
     fn default() -> Self {
-        Self { enabled: true, max_size_kb: default_max_size_kb(), system_prompt: None }
+        Self { enabled: true, max_size_kb: default_max_size_kb(), system_prompt: None, auto_store: None }
     }
 }
 

@@ -44,6 +44,13 @@ pub struct Config {
     /// Finished AgentRuns kept per instance (older ones are deleted).
     #[arg(long, env = "SYMPOZIUM_MAX_RUN_HISTORY", default_value_t = 50)]
     pub max_run_history: usize,
+    /// Memory server address of an instance (`{instance}`, `{namespace}` are filled in).
+    #[arg(
+        long,
+        env = "SYMPOZIUM_MEMORY_URL_TEMPLATE",
+        default_value = "http://{instance}-memory.{namespace}.svc:8080"
+    )]
+    pub memory_url_template: String,
     /// NATS URL of the event bus; the routers (agent-managed schedules, …) run only when
     /// set.
     #[arg(long, env = "NATS_URL")]
@@ -63,6 +70,7 @@ impl Config {
             event_bus_url: self.event_bus_url.clone(),
             otlp_endpoint: self.otlp_endpoint.clone(),
             max_run_history: self.max_run_history,
+            memory_url_template: self.memory_url_template.clone(),
         }
     }
 }

@@ -16,6 +16,9 @@ pub struct Settings {
     pub otlp_endpoint: String,
     /// Finished AgentRuns kept per instance; older ones are deleted.
     pub max_run_history: usize,
+    /// Memory server address of an instance; `{instance}` and `{namespace}` are filled in.
+    /// A controller outside the cluster (development) points this at a port-forward.
+    pub memory_url_template: String,
 }
 
 impl Default for Settings {
@@ -27,6 +30,7 @@ impl Default for Settings {
             event_bus_url: None,
             otlp_endpoint: String::new(),
             max_run_history: 50,
+            memory_url_template: "http://{instance}-memory.{namespace}.svc:8080".into(),
         }
     }
 }
@@ -35,6 +39,11 @@ impl Settings {
     /// Full reference of the Sympozium image `name`.
     pub fn image(&self, name: &str) -> String {
         format!("{}/{}:{}", self.image_registry.trim_end_matches('/'), name, self.image_tag)
+    }
+
+    /// The memory server URL of `instance` in `namespace`.
+    pub fn memory_url(&self, instance: &str, namespace: &str) -> String {
+        self.memory_url_template.replace("{instance}", instance).replace("{namespace}", namespace)
     }
 
     /// The NATS URL pods connect to.

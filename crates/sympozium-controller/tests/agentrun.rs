@@ -58,7 +58,7 @@ impl Harness {
             .with_clock(clock.clone());
         let tasks = vec![
             tokio::spawn(agentrun::run(Arc::new(ctx))),
-            tokio::spawn(agentrun::completion::run(client.clone(), bus.clone())),
+            tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), Settings::default())),
         ];
         let h = Harness { client, ns, clock, bus, _nats: nats, tasks };
         h.apply(
@@ -283,4 +283,99 @@ async fn history_is_pruned_and_deletion_cleans_up() {
     wait_until_gone(&h.runs(), "doomed", "deleted run (finalizer released)", WAIT).await.unwrap();
     let jobs: Api<Job> = Api::namespaced(h.client.clone(), &h.ns);
     wait_until_gone(&jobs, "doomed", "its Job", WAIT).await.unwrap();
+}
+
+/// The real memory server, in-process on a loopback port, backed by a temporary SQLite file.
+async fn memory_server() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory.db");
+    let store = tokio::task::spawn_blocking(move || {
+        sympozium_memory::Store::open(&path, sympozium_memory::Limits::default(), true, 2)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, sympozium_memory::http::router(store)).await.unwrap() });
+    (url, dir)
+}
+
+#[tokio::test]
+async fn memory_is_persisted_within_limits_and_failures_are_remembered() {
+    let (url, _db) = memory_server().await;
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "run-memory").await.unwrap().name().to_string();
+    let nats = NatsServer::start().await.unwrap();
+    let bus = Bus::connect(&nats.url()).await.unwrap();
+    // The controller reaches memory servers through the configured address (here: loopback).
+    let settings = Settings { memory_url_template: url.clone(), ..Default::default() };
+    let tasks = [tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), settings))];
+    let h = Harness {
+        client,
+        ns,
+        clock: Arc::new(ManualClock::new(Timestamp::now())),
+        bus,
+        _nats: nats,
+        tasks: tasks.into(),
+    };
+    h.apply(
+        "SympoziumInstance",
+        "agent",
+        json!({"agents": {"default": {"model": "gpt-4o"}},
+        "memory": {"enabled": true, "maxSizeKB": 1}}),
+    )
+    .await;
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "agent-memory"}, "data": {"MEMORY.md": "# Agent Memory\n"}}))
+    .unwrap();
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(h.client.clone(), &h.ns);
+    configmaps.create(&Default::default(), &cm).await.unwrap();
+
+    // Runs waiting in Running (no controller here), finished over the bus.
+    for name in ["remembers", "breaks"] {
+        h.run(name, json!({"skills": [{"skillPackRef": "memory"}]})).await;
+        let status = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "status": {"phase": "Running"}});
+        h.runs().patch_status(name, &PatchParams::apply("test"), &Patch::Apply(&status)).await.unwrap();
+    }
+    let long_memory = format!(
+        "# Agent Memory\n{}",
+        (0..80).map(|i| format!("- fact {i:02}: {}", "x".repeat(30))).collect::<Vec<_>>().join("\n")
+    );
+    h.complete_over_bus("remembers", json!({"status": "success", "response": "done", "memory": long_memory}))
+        .await;
+    h.run_where("remembers", "Succeeded", |r| phase(r) == AgentRunPhase::Succeeded).await;
+    let mut memory = String::new();
+    for _ in 0..50 {
+        memory = configmaps.get("agent-memory").await.unwrap().data.unwrap()["MEMORY.md"].clone();
+        if memory.contains("fact 79") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(memory.contains("fact 79"), "the newest memory is kept: {memory}");
+    assert!(
+        memory.len() <= 1024 && !memory.contains("fact 00:"),
+        "trimmed to maxSizeKB: {} bytes",
+        memory.len()
+    );
+
+    h.complete_over_bus("breaks", json!({"status": "error", "error": "kubectl: connection refused"})).await;
+    h.run_where("breaks", "Failed", |r| phase(r) == AgentRunPhase::Failed).await;
+    let memories = sympozium_memory::MemoryClient::new(url).unwrap();
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        let query = sympozium_memory::ListQuery { tags: vec!["failure".into()], ..Default::default() };
+        found = memories.list(&query).await.unwrap();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(found.len(), 1, "one failure record");
+    assert!(found[0].content.starts_with(
+        "## Failed AgentRun: breaks\n**Task**: list crashing pods\n**Error**: kubectl: connection refused"
+    ));
+    assert!(found[0].tags.contains(&"agent".to_string()), "tagged with the instance: {:?}", found[0].tags);
 }

@@ -251,6 +251,10 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
     }
     if let Some(url) = memory_url {
         vars.push(env("MEMORY_SERVER_URL", url));
+        let auto_store = i.instance.and_then(|inst| inst.spec.memory.as_ref()?.auto_store);
+        if auto_store == Some(false) {
+            vars.push(env("MEMORY_AUTO_STORE", "false"));
+        }
     }
     for (k, v) in spec.env.iter().flatten() {
         vars.push(env(k, v.clone()));
@@ -388,8 +392,8 @@ pub fn job(i: &RunInputs<'_>) -> Job {
     let run = i.run;
     let ns = run.namespace().unwrap_or_default();
     let legacy_memory = i.instance.and_then(|inst| inst.spec.memory.as_ref()).is_some_and(|m| m.enabled);
-    let memory_url = uses_memory_server(&i.skills)
-        .then(|| format!("http://{}-memory.{ns}.svc:8080", run.spec.instance_ref));
+    let memory_url =
+        uses_memory_server(&i.skills).then(|| i.settings.memory_url(&run.spec.instance_ref, &ns));
     let labels = run_labels(run);
     let mut containers = vec![agent_container(i, memory_url.as_deref(), legacy_memory), ipc_bridge(i)];
     containers.extend(i.sidecars.iter().map(skill_container));

@@ -170,3 +170,34 @@ fn a_run_without_a_prompt_gets_the_persona_prompt() {
     let prompt = agent.env.iter().flatten().find(|e| e.name == "SYSTEM_PROMPT").unwrap();
     assert_eq!(prompt.value.as_deref(), Some("You are the SRE watchdog."));
 }
+
+#[test]
+fn auto_store_follows_the_instance() {
+    let r = run();
+    let mut inst = instance();
+    inst.spec.memory.as_mut().unwrap().auto_store = Some(false);
+    let settings = Settings {
+        memory_url_template: "http://127.0.0.1:9/{namespace}/{instance}".into(),
+        ..Default::default()
+    };
+    let inputs = RunInputs {
+        run: &r,
+        instance: Some(&inst),
+        settings: &settings,
+        skills: r.spec.skills.clone(),
+        sidecars: vec![],
+        timeout: Duration::from_secs(60),
+        tool_policy: None,
+        traceparent: None,
+    };
+    let job = job(&inputs);
+    let env: Vec<_> = job.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.value.unwrap_or_default()))
+        .collect();
+    assert!(env.contains(&("MEMORY_AUTO_STORE".into(), "false".into())));
+    assert!(env.contains(&("MEMORY_SERVER_URL".into(), "http://127.0.0.1:9/team/agent".into())), "{env:?}");
+}

@@ -32,7 +32,7 @@ async fn find(client: &Client, meta: &std::collections::BTreeMap<String, String>
 }
 
 /// Records run outcomes from the bus until the process stops.
-pub async fn run(client: Client, bus: Bus) {
+pub async fn run(client: Client, bus: Bus, settings: crate::settings::Settings) {
     let mut deliveries = bus.durable(CONSUMER, topics::AGENT_RUN_COMPLETED);
     while let Some(d) = deliveries.recv().await {
         let meta = &d.envelope.metadata;
@@ -40,7 +40,12 @@ pub async fn run(client: Client, bus: Bus) {
             let outcome = from_result_json(&d.envelope.data);
             let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
             match complete(&api, name, &outcome, now).await {
-                Ok(true) => tracing::info!(run = %name, "outcome recorded from the bus"),
+                Ok(true) => {
+                    tracing::info!(run = %name, "outcome recorded from the bus");
+                    if let Ok(Some(run)) = api.get_opt(name).await {
+                        super::memory::after_finish(&client, &settings, &run, &outcome).await;
+                    }
+                }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(run = %name, error = %e, "recording the outcome failed; will retry");

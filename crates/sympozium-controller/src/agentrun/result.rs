@@ -22,6 +22,8 @@ pub struct Outcome {
     pub error: Option<String>,
     /// Token usage, when the model reported any.
     pub usage: Option<TokenUsage>,
+    /// The new legacy MEMORY.md the agent wrote, if any.
+    pub memory: Option<String>,
 }
 
 fn as_i64(v: &Value) -> i64 {
@@ -44,10 +46,11 @@ pub fn truncate(text: &str) -> String {
 pub fn from_result_json(v: &Value) -> Outcome {
     let m = &v["metrics"];
     let (input, output) = (as_i64(&m["inputTokens"]), as_i64(&m["outputTokens"]));
+    let memory = v["memory"].as_str().map(str::trim).filter(|m| !m.is_empty()).map(String::from);
     if v["status"].as_str() == Some("error") {
         let error =
             v["error"].as_str().map(str::trim).filter(|e| !e.is_empty()).unwrap_or("agent run failed");
-        return Outcome { success: false, result: None, error: Some(error.to_string()), usage: None };
+        return Outcome { success: false, result: None, error: Some(error.to_string()), usage: None, memory };
     }
     let usage = (input > 0 || output > 0).then(|| TokenUsage {
         input_tokens: input,
@@ -61,7 +64,19 @@ pub fn from_result_json(v: &Value) -> Outcome {
         result: Some(truncate(v["response"].as_str().unwrap_or_default())),
         error: None,
         usage,
+        memory,
     }
+}
+
+const MEMORY_START: &str = "__SYMPOZIUM_MEMORY__";
+const MEMORY_END: &str = "__SYMPOZIUM_MEMORY_END__";
+
+/// The last complete legacy memory block printed by the runner.
+pub fn memory_block(logs: &str) -> Option<String> {
+    let start = logs.rfind(MEMORY_START)?;
+    let rest = &logs[start + MEMORY_START.len()..];
+    let block = rest[..rest.find(MEMORY_END)?].trim();
+    (!block.is_empty()).then(|| block.to_string())
 }
 
 const RATE_LIMIT_SIGNS: [&str; 9] = [
@@ -82,7 +97,11 @@ pub fn from_logs(logs: &str) -> Option<Outcome> {
     if let Some(start) = logs.rfind(START) {
         let rest = &logs[start + START.len()..];
         let json = rest.find(END).map(|end| rest[..end].trim())?;
-        return serde_json::from_str::<Value>(json).ok().map(|v| from_result_json(&v));
+        let mut outcome = serde_json::from_str::<Value>(json).ok().map(|v| from_result_json(&v))?;
+        if outcome.memory.is_none() {
+            outcome.memory = memory_block(logs);
+        }
+        return Some(outcome);
     }
     logs.lines().rev().find_map(|line| {
         let lower = line.to_ascii_lowercase();
@@ -93,6 +112,7 @@ pub fn from_logs(logs: &str) -> Option<Outcome> {
                 result: None,
                 error: Some(collapsed.chars().take(500).collect()),
                 usage: None,
+                memory: None,
             }
         })
     })
@@ -127,6 +147,16 @@ mod tests {
         assert_eq!(o.error.as_deref(), Some("error: HTTP 429 Too Many Requests"));
         assert_eq!(from_logs("__SYMPOZIUM_RESULT__{\"status\":\"success\""), None, "unterminated marker");
         assert_eq!(from_logs("all good\n"), None);
+    }
+
+    #[test]
+    fn memory_travels_in_the_result_or_the_log() {
+        let o =
+            from_result_json(&serde_json::json!({"status": "success", "response": "ok", "memory": "- fact"}));
+        assert_eq!(o.memory.as_deref(), Some("- fact"));
+        let logs = "x\n__SYMPOZIUM_MEMORY__- a\n- b__SYMPOZIUM_MEMORY_END__\n\
+            __SYMPOZIUM_RESULT__{\"status\":\"success\",\"response\":\"ok\"}__SYMPOZIUM_END__";
+        assert_eq!(from_logs(logs).unwrap().memory.as_deref(), Some("- a\n- b"));
     }
 
     #[test]

@@ -169,6 +169,7 @@ pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         Decision::Wait(after) => Ok(Action::requeue(after)),
         Decision::Finish(outcome) => {
             if terminal::complete(api, &name, &outcome, Time(now)).await? {
+                super::memory::after_finish(&ctx.client, &ctx.settings, run, &outcome).await;
                 let (kind, reason) = if outcome.success {
                     (EventType::Normal, "Succeeded")
                 } else {
@@ -180,7 +181,9 @@ pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
             Ok(Action::requeue(Duration::from_secs(1)))
         }
         Decision::TimedOut => {
-            terminal::fail(api, &name, "timeout", Time(now)).await?;
+            if terminal::fail(api, &name, "timeout", Time(now)).await? {
+                super::memory::store_failure(&ctx.settings, run, "timeout").await;
+            }
             publish(ctx, run, EventType::Warning, "TimedOut", "the run exceeded its timeout").await;
             Ok(Action::requeue(Duration::from_secs(1)))
         }
