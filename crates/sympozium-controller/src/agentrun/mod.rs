@@ -8,6 +8,7 @@
 pub mod build;
 pub mod completion;
 pub mod host;
+pub mod memory;
 pub mod network;
 pub mod pending;
 pub mod policy;
