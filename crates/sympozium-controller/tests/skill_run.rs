@@ -12,7 +12,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use sympozium_api::AgentRun;
@@ -21,7 +22,7 @@ use sympozium_controller::agentrun;
 use sympozium_controller::context::Context;
 use sympozium_controller::settings::Settings;
 use sympozium_kube::metrics::Metrics;
-use sympozium_testkit::{TestPlane, wait_for};
+use sympozium_testkit::{TestPlane, wait_for, wait_until_gone};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -190,6 +191,36 @@ async fn policies_govern_host_access_and_network_and_built_in_skills_are_mirrore
     assert!(cidrs.contains(&"10.20.0.0/16".to_string()), "{cidrs:?}");
     assert!(cidrs.len() >= 2, "the skill's RBAC also opens the Kubernetes API: {cidrs:?}");
     assert_eq!(spec.policy_types.unwrap(), ["Ingress", "Egress"]);
+
+    // The skill's RBAC is bound to this run's ServiceAccount only, and leaves with the run.
+    let roles: Api<Role> = Api::namespaced(client.clone(), &ns);
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
+    let binding = bindings.get("sympozium-skill-node-debug-locked").await.unwrap();
+    let subjects = binding.subjects.unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(
+        (subjects[0].kind.as_str(), subjects[0].name.as_str(), subjects[0].namespace.as_deref()),
+        ("ServiceAccount", "sympozium-run-locked", Some(ns.as_str()))
+    );
+    assert_eq!(pod.service_account_name.as_deref(), Some("sympozium-run-locked"));
+    assert_eq!(
+        roles.get("sympozium-skill-node-debug-locked").await.unwrap().rules.unwrap()[0].verbs,
+        ["get"]
+    );
+    Api::<AgentRun>::namespaced(client.clone(), &ns)
+        .delete("locked", &DeleteParams::default())
+        .await
+        .unwrap();
+    for (what, name) in
+        [("Role", "sympozium-skill-node-debug-locked"), ("NetworkPolicy", "sympozium-run-locked")]
+    {
+        let gone = |what: &str| format!("the run's {what} garbage-collected");
+        match what {
+            "Role" => wait_until_gone(&roles, name, &gone(what), WAIT).await.unwrap(),
+            _ => wait_until_gone(&policies, name, &gone(what), WAIT).await.unwrap(),
+        }
+    }
+    wait_until_gone(&bindings, "sympozium-skill-node-debug-locked", "the RoleBinding", WAIT).await.unwrap();
 
     // A policy that allows host mounts: the sidecar gets them; no network policy set.
     start_run(&client, &ns, "hosted", "host-agent", skills).await;
