@@ -211,15 +211,8 @@ async fn policies_govern_host_access_and_network_and_built_in_skills_are_mirrore
         .delete("locked", &DeleteParams::default())
         .await
         .unwrap();
-    for (what, name) in
-        [("Role", "sympozium-skill-node-debug-locked"), ("NetworkPolicy", "sympozium-run-locked")]
-    {
-        let gone = |what: &str| format!("the run's {what} garbage-collected");
-        match what {
-            "Role" => wait_until_gone(&roles, name, &gone(what), WAIT).await.unwrap(),
-            _ => wait_until_gone(&policies, name, &gone(what), WAIT).await.unwrap(),
-        }
-    }
+    wait_until_gone(&roles, "sympozium-skill-node-debug-locked", "the run's Role", WAIT).await.unwrap();
+    wait_until_gone(&policies, "sympozium-run-locked", "the run's NetworkPolicy", WAIT).await.unwrap();
     wait_until_gone(&bindings, "sympozium-skill-node-debug-locked", "the RoleBinding", WAIT).await.unwrap();
 
     // A policy that allows host mounts: the sidecar gets them; no network policy set.
