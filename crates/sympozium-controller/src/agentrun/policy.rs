@@ -7,6 +7,15 @@ use sympozium_api::agentrun::AgentRunPhase;
 use sympozium_api::policy::ToolAction;
 use sympozium_api::{AgentRun, SympoziumInstance, SympoziumPolicy};
 
+/// Tools a feature gate switches off when the policy sets it to `false`.
+pub const GATED_TOOLS: &[(&str, &[&str])] = &[
+    ("code-execution", &["execute_command"]),
+    ("file-access", &["read_file", "write_file", "edit_file", "list_directory"]),
+    ("sub-agents", &["spawn_subagent"]),
+    // The agent's only way to browse the web.
+    ("browser-automation", &["fetch_url"]),
+];
+
 /// Why a run may not start (the message goes to `status.error`).
 pub fn validate(
     run: &AgentRun,
@@ -70,6 +79,11 @@ pub fn effective_tool_policy(
                 }
             }
         }
+        for (gate, tools) in GATED_TOOLS {
+            if policy.spec.feature_gates.as_ref().and_then(|g| g.get(*gate)) == Some(&false) {
+                deny.extend(tools.iter().map(|t| t.to_string()));
+            }
+        }
         if let Some(net) = &policy.spec.network_policy {
             egress = net.allowed_egress.iter().map(|e| json!({"host": e.host, "port": e.port})).collect();
         }
@@ -123,6 +137,18 @@ mod tests {
         assert_eq!(v["allow"], json!(["read_file"]));
         assert_eq!(v["deny"], json!(["write_file"]));
         assert_eq!(v["allowedEgress"][0]["host"], "api.github.com");
+    }
+
+    #[test]
+    fn disabled_feature_gates_deny_their_tools() {
+        let p = policy(json!({"featureGates": {"file-access": false, "browser-automation": false,
+            "code-execution": true, "sub-agents": false}}));
+        let v: Value =
+            serde_json::from_str(&effective_tool_policy(&run(json!({})), None, Some(&p)).unwrap()).unwrap();
+        assert_eq!(
+            v["deny"],
+            json!(["read_file", "write_file", "edit_file", "list_directory", "spawn_subagent", "fetch_url"])
+        );
     }
 
     #[test]
