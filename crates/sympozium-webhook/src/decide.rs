@@ -2,13 +2,15 @@
 //! and what a policy forbids, with messages that say what to change.
 //!
 //! Checks, in order (first failure wins): agent-sandbox consistency (always, with or
-//! without a policy), sandbox required, sub-agent depth, tool policy, feature gates,
+//! without a policy), sandbox required, resource ceilings (`maxCPU`, `maxMemory`), sub-agent depth, tool policy, feature gates,
 //! agent-sandbox requirements. The depth rule matches the controller's: depth counts from
 //! 1 and a run is allowed while `spawnDepth <= maxDepth` (`maxDepth: 0` means no limit).
 
 use kube::core::admission::Operation;
+
+use crate::quantity;
 use sympozium_api::agentrun::RunMode;
-use sympozium_api::policy::ToolAction;
+use sympozium_api::policy::{SandboxPolicy, ToolAction};
 use sympozium_api::{AgentRun, SympoziumPolicy};
 
 /// Feature gate that allows `spec.sandbox` (code execution in a sandbox container).
@@ -58,6 +60,9 @@ pub fn validate(run: &AgentRun, policy: &SympoziumPolicy) -> Result<(), String> 
     let sandbox = spec.sandbox_policy.as_ref();
     if sandbox.is_some_and(|s| s.required) && !sandbox_enabled(run) {
         return Err(format!("sandbox is required by policy \"{name}\": set spec.sandbox.enabled to true"));
+    }
+    if let Some(sandbox) = sandbox {
+        check_ceilings(run, sandbox, name)?;
     }
     if let (Some(sub), Some(parent)) = (&spec.subagent_policy, &run.spec.parent)
         && sub.max_depth > 0
@@ -113,6 +118,41 @@ pub fn validate(run: &AgentRun, policy: &SympoziumPolicy) -> Result<(), String> 
                 "runtime class \"{class}\" is not allowed by policy \"{name}\" (allowed: {})",
                 agent_sandbox.allowed_runtime_classes.join(", ")
             ));
+        }
+    }
+    Ok(())
+}
+
+/// `maxCPU` / `maxMemory`: no sandbox request or limit may exceed the policy's ceiling.
+fn check_ceilings(run: &AgentRun, sandbox: &SandboxPolicy, policy: &str) -> Result<(), String> {
+    let sets = [
+        ("spec.sandbox", run.spec.sandbox.as_ref().and_then(|s| s.resources.as_ref())),
+        ("spec.agentSandbox", run.spec.agent_sandbox.as_ref().and_then(|s| s.resources.as_ref())),
+    ];
+    let ceilings = [
+        ("cpu", "maxCPU", sandbox.max_cpu.as_deref()),
+        ("memory", "maxMemory", sandbox.max_memory.as_deref()),
+    ];
+    for (field, resources) in sets {
+        let Some(resources) = resources else { continue };
+        for (kind, values) in [("requests", &resources.requests), ("limits", &resources.limits)] {
+            for (resource, ceiling_field, ceiling) in ceilings {
+                let (Some(value), Some(ceiling)) = (values.as_ref().and_then(|v| v.get(resource)), ceiling)
+                else {
+                    continue;
+                };
+                let Some(max) = quantity::parse(ceiling) else { continue };
+                let path = format!("{field}.resources.{kind}.{resource}");
+                match quantity::parse(value) {
+                    None => return Err(format!("{path}: \"{value}\" is not a resource quantity")),
+                    Some(v) if v > max => {
+                        return Err(format!(
+                            "{path} \"{value}\" exceeds {ceiling_field} \"{ceiling}\" of policy \"{policy}\""
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
         }
     }
     Ok(())

@@ -68,6 +68,24 @@ fn sandbox_rules() {
 }
 
 #[test]
+fn resource_ceilings() {
+    let p = policy(json!({"sandboxPolicy": {"required": false, "maxCPU": "2", "maxMemory": "4Gi"}}));
+    let with = |res: Value| run(json!({"sandbox": {"enabled": true, "resources": res}}));
+    assert!(validate(&with(json!({"limits": {"cpu": "1500m", "memory": "4Gi"}})), &p).is_ok());
+    assert_eq!(
+        denied(&with(json!({"limits": {"cpu": "4"}})), &p),
+        "spec.sandbox.resources.limits.cpu \"4\" exceeds maxCPU \"2\" of policy \"p\""
+    );
+    assert!(
+        denied(&with(json!({"requests": {"memory": "5G"}})), &p)
+            .contains("requests.memory \"5G\" exceeds maxMemory")
+    );
+    assert!(denied(&with(json!({"limits": {"memory": "lots"}})), &p).contains("is not a resource quantity"));
+    let agent = run(json!({"agentSandbox": {"enabled": true, "resources": {"limits": {"cpu": "3"}}}}));
+    assert!(denied(&agent, &p).starts_with("spec.agentSandbox.resources.limits.cpu"));
+}
+
+#[test]
 fn agent_sandbox_rules() {
     let p = policy(json!({"sandboxPolicy": {"required": false, "agentSandboxPolicy": {"required": true,
         "allowedRuntimeClasses": ["gvisor", "kata"]}}}));

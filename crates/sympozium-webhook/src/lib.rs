@@ -5,6 +5,8 @@
 //! ([`tls`]).
 
 pub mod decide;
+pub mod instance;
+pub mod quantity;
 pub mod server;
 pub mod tls;
 
@@ -56,6 +58,8 @@ pub struct Config {
     pub generate_for: Vec<String>,
     /// Kubeconfig; in-cluster configuration when unset.
     pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the built-in SkillPacks.
+    pub system_namespace: String,
 }
 
 async fn client(config: &Config) -> Result<kube::Client, Error> {
@@ -105,7 +109,13 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .await
         .map_err(|source| Error::Listen { addr: config.bind, source })?;
     tracing::info!(addr = %config.bind, path = server::VALIDATE_PATH, "serving admission reviews");
-    server::serve_tls(listener, tls, server::router(client), shutdown_signal()).await;
+    server::serve_tls(
+        listener,
+        tls,
+        server::router(client, config.system_namespace.clone()),
+        shutdown_signal(),
+    )
+    .await;
     Ok(())
 }
 

@@ -21,6 +21,9 @@ struct Args {
     /// Generate a CA and serving certificate for these hosts when the files are missing.
     #[arg(long, value_delimiter = ',')]
     generate_certificate_for: Vec<String>,
+    /// Namespace of the built-in SkillPacks.
+    #[arg(long, env = "SYMPOZIUM_SYSTEM_NAMESPACE", default_value = "sympozium-system")]
+    system_namespace: String,
     /// Kubeconfig (in-cluster configuration when unset).
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
@@ -41,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         key_file: args.key_file,
         generate_for: args.generate_certificate_for,
         kubeconfig: args.kubeconfig,
+        system_namespace: args.system_namespace,
     })
     .await?;
     Ok(())

@@ -25,37 +25,51 @@ use crate::decide;
 
 /// Path of the AgentRun validation endpoint.
 pub const VALIDATE_PATH: &str = "/validate-agent-pods";
+/// Path of the SympoziumInstance review endpoint (admits, with warnings).
+pub const VALIDATE_INSTANCES_PATH: &str = "/validate-instances";
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// Client used to read instances and policies.
     pub client: Client,
+    /// Namespace of the built-in SkillPacks.
+    pub system_namespace: String,
 }
 
 /// The webhook's routes.
-pub fn router(client: Client) -> Router {
+pub fn router(client: Client, system_namespace: String) -> Router {
     Router::new()
         .route(VALIDATE_PATH, post(validate_agent_run))
+        .route(VALIDATE_INSTANCES_PATH, post(validate_instance))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(Arc::new(AppState { client }))
+        .with_state(Arc::new(AppState { client, system_namespace }))
+}
+
+fn decode<K>(body: &[u8]) -> Result<AdmissionRequest<K>, String>
+where
+    K: kube::Resource + serde::de::DeserializeOwned,
+{
+    let review: AdmissionReview<K> =
+        serde_json::from_slice(body).map_err(|e| format!("decoding the AdmissionReview: {e}"))?;
+    review.try_into().map_err(|e| format!("AdmissionReview without a request: {e}"))
 }
 
 async fn validate_agent_run(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let review: AdmissionReview<AgentRun> = match serde_json::from_slice(&body) {
+    let request: AdmissionRequest<AgentRun> = match decode(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return (StatusCode::BAD_REQUEST, format!("decoding the AdmissionReview: {e}")).into_response();
-        }
-    };
-    let request: AdmissionRequest<AgentRun> = match review.try_into() {
-        Ok(r) => r,
-        Err(e) => {
-            return (StatusCode::BAD_REQUEST, format!("AdmissionReview without a request: {e}"))
-                .into_response();
-        }
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
     let response = review_run(&state.client, &request).await;
+    axum::Json(response.into_review()).into_response()
+}
+
+async fn validate_instance(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let request: AdmissionRequest<SympoziumInstance> = match decode(&body) {
+        Ok(r) => r,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let response = crate::instance::review_instance(&state.client, &state.system_namespace, &request).await;
     axum::Json(response.into_review()).into_response()
 }
 

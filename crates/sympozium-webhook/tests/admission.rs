@@ -45,34 +45,72 @@ async fn create(api: &Api<AgentRun>, r: &AgentRun) -> Result<AgentRun, String> {
     api.create(&PostParams::default(), r).await.map_err(|e| e.to_string())
 }
 
+fn webhook(name: &str, path: &str, resource: &str, ns: &str, port: u16, ca_pem: &str) -> ValidatingWebhook {
+    ValidatingWebhook {
+        name: name.into(),
+        client_config: WebhookClientConfig {
+            url: Some(format!("https://127.0.0.1:{port}{path}")),
+            ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
+            service: None,
+        },
+        rules: Some(vec![RuleWithOperations {
+            api_groups: Some(vec!["sympozium.ai".into()]),
+            api_versions: Some(vec!["v1alpha1".into()]),
+            operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+            resources: Some(vec![resource.into()]),
+            scope: Some("Namespaced".into()),
+        }]),
+        failure_policy: Some("Fail".into()),
+        side_effects: "None".into(),
+        admission_review_versions: vec!["v1".into()],
+        timeout_seconds: Some(10),
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some([("kubernetes.io/metadata.name".to_string(), ns.to_string())].into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 fn configuration(name: &str, ns: &str, port: u16, ca_pem: &str) -> ValidatingWebhookConfiguration {
     ValidatingWebhookConfiguration {
         metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: "vagentpod.sympozium.ai".into(),
-            client_config: WebhookClientConfig {
-                url: Some(format!("https://127.0.0.1:{port}{}", server::VALIDATE_PATH)),
-                ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
-                service: None,
-            },
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["sympozium.ai".into()]),
-                api_versions: Some(vec!["v1alpha1".into()]),
-                operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
-                resources: Some(vec!["agentruns".into()]),
-                scope: Some("Namespaced".into()),
-            }]),
-            failure_policy: Some("Fail".into()),
-            side_effects: "None".into(),
-            admission_review_versions: vec!["v1".into()],
-            timeout_seconds: Some(10),
-            namespace_selector: Some(LabelSelector {
-                match_labels: Some([("kubernetes.io/metadata.name".to_string(), ns.to_string())].into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
+        webhooks: Some(vec![
+            webhook("vagentpod.sympozium.ai", server::VALIDATE_PATH, "agentruns", ns, port, ca_pem),
+            webhook(
+                "vinstance.sympozium.ai",
+                server::VALIDATE_INSTANCES_PATH,
+                "sympoziuminstances",
+                ns,
+                port,
+                ca_pem,
+            ),
+        ]),
     }
+}
+
+/// Creates an instance through the raw API and returns the HTTP status and the warnings
+/// the apiserver relayed from the webhook.
+async fn create_instance(client: &Client, ns: &str, name: &str, spec: Value) -> (u16, Vec<String>) {
+    let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance",
+        "metadata": {"name": name}, "spec": spec});
+    let request =
+        http::Request::post(format!("/apis/sympozium.ai/v1alpha1/namespaces/{ns}/sympoziuminstances"))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap().into())
+            .unwrap();
+    let response = client.send(request).await.unwrap();
+    let warnings = response
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| {
+            // `299 - "<text with \" escaped>"`
+            let raw = v.to_str().unwrap_or_default();
+            raw.trim_start_matches("299 - ").trim_matches('"').replace("\\\"", "\"")
+        })
+        .collect();
+    (response.status().as_u16(), warnings)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,10 +124,14 @@ async fn the_apiserver_enforces_policies_through_the_webhook() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server =
-        tokio::spawn(server::serve_tls(listener, tls_config, server::router(client.clone()), async {
+    let server = tokio::spawn(server::serve_tls(
+        listener,
+        tls_config,
+        server::router(client.clone(), "sympozium-system".into()),
+        async {
             let _ = stopped.await;
-        }));
+        },
+    ));
 
     apply(
         &client,
@@ -166,6 +208,30 @@ async fn the_apiserver_enforces_policies_through_the_webhook() {
     create(&runs, &run("deep-ok", "agent", deep)).await.expect("depth == maxDepth is admitted");
     let e = create(&runs, &run("orphan", "ghost", sandboxed.clone())).await.unwrap_err();
     assert!(e.contains("SympoziumInstance \"ghost\" not found"), "{e}");
+
+    // Instances are admitted, with warnings for what they name but does not exist.
+    let (status, warnings) = create_instance(
+        &client,
+        &ns,
+        "typo",
+        json!({
+        "agents": {"default": {"model": "gpt-4o"}}, "policyRef": "strcit",
+        "authRefs": [{"provider": "openai", "secret": "missing-key"}], "skills": [{"skillPackRef": "nope"}]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let all = warnings.join("\n");
+    assert!(all.contains("SympoziumPolicy \"strcit\" not found"), "{all}");
+    assert!(all.contains("SkillPack \"nope\" not found"), "{all}");
+    assert!(all.contains("Secret \"missing-key\" not found"), "{all}");
+    let (status, warnings) = create_instance(&client, &ns, "writer", json!({
+        "agents": {"default": {"model": "gpt-4o", "toolPolicy": {"allow": ["write_file"]}}}, "policyRef": "strict"}))
+    .await;
+    assert_eq!(status, 201);
+    assert!(
+        warnings.join("\n").contains("lists \"write_file\", which policy \"strict\" denies"),
+        "{warnings:?}"
+    );
 
     // A compliant run is admitted; a spec change that breaks the policy is refused.
     let mut held = run("compliant", "agent", sandboxed.clone());
