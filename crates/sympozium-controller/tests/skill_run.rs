@@ -156,6 +156,12 @@ async fn policies_govern_host_access_and_network_and_built_in_skills_are_mirrore
     assert_eq!(sidecar.security_context.as_ref().unwrap().privileged, None);
     assert_eq!(sidecar.security_context.as_ref().unwrap().run_as_non_root, Some(true));
     assert_eq!(pod.host_network, None);
+    let skill_env = sidecar.env.iter().flatten().find(|e| e.name == "SYMPOZIUM_SKILL").unwrap();
+    assert_eq!(
+        skill_env.value.as_deref(),
+        Some("node-debug"),
+        "the tool executor serves its skill's directory"
+    );
     let note =
         event_note(&client, &ns, "locked", "HostAccessDenied").await.expect("a HostAccessDenied event");
     assert!(note.contains("node-debug") && note.contains("allowHostMounts"), "{note}");

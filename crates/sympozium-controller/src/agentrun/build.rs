@@ -331,6 +331,8 @@ fn skill_container(s: &ResolvedSidecar) -> Container {
     for (k, v) in &s.params {
         vars.push(env(&format!("SKILL_{}", k.to_ascii_uppercase()), v.clone()));
     }
+    // The tool executor serves `/ipc/tools/<pack>/`: commands for this skill reach this sidecar.
+    vars.push(env("SYMPOZIUM_SKILL", s.pack.clone()));
     let mut mounts = vec![mount("ipc", "/ipc", false), mount("tmp", "/tmp", false)];
     if s.sidecar.mount_workspace != Some(false) {
         mounts.push(mount("workspace", "/workspace", false));

@@ -122,7 +122,7 @@ fn job_has_the_locked_down_agent_pod() {
 
     let skill = &pod.containers[2];
     let skill_env: Vec<_> = skill.env.iter().flatten().map(|e| e.name.as_str()).collect();
-    assert_eq!(skill_env, ["SKILL_CLUSTER"]);
+    assert_eq!(skill_env, ["SKILL_CLUSTER", "SYMPOZIUM_SKILL"]);
     let res = skill.resources.as_ref().unwrap();
     assert_eq!(res.requests, res.limits, "sidecar requests equal limits");
     assert!(skill.volume_mounts.iter().flatten().any(|m| m.mount_path == "/secrets/kube-extra"));
