@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -98,6 +98,13 @@ async fn policies_govern_host_access_and_network_and_built_in_skills_are_mirrore
         .create(&PostParams::default(), &builtin)
         .await
         .unwrap();
+    let offered: Secret = serde_json::from_value(json!({"metadata": {"name": "node-token",
+        "labels": {"sympozium.ai/skill-secret": "true"}}, "stringData": {"TOKEN": "t"}}))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &system)
+        .create(&PostParams::default(), &offered)
+        .await
+        .unwrap();
     apply(
         &client,
         &ns,
@@ -107,7 +114,7 @@ async fn policies_govern_host_access_and_network_and_built_in_skills_are_mirrore
         json!({
         "skills": [{"name": "debug", "content": "Inspect the node."}],
         "sidecar": {"image": "ghcr.io/sympozium-ai/sympozium/skill-k8s-ops:test",
-            "rbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+            "rbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}], "secretRef": "node-token",
             "hostAccess": {"enabled": true, "hostNetwork": true, "privileged": true,
                            "mounts": [{"hostPath": "/var/log", "mountPath": "/host/log"}]}}}),
     )
@@ -166,6 +173,13 @@ async fn policies_govern_host_access_and_network_and_built_in_skills_are_mirrore
         event_note(&client, &ns, "locked", "HostAccessDenied").await.expect("a HostAccessDenied event");
     assert!(note.contains("node-debug") && note.contains("allowHostMounts"), "{note}");
 
+    let secret = Api::<Secret>::namespaced(client.clone(), &ns).get("node-token").await.unwrap();
+    assert_eq!(
+        secret.labels()["sympozium.ai/component"],
+        "skill-secret-mirror",
+        "offered skill Secret copied"
+    );
+    assert!(sidecar.volume_mounts.iter().flatten().any(|m| m.mount_path == "/secrets/node-token"));
     let mirror = Api::<ConfigMap>::namespaced(client.clone(), &ns).get("sre-observability").await.unwrap();
     assert_eq!(mirror.labels()["sympozium.ai/component"], "skillpack-mirror");
     assert_eq!(mirror.data.unwrap()["slo.md"], "Check the SLOs.");

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -192,4 +192,42 @@ async fn built_in_skills_are_mirrored_without_overwriting_local_packs() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(data_has(configmaps.get_opt("sre-observability").await.unwrap().as_ref(), "own.md", "local sre"));
     task.abort();
+}
+
+#[tokio::test]
+async fn only_offered_system_secrets_are_copied_and_a_users_own_secret_wins() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "skill-secret").await.unwrap().name().to_string();
+    let system = plane.namespace(&client, "skill-secret-sys").await.unwrap().name().to_string();
+    let system_secrets: Api<Secret> = Api::namespaced(client.clone(), &system);
+    for (name, offered) in [("gitops-token", true), ("controller-key", false), ("shared", true)] {
+        let labels = if offered { json!({"sympozium.ai/skill-secret": "true"}) } else { json!({}) };
+        let secret: Secret = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels},
+            "stringData": {"GH_TOKEN": format!("system-{name}")}}))
+        .unwrap();
+        system_secrets.create(&PostParams::default(), &secret).await.unwrap();
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let own: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "shared"}, "stringData": {"GH_TOKEN": "mine"}}))
+            .unwrap();
+    secrets.create(&PostParams::default(), &own).await.unwrap();
+    let run: AgentRun =
+        serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+        "metadata": {"name": "r1"},
+        "spec": {"instanceRef": "i", "agentId": "a", "sessionKey": "", "task": "t",
+                 "model": {"provider": "openai", "model": "m", "authSecretRef": ""}}}))
+        .unwrap();
+    let run =
+        Api::<AgentRun>::namespaced(client.clone(), &ns).create(&PostParams::default(), &run).await.unwrap();
+    let names = ["gitops-token".to_string(), "controller-key".to_string(), "shared".to_string()];
+    let copied = mirror::mirror_secrets(&client, &system, &run, &names).await.unwrap();
+    assert_eq!(copied, ["gitops-token"]);
+    let copy = secrets.get("gitops-token").await.unwrap();
+    assert_eq!(copy.data.as_ref().unwrap()["GH_TOKEN"].0, b"system-gitops-token");
+    assert_eq!(copy.owner_references()[0].uid, run.uid().unwrap());
+    assert!(secrets.get_opt("controller-key").await.unwrap().is_none(), "unlabelled system Secrets stay");
+    assert_eq!(secrets.get("shared").await.unwrap().data.unwrap()["GH_TOKEN"].0, b"mine");
+    assert!(mirror::mirror_secrets(&client, &system, &run, &names).await.unwrap().is_empty());
 }

@@ -321,6 +321,19 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         Err(e) => publish(ctx, run, EventType::Warning, "MirrorFailed", &e.to_string()).await,
     }
 
+    let secrets: Vec<String> = sidecars.iter().filter_map(|s| s.sidecar.secret_ref.clone()).collect();
+    match crate::skillpack::mirror::mirror_secrets(&ctx.client, &ctx.settings.system_namespace, run, &secrets)
+        .await
+    {
+        Ok(names) if !names.is_empty() => {
+            let note =
+                format!("copied skill Secrets {} from {}", names.join(", "), ctx.settings.system_namespace);
+            publish(ctx, run, EventType::Normal, "SecretsMirrored", &note).await;
+        }
+        Ok(_) => {}
+        Err(e) => publish(ctx, run, EventType::Warning, "MirrorFailed", &e.to_string()).await,
+    }
+
     if let Err(e) = isolate(run, policy.as_ref(), &skills, &sidecars, ctx).await {
         let message = format!("creating the run's NetworkPolicy failed: {e}");
         publish(ctx, run, EventType::Warning, "NetworkPolicyFailed", &message).await;

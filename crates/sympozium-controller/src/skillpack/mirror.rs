@@ -4,10 +4,16 @@
 //! overwritten: a local SkillPack's ConfigMap, or any other ConfigMap of that name, wins.
 //! Only skill ConfigMaps are mirrored (labelled `sympozium.ai/component=skillpack` in the
 //! system namespace), so a run cannot copy other system configuration into its namespace.
+//!
+//! Secrets a skill sidecar mounts (`secretRef`) are looked up in the run's namespace; a
+//! platform team can offer one from the system namespace by labelling it
+//! `sympozium.ai/skill-secret=true` (e.g. the GitOps skill's token). Such a Secret is copied
+//! into the run's namespace when absent there, owned by the run; a Secret the user keeps in
+//! the run's namespace always wins, and unlabelled system Secrets never leave.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use sympozium_api::AgentRun;
@@ -104,6 +110,79 @@ pub async fn mirror_skills(
                 }
             }
             // A local SkillPack's ConfigMap or the user's own: never overwritten.
+            Some(_) => {}
+        }
+    }
+    Ok(mirrored)
+}
+
+/// Label that offers a system-namespace Secret to skill sidecars in run namespaces.
+pub const SKILL_SECRET_LABEL: &str = "sympozium.ai/skill-secret";
+/// `sympozium.ai/component` of a mirrored skill Secret.
+pub const COMPONENT_SECRET_MIRROR: &str = "skill-secret-mirror";
+
+/// Whether `secret` in the system namespace is offered to skill sidecars.
+pub fn is_offered(secret: &Secret) -> bool {
+    secret.labels().get(SKILL_SECRET_LABEL).map(String::as_str) == Some("true")
+}
+
+/// The copy of an offered `source` Secret in the run's namespace, owned by the run.
+pub fn secret_mirror_of(source: &Secret, run: &AgentRun) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: source.metadata.name.clone(),
+            namespace: run.namespace(),
+            labels: Some(BTreeMap::from([
+                (COMPONENT.to_string(), COMPONENT_SECRET_MIRROR.to_string()),
+                (labels::AGENT_RUN.to_string(), run.name_any()),
+                ("sympozium.ai/managed-by".to_string(), "sympozium".to_string()),
+            ])),
+            owner_references: Some(run.controller_owner_ref(&()).into_iter().collect()),
+            ..Default::default()
+        },
+        data: source.data.clone(),
+        type_: source.type_.clone(),
+        ..Default::default()
+    }
+}
+
+/// Copies the offered system Secrets named in `names` into the run's namespace where
+/// absent, and refreshes earlier copies. Returns the names it created or refreshed.
+pub async fn mirror_secrets(
+    client: &Client,
+    system_namespace: &str,
+    run: &AgentRun,
+    names: &[String],
+) -> Result<Vec<String>, kube::Error> {
+    let ns = run.namespace().unwrap_or_default();
+    if ns == system_namespace {
+        return Ok(Vec::new());
+    }
+    let system: Api<Secret> = Api::namespaced(client.clone(), system_namespace);
+    let local: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let mut mirrored = Vec::new();
+    for name in names {
+        let Some(source) = system.get_opt(name).await?.filter(is_offered) else { continue };
+        match local.get_opt(name).await? {
+            None => {
+                if create_if_absent(&local, &secret_mirror_of(&source, run)).await? {
+                    mirrored.push(name.clone());
+                }
+            }
+            Some(mut existing)
+                if existing.labels().get(COMPONENT).map(String::as_str) == Some(COMPONENT_SECRET_MIRROR)
+                    && existing.data != source.data =>
+            {
+                existing.data = source.data.clone();
+                existing.metadata.managed_fields = None;
+                let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                match local.replace(name, &pp, &existing).await {
+                    Ok(_) => mirrored.push(name.clone()),
+                    Err(kube::Error::Api(s)) if s.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            // The user's own Secret, or an up-to-date copy.
             Some(_) => {}
         }
     }
