@@ -40,3 +40,9 @@ bench-runner:
 .PHONY: bench-memory
 bench-memory:
 	cargo run --release --locked -p sympozium-memory --bin sympozium-memory-bench -- $(BENCH_MEMORY_ARGS)
+
+# Channel router: chat message -> AgentRun created latency p50/p99 over BENCH_MESSAGES (1000)
+# messages, on the test plane with a real nats-server. Never part of `make test`.
+.PHONY: bench-channel-router
+bench-channel-router:
+	cargo run --release --locked -p sympozium-controller --example channel_router_bench
