@@ -1,7 +1,8 @@
 //! The channel router on the test control plane with a real nats-server: chat message →
 //! AgentRun with the spec's labels and annotations → exactly one reply, to that instance's
 //! channel and thread; access control with its deny message; a failed run still answers;
-//! a message seen twice makes one run; an ambiguous instance name makes none.
+//! a message seen twice makes one run; an ambiguous instance name makes none; a later
+//! message in the same chat and thread carries the conversation so far.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -162,13 +163,23 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
     bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
     let failed = async {
         loop {
-            if let Some(r) = runs_of(&runs, &alice).await.into_iter().find(|r| r.spec.task == "deploy it") {
-                return r.name_any();
+            if let Some(r) = runs_of(&runs, &alice).await.into_iter().find(|r| {
+                r.annotations().get("sympozium.ai/message").map(String::as_str) == Some("deploy it")
+            }) {
+                return r;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
     let failed = tokio::time::timeout(WAIT, failed).await.expect("a run for the second message");
+    // Same chat and thread: the conversation so far comes with the new message.
+    assert_eq!(
+        failed.spec.task,
+        "## Conversation so far (earlier messages in this chat and your answers)\n\
+         User: how are the pods?\nAssistant: All 12 pods are healthy.\n\n## New message\ndeploy it"
+    );
+    assert_eq!(failed.labels()["sympozium.ai/conversation"], run.labels()["sympozium.ai/conversation"]);
+    let failed = failed.name_any();
     runs.patch_status(
         &failed,
         &PatchParams::default(),

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use sympozium_api::{AgentRun, SympoziumInstance};
+use sympozium_api::{AgentRun, SympoziumInstance, labels};
 use sympozium_bus::payloads::{InboundMessage, OutboundMessage};
 use sympozium_bus::{Bus, Delivery, topics};
 use sympozium_kube::FIELD_MANAGER;
 
 use super::access::{self, Access};
-use super::build;
+use super::{build, history};
 
 /// What happened to an inbound message.
 #[derive(Debug, PartialEq, Eq)]
@@ -90,9 +90,18 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<H
     let id = build::platform_id(&msg, &env.metadata);
     let key = build::message_key(&ns, &msg, id.as_deref(), delivery.stream_sequence().unwrap_or_default());
     let now = jiff::Timestamp::now().as_nanosecond();
-    let run = build::agent_run(&inst, &msg, &key, id.as_deref(), delivery.traceparent.as_deref(), now);
+    let mut run = build::agent_run(&inst, &msg, &key, id.as_deref(), delivery.traceparent.as_deref(), now);
     let name = run.name_any();
     let api: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+    // Conversation continuity: earlier turns of this chat/thread go ahead of the message.
+    let conversation = history::key(&ns, &msg);
+    let selector =
+        format!("{}={},{}={conversation}", labels::INSTANCE, inst.name_any(), history::CONVERSATION);
+    let earlier = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| e.to_string())?.items;
+    run.spec.task = history::task(&earlier, &name, &msg.text);
+    run.labels_mut().insert(history::CONVERSATION.into(), conversation);
+    run.annotations_mut()
+        .insert(history::MESSAGE.into(), history::cut(&msg.text, history::MAX_MESSAGE_CHARS));
     let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     match api.create(&params, &run).await {
         Ok(_) => {

@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod build;
+pub mod history;
 pub mod inbound;
 pub mod reply;
 

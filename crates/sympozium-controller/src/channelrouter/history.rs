@@ -1,0 +1,140 @@
+//! Conversation continuity: messages in the same chat (and thread) of an instance form a
+//! conversation, and each new run gets its recent turns — the earlier messages and the
+//! answers — ahead of the new message, within a size budget. The turns are read back from
+//! the conversation's earlier AgentRuns (label [`CONVERSATION`]), which etcd keeps durably.
+
+use kube::ResourceExt;
+use sha2::{Digest, Sha256};
+use sympozium_api::AgentRun;
+use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_bus::payloads::InboundMessage;
+
+/// Label: the conversation (instance, channel, chat, thread) a channel run belongs to.
+pub const CONVERSATION: &str = "sympozium.ai/conversation";
+/// Annotation: the chat message a run answers, as written (the task may carry history).
+pub const MESSAGE: &str = "sympozium.ai/message";
+/// Most characters of earlier turns put in front of a new message (≈ 4k tokens).
+pub const BUDGET_CHARS: usize = 16_000;
+/// Most earlier turns carried over.
+pub const MAX_TURNS: usize = 10;
+/// Longest message kept in the [`MESSAGE`] annotation.
+pub const MAX_MESSAGE_CHARS: usize = 4_000;
+
+/// The conversation key of a message (a valid label value).
+pub fn key(namespace: &str, msg: &InboundMessage) -> String {
+    let mut h = Sha256::new();
+    for part in
+        [namespace, &msg.instance_name, &msg.channel, &msg.chat_id, msg.thread_id.as_deref().unwrap_or("")]
+    {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())[..20].to_string()
+}
+
+/// `text` cut to `max` characters.
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// The answered turns among `earlier` runs, oldest first: `(message, answer)`.
+fn turns(earlier: &[AgentRun], except: &str) -> Vec<(String, String)> {
+    let mut done: Vec<&AgentRun> = earlier
+        .iter()
+        .filter(|r| r.name_any() != except)
+        .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AgentRunPhase::Succeeded))
+        .collect();
+    done.sort_by_key(|r| (r.creation_timestamp().map(|t| t.0), r.name_any()));
+    done.iter()
+        .filter_map(|r| {
+            let message = r.annotations().get(MESSAGE)?.clone();
+            let answer = r.status.as_ref()?.result.clone().filter(|a| !a.trim().is_empty())?;
+            Some((message, answer))
+        })
+        .collect()
+}
+
+/// The task of a new run: `text` alone when there is no earlier turn; otherwise the most
+/// recent turns that fit the budget, then the new message.
+pub fn task(earlier: &[AgentRun], except: &str, text: &str) -> String {
+    let all = turns(earlier, except);
+    let mut kept = Vec::new();
+    let mut used = 0;
+    for (message, answer) in all.iter().rev().take(MAX_TURNS) {
+        let turn = format!("User: {message}\nAssistant: {answer}\n");
+        used += turn.chars().count();
+        if used > BUDGET_CHARS {
+            break;
+        }
+        kept.push(turn);
+    }
+    if kept.is_empty() {
+        return text.to_string();
+    }
+    kept.reverse();
+    format!(
+        "## Conversation so far (earlier messages in this chat and your answers)\n{}\n## New message\n{text}",
+        kept.concat()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
+    use super::*;
+
+    fn run(name: &str, created: &str, phase: &str, message: &str, result: &str) -> AgentRun {
+        serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+            "metadata": {"name": name, "creationTimestamp": created, "annotations": {MESSAGE: message}},
+            "spec": {"instanceRef": "a", "agentId": "primary", "sessionKey": "", "task": "x",
+                     "model": {"provider": "openai", "model": "m", "authSecretRef": ""}},
+            "status": {"phase": phase, "result": result}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_first_message_is_the_task_as_written() {
+        assert_eq!(task(&[], "r", "hello"), "hello");
+        let failed = run("r0", "2026-01-01T00:00:00Z", "Failed", "q", "");
+        assert_eq!(task(&[failed], "r", "hello"), "hello", "failed turns are not carried");
+    }
+
+    #[test]
+    fn earlier_turns_come_first_oldest_first() {
+        let earlier = [
+            run("r2", "2026-01-01T00:02:00Z", "Succeeded", "and now?", "Still 3."),
+            run("r1", "2026-01-01T00:01:00Z", "Succeeded", "how many pods?", "3 pods."),
+            run("r3", "2026-01-01T00:03:00Z", "Running", "pending", ""),
+        ];
+        let t = task(&earlier, "r4", "scale to 5");
+        assert_eq!(
+            t,
+            "## Conversation so far (earlier messages in this chat and your answers)\n\
+             User: how many pods?\nAssistant: 3 pods.\nUser: and now?\nAssistant: Still 3.\n\n## New message\nscale to 5"
+        );
+        assert_eq!(task(&earlier[..1], "r2", "x"), "x", "a redelivery does not see itself");
+    }
+
+    #[test]
+    fn the_budget_keeps_the_most_recent_turns() {
+        let long = "y".repeat(BUDGET_CHARS / 2);
+        let earlier = [
+            run("r1", "2026-01-01T00:01:00Z", "Succeeded", "old", &long),
+            run("r2", "2026-01-01T00:02:00Z", "Succeeded", "mid", &long),
+            run("r3", "2026-01-01T00:03:00Z", "Succeeded", "new", "short"),
+        ];
+        let t = task(&earlier, "r4", "q");
+        assert!(
+            t.contains("User: new") && t.contains("User: mid") && !t.contains("User: old"),
+            "{}",
+            &t[..200]
+        );
+        let k = key("ns", &InboundMessage { chat_id: "c".into(), ..Default::default() });
+        assert_eq!(k.len(), 20);
+    }
+}
