@@ -1,24 +1,31 @@
 //! Reviewing SympoziumInstances at `kubectl apply` time: references to a policy, skill
 //! packs or Secrets that do not exist come back as warnings (the instance is admitted, so
 //! a directory applied in any order still works; its runs fail clearly until the objects
-//! exist), and so does a persona tool allow-list that the policy denies.
+//! exist), and so does a tool allow-list that the policy denies. Enabled PersonaPacks get
+//! the same review.
 
 use std::collections::BTreeSet;
 
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use sympozium_api::policy::ToolAction;
-use sympozium_api::{SkillPack, SympoziumInstance, SympoziumPolicy};
+use sympozium_api::{PersonaPack, SkillPack, SympoziumInstance, SympoziumPolicy};
 
-/// What an instance refers to by name.
+/// What an instance or a pack refers to by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct References {
     /// `spec.policyRef`.
     pub policy: Option<String>,
-    /// SkillPacks of `spec.skills[].skillPackRef` (a legacy `skillpack-` prefix stripped).
+    /// SkillPacks the skills name (a legacy `skillpack-` prefix stripped).
     pub skill_packs: BTreeSet<String>,
     /// Secrets of `spec.authRefs` and channel `configRef`s.
     pub secrets: BTreeSet<String>,
+    /// Tool allow-lists, by field path.
+    pub allowed_tools: Vec<(String, Vec<String>)>,
+}
+
+fn pack_name(n: &str) -> String {
+    n.strip_prefix("skillpack-").unwrap_or(n).to_string()
 }
 
 /// The names `instance` refers to.
@@ -28,7 +35,7 @@ pub fn references(instance: &SympoziumInstance) -> References {
         .skills
         .iter()
         .filter_map(|s| s.skill_pack_ref.as_deref())
-        .map(|n| n.strip_prefix("skillpack-").unwrap_or(n).to_string())
+        .map(pack_name)
         .filter(|n| !n.is_empty())
         .collect();
     let secrets = spec
@@ -38,47 +45,74 @@ pub fn references(instance: &SympoziumInstance) -> References {
         .map(|r| r.secret.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    References { policy: spec.policy_ref.clone().filter(|p| !p.is_empty()), skill_packs, secrets }
+    let allowed_tools = spec
+        .agents
+        .default
+        .tool_policy
+        .iter()
+        .map(|t| ("spec.agents.default.toolPolicy.allow".to_string(), t.allow.clone()))
+        .collect();
+    References {
+        policy: spec.policy_ref.clone().filter(|p| !p.is_empty()),
+        skill_packs,
+        secrets,
+        allowed_tools,
+    }
 }
 
-/// Tools the instance's default tool policy allows that `policy` denies.
-pub fn denied_allowed_tools(instance: &SympoziumInstance, policy: &SympoziumPolicy) -> Vec<String> {
-    let Some(allow) = instance.spec.agents.default.tool_policy.as_ref().map(|t| &t.allow) else {
-        return Vec::new();
-    };
-    policy
+/// The names an enabled `pack` refers to.
+pub fn pack_references(pack: &PersonaPack) -> References {
+    let spec = &pack.spec;
+    References {
+        policy: spec.policy_ref.clone().filter(|p| !p.is_empty()),
+        skill_packs: spec.personas.iter().flat_map(|p| p.skills.iter()).map(|s| pack_name(s)).collect(),
+        secrets: spec
+            .auth_refs
+            .iter()
+            .map(|r| r.secret.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        allowed_tools: spec
+            .personas
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                p.tool_policy
+                    .as_ref()
+                    .map(|t| (format!("spec.personas[{i}].toolPolicy.allow"), t.allow.clone()))
+            })
+            .collect(),
+    }
+}
+
+/// `(field, tool)` for every allowed tool that `policy` denies.
+pub fn denied_allowed_tools(refs: &References, policy: &SympoziumPolicy) -> Vec<(String, String)> {
+    let denied: Vec<&str> = policy
         .spec
         .tool_gating
         .iter()
         .flat_map(|g| g.rules.iter())
-        .filter(|r| r.action == ToolAction::Deny && allow.contains(&r.tool))
-        .map(|r| r.tool.clone())
+        .filter(|r| r.action == ToolAction::Deny)
+        .map(|r| r.tool.as_str())
+        .collect();
+    refs.allowed_tools
+        .iter()
+        .flat_map(|(field, allow)| {
+            allow.iter().filter(|t| denied.contains(&t.as_str())).map(move |t| (field.clone(), t.clone()))
+        })
         .collect()
 }
 
-/// Reviews an instance request: always admitted (unless undecodable), with warnings.
-pub async fn review_instance(
-    client: &Client,
-    system_namespace: &str,
-    request: &AdmissionRequest<SympoziumInstance>,
-) -> AdmissionResponse {
-    let mut response = AdmissionResponse::from(request);
-    let Some(instance) = request.object.as_ref() else { return response };
-    if !matches!(request.operation, Operation::Create | Operation::Update)
-        || instance.metadata.deletion_timestamp.is_some()
-        || request.old_object.as_ref().is_some_and(|o| o.spec == instance.spec)
-    {
-        return response;
-    }
-    let ns = request.namespace.clone().unwrap_or_default();
-    let refs = references(instance);
+/// Warnings for references that do not resolve in `ns` (skill packs also in the system
+/// namespace).
+pub async fn check(client: &Client, system_namespace: &str, ns: &str, refs: &References) -> Vec<String> {
     let mut warnings = Vec::new();
     if let Some(name) = &refs.policy {
-        match Api::<SympoziumPolicy>::namespaced(client.clone(), &ns).get_opt(name).await {
+        match Api::<SympoziumPolicy>::namespaced(client.clone(), ns).get_opt(name).await {
             Ok(Some(policy)) => {
-                for tool in denied_allowed_tools(instance, &policy) {
+                for (field, tool) in denied_allowed_tools(refs, &policy) {
                     warnings.push(format!(
-                        "spec.agents.default.toolPolicy.allow lists \"{tool}\", which policy \"{name}\" denies: runs that copy it are refused"
+                        "{field} lists \"{tool}\", which policy \"{name}\" denies: runs that copy it are refused"
                     ));
                 }
             }
@@ -88,27 +122,68 @@ pub async fn review_instance(
             Err(e) => warnings.push(format!("spec.policyRef: could not check SympoziumPolicy \"{name}\": {e}")),
         }
     }
-    let local: Api<SkillPack> = Api::namespaced(client.clone(), &ns);
+    let local: Api<SkillPack> = Api::namespaced(client.clone(), ns);
     let system: Api<SkillPack> = Api::namespaced(client.clone(), system_namespace);
     for pack in &refs.skill_packs {
         let found = matches!(local.get_opt(pack).await, Ok(Some(_)))
             || matches!(system.get_opt(pack).await, Ok(Some(_)));
         if !found {
             warnings.push(format!(
-                "spec.skills: SkillPack \"{pack}\" not found in namespace \"{ns}\" nor in \"{system_namespace}\""
+                "SkillPack \"{pack}\" not found in namespace \"{ns}\" nor in \"{system_namespace}\""
             ));
         }
     }
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
     for secret in &refs.secrets {
         if let Ok(None) = secrets.get_metadata_opt(secret).await {
             warnings.push(format!("Secret \"{secret}\" not found in namespace \"{ns}\""));
         }
     }
+    warnings
+}
+
+/// Whether a request is reviewed: CREATE, or an UPDATE that changes the spec of an object
+/// not being deleted.
+fn reviewed<K: Resource>(request: &AdmissionRequest<K>, same_spec: impl Fn(&K, &K) -> bool) -> Option<&K> {
+    let object = request.object.as_ref()?;
+    let changed = request.old_object.as_ref().is_none_or(|old| !same_spec(old, object));
+    let live = object.meta().deletion_timestamp.is_none();
+    (matches!(request.operation, Operation::Create | Operation::Update) && changed && live).then_some(object)
+}
+
+fn with_warnings(mut response: AdmissionResponse, warnings: Vec<String>) -> AdmissionResponse {
     if !warnings.is_empty() {
         response.warnings = Some(warnings);
     }
     response
+}
+
+/// Reviews an instance request: always admitted, with warnings.
+pub async fn review_instance(
+    client: &Client,
+    system_namespace: &str,
+    request: &AdmissionRequest<SympoziumInstance>,
+) -> AdmissionResponse {
+    let response = AdmissionResponse::from(request);
+    let Some(instance) = reviewed(request, |a, b| a.spec == b.spec) else { return response };
+    let ns = request.namespace.clone().unwrap_or_default();
+    with_warnings(response, check(client, system_namespace, &ns, &references(instance)).await)
+}
+
+/// Reviews a PersonaPack request: always admitted; an enabled pack gets warnings (a
+/// disabled pack is a catalog entry whose references need not exist yet).
+pub async fn review_pack(
+    client: &Client,
+    system_namespace: &str,
+    request: &AdmissionRequest<PersonaPack>,
+) -> AdmissionResponse {
+    let response = AdmissionResponse::from(request);
+    let Some(pack) = reviewed(request, |a, b| a.spec == b.spec) else { return response };
+    if pack.spec.enabled != Some(true) {
+        return response;
+    }
+    let ns = request.namespace.clone().unwrap_or_default();
+    with_warnings(response, check(client, system_namespace, &ns, &pack_references(pack)).await)
 }
 
 #[cfg(test)]
@@ -135,6 +210,19 @@ mod tests {
             "kind": "SympoziumPolicy", "metadata": {"name": "strict"},
             "spec": {"toolGating": {"rules": [{"tool": "write_file", "action": "deny"}]}}}))
         .unwrap();
-        assert_eq!(denied_allowed_tools(&i, &p), ["write_file"]);
+        let refs = references(&i);
+        assert_eq!(
+            denied_allowed_tools(&refs, &p),
+            [("spec.agents.default.toolPolicy.allow".to_string(), "write_file".to_string())]
+        );
+        let pack: PersonaPack = serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
+            "kind": "PersonaPack", "metadata": {"name": "team"},
+            "spec": {"enabled": true, "policyRef": "strict", "authRefs": [{"secret": "key"}],
+                     "personas": [{"name": "a", "systemPrompt": "x", "skills": ["k8s-ops", "skillpack-memory"]},
+                                  {"name": "b", "systemPrompt": "y", "toolPolicy": {"allow": ["write_file"]}}]}}))
+        .unwrap();
+        let refs = pack_references(&pack);
+        assert_eq!(refs.skill_packs.iter().collect::<Vec<_>>(), ["k8s-ops", "memory"]);
+        assert_eq!(denied_allowed_tools(&refs, &p)[0].0, "spec.personas[1].toolPolicy.allow");
     }
 }

@@ -17,7 +17,7 @@ use hyper_util::service::TowerToHyperService;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::{Api, Client};
 use rustls::ServerConfig;
-use sympozium_api::{AgentRun, SympoziumInstance, SympoziumPolicy};
+use sympozium_api::{AgentRun, PersonaPack, SympoziumInstance, SympoziumPolicy};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -27,6 +27,8 @@ use crate::decide;
 pub const VALIDATE_PATH: &str = "/validate-agent-pods";
 /// Path of the SympoziumInstance review endpoint (admits, with warnings).
 pub const VALIDATE_INSTANCES_PATH: &str = "/validate-instances";
+/// Path of the PersonaPack review endpoint (admits, with warnings).
+pub const VALIDATE_PERSONA_PACKS_PATH: &str = "/validate-personapacks";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -42,6 +44,7 @@ pub fn router(client: Client, system_namespace: String) -> Router {
     Router::new()
         .route(VALIDATE_PATH, post(validate_agent_run))
         .route(VALIDATE_INSTANCES_PATH, post(validate_instance))
+        .route(VALIDATE_PERSONA_PACKS_PATH, post(validate_pack))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(AppState { client, system_namespace }))
 }
@@ -70,6 +73,15 @@ async fn validate_instance(State(state): State<Arc<AppState>>, body: Bytes) -> R
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
     let response = crate::instance::review_instance(&state.client, &state.system_namespace, &request).await;
+    axum::Json(response.into_review()).into_response()
+}
+
+async fn validate_pack(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let request: AdmissionRequest<PersonaPack> = match decode(&body) {
+        Ok(r) => r,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let response = crate::instance::review_pack(&state.client, &state.system_namespace, &request).await;
     axum::Json(response.into_review()).into_response()
 }
 

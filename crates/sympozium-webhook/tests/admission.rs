@@ -85,6 +85,14 @@ fn configuration(name: &str, ns: &str, port: u16, ca_pem: &str) -> ValidatingWeb
                 port,
                 ca_pem,
             ),
+            webhook(
+                "vpersonapack.sympozium.ai",
+                server::VALIDATE_PERSONA_PACKS_PATH,
+                "personapacks",
+                ns,
+                port,
+                ca_pem,
+            ),
         ]),
     }
 }
@@ -92,13 +100,23 @@ fn configuration(name: &str, ns: &str, port: u16, ca_pem: &str) -> ValidatingWeb
 /// Creates an instance through the raw API and returns the HTTP status and the warnings
 /// the apiserver relayed from the webhook.
 async fn create_instance(client: &Client, ns: &str, name: &str, spec: Value) -> (u16, Vec<String>) {
-    let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance",
+    create_raw(client, ns, "SympoziumInstance", "sympoziuminstances", name, spec).await
+}
+
+async fn create_raw(
+    client: &Client,
+    ns: &str,
+    kind: &str,
+    plural: &str,
+    name: &str,
+    spec: Value,
+) -> (u16, Vec<String>) {
+    let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": kind,
         "metadata": {"name": name}, "spec": spec});
-    let request =
-        http::Request::post(format!("/apis/sympozium.ai/v1alpha1/namespaces/{ns}/sympoziuminstances"))
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap().into())
-            .unwrap();
+    let request = http::Request::post(format!("/apis/sympozium.ai/v1alpha1/namespaces/{ns}/{plural}"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap().into())
+        .unwrap();
     let response = client.send(request).await.unwrap();
     let warnings = response
         .headers()
@@ -232,6 +250,24 @@ async fn the_apiserver_enforces_policies_through_the_webhook() {
         warnings.join("\n").contains("lists \"write_file\", which policy \"strict\" denies"),
         "{warnings:?}"
     );
+
+    // So are enabled PersonaPacks; a disabled one is a catalog entry and gets none.
+    let pack = |enabled: bool| {
+        json!({"enabled": enabled, "policyRef": "strict", "authRefs": [{"secret": "team-key"}],
+        "personas": [{"name": "sre", "systemPrompt": "x", "skills": ["k8s-ops"], "toolPolicy": {"allow": ["write_file"]}}]})
+    };
+    let (status, warnings) =
+        create_raw(&client, &ns, "PersonaPack", "personapacks", "team", pack(true)).await;
+    assert_eq!(status, 201);
+    let all = warnings.join("\n");
+    assert!(
+        all.contains("SkillPack \"k8s-ops\" not found") && all.contains("Secret \"team-key\" not found"),
+        "{all}"
+    );
+    assert!(all.contains("spec.personas[0].toolPolicy.allow lists \"write_file\""), "{all}");
+    let (status, warnings) =
+        create_raw(&client, &ns, "PersonaPack", "personapacks", "catalog", pack(false)).await;
+    assert_eq!((status, warnings.len()), (201, 0));
 
     // A compliant run is admitted; a spec change that breaks the policy is refused.
     let mut held = run("compliant", "agent", sandboxed.clone());
