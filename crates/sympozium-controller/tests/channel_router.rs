@@ -2,7 +2,8 @@
 //! AgentRun with the spec's labels and annotations → exactly one reply, to that instance's
 //! channel and thread; access control with its deny message; a failed run still answers;
 //! a message seen twice makes one run; an ambiguous instance name makes none; a later
-//! message in the same chat and thread carries the conversation so far.
+//! message in the same chat and thread carries the conversation so far; a tool approval is
+//! asked and answered in the chat.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -106,6 +107,7 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
     let mut out = bus.durable("test-outbound", topics::CHANNEL_MESSAGE_SEND);
+    let mut approvals = bus.durable("test-approvals", topics::TOOL_APPROVAL_RESPONSE);
     let router = tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
@@ -201,6 +203,43 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
     assert_eq!(deny.envelope.data["chatId"], "C1");
     assert_eq!(deny.envelope.meta("instanceName"), alice);
     assert_eq!(runs_of(&runs, &alice).await.len(), 2, "no run for the denied sender");
+
+    // A tool approval is asked in the chat; the sender's "yes <code>" answers the runner.
+    let (meta, data) = inbound(&alice, Some(&ns), "U1", "1700.7", "clean up /tmp");
+    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    let asking = async {
+        loop {
+            if let Some(r) = runs_of(&runs, &alice).await.into_iter().find(|r| {
+                r.annotations().get("sympozium.ai/message").map(String::as_str) == Some("clean up /tmp")
+            }) {
+                return r.name_any();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let asking = tokio::time::timeout(WAIT, asking).await.expect("a run for the third message");
+    let request = json!({"requestId": "req-1", "agentRunId": asking, "instanceName": alice, "namespace": ns,
+        "tool": "execute_command", "arguments": {"command": "rm -rf /tmp/x"}});
+    let meta = BTreeMap::from([
+        ("agentRunID".to_string(), asking.clone()),
+        ("instanceName".to_string(), alice.clone()),
+    ]);
+    bus.publish(topics::TOOL_APPROVAL_REQUEST, meta, &request).await.unwrap();
+    let question = next(&mut out).await;
+    let code = channelrouter::approval::code("req-1");
+    let text = question.envelope.data["text"].as_str().unwrap().to_string();
+    assert!(text.contains("execute_command") && text.contains(&format!("yes {code}")), "{text}");
+    assert_eq!(question.envelope.data["threadId"], "1700.1");
+    assert_eq!(question.envelope.meta("instanceName"), alice);
+    let (meta, data) = inbound(&alice, Some(&ns), "U1", "1700.8", &format!("yes {code}"));
+    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    let answer = next(&mut approvals).await;
+    assert_eq!(
+        (answer.envelope.data["requestId"].as_str(), answer.envelope.data["approved"].as_bool()),
+        (Some("req-1"), Some(true))
+    );
+    assert_eq!(next(&mut out).await.envelope.data["text"], "Approved; the agent continues.");
+    assert_eq!(runs_of(&runs, &alice).await.len(), 3, "the answer started no run");
 
     // Ambiguous instance name (no namespace given): nothing is created; with the namespace it works.
     let (meta, data) = inbound(&dup, None, "U1", "1700.5", "hello?");

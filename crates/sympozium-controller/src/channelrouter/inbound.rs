@@ -10,7 +10,7 @@ use sympozium_bus::{Bus, Delivery, topics};
 use sympozium_kube::FIELD_MANAGER;
 
 use super::access::{self, Access};
-use super::{build, history};
+use super::{approval, build, history};
 
 /// What happened to an inbound message.
 #[derive(Debug, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub enum Handled {
     Ignored(String),
     /// Refused by access control.
     Denied,
+    /// The answer to a tool approval the conversation's run waits for.
+    Answered,
     /// The run exists (created now, or already by an earlier delivery).
     Run(String),
 }
@@ -87,6 +89,10 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<H
         }
         return Ok(Handled::Denied);
     }
+    let conversation = history::key(&ns, &msg);
+    if approval::try_answer(client, bus, &ns, &msg, &conversation).await? {
+        return Ok(Handled::Answered);
+    }
     let id = build::platform_id(&msg, &env.metadata);
     let key = build::message_key(&ns, &msg, id.as_deref(), delivery.stream_sequence().unwrap_or_default());
     let now = jiff::Timestamp::now().as_nanosecond();
@@ -94,7 +100,6 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<H
     let name = run.name_any();
     let api: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     // Conversation continuity: earlier turns of this chat/thread go ahead of the message.
-    let conversation = history::key(&ns, &msg);
     let selector =
         format!("{}={},{}={conversation}", labels::INSTANCE, inst.name_any(), history::CONVERSATION);
     let earlier = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| e.to_string())?.items;

@@ -10,8 +10,11 @@
 //!   and a watch on channel runs reaching Succeeded/Failed; whichever comes first sends
 //!   `channel.message.send` with metadata `{instanceName, channel, namespace}` and the
 //!   original thread, exactly once.
+//! * Tool approvals ([`approval`], durable consumer [`APPROVAL_CONSUMER`]): an `ask` tool of a
+//!   channel run is put to the chat as a yes/no question; the answer goes back to the run.
 
 pub mod access;
+pub mod approval;
 pub mod build;
 pub mod history;
 pub mod inbound;
@@ -27,6 +30,8 @@ use sympozium_bus::{Bus, topics};
 pub const INBOUND_CONSUMER: &str = "channel-router-inbound";
 /// Durable consumer of run completions for replies, shared by controller replicas.
 pub const COMPLETION_CONSUMER: &str = "channel-router-replies";
+/// Durable consumer of tool approval requests, shared by controller replicas.
+pub const APPROVAL_CONSUMER: &str = "channel-router-approvals";
 
 async fn inbound_loop(client: Client, bus: Bus) {
     let mut deliveries = bus.durable(INBOUND_CONSUMER, topics::CHANNEL_MESSAGE_RECEIVED);
@@ -58,11 +63,25 @@ async fn completion_loop(client: Client, bus: Bus) {
     }
 }
 
-/// Routes chat messages and replies until the process stops.
+async fn approval_loop(client: Client, bus: Bus) {
+    let mut deliveries = bus.durable(APPROVAL_CONSUMER, topics::TOOL_APPROVAL_REQUEST);
+    while let Some(d) = deliveries.recv().await {
+        match approval::on_request(&client, &bus, &d).await {
+            Ok(()) => d.ack().await,
+            Err(e) => {
+                tracing::warn!(error = %e, "asking for an approval in the chat failed; will retry");
+                d.nak().await;
+            }
+        }
+    }
+}
+
+/// Routes chat messages, replies and tool approvals until the process stops.
 pub async fn run(client: Client, bus: Bus) {
     futures::join!(
         inbound_loop(client.clone(), bus.clone()),
         completion_loop(client.clone(), bus.clone()),
+        approval_loop(client.clone(), bus.clone()),
         reply::watch_finished(client, bus)
     );
 }
