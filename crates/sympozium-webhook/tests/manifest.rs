@@ -1,0 +1,47 @@
+//! The shipped manifest registers exactly the endpoints the server serves, runs more than
+//! one replica and mounts the certificate where the server looks for it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use serde::Deserialize;
+use sympozium_webhook::server;
+
+fn documents() -> Vec<serde_yaml::Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/webhook/webhook.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text).map(|d| serde_yaml::Value::deserialize(d).unwrap()).collect()
+}
+
+fn of_kind<T: serde::de::DeserializeOwned>(kind: &str) -> T {
+    let doc = documents().into_iter().find(|d| d["kind"] == kind).unwrap();
+    serde_yaml::from_value(doc).unwrap()
+}
+
+#[test]
+fn the_manifest_matches_the_server() {
+    let config: ValidatingWebhookConfiguration = of_kind("ValidatingWebhookConfiguration");
+    let paths: Vec<_> = config
+        .webhooks
+        .unwrap()
+        .into_iter()
+        .map(|w| {
+            assert_eq!(w.admission_review_versions, ["v1"]);
+            assert_eq!(w.side_effects, "None");
+            w.client_config.service.unwrap().path.unwrap()
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [server::VALIDATE_PATH, server::VALIDATE_INSTANCES_PATH, server::VALIDATE_PERSONA_PACKS_PATH]
+    );
+    let deployment: Deployment = of_kind("Deployment");
+    let spec = deployment.spec.unwrap();
+    assert!(spec.replicas.unwrap() >= 2, "every replica serves; run at least two");
+    let pod = spec.template.spec.unwrap();
+    let args = pod.containers[0].args.clone().unwrap();
+    assert!(args.contains(&"--cert-file=/tmp/k8s-webhook-server/serving-certs/tls.crt".to_string()));
+    let mount = &pod.containers[0].volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(mount.mount_path, "/tmp/k8s-webhook-server/serving-certs");
+}
