@@ -51,6 +51,9 @@ pub struct Config {
         default_value = "http://{instance}-memory.{namespace}.svc:8080"
     )]
     pub memory_url_template: String,
+    /// Image of small helper containers (post-run hooks' `done`).
+    #[arg(long, env = "SYMPOZIUM_BUSYBOX_IMAGE", default_value = "busybox:1.36")]
+    pub busybox_image: String,
     /// NATS URL of the event bus; the routers (agent-managed schedules, …) run only when
     /// set.
     #[arg(long, env = "NATS_URL")]
@@ -71,6 +74,7 @@ impl Config {
             otlp_endpoint: self.otlp_endpoint.clone(),
             max_run_history: self.max_run_history,
             memory_url_template: self.memory_url_template.clone(),
+            busybox_image: self.busybox_image.clone(),
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct Settings {
     /// Memory server address of an instance; `{instance}` and `{namespace}` are filled in.
     /// A controller outside the cluster (development) points this at a port-forward.
     pub memory_url_template: String,
+    /// Image of the small helper containers (post-run `done`).
+    pub busybox_image: String,
 }
 
 impl Default for Settings {
@@ -31,6 +33,7 @@ impl Default for Settings {
             otlp_endpoint: String::new(),
             max_run_history: 50,
             memory_url_template: "http://{instance}-memory.{namespace}.svc:8080".into(),
+            busybox_image: "busybox:1.36".into(),
         }
     }
 }

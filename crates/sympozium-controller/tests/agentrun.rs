@@ -379,3 +379,46 @@ async fn memory_is_persisted_within_limits_and_failures_are_remembered() {
     ));
     assert!(found[0].tags.contains(&"agent".to_string()), "tagged with the instance: {:?}", found[0].tags);
 }
+
+#[tokio::test]
+async fn lifecycle_hooks_run_before_and_after_the_agent() {
+    let h = Harness::new("run-hooks", 50).await;
+    // A volume for the run's workspace claim (the test plane has no provisioner).
+    let pv: k8s_openapi::api::core::v1::PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": format!("pv-{}", h.ns)},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                 "hostPath": {"path": format!("/tmp/{}", h.ns)},
+                 "claimRef": {"namespace": h.ns, "name": "hooked-workspace"}}}))
+    .unwrap();
+    let pvs: Api<k8s_openapi::api::core::v1::PersistentVolume> = Api::all(h.client.clone());
+    pvs.create(&Default::default(), &pv).await.unwrap();
+
+    h.run("hooked", json!({"lifecycle": {
+        "preRun": [{"name": "fetch", "image": "busybox:1.36", "command": ["sh", "-c", "echo ready > /workspace/ctx"]}],
+        "postRun": [{"name": "upload", "image": "busybox:1.36", "env": [{"name": "DEST", "value": "reports"}]}]}}))
+        .await;
+    h.run_where("hooked", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+    let jobs: Api<Job> = Api::namespaced(h.client.clone(), &h.ns);
+    let agent_pod = jobs.get("hooked").await.unwrap().spec.unwrap().template.spec.unwrap();
+    assert_eq!(agent_pod.init_containers.unwrap()[0].name, "pre-fetch");
+    let workspace = agent_pod.volumes.unwrap().into_iter().find(|v| v.name == "workspace").unwrap();
+    assert_eq!(workspace.persistent_volume_claim.unwrap().claim_name, "hooked-workspace");
+
+    h.complete_over_bus("hooked", json!({"status": "success", "response": "report written"})).await;
+    let post = h.run_where("hooked", "PostRunning", |r| phase(r) == AgentRunPhase::PostRunning).await;
+    let status = post.status.unwrap();
+    assert_eq!((status.exit_code, status.post_run_job_name.as_deref()), (Some(0), Some("hooked-postrun")));
+    let post_pod = jobs.get("hooked-postrun").await.unwrap().spec.unwrap().template.spec.unwrap();
+    let hook = &post_pod.init_containers.unwrap()[0];
+    let env: BTreeMap<_, _> =
+        hook.env.iter().flatten().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect();
+    assert_eq!(
+        (env["AGENT_EXIT_CODE"].as_str(), env["AGENT_RESULT"].as_str(), env["DEST"].as_str()),
+        ("0", "report written", "reports")
+    );
+
+    // The fake node completes the post-run Job; the run finishes with the agent's answer.
+    let done = h.run_where("hooked", "Succeeded", |r| phase(r) == AgentRunPhase::Succeeded).await;
+    assert_eq!(done.status.unwrap().result.as_deref(), Some("report written"));
+    let _ = pvs.delete(&format!("pv-{}", h.ns), &Default::default()).await;
+}

@@ -401,7 +401,7 @@ pub fn job(i: &RunInputs<'_>) -> Job {
     containers.extend(i.sidecars.iter().map(skill_container));
 
     let mut volumes = vec![
-        empty_dir("workspace", None, "1Gi"),
+        super::hooks::workspace_volume(run),
         empty_dir("ipc", Some("Memory"), "64Mi"),
         empty_dir("tmp", None, "256Mi"),
         skills_volume(&i.skills),
@@ -470,6 +470,7 @@ pub fn job(i: &RunInputs<'_>) -> Job {
                         seccomp_profile: Some(SeccompProfile { type_: seccomp, ..Default::default() }),
                         ..Default::default()
                     }),
+                    init_containers: Some(super::hooks::pre_run_containers(run)).filter(|c| !c.is_empty()),
                     containers,
                     volumes: Some(volumes),
                     ..Default::default()

@@ -7,11 +7,13 @@
 
 pub mod build;
 pub mod completion;
+pub mod hooks;
 pub mod host;
 pub mod memory;
 pub mod network;
 pub mod pending;
 pub mod policy;
+pub mod postrun;
 pub mod result;
 pub mod running;
 pub mod terminal;
@@ -98,7 +100,8 @@ async fn step(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Acti
         AgentRunPhase::Pending => pending::pending(run, api, ctx).await,
         AgentRunPhase::Running => running::running(run, api, ctx).await,
         AgentRunPhase::Succeeded | AgentRunPhase::Failed => terminal::finished(run, ctx).await,
-        AgentRunPhase::Serving | AgentRunPhase::PostRunning => Ok(Action::requeue(Duration::from_secs(30))),
+        AgentRunPhase::PostRunning => postrun::post_running(run, api, ctx).await,
+        AgentRunPhase::Serving => Ok(Action::requeue(Duration::from_secs(30))),
     }
 }
 

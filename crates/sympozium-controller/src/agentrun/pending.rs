@@ -352,6 +352,14 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         tool_policy: policy::effective_tool_policy(run, Some(&instance), policy.as_ref()),
         traceparent: Some(format!("00-{trace_id}-{:016x}-01", random_u128(&ns) as u64)),
     };
+    if super::hooks::has_post_run(run) {
+        let pvc = super::hooks::workspace_pvc(run);
+        create_if_absent(
+            &Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns),
+            &pvc,
+        )
+        .await?;
+    }
     let job = build::job(&inputs);
     create_if_absent(&Api::<Job>::namespaced(ctx.client.clone(), &ns), &job).await?;
     publish(ctx, run, EventType::Normal, "Started", &format!("created Job {name}")).await;

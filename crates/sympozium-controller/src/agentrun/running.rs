@@ -156,6 +156,10 @@ pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
             .await?;
     }
 
+    if super::hooks::has_post_run(run) && status.exit_code.is_some() {
+        // The outcome is in (from the log or the bus): run the post-run hooks.
+        return super::postrun::start(run, api, ctx).await;
+    }
     let state = agent_state(job.as_ref(), pod.as_ref());
     let logged = match (&state, &pod) {
         (AgentState::Exited { .. }, Some(p)) => {

@@ -27,12 +27,25 @@ pub async fn complete(
 ) -> Result<bool, kube::Error> {
     for _ in 0..5 {
         let Some(mut run) = api.get_opt(name).await? else { return Ok(false) };
+        let post_run = super::hooks::has_post_run(&run);
         let status = run.status.get_or_insert_with(Default::default);
-        if status.phase.is_some_and(AgentRunPhase::is_terminal) {
+        if status.phase.is_some_and(AgentRunPhase::is_terminal)
+            || status.phase == Some(AgentRunPhase::PostRunning)
+        {
             return Ok(false);
         }
-        status.phase = Some(if outcome.success { AgentRunPhase::Succeeded } else { AgentRunPhase::Failed });
-        status.completed_at = Some(now.clone());
+        if post_run {
+            // Post-run hooks still have to run: record the outcome (once), keep the phase;
+            // the controller starts the hooks and finishes the run after them.
+            if status.exit_code.is_some() {
+                return Ok(false);
+            }
+            status.exit_code = Some(if outcome.success { 0 } else { 1 });
+        } else {
+            status.phase =
+                Some(if outcome.success { AgentRunPhase::Succeeded } else { AgentRunPhase::Failed });
+            status.completed_at = Some(now.clone());
+        }
         status.result = outcome.result.as_deref().map(truncate);
         status.error = outcome.error.as_deref().map(truncate);
         if outcome.usage.is_some() {
