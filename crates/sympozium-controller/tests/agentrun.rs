@@ -422,3 +422,67 @@ async fn lifecycle_hooks_run_before_and_after_the_agent() {
     assert_eq!(done.status.unwrap().result.as_deref(), Some("report written"));
     let _ = pvs.delete(&format!("pv-{}", h.ns), &Default::default()).await;
 }
+
+#[tokio::test]
+async fn a_web_endpoint_instance_serves_through_a_deployment() {
+    let h = Harness::new("run-serve", 50).await;
+    // The instance controller turns the web-endpoint skill into a server-mode run.
+    let ctx =
+        Context::new(h.client.clone(), Settings::default(), Metrics::default(), Some(h.ns.clone()), "test");
+    let instance_controller = tokio::spawn(sympozium_controller::instance::run(Arc::new(ctx)));
+    h.apply(
+        "SkillPack",
+        "web-endpoint",
+        json!({
+        "skills": [{"name": "web-endpoint", "content": "# Serving"}],
+        "sidecar": {"image": "ghcr.io/sympozium-ai/sympozium/web-proxy:test", "requiresServer": true,
+                    "mountWorkspace": false, "ports": [{"name": "http", "containerPort": 8080}]}}),
+    )
+    .await;
+    h.apply(
+        "SympoziumInstance",
+        "web",
+        json!({"agents": {"default": {"model": "gpt-4o"}},
+        "skills": [{"skillPackRef": "web-endpoint", "params": {"rate_limit_rpm": "30"}}]}),
+    )
+    .await;
+
+    let run = h.run_where("web-web-endpoint", "Serving", |r| phase(r) == AgentRunPhase::Serving).await;
+    let status = run.status.unwrap();
+    assert_eq!(status.deployment_name.as_deref(), Some("web-web-endpoint-server"));
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(h.client.clone(), &h.ns);
+    let d = deployments.get("web-web-endpoint-server").await.unwrap();
+    let c = &d.spec.unwrap().template.spec.unwrap().containers[0];
+    let key = c.env.iter().flatten().find(|e| e.name == "WEB_PROXY_API_KEY").unwrap();
+    assert!(key.value.is_none(), "the API key comes from the Secret, never inline");
+    assert_eq!(key.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().name, "web-web-proxy-key");
+    assert!(c.env.iter().flatten().any(|e| e.name == "RATE_LIMIT_RPM" && e.value.as_deref() == Some("30")));
+    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(h.client.clone(), &h.ns)
+        .get("web-web-proxy-key")
+        .await
+        .unwrap();
+    let api_key = String::from_utf8(secret.data.unwrap()["api-key"].0.clone()).unwrap();
+    assert!(api_key.starts_with("sk-") && api_key.len() == 51, "a fresh random key");
+    let svc = Api::<k8s_openapi::api::core::v1::Service>::namespaced(h.client.clone(), &h.ns)
+        .get("web-web-endpoint-server")
+        .await
+        .unwrap();
+    assert_eq!(svc.spec.unwrap().ports.unwrap()[0].port, 8080);
+
+    // The instance reports that it serves, and where.
+    let instances: Api<sympozium_api::SympoziumInstance> = Api::namespaced(h.client.clone(), &h.ns);
+    let serving = wait_for(
+        &instances,
+        "web",
+        "instance Serving",
+        WAIT,
+        |i: Option<&sympozium_api::SympoziumInstance>| {
+            i.and_then(|i| i.status.as_ref()).is_some_and(|s| s.phase.as_deref() == Some("Serving"))
+        },
+    )
+    .await
+    .unwrap();
+    let endpoint = serving.status.unwrap().web_endpoint.unwrap();
+    assert_eq!(endpoint.url.unwrap(), format!("http://web-web-endpoint-server.{}.svc:8080", h.ns));
+    instance_controller.abort();
+}

@@ -16,10 +16,10 @@ pub mod policy;
 pub mod postrun;
 pub mod result;
 pub mod running;
+pub mod serve;
 pub mod terminal;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
@@ -95,13 +95,12 @@ async fn reconcile(run: Arc<AgentRun>, ctx: Arc<Context>) -> Result<Action, Erro
 async fn step(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Action, Error> {
     let phase = run.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
     match phase {
-        // Server-mode runs are the web proxy's (serving); they are left to that path.
-        _ if run.spec.mode == RunMode::Server => Ok(Action::await_change()),
+        AgentRunPhase::Pending if run.spec.mode == RunMode::Server => serve::start(run, api, ctx).await,
         AgentRunPhase::Pending => pending::pending(run, api, ctx).await,
         AgentRunPhase::Running => running::running(run, api, ctx).await,
         AgentRunPhase::Succeeded | AgentRunPhase::Failed => terminal::finished(run, ctx).await,
         AgentRunPhase::PostRunning => postrun::post_running(run, api, ctx).await,
-        AgentRunPhase::Serving => Ok(Action::requeue(Duration::from_secs(30))),
+        AgentRunPhase::Serving => serve::serving(run, api, ctx).await,
     }
 }
 

@@ -94,10 +94,13 @@ pub fn effective_timeout(run: &AgentRun, instance: Option<&SympoziumInstance>) -
         .unwrap_or(DEFAULT_TIMEOUT)
 }
 
-async fn resolve_sidecars(
+/// The skill sidecars of a run: task-mode sidecars (`serving = false`), or the serving
+/// ones that drive server mode (`serving = true`).
+pub(super) async fn resolve_sidecars(
     run: &AgentRun,
     skills: &[SkillRef],
     ctx: &Context,
+    serving: bool,
 ) -> Result<Vec<ResolvedSidecar>, Error> {
     let ns = run.namespace().unwrap_or_default();
     let local: Api<SkillPack> = Api::namespaced(ctx.client.clone(), &ns);
@@ -112,7 +115,7 @@ async fn resolve_sidecars(
         };
         let Some(sidecar) = pack.and_then(|p| p.spec.sidecar) else { continue };
         // Serving sidecars drive server mode; a task run does not start them.
-        if sidecar.image.trim().is_empty() || sidecar.requires_server == Some(true) {
+        if sidecar.image.trim().is_empty() || (sidecar.requires_server == Some(true)) != serving {
             continue;
         }
         out.push(ResolvedSidecar {
@@ -124,7 +127,11 @@ async fn resolve_sidecars(
     Ok(out)
 }
 
-async fn grant(run: &AgentRun, sidecars: &[ResolvedSidecar], ctx: &Context) -> Result<(), kube::Error> {
+pub(super) async fn grant(
+    run: &AgentRun,
+    sidecars: &[ResolvedSidecar],
+    ctx: &Context,
+) -> Result<(), kube::Error> {
     let ns = run.namespace().unwrap_or_default();
     create_if_absent(
         &Api::<ServiceAccount>::namespaced(ctx.client.clone(), &ns),
@@ -293,7 +300,7 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         }
     }
 
-    let mut sidecars = resolve_sidecars(run, &skills, ctx).await?;
+    let mut sidecars = resolve_sidecars(run, &skills, ctx, false).await?;
     let host_mounts_allowed =
         policy.as_ref().and_then(|p| p.spec.sandbox_policy.as_ref()).is_some_and(|s| s.allow_host_mounts);
     for pack in super::host::withhold(&mut sidecars, host_mounts_allowed) {

@@ -1,0 +1,279 @@
+//! Server mode (`spec.mode: server`): the run becomes a long-lived Deployment and Service
+//! running its serving sidecar (the web proxy), with an API key in a Secret.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, Secret, SecretKeySelector, Service, ServicePort,
+    ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::ObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_api::labels;
+use sympozium_api::{AgentRun, SympoziumInstance};
+use sympozium_kube::apply::{apply, create_if_absent};
+
+use super::build::{ResolvedSidecar, hardened, run_labels, service_account_name};
+use super::pending::{effective_skills, grant, resolve_sidecars};
+use super::{Error, publish, terminal};
+use crate::context::Context;
+
+/// Name of the server Deployment and Service.
+pub fn server_name(run: &AgentRun) -> String {
+    format!("{}-server", run.name_any())
+}
+
+/// Labels (and selector) of the server pods.
+pub fn server_labels(run: &AgentRun) -> BTreeMap<String, String> {
+    let mut l = run_labels(run);
+    l.insert(labels::COMPONENT.into(), "agent-server".into());
+    l
+}
+
+/// A new random API key: `sk-` and 48 hex characters from the OS's random source.
+fn new_api_key() -> std::io::Result<String> {
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(format!("sk-{}", hex::encode(bytes)))
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+}
+
+fn probe(initial: i32, period: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/healthz".into()),
+            port: IntOrString::Int(8080),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(initial),
+        period_seconds: Some(period),
+        ..Default::default()
+    }
+}
+
+/// The server Deployment running the serving sidecar.
+pub fn deployment(run: &AgentRun, server: &ResolvedSidecar, key_secret: &str) -> Deployment {
+    let labels = server_labels(run);
+    let mut vars: Vec<EnvVar> = server.sidecar.env.iter().map(|e| env(&e.name, e.value.clone())).collect();
+    vars.push(env("INSTANCE_NAME", run.spec.instance_ref.clone()));
+    vars.push(EnvVar {
+        name: "WEB_PROXY_API_KEY".into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: key_secret.into(),
+                key: "api-key".into(),
+                optional: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    for (param, var) in [("rate_limit_rpm", "RATE_LIMIT_RPM"), ("rate_limit_burst", "RATE_LIMIT_BURST")] {
+        if let Some(v) = server.params.get(param) {
+            vars.push(env(var, v.clone()));
+        }
+    }
+    for (k, v) in &server.params {
+        vars.push(env(&format!("SKILL_{}", k.to_ascii_uppercase()), v.clone()));
+    }
+    let cpu = server.sidecar.resources.as_ref().and_then(|r| r.cpu.clone()).unwrap_or_else(|| "100m".into());
+    let memory =
+        server.sidecar.resources.as_ref().and_then(|r| r.memory.clone()).unwrap_or_else(|| "128Mi".into());
+    let q = |c: &str, m: &str| {
+        BTreeMap::from([("cpu".to_string(), Quantity(c.into())), ("memory".to_string(), Quantity(m.into()))])
+    };
+    let ports: Vec<_> = server
+        .sidecar
+        .ports
+        .iter()
+        .map(|p| ContainerPort {
+            name: Some(p.name.clone()),
+            container_port: p.container_port,
+            protocol: p.protocol.clone().or(Some("TCP".into())),
+            ..Default::default()
+        })
+        .collect();
+    let container = Container {
+        name: "web-proxy".into(),
+        image: Some(server.sidecar.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        env: Some(vars),
+        ports: (!ports.is_empty()).then_some(ports),
+        liveness_probe: Some(probe(5, 10)),
+        readiness_probe: Some(probe(3, 5)),
+        resources: Some(ResourceRequirements {
+            requests: Some(q(&cpu, &memory)),
+            limits: Some(q("500m", "256Mi")),
+            ..Default::default()
+        }),
+        security_context: Some(hardened()),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(server_name(run)),
+            namespace: run.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: Some(run.controller_owner_ref(&()).into_iter().collect()),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector { match_labels: Some(labels.clone()), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Always".into()),
+                    service_account_name: Some(service_account_name(run)),
+                    automount_service_account_token: Some(
+                        !server.sidecar.rbac.is_empty() || !server.sidecar.cluster_rbac.is_empty(),
+                    ),
+                    image_pull_secrets: (!run.spec.image_pull_secrets.is_empty())
+                        .then(|| run.spec.image_pull_secrets.clone()),
+                    node_selector: run.spec.model.node_selector.clone().filter(|n| !n.is_empty()),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(1000),
+                        fs_group: Some(1000),
+                        ..Default::default()
+                    }),
+                    containers: vec![container],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The Service in front of the server.
+pub fn service(run: &AgentRun, server: &ResolvedSidecar) -> Service {
+    let labels = server_labels(run);
+    let mut ports: Vec<_> = server
+        .sidecar
+        .ports
+        .iter()
+        .map(|p| ServicePort {
+            name: Some(p.name.clone()),
+            port: p.container_port,
+            target_port: Some(IntOrString::Int(p.container_port)),
+            protocol: p.protocol.clone().or(Some("TCP".into())),
+            ..Default::default()
+        })
+        .collect();
+    if ports.is_empty() {
+        ports.push(ServicePort {
+            name: Some("http".into()),
+            port: 8080,
+            target_port: Some(IntOrString::Int(8080)),
+            ..Default::default()
+        });
+    }
+    Service {
+        metadata: ObjectMeta {
+            name: Some(server_name(run)),
+            namespace: run.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: Some(run.controller_owner_ref(&()).into_iter().collect()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec { selector: Some(labels), ports: Some(ports), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// Starts serving: RBAC, API key Secret, Deployment and Service; phase Serving.
+pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Action, Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let now = Time(ctx.clock.now());
+    let instance =
+        Api::<SympoziumInstance>::namespaced(ctx.client.clone(), &ns).get_opt(&run.spec.instance_ref).await?;
+    let Some(instance) = instance else {
+        let message = format!("instance \"{}\" not found", run.spec.instance_ref);
+        terminal::fail(api, &name, &message, now).await?;
+        return Ok(Action::await_change());
+    };
+    let skills = effective_skills(run, Some(&instance));
+    let servers = resolve_sidecars(run, &skills, ctx, true).await?;
+    let Some(server) = servers.first() else {
+        terminal::fail(api, &name, "no sidecar with requiresServer=true found", now).await?;
+        return Ok(Action::await_change());
+    };
+    if let Err(e) = grant(run, &servers, ctx).await {
+        terminal::fail(api, &name, &format!("granting the server's skill RBAC failed: {e}"), now).await?;
+        return Ok(Action::await_change());
+    }
+    let key_secret = server
+        .params
+        .get("auth_secret_ref")
+        .cloned()
+        .unwrap_or_else(|| format!("{}-web-proxy-key", run.spec.instance_ref));
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    if secrets.get_metadata_opt(&key_secret).await?.is_none() {
+        let key =
+            new_api_key().map_err(|e| Error::Finalizer(format!("no random source for the API key: {e}")))?;
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(key_secret.clone()),
+                namespace: Some(ns.clone()),
+                labels: Some(BTreeMap::from([
+                    (labels::COMPONENT.to_string(), "web-proxy".to_string()),
+                    (labels::INSTANCE.to_string(), run.spec.instance_ref.clone()),
+                ])),
+                owner_references: Some(run.controller_owner_ref(&()).into_iter().collect()),
+                ..Default::default()
+            },
+            string_data: Some(BTreeMap::from([("api-key".to_string(), key)])),
+            ..Default::default()
+        };
+        create_if_absent(&secrets, &secret).await?;
+    }
+    apply(&Api::<Deployment>::namespaced(ctx.client.clone(), &ns), &deployment(run, server, &key_secret))
+        .await?;
+    apply(&Api::<Service>::namespaced(ctx.client.clone(), &ns), &service(run, server)).await?;
+    let server_name = server_name(run);
+    let moved = terminal::transition(api, &name, &[AgentRunPhase::Pending], |s| {
+        s.phase = Some(AgentRunPhase::Serving);
+        s.deployment_name = Some(server_name.clone());
+        s.service_name = Some(server_name.clone());
+        s.started_at = Some(now.clone());
+    })
+    .await?;
+    if moved {
+        publish(
+            ctx,
+            run,
+            EventType::Normal,
+            "Serving",
+            &format!("serving through Deployment and Service {server_name}"),
+        )
+        .await;
+    }
+    Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+/// Serving: the Deployment must still exist.
+pub async fn serving(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Action, Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let name = server_name(run);
+    if Api::<Deployment>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await?.is_none() {
+        terminal::fail(api, &run.name_any(), "server Deployment not found", Time(ctx.clock.now())).await?;
+        return Ok(Action::await_change());
+    }
+    Ok(Action::requeue(Duration::from_secs(30)))
+}
