@@ -29,9 +29,10 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Acknowledges the message: it will not be delivered again.
+    /// Acknowledges the message and waits for the server to confirm it, so it is not
+    /// delivered again (also not after a NATS restart right after the ack).
     pub async fn ack(&self) {
-        if let Err(e) = self.message.ack().await {
+        if let Err(e) = self.message.double_ack().await {
             tracing::warn!(error = %e, topic = %self.envelope.topic, "ack failed; the message may be redelivered");
         }
     }
@@ -107,12 +108,39 @@ impl Bus {
         data: &impl Serialize,
         traceparent: Option<&str>,
     ) -> Result<(), Error> {
+        self.send(topic, metadata, data, traceparent, None).await
+    }
+
+    /// Like [`Bus::publish`], with a message id: JetStream stores a message with the same
+    /// `id` only once within its duplicate window (2 minutes), so a publish retried after an
+    /// uncertain outcome (a timeout across a NATS restart) never stores a second copy.
+    pub async fn publish_once(
+        &self,
+        topic: &str,
+        metadata: BTreeMap<String, String>,
+        data: &impl Serialize,
+        id: &str,
+    ) -> Result<(), Error> {
+        self.send(topic, metadata, data, None, Some(id)).await
+    }
+
+    async fn send(
+        &self,
+        topic: &str,
+        metadata: BTreeMap<String, String>,
+        data: &impl Serialize,
+        traceparent: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<(), Error> {
         let encode = |source| Error::Encode { topic: topic.into(), source };
         let envelope = Envelope::new(topic, metadata, serde_json::to_value(data).map_err(encode)?);
         let payload = serde_json::to_vec(&envelope).map_err(encode)?;
         let mut headers = HeaderMap::new();
         if let Some(tp) = traceparent {
             headers.insert("traceparent", tp);
+        }
+        if let Some(id) = id {
+            headers.insert("Nats-Msg-Id", id);
         }
         let ack = self
             .js
@@ -248,6 +276,10 @@ async fn pump_replay(
     while let Some(next) = messages.next().await {
         let message = next.map_err(|e| e.to_string())?;
         if let Ok(info) = message.info() {
+            // After a NATS restart the server may hand out again what it already sent.
+            if info.stream_sequence < *next_seq {
+                continue;
+            }
             *next_seq = info.stream_sequence.saturating_add(1);
         }
         match serde_json::from_slice::<Envelope>(&message.payload) {

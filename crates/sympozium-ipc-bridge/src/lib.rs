@@ -70,9 +70,6 @@ pub enum Error {
         #[source]
         source: notify::Error,
     },
-    /// The event bus is unreachable.
-    #[error("event bus: {0}")]
-    Bus(#[from] sympozium_bus::Error),
 }
 
 /// Creates `input`, `output`, `spawn`, `tools`, `messages` and `schedules` (mode 0750).
@@ -160,7 +157,14 @@ impl Publisher {
                 return Step::NotYet;
             }
         };
-        match self.bus.publish(topic, self.meta.clone(), &data).await {
+        // The id makes a retry after an uncertain publish (NATS restarting) harmless.
+        let rel = path.strip_prefix(&self.root).unwrap_or(path).to_string_lossy();
+        let id = format!(
+            "{}/{}/{rel}",
+            self.meta.get("namespace").map_or("", String::as_str),
+            self.meta.get("agentRunID").map_or("", String::as_str)
+        );
+        match self.bus.publish_once(topic, self.meta.clone(), &data, &id).await {
             Ok(()) => {
                 self.unreadable_since.remove(path);
                 tracing::info!(path = %path.display(), %topic, "published");
@@ -169,6 +173,21 @@ impl Publisher {
             Err(e) => {
                 tracing::warn!(path = %path.display(), %topic, error = %e, "publishing failed; will retry");
                 Step::NotYet
+            }
+        }
+    }
+}
+
+/// Connects to the bus, retrying until NATS answers (files wait on disk meanwhile).
+async fn connect(url: &str) -> Bus {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match Bus::connect(url).await {
+            Ok(bus) => return bus,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "event bus unreachable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
     }
@@ -193,7 +212,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .watch(&root, RecursiveMode::Recursive)
         .map_err(|source| Error::Watch { path: root.clone(), source })?;
 
-    let bus = Bus::connect(&config.event_bus_url).await?;
+    let bus = connect(&config.event_bus_url).await;
     let inbound =
         tokio::spawn(inbound::spawn_results(bus.clone(), root.clone(), config.agent_run_id.clone()));
     tracing::info!(run = %config.agent_run_id, ipc = %root.display(), "bridge up");

@@ -194,3 +194,50 @@ fn the_binary_refuses_to_start_without_a_run_id() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("AGENT_RUN_ID is not set"), "{stderr}");
 }
+
+#[tokio::test]
+async fn nothing_is_lost_or_doubled_when_nats_is_down_or_restarts() {
+    let mut nats = NatsServer::start().await.unwrap();
+    let bus = Bus::connect(&nats.url()).await.unwrap();
+    // The bridge starts while NATS is down: files wait on disk.
+    nats.kill();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let mut cfg = config(&root, &nats, "run-3");
+    cfg.rescan_interval_ms = 200;
+    let bridge = tokio::spawn(sympozium_ipc_bridge::run(cfg));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let chunk = |i: usize| json!({"type": "text", "content": format!("c{i}"), "index": i});
+    for i in 0..3 {
+        write(&root, &format!("output/stream-{i}.json"), &chunk(i));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    nats.restart().await.unwrap();
+    let mut stored = bus.replay(topics::AGENT_STREAM_CHUNK);
+    let mut next_chunk = async || {
+        tokio::time::timeout(WAIT, stored.recv()).await.expect("a chunk in time").unwrap().data["index"]
+            .clone()
+    };
+    for i in 0..3 {
+        assert_eq!(next_chunk().await, i);
+    }
+    // A crash in the middle of the stream.
+    nats.kill();
+    for i in 3..6 {
+        write(&root, &format!("output/stream-{i}.json"), &chunk(i));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    nats.restart().await.unwrap();
+    write(&root, "output/result.json", &json!({"status": "success", "response": "done"}));
+    for i in 3..6 {
+        assert_eq!(next_chunk().await, i, "stored once each, in order, after the restart");
+    }
+    tokio::time::timeout(WAIT, bridge).await.unwrap().unwrap().unwrap();
+    if let Ok(Some(extra)) = tokio::time::timeout(Duration::from_millis(500), stored.recv()).await {
+        panic!("a chunk stored twice: {}", extra.data);
+    }
+    let mut results = bus.replay(topics::AGENT_RUN_COMPLETED);
+    let r = tokio::time::timeout(WAIT, results.recv()).await.unwrap().unwrap();
+    assert_eq!(r.data["response"], "done");
+    assert!(tokio::time::timeout(Duration::from_millis(500), results.recv()).await.is_err(), "one result");
+}
