@@ -18,10 +18,24 @@ pub struct ScheduleTask {
     pub dir: PathBuf,
 }
 
-fn valid_cron(expr: &str) -> bool {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    fields.len() == 5
-        && fields.iter().all(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || "*/,-?".contains(c)))
+/// Checks `expr` with the same 5-field parser the schedule controller uses, so a schedule
+/// the controller would refuse is refused here, with the reason, while the agent can fix it.
+fn check_cron(expr: &str) -> Result<(), String> {
+    let fields = expr.split_whitespace().count();
+    if fields != 5 || expr.trim_start().starts_with('@') {
+        return Err(format!(
+            "schedule {expr:?} is not a 5-field cron expression (minute hour day-of-month month day-of-week)"
+        ));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .dom_and_dow(false)
+        .sloppy_ranges(true)
+        .build()
+        .parse(expr.trim())
+        .map(|_| ())
+        .map_err(|e| format!("schedule {expr:?} is not a valid cron expression: {e}"))
 }
 
 impl Tool for ScheduleTask {
@@ -63,9 +77,9 @@ impl Tool for ScheduleTask {
                 return ToolOutput::err("update needs 'schedule' or 'task'");
             }
             if let Some(s) = schedule
-                && !valid_cron(s)
+                && let Err(reason) = check_cron(s)
             {
-                return ToolOutput::err(format!("schedule {s:?} is not a 5-field cron expression"));
+                return ToolOutput::err(reason);
             }
             let mut request = json!({"name": name, "action": action});
             if let Some(s) = schedule {
@@ -80,5 +94,19 @@ impl Tool for ScheduleTask {
                 Err(e) => ToolOutput::err(format!("writing schedule request: {e}")),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod cron_tests {
+    use super::check_cron;
+
+    #[test]
+    fn the_controllers_rules() {
+        assert!(check_cron("*/15 9-17 * * MON-FRI").is_ok());
+        assert!(check_cron("2/30 * * * *").is_ok());
+        assert!(check_cron("61 * * * *").unwrap_err().contains("not a valid cron expression"));
+        assert!(check_cron("@hourly").unwrap_err().contains("5-field"));
+        assert!(check_cron("0 0 * * * *").unwrap_err().contains("5-field"));
     }
 }
