@@ -94,8 +94,12 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<H
         return Ok(Handled::Answered);
     }
     let id = build::platform_id(&msg, &env.metadata);
-    let key = build::message_key(&ns, &msg, id.as_deref(), delivery.stream_sequence().unwrap_or_default());
     let now = jiff::Timestamp::now().as_nanosecond();
+    // Without a platform id the stream position identifies the message (the same on every
+    // redelivery); should even that be unknown, the message is never mistaken for another.
+    let position =
+        delivery.stream_sequence().unwrap_or_else(|| u64::try_from(now).unwrap_or_default() | (1 << 63));
+    let key = build::message_key(&ns, &msg, id.as_deref(), position);
     let mut run = build::agent_run(&inst, &msg, &key, id.as_deref(), delivery.traceparent.as_deref(), now);
     let name = run.name_any();
     let api: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
