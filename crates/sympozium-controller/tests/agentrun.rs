@@ -183,6 +183,10 @@ async fn a_run_becomes_a_locked_down_job_with_its_own_rbac_and_finishes_from_the
     );
     assert!(status.completed_at.is_some());
     wait_until_gone(&cluster_roles, &cluster_name, "cluster RBAC revoked after the run", WAIT).await.unwrap();
+    let roles: Api<Role> = Api::namespaced(h.client.clone(), &h.ns);
+    wait_until_gone(&roles, "sympozium-skill-k8s-ops-r1", "the skill Role revoked after the run", WAIT)
+        .await
+        .unwrap();
 
     // A late duplicate (the log path, or a redelivery) does not change the recorded outcome.
     h.complete_over_bus("r1", json!({"status": "error", "error": "late"})).await;

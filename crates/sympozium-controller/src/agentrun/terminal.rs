@@ -2,7 +2,7 @@
 //! race), removing what must not outlive the run, and pruning old runs.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
@@ -130,10 +130,27 @@ async fn stop_job(run: &AgentRun, ctx: &Context, propagation: PropagationPolicy)
 /// A finished run: revoke cluster RBAC, stop sidecars still running, prune history.
 pub async fn finished(run: &AgentRun, ctx: &Context) -> Result<Action, Error> {
     revoke_cluster_rbac(run, ctx).await?;
+    revoke_namespaced_rbac(run, ctx).await?;
     // Skill sidecars never exit on their own; the Job goes once the outcome is recorded.
     stop_job(run, ctx, PropagationPolicy::Background).await?;
     prune(run, ctx).await?;
     Ok(Action::await_change())
+}
+
+/// Removes the run's namespaced grants as soon as it has finished: least privilege does not
+/// wait for the run object to be pruned.
+async fn revoke_namespaced_rbac(run: &AgentRun, ctx: &Context) -> Result<(), kube::Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let lp = ListParams::default().labels(&rbac_selector(run));
+    let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
+    for b in bindings.list(&lp).await? {
+        sympozium_kube::apply::delete_if_exists(&bindings, &b.name_any()).await?;
+    }
+    let roles: Api<Role> = Api::namespaced(ctx.client.clone(), &ns);
+    for r in roles.list(&lp).await? {
+        sympozium_kube::apply::delete_if_exists(&roles, &r.name_any()).await?;
+    }
+    Ok(())
 }
 
 /// Deletes the instance's oldest finished runs beyond the history limit.
