@@ -1,7 +1,8 @@
 //! Sub-agents end to end on the test control plane with a real nats-server and a real IPC
 //! bridge: a `spawn_subagent` file becomes a child AgentRun (parent, depth, label), the
 //! child's result lands in the parent's `/ipc/input`, and the instance's limits (maxDepth,
-//! maxChildrenPerAgent, maxConcurrent) refuse with a reason the parent receives.
+//! maxChildrenPerAgent, maxConcurrent) refuse with a reason the parent receives — with two
+//! router replicas, each request makes one child and gets one answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -105,7 +106,9 @@ async fn sub_agents_are_spawned_within_limits_and_answer_their_parent() {
 
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
+    // Two replicas, as with two controller pods: still one child and one answer each.
     let router = tokio::spawn(spawn::run(client.clone(), bus.clone()));
+    let replica = tokio::spawn(spawn::run(client.clone(), Bus::connect(&nats.url()).await.unwrap()));
 
     // The parent's own bridge: the runner's spawn file goes out, the answer comes back.
     let dir = tempfile::tempdir().unwrap();
@@ -179,5 +182,10 @@ async fn sub_agents_are_spawned_within_limits_and_answer_their_parent() {
     assert_eq!((failed["id"].as_str(), failed["error"].as_str()), (Some("a"), Some("model unavailable")));
     ask(&bus, &ns, "solo-run", "solo", "c").await;
     child_count(&runs, "solo-run", 2).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(800), to_lead.recv()).await.is_err(),
+        "no duplicate answers for the lead run"
+    );
     router.abort();
+    replica.abort();
 }

@@ -8,6 +8,9 @@
 //! it already created (the child's name derives from the request). Results are sent once:
 //! the child's `spawn-result-state` annotation moves from `pending` to `sent` under its
 //! resourceVersion.
+//!
+//! Limits are checked request by request; the routers run on the elected leader only, so
+//! two different requests are not judged at the same moment in production.
 
 pub mod build;
 
@@ -112,6 +115,11 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<O
         running: subagents.iter().filter(|r| !build::finished(r)).count(),
     };
     if let Err(reason) = build::check(&limits, &instance, build::child_depth(&parent), usage) {
+        // A copy of this very request may have created the child meanwhile (it then
+        // counts against the limit): that is not a refusal.
+        if runs.get_opt(&name).await.map_err(|e| e.to_string())?.is_some() {
+            return Ok(Outcome::Spawned(name));
+        }
         return refuse(reason).await;
     }
     let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
