@@ -51,6 +51,12 @@ pub enum Command {
     Skills(Listing),
     /// Give an agent a task: creates an AgentRun and (by default) waits for its answer.
     Run(RunArgs),
+    /// Check the cluster, the CRDs, the controller and the namespace's teams, and say what to fix.
+    Doctor {
+        /// Namespace the controller runs in.
+        #[arg(long, default_value = "sympozium-system")]
+        system_namespace: String,
+    },
 }
 
 /// list / get / delete.

@@ -53,6 +53,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Doctor { system_namespace } => {
+            // Doctor reports an unreachable cluster as a finding rather than failing first.
+            match connect(&cli).await {
+                Ok(client) => commands::doctor(&client, &cli.namespace, system_namespace).await,
+                Err(e) => {
+                    crate::output::emitln!("✗ cluster: {e:#}");
+                    Ok(1)
+                }
+            }
+        }
         command => {
             let client = connect(&cli).await?;
             commands::dispatch(&client, &cli, command, interactive).await

@@ -1,11 +1,14 @@
 //! Commands that talk to the cluster.
 
+mod doctor;
 mod listings;
 mod packs;
 mod run;
 
 use anyhow::anyhow;
 use kube::Client;
+
+pub use doctor::doctor;
 
 use crate::cli::{Cli, Command, Listing, Named};
 
@@ -30,7 +33,7 @@ pub async fn dispatch(
         Command::Skills(Listing::List) => listings::skills(client, ns, out).await,
         Command::Packs(cmd) => packs::dispatch(client, ns, cmd, out).await,
         Command::Run(args) => run::run(client, ns, args, interactive).await,
-        Command::Version | Command::Crds => Err(anyhow!("not a cluster command")),
+        Command::Version | Command::Crds | Command::Doctor { .. } => Err(anyhow!("not a cluster command")),
     }
 }
 
