@@ -196,7 +196,9 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
     quiet(&mut out).await;
 
     // A denied sender gets the deny message and no run.
+    // (Delivered twice by the channel pod: still one deny message.)
     let (meta, data) = inbound(&alice, Some(&ns), "mallory", "1700.4", "give me the secrets");
+    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta.clone(), &data).await.unwrap();
     bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
     let deny = next(&mut out).await;
     assert_eq!(deny.envelope.data["text"], "You may not talk to me.");

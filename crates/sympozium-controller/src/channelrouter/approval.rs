@@ -90,7 +90,8 @@ pub async fn on_request(client: &Client, bus: &Bus, delivery: &Delivery) -> Resu
     let api: Api<AgentRun> = Api::namespaced(client.clone(), &found.namespace().unwrap_or_default());
     let patch = json!({"metadata": {"annotations": {REQUEST_ID: request_id, CODE: code}}});
     api.patch(&found.name_any(), &params(), &Patch::Merge(&patch)).await.map_err(|e| e.to_string())?;
-    bus.publish(topics::CHANNEL_MESSAGE_SEND, meta, &message).await.map_err(|e| e.to_string())?;
+    let once = format!("approval-ask/{request_id}");
+    bus.publish_once(topics::CHANNEL_MESSAGE_SEND, meta, &message, &once).await.map_err(|e| e.to_string())?;
     tracing::info!(run = %found.name_any(), %tool, "tool approval asked in the chat");
     Ok(())
 }
@@ -137,7 +138,10 @@ pub async fn try_answer(
         ("instanceName".to_string(), msg.instance_name.clone()),
         ("namespace".to_string(), ns.to_string()),
     ]);
-    bus.publish(topics::TOOL_APPROVAL_RESPONSE, meta, &response).await.map_err(|e| e.to_string())?;
+    let once = format!("approval-answer/{request_id}");
+    bus.publish_once(topics::TOOL_APPROVAL_RESPONSE, meta, &response, &once)
+        .await
+        .map_err(|e| e.to_string())?;
     let clear = json!({"metadata": {"annotations": {REQUEST_ID: null, CODE: null}}});
     api.patch(&run.name_any(), &params(), &Patch::Merge(&clear)).await.map_err(|e| e.to_string())?;
     if let Some((message, meta)) = build::reply(
@@ -148,7 +152,10 @@ pub async fn try_answer(
             "Refused; the agent was told.".into()
         },
     ) {
-        bus.publish(topics::CHANNEL_MESSAGE_SEND, meta, &message).await.map_err(|e| e.to_string())?;
+        let once = format!("approval-ack/{request_id}");
+        bus.publish_once(topics::CHANNEL_MESSAGE_SEND, meta, &message, &once)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     tracing::info!(run = %run.name_any(), approved, "tool approval answered in the chat");
     Ok(true)

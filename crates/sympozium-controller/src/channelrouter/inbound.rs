@@ -70,6 +70,13 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<H
         Err(reason) => return Ok(Handled::Ignored(reason)),
     };
     let ns = inst.namespace().unwrap_or_default();
+    let id = build::platform_id(&msg, &env.metadata);
+    let now = jiff::Timestamp::now().as_nanosecond();
+    // Without a platform id the stream position identifies the message (the same on every
+    // redelivery); should even that be unknown, the message is never mistaken for another.
+    let position =
+        delivery.stream_sequence().unwrap_or_else(|| u64::try_from(now).unwrap_or_default() | (1 << 63));
+    let key = build::message_key(&ns, &msg, id.as_deref(), position);
     if let Access::Deny { reason, reply } = access::check(&inst.spec, &msg) {
         tracing::info!(instance = %msg.instance_name, channel = %msg.channel, sender = %msg.sender_id, %reason, "message refused");
         if let Some(text) = reply {
@@ -85,7 +92,10 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<H
                 ("channel".to_string(), msg.channel.clone()),
                 ("namespace".to_string(), ns.clone()),
             ]);
-            bus.publish(topics::CHANNEL_MESSAGE_SEND, meta, &out).await.map_err(|e| e.to_string())?;
+            let once = format!("deny/{ns}/{key}");
+            bus.publish_once(topics::CHANNEL_MESSAGE_SEND, meta, &out, &once)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         return Ok(Handled::Denied);
     }
@@ -93,13 +103,6 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<H
     if approval::try_answer(client, bus, &ns, &msg, &conversation).await? {
         return Ok(Handled::Answered);
     }
-    let id = build::platform_id(&msg, &env.metadata);
-    let now = jiff::Timestamp::now().as_nanosecond();
-    // Without a platform id the stream position identifies the message (the same on every
-    // redelivery); should even that be unknown, the message is never mistaken for another.
-    let position =
-        delivery.stream_sequence().unwrap_or_else(|| u64::try_from(now).unwrap_or_default() | (1 << 63));
-    let key = build::message_key(&ns, &msg, id.as_deref(), position);
     let mut run = build::agent_run(&inst, &msg, &key, id.as_deref(), delivery.traceparent.as_deref(), now);
     let name = run.name_any();
     let api: Api<AgentRun> = Api::namespaced(client.clone(), &ns);

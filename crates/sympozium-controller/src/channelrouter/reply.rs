@@ -57,7 +57,9 @@ async fn answer(
         tracing::warn!(run = %name, "channel run without a reply channel; nothing sent");
         return Ok(false);
     };
-    if let Err(e) = bus.publish(topics::CHANNEL_MESSAGE_SEND, meta, &message).await {
+    // The message id keeps even a retried publish to one stored reply.
+    let once = format!("reply/{ns}/{name}");
+    if let Err(e) = bus.publish_once(topics::CHANNEL_MESSAGE_SEND, meta, &message, &once).await {
         let undo = json!({"metadata": {"annotations": {REPLY_STATE: "pending"}}});
         let _ = api.patch(name, &PatchParams::default(), &Patch::Merge(&undo)).await;
         return Err(format!("publishing the reply of {name}: {e}"));

@@ -49,7 +49,9 @@ fn meta(parent: &str, instance: &str, ns: &str) -> BTreeMap<String, String> {
 }
 
 async fn send(bus: &Bus, parent: &str, instance: &str, ns: &str, result: &SpawnResult) -> Result<(), String> {
-    bus.publish(&topics::spawn_result(parent), meta(parent, instance, ns), result)
+    // One stored answer per request, even when a publish is retried.
+    let once = format!("spawn-answer/{ns}/{parent}/{}", result.id);
+    bus.publish_once(&topics::spawn_result(parent), meta(parent, instance, ns), result, &once)
         .await
         .map_err(|e| e.to_string())
 }
