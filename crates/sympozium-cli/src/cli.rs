@@ -51,6 +51,30 @@ pub enum Command {
     Skills(Listing),
     /// Give an agent a task: creates an AgentRun and (by default) waits for its answer.
     Run(RunArgs),
+    /// Install (or upgrade) Sympozium into a namespace and wait until it is ready.
+    Install {
+        /// Namespace Sympozium runs in.
+        #[arg(long, default_value = "sympozium-system")]
+        system_namespace: String,
+        /// Registry of every Sympozium image.
+        #[arg(long, default_value = "ghcr.io/sympozium-ai/sympozium")]
+        image_registry: String,
+        /// Tag of every Sympozium image.
+        #[arg(long, default_value = "latest")]
+        image_tag: String,
+        /// How long to wait for readiness (e.g. 90s, 5m).
+        #[arg(long, default_value = "5m")]
+        wait: String,
+    },
+    /// Remove Sympozium's controller and NATS; with --crds also every CRD and the namespace.
+    Uninstall {
+        /// Namespace Sympozium runs in.
+        #[arg(long, default_value = "sympozium-system")]
+        system_namespace: String,
+        /// Also delete the CRDs (and with them every Sympozium object) and the namespace.
+        #[arg(long)]
+        crds: bool,
+    },
     /// Check the cluster, the CRDs, the controller and the namespace's teams, and say what to fix.
     Doctor {
         /// Namespace the controller runs in.

@@ -1,6 +1,7 @@
 //! Commands that talk to the cluster.
 
 mod doctor;
+mod install;
 mod listings;
 mod packs;
 mod run;
@@ -33,6 +34,18 @@ pub async fn dispatch(
         Command::Skills(Listing::List) => listings::skills(client, ns, out).await,
         Command::Packs(cmd) => packs::dispatch(client, ns, cmd, out).await,
         Command::Run(args) => run::run(client, ns, args, interactive).await,
+        Command::Install { system_namespace, image_registry, image_tag, wait } => {
+            let target = install::Target {
+                namespace: system_namespace.clone(),
+                registry: image_registry.clone(),
+                tag: image_tag.clone(),
+                wait: run::parse_timeout(wait)?,
+            };
+            install::install(client, &target).await
+        }
+        Command::Uninstall { system_namespace, crds } => {
+            install::uninstall(client, system_namespace, *crds).await
+        }
         Command::Version | Command::Crds | Command::Doctor { .. } => Err(anyhow!("not a cluster command")),
     }
 }

@@ -12,7 +12,8 @@ use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, resolve};
 use super::not_found;
 use crate::cli::RunArgs;
 
-fn parse_timeout(s: &str) -> anyhow::Result<Duration> {
+/// Parses `90s`, `10m`, `1h` (or plain seconds).
+pub fn parse_timeout(s: &str) -> anyhow::Result<Duration> {
     let (number, unit) =
         s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
     let n: u64 = number.parse().map_err(|_| anyhow::anyhow!("--timeout \"{s}\": use e.g. 90s, 10m or 1h"))?;

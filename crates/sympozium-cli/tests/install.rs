@@ -1,0 +1,101 @@
+//! `sympozium install` / `uninstall` on the real test control plane: everything lands in the
+//! chosen namespace with the chosen registry and tag, the install waits until the controller
+//! and NATS are available, a second install changes nothing, and uninstall keeps the agents.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::process::Output;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::ListParams;
+use sympozium_api::{PersonaPack, SkillPack, SympoziumPolicy};
+use sympozium_testkit::TestPlane;
+
+async fn sympozium(plane: &TestPlane, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_sympozium"))
+        .args(["--kubeconfig", plane.kubeconfig().to_str().unwrap()])
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn install_upgrade_and_uninstall() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "install").await.unwrap().name().to_string();
+    let args = [
+        "install",
+        "--system-namespace",
+        &ns,
+        "--image-registry",
+        "registry.local/sym",
+        "--image-tag",
+        "t1",
+        "--wait",
+        "90s",
+    ];
+    let out = sympozium(&plane, &args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{}", stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("sympozium installed in namespace {ns} (8 CRDs")), "{stdout}");
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let manager = deployments.get("sympozium-controller-manager").await.unwrap();
+    let pod = manager.spec.unwrap().template.spec.unwrap();
+    let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("registry.local/sym/controller:t1"));
+    let args = c.args.clone().unwrap();
+    assert!(args.windows(2).any(|w| w == ["--system-namespace", ns.as_str()]), "{args:?}");
+    assert!(args.contains(&format!("nats://nats.{ns}.svc:4222")), "{args:?}");
+    assert_eq!(c.security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
+    assert!(deployments.get("nats").await.unwrap().status.unwrap().available_replicas.unwrap_or(0) > 0);
+
+    let policies =
+        Api::<SympoziumPolicy>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
+    assert_eq!(policies.items.len(), 3);
+    let skills =
+        Api::<SkillPack>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
+    assert_eq!(skills.items.len(), 9);
+    let packs =
+        Api::<PersonaPack>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
+    assert_eq!(packs.items.len(), 4);
+    assert!(packs.items.iter().all(|p| p.spec.enabled != Some(true)), "packs install as a catalog");
+
+    // Idempotent: a second install succeeds and leaves one of each.
+    let again = sympozium(&plane, &args_vec(&ns)).await;
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(
+        Api::<PersonaPack>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
+
+    let out = sympozium(&plane, &["uninstall", "--system-namespace", &ns]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(deployments.get_opt("sympozium-controller-manager").await.unwrap().is_none());
+    assert!(deployments.get_opt("nats").await.unwrap().is_none());
+    let kept =
+        Api::<PersonaPack>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
+    assert_eq!(kept.items.len(), 4, "agents and teams are kept without --crds");
+}
+
+fn args_vec(ns: &str) -> Vec<&str> {
+    vec![
+        "install",
+        "--system-namespace",
+        ns,
+        "--image-registry",
+        "registry.local/sym",
+        "--image-tag",
+        "t1",
+        "--wait",
+        "90s",
+    ]
+}
