@@ -43,3 +43,12 @@ pub fn spawn_result(run: &str) -> String {
 pub fn followup(run: &str) -> String {
     format!("{AGENT_FOLLOWUP_PREFIX}.{run}")
 }
+
+/// Prefix of command results for a running agent: `tool.exec.result.<run>`.
+pub const TOOL_EXEC_RESULT_PREFIX: &str = "tool.exec.result";
+
+/// The topic carrying command results for run `run` (written by its IPC bridge as
+/// `/ipc/tools/[<skill>/]exec-result-<id>.json`).
+pub fn tool_exec_result(run: &str) -> String {
+    format!("{TOOL_EXEC_RESULT_PREFIX}.{run}")
+}

@@ -1,4 +1,6 @@
-//! Answers for the runner: sub-agent outcomes become `input/spawn-result-<id>.json`.
+//! Answers for the runner: sub-agent outcomes become `input/spawn-result-<id>.json`,
+//! follow-up messages `input/followup-<n>.json`, and command results published on the bus
+//! `tools/[<skill>/]exec-result-<id>.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +45,45 @@ pub(crate) async fn spawn_results(bus: Bus, root: PathBuf, run: String) {
             Ok(Ok(())) => tracing::info!(%id, status = %result.status, "sub-agent result delivered"),
             Ok(Err(e)) => tracing::warn!(%id, error = %e, "writing the sub-agent result failed"),
             Err(e) => tracing::warn!(%id, error = %e, "encoding the sub-agent result failed"),
+        }
+    }
+}
+
+/// Writes every follow-up message for `run` as `input/followup-<n>.json`, numbered in
+/// arrival order so the runner reads them in order.
+pub(crate) async fn followups(bus: Bus, root: PathBuf, run: String) {
+    let mut messages = bus.replay(&topics::followup(&run));
+    let mut n: u64 = 0;
+    while let Some(envelope) = messages.recv().await {
+        n += 1;
+        let path = root.join("input").join(format!("followup-{n:06}.json"));
+        match write_atomic(&path, &envelope.data) {
+            Ok(()) => tracing::info!(n, "follow-up delivered"),
+            Err(e) => tracing::warn!(n, error = %e, "writing the follow-up failed"),
+        }
+    }
+}
+
+/// Writes command results for `run` where the runner waits for them.
+pub(crate) async fn tool_results(bus: Bus, root: PathBuf, run: String) {
+    let mut results = bus.replay(&topics::tool_exec_result(&run));
+    while let Some(envelope) = results.recv().await {
+        let Some(id) = envelope.data["id"].as_str().and_then(safe_id) else {
+            tracing::warn!("ignoring a command result without a usable id");
+            continue;
+        };
+        let mut dir = root.join("tools");
+        if let Some(skill) = envelope.data["skill"].as_str() {
+            let Some(skill) = safe_id(skill) else {
+                tracing::warn!(%id, "ignoring a command result with an unusable skill name");
+                continue;
+            };
+            dir = dir.join(skill);
+        }
+        if let Err(e) = std::fs::create_dir_all(&dir)
+            .and_then(|()| write_atomic(&dir.join(format!("exec-result-{id}.json")), &envelope.data))
+        {
+            tracing::warn!(%id, error = %e, "writing the command result failed");
         }
     }
 }

@@ -213,8 +213,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .map_err(|source| Error::Watch { path: root.clone(), source })?;
 
     let bus = connect(&config.event_bus_url).await;
-    let inbound =
-        tokio::spawn(inbound::spawn_results(bus.clone(), root.clone(), config.agent_run_id.clone()));
+    let inbound = [
+        tokio::spawn(inbound::spawn_results(bus.clone(), root.clone(), config.agent_run_id.clone())),
+        tokio::spawn(inbound::followups(bus.clone(), root.clone(), config.agent_run_id.clone())),
+        tokio::spawn(inbound::tool_results(bus.clone(), root.clone(), config.agent_run_id.clone())),
+    ];
     tracing::info!(run = %config.agent_run_id, ipc = %root.display(), "bridge up");
     let mut publisher = Publisher {
         root: root.clone(),
@@ -241,6 +244,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
     tracing::info!(delay = ?config.exit_delay(), "result published; exiting after the delay");
     tokio::time::sleep(config.exit_delay()).await;
     drop(watcher);
-    inbound.abort();
+    for task in inbound {
+        task.abort();
+    }
     Ok(())
 }

@@ -175,6 +175,27 @@ async fn files_already_there_are_found_and_sub_agent_results_come_back() {
     assert_eq!(read("101").await["error"], "maxDepth 2 reached");
     assert!(!root.join("input/spawn-result-999.json").exists());
 
+    // Follow-ups and command results published for this run land where the runner reads them.
+    bus.publish(&topics::followup("run-2"), Default::default(), &json!({"text": "also check the ingress"}))
+        .await
+        .unwrap();
+    bus.publish(&topics::tool_exec_result("run-2"), Default::default(),
+        &json!({"id": "77", "skill": "k8s-ops", "exitCode": 0, "stdout": "ok", "stderr": "", "timedOut": false})).await.unwrap();
+    let file = async |rel: &str| -> Value {
+        let path = root.join(rel);
+        let found = async {
+            loop {
+                if let Ok(b) = std::fs::read(&path) {
+                    return serde_json::from_slice::<Value>(&b).unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, found).await.expect("the delivered file")
+    };
+    assert_eq!(file("input/followup-000001.json").await["text"], "also check the ingress");
+    assert_eq!(file("tools/k8s-ops/exec-result-77.json").await["stdout"], "ok");
+
     write(&root, "output/result.json", &json!({"status": "error", "error": "boom"}));
     assert_eq!(next(&mut completed).await.envelope.data["error"], "boom");
     tokio::time::timeout(WAIT, bridge).await.unwrap().unwrap().unwrap();
