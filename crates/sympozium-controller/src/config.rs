@@ -51,6 +51,9 @@ pub struct Config {
         default_value = "http://{instance}-memory.{namespace}.svc:8080"
     )]
     pub memory_url_template: String,
+    /// Use the agent-sandbox API when the cluster serves it (probed at start-up).
+    #[arg(long, env = "AGENT_SANDBOX_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub agent_sandbox_enabled: bool,
     /// Image of small helper containers (post-run hooks' `done`).
     #[arg(long, env = "SYMPOZIUM_BUSYBOX_IMAGE", default_value = "busybox:1.36")]
     pub busybox_image: String,

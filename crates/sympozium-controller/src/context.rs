@@ -30,6 +30,8 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     /// Longest a schedule waits between evaluations.
     pub schedule_poll: Duration,
+    /// The agent-sandbox API (agents.x-k8s.io) is served by the cluster.
+    pub agent_sandbox: bool,
 }
 
 impl Context {
@@ -52,6 +54,7 @@ impl Context {
             namespace,
             clock: Arc::new(SystemClock),
             schedule_poll: Duration::from_secs(60),
+            agent_sandbox: false,
         }
     }
 
@@ -93,6 +96,12 @@ impl Context {
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
             tracing::debug!(error = %e, "could not publish event");
         }
+    }
+
+    /// Turns agent-sandbox mode (Sandboxes, warm pools) on or off.
+    pub fn with_agent_sandbox(mut self, available: bool) -> Self {
+        self.agent_sandbox = available;
+        self
     }
 
     /// Evaluates schedules at least every `poll`.

@@ -113,8 +113,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
         tokio::spawn(agentrun::completion::run(client.clone(), bus, config.settings()));
         tracing::info!(%url, "event bus routers started");
     }
-    let ctx =
-        Arc::new(Context::new(client, config.settings(), metrics, config.watch_namespace.clone(), &identity));
+    let agent_sandbox = config.agent_sandbox_enabled && agentrun::sandbox::available(&client).await;
+    tracing::info!(agent_sandbox, "agent-sandbox support");
+    let ctx = Arc::new(
+        Context::new(client, config.settings(), metrics, config.watch_namespace.clone(), &identity)
+            .with_agent_sandbox(agent_sandbox),
+    );
     let controllers = run_controllers(ctx);
     if config.leader_elect {
         let mut leading = ready_rx;

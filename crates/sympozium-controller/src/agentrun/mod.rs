@@ -16,6 +16,7 @@ pub mod policy;
 pub mod postrun;
 pub mod result;
 pub mod running;
+pub mod sandbox;
 pub mod serve;
 pub mod terminal;
 

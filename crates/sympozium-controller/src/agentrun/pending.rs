@@ -368,6 +368,9 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         .await?;
     }
     let job = build::job(&inputs);
+    if let Some(sandbox) = super::sandbox::effective(run, Some(&instance)) {
+        return super::sandbox::start(run, api, ctx, &sandbox, &job, &trace_id).await;
+    }
     create_if_absent(&Api::<Job>::namespaced(ctx.client.clone(), &ns), &job).await?;
     publish(ctx, run, EventType::Normal, "Started", &format!("created Job {name}")).await;
 

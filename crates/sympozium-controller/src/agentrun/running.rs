@@ -133,6 +133,9 @@ async fn agent_log(pods: &Api<Pod>, pod: &str) -> Option<String> {
 
 /// The Running step.
 pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Action, Error> {
+    if super::sandbox::in_sandbox(run) {
+        return super::sandbox::running(run, api, ctx, effective_timeout(run, None)).await;
+    }
     let ns = run.namespace().unwrap_or_default();
     let name = run.name_any();
     let status = run.status.clone().unwrap_or_default();

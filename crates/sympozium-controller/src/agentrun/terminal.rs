@@ -131,6 +131,7 @@ async fn stop_job(run: &AgentRun, ctx: &Context, propagation: PropagationPolicy)
 pub async fn finished(run: &AgentRun, ctx: &Context) -> Result<Action, Error> {
     revoke_cluster_rbac(run, ctx).await?;
     revoke_namespaced_rbac(run, ctx).await?;
+    super::sandbox::release(run, ctx).await?;
     // Skill sidecars never exit on their own; the Job goes once the outcome is recorded.
     stop_job(run, ctx, PropagationPolicy::Background).await?;
     prune(run, ctx).await?;

@@ -29,7 +29,7 @@ pub struct Converged {
 }
 
 impl Converged {
-    fn record<T>(&mut self, what: String, result: Result<T, kube::Error>) -> Option<T> {
+    pub(super) fn record<T>(&mut self, what: String, result: Result<T, kube::Error>) -> Option<T> {
         match result {
             Ok(v) => Some(v),
             Err(e) => {
@@ -46,6 +46,9 @@ pub async fn converge(inst: &SympoziumInstance, observed: &Observed, ctx: &Conte
     channels(inst, observed, ctx, &mut out).await;
     memory(inst, ctx, &mut out).await;
     web_endpoint(inst, ctx, &mut out).await;
+    if ctx.agent_sandbox {
+        super::warmpool::converge(inst, ctx, &mut out).await;
+    }
     out
 }
 

@@ -10,6 +10,7 @@ pub mod build;
 pub mod cleanup;
 pub mod dereference;
 pub mod status;
+pub mod warmpool;
 
 use std::sync::Arc;
 use std::time::Duration;

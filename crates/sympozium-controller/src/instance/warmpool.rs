@@ -1,0 +1,124 @@
+//! Warm pools: an instance with `agentSandbox.warmPool` keeps pre-started sandboxes ready
+//! (a `SandboxTemplate` of its agent pod plus a `SandboxWarmPool` of `size` replicas, both
+//! owned by the instance); its runs claim one and get their task injected.
+
+use std::time::Duration;
+
+use kube::api::{ApiResource, DynamicObject, ObjectMeta, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::{Value, json};
+use sympozium_api::agentrun::ModelSpec;
+use sympozium_api::labels::{self, skills};
+use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, resolve};
+use sympozium_kube::FIELD_MANAGER;
+use sympozium_kube::apply::delete_if_owned;
+
+use super::apply::Converged;
+use crate::agentrun::build::{RunInputs, job};
+use crate::agentrun::sandbox::{extension_resource, warm_pool_name};
+use crate::context::Context;
+use crate::settings::Settings;
+
+/// The pod every pooled sandbox starts: the instance's agent pod without run specifics.
+fn template_pod(inst: &SympoziumInstance, settings: &Settings) -> (Value, Value) {
+    let name = inst.name_any();
+    let agent = &inst.spec.agents.default;
+    let skills: Vec<_> = inst
+        .spec
+        .skills
+        .iter()
+        .filter(|s| {
+            !matches!(s.skill_pack_ref.as_deref(), Some(skills::WEB_ENDPOINT | skills::WEB_ENDPOINT_LEGACY))
+        })
+        .cloned()
+        .collect();
+    let mut run = AgentRun::new(
+        &warm_pool_name(&name),
+        AgentRunSpec {
+            instance_ref: name.clone(),
+            agent_id: "primary".into(),
+            model: ModelSpec {
+                provider: resolve::provider(&inst.spec),
+                model: agent.model.clone(),
+                base_url: agent.base_url.clone().filter(|u| !u.is_empty()),
+                thinking: agent.thinking,
+                auth_secret_ref: resolve::auth_secret(&inst.spec),
+                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
+            },
+            skills: skills.clone(),
+            ..Default::default()
+        },
+    );
+    run.metadata =
+        ObjectMeta { name: Some(warm_pool_name(&name)), namespace: inst.namespace(), ..Default::default() };
+    let inputs = RunInputs {
+        run: &run,
+        instance: Some(inst),
+        settings,
+        skills,
+        sidecars: Vec::new(),
+        timeout: Duration::from_secs(600),
+        tool_policy: None,
+        traceparent: None,
+    };
+    let template = job(&inputs).spec.map(|s| s.template).unwrap_or_default();
+    let sandbox = agent.agent_sandbox.clone().unwrap_or_default();
+    let runtime_class =
+        sandbox.warm_pool.as_ref().and_then(|w| w.runtime_class.clone()).or(sandbox.runtime_class.clone());
+    let mut pod = template.spec.unwrap_or_default();
+    pod.runtime_class_name = runtime_class.filter(|r| !r.is_empty());
+    let labels = json!({labels::INSTANCE: name, labels::COMPONENT: "warm-pool",
+                        "app.kubernetes.io/part-of": "sympozium"});
+    (labels, json!(pod))
+}
+
+/// The SandboxTemplate and SandboxWarmPool of an instance, when it asks for a warm pool.
+pub fn objects(inst: &SympoziumInstance, settings: &Settings) -> Option<(Value, Value)> {
+    let sandbox = inst.spec.agents.default.agent_sandbox.as_ref().filter(|s| s.enabled)?;
+    let pool = sandbox.warm_pool.as_ref()?;
+    let name = warm_pool_name(&inst.name_any());
+    let owner = json!(inst.controller_owner_ref(&()).into_iter().collect::<Vec<_>>());
+    let (labels, pod) = template_pod(inst, settings);
+    let template = json!({"apiVersion": "extensions.agents.x-k8s.io/v1alpha1", "kind": "SandboxTemplate",
+        "metadata": {"name": name, "namespace": inst.namespace(), "labels": labels, "ownerReferences": owner},
+        // Runs inject their task and identity; Sympozium manages network isolation itself.
+        "spec": {"podTemplate": {"metadata": {"labels": labels}, "spec": pod},
+                 "envVarsInjectionPolicy": "Overrides", "networkPolicyManagement": "Unmanaged"}});
+    let warm_pool = json!({"apiVersion": "extensions.agents.x-k8s.io/v1alpha1", "kind": "SandboxWarmPool",
+        "metadata": {"name": name, "namespace": inst.namespace(), "labels": labels, "ownerReferences": owner},
+        "spec": {"replicas": pool.size.max(0), "sandboxTemplateRef": {"name": name}}});
+    Some((template, warm_pool))
+}
+
+async fn apply(ctx: &Context, ar: &ApiResource, ns: &str, obj: &Value) -> Result<(), kube::Error> {
+    let dynamic: DynamicObject = serde_json::from_value(obj.clone()).map_err(kube::Error::SerdeError)?;
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, ar);
+    api.patch(&dynamic.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&dynamic))
+        .await?;
+    Ok(())
+}
+
+/// Creates, updates or removes the instance's warm pool.
+pub async fn converge(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
+    let ns = inst.namespace().unwrap_or_default();
+    let template_ar = extension_resource("SandboxTemplate", "sandboxtemplates");
+    let pool_ar = extension_resource("SandboxWarmPool", "sandboxwarmpools");
+    let name = warm_pool_name(&inst.name_any());
+    match objects(inst, &ctx.settings) {
+        Some((template, pool)) => {
+            out.record(format!("SandboxTemplate/{name}"), apply(ctx, &template_ar, &ns, &template).await);
+            out.record(format!("SandboxWarmPool/{name}"), apply(ctx, &pool_ar, &ns, &pool).await);
+        }
+        None => {
+            let uid = inst.uid().unwrap_or_default();
+            for ar in [&pool_ar, &template_ar] {
+                let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, ar);
+                if out.record(format!("{}/{name}", ar.kind), delete_if_owned(&api, &name, &uid).await)
+                    == Some(true)
+                {
+                    out.deleted.push(format!("{}/{name}", ar.kind));
+                }
+            }
+        }
+    }
+}
