@@ -250,11 +250,24 @@ async fn policy_failures_are_clear() {
     h.run("first", json!({})).await;
     h.run_where("first", "Running", |r| phase(r) == AgentRunPhase::Running).await;
     h.run("second", json!({})).await;
-    let r = h.run_where("second", "Failed", |r| phase(r) == AgentRunPhase::Failed).await;
-    assert_eq!(
-        r.status.unwrap().error.as_deref(),
-        Some("policy validation failed: concurrency limit reached: 1/1")
+    // Over the limit a run waits, with a condition saying why, and starts when a slot frees.
+    let queued = h
+        .run_where("second", "queued", |r| {
+            r.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Queued"))
+        })
+        .await;
+    let status = queued.status.unwrap();
+    assert_eq!(status.phase.unwrap_or_default(), AgentRunPhase::Pending);
+    assert!(
+        status.conditions[0].message.contains("1/1 runs of this instance are running"),
+        "{:?}",
+        status.conditions
     );
+    h.complete_over_bus("first", json!({"status": "success", "response": "done"})).await;
+    h.run_where("first", "Succeeded", |r| phase(r) == AgentRunPhase::Succeeded).await;
+    let started =
+        h.run_where("second", "Running once a slot frees", |r| phase(r) == AgentRunPhase::Running).await;
+    assert!(started.status.unwrap().conditions.iter().all(|c| c.type_ != "Queued"));
     h.run("deep", json!({"parent": {"runName": "first", "sessionKey": "s", "spawnDepth": 2}})).await;
     let r = h.run_where("deep", "Failed", |r| phase(r) == AgentRunPhase::Failed).await;
     assert!(r.status.unwrap().error.unwrap().contains("spawn depth 2 exceeds"));
@@ -489,4 +502,48 @@ async fn a_web_endpoint_instance_serves_through_a_deployment() {
     let endpoint = serving.status.unwrap().web_endpoint.unwrap();
     assert_eq!(endpoint.url.unwrap(), format!("http://web-web-endpoint-server.{}.svc:8080", h.ns));
     instance_controller.abort();
+}
+
+#[tokio::test]
+async fn kept_runs_keep_their_job_and_no_secret_leaks_into_status_events_or_configmaps() {
+    let h = Harness::new("run-secrets", 50).await;
+    let secret_value = "sk-test-9f8e7d6c5b4a-never-print-me";
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "openai-key"}, "stringData": {"OPENAI_API_KEY": secret_value}}))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(h.client.clone(), &h.ns)
+        .create(&Default::default(), &secret)
+        .await
+        .unwrap();
+    h.run("kept", json!({"cleanup": "keep"})).await;
+    h.run("removed", json!({})).await;
+    for name in ["kept", "removed"] {
+        h.run_where(name, "Running", |r| phase(r) == AgentRunPhase::Running).await;
+        h.complete_over_bus(name, json!({"status": "success", "response": "all good"})).await;
+        h.run_where(name, "Succeeded", |r| phase(r) == AgentRunPhase::Succeeded).await;
+    }
+    let jobs: Api<Job> = Api::namespaced(h.client.clone(), &h.ns);
+    wait_until_gone(&jobs, "removed", "the finished run's Job", WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(jobs.get_opt("kept").await.unwrap().is_some(), "cleanup: keep keeps the Job for debugging");
+    // The key reaches the pod only through envFrom/secretKeyRef, never as a value.
+    let pod = jobs.get("kept").await.unwrap().spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        pod.containers[0].env_from.as_ref().unwrap()[0].secret_ref.as_ref().unwrap().name,
+        "openai-key"
+    );
+
+    let mut scanned = String::new();
+    for r in h.runs().list(&Default::default()).await.unwrap() {
+        scanned.push_str(&serde_json::to_string(&r).unwrap());
+    }
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(h.client.clone(), &h.ns);
+    scanned.push_str(&serde_json::to_string(&events.list(&Default::default()).await.unwrap().items).unwrap());
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(h.client.clone(), &h.ns);
+    scanned.push_str(
+        &serde_json::to_string(&configmaps.list(&Default::default()).await.unwrap().items).unwrap(),
+    );
+    scanned.push_str(&serde_json::to_string(&jobs.list(&Default::default()).await.unwrap().items).unwrap());
+    assert!(scanned.len() > 1000, "there was something to scan");
+    assert!(!scanned.contains(secret_value), "the secret leaked into runs, events, ConfigMaps or Jobs");
 }

@@ -318,6 +318,8 @@ fn ipc_bridge(i: &RunInputs<'_>) -> Container {
             env("INSTANCE_NAME", i.run.spec.instance_ref.clone()),
             env("AGENT_NAMESPACE", i.run.namespace().unwrap_or_default()),
             env("EVENT_BUS_URL", i.settings.event_bus_url()),
+            env("RUN_TIMEOUT", format!("{}s", i.timeout.as_secs())),
+            env("TRACEPARENT", i.traceparent.clone().unwrap_or_default()),
         ]),
         volume_mounts: Some(vec![mount("ipc", "/ipc", false)]),
         resources: Some(resources(("50m", "64Mi"), ("100m", "128Mi"))),

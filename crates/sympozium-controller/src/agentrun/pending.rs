@@ -273,10 +273,35 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         .into_iter()
         .filter(|r| r.spec.instance_ref == run.spec.instance_ref)
         .collect();
-    if let Err(message) = policy::validate(run, policy.as_ref(), &siblings) {
+    if let Err(message) = policy::validate(run, policy.as_ref()) {
         publish(ctx, run, EventType::Warning, "ValidationFailed", &message).await;
         terminal::fail(api, &name, &message, now).await?;
         return Ok(Action::await_change());
+    }
+    // Over the concurrency limit a run waits (queued), it is not failed.
+    if let Err(message) = policy::concurrency_slot(run, policy.as_ref(), &siblings) {
+        let already = run
+            .status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Queued" && c.message == message));
+        if !already {
+            let at = now.clone();
+            let generation = run.metadata.generation;
+            terminal::transition(api, &name, &[AgentRunPhase::Pending], |s| {
+                s.conditions.retain(|c| c.type_ != "Queued");
+                s.conditions.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                    type_: "Queued".into(),
+                    status: "True".into(),
+                    reason: "ConcurrencyLimit".into(),
+                    message: message.clone(),
+                    last_transition_time: at.clone(),
+                    observed_generation: generation,
+                });
+            })
+            .await?;
+            publish(ctx, run, EventType::Normal, "Queued", &message).await;
+        }
+        return Ok(Action::requeue(Duration::from_secs(3)));
     }
 
     // What the run inherits is written into its spec, so every later step (and every
@@ -375,6 +400,7 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
     publish(ctx, run, EventType::Normal, "Started", &format!("created Job {name}")).await;
 
     terminal::transition(api, &name, &[AgentRunPhase::Pending], |status| {
+        status.conditions.retain(|c| c.type_ != "Queued");
         status.phase = Some(AgentRunPhase::Running);
         status.job_name = Some(name.clone());
         status.started_at = Some(now.clone());

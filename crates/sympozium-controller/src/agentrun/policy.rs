@@ -17,11 +17,7 @@ pub const GATED_TOOLS: &[(&str, &[&str])] = &[
 ];
 
 /// Why a run may not start (the message goes to `status.error`).
-pub fn validate(
-    run: &AgentRun,
-    policy: Option<&SympoziumPolicy>,
-    siblings: &[AgentRun],
-) -> Result<(), String> {
+pub fn validate(run: &AgentRun, policy: Option<&SympoziumPolicy>) -> Result<(), String> {
     let Some(policy) = policy else { return Ok(()) };
     if let Some(sub) = &policy.spec.subagent_policy {
         if let Some(parent) = &run.spec.parent
@@ -33,17 +29,27 @@ pub fn validate(
                 parent.spawn_depth, sub.max_depth
             ));
         }
-        let running = siblings
-            .iter()
-            .filter(|r| r.metadata.name != run.metadata.name)
-            .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AgentRunPhase::Running))
-            .count();
-        if sub.max_concurrent > 0 && i32::try_from(running).unwrap_or(i32::MAX) >= sub.max_concurrent {
-            return Err(format!(
-                "policy validation failed: concurrency limit reached: {running}/{}",
-                sub.max_concurrent
-            ));
-        }
+    }
+    Ok(())
+}
+
+/// Whether the policy's `maxConcurrent` leaves room for `run` now; `Err` says why it waits.
+pub fn concurrency_slot(
+    run: &AgentRun,
+    policy: Option<&SympoziumPolicy>,
+    siblings: &[AgentRun],
+) -> Result<(), String> {
+    let Some(sub) = policy.and_then(|p| p.spec.subagent_policy.as_ref()) else { return Ok(()) };
+    let running = siblings
+        .iter()
+        .filter(|r| r.metadata.name != run.metadata.name)
+        .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AgentRunPhase::Running))
+        .count();
+    if sub.max_concurrent > 0 && i32::try_from(running).unwrap_or(i32::MAX) >= sub.max_concurrent {
+        return Err(format!(
+            "waiting for a slot: {running}/{} runs of this instance are running (policy maxConcurrent)",
+            sub.max_concurrent
+        ));
     }
     Ok(())
 }
@@ -172,16 +178,13 @@ mod tests {
     fn depth_and_concurrency_limits() {
         let p = policy(json!({"subagentPolicy": {"maxDepth": 2, "maxConcurrent": 1}}));
         let child = run(json!({"parent": {"runName": "p", "sessionKey": "s", "spawnDepth": 3}}));
-        assert!(validate(&child, Some(&p), &[]).unwrap_err().contains("spawn depth 3"));
+        assert!(validate(&child, Some(&p)).unwrap_err().contains("spawn depth 3"));
         let mut busy = run(json!({}));
         busy.metadata.name = Some("other".into());
         busy.status =
             Some(sympozium_api::AgentRunStatus { phase: Some(AgentRunPhase::Running), ..Default::default() });
-        assert!(
-            validate(&run(json!({})), Some(&p), &[busy])
-                .unwrap_err()
-                .contains("concurrency limit reached: 1/1")
-        );
-        assert!(validate(&run(json!({})), None, &[]).is_ok());
+        assert!(validate(&run(json!({})), Some(&p)).is_ok(), "busy is not invalid");
+        assert!(concurrency_slot(&run(json!({})), Some(&p), &[busy]).unwrap_err().contains("1/1 runs"));
+        assert!(validate(&run(json!({})), None).is_ok());
     }
 }

@@ -132,8 +132,11 @@ pub async fn finished(run: &AgentRun, ctx: &Context) -> Result<Action, Error> {
     revoke_cluster_rbac(run, ctx).await?;
     revoke_namespaced_rbac(run, ctx).await?;
     super::sandbox::release(run, ctx).await?;
-    // Skill sidecars never exit on their own; the Job goes once the outcome is recorded.
-    stop_job(run, ctx, PropagationPolicy::Background).await?;
+    // Skill sidecars never exit on their own; the Job goes once the outcome is recorded,
+    // unless the run asks to keep it for debugging (`cleanup: keep`).
+    if run.spec.cleanup != sympozium_api::agentrun::CleanupPolicy::Keep {
+        stop_job(run, ctx, PropagationPolicy::Background).await?;
+    }
     prune(run, ctx).await?;
     Ok(Action::await_change())
 }
