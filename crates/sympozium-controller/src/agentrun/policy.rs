@@ -19,16 +19,15 @@ pub const GATED_TOOLS: &[(&str, &[&str])] = &[
 /// Why a run may not start (the message goes to `status.error`).
 pub fn validate(run: &AgentRun, policy: Option<&SympoziumPolicy>) -> Result<(), String> {
     let Some(policy) = policy else { return Ok(()) };
-    if let Some(sub) = &policy.spec.subagent_policy {
-        if let Some(parent) = &run.spec.parent
-            && sub.max_depth > 0
-            && parent.spawn_depth > sub.max_depth
-        {
-            return Err(format!(
-                "policy validation failed: spawn depth {} exceeds the policy's maxDepth {}",
-                parent.spawn_depth, sub.max_depth
-            ));
-        }
+    if let Some(sub) = &policy.spec.subagent_policy
+        && let Some(parent) = &run.spec.parent
+        && sub.max_depth > 0
+        && parent.spawn_depth > sub.max_depth
+    {
+        return Err(format!(
+            "policy validation failed: spawn depth {} exceeds the policy's maxDepth {}",
+            parent.spawn_depth, sub.max_depth
+        ));
     }
     Ok(())
 }
