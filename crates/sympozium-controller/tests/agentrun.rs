@@ -216,6 +216,17 @@ async fn errors_from_the_agent_and_silent_exits_settle_the_run() {
     h.clock.advance(SignedDuration::from_secs(45));
     let done = h.run_where("quiet", "Succeeded", |r| phase(r) == AgentRunPhase::Succeeded).await;
     assert!(done.status.unwrap().result.is_none());
+
+    // A pod that fails (the fake node fails pods labelled so; run labels reach the pod).
+    let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+        "metadata": {"name": "crashes", "labels": {"testplane.sympozium.ai/fail": "true"}},
+        "spec": {"instanceRef": "agent", "agentId": "primary", "sessionKey": "", "task": "t",
+                 "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "openai-key"}}});
+    h.runs().patch("crashes", &PatchParams::apply("test"), &Patch::Apply(&body)).await.unwrap();
+    // The clock already stands past the result grace period: the exit code settles it.
+    let failed = h.run_where("crashes", "Failed", |r| phase(r) == AgentRunPhase::Failed).await;
+    let error = failed.status.unwrap().error.unwrap();
+    assert!(error.starts_with("agent container exited with code 1"), "{error}");
 }
 
 #[tokio::test]

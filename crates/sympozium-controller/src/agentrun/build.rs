@@ -115,6 +115,14 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
+/// Pod labels: the run's own labels (so users and tools can select a run's pod by them)
+/// under the controller's, which always win.
+fn pod_labels(run: &AgentRun, ours: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = run.labels().clone();
+    labels.extend(ours);
+    labels
+}
+
 /// Whether the run uses the memory server (exact `memory` SkillPack).
 pub fn uses_memory_server(skills: &[SkillRef]) -> bool {
     skills.iter().any(|s| s.skill_pack_ref.as_deref() == Some(skills::MEMORY))
@@ -455,7 +463,7 @@ pub fn job(i: &RunInputs<'_>) -> Job {
             active_deadline_seconds: Some(deadline),
             backoff_limit: Some(0),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                metadata: Some(ObjectMeta { labels: Some(pod_labels(run, labels)), ..Default::default() }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
                     host_network: super::host::host_network(&i.sidecars).then_some(true),
