@@ -115,6 +115,29 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
+/// Init containers: wait for the memory server (when the run uses it), then pre-run hooks.
+fn init_containers(i: &RunInputs<'_>, memory_url: Option<&str>) -> Vec<Container> {
+    let mut init = Vec::new();
+    if let Some(url) = memory_url {
+        // Fails after 120 s, so a run never starts against a memory server that is not there.
+        let script = format!(
+            "for i in $(seq 1 60); do wget -q --spider {url}/health && exit 0; sleep 2; done; \
+             echo 'memory server {url} not ready after 120s' >&2; exit 1"
+        );
+        init.push(Container {
+            name: "wait-for-memory".into(),
+            image: Some(i.settings.busybox_image.clone()),
+            image_pull_policy: Some("IfNotPresent".into()),
+            command: Some(vec!["sh".into(), "-c".into(), script]),
+            resources: Some(resources(("50m", "32Mi"), ("100m", "64Mi"))),
+            security_context: Some(hardened()),
+            ..Default::default()
+        });
+    }
+    init.extend(super::hooks::pre_run_containers(i.run));
+    init
+}
+
 /// Pod labels: the run's own labels (so users and tools can select a run's pod by them)
 /// under the controller's, which always win.
 fn pod_labels(run: &AgentRun, ours: BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -480,7 +503,8 @@ pub fn job(i: &RunInputs<'_>) -> Job {
                         seccomp_profile: Some(SeccompProfile { type_: seccomp, ..Default::default() }),
                         ..Default::default()
                     }),
-                    init_containers: Some(super::hooks::pre_run_containers(run)).filter(|c| !c.is_empty()),
+                    init_containers: Some(init_containers(i, memory_url.as_deref()))
+                        .filter(|c| !c.is_empty()),
                     containers,
                     volumes: Some(volumes),
                     ..Default::default()

@@ -79,6 +79,13 @@ fn job_has_the_locked_down_agent_pod() {
 
     let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["agent", "ipc-bridge", "skill-k8s-ops"]);
+    let wait = &pod.init_containers.as_ref().unwrap()[0];
+    assert_eq!(wait.name, "wait-for-memory");
+    assert!(
+        wait.command.as_ref().unwrap()[2]
+            .contains("wget -q --spider http://agent-memory.team.svc:8080/health")
+    );
+    assert_eq!(wait.security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
     for c in &pod.containers {
         let sc = c.security_context.as_ref().unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
