@@ -78,7 +78,8 @@ async fn warm_pools_claims_and_sandboxes() {
         "sympoziuminstances",
         "pooled",
         json!({"agents": {"default": {"model": "gpt-4o",
-        "agentSandbox": {"enabled": true, "runtimeClass": "gvisor", "warmPool": {"size": 2}}}}}),
+        "agentSandbox": {"enabled": true, "runtimeClass": "gvisor", "warmPool": {"size": 2,
+            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}}}}}}),
     )
     .await;
     let template =
@@ -86,6 +87,9 @@ async fn warm_pools_claims_and_sandboxes() {
     assert_eq!(template.data["spec"]["podTemplate"]["spec"]["runtimeClassName"], "gvisor");
     assert_eq!(template.data["spec"]["podTemplate"]["spec"]["containers"][0]["name"], "agent");
     assert_eq!(template.data["spec"]["envVarsInjectionPolicy"], "Overrides");
+    let resources = &template.data["spec"]["podTemplate"]["spec"]["containers"][0]["resources"];
+    assert_eq!(resources["requests"]["cpu"], "500m", "the pool's resources size the agent");
+    assert_eq!(resources["limits"]["memory"], "2Gi");
     let pool =
         exists(&client, &ns, &extension_resource("SandboxWarmPool", "sandboxwarmpools"), "wp-pooled").await;
     assert_eq!(pool.data["spec"], json!({"replicas": 2, "sandboxTemplateRef": {"name": "wp-pooled"}}));

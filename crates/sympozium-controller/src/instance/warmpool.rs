@@ -67,6 +67,27 @@ fn template_pod(inst: &SympoziumInstance, settings: &Settings) -> (Value, Value)
         sandbox.warm_pool.as_ref().and_then(|w| w.runtime_class.clone()).or(sandbox.runtime_class.clone());
     let mut pod = template.spec.unwrap_or_default();
     pod.runtime_class_name = runtime_class.filter(|r| !r.is_empty());
+    // The pool's resources size the pooled agent containers.
+    if let Some(res) = sandbox.warm_pool.as_ref().and_then(|w| w.resources.as_ref())
+        && let Some(agent) = pod.containers.iter_mut().find(|c| c.name == "agent")
+    {
+        let quantities = |m: &Option<std::collections::BTreeMap<String, String>>| {
+            m.as_ref().map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        (k.clone(), k8s_openapi::apimachinery::pkg::api::resource::Quantity(v.clone()))
+                    })
+                    .collect()
+            })
+        };
+        let current = agent.resources.get_or_insert_with(Default::default);
+        if let Some(requests) = quantities(&res.requests) {
+            current.requests = Some(requests);
+        }
+        if let Some(limits) = quantities(&res.limits) {
+            current.limits = Some(limits);
+        }
+    }
     let labels = json!({labels::INSTANCE: name, labels::COMPONENT: "warm-pool",
                         "app.kubernetes.io/part-of": "sympozium"});
     (labels, json!(pod))
