@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Api, Client, Resource};
+use kube::runtime::finalizer;
+use kube::{Api, Client, Resource, ResourceExt};
 use sympozium_kube::backoff::Backoff;
 use sympozium_kube::metrics::Metrics;
 
@@ -86,16 +88,65 @@ impl Context {
         reason: &str,
         note: &str,
     ) {
+        self.publish_as(obj, "Reconcile", type_, reason, note).await;
+    }
+
+    /// Like [`Context::publish`], with the Event's `action` set to `action`.
+    pub async fn publish_as<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        action: &str,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) {
         let event = Event {
             type_,
             reason: reason.into(),
             note: Some(note.chars().take(1000).collect()),
-            action: "Reconcile".into(),
+            action: action.into(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
             tracing::debug!(error = %e, "could not publish event");
         }
+    }
+
+    /// Ends a finalizer-wrapped reconcile: a success clears the object's backoff, the
+    /// reconcile's own error passes through, and a failure of the finalizer machinery
+    /// itself is wrapped by `machinery`.
+    pub fn settle<E>(
+        &self,
+        key: &str,
+        result: Result<Action, finalizer::Error<E>>,
+        machinery: impl FnOnce(String) -> E,
+    ) -> Result<Action, E>
+    where
+        E: std::error::Error + 'static,
+    {
+        match result {
+            Ok(action) => {
+                self.backoff.succeeded(key);
+                Ok(action)
+            }
+            Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
+            Err(e) => Err(machinery(e.to_string())),
+        }
+    }
+
+    /// Records a failed reconcile of `obj` (metric under `reason`, grown backoff, a
+    /// warning) and returns when to retry.
+    pub fn retry<K: ResourceExt>(
+        &self,
+        controller: &str,
+        reason: &str,
+        obj: &K,
+        error: &dyn std::fmt::Display,
+    ) -> Action {
+        self.metrics.failure(controller, reason);
+        let delay = self.backoff.failed(&backoff_key(controller, obj));
+        tracing::warn!(controller, object = %obj.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
+        Action::requeue(delay)
     }
 
     /// Turns agent-sandbox mode (Sandboxes, warm pools) on or off.
@@ -109,6 +160,12 @@ impl Context {
         self.schedule_poll = poll;
         self
     }
+}
+
+/// Backoff key of `obj`; the controller prefix keeps same-named objects of different
+/// kinds (an instance and its schedule, say) from sharing one retry delay.
+pub fn backoff_key<K: ResourceExt>(controller: &str, obj: &K) -> String {
+    format!("{controller}:{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
 impl std::fmt::Debug for Context {

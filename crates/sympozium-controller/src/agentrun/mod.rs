@@ -25,15 +25,15 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use sympozium_api::AgentRun;
 use sympozium_api::agentrun::{AgentRunPhase, RunMode};
 use sympozium_api::labels::{self, AGENT_RUN_FINALIZER};
 
-use crate::context::Context;
+use crate::context::{Context, backoff_key};
 
 /// Name used in metrics and logs.
 pub const CONTROLLER: &str = "agentrun";
@@ -51,13 +51,8 @@ pub enum Error {
 
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let (runs, jobs): (Api<AgentRun>, Api<Job>) = match &ctx.namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
-        None => (Api::all(client.clone()), Api::all(client)),
-    };
-    Controller::new(runs, watcher::Config::default())
-        .owns(jobs, watcher::Config::default().labels(labels::AGENT_RUN))
+    Controller::new(ctx.scoped::<AgentRun>(), watcher::Config::default())
+        .owns(ctx.scoped::<Job>(), watcher::Config::default().labels(labels::AGENT_RUN))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
@@ -69,7 +64,7 @@ async fn reconcile(run: Arc<AgentRun>, ctx: Arc<Context>) -> Result<Action, Erro
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = run.namespace().unwrap_or_default();
     let api: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &ns);
-    let key = format!("{ns}/{}", run.name_any());
+    let key = backoff_key(CONTROLLER, &*run);
     let result = finalizer(&api, AGENT_RUN_FINALIZER, run, |event| async {
         match event {
             Finalizer::Apply(run) => step(&run, &api, &ctx).await,
@@ -80,17 +75,7 @@ async fn reconcile(run: Arc<AgentRun>, ctx: Arc<Context>) -> Result<Action, Erro
         }
     })
     .await;
-    match result {
-        Ok(action) => {
-            ctx.backoff.succeeded(&key);
-            Ok(action)
-        }
-        Err(
-            kube::runtime::finalizer::Error::ApplyFailed(e)
-            | kube::runtime::finalizer::Error::CleanupFailed(e),
-        ) => Err(e),
-        Err(e) => Err(Error::Finalizer(e.to_string())),
-    }
+    ctx.settle(&key, result, Error::Finalizer)
 }
 
 async fn step(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Action, Error> {
@@ -106,22 +91,10 @@ async fn step(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Acti
 }
 
 fn error_policy(run: Arc<AgentRun>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failure(CONTROLLER, "kube");
-    let delay = ctx.backoff.failed(&format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any()));
-    tracing::warn!(run = %run.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    ctx.retry(CONTROLLER, "kube", &*run, error)
 }
 
 /// Publishes a Kubernetes Event on the run (best effort).
 pub async fn publish(ctx: &Context, run: &AgentRun, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Run".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &run.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish event");
-    }
+    ctx.publish_as(run, "Run", type_, reason, note).await;
 }

@@ -28,7 +28,7 @@ use kube::{Api, ResourceExt};
 use sympozium_api::labels::{self, INSTANCE_FINALIZER};
 use sympozium_api::{AgentRun, SympoziumInstance};
 
-use crate::context::Context;
+use crate::context::{Context, backoff_key};
 
 /// Name used in metrics and logs.
 pub const CONTROLLER: &str = "sympoziuminstance";
@@ -106,6 +106,7 @@ async fn reconcile(inst: Arc<SympoziumInstance>, ctx: Arc<Context>) -> Result<Ac
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = inst.namespace().unwrap_or_default();
     let api: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
+    let key = backoff_key(CONTROLLER, &*inst);
     let result = finalizer(&api, INSTANCE_FINALIZER, inst.clone(), |event| async {
         match event {
             Finalizer::Apply(inst) => converge(&inst, &api, &ctx).await,
@@ -123,17 +124,7 @@ async fn reconcile(inst: Arc<SympoziumInstance>, ctx: Arc<Context>) -> Result<Ac
         }
     })
     .await;
-    match result {
-        Ok(action) => {
-            ctx.backoff.succeeded(&key(&inst));
-            Ok(action)
-        }
-        Err(
-            kube::runtime::finalizer::Error::ApplyFailed(e)
-            | kube::runtime::finalizer::Error::CleanupFailed(e),
-        ) => Err(e),
-        Err(e) => Err(Error::Finalizer(e.to_string())),
-    }
+    ctx.settle(&key, result, Error::Finalizer)
 }
 
 async fn converge(
@@ -184,12 +175,5 @@ async fn converge(
 }
 
 fn error_policy(inst: Arc<SympoziumInstance>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failure(CONTROLLER, error.reason());
-    let delay = ctx.backoff.failed(&key(&inst));
-    tracing::warn!(instance = %inst.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
-}
-
-fn key(inst: &SympoziumInstance) -> String {
-    format!("{}/{}", inst.namespace().unwrap_or_default(), inst.name_any())
+    ctx.retry(CONTROLLER, error.reason(), &*inst, error)
 }

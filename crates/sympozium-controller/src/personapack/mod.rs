@@ -27,7 +27,7 @@ use kube::{Api, ResourceExt};
 use sympozium_api::labels::{self, PERSONA_PACK_FINALIZER};
 use sympozium_api::{PersonaPack, SympoziumInstance, SympoziumSchedule};
 
-use crate::context::Context;
+use crate::context::{Context, backoff_key};
 
 /// Name used in metrics and logs.
 pub const CONTROLLER: &str = "personapack";
@@ -86,6 +86,7 @@ async fn reconcile(pack: Arc<PersonaPack>, ctx: Arc<Context>) -> Result<Action, 
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = pack.namespace().unwrap_or_default();
     let api: Api<PersonaPack> = Api::namespaced(ctx.client.clone(), &ns);
+    let key = backoff_key(CONTROLLER, &*pack);
     let result = finalizer(&api, PERSONA_PACK_FINALIZER, pack.clone(), |event| async {
         match event {
             Finalizer::Apply(pack) => converge(&pack, &api, &ctx).await,
@@ -102,17 +103,7 @@ async fn reconcile(pack: Arc<PersonaPack>, ctx: Arc<Context>) -> Result<Action, 
         }
     })
     .await;
-    match result {
-        Ok(action) => {
-            ctx.backoff.succeeded(&key(&pack));
-            Ok(action)
-        }
-        Err(
-            kube::runtime::finalizer::Error::ApplyFailed(e)
-            | kube::runtime::finalizer::Error::CleanupFailed(e),
-        ) => Err(e),
-        Err(e) => Err(Error::Finalizer(e.to_string())),
-    }
+    ctx.settle(&key, result, Error::Finalizer)
 }
 
 async fn converge(pack: &PersonaPack, api: &Api<PersonaPack>, ctx: &Context) -> Result<Action, Error> {
@@ -182,13 +173,5 @@ async fn disable(
 }
 
 fn error_policy(pack: Arc<PersonaPack>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failure(CONTROLLER, error.reason());
-    let delay = ctx.backoff.failed(&key(&pack));
-    tracing::warn!(pack = %pack.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
-}
-
-/// Backoff key; prefixed so a pack and an instance of the same name back off separately.
-fn key(pack: &PersonaPack) -> String {
-    format!("{CONTROLLER}:{}/{}", pack.namespace().unwrap_or_default(), pack.name_any())
+    ctx.retry(CONTROLLER, error.reason(), &*pack, error)
 }

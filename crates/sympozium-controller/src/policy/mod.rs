@@ -16,7 +16,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use sympozium_api::{SympoziumInstance, SympoziumPolicy, SympoziumPolicyStatus};
 use sympozium_kube::FIELD_MANAGER;
 
-use crate::context::Context;
+use crate::context::{Context, backoff_key};
 
 /// Name used in metrics and logs.
 pub const CONTROLLER: &str = "sympoziumpolicy";
@@ -114,19 +114,12 @@ async fn reconcile(policy: Arc<SympoziumPolicy>, ctx: Arc<Context>) -> Result<Ac
         let api: Api<SympoziumPolicy> = Api::namespaced(ctx.client.clone(), &ns);
         api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
     }
-    ctx.backoff.succeeded(&key(&policy));
+    ctx.backoff.succeeded(&backoff_key(CONTROLLER, &*policy));
     Ok(Action::requeue(Duration::from_secs(600)))
 }
 
 fn error_policy(policy: Arc<SympoziumPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failure(CONTROLLER, "kube");
-    let delay = ctx.backoff.failed(&key(&policy));
-    tracing::warn!(policy = %policy.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
-}
-
-fn key(policy: &SympoziumPolicy) -> String {
-    format!("{CONTROLLER}:{}/{}", policy.namespace().unwrap_or_default(), policy.name_any())
+    ctx.retry(CONTROLLER, "kube", &*policy, error)
 }
 
 #[cfg(test)]

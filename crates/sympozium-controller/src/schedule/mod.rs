@@ -27,7 +27,7 @@ use sympozium_api::{AgentRun, SympoziumInstance, SympoziumSchedule, SympoziumSch
 use sympozium_kube::FIELD_MANAGER;
 
 use self::plan::{Inputs, Plan};
-use crate::context::Context;
+use crate::context::{Context, backoff_key};
 
 /// Name used in metrics and logs.
 pub const CONTROLLER: &str = "sympoziumschedule";
@@ -45,18 +45,13 @@ pub enum Error {
 
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let (schedules, runs): (Api<SympoziumSchedule>, Api<AgentRun>) = match &ctx.namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
-        None => (Api::all(client.clone()), Api::all(client)),
-    };
     // A run finishing matters to Forbid/Replace: re-evaluate its schedule.
     let run_mapper = |run: AgentRun| {
         let ns = run.namespace()?;
         run.labels().get(labels::SCHEDULE).map(|s| ObjectRef::<SympoziumSchedule>::new(s).within(&ns))
     };
-    Controller::new(schedules, watcher::Config::default())
-        .watches(runs, watcher::Config::default().labels(labels::SCHEDULE), run_mapper)
+    Controller::new(ctx.scoped::<SympoziumSchedule>(), watcher::Config::default())
+        .watches(ctx.scoped::<AgentRun>(), watcher::Config::default().labels(labels::SCHEDULE), run_mapper)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
@@ -68,7 +63,7 @@ async fn reconcile(schedule: Arc<SympoziumSchedule>, ctx: Arc<Context>) -> Resul
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = schedule.namespace().unwrap_or_default();
     let api: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
-    let key = format!("{ns}/{}", schedule.name_any());
+    let key = backoff_key(CONTROLLER, &*schedule);
     let result = finalizer(&api, SCHEDULE_FINALIZER, schedule, |event| async {
         match event {
             Finalizer::Apply(s) => evaluate(&s, &api, &ctx).await,
@@ -77,17 +72,7 @@ async fn reconcile(schedule: Arc<SympoziumSchedule>, ctx: Arc<Context>) -> Resul
         }
     })
     .await;
-    match result {
-        Ok(action) => {
-            ctx.backoff.succeeded(&key);
-            Ok(action)
-        }
-        Err(
-            kube::runtime::finalizer::Error::ApplyFailed(e)
-            | kube::runtime::finalizer::Error::CleanupFailed(e),
-        ) => Err(e),
-        Err(e) => Err(Error::Finalizer(e.to_string())),
-    }
+    ctx.settle(&key, result, Error::Finalizer)
 }
 
 fn requeue_until(next: Timestamp, now: Timestamp, ctx: &Context) -> Action {
@@ -301,8 +286,5 @@ fn set_ready(
 }
 
 fn error_policy(s: Arc<SympoziumSchedule>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failure(CONTROLLER, "kube");
-    let delay = ctx.backoff.failed(&format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()));
-    tracing::warn!(schedule = %s.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    ctx.retry(CONTROLLER, "kube", &*s, error)
 }

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -25,7 +25,7 @@ use sympozium_api::{SkillPack, SkillPackStatus};
 use sympozium_kube::FIELD_MANAGER;
 use sympozium_kube::apply::{create_if_absent, delete_if_owned};
 
-use crate::context::Context;
+use crate::context::{Context, backoff_key};
 
 /// Name used in metrics and logs.
 pub const CONTROLLER: &str = "skillpack";
@@ -72,7 +72,7 @@ async fn reconcile(pack: Arc<SkillPack>, ctx: Arc<Context>) -> Result<Action, Er
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = pack.namespace().unwrap_or_default();
     let api: Api<SkillPack> = Api::namespaced(ctx.client.clone(), &ns);
-    let key = key(&pack);
+    let key = backoff_key(CONTROLLER, &*pack);
     let result = finalizer(&api, SKILL_PACK_FINALIZER, pack, |event| async {
         match event {
             Finalizer::Apply(pack) => converge(&pack, &api, &ctx).await,
@@ -84,17 +84,7 @@ async fn reconcile(pack: Arc<SkillPack>, ctx: Arc<Context>) -> Result<Action, Er
         }
     })
     .await;
-    match result {
-        Ok(action) => {
-            ctx.backoff.succeeded(&key);
-            Ok(action)
-        }
-        Err(
-            kube::runtime::finalizer::Error::ApplyFailed(e)
-            | kube::runtime::finalizer::Error::CleanupFailed(e),
-        ) => Err(e),
-        Err(e) => Err(Error::Finalizer(e.to_string())),
-    }
+    ctx.settle(&key, result, Error::Finalizer)
 }
 
 async fn converge(pack: &SkillPack, api: &Api<SkillPack>, ctx: &Context) -> Result<Action, Error> {
@@ -104,14 +94,14 @@ async fn converge(pack: &SkillPack, api: &Api<SkillPack>, ctx: &Context) -> Resu
     match configmaps.get_opt(&name).await? {
         None => {
             if create_if_absent(&configmaps, &build::config_map(pack)).await? {
-                publish(ctx, pack, EventType::Normal, "Created", &format!("created ConfigMap {name}")).await;
+                ctx.publish(pack, EventType::Normal, "Created", &format!("created ConfigMap {name}")).await;
             }
         }
         Some(existing) => {
             if let Some(updated) = build::take_over(pack, &existing) {
                 let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
                 configmaps.replace(&name, &pp, &updated).await?;
-                publish(ctx, pack, EventType::Normal, "Updated", &format!("updated ConfigMap {name}")).await;
+                ctx.publish(pack, EventType::Normal, "Updated", &format!("updated ConfigMap {name}")).await;
             }
         }
     }
@@ -130,25 +120,5 @@ async fn write_status(api: &Api<SkillPack>, name: &str, status: &SkillPackStatus
 }
 
 fn error_policy(pack: Arc<SkillPack>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failure(CONTROLLER, "kube");
-    let delay = ctx.backoff.failed(&key(&pack));
-    tracing::warn!(pack = %pack.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
-}
-
-fn key(pack: &SkillPack) -> String {
-    format!("{CONTROLLER}:{}/{}", pack.namespace().unwrap_or_default(), pack.name_any())
-}
-
-async fn publish(ctx: &Context, pack: &SkillPack, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &pack.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish event");
-    }
+    ctx.retry(CONTROLLER, "kube", &*pack, error)
 }
