@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt;
+
 use serde::{Deserialize, Serialize};
 
 /// Longest stdout or stderr kept, in characters.
@@ -139,33 +141,43 @@ pub async fn execute(request: &Request, gh_token: Option<&str>) -> ExecResult {
         stderr: message,
         timed_out: false,
     };
-    let child = match command.spawn() {
+    let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => return failed(format!("starting bash: {e}")),
     };
-    let pid = child.id();
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(out)) => {
-            let code = out.status.code().unwrap_or(-1);
+    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return failed("the command's output pipes were not set up".into());
+    };
+    let read_out = async {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out).await;
+        out
+    };
+    let read_err = async {
+        let mut err = Vec::new();
+        let _ = stderr.read_to_end(&mut err).await;
+        err
+    };
+    let finished = async { tokio::join!(child.wait(), read_out, read_err) };
+    match tokio::time::timeout(timeout, finished).await {
+        Ok((Ok(status), out, err)) => {
+            let code = status.code().unwrap_or(-1);
             ExecResult {
                 id: request.id.clone(),
                 exit_code: code,
-                stdout: truncate(&String::from_utf8_lossy(&out.stdout)),
-                stderr: truncate(&String::from_utf8_lossy(&out.stderr)),
+                stdout: truncate(&String::from_utf8_lossy(&out)),
+                stderr: truncate(&String::from_utf8_lossy(&err)),
                 timed_out: code == TIMEOUT_EXIT_CODE,
             }
         }
-        Ok(Err(e)) => failed(format!("waiting for the command: {e}")),
+        Ok((Err(e), _, _)) => failed(format!("waiting for the command: {e}")),
         Err(_) => {
-            // The whole process group: background children of the command too.
-            if let Some(pid) = pid {
-                let _ = tokio::process::Command::new("kill")
-                    .args(["-KILL", &format!("-{pid}")])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .await;
+            // The whole process group, background children of the command too. The child is
+            // not reaped yet, so its PID (the group's ID) cannot have been reused.
+            if let Some(pid) = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)) {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             }
+            let _ = child.kill().await;
             ExecResult {
                 id: request.id.clone(),
                 exit_code: TIMEOUT_EXIT_CODE,
@@ -280,9 +292,24 @@ mod tests {
     #[tokio::test]
     async fn timeouts_kill_the_command() {
         let started = std::time::Instant::now();
-        let out = execute(&request("sleep 30", Some(1)), None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("background.pid");
+        let command = format!("sleep 300 & echo $! > {}; sleep 30", pid_file.display());
+        let out = execute(&request(&command, Some(1)), None).await;
         assert!(out.timed_out && out.exit_code == 124, "{out:?}");
         assert!(started.elapsed() < Duration::from_secs(10));
+        // The command's background child went with it.
+        let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        let proc_dir = std::path::Path::new("/proc").join(&pid);
+        for _ in 0..50 {
+            let state = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+            // Gone, or a zombie waiting for init to reap it.
+            if state.is_empty() || state.split(' ').nth(2) == Some("Z") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("background child {pid} of a timed-out command still runs");
     }
 
     #[test]
