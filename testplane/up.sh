@@ -232,6 +232,8 @@ etcd_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health" | g
 wait_for etcd "etcd /health" etcd_healthy
 
 # --- kube-apiserver --------------------------------------------------------------
+# PodNodeSelector: a namespace annotated scheduler.alpha.kubernetes.io/node-selector
+# pins its pods to a node (tests of the local node, sympozium-node, use it beside kwok).
 log "starting kube-apiserver on $server"
 start kube-apiserver "$bin/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$etcd_port" \
@@ -251,7 +253,8 @@ start kube-apiserver "$bin/kube-apiserver" \
   --allow-privileged=true \
   --endpoint-reconciler-type=none \
   --enable-priority-and-fairness=false \
-  --kubelet-preferred-address-types=InternalIP
+  --kubelet-preferred-address-types=InternalIP \
+  --enable-admission-plugins=PodNodeSelector
 wait_for kube-apiserver "kube-apiserver /readyz" apiserver_ready "$server" "$pki/ca.crt" "$pki/auth-header"
 
 # --- kube-controller-manager -----------------------------------------------------
