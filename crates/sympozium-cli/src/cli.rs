@@ -19,9 +19,9 @@ pub struct Cli {
     /// Output format of listings and `get`.
     #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
-    /// What to do.
+    /// What to do; none opens the TUI.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Sub-commands.
@@ -74,6 +74,23 @@ pub enum Command {
         /// Also delete the CRDs (and with them every Sympozium object) and the namespace.
         #[arg(long)]
         crds: bool,
+    },
+    /// The one-machine stack: control plane, local node and Sympozium, all on this machine.
+    Dev {
+        /// Where the stack lives.
+        #[command(flatten)]
+        paths: crate::dev::DevPaths,
+        /// What to do with it.
+        #[command(subcommand)]
+        command: crate::dev::DevCommand,
+    },
+    /// The terminal UI (also what `sympozium` with no command opens).
+    Tui,
+    /// Set up an agent step by step: provider, key, model, channel, policy, heartbeat.
+    Onboard {
+        /// The provider key, offered as the key step's answer.
+        #[arg(long, env = "SYMPOZIUM_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
     },
     /// Check the cluster, the CRDs, the controller and the namespace's teams, and say what to fix.
     Doctor {

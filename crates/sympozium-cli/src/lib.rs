@@ -2,7 +2,10 @@
 
 pub mod cli;
 mod commands;
+pub mod dev;
 pub mod output;
+pub mod tui;
+pub mod wizard;
 
 use std::io::IsTerminal;
 
@@ -13,7 +16,7 @@ use kube::{Client, Config};
 use crate::cli::{Cli, Command};
 
 /// Builds a client and checks the cluster answers, with an error that says what to do.
-async fn connect(cli: &Cli) -> anyhow::Result<Client> {
+pub(crate) async fn connect(cli: &Cli) -> anyhow::Result<Client> {
     let config = match &cli.kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
@@ -42,7 +45,10 @@ async fn connect(cli: &Cli) -> anyhow::Result<Client> {
 /// Runs one command and returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let interactive = std::io::stderr().is_terminal();
-    match &cli.command {
+    let Some(command) = &cli.command else { return tui::run(&cli).await };
+    match command {
+        Command::Tui => tui::run(&cli).await,
+        Command::Onboard { api_key } => commands::onboard::onboard(&cli, api_key.as_deref()).await,
         Command::Version => {
             crate::output::emitln!("sympozium {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
@@ -53,6 +59,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Dev { paths, command } => dev::run(paths, command).await,
         Command::Doctor { system_namespace } => {
             // Doctor reports an unreachable cluster as a finding rather than failing first.
             match connect(&cli).await {

@@ -116,7 +116,8 @@ fn rbac(t: &Target) -> (Value, Value, Value) {
     (sa, role, binding)
 }
 
-async fn apply_json(client: &Client, value: &Value) -> anyhow::Result<()> {
+/// Server-side applies one object given as JSON.
+pub async fn apply_json(client: &Client, value: &Value) -> anyhow::Result<()> {
     let obj: DynamicObject = serde_json::from_value(value.clone())?;
     let api_version = value["apiVersion"].as_str().unwrap_or_default();
     let kind = value["kind"].as_str().unwrap_or_default();

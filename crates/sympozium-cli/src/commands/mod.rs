@@ -3,13 +3,16 @@
 mod doctor;
 mod install;
 mod listings;
+pub mod onboard;
 mod packs;
-mod run;
+pub mod run;
 
 use anyhow::anyhow;
 use kube::Client;
 
 pub use doctor::doctor;
+pub use install::{Target, apply_json, install};
+pub use run::parse_timeout;
 
 use crate::cli::{Cli, Command, Listing, Named};
 
@@ -46,7 +49,9 @@ pub async fn dispatch(
         Command::Uninstall { system_namespace, crds } => {
             install::uninstall(client, system_namespace, *crds).await
         }
-        Command::Version | Command::Crds | Command::Doctor { .. } => Err(anyhow!("not a cluster command")),
+        Command::Version | Command::Crds | Command::Doctor { .. } | Command::Tui | Command::Onboard { .. } | Command::Dev { .. } => {
+            Err(anyhow!("not a cluster command"))
+        }
     }
 }
 

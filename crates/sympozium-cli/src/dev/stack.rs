@@ -1,0 +1,388 @@
+//! The one-machine stack: start, stop and report on it.
+//!
+//! Everything it starts is recorded in its state directory (the control plane's PIDs by
+//! `testplane/up.sh`, the local node's PID in `node.pid`) and `down` stops exactly that.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use serde_json::json;
+
+use super::DevPaths;
+use crate::commands::{Target, install};
+use crate::output::emitln;
+
+/// Registry and tag of every image in the stack; the local node maps them to built binaries.
+pub const REGISTRY: &str = "sympozium.local/dev";
+/// Tag of every image in the stack.
+pub const TAG: &str = "dev";
+/// Name of the local node.
+pub const NODE: &str = "sympozium-local";
+/// The fake (kwok) node of the control plane; tainted so workloads go to the local node.
+const FAKE_NODE: &str = "kwok-node-0";
+/// Service of the offline scripted model, in the system namespace.
+pub const OFFLINE_MODEL: &str = "offline-model";
+
+/// Paths of one stack.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    repo: PathBuf,
+    state: PathBuf,
+    system_namespace: String,
+}
+
+impl Layout {
+    /// Resolves the repository and state directory.
+    pub fn new(paths: &DevPaths) -> anyhow::Result<Self> {
+        let repo = paths.repo.canonicalize().map_err(|e| {
+            anyhow!("the Sympozium checkout {} is not readable ({e}); pass --repo", paths.repo.display())
+        })?;
+        if !repo.join("testplane/up.sh").is_file() {
+            bail!(
+                "{} is not a Sympozium checkout (no testplane/up.sh); pass --repo <checkout>",
+                repo.display()
+            );
+        }
+        let state = paths.state_dir.clone().unwrap_or_else(|| repo.join(".sympozium-dev"));
+        Ok(Self { repo, state, system_namespace: paths.system_namespace.clone() })
+    }
+
+    /// The control plane's state directory.
+    fn plane(&self) -> PathBuf {
+        self.state.join("plane")
+    }
+
+    /// The stack's kubeconfig.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.plane().join("kubeconfig")
+    }
+
+    fn node_pid(&self) -> PathBuf {
+        self.state.join("node.pid")
+    }
+
+    fn binary(&self, name: &str) -> PathBuf {
+        self.repo.join("target/debug").join(name)
+    }
+}
+
+fn progress(text: &str) {
+    eprintln!("· {text}");
+}
+
+/// Binaries the stack's pods run; `make build` (or `cargo build --workspace --bins`) makes them.
+const BINARIES: &[&str] = &[
+    "sympozium-node",
+    "sympozium-controller",
+    "sympozium-agent-runner",
+    "sympozium-ipc-bridge",
+    "sympozium-memory-server",
+    "tool-executor",
+    "sympozium",
+];
+
+/// The image → program mapping the local node reads: every Sympozium image to its binary,
+/// NATS and busybox to the Debian programs.
+pub fn image_mapping(layout: &Layout) -> String {
+    let bin = |name: &str| layout.binary(name).display().to_string();
+    let ours = [
+        ("controller", bin("sympozium-controller")),
+        ("agent-runner", bin("sympozium-agent-runner")),
+        ("ipc-bridge", bin("sympozium-ipc-bridge")),
+        ("memory-server", bin("sympozium-memory-server")),
+        ("skill-k8s-ops", bin("tool-executor")),
+        ("tool-executor", bin("tool-executor")),
+        ("channel-telegram", bin("sympozium-channel")),
+        ("channel-slack", bin("sympozium-channel")),
+        ("channel-discord", bin("sympozium-channel")),
+        ("channel-whatsapp", bin("sympozium-channel")),
+        ("cli", bin("sympozium")),
+    ];
+    let mut out = String::from(
+        "# Written by `sympozium dev up`: image repository (tag ignored) -> local program.\nimages:\n",
+    );
+    for (name, program) in ours {
+        out.push_str(&format!("  - repository: {REGISTRY}/{name}\n    program: {program}\n"));
+    }
+    for (repository, program) in [("nats", "/usr/sbin/nats-server"), ("busybox", "/bin/busybox")] {
+        out.push_str(&format!("  - repository: {repository}\n    program: {program}\n"));
+    }
+    out
+}
+
+async fn client(kubeconfig: &Path) -> anyhow::Result<Client> {
+    let kc =
+        Kubeconfig::read_from(kubeconfig).map_err(|e| anyhow!("reading {}: {e}", kubeconfig.display()))?;
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited; /proc/<pid>/stat's third field says so.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(|st| st != "Z" && st != "X")
+        })
+        .unwrap_or(false)
+}
+
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+async fn node_ready(client: &Client) -> bool {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let Ok(Some(node)) = nodes.get_opt(NODE).await else { return false };
+    node.status
+        .and_then(|s| s.conditions)
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn wait_until<F, Fut>(what: &str, wait: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        if start.elapsed() > wait {
+            bail!("{what} not ready after {wait:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
+async fn start_plane(layout: &Layout) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(&layout.state)?;
+    let log = std::fs::File::create(layout.state.join("plane.log"))?;
+    let out = tokio::process::Command::new("bash")
+        .arg(layout.repo.join("testplane/up.sh"))
+        .env("TESTPLANE_DIR", layout.plane())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .output()
+        .await
+        .context("running testplane/up.sh")?;
+    if !out.status.success() {
+        bail!(
+            "the control plane did not start; see {} (first start builds it from Go modules, which takes minutes)",
+            layout.state.join("plane.log").display()
+        );
+    }
+    let path = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string();
+    Ok(PathBuf::from(path))
+}
+
+async fn start_node(layout: &Layout, kubeconfig: &Path) -> anyhow::Result<()> {
+    if read_pid(&layout.node_pid()).is_some_and(alive) {
+        return Ok(());
+    }
+    let images = layout.state.join("images.yaml");
+    std::fs::write(&images, image_mapping(layout))?;
+    let log = std::fs::File::create(layout.state.join("node.log"))?;
+    let child = std::process::Command::new("setsid")
+        .arg(layout.binary("sympozium-node"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--node-name", NODE])
+        .arg("--images")
+        .arg(&images)
+        .arg("--state-dir")
+        .arg(layout.state.join("node"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting the local node")?;
+    std::fs::write(layout.node_pid(), child.id().to_string())?;
+    Ok(())
+}
+
+async fn taint_fake_node(client: &Client) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    if nodes.get_opt(FAKE_NODE).await?.is_none() {
+        return Ok(());
+    }
+    let patch = json!({"spec": {"taints": [{"key": "sympozium.ai/fake-node", "value": "true", "effect": "NoSchedule"}]}});
+    nodes.patch(FAKE_NODE, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+async fn deploy_offline_model(client: &Client, ns: &str) -> anyhow::Result<()> {
+    let labels = json!({"app": OFFLINE_MODEL, "app.kubernetes.io/part-of": "sympozium"});
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": OFFLINE_MODEL, "namespace": ns, "labels": labels},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": OFFLINE_MODEL}},
+            "template": {"metadata": {"labels": labels},
+                "spec": {"securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{"name": "model", "image": format!("{REGISTRY}/cli:{TAG}"),
+                        "args": ["dev", "offline-model", "--listen", "0.0.0.0:8080"],
+                        "ports": [{"name": "http", "containerPort": 8080}],
+                        "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+                        "securityContext": {"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+                                            "capabilities": {"drop": ["ALL"]}}}]}}}});
+    let service = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": OFFLINE_MODEL, "namespace": ns, "labels": labels},
+        "spec": {"selector": {"app": OFFLINE_MODEL}, "ports": [{"name": "http", "port": 8080, "targetPort": 8080}]}});
+    crate::commands::apply_json(client, &deployment).await?;
+    crate::commands::apply_json(client, &service).await?;
+    Ok(())
+}
+
+async fn deployment_available(client: &Client, ns: &str, name: &str) -> bool {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    api.get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|d| d.status)
+        .is_some_and(|s| s.available_replicas.unwrap_or(0) >= 1)
+}
+
+/// `dev up`.
+pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let missing: Vec<_> = BINARIES.iter().filter(|b| !layout.binary(b).is_file()).collect();
+    if !missing.is_empty() {
+        bail!(
+            "not built yet: {}; run `cargo build --workspace --bins` in {} first",
+            missing.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
+            layout.repo.display()
+        );
+    }
+    progress("starting the control plane (etcd, kube-apiserver, scheduler, controller-manager)");
+    let kubeconfig = start_plane(layout).await?;
+    let client = client(&kubeconfig).await?;
+    taint_fake_node(&client).await?;
+    progress("starting the local node (runs pods as local processes)");
+    start_node(layout, &kubeconfig).await?;
+    wait_until(&format!("node {NODE}"), wait, || node_ready(&client)).await.with_context(|| {
+        format!("the local node did not become Ready; see {}", layout.state.join("node.log").display())
+    })?;
+    progress("installing Sympozium (CRDs, controller, NATS, built-ins) as pods");
+    let target = Target {
+        namespace: layout.system_namespace.clone(),
+        registry: REGISTRY.into(),
+        tag: TAG.into(),
+        wait,
+    };
+    let code = install(&client, &target).await?;
+    if code != 0 {
+        return Ok(code);
+    }
+    progress("starting the offline scripted model (used when no provider key is given)");
+    deploy_offline_model(&client, &layout.system_namespace).await?;
+    let ns = layout.system_namespace.clone();
+    wait_until("the offline model", wait, || deployment_available(&client, &ns, OFFLINE_MODEL)).await?;
+    emitln!("sympozium dev stack is up ({:.0}s)", started.elapsed().as_secs_f64());
+    emitln!("  control plane  {}", layout.plane().display());
+    emitln!("  local node     {NODE} (log {})", layout.state.join("node.log").display());
+    emitln!("  system         namespace {ns}: controller, NATS (nats.{ns}.svc:4222)");
+    emitln!("  offline model  http://{OFFLINE_MODEL}.{ns}.svc:8080/v1 (scripted, no network)");
+    emitln!("  stop with      sympozium dev down");
+    emitln!("export KUBECONFIG={}", kubeconfig.display());
+    Ok(0)
+}
+
+/// `dev down`.
+pub async fn down(layout: &Layout) -> anyhow::Result<i32> {
+    if let Some(pid) = read_pid(&layout.node_pid()).filter(|p| alive(*p)) {
+        progress("stopping the local node and its pods");
+        signal(pid, rustix::process::Signal::TERM);
+        let start = Instant::now();
+        while alive(pid) && start.elapsed() < Duration::from_secs(40) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if alive(pid) {
+            signal(pid, rustix::process::Signal::KILL);
+        }
+    }
+    let _ = std::fs::remove_file(layout.node_pid());
+    progress("stopping the control plane");
+    let status = tokio::process::Command::new("bash")
+        .arg(layout.repo.join("testplane/down.sh"))
+        .env("TESTPLANE_DIR", layout.plane())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("testplane/down.sh failed for {}", layout.plane().display());
+    }
+    emitln!("sympozium dev stack stopped");
+    Ok(0)
+}
+
+/// `dev status`.
+pub async fn status(layout: &Layout) -> anyhow::Result<i32> {
+    let kubeconfig = layout.kubeconfig();
+    if !kubeconfig.is_file() {
+        emitln!("not running (start it with `sympozium dev up`)");
+        return Ok(1);
+    }
+    let client = client(&kubeconfig).await?;
+    let reachable = tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await;
+    if !matches!(reachable, Ok(Ok(_))) {
+        emitln!("control plane  down ({}); start it with `sympozium dev up`", layout.plane().display());
+        return Ok(1);
+    }
+    let mut healthy = true;
+    emitln!("control plane  up ({})", kubeconfig.display());
+    let node = node_ready(&client).await;
+    healthy &= node;
+    emitln!("local node     {}", if node { "Ready" } else { "not ready" });
+    let ns = &layout.system_namespace;
+    for name in ["sympozium-controller-manager", "nats", OFFLINE_MODEL] {
+        let ok = deployment_available(&client, ns, name).await;
+        healthy &= ok;
+        emitln!("{name:<14} {}", if ok { "available" } else { "not available" });
+    }
+    emitln!("export KUBECONFIG={}", kubeconfig.display());
+    Ok(if healthy { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_image_maps_to_a_binary_of_the_checkout() {
+        let layout =
+            Layout { repo: "/src".into(), state: "/src/.sympozium-dev".into(), system_namespace: "s".into() };
+        let mapping: serde_yaml::Value = serde_yaml::from_str(&image_mapping(&layout)).unwrap();
+        let images = mapping["images"].as_sequence().unwrap();
+        let program = |repo: &str| {
+            images
+                .iter()
+                .find(|i| i["repository"] == repo)
+                .and_then(|i| i["program"].as_str())
+                .map(String::from)
+        };
+        assert_eq!(
+            program("sympozium.local/dev/controller").unwrap(),
+            "/src/target/debug/sympozium-controller"
+        );
+        assert_eq!(program("sympozium.local/dev/cli").unwrap(), "/src/target/debug/sympozium");
+        assert_eq!(program("nats").unwrap(), "/usr/sbin/nats-server");
+        assert_eq!(layout.kubeconfig(), PathBuf::from("/src/.sympozium-dev/plane/kubeconfig"));
+    }
+}
