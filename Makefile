@@ -1,5 +1,5 @@
 # Stable entry points; later work extends these targets rather than renaming them.
-.PHONY: build test crds crds-check demo testplane-up testplane-down fmt lint
+.PHONY: build test crds crds-check demo dev-up dev-down demo-down testplane-up testplane-down fmt lint
 
 build:
 	cargo build --workspace --bins --locked
@@ -15,6 +15,14 @@ crds-check:
 
 demo:
 	bash scripts/demo.sh
+
+# The one-machine stack on its own (what `make demo` starts), and stopping it.
+dev-up:
+	cargo build -q --locked --workspace --bins
+	target/debug/sympozium dev up
+
+dev-down demo-down:
+	target/debug/sympozium dev down
 
 testplane-up:
 	@bash testplane/up.sh

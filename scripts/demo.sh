@@ -1,90 +1,85 @@
 #!/usr/bin/env bash
-# The demo: installs the Sympozium CRDs and built-in content into a cluster, runs the
-# controller manager against it, activates an agent team and starts an agent run — showing
-# what kubectl users see at each step. Uses the cluster in KUBECONFIG when it answers;
-# otherwise starts the local test control plane (testplane/up.sh) and uses that.
+# The demo (`make demo`): the one-machine stack, an agent team activated, one persona's
+# scheduled task run now by a real pod, its answer, the memory it stored and the team's status.
+#
+#   - `sympozium dev up`: the test control plane, the local node (pods as local processes),
+#     and Sympozium installed as pods (controller, NATS, built-in policies, skills, packs).
+#   - Provider: OPENAI_API_KEY, else ANTHROPIC_API_KEY, else OLLAMA_URL (an OpenAI-compatible
+#     Ollama URL ending in /v1); with none of them the stack's offline scripted model answers,
+#     and says so in every answer.
+# The stack keeps running afterwards; `sympozium dev down` (or `make demo-down`) stops it.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-ns="${DEMO_NAMESPACE:-sympozium-demo}"
+ns="${SYMPOZIUM_SYSTEM_NAMESPACE:-sympozium-system}"
+pack=platform-team
+started=$(date +%s)
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+sym() { "$repo/target/debug/sympozium" -n "$ns" "$@"; }
 
-kubectl_bin="$(command -v kubectl || true)"
-if [[ -z "${KUBECONFIG:-}" ]] || ! "${kubectl_bin:-false}" version --request-timeout=3s >/dev/null 2>&1; then
-  say "No reachable cluster in KUBECONFIG: starting the local test control plane"
-  KUBECONFIG="$(bash testplane/up.sh | tail -n1)"
-  # shellcheck disable=SC1091
-  source "$repo/.testplane/plane.env"
-  kubectl_bin="$BIN_DIR/kubectl"
-  echo "(stop it later with: make testplane-down)"
+say "Building Sympozium (cargo build --workspace --bins)"
+cargo build -q --locked --workspace --bins
+
+say "Starting the one-machine stack (sympozium dev up)"
+kubeconfig_line="$(sym dev up | tee /dev/stderr | tail -n1)"
+export KUBECONFIG="${kubeconfig_line#export KUBECONFIG=}"
+
+if [[ -n "${OPENAI_API_KEY:-}" ]]; then
+  provider=(--provider openai --api-key "$OPENAI_API_KEY" --model "${DEMO_MODEL:-gpt-4o-mini}")
+  echo "provider: OpenAI (OPENAI_API_KEY)"
+elif [[ -n "${ANTHROPIC_API_KEY:-}" ]]; then
+  provider=(--provider anthropic --api-key "$ANTHROPIC_API_KEY" --model "${DEMO_MODEL:-claude-sonnet-4-20250514}")
+  echo "provider: Anthropic (ANTHROPIC_API_KEY)"
+elif [[ -n "${OLLAMA_URL:-}" ]]; then
+  provider=(--provider ollama --base-url "$OLLAMA_URL" --model "${DEMO_MODEL:-llama3}")
+  echo "provider: Ollama at $OLLAMA_URL"
+else
+  provider=(--provider openai --api-key offline --model sympozium-offline
+            --base-url "http://offline-model.$ns.svc:8080/v1")
+  printf '\033[33mprovider: OFFLINE SCRIPTED MODEL (no key in OPENAI_API_KEY, ANTHROPIC_API_KEY or OLLAMA_URL).\n'
+  printf 'Answers are scripted and say so; the pods, tools, memory and bus are all real.\033[0m\n'
 fi
-export KUBECONFIG
-k() { "$kubectl_bin" "$@"; }
 
-say "Building the controller manager"
-cargo build -q --locked -p sympozium-controller
-controller="$repo/target/debug/sympozium-controller"
+say "The agent-team catalog"
+sym packs list
 
-say "Installing the Sympozium CRDs (server-side apply)"
-k apply --server-side --force-conflicts -f deploy/crds/
-k wait --for=condition=Established --timeout=60s -f deploy/crds/ >/dev/null
+say "Activating $pack: one instance, schedule and memory per persona"
+sym packs activate "$pack" "${provider[@]}"
+for _ in $(seq 1 120); do
+  phase="$(sym packs list -o json | python3 -c "import json,sys; print(next((p.get('status',{}).get('phase','') for p in json.load(sys.stdin) if p['metadata']['name']=='$pack'), ''))")"
+  [[ "$phase" == Ready ]] && break
+  sleep 1
+done
+sym instances list
+sym schedules list
 
-say "Installing built-in policies, skills and the agent-team catalog into $ns"
-k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
-k apply -n "$ns" -f deploy/builtin/ >/dev/null
-k get personapacks,skillpacks,sympoziumpolicies -n "$ns"
+instance="$(sym instances list -o json | python3 -c "import json,sys; print(sorted(i['metadata']['name'] for i in json.load(sys.stdin) if i['metadata'].get('labels',{}).get('sympozium.ai/persona-pack')=='$pack')[0])")"
+schedule="$(sym schedules list -o json | python3 -c "import json,sys; print(next(s['metadata']['name'] for s in json.load(sys.stdin) if s['spec']['instanceRef']=='$instance'))")"
+task="$(sym schedules list -o json | python3 -c "import json,sys; print(next(s['spec']['task'] for s in json.load(sys.stdin) if s['metadata']['name']=='$schedule'))")"
 
-say "Starting the controller manager (watching $ns; log in target/demo-controller.log)"
-"$controller" --kubeconfig "$KUBECONFIG" --watch-namespace "$ns" --system-namespace "$ns" \
-  --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
-  >"$repo/target/demo-controller.log" 2>&1 &
-controller_pid=$!
-trap 'kill "$controller_pid" 2>/dev/null || true' EXIT
+say "Running $schedule's task now on $instance (a pod on the local node)"
+echo "task: $task"
+run="$(sym run "$instance" "$task" --no-wait | awk '{print $1}' | sed 's#^agentrun/##')"
+echo "agentrun/$run"
 
-say "Activating the platform-team pack (an agent team from one resource)"
-k patch personapack platform-team -n "$ns" --type merge \
-  -p '{"spec":{"enabled":true,"authRefs":[{"provider":"openai","secret":"platform-team-openai-key"}]}}'
-k wait personapack/platform-team -n "$ns" --for=jsonpath='{.status.phase}'=Ready --timeout=60s
-k get personapack platform-team -n "$ns"
-k get sympoziuminstances,sympoziumschedules -n "$ns" -l sympozium.ai/persona-pack=platform-team
+say "The agent's log, streamed (sympozium runs logs -f $run)"
+sym runs logs "$run" --follow --wait 5m || true
 
-say "Each persona's memory server, converged by the instance controller"
-k wait sympoziuminstance -n "$ns" -l sympozium.ai/persona-pack=platform-team \
-  --for=jsonpath='{.status.phase}'=Running --timeout=60s >/dev/null
-k get deployments,services,configmaps -n "$ns" -l sympozium.ai/component=memory
+say "The run's result and token usage"
+sym runs get "$run" -o json | python3 -c '
+import json, sys
+run = json.load(sys.stdin); st = run.get("status", {})
+print("phase:", st.get("phase")); print("tokens:", st.get("tokenUsage"))
+print("result:\n" + (st.get("result") or st.get("error") or "(none)"))'
 
-say "An agent run: a locked-down Job with its own ServiceAccount and skill RBAC"
-cat <<YAML | k apply -n "$ns" -f -
-apiVersion: sympozium.ai/v1alpha1
-kind: SympoziumInstance
-metadata: {name: demo-agent}
-spec:
-  agents: {default: {model: gpt-4o}}
-  skills: [{skillPackRef: k8s-ops}]
-  authRefs: [{provider: openai, secret: demo-openai-key}]
----
-apiVersion: sympozium.ai/v1alpha1
-kind: AgentRun
-metadata: {name: demo-run, labels: {sympozium.ai/instance: demo-agent}}
-spec:
-  instanceRef: demo-agent
-  agentId: primary
-  sessionKey: demo
-  task: Which pods are crash-looping, and why?
-  model: {provider: openai, model: gpt-4o, authSecretRef: demo-openai-key}
-YAML
-k wait agentrun/demo-run -n "$ns" --for=jsonpath='{.status.phase}'=Running --timeout=60s
-k get agentrun demo-run -n "$ns"
-k get jobs,serviceaccounts,roles -n "$ns" -l sympozium.ai/agent-run=demo-run
-k get job demo-run -n "$ns" -o jsonpath='{range .spec.template.spec.containers[*]}{.name}{"  readOnlyRootFilesystem="}{.securityContext.readOnlyRootFilesystem}{"\n"}{end}'
+say "What the agent stored in its memory (memory server, through the API server's service proxy)"
+"$repo/.sympozium-dev/plane/bin/kubectl" get --raw \
+  "/api/v1/namespaces/$ns/services/$instance-memory:8080/proxy/list?limit=5" 2>/dev/null \
+  | python3 -m json.tool || echo "(memory server not reachable)"
 
-say "An invalid schedule is refused with the field and the reason"
-cat <<'YAML' | k apply -n "$ns" -f - || true
-apiVersion: sympozium.ai/v1alpha1
-kind: SympoziumSchedule
-metadata: {name: broken}
-spec: {instanceRef: demo-agent, schedule: "@hourly", task: "report"}
-YAML
+say "The team's status"
+sym packs show "$pack"
+sym runs list
 
-say "Done. Explore with: kubectl get sympozium -n $ns   (KUBECONFIG=$KUBECONFIG)"
+say "Done in $(( $(date +%s) - started ))s. Explore with: export ${kubeconfig_line#export }; sympozium tui"

@@ -192,12 +192,22 @@ async fn run_waits_for_the_answer_and_reports_failures() {
 #[tokio::test]
 async fn user_mistakes_get_one_line_errors() {
     let (plane, _client, ns) = setup("cli-errors").await;
+    // A run nobody executes (no controller here): it never gets a pod.
+    let waiting = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+        "metadata": {"name": "waiting-run"},
+        "spec": {"instanceRef": "my-agent", "agentId": "primary", "sessionKey": "s", "task": "t",
+                 "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "k"}}});
+    let runs: Api<AgentRun> = Api::namespaced(plane.client().await.unwrap(), &ns);
+    runs.create(&Default::default(), &serde_json::from_value(waiting).unwrap()).await.unwrap();
     for (args, expected) in [
         (vec!["instances", "get", "ghost"], "instance \"ghost\" not found in namespace"),
         (vec!["run", "ghost", "do it"], "instance \"ghost\" not found"),
         (vec!["run", "my-agent", "   "], "the task is empty"),
         (vec!["run", "my-agent", "t", "--timeout", "soon"], "--timeout \"soon\""),
         (vec!["packs", "activate", "no-such-pack", "--api-key", "k"], "pack \"no-such-pack\" not found"),
+        (vec!["runs", "logs", "ghost"], "AgentRun \"ghost\" not found"),
+        (vec!["runs", "logs", "waiting-run"], "run \"waiting-run\" is Pending and it has no pod yet"),
+        (vec!["runs", "logs", "waiting-run", "-f", "--wait", "1s"], "pass --follow to wait"),
     ] {
         let out = sympozium(&plane, &ns, &args).await;
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -221,4 +231,25 @@ async fn user_mistakes_get_one_line_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot reach the cluster at http://127.0.0.1:"), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn completions_and_the_dev_stack_without_a_stack() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sympozium")).args(args).output().unwrap()
+    };
+    let out = run(&["completions", "bash"]);
+    assert!(out.status.success() && stdout(&out).contains("_sympozium()"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("onboard") || stdout(&out).contains("instances"));
+
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let out = run(&["dev", "--state-dir", state_dir, "kubeconfig"]);
+    assert_eq!(stdout(&out).trim(), format!("{state_dir}/plane/kubeconfig"));
+    let out = run(&["dev", "--state-dir", state_dir, "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("not running (start it with `sympozium dev up`)"), "{}", stdout(&out));
+    let out = run(&["dev", "--repo", "/", "--state-dir", state_dir, "up"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not a Sympozium checkout"), "{}", stderr(&out));
 }

@@ -88,33 +88,10 @@ const BINARIES: &[&str] = &[
     "sympozium",
 ];
 
-/// The image → program mapping the local node reads: every Sympozium image to its binary,
-/// NATS and busybox to the Debian programs.
-pub fn image_mapping(layout: &Layout) -> String {
-    let bin = |name: &str| layout.binary(name).display().to_string();
-    let ours = [
-        ("controller", bin("sympozium-controller")),
-        ("agent-runner", bin("sympozium-agent-runner")),
-        ("ipc-bridge", bin("sympozium-ipc-bridge")),
-        ("memory-server", bin("sympozium-memory-server")),
-        ("skill-k8s-ops", bin("tool-executor")),
-        ("tool-executor", bin("tool-executor")),
-        ("channel-telegram", bin("sympozium-channel")),
-        ("channel-slack", bin("sympozium-channel")),
-        ("channel-discord", bin("sympozium-channel")),
-        ("channel-whatsapp", bin("sympozium-channel")),
-        ("cli", bin("sympozium")),
-    ];
-    let mut out = String::from(
-        "# Written by `sympozium dev up`: image repository (tag ignored) -> local program.\nimages:\n",
-    );
-    for (name, program) in ours {
-        out.push_str(&format!("  - repository: {REGISTRY}/{name}\n    program: {program}\n"));
-    }
-    for (repository, program) in [("nats", "/usr/sbin/nats-server"), ("busybox", "/bin/busybox")] {
-        out.push_str(&format!("  - repository: {repository}\n    program: {program}\n"));
-    }
-    out
+/// The image → program mapping the local node reads (keys match image names whatever the
+/// registry; `{bin}` is the checkout's `target/debug`).
+fn image_mapping(layout: &Layout) -> PathBuf {
+    layout.repo.join("deploy/local-node/images.yaml")
 }
 
 async fn client(kubeconfig: &Path) -> anyhow::Result<Client> {
@@ -195,8 +172,7 @@ async fn start_node(layout: &Layout, kubeconfig: &Path) -> anyhow::Result<()> {
     if read_pid(&layout.node_pid()).is_some_and(alive) {
         return Ok(());
     }
-    let images = layout.state.join("images.yaml");
-    std::fs::write(&images, image_mapping(layout))?;
+    let images = image_mapping(layout);
     let log = std::fs::File::create(layout.state.join("node.log"))?;
     let child = std::process::Command::new("setsid")
         .arg(layout.binary("sympozium-node"))
@@ -205,6 +181,8 @@ async fn start_node(layout: &Layout, kubeconfig: &Path) -> anyhow::Result<()> {
         .args(["--node-name", NODE])
         .arg("--images")
         .arg(&images)
+        .arg("--bin-dir")
+        .arg(layout.repo.join("target/debug"))
         .arg("--state-dir")
         .arg(layout.state.join("node"))
         .stdin(Stdio::null())
@@ -365,24 +343,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_image_maps_to_a_binary_of_the_checkout() {
-        let layout =
-            Layout { repo: "/src".into(), state: "/src/.sympozium-dev".into(), system_namespace: "s".into() };
-        let mapping: serde_yaml::Value = serde_yaml::from_str(&image_mapping(&layout)).unwrap();
-        let images = mapping["images"].as_sequence().unwrap();
-        let program = |repo: &str| {
-            images
-                .iter()
-                .find(|i| i["repository"] == repo)
-                .and_then(|i| i["program"].as_str())
-                .map(String::from)
+    fn the_stack_lives_in_the_checkout_unless_told_otherwise() {
+        let paths = DevPaths {
+            repo: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+            state_dir: None,
+            system_namespace: "sympozium-system".into(),
         };
-        assert_eq!(
-            program("sympozium.local/dev/controller").unwrap(),
-            "/src/target/debug/sympozium-controller"
-        );
-        assert_eq!(program("sympozium.local/dev/cli").unwrap(), "/src/target/debug/sympozium");
-        assert_eq!(program("nats").unwrap(), "/usr/sbin/nats-server");
-        assert_eq!(layout.kubeconfig(), PathBuf::from("/src/.sympozium-dev/plane/kubeconfig"));
+        let layout = Layout::new(&paths).unwrap();
+        assert!(layout.kubeconfig().ends_with(".sympozium-dev/plane/kubeconfig"));
+        assert!(image_mapping(&layout).is_file(), "the node's image mapping ships with the checkout");
+        let elsewhere = DevPaths { repo: "/".into(), ..paths };
+        let err = Layout::new(&elsewhere).unwrap_err().to_string();
+        assert!(err.contains("not a Sympozium checkout"), "{err}");
     }
 }

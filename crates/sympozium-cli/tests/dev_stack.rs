@@ -1,0 +1,180 @@
+//! `sympozium dev up` end to end: a second control plane, the local node and Sympozium
+//! installed as pods; then what `make demo` does — a team activated on the offline scripted
+//! model, a persona's task run by a real pod, its answer, its log and the memory it stored —
+//! and `dev down` stopping everything it started.
+//!
+//! Needs what the local node needs (root for network namespaces, bubblewrap); `.ci/run`
+//! installs it. Binaries come from the workspace build `cargo test --workspace` does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Stack {
+    state: tempfile::TempDir,
+    repo: PathBuf,
+    ns: &'static str,
+}
+
+impl Stack {
+    fn sympozium(&self, args: &[&str]) -> Output {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sympozium"))
+            .args(["-n", self.ns])
+            .args(args)
+            .env("SYMPOZIUM_REPO", &self.repo)
+            .env("SYMPOZIUM_DEV_DIR", self.state.path())
+            .env("KUBECONFIG", self.kubeconfig())
+            // Its own bridge and pod network, so a developer's own stack can run beside it.
+            .env("SYMPOZIUM_NODE_BRIDGE", "symtest0")
+            .env("SYMPOZIUM_NODE_POD_CIDR", "10.247.0.0/24")
+            .env_remove("SYMPOZIUM_API_KEY")
+            .output()
+            .unwrap();
+        eprintln!("$ sympozium {}\n{}{}", args.join(" "), text(&out.stdout), text(&out.stderr));
+        out
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.state.path().join("plane/kubeconfig")
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.sympozium(&all);
+        assert!(out.status.success(), "{args:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Never leave a plane or node behind, whatever the test did.
+        let _ = self.sympozium(&["dev", "down"]);
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn wait<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "{what} not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn pids_alive(dir: &Path) -> Vec<u32> {
+    let Ok(pids) = std::fs::read_to_string(dir.join("plane/pids")) else { return vec![] };
+    pids.lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .filter(|p: &u32| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s.contains(") Z "))
+        })
+        .collect()
+}
+
+#[test]
+fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
+    let stack = Stack {
+        state: tempfile::tempdir().unwrap(),
+        repo: sympozium_testkit::repo_root(),
+        ns: "sympozium-system",
+    };
+    let up = stack.sympozium(&["dev", "up", "--wait", "3m"]);
+    assert!(up.status.success(), "dev up failed");
+    let last = text(&up.stdout).trim_end().lines().last().unwrap_or_default().to_string();
+    assert_eq!(last, format!("export KUBECONFIG={}", stack.kubeconfig().display()));
+    let status = stack.sympozium(&["dev", "status"]);
+    assert!(status.status.success() && text(&status.stdout).contains("local node     Ready"));
+
+    // The demo's steps, on the offline scripted model.
+    let activate = stack.sympozium(&[
+        "packs",
+        "activate",
+        "platform-team",
+        "--provider",
+        "openai",
+        "--api-key",
+        "offline",
+        "--model",
+        "sympozium-offline",
+        "--base-url",
+        "http://offline-model.sympozium-system.svc:8080/v1",
+    ]);
+    assert!(activate.status.success());
+    let instance = wait("the team's instances", Duration::from_secs(60), || {
+        let list = stack.json(&["instances", "list"]);
+        let mut names: Vec<String> = list
+            .as_array()?
+            .iter()
+            .filter(|i| i["metadata"]["labels"]["sympozium.ai/persona-pack"] == "platform-team")
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names.into_iter().next()
+    });
+    let schedules = stack.json(&["schedules", "list"]);
+    let task = schedules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["spec"]["instanceRef"] == instance.as_str())
+        .map(|s| s["spec"]["task"].as_str().unwrap().to_string())
+        .expect("every persona has a schedule");
+
+    let created = stack.sympozium(&["run", &instance, &task, "--no-wait"]);
+    let run =
+        text(&created.stdout).trim().trim_start_matches("agentrun/").trim_end_matches(" created").to_string();
+    assert!(created.status.success() && !run.is_empty());
+    let logs = stack.sympozium(&["runs", "logs", &run, "--follow", "--wait", "3m"]);
+    assert!(logs.status.success(), "the agent's log streams through the API server from the local node");
+    assert!(text(&logs.stdout).contains("__SYMPOZIUM_RESULT__"), "the runner's result marker is in its log");
+
+    let finished = wait("the run to finish", Duration::from_secs(180), || {
+        let run = stack.json(&["runs", "get", &run]);
+        matches!(run["status"]["phase"].as_str(), Some("Succeeded" | "Failed")).then_some(run)
+    });
+    assert_eq!(finished["status"]["phase"], "Succeeded", "{:#}", finished["status"]);
+    let result = finished["status"]["result"].as_str().unwrap();
+    assert!(result.starts_with("[offline scripted model: no LLM was called]"), "{result}");
+    assert!(result.contains("I stored a note about this task in my memory"), "{result}");
+    assert!(finished["status"]["tokenUsage"]["totalTokens"].as_i64().unwrap() > 0);
+
+    // The note is in the instance's memory server, a pod behind its Service.
+    let kubectl = std::env::var("TESTPLANE_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let memories = wait("the stored memory", Duration::from_secs(30), || {
+        let out = std::process::Command::new(&kubectl)
+            .args(["--kubeconfig", stack.kubeconfig().to_str().unwrap(), "get", "--raw"])
+            .arg(format!("/api/v1/namespaces/sympozium-system/services/{instance}-memory:8080/proxy/list?tags=offline-demo"))
+            .output()
+            .ok()?;
+        let body = text(&out.stdout);
+        body.contains("Offline demo run handled the task").then_some(body)
+    });
+    assert!(memories.contains(&task.chars().take(40).collect::<String>()), "{memories}");
+
+    // `dev down` stops the node, its pods and the plane: nothing of ours keeps running.
+    let node_pid: u32 =
+        std::fs::read_to_string(stack.state.path().join("node.pid")).unwrap().trim().parse().unwrap();
+    assert!(!pids_alive(stack.state.path()).is_empty());
+    let down = stack.sympozium(&["dev", "down"]);
+    assert!(down.status.success());
+    assert!(pids_alive(stack.state.path()).is_empty(), "control plane processes survived dev down");
+    assert!(
+        !Path::new(&format!("/proc/{node_pid}")).exists() || {
+            std::fs::read_to_string(format!("/proc/{node_pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+        }
+    );
+    let status = stack.sympozium(&["dev", "status"]);
+    assert_eq!(status.status.code(), Some(1));
+}
