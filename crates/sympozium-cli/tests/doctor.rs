@@ -4,12 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use sympozium_testkit::TestPlane;
+use sympozium_testkit::{TestPlane, wait_until_gone};
 
 async fn doctor(plane: &TestPlane, ns: &str, system_ns: &str) -> (i32, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sympozium"))
@@ -46,6 +47,8 @@ async fn doctor_finds_what_is_missing_and_how_to_fix_it() {
     assert!(out.contains(&format!("✗ controller: not running in {system}")), "{out}");
     assert!(out.contains("✗ pack team: its provider Secret \"team-openai-key\" is missing"), "{out}");
     assert!(out.contains("→ sympozium packs activate team"), "{out}");
+    assert!(out.contains(&format!("! NATS: no nats Deployment in {system}")), "{out}");
+    assert!(out.contains("! webhook: not registered"), "{out}");
 
     // The controller holds its lease and the Secret exists: all good.
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "sympozium-controller-leader"},
@@ -59,8 +62,29 @@ async fn doctor_finds_what_is_missing_and_how_to_fix_it() {
         .patch("team-openai-key", &PatchParams::apply("test"), &Patch::Apply(&secret))
         .await
         .unwrap();
+    // A NATS Deployment with no ready pod is a failure, not a warning.
+    let nats = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "nats"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "nats"}},
+                 "template": {"metadata": {"labels": {"app": "nats"}},
+                              "spec": {"containers": [{"name": "nats", "image": "nats:2-alpine"}]}}}});
+    Api::<Deployment>::namespaced(client.clone(), &system)
+        .patch("nats", &PatchParams::apply("test"), &Patch::Apply(&nats))
+        .await
+        .unwrap();
     let (code, out) = doctor(&plane, &ns, &system).await;
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("✗ NATS: the nats Deployment in {system} has no ready pod")), "{out}");
+    Api::<Deployment>::namespaced(client.clone(), &system).delete("nats", &Default::default()).await.unwrap();
+    wait_until_gone(
+        &Api::<Deployment>::namespaced(client.clone(), &system),
+        "nats",
+        "nats deleted",
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let (code, out) = doctor(&plane, &ns, &system).await;
+    assert_eq!(code, 0, "warnings do not fail: {out}");
     assert!(!out.contains('✗'), "{out}");
 }
 

@@ -13,16 +13,65 @@ use crate::output::emitln;
 /// One finding.
 struct Finding {
     ok: bool,
+    /// Worth knowing but not a failure (the exit code stays 0).
+    warning: bool,
     what: String,
     fix: Option<String>,
 }
 
 fn good(what: impl Into<String>) -> Finding {
-    Finding { ok: true, what: what.into(), fix: None }
+    Finding { ok: true, warning: false, what: what.into(), fix: None }
 }
 
 fn bad(what: impl Into<String>, fix: impl Into<String>) -> Finding {
-    Finding { ok: false, what: what.into(), fix: Some(fix.into()) }
+    Finding { ok: false, warning: false, what: what.into(), fix: Some(fix.into()) }
+}
+
+fn warn(what: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding { ok: true, warning: true, what: what.into(), fix: Some(fix.into()) }
+}
+
+/// The event bus: NATS as `sympozium install` deploys it. A controller run outside the cluster
+/// may use another NATS, so a missing Deployment is a warning; one that is not ready is not.
+async fn nats(client: &Client, system_ns: &str) -> anyhow::Result<Finding> {
+    let deployment = Api::<Deployment>::namespaced(client.clone(), system_ns).get_opt("nats").await?;
+    Ok(match deployment {
+        None => warn(
+            format!(
+                "NATS: no nats Deployment in {system_ns}; chat channels, streaming and approvals need the event bus"
+            ),
+            format!(
+                "sympozium install --system-namespace {system_ns}, or point the controller's --nats-url at your NATS"
+            ),
+        ),
+        Some(d) if d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) > 0 => {
+            good(format!("NATS: running in {system_ns}"))
+        }
+        Some(_) => bad(
+            format!("NATS: the nats Deployment in {system_ns} has no ready pod"),
+            format!(
+                "kubectl -n {system_ns} describe deployment nats; kubectl -n {system_ns} logs deploy/nats"
+            ),
+        ),
+    })
+}
+
+/// The admission webhook (policy checks at admission); without it the controller still
+/// enforces policies when runs start, but users learn of a refusal later.
+async fn webhook(client: &Client) -> anyhow::Result<Finding> {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let configs =
+        Api::<ValidatingWebhookConfiguration>::all(client.clone()).list(&ListParams::default()).await?;
+    let registered =
+        configs.iter().flat_map(|c| c.webhooks.iter().flatten()).any(|w| w.name == "vagentpod.sympozium.ai");
+    Ok(if registered {
+        good("webhook: vagentpod.sympozium.ai registered")
+    } else {
+        warn(
+            "webhook: not registered; policies are checked when runs start instead of at admission",
+            "kubectl apply -f deploy/webhook/webhook.yaml (needs cert-manager), see crates/sympozium-webhook/README.md",
+        )
+    })
 }
 
 /// The expected CRDs that are not installed and established.
@@ -127,11 +176,24 @@ pub async fn doctor(client: &Client, ns: &str, system_ns: &str) -> anyhow::Resul
     let mut findings = vec![good("cluster: reachable")];
     findings.push(crds(client).await?);
     findings.push(controller(client, system_ns).await?);
-    if findings[1].ok {
+    let crds_ok = findings[1].ok;
+    findings.push(nats(client, system_ns).await?);
+    findings.push(webhook(client).await?);
+    if crds_ok {
         findings.extend(teams(client, ns).await?);
     }
     for f in &findings {
-        emitln!("{} {}", if f.ok { "✓" } else { "✗" }, f.what);
+        emitln!(
+            "{} {}",
+            if f.warning {
+                "!"
+            } else if f.ok {
+                "✓"
+            } else {
+                "✗"
+            },
+            f.what
+        );
         if let Some(fix) = &f.fix {
             emitln!("    → {fix}");
         }
