@@ -1,0 +1,446 @@
+//! Running one container: resolve its image and environment, start it in its sandbox with
+//! its output in the log, drive its probes, and restart it as its policy says. Stopping
+//! is graceful: SIGTERM to the program, SIGKILL to its process group after the grace period.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::Container;
+use rustix::process::{Pid, Signal};
+use tokio::sync::{Mutex, watch};
+
+use crate::env;
+use crate::pod::PodCtx;
+use crate::probes::{self, Target};
+use crate::sandbox::{self, Bind, Spec};
+use crate::state::{Ended, Run};
+
+/// How the container is restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// Always (sidecars, Deployments).
+    Always,
+    /// After a non-zero exit.
+    OnFailure,
+    /// Never.
+    Never,
+}
+
+/// Why an attempt ended.
+enum Outcome {
+    Exited(i32),
+    Stopped,
+    Unhealthy,
+}
+
+/// Runs `c` until it ends for good (per `restart`) or the pod stops. Returns the last
+/// exit code (None: never ran or stopped).
+pub async fn supervise(
+    ctx: Arc<PodCtx>,
+    c: Container,
+    init: bool,
+    restart: Restart,
+    mut stop: watch::Receiver<Option<Duration>>,
+) -> Option<i32> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if stop.borrow().is_some() {
+            return None;
+        }
+        let outcome = attempt(&ctx, &c, init, &mut stop).await;
+        let code = match outcome {
+            Outcome::Stopped => return None,
+            Outcome::Exited(code) => code,
+            Outcome::Unhealthy => 137,
+        };
+        let again = match restart {
+            Restart::Always => true,
+            Restart::OnFailure => code != 0,
+            Restart::Never => false,
+        };
+        if !again {
+            return Some(code);
+        }
+        ctx.update(|s| {
+            if let Some(ci) = s.container(&c.name, init) {
+                ci.restarts += 1;
+                if let Run::Terminated(e) = &ci.run {
+                    ci.last = Some(e.clone());
+                }
+                ci.run = Run::Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: format!(
+                        "back-off {}s restarting failed container={}",
+                        backoff.as_secs(),
+                        c.name
+                    ),
+                };
+            }
+        })
+        .await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return None,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn waiting(ctx: &PodCtx, c: &Container, init: bool, reason: &str, message: String) {
+    ctx.update(|s| {
+        if let Some(ci) = s.container(&c.name, init) {
+            ci.run = Run::Waiting { reason: reason.into(), message };
+        }
+    })
+    .await;
+}
+
+async fn attempt(
+    ctx: &Arc<PodCtx>,
+    c: &Container,
+    init: bool,
+    stop: &mut watch::Receiver<Option<Duration>>,
+) -> Outcome {
+    let image = c.image.clone().unwrap_or_default();
+    let Some(program) = ctx.node.images.resolve(&image).cloned() else {
+        let msg = format!("image {image:?} is not mapped to a local program (sympozium-node --images)");
+        waiting(ctx, c, init, "ErrImagePull", msg.clone()).await;
+        ctx.event("Warning", "ImageNotMapped", &msg).await;
+        let _ = stop.changed().await;
+        return Outcome::Stopped;
+    };
+    if !program.path.exists() {
+        let msg = format!(
+            "image {image:?} maps to {} which does not exist (build it first)",
+            program.path.display()
+        );
+        waiting(ctx, c, init, "ErrImagePull", msg.clone()).await;
+        ctx.event("Warning", "ImageNotMapped", &msg).await;
+        let _ = stop.changed().await;
+        return Outcome::Stopped;
+    }
+    let env = loop {
+        match env::build(&ctx.node.client, &ctx.pod, c, &ctx.values).await {
+            Ok(mut e) => {
+                if !e.iter().any(|(k, _)| k == "PATH") {
+                    e.insert(0, ("PATH".into(), program.path_env.clone()));
+                }
+                if !e.iter().any(|(k, _)| k == "HOSTNAME") {
+                    e.push(("HOSTNAME".into(), ctx.hostname.clone()));
+                }
+                if !e.iter().any(|(k, _)| k == "HOME") {
+                    e.push(("HOME".into(), "/".into()));
+                }
+                break e;
+            }
+            Err(msg) => {
+                waiting(ctx, c, init, "CreateContainerConfigError", msg).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = stop.changed() => return Outcome::Stopped,
+                }
+            }
+        }
+    };
+    let vars: BTreeMap<String, String> = env.iter().cloned().collect();
+    let command: Vec<String> = c.command.iter().flatten().map(|a| env::expand(a, &vars)).collect();
+    let args: Vec<String> = c.args.iter().flatten().map(|a| env::expand(a, &vars)).collect();
+    let argv = crate::images::argv(&program, &command, &args);
+    let spec = match spec_for(ctx, c, &program, argv) {
+        Ok(s) => s,
+        Err(msg) => {
+            waiting(ctx, c, init, "CreateContainerError", msg).await;
+            let _ = stop.changed().await;
+            return Outcome::Stopped;
+        }
+    };
+    let (exe, args) = sandbox::command(&spec);
+    let restarts = ctx
+        .snapshot()
+        .await
+        .containers
+        .iter()
+        .find(|x| x.name == c.name && x.init == init)
+        .map(|x| x.restarts)
+        .unwrap_or(0);
+    let log_dir = crate::logs::container_dir(&ctx.dir, &c.name);
+    let log_path = log_dir.join(format!("{restarts}.log"));
+    let file = match std::fs::create_dir_all(&log_dir).and_then(|()| std::fs::File::create(&log_path)) {
+        Ok(f) => Arc::new(Mutex::new(tokio::fs::File::from_std(f))),
+        Err(e) => {
+            waiting(ctx, c, init, "CreateContainerError", format!("creating the log file: {e}")).await;
+            let _ = stop.changed().await;
+            return Outcome::Stopped;
+        }
+    };
+    let mut child = match tokio::process::Command::new(&exe)
+        .args(&args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(ch) => ch,
+        Err(e) => {
+            waiting(ctx, c, init, "StartError", format!("starting {exe}: {e}")).await;
+            let _ = stop.changed().await;
+            return Outcome::Stopped;
+        }
+    };
+    let pid = child.id();
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        readers.push(tokio::spawn(crate::logs::capture(out, "stdout", file.clone())));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.push(tokio::spawn(crate::logs::capture(err, "stderr", file.clone())));
+    }
+    let started = Utc::now();
+    let has_startup = c.startup_probe.is_some();
+    let has_readiness = c.readiness_probe.is_some();
+    ctx.update(|s| {
+        if let Some(ci) = s.container(&c.name, init) {
+            ci.run = Run::Running { started };
+            ci.pid = pid;
+            ci.started = !has_startup;
+            ci.ready = !has_startup && !has_readiness;
+        }
+    })
+    .await;
+    let target =
+        Target { ip: ctx.probe_ip(), pid: pid.and_then(|p| program_pid(p).or(Some(p))), env: env.clone() };
+    let probes = tokio::spawn(run_probes(ctx.clone(), c.clone(), init, target));
+    let mut probes = probes;
+    let outcome = tokio::select! {
+        status = child.wait() => Outcome::Exited(exit_code(status)),
+        _ = stop.changed() => {
+            let grace = stop.borrow().unwrap_or_default();
+            terminate(&mut child, grace).await;
+            Outcome::Stopped
+        }
+        unhealthy = &mut probes => {
+            if unhealthy.unwrap_or(false) {
+                ctx.event("Warning", "Unhealthy", &format!("container {} failed its liveness or startup probe and will be restarted", c.name)).await;
+                let grace = Duration::from_secs(u64::try_from(ctx.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30)).unwrap_or(30));
+                terminate(&mut child, grace).await;
+                Outcome::Unhealthy
+            } else {
+                Outcome::Exited(exit_code(child.wait().await))
+            }
+        }
+    };
+    probes.abort();
+    let code = match &outcome {
+        Outcome::Exited(c) => *c,
+        _ => exit_code(child.wait().await),
+    };
+    for r in readers {
+        let _ = r.await;
+    }
+    let _ = std::fs::write(log_path.with_extension("done"), b"");
+    let ended = Ended {
+        exit_code: code,
+        reason: if code == 0 { "Completed".into() } else { "Error".into() },
+        started,
+        finished: Utc::now(),
+    };
+    ctx.update(|s| {
+        if let Some(ci) = s.container(&c.name, init) {
+            ci.run = Run::Terminated(ended);
+            ci.ready = false;
+            ci.pid = None;
+        }
+    })
+    .await;
+    match outcome {
+        Outcome::Stopped => Outcome::Stopped,
+        Outcome::Unhealthy => Outcome::Unhealthy,
+        Outcome::Exited(_) => Outcome::Exited(code),
+    }
+}
+
+fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(s) => s.code().or_else(|| s.signal().map(|sig| 128 + sig)).unwrap_or(255),
+        Err(_) => 255,
+    }
+}
+
+/// The program bwrap started (its only child), found through procfs.
+fn program_pid(sandbox: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{sandbox}/task/{sandbox}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// SIGTERM to the program, then SIGKILL to the container's process group after `grace`.
+async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
+    let Some(pid) = child.id() else { return };
+    let target = program_pid(pid).unwrap_or(pid);
+    if let Some(p) = Pid::from_raw(i32::try_from(target).unwrap_or(0)) {
+        let _ = rustix::process::kill_process(p, Signal::TERM);
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        if let Some(p) = Pid::from_raw(i32::try_from(pid).unwrap_or(0)) {
+            let _ = rustix::process::kill_process_group(p, Signal::KILL);
+        }
+        let _ = child.kill().await;
+    }
+    // Anything the program left behind in its process group goes too.
+    if let Some(p) = Pid::from_raw(i32::try_from(pid).unwrap_or(0)) {
+        let _ = rustix::process::kill_process_group(p, Signal::KILL);
+    }
+}
+
+fn spec_for(
+    ctx: &PodCtx,
+    c: &Container,
+    program: &crate::images::Program,
+    argv: Vec<String>,
+) -> Result<Spec, String> {
+    let pod_sc = ctx.pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let sc = c.security_context.as_ref();
+    let mut binds = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        let Some(v) = ctx.volumes.get(&m.name) else {
+            return Err(format!("volume {:?} of mount {} is not defined in the pod", m.name, m.mount_path));
+        };
+        let mut source = v.host_path.clone();
+        let sub = m.sub_path.as_deref().filter(|s| !s.is_empty());
+        if let Some(sub) = sub {
+            if sub.split('/').any(|p| p == "..") {
+                return Err(format!("subPath {sub:?} may not contain '..'"));
+            }
+            source = source.join(sub);
+            if !source.exists() {
+                std::fs::create_dir_all(&source).map_err(|e| format!("subPath {sub}: {e}"))?;
+            }
+        }
+        binds.push(Bind {
+            source,
+            dest: m.mount_path.clone(),
+            read_only: m.read_only == Some(true) || v.read_only,
+        });
+    }
+    let user = sandbox::user(sc, pod_sc);
+    let mut groups: Vec<i64> = pod_sc.and_then(|p| p.supplemental_groups.clone()).unwrap_or_default();
+    if let Some(fs) = pod_sc.and_then(|p| p.fs_group) {
+        groups.push(fs);
+    }
+    let (cap_add, privileged) = sandbox::capabilities(sc);
+    Ok(Spec {
+        netns: ctx.netns.clone(),
+        programs: if program.multicall || program.path.starts_with("/usr") {
+            Vec::new()
+        } else {
+            vec![program.path.clone()]
+        },
+        applets: if program.multicall { ctx.node.applets_for(&program.path) } else { None },
+        binds,
+        etc_dir: Some(ctx.dir.join("etc")),
+        hostname: ctx.hostname.clone(),
+        workdir: c.working_dir.clone(),
+        read_only_root: sc.and_then(|s| s.read_only_root_filesystem) == Some(true),
+        user,
+        groups,
+        cap_add,
+        privileged,
+        argv,
+    })
+}
+
+/// Drives the startup, readiness and liveness probes; returns true when the container
+/// must be restarted (liveness or startup failure).
+async fn run_probes(ctx: Arc<PodCtx>, c: Container, init: bool, target: Target) -> bool {
+    if let Some(p) = &c.startup_probe {
+        let t = probes::timing(p);
+        tokio::time::sleep(t.initial_delay).await;
+        let mut failures = 0;
+        loop {
+            if probes::check(p, &c, &target).await {
+                break;
+            }
+            failures += 1;
+            if failures >= t.failure_threshold {
+                return true;
+            }
+            tokio::time::sleep(t.period).await;
+        }
+        let ready_now = c.readiness_probe.is_none();
+        ctx.update(|s| {
+            if let Some(ci) = s.container(&c.name, init) {
+                ci.started = true;
+                ci.ready = ready_now;
+            }
+        })
+        .await;
+    }
+    let readiness = c.readiness_probe.clone().map(|p| {
+        let ctx = ctx.clone();
+        let c = c.clone();
+        let target = target.clone();
+        tokio::spawn(async move {
+            let t = probes::timing(&p);
+            tokio::time::sleep(t.initial_delay).await;
+            let (mut ok, mut bad) = (0, 0);
+            loop {
+                if probes::check(&p, &c, &target).await {
+                    ok += 1;
+                    bad = 0;
+                } else {
+                    bad += 1;
+                    ok = 0;
+                }
+                let verdict = if ok >= t.success_threshold {
+                    Some(true)
+                } else if bad >= t.failure_threshold {
+                    Some(false)
+                } else {
+                    None
+                };
+                if let Some(ready) = verdict {
+                    ctx.update(|s| {
+                        if let Some(ci) = s.container(&c.name, init) {
+                            ci.ready = ready;
+                        }
+                    })
+                    .await;
+                }
+                tokio::time::sleep(t.period).await;
+            }
+        })
+    });
+    let result = match &c.liveness_probe {
+        None => std::future::pending().await,
+        Some(p) => {
+            let t = probes::timing(p);
+            tokio::time::sleep(t.initial_delay).await;
+            let mut failures = 0;
+            loop {
+                if probes::check(p, &c, &target).await {
+                    failures = 0;
+                } else {
+                    failures += 1;
+                    if failures >= t.failure_threshold {
+                        break true;
+                    }
+                }
+                tokio::time::sleep(t.period).await;
+            }
+        }
+    };
+    if let Some(r) = readiness {
+        r.abort();
+    }
+    result
+}

@@ -1,0 +1,108 @@
+//! The Node object: registration (labels, capacity, addresses, kubelet endpoint, Ready)
+//! and the heartbeat (Ready condition and the Lease in `kube-node-lease`).
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+/// What the Node reports about this machine.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// Node name.
+    pub name: String,
+    /// InternalIP (the bridge address).
+    pub ip: Ipv4Addr,
+    /// Port of the kubelet endpoint.
+    pub port: u16,
+    /// Pod CIDR.
+    pub pod_cidr: String,
+    /// Pods capacity.
+    pub max_pods: u32,
+}
+
+const MANAGER: &str = "sympozium-node";
+
+fn memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn status(info: &NodeInfo) -> serde_json::Value {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let resources = json!({"cpu": cpus.to_string(), "memory": memory_bytes().to_string(), "pods": info.max_pods.to_string(), "ephemeral-storage": "100Gi"});
+    json!({
+        "capacity": resources,
+        "allocatable": resources,
+        "addresses": [{"type": "InternalIP", "address": info.ip.to_string()}, {"type": "Hostname", "address": info.name}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": info.port}},
+        "nodeInfo": {"architecture": std::env::consts::ARCH, "operatingSystem": "linux", "kubeletVersion": "v1.36.0-sympozium",
+            "kubeProxyVersion": "", "containerRuntimeVersion": "sympozium-node://local-processes", "kernelVersion": "",
+            "osImage": "", "machineID": "", "systemUUID": "", "bootID": ""},
+        "conditions": [
+            {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "sympozium-node is running pods as local processes",
+             "lastHeartbeatTime": now, "lastTransitionTime": now},
+            {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "lastHeartbeatTime": now, "lastTransitionTime": now},
+            {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "lastHeartbeatTime": now, "lastTransitionTime": now},
+            {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "lastHeartbeatTime": now, "lastTransitionTime": now},
+        ],
+    })
+}
+
+/// Creates or updates the Node and its status.
+pub async fn register(client: &Client, info: &NodeInfo) -> Result<(), kube::Error> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let body = json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": info.name, "labels": {
+            "kubernetes.io/hostname": info.name, "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+            "sympozium.ai/local-node": "true"}},
+        "spec": {"podCIDR": info.pod_cidr, "podCIDRs": [info.pod_cidr]},
+    });
+    nodes.patch(&info.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await?;
+    nodes
+        .patch_status(&info.name, &PatchParams::default(), &Patch::Merge(json!({"status": status(info)})))
+        .await?;
+    renew_lease(client, &info.name).await
+}
+
+async fn renew_lease(client: &Client, name: &str) -> Result<(), kube::Error> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let body = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name},
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)},
+    });
+    leases.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await.map(|_| ())
+}
+
+/// Renews the Lease every 10 s and the Ready condition every 30 s, forever.
+pub async fn heartbeat(client: Client, info: NodeInfo) {
+    let mut tick = 0u32;
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        tick += 1;
+        let result = if tick % 3 == 0 {
+            register(&client, &info).await
+        } else {
+            renew_lease(&client, &info.name).await
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "node heartbeat failed");
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The command line that runs one container: `nsenter --net=<pod netns>` (the pod's
+//! network namespace) then `bwrap` (its own mount, UTS and IPC namespaces) with a root
+//! made of the host's `/usr` and `/etc` read-only, the program, the pod's volumes at their
+//! `mountPath`s, the pod's own `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname`, and
+//! the security context applied (capabilities by bwrap, user and groups by `setpriv`).
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Container, PodSecurityContext, SecurityContext};
+
+/// One bind mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    /// Host path.
+    pub source: PathBuf,
+    /// Path in the sandbox.
+    pub dest: String,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+/// Everything needed to start one container.
+#[derive(Clone, Debug, Default)]
+pub struct Spec {
+    /// The pod network namespace (`/run/netns/...`), if any.
+    pub netns: Option<PathBuf>,
+    /// Host programs bound at the same path (the image's program).
+    pub programs: Vec<PathBuf>,
+    /// A directory of applet links bound at `/bin` (multi-call images).
+    pub applets: Option<PathBuf>,
+    /// Volume mounts.
+    pub binds: Vec<Bind>,
+    /// The pod's `/etc` files (resolv.conf, hosts, hostname).
+    pub etc_dir: Option<PathBuf>,
+    /// Hostname.
+    pub hostname: String,
+    /// Working directory.
+    pub workdir: Option<String>,
+    /// Read-only root filesystem.
+    pub read_only_root: bool,
+    /// User and group to run as (None: root).
+    pub user: Option<(i64, i64)>,
+    /// Supplementary groups (fsGroup, supplementalGroups).
+    pub groups: Vec<i64>,
+    /// Capabilities to keep when running as root (`ALL` dropped first).
+    pub cap_add: Vec<String>,
+    /// Keep every capability (privileged or no drop requested).
+    pub privileged: bool,
+    /// The container command, after image mapping and `$(VAR)` expansion.
+    pub argv: Vec<String>,
+}
+
+/// What of the security context this node cannot honour (reported, not ignored).
+pub fn unsupported(c: &Container, pod: Option<&PodSecurityContext>) -> Vec<String> {
+    let mut out = Vec::new();
+    let sc = c.security_context.as_ref();
+    let seccomp =
+        sc.and_then(|s| s.seccomp_profile.as_ref()).or(pod.and_then(|p| p.seccomp_profile.as_ref()));
+    if let Some(p) = seccomp.filter(|p| p.type_ != "Unconfined") {
+        out.push(format!("seccomp profile {} is not applied (bwrap runs without a seccomp filter)", p.type_));
+    }
+    if sc.and_then(|s| s.se_linux_options.as_ref()).is_some()
+        || pod.and_then(|p| p.se_linux_options.as_ref()).is_some()
+    {
+        out.push("seLinuxOptions are not applied".into());
+    }
+    if sc.and_then(|s| s.app_armor_profile.as_ref()).is_some() {
+        out.push("appArmorProfile is not applied".into());
+    }
+    if c.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some_and(|l| !l.is_empty()) {
+        out.push("resource limits are not enforced (no cgroup is created per container)".into());
+    }
+    out
+}
+
+/// The user a container runs as: container securityContext over pod; `runAsNonRoot`
+/// without a user runs as nobody (65534), since local programs have no image user.
+pub fn user(c: Option<&SecurityContext>, pod: Option<&PodSecurityContext>) -> Option<(i64, i64)> {
+    let uid = c.and_then(|s| s.run_as_user).or(pod.and_then(|p| p.run_as_user));
+    let gid = c.and_then(|s| s.run_as_group).or(pod.and_then(|p| p.run_as_group));
+    let non_root = c.and_then(|s| s.run_as_non_root).or(pod.and_then(|p| p.run_as_non_root)) == Some(true);
+    match (uid, non_root) {
+        (Some(0), _) => None,
+        (Some(u), _) => Some((u, gid.unwrap_or(u))),
+        (None, true) => Some((65534, gid.unwrap_or(65534))),
+        (None, false) => gid.filter(|g| *g != 0).map(|g| (0, g)),
+    }
+}
+
+/// The program and arguments to spawn.
+pub fn command(spec: &Spec) -> (String, Vec<String>) {
+    let mut args: Vec<String> = Vec::new();
+    let mut push = |a: &[&str]| args.extend(a.iter().map(|s| s.to_string()));
+    if let Some(ns) = &spec.netns {
+        push(&[&format!("--net={}", ns.display()), "--", "bwrap"]);
+    }
+    push(&["--die-with-parent", "--unshare-uts", "--unshare-ipc", "--hostname", &spec.hostname]);
+    push(&["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/sbin", "/sbin"]);
+    if Path::new("/lib64").exists() {
+        push(&["--symlink", "usr/lib64", "/lib64"]);
+    }
+    match &spec.applets {
+        Some(dir) => push(&["--ro-bind", &dir.display().to_string(), "/bin"]),
+        None => push(&["--symlink", "usr/bin", "/bin"]),
+    }
+    push(&["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev"]);
+    if let Some(etc) = &spec.etc_dir {
+        for f in ["resolv.conf", "hosts", "hostname"] {
+            push(&["--ro-bind", &etc.join(f).display().to_string(), &format!("/etc/{f}")]);
+        }
+    }
+    let tmp_volume = spec.binds.iter().any(|b| b.dest.trim_end_matches('/') == "/tmp");
+    if !spec.read_only_root && !tmp_volume {
+        push(&["--tmpfs", "/tmp"]);
+    }
+    for p in &spec.programs {
+        let p = p.display().to_string();
+        push(&["--ro-bind", &p, &p]);
+    }
+    for b in &spec.binds {
+        let flag = if b.read_only { "--ro-bind" } else { "--bind" };
+        push(&[flag, &b.source.display().to_string(), &b.dest]);
+    }
+    // The service-account directory's parents must exist on a read-only root too: bwrap
+    // creates them before the remount.
+    push(&["--chdir", spec.workdir.as_deref().unwrap_or("/")]);
+    if spec.read_only_root {
+        push(&["--remount-ro", "/"]);
+    }
+    if !spec.privileged {
+        push(&["--cap-drop", "ALL"]);
+        match spec.user {
+            // setpriv needs these to switch user; it drops every capability after.
+            Some(_) => {
+                push(&["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"])
+            }
+            None => {
+                for c in &spec.cap_add {
+                    let c = c.to_ascii_uppercase();
+                    let c = if c.starts_with("CAP_") { c } else { format!("CAP_{c}") };
+                    push(&["--cap-add", &c]);
+                }
+            }
+        }
+    }
+    push(&["--"]);
+    if let Some((uid, gid)) = spec.user {
+        push(&["/usr/bin/setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}")]);
+        if spec.groups.is_empty() {
+            push(&["--clear-groups"]);
+        } else {
+            let groups: Vec<String> = spec.groups.iter().map(i64::to_string).collect();
+            push(&[&format!("--groups={}", groups.join(","))]);
+        }
+        push(&["--inh-caps=-all", "--"]);
+    }
+    args.extend(spec.argv.iter().cloned());
+    let program = if spec.netns.is_some() { "nsenter" } else { "bwrap" };
+    (program.to_string(), args)
+}
+
+/// Capabilities a container asks to add (`securityContext.capabilities.add`), and whether
+/// it keeps everything (privileged, or no `drop`).
+pub fn capabilities(sc: Option<&SecurityContext>) -> (Vec<String>, bool) {
+    let privileged = sc.and_then(|s| s.privileged) == Some(true);
+    let caps = sc.and_then(|s| s.capabilities.as_ref());
+    let add = caps.and_then(|c| c.add.clone()).unwrap_or_default();
+    let drops_any = caps.and_then(|c| c.drop.as_ref()).is_some_and(|d| !d.is_empty());
+    // A container that drops nothing keeps the runtime's default set; we keep bwrap's
+    // root capabilities only when privileged and otherwise drop all but what is added,
+    // which is stricter than a container runtime's default set.
+    let _ = drops_any;
+    (add, privileged)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn users_follow_the_security_context() {
+        let pod = PodSecurityContext { run_as_user: Some(1000), ..Default::default() };
+        assert_eq!(user(None, Some(&pod)), Some((1000, 1000)));
+        let c = SecurityContext { run_as_non_root: Some(true), ..Default::default() };
+        assert_eq!(user(Some(&c), None), Some((65534, 65534)));
+        assert_eq!(user(None, None), None);
+    }
+
+    #[test]
+    fn the_command_enters_the_pod_network_and_switches_user_last() {
+        let spec = Spec {
+            netns: Some("/run/netns/x".into()),
+            user: Some((1000, 1000)),
+            read_only_root: true,
+            argv: vec!["/bin/sh".into()],
+            hostname: "p".into(),
+            ..Default::default()
+        };
+        let (prog, args) = command(&spec);
+        assert_eq!(prog, "nsenter");
+        assert_eq!(args[0], "--net=/run/netns/x");
+        assert!(args.contains(&"--remount-ro".to_string()));
+        assert!(!args.contains(&"--tmpfs".to_string()));
+        assert_eq!(args.last().unwrap(), "/bin/sh");
+        assert!(args.iter().any(|a| a == "--reuid=1000"));
+    }
+}
