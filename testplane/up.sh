@@ -233,7 +233,9 @@ wait_for etcd "etcd /health" etcd_healthy
 
 # --- kube-apiserver --------------------------------------------------------------
 # PodNodeSelector: a namespace annotated scheduler.alpha.kubernetes.io/node-selector
-# pins its pods to a node (tests of the local node, sympozium-node, use it beside kwok).
+# pins its pods to a node; PodTolerationRestriction: one annotated
+# scheduler.alpha.kubernetes.io/defaultTolerations lets them onto a tainted node. Tests of
+# the local node (sympozium-node, tainted so nothing else lands there) use both beside kwok.
 log "starting kube-apiserver on $server"
 start kube-apiserver "$bin/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$etcd_port" \
@@ -254,7 +256,7 @@ start kube-apiserver "$bin/kube-apiserver" \
   --endpoint-reconciler-type=none \
   --enable-priority-and-fairness=false \
   --kubelet-preferred-address-types=InternalIP \
-  --enable-admission-plugins=PodNodeSelector
+  --enable-admission-plugins=PodNodeSelector,PodTolerationRestriction
 wait_for kube-apiserver "kube-apiserver /readyz" apiserver_ready "$server" "$pki/ca.crt" "$pki/auth-header"
 
 # --- kube-controller-manager -----------------------------------------------------
