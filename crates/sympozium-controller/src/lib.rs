@@ -110,6 +110,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         tokio::spawn(schedule::router::run(client.clone(), bus.clone()));
         tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
         tokio::spawn(spawn::run(client.clone(), bus.clone()));
+        tokio::spawn(instance::health::run(client.clone(), bus.clone()));
         tokio::spawn(agentrun::completion::run(client.clone(), bus, config.settings()));
         tracing::info!(%url, "event bus routers started");
     }

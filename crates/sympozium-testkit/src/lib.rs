@@ -8,6 +8,7 @@
 //! tests instead of skipping them.
 
 mod crds;
+pub mod fake_chat;
 pub mod fake_llm;
 pub mod nats;
 mod plane;

@@ -60,12 +60,17 @@ fn channel_deployment_has_the_spec_shape() {
         env_of(c),
         [
             ("INSTANCE_NAME".to_string(), "my-agent".to_string()),
+            ("INSTANCE_NAMESPACE".into(), String::new()),
+            ("CHANNEL_TYPE".into(), "telegram".into()),
             ("EVENT_BUS_URL".into(), "nats://nats.sympozium-system.svc:4222".into()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), "otel-collector.observability.svc:4317".into()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into()),
             ("OTEL_SERVICE_NAME".into(), "sympozium-channel-telegram".into()),
         ]
     );
+    let ns = c.env.iter().flatten().find(|e| e.name == "INSTANCE_NAMESPACE").unwrap();
+    let field = ns.value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
+    assert_eq!(field.field_path, "metadata.namespace", "the channel pod knows its instance's namespace");
     assert_eq!(c.env_from.as_ref().unwrap()[0].secret_ref.as_ref().unwrap().name, "telegram-creds");
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!((sc.run_as_non_root, sc.read_only_root_filesystem), (Some(true), Some(true)));

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod build;
 pub mod cleanup;
 pub mod dereference;
+pub mod health;
 pub mod status;
 pub mod warmpool;
 

@@ -31,9 +31,18 @@ pub fn compute(
     let serving = live.clone().any(|r| phase_of(r) == AgentRunPhase::Serving);
 
     let mut channels = converged.channels.clone();
+    let now = Timestamp::now();
     for ch in &mut channels {
-        ch.last_health_check =
-            previous.channels.iter().find(|p| p.type_ == ch.type_).and_then(|p| p.last_health_check.clone());
+        let reported = previous.channels.iter().find(|p| p.type_ == ch.type_);
+        ch.last_health_check = reported.and_then(|p| p.last_health_check.clone());
+        // A running channel's own fresh report (it knows its platform connection) wins
+        // over what the Deployment's readiness alone says.
+        if let Some(r) = reported.filter(|r| super::health::fresh(r, now))
+            && matches!(ch.status.as_str(), "Connected" | "Disconnected")
+        {
+            ch.status = r.status.clone();
+            ch.message = r.message.clone();
+        }
     }
 
     let broken: Vec<_> = channels.iter().filter(|c| c.status == "Error").collect();

@@ -1,0 +1,108 @@
+//! Channel health reported by the channel pods: each `channel.health.update`
+//! (`{channel, connected, message?}`, metadata `instanceName`, `namespace`) sets the
+//! instance's `status.channels[type]` to `Connected`/`Disconnected` with the pod's message
+//! and `lastHealthCheck` = when the pod reported. [`super::status::compute`] keeps a fresh
+//! report over what the Deployment's readiness alone would say.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use sympozium_api::SympoziumInstance;
+use sympozium_api::instance::ChannelStatus;
+use sympozium_bus::{Bus, Delivery, topics};
+use sympozium_kube::FIELD_MANAGER;
+
+/// Durable consumer of health updates, shared by controller replicas.
+pub const CONSUMER: &str = "instance-channel-health";
+
+/// A report older than this no longer overrides the Deployment's readiness (channel pods
+/// report every 30 s by default; a pod that stopped reporting is not trusted forever).
+pub const STALE_AFTER: SignedDuration = SignedDuration::from_secs(120);
+
+/// Whether `channel` carries a pod's health report younger than [`STALE_AFTER`].
+pub fn fresh(channel: &ChannelStatus, now: Timestamp) -> bool {
+    channel.last_health_check.as_ref().is_some_and(|t| now.duration_since(t.0) < STALE_AFTER)
+}
+
+/// Consumes health updates until the process stops.
+pub async fn run(client: Client, bus: Bus) {
+    let mut deliveries = bus.durable(CONSUMER, topics::CHANNEL_HEALTH_UPDATE);
+    while let Some(d) = deliveries.recv().await {
+        match apply(&client, &d).await {
+            Ok(()) => d.ack().await,
+            Err(e) => {
+                tracing::warn!(error = %e, "recording channel health failed; will retry");
+                d.nak().await;
+            }
+        }
+    }
+}
+
+async fn find(
+    client: &Client,
+    name: &str,
+    namespace: &str,
+) -> Result<Option<Api<SympoziumInstance>>, String> {
+    if !namespace.is_empty() {
+        return Ok(Some(Api::namespaced(client.clone(), namespace)));
+    }
+    let all: Api<SympoziumInstance> = Api::all(client.clone());
+    let found = all
+        .list(&ListParams::default().fields(&format!("metadata.name={name}")))
+        .await
+        .map_err(|e| format!("looking up instance {name}: {e}"))?
+        .items;
+    // Without a namespace, only an unambiguous name can be attributed.
+    Ok(match found.as_slice() {
+        [one] => one.namespace().map(|ns| Api::namespaced(client.clone(), &ns)),
+        _ => None,
+    })
+}
+
+/// Records one health update; `Err` = transient, redeliver.
+async fn apply(client: &Client, d: &Delivery) -> Result<(), String> {
+    let env = &d.envelope;
+    let name = env.meta("instanceName");
+    let channel = env.data["channel"].as_str().filter(|c| !c.is_empty()).unwrap_or(env.meta("channel"));
+    if name.is_empty() || channel.is_empty() {
+        return Ok(());
+    }
+    let Some(api) = find(client, name, env.meta("namespace")).await? else { return Ok(()) };
+    let reported = env.timestamp.parse::<Timestamp>().unwrap_or_else(|_| Timestamp::now());
+    let connected = env.data["connected"].as_bool().unwrap_or(false);
+    let message = env.data["message"].as_str().filter(|m| !m.is_empty()).map(str::to_string);
+    for _ in 0..5 {
+        let Some(inst) = api.get_opt(name).await.map_err(|e| e.to_string())? else { return Ok(()) };
+        if !inst.spec.channels.iter().any(|c| c.type_.as_str() == channel) {
+            return Ok(());
+        }
+        let mut channels = inst.status.as_ref().map(|s| s.channels.clone()).unwrap_or_default();
+        let entry = match channels.iter().position(|c| c.type_ == channel) {
+            Some(i) => &mut channels[i],
+            None => {
+                channels.push(ChannelStatus { type_: channel.to_string(), ..Default::default() });
+                let last = channels.len() - 1;
+                &mut channels[last]
+            }
+        };
+        // A delayed (redelivered) report must not overwrite a newer one.
+        if entry.last_health_check.as_ref().is_some_and(|t| t.0 > reported) {
+            return Ok(());
+        }
+        entry.status = if connected { "Connected" } else { "Disconnected" }.into();
+        entry.message = message.clone();
+        entry.last_health_check = Some(Time(reported));
+        let patch = json!({"metadata": {"resourceVersion": inst.resource_version()},
+            "status": {"channels": channels}});
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        match api.patch_status(name, &params, &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!("instance {name} kept changing while recording channel health"))
+}
