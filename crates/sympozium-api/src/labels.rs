@@ -13,6 +13,9 @@ pub const AGENT_RUN: &str = "sympozium.ai/agent-run";
 pub const SOURCE: &str = "sympozium.ai/source";
 /// The schedule that created an AgentRun.
 pub const SCHEDULE: &str = "sympozium.ai/schedule";
+/// Annotation on a SympoziumSchedule asking for one run now (`sympozium schedules trigger`);
+/// its value identifies the request, and the controller removes it once the run exists.
+pub const RUN_NOW: &str = "sympozium.ai/run-now";
 /// The PersonaPack that created an object.
 pub const PERSONA_PACK: &str = "sympozium.ai/persona-pack";
 /// The persona an object was stamped out for.

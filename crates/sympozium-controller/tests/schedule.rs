@@ -320,3 +320,64 @@ async fn invalid_expressions_and_time_zones_are_reported_and_suspend_pauses() {
     h.clock.advance(SignedDuration::from_hours(48));
     h.settle_and_expect("bad", &[]).await;
 }
+
+#[tokio::test]
+async fn run_now_requests_create_exactly_one_run_each_even_when_suspended() {
+    let h = Harness::new("sched-now").await;
+    // Yearly and suspended: nothing would ever run by itself here.
+    h.schedule(
+        "weekly",
+        json!({"instanceRef": "agent", "schedule": "0 9 1 1 *", "task": "cost report", "suspend": true,
+               "concurrencyPolicy": "Forbid"}),
+    )
+    .await;
+    h.status_where("weekly", "Suspended", |s| {
+        s.status.as_ref().is_some_and(|st| st.phase.as_deref() == Some("Suspended"))
+    })
+    .await;
+    let trigger = |request: &'static str| {
+        let schedules = h.schedules();
+        async move {
+            let patch = json!({"metadata": {"annotations": {"sympozium.ai/run-now": request}}});
+            schedules.patch("weekly", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+        }
+    };
+    trigger("req-1").await;
+    h.wait_runs("weekly", &["weekly-1"]).await;
+    let s = h
+        .status_where("weekly", "the request handled", |s| {
+            !s.annotations().contains_key("sympozium.ai/run-now")
+                && s.status.as_ref().is_some_and(|st| st.total_runs == 1)
+        })
+        .await;
+    assert_eq!(s.status.unwrap().last_run_name.as_deref(), Some("weekly-1"));
+    let run = h.runs().get("weekly-1").await.unwrap();
+    assert_eq!(run.spec.task, "cost report");
+    assert_eq!(run.annotations()["sympozium.ai/scheduled-time"], "manual:req-1");
+    h.settle_and_expect("weekly", &["weekly-1"]).await;
+
+    // A request repeated with the same value is the same request; a new one is a new run,
+    // even while the first is active under Forbid (the user asked for it).
+    trigger("req-1").await;
+    h.status_where("weekly", "the repeated request cleared", |s| {
+        !s.annotations().contains_key("sympozium.ai/run-now")
+    })
+    .await;
+    h.settle_and_expect("weekly", &["weekly-1"]).await;
+    trigger("req-2").await;
+    h.wait_runs("weekly", &["weekly-1", "weekly-2"]).await;
+    let events = Api::<Event>::namespaced(h.client.clone(), &h.ns);
+    let mut announced = false;
+    for _ in 0..50 {
+        let items = events.list(&ListParams::default()).await.unwrap().items;
+        announced = items.iter().any(|e| {
+            e.reason.as_deref() == Some("Triggered")
+                && e.message.as_deref().is_some_and(|m| m.contains("on request"))
+        });
+        if announced {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(announced, "a Triggered event names the run it created");
+}

@@ -5,6 +5,7 @@ pub mod build;
 pub mod cron;
 pub mod plan;
 pub mod router;
+pub mod trigger;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +92,9 @@ async fn evaluate(
     let created = s.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
     let inputs = Inputs { now, created, generation: s.metadata.generation, spec: &s.spec, status: &status };
     let mut next_status = status.clone();
+    // A trigger request runs whatever the plan says (suspended schedules included: the
+    // user asked for this run explicitly).
+    trigger::handle(s, ctx, &mut next_status, now).await?;
     let action = match plan::plan(&inputs) {
         Plan::Suspended => {
             next_status.phase = Some("Suspended".into());
