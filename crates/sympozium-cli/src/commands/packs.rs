@@ -1,9 +1,9 @@
-//! `packs list|show|activate|deactivate`.
+//! `packs list|show|activate|deactivate`. Activation is [`activate_pack`], shared with the
+//! TUI's activation wizard.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use sympozium_api::PersonaPack;
@@ -11,21 +11,8 @@ use sympozium_api::PersonaPack;
 use super::not_found;
 use crate::cli::PackCommand;
 use crate::output::{Format, age, document, table};
-
-/// The Secret key the agent runner reads for `provider`.
-fn key_name(provider: &str) -> &'static str {
-    match provider {
-        "openai" => "OPENAI_API_KEY",
-        "anthropic" => "ANTHROPIC_API_KEY",
-        "azure-openai" => "AZURE_OPENAI_API_KEY",
-        _ => "API_KEY",
-    }
-}
-
-/// Providers that run without an API key.
-fn keyless(provider: &str) -> bool {
-    matches!(provider, "ollama" | "lm-studio" | "vllm")
-}
+use crate::wizard::apply::{activate_pack, primary_key};
+use crate::wizard::pack::Activation;
 
 /// Runs a pack command.
 pub async fn dispatch(client: &Client, ns: &str, cmd: &PackCommand, format: Format) -> anyhow::Result<i32> {
@@ -94,55 +81,18 @@ pub async fn dispatch(client: &Client, ns: &str, cmd: &PackCommand, format: Form
             Ok(0)
         }
         PackCommand::Activate { name, provider, api_key, model } => {
-            let mut pack = api.get_opt(name).await?.ok_or_else(|| not_found("pack", name, ns, "packs"))?;
-            let secret_name = format!("{name}-{provider}-key");
             let key = api_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
-            match key {
-                Some(key) => {
-                    let secret = Secret {
-                        metadata: ObjectMeta {
-                            name: Some(secret_name.clone()),
-                            labels: Some(BTreeMap::from([(
-                                "sympozium.ai/persona-pack".to_string(),
-                                name.clone(),
-                            )])),
-                            ..Default::default()
-                        },
-                        string_data: Some(BTreeMap::from([(
-                            key_name(provider).to_string(),
-                            key.to_string(),
-                        )])),
-                        ..Default::default()
-                    };
-                    Api::<Secret>::namespaced(client.clone(), ns)
-                        .patch(
-                            &secret_name,
-                            &PatchParams::apply("sympozium-cli").force(),
-                            &Patch::Apply(&secret),
-                        )
-                        .await?;
-                }
-                None if keyless(provider) => {}
-                None => anyhow::bail!(
-                    "provider \"{provider}\" needs an API key: pass --api-key or set SYMPOZIUM_API_KEY"
-                ),
-            }
-            if let Some(model) = model {
-                for persona in &mut pack.spec.personas {
-                    persona.model.get_or_insert_with(|| model.clone());
-                }
-            }
-            let secret_ref = if key.is_some() { secret_name.clone() } else { String::new() };
-            let patch = json!({"spec": {
-                "enabled": true,
-                "authRefs": [{"provider": provider, "secret": secret_ref}],
-                "personas": pack.spec.personas,
-            }});
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-            crate::output::emitln!(
-                "personapack/{name} activated ({} personas, provider {provider})",
-                pack.spec.personas.len()
-            );
+            let act = Activation {
+                pack: name.clone(),
+                provider: provider.clone(),
+                credentials: key
+                    .map(|k| BTreeMap::from([(primary_key(provider).to_string(), k.to_string())]))
+                    .unwrap_or_default(),
+                model: model.clone(),
+                ..Default::default()
+            };
+            let personas = activate_pack(client, ns, &act).await?;
+            crate::output::emitln!("personapack/{name} activated ({personas} personas, provider {provider})");
             Ok(0)
         }
         PackCommand::Deactivate { name } => {

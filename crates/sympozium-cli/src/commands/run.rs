@@ -26,6 +26,37 @@ pub fn parse_timeout(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs(secs))
 }
 
+/// The AgentRun for `task` on `instance`, configured like the instance (provider, model,
+/// base URL, credentials). The TUI's chat creates its runs with this too.
+pub fn new_run(name: &str, instance: &SympoziumInstance, task: &str) -> AgentRun {
+    let agent = &instance.spec.agents.default;
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    AgentRun {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}-")),
+            labels: Some([(sympozium_api::labels::INSTANCE.to_string(), name.to_string())].into()),
+            ..Default::default()
+        },
+        spec: AgentRunSpec {
+            instance_ref: name.to_string(),
+            agent_id: "primary".into(),
+            session_key: format!("session-{nanos}"),
+            task: task.to_string(),
+            model: ModelSpec {
+                provider: resolve::provider(&instance.spec),
+                model: agent.model.clone(),
+                base_url: agent.base_url.clone().filter(|u| !u.is_empty()),
+                thinking: agent.thinking,
+                auth_secret_ref: resolve::auth_secret(&instance.spec),
+                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
+            },
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
 /// Creates the run and, unless `--no-wait`, prints its answer.
 pub async fn run(client: &Client, ns: &str, args: &RunArgs, interactive: bool) -> anyhow::Result<i32> {
     if args.task.trim().is_empty() {
@@ -38,32 +69,7 @@ pub async fn run(client: &Client, ns: &str, args: &RunArgs, interactive: bool) -
         .get_opt(&args.instance)
         .await?
         .ok_or_else(|| not_found("instance", &args.instance, ns, "instances"))?;
-    let agent = &instance.spec.agents.default;
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let run = AgentRun {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{}-", args.instance)),
-            labels: Some([(sympozium_api::labels::INSTANCE.to_string(), args.instance.clone())].into()),
-            ..Default::default()
-        },
-        spec: AgentRunSpec {
-            instance_ref: args.instance.clone(),
-            agent_id: "primary".into(),
-            session_key: format!("session-{nanos}"),
-            task: args.task.clone(),
-            model: ModelSpec {
-                provider: resolve::provider(&instance.spec),
-                model: agent.model.clone(),
-                base_url: agent.base_url.clone().filter(|u| !u.is_empty()),
-                thinking: agent.thinking,
-                auth_secret_ref: resolve::auth_secret(&instance.spec),
-                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
-            },
-            ..Default::default()
-        },
-        status: None,
-    };
+    let run = new_run(&args.instance, &instance, &args.task);
     let api: Api<AgentRun> = Api::namespaced(client.clone(), ns);
     let created = api.create(&PostParams::default(), &run).await?;
     let name = created.name_any();

@@ -1,0 +1,101 @@
+//! Chat with an instance from the detail pane. Each message is one AgentRun; the message as
+//! typed is kept in the annotation `sympozium.ai/message` (the task may carry history), so a
+//! new run's task holds the recent turns once each — the same continuity scheme and format
+//! the channel router uses, not the original TUI's prompt that grew quadratically.
+
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use sympozium_api::AgentRun;
+use sympozium_api::agentrun::AgentRunPhase;
+
+/// Label: the conversation a run belongs to (shared with the channel router).
+pub const CONVERSATION: &str = "sympozium.ai/conversation";
+/// Annotation: the message as typed.
+pub const MESSAGE: &str = "sympozium.ai/message";
+/// The conversation value of TUI chats (one conversation per instance).
+pub const TUI_CONVERSATION: &str = "tui";
+/// Most characters of earlier turns put in front of a new message.
+const BUDGET_CHARS: usize = 16_000;
+/// Most earlier turns carried over.
+const MAX_TURNS: usize = 10;
+
+/// Marks `run` as a TUI chat message.
+pub fn mark(run: &mut AgentRun, message: &str) {
+    run.labels_mut().insert(CONVERSATION.into(), TUI_CONVERSATION.into());
+    run.annotations_mut().insert(MESSAGE.into(), message.chars().take(4000).collect());
+}
+
+/// The runs of `instance` in `ns`, oldest first.
+pub fn runs_of<'a>(runs: &'a [Arc<AgentRun>], ns: &str, instance: &str) -> Vec<&'a Arc<AgentRun>> {
+    let mut v: Vec<_> = runs
+        .iter()
+        .filter(|r| r.spec.instance_ref == instance && r.namespace().as_deref() == Some(ns))
+        .collect();
+    v.sort_by_key(|r| (r.creation_timestamp().map(|t| t.0), r.name_any()));
+    v
+}
+
+/// The task of a new message: the message alone, or the recent answered TUI turns within
+/// the budget followed by the message.
+pub fn task(earlier: &[&Arc<AgentRun>], text: &str) -> String {
+    let mut kept = Vec::new();
+    let mut used = 0;
+    let answered = earlier.iter().rev().filter(|r| {
+        r.labels().get(CONVERSATION).is_some_and(|c| c == TUI_CONVERSATION)
+            && r.status.as_ref().and_then(|s| s.phase) == Some(AgentRunPhase::Succeeded)
+    });
+    for r in answered.take(MAX_TURNS) {
+        let (Some(message), Some(answer)) =
+            (r.annotations().get(MESSAGE), r.status.as_ref().and_then(|s| s.result.clone()))
+        else {
+            continue;
+        };
+        let turn = format!("User: {message}\nAssistant: {answer}\n");
+        used += turn.chars().count();
+        if used > BUDGET_CHARS {
+            break;
+        }
+        kept.push(turn);
+    }
+    if kept.is_empty() {
+        return text.to_string();
+    }
+    kept.reverse();
+    format!(
+        "## Conversation so far (earlier messages in this chat and your answers)\n{}\n## New message\n{text}",
+        kept.concat()
+    )
+}
+
+/// One line pair of the chat feed: what was asked and the answer so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Turn {
+    /// The message (or the task of runs not started from a chat).
+    pub asked: String,
+    /// The answer, `[error: …]`, or `[pending]`/`[running]`.
+    pub answer: String,
+    /// Whether the answer is final.
+    pub done: bool,
+}
+
+/// The chat feed of an instance: every run, oldest first.
+pub fn feed(runs: &[&Arc<AgentRun>]) -> Vec<Turn> {
+    runs.iter()
+        .map(|r| {
+            let status = r.status.clone().unwrap_or_default();
+            let asked = r.annotations().get(MESSAGE).cloned().unwrap_or_else(|| r.spec.task.clone());
+            let (answer, done) = match status.phase {
+                Some(AgentRunPhase::Succeeded) => (status.result.unwrap_or_default(), true),
+                Some(AgentRunPhase::Failed) => {
+                    (format!("[error: {}]", status.error.unwrap_or_else(|| "no reason given".into())), true)
+                }
+                Some(AgentRunPhase::Running | AgentRunPhase::PostRunning | AgentRunPhase::Serving) => {
+                    ("[running]".into(), false)
+                }
+                Some(AgentRunPhase::Pending) | None => ("[pending]".into(), false),
+            };
+            Turn { asked, answer, done }
+        })
+        .collect()
+}

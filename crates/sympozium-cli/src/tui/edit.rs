@@ -1,0 +1,177 @@
+//! The instance edit modal (`e`): model, base URL, memory, the web endpoint (as the
+//! `web-endpoint` skill, which is what the controllers read — the original wrote the
+//! deprecated `spec.webEndpoint`), and the heartbeat schedule. Saving patches only these
+//! fields, so channels keep their access control and skills keep their params.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use serde_json::json;
+use sympozium_api::{SympoziumInstance, SympoziumSchedule, labels};
+
+use super::actions::{Action, ObjKind};
+
+/// One field of the form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// Label.
+    pub label: &'static str,
+    /// Text, or `yes`/`no` for switches.
+    pub value: String,
+    /// Space toggles it.
+    pub switch: bool,
+}
+
+/// The edit modal of one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EditForm {
+    /// Namespace.
+    pub ns: String,
+    /// Instance.
+    pub name: String,
+    /// Fields in order.
+    pub fields: Vec<Field>,
+    /// Focused field.
+    pub focus: usize,
+    /// Why saving was refused.
+    pub error: Option<String>,
+    skills: Vec<sympozium_api::common::SkillRef>,
+    schedule: Option<String>,
+}
+
+const MODEL: usize = 0;
+const BASE_URL: usize = 1;
+const MEMORY: usize = 2;
+const MEMORY_KB: usize = 3;
+const PROMPT: usize = 4;
+const WEB: usize = 5;
+const CRON: usize = 6;
+const TASK: usize = 7;
+const SUSPEND: usize = 8;
+
+fn yes(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+impl EditForm {
+    /// The form for `inst`, with its first schedule (if any) as the heartbeat.
+    pub fn new(inst: &SympoziumInstance, schedule: Option<&SympoziumSchedule>) -> Self {
+        let agent = &inst.spec.agents.default;
+        let memory = inst.spec.memory.clone().unwrap_or_default();
+        let web = inst.spec.skills.iter().any(|s| {
+            matches!(
+                s.skill_pack_ref.as_deref(),
+                Some(labels::skills::WEB_ENDPOINT | labels::skills::WEB_ENDPOINT_LEGACY)
+            )
+        });
+        let text = |label, value: String| Field { label, value, switch: false };
+        let switch = |label, on: bool| Field { label, value: yes(on), switch: true };
+        Self {
+            ns: inst.metadata.namespace.clone().unwrap_or_default(),
+            name: inst.metadata.name.clone().unwrap_or_default(),
+            fields: vec![
+                text("Model", agent.model.clone()),
+                text("Base URL", agent.base_url.clone().unwrap_or_default()),
+                switch("Memory", memory.enabled),
+                text("Memory size (KB)", memory.max_size_kb.to_string()),
+                text("System prompt", memory.system_prompt.unwrap_or_default()),
+                switch("Web endpoint", web),
+                text("Heartbeat cron", schedule.map(|s| s.spec.schedule.clone()).unwrap_or_default()),
+                text("Heartbeat task", schedule.map(|s| s.spec.task.clone()).unwrap_or_default()),
+                switch("Heartbeat suspended", schedule.and_then(|s| s.spec.suspend).unwrap_or(false)),
+            ],
+            focus: 0,
+            error: None,
+            skills: inst.spec.skills.clone(),
+            schedule: schedule.and_then(|s| s.metadata.name.clone()),
+        }
+    }
+
+    /// `None`: still editing; `Some(None)`: cancelled; `Some(Some(actions))`: saved.
+    pub fn on_key(&mut self, key: KeyEvent) -> Option<Option<Vec<Action>>> {
+        let n = self.fields.len();
+        match key.code {
+            KeyCode::Esc => return Some(None),
+            KeyCode::Enter => match self.save() {
+                Ok(actions) => return Some(Some(actions)),
+                Err(e) => self.error = Some(e),
+            },
+            KeyCode::Down | KeyCode::Tab => self.focus = (self.focus + 1) % n,
+            KeyCode::Up | KeyCode::BackTab => self.focus = (self.focus + n - 1) % n,
+            KeyCode::Char(' ') if self.fields[self.focus].switch => {
+                let f = &mut self.fields[self.focus];
+                f.value = yes(f.value != "yes");
+            }
+            KeyCode::Backspace if !self.fields[self.focus].switch => {
+                self.fields[self.focus].value.pop();
+            }
+            KeyCode::Char(c) if !self.fields[self.focus].switch => self.fields[self.focus].value.push(c),
+            _ => {}
+        }
+        None
+    }
+
+    fn value(&self, i: usize) -> &str {
+        self.fields[i].value.trim()
+    }
+
+    /// The patches saving writes.
+    pub fn save(&self) -> Result<Vec<Action>, String> {
+        let kb: i32 =
+            self.value(MEMORY_KB).parse().map_err(|_| "Memory size must be a number of KB".to_string())?;
+        if self.value(MODEL).is_empty() {
+            return Err("Model cannot be empty".into());
+        }
+        let mut skills = self.skills.clone();
+        let is_web = |s: &sympozium_api::common::SkillRef| {
+            matches!(
+                s.skill_pack_ref.as_deref(),
+                Some(labels::skills::WEB_ENDPOINT | labels::skills::WEB_ENDPOINT_LEGACY)
+            )
+        };
+        let had_web = skills.iter().any(is_web);
+        match (self.value(WEB) == "yes", had_web) {
+            (true, false) => skills.push(sympozium_api::common::SkillRef {
+                skill_pack_ref: Some(labels::skills::WEB_ENDPOINT.into()),
+                ..Default::default()
+            }),
+            (false, true) => skills.retain(|s| !is_web(s)),
+            _ => {}
+        }
+        let base_url =
+            if self.value(BASE_URL).is_empty() { json!(null) } else { json!(self.value(BASE_URL)) };
+        let prompt = if self.value(PROMPT).is_empty() { json!(null) } else { json!(self.value(PROMPT)) };
+        let mut actions = vec![Action::Patch {
+            kind: ObjKind::Instance,
+            ns: self.ns.clone(),
+            name: self.name.clone(),
+            patch: json!({"spec": {
+                "agents": {"default": {"model": self.value(MODEL), "baseURL": base_url}},
+                "memory": {"enabled": self.value(MEMORY) == "yes", "maxSizeKB": kb, "systemPrompt": prompt},
+                "skills": skills,
+            }}),
+            what: format!("{} saved", self.name),
+        }];
+        let cron = self.value(CRON);
+        if !cron.is_empty() {
+            if cron.split_whitespace().count() != 5 {
+                return Err("Heartbeat cron needs 5 fields (minute hour day month weekday)".into());
+            }
+            match &self.schedule {
+                Some(s) => actions.push(Action::Patch {
+                    kind: ObjKind::Schedule,
+                    ns: self.ns.clone(),
+                    name: s.clone(),
+                    patch: json!({"spec": {"schedule": cron, "task": self.value(TASK),
+                                           "suspend": self.value(SUSPEND) == "yes"}}),
+                    what: format!("{s} saved"),
+                }),
+                None => actions.push(Action::Schedule {
+                    ns: self.ns.clone(),
+                    instance: self.name.clone(),
+                    cron: cron.into(),
+                    task: self.value(TASK).into(),
+                }),
+            }
+        }
+        Ok(actions)
+    }
+}

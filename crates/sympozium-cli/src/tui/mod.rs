@@ -1,0 +1,116 @@
+//! The terminal UI (`sympozium` with no command, or `sympozium tui`): a k9s-style console
+//! over watched lists. The UI loop only draws and handles keys; a worker task owns every
+//! Kubernetes call ([`worker`]) and talks to it through messages ([`data::Update`],
+//! [`actions::Action`]).
+
+pub mod actions;
+pub mod app;
+pub mod chat;
+pub mod data;
+pub mod detail;
+pub mod edit;
+pub mod render;
+pub mod slash;
+pub mod views;
+pub mod wizard_view;
+mod worker;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use ratatui::crossterm::event::{self, Event, KeyEvent, KeyEventKind};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use self::actions::Action;
+use self::app::App;
+use self::data::{Connection, Update};
+use crate::cli::Cli;
+
+/// A client for `kubeconfig` (or the inferred configuration). Building it does not contact
+/// the cluster; the watches find out whether it answers.
+async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+        }
+        None => Config::infer().await.map_err(|e| format!("no cluster configured ({e}); set KUBECONFIG"))?,
+    };
+    Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Finds a client (retrying every 5 s while there is none) and runs the worker on it.
+async fn connect_and_work(
+    kubeconfig: Option<PathBuf>,
+    tx: UnboundedSender<Update>,
+    actions: UnboundedReceiver<Action>,
+) {
+    loop {
+        match client(kubeconfig.as_ref()).await {
+            Ok(c) => return worker::run(c, tx, actions).await,
+            Err(e) => {
+                if tx.send(Update::Connection(Connection::Disconnected(e))).is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// Key presses from the terminal, read on a thread of their own (reading blocks).
+fn keys() -> UnboundedReceiver<KeyEvent> {
+    let (tx, rx) = unbounded_channel();
+    std::thread::spawn(move || {
+        while let Ok(ev) = event::read() {
+            if let Event::Key(k) = ev
+                && k.kind != KeyEventKind::Release
+                && tx.send(k).is_err()
+            {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Runs the TUI until the user quits.
+pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let (tx, mut updates) = unbounded_channel();
+    let (actions_tx, actions_rx) = unbounded_channel();
+    let worker = tokio::spawn(connect_and_work(cli.kubeconfig.clone(), tx, actions_rx));
+    let mut app = App::new(&cli.namespace, jiff::Timestamp::now());
+    let mut keys = keys();
+    let mut terminal = ratatui::init();
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    let result = loop {
+        if let Err(e) = terminal.draw(|f| render::draw(f, &app)) {
+            break Err(e.into());
+        }
+        tokio::select! {
+            Some(key) = keys.recv() => app.on_key(key),
+            Some(update) = updates.recv() => {
+                app.update(update);
+                // Take everything already queued before drawing again.
+                while let Ok(more) = updates.try_recv() {
+                    app.update(more);
+                }
+            }
+            _ = clock.tick() => app.now = jiff::Timestamp::now(),
+        }
+        for action in app.outbox.drain(..) {
+            let _ = actions_tx.send(action);
+        }
+        if app.quit {
+            break Ok(0);
+        }
+    };
+    ratatui::restore();
+    worker.abort();
+    result
+}

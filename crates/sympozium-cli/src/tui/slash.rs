@@ -1,0 +1,300 @@
+//! Slash commands (`/`): navigation and quick edits. Edits are computed here from the
+//! watched objects (pure) and queued as actions; see spec 12 for the list.
+
+use kube::ResourceExt;
+use serde_json::json;
+use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_api::instance::ChannelSpec;
+
+use super::actions::{Action, ObjKind};
+use super::app::{App, Mode};
+use super::views::View;
+
+/// Every command, for completion and help.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("/instances", "Instances view (/inst)"),
+    ("/runs", "Runs view"),
+    ("/policies", "Policies view (/pol)"),
+    ("/skills", "Skills view"),
+    ("/channels", "[inst] Channels view (/ch)"),
+    ("/pods", "[inst] Pods view"),
+    ("/schedules", "Schedules view (/sched)"),
+    ("/personas", "Personas view"),
+    ("/persona", "delete <pack>: disable a team"),
+    ("/schedule", "<inst> <cron: 5 fields> <task>: set <inst>-schedule"),
+    ("/memory", "<inst>: show the legacy memory"),
+    ("/channel", "<inst> <type> <secret>: add a channel"),
+    ("/rmchannel", "<inst> <type>: remove a channel (others keep their access control)"),
+    ("/provider", "<inst> <provider> <model>: switch provider and model"),
+    ("/baseurl", "<inst> <url>: set the model endpoint"),
+    ("/run", "<inst> <task>: send a task"),
+    ("/abort", "<run>: stop a run that has not finished"),
+    ("/result", "<run>: show a run's answer"),
+    ("/status", "[run]: counts, or one run's phase"),
+    ("/features", "<policy>: feature gates"),
+    ("/delete", "<instance|run|policy|schedule|persona> <name>"),
+    ("/ns", "[namespace|all]: show or switch namespace"),
+    ("/onboard", "onboarding wizard"),
+    ("/help", "this help (/h, /?)"),
+    ("/quit", "quit (/q, /exit)"),
+];
+
+/// Completes a command name.
+pub fn complete(text: &str) -> String {
+    let typed = format!("/{}", text.trim_start_matches('/'));
+    let matches: Vec<_> = COMMANDS.iter().filter(|(c, _)| c.starts_with(&typed)).collect();
+    match matches.as_slice() {
+        [(only, _)] => format!("{} ", only.trim_start_matches('/')),
+        _ => text.to_string(),
+    }
+}
+
+/// The help pager.
+pub fn help() -> Mode {
+    let mut body = String::from(
+        "Keys: 1-7,9 views · Tab/←/→ cycle · j/k move · Enter detail/drill-in · Esc Instances\n\
+         f detail pane · F full detail · l logs/events · d describe · R chat/run on instance\n\
+         O onboard · x delete (y confirms) · e edit instance · / command · ? help · q quit\n\n",
+    );
+    for (c, h) in COMMANDS {
+        body.push_str(&format!("{c:<12} {h}\n"));
+    }
+    Mode::Pager { title: "help".into(), body, scroll: 0 }
+}
+
+/// The feature gates of a policy, one per line.
+pub fn features(app: &App, ns: &str, policy: &str) -> String {
+    let Some(p) =
+        app.data.policies.iter().find(|p| p.name_any() == policy && p.namespace().as_deref() == Some(ns))
+    else {
+        return format!("policy \"{policy}\" not found in namespace \"{ns}\"");
+    };
+    match &p.spec.feature_gates {
+        Some(g) if !g.is_empty() => g
+            .iter()
+            .map(|(k, v)| format!("{k:<24} {}", if *v { "enabled" } else { "disabled" }))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => "no feature gates".into(),
+    }
+}
+
+fn err(app: &mut App, msg: impl Into<String>) {
+    app.status = Some((msg.into(), true));
+}
+
+/// Runs a command line (without the leading `/`).
+pub fn run(app: &mut App, line: &str) {
+    let line = line.trim().trim_start_matches('/');
+    let mut words = line.split_whitespace();
+    let cmd = words.next().unwrap_or("help");
+    let args: Vec<&str> = words.collect();
+    let ns = app.ns.clone();
+    match (cmd, args.as_slice()) {
+        ("instances" | "inst", _) => app.show(View::Instances),
+        ("runs", _) => app.show(View::Runs),
+        ("policies" | "pol", _) => app.show(View::Policies),
+        ("skills", _) => app.show(View::Skills),
+        ("schedules" | "sched", _) => app.show(View::Schedules),
+        ("personas", _) => app.show(View::Personas),
+        ("channels" | "ch", rest) => {
+            app.show(View::Channels);
+            app.instance_filter = rest.first().map(|s| s.to_string());
+        }
+        ("pods", rest) => {
+            app.show(View::Pods);
+            app.instance_filter = rest.first().map(|s| s.to_string());
+        }
+        ("persona", ["delete", pack]) => {
+            app.mode = Mode::Confirm {
+                question: format!("Disable team {pack} (removes its agents)? y/n"),
+                action: Box::new(Action::Patch {
+                    kind: ObjKind::Pack,
+                    ns,
+                    name: pack.to_string(),
+                    patch: json!({"spec": {"enabled": false}}),
+                    what: format!("personapack/{pack} disabled"),
+                }),
+            }
+        }
+        ("schedule", [inst, rest @ ..]) if rest.len() > 5 => {
+            let cron = rest[..5].join(" ");
+            let task = rest[5..].join(" ");
+            app.outbox.push(Action::Schedule { ns, instance: inst.to_string(), cron, task });
+        }
+        ("memory", [inst]) => app.outbox.push(Action::Memory { ns, instance: inst.to_string() }),
+        ("channel", [inst, ty, secret]) => edit_channels(app, inst, |channels| {
+            if channels.iter().any(|c| c.type_.as_str() == *ty) {
+                return Err(format!("{inst} already has a {ty} channel"));
+            }
+            let mut c: ChannelSpec = serde_json::from_value(
+                json!({"type": ty, "configRef": {"secret": secret}}),
+            )
+            .map_err(|_| format!("unknown channel type \"{ty}\" (telegram, slack, discord, whatsapp)"))?;
+            c.access_control = None;
+            channels.push(c);
+            Ok(format!("{inst}: {ty} channel added"))
+        }),
+        ("rmchannel", [inst, ty]) => edit_channels(app, inst, |channels| {
+            let before = channels.len();
+            channels.retain(|c| c.type_.as_str() != *ty);
+            if channels.len() == before {
+                return Err(format!("{inst} has no {ty} channel"));
+            }
+            Ok(format!("{inst}: {ty} channel removed"))
+        }),
+        ("provider", [inst, provider, model]) => provider_patch(app, inst, provider, model),
+        ("baseurl", [inst, url]) => {
+            if app.instance(&ns, inst).is_none() {
+                return err(app, format!("instance \"{inst}\" not found in namespace \"{ns}\""));
+            }
+            app.outbox.push(Action::Patch {
+                kind: ObjKind::Instance,
+                ns,
+                name: inst.to_string(),
+                patch: json!({"spec": {"agents": {"default": {"baseURL": url}}}}),
+                what: format!("{inst}: base URL {url}"),
+            });
+        }
+        ("run", [inst, task @ ..]) if !task.is_empty() => app.send_chat(&ns, inst, &task.join(" ")),
+        ("abort", [run]) => abort(app, run),
+        ("result", [run]) => match find_run(app, run) {
+            Some(r) => {
+                let s = r.status.clone().unwrap_or_default();
+                let body = s
+                    .result
+                    .or(s.error.map(|e| format!("[error: {e}]")))
+                    .unwrap_or_else(|| "no result yet".into());
+                app.mode = Mode::Pager { title: format!("result of {run}"), body, scroll: 0 };
+            }
+            None => err(app, format!("run \"{run}\" not found in namespace \"{ns}\"")),
+        },
+        ("status", []) => {
+            let in_ns = |n: Option<String>| n.as_deref() == Some(ns.as_str());
+            let runs: Vec<_> = app.data.runs.iter().filter(|r| in_ns(r.namespace())).collect();
+            let active = runs
+                .iter()
+                .filter(|r| !r.status.as_ref().and_then(|s| s.phase).is_some_and(AgentRunPhase::is_terminal))
+                .count();
+            let instances = app.data.instances.iter().filter(|i| in_ns(i.namespace())).count();
+            app.status =
+                Some((format!("{ns}: {instances} instances, {} runs ({active} active)", runs.len()), false));
+        }
+        ("status", [run]) => match find_run(app, run) {
+            Some(r) => app.status = Some((format!("{run}: {}", super::views::runs_phase(&r)), false)),
+            None => err(app, format!("run \"{run}\" not found in namespace \"{ns}\"")),
+        },
+        ("features", [policy]) => {
+            let body = features(app, &ns, policy);
+            app.mode = Mode::Pager { title: format!("feature gates of {policy}"), body, scroll: 0 };
+        }
+        ("delete", [kind, name]) => {
+            let kind = match *kind {
+                "instance" | "inst" => ObjKind::Instance,
+                "run" => ObjKind::Run,
+                "policy" | "pol" => ObjKind::Policy,
+                "schedule" | "sched" => ObjKind::Schedule,
+                "persona" => ObjKind::Pack,
+                other => {
+                    return err(
+                        app,
+                        format!("cannot delete \"{other}\": use instance, run, policy, schedule or persona"),
+                    );
+                }
+            };
+            app.mode = Mode::Confirm {
+                question: format!("Delete {}/{name}? y/n", kind.resource()),
+                action: Box::new(Action::Delete { kind, ns, name: name.to_string() }),
+            };
+        }
+        ("ns" | "namespace", []) => {
+            app.status = Some((format!("namespace: {}", if app.all_namespaces { "all" } else { &ns }), false))
+        }
+        ("ns" | "namespace", ["all"]) => {
+            app.all_namespaces = true;
+            app.selected = 0;
+        }
+        ("ns" | "namespace", [new]) => {
+            app.ns = new.to_string();
+            app.all_namespaces = false;
+            app.selected = 0;
+        }
+        ("onboard", _) => app.open_onboard_wizard(),
+        ("help" | "h" | "" | "?", _) => app.mode = help(),
+        ("quit" | "q" | "exit", _) => app.quit = true,
+        _ => err(app, format!("unknown or incomplete command \"/{line}\" (try /help)")),
+    }
+}
+
+fn find_run(app: &App, name: &str) -> Option<std::sync::Arc<sympozium_api::AgentRun>> {
+    app.data
+        .runs
+        .iter()
+        .find(|r| r.name_any() == name && r.namespace().as_deref() == Some(app.ns.as_str()))
+        .cloned()
+}
+
+/// Stops a run by deleting it — unless it already reached a terminal phase.
+fn abort(app: &mut App, run: &str) {
+    let Some(r) = find_run(app, run) else {
+        return err(app, format!("run \"{run}\" not found in namespace \"{}\"", app.ns));
+    };
+    match r.status.as_ref().and_then(|s| s.phase) {
+        Some(p) if p.is_terminal() => err(app, format!("{run} already finished ({p:?})")),
+        _ => app.outbox.push(Action::Delete { kind: ObjKind::Run, ns: app.ns.clone(), name: run.into() }),
+    }
+}
+
+/// Rewrites an instance's channel list with `edit`; the channels it leaves alone keep
+/// everything, access control included (the original dropped it on save).
+fn edit_channels(
+    app: &mut App,
+    inst: &str,
+    edit: impl FnOnce(&mut Vec<ChannelSpec>) -> Result<String, String>,
+) {
+    let ns = app.ns.clone();
+    let Some(i) = app.instance(&ns, inst) else {
+        return err(app, format!("instance \"{inst}\" not found in namespace \"{ns}\""));
+    };
+    let mut channels = i.spec.channels.clone();
+    match edit(&mut channels) {
+        Err(e) => err(app, e),
+        Ok(what) => app.outbox.push(Action::Patch {
+            kind: ObjKind::Instance,
+            ns,
+            name: inst.into(),
+            patch: json!({"spec": {"channels": channels}}),
+            what,
+        }),
+    }
+}
+
+/// Switches provider and model; the provider is stored in `authRefs[].provider` (the
+/// original forgot it), keeping the credential Secret; the base URL is cleared unless the
+/// provider talks to a custom endpoint.
+fn provider_patch(app: &mut App, inst: &str, provider: &str, model: &str) {
+    let ns = app.ns.clone();
+    let Some(i) = app.instance(&ns, inst) else {
+        return err(app, format!("instance \"{inst}\" not found in namespace \"{ns}\""));
+    };
+    let mut refs = i.spec.auth_refs.clone();
+    match refs.first_mut() {
+        Some(r) => r.provider = Some(provider.into()),
+        None => refs.push(sympozium_api::common::SecretRef {
+            provider: Some(provider.into()),
+            secret: String::new(),
+        }),
+    }
+    let keep_url = matches!(provider, "openai-compatible" | "custom" | "ollama" | "lm-studio");
+    let mut agent = json!({"model": model});
+    if !keep_url {
+        agent["baseURL"] = serde_json::Value::Null;
+    }
+    app.outbox.push(Action::Patch {
+        kind: ObjKind::Instance,
+        ns,
+        name: inst.into(),
+        patch: json!({"spec": {"authRefs": refs, "agents": {"default": agent}}}),
+        what: format!("{inst}: provider {provider}, model {model}"),
+    });
+}

@@ -1,0 +1,377 @@
+//! Snapshots of every TUI view, the modals and every wizard step, rendered on ratatui's
+//! `TestBackend` from fixed objects and a fixed clock. The snapshots are committed under
+//! `tests/snapshots/tui/`; any drift fails. `UPDATE_SNAPSHOTS=1` rewrites them (review the
+//! diff before committing).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde_json::{Value, json};
+use sympozium_cli::tui::actions::Action;
+use sympozium_cli::tui::app::{App, Detail, Mode};
+use sympozium_cli::tui::data::{Connection, Update};
+use sympozium_cli::tui::render;
+use sympozium_cli::tui::views::View;
+
+const NOW: &str = "2026-01-01T12:00:00Z";
+
+fn at(minutes_ago: i64) -> String {
+    let now: jiff::Timestamp = NOW.parse().unwrap();
+    (now - jiff::SignedDuration::from_mins(minutes_ago)).to_string()
+}
+
+fn obj<K: serde::de::DeserializeOwned>(kind: &str, name: &str, age_min: i64, rest: Value) -> Arc<K> {
+    let mut v = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": kind,
+        "metadata": {"name": name, "namespace": "team", "creationTimestamp": at(age_min)}});
+    if kind == "Pod" {
+        v["apiVersion"] = json!("v1");
+    }
+    for (k, val) in rest.as_object().unwrap() {
+        if k == "metadata" {
+            for (mk, mv) in val.as_object().unwrap() {
+                v["metadata"][mk] = mv.clone();
+            }
+        } else {
+            v[k] = val.clone();
+        }
+    }
+    Arc::new(serde_json::from_value(v).unwrap())
+}
+
+/// A namespace with a team, a stand-alone agent, runs of every kind, and one object of
+/// every other kind.
+pub fn fixture_app() -> App {
+    let mut app = App::new("team", NOW.parse().unwrap());
+    app.update(Update::Connection(Connection::Connected));
+    let persona = |name: &str, model: &str, interval: &str| {
+        json!({"name": name, "systemPrompt": "You watch.", "model": model, "skills": ["k8s-ops"],
+               "schedule": {"type": "heartbeat", "interval": interval, "task": "Check."}})
+    };
+    app.update(Update::Packs(vec![
+        obj("PersonaPack", "platform-team", 600, json!({
+            "spec": {"enabled": true, "category": "platform", "description": "Platform engineering team",
+                     "authRefs": [{"provider": "anthropic", "secret": "platform-team-anthropic-key"}],
+                     "personas": [persona("security-guardian", "claude-sonnet-4-20250514", "30m"),
+                                  persona("sre-watchdog", "claude-sonnet-4-20250514", "5m"),
+                                  persona("platform-engineer", "gpt-4o", "1h")]},
+            "status": {"phase": "Ready", "personaCount": 3, "installedCount": 2,
+                       "installedPersonas": [{"name": "security-guardian", "instanceName": "platform-team-security-guardian"},
+                                             {"name": "sre-watchdog", "instanceName": "platform-team-sre-watchdog"}]}})),
+        obj("PersonaPack", "developer-team", 3000, json!({
+            "spec": {"enabled": false, "category": "development", "description": "A software team",
+                     "personas": [persona("tech-lead", "gpt-4o", "1h")]}})),
+    ]));
+    app.update(Update::Instances(vec![
+        obj("SympoziumInstance", "platform-team-sre-watchdog", 590, json!({
+            "metadata": {"labels": {"sympozium.ai/persona-pack": "platform-team"}},
+            "spec": {"agents": {"default": {"model": "claude-sonnet-4-20250514"}},
+                     "authRefs": [{"provider": "anthropic", "secret": "platform-team-anthropic-key"}],
+                     "skills": [{"skillPackRef": "k8s-ops"}, {"skillPackRef": "memory"}],
+                     "channels": [{"type": "telegram", "configRef": {"secret": "platform-team-telegram-secret"},
+                                   "accessControl": {"allowedSenders": ["42"]}}]},
+            "status": {"phase": "Running", "activeAgentPods": 1, "totalAgentRuns": 3,
+                       "channels": [{"type": "telegram", "status": "Connected", "lastHealthCheck": at(1), "message": "polling"}]}})),
+        obj("SympoziumInstance", "my-agent", 90, json!({
+            "spec": {"agents": {"default": {"model": "gpt-4o", "agentSandbox": {"enabled": true}}},
+                     "authRefs": [{"secret": "my-agent-openai-key"}], "policyRef": "restrictive"},
+            "status": {"phase": "Pending"}})),
+    ]));
+    app.update(Update::Runs(vec![
+        obj("AgentRun", "platform-team-sre-watchdog-7k2xq", 30, json!({
+            "metadata": {"labels": {"sympozium.ai/instance": "platform-team-sre-watchdog", "sympozium.ai/conversation": "tui"},
+                         "annotations": {"sympozium.ai/message": "Any failing pods?"}},
+            "spec": {"instanceRef": "platform-team-sre-watchdog", "agentId": "primary", "sessionKey": "s1",
+                     "task": "Any failing pods?", "model": {"provider": "anthropic", "model": "claude-sonnet-4-20250514", "authSecretRef": "k"}},
+            "status": {"phase": "Succeeded", "podName": "platform-team-sre-watchdog-7k2xq-abcde",
+                       "result": "All 14 pods are healthy.\nNo restarts in the last hour.",
+                       "tokenUsage": {"inputTokens": 900, "outputTokens": 40, "totalTokens": 940, "toolCalls": 2, "durationMs": 3100}}})),
+        obj("AgentRun", "platform-team-sre-watchdog-schedule-12", 4, json!({
+            "metadata": {"labels": {"sympozium.ai/instance": "platform-team-sre-watchdog",
+                                    "sympozium.ai/schedule": "platform-team-sre-watchdog-schedule", "sympozium.ai/type": "heartbeat"}},
+            "spec": {"instanceRef": "platform-team-sre-watchdog", "agentId": "primary", "sessionKey": "s2",
+                     "task": "Check.", "model": {"provider": "anthropic", "model": "m", "authSecretRef": "k"}},
+            "status": {"phase": "Running", "podName": "platform-team-sre-watchdog-schedule-12-xyz"}})),
+        obj("AgentRun", "my-agent-f00ba", 60, json!({
+            "metadata": {"labels": {"sympozium.ai/instance": "my-agent"}},
+            "spec": {"instanceRef": "my-agent", "agentId": "primary", "sessionKey": "s3",
+                     "task": "Summarise the cluster", "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "k"}},
+            "status": {"phase": "Failed", "error": "model returned 401"}})),
+    ]));
+    app.update(Update::Policies(vec![obj("SympoziumPolicy", "restrictive", 3000, json!({
+        "spec": {"toolGating": {"defaultAction": "deny", "rules": [{"tool": "execute_command", "action": "ask"}]},
+                 "featureGates": {"code-execution": false, "file-access": true}},
+        "status": {"boundInstances": 1}}))]));
+    app.update(Update::Skills(vec![obj(
+        "SkillPack",
+        "k8s-ops",
+        3000,
+        json!({
+        "spec": {"skills": [{"name": "kubectl", "description": "Inspect the cluster", "content": "#"}],
+                 "sidecar": {"image": "ghcr.io/sympozium-ai/sympozium/skill-k8s-ops:latest"}},
+        "status": {"configMapName": "skill-k8s-ops", "skillCount": 1}}),
+    )]));
+    app.update(Update::Schedules(vec![obj("SympoziumSchedule", "platform-team-sre-watchdog-schedule", 590, json!({
+        "spec": {"instanceRef": "platform-team-sre-watchdog", "schedule": "2/5 * * * *", "task": "Check.", "type": "heartbeat"},
+        "status": {"phase": "Active", "totalRuns": 12, "lastRunName": "platform-team-sre-watchdog-schedule-12"}}))]));
+    app.update(Update::Pods(vec![obj("Pod", "platform-team-sre-watchdog-schedule-12-xyz", 4, json!({
+        "metadata": {"labels": {"sympozium.ai/instance": "platform-team-sre-watchdog",
+                                "app.kubernetes.io/managed-by": "sympozium-controller"}},
+        "spec": {"nodeName": "kwok-node-0", "containers": [{"name": "agent"}, {"name": "ipc-bridge"}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.7",
+                   "containerStatuses": [{"name": "agent", "ready": true, "restartCount": 0, "image": "a", "imageID": "",
+                                          "state": {"running": {}}}]}}))]));
+    app
+}
+
+/// The frame as text: one line per row, trailing blanks trimmed.
+fn screen(app: &App) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(160, 40)).unwrap();
+    terminal.draw(|f| render::draw(f, app)).unwrap();
+    let buf = terminal.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn check(name: &str, actual: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/tui");
+    let path = dir.join(format!("{name}.txt"));
+    if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!("no snapshot {}; run with UPDATE_SNAPSHOTS=1 and review it", path.display())
+    });
+    assert!(expected == actual, "snapshot {name} drifted.\n--- expected\n{expected}\n--- actual\n{actual}");
+}
+
+fn key(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+}
+
+#[test]
+fn every_view() {
+    let mut app = fixture_app();
+    for view in View::ALL {
+        app.on_key(key(KeyCode::Char(view.key())));
+        assert_eq!(app.view, view);
+        let s = screen(&app);
+        check(&format!("view-{}", view.title().to_lowercase()), &s);
+    }
+    // What a user would look for on each view.
+    app.on_key(key(KeyCode::Char('2')));
+    app.on_key(key(KeyCode::Char('j')));
+    let s = screen(&app);
+    assert!(
+        s.contains("platform-team-sre-watchdog")
+            && s.contains("anthropic")
+            && s.contains("claude-sonnet-4-20250514"),
+        "{s}"
+    );
+    assert!(s.contains("Pending ⧉"), "sandboxed agent marked: {s}");
+    assert!(s.contains("All 14 pods are healthy."), "chat feed shows the answer: {s}");
+    app.on_key(key(KeyCode::Char('9')));
+    assert!(screen(&app).contains("platform-team-sre-watchdog-schedule-12-xyz"), "agent pods are listed");
+}
+
+#[test]
+fn detail_drill_in_pager_and_modals() {
+    let mut app = fixture_app();
+    app.on_key(key(KeyCode::Char('j'))); // platform-team-sre-watchdog
+    app.on_key(key(KeyCode::Char('F')));
+    assert_eq!(app.detail, Detail::Full);
+    check("detail-instance-full", &screen(&app));
+    app.on_key(key(KeyCode::Char('F')));
+
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.view, View::Channels);
+    check("drill-in-channels", &screen(&app));
+
+    app.on_key(key(KeyCode::Char('3')));
+    app.on_key(key(KeyCode::Char('j')));
+    app.on_key(key(KeyCode::Char('j')));
+    app.on_key(key(KeyCode::Enter));
+    check("run-result", &screen(&app));
+    app.on_key(key(KeyCode::Esc));
+
+    app.on_key(key(KeyCode::Char('?')));
+    check("help", &screen(&app));
+    app.on_key(key(KeyCode::Esc));
+
+    app.on_key(key(KeyCode::Char('2')));
+    app.on_key(key(KeyCode::Char('x')));
+    check("confirm-delete", &screen(&app));
+    app.on_key(key(KeyCode::Char('n')));
+    assert!(app.outbox.is_empty(), "n deletes nothing");
+    app.on_key(key(KeyCode::Char('j')));
+
+    app.on_key(key(KeyCode::Char('e')));
+    check("edit-instance", &screen(&app));
+    app.on_key(key(KeyCode::Esc));
+
+    app.on_key(key(KeyCode::Char('R')));
+    typed(&mut app, "and now?");
+    check("chat-input", &screen(&app));
+    app.on_key(key(KeyCode::Enter));
+    match app.outbox.pop() {
+        Some(Action::Chat { message, task, .. }) => {
+            assert_eq!(message, "and now?");
+            assert!(task.contains("User: Any failing pods?\nAssistant: All 14 pods are healthy."), "{task}");
+            assert!(task.ends_with("## New message\nand now?"), "{task}");
+        }
+        other => panic!("expected a chat action, got {other:?}"),
+    }
+
+    app.on_key(key(KeyCode::Char('/')));
+    typed(&mut app, "prov");
+    app.on_key(key(KeyCode::Tab));
+    check("command-line", &screen(&app));
+    app.on_key(key(KeyCode::Esc));
+
+    app.update(Update::Connection(Connection::Disconnected("connection refused".into())));
+    check("disconnected", &screen(&app));
+}
+
+/// Answers the wizard step by step, snapshotting each step; returns the screens joined.
+fn walk(app: &mut App, answers: &[Vec<KeyCode>]) -> String {
+    let mut frames = String::new();
+    for (i, keys) in answers.iter().enumerate() {
+        assert!(matches!(app.mode, Mode::Wizard(..)), "step {i}: wizard closed early");
+        frames.push_str(&format!("=== step {} ===\n", i + 1));
+        frames.push_str(&screen(app));
+        for k in keys {
+            app.on_key(key(*k));
+        }
+    }
+    frames
+}
+
+fn text(s: &str) -> Vec<KeyCode> {
+    let mut v: Vec<_> = s.chars().map(KeyCode::Char).collect();
+    v.push(KeyCode::Enter);
+    v
+}
+
+#[test]
+fn pack_wizard_every_step() {
+    let mut app = fixture_app();
+    app.on_key(key(KeyCode::Char('1')));
+    app.on_key(key(KeyCode::Enter)); // developer-team, the pack not yet active
+    let (enter, down) = (KeyCode::Enter, KeyCode::Down);
+    let key_text = text("sk-ant-secret");
+    let repo = text("acme/infra");
+    let task = text("Keep prod green");
+    let token = text("123:abc");
+    let steps: Vec<Vec<KeyCode>> = vec![
+        vec![down, enter],               // provider: Anthropic
+        key_text.clone(),                // key
+        vec![enter],                     // model: default
+        repo.clone(),                    // repository
+        task.clone(),                    // team task
+        vec![enter],                     // sandbox: no (default)
+        vec![KeyCode::Char(' '), enter], // channels: Telegram
+        token.clone(),                   // telegram token
+        vec![down, down, down, enter],   // heartbeat: hourly
+        vec![enter],                     // confirm
+    ];
+    let frames = walk(&mut app, &steps);
+    assert!(!frames.contains("sk-ant-secret") && !frames.contains("123:abc"), "secrets are never shown");
+    check("wizard-pack", &frames);
+    assert!(matches!(app.mode, Mode::Normal));
+    match app.outbox.pop() {
+        Some(Action::ActivatePack { ns, activation }) => {
+            assert_eq!(ns, "team");
+            assert_eq!(activation.pack, "developer-team");
+            assert_eq!(activation.provider, "anthropic");
+            assert_eq!(
+                activation.credentials.get("ANTHROPIC_API_KEY").map(String::as_str),
+                Some("sk-ant-secret")
+            );
+            assert_eq!(activation.model.as_deref(), Some("claude-sonnet-4-20250514"));
+            assert_eq!(activation.repo.as_deref(), Some("acme/infra"));
+            assert_eq!(activation.task.as_deref(), Some("Keep prod green"));
+            assert_eq!(activation.channels[0].0, "telegram");
+            assert_eq!(
+                activation.channels[0].1.get("TELEGRAM_BOT_TOKEN").map(String::as_str),
+                Some("123:abc")
+            );
+            assert_eq!(activation.heartbeat.as_deref(), Some("1h"));
+        }
+        other => panic!("expected an activation, got {other:?}"),
+    }
+}
+
+#[test]
+fn onboard_wizard_every_step() {
+    let mut app = fixture_app();
+    app.on_key(key(KeyCode::Char('O')));
+    let (enter, down) = (KeyCode::Enter, KeyCode::Down);
+    let url = text("http://ollama.local:11434/v1");
+    let slack_bot = text("xoxb-1");
+    let slack_app = text("xapp-1");
+    let instructions = text("Watch the nightly jobs");
+    let steps: Vec<Vec<KeyCode>> = vec![
+        vec![enter],                   // namespace: team
+        vec![enter],                   // name: my-agent
+        vec![down, down, down, enter], // provider: Ollama
+        url.clone(),                   // base URL
+        vec![enter],                   // model: llama3
+        vec![enter],                   // repo: none
+        instructions.clone(),          // instructions
+        vec![down, down, enter],       // channel: Slack
+        slack_bot.clone(),
+        slack_app.clone(),
+        vec![enter], // default policy: yes
+        vec![enter], // sandbox: no
+        vec![enter], // heartbeat: hourly
+        vec![enter], // confirm
+    ];
+    let frames = walk(&mut app, &steps);
+    check("wizard-onboard", &frames);
+    match app.outbox.pop() {
+        Some(Action::Onboard(o)) => {
+            assert_eq!(
+                (o.namespace.as_str(), o.name.as_str(), o.provider.as_str()),
+                ("team", "my-agent", "ollama")
+            );
+            assert_eq!(o.base_url.as_deref(), Some("http://ollama.local:11434/v1"));
+            assert!(o.credentials.is_empty(), "Ollama needs no key");
+            assert_eq!(o.channel.as_ref().unwrap().1.len(), 2, "Slack bot and app tokens");
+            assert_eq!(o.heartbeat.as_deref(), Some("0 * * * *"));
+            assert!(o.policy && !o.sandbox);
+        }
+        other => panic!("expected an onboarding, got {other:?}"),
+    }
+}
+
+#[test]
+fn wizard_esc_goes_back_and_cancels() {
+    let mut app = fixture_app();
+    app.on_key(key(KeyCode::Char('O')));
+    app.on_key(key(KeyCode::Enter)); // namespace
+    app.on_key(key(KeyCode::Esc)); // back to namespace
+    app.on_key(key(KeyCode::Esc)); // cancel
+    assert!(matches!(app.mode, Mode::Normal));
+    assert!(app.outbox.is_empty());
+    assert!(app.status.as_ref().unwrap().0.contains("nothing was written"));
+}
