@@ -56,11 +56,10 @@ sym schedules list
 
 instance="$(sym instances list -o json | python3 -c "import json,sys; print(sorted(i['metadata']['name'] for i in json.load(sys.stdin) if i['metadata'].get('labels',{}).get('sympozium.ai/persona-pack')=='$pack')[0])")"
 schedule="$(sym schedules list -o json | python3 -c "import json,sys; print(next(s['metadata']['name'] for s in json.load(sys.stdin) if s['spec']['instanceRef']=='$instance'))")"
-task="$(sym schedules list -o json | python3 -c "import json,sys; print(next(s['spec']['task'] for s in json.load(sys.stdin) if s['metadata']['name']=='$schedule'))")"
 
-say "Running $schedule's task now on $instance (a pod on the local node)"
-echo "task: $task"
-run="$(sym run "$instance" "$task" --no-wait | awk '{print $1}' | sed 's#^agentrun/##')"
+say "Running $schedule's task now (sympozium schedules trigger): a pod on the local node"
+sym schedules list -o json | python3 -c "import json,sys; print('task:', next(s['spec']['task'] for s in json.load(sys.stdin) if s['metadata']['name']=='$schedule'))"
+run="$(sym schedules trigger "$schedule" | awk '{print $1}' | sed 's#^agentrun/##')"
 echo "agentrun/$run"
 
 say "The agent's log, streamed (sympozium runs logs -f $run)"

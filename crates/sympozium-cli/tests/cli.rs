@@ -253,3 +253,43 @@ async fn completions_and_the_dev_stack_without_a_stack() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("is not a Sympozium checkout"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn schedules_trigger_runs_the_task_now_through_the_controller() {
+    use std::sync::Arc;
+    use sympozium_api::SympoziumSchedule;
+    use sympozium_controller::{context::Context, schedule, settings::Settings};
+    let (plane, client, ns) = setup("cli-trigger").await;
+    let ctx = Context::new(
+        client.clone(),
+        Settings::default(),
+        sympozium_kube::metrics::Metrics::default(),
+        Some(ns.clone()),
+        "test",
+    )
+    .with_schedule_poll(Duration::from_millis(300));
+    let controller = tokio::spawn(schedule::run(Arc::new(ctx)));
+    let sched = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumSchedule", "metadata": {"name": "yearly"},
+        "spec": {"instanceRef": "my-agent", "schedule": "0 9 1 1 *", "task": "annual review"}});
+    let schedules: Api<SympoziumSchedule> = Api::namespaced(client.clone(), &ns);
+    schedules.patch("yearly", &PatchParams::apply("test"), &Patch::Apply(&sched)).await.unwrap();
+
+    let out = sympozium(&plane, &ns, &["schedules", "trigger", "yearly"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "agentrun/yearly-1 created from schedule yearly");
+    let run = Api::<AgentRun>::namespaced(client.clone(), &ns).get("yearly-1").await.unwrap();
+    assert_eq!(run.spec.task, "annual review");
+
+    let out = sympozium(&plane, &ns, &["schedules", "trigger", "ghost"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("schedule \"ghost\" not found"), "{}", stderr(&out));
+
+    // Nobody picks the request up: a clear error, and the request is withdrawn.
+    controller.abort();
+    let _ = controller.await;
+    let out = sympozium(&plane, &ns, &["schedules", "trigger", "yearly", "--wait", "1s"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is the controller running?"), "{}", stderr(&out));
+    let s = schedules.get("yearly").await.unwrap();
+    assert!(!s.annotations().contains_key("sympozium.ai/run-now"), "the unanswered request is withdrawn");
+}

@@ -124,18 +124,29 @@ fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
         names.into_iter().next()
     });
     let schedules = stack.json(&["schedules", "list"]);
-    let task = schedules
+    let (schedule, task) = schedules
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["spec"]["instanceRef"] == instance.as_str())
-        .map(|s| s["spec"]["task"].as_str().unwrap().to_string())
+        .map(|s| {
+            (
+                s["metadata"]["name"].as_str().unwrap().to_string(),
+                s["spec"]["task"].as_str().unwrap().to_string(),
+            )
+        })
         .expect("every persona has a schedule");
 
-    let created = stack.sympozium(&["run", &instance, &task, "--no-wait"]);
-    let run =
-        text(&created.stdout).trim().trim_start_matches("agentrun/").trim_end_matches(" created").to_string();
-    assert!(created.status.success() && !run.is_empty());
+    // The persona's scheduled task, now: the schedule controller (a pod) creates the run.
+    let triggered = stack.sympozium(&["schedules", "trigger", &schedule]);
+    assert!(triggered.status.success());
+    let run = text(&triggered.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches("agentrun/")
+        .to_string();
+    assert!(run.starts_with(&format!("{schedule}-")), "{run}");
     let logs = stack.sympozium(&["runs", "logs", &run, "--follow", "--wait", "3m"]);
     assert!(logs.status.success(), "the agent's log streams through the API server from the local node");
     assert!(text(&logs.stdout).contains("__SYMPOZIUM_RESULT__"), "the runner's result marker is in its log");

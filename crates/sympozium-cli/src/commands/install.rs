@@ -15,6 +15,7 @@ use kube::{Api, Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::install_webhook;
 use crate::output::emitln;
 
 const MANAGER: &str = "sympozium-cli";
@@ -48,6 +49,8 @@ pub struct Target {
     pub tag: String,
     /// How long to wait for readiness.
     pub wait: Duration,
+    /// Also install the admission webhook (registered once a replica serves).
+    pub webhook: bool,
 }
 
 fn step(interactive: bool, text: &str) {
@@ -171,6 +174,16 @@ pub async fn install(client: &Client, t: &Target) -> anyhow::Result<i32> {
     for obj in [sa, role, binding, nats_deployment, nats_service, controller_deployment(t)] {
         apply_json(client, &obj).await?;
     }
+    let certificate = if t.webhook {
+        step(interactive, "the admission webhook (certificate, RBAC, Deployment, Service)");
+        let certificate = install_webhook::certificate(client, &t.namespace).await?;
+        for obj in install_webhook::objects(t, &certificate) {
+            apply_json(client, &obj).await?;
+        }
+        Some(certificate)
+    } else {
+        None
+    };
     step(interactive, "built-in policies, skills and the agent-team catalog");
     let mut builtin = 0;
     for file in BUILTIN {
@@ -186,7 +199,11 @@ pub async fn install(client: &Client, t: &Target) -> anyhow::Result<i32> {
     }
     step(interactive, "waiting for the controller and NATS to be available");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &t.namespace);
-    for name in ["nats", "sympozium-controller-manager"] {
+    let mut names = vec!["nats", "sympozium-controller-manager"];
+    if t.webhook {
+        names.push(install_webhook::NAME);
+    }
+    for name in names {
         let available = |d: Option<&Deployment>| {
             d.and_then(|d| d.status.as_ref()).is_some_and(|s| s.available_replicas.unwrap_or(0) > 0)
         };
@@ -199,6 +216,10 @@ pub async fn install(client: &Client, t: &Target) -> anyhow::Result<i32> {
                     t.namespace
                 )
             })??;
+    }
+    if let Some(certificate) = &certificate {
+        step(interactive, "registering the admission webhook");
+        apply_json(client, &install_webhook::configuration(t, certificate)).await?;
     }
     emitln!(
         "sympozium installed in namespace {} ({} CRDs, {builtin} built-in objects, images {}/*:{}) in {:.1}s",
@@ -218,7 +239,21 @@ pub async fn uninstall(client: &Client, namespace: &str, crds: bool) -> anyhow::
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         other => other,
     };
-    for name in ["sympozium-controller-manager", "nats"] {
+    // The webhook configuration first: nothing may be refused by a webhook that is going away.
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let webhook = install_webhook::NAME;
+    ignore_missing(
+        Api::<ValidatingWebhookConfiguration>::all(client.clone()).delete(webhook, &dp).await.map(|_| ()),
+    )?;
+    ignore_missing(
+        Api::<Service>::namespaced(client.clone(), namespace).delete(webhook, &dp).await.map(|_| ()),
+    )?;
+    ignore_missing(
+        Api::<ServiceAccount>::namespaced(client.clone(), namespace).delete(webhook, &dp).await.map(|_| ()),
+    )?;
+    ignore_missing(Api::<ClusterRoleBinding>::all(client.clone()).delete(webhook, &dp).await.map(|_| ()))?;
+    ignore_missing(Api::<ClusterRole>::all(client.clone()).delete(webhook, &dp).await.map(|_| ()))?;
+    for name in ["sympozium-controller-manager", "nats", webhook] {
         ignore_missing(
             Api::<Deployment>::namespaced(client.clone(), namespace).delete(name, &dp).await.map(|_| ()),
         )?;

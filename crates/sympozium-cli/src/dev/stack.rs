@@ -261,6 +261,7 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
         registry: REGISTRY.into(),
         tag: TAG.into(),
         wait,
+        webhook: true,
     };
     let code = install(&client, &target).await?;
     if code != 0 {
@@ -273,7 +274,7 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
     emitln!("sympozium dev stack is up ({:.0}s)", started.elapsed().as_secs_f64());
     emitln!("  control plane  {}", layout.plane().display());
     emitln!("  local node     {NODE} (log {})", layout.state.join("node.log").display());
-    emitln!("  system         namespace {ns}: controller, NATS (nats.{ns}.svc:4222)");
+    emitln!("  system         namespace {ns}: controller, admission webhook, NATS (nats.{ns}.svc:4222)");
     emitln!("  offline model  http://{OFFLINE_MODEL}.{ns}.svc:8080/v1 (scripted, no network)");
     emitln!("  stop with      sympozium dev down");
     emitln!("export KUBECONFIG={}", kubeconfig.display());
@@ -328,7 +329,7 @@ pub async fn status(layout: &Layout) -> anyhow::Result<i32> {
     healthy &= node;
     emitln!("local node     {}", if node { "Ready" } else { "not ready" });
     let ns = &layout.system_namespace;
-    for name in ["sympozium-controller-manager", "nats", OFFLINE_MODEL] {
+    for name in ["sympozium-controller-manager", "nats", "sympozium-webhook", OFFLINE_MODEL] {
         let ok = deployment_available(&client, ns, name).await;
         healthy &= ok;
         emitln!("{name:<14} {}", if ok { "available" } else { "not available" });
