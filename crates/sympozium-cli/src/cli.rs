@@ -31,18 +31,23 @@ pub enum Command {
     Version,
     /// Print the CustomResourceDefinitions of every Sympozium kind (YAML).
     Crds,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Agents (SympoziumInstances).
     #[command(subcommand, visible_aliases = ["instance", "inst"])]
     Instances(Named),
     /// Agent runs.
     #[command(subcommand)]
-    Runs(Named),
+    Runs(RunsCommand),
     /// Agent teams (PersonaPacks).
     #[command(subcommand, visible_alias = "pack")]
     Packs(PackCommand),
     /// Schedules.
     #[command(subcommand, visible_alias = "schedule")]
-    Schedules(Listing),
+    Schedules(SchedulesCommand),
     /// Policies.
     #[command(subcommand, visible_aliases = ["policy", "pol"])]
     Policies(Listing),
@@ -65,6 +70,10 @@ pub enum Command {
         /// How long to wait for readiness (e.g. 90s, 5m).
         #[arg(long, default_value = "5m")]
         wait: String,
+        /// Also install the admission webhook (a generated certificate; AgentRuns a policy
+        /// forbids are refused at admission). Registered only once a replica serves.
+        #[arg(long)]
+        webhook: bool,
     },
     /// Remove Sympozium's controller and NATS; with --crds also every CRD and the namespace.
     Uninstall {
@@ -117,6 +126,55 @@ pub enum Named {
     },
 }
 
+/// `runs` sub-commands.
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// List them.
+    List,
+    /// Show one.
+    Get {
+        /// Name.
+        name: String,
+    },
+    /// Delete one.
+    Delete {
+        /// Name.
+        name: String,
+    },
+    /// Print the agent's log; with --follow, stream it until the run ends.
+    Logs {
+        /// Name.
+        name: String,
+        /// Stream new lines as they come (waits for the pod to start).
+        #[arg(short, long)]
+        follow: bool,
+        /// Container of the run's pod.
+        #[arg(short, long, default_value = "agent")]
+        container: String,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<i64>,
+        /// How long --follow waits for the pod (e.g. 90s, 5m).
+        #[arg(long, default_value = "5m")]
+        wait: String,
+    },
+}
+
+/// `schedules` sub-commands.
+#[derive(Subcommand, Debug)]
+pub enum SchedulesCommand {
+    /// List them.
+    List,
+    /// Run a schedule's task now (the controller creates the run as a tick would).
+    Trigger {
+        /// The schedule.
+        name: String,
+        /// How long to wait for the controller to create the run.
+        #[arg(long, default_value = "30s")]
+        wait: String,
+    },
+}
+
 /// list only.
 #[derive(Subcommand, Debug)]
 pub enum Listing {
@@ -147,6 +205,9 @@ pub enum PackCommand {
         /// Model for every persona that names none.
         #[arg(long)]
         model: Option<String>,
+        /// The provider's base URL (Ollama, LM Studio, vLLM or any OpenAI-compatible endpoint).
+        #[arg(long)]
+        base_url: Option<String>,
     },
     /// Disable a pack: removes its team.
     Deactivate {

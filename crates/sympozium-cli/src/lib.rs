@@ -60,6 +60,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Dev { paths, command } => dev::run(paths, command).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut command = Cli::command();
+            clap_complete::generate(*shell, &mut command, "sympozium", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Doctor { system_namespace } => {
             // Doctor reports an unreachable cluster as a finding rather than failing first.
             match connect(&cli).await {

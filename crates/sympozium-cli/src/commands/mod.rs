@@ -2,10 +2,13 @@
 
 mod doctor;
 mod install;
+mod install_webhook;
 mod listings;
+mod logs;
 pub mod onboard;
 mod packs;
 pub mod run;
+mod trigger;
 
 use anyhow::anyhow;
 use kube::Client;
@@ -14,7 +17,7 @@ pub use doctor::doctor;
 pub use install::{Target, apply_json, install};
 pub use run::parse_timeout;
 
-use crate::cli::{Cli, Command, Listing, Named};
+use crate::cli::{Cli, Command, Listing, Named, RunsCommand, SchedulesCommand};
 
 /// Runs a cluster command; returns the exit code.
 pub async fn dispatch(
@@ -29,29 +32,47 @@ pub async fn dispatch(
         Command::Instances(Named::List) => listings::instances(client, ns, out).await,
         Command::Instances(Named::Get { name }) => listings::get_instance(client, ns, name, out).await,
         Command::Instances(Named::Delete { name }) => listings::delete_instance(client, ns, name).await,
-        Command::Runs(Named::List) => listings::runs(client, ns, out).await,
-        Command::Runs(Named::Get { name }) => listings::get_run(client, ns, name, out).await,
-        Command::Runs(Named::Delete { name }) => listings::delete_run(client, ns, name).await,
-        Command::Schedules(Listing::List) => listings::schedules(client, ns, out).await,
+        Command::Runs(RunsCommand::List) => listings::runs(client, ns, out).await,
+        Command::Runs(RunsCommand::Get { name }) => listings::get_run(client, ns, name, out).await,
+        Command::Runs(RunsCommand::Delete { name }) => listings::delete_run(client, ns, name).await,
+        Command::Runs(RunsCommand::Logs { name, follow, container, tail, wait }) => {
+            let request = logs::LogsRequest {
+                name: name.clone(),
+                container: container.clone(),
+                follow: *follow,
+                tail: *tail,
+                wait: run::parse_timeout(wait)?,
+            };
+            logs::logs(client, ns, &request).await
+        }
+        Command::Schedules(SchedulesCommand::List) => listings::schedules(client, ns, out).await,
+        Command::Schedules(SchedulesCommand::Trigger { name, wait }) => {
+            trigger::trigger(client, ns, name, run::parse_timeout(wait)?).await
+        }
         Command::Policies(Listing::List) => listings::policies(client, ns, out).await,
         Command::Skills(Listing::List) => listings::skills(client, ns, out).await,
         Command::Packs(cmd) => packs::dispatch(client, ns, cmd, out).await,
         Command::Run(args) => run::run(client, ns, args, interactive).await,
-        Command::Install { system_namespace, image_registry, image_tag, wait } => {
+        Command::Install { system_namespace, image_registry, image_tag, wait, webhook } => {
             let target = install::Target {
                 namespace: system_namespace.clone(),
                 registry: image_registry.clone(),
                 tag: image_tag.clone(),
                 wait: run::parse_timeout(wait)?,
+                webhook: *webhook,
             };
             install::install(client, &target).await
         }
         Command::Uninstall { system_namespace, crds } => {
             install::uninstall(client, system_namespace, *crds).await
         }
-        Command::Version | Command::Crds | Command::Doctor { .. } | Command::Tui | Command::Onboard { .. } | Command::Dev { .. } => {
-            Err(anyhow!("not a cluster command"))
-        }
+        Command::Version
+        | Command::Crds
+        | Command::Doctor { .. }
+        | Command::Tui
+        | Command::Onboard { .. }
+        | Command::Dev { .. }
+        | Command::Completions { .. } => Err(anyhow!("not a cluster command")),
     }
 }
 
