@@ -93,6 +93,7 @@ impl Telegram {
                     }
                 }
                 Err(e) => {
+                    tracing::warn!(error = %e, "Telegram getUpdates failed");
                     health.disconnected(format!("Telegram getUpdates failed: {e}"));
                     tokio::time::sleep(delay(&e, &mut attempt)).await;
                 }
