@@ -87,6 +87,40 @@ pub fn user(c: Option<&SecurityContext>, pod: Option<&PodSecurityContext>) -> Op
     }
 }
 
+/// Directories the sandbox creates itself, and bind destinations so far (whose insides
+/// belong to what is bound there).
+struct Parents {
+    made: std::collections::BTreeSet<String>,
+    bound: Vec<String>,
+}
+
+impl Default for Parents {
+    fn default() -> Self {
+        let bound = ["/usr", "/etc", "/proc", "/dev", "/bin", "/lib", "/lib64", "/sbin"];
+        Self { made: Default::default(), bound: bound.iter().map(|s| s.to_string()).collect() }
+    }
+}
+
+impl Parents {
+    /// `--perms 0755 --dir` for each missing ancestor of `dest`, outermost first.
+    fn missing(&mut self, dest: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut ancestor = String::new();
+        let parts: Vec<&str> = dest.split('/').filter(|p| !p.is_empty()).collect();
+        for part in parts.iter().take(parts.len().saturating_sub(1)) {
+            ancestor.push('/');
+            ancestor.push_str(part);
+            let inside_bind =
+                self.bound.iter().any(|b| ancestor == *b || ancestor.starts_with(&format!("{b}/")));
+            if inside_bind || !self.made.insert(ancestor.clone()) {
+                continue;
+            }
+            out.extend(["--perms".to_string(), "0755".to_string(), "--dir".to_string(), ancestor.clone()]);
+        }
+        out
+    }
+}
+
 /// The program and arguments to spawn.
 pub fn command(spec: &Spec) -> (String, Vec<String>) {
     let mut args: Vec<String> = Vec::new();
@@ -113,13 +147,25 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
     if !spec.read_only_root && !tmp_volume {
         push(&["--tmpfs", "/tmp"]);
     }
+    // bwrap creates a bind's missing parents mode 0700, which a container running as a
+    // non-root user cannot traverse: create them world-traversable first.
+    let mut parents = Parents::default();
+    if !spec.read_only_root && !tmp_volume {
+        parents.bound.push("/tmp".into());
+    }
     for p in &spec.programs {
         let p = p.display().to_string();
+        let dirs = parents.missing(&p);
+        push(&dirs.iter().map(String::as_str).collect::<Vec<_>>());
         push(&["--ro-bind", &p, &p]);
+        parents.bound.push(p);
     }
     for b in &spec.binds {
         let flag = if b.read_only { "--ro-bind" } else { "--bind" };
+        let dirs = parents.missing(&b.dest);
+        push(&dirs.iter().map(String::as_str).collect::<Vec<_>>());
         push(&[flag, &b.source.display().to_string(), &b.dest]);
+        parents.bound.push(b.dest.trim_end_matches('/').to_string());
     }
     // The service-account directory's parents must exist on a read-only root too: bwrap
     // creates them before the remount.
@@ -204,5 +250,44 @@ mod tests {
         assert!(!args.contains(&"--tmpfs".to_string()));
         assert_eq!(args.last().unwrap(), "/bin/sh");
         assert!(args.iter().any(|a| a == "--reuid=1000"));
+    }
+
+    #[test]
+    fn parents_of_programs_and_mounts_are_traversable_by_non_root_users() {
+        let spec = Spec {
+            user: Some((1000, 1000)),
+            read_only_root: true,
+            programs: vec!["/work/main/target/debug/agent".into()],
+            binds: vec![Bind {
+                source: "/state/secret".into(),
+                dest: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
+                read_only: true,
+            }],
+            argv: vec!["/work/main/target/debug/agent".into()],
+            hostname: "p".into(),
+            ..Default::default()
+        };
+        let (_, args) = command(&spec);
+        let dirs: Vec<&str> = args
+            .windows(4)
+            .filter(|w| w[0] == "--perms" && w[1] == "0755" && w[2] == "--dir")
+            .map(|w| w[3].as_str())
+            .collect();
+        assert_eq!(
+            dirs,
+            [
+                "/work",
+                "/work/main",
+                "/work/main/target",
+                "/work/main/target/debug",
+                "/var",
+                "/var/run",
+                "/var/run/secrets",
+                "/var/run/secrets/kubernetes.io"
+            ]
+        );
+        let bind = args.iter().position(|a| a == "/work/main/target/debug/agent").unwrap();
+        let last_dir = args.iter().position(|a| a == "/work/main/target/debug").unwrap();
+        assert!(last_dir < bind, "parents come before the bind");
     }
 }
