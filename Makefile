@@ -54,3 +54,16 @@ bench-memory:
 .PHONY: bench-channel-router
 bench-channel-router:
 	cargo run --release --locked -p sympozium-controller --example channel_router_bench
+
+# Channel pods: reply latency bus -> platform API (p50/p95) and outbound/inbound burst
+# throughput, against the fake Telegram API and a real nats-server. Never part of `make test`.
+.PHONY: bench-channels
+bench-channels:
+	cargo run --release --locked -p sympozium-channels --example channel_bench
+
+# TUI responsiveness: key press -> frame drawn, p50/p99, with 500 instances and 5,000 runs
+# fed to the app state. Never part of `make test`.
+.PHONY: bench-tui
+bench-tui:
+	cargo build --release --locked -p sympozium-cli --example bench_tui
+	target/release/examples/bench_tui

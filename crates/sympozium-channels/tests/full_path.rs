@@ -61,9 +61,23 @@ async fn telegram_user_message_to_reply() {
     let sent = fake.wait_sent(4, WAIT).await.unwrap();
     assert_eq!((sent[3].chat.as_str(), sent[3].text.as_str()), ("-1001", DENY));
 
+    // In a forum topic, the answer goes to the same topic.
+    fake.user_says_in_topic(-1002, 17, 42, "Ann", "which node is hot?");
+    let run = w.answer("which node is hot?", "node-3, 91% CPU.").await;
+    assert_eq!(run.annotations()["sympozium.ai/reply-thread-id"], "17");
+    let sent = fake.wait_sent(5, WAIT).await.unwrap();
+    assert_eq!((sent[4].chat.as_str(), sent[4].thread.as_deref()), ("-1002", Some("17")));
+
+    // An answer Telegram's Markdown parser refuses (an unbalanced `_`) still arrives, as plain text.
+    fake.user_says(-1001, 42, "Ann", "which exporter?");
+    w.answer("which exporter?", "node_exporter on node-3").await;
+    let sent = fake.wait_sent(6, WAIT).await.unwrap();
+    assert_eq!(sent[5].text, "node_exporter on node-3");
+    assert!(sent[5].body.get("parse_mode").is_none());
+
     // The bot's own message starts nothing.
     fake.bot_says(-1001, "All *12* pods are healthy.");
-    settles(&w, || fake.sent().len(), 4, 2).await;
+    settles(&w, || fake.sent().len(), 6, 4).await;
     assert_eq!(fake.unconfirmed(), 0, "every update was confirmed");
 }
 

@@ -195,6 +195,22 @@ pub fn channel_deployment(
                 ..Default::default()
             }]
         }),
+        ports: Some(vec![ContainerPort {
+            name: Some("health".into()),
+            container_port: 8080,
+            ..Default::default()
+        }]),
+        // Ready only while the platform connection works (the pod's /healthz), so the
+        // Deployment's readiness says the same as the pod's health reports.
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/healthz".into()),
+                port: IntOrString::Int(8080),
+                ..Default::default()
+            }),
+            period_seconds: Some(10),
+            ..Default::default()
+        }),
         security_context: Some(locked_down_container()),
         ..Default::default()
     };

@@ -68,6 +68,8 @@ fn channel_deployment_has_the_spec_shape() {
             ("OTEL_SERVICE_NAME".into(), "sympozium-channel-telegram".into()),
         ]
     );
+    let probe = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+    assert_eq!((probe.path.as_deref(), &probe.port), (Some("/healthz"), &IntOrString::Int(8080)));
     let ns = c.env.iter().flatten().find(|e| e.name == "INSTANCE_NAMESPACE").unwrap();
     let field = ns.value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
     assert_eq!(field.field_path, "metadata.namespace", "the channel pod knows its instance's namespace");

@@ -110,6 +110,14 @@ impl FakeTelegram {
             "chat": {"id": chat, "type": kind}, "text": text}))
     }
 
+    /// A user writes `text` in forum topic `topic` of supergroup `chat`; returns the message id.
+    pub fn user_says_in_topic(&self, chat: i64, topic: i64, user: i64, name: &str, text: &str) -> i64 {
+        self.push_message(json!({
+            "from": {"id": user, "is_bot": false, "first_name": name, "username": name.to_lowercase()},
+            "chat": {"id": chat, "type": "supergroup", "is_forum": true},
+            "message_thread_id": topic, "is_topic_message": true, "text": text}))
+    }
+
     /// A message from the bot itself shows up in the chat (as with channel posts).
     pub fn bot_says(&self, chat: i64, text: &str) -> i64 {
         self.push_message(json!({
@@ -219,6 +227,21 @@ fn send_message(s: &Shared, p: &Value) -> Response {
     }
     if text.chars().count() > 4096 {
         return tg_error(StatusCode::BAD_REQUEST, "Bad Request: message is too long", json!({}));
+    }
+    // Legacy Markdown: an unbalanced entity marker cannot be parsed (as on the real API).
+    if p["parse_mode"].as_str() == Some("Markdown")
+        && let Some(offset) = ['_', '*', '`'].iter().find_map(|m| {
+            let positions: Vec<usize> = text.match_indices(*m).map(|(i, _)| i).collect();
+            (positions.len() % 2 == 1).then(|| positions.last().copied().unwrap_or_default())
+        })
+    {
+        return tg_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset {offset}"
+            ),
+            json!({}),
+        );
     }
     if Faults::take(&s.faults.rate_limited) {
         let after = s.retry_after.load(Ordering::SeqCst);
