@@ -1,6 +1,8 @@
 //! The TUI's state and what keys do to it. Pure: no I/O; actions for the cluster are
 //! queued in [`App::outbox`] for the worker, so tests and the bench drive it directly.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -100,6 +102,22 @@ pub struct App {
     pub outbox: Vec<Action>,
     /// Pre-fills the provider key in wizards.
     pub key_default: String,
+    /// Bumped whenever a list changes (the table cache key).
+    generation: u64,
+    /// The current view's rows, kept until something they depend on changes: a key press
+    /// must not rebuild thousands of rows several times over.
+    cache: RefCell<Option<(TableKey, Rc<Table>)>>,
+}
+
+/// What a view's rows depend on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TableKey {
+    generation: u64,
+    view: View,
+    ns: String,
+    all_namespaces: bool,
+    instance_filter: Option<String>,
+    now: jiff::Timestamp,
 }
 
 impl App {
@@ -119,18 +137,35 @@ impl App {
             quit: false,
             outbox: Vec::new(),
             key_default: String::new(),
+            generation: 0,
+            cache: RefCell::new(None),
         }
     }
 
     /// The current view's rows.
-    pub fn table(&self) -> Table {
+    pub fn table(&self) -> Rc<Table> {
+        let key = TableKey {
+            generation: self.generation,
+            view: self.view,
+            ns: self.ns.clone(),
+            all_namespaces: self.all_namespaces,
+            instance_filter: self.instance_filter.clone(),
+            now: self.now,
+        };
+        if let Some((k, t)) = self.cache.borrow().as_ref()
+            && *k == key
+        {
+            return t.clone();
+        }
         let ctx = Ctx {
             data: &self.data,
             ns: (!self.all_namespaces).then_some(self.ns.as_str()),
             instance: self.instance_filter.as_deref(),
             now: self.now,
         };
-        self.view.table(&ctx)
+        let table = Rc::new(self.view.table(&ctx));
+        *self.cache.borrow_mut() = Some((key, table.clone()));
+        table
     }
 
     /// The selected row.
@@ -150,6 +185,7 @@ impl App {
 
     /// Takes an update from the worker.
     pub fn update(&mut self, update: Update) {
+        self.generation += 1;
         match self.data.apply(update) {
             Some(Update::Notice(n)) => self.status = Some((n, false)),
             Some(Update::Error(e)) => self.status = Some((e, true)),
