@@ -67,10 +67,3 @@ bench-channels:
 bench-tui:
 	cargo build --release --locked -p sympozium-cli --example bench_tui
 	target/release/examples/bench_tui
-
-# TUI responsiveness: key press -> frame drawn, p50/p99, with 500 instances and 5,000 runs
-# fed to the app state. Never part of `make test`.
-.PHONY: bench-tui
-bench-tui:
-	cargo build --release --locked -p sympozium-cli --example bench_tui
-	target/release/examples/bench_tui
