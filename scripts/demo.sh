@@ -62,8 +62,8 @@ sym schedules list -o json | python3 -c "import json,sys; print('task:', next(s[
 run="$(sym schedules trigger "$schedule" | awk '{print $1}' | sed 's#^agentrun/##')"
 echo "agentrun/$run"
 
-say "The agent's log, streamed (sympozium runs logs -f $run)"
-sym runs logs "$run" --follow --wait 5m || true
+say "The agent's log, streamed from its pod (sympozium runs logs -f $run)"
+sym runs logs "$run" --follow --wait 5m
 
 say "The run's result and token usage"
 sym runs get "$run" -o json | python3 -c '
@@ -72,10 +72,14 @@ run = json.load(sys.stdin); st = run.get("status", {})
 print("phase:", st.get("phase")); print("tokens:", st.get("tokenUsage"))
 print("result:\n" + (st.get("result") or st.get("error") or "(none)"))'
 
-say "What the agent stored in its memory (memory server, through the API server's service proxy)"
-"$repo/.sympozium-dev/plane/bin/kubectl" get --raw \
-  "/api/v1/namespaces/$ns/services/$instance-memory:8080/proxy/list?limit=5" 2>/dev/null \
-  | python3 -m json.tool || echo "(memory server not reachable)"
+say "What the agent stored in its memory (its memory server, through the API server's service proxy)"
+# shellcheck disable=SC1091
+source "$repo/.sympozium-dev/plane/plane.env" # BIN_DIR: the plane's kubectl
+"$BIN_DIR/kubectl" get --raw "/api/v1/namespaces/$ns/services/$instance-memory:8080/proxy/list?limit=5" \
+  | python3 -c '
+import json, sys
+for m in json.load(sys.stdin).get("content", []):
+    print("#%s  %s  [%s]" % (m["id"], m["content"], ", ".join(m.get("tags", []))))'
 
 say "The team's status"
 sym packs show "$pack"

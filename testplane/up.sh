@@ -237,6 +237,9 @@ wait_for etcd "etcd /health" etcd_healthy
 # scheduler.alpha.kubernetes.io/defaultTolerations lets them onto a tainted node. Tests of
 # the local node (sympozium-node, tainted so nothing else lands there) use both beside kwok.
 log "starting kube-apiserver on $server"
+# --enable-aggregator-routing: webhooks and aggregated APIs behind a Service are called on
+# their endpoints' pod IPs (which the local node routes to this host) instead of the
+# ClusterIP, which nothing on the host serves (there is no kube-proxy).
 start kube-apiserver "$bin/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$etcd_port" \
   --bind-address=127.0.0.1 \
@@ -256,6 +259,7 @@ start kube-apiserver "$bin/kube-apiserver" \
   --endpoint-reconciler-type=none \
   --enable-priority-and-fairness=false \
   --kubelet-preferred-address-types=InternalIP \
+  --enable-aggregator-routing=true \
   --enable-admission-plugins=PodNodeSelector,PodTolerationRestriction
 wait_for kube-apiserver "kube-apiserver /readyz" apiserver_ready "$server" "$pki/ca.crt" "$pki/auth-header"
 

@@ -147,9 +147,14 @@ fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
         .trim_start_matches("agentrun/")
         .to_string();
     assert!(run.starts_with(&format!("{schedule}-")), "{run}");
+    // The agent's log streams through the API server from the local node while the pod
+    // lives; a run that finished first (its Job is cleaned up) shows its recorded result.
     let logs = stack.sympozium(&["runs", "logs", &run, "--follow", "--wait", "3m"]);
-    assert!(logs.status.success(), "the agent's log streams through the API server from the local node");
-    assert!(text(&logs.stdout).contains("__SYMPOZIUM_RESULT__"), "the runner's result marker is in its log");
+    assert!(logs.status.success());
+    assert!(
+        text(&logs.stdout).contains("[offline scripted model: no LLM was called]"),
+        "the answer is in the log"
+    );
 
     let finished = wait("the run to finish", Duration::from_secs(180), || {
         let run = stack.json(&["runs", "get", &run]);

@@ -69,11 +69,15 @@ pub async fn logs(client: &Client, ns: &str, request: &LogsRequest) -> anyhow::R
         match pod {
             Some(pod) if started(&pod, &request.container) => break pod,
             Some(_) | None if finished(&run) => {
-                anyhow::bail!(
-                    "run \"{}\" has finished and its log is no longer available; its result is in `sympozium runs get {} -n {ns}`",
+                // The pod went with its Job; what the agent answered is kept in the status.
+                let status = run.status.unwrap_or_default();
+                eprintln!(
+                    "run \"{}\" has finished and its pod is gone; its recorded {} follows",
                     request.name,
-                    request.name
-                )
+                    if status.result.is_some() { "result" } else { "error" }
+                );
+                crate::output::emitln!("{}", status.result.or(status.error).unwrap_or_default());
+                return Ok(0);
             }
             pod if !request.follow || Instant::now() > deadline => {
                 let phase =

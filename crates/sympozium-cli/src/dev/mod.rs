@@ -49,6 +49,11 @@ pub struct DevPaths {
 
 /// Runs a `dev` command; returns the exit code.
 pub async fn run(paths: &DevPaths, command: &DevCommand) -> anyhow::Result<i32> {
+    // The model runs in a pod, where there is no checkout.
+    if let DevCommand::OfflineModel { listen } = command {
+        offline_model::serve(*listen).await?;
+        return Ok(0);
+    }
     let layout = Layout::new(paths)?;
     match command {
         DevCommand::Up { wait } => stack::up(&layout, crate::commands::parse_timeout(wait)?).await,
@@ -58,9 +63,6 @@ pub async fn run(paths: &DevPaths, command: &DevCommand) -> anyhow::Result<i32> 
             crate::output::emitln!("{}", layout.kubeconfig().display());
             Ok(0)
         }
-        DevCommand::OfflineModel { listen } => {
-            offline_model::serve(*listen).await?;
-            Ok(0)
-        }
+        DevCommand::OfflineModel { .. } => Ok(0),
     }
 }

@@ -42,7 +42,9 @@ fn text_of(message: &Value) -> String {
 /// The task: the last user message, trimmed to one paragraph for quoting.
 fn task(messages: &[Value]) -> String {
     let last = messages.iter().rev().find(|m| m["role"] == "user").map(text_of).unwrap_or_default();
-    let first_paragraph = last.split("\n\n").map(str::trim).find(|p| !p.is_empty()).unwrap_or("");
+    // Scheduled runs put the memory first and the task under a `## Task` heading.
+    let task = last.rsplit_once("## Task\n").map(|(_, t)| t).unwrap_or(&last);
+    let first_paragraph = task.split("\n\n").map(str::trim).find(|p| !p.is_empty()).unwrap_or("");
     let mut quoted: String = first_paragraph.chars().take(240).collect();
     if first_paragraph.chars().count() > 240 {
         quoted.push('…');
@@ -209,7 +211,7 @@ mod tests {
     fn stores_a_memory_once_then_answers_with_the_label() {
         let first = request(
             json!([{"role": "system", "content": "be brief"},
-                                   {"role": "user", "content": "Check the cluster.\n\nMore context"}]),
+                                   {"role": "user", "content": "## Memory Context\n# Memory\n\n## Task\nCheck the cluster.\n\nMore context"}]),
             true,
         );
         let Step::Call { name, arguments } = next_step(&first) else { panic!("expected a tool call") };
