@@ -19,6 +19,10 @@ pub struct Cli {
     /// Output format of listings and `get`.
     #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+    /// NATS of the Sympozium install (e.g. a port-forward of nats.sympozium-system:4222): the
+    /// TUI streams agents' answers as they are written and asks for tool approvals.
+    #[arg(long, global = true, env = "SYMPOZIUM_NATS_URL")]
+    pub nats_url: Option<String>,
     /// What to do; none opens the TUI.
     #[command(subcommand)]
     pub command: Option<Command>,

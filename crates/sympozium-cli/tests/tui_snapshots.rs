@@ -375,3 +375,104 @@ fn wizard_esc_goes_back_and_cancels() {
     assert!(app.outbox.is_empty());
     assert!(app.status.as_ref().unwrap().0.contains("nothing was written"));
 }
+
+#[test]
+fn streamed_text_and_approval_prompt() {
+    use sympozium_cli::tui::data::Approval;
+    let mut app = fixture_app();
+    app.update(Update::Bus(Connection::Connected));
+    app.on_key(key(KeyCode::Char('j'))); // platform-team-sre-watchdog
+    app.update(Update::Chunk {
+        run: "platform-team-sre-watchdog-schedule-12".into(),
+        index: 0,
+        text: "Checking nodes".into(),
+    });
+    check("chat-streaming", &screen(&app));
+    let approval = Approval {
+        request_id: "req-1".into(),
+        run: "platform-team-sre-watchdog-schedule-12".into(),
+        ns: "team".into(),
+        instance: "platform-team-sre-watchdog".into(),
+        tool: "execute_command".into(),
+        arguments: r#"{"command":"kubectl delete pod x"}"#.into(),
+    };
+    app.update(Update::Approval(approval.clone()));
+    assert!(matches!(app.mode, Mode::Approve(_)), "the prompt opens by itself");
+    check("approval-prompt", &screen(&app));
+    app.on_key(key(KeyCode::Esc));
+    assert!(screen(&app).contains("1 approval(s) waiting: A"));
+    app.on_key(key(KeyCode::Char('A')));
+    app.on_key(key(KeyCode::Char('n')));
+    match app.outbox.pop() {
+        Some(Action::Approve { approval: a, approved }) => assert_eq!((a, approved), (approval, false)),
+        other => panic!("expected an approval answer, got {other:?}"),
+    }
+    assert!(app.data.approvals.is_empty() && matches!(app.mode, Mode::Normal));
+}
+
+#[test]
+fn slash_commands_and_edit_keep_what_they_do_not_change() {
+    let mut app = fixture_app();
+    let run_cmd = |app: &mut App, line: &str| {
+        app.on_key(key(KeyCode::Char('/')));
+        typed(app, line);
+        app.on_key(key(KeyCode::Enter));
+        app.outbox.pop()
+    };
+    // /provider stores the provider (the original only set the model) and keeps the Secret.
+    match run_cmd(&mut app, "provider my-agent anthropic claude-x") {
+        Some(Action::Patch { patch, .. }) => {
+            assert_eq!(patch["spec"]["authRefs"][0]["provider"], "anthropic");
+            assert_eq!(patch["spec"]["authRefs"][0]["secret"], "my-agent-openai-key");
+            assert_eq!(patch["spec"]["agents"]["default"]["model"], "claude-x");
+            assert!(patch["spec"]["agents"]["default"]["baseURL"].is_null());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Adding a channel keeps the access control of the existing one.
+    match run_cmd(&mut app, "channel platform-team-sre-watchdog slack slack-secret") {
+        Some(Action::Patch { patch, .. }) => {
+            let channels = patch["spec"]["channels"].as_array().unwrap();
+            assert_eq!(channels.len(), 2);
+            assert_eq!(channels[0]["accessControl"]["allowedSenders"][0], "42");
+            assert_eq!(channels[1]["configRef"]["secret"], "slack-secret");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(run_cmd(&mut app, "channel platform-team-sre-watchdog telegram x").is_none());
+    assert!(app.status.as_ref().unwrap().0.contains("already has a telegram channel"));
+    // /abort: a finished run is left alone, a running one is stopped.
+    assert!(run_cmd(&mut app, "abort platform-team-sre-watchdog-7k2xq").is_none());
+    assert!(app.status.as_ref().unwrap().0.contains("already finished (Succeeded)"));
+    match run_cmd(&mut app, "abort platform-team-sre-watchdog-schedule-12") {
+        Some(Action::Delete { name, .. }) => assert_eq!(name, "platform-team-sre-watchdog-schedule-12"),
+        other => panic!("{other:?}"),
+    }
+    // The edit modal turns the web endpoint on as the web-endpoint skill, keeping the others.
+    app.on_key(key(KeyCode::Char('2')));
+    app.on_key(key(KeyCode::Char('j')));
+    app.on_key(key(KeyCode::Char('e')));
+    for _ in 0..5 {
+        app.on_key(key(KeyCode::Down));
+    }
+    app.on_key(key(KeyCode::Char(' ')));
+    app.on_key(key(KeyCode::Enter));
+    let saved: Vec<_> = app.outbox.drain(..).collect();
+    match saved.first() {
+        Some(Action::Patch { patch, .. }) => {
+            let skills: Vec<_> = patch["spec"]["skills"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["skillPackRef"].clone())
+                .collect();
+            assert_eq!(skills, [json!("k8s-ops"), json!("memory"), json!("web-endpoint")]);
+            assert!(patch["spec"].get("channels").is_none(), "channels are not touched");
+            assert!(patch["spec"].get("webEndpoint").is_none(), "not the deprecated field");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(saved.get(1), Some(Action::Patch { name, .. }) if name == "platform-team-sre-watchdog-schedule")
+    );
+}

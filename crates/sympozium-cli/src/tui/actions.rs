@@ -145,6 +145,13 @@ pub enum Action {
         /// Pod.
         pod: String,
     },
+    /// Answer a tool approval (goes out on the bus).
+    Approve {
+        /// The request.
+        approval: super::data::Approval,
+        /// Allowed or refused.
+        approved: bool,
+    },
     /// The legacy memory ConfigMap of an instance.
     Memory {
         /// Namespace.

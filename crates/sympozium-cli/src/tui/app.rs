@@ -52,6 +52,8 @@ pub enum Mode {
     Wizard(Box<Wizard>, WizardKind),
     /// The instance edit modal.
     Edit(Box<EditForm>),
+    /// A tool call waiting for approval: `y` allows, `n` refuses, Esc decides later.
+    Approve(super::data::Approval),
     /// A scrollable text (describe, logs, events, help).
     Pager {
         /// Title.
@@ -192,6 +194,18 @@ impl App {
             Some(Update::Text { title, body }) => self.mode = Mode::Pager { title, body, scroll: 0 },
             _ => {}
         }
+        // An agent waiting for a human comes first, unless the user is in the middle of
+        // something else (then the footer says so and `A` opens it).
+        if matches!(self.mode, Mode::Normal)
+            && let Some(a) = self.data.approvals.first()
+        {
+            self.mode = Mode::Approve(a.clone());
+        }
+    }
+
+    fn answer(&mut self, approval: super::data::Approval, approved: bool) {
+        self.data.approvals.retain(|a| a.request_id != approval.request_id);
+        self.outbox.push(Action::Approve { approval, approved });
     }
 
     /// Switches to a tab.
@@ -308,6 +322,21 @@ impl App {
                 KeyCode::Char('n') | KeyCode::Esc => Mode::Normal,
                 _ => Mode::Confirm { question, action },
             },
+            Mode::Approve(a) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.answer(a, true);
+                    Mode::Normal
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') => {
+                    self.answer(a, false);
+                    Mode::Normal
+                }
+                KeyCode::Esc => {
+                    self.status = Some(("approval postponed: A opens it again".into(), false));
+                    Mode::Normal
+                }
+                _ => Mode::Approve(a),
+            },
             Mode::Wizard(wizard, kind) => self.wizard_key(key, wizard, kind),
             Mode::Edit(form) => self.edit_key(key, form),
             Mode::Pager { title, body, scroll } => match key.code {
@@ -352,6 +381,10 @@ impl App {
             KeyCode::Char('/') => self.mode = Mode::Command(String::new()),
             KeyCode::Char('?') => self.mode = super::slash::help(),
             KeyCode::Char('O') => self.open_onboard_wizard(),
+            KeyCode::Char('A') => match self.data.approvals.first() {
+                Some(a) => self.mode = Mode::Approve(a.clone()),
+                None => self.status = Some(("no tool call waits for approval".into(), false)),
+            },
             KeyCode::Char('r') => {
                 self.status = Some(("lists are live (watched); nothing to refresh".into(), false))
             }

@@ -79,8 +79,9 @@ pub struct Turn {
     pub done: bool,
 }
 
-/// The chat feed of an instance: every run, oldest first.
-pub fn feed(runs: &[&Arc<AgentRun>]) -> Vec<Turn> {
+/// The chat feed of an instance: every run, oldest first. Runs still answering show what
+/// they streamed so far, or the tool call they wait to have approved.
+pub fn feed(runs: &[&Arc<AgentRun>], data: &super::data::Data) -> Vec<Turn> {
     runs.iter()
         .map(|r| {
             let status = r.status.clone().unwrap_or_default();
@@ -89,6 +90,19 @@ pub fn feed(runs: &[&Arc<AgentRun>]) -> Vec<Turn> {
                 Some(AgentRunPhase::Succeeded) => (status.result.unwrap_or_default(), true),
                 Some(AgentRunPhase::Failed) => {
                     (format!("[error: {}]", status.error.unwrap_or_else(|| "no reason given".into())), true)
+                }
+                _ if data.approvals.iter().any(|a| a.run == r.name_any()) => {
+                    let a = data.approvals.iter().find(|a| a.run == r.name_any());
+                    (
+                        format!(
+                            "[waiting for approval: {}] (A to answer)",
+                            a.map(|a| a.tool.as_str()).unwrap_or("")
+                        ),
+                        false,
+                    )
+                }
+                _ if data.streams.contains_key(&r.name_any()) => {
+                    (format!("{}▌", data.streams.get(&r.name_any()).map(String::as_str).unwrap_or("")), false)
                 }
                 Some(AgentRunPhase::Running | AgentRunPhase::PostRunning | AgentRunPhase::Serving) => {
                     ("[running]".into(), false)

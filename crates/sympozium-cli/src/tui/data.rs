@@ -1,6 +1,7 @@
 //! What the TUI shows: the latest copy of every watched kind, and whether the cluster
 //! answers. The worker replaces whole lists ([`Update`]); rendering only reads them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -39,6 +40,29 @@ pub struct Data {
     pub pods: Vec<Arc<Pod>>,
     /// Whether the cluster answers.
     pub connection: Connection,
+    /// The event bus, when one is configured.
+    pub bus: Option<Connection>,
+    /// Streamed text of runs still answering, by run name.
+    pub streams: HashMap<String, String>,
+    /// Tool calls waiting for a human, oldest first.
+    pub approvals: Vec<Approval>,
+}
+
+/// A tool call an agent waits to have approved (`tool.approval.request`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    /// Request id the answer refers to.
+    pub request_id: String,
+    /// The waiting run.
+    pub run: String,
+    /// Its namespace.
+    pub ns: String,
+    /// Its instance.
+    pub instance: String,
+    /// The tool.
+    pub tool: String,
+    /// The arguments, as JSON text.
+    pub arguments: String,
 }
 
 /// A message from the worker to the UI.
@@ -64,6 +88,21 @@ pub enum Update {
     Notice(String),
     /// An action failed: one line, shown in red.
     Error(String),
+    /// The bus connection changed.
+    Bus(Connection),
+    /// A piece of a run's streamed answer.
+    Chunk {
+        /// Run name.
+        run: String,
+        /// Position in the stream.
+        index: u64,
+        /// Text.
+        text: String,
+    },
+    /// A tool call waits for approval.
+    Approval(Approval),
+    /// An approval was answered (here or elsewhere).
+    Answered(String),
     /// Text to show in a pager (describe, logs, events).
     Text {
         /// Pager title.
@@ -85,6 +124,14 @@ impl Data {
             Update::Schedules(v) => self.schedules = v,
             Update::Pods(v) => self.pods = v,
             Update::Connection(c) => self.connection = c,
+            Update::Bus(c) => self.bus = Some(c),
+            Update::Chunk { run, text, .. } => self.streams.entry(run).or_default().push_str(&text),
+            Update::Approval(a) => {
+                if !self.approvals.iter().any(|x| x.request_id == a.request_id) {
+                    self.approvals.push(a);
+                }
+            }
+            Update::Answered(id) => self.approvals.retain(|a| a.request_id != id),
             other => return Some(other),
         }
         None

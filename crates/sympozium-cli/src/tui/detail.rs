@@ -56,7 +56,7 @@ pub fn lines(app: &App) -> (String, Vec<Line<'static>>) {
             out.push(Line::from(""));
             out.push(heading("Chat (R to send a message)"));
             let runs = chat::runs_of(&app.data.runs, ns, name);
-            let feed = chat::feed(&runs);
+            let feed = chat::feed(&runs, &app.data);
             if feed.is_empty() {
                 out.push(Line::from(Span::styled("no messages yet", Style::default().fg(Color::DarkGray))));
             }

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod app;
+pub mod bus;
 pub mod chat;
 pub mod data;
 pub mod detail;
@@ -83,6 +84,12 @@ fn keys() -> UnboundedReceiver<KeyEvent> {
 pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
     let (tx, mut updates) = unbounded_channel();
     let (actions_tx, actions_rx) = unbounded_channel();
+    let (answers_tx, answers_rx) = unbounded_channel();
+    let bus_task = cli
+        .nats_url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .map(|url| tokio::spawn(bus::run(url, tx.clone(), answers_rx)));
     let worker = tokio::spawn(connect_and_work(cli.kubeconfig.clone(), tx, actions_rx));
     let mut app = App::new(&cli.namespace, jiff::Timestamp::now());
     let mut keys = keys();
@@ -104,7 +111,14 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
             _ = clock.tick() => app.now = jiff::Timestamp::now(),
         }
         for action in app.outbox.drain(..) {
-            let _ = actions_tx.send(action);
+            match action {
+                Action::Approve { approval, approved } if bus_task.is_some() => {
+                    let _ = answers_tx.send(bus::Answer { approval, approved });
+                }
+                other => {
+                    let _ = actions_tx.send(other);
+                }
+            }
         }
         if app.quit {
             break Ok(0);
@@ -112,5 +126,8 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
     };
     ratatui::restore();
     worker.abort();
+    if let Some(b) = bus_task {
+        b.abort();
+    }
     result
 }

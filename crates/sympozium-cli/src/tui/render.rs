@@ -54,6 +54,22 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     draw_footer(frame, footer, app);
     match &app.mode {
         Mode::Wizard(w, _) => super::wizard_view::draw(frame, centered(body, 80, 90), w),
+        Mode::Approve(a) => {
+            let r = centered(body, 70, 40);
+            frame.render_widget(Clear, r);
+            let block = Block::default()
+                .borders(Borders::ALL)
+                .title(" tool approval ")
+                .border_style(Style::default().fg(Color::Yellow));
+            let text = vec![
+                Line::from(format!("{} ({}/{}) wants to use the tool", a.run, a.ns, a.instance)),
+                Line::from(Span::styled(a.tool.clone(), Style::default().add_modifier(Modifier::BOLD))),
+                Line::from(format!("with {}", a.arguments)),
+                Line::from(""),
+                Line::from("y allow · n refuse · Esc later"),
+            ];
+            frame.render_widget(Paragraph::new(text).block(block).wrap(Wrap { trim: true }), r);
+        }
         Mode::Confirm { question, .. } => {
             let r = centered(body, 60, 30);
             frame.render_widget(Clear, r);
@@ -112,6 +128,14 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ),
         Span::raw(format!(" ns: {ns} │ ")),
     ];
+    let bus = match &app.data.bus {
+        None => None,
+        Some(Connection::Connected) => Some(Span::styled(" │ bus ●", Style::default().fg(Color::Green))),
+        Some(Connection::Connecting) => Some(Span::styled(" │ bus …", Style::default().fg(Color::Yellow))),
+        Some(Connection::Disconnected(why)) => {
+            Some(Span::styled(format!(" │ bus ⚠ {why}"), Style::default().fg(Color::Red)))
+        }
+    };
     spans.push(match &app.data.connection {
         Connection::Connected => Span::styled("● connected", Style::default().fg(Color::Green)),
         Connection::Connecting => Span::styled("○ connecting…", Style::default().fg(Color::Yellow)),
@@ -120,6 +144,13 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Style::default().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD),
         ),
     });
+    spans.extend(bus);
+    if !app.data.approvals.is_empty() {
+        spans.push(Span::styled(
+            format!(" │ ⚠ {} approval(s) waiting: A", app.data.approvals.len()),
+            Style::default().fg(Color::Black).bg(Color::Yellow),
+        ));
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 

@@ -278,6 +278,7 @@ async fn perform(client: &Client, action: Action) -> anyhow::Result<Update> {
             }
             Update::Text { title: format!("logs of pod/{pod}"), body }
         }
+        Action::Approve { .. } => anyhow::bail!("tool approvals need the event bus: start with --nats-url"),
         Action::Memory { ns, instance } => {
             let name = format!("{instance}-memory");
             let cm = ns_api::<ConfigMap>(client, &ns).get_opt(&name).await?;
