@@ -122,34 +122,34 @@ async fn through_a_pseudo_terminal() {
         &[("SYMPOZIUM_API_KEY", "sk-from-env")],
     );
     pty.wait_for("Onboard an agent", 30);
-    pty.wait_for(&format!("(Enter for {ns})"), 5);
+    pty.wait_for(&format!("(Enter for {ns})"), 15);
     pty.keys(&["Enter"]);
-    pty.wait_for("Agent (instance) name", 5);
+    pty.wait_for("Agent (instance) name", 15);
     pty.type_text("agent-pty");
     pty.keys(&["Enter"]);
-    pty.wait_for("Which LLM provider?", 5);
+    pty.wait_for("Which LLM provider?", 15);
     pty.keys(&["Down", "Enter"]); // Anthropic
-    pty.wait_for("Enter keeps the key from SYMPOZIUM_API_KEY", 5);
+    pty.wait_for("Enter keeps the key from SYMPOZIUM_API_KEY", 15);
     pty.keys(&["Enter"]);
-    pty.wait_for("claude-sonnet-4-20250514", 5);
+    pty.wait_for("claude-sonnet-4-20250514", 15);
     pty.keys(&["Enter"]); // model
-    pty.wait_for("GitHub repository", 5);
+    pty.wait_for("GitHub repository", 15);
     pty.keys(&["Enter"]);
-    pty.wait_for("Instructions", 5);
+    pty.wait_for("Instructions", 15);
     pty.keys(&["Enter"]);
-    pty.wait_for("Chat channel", 5);
+    pty.wait_for("Chat channel", 15);
     pty.keys(&["Enter"]); // none
-    pty.wait_for("default policy", 5);
+    pty.wait_for("default policy", 15);
     pty.keys(&["Enter"]);
-    pty.wait_for("agent sandbox", 5);
+    pty.wait_for("agent sandbox", 15);
     pty.keys(&["Enter"]);
-    pty.wait_for("Heartbeat", 5);
+    pty.wait_for("Heartbeat", 15);
     pty.keys(&["Down", "Down", "Down", "Down", "Enter"]); // none
-    let s = pty.wait_for("Create it?", 5);
+    let s = pty.wait_for("Create it?", 15);
     assert!(s.contains("Secret agent-pty-anthropic-key") && !s.contains("sk-from-env"), "{s}");
     pty.keys(&["Enter"]);
     pty.wait_for("agent-pty is ready", 30);
-    pty.wait_for("[exited 0]", 10);
+    pty.wait_for("[exited 0]", 20);
 
     let key = Api::<Secret>::namespaced(client.clone(), &ns).get("agent-pty-anthropic-key").await.unwrap();
     let data = key.data.unwrap();

@@ -70,30 +70,30 @@ async fn activate_platform_team_and_chat_with_an_agent() {
     pty.keys(&["1"]);
     pty.wait_for("platform-team", 30);
     select(&pty, &ns, "platform-team");
-    pty.wait_for("no (Enter activates)", 5);
+    pty.wait_for("no (Enter activates)", 15);
     pty.keys(&["Enter"]);
-    pty.wait_for("Activate a PersonaPack", 5);
-    pty.wait_for("Which LLM provider?", 5);
+    pty.wait_for("Activate a PersonaPack", 15);
+    pty.wait_for("Which LLM provider?", 15);
     pty.keys(&["Enter"]); // OpenAI
-    pty.wait_for("OpenAI API key", 5);
+    pty.wait_for("OpenAI API key", 15);
     pty.type_text("sk-e2e-secret");
-    let s = pty.wait_for("•••••••••••••", 5);
+    let s = pty.wait_for("•••••••••••••", 15);
     assert!(!s.contains("sk-e2e-secret") && s.contains("•••••••••••••"), "the key is masked:\n{s}");
     pty.keys(&["Enter"]);
-    pty.wait_for("Model", 5);
+    pty.wait_for("Model", 15);
     pty.keys(&["Enter"]); // gpt-4o for personas that name none
-    pty.wait_for("GitHub repository", 5);
+    pty.wait_for("GitHub repository", 15);
     pty.keys(&["Enter"]);
-    pty.wait_for("Team task", 5);
+    pty.wait_for("Team task", 15);
     pty.type_text("Keep the platform healthy");
     pty.keys(&["Enter"]);
-    pty.wait_for("agent sandbox", 5);
+    pty.wait_for("agent sandbox", 15);
     pty.keys(&["Enter"]); // no
-    pty.wait_for("Chat channels", 5);
+    pty.wait_for("Chat channels", 15);
     pty.keys(&["Enter"]); // none
-    pty.wait_for("Heartbeat", 5);
+    pty.wait_for("Heartbeat", 15);
     pty.keys(&["Enter"]); // keep
-    pty.wait_for("Activate?", 5);
+    pty.wait_for("Activate?", 15);
     let s = pty.screen();
     assert!(s.contains("Pack:       platform-team") && s.contains("Secret platform-team-openai-key"), "{s}");
     pty.keys(&["Enter"]);
@@ -123,10 +123,10 @@ async fn activate_platform_team_and_chat_with_an_agent() {
     // agent pod runs on the plane's fake nodes).
     let agent = "platform-team-sre-watchdog";
     select(&pty, &ns, agent);
-    pty.wait_for("no messages yet", 5);
+    pty.wait_for("no messages yet", 15);
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     pty.keys(&["R"]);
-    pty.wait_for(&format!("message for {agent}"), 5);
+    pty.wait_for(&format!("message for {agent}"), 15);
     pty.type_text("Any failing pods?");
     pty.keys(&["Enter"]);
     pty.wait_for("the answer appears in the chat", 30);
@@ -148,7 +148,7 @@ async fn activate_platform_team_and_chat_with_an_agent() {
     assert_eq!(run.spec.task, "Any failing pods?");
     assert_eq!(run.spec.model.provider, "openai");
     assert_eq!(run.spec.model.auth_secret_ref, "platform-team-openai-key");
-    pty.wait_for("[pending]", 10);
+    pty.wait_for("[pending]", 20);
     let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
         "status": {"phase": "Succeeded", "result": "All 14 pods are healthy.",
                    "tokenUsage": {"inputTokens": 10, "outputTokens": 5, "totalTokens": 15, "toolCalls": 0, "durationMs": 900}}});
@@ -163,7 +163,7 @@ async fn activate_platform_team_and_chat_with_an_agent() {
         s.lines().any(|l| l.contains(&run.name_any()) && l.contains("Succeeded"))
     });
     pty.keys(&["q"]);
-    pty.wait_for("[exited 0]", 10);
+    pty.wait_for("[exited 0]", 20);
 }
 
 /// A TCP forwarder from `listen` to `target`, started on demand.
@@ -207,7 +207,7 @@ async fn disconnected_warning_then_reconnects_by_itself() {
     pty.wait_for("● connected", 90);
     pty.wait_for("my-agent", 30);
     pty.keys(&["q"]);
-    pty.wait_for("[exited 0]", 10);
+    pty.wait_for("[exited 0]", 20);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

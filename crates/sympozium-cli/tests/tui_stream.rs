@@ -40,7 +40,7 @@ async fn streamed_answer_and_tool_approval_in_the_chat() {
     pty.wait_for("bus ●", 30);
     pty.wait_for("my-agent", 30);
     pty.keys(&["R"]);
-    pty.wait_for("message for my-agent", 5);
+    pty.wait_for("message for my-agent", 15);
     pty.type_text("Clean up /tmp please");
     pty.keys(&["Enter"]);
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
@@ -54,7 +54,7 @@ async fn streamed_answer_and_tool_approval_in_the_chat() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let run = run.expect("the chat created a run").name_any();
-    pty.wait_for("[pending]", 10);
+    pty.wait_for("[pending]", 20);
 
     let meta = BTreeMap::from([
         ("agentRunID".to_string(), run.clone()),
@@ -65,12 +65,12 @@ async fn streamed_answer_and_tool_approval_in_the_chat() {
         let chunk = json!({"type": "text", "content": piece, "index": i});
         bus.publish(topics::AGENT_STREAM_CHUNK, meta.clone(), &chunk).await.unwrap();
     }
-    pty.wait_for("agent ‹ Looking at /tmp now▌", 10);
+    pty.wait_for("agent ‹ Looking at /tmp now▌", 20);
 
     let request = json!({"requestId": "req-tui-1", "agentRunId": run, "instanceName": "my-agent",
                          "namespace": ns, "tool": "execute_command", "arguments": {"command": "rm -rf /tmp/x"}});
     bus.publish(topics::TOOL_APPROVAL_REQUEST, meta.clone(), &request).await.unwrap();
-    let s = pty.wait_for("tool approval", 10);
+    let s = pty.wait_for("tool approval", 20);
     assert!(s.contains("execute_command") && s.contains("rm -rf /tmp/x"), "{s}");
     pty.keys(&["y"]);
     let answer = tokio::time::timeout(Duration::from_secs(10), responses.recv()).await.unwrap().unwrap();
@@ -78,12 +78,12 @@ async fn streamed_answer_and_tool_approval_in_the_chat() {
     assert_eq!(answer.envelope.data["approved"], true);
     assert_eq!(answer.envelope.meta("agentRunID"), run);
     answer.ack().await;
-    pty.wait_for("execute_command allowed", 10);
+    pty.wait_for("execute_command allowed", 20);
 
     let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
                       "status": {"phase": "Succeeded", "result": "Removed /tmp/x."}});
     runs.patch_status(&run, &PatchParams::apply("e2e-finisher"), &Patch::Apply(&body)).await.unwrap();
     pty.wait_for("agent ‹ Removed /tmp/x.", 30);
     pty.keys(&["q"]);
-    pty.wait_for("[exited 0]", 10);
+    pty.wait_for("[exited 0]", 20);
 }
