@@ -229,4 +229,18 @@ mod tests {
         assert!(inbound_message(&bot, 1).is_none());
         assert!(inbound_message(&u, 42).is_none(), "its own message");
     }
+
+    #[test]
+    fn captions_and_files() {
+        let u = json!({"update_id": 6, "message": {"message_id": 8, "from": {"id": 42, "is_bot": false},
+            "chat": {"id": 42, "type": "private"}, "caption": "what is this?",
+            "document": {"file_id": "F", "file_name": "dump.log", "mime_type": "text/plain"}}});
+        let m = inbound_message(&u, 1).unwrap();
+        assert_eq!(m.text, "what is this?");
+        assert_eq!(m.attachments[0].type_, "document");
+        assert_eq!(m.attachments[0].filename.as_deref(), Some("dump.log"));
+        let mut photo_only = u.clone();
+        photo_only["message"]["caption"] = serde_json::Value::Null;
+        assert!(inbound_message(&photo_only, 1).is_none(), "nothing to answer without text");
+    }
 }

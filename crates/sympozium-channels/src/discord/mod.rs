@@ -238,6 +238,24 @@ mod tests {
     }
 
     #[test]
+    fn attachments_travel_as_metadata() {
+        let d = json!({"id": "9", "channel_id": "C", "content": "see screenshot",
+            "author": {"id": "U1", "username": "ann"},
+            "attachments": [{"id": "1", "filename": "err.png", "content_type": "image/png",
+                             "url": "https://cdn.discordapp.com/attachments/1/err.png"},
+                            {"id": "2", "filename": "log.txt", "content_type": "text/plain",
+                             "url": "https://cdn.discordapp.com/attachments/1/log.txt"}]});
+        let m = inbound_message(&d, "BOT").unwrap();
+        assert_eq!(m.attachments.len(), 2);
+        assert_eq!(
+            (m.attachments[0].type_.as_str(), m.attachments[0].filename.as_deref()),
+            ("image", Some("err.png"))
+        );
+        assert_eq!(m.attachments[1].mime_type.as_deref(), Some("text/plain"));
+        assert_eq!(m.attachments[1].url.as_deref(), Some("https://cdn.discordapp.com/attachments/1/log.txt"));
+    }
+
+    #[test]
     fn buckets_block_until_reset() {
         let d = Discord::new("http://x", Secret::new("t"));
         let mut h = reqwest::header::HeaderMap::new();
