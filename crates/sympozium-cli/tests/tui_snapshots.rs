@@ -79,7 +79,7 @@ pub fn fixture_app() -> App {
         obj("SympoziumInstance", "my-agent", 90, json!({
             "spec": {"agents": {"default": {"model": "gpt-4o", "agentSandbox": {"enabled": true}}},
                      "authRefs": [{"secret": "my-agent-openai-key"}], "policyRef": "restrictive"},
-            "status": {"phase": "Pending"}})),
+            "status": {"phase": "Pending", "webEndpoint": {"status": "Ready", "url": "https://my-agent.example.com"}}})),
     ]));
     app.update(Update::Runs(vec![
         obj("AgentRun", "platform-team-sre-watchdog-7k2xq", 30, json!({
@@ -118,6 +118,15 @@ pub fn fixture_app() -> App {
     app.update(Update::Schedules(vec![obj("SympoziumSchedule", "platform-team-sre-watchdog-schedule", 590, json!({
         "spec": {"instanceRef": "platform-team-sre-watchdog", "schedule": "2/5 * * * *", "task": "Check.", "type": "heartbeat"},
         "status": {"phase": "Active", "totalRuns": 12, "lastRunName": "platform-team-sre-watchdog-schedule-12"}}))]));
+    app.update(Update::Configs(vec![obj(
+        "SympoziumConfig",
+        "default",
+        3000,
+        json!({
+        "spec": {"gateway": {"enabled": true, "gatewayClassName": "envoy", "name": "sympozium-gateway",
+                             "baseDomain": "example.com", "tls": {"enabled": true, "secretName": "gw-tls"}}},
+        "status": {"phase": "Ready", "gateway": {"ready": true, "address": "10.0.0.1", "listenerCount": 2}}}),
+    )]));
     app.update(Update::Pods(vec![obj("Pod", "platform-team-sre-watchdog-schedule-12-xyz", 4, json!({
         "metadata": {"labels": {"sympozium.ai/instance": "platform-team-sre-watchdog",
                                 "app.kubernetes.io/managed-by": "sympozium-controller"}},

@@ -25,6 +25,8 @@ pub enum ObjKind {
     Schedule,
     /// Pod.
     Pod,
+    /// SympoziumConfig.
+    Config,
 }
 
 impl ObjKind {
@@ -38,6 +40,7 @@ impl ObjKind {
             ObjKind::Skill => "skillpack",
             ObjKind::Schedule => "sympoziumschedule",
             ObjKind::Pod => "pod",
+            ObjKind::Config => "sympoziumconfig",
         }
     }
 
@@ -51,6 +54,7 @@ impl ObjKind {
             ObjKind::Skill => "SkillPack",
             ObjKind::Schedule => "SympoziumSchedule",
             ObjKind::Pod => "Pod",
+            ObjKind::Config => "SympoziumConfig",
         }
     }
 }

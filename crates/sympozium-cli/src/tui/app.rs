@@ -227,6 +227,7 @@ impl App {
             View::Policies => ObjKind::Policy,
             View::Skills => ObjKind::Skill,
             View::Schedules => ObjKind::Schedule,
+            View::Gateway => ObjKind::Config,
             View::Pods => ObjKind::Pod,
         })
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use sympozium_api::{
-    AgentRun, PersonaPack, SkillPack, SympoziumInstance, SympoziumPolicy, SympoziumSchedule,
+    AgentRun, PersonaPack, SkillPack, SympoziumConfig, SympoziumInstance, SympoziumPolicy, SympoziumSchedule,
 };
 
 /// The cluster connection as the user should see it.
@@ -38,6 +38,8 @@ pub struct Data {
     pub schedules: Vec<Arc<SympoziumSchedule>>,
     /// Pods of instances (channel, memory and agent pods).
     pub pods: Vec<Arc<Pod>>,
+    /// SympoziumConfigs (gateway).
+    pub configs: Vec<Arc<SympoziumConfig>>,
     /// Whether the cluster answers.
     pub connection: Connection,
     /// The event bus, when one is configured.
@@ -82,6 +84,8 @@ pub enum Update {
     Schedules(Vec<Arc<SympoziumSchedule>>),
     /// A new copy of the pods.
     Pods(Vec<Arc<Pod>>),
+    /// A new copy of the SympoziumConfigs.
+    Configs(Vec<Arc<SympoziumConfig>>),
     /// The connection changed.
     Connection(Connection),
     /// An action finished: one line for the status bar.
@@ -123,6 +127,7 @@ impl Data {
             Update::Skills(v) => self.skills = v,
             Update::Schedules(v) => self.schedules = v,
             Update::Pods(v) => self.pods = v,
+            Update::Configs(v) => self.configs = v,
             Update::Connection(c) => self.connection = c,
             Update::Bus(c) => self.bus = Some(c),
             Update::Chunk { run, text, .. } => self.streams.entry(run).or_default().push_str(&text),

@@ -162,6 +162,27 @@ pub fn lines(app: &App) -> (String, Vec<Line<'static>>) {
             out.push(heading("Task"));
             out.extend(s.spec.task.lines().map(|l| Line::from(l.to_string())));
         }
+        View::Gateway => {
+            let Some(c) = find(&app.data.configs, ns, name) else { return (name.into(), out) };
+            if let Some(g) = &c.spec.gateway {
+                out.push(kv("Gateway", format!("{}/{} (class {})", ns, g.name, g.gateway_class_name)));
+                if let Some(t) = &g.tls {
+                    out.push(kv("TLS secret", t.secret_name.clone()));
+                }
+            }
+            out.push(Line::from(""));
+            out.push(heading("Routes (instances with a web endpoint)"));
+            for i in app.data.instances.iter().filter(|i| i.namespace().as_deref() == Some(ns)) {
+                if let Some(w) = i.status.as_ref().and_then(|s| s.web_endpoint.as_ref()) {
+                    out.push(Line::from(format!(
+                        "{} {} {}",
+                        i.name_any(),
+                        w.status,
+                        w.url.clone().unwrap_or_default()
+                    )));
+                }
+            }
+        }
         View::Pods => {
             let Some(p) = find(&app.data.pods, ns, name) else { return (name.into(), out) };
             for c in p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {

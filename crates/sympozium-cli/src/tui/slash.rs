@@ -52,7 +52,7 @@ pub fn complete(text: &str) -> String {
 /// The help pager.
 pub fn help() -> Mode {
     let mut body = String::from(
-        "Keys: 1-7,9 views · Tab/←/→ cycle · j/k move · Enter detail/drill-in · Esc Instances\n\
+        "Keys: 1-9 views · Tab/←/→ cycle · j/k move · Enter detail/drill-in · Esc Instances\n\
          f detail pane · F full detail · l logs/events · d describe · R chat/run on instance\n\
          O onboard · x delete (y confirms) · e edit instance · / command · ? help · q quit\n\n",
     );

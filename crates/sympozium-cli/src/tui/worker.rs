@@ -16,7 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sympozium_api::{
-    AgentRun, PersonaPack, SkillPack, SympoziumInstance, SympoziumPolicy, SympoziumSchedule, labels,
+    AgentRun, PersonaPack, SkillPack, SympoziumConfig, SympoziumInstance, SympoziumPolicy, SympoziumSchedule,
+    labels,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
@@ -44,6 +45,7 @@ pub async fn run(client: Client, tx: UnboundedSender<Update>, mut actions: Unbou
             tx.clone(),
             Update::Schedules,
         )),
+        tokio::spawn(watch::<SympoziumConfig>(Api::all(client.clone()), None, tx.clone(), Update::Configs)),
         // Every pod of an instance: channel and memory pods and the agent pods (which the
         // original's managed-by selector missed).
         tokio::spawn(watch::<Pod>(
@@ -190,6 +192,7 @@ async fn perform(client: &Client, action: Action) -> anyhow::Result<Update> {
                 ObjKind::Skill => delete::<SkillPack>(client, &ns, &name).await?,
                 ObjKind::Schedule => delete::<SympoziumSchedule>(client, &ns, &name).await?,
                 ObjKind::Pod => delete::<Pod>(client, &ns, &name).await?,
+                ObjKind::Config => delete::<SympoziumConfig>(client, &ns, &name).await?,
             }
             Update::Notice(format!("{}/{name} deleted", kind.resource()))
         }
@@ -199,6 +202,7 @@ async fn perform(client: &Client, action: Action) -> anyhow::Result<Update> {
                 ObjKind::Instance => merge::<SympoziumInstance>(client, &ns, &name, &patch).await?,
                 ObjKind::Policy => merge::<SympoziumPolicy>(client, &ns, &name, &patch).await?,
                 ObjKind::Schedule => merge::<SympoziumSchedule>(client, &ns, &name, &patch).await?,
+                ObjKind::Config => merge::<SympoziumConfig>(client, &ns, &name, &patch).await?,
                 ObjKind::Run | ObjKind::Skill | ObjKind::Pod => {
                     anyhow::bail!("{} cannot be edited here", kind.resource())
                 }
@@ -253,6 +257,7 @@ async fn perform(client: &Client, action: Action) -> anyhow::Result<Update> {
                 ObjKind::Skill => yaml_of::<SkillPack>(client, &ns, &name).await?,
                 ObjKind::Schedule => yaml_of::<SympoziumSchedule>(client, &ns, &name).await?,
                 ObjKind::Pod => yaml_of::<Pod>(client, &ns, &name).await?,
+                ObjKind::Config => yaml_of::<SympoziumConfig>(client, &ns, &name).await?,
             };
             let events = events(client, kind, &ns, &name).await?;
             Update::Text {

@@ -2,6 +2,7 @@
 //! rendering of tables is shared (`render`).
 
 mod channels;
+mod gateway;
 mod instances;
 mod personas;
 mod pods;
@@ -36,13 +37,15 @@ pub enum View {
     Channels,
     /// SympoziumSchedules.
     Schedules,
+    /// SympoziumConfig gateway settings.
+    Gateway,
     /// Pods of instances.
     Pods,
 }
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [View; 8] = [
+    pub const ALL: [View; 9] = [
         View::Personas,
         View::Instances,
         View::Runs,
@@ -50,10 +53,11 @@ impl View {
         View::Skills,
         View::Channels,
         View::Schedules,
+        View::Gateway,
         View::Pods,
     ];
 
-    /// The number key that opens it (8 is the Gateway view of the original, not built).
+    /// The number key that opens it.
     pub fn key(self) -> char {
         match self {
             View::Personas => '1',
@@ -63,6 +67,7 @@ impl View {
             View::Skills => '5',
             View::Channels => '6',
             View::Schedules => '7',
+            View::Gateway => '8',
             View::Pods => '9',
         }
     }
@@ -77,6 +82,7 @@ impl View {
             View::Skills => "Skills",
             View::Channels => "Channels",
             View::Schedules => "Schedules",
+            View::Gateway => "Gateway",
             View::Pods => "Pods",
         }
     }
@@ -96,6 +102,7 @@ impl View {
             View::Skills => skills::table(ctx),
             View::Channels => channels::table(ctx),
             View::Schedules => schedules::table(ctx),
+            View::Gateway => gateway::table(ctx),
             View::Pods => pods::table(ctx),
         };
         if ctx.ns.is_none() {
