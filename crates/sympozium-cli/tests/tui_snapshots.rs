@@ -464,7 +464,9 @@ fn slash_commands_and_edit_keep_what_they_do_not_change() {
     for _ in 0..5 {
         app.on_key(key(KeyCode::Down));
     }
-    app.on_key(key(KeyCode::Char(' ')));
+    typed(&mut app, ", github-gitops(repo=acme/x)"); // Skills
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Char(' '))); // Web endpoint
     app.on_key(key(KeyCode::Enter));
     let saved: Vec<_> = app.outbox.drain(..).collect();
     match saved.first() {
@@ -475,7 +477,11 @@ fn slash_commands_and_edit_keep_what_they_do_not_change() {
                 .iter()
                 .map(|s| s["skillPackRef"].clone())
                 .collect();
-            assert_eq!(skills, [json!("k8s-ops"), json!("memory"), json!("web-endpoint")]);
+            assert_eq!(
+                skills,
+                [json!("k8s-ops"), json!("memory"), json!("github-gitops"), json!("web-endpoint")]
+            );
+            assert_eq!(patch["spec"]["skills"][2]["params"]["repo"], "acme/x");
             assert!(patch["spec"].get("channels").is_none(), "channels are not touched");
             assert!(patch["spec"].get("webEndpoint").is_none(), "not the deprecated field");
         }

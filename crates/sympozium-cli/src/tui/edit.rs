@@ -1,10 +1,12 @@
-//! The instance edit modal (`e`): model, base URL, memory, the web endpoint (as the
+//! The instance edit modal (`e`): model, base URL, memory, skills with their params, the
+//! web endpoint (as the
 //! `web-endpoint` skill, which is what the controllers read — the original wrote the
 //! deprecated `spec.webEndpoint`), and the heartbeat schedule. Saving patches only these
 //! fields, so channels keep their access control and skills keep their params.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use serde_json::json;
+use sympozium_api::common::SkillRef;
 use sympozium_api::{SympoziumInstance, SympoziumSchedule, labels};
 
 use super::actions::{Action, ObjKind};
@@ -33,7 +35,7 @@ pub struct EditForm {
     pub focus: usize,
     /// Why saving was refused.
     pub error: Option<String>,
-    skills: Vec<sympozium_api::common::SkillRef>,
+    skills: Vec<SkillRef>,
     schedule: Option<String>,
 }
 
@@ -42,10 +44,60 @@ const BASE_URL: usize = 1;
 const MEMORY: usize = 2;
 const MEMORY_KB: usize = 3;
 const PROMPT: usize = 4;
-const WEB: usize = 5;
-const CRON: usize = 6;
-const TASK: usize = 7;
-const SUSPEND: usize = 8;
+const SKILLS: usize = 5;
+const WEB: usize = 6;
+const CRON: usize = 7;
+const TASK: usize = 8;
+const SUSPEND: usize = 9;
+
+/// Skill packs as one line: `k8s-ops, github-gitops(repo=acme/infra), memory`.
+fn skills_text(skills: &[SkillRef]) -> String {
+    skills
+        .iter()
+        .filter_map(|s| {
+            let name = s.skill_pack_ref.clone()?;
+            Some(match s.params.as_ref().filter(|p| !p.is_empty()) {
+                Some(p) => {
+                    let params: Vec<_> = p.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("{name}({})", params.join(";"))
+                }
+                None => name,
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads [`skills_text`] back.
+fn parse_skills(text: &str) -> Result<Vec<SkillRef>, String> {
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let end_name = rest.find([',', '(']).unwrap_or(rest.len());
+        let name = rest[..end_name].trim().to_string();
+        rest = &rest[end_name..];
+        let mut params = std::collections::BTreeMap::new();
+        if let Some(after) = rest.strip_prefix('(') {
+            let close = after.find(')').ok_or_else(|| format!("Skills: \"{name}(\" is missing its \")\""))?;
+            for pair in after[..close].split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                let (k, v) =
+                    pair.split_once('=').ok_or_else(|| format!("Skills: \"{pair}\" is not key=value"))?;
+                params.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            rest = &after[close + 1..];
+        }
+        rest = rest.trim_start().trim_start_matches(',').trim_start();
+        if name.is_empty() {
+            continue;
+        }
+        out.push(SkillRef {
+            skill_pack_ref: Some(name),
+            params: (!params.is_empty()).then_some(params),
+            ..Default::default()
+        });
+    }
+    Ok(out)
+}
 
 fn yes(b: bool) -> String {
     if b { "yes" } else { "no" }.into()
@@ -73,6 +125,7 @@ impl EditForm {
                 switch("Memory", memory.enabled),
                 text("Memory size (KB)", memory.max_size_kb.to_string()),
                 text("System prompt", memory.system_prompt.unwrap_or_default()),
+                text("Skills", skills_text(&inst.spec.skills)),
                 switch("Web endpoint", web),
                 text("Heartbeat cron", schedule.map(|s| s.spec.schedule.clone()).unwrap_or_default()),
                 text("Heartbeat task", schedule.map(|s| s.spec.task.clone()).unwrap_or_default()),
@@ -120,8 +173,10 @@ impl EditForm {
         if self.value(MODEL).is_empty() {
             return Err("Model cannot be empty".into());
         }
-        let mut skills = self.skills.clone();
-        let is_web = |s: &sympozium_api::common::SkillRef| {
+        // Skill packs as typed; ConfigMap skills are not shown and stay as they are.
+        let mut skills = parse_skills(self.value(SKILLS))?;
+        skills.extend(self.skills.iter().filter(|s| s.skill_pack_ref.is_none()).cloned());
+        let is_web = |s: &SkillRef| {
             matches!(
                 s.skill_pack_ref.as_deref(),
                 Some(labels::skills::WEB_ENDPOINT | labels::skills::WEB_ENDPOINT_LEGACY)
@@ -129,7 +184,7 @@ impl EditForm {
         };
         let had_web = skills.iter().any(is_web);
         match (self.value(WEB) == "yes", had_web) {
-            (true, false) => skills.push(sympozium_api::common::SkillRef {
+            (true, false) => skills.push(SkillRef {
                 skill_pack_ref: Some(labels::skills::WEB_ENDPOINT.into()),
                 ..Default::default()
             }),
@@ -173,5 +228,22 @@ impl EditForm {
             }
         }
         Ok(actions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn skills_round_trip_with_params() {
+        let text = "k8s-ops, github-gitops(repo=acme/infra;branch=main), memory";
+        let skills = parse_skills(text).unwrap();
+        assert_eq!(skills.len(), 3);
+        assert_eq!(skills[1].params.as_ref().unwrap()["repo"], "acme/infra");
+        assert_eq!(skills_text(&skills), "k8s-ops, github-gitops(branch=main;repo=acme/infra), memory");
+        assert!(parse_skills("a(b=c").is_err() && parse_skills("a(bc)").is_err());
+        assert!(parse_skills("").unwrap().is_empty());
     }
 }

@@ -64,15 +64,18 @@ async fn connect_and_work(
     }
 }
 
-/// Key presses from the terminal, read on a thread of their own (reading blocks).
-fn keys() -> UnboundedReceiver<KeyEvent> {
+/// Key presses from the terminal, read on a thread of their own (reading blocks); `None`
+/// when the terminal was resized (a redraw is due).
+fn keys() -> UnboundedReceiver<Option<KeyEvent>> {
     let (tx, rx) = unbounded_channel();
     std::thread::spawn(move || {
         while let Ok(ev) = event::read() {
-            if let Event::Key(k) = ev
-                && k.kind != KeyEventKind::Release
-                && tx.send(k).is_err()
-            {
+            let sent = match ev {
+                Event::Key(k) if k.kind != KeyEventKind::Release => tx.send(Some(k)),
+                Event::Resize(..) => tx.send(None),
+                _ => Ok(()),
+            };
+            if sent.is_err() {
                 return;
             }
         }
@@ -100,7 +103,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
             break Err(e.into());
         }
         tokio::select! {
-            Some(key) = keys.recv() => app.on_key(key),
+            Some(key) = keys.recv() => {
+                if let Some(key) = key {
+                    app.on_key(key);
+                }
+            }
             Some(update) = updates.recv() => {
                 app.update(update);
                 // Take everything already queued before drawing again.
