@@ -112,3 +112,63 @@ pub async fn logs(client: &Client, ns: &str, request: &LogsRequest) -> anyhow::R
     }
     Ok(0)
 }
+
+/// One runner log line as a short progress note (`running tool memory_store`), or `None`
+/// for lines that are not progress (the result marker, blank lines).
+pub fn progress_note(line: &str) -> Option<String> {
+    let line = line.trim();
+    if line.is_empty() || line.contains("__SYMPOZIUM_RESULT__") {
+        return None;
+    }
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else { return Some(line.to_string()) };
+    let message = value["message"].as_str().or(value["fields"]["message"].as_str())?;
+    let detail = ["tool", "model", "error"]
+        .iter()
+        .find_map(|k| value[*k].as_str().or(value["fields"][*k].as_str()).map(|v| format!(" {v}")))
+        .unwrap_or_default();
+    Some(format!("{message}{detail}"))
+}
+
+/// Follows the agent container of `run` once it starts, handing each progress note to
+/// `note`; ends when the container does. Failures (no pod yet, a node that serves no logs)
+/// just end it: progress is a courtesy, the answer comes from the run's status.
+pub async fn follow_progress(client: Client, ns: String, run: String, note: impl Fn(String)) {
+    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = loop {
+        let Ok(Some(r)) = runs.get_opt(&run).await else { return };
+        if finished(&r) {
+            return;
+        }
+        if let Ok(Some(pod)) = pod_of(&client, &ns, &r).await
+            && started(&pod, "agent")
+        {
+            break pod;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let params = LogParams { container: Some("agent".into()), follow: true, ..Default::default() };
+    let Ok(stream) = pods.log_stream(&pod.name_any(), &params).await else { return };
+    let mut lines = stream.lines();
+    while let Ok(Some(line)) = lines.try_next().await {
+        if let Some(n) = progress_note(&line) {
+            note(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_note;
+
+    #[test]
+    fn runner_log_lines_become_short_notes() {
+        let tool = r#"{"timestamp":"t","level":"INFO","message":"running tool","tool":"memory_store"}"#;
+        assert_eq!(progress_note(tool).as_deref(), Some("running tool memory_store"));
+        let nested = r#"{"level":"INFO","fields":{"message":"run started"}}"#;
+        assert_eq!(progress_note(nested).as_deref(), Some("run started"));
+        assert_eq!(progress_note("__SYMPOZIUM_RESULT__{}__SYMPOZIUM_END__"), None);
+        assert_eq!(progress_note("  "), None);
+        assert_eq!(progress_note("plain text").as_deref(), Some("plain text"));
+    }
+}

@@ -83,7 +83,14 @@ pub async fn run(client: &Client, ns: &str, args: &RunArgs, interactive: bool) -
     let done = |r: Option<&AgentRun>| {
         r.and_then(|r| r.status.as_ref()?.phase).is_some_and(AgentRunPhase::is_terminal)
     };
-    let finished = match tokio::time::timeout(timeout, await_condition(api.clone(), &name, done)).await {
+    // The agent's progress on stderr while we wait (the answer itself goes to stdout).
+    let progress =
+        tokio::spawn(super::logs::follow_progress(client.clone(), ns.to_string(), name.clone(), |note| {
+            eprintln!("  · {note}")
+        }));
+    let waited = tokio::time::timeout(timeout, await_condition(api.clone(), &name, done)).await;
+    progress.abort();
+    let finished = match waited {
         Ok(Ok(Some(r))) => r,
         Ok(Ok(None)) => anyhow::bail!("agentrun/{name} was deleted before it finished"),
         Ok(Err(e)) => anyhow::bail!("watching agentrun/{name}: {e}"),
