@@ -47,6 +47,13 @@ pub struct Config {
     /// hostPath volumes are allowed only under these prefixes (repeatable; none: refused).
     #[arg(long = "allow-host-path", env = "SYMPOZIUM_NODE_ALLOW_HOST_PATHS", value_delimiter = ',')]
     pub allow_host_paths: Vec<PathBuf>,
+    /// Taints the Node registers with (`key=value:Effect`, repeatable), like the kubelet's
+    /// `--register-with-taints`: only pods that tolerate them come here.
+    #[arg(long = "register-with-taints", env = "SYMPOZIUM_NODE_TAINTS", value_delimiter = ',')]
+    pub taints: Vec<String>,
+    /// Stop (cleanly) when the process with this pid is gone (tests, supervisors).
+    #[arg(long, env = "SYMPOZIUM_NODE_PARENT_PID")]
+    pub parent_pid: Option<u32>,
     /// Do not provision PersistentVolumes for unbound claims.
     #[arg(long, env = "SYMPOZIUM_NODE_NO_PROVISIONER")]
     pub no_provisioner: bool,

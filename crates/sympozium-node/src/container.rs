@@ -213,8 +213,7 @@ async fn attempt(
         }
     })
     .await;
-    let target =
-        Target { ip: ctx.probe_ip(), pid: pid.and_then(|p| program_pid(p).or(Some(p))), env: env.clone() };
+    let target = Target { ip: ctx.probe_ip(), pid, env: env.clone() };
     let probes = tokio::spawn(run_probes(ctx.clone(), c.clone(), init, target));
     let mut probes = probes;
     let outcome = tokio::select! {
@@ -273,20 +272,10 @@ fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
     }
 }
 
-/// The program bwrap started (its only child), found through procfs.
-fn program_pid(sandbox: u32) -> Option<u32> {
-    std::fs::read_to_string(format!("/proc/{sandbox}/task/{sandbox}/children"))
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// SIGTERM to the program, then SIGKILL to the container's process group after `grace`.
 async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
     let Some(pid) = child.id() else { return };
-    let target = program_pid(pid).unwrap_or(pid);
+    let target = sandbox::program_pid(pid).unwrap_or(pid);
     if let Some(p) = Pid::from_raw(i32::try_from(target).unwrap_or(0)) {
         let _ = rustix::process::kill_process(p, Signal::TERM);
     }

@@ -82,8 +82,14 @@ async fn container_logs(
     };
     let flag = |k: &str| params.get(k).is_some_and(|v| v == "true" || v == "1");
     let number = |k: &str| params.get(k).and_then(|v| v.parse::<i64>().ok());
-    let attempts = logs::attempts(&logs::container_dir(&dir, &container));
-    let wanted = if flag("previous") { attempts.len().checked_sub(2) } else { attempts.len().checked_sub(1) };
+    let cdir = logs::container_dir(&dir, &container);
+    let attempts = logs::attempts(&cdir);
+    // While a container waits to restart its latest attempt is the previous one too.
+    let latest_done = attempts.last().is_some_and(|a| cdir.join(format!("{a}.done")).exists());
+    let wanted = match (flag("previous"), latest_done) {
+        (true, false) => attempts.len().checked_sub(2),
+        _ => attempts.len().checked_sub(1),
+    };
     let Some(attempt) = wanted.and_then(|i| attempts.get(i)) else {
         let what = if flag("previous") { "a previous terminated" } else { "a started" };
         return (

@@ -107,7 +107,8 @@ pub fn read(log: PathBuf, q: LogQuery) -> impl Stream<Item = Result<String, std:
         let mut offset = text.len() as u64;
         let mut partial = String::new();
         loop {
-            let finished = done.exists();
+            // The attempt ended, or its pod is gone (directory removed).
+            let finished = done.exists() || !log.exists();
             file.seek(std::io::SeekFrom::Start(offset)).await?;
             let mut more = String::new();
             let n = file.read_to_string(&mut more).await?;

@@ -20,11 +20,18 @@ async fn main() -> anyhow::Result<()> {
         }
         None => kube::Config::infer().await?,
     };
-    let shutdown = async {
+    let parent = config.parent_pid;
+    let shutdown = async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            () = async {
+                let Some(pid) = parent else { return std::future::pending().await };
+                while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            } => {}
         }
     };
     sympozium_node::run(config, kube_config, shutdown).await?;

@@ -23,6 +23,18 @@ pub struct NodeInfo {
     pub pod_cidr: String,
     /// Pods capacity.
     pub max_pods: u32,
+    /// Taints `key=value:Effect`.
+    pub taints: Vec<String>,
+}
+
+fn taints(list: &[String]) -> Vec<serde_json::Value> {
+    list.iter()
+        .filter_map(|t| {
+            let (kv, effect) = t.split_once(':')?;
+            let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
+            Some(json!({"key": key, "value": value, "effect": effect}))
+        })
+        .collect()
 }
 
 const MANAGER: &str = "sympozium-node";
@@ -67,13 +79,27 @@ pub async fn register(client: &Client, info: &NodeInfo) -> Result<(), kube::Erro
     let nodes: Api<Node> = Api::all(client.clone());
     let body = json!({
         "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": info.name, "labels": {
+        // spec.podCIDR cannot change once set, and a restarted node may use another
+        // range: the range goes in an annotation instead.
+        "metadata": {"name": info.name, "annotations": {"sympozium.ai/pod-cidr": info.pod_cidr}, "labels": {
             "kubernetes.io/hostname": info.name, "kubernetes.io/os": "linux",
             "kubernetes.io/arch": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
             "sympozium.ai/local-node": "true"}},
-        "spec": {"podCIDR": info.pod_cidr, "podCIDRs": [info.pod_cidr]},
+        "spec": {"taints": taints(&info.taints)},
     });
-    nodes.patch(&info.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await?;
+    let params = PatchParams::apply(MANAGER).force();
+    match nodes.patch(&info.name, &params, &Patch::Apply(&body)).await {
+        // A Node left by another registration (e.g. with a podCIDR, which cannot change)
+        // is replaced: this node owns the name.
+        Err(kube::Error::Api(e)) if e.code == 422 => {
+            tracing::warn!(node = %info.name, reason = %e.message, "replacing the existing Node object");
+            nodes.delete(&info.name, &Default::default()).await?;
+            nodes.patch(&info.name, &params, &Patch::Apply(&body)).await?;
+        }
+        other => {
+            other?;
+        }
+    }
     nodes
         .patch_status(&info.name, &PatchParams::default(), &Patch::Merge(json!({"status": status(info)})))
         .await?;

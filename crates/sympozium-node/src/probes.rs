@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 pub struct Target {
     /// The pod IP (or loopback without pod network).
     pub ip: IpAddr,
-    /// Host pid of a process inside the container (for exec probes).
+    /// Host pid of the container's sandbox (bwrap; exec probes enter its child's namespaces).
     pub pid: Option<u32>,
     /// The container's environment (PATH matters for exec).
     pub env: Vec<(String, String)>,
@@ -75,7 +75,7 @@ pub async fn check(probe: &Probe, c: &Container, target: &Target) -> bool {
             return TcpStream::connect(SocketAddr::new(ip, port)).await.is_ok();
         }
         if let Some(e) = &probe.exec {
-            let Some(pid) = target.pid else { return false };
+            let Some(pid) = target.pid.and_then(crate::sandbox::program_pid) else { return false };
             let command = e.command.clone().unwrap_or_default();
             if command.is_empty() {
                 return false;

@@ -140,6 +140,32 @@ pub async fn run(
         );
         None
     };
+    // Whatever happens from here on, the network the node made goes when it stops.
+    let local = Local { images, state_dir, applet_dirs, cidr };
+    let result = serve(&config, local, client, net.clone(), apiserver, shutdown).await;
+    if let Some(net) = net {
+        net.teardown().await;
+    }
+    result
+}
+
+/// What start-up prepared locally.
+struct Local {
+    images: ImageMap,
+    state_dir: PathBuf,
+    applet_dirs: BTreeMap<PathBuf, PathBuf>,
+    cidr: Cidr,
+}
+
+async fn serve(
+    config: &Config,
+    local: Local,
+    client: Client,
+    net: Option<Network>,
+    apiserver: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    let Local { images, state_dir, applet_dirs, cidr } = local;
     let host_ip = net.as_ref().map(Network::gateway).unwrap_or(Ipv4Addr::LOCALHOST);
     let mut tasks = Vec::new();
     let mut dns_ip = None;
@@ -183,6 +209,7 @@ pub async fn run(
         port,
         pod_cidr: cidr.to_string(),
         max_pods: config.max_pods,
+        taints: config.taints.clone(),
     };
     crate::node::register(&client, &info).await?;
     tasks.push(tokio::spawn(crate::node::heartbeat(client.clone(), info.clone())));
@@ -224,7 +251,7 @@ pub async fn run(
     let nodes: Api<Node> = Api::all(client);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let not_ready = json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletStopped",
-        "message": "sympozium-node stopped", "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
+            "message": "sympozium-node stopped", "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
     if let Err(e) =
         nodes.patch_status(&config.node_name, &PatchParams::default(), &Patch::Strategic(not_ready)).await
     {
@@ -232,9 +259,6 @@ pub async fn run(
     }
     for t in tasks {
         t.abort();
-    }
-    if let Some(net) = net {
-        net.teardown().await;
     }
     Ok(())
 }

@@ -205,6 +205,17 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
     (program.to_string(), args)
 }
 
+/// The program bwrap started (its only child), found through procfs; None until bwrap
+/// has forked it.
+pub fn program_pid(sandbox: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{sandbox}/task/{sandbox}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Capabilities a container asks to add (`securityContext.capabilities.add`), and whether
 /// it keeps everything (privileged, or no `drop`).
 pub fn capabilities(sc: Option<&SecurityContext>) -> (Vec<String>, bool) {

@@ -1,0 +1,166 @@
+//! Test support: one real `sympozium-node` per test process on the test plane (tainted, so
+//! only this test's namespaces — which tolerate the taint and select the node — get pods
+//! there), namespaces pinned to it, and small wait helpers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use sympozium_testkit::{TestNamespace, TestPlane, wait_for};
+
+pub const NODE: &str = "sympozium-local";
+pub const TAINT: &str = "sympozium.ai/local-node";
+
+static NODE_PROCESS: OnceLock<Mutex<Option<Child>>> = OnceLock::new();
+
+/// The repository's target directory.
+pub fn target_dir() -> PathBuf {
+    sympozium_testkit::repo_root().join("target")
+}
+
+/// Makes sure the workspace binaries `names` of `package` exist in target/debug.
+pub fn ensure_built(package: &str, names: &[&str]) -> PathBuf {
+    let dir = target_dir().join("debug");
+    if names.iter().all(|n| dir.join(n).is_file()) {
+        return dir;
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", package, "--bins"])
+        .current_dir(sympozium_testkit::repo_root())
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "cargo build -p {package} --bins failed: the local node needs {names:?}");
+    for n in names {
+        assert!(dir.join(n).is_file(), "{} missing after building {package}", dir.join(n).display());
+    }
+    dir
+}
+
+/// Starts the node for this test process (once) and waits until its Node is Ready.
+pub async fn node(client: &Client, plane: &TestPlane) {
+    NODE_PROCESS.get_or_init(|| {
+        let bin_dir = target_dir().join("debug");
+        let pid = std::process::id();
+        let state = std::env::temp_dir().join(format!("sympozium-node-test-{pid}"));
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).unwrap();
+        let log = std::fs::File::create(state.with_extension("log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sympozium-node"))
+            .args(["--kubeconfig", plane.kubeconfig().to_str().unwrap()])
+            .args(["--node-name", NODE])
+            .args([
+                "--images",
+                sympozium_testkit::repo_root().join("deploy/local-node/images.yaml").to_str().unwrap(),
+            ])
+            .args(["--bin-dir", bin_dir.to_str().unwrap()])
+            .args(["--state-dir", state.to_str().unwrap()])
+            .args(["--bridge", &format!("symt{}", pid % 100_000)])
+            .args(["--pod-cidr", &format!("10.248.{}.0/24", pid % 250)])
+            .args(["--register-with-taints", &format!("{TAINT}=true:NoSchedule")])
+            .args(["--parent-pid", &pid.to_string()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting sympozium-node");
+        eprintln!("sympozium-node started (log: {})", state.with_extension("log").display());
+        Mutex::new(Some(child))
+    });
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pid = std::process::id();
+    wait_for(&nodes, NODE, "local node Ready", Duration::from_secs(60), move |n: Option<&Node>| {
+        let ready = n
+            .and_then(|n| n.status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        // The Node of an earlier test run can still say Ready: wait for ours (its pod CIDR).
+        let ours =
+            n.and_then(|n| n.metadata.annotations.as_ref()).and_then(|a| a.get("sympozium.ai/pod-cidr"))
+                == Some(&format!("10.248.{}.0/24", pid % 250));
+        ready && ours
+    })
+    .await
+    .unwrap();
+}
+
+/// A namespace whose pods go to the local node.
+pub async fn namespace(client: &Client, plane: &TestPlane, prefix: &str) -> TestNamespace {
+    node(client, plane).await;
+    let ns = plane.namespace(client, prefix).await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let patch = json!({"metadata": {"annotations": {
+        "scheduler.alpha.kubernetes.io/node-selector": format!("kubernetes.io/hostname={NODE}"),
+        "scheduler.alpha.kubernetes.io/defaultTolerations":
+            format!(r#"[{{"key":"{TAINT}","operator":"Exists","effect":"NoSchedule"}}]"#),
+    }}});
+    namespaces.patch(ns.name(), &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
+    ns
+}
+
+/// Creates a pod from JSON.
+pub async fn create_pod(client: &Client, ns: &str, pod: serde_json::Value) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.create(&PostParams::default(), &serde_json::from_value(pod).unwrap()).await.unwrap()
+}
+
+/// Waits until the pod's phase is `phase`.
+pub async fn wait_phase(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    phase: &'static str,
+    timeout: Duration,
+) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let result = wait_for(&pods, name, phase, timeout, move |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some(phase)
+    })
+    .await;
+    match result {
+        Ok(p) => p,
+        Err(e) => {
+            let now = pods.get_opt(name).await.ok().flatten().and_then(|p| p.status);
+            panic!("{e}; status now: {}", serde_json::to_string_pretty(&now).unwrap_or_default());
+        }
+    }
+}
+
+/// Waits until the pod's Ready condition is True.
+pub async fn wait_ready(client: &Client, ns: &str, name: &str, timeout: Duration) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let result = wait_for(&pods, name, "Ready", timeout, |p: Option<&Pod>| ready(p)).await;
+    match result {
+        Ok(p) => p,
+        Err(e) => {
+            let now = pods.get_opt(name).await.ok().flatten().and_then(|p| p.status);
+            panic!("{e}; status now: {}", serde_json::to_string_pretty(&now).unwrap_or_default());
+        }
+    }
+}
+
+/// The pod's Ready condition is True.
+pub fn ready(p: Option<&Pod>) -> bool {
+    p.and_then(|p| p.status.as_ref())
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Deletes a pod (default grace) and waits until it is gone.
+pub async fn delete_pod(client: &Client, ns: &str, name: &str, timeout: Duration) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.delete(name, &DeleteParams::default()).await.unwrap();
+    sympozium_testkit::wait_until_gone(&pods, name, "pod", timeout).await.unwrap();
+}
+
+/// `kubectl logs` through the API server.
+pub fn logs(plane: &TestPlane, ns: &str, pod: &str, container: &str) -> String {
+    plane.kubectl(&["logs", "-n", ns, pod, "-c", container]).unwrap()
+}
