@@ -448,6 +448,29 @@ fn slash_commands_and_edit_keep_what_they_do_not_change() {
         }
         other => panic!("{other:?}"),
     }
+    // A token typed in the command goes into <instance>-<type>-secret, written first.
+    match run_cmd(&mut app, "channel my-agent discord token=d1sc0rd") {
+        Some(Action::Patch { patch, .. }) => {
+            assert_eq!(patch["spec"]["channels"][0]["configRef"]["secret"], "my-agent-discord-secret")
+        }
+        other => panic!("{other:?}"),
+    }
+    match app.outbox.pop() {
+        Some(Action::ChannelSecret { name, data, .. }) => {
+            assert_eq!(name, "my-agent-discord-secret");
+            assert_eq!(data["DISCORD_BOT_TOKEN"], "d1sc0rd");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Excluding one persona asks first, then appends to excludePersonas.
+    assert!(run_cmd(&mut app, "persona exclude platform-team sre-watchdog").is_none());
+    app.on_key(key(KeyCode::Char('y')));
+    match app.outbox.pop() {
+        Some(Action::Patch { patch, .. }) => {
+            assert_eq!(patch["spec"]["excludePersonas"], json!(["sre-watchdog"]))
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(run_cmd(&mut app, "channel platform-team-sre-watchdog telegram x").is_none());
     assert!(app.status.as_ref().unwrap().0.contains("already has a telegram channel"));
     // /abort: a finished run is left alone, a running one is stopped.

@@ -1,5 +1,5 @@
 //! The instance edit modal (`e`): model, base URL, memory, skills with their params, the
-//! web endpoint (as the
+//! lifecycle hooks (preRun/postRun/rbac as JSON), the web endpoint (as the
 //! `web-endpoint` skill, which is what the controllers read — the original wrote the
 //! deprecated `spec.webEndpoint`), and the heartbeat schedule. Saving patches only these
 //! fields, so channels keep their access control and skills keep their params.
@@ -46,9 +46,10 @@ const MEMORY_KB: usize = 3;
 const PROMPT: usize = 4;
 const SKILLS: usize = 5;
 const WEB: usize = 6;
-const CRON: usize = 7;
-const TASK: usize = 8;
-const SUSPEND: usize = 9;
+const LIFECYCLE: usize = 7;
+const CRON: usize = 8;
+const TASK: usize = 9;
+const SUSPEND: usize = 10;
 
 /// Skill packs as one line: `k8s-ops, github-gitops(repo=acme/infra), memory`.
 fn skills_text(skills: &[SkillRef]) -> String {
@@ -127,6 +128,10 @@ impl EditForm {
                 text("System prompt", memory.system_prompt.unwrap_or_default()),
                 text("Skills", skills_text(&inst.spec.skills)),
                 switch("Web endpoint", web),
+                text(
+                    "Lifecycle hooks (JSON)",
+                    agent.lifecycle.as_ref().and_then(|l| serde_json::to_string(l).ok()).unwrap_or_default(),
+                ),
                 text("Heartbeat cron", schedule.map(|s| s.spec.schedule.clone()).unwrap_or_default()),
                 text("Heartbeat task", schedule.map(|s| s.spec.task.clone()).unwrap_or_default()),
                 switch("Heartbeat suspended", schedule.and_then(|s| s.spec.suspend).unwrap_or(false)),
@@ -191,6 +196,16 @@ impl EditForm {
             (false, true) => skills.retain(|s| !is_web(s)),
             _ => {}
         }
+        let lifecycle = match self.value(LIFECYCLE) {
+            "" => json!(null),
+            text => {
+                let hooks: sympozium_api::common::LifecycleHooks = serde_json::from_str(text).map_err(|e| {
+                    format!("Lifecycle hooks: {e} (e.g. {{\"preRun\":[{{\"name\":\"x\",\"image\":\"busybox\"}}]}})")
+                })?;
+                // Every list spelled out: a merge patch would keep a list left out.
+                json!({"preRun": hooks.pre_run, "postRun": hooks.post_run, "rbac": hooks.rbac})
+            }
+        };
         let base_url =
             if self.value(BASE_URL).is_empty() { json!(null) } else { json!(self.value(BASE_URL)) };
         let prompt = if self.value(PROMPT).is_empty() { json!(null) } else { json!(self.value(PROMPT)) };
@@ -199,7 +214,7 @@ impl EditForm {
             ns: self.ns.clone(),
             name: self.name.clone(),
             patch: json!({"spec": {
-                "agents": {"default": {"model": self.value(MODEL), "baseURL": base_url}},
+                "agents": {"default": {"model": self.value(MODEL), "baseURL": base_url, "lifecycle": lifecycle}},
                 "memory": {"enabled": self.value(MEMORY) == "yes", "maxSizeKB": kb, "systemPrompt": prompt},
                 "skills": skills,
             }}),
@@ -233,7 +248,7 @@ impl EditForm {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -245,5 +260,24 @@ mod tests {
         assert_eq!(skills_text(&skills), "k8s-ops, github-gitops(branch=main;repo=acme/infra), memory");
         assert!(parse_skills("a(b=c").is_err() && parse_skills("a(bc)").is_err());
         assert!(parse_skills("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn lifecycle_hooks_are_edited_as_json_and_checked() {
+        let inst: SympoziumInstance = serde_json::from_value(json!({
+            "apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance",
+            "metadata": {"name": "a", "namespace": "n"},
+            "spec": {"agents": {"default": {"model": "m", "lifecycle": {
+                "preRun": [{"name": "fetch", "image": "busybox"}], "postRun": [{"name": "report", "image": "busybox"}]}}}}
+        }))
+        .unwrap();
+        let mut form = EditForm::new(&inst, None);
+        assert!(form.fields[LIFECYCLE].value.contains("\"fetch\""));
+        // Dropping postRun must clear it, not leave the old list behind.
+        form.fields[LIFECYCLE].value = r#"{"preRun":[{"name":"fetch","image":"busybox"}]}"#.into();
+        let Action::Patch { patch, .. } = &form.save().unwrap()[0] else { panic!("a patch") };
+        assert_eq!(patch["spec"]["agents"]["default"]["lifecycle"]["postRun"], json!([]));
+        form.fields[LIFECYCLE].value = "{not json".into();
+        assert!(form.save().unwrap_err().starts_with("Lifecycle hooks:"));
     }
 }

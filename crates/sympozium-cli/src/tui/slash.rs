@@ -20,10 +20,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/pods", "[inst] Pods view"),
     ("/schedules", "Schedules view (/sched)"),
     ("/personas", "Personas view"),
-    ("/persona", "delete <pack>: disable a team"),
+    ("/persona", "delete <pack>: disable a team · exclude <pack> <persona>: remove one agent"),
     ("/schedule", "<inst> <cron: 5 fields> <task>: set <inst>-schedule"),
     ("/memory", "<inst>: show the legacy memory"),
-    ("/channel", "<inst> <type> <secret>: add a channel"),
+    ("/channel", "<inst> <type> <secret | token=T [apptoken=A]>: add a channel"),
     ("/rmchannel", "<inst> <type>: remove a channel (others keep their access control)"),
     ("/provider", "<inst> <provider> <model>: switch provider and model"),
     ("/baseurl", "<inst> <url>: set the model endpoint"),
@@ -123,6 +123,58 @@ pub fn run(app: &mut App, line: &str) {
             app.outbox.push(Action::Schedule { ns, instance: inst.to_string(), cron, task });
         }
         ("memory", [inst]) => app.outbox.push(Action::Memory { ns, instance: inst.to_string() }),
+        ("persona", ["exclude", pack, persona]) => {
+            let Some(p) = app
+                .data
+                .packs
+                .iter()
+                .find(|p| p.name_any() == *pack && p.namespace().as_deref() == Some(ns.as_str()))
+            else {
+                return err(app, format!("pack \"{pack}\" not found in namespace \"{ns}\""));
+            };
+            if !p.spec.personas.iter().any(|x| x.name == *persona) {
+                return err(app, format!("pack {pack} has no persona \"{persona}\""));
+            }
+            let mut excluded = p.spec.exclude_personas.clone();
+            if !excluded.iter().any(|x| x == persona) {
+                excluded.push(persona.to_string());
+            }
+            app.mode = Mode::Confirm {
+                question: format!("Remove {persona} from team {pack}? y/n"),
+                action: Box::new(Action::Patch {
+                    kind: ObjKind::Pack,
+                    ns,
+                    name: pack.to_string(),
+                    patch: json!({"spec": {"excludePersonas": excluded}}),
+                    what: format!("{persona} removed from {pack}"),
+                }),
+            }
+        }
+        ("channel", [inst, ty, first, rest @ ..]) if first.starts_with("token=") => {
+            // Tokens typed here go into the channel's own Secret, never into the instance.
+            let keys =
+                crate::wizard::providers::CHANNELS.iter().find(|(t, _, _)| t == ty).map(|(_, _, k)| *k);
+            let Some(keys) = keys else {
+                return err(
+                    app,
+                    format!("unknown channel type \"{ty}\" (telegram, slack, discord, whatsapp)"),
+                );
+            };
+            let mut data = std::collections::BTreeMap::new();
+            for (arg, (key, _)) in std::iter::once(first).chain(rest.iter()).zip(keys.iter()) {
+                let value = arg.split_once('=').map(|(_, v)| v).unwrap_or_default();
+                data.insert(key.to_string(), value.to_string());
+            }
+            if data.len() < keys.len() {
+                return err(app, format!("{ty} needs {} token(s): token=… apptoken=…", keys.len()));
+            }
+            let secret = format!("{inst}-{ty}-secret");
+            let before = app.outbox.len();
+            run(app, &format!("channel {inst} {ty} {secret}"));
+            if app.outbox.len() > before {
+                app.outbox.insert(before, Action::ChannelSecret { ns, name: secret, data });
+            }
+        }
         ("channel", [inst, ty, secret]) => edit_channels(app, inst, |channels| {
             if channels.iter().any(|c| c.type_.as_str() == *ty) {
                 return Err(format!("{inst} already has a {ty} channel"));
