@@ -220,3 +220,15 @@ fn tempfile_dir() -> std::path::PathBuf {
 fn rand_suffix() -> u32 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
 }
+
+#[tokio::test]
+async fn without_a_terminal_it_says_so() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sympozium"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: the TUI needs a terminal"), "{err}");
+}

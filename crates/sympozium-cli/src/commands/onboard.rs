@@ -15,7 +15,7 @@ use crate::wizard::{Answers, Outcome, Wizard, apply, plain};
 
 /// The wizard on the terminal; `Ok(false)` when the user backed out.
 fn on_terminal(wizard: &mut Wizard) -> anyhow::Result<bool> {
-    let mut terminal = ratatui::init();
+    let mut terminal = ratatui::try_init().map_err(|e| anyhow::anyhow!("cannot open the terminal: {e}"))?;
     let outcome = loop {
         if let Err(e) = terminal.draw(|f| wizard_view::draw(f, f.area(), wizard)) {
             break Err(e.into());

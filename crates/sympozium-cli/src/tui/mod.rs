@@ -85,6 +85,14 @@ fn keys() -> UnboundedReceiver<Option<KeyEvent>> {
 
 /// Runs the TUI until the user quits.
 pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the TUI needs a terminal (stdin and stdout); for scripts use the sub-commands, see `sympozium --help`"
+        );
+    }
+    let mut terminal =
+        ratatui::try_init().map_err(|e| anyhow::anyhow!("cannot open the terminal UI: {e}"))?;
     let (tx, mut updates) = unbounded_channel();
     let (actions_tx, actions_rx) = unbounded_channel();
     let (answers_tx, answers_rx) = unbounded_channel();
@@ -96,7 +104,6 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
     let worker = tokio::spawn(connect_and_work(cli.kubeconfig.clone(), tx, actions_rx));
     let mut app = App::new(&cli.namespace, jiff::Timestamp::now());
     let mut keys = keys();
-    let mut terminal = ratatui::init();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     let result = loop {
         if let Err(e) = terminal.draw(|f| render::draw(f, &app)) {
