@@ -98,28 +98,21 @@ fn field(pod: &Pod, path: &str, node: &NodeValues) -> Option<String> {
     }
 }
 
-fn quantity_value(q: &Quantity, cpu: bool) -> f64 {
+fn quantity_value(q: &Quantity) -> f64 {
     let s = q.0.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix('m') {
-        (n, 0.001)
-    } else {
-        let units: [(&str, f64); 10] = [
-            ("Ki", 1024.0),
-            ("Mi", 1024.0 * 1024.0),
-            ("Gi", 1024.0 * 1024.0 * 1024.0),
-            ("Ti", 1024.0_f64.powi(4)),
-            ("k", 1e3),
-            ("K", 1e3),
-            ("M", 1e6),
-            ("G", 1e9),
-            ("T", 1e12),
-            ("", 1.0),
-        ];
-        units
-            .iter()
-            .find_map(|(u, m)| s.strip_suffix(u).filter(|_| !u.is_empty() || !cpu || true).map(|n| (n, *m)))
-            .unwrap_or((s, 1.0))
-    };
+    let units: [(&str, f64); 10] = [
+        ("Ki", 1024.0),
+        ("Mi", 1024.0 * 1024.0),
+        ("Gi", 1024.0 * 1024.0 * 1024.0),
+        ("Ti", 1024.0_f64.powi(4)),
+        ("m", 0.001),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("", 1.0),
+    ];
+    let (num, mult) = units.iter().find_map(|(u, m)| s.strip_suffix(u).map(|n| (n, *m))).unwrap_or((s, 1.0));
     num.parse::<f64>().unwrap_or(0.0) * mult
 }
 
@@ -132,12 +125,12 @@ fn resource_field(c: &Container, resource: &str, divisor: Option<&Quantity>, nod
         res.and_then(|r| r.limits.as_ref())
     };
     let cpu = name == "cpu";
-    let value = map.and_then(|m| m.get(name)).map(|q| quantity_value(q, cpu)).unwrap_or(if cpu {
+    let value = map.and_then(|m| m.get(name)).map(quantity_value).unwrap_or(if cpu {
         node.cpu_cores as f64
     } else {
         node.memory_bytes as f64
     });
-    let div = divisor.map(|d| quantity_value(d, cpu)).filter(|d| *d > 0.0).unwrap_or(1.0);
+    let div = divisor.map(quantity_value).filter(|d| *d > 0.0).unwrap_or(1.0);
     format!("{}", (value / div).ceil() as u64)
 }
 
@@ -260,7 +253,7 @@ mod tests {
 
     #[test]
     fn quantities_convert() {
-        assert_eq!(quantity_value(&Quantity("500m".into()), true), 0.5);
-        assert_eq!(quantity_value(&Quantity("64Mi".into()), false), 64.0 * 1024.0 * 1024.0);
+        assert_eq!(quantity_value(&Quantity("500m".into())), 0.5);
+        assert_eq!(quantity_value(&Quantity("64Mi".into())), 64.0 * 1024.0 * 1024.0);
     }
 }

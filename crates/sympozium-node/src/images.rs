@@ -174,13 +174,13 @@ pub fn argv(program: &Program, command: &[String], args: &[String]) -> Vec<Strin
         if out.is_empty() {
             out = program.default_args.clone();
         }
-        if let Some(first) = out.first_mut() {
-            if let Some(name) = Path::new(first.as_str()).file_name().and_then(|n| n.to_str()) {
-                if name != "busybox" {
-                    *first = format!("/bin/{name}");
-                } else {
-                    *first = exe.clone();
-                }
+        if let Some(first) = out.first_mut()
+            && let Some(name) = Path::new(first.as_str()).file_name().and_then(|n| n.to_str())
+        {
+            if name != "busybox" {
+                *first = format!("/bin/{name}");
+            } else {
+                *first = exe.clone();
             }
         }
         return out;

@@ -244,12 +244,11 @@ impl Network {
 
     /// Deletes a pod's namespace (its veth goes with it) and frees its address.
     pub async fn remove_pod(&self, pod: &PodNet) {
-        if pod.netns_path.exists() {
-            if let Err(e) =
+        if pod.netns_path.exists()
+            && let Err(e) =
                 ip_batch("removing a pod network namespace", &format!("netns del {}\n", pod.name)).await
-            {
-                tracing::warn!(netns = %pod.name, error = %e, "could not remove the pod's network namespace");
-            }
+        {
+            tracing::warn!(netns = %pod.name, error = %e, "could not remove the pod's network namespace");
         }
         self.inner.used.lock().unwrap_or_else(|e| e.into_inner()).remove(&pod.index);
     }

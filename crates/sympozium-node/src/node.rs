@@ -122,7 +122,7 @@ pub async fn heartbeat(client: Client, info: NodeInfo) {
     loop {
         tokio::time::sleep(Duration::from_secs(10)).await;
         tick += 1;
-        let result = if tick % 3 == 0 {
+        let result = if tick.is_multiple_of(3) {
             register(&client, &info).await
         } else {
             renew_lease(&client, &info.name).await

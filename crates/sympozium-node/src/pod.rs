@@ -515,10 +515,10 @@ async fn resync(ctx: Arc<PodCtx>) {
                     continue;
                 }
             }
-            if let Ok(Some(payload)) = ctx.node.volumes.payload(&current, v, &ctx.values).await {
-                if let Err(e) = crate::volumes::write_atomic(&prepared.host_path, &payload) {
-                    tracing::warn!(volume = %v.name, error = %e, "re-syncing a volume");
-                }
+            if let Ok(Some(payload)) = ctx.node.volumes.payload(&current, v, &ctx.values).await
+                && let Err(e) = crate::volumes::write_atomic(&prepared.host_path, &payload)
+            {
+                tracing::warn!(volume = %v.name, error = %e, "re-syncing a volume");
             }
         }
     }

@@ -59,10 +59,10 @@ async fn provision(
     {
         return Ok(());
     }
-    if let Some(selected) = claim.annotations().get("volume.kubernetes.io/selected-node") {
-        if selected != node {
-            return Ok(());
-        }
+    if let Some(selected) = claim.annotations().get("volume.kubernetes.io/selected-node")
+        && selected != node
+    {
+        return Ok(());
     }
     if !ours(client, spec.storage_class_name.as_deref()).await {
         return Ok(());
@@ -125,10 +125,9 @@ async fn reap(client: Client, node: String, root: PathBuf) {
             }
             if let Some(path) =
                 pv.spec.as_ref().and_then(|s| s.host_path.as_ref()).map(|h| PathBuf::from(&h.path))
+                && path.starts_with(&root)
             {
-                if path.starts_with(&root) {
-                    let _ = std::fs::remove_dir_all(&path);
-                }
+                let _ = std::fs::remove_dir_all(&path);
             }
             let _ = pvs.delete(&pv.name_any(), &DeleteParams::default()).await;
         }

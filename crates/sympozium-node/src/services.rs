@@ -85,10 +85,10 @@ impl ServiceTable {
                 continue;
             };
             for p in spec.ports.iter().flatten() {
-                if p.protocol.as_deref().unwrap_or("TCP") == "TCP" {
-                    if let Ok(port) = u16::try_from(p.port) {
-                        out.push(ServicePort { ip, port });
-                    }
+                if p.protocol.as_deref().unwrap_or("TCP") == "TCP"
+                    && let Ok(port) = u16::try_from(p.port)
+                {
+                    out.push(ServicePort { ip, port });
                 }
             }
         }

@@ -96,7 +96,7 @@ fn downward(
     };
     items
         .iter()
-        .filter_map(|i| {
+        .map(|i| {
             let value = match i.field_ref.as_ref().map(|f| f.field_path.as_str()) {
                 Some("metadata.labels") => render(pod.metadata.labels.as_ref()),
                 Some("metadata.annotations") => render(pod.metadata.annotations.as_ref()),
@@ -129,7 +129,7 @@ fn downward(
                     })
                     .unwrap_or_default(),
             };
-            Some((i.path.clone(), (value.into_bytes(), mode_of(i.mode, default_mode))))
+            (i.path.clone(), (value.into_bytes(), mode_of(i.mode, default_mode)))
         })
         .collect()
 }
@@ -361,10 +361,10 @@ pub async fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
 
 /// Unmounts a tmpfs the node mounted.
 pub async fn unmount(dir: &Path) {
-    if is_mountpoint(dir) {
-        if let Err(e) = run("umount", &["-l", &dir.display().to_string()]).await {
-            tracing::warn!(dir = %dir.display(), error = %e, "unmounting a memory volume");
-        }
+    if is_mountpoint(dir)
+        && let Err(e) = run("umount", &["-l", &dir.display().to_string()]).await
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "unmounting a memory volume");
     }
 }
 
