@@ -179,6 +179,57 @@ fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
     });
     assert!(memories.contains(&task.chars().take(40).collect::<String>()), "{memories}");
 
+    // The whole chat path on real pods: a user writes to a Telegram bot (the fake Bot API on
+    // this host, reached from the pod network), the instance's channel pod relays it over
+    // NATS, the router in the controller pod starts a run, the agent pod answers through
+    // the offline model, and the reply comes back in the same chat through the channel pod.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let telegram = runtime
+        .block_on(sympozium_testkit::fake_chat::telegram::FakeTelegram::start_on(
+            "123:tok",
+            [0, 0, 0, 0].into(),
+        ))
+        .unwrap();
+    let chat_agent = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: chat-agent-telegram, namespace: sympozium-system}}
+stringData: {{TELEGRAM_BOT_TOKEN: "123:tok", TELEGRAM_API_URL: "http://10.247.0.1:{port}"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: chat-agent-openai-key, namespace: sympozium-system}}
+stringData: {{OPENAI_API_KEY: offline}}
+---
+apiVersion: sympozium.ai/v1alpha1
+kind: SympoziumInstance
+metadata: {{name: chat-agent, namespace: sympozium-system}}
+spec:
+  channels: [{{type: telegram, configRef: {{secret: chat-agent-telegram}}}}]
+  agents: {{default: {{model: sympozium-offline, baseURL: "http://offline-model.sympozium-system.svc:8080/v1"}}}}
+  authRefs: [{{provider: openai, secret: chat-agent-openai-key}}]
+"#,
+        port = telegram.port()
+    );
+    let manifest = stack.state.path().join("chat-agent.yaml");
+    std::fs::write(&manifest, chat_agent).unwrap();
+    let applied = std::process::Command::new(&kubectl)
+        .args(["--kubeconfig", stack.kubeconfig().to_str().unwrap(), "apply", "-f"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    wait("the Telegram channel Connected", Duration::from_secs(90), || {
+        let i = stack.json(&["instances", "get", "chat-agent"]);
+        (i["status"]["channels"][0]["status"] == "Connected").then_some(())
+    });
+    telegram.user_says(4242, 7, "alice", "Is the payments namespace healthy?");
+    let sent = runtime.block_on(telegram.wait_sent(1, Duration::from_secs(120))).unwrap();
+    assert_eq!(sent[0].chat, "4242", "the reply goes to the chat the user wrote in");
+    assert!(sent[0].text.contains("[offline scripted model: no LLM was called]"), "{}", sent[0].text);
+    assert!(sent[0].text.contains("Is the payments namespace healthy?"), "{}", sent[0].text);
+
     // `dev down` stops the node, its pods and the plane: nothing of ours keeps running.
     let node_pid: u32 =
         std::fs::read_to_string(stack.state.path().join("node.pid")).unwrap().trim().parse().unwrap();

@@ -101,7 +101,15 @@ impl Faults {
 pub(crate) async fn serve(
     router: axum::Router,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    serve_on(router, std::net::Ipv4Addr::LOCALHOST.into()).await
+}
+
+/// Like [`serve`], on `ip` (e.g. every address, for clients in pods of the local node).
+pub(crate) async fn serve_on(
+    router: axum::Router,
+    ip: std::net::IpAddr,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         // The server lives as long as the test; an error has nowhere better to go.

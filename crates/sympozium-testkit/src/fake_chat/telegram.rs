@@ -17,7 +17,7 @@ use axum::routing::any;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::{Faults, Recorder, Sent, serve};
+use super::{Faults, Recorder, Sent};
 
 /// The bot's user id in the fake.
 pub const BOT_ID: i64 = 7_000_001;
@@ -64,8 +64,14 @@ fn tg_error(status: StatusCode, description: &str, extra: Value) -> Response {
 }
 
 impl FakeTelegram {
-    /// Starts a fake accepting `token`.
+    /// Starts a fake accepting `token`, on loopback.
     pub async fn start(token: &str) -> std::io::Result<Self> {
+        Self::start_on(token, std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// Starts a fake accepting `token`, listening on `ip` (the `url` then names that
+    /// address; clients elsewhere replace the host part).
+    pub async fn start_on(token: &str, ip: std::net::IpAddr) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             token: token.to_string(),
             inner: Mutex::new(Inner { next_update: 1000, next_message: 1, ..Default::default() }),
@@ -75,13 +81,18 @@ impl FakeTelegram {
             retry_after: AtomicU32::new(1),
         });
         let app = Router::new().route("/{bot}/{method}", any(handle)).with_state(shared.clone());
-        let (addr, task) = serve(app).await?;
+        let (addr, task) = super::serve_on(app, ip).await?;
         Ok(Self { addr, shared, task })
     }
 
     /// The value for `TELEGRAM_API_URL`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     fn push_message(&self, message: Value) -> i64 {
