@@ -14,6 +14,25 @@ use super::onboard::Onboarding;
 use super::pack::Activation;
 use super::providers::PROVIDERS;
 
+/// Why writing a wizard's outcome failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The pack to activate does not exist.
+    #[error("pack \"{pack}\" not found in namespace \"{ns}\" (see `sympozium packs list -n {ns}`)")]
+    PackNotFound {
+        /// Pack name.
+        pack: String,
+        /// Namespace.
+        ns: String,
+    },
+    /// The provider needs credentials and none were given.
+    #[error("provider \"{0}\" needs an API key: pass --api-key or set SYMPOZIUM_API_KEY")]
+    NeedsKey(String),
+    /// A Kubernetes call failed.
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
 /// Field manager of everything the CLI and TUI write.
 pub const MANAGER: &str = "sympozium-cli";
 
@@ -62,19 +81,16 @@ async fn put_secret(
 /// `<pack>-<type>-secret`, then one merge patch of the pack: `enabled`, `authRefs`, models of
 /// personas that name none, channels, base URL, repository, team task, sandbox, heartbeat;
 /// the first activation also clears `excludePersonas`. Returns the number of personas.
-pub async fn activate_pack(client: &Client, ns: &str, act: &Activation) -> anyhow::Result<usize> {
+pub async fn activate_pack(client: &Client, ns: &str, act: &Activation) -> Result<usize, ApplyError> {
     let api: Api<PersonaPack> = Api::namespaced(client.clone(), ns);
     let mut pack = api
         .get_opt(&act.pack)
         .await?
-        .ok_or_else(|| crate::commands::not_found("pack", &act.pack, ns, "packs"))?;
+        .ok_or_else(|| ApplyError::PackNotFound { pack: act.pack.clone(), ns: ns.into() })?;
     let name = act.pack.as_str();
     let has_key = act.credentials.values().any(|v| !v.trim().is_empty());
     if !has_key && needs_key(&act.provider) {
-        anyhow::bail!(
-            "provider \"{}\" needs an API key: pass --api-key or set SYMPOZIUM_API_KEY",
-            act.provider
-        );
+        return Err(ApplyError::NeedsKey(act.provider.clone()));
     }
     let secret_name = format!("{name}-{}-key", act.provider);
     if has_key {
@@ -200,7 +216,7 @@ pub fn instance_manifest(o: &Onboarding) -> Value {
 
 /// Writes an onboarding: namespace, provider Secret, channel Secret, `default-policy`, the
 /// instance and its heartbeat schedule. Returns one line per object written.
-pub async fn onboard(client: &Client, o: &Onboarding) -> anyhow::Result<Vec<String>> {
+pub async fn onboard(client: &Client, o: &Onboarding) -> Result<Vec<String>, ApplyError> {
     let ns = o.namespace.as_str();
     let apply = PatchParams::apply(MANAGER).force();
     let mut done = Vec::new();
@@ -215,7 +231,7 @@ pub async fn onboard(client: &Client, o: &Onboarding) -> anyhow::Result<Vec<Stri
         put_secret(client, ns, &name, (labels::INSTANCE, &o.name), &o.credentials).await?;
         done.push(format!("secret/{name}"));
     } else if needs_key(&o.provider) {
-        anyhow::bail!("provider \"{}\" needs an API key", o.provider);
+        return Err(ApplyError::NeedsKey(o.provider.clone()));
     }
     if let Some((ty, tokens)) = &o.channel
         && !tokens.is_empty()
