@@ -67,3 +67,11 @@ bench-channels:
 bench-tui:
 	cargo build --release --locked -p sympozium-cli --example bench_tui
 	target/release/examples/bench_tui
+
+# Local node (sympozium-node): pod start latency, bound -> all containers running, p50/p99
+# over BENCH_PODS (100) busybox pods, one at a time and as a burst, on the test plane.
+# Needs root, bubblewrap and busybox. Never part of `make test`.
+.PHONY: bench-node
+bench-node:
+	cargo build --release --locked -p sympozium-node --bins --examples
+	target/release/examples/node_bench target/release/sympozium-node
