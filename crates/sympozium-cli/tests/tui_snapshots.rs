@@ -397,9 +397,23 @@ fn streamed_text_and_approval_prompt() {
         text: "Checking nodes".into(),
     });
     check("chat-streaming", &screen(&app));
+    // A scheduled run's approval only shows in the header.
+    let scheduled = Approval {
+        request_id: "req-0".into(),
+        run: "platform-team-sre-watchdog-schedule-12".into(),
+        ns: "team".into(),
+        instance: "platform-team-sre-watchdog".into(),
+        tool: "execute_command".into(),
+        arguments: "{}".into(),
+    };
+    app.update(Update::Approval(scheduled));
+    assert!(matches!(app.mode, Mode::Normal));
+    assert!(screen(&app).contains("1 approval(s) waiting: A"));
+    app.update(Update::Answered("req-0".into()));
+    // The console's own chat run: the prompt opens by itself.
     let approval = Approval {
         request_id: "req-1".into(),
-        run: "platform-team-sre-watchdog-schedule-12".into(),
+        run: "platform-team-sre-watchdog-7k2xq".into(),
         ns: "team".into(),
         instance: "platform-team-sre-watchdog".into(),
         tool: "execute_command".into(),

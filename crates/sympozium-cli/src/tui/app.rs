@@ -194,12 +194,25 @@ impl App {
             Some(Update::Text { title, body }) => self.mode = Mode::Pager { title, body, scroll: 0 },
             _ => {}
         }
-        // An agent waiting for a human comes first, unless the user is in the middle of
-        // something else (then the footer says so and `A` opens it).
-        if matches!(self.mode, Mode::Normal)
-            && let Some(a) = self.data.approvals.first()
-        {
-            self.mode = Mode::Approve(a.clone());
+        // An agent of this console's own chat waiting for a human comes first, unless the
+        // user is in the middle of something else. Other runs' approvals (a chat app's, whose
+        // users answer there) only show in the header; `A` opens them.
+        if matches!(self.mode, Mode::Normal) {
+            let own = self.data.approvals.iter().find(|a| {
+                self.data.runs.iter().any(|r| {
+                    r.metadata.name.as_deref() == Some(a.run.as_str())
+                        && r.metadata.namespace.as_deref() == Some(a.ns.as_str())
+                        && r.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get(chat::CONVERSATION))
+                            .map(String::as_str)
+                            == Some(chat::TUI_CONVERSATION)
+                })
+            });
+            if let Some(a) = own {
+                self.mode = Mode::Approve(a.clone());
+            }
         }
     }
 
