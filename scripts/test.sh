@@ -32,6 +32,9 @@ export TESTPLANE_KUBECTL="${TESTPLANE_KUBECTL:-$(command -v kubectl || echo kube
 echo "test: control plane kubeconfig $TESTPLANE_KUBECONFIG" >&2
 
 mkdir -p "$repo/target"
+# Every binary first: end-to-end tests run other crates' programs (the local node runs
+# pods from target/debug), which `cargo test` alone builds only for crates it tests.
+cargo build --workspace --bins --locked
 # errexit off for the pipeline: a failing test must still reach the summary below.
 set +e
 cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$repo/target/test-output.log"
