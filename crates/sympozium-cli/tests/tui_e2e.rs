@@ -232,3 +232,92 @@ async fn without_a_terminal_it_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: the TUI needs a terminal"), "{err}");
 }
+
+/// Waits until `check` holds for the instance.
+async fn instance_until(
+    api: &Api<sympozium_api::SympoziumInstance>,
+    what: &str,
+    check: impl Fn(&sympozium_api::SympoziumInstance) -> bool,
+) -> sympozium_api::SympoziumInstance {
+    for _ in 0..150 {
+        let i = api.get("my-agent").await.unwrap();
+        if check(&i) {
+            return i;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_from_the_tui_reach_the_cluster() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "tui-edits").await.unwrap().name().to_string();
+    let sample = sympozium_testkit::repo_root().join("deploy/samples/sympoziuminstance-my-agent.yaml");
+    plane.kubectl(&["apply", "-n", &ns, "-f", sample.to_str().unwrap()]).unwrap();
+    let instances: Api<sympozium_api::SympoziumInstance> = Api::namespaced(client.clone(), &ns);
+
+    let kubeconfig = plane.kubeconfig().to_str().unwrap().to_string();
+    let pty =
+        Pty::start("edits", &[env!("CARGO_BIN_EXE_sympozium"), "--kubeconfig", &kubeconfig, "-n", &ns], &[]);
+    pty.wait_for(&format!(" {ns}/my-agent "), 30);
+
+    // /provider stores the provider and keeps the Secret.
+    pty.keys(&["/"]);
+    pty.type_text("provider my-agent anthropic claude-x");
+    pty.keys(&["Enter"]);
+    pty.wait_for("my-agent: provider anthropic, model claude-x", 20);
+    let i = instance_until(&instances, "the provider", |i| i.spec.agents.default.model == "claude-x").await;
+    assert_eq!(i.spec.auth_refs[0].provider.as_deref(), Some("anthropic"));
+    assert_eq!(i.spec.auth_refs[0].secret, "openai-key");
+
+    // A channel with a typed token: its own Secret; Telegram keeps its access control.
+    pty.keys(&["/"]);
+    pty.type_text("channel my-agent discord token=d1sc0rd");
+    pty.keys(&["Enter"]);
+    pty.wait_for("discord channel added", 20);
+    let i = instance_until(&instances, "the discord channel", |i| i.spec.channels.len() == 2).await;
+    assert_eq!(i.spec.channels[0].access_control.as_ref().unwrap().allowed_senders, ["123456"]);
+    assert_eq!(i.spec.channels[1].config_ref.secret, "my-agent-discord-secret");
+    let secret = Api::<Secret>::namespaced(client.clone(), &ns).get("my-agent-discord-secret").await.unwrap();
+    assert_eq!(secret.data.unwrap()["DISCORD_BOT_TOKEN"].0, b"d1sc0rd");
+
+    // The edit modal: the web endpoint becomes the web-endpoint skill; params stay.
+    pty.keys(&["e"]);
+    pty.wait_for("edit my-agent", 20);
+    pty.keys(&["Down", "Down", "Down", "Down", "Down", "Down", "Space", "Enter"]);
+    pty.wait_for("my-agent saved", 20);
+    let i = instance_until(&instances, "the web-endpoint skill", |i| {
+        i.spec.skills.iter().any(|s| s.skill_pack_ref.as_deref() == Some("web-endpoint"))
+    })
+    .await;
+    assert_eq!(i.spec.skills[0].params.as_ref().unwrap()["CLUSTER"], "production");
+    assert_eq!(i.spec.channels.len(), 2, "channels untouched");
+
+    // describe: the object and its Events, fetched by the worker.
+    pty.keys(&["d"]);
+    pty.wait_for("describe sympoziuminstance/my-agent", 20);
+    pty.wait_for("kind: SympoziumInstance", 20);
+    pty.keys(&["Escape"]);
+
+    // /schedule, then delete with confirmation from the Schedules view.
+    pty.keys(&["/"]);
+    pty.type_text("schedule my-agent 0 * * * * Say hello");
+    pty.keys(&["Enter"]);
+    pty.wait_for("sympoziumschedule/my-agent-schedule set", 20);
+    let schedules: Api<sympozium_api::SympoziumSchedule> = Api::namespaced(client.clone(), &ns);
+    let s = schedules.get("my-agent-schedule").await.unwrap();
+    assert_eq!((s.spec.schedule.as_str(), s.spec.task.as_str()), ("0 * * * *", "Say hello"));
+    pty.keys(&["7"]);
+    pty.wait_for("my-agent-schedule", 20);
+    pty.keys(&["x"]);
+    pty.wait_for("Delete sympoziumschedule/my-agent-schedule? y/n", 20);
+    pty.keys(&["y"]);
+    pty.wait_for("sympoziumschedule/my-agent-schedule deleted", 20);
+    sympozium_testkit::wait_until_gone(&schedules, "my-agent-schedule", "schedule", Duration::from_secs(30))
+        .await
+        .unwrap();
+    pty.keys(&["q"]);
+    pty.wait_for("[exited 0]", 20);
+}

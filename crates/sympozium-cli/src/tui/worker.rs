@@ -1,6 +1,6 @@
 //! The TUI's worker: one reflector per kind (cluster-wide watches, reconnecting with backoff
 //! by themselves) sending whole lists to the UI at most every 150 ms, and the actions the
-//! UI queues, each in its own task. Nothing here runs on the render path.
+//! UI queues, in order. Nothing here runs on the render path.
 
 use std::fmt::Debug;
 use std::pin::pin;
@@ -55,15 +55,16 @@ pub async fn run(client: Client, tx: UnboundedSender<Update>, mut actions: Unbou
             Update::Pods,
         )),
     ];
+    // One at a time, in the order queued: a channel's Secret is written before the channel
+    // that names it, and the last message on the status line is the last thing done.
     while let Some(action) = actions.recv().await {
-        let (client, tx) = (client.clone(), tx.clone());
-        tokio::spawn(async move {
-            let update = match perform(&client, action).await {
-                Ok(update) => update,
-                Err(e) => Update::Error(format!("{e:#}")),
-            };
-            let _ = tx.send(update);
-        });
+        let update = match perform(&client, action).await {
+            Ok(update) => update,
+            Err(e) => Update::Error(format!("{e:#}")),
+        };
+        if tx.send(update).is_err() {
+            break;
+        }
     }
     for w in watches {
         w.abort();
