@@ -528,3 +528,31 @@ fn slash_commands_and_edit_keep_what_they_do_not_change() {
         matches!(saved.get(1), Some(Action::Patch { name, .. }) if name == "platform-team-sre-watchdog-schedule")
     );
 }
+
+#[test]
+fn gateway_edit_modal() {
+    let mut app = fixture_app();
+    app.on_key(key(KeyCode::Char('8')));
+    app.on_key(key(KeyCode::Char('e')));
+    check("edit-gateway", &screen(&app));
+    for _ in 0..3 {
+        app.on_key(key(KeyCode::Down));
+    }
+    for _ in 0.."example.com".len() {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    typed(&mut app, "agents.example.org");
+    app.on_key(key(KeyCode::Enter));
+    match app.outbox.pop() {
+        Some(Action::Patch { name, patch, .. }) => {
+            assert_eq!(name, "default");
+            let gw = &patch["spec"]["gateway"];
+            assert_eq!(gw["baseDomain"], "agents.example.org");
+            assert_eq!(
+                (gw["enabled"].as_bool(), gw["tls"]["secretName"].as_str()),
+                (Some(true), Some("gw-tls"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -423,7 +423,16 @@ impl App {
                         self.mode = Mode::Edit(Box::new(EditForm::new(&inst, schedule.as_deref())));
                     }
                 }
-                _ => self.status = Some(("e edits instances (2)".into(), true)),
+                (View::Gateway, Some(row)) => {
+                    let config = self.data.configs.iter().find(|c| {
+                        c.metadata.name.as_deref() == Some(row.name.as_str())
+                            && c.metadata.namespace.as_deref() == Some(row.ns.as_str())
+                    });
+                    if let Some(c) = config {
+                        self.mode = Mode::Edit(Box::new(EditForm::gateway(c)));
+                    }
+                }
+                _ => self.status = Some(("e edits instances (2) and the gateway (8)".into(), true)),
             },
             KeyCode::Char('d') => {
                 if let (Some(kind), Some(row)) = (self.kind(), self.selection()) {

@@ -2,12 +2,13 @@
 //! lifecycle hooks (preRun/postRun/rbac as JSON), the web endpoint (as the
 //! `web-endpoint` skill, which is what the controllers read — the original wrote the
 //! deprecated `spec.webEndpoint`), and the heartbeat schedule. Saving patches only these
-//! fields, so channels keep their access control and skills keep their params.
+//! fields, so channels keep their access control and skills keep their params. The same
+//! form edits a SympoziumConfig's gateway (`e` on the Gateway view).
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use serde_json::json;
 use sympozium_api::common::SkillRef;
-use sympozium_api::{SympoziumInstance, SympoziumSchedule, labels};
+use sympozium_api::{SympoziumConfig, SympoziumInstance, SympoziumSchedule, labels};
 
 use super::actions::{Action, ObjKind};
 
@@ -37,6 +38,8 @@ pub struct EditForm {
     pub error: Option<String>,
     skills: Vec<SkillRef>,
     schedule: Option<String>,
+    /// Editing a SympoziumConfig's gateway instead of an instance.
+    gateway: bool,
 }
 
 const MODEL: usize = 0;
@@ -140,6 +143,7 @@ impl EditForm {
             error: None,
             skills: inst.spec.skills.clone(),
             schedule: schedule.and_then(|s| s.metadata.name.clone()),
+            gateway: false,
         }
     }
 
@@ -171,8 +175,60 @@ impl EditForm {
         self.fields[i].value.trim()
     }
 
+    /// The form of a SympoziumConfig's gateway (the original's Gateway edit modal).
+    pub fn gateway(config: &SympoziumConfig) -> Self {
+        let gw = config.spec.gateway.clone().unwrap_or_default();
+        let tls = gw.tls.clone();
+        let text = |label, value: String| Field { label, value, switch: false };
+        let switch = |label, on: bool| Field { label, value: yes(on), switch: true };
+        Self {
+            ns: config.metadata.namespace.clone().unwrap_or_default(),
+            name: config.metadata.name.clone().unwrap_or_default(),
+            fields: vec![
+                switch("Gateway enabled", gw.enabled),
+                text("Gateway class", gw.gateway_class_name),
+                text("Gateway name", gw.name),
+                text("Base domain", gw.base_domain.unwrap_or_default()),
+                switch("TLS", tls.as_ref().is_some_and(|t| t.enabled)),
+                text("TLS Secret", tls.as_ref().map(|t| t.secret_name.clone()).unwrap_or_default()),
+                text(
+                    "cert-manager ClusterIssuer",
+                    tls.and_then(|t| t.cert_manager_cluster_issuer).unwrap_or_default(),
+                ),
+            ],
+            focus: 0,
+            error: None,
+            skills: Vec::new(),
+            schedule: None,
+            gateway: true,
+        }
+    }
+
+    fn save_gateway(&self) -> Result<Vec<Action>, String> {
+        let opt = |i: usize| if self.value(i).is_empty() { json!(null) } else { json!(self.value(i)) };
+        if self.value(1).is_empty() || self.value(2).is_empty() {
+            return Err("Gateway class and name cannot be empty".into());
+        }
+        Ok(vec![Action::Patch {
+            kind: ObjKind::Config,
+            ns: self.ns.clone(),
+            name: self.name.clone(),
+            patch: json!({"spec": {"gateway": {
+                "enabled": self.value(0) == "yes",
+                "gatewayClassName": self.value(1),
+                "name": self.value(2),
+                "baseDomain": opt(3),
+                "tls": {"enabled": self.value(4) == "yes", "secretName": self.value(5), "certManagerClusterIssuer": opt(6)},
+            }}}),
+            what: format!("{} gateway saved", self.name),
+        }])
+    }
+
     /// The patches saving writes.
     pub fn save(&self) -> Result<Vec<Action>, String> {
+        if self.gateway {
+            return self.save_gateway();
+        }
         let kb: i32 =
             self.value(MEMORY_KB).parse().map_err(|_| "Memory size must be a number of KB".to_string())?;
         if self.value(MODEL).is_empty() {
