@@ -70,10 +70,11 @@ async fn measure(client: &Client, ns: &str, prefix: &str, count: usize, in_fligh
         if p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(NODE) {
             bound.entry(name.clone()).or_insert(now);
         }
-        if all_running(&p) && !latencies.contains_key(&name) {
-            if let Some(t) = bound.get(&name) {
-                latencies.insert(name, now - *t);
-            }
+        if all_running(&p)
+            && !latencies.contains_key(&name)
+            && let Some(t) = bound.get(&name)
+        {
+            latencies.insert(name, now - *t);
         }
     }
     latencies.into_values().collect()

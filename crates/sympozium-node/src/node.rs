@@ -116,19 +116,35 @@ async fn renew_lease(client: &Client, name: &str) -> Result<(), kube::Error> {
     leases.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await.map(|_| ())
 }
 
-/// Renews the Lease every 10 s and the Ready condition every 30 s, forever.
+/// Renews the Lease and the Ready condition every 10 s, forever.
 pub async fn heartbeat(client: Client, info: NodeInfo) {
-    let mut tick = 0u32;
     loop {
         tokio::time::sleep(Duration::from_secs(10)).await;
-        tick += 1;
-        let result = if tick.is_multiple_of(3) {
-            register(&client, &info).await
-        } else {
-            renew_lease(&client, &info.name).await
-        };
-        if let Err(e) = result {
+        if let Err(e) = register(&client, &info).await {
             tracing::warn!(error = %e, "node heartbeat failed");
         }
+    }
+}
+
+/// Marks the Node not ready — unless another node process has registered it since (its
+/// pod CIDR annotation differs), so a node stopping never darkens its successor.
+pub async fn stopped(client: &Client, info: &NodeInfo) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let current = nodes.get_opt(&info.name).await.ok().flatten();
+    let ours = current
+        .as_ref()
+        .and_then(|n| n.metadata.annotations.as_ref())
+        .and_then(|a| a.get("sympozium.ai/pod-cidr"))
+        .is_some_and(|c| *c == info.pod_cidr);
+    if !ours {
+        return;
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let not_ready = json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletStopped",
+        "message": "sympozium-node stopped", "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
+    if let Err(e) =
+        nodes.patch_status(&info.name, &PatchParams::default(), &Patch::Strategic(not_ready)).await
+    {
+        tracing::warn!(error = %e, "marking the node not ready");
     }
 }

@@ -341,6 +341,24 @@ pub async fn run(
                     .await;
                 }
             }
+            let mut ignored = Vec::new();
+            if spec.host_network == Some(true) {
+                ignored.push("hostNetwork (the pod gets its own network namespace)");
+            }
+            if spec.containers.iter().flat_map(|c| c.ports.iter().flatten()).any(|p| p.host_port.is_some()) {
+                ignored.push("hostPort");
+            }
+            if spec.host_pid == Some(true) || spec.host_ipc == Some(true) {
+                ignored.push("hostPID/hostIPC");
+            }
+            if !ignored.is_empty() {
+                ctx.event(
+                    "Warning",
+                    "NotSupportedByLocalNode",
+                    &format!("not honoured on this node: {}", ignored.join(", ")),
+                )
+                .await;
+            }
             let resync = tokio::spawn(resync(ctx.clone()));
             let end = tokio::select! {
                 () = lifecycle(ctx.clone()) => ending(&mut pod_rx, &mut control).await,

@@ -7,10 +7,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Service};
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::Service;
 use kube::{Api, Client};
-use serde_json::json;
 use tokio::sync::watch;
 
 use crate::config::{Cidr, Config};
@@ -248,15 +246,7 @@ async fn serve(
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = manager.await;
-    let nodes: Api<Node> = Api::all(client);
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let not_ready = json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletStopped",
-            "message": "sympozium-node stopped", "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
-    if let Err(e) =
-        nodes.patch_status(&config.node_name, &PatchParams::default(), &Patch::Strategic(not_ready)).await
-    {
-        tracing::warn!(error = %e, "marking the node not ready");
-    }
+    crate::node::stopped(&client, &info).await;
     for t in tasks {
         t.abort();
     }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -81,30 +80,7 @@ async fn an_agent_run_executes_on_the_local_node_and_succeeds_with_the_answer_fr
     // endpoint is the node's own address leads pods to it.
     let fake = FakeLlm::start().await.unwrap();
     fake.push(Turn::text("Two pods crash-loop in shop: payments and cart.").with_usage(420, 17));
-    let port: u16 =
-        fake.openai_base_url().rsplit(':').next().unwrap().trim_end_matches("/v1").parse().unwrap();
-    let node: k8s_openapi::api::core::v1::Node = Api::all(client.clone()).get(NODE).await.unwrap();
-    let node_ip = node
-        .status
-        .unwrap()
-        .addresses
-        .unwrap()
-        .into_iter()
-        .find(|a| a.type_ == "InternalIP")
-        .unwrap()
-        .address;
-    create::<Service>(
-        &client,
-        &ns,
-        json!({"metadata": {"name": "llm"},
-        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}}),
-    )
-    .await;
-    create::<EndpointSlice>(&client, &ns, json!({"metadata": {"name": "llm-host",
-        "labels": {"kubernetes.io/service-name": "llm", "endpointslice.kubernetes.io/managed-by": "sympozium-test"}},
-        "addressType": "IPv4", "ports": [{"name": "http", "port": port}],
-        "endpoints": [{"addresses": [node_ip], "conditions": {"ready": true}}]}))
-    .await;
+    host_service(&client, &ns, "llm", port_of(&fake.openai_base_url())).await;
     let base_url = format!("http://llm.{ns}.svc/v1");
 
     create::<Secret>(

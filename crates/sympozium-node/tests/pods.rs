@@ -166,6 +166,7 @@ wait"#;
     let reader = std::thread::spawn(move || {
         let _ = follow.stdout.take().unwrap().read_to_string(&mut followed);
         let _ = follow.kill();
+        let _ = follow.wait();
         followed
     });
     let followed = tokio::task::spawn_blocking(move || reader.join().unwrap()).await.unwrap();
@@ -326,4 +327,62 @@ async fn an_unmapped_image_waits_with_a_clear_reason_and_failing_containers_rest
     let previous = plane.kubectl(&["logs", "-n", ns, "ghost", "-c", "flaky", "--previous"]).unwrap();
     assert_eq!(previous.trim(), "attempt");
     delete_pod(&client, ns, "ghost", WAIT).await;
+}
+
+#[tokio::test]
+async fn configmap_and_downward_api_volumes_follow_changes_while_the_pod_runs() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = namespace(&client, &plane, "node-sync").await;
+    let ns = ns.name();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "live"}, "data": {"value": "v1"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    create_pod(
+        &client,
+        ns,
+        json!({"metadata": {"name": "watcher", "labels": {"tier": "one"}},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "busybox:1.36",
+                "command": ["sh", "-c", "while true; do echo \"$(cat /cfg/value) $(cat /info/labels | tr '\\n' ' ')\"; sleep 1; done"],
+                "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}, {"name": "info", "mountPath": "/info"}]}],
+            "volumes": [{"name": "cfg", "configMap": {"name": "live"}},
+                {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}]}}),
+    )
+    .await;
+    wait_phase(&client, ns, "watcher", "Running", WAIT).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    cms.patch(
+        "live",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"data": {"value": "v2"}})),
+    )
+    .await
+    .unwrap();
+    pods.patch(
+        "watcher",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"labels": {"tier": "two"}}})),
+    )
+    .await
+    .unwrap();
+    let mut last = String::new();
+    for _ in 0..60 {
+        last = logs(&plane, ns, "watcher", "c");
+        if last.lines().last().is_some_and(|l| l.starts_with("v2 ") && l.contains("tier=\"two\"")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let first = last.lines().next().unwrap_or_default();
+    assert!(first.starts_with("v1 ") && first.contains("tier=\"one\""), "{last}");
+    let now = last.lines().last().unwrap_or_default();
+    assert!(
+        now.starts_with("v2 ") && now.contains("tier=\"two\""),
+        "the running pod sees the new values:\n{last}"
+    );
+    delete_pod(&client, ns, "watcher", WAIT).await;
 }

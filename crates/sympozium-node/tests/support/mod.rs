@@ -164,3 +164,45 @@ pub async fn delete_pod(client: &Client, ns: &str, name: &str, timeout: Duration
 pub fn logs(plane: &TestPlane, ns: &str, pod: &str, container: &str) -> String {
     plane.kubectl(&["logs", "-n", ns, pod, "-c", container]).unwrap()
 }
+
+/// A selector-less Service `name` whose one endpoint is the node's own address at `port`:
+/// pods reach a server of this test process bound to 127.0.0.1:`port` at `<name>.<ns>.svc:80`.
+pub async fn host_service(client: &Client, ns: &str, name: &str, port: u16) {
+    let node: Node = Api::all(client.clone()).get(NODE).await.unwrap();
+    let node_ip = node
+        .status
+        .unwrap()
+        .addresses
+        .unwrap()
+        .into_iter()
+        .find(|a| a.type_ == "InternalIP")
+        .unwrap()
+        .address;
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), ns);
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> = Api::namespaced(client.clone(), ns);
+    slices
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": format!("{name}-host"),
+                "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "sympozium-test"}},
+                "addressType": "IPv4", "ports": [{"name": "http", "port": port}],
+                "endpoints": [{"addresses": [node_ip], "conditions": {"ready": true}}]}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+/// The port of a loopback URL such as `http://127.0.0.1:1234/v1`.
+pub fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap()
+}
