@@ -100,9 +100,19 @@ pub async fn register(client: &Client, info: &NodeInfo) -> Result<(), kube::Erro
             other?;
         }
     }
-    nodes
+    let node = nodes
         .patch_status(&info.name, &PatchParams::default(), &Patch::Merge(json!({"status": status(info)})))
         .await?;
+    // The node is Ready now: drop the not-ready/unreachable taints a stopped predecessor
+    // left (node-lifecycle would take them off a few seconds later; pods wait meanwhile).
+    let taints = node.spec.and_then(|s| s.taints).unwrap_or_default();
+    let stale = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
+    if taints.iter().any(|t| stale.contains(&t.key.as_str())) {
+        let keep: Vec<_> = taints.into_iter().filter(|t| !stale.contains(&t.key.as_str())).collect();
+        nodes
+            .patch(&info.name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"taints": keep}})))
+            .await?;
+    }
     renew_lease(client, &info.name).await
 }
 

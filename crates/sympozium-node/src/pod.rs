@@ -361,7 +361,14 @@ pub async fn run(
             }
             let resync = tokio::spawn(resync(ctx.clone()));
             let end = tokio::select! {
-                () = lifecycle(ctx.clone()) => ending(&mut pod_rx, &mut control).await,
+                () = lifecycle(ctx.clone()) => {
+                    // Every container has ended: the pod keeps its status (and podIP) but
+                    // its network namespace and address go back to the pool now.
+                    if let (Some(net), Some(p)) = (&node.net, podnet.take()) {
+                        net.remove_pod(&p).await;
+                    }
+                    ending(&mut pod_rx, &mut control).await
+                }
                 end = ending(&mut pod_rx, &mut control) => end,
             };
             resync.abort();

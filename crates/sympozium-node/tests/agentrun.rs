@@ -55,6 +55,7 @@ where
 async fn an_agent_run_executes_on_the_local_node_and_succeeds_with_the_answer_from_its_log() {
     ensure_built("sympozium-agent-runner", &["sympozium-agent-runner"]);
     ensure_built("sympozium-ipc-bridge", &["sympozium-ipc-bridge"]);
+    ensure_built("sympozium-tool-executor", &["tool-executor"]);
     let plane = TestPlane::get().unwrap();
     let client = plane.client().await.unwrap();
     let ns = namespace(&client, &plane, "node-run").await;
@@ -79,6 +80,10 @@ async fn an_agent_run_executes_on_the_local_node_and_succeeds_with_the_answer_fr
     // The fake LLM runs in this test process on loopback; a selector-less Service whose
     // endpoint is the node's own address leads pods to it.
     let fake = FakeLlm::start().await.unwrap();
+    // The agent asks its skill sidecar to list the namespace's pods through the API server,
+    // with the per-run ServiceAccount's token and RBAC, then answers.
+    let list_pods = r#"SA=/var/run/secrets/kubernetes.io/serviceaccount; echo "sidecar sees $(curl -s --cacert $SA/ca.crt -H "Authorization: Bearer $(cat $SA/token)" https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/$(cat $SA/namespace)/pods | grep -o 'nats:2.10' | head -n 1) as $(id -u)""#;
+    fake.push(Turn::tool_call("execute_command", json!({"command": list_pods})).with_usage(0, 0));
     fake.push(Turn::text("Two pods crash-loop in shop: payments and cart.").with_usage(420, 17));
     host_service(&client, &ns, "llm", port_of(&fake.openai_base_url())).await;
     let base_url = format!("http://llm.{ns}.svc/v1");
@@ -91,6 +96,18 @@ async fn an_agent_run_executes_on_the_local_node_and_succeeds_with_the_answer_fr
     .await;
     apply(&client, &ns, "SkillPack", "skillpacks", "triage", json!({
         "skills": [{"name": "triage", "description": "First ten minutes", "content": "Check recent deployments first."}]})).await;
+    apply(
+        &client,
+        &ns,
+        "SkillPack",
+        "skillpacks",
+        "inspect",
+        json!({
+        "skills": [{"name": "inspect", "content": "Inspect the cluster with execute_command."}],
+        "sidecar": {"image": "ghcr.io/sympozium-ai/sympozium/skill-k8s-ops:latest",
+            "rbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}}),
+    )
+    .await;
     apply(
         &client,
         &ns,
@@ -113,6 +130,7 @@ async fn an_agent_run_executes_on_the_local_node_and_succeeds_with_the_answer_fr
     let tasks = [tokio::spawn(agentrun::run(ctx.clone())), tokio::spawn(skillpack::run(ctx.clone()))];
     apply(&client, &ns, "AgentRun", "agentruns", "watch-1", json!({"instanceRef": "sre", "agentId": "primary",
         "sessionKey": "s1", "task": "Which pods are crash-looping?",
+        "skills": [{"skillPackRef": "triage"}, {"skillPackRef": "inspect"}],
         "model": {"provider": "openai", "model": "gpt-4o", "baseURL": base_url, "authSecretRef": "team-openai-key"}}))
     .await;
 
@@ -151,6 +169,11 @@ async fn an_agent_run_executes_on_the_local_node_and_succeeds_with_the_answer_fr
     let system = request.system_prompt();
     assert!(system.contains("You are the SRE watchdog of the shop cluster."), "{system}");
     assert!(system.contains("Check recent deployments first."), "{system}");
+    let after_tool = fake.requests()[1].body.to_string();
+    assert!(
+        after_tool.contains("sidecar sees nats:2.10 as 1000"),
+        "the skill sidecar ran the command as the pod's user and read pods with its RBAC: {after_tool}"
+    );
 
     // The pod ran here. No bus router runs in this test: the controller read the result
     // marker from the `agent` container's log through the API server and the node's log
