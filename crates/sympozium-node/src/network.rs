@@ -57,6 +57,10 @@ struct Inner {
     cidr: Cidr,
     service_cidr: Cidr,
     used: Mutex<BTreeSet<u32>>,
+    /// Where the next search for a free address starts: addresses are handed out round
+    /// robin, so a just-freed address (still in neighbour caches with the old pod's MAC)
+    /// is not reused at once.
+    next: Mutex<u32>,
 }
 
 /// A pod's network namespace and address.
@@ -118,6 +122,7 @@ impl Network {
                 cidr,
                 service_cidr,
                 used: Mutex::new(BTreeSet::new()),
+                next: Mutex::new(10),
             }),
         };
         net.teardown().await;
@@ -202,7 +207,12 @@ impl Network {
         let index = {
             let mut used = self.inner.used.lock().unwrap_or_else(|e| e.into_inner());
             let size = self.inner.cidr.size().min(65_000);
-            let free = (10..size - 1).find(|i| !used.contains(i));
+            let mut next = self.inner.next.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (*next).clamp(10, size - 2);
+            let free = (start..size - 1).chain(10..start).find(|i| !used.contains(i));
+            if let Some(i) = free {
+                *next = if i + 1 >= size - 1 { 10 } else { i + 1 };
+            }
             let Some(i) = free else {
                 return Err(NetError::Exhausted(self.inner.cidr.to_string()));
             };
@@ -231,6 +241,8 @@ impl Network {
              route add {service_cidr} via {svc}\n"
         );
         let pod = PodNet { ip, netns_path: PathBuf::from("/run/netns").join(&name), name, index };
+        // Forget the MAC of an earlier pod with this address (best effort: usually none).
+        let _ = ip_batch("flushing a stale neighbour entry", &format!("neigh flush to {ip}\n")).await;
         let result = match ip_batch("creating a pod network namespace", &commands).await {
             Ok(()) => ip_batch_in("configuring a pod network namespace", Some(&pod.name), &inside).await,
             Err(e) => Err(e),

@@ -162,14 +162,21 @@ wait"#;
             .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     delete_pod(&client, ns, "life", WAIT).await;
-    let mut followed = String::new();
-    let reader = std::thread::spawn(move || {
-        let _ = follow.stdout.take().unwrap().read_to_string(&mut followed);
-        let _ = follow.kill();
-        let _ = follow.wait();
-        followed
+    // The follow ends when the container's log ends; never wait on it unbounded.
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut followed = String::new();
+        let mut stdout = stdout;
+        let _ = stdout.read_to_string(&mut followed);
+        let _ = tx.send(followed);
     });
-    let followed = tokio::task::spawn_blocking(move || reader.join().unwrap()).await.unwrap();
+    let followed = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .unwrap_or_else(|_| "(kubectl logs -f did not end within 30 s)".into());
+    let _ = follow.kill();
+    let _ = follow.wait();
     assert!(
         followed.contains("got SIGTERM"),
         "the program saw SIGTERM before the pod went away:\n{followed}"

@@ -75,20 +75,33 @@ pub async fn node(client: &Client, plane: &TestPlane) {
         Mutex::new(Some(child))
     });
     let nodes: Api<Node> = Api::all(client.clone());
-    let pid = std::process::id();
-    wait_for(&nodes, NODE, "local node Ready", Duration::from_secs(60), move |n: Option<&Node>| {
+    let cidr = format!("10.248.{}.0/24", std::process::id() % 250);
+    for _ in 0..120 {
+        // A node that could not start (missing bwrap, not root, …) fails the test at once.
+        let exited =
+            NODE_PROCESS.get().and_then(|m| m.lock().ok()).and_then(|mut c| c.as_mut()?.try_wait().ok()?);
+        if let Some(status) = exited {
+            let log = std::env::temp_dir().join(format!("sympozium-node-test-{}.log", std::process::id()));
+            panic!("sympozium-node exited ({status}):\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        let n = nodes.get_opt(NODE).await.unwrap();
         let ready = n
+            .as_ref()
             .and_then(|n| n.status.as_ref())
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         // The Node of an earlier test run can still say Ready: wait for ours (its pod CIDR).
-        let ours =
-            n.and_then(|n| n.metadata.annotations.as_ref()).and_then(|a| a.get("sympozium.ai/pod-cidr"))
-                == Some(&format!("10.248.{}.0/24", pid % 250));
-        ready && ours
-    })
-    .await
-    .unwrap();
+        let ours = n
+            .as_ref()
+            .and_then(|n| n.metadata.annotations.as_ref())
+            .and_then(|a| a.get("sympozium.ai/pod-cidr"))
+            == Some(&cidr);
+        if ready && ours {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the local node did not become Ready within 60 s");
 }
 
 /// A namespace whose pods go to the local node.
