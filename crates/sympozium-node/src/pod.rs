@@ -351,6 +351,16 @@ pub async fn run(
             if spec.host_pid == Some(true) || spec.host_ipc == Some(true) {
                 ignored.push("hostPID/hostIPC");
             }
+            let disk_limit = spec
+                .volumes
+                .iter()
+                .flatten()
+                .filter_map(|v| v.empty_dir.as_ref())
+                .any(|e| e.size_limit.is_some() && e.medium.as_deref() != Some("Memory"));
+            if disk_limit {
+                ignored
+                    .push("sizeLimit of disk-backed emptyDir volumes (memory-backed ones are sized tmpfs)");
+            }
             if !ignored.is_empty() {
                 ctx.event(
                     "Warning",
