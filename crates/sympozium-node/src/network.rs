@@ -228,8 +228,10 @@ impl Network {
         let gw = self.gateway();
         let svc = self.service_address();
         let service_cidr = self.inner.service_cidr;
+        // `neigh flush`: forget the MAC of an earlier pod with this address (usually none).
         let commands = format!(
-            "netns add {name}\n\
+            "neigh flush to {ip}\n\
+             netns add {name}\n\
              link add {host} type veth peer name eth0 netns {name}\n\
              link set {host} master {bridge} up\n"
         );
@@ -241,8 +243,6 @@ impl Network {
              route add {service_cidr} via {svc}\n"
         );
         let pod = PodNet { ip, netns_path: PathBuf::from("/run/netns").join(&name), name, index };
-        // Forget the MAC of an earlier pod with this address (best effort: usually none).
-        let _ = ip_batch("flushing a stale neighbour entry", &format!("neigh flush to {ip}\n")).await;
         let result = match ip_batch("creating a pod network namespace", &commands).await {
             Ok(()) => ip_batch_in("configuring a pod network namespace", Some(&pod.name), &inside).await,
             Err(e) => Err(e),
