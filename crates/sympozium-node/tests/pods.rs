@@ -393,3 +393,46 @@ async fn configmap_and_downward_api_volumes_follow_changes_while_the_pod_runs() 
     );
     delete_pod(&client, ns, "watcher", WAIT).await;
 }
+
+#[tokio::test]
+async fn readiness_follows_its_probe_and_a_failing_liveness_probe_restarts_the_container() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = namespace(&client, &plane, "node-probe").await;
+    let ns = ns.name();
+    // Ready only while /tmp/ready exists; alive only while /tmp/alive exists.
+    let script = "touch /tmp/alive; echo started; sleep 3; touch /tmp/ready; sleep 3; rm /tmp/ready; sleep 3; rm /tmp/alive; sleep 1000";
+    create_pod(
+        &client,
+        ns,
+        json!({"metadata": {"name": "probed"}, "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "c", "image": "busybox:1.36", "command": ["sh", "-c", script],
+            "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1},
+            "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 2}}]}}),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let running = wait_phase(&client, ns, "probed", "Running", WAIT).await;
+    assert!(!ready(Some(&running)), "not ready before the readiness probe passes");
+    wait_ready(&client, ns, "probed", WAIT).await;
+    wait_for(&pods, "probed", "not ready again", WAIT, |p: Option<&Pod>| !ready(p)).await.unwrap();
+    let restarted = wait_for(&pods, "probed", "restarted by liveness", WAIT, |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref()?.container_statuses.as_ref()?.first().map(|c| c.restart_count >= 1))
+            == Some(true)
+    })
+    .await
+    .unwrap();
+    let c = &restarted.status.unwrap().container_statuses.unwrap()[0];
+    let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert!(last.exit_code > 128, "the old attempt was killed by a signal: {last:?}");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    let unhealthy = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .any(|e| e.reason.as_deref() == Some("Unhealthy"));
+    assert!(unhealthy, "an Unhealthy event says why the container restarted");
+    delete_pod(&client, ns, "probed", WAIT).await;
+}
