@@ -20,14 +20,14 @@ pub const TAINT: &str = "sympozium.ai/local-node";
 
 static NODE_PROCESS: OnceLock<Mutex<Option<Child>>> = OnceLock::new();
 
-/// The repository's target directory.
-pub fn target_dir() -> PathBuf {
-    sympozium_testkit::repo_root().join("target")
+/// Where cargo puts this build's binaries (target/debug, or under CARGO_TARGET_DIR).
+pub fn bin_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_BIN_EXE_sympozium-node")).parent().unwrap().to_path_buf()
 }
 
-/// Makes sure the workspace binaries `names` of `package` exist in target/debug.
+/// Makes sure the workspace binaries `names` of `package` exist beside ours.
 pub fn ensure_built(package: &str, names: &[&str]) -> PathBuf {
-    let dir = target_dir().join("debug");
+    let dir = bin_dir();
     if names.iter().all(|n| dir.join(n).is_file()) {
         return dir;
     }
@@ -46,7 +46,7 @@ pub fn ensure_built(package: &str, names: &[&str]) -> PathBuf {
 /// Starts the node for this test process (once) and waits until its Node is Ready.
 pub async fn node(client: &Client, plane: &TestPlane) {
     NODE_PROCESS.get_or_init(|| {
-        let bin_dir = target_dir().join("debug");
+        let bin_dir = bin_dir();
         let pid = std::process::id();
         let state = std::env::temp_dir().join(format!("sympozium-node-test-{pid}"));
         let _ = std::fs::remove_dir_all(&state);
