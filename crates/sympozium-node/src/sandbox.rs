@@ -24,7 +24,7 @@ pub struct Bind {
 pub struct Spec {
     /// The pod network namespace (`/run/netns/...`), if any.
     pub netns: Option<PathBuf>,
-    /// Host programs bound at the same path (the image's program).
+    /// Host programs, bound under [`PROGRAMS`] (and renamed so in `argv`).
     pub programs: Vec<PathBuf>,
     /// A directory of applet links bound at `/bin` (multi-call images).
     pub applets: Option<PathBuf>,
@@ -121,6 +121,9 @@ impl Parents {
     }
 }
 
+/// Where a container's programs are bound inside its sandbox.
+pub const PROGRAMS: &str = "/.sympozium/programs";
+
 /// The program and arguments to spawn.
 pub fn command(spec: &Spec) -> (String, Vec<String>) {
     let mut args: Vec<String> = Vec::new();
@@ -153,12 +156,19 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
     if !spec.read_only_root && !tmp_volume {
         parents.bound.push("/tmp".into());
     }
-    for p in &spec.programs {
-        let p = p.display().to_string();
-        let dirs = parents.missing(&p);
+    // Programs go to a path of their own: at their host path they could sit under a mount
+    // of the pod (a checkout in /tmp, with an emptyDir on /tmp) and vanish.
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    for (i, p) in spec.programs.iter().enumerate() {
+        let host = p.display().to_string();
+        let name =
+            p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "program".into());
+        let inside = format!("{PROGRAMS}/{i}/{name}");
+        let dirs = parents.missing(&inside);
         push(&dirs.iter().map(String::as_str).collect::<Vec<_>>());
-        push(&["--ro-bind", &p, &p]);
-        parents.bound.push(p);
+        push(&["--ro-bind", &host, &inside]);
+        parents.bound.push(inside.clone());
+        renamed.push((host, inside));
     }
     for b in &spec.binds {
         let flag = if b.read_only { "--ro-bind" } else { "--bind" };
@@ -200,7 +210,13 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
         }
         push(&["--inh-caps=-all", "--"]);
     }
-    args.extend(spec.argv.iter().cloned());
+    args.extend(spec.argv.iter().map(|a| {
+        renamed
+            .iter()
+            .find(|(host, _)| host == a)
+            .map(|(_, inside)| inside.clone())
+            .unwrap_or_else(|| a.clone())
+    }));
     let program = if spec.netns.is_some() { "nsenter" } else { "bwrap" };
     (program.to_string(), args)
 }
@@ -268,13 +284,16 @@ mod tests {
         let spec = Spec {
             user: Some((1000, 1000)),
             read_only_root: true,
-            programs: vec!["/work/main/target/debug/agent".into()],
-            binds: vec![Bind {
-                source: "/state/secret".into(),
-                dest: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
-                read_only: true,
-            }],
-            argv: vec!["/work/main/target/debug/agent".into()],
+            programs: vec!["/tmp/ci/target/debug/agent".into()],
+            binds: vec![
+                Bind { source: "/state/tmp".into(), dest: "/tmp".into(), read_only: false },
+                Bind {
+                    source: "/state/secret".into(),
+                    dest: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
+                    read_only: true,
+                },
+            ],
+            argv: vec!["/tmp/ci/target/debug/agent".into(), "--flag".into()],
             hostname: "p".into(),
             ..Default::default()
         };
@@ -287,18 +306,21 @@ mod tests {
         assert_eq!(
             dirs,
             [
-                "/work",
-                "/work/main",
-                "/work/main/target",
-                "/work/main/target/debug",
+                "/.sympozium",
+                "/.sympozium/programs",
+                "/.sympozium/programs/0",
                 "/var",
                 "/var/run",
                 "/var/run/secrets",
                 "/var/run/secrets/kubernetes.io"
             ]
         );
-        let bind = args.iter().position(|a| a == "/work/main/target/debug/agent").unwrap();
-        let last_dir = args.iter().position(|a| a == "/work/main/target/debug").unwrap();
-        assert!(last_dir < bind, "parents come before the bind");
+        // The program is out of the way of the pod's /tmp volume, and argv follows it.
+        let bind = args
+            .windows(3)
+            .position(|w| w[0] == "--ro-bind" && w[1] == "/tmp/ci/target/debug/agent")
+            .unwrap();
+        assert_eq!(args[bind + 2], "/.sympozium/programs/0/agent");
+        assert_eq!(&args[args.len() - 2..], ["/.sympozium/programs/0/agent", "--flag"]);
     }
 }
