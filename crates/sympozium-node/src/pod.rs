@@ -185,7 +185,9 @@ async fn status_loop(client: Client, pod: Pod, state: Arc<Mutex<PodState>>, chan
             }
         }
         tokio::select! {
-            () = changed.notified() => {}
+            // Changes come in runs (address, then each container starting): one patch for
+            // a run instead of one per step keeps the API server's load down in bursts.
+            () = changed.notified() => tokio::time::sleep(Duration::from_millis(20)).await,
             () = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
