@@ -145,6 +145,9 @@ async fn memories_stored_through_the_memory_service_survive_the_memory_pod() {
     for t in tasks {
         t.abort();
     }
+    // The memory Deployment would otherwise come back on every later node of this plane.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces.delete(&ns, &DeleteParams::default()).await.unwrap();
 }
 
 /// Waits for a Ready memory-server pod other than `not`.

@@ -19,6 +19,23 @@ pub const NODE: &str = "sympozium-local";
 pub const TAINT: &str = "sympozium.ai/local-node";
 
 static NODE_PROCESS: OnceLock<Mutex<Option<Child>>> = OnceLock::new();
+static POD_CIDR: OnceLock<String> = OnceLock::new();
+
+/// This process's pod network: a 10.248.x.0/24 no other node on the machine routes yet
+/// (test runs on other planes may be running nodes at the same time).
+pub fn pod_cidr() -> &'static str {
+    POD_CIDR.get_or_init(|| {
+        let routes =
+            Command::new("ip").args(["-4", "route", "show"]).output().map(|o| o.stdout).unwrap_or_default();
+        let routes = String::from_utf8_lossy(&routes);
+        let start = std::process::id() % 250;
+        (0..250)
+            .map(|i| (start + i) % 250)
+            .map(|x| format!("10.248.{x}.0/24"))
+            .find(|c| !routes.lines().any(|l| l.starts_with(c.as_str())))
+            .expect("a free 10.248.x.0/24")
+    })
+}
 
 /// Where cargo puts this build's binaries (target/debug, or under CARGO_TARGET_DIR).
 pub fn bin_dir() -> PathBuf {
@@ -48,6 +65,15 @@ pub async fn node(client: &Client, plane: &TestPlane) {
     NODE_PROCESS.get_or_init(|| {
         let bin_dir = bin_dir();
         let pid = std::process::id();
+        // State and logs of earlier test processes that are gone.
+        for e in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(old) = name.strip_prefix("sympozium-node-test-") else { continue };
+            let old = old.trim_end_matches(".log");
+            if old.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{old}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+            }
+        }
         let state = std::env::temp_dir().join(format!("sympozium-node-test-{pid}"));
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).unwrap();
@@ -62,7 +88,7 @@ pub async fn node(client: &Client, plane: &TestPlane) {
             .args(["--bin-dir", bin_dir.to_str().unwrap()])
             .args(["--state-dir", state.to_str().unwrap()])
             .args(["--bridge", &format!("symt{}", pid % 100_000)])
-            .args(["--pod-cidr", &format!("10.248.{}.0/24", pid % 250)])
+            .args(["--pod-cidr", pod_cidr()])
             .args(["--register-with-taints", &format!("{TAINT}=true:NoSchedule")])
             .args(["--parent-pid", &pid.to_string()])
             .env("RUST_LOG", "info")
@@ -75,7 +101,7 @@ pub async fn node(client: &Client, plane: &TestPlane) {
         Mutex::new(Some(child))
     });
     let nodes: Api<Node> = Api::all(client.clone());
-    let cidr = format!("10.248.{}.0/24", std::process::id() % 250);
+    let cidr = pod_cidr().to_string();
     for _ in 0..120 {
         // A node that could not start (missing bwrap, not root, …) fails the test at once.
         let exited =
