@@ -161,6 +161,12 @@ impl Network {
                 }
             }
         }
+        // The services veth can outlive its namespace (a process still inside keeps it), and
+        // would then block the next setup with "File exists".
+        let services_veth = format!("{}s", self.inner.bridge);
+        if std::path::Path::new("/sys/class/net").join(&services_veth).exists() {
+            let _ = ip_batch("removing the services veth", &format!("link del {services_veth}\n")).await;
+        }
         if std::path::Path::new("/sys/class/net").join(&self.inner.bridge).exists() {
             let _ = ip_batch("removing the bridge", &format!("link del {}\n", self.inner.bridge)).await;
         }
