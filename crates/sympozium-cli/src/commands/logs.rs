@@ -88,7 +88,8 @@ pub async fn logs(client: &Client, ns: &str, request: &LogsRequest) -> anyhow::R
                     request.name
                 )
             }
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+            // Short runs finish in about a second; poll often enough to catch their pod.
+            _ => tokio::time::sleep(Duration::from_millis(150)).await,
         }
     };
     let declared = pod
