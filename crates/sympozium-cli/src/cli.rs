@@ -55,6 +55,12 @@ pub enum Command {
     /// Policies.
     #[command(subcommand, visible_aliases = ["policy", "pol"])]
     Policies(Listing),
+    /// MCP tool servers.
+    #[command(subcommand, name = "mcp-servers", visible_aliases = ["mcp-server", "mcp"])]
+    McpServers(McpCommand),
+    /// Feature gates of a policy (code-execution, sub-agents, file-access, browser-automation).
+    #[command(subcommand, visible_aliases = ["feature", "feat"])]
+    Features(FeatureCommand),
     /// Skill packs.
     #[command(subcommand, visible_aliases = ["skill", "sk"])]
     Skills(Listing),
@@ -176,6 +182,74 @@ pub enum SchedulesCommand {
         /// How long to wait for the controller to create the run.
         #[arg(long, default_value = "30s")]
         wait: String,
+    },
+}
+
+/// `mcp-servers` sub-commands.
+#[derive(Subcommand, Debug)]
+pub enum McpCommand {
+    /// List them.
+    List,
+    /// Show one.
+    Get {
+        /// Name.
+        name: String,
+    },
+    /// Delete one.
+    Delete {
+        /// Name.
+        name: String,
+    },
+    /// Register one: an external server (--url) or one run in the cluster (--image).
+    Create(McpCreate),
+}
+
+/// `mcp-servers create`.
+#[derive(clap::Args, Debug)]
+pub struct McpCreate {
+    /// Name.
+    pub name: String,
+    /// Prefix of its tool names.
+    #[arg(long)]
+    pub prefix: String,
+    /// Transport.
+    #[arg(long, default_value = "http", value_parser = ["http", "stdio"])]
+    pub transport: String,
+    /// Image of a server run in the cluster.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// URL of an external server.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Per-call timeout in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: i32,
+}
+
+/// `features` sub-commands.
+#[derive(Subcommand, Debug)]
+pub enum FeatureCommand {
+    /// Turn a feature on.
+    Enable {
+        /// The feature.
+        gate: String,
+        /// The policy.
+        #[arg(long)]
+        policy: String,
+    },
+    /// Turn a feature off.
+    Disable {
+        /// The feature.
+        gate: String,
+        /// The policy.
+        #[arg(long)]
+        policy: String,
+    },
+    /// Show a policy's features.
+    List {
+        /// The policy.
+        #[arg(long)]
+        policy: String,
     },
 }
 

@@ -293,3 +293,66 @@ async fn schedules_trigger_runs_the_task_now_through_the_controller() {
     let s = schedules.get("yearly").await.unwrap();
     assert!(!s.annotations().contains_key("sympozium.ai/run-now"), "the unanswered request is withdrawn");
 }
+
+#[tokio::test]
+async fn mcp_servers_and_feature_gates() {
+    let (plane, client, ns) = setup("cli-mcp").await;
+    let out = sympozium(
+        &plane,
+        &ns,
+        &["mcp-servers", "create", "search", "--prefix", "search", "--url", "http://mcp.example:8080/mcp"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "mcpserver/search created");
+    let out = sympozium(&plane, &ns, &["mcp-servers", "list"]).await;
+    let list = stdout(&out);
+    assert!(
+        list.starts_with("NAME") && list.contains("search") && list.contains("http://mcp.example:8080/mcp"),
+        "{list}"
+    );
+    let got: Value =
+        serde_json::from_str(&stdout(&sympozium(&plane, &ns, &["mcp", "get", "search"]).await)).unwrap();
+    assert_eq!(got["spec"]["toolsPrefix"], "search");
+    assert_eq!(got["spec"]["transportType"], "http");
+    // Mistakes: one line, the field and the reason.
+    for (args, expected) in [
+        (vec!["mcp-servers", "create", "search", "--prefix", "s2", "--url", "http://x"], "already exists"),
+        (vec!["mcp-servers", "create", "bad", "--prefix", "1gh", "--url", "http://x"], "toolsPrefix"),
+        (vec!["mcp-servers", "create", "local", "--prefix", "fs", "--transport", "stdio"], "pass --image"),
+        (vec!["mcp-servers", "delete", "ghost"], "MCP server \"ghost\" not found"),
+        (vec!["features", "enable", "teleport", "--policy", "permissive"], "unknown feature \"teleport\""),
+        (vec!["features", "list", "--policy", "ghost"], "policy \"ghost\" not found"),
+    ] {
+        let out = sympozium(&plane, &ns, &args).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(expected) && err.trim_end().lines().count() == 1, "{args:?}: {err}");
+    }
+    let out = sympozium(&plane, &ns, &["mcp-servers", "delete", "search"]).await;
+    assert_eq!(stdout(&out).trim(), "mcpserver/search deleted");
+
+    // Feature gates of a sample policy.
+    let policy = Api::<sympozium_api::SympoziumPolicy>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .next()
+        .expect("the samples include policies")
+        .name_any();
+    let out = sympozium(&plane, &ns, &["features", "disable", "code-execution", "--policy", &policy]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sympozium(&plane, &ns, &["features", "enable", "sub-agents", "--policy", &policy]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p =
+        Api::<sympozium_api::SympoziumPolicy>::namespaced(client.clone(), &ns).get(&policy).await.unwrap();
+    let gates = p.spec.feature_gates.unwrap();
+    assert_eq!((gates.get("code-execution"), gates.get("sub-agents")), (Some(&false), Some(&true)));
+    let listed = stdout(&sympozium(&plane, &ns, &["features", "list", "--policy", &policy]).await);
+    assert!(
+        listed.lines().any(|l| l.starts_with("code-execution") && l.trim_end().ends_with("disabled")),
+        "{listed}"
+    );
+}

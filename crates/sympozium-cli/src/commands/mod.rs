@@ -1,10 +1,12 @@
 //! Commands that talk to the cluster.
 
 mod doctor;
+mod features;
 mod install;
 mod install_webhook;
 mod listings;
 mod logs;
+mod mcp;
 pub mod onboard;
 mod packs;
 pub mod run;
@@ -51,6 +53,8 @@ pub async fn dispatch(
         }
         Command::Policies(Listing::List) => listings::policies(client, ns, out).await,
         Command::Skills(Listing::List) => listings::skills(client, ns, out).await,
+        Command::McpServers(cmd) => mcp::dispatch(client, ns, cmd, out).await,
+        Command::Features(cmd) => features::dispatch(client, ns, cmd).await,
         Command::Packs(cmd) => packs::dispatch(client, ns, cmd, out).await,
         Command::Run(args) => run::run(client, ns, args, interactive).await,
         Command::Install { system_namespace, image_registry, image_tag, wait, webhook } => {
