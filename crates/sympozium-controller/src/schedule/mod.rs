@@ -198,25 +198,8 @@ async fn fire(
         _ => {}
     }
 
-    let memory = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&format!("{}-memory", s.spec.instance_ref))
-        .await?
-        .and_then(|cm| cm.data.and_then(|d| d.get("MEMORY.md").cloned()));
-    let suffix =
-        |r: &AgentRun| r.name_any().strip_prefix(&format!("{name}-")).and_then(|n| n.parse::<i64>().ok());
-    let mut n = status.total_runs.max(runs.iter().filter_map(suffix).max().unwrap_or(0)) + 1;
-    let created = loop {
-        let run = build::run(s, &instance, memory.as_deref(), n, tick);
-        match runs_api
-            .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &run)
-            .await
-        {
-            Ok(created) => break created,
-            // A run of that name exists (e.g. a user's): take the next number.
-            Err(kube::Error::Api(e)) if e.code == 409 && n < status.total_runs + 100 => n += 1,
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let (created, n) =
+        create_run(s, ctx, &instance, &runs, status.total_runs, tick, &tick.to_string()).await?;
     ctx.publish(
         s,
         EventType::Normal,
@@ -230,6 +213,42 @@ async fn fire(
     note_missed(status, s, tick, missed);
     set_ready(status, s, true, "Active", &format!("next run at {next}"));
     Ok(requeue_until(next, now, ctx))
+}
+
+/// Creates the next run `<schedule>-<n>` for `tick`, recording `scheduled_time` (what makes
+/// the creation idempotent) on it; skips numbers a run already holds. Returns it and `n`.
+pub(crate) async fn create_run(
+    s: &SympoziumSchedule,
+    ctx: &Context,
+    instance: &SympoziumInstance,
+    runs: &[AgentRun],
+    total_runs: i64,
+    tick: Timestamp,
+    scheduled_time: &str,
+) -> Result<(AgentRun, i64), Error> {
+    let ns = s.namespace().unwrap_or_default();
+    let name = s.name_any();
+    let runs_api: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &ns);
+    let memory = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&format!("{}-memory", s.spec.instance_ref))
+        .await?
+        .and_then(|cm| cm.data.and_then(|d| d.get("MEMORY.md").cloned()));
+    let suffix =
+        |r: &AgentRun| r.name_any().strip_prefix(&format!("{name}-")).and_then(|n| n.parse::<i64>().ok());
+    let mut n = total_runs.max(runs.iter().filter_map(suffix).max().unwrap_or(0)) + 1;
+    loop {
+        let mut run = build::run(s, instance, memory.as_deref(), n, tick);
+        run.annotations_mut().insert(build::SCHEDULED_TIME_ANNOTATION.into(), scheduled_time.into());
+        match runs_api
+            .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &run)
+            .await
+        {
+            Ok(created) => return Ok((created, n)),
+            // A run of that name exists (e.g. a user's): take the next number.
+            Err(kube::Error::Api(e)) if e.code == 409 && n < total_runs + 100 => n += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Reports ticks missed while the controller was away (replacing an older report).

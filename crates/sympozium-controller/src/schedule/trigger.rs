@@ -5,17 +5,15 @@
 //! write finds it instead of creating another; the annotation is removed afterwards.
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use sympozium_api::labels;
 use sympozium_api::{AgentRun, SympoziumInstance, SympoziumSchedule, SympoziumScheduleStatus};
-use sympozium_kube::FIELD_MANAGER;
 
 use super::Error;
-use super::build::{self, SCHEDULED_TIME_ANNOTATION};
+use super::build::SCHEDULED_TIME_ANNOTATION;
 use crate::context::Context;
 
 /// The scheduled-time annotation value of the run a trigger request creates.
@@ -51,25 +49,8 @@ pub async fn handle(
         .iter()
         .find(|r| r.annotations().get(SCHEDULED_TIME_ANNOTATION).map(String::as_str) == Some(&marker));
     if existing.is_none() {
-        let memory = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(&format!("{}-memory", s.spec.instance_ref))
-            .await?
-            .and_then(|cm| cm.data.and_then(|d| d.get("MEMORY.md").cloned()));
-        let suffix =
-            |r: &AgentRun| r.name_any().strip_prefix(&format!("{name}-")).and_then(|n| n.parse::<i64>().ok());
-        let mut n = status.total_runs.max(runs.iter().filter_map(suffix).max().unwrap_or(0)) + 1;
-        let created = loop {
-            let mut run = build::run(s, &instance, memory.as_deref(), n, now);
-            run.annotations_mut().insert(SCHEDULED_TIME_ANNOTATION.into(), marker.clone());
-            match runs_api
-                .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &run)
-                .await
-            {
-                Ok(created) => break created,
-                Err(kube::Error::Api(e)) if e.code == 409 && n < status.total_runs + 100 => n += 1,
-                Err(e) => return Err(e.into()),
-            }
-        };
+        let (created, n) =
+            super::create_run(s, ctx, &instance, &runs, status.total_runs, now, &marker).await?;
         ctx.publish(
             s,
             EventType::Normal,
