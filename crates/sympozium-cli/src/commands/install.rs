@@ -177,7 +177,7 @@ pub async fn install(client: &Client, t: &Target) -> anyhow::Result<i32> {
     let certificate = if t.webhook {
         step(interactive, "the admission webhook (certificate, RBAC, Deployment, Service)");
         let certificate = install_webhook::certificate(client, &t.namespace).await?;
-        for obj in install_webhook::objects(t, &certificate) {
+        for obj in install_webhook::objects(t, &certificate)? {
             apply_json(client, &obj).await?;
         }
         Some(certificate)
@@ -219,7 +219,7 @@ pub async fn install(client: &Client, t: &Target) -> anyhow::Result<i32> {
     }
     if let Some(certificate) = &certificate {
         step(interactive, "registering the admission webhook");
-        apply_json(client, &install_webhook::configuration(t, certificate)).await?;
+        apply_json(client, &install_webhook::configuration(t, certificate)?).await?;
     }
     emitln!(
         "sympozium installed in namespace {} ({} CRDs, {builtin} built-in objects, images {}/*:{}) in {:.1}s",
@@ -250,6 +250,12 @@ pub async fn uninstall(client: &Client, namespace: &str, crds: bool) -> anyhow::
     )?;
     ignore_missing(
         Api::<ServiceAccount>::namespaced(client.clone(), namespace).delete(webhook, &dp).await.map(|_| ()),
+    )?;
+    ignore_missing(
+        Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(client.clone(), namespace)
+            .delete(webhook, &dp)
+            .await
+            .map(|_| ()),
     )?;
     ignore_missing(Api::<ClusterRoleBinding>::all(client.clone()).delete(webhook, &dp).await.map(|_| ()))?;
     ignore_missing(Api::<ClusterRole>::all(client.clone()).delete(webhook, &dp).await.map(|_| ()))?;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use super::install::Target;
@@ -45,69 +46,81 @@ pub async fn certificate(client: &Client, ns: &str) -> anyhow::Result<Certificat
     Ok(Certificate { ca: generated.ca_pem, cert: generated.cert_pem, key: generated.key_pem })
 }
 
-fn labels() -> Value {
-    json!({"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "sympozium", "app.kubernetes.io/managed-by": "sympozium"})
-}
+/// The webhook's manifest as shipped for cert-manager installs; `install` uses the same
+/// objects with its own certificate instead of cert-manager's.
+const MANIFEST: &str = include_str!("../../../../deploy/webhook/webhook.yaml");
 
-/// Everything but the configuration: RBAC, the certificate Secret, the Deployment and Service.
-pub fn objects(t: &Target, certificate: &Certificate) -> Vec<Value> {
+/// The manifest's objects for `t`: namespace, image and system namespace set, cert-manager's
+/// Issuer and Certificate left out.
+fn manifest(t: &Target) -> anyhow::Result<Vec<Value>> {
     let ns = &t.namespace;
     let image = format!("{}/webhook:{}", t.registry.trim_end_matches('/'), t.tag);
-    let certs = "/tmp/k8s-webhook-server/serving-certs";
-    vec![
-        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": NAME, "namespace": ns, "labels": labels()}}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": NAME, "labels": labels()},
-            "rules": [{"apiGroups": ["sympozium.ai"], "resources": ["sympoziuminstances", "sympoziumpolicies", "skillpacks"], "verbs": ["get"]},
-                      {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": NAME, "labels": labels()},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
-            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": ns}]}),
-        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-            "metadata": {"name": CERT_SECRET, "namespace": ns, "labels": labels()},
-            "stringData": {"ca.crt": certificate.ca, "tls.crt": certificate.cert, "tls.key": certificate.key}}),
-        json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": NAME, "namespace": ns, "labels": labels()},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
-                "template": {"metadata": {"labels": labels()},
-                    "spec": {"serviceAccountName": NAME,
-                        "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-                        "containers": [{"name": "webhook", "image": image,
-                            "args": ["--bind=0.0.0.0:9443", format!("--cert-file={certs}/tls.crt"),
-                                     format!("--key-file={certs}/tls.key"), format!("--system-namespace={ns}")],
-                            "ports": [{"name": "https", "containerPort": 9443}],
-                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}},
-                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}},
-                            "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
-                            "securityContext": {"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
-                                                "capabilities": {"drop": ["ALL"]}},
-                            "volumeMounts": [{"name": "cert", "mountPath": certs, "readOnly": true}]}],
-                        "volumes": [{"name": "cert", "secret": {"secretName": CERT_SECRET}}]}}}}),
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME, "namespace": ns, "labels": labels()},
-            "spec": {"selector": {"app.kubernetes.io/name": NAME},
-                     "ports": [{"name": "https", "port": 443, "targetPort": "https"}]}}),
-    ]
+    let mut out = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(MANIFEST) {
+        let mut value = Value::deserialize(doc)?;
+        let kind = value["kind"].as_str().unwrap_or_default().to_string();
+        if value.is_null() || kind == "Issuer" || kind == "Certificate" {
+            continue;
+        }
+        if value["metadata"]["namespace"].is_string() {
+            value["metadata"]["namespace"] = json!(ns);
+        }
+        match kind.as_str() {
+            "ClusterRoleBinding" => {
+                for subject in value["subjects"].as_array_mut().into_iter().flatten() {
+                    subject["namespace"] = json!(ns);
+                }
+            }
+            "Deployment" => {
+                for c in value["spec"]["template"]["spec"]["containers"].as_array_mut().into_iter().flatten()
+                {
+                    c["image"] = json!(image);
+                    for arg in c["args"].as_array_mut().into_iter().flatten() {
+                        if arg.as_str().is_some_and(|a| a.starts_with("--system-namespace=")) {
+                            *arg = json!(format!("--system-namespace={ns}"));
+                        }
+                    }
+                }
+            }
+            "ValidatingWebhookConfiguration" => {
+                // The CA comes from `install`, not from cert-manager's injector.
+                value["metadata"].as_object_mut().map(|m| m.remove("annotations"));
+                for hook in value["webhooks"].as_array_mut().into_iter().flatten() {
+                    hook["clientConfig"]["service"]["namespace"] = json!(ns);
+                }
+            }
+            _ => {}
+        }
+        out.push(value);
+    }
+    Ok(out)
 }
 
-/// The configuration: AgentRuns are refused when the webhook cannot answer (`Fail`), instance
-/// and pack reviews only warn (`Ignore`).
-pub fn configuration(t: &Target, certificate: &Certificate) -> Value {
+/// Everything but the configuration: RBAC, the certificate Secret, the Deployment, its
+/// disruption budget and Service.
+pub fn objects(t: &Target, certificate: &Certificate) -> anyhow::Result<Vec<Value>> {
+    let mut objects: Vec<Value> =
+        manifest(t)?.into_iter().filter(|o| o["kind"] != "ValidatingWebhookConfiguration").collect();
+    objects.push(json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": CERT_SECRET, "namespace": t.namespace,
+                     "labels": {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "sympozium"}},
+        "stringData": {"ca.crt": certificate.ca, "tls.crt": certificate.cert, "tls.key": certificate.key}}));
+    Ok(objects)
+}
+
+/// The configuration, trusting `certificate`'s CA: AgentRuns are refused when the webhook
+/// cannot answer (`Fail`), instance and pack reviews only warn (`Ignore`).
+pub fn configuration(t: &Target, certificate: &Certificate) -> anyhow::Result<Value> {
     use base64::Engine as _;
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(certificate.ca.as_bytes());
-    let hook = |name: &str, path: &str, resource: &str, failure: &str, timeout: u32| {
-        json!({"name": name,
-               "clientConfig": {"service": {"name": NAME, "namespace": t.namespace, "path": path}, "caBundle": ca_bundle},
-               "rules": [{"apiGroups": ["sympozium.ai"], "apiVersions": ["v1alpha1"],
-                          "operations": ["CREATE", "UPDATE"], "resources": [resource]}],
-               "failurePolicy": failure, "sideEffects": "None", "admissionReviewVersions": ["v1"],
-               "timeoutSeconds": timeout})
-    };
-    json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": NAME, "labels": labels()},
-        "webhooks": [hook("vagentpod.sympozium.ai", "/validate-agent-pods", "agentruns", "Fail", 10),
-                     hook("vinstance.sympozium.ai", "/validate-instances", "sympoziuminstances", "Ignore", 5),
-                     hook("vpersonapack.sympozium.ai", "/validate-personapacks", "personapacks", "Ignore", 5)]})
+    let mut config =
+        manifest(t)?.into_iter().find(|o| o["kind"] == "ValidatingWebhookConfiguration").ok_or_else(
+            || anyhow::anyhow!("deploy/webhook/webhook.yaml has no ValidatingWebhookConfiguration"),
+        )?;
+    for hook in config["webhooks"].as_array_mut().into_iter().flatten() {
+        hook["clientConfig"]["caBundle"] = json!(ca_bundle);
+    }
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -128,7 +141,7 @@ mod tests {
         };
         let g = sympozium_webhook::tls::generate(&["sympozium-webhook.sym.svc".into()]).unwrap();
         let c = Certificate { ca: g.ca_pem, cert: g.cert_pem, key: g.key_pem };
-        let config = configuration(&t, &c);
+        let config = configuration(&t, &c).unwrap();
         let runs = &config["webhooks"][0];
         assert_eq!(runs["failurePolicy"], "Fail");
         assert_eq!(
@@ -140,11 +153,23 @@ mod tests {
             .decode(runs["clientConfig"]["caBundle"].as_str().unwrap())
             .unwrap();
         assert_eq!(String::from_utf8(ca).unwrap(), c.ca);
-        let objects = objects(&t, &c);
+        let objects = objects(&t, &c).unwrap();
         let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
         let container = &deployment["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(container["image"], "r.local/s/webhook:v2");
         assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+        let args = container["args"].as_array().unwrap();
+        assert!(args.contains(&json!("--system-namespace=sym")), "{args:?}");
+        let binding = objects.iter().find(|o| o["kind"] == "ClusterRoleBinding").unwrap();
+        assert_eq!(binding["subjects"][0]["namespace"], "sym");
+        assert!(objects.iter().all(|o| o["kind"] != "Certificate" && o["kind"] != "Issuer"));
+        assert!(
+            objects
+                .iter()
+                .filter(|o| o["metadata"]["namespace"].is_string())
+                .all(|o| o["metadata"]["namespace"] == "sym")
+        );
+        assert!(config["metadata"]["annotations"].is_null(), "no cert-manager injection");
         let secret = objects.iter().find(|o| o["kind"] == "Secret").unwrap();
         assert_eq!(secret["stringData"]["tls.key"], c.key.as_str());
     }
