@@ -56,19 +56,42 @@ fn started(pod: &Pod, container: &str) -> bool {
         .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some() || s.terminated.is_some()))
 }
 
+/// Where a run is, as far as its log goes.
+enum Seen {
+    /// The container has started (or ended) in this pod: its log can be read.
+    Started(Box<Pod>),
+    /// The run is over and its container's log is not there to read.
+    Finished(AgentRun),
+    /// Not yet: the run exists, with or without a pod.
+    Waiting(AgentRun, bool),
+}
+
+/// Looks once; `None` when the run does not exist.
+async fn look(client: &Client, ns: &str, name: &str, container: &str) -> anyhow::Result<Option<Seen>> {
+    let Some(run) = Api::<AgentRun>::namespaced(client.clone(), ns).get_opt(name).await? else {
+        return Ok(None);
+    };
+    let pod = pod_of(client, ns, &run).await?;
+    Ok(Some(match pod {
+        Some(pod) if started(&pod, container) => Seen::Started(Box::new(pod)),
+        _ if finished(&run) => Seen::Finished(run),
+        pod => Seen::Waiting(run, pod.is_some()),
+    }))
+}
+
+/// How often to look for a run's pod: short runs finish in about a second.
+const POLL: Duration = Duration::from_millis(150);
+
 /// `runs logs`.
 pub async fn logs(client: &Client, ns: &str, request: &LogsRequest) -> anyhow::Result<i32> {
-    let runs: Api<AgentRun> = Api::namespaced(client.clone(), ns);
     let deadline = Instant::now() + request.wait;
     let pod = loop {
-        let run = runs
-            .get_opt(&request.name)
+        let seen = look(client, ns, &request.name, &request.container)
             .await?
             .ok_or_else(|| not_found("AgentRun", &request.name, ns, "runs"))?;
-        let pod = pod_of(client, ns, &run).await?;
-        match pod {
-            Some(pod) if started(&pod, &request.container) => break pod,
-            Some(_) | None if finished(&run) => {
+        match seen {
+            Seen::Started(pod) => break *pod,
+            Seen::Finished(run) => {
                 // The pod went with its Job; what the agent answered is kept in the status.
                 let status = run.status.unwrap_or_default();
                 eprintln!(
@@ -79,17 +102,16 @@ pub async fn logs(client: &Client, ns: &str, request: &LogsRequest) -> anyhow::R
                 crate::output::emitln!("{}", status.result.or(status.error).unwrap_or_default());
                 return Ok(0);
             }
-            pod if !request.follow || Instant::now() > deadline => {
+            Seen::Waiting(run, has_pod) if !request.follow || Instant::now() > deadline => {
                 let phase =
                     run.status.and_then(|s| s.phase).map(|p| format!("{p:?}")).unwrap_or("Pending".into());
-                let what = if pod.is_some() { "its container has not started" } else { "it has no pod yet" };
+                let what = if has_pod { "its container has not started" } else { "it has no pod yet" };
                 anyhow::bail!(
                     "run \"{}\" is {phase} and {what}; try again or pass --follow to wait",
                     request.name
                 )
             }
-            // Short runs finish in about a second; poll often enough to catch their pod.
-            _ => tokio::time::sleep(Duration::from_millis(150)).await,
+            Seen::Waiting(..) => tokio::time::sleep(POLL).await,
         }
     };
     let declared = pod
@@ -134,19 +156,13 @@ pub fn progress_note(line: &str) -> Option<String> {
 /// `note`; ends when the container does. Failures (no pod yet, a node that serves no logs)
 /// just end it: progress is a courtesy, the answer comes from the run's status.
 pub async fn follow_progress(client: Client, ns: String, run: String, note: impl Fn(String)) {
-    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pod = loop {
-        let Ok(Some(r)) = runs.get_opt(&run).await else { return };
-        if finished(&r) {
-            return;
+        match look(&client, &ns, &run, "agent").await {
+            Ok(Some(Seen::Started(pod))) => break *pod,
+            Ok(Some(Seen::Waiting(..))) => tokio::time::sleep(POLL).await,
+            _ => return,
         }
-        if let Ok(Some(pod)) = pod_of(&client, &ns, &r).await
-            && started(&pod, "agent")
-        {
-            break pod;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let params = LogParams { container: Some("agent".into()), follow: true, ..Default::default() };
     let Ok(stream) = pods.log_stream(&pod.name_any(), &params).await else { return };
