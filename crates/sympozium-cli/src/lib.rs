@@ -15,9 +15,10 @@ use kube::{Client, Config};
 
 use crate::cli::{Cli, Command};
 
-/// Builds a client and checks the cluster answers, with an error that says what to do.
-pub(crate) async fn connect(cli: &Cli) -> anyhow::Result<Client> {
-    let config = match &cli.kubeconfig {
+/// A client for `kubeconfig` (else `$KUBECONFIG`, in-cluster or `~/.kube/config`), not yet
+/// checked against the cluster, and the cluster's URL.
+pub(crate) async fn client_for(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<(Client, String)> {
+    let config = match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
                 .map_err(|e| anyhow!("cannot read kubeconfig {}: {e}", path.display()))?;
@@ -30,7 +31,12 @@ pub(crate) async fn connect(cli: &Cli) -> anyhow::Result<Client> {
             .map_err(|e| anyhow!("no cluster configured ({e}); set KUBECONFIG or pass --kubeconfig"))?,
     };
     let server = config.cluster_url.to_string();
-    let client = Client::try_from(config).context("building the Kubernetes client")?;
+    Ok((Client::try_from(config).context("building the Kubernetes client")?, server))
+}
+
+/// Builds a client and checks the cluster answers, with an error that says what to do.
+pub(crate) async fn connect(cli: &Cli) -> anyhow::Result<Client> {
+    let (client, server) = client_for(cli.kubeconfig.as_deref()).await?;
     match tokio::time::timeout(std::time::Duration::from_secs(10), client.apiserver_version()).await {
         Ok(Ok(_)) => Ok(client),
         Ok(Err(e)) => Err(anyhow!(

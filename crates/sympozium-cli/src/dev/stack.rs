@@ -11,8 +11,7 @@ use anyhow::{Context as _, anyhow, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
 use serde_json::json;
 
 use super::DevPaths;
@@ -92,13 +91,6 @@ const BINARIES: &[&str] = &[
 /// registry; `{bin}` is the checkout's `target/debug`).
 fn image_mapping(layout: &Layout) -> PathBuf {
     layout.repo.join("deploy/local-node/images.yaml")
-}
-
-async fn client(kubeconfig: &Path) -> anyhow::Result<Client> {
-    let kc =
-        Kubeconfig::read_from(kubeconfig).map_err(|e| anyhow!("reading {}: {e}", kubeconfig.display()))?;
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
-    Ok(Client::try_from(config)?)
 }
 
 fn alive(pid: u32) -> bool {
@@ -248,7 +240,7 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
     }
     progress("starting the control plane (etcd, kube-apiserver, scheduler, controller-manager)");
     let kubeconfig = start_plane(layout).await?;
-    let client = client(&kubeconfig).await?;
+    let (client, _) = crate::client_for(Some(&kubeconfig)).await?;
     taint_fake_node(&client).await?;
     progress("starting the local node (runs pods as local processes)");
     start_node(layout, &kubeconfig).await?;
@@ -317,7 +309,7 @@ pub async fn status(layout: &Layout) -> anyhow::Result<i32> {
         emitln!("not running (start it with `sympozium dev up`)");
         return Ok(1);
     }
-    let client = client(&kubeconfig).await?;
+    let (client, _) = crate::client_for(Some(&kubeconfig)).await?;
     let reachable = tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await;
     if !matches!(reachable, Ok(Ok(_))) {
         emitln!("control plane  down ({}); start it with `sympozium dev up`", layout.plane().display());

@@ -19,8 +19,6 @@ mod worker;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use ratatui::crossterm::event::{self, Event, KeyEvent, KeyEventKind};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -29,22 +27,6 @@ use self::app::App;
 use self::data::{Connection, Update};
 use crate::cli::Cli;
 
-/// A client for `kubeconfig` (or the inferred configuration). Building it does not contact
-/// the cluster; the watches find out whether it answers.
-async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
-            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
-        }
-        None => Config::infer().await.map_err(|e| format!("no cluster configured ({e}); set KUBECONFIG"))?,
-    };
-    Client::try_from(config).map_err(|e| e.to_string())
-}
-
 /// Finds a client (retrying every 5 s while there is none) and runs the worker on it.
 async fn connect_and_work(
     kubeconfig: Option<PathBuf>,
@@ -52,8 +34,9 @@ async fn connect_and_work(
     actions: UnboundedReceiver<Action>,
 ) {
     loop {
-        match client(kubeconfig.as_ref()).await {
-            Ok(c) => return worker::run(c, tx, actions).await,
+        // Building a client does not contact the cluster; the watches find out whether it answers.
+        match crate::client_for(kubeconfig.as_deref()).await.map_err(|e| format!("{e:#}")) {
+            Ok((c, _)) => return worker::run(c, tx, actions).await,
             Err(e) => {
                 if tx.send(Update::Connection(Connection::Disconnected(e))).is_err() {
                     return;
