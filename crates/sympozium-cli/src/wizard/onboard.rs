@@ -75,15 +75,7 @@ impl Flow for OnboardFlow {
         if !a.has("model") {
             return out;
         }
-        out.push(
-            Step::text(
-                "repo",
-                "GitHub repository for the github-gitops skill (optional)",
-                "",
-                Check::OptionalRepo,
-            )
-            .with_help(vec!["owner/repo; empty for none".into()]),
-        );
+        out.push(providers::repo_step());
         out.push(Step::text("instructions", "Instructions for the agent (optional)", "", Check::Any));
         let mut channels = vec![Choice::new("none", "No channel")];
         channels.extend(providers::channel_choices());

@@ -90,15 +90,7 @@ impl Flow for PackFlow {
         if !a.has("model") {
             return out;
         }
-        out.push(
-            Step::text(
-                "repo",
-                "GitHub repository for the github-gitops skill (optional)",
-                "",
-                Check::OptionalRepo,
-            )
-            .with_help(vec!["owner/repo; empty for none".into()]),
-        );
+        out.push(providers::repo_step());
         out.push(
             Step::text("task", "Team task (optional)", "", Check::Any).with_help(vec![
                 "Put in front of every persona's scheduled task as the TEAM OBJECTIVE.".into(),

@@ -195,3 +195,9 @@ pub fn channel_choices() -> Vec<Choice> {
 pub fn masked(secret: &str) -> String {
     if secret.is_empty() { "(none)".into() } else { "•".repeat(secret.chars().count().min(12)) }
 }
+
+/// The optional GitHub repository for the github-gitops skill (both wizards ask it).
+pub fn repo_step() -> Step {
+    Step::text("repo", "GitHub repository for the github-gitops skill (optional)", "", Check::OptionalRepo)
+        .with_help(vec!["owner/repo; empty for none".into()])
+}
