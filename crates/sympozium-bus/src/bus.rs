@@ -16,7 +16,14 @@ use crate::{Envelope, Error, STREAM, subject};
 pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
+    consumer_expiry: Duration,
 }
+
+/// How long NATS keeps a durable consumer nobody pulls from. The stream keeps messages for
+/// the same 24 h, so a consumer idle for longer has lost its backlog to the stream's age
+/// limit anyway; without an expiry the consumers of deleted instances (one per instance and
+/// channel) would stay on the server for ever.
+pub const CONSUMER_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
 /// One message from a durable consumer; ack it once handled, or it is redelivered.
 #[derive(Debug)]
@@ -62,9 +69,16 @@ impl Bus {
             .await
             .map_err(|e| Error::Connect { url: url.into(), reason: e.to_string() })?;
         let js = jetstream::new(client.clone());
-        let bus = Self { client, js };
+        let bus = Self { client, js, consumer_expiry: CONSUMER_EXPIRY };
         bus.ensure_stream().await?;
         Ok(bus)
+    }
+
+    /// Durable consumers this bus creates from now on are removed by NATS after `expiry`
+    /// without a consumer (default [`CONSUMER_EXPIRY`]).
+    pub fn with_consumer_expiry(mut self, expiry: Duration) -> Self {
+        self.consumer_expiry = expiry;
+        self
     }
 
     async fn ensure_stream(&self) -> Result<(), Error> {
@@ -158,11 +172,12 @@ impl Bus {
     pub fn durable(&self, name: &str, topic: &str) -> mpsc::Receiver<Delivery> {
         let (tx, rx) = mpsc::channel(64);
         let js = self.js.clone();
+        let expiry = self.consumer_expiry;
         let (name, topic) = (name.to_string(), topic.to_string());
         tokio::spawn(async move {
             let mut failures = 0u32;
             while !tx.is_closed() {
-                match pump(&js, &name, &topic, &tx).await {
+                match pump(&js, &name, &topic, expiry, &tx).await {
                     Ok(()) => return,
                     Err(e) => {
                         failures = failures.saturating_add(1);
@@ -214,6 +229,7 @@ async fn pump(
     js: &jetstream::Context,
     name: &str,
     topic: &str,
+    expiry: Duration,
     tx: &mpsc::Sender<Delivery>,
 ) -> Result<(), String> {
     let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
@@ -223,6 +239,7 @@ async fn pump(
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::New,
         ack_wait: Duration::from_secs(30),
+        inactive_threshold: expiry,
         ..Default::default()
     };
     let consumer: consumer::PullConsumer =
@@ -231,7 +248,9 @@ async fn pump(
     // stops, so another replica (or the next start) gets it at once.
     let mut messages =
         consumer.stream().max_messages_per_batch(1).messages().await.map_err(|e| e.to_string())?;
-    while let Some(next) = messages.next().await {
+    // Waiting on the receiver too: a dropped receiver must end the pull subscription at
+    // once, not at the next message (which may never come), so the consumer can expire.
+    while let Some(next) = next_or_closed(&mut messages, tx).await {
         let message = next.map_err(|e| e.to_string())?;
         let traceparent = message.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string());
         match serde_json::from_slice::<Envelope>(&message.payload) {
@@ -249,7 +268,18 @@ async fn pump(
             }
         }
     }
-    Err("message stream ended".into())
+    if tx.is_closed() { Ok(()) } else { Err("message stream ended".into()) }
+}
+
+/// The next message, or `None` once the stream ends or `tx`'s receiver is dropped.
+async fn next_or_closed<S: futures::Stream + Unpin, T>(
+    messages: &mut S,
+    tx: &mpsc::Sender<T>,
+) -> Option<S::Item> {
+    tokio::select! {
+        next = messages.next() => next,
+        () = tx.closed() => None,
+    }
 }
 
 /// Forwards `topic` from stream sequence `next_seq` on (0 = from the start).
@@ -273,7 +303,7 @@ async fn pump_replay(
     };
     let consumer: consumer::PullConsumer = stream.create_consumer(config).await.map_err(|e| e.to_string())?;
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    while let Some(next) = messages.next().await {
+    while let Some(next) = next_or_closed(&mut messages, tx).await {
         let message = next.map_err(|e| e.to_string())?;
         if let Ok(info) = message.info() {
             // After a NATS restart the server may hand out again what it already sent.
@@ -293,5 +323,5 @@ async fn pump_replay(
             }
         }
     }
-    Err("message stream ended".into())
+    if tx.is_closed() { Ok(()) } else { Err("message stream ended".into()) }
 }

@@ -12,7 +12,7 @@ mod envelope;
 pub mod payloads;
 pub mod topics;
 
-pub use bus::{Bus, Delivery};
+pub use bus::{Bus, CONSUMER_EXPIRY, Delivery};
 pub use envelope::Envelope;
 
 /// Name of the JetStream stream.

@@ -115,3 +115,38 @@ async fn replicas_sharing_a_durable_name_split_the_work() {
     seen.sort_unstable();
     assert_eq!(seen, (0..20).collect::<Vec<_>>(), "every message exactly once across both replicas");
 }
+
+/// Whether the stream still has the durable consumer `name`.
+async fn consumer_exists(bus: &Bus, name: &str) -> bool {
+    let js = async_nats::jetstream::new(bus.client().clone());
+    let mut stream = js.get_stream("sympozium").await.unwrap();
+    stream.consumer_info(name).await.is_ok()
+}
+
+#[tokio::test]
+async fn durable_consumers_nobody_pulls_from_expire() {
+    let nats = NatsServer::start().await.unwrap();
+    let bus = Bus::connect(&nats.url()).await.unwrap().with_consumer_expiry(Duration::from_secs(1));
+    let mut rx = bus.durable("channel-telegram-ns-gone", topics::CHANNEL_MESSAGE_SEND);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bus.publish(topics::CHANNEL_MESSAGE_SEND, meta("r1"), &json!({"n": 1})).await.unwrap();
+    next(&mut rx).await.ack().await;
+
+    // Several expiry periods with a consumer pulling: it stays.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(consumer_exists(&bus, "channel-telegram-ns-gone").await, "a consumer in use is kept");
+    bus.publish(topics::CHANNEL_MESSAGE_SEND, meta("r2"), &json!({"n": 2})).await.unwrap();
+    assert_eq!(next(&mut rx).await.envelope.data["n"], 2, "and still delivers");
+
+    // Its pod goes away for good (the instance was deleted): NATS forgets the consumer.
+    drop(rx);
+    let mut gone = false;
+    for _ in 0..100 {
+        if !consumer_exists(&bus, "channel-telegram-ns-gone").await {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(gone, "an abandoned consumer is removed by the server");
+}
