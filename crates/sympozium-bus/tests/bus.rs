@@ -119,7 +119,7 @@ async fn replicas_sharing_a_durable_name_split_the_work() {
 /// Whether the stream still has the durable consumer `name`.
 async fn consumer_exists(bus: &Bus, name: &str) -> bool {
     let js = async_nats::jetstream::new(bus.client().clone());
-    let mut stream = js.get_stream("sympozium").await.unwrap();
+    let stream = js.get_stream("sympozium").await.unwrap();
     stream.consumer_info(name).await.is_ok()
 }
 
