@@ -16,6 +16,9 @@ pub const SCHEDULE: &str = "sympozium.ai/schedule";
 /// Annotation on a SympoziumSchedule asking for one run now (`sympozium schedules trigger`);
 /// its value identifies the request, and the controller removes it once the run exists.
 pub const RUN_NOW: &str = "sympozium.ai/run-now";
+/// Annotation on an AgentRun: the W3C trace context it continues (set by the channel router
+/// from the inbound message); the run's pod gets a child span of it.
+pub const TRACEPARENT: &str = "otel.dev/traceparent";
 /// The PersonaPack that created an object.
 pub const PERSONA_PACK: &str = "sympozium.ai/persona-pack";
 /// The persona an object was stamped out for.

@@ -138,6 +138,18 @@ impl Bus {
         self.send(topic, metadata, data, None, Some(id)).await
     }
 
+    /// [`Bus::publish_once`] carrying a W3C `traceparent` header.
+    pub async fn publish_once_traced(
+        &self,
+        topic: &str,
+        metadata: BTreeMap<String, String>,
+        data: &impl Serialize,
+        id: &str,
+        traceparent: &str,
+    ) -> Result<(), Error> {
+        self.send(topic, metadata, data, Some(traceparent), Some(id)).await
+    }
+
     async fn send(
         &self,
         topic: &str,

@@ -11,6 +11,7 @@ mod bus;
 mod envelope;
 pub mod payloads;
 pub mod topics;
+pub mod trace;
 
 pub use bus::{Bus, CONSUMER_EXPIRY, Delivery};
 pub use envelope::Envelope;

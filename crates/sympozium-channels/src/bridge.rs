@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sympozium_bus::payloads::{InboundMessage, OutboundMessage};
+use sympozium_bus::trace::TraceParent;
 use sympozium_bus::{Bus, Delivery, Envelope, topics};
 
 use crate::config::ChannelType;
@@ -101,17 +102,20 @@ impl Inbound {
             .id
             .as_ref()
             .map(|mid| format!("in/{}/{}/{}/{}/{mid}", id.namespace, id.instance, id.channel, msg.chat_id));
+        // The message starts a trace; the router and the run's pod continue it.
+        let traceparent = TraceParent::root().to_string();
         let mut attempt = 0u32;
         loop {
+            let topic = topics::CHANNEL_MESSAGE_RECEIVED;
             let result = match &once {
                 Some(once) => {
-                    self.bus.publish_once(topics::CHANNEL_MESSAGE_RECEIVED, id.metadata(), &msg, once).await
+                    self.bus.publish_once_traced(topic, id.metadata(), &msg, once, &traceparent).await
                 }
-                None => self.bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, id.metadata(), &msg).await,
+                None => self.bus.publish_traced(topic, id.metadata(), &msg, Some(&traceparent)).await,
             };
             match result {
                 Ok(()) => {
-                    tracing::info!(chat = %msg.chat_id, sender = %msg.sender_id, "inbound message published");
+                    tracing::info!(chat = %msg.chat_id, sender = %msg.sender_id, %traceparent, "inbound message published");
                     return;
                 }
                 Err(e) => {

@@ -39,6 +39,8 @@ async fn telegram_user_message_to_reply() {
     assert_eq!(a["sympozium.ai/reply-chat-id"], "-1001");
     assert_eq!(a["sympozium.ai/sender-id"], "42");
     assert_eq!(run.spec.task, "how are the pods?");
+    let trace = a.get("otel.dev/traceparent").expect("the run continues the message's trace");
+    assert!(sympozium_bus::trace::TraceParent::parse(trace).is_some(), "a W3C traceparent: {trace}");
     let sent = fake.wait_sent(1, WAIT).await.unwrap();
     assert_eq!(sent[0].chat, "-1001");
     assert_eq!(sent[0].text, "All *12* pods are healthy.");

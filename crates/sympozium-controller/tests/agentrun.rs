@@ -195,6 +195,28 @@ async fn a_run_becomes_a_locked_down_job_with_its_own_rbac_and_finishes_from_the
 }
 
 #[tokio::test]
+async fn a_run_from_a_chat_message_continues_its_trace_into_the_pod() {
+    let h = Harness::new("run-trace", 50).await;
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let run: AgentRun = serde_json::from_value(json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+        "metadata": {"name": "chat", "namespace": h.ns, "annotations": {"otel.dev/traceparent": parent}},
+        "spec": {"instanceRef": "agent", "agentId": "primary", "sessionKey": "", "task": "hello",
+            "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "openai-key"}}}))
+    .unwrap();
+    h.runs().create(&Default::default(), &run).await.unwrap();
+
+    let run = h.run_where("chat", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+    assert_eq!(run.status.unwrap().trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    let job = Api::<Job>::namespaced(h.client.clone(), &h.ns).get("chat").await.unwrap();
+    let agent = job.spec.unwrap().template.spec.unwrap().containers.remove(0);
+    let env = agent.env.unwrap_or_default();
+    let tp = env.iter().find(|e| e.name == "TRACEPARENT").and_then(|e| e.value.clone()).unwrap();
+    assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "same trace: {tp}");
+    assert_ne!(tp, parent, "the pod is a child span of the message");
+}
+
+#[tokio::test]
 async fn errors_from_the_agent_and_silent_exits_settle_the_run() {
     let h = Harness::new("run-exit", 50).await;
     h.run("bad", json!({})).await;

@@ -19,6 +19,7 @@ use sympozium_api::agentrun::AgentRunPhase;
 use sympozium_api::common::SkillRef;
 use sympozium_api::labels;
 use sympozium_api::{AgentRun, SkillPack, SympoziumInstance, SympoziumPolicy};
+use sympozium_bus::trace::TraceParent;
 use sympozium_kube::FIELD_MANAGER;
 use sympozium_kube::apply::{apply, create_if_absent};
 
@@ -373,7 +374,8 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         return Ok(Action::await_change());
     }
 
-    let trace_id = format!("{:032x}", random_u128(&name));
+    let traceparent = run_traceparent(run);
+    let trace_id = traceparent.trace_id().to_string();
     let inputs = RunInputs {
         run,
         instance: Some(&instance),
@@ -382,7 +384,7 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         sidecars,
         timeout,
         tool_policy: policy::effective_tool_policy(run, Some(&instance), policy.as_ref()),
-        traceparent: Some(format!("00-{trace_id}-{:016x}-01", random_u128(&ns) as u64)),
+        traceparent: Some(traceparent.to_string()),
     };
     if super::hooks::has_post_run(run) {
         let pvc = super::hooks::workspace_pvc(run);
@@ -411,14 +413,13 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
 }
 
 /// A random number for trace ids (std's randomly keyed hasher; no extra dependency).
-fn random_u128(seed: &str) -> u128 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write(seed.as_bytes());
-    let a = h.finish();
-    let mut h2 = std::collections::hash_map::RandomState::new().build_hasher();
-    h2.write_u64(a);
-    (u128::from(a) << 64) | u128::from(h2.finish())
+/// The trace context of the run's pod: a child of the trace the run continues (the chat
+/// message that caused it), or a new trace.
+fn run_traceparent(run: &AgentRun) -> TraceParent {
+    run.annotations()
+        .get(labels::TRACEPARENT)
+        .and_then(|value| TraceParent::parse(value))
+        .map_or_else(TraceParent::root, |parent| parent.child())
 }
 
 #[cfg(test)]
@@ -434,5 +435,30 @@ mod tests {
         assert_eq!(parse_duration("30"), None);
         assert_eq!(parse_duration("ten"), None);
         assert_eq!(parse_duration(""), None);
+    }
+
+    fn run_annotated(traceparent: Option<&str>) -> AgentRun {
+        let mut run =
+            AgentRun::new("r", serde_json::from_value(json!({"instanceRef": "i", "agentId": "primary", "sessionKey": "s", "task": "t", "model": {"provider": "openai", "model": "m", "authSecretRef": ""}})).unwrap());
+        if let Some(tp) = traceparent {
+            run.metadata.annotations = Some([(labels::TRACEPARENT.to_string(), tp.to_string())].into());
+        }
+        run
+    }
+
+    #[test]
+    fn a_run_continues_the_trace_of_its_chat_message() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let tp = run_traceparent(&run_annotated(Some(parent)));
+        assert_eq!(tp.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(tp.to_string(), parent, "the pod is a child span, not the message's span");
+    }
+
+    #[test]
+    fn a_run_without_or_with_a_broken_trace_starts_its_own() {
+        let own = run_traceparent(&run_annotated(None));
+        let broken = run_traceparent(&run_annotated(Some("00-abc-def-01")));
+        assert!(TraceParent::parse(&own.to_string()).is_some());
+        assert_ne!(own.trace_id(), broken.trace_id());
     }
 }

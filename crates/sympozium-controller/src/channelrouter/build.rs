@@ -29,7 +29,7 @@ pub const SENDER_ID: &str = "sympozium.ai/sender-id";
 /// Annotation: the inbound message this run answers (redeliveries map to the same run).
 pub const INBOUND_ID: &str = "sympozium.ai/inbound-message-id";
 /// Annotation: W3C trace context of the inbound message.
-pub const TRACEPARENT: &str = "otel.dev/traceparent";
+pub const TRACEPARENT: &str = labels::TRACEPARENT;
 /// Value of [`labels::SOURCE`] on runs created here.
 pub const SOURCE_VALUE: &str = "channel";
 /// Timeout of channel runs.
