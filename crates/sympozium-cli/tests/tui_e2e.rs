@@ -283,17 +283,32 @@ async fn edits_from_the_tui_reach_the_cluster() {
     let secret = Api::<Secret>::namespaced(client.clone(), &ns).get("my-agent-discord-secret").await.unwrap();
     assert_eq!(secret.data.unwrap()["DISCORD_BOT_TOKEN"].0, b"d1sc0rd");
 
-    // The edit modal: the web endpoint becomes the web-endpoint skill; params stay.
+    // The edit modal: the web endpoint becomes the web-endpoint skill; params stay; a
+    // channel added in the form arrives and the others keep their access control.
+    // (Opened once the TUI shows the discord channel: a form opened on an older version
+    // could not be saved — the save is conditional on the resourceVersion it showed.)
+    pty.keys(&["6"]);
+    pty.wait_for("my-agent-discord-secret", 20);
+    pty.keys(&["2"]);
+    pty.wait_for(&format!(" {ns}/my-agent "), 20);
     pty.keys(&["e"]);
     pty.wait_for("edit my-agent", 20);
-    pty.keys(&["Down", "Down", "Down", "Down", "Down", "Down", "Space", "Enter"]);
+    pty.keys(&["Down", "Down", "Down", "Down", "Down", "Down"]);
+    pty.type_text(", slack(slack-creds)");
+    pty.keys(&["Down", "Space", "Enter"]);
     pty.wait_for("my-agent saved", 20);
     let i = instance_until(&instances, "the web-endpoint skill", |i| {
         i.spec.skills.iter().any(|s| s.skill_pack_ref.as_deref() == Some("web-endpoint"))
     })
     .await;
     assert_eq!(i.spec.skills[0].params.as_ref().unwrap()["CLUSTER"], "production");
-    assert_eq!(i.spec.channels.len(), 2, "channels untouched");
+    let channels: Vec<_> =
+        i.spec.channels.iter().map(|c| (c.type_.as_str(), c.config_ref.secret.as_str())).collect();
+    assert_eq!(
+        channels,
+        [("telegram", "telegram-creds"), ("discord", "my-agent-discord-secret"), ("slack", "slack-creds")]
+    );
+    assert_eq!(i.spec.channels[0].access_control.as_ref().unwrap().allowed_senders, ["123456"]);
 
     // describe: the object and its Events, fetched by the worker.
     pty.keys(&["d"]);

@@ -502,6 +502,7 @@ fn slash_commands_and_edit_keep_what_they_do_not_change() {
         app.on_key(key(KeyCode::Down));
     }
     typed(&mut app, ", github-gitops(repo=acme/x)"); // Skills
+    app.on_key(key(KeyCode::Down)); // Channels, left as they are
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Char(' '))); // Web endpoint
     app.on_key(key(KeyCode::Enter));

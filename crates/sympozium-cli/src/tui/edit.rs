@@ -1,4 +1,5 @@
 //! The instance edit modal (`e`): model, base URL, memory, skills with their params, the
+//! channels (type and credentials Secret; a kept channel keeps its access control), the
 //! lifecycle hooks (preRun/postRun/rbac as JSON), the web endpoint (as the
 //! `web-endpoint` skill, which is what the controllers read — the original wrote the
 //! deprecated `spec.webEndpoint`), and the heartbeat schedule. Saving patches only these
@@ -8,6 +9,7 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use serde_json::json;
 use sympozium_api::common::SkillRef;
+use sympozium_api::instance::ChannelSpec;
 use sympozium_api::{SympoziumConfig, SympoziumInstance, SympoziumSchedule, labels};
 
 use super::actions::{Action, ObjKind};
@@ -37,6 +39,10 @@ pub struct EditForm {
     /// Why saving was refused.
     pub error: Option<String>,
     skills: Vec<SkillRef>,
+    channels: Vec<ChannelSpec>,
+    /// The instance's resourceVersion when the form opened: saving is refused (409) if the
+    /// instance changed since, instead of writing back a stale channel or skill list.
+    resource_version: Option<String>,
     schedule: Option<String>,
     /// Editing a SympoziumConfig's gateway instead of an instance.
     gateway: bool,
@@ -48,11 +54,58 @@ const MEMORY: usize = 2;
 const MEMORY_KB: usize = 3;
 const PROMPT: usize = 4;
 const SKILLS: usize = 5;
-const WEB: usize = 6;
-const LIFECYCLE: usize = 7;
-const CRON: usize = 8;
-const TASK: usize = 9;
-const SUSPEND: usize = 10;
+const CHANNELS: usize = 6;
+const WEB: usize = 7;
+const LIFECYCLE: usize = 8;
+const CRON: usize = 9;
+const TASK: usize = 10;
+const SUSPEND: usize = 11;
+
+/// Channels as one line: `telegram(telegram-creds), whatsapp` (the Secret in brackets).
+fn channels_text(channels: &[ChannelSpec]) -> String {
+    channels
+        .iter()
+        .map(|c| match c.config_ref.secret.as_str() {
+            "" => c.type_.as_str().to_string(),
+            secret => format!("{}({secret})", c.type_.as_str()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads [`channels_text`] back onto `current`: a channel still listed keeps everything but
+/// its Secret (its access control above all), a new one starts without access control.
+fn parse_channels(text: &str, current: &[ChannelSpec]) -> Result<Vec<ChannelSpec>, String> {
+    let mut out: Vec<ChannelSpec> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (ty, secret) = match item.split_once('(') {
+            Some((ty, rest)) => {
+                let secret = rest
+                    .strip_suffix(')')
+                    .ok_or_else(|| format!("Channels: \"{item}\" is missing its \")\""))?;
+                (ty.trim(), secret.trim())
+            }
+            None => (item, ""),
+        };
+        let mut channel = match current.iter().find(|c| c.type_.as_str() == ty) {
+            Some(kept) => kept.clone(),
+            None => {
+                serde_json::from_value(json!({"type": ty, "configRef": {"secret": ""}})).map_err(|_| {
+                    format!("Channels: unknown channel type \"{ty}\" (telegram, slack, discord, whatsapp)")
+                })?
+            }
+        };
+        if out.iter().any(|c| c.type_ == channel.type_) {
+            return Err(format!("Channels: {ty} is listed twice (one channel per type)"));
+        }
+        if secret.is_empty() && ty != "whatsapp" {
+            return Err(format!("Channels: {ty} needs its credentials Secret, e.g. {ty}({ty}-creds)"));
+        }
+        channel.config_ref.secret = secret.to_string();
+        out.push(channel);
+    }
+    Ok(out)
+}
 
 /// Skill packs as one line: `k8s-ops, github-gitops(repo=acme/infra), memory`.
 fn skills_text(skills: &[SkillRef]) -> String {
@@ -130,6 +183,7 @@ impl EditForm {
                 text("Memory size (KB)", memory.max_size_kb.to_string()),
                 text("System prompt", memory.system_prompt.unwrap_or_default()),
                 text("Skills", skills_text(&inst.spec.skills)),
+                text("Channels", channels_text(&inst.spec.channels)),
                 switch("Web endpoint", web),
                 text(
                     "Lifecycle hooks (JSON)",
@@ -142,6 +196,8 @@ impl EditForm {
             focus: 0,
             error: None,
             skills: inst.spec.skills.clone(),
+            channels: inst.spec.channels.clone(),
+            resource_version: inst.metadata.resource_version.clone(),
             schedule: schedule.and_then(|s| s.metadata.name.clone()),
             gateway: false,
         }
@@ -199,6 +255,8 @@ impl EditForm {
             focus: 0,
             error: None,
             skills: Vec::new(),
+            channels: Vec::new(),
+            resource_version: None,
             schedule: None,
             gateway: true,
         }
@@ -265,15 +323,24 @@ impl EditForm {
         let base_url =
             if self.value(BASE_URL).is_empty() { json!(null) } else { json!(self.value(BASE_URL)) };
         let prompt = if self.value(PROMPT).is_empty() { json!(null) } else { json!(self.value(PROMPT)) };
+        let mut spec = json!({
+            "agents": {"default": {"model": self.value(MODEL), "baseURL": base_url, "lifecycle": lifecycle}},
+            "memory": {"enabled": self.value(MEMORY) == "yes", "maxSizeKB": kb, "systemPrompt": prompt},
+            "skills": skills,
+        });
+        // Only an edited channel list is written: the whole list goes in the patch, and a
+        // list the user did not touch must not undo access control changed meanwhile.
+        if self.value(CHANNELS) != channels_text(&self.channels) {
+            spec["channels"] = json!(parse_channels(self.value(CHANNELS), &self.channels)?);
+        }
         let mut actions = vec![Action::Patch {
             kind: ObjKind::Instance,
             ns: self.ns.clone(),
             name: self.name.clone(),
-            patch: json!({"spec": {
-                "agents": {"default": {"model": self.value(MODEL), "baseURL": base_url, "lifecycle": lifecycle}},
-                "memory": {"enabled": self.value(MEMORY) == "yes", "maxSizeKB": kb, "systemPrompt": prompt},
-                "skills": skills,
-            }}),
+            patch: match &self.resource_version {
+                Some(rv) => json!({"metadata": {"resourceVersion": rv}, "spec": spec}),
+                None => json!({ "spec": spec }),
+            },
             what: format!("{} saved", self.name),
         }];
         let cron = self.value(CRON);
@@ -316,6 +383,47 @@ mod tests {
         assert_eq!(skills_text(&skills), "k8s-ops, github-gitops(branch=main;repo=acme/infra), memory");
         assert!(parse_skills("a(b=c").is_err() && parse_skills("a(bc)").is_err());
         assert!(parse_skills("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn channels_are_edited_and_kept_channels_keep_their_access_control() {
+        let inst: SympoziumInstance = serde_json::from_value(json!({
+            "apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance",
+            "metadata": {"name": "a", "namespace": "n"},
+            "spec": {"agents": {"default": {"model": "m"}}, "channels": [
+                {"type": "telegram", "configRef": {"secret": "tg"}, "accessControl": {"allowedSenders": ["123456"]}},
+                {"type": "slack", "configRef": {"secret": "sl"}}]}
+        }))
+        .unwrap();
+        let mut form = EditForm::new(&inst, None);
+        assert_eq!(form.fields[CHANNELS].value, "telegram(tg), slack(sl)");
+        let mut seen = inst.clone();
+        seen.metadata.resource_version = Some("42".into());
+        let Action::Patch { patch, .. } = &EditForm::new(&seen, None).save().unwrap()[0] else { panic!() };
+        assert_eq!(patch["metadata"]["resourceVersion"], "42", "saving is conditional on what was shown");
+        let Action::Patch { patch, .. } = &form.save().unwrap()[0] else { panic!("a patch") };
+        assert!(patch["spec"].get("channels").is_none(), "an untouched list is not written");
+
+        form.fields[CHANNELS].value = "telegram(tg-new), discord(dc)".into();
+        let Action::Patch { patch, .. } = &form.save().unwrap()[0] else { panic!("a patch") };
+        let channels = &patch["spec"]["channels"];
+        assert_eq!(channels[0]["configRef"]["secret"], "tg-new");
+        assert_eq!(channels[0]["accessControl"]["allowedSenders"], json!(["123456"]), "access control kept");
+        assert_eq!(channels[1], json!({"type": "discord", "configRef": {"secret": "dc"}}));
+        assert_eq!(channels.as_array().unwrap().len(), 2, "slack removed");
+
+        for (text, error) in [
+            ("irc(x)", "unknown channel type \"irc\""),
+            ("slack(a), slack(b)", "slack is listed twice"),
+            ("discord", "discord needs its credentials Secret"),
+            ("slack(sl", "is missing its \")\""),
+        ] {
+            form.fields[CHANNELS].value = text.into();
+            let e = form.save().unwrap_err();
+            assert!(e.starts_with("Channels: ") && e.contains(error), "{text}: {e}");
+        }
+        form.fields[CHANNELS].value = "whatsapp".into();
+        assert!(form.save().is_ok(), "WhatsApp may go without a Secret");
     }
 
     #[test]
