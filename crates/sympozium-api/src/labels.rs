@@ -19,6 +19,9 @@ pub const RUN_NOW: &str = "sympozium.ai/run-now";
 /// Annotation on an AgentRun: the W3C trace context it continues (set by the channel router
 /// from the inbound message); the run's pod gets a child span of it.
 pub const TRACEPARENT: &str = "otel.dev/traceparent";
+/// Annotation on an AgentRun: its instance's `status.totalAgentRuns` includes it (set by the
+/// instance controller right after counting it, so pruned runs stay counted exactly once).
+pub const COUNTED: &str = "sympozium.ai/counted";
 /// The PersonaPack that created an object.
 pub const PERSONA_PACK: &str = "sympozium.ai/persona-pack";
 /// The persona an object was stamped out for.

@@ -455,4 +455,26 @@ async fn status_counts_active_runs_and_reports_serving() {
         })
     })
     .await;
+
+    // History pruning deletes every old run; new runs still add to the total (it counts
+    // runs ever made, not runs that exist).
+    for name in ["r1", "r2"] {
+        runs.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    for name in ["r4", "r5"] {
+        let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+            "metadata": {"name": name, "labels": {"sympozium.ai/instance": "counted"}},
+            "spec": {"instanceRef": "counted", "agentId": "primary", "sessionKey": "", "task": "t",
+                     "model": {"provider": "openai", "model": "m", "authSecretRef": ""}}});
+        runs.patch(name, &PatchParams::apply("test"), &Patch::Apply(&body)).await.unwrap();
+    }
+    h.instance_where("counted", "5 runs ever, 2 of them existing", |i| {
+        i.status.as_ref().is_some_and(|s| s.total_agent_runs == 5)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let inst = h.api::<SympoziumInstance>().get("counted").await.unwrap();
+    assert_eq!(inst.status.unwrap().total_agent_runs, 5, "each run counted once");
+    let r4 = runs.get("r4").await.unwrap();
+    assert_eq!(r4.annotations().get("sympozium.ai/counted").map(String::as_str), Some("true"));
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -137,11 +138,13 @@ async fn converge(
     // The status as stored now, not as cached: counters that never go down and
     // "write only on change" are only right against the latest status.
     let fresh = api.get_status(&name).await?;
+    let mut fresh_version = fresh.metadata.resource_version.clone();
     let inst = &SympoziumInstance { status: fresh.status, ..inst.clone() };
     if inst.status.as_ref().and_then(|s| s.phase.as_ref()).is_none() {
         let pending =
             sympozium_api::SympoziumInstanceStatus { phase: Some("Pending".into()), ..Default::default() };
-        status::write(api, &name, &pending).await?;
+        status::write(api, &name, &pending, None).await?;
+        fresh_version = api.get_status(&name).await?.metadata.resource_version;
     }
     let observed = dereference::observe(inst, ctx).await?;
     let converged = apply::converge(inst, &observed, ctx).await;
@@ -165,7 +168,10 @@ async fn converge(
         }
     }
     if status::changed(previous, &new_status) {
-        status::write(api, &name, &new_status).await?;
+        let newly_counted: Vec<String> = status::uncounted(&observed).map(ResourceExt::name_any).collect();
+        let precondition = if newly_counted.is_empty() { None } else { fresh_version.as_deref() };
+        status::write(api, &name, &new_status, precondition).await?;
+        mark_counted(inst, &newly_counted, ctx).await?;
     }
     if !converged.errors.is_empty() {
         ctx.publish(inst, EventType::Warning, "ConvergeFailed", &converged.errors.join("; ")).await;
@@ -173,6 +179,21 @@ async fn converge(
     }
     // Everything the instance depends on is watched; the periodic requeue is a safety net.
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// Marks runs as included in the total just written. A crash before this re-counts them
+/// (at least once); a run deleted meanwhile needs no mark.
+async fn mark_counted(inst: &SympoziumInstance, names: &[String], ctx: &Context) -> Result<(), Error> {
+    let runs: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &inst.namespace().unwrap_or_default());
+    let patch = Patch::Merge(serde_json::json!({"metadata": {"annotations": {labels::COUNTED: "true"}}}));
+    for name in names {
+        match runs.patch(name, &PatchParams::default(), &patch).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn error_policy(inst: Arc<SympoziumInstance>, error: &Error, ctx: Arc<Context>) -> Action {

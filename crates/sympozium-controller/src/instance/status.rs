@@ -79,14 +79,19 @@ pub fn compute(
         phase: Some(phase.into()),
         channels,
         active_agent_pods: i32::try_from(active).unwrap_or(i32::MAX),
-        // Runs are counted while they exist; the count never goes down when old runs are
-        // pruned from history.
+        // Every run is added once, when first seen (then marked counted), so the total
+        // keeps growing while history pruning deletes old runs.
         total_agent_runs: previous
             .total_agent_runs
-            .max(i64::try_from(observed.runs.len()).unwrap_or(i64::MAX)),
+            .saturating_add(i64::try_from(uncounted(observed).count()).unwrap_or(i64::MAX)),
         conditions: vec![keep_transition_time(ready, &previous.conditions, inst.metadata.generation)],
         web_endpoint,
     }
+}
+
+/// Runs of the instance not yet in `status.totalAgentRuns`.
+pub fn uncounted(observed: &Observed) -> impl Iterator<Item = &sympozium_api::AgentRun> {
+    observed.runs.iter().filter(|r| !r.annotations().contains_key(labels::COUNTED))
 }
 
 fn condition(ok: bool, reason: &str, message: String) -> Condition {
@@ -115,17 +120,23 @@ pub fn changed(old: Option<&SympoziumInstanceStatus>, new: &SympoziumInstanceSta
     old != Some(new)
 }
 
-/// Writes `status` through the status subresource (server-side apply).
+/// Writes `status` through the status subresource (server-side apply). With
+/// `resource_version`, only if the instance is still at that version (a 409 otherwise):
+/// a run total computed from an older status must not overwrite a newer one.
 pub async fn write(
     api: &Api<SympoziumInstance>,
     name: &str,
     status: &SympoziumInstanceStatus,
+    resource_version: Option<&str>,
 ) -> Result<(), kube::Error> {
-    let patch = serde_json::json!({
+    let mut patch = serde_json::json!({
         "apiVersion": "sympozium.ai/v1alpha1",
         "kind": "SympoziumInstance",
         "status": status,
     });
+    if let Some(rv) = resource_version {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": rv });
+    }
     api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(())
 }
