@@ -558,7 +558,8 @@ async fn kept_runs_keep_their_job_and_no_secret_leaks_into_status_events_or_conf
     let jobs: Api<Job> = Api::namespaced(h.client.clone(), &h.ns);
     wait_until_gone(&jobs, "removed", "the finished run's Job", WAIT).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(jobs.get_opt("kept").await.unwrap().is_some(), "cleanup: keep keeps the Job for debugging");
+    let kept = jobs.get_opt("kept").await.unwrap().expect("cleanup: keep keeps the Job for debugging");
+    assert_eq!(kept.spec.unwrap().ttl_seconds_after_finished, None, "and no TTL removes it later");
     // The key reaches the pod only through envFrom/secretKeyRef, never as a value.
     let pod = jobs.get("kept").await.unwrap().spec.unwrap().template.spec.unwrap();
     assert_eq!(

@@ -482,7 +482,9 @@ pub fn job(i: &RunInputs<'_>) -> Job {
             ..Default::default()
         },
         spec: Some(JobSpec {
-            ttl_seconds_after_finished: Some(300),
+            // A kept run's Job stays until the run is deleted (it owns the Job), not 5 minutes.
+            ttl_seconds_after_finished: (run.spec.cleanup != sympozium_api::agentrun::CleanupPolicy::Keep)
+                .then_some(300),
             active_deadline_seconds: Some(deadline),
             backoff_limit: Some(0),
             template: PodTemplateSpec {
