@@ -3,8 +3,9 @@
 //! by labels the pod really carries (`sympozium.ai/agent-run`, `sympozium.ai/component`).
 //! `denyAll` denies all ingress and all egress except DNS (`allowDNS`), the event bus
 //! (`allowEventBus`: NATS in the system namespace, port 4222), the `allowedEgress`
-//! entries, and what the run itself needs (its instance's memory server, the Kubernetes API
-//! when a skill grants RBAC). No policy, or `denyAll: false`, means no restriction.
+//! entries, and what the run itself needs (its model — the `baseURL`, or HTTPS to public
+//! addresses for a hosted provider —, its instance's memory server, the Kubernetes API when a
+//! skill grants RBAC). No policy, or `denyAll: false`, means no restriction.
 //! Pure functions, no client.
 
 use std::collections::BTreeMap;
@@ -165,6 +166,10 @@ pub fn network_policy(i: &NetworkInputs<'_>) -> Option<(NetworkPolicy, Vec<Strin
             egress.push(rule(vec![ip_block(c)], vec![port("TCP", Some(*p))]));
         }
     }
+    // Without its model a run can do nothing, so denyAll never cuts it off.
+    let (model, note) = model_egress(run);
+    egress.push(model);
+    notes.extend(note);
     let policy = NetworkPolicy {
         metadata: ObjectMeta {
             name: Some(name(run)),
@@ -181,6 +186,44 @@ pub fn network_policy(i: &NetworkInputs<'_>) -> Option<(NetworkPolicy, Vec<Strin
         }),
     };
     Some((policy, notes))
+}
+
+/// Address ranges that are not the public internet: cluster, node and link-local networks.
+const PRIVATE_V4: [&str; 6] =
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"];
+const PRIVATE_V6: [&str; 3] = ["fc00::/7", "fe80::/10", "::1/128"];
+
+/// The egress the run's model needs: its `baseURL`'s address and port (a host name opens
+/// the port to any address, with a note), or, for a hosted provider's public API, HTTPS to
+/// public addresses only — the cluster's own network stays closed.
+fn model_egress(run: &AgentRun) -> (NetworkPolicyEgressRule, Option<String>) {
+    let base = run.spec.model.base_url.as_deref().map(str::trim).filter(|u| !u.is_empty());
+    if let Some(url) = base.and_then(|b| reqwest::Url::parse(b).ok()) {
+        let p = url.port_or_known_default().map(i32::from);
+        let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        if let Some(c) = cidr(host) {
+            return (rule(vec![ip_block(c)], p.map(|p| port("TCP", Some(p))).into_iter().collect()), None);
+        }
+        let p = p.unwrap_or(443);
+        let note = format!(
+            "model baseURL host {host} is a name: port {p} is open to any address at the network level"
+        );
+        return (rule(Vec::new(), vec![port("TCP", Some(p))]), Some(note));
+    }
+    let public = |all: &str, except: &[&str]| NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: all.into(),
+            except: Some(except.iter().map(|c| c.to_string()).collect()),
+        }),
+        ..Default::default()
+    };
+    (
+        rule(
+            vec![public("0.0.0.0/0", &PRIVATE_V4), public("::/0", &PRIVATE_V6)],
+            vec![port("TCP", Some(443))],
+        ),
+        None,
+    )
 }
 
 #[cfg(test)]

@@ -71,7 +71,15 @@ fn deny_all_selects_the_pod_the_job_creates_and_allows_only_dns_bus_and_listed_e
     assert!(
         egress[4].to.is_none() && egress[4].ports.as_ref().unwrap()[0].port == Some(IntOrString::Int(443))
     );
-    assert_eq!(egress.len(), 5, "example.com without a port opens nothing");
+    let model = egress[5].to.as_ref().unwrap();
+    let v4 = model[0].ip_block.as_ref().unwrap();
+    assert_eq!(v4.cidr, "0.0.0.0/0");
+    assert!(
+        v4.except.as_ref().unwrap().contains(&"10.0.0.0/8".to_string()),
+        "the cluster network stays closed"
+    );
+    assert_eq!(egress[5].ports.as_ref().unwrap()[0].port, Some(IntOrString::Int(443)));
+    assert_eq!(egress.len(), 6, "example.com without a port opens nothing");
     assert_eq!(notes.len(), 2);
     assert!(notes[1].contains("example.com"));
 }
@@ -81,7 +89,7 @@ fn dns_and_bus_can_be_turned_off_and_run_needs_are_added() {
     let (r, s) = (run(), Settings::default());
     let n = net(json!({"allowDNS": false, "allowEventBus": false}));
     let mut i = inputs(&r, Some(&n), &s);
-    assert_eq!(network_policy(&i).unwrap().0.spec.unwrap().egress.unwrap().len(), 0, "deny everything");
+    assert_eq!(network_policy(&i).unwrap().0.spec.unwrap().egress.unwrap().len(), 1, "only the model");
     i.memory = true;
     i.api_server = vec![("10.96.0.1".into(), 6443)];
     let egress = network_policy(&i).unwrap().0.spec.unwrap().egress.unwrap();
@@ -104,4 +112,33 @@ fn an_external_bus_is_reached_by_its_address() {
     assert_eq!(egress[0].ports.as_ref().unwrap()[0].port, Some(IntOrString::Int(4333)));
     assert_eq!(cidr("fd00::1"), Some("fd00::1/128".into()));
     assert_eq!(cidr("10.0.0.0/40"), None);
+}
+
+#[test]
+fn the_model_stays_reachable_under_deny_all() {
+    let s = Settings::default();
+    let n = net(json!({"allowDNS": false, "allowEventBus": false}));
+    let with_base = |url: &str| {
+        let mut r = run();
+        r.spec.model.base_url = Some(url.into());
+        r
+    };
+    // An address: exactly that address and port.
+    let r = with_base("http://10.0.5.9:11434/v1");
+    let (np, notes) = network_policy(&inputs(&r, Some(&n), &s)).unwrap();
+    let egress = np.spec.unwrap().egress.unwrap();
+    assert_eq!(egress[0].to.as_ref().unwrap()[0].ip_block.as_ref().unwrap().cidr, "10.0.5.9/32");
+    assert_eq!(egress[0].ports.as_ref().unwrap()[0].port, Some(IntOrString::Int(11434)));
+    assert!(notes.is_empty());
+    // A name (an in-cluster Ollama): its port, and a note saying what that means.
+    let r = with_base("http://ollama.models.svc:11434");
+    let (np, notes) = network_policy(&inputs(&r, Some(&n), &s)).unwrap();
+    let egress = np.spec.unwrap().egress.unwrap();
+    assert!(egress[0].to.is_none());
+    assert_eq!(egress[0].ports.as_ref().unwrap()[0].port, Some(IntOrString::Int(11434)));
+    assert!(notes[0].contains("ollama.models.svc"), "{notes:?}");
+    // HTTPS without a port: 443.
+    let r = with_base("https://llm.example.com/v1");
+    let egress = network_policy(&inputs(&r, Some(&n), &s)).unwrap().0.spec.unwrap().egress.unwrap();
+    assert_eq!(egress[0].ports.as_ref().unwrap()[0].port, Some(IntOrString::Int(443)));
 }
