@@ -307,6 +307,46 @@ async fn policy_failures_are_clear() {
 }
 
 #[tokio::test]
+async fn sub_agents_over_the_instances_max_concurrent_wait_for_a_slot() {
+    let h = Harness::new("run-subq", 50).await;
+    h.apply(
+        "SympoziumInstance",
+        "agent",
+        json!({"agents": {"default": {"model": "gpt-4o",
+            "subagents": {"maxDepth": 3, "maxConcurrent": 1, "maxChildrenPerAgent": 5}}},
+        "authRefs": [{"provider": "openai", "secret": "openai-key"}]}),
+    )
+    .await;
+    let child_of = |parent: &str, depth: i32| json!({"parent": {"runName": parent, "sessionKey": "s", "spawnDepth": depth}});
+    h.run("lead", json!({})).await;
+    h.run("c1", child_of("lead", 1)).await;
+    h.run_where("c1", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+    // A second sub-agent waits, saying why; top-level runs are not held back.
+    h.run("c2", child_of("lead", 1)).await;
+    let queued = h
+        .run_where("c2", "queued", |r| {
+            r.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Queued"))
+        })
+        .await;
+    let status = queued.status.unwrap();
+    assert_eq!(status.phase.unwrap_or_default(), AgentRunPhase::Pending);
+    assert!(
+        status.conditions[0].message.contains("1/1 sub-agents of instance agent"),
+        "{:?}",
+        status.conditions
+    );
+    h.run("other", json!({})).await;
+    h.run_where("other", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+    // c1's own child does not wait for the slot c1 holds (that would never free).
+    h.run("c1-child", child_of("c1", 2)).await;
+    h.run_where("c1-child", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+    h.complete_over_bus("c1-child", json!({"status": "success", "response": "done"})).await;
+    h.complete_over_bus("c1", json!({"status": "success", "response": "done"})).await;
+    let started = h.run_where("c2", "Running once c1 finished", |r| phase(r) == AgentRunPhase::Running).await;
+    assert!(started.status.unwrap().conditions.iter().all(|c| c.type_ != "Queued"));
+}
+
+#[tokio::test]
 async fn history_is_pruned_and_deletion_cleans_up() {
     let h = Harness::new("run-history", 2).await;
     for n in 1..=4 {

@@ -280,7 +280,7 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         return Ok(Action::await_change());
     }
     // Over the concurrency limit a run waits (queued), it is not failed.
-    if let Err(message) = policy::concurrency_slot(run, policy.as_ref(), &siblings) {
+    if let Err(message) = policy::concurrency_slot(run, Some(&instance), policy.as_ref(), &siblings) {
         let already = run
             .status
             .as_ref()

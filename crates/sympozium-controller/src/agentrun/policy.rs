@@ -32,25 +32,66 @@ pub fn validate(run: &AgentRun, policy: Option<&SympoziumPolicy>) -> Result<(), 
     Ok(())
 }
 
-/// Whether the policy's `maxConcurrent` leaves room for `run` now; `Err` says why it waits.
+/// Whether the concurrency limits leave room for `run` now; `Err` says why it waits. Two
+/// limits apply: the policy's `subagentPolicy.maxConcurrent` (runs of the instance) and,
+/// for a sub-agent, the instance's `subagents.maxConcurrent` (its running sub-agents).
 pub fn concurrency_slot(
     run: &AgentRun,
+    instance: Option<&SympoziumInstance>,
     policy: Option<&SympoziumPolicy>,
     siblings: &[AgentRun],
 ) -> Result<(), String> {
-    let Some(sub) = policy.and_then(|p| p.spec.subagent_policy.as_ref()) else { return Ok(()) };
-    let running = siblings
-        .iter()
-        .filter(|r| r.metadata.name != run.metadata.name)
-        .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AgentRunPhase::Running))
-        .count();
-    if sub.max_concurrent > 0 && i32::try_from(running).unwrap_or(i32::MAX) >= sub.max_concurrent {
-        return Err(format!(
-            "waiting for a slot: {running}/{} runs of this instance are running (policy maxConcurrent)",
-            sub.max_concurrent
-        ));
+    let running = |r: &&AgentRun| {
+        r.metadata.name != run.metadata.name
+            && r.status.as_ref().and_then(|s| s.phase) == Some(AgentRunPhase::Running)
+    };
+    if let Some(sub) = policy.and_then(|p| p.spec.subagent_policy.as_ref()) {
+        let n = siblings.iter().filter(running).count();
+        if sub.max_concurrent > 0 && i32::try_from(n).unwrap_or(i32::MAX) >= sub.max_concurrent {
+            return Err(format!(
+                "waiting for a slot: {n}/{} runs of this instance are running (policy maxConcurrent)",
+                sub.max_concurrent
+            ));
+        }
+    }
+    let limit =
+        instance.and_then(|i| i.spec.agents.default.subagents.as_ref()).map_or(0, |s| s.max_concurrent);
+    if run.spec.parent.is_some() && limit > 0 {
+        // A run's own ancestors wait for it: counting them would let a sub-agent that spawns
+        // one of its own block itself for ever.
+        let ancestors = ancestors(run, siblings);
+        let n = siblings
+            .iter()
+            .filter(running)
+            .filter(|r| r.spec.parent.is_some())
+            .filter(|r| !r.metadata.name.as_ref().is_some_and(|n| ancestors.contains(n)))
+            .count();
+        if i32::try_from(n).unwrap_or(i32::MAX) >= limit {
+            return Err(format!(
+                "waiting for a slot: {n}/{limit} sub-agents of instance {} are running (subagents maxConcurrent)",
+                run.spec.instance_ref
+            ));
+        }
     }
     Ok(())
+}
+
+/// Names of `run`'s parent, its parent's parent, … as far as `runs` knows them.
+fn ancestors(run: &AgentRun, runs: &[AgentRun]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut next = run.spec.parent.as_ref().map(|p| p.run_name.clone());
+    while let Some(name) = next.take() {
+        if out.contains(&name) {
+            break; // a cycle in hand-written parents
+        }
+        next = runs
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(name.as_str()))
+            .and_then(|r| r.spec.parent.as_ref())
+            .map(|p| p.run_name.clone());
+        out.push(name);
+    }
+    out
 }
 
 /// The runner's `TOOL_POLICY` JSON, or `None` when nothing restricts tools.
@@ -183,7 +224,7 @@ mod tests {
         busy.status =
             Some(sympozium_api::AgentRunStatus { phase: Some(AgentRunPhase::Running), ..Default::default() });
         assert!(validate(&run(json!({})), Some(&p)).is_ok(), "busy is not invalid");
-        assert!(concurrency_slot(&run(json!({})), Some(&p), &[busy]).unwrap_err().contains("1/1 runs"));
+        assert!(concurrency_slot(&run(json!({})), None, Some(&p), &[busy]).unwrap_err().contains("1/1 runs"));
         assert!(validate(&run(json!({})), None).is_ok());
     }
 }

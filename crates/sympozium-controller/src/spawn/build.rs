@@ -25,8 +25,6 @@ pub const RESULT_STATE: &str = "sympozium.ai/spawn-result-state";
 pub struct Usage {
     /// Children the parent spawned so far.
     pub children: usize,
-    /// Sub-agent runs of the instance not yet finished.
-    pub running: usize,
 }
 
 /// Checks a spawn at `depth` (children of a top-level run have depth 1) against the
@@ -44,23 +42,14 @@ pub fn check(limits: &SubagentsSpec, instance: &str, depth: i32, usage: Usage) -
             usage.children, limits.max_children_per_agent
         ));
     }
-    if usage.running >= usize::try_from(limits.max_concurrent).unwrap_or(0) {
-        return Err(format!(
-            "sub-agent refused: {} sub-agents of instance {instance} are running (maxConcurrent {}); try again when one finishes",
-            usage.running, limits.max_concurrent
-        ));
-    }
+    // maxConcurrent does not refuse: the child is created and waits in Pending (queued by
+    // the AgentRun controller) until a sub-agent slot frees.
     Ok(())
 }
 
 /// The spawn depth of a child of `parent`.
 pub fn child_depth(parent: &AgentRun) -> i32 {
     parent.spec.parent.as_ref().map_or(0, |p| p.spawn_depth).saturating_add(1)
-}
-
-/// Whether `run` has finished.
-pub fn finished(run: &AgentRun) -> bool {
-    run.status.as_ref().and_then(|s| s.phase).is_some_and(AgentRunPhase::is_terminal)
 }
 
 /// The child's name: `<parent>-sub-<hash of the request>`, so a redelivered request finds
@@ -181,15 +170,13 @@ mod tests {
     #[test]
     fn limits_refuse_with_the_reason() {
         let l = SubagentsSpec { max_depth: 2, max_concurrent: 2, max_children_per_agent: 3 };
-        assert_eq!(check(&l, "a", 2, Usage { children: 2, running: 1 }), Ok(()));
+        assert_eq!(check(&l, "a", 2, Usage { children: 2 }), Ok(()));
         assert!(check(&l, "a", 3, Usage::default()).unwrap_err().contains("maxDepth 2"));
-        assert!(
-            check(&l, "a", 1, Usage { children: 3, running: 0 })
-                .unwrap_err()
-                .contains("maxChildrenPerAgent 3")
-        );
-        assert!(
-            check(&l, "a", 1, Usage { children: 0, running: 2 }).unwrap_err().contains("maxConcurrent 2")
+        assert!(check(&l, "a", 1, Usage { children: 3 }).unwrap_err().contains("maxChildrenPerAgent 3"));
+        assert_eq!(
+            check(&l, "a", 1, Usage { children: 0 }),
+            Ok(()),
+            "maxConcurrent queues, it does not refuse"
         );
         let none = SubagentsSpec { max_depth: 0, ..l };
         assert!(check(&none, "a", 1, Usage::default()).is_err(), "maxDepth 0 forbids sub-agents");

@@ -114,7 +114,6 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<O
         .items;
     let usage = Usage {
         children: subagents.iter().filter(|r| r.labels().get(PARENT_RUN) == Some(&parent_name)).count(),
-        running: subagents.iter().filter(|r| !build::finished(r)).count(),
     };
     if let Err(reason) = build::check(&limits, &instance, build::child_depth(&parent), usage) {
         // A copy of this very request may have created the child meanwhile (it then
