@@ -14,6 +14,28 @@ pub struct CronSchedule {
     tz: TimeZone,
 }
 
+/// Field names and value ranges of the 5 fields, in order.
+const FIELDS: [(&str, u32, u32); 5] =
+    [("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7)];
+
+/// Names the field and the number when a number is out of its field's range (the cron
+/// parser only says "Number out of bounds"). Steps (`*/90`) are not values and pass.
+fn check_ranges(expr: &str) -> Result<(), String> {
+    for (field, (name, min, max)) in expr.split_whitespace().zip(FIELDS) {
+        for part in field.split(',') {
+            let values = part.split('/').next().unwrap_or_default();
+            for value in values.split('-').filter_map(|v| v.parse::<u32>().ok()) {
+                if !(min..=max).contains(&value) {
+                    return Err(format!(
+                        "\"{expr}\": {name} field \"{field}\": {value} is out of range {min}-{max}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Upper bound on ticks counted when reporting missed ones.
 pub const MAX_COUNTED_TICKS: usize = 1000;
 
@@ -32,6 +54,7 @@ impl CronSchedule {
                 "\"{expr}\" has {fields} fields; a schedule needs exactly 5: minute hour day-of-month month day-of-week"
             ));
         }
+        check_ranges(expr)?;
         let parser = CronParser::builder()
             .seconds(Seconds::Disallowed)
             .year(Year::Disallowed)
@@ -114,8 +137,11 @@ mod tests {
     fn clear_errors_for_bad_expressions() {
         assert!(CronSchedule::parse("@hourly", None).unwrap_err().contains("descriptors"));
         assert!(CronSchedule::parse("0 */5 * * * *", None).unwrap_err().contains("has 6 fields"));
-        assert!(CronSchedule::parse("61 * * * *", None).is_err());
-        assert!(CronSchedule::parse("* * 32 * *", None).is_err());
+        for (expr, says) in [("61 * * * *", "minute"), ("* * 32 * *", "day-of-month"), ("* 25 * * *", "hour")]
+        {
+            let e = CronSchedule::parse(expr, None).unwrap_err();
+            assert!(e.contains(says), "{expr}: {e}");
+        }
     }
 
     #[test]
