@@ -15,7 +15,9 @@ cd "$repo"
 ns="${SYMPOZIUM_SYSTEM_NAMESPACE:-sympozium-system}"
 pack=platform-team
 started=$(date +%s)
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Colours only on a terminal (and never with NO_COLOR): piped or logged output stays plain.
+if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then bold=$'\033[1m' yellow=$'\033[33m' plain=$'\033[0m'; else bold='' yellow='' plain=''; fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 sym() { "$repo/target/debug/sympozium" -n "$ns" "$@"; }
 
 say "Building Sympozium (cargo build --workspace --bins)"
@@ -37,8 +39,8 @@ elif [[ -n "${OLLAMA_URL:-}" ]]; then
 else
   provider=(--provider openai --api-key offline --model sympozium-offline
             --base-url "http://offline-model.$ns.svc:8080/v1")
-  printf '\033[33mprovider: OFFLINE SCRIPTED MODEL (no key in OPENAI_API_KEY, ANTHROPIC_API_KEY or OLLAMA_URL).\n'
-  printf 'Answers are scripted and say so; the pods, tools, memory and bus are all real.\033[0m\n'
+  printf '%sprovider: OFFLINE SCRIPTED MODEL (no key in OPENAI_API_KEY, ANTHROPIC_API_KEY or OLLAMA_URL).\n' "$yellow"
+  printf 'Answers are scripted and say so; the pods, tools, memory and bus are all real.%s\n' "$plain"
 fi
 
 say "The agent-team catalog"
