@@ -4,6 +4,7 @@ pub mod cli;
 mod commands;
 pub mod dev;
 pub mod output;
+pub mod progress;
 pub mod tui;
 pub mod wizard;
 

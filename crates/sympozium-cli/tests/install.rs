@@ -6,6 +6,9 @@
 
 use std::process::Output;
 
+#[path = "tui_support/mod.rs"]
+mod tui_support;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::ListParams;
@@ -41,6 +44,11 @@ async fn install_upgrade_and_uninstall() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}{}", stdout, String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("sympozium installed in namespace {ns} (8 CRDs")), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains('\u{1b}') && !stdout.contains('\u{1b}'),
+        "no terminal codes when piped: {stderr}"
+    );
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let manager = deployments.get("sympozium-controller-manager").await.unwrap();
@@ -98,4 +106,23 @@ fn args_vec(ns: &str) -> Vec<&str> {
         "--wait",
         "90s",
     ]
+}
+
+#[tokio::test]
+async fn on_a_terminal_each_step_spins_then_shows_its_time() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "install-tty").await.unwrap().name().to_string();
+    let kubeconfig = plane.kubeconfig().to_str().unwrap().to_string();
+    let mut argv = vec![env!("CARGO_BIN_EXE_sympozium"), "--kubeconfig", &kubeconfig];
+    argv.extend(args_vec(&ns));
+    let pty = tui_support::Pty::start("install", &argv, &[]);
+    let screen = pty.wait_for("[exited 0]", 120);
+    for step in ["✓ CustomResourceDefinitions (", "✓ waiting for the controller and NATS to be available ("]
+    {
+        assert!(screen.contains(step), "{screen}");
+    }
+    assert!(screen.contains(&format!("sympozium installed in namespace {ns}")), "{screen}");
+    let out = sympozium(&plane, &["uninstall", "--system-namespace", &ns]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -3,7 +3,6 @@
 //! registry/tag for every image. Idempotent (server-side apply); waits until ready.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -17,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::install_webhook;
 use crate::output::emitln;
+use crate::progress::Progress;
 
 const MANAGER: &str = "sympozium-cli";
 
@@ -51,12 +51,6 @@ pub struct Target {
     pub wait: Duration,
     /// Also install the admission webhook (registered once a replica serves).
     pub webhook: bool,
-}
-
-fn step(interactive: bool, text: &str) {
-    if interactive {
-        eprintln!("• {text}");
-    }
 }
 
 fn labels() -> BTreeMap<String, String> {
@@ -147,11 +141,16 @@ pub async fn apply_json(client: &Client, value: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs (or upgrades) Sympozium; returns the exit code.
+/// Installs (or upgrades) Sympozium; returns the exit code. Steps animate on a terminal;
+/// piped output stays just the summary line.
 pub async fn install(client: &Client, t: &Target) -> anyhow::Result<i32> {
-    let interactive = std::io::stderr().is_terminal();
+    install_with(client, t, &mut Progress::terminal_only()).await
+}
+
+/// [`install`], reporting its steps on `progress` (a caller's own step sequence).
+pub async fn install_with(client: &Client, t: &Target, progress: &mut Progress) -> anyhow::Result<i32> {
     let started = Instant::now();
-    step(interactive, "CustomResourceDefinitions");
+    progress.step("CustomResourceDefinitions");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in sympozium_api::crds::all() {
         crds.patch(&crd.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&crd)).await?;
@@ -165,17 +164,17 @@ pub async fn install(client: &Client, t: &Target) -> anyhow::Result<i32> {
         .await
         .map_err(|_| anyhow::anyhow!("CRD {} not established after {:?}", crd.name_any(), t.wait))??;
     }
-    step(interactive, &format!("namespace {}", t.namespace));
+    progress.step(&format!("namespace {}", t.namespace));
     apply_json(client, &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": t.namespace, "labels": labels()}}))
         .await?;
-    step(interactive, "controller RBAC, NATS and the controller manager");
+    progress.step("controller RBAC, NATS and the controller manager");
     let (sa, role, binding) = rbac(t);
     let (nats_deployment, nats_service) = nats(t);
     for obj in [sa, role, binding, nats_deployment, nats_service, controller_deployment(t)] {
         apply_json(client, &obj).await?;
     }
     let certificate = if t.webhook {
-        step(interactive, "the admission webhook (certificate, RBAC, Deployment, Service)");
+        progress.step("the admission webhook (certificate, RBAC, Deployment, Service)");
         let certificate = install_webhook::certificate(client, &t.namespace).await?;
         for obj in install_webhook::objects(t, &certificate)? {
             apply_json(client, &obj).await?;
@@ -184,7 +183,7 @@ pub async fn install(client: &Client, t: &Target) -> anyhow::Result<i32> {
     } else {
         None
     };
-    step(interactive, "built-in policies, skills and the agent-team catalog");
+    progress.step("built-in policies, skills and the agent-team catalog");
     let mut builtin = 0;
     for file in BUILTIN {
         for doc in serde_yaml::Deserializer::from_str(file) {
@@ -197,7 +196,7 @@ pub async fn install(client: &Client, t: &Target) -> anyhow::Result<i32> {
             builtin += 1;
         }
     }
-    step(interactive, "waiting for the controller and NATS to be available");
+    progress.step("waiting for the controller and NATS to be available");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &t.namespace);
     let mut names = vec!["nats", "sympozium-controller-manager"];
     if t.webhook {
@@ -218,9 +217,10 @@ pub async fn install(client: &Client, t: &Target) -> anyhow::Result<i32> {
             })??;
     }
     if let Some(certificate) = &certificate {
-        step(interactive, "registering the admission webhook");
+        progress.step("registering the admission webhook");
         apply_json(client, &install_webhook::configuration(t, certificate)?).await?;
     }
+    progress.done();
     emitln!(
         "sympozium installed in namespace {} ({} CRDs, {builtin} built-in objects, images {}/*:{}) in {:.1}s",
         t.namespace,

@@ -16,7 +16,7 @@ use anyhow::anyhow;
 use kube::Client;
 
 pub use doctor::doctor;
-pub use install::{Target, apply_json, install};
+pub use install::{Target, apply_json, install_with};
 pub use run::parse_timeout;
 
 use crate::cli::{Cli, Command, Listing, Named, RunsCommand, SchedulesCommand};

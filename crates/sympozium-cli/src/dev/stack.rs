@@ -15,8 +15,9 @@ use kube::{Api, Client};
 use serde_json::json;
 
 use super::DevPaths;
-use crate::commands::{Target, install};
+use crate::commands::{Target, install_with};
 use crate::output::emitln;
+use crate::progress::Progress;
 
 /// Registry and tag of every image in the stack; the local node maps them to built binaries.
 pub const REGISTRY: &str = "sympozium.local/dev";
@@ -70,10 +71,6 @@ impl Layout {
     fn binary(&self, name: &str) -> PathBuf {
         self.repo.join("target/debug").join(name)
     }
-}
-
-fn progress(text: &str) {
-    eprintln!("· {text}");
 }
 
 /// Binaries the stack's pods run; `make build` (or `cargo build --workspace --bins`) makes them.
@@ -238,16 +235,16 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
             layout.repo.display()
         );
     }
-    progress("starting the control plane (etcd, kube-apiserver, scheduler, controller-manager)");
+    let mut progress = Progress::stderr();
+    progress.step("starting the control plane (etcd, kube-apiserver, scheduler, controller-manager)");
     let kubeconfig = start_plane(layout).await?;
     let (client, _) = crate::client_for(Some(&kubeconfig)).await?;
     taint_fake_node(&client).await?;
-    progress("starting the local node (runs pods as local processes)");
+    progress.step("starting the local node (runs pods as local processes)");
     start_node(layout, &kubeconfig).await?;
     wait_until(&format!("node {NODE}"), wait, || node_ready(&client)).await.with_context(|| {
         format!("the local node did not become Ready; see {}", layout.state.join("node.log").display())
     })?;
-    progress("installing Sympozium (CRDs, controller, NATS, built-ins) as pods");
     let target = Target {
         namespace: layout.system_namespace.clone(),
         registry: REGISTRY.into(),
@@ -255,14 +252,15 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
         wait,
         webhook: true,
     };
-    let code = install(&client, &target).await?;
+    let code = install_with(&client, &target, &mut progress).await?;
     if code != 0 {
         return Ok(code);
     }
-    progress("starting the offline scripted model (used when no provider key is given)");
+    progress.step("starting the offline scripted model (used when no provider key is given)");
     deploy_offline_model(&client, &layout.system_namespace).await?;
     let ns = layout.system_namespace.clone();
     wait_until("the offline model", wait, || deployment_available(&client, &ns, OFFLINE_MODEL)).await?;
+    progress.done();
     emitln!("sympozium dev stack is up ({:.0}s)", started.elapsed().as_secs_f64());
     emitln!("  control plane  {}", layout.plane().display());
     emitln!("  local node     {NODE} (log {})", layout.state.join("node.log").display());
@@ -275,8 +273,9 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
 
 /// `dev down`.
 pub async fn down(layout: &Layout) -> anyhow::Result<i32> {
+    let mut progress = Progress::stderr();
     if let Some(pid) = read_pid(&layout.node_pid()).filter(|p| alive(*p)) {
-        progress("stopping the local node and its pods");
+        progress.step("stopping the local node and its pods");
         signal(pid, rustix::process::Signal::TERM);
         let start = Instant::now();
         while alive(pid) && start.elapsed() < Duration::from_secs(40) {
@@ -287,7 +286,7 @@ pub async fn down(layout: &Layout) -> anyhow::Result<i32> {
         }
     }
     let _ = std::fs::remove_file(layout.node_pid());
-    progress("stopping the control plane");
+    progress.step("stopping the control plane");
     let status = tokio::process::Command::new("bash")
         .arg(layout.repo.join("testplane/down.sh"))
         .env("TESTPLANE_DIR", layout.plane())
@@ -298,6 +297,7 @@ pub async fn down(layout: &Layout) -> anyhow::Result<i32> {
     if !status.success() {
         bail!("testplane/down.sh failed for {}", layout.plane().display());
     }
+    progress.done();
     emitln!("sympozium dev stack stopped");
     Ok(0)
 }
