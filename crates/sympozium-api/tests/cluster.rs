@@ -13,7 +13,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
-use sympozium_api::{AgentRun, MCPServer, PersonaPack, SympoziumInstance, SympoziumSchedule};
+use sympozium_api::{
+    AgentRun, MCPServer, PersonaPack, SkillPack, SympoziumConfig, SympoziumInstance, SympoziumPolicy,
+    SympoziumSchedule,
+};
 use sympozium_testkit::{TestNamespace, TestPlane, wait_for, wait_until_gone};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -152,6 +155,40 @@ async fn the_server_fills_in_schema_defaults() {
         "spec": {"personas": [{"name": "a", "systemPrompt": "x", "schedule": {"interval": "5m", "task": "t"}}]}})).await;
     assert_eq!(p["spec"]["personas"][0]["schedule"]["type"], "heartbeat");
     assert!(p["spec"].get("enabled").is_none(), "a new pack stays a catalog entry");
+
+    let k = create_raw::<SkillPack>(&client, ns, json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "SkillPack", "metadata": {"name": "k"},
+        "spec": {"skills": [{"name": "s", "content": "# S"}],
+                 "sidecar": {"image": "img", "hostAccess": {"mounts": [{"hostPath": "/var/log", "mountPath": "/host/log"}]}}}})).await;
+    assert_eq!(k["spec"]["sidecar"]["mountWorkspace"], true);
+    assert_eq!(k["spec"]["sidecar"]["hostAccess"]["mounts"][0]["readOnly"], true);
+
+    let pol = create_raw::<SympoziumPolicy>(
+        &client,
+        ns,
+        json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumPolicy", "metadata": {"name": "p"},
+        "spec": {"subagentPolicy": {}, "toolGating": {}, "networkPolicy": {}}}),
+    )
+    .await;
+    assert_eq!(pol["spec"]["subagentPolicy"], json!({"maxDepth": 3, "maxConcurrent": 5}));
+    assert_eq!(pol["spec"]["toolGating"]["defaultAction"], "allow");
+    let net = &pol["spec"]["networkPolicy"];
+    assert_eq!(
+        (&net["denyAll"], &net["allowDNS"], &net["allowEventBus"]),
+        (&json!(true), &json!(true), &json!(true))
+    );
+
+    let c = create_raw::<SympoziumConfig>(
+        &client,
+        ns,
+        json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumConfig", "metadata": {"name": "default"},
+        "spec": {"gateway": {}}}),
+    )
+    .await;
+    assert_eq!(c["spec"]["gateway"]["gatewayClassName"], "sympozium");
+    assert_eq!(c["spec"]["gateway"]["name"], "sympozium-gateway");
 }
 
 #[tokio::test]

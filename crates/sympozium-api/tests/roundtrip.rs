@@ -239,6 +239,30 @@ fn omitted_fields_get_the_spec_defaults() {
     assert!(np.deny_all && np.allow_dns && np.allow_event_bus);
     assert!(!policy.spec.sandbox_policy.unwrap().allow_host_mounts);
 
+    let skill: SkillPack = serde_json::from_value(serde_json::json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "SkillPack", "metadata": {"name": "k"},
+        "spec": {"skills": [{"name": "s", "content": "# S"}],
+                 "sidecar": {"image": "img", "hostAccess": {"mounts": [{"hostPath": "/var/log", "mountPath": "/host/log"}]}}}
+    }))
+    .unwrap();
+    let sidecar = skill.spec.sidecar.unwrap();
+    assert_eq!(sidecar.mount_workspace, Some(true), "the workspace is mounted unless turned off");
+    assert!(
+        sidecar.host_access.unwrap().mounts[0].read_only,
+        "host mounts are read-only unless said otherwise"
+    );
+
+    let config: SympoziumConfig = serde_json::from_value(serde_json::json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumConfig", "metadata": {"name": "default"},
+        "spec": {"gateway": {}}
+    }))
+    .unwrap();
+    let gw = config.spec.gateway.unwrap();
+    assert_eq!(
+        (gw.enabled, gw.gateway_class_name.as_str(), gw.name.as_str()),
+        (false, "sympozium", "sympozium-gateway")
+    );
+
     let inst: SympoziumInstance = serde_json::from_value(serde_json::json!({
         "apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance", "metadata": {"name": "i"},
         "spec": {"agents": {"default": {"model": "m", "subagents": {},
