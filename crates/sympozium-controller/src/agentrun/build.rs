@@ -310,6 +310,7 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
         vars.push(env("SKILL_SIDECARS", command_sidecars.join(",")));
     }
     vars.push(env("EVENT_BUS_URL", i.settings.event_bus_url()));
+    vars.extend(super::observability::env_vars(run, i.instance));
 
     let mut mounts = vec![
         mount("workspace", "/workspace", false),
@@ -340,18 +341,20 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
 }
 
 fn ipc_bridge(i: &RunInputs<'_>) -> Container {
+    let mut vars = vec![
+        env("AGENT_RUN_ID", i.run.name_any()),
+        env("INSTANCE_NAME", i.run.spec.instance_ref.clone()),
+        env("AGENT_NAMESPACE", i.run.namespace().unwrap_or_default()),
+        env("EVENT_BUS_URL", i.settings.event_bus_url()),
+        env("RUN_TIMEOUT", format!("{}s", i.timeout.as_secs())),
+        env("TRACEPARENT", i.traceparent.clone().unwrap_or_default()),
+    ];
+    vars.extend(super::observability::env_vars(i.run, i.instance));
     Container {
         name: "ipc-bridge".into(),
         image: Some(i.settings.image("ipc-bridge")),
         image_pull_policy: Some("IfNotPresent".into()),
-        env: Some(vec![
-            env("AGENT_RUN_ID", i.run.name_any()),
-            env("INSTANCE_NAME", i.run.spec.instance_ref.clone()),
-            env("AGENT_NAMESPACE", i.run.namespace().unwrap_or_default()),
-            env("EVENT_BUS_URL", i.settings.event_bus_url()),
-            env("RUN_TIMEOUT", format!("{}s", i.timeout.as_secs())),
-            env("TRACEPARENT", i.traceparent.clone().unwrap_or_default()),
-        ]),
+        env: Some(vars),
         volume_mounts: Some(vec![mount("ipc", "/ipc", false)]),
         resources: Some(resources(("50m", "64Mi"), ("100m", "128Mi"))),
         security_context: Some(hardened()),

@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod host;
 pub mod memory;
 pub mod network;
+pub mod observability;
 pub mod pending;
 pub mod policy;
 pub mod postrun;
