@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -93,6 +94,18 @@ async fn warm_pools_claims_and_sandboxes() {
     let pool =
         exists(&client, &ns, &extension_resource("SandboxWarmPool", "sandboxwarmpools"), "wp-pooled").await;
     assert_eq!(pool.data["spec"], json!({"replicas": 2, "sandboxTemplateRef": {"name": "wp-pooled"}}));
+    // The account the pooled pods run as exists (else admission refuses every pooled pod),
+    // without a token.
+    let sa_name =
+        template.data["spec"]["podTemplate"]["spec"]["serviceAccountName"].as_str().unwrap().to_string();
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let sa =
+        wait_for(&accounts, &sa_name, "the pool's ServiceAccount", WAIT, |a: Option<&ServiceAccount>| {
+            a.is_some()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sa.automount_service_account_token, Some(false));
 
     // A run of the pooled instance claims a warm sandbox and carries its task into it.
     apply(&client, &ns, "AgentRun", "agentruns", "r-pool", run_spec("pooled")).await;
@@ -165,6 +178,7 @@ async fn warm_pools_claims_and_sandboxes() {
     let pools: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns, &extension_resource("SandboxWarmPool", "sandboxwarmpools"));
     wait_until_gone(&pools, "wp-pooled", "removed warm pool", WAIT).await.unwrap();
+    wait_until_gone(&accounts, &sa_name, "the pool's ServiceAccount", WAIT).await.unwrap();
     for t in tasks {
         t.abort();
     }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{ApiResource, DynamicObject, ObjectMeta, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -11,7 +12,7 @@ use sympozium_api::agentrun::ModelSpec;
 use sympozium_api::labels::{self, skills};
 use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, resolve};
 use sympozium_kube::FIELD_MANAGER;
-use sympozium_kube::apply::delete_if_owned;
+use sympozium_kube::apply::{apply as apply_typed, delete_if_owned};
 
 use super::apply::Converged;
 use crate::agentrun::build::{RunInputs, job};
@@ -119,19 +120,56 @@ async fn apply(ctx: &Context, ar: &ApiResource, ns: &str, obj: &Value) -> Result
     Ok(())
 }
 
+/// The ServiceAccount pooled pods run as (the template names it like a run's): no token and
+/// no grants, since a pooled pod starts before any run, and so before any run's RBAC.
+pub fn service_account(inst: &SympoziumInstance) -> ServiceAccount {
+    let name = warm_pool_name(&inst.name_any());
+    ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(format!("sympozium-run-{name}")),
+            namespace: inst.namespace(),
+            labels: Some(
+                [
+                    (labels::INSTANCE.to_string(), inst.name_any()),
+                    (labels::COMPONENT.to_string(), "warm-pool".to_string()),
+                ]
+                .into(),
+            ),
+            owner_references: Some(inst.controller_owner_ref(&()).into_iter().collect()),
+            ..Default::default()
+        },
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    }
+}
+
 /// Creates, updates or removes the instance's warm pool.
 pub async fn converge(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
     let ns = inst.namespace().unwrap_or_default();
     let template_ar = extension_resource("SandboxTemplate", "sandboxtemplates");
     let pool_ar = extension_resource("SandboxWarmPool", "sandboxwarmpools");
     let name = warm_pool_name(&inst.name_any());
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns);
+    let account = service_account(inst);
     match objects(inst, &ctx.settings) {
         Some((template, pool)) => {
+            out.record(
+                format!("ServiceAccount/{}", account.name_any()),
+                apply_typed(&accounts, &account).await,
+            );
             out.record(format!("SandboxTemplate/{name}"), apply(ctx, &template_ar, &ns, &template).await);
             out.record(format!("SandboxWarmPool/{name}"), apply(ctx, &pool_ar, &ns, &pool).await);
         }
         None => {
             let uid = inst.uid().unwrap_or_default();
+            let account_name = account.name_any();
+            if out.record(
+                format!("ServiceAccount/{account_name}"),
+                delete_if_owned(&accounts, &account_name, &uid).await,
+            ) == Some(true)
+            {
+                out.deleted.push(format!("ServiceAccount/{account_name}"));
+            }
             for ar in [&pool_ar, &template_ar] {
                 let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, ar);
                 if out.record(format!("{}/{name}", ar.kind), delete_if_owned(&api, &name, &uid).await)
