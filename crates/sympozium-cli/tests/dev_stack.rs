@@ -73,6 +73,36 @@ fn wait<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Live (non-zombie) processes descending from `root`: the local node's pods.
+fn descendants(root: u32) -> Vec<u32> {
+    let parent_of = |pid: u32| -> Option<(u32, bool)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name in parentheses: state, ppid, ...
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let mut fields = rest.split_whitespace();
+        let zombie = fields.next()? == "Z";
+        Some((fields.next()?.parse().ok()?, zombie))
+    };
+    let all: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    all.into_iter()
+        .filter(|&pid| {
+            let mut p = pid;
+            for _ in 0..64 {
+                match parent_of(p) {
+                    Some((_, true)) if p == pid => return false,
+                    Some((ppid, _)) if ppid == root => return true,
+                    Some((ppid, _)) if ppid > 1 => p = ppid,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
+}
+
 fn pids_alive(dir: &Path) -> Vec<u32> {
     let Ok(pids) = std::fs::read_to_string(dir.join("plane/pids")) else { return vec![] };
     pids.lines()
@@ -234,9 +264,17 @@ spec:
     let node_pid: u32 =
         std::fs::read_to_string(stack.state.path().join("node.pid")).unwrap().trim().parse().unwrap();
     assert!(!pids_alive(stack.state.path()).is_empty());
+    let pods = descendants(node_pid);
+    assert!(pods.len() >= 3, "the node runs the stack's pods as its child processes: {pods:?}");
     let down = stack.sympozium(&["dev", "down"]);
     assert!(down.status.success());
     assert!(pids_alive(stack.state.path()).is_empty(), "control plane processes survived dev down");
+    let survivors: Vec<_> = pods
+        .iter()
+        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s.contains(") Z ")))
+        .collect();
+    assert!(survivors.is_empty(), "pod processes survived dev down: {survivors:?}");
+    assert!(!Path::new("/sys/class/net/symtest0").exists(), "the node removed its pod network bridge");
     assert!(
         !Path::new(&format!("/proc/{node_pid}")).exists() || {
             std::fs::read_to_string(format!("/proc/{node_pid}/stat")).is_ok_and(|s| s.contains(") Z "))

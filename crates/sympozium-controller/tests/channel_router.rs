@@ -256,3 +256,62 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
     quiet(&mut out).await;
     router.abort();
 }
+
+/// The next outbound message for `instance`; others' are skipped (this router also watches
+/// runs that other tests finish).
+async fn next_of(rx: &mut Receiver<Delivery>, instance: &str) -> Delivery {
+    loop {
+        let d = next(rx).await;
+        if d.envelope.meta("instanceName") == instance {
+            return d;
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_access_rule_is_applied_by_the_running_router() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "chan-access").await.unwrap().name().to_string();
+    let gate = format!("gate-{ns}");
+    let access = json!({"allowedChats": ["C1"], "allowedSenders": ["ann", "mallory"],
+        "deniedSenders": ["mallory"], "denyMessage": "Not you."});
+    instance(&client, &ns, &gate, access).await;
+    let nats = NatsServer::start().await.unwrap();
+    let bus = Bus::connect(&nats.url()).await.unwrap();
+    let mut out = bus.durable("access-outbound", topics::CHANNEL_MESSAGE_SEND);
+    let router = tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+    let say = |sender: &str, chat: &str, id: &str| {
+        let (meta, mut data) = inbound(&gate, Some(&ns), sender, id, "what changed today?");
+        data["chatId"] = json!(chat);
+        let bus = bus.clone();
+        async move { bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap() }
+    };
+
+    // On the sender list, in an allowed chat: a run.
+    say("ann", "C1", "1800.1").await;
+    assert_eq!(one_run(&runs, &gate).await.annotations()["sympozium.ai/sender-id"], "ann");
+    // Not on the sender list: the deny message, in that chat.
+    say("bob", "C1", "1800.2").await;
+    let deny = next(&mut out).await;
+    assert_eq!(
+        (deny.envelope.data["text"].as_str(), deny.envelope.data["chatId"].as_str()),
+        (Some("Not you."), Some("C1"))
+    );
+    // An allowed sender in a chat that is not allowed: refused there.
+    say("ann", "C9", "1800.3").await;
+    let deny = next(&mut out).await;
+    assert_eq!(
+        (deny.envelope.data["text"].as_str(), deny.envelope.data["chatId"].as_str()),
+        (Some("Not you."), Some("C9"))
+    );
+    // On the allow list and the deny list: deny wins.
+    say("mallory", "C1", "1800.4").await;
+    assert_eq!(next_of(&mut out, &gate).await.envelope.data["text"], "Not you.");
+    let more = tokio::time::timeout(Duration::from_millis(1500), next_of(&mut out, &gate)).await;
+    assert!(more.is_err(), "one deny message each, nothing else: {:?}", more.map(|d| d.envelope.data));
+    assert_eq!(runs_of(&runs, &gate).await.len(), 1, "only ann in C1 made a run");
+    router.abort();
+}

@@ -1,8 +1,10 @@
 //! Answers: a finished channel run sends exactly one reply to the chat it came from —
 //! from its `agent.run.completed` event, or from its status when it ends without one
-//! (crash, timeout, policy refusal). The `reply-state` annotation, switched from
-//! `pending` to `sent` under the run's resourceVersion, makes the reply happen once even
-//! with both paths and several controller replicas racing.
+//! (crash, timeout, policy refusal). The reply is published under the message id
+//! `reply/<ns>/<run>` (JetStream stores one copy), then the `reply-state` annotation is
+//! switched from `pending` to `sent` under the run's resourceVersion, so both paths and
+//! several controller replicas racing still make one reply, and a crash between the two
+//! steps repeats the publish instead of losing the reply.
 
 use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -40,7 +42,10 @@ pub async fn claim(api: &Api<AgentRun>, name: &str, key: &str) -> Result<Option<
     Ok(None)
 }
 
-/// Claims and sends the reply of `run` with `text`; a failed publish gives the claim back.
+/// Sends the reply of `run` with `text`, then claims it. Publishing first means a crash in
+/// between repeats the publish rather than losing the reply, and the message id
+/// `reply/<ns>/<run>` makes JetStream store any repeat — from another path, replica or a
+/// restart within its 2-minute duplicate window — only once.
 async fn answer(
     client: &Client,
     bus: &Bus,
@@ -49,20 +54,23 @@ async fn answer(
     text: impl FnOnce(&AgentRun) -> Option<String>,
 ) -> Result<bool, String> {
     let api: Api<AgentRun> = Api::namespaced(client.clone(), ns);
-    let Some(run) = claim(&api, name, REPLY_STATE).await.map_err(|e| e.to_string())? else {
+    let Some(run) = api.get_opt(name).await.map_err(|e| e.to_string())? else { return Ok(false) };
+    if run.annotations().get(REPLY_STATE).map(String::as_str) != Some("pending") {
         return Ok(false);
-    };
+    }
     let reply = text(&run).and_then(|t| build::reply(&run, t));
     let Some((message, meta)) = reply else {
         tracing::warn!(run = %name, "channel run without a reply channel; nothing sent");
+        claim(&api, name, REPLY_STATE).await.map_err(|e| e.to_string())?;
         return Ok(false);
     };
-    // The message id keeps even a retried publish to one stored reply.
     let once = format!("reply/{ns}/{name}");
-    if let Err(e) = bus.publish_once(topics::CHANNEL_MESSAGE_SEND, meta, &message, &once).await {
-        let undo = json!({"metadata": {"annotations": {REPLY_STATE: "pending"}}});
-        let _ = api.patch(name, &PatchParams::default(), &Patch::Merge(&undo)).await;
-        return Err(format!("publishing the reply of {name}: {e}"));
+    bus.publish_once(topics::CHANNEL_MESSAGE_SEND, meta, &message, &once)
+        .await
+        .map_err(|e| format!("publishing the reply of {name}: {e}"))?;
+    if claim(&api, name, REPLY_STATE).await.map_err(|e| e.to_string())?.is_none() {
+        // Another path or replica got there first; JetStream kept one copy.
+        return Ok(false);
     }
     tracing::info!(run = %name, channel = %message.channel, "reply sent");
     Ok(true)
