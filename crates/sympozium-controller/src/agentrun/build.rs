@@ -308,6 +308,16 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
     let command_sidecars: Vec<_> = i.sidecars.iter().map(|s| s.pack.clone()).collect();
     if !command_sidecars.is_empty() {
         vars.push(env("SKILL_SIDECARS", command_sidecars.join(",")));
+        // What the skills' Roles grant, so the prompt describes the run's real permissions.
+        let grants: serde_json::Map<String, serde_json::Value> = i
+            .sidecars
+            .iter()
+            .map(|s| {
+                let grant = serde_json::json!({"namespace": s.sidecar.rbac, "cluster": s.sidecar.cluster_rbac});
+                (s.pack.clone(), grant)
+            })
+            .collect();
+        vars.push(env("SKILL_RBAC", serde_json::Value::Object(grants).to_string()));
     }
     vars.push(env("EVENT_BUS_URL", i.settings.event_bus_url()));
     vars.extend(super::observability::env_vars(run, i.instance));

@@ -123,6 +123,11 @@ fn job_has_the_locked_down_agent_pod() {
     assert_eq!(get("TRACEPARENT").as_deref(), Some("00-abc-def-01"));
     assert_eq!(get("TOOL_POLICY").as_deref(), Some(r#"{"deny":["write_file"]}"#));
     assert_eq!(get("SKILL_SIDECARS").as_deref(), Some("k8s-ops"));
+    // The runner's prompt describes exactly what the skill's Role grants.
+    let rbac: serde_json::Value = serde_json::from_str(&get("SKILL_RBAC").unwrap()).unwrap();
+    assert_eq!(rbac["k8s-ops"]["namespace"][0]["resources"], json!(["pods"]));
+    assert_eq!(rbac["k8s-ops"]["namespace"][0]["apiGroups"], json!([""]));
+    assert_eq!(rbac["k8s-ops"]["cluster"], json!([]));
     let a = names.iter().position(|n| *n == "A").unwrap();
     assert_eq!(names[a + 1], "B", "spec.env sorted by key");
     assert_eq!(agent.env_from.as_ref().unwrap()[0].secret_ref.as_ref().unwrap().name, "anthropic-key");
