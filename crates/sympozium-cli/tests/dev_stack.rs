@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "tui_support/mod.rs"]
+mod tui_support;
+
 struct Stack {
     state: tempfile::TempDir,
     repo: PathBuf,
@@ -208,6 +211,31 @@ fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
         body.contains("Offline demo run handled the task").then_some(body)
     });
     assert!(memories.contains(&task.chars().take(40).collect::<String>()), "{memories}");
+
+    // The TUI on the same stack: chat with the persona, and its answer — from an agent pod the
+    // local node ran, through the offline model — appears in the chat.
+    let kubeconfig = stack.kubeconfig().to_str().unwrap().to_string();
+    let pty = tui_support::Pty::start(
+        "dev-tui",
+        &[env!("CARGO_BIN_EXE_sympozium"), "--kubeconfig", &kubeconfig, "-n", stack.ns],
+        &[],
+    );
+    pty.wait_for("● connected", 60);
+    pty.keys(&["2"]);
+    let title = format!(" {}/{instance} ", stack.ns);
+    for _ in 0..30 {
+        if pty.screen().contains(&title) {
+            break;
+        }
+        pty.keys(&["j"]);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    pty.keys(&["R"]);
+    pty.wait_for(&format!("message for {instance}"), 15);
+    pty.type_text("Which pods restarted today?");
+    pty.keys(&["Enter"]);
+    pty.wait("the agent's answer in the TUI chat", 180, |s| s.contains("agent ‹ [offline scripted model"));
+    pty.keys(&["Escape", "q"]);
 
     // The whole chat path on real pods: a user writes to a Telegram bot (the fake Bot API on
     // this host, reached from the pod network), the instance's channel pod relays it over

@@ -313,7 +313,8 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
             .sidecars
             .iter()
             .map(|s| {
-                let grant = serde_json::json!({"namespace": s.sidecar.rbac, "cluster": s.sidecar.cluster_rbac});
+                let grant =
+                    serde_json::json!({"namespace": s.sidecar.rbac, "cluster": s.sidecar.cluster_rbac});
                 (s.pack.clone(), grant)
             })
             .collect();
@@ -505,6 +506,9 @@ pub fn job(i: &RunInputs<'_>) -> Job {
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
                     host_network: super::host::host_network(&i.sidecars).then_some(true),
+                    // On the host's network the pod still resolves cluster Services.
+                    dns_policy: super::host::host_network(&i.sidecars)
+                        .then(|| "ClusterFirstWithHostNet".into()),
                     host_pid: super::host::host_pid(&i.sidecars).then_some(true),
                     service_account_name: Some(service_account_name(run)),
                     automount_service_account_token: Some(needs_api_token(run, &i.sidecars)),

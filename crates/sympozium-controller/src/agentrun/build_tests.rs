@@ -213,3 +213,171 @@ fn auto_store_follows_the_instance() {
     assert!(env.contains(&("MEMORY_AUTO_STORE".into(), "false".into())));
     assert!(env.contains(&("MEMORY_SERVER_URL".into(), "http://127.0.0.1:9/team/agent".into())), "{env:?}");
 }
+
+/// The seed instance of the project (deploy/samples), its k8s-ops skill as built in, and a
+/// task run of it: the Job and pod, field by field against spec 04's shape.
+#[test]
+fn the_seed_instances_task_run_has_the_spec_pod_shape() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let inst: SympoziumInstance = serde_yaml::from_str(
+        &std::fs::read_to_string(root.join("deploy/samples/sympoziuminstance-my-agent.yaml")).unwrap(),
+    )
+    .unwrap();
+    let mut inst = inst;
+    inst.metadata.namespace = Some("team".into());
+    let packs = std::fs::read_to_string(root.join("deploy/builtin/skillpack-k8s-ops.yaml")).unwrap();
+    let k8s_ops: sympozium_api::SkillPack = serde_yaml::from_str(&packs).unwrap();
+    let run: AgentRun = serde_json::from_value(json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+        "metadata": {"name": "my-agent-run", "namespace": "team", "uid": "u9"},
+        "spec": {"instanceRef": "my-agent", "agentId": "primary", "sessionKey": "s", "task": "Check the cluster",
+                 "model": {"provider": "openai", "model": "gpt-4.1", "thinking": "medium", "authSecretRef": "openai-key",
+                           "nodeSelector": {"gpu-type": "a100"}},
+                 "skills": [{"skillPackRef": "k8s-ops", "params": {"CLUSTER": "production"}}, {"skillPackRef": "memory"}]}
+    }))
+    .unwrap();
+    let settings = Settings::default();
+    let sidecar = ResolvedSidecar {
+        pack: "k8s-ops".into(),
+        sidecar: k8s_ops.spec.sidecar.clone().unwrap(),
+        params: [("CLUSTER".to_string(), "production".to_string())].into(),
+    };
+    let job = job(&RunInputs {
+        run: &run,
+        instance: Some(&inst),
+        settings: &settings,
+        skills: run.spec.skills.clone(),
+        sidecars: vec![sidecar],
+        timeout: Duration::from_secs(600),
+        tool_policy: None,
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+    });
+
+    // Job: name, labels L, owner, TTL, deadline (timeout + 60), no retries.
+    let labels = json!({"sympozium.ai/agent-run": "my-agent-run", "sympozium.ai/instance": "my-agent",
+        "sympozium.ai/component": "agent-run", "app.kubernetes.io/part-of": "sympozium",
+        "app.kubernetes.io/managed-by": "sympozium-controller"});
+    assert_eq!(json!(job.metadata.labels), labels);
+    let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("AgentRun", "my-agent-run", Some(true))
+    );
+    let spec = job.spec.unwrap();
+    assert_eq!(
+        (spec.ttl_seconds_after_finished, spec.active_deadline_seconds, spec.backoff_limit),
+        (Some(300), Some(660), Some(0))
+    );
+    let template_labels = json!(spec.template.metadata.unwrap().labels.unwrap());
+    for (k, v) in labels.as_object().unwrap() {
+        assert_eq!(&template_labels[k], v, "pod label {k}");
+    }
+
+    // Pod: never restarted, its own account (our deliberate change from a shared one),
+    // the instance's node selector, non-root with fsGroup and RuntimeDefault seccomp.
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    assert_eq!(pod.service_account_name.as_deref(), Some("sympozium-run-my-agent-run"));
+    assert_eq!(json!(pod.node_selector), json!({"gpu-type": "a100"}));
+    assert_eq!(pod.host_network, None);
+    assert_eq!(pod.dns_policy, None);
+    let psc = pod.security_context.unwrap();
+    assert_eq!(
+        (psc.run_as_non_root, psc.run_as_user, psc.fs_group, psc.seccomp_profile.unwrap().type_.as_str()),
+        (Some(true), Some(1000), Some(1000), "RuntimeDefault")
+    );
+
+    // Init: wait-for-memory (the memory skill), busybox, its resources.
+    let init = pod.init_containers.unwrap();
+    assert_eq!(init.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["wait-for-memory"]);
+    let res = json!(init[0].resources);
+    assert_eq!(
+        res,
+        json!({"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}})
+    );
+
+    // Containers in order, each with the hardened security context.
+    let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["agent", "ipc-bridge", "skill-k8s-ops"]);
+    for c in pod.containers.iter().chain(&init) {
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(
+            (sc.read_only_root_filesystem, sc.allow_privilege_escalation),
+            (Some(true), Some(false)),
+            "{}",
+            c.name
+        );
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_string()][..]),
+            "{}",
+            c.name
+        );
+    }
+    let env_of = |c: &Container| -> Vec<(String, String)> {
+        c.env.iter().flatten().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect()
+    };
+    let agent = &pod.containers[0];
+    assert_eq!(agent.image.as_deref(), Some("ghcr.io/sympozium-ai/sympozium/agent-runner:latest"));
+    assert_eq!(agent.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(
+        json!(agent.resources),
+        json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+    );
+    let env = env_of(agent);
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("MODEL_PROVIDER"), Some("openai"));
+    assert_eq!(get("THINKING_MODE"), Some("medium"));
+    assert_eq!(get("MEMORY_SERVER_URL"), Some("http://my-agent-memory.team.svc:8080"));
+    assert_eq!(get("MEMORY_ENABLED"), Some("true"));
+    assert_eq!(get("TOOLS_ENABLED"), Some("true"));
+    assert_eq!(get("RUN_TIMEOUT"), Some("600s"));
+    assert_eq!(get("OTEL_EXPORTER_OTLP_ENDPOINT"), Some("otel-collector.observability.svc:4317"));
+    assert_eq!(agent.env_from.as_ref().unwrap()[0].secret_ref.as_ref().unwrap().name, "openai-key");
+    let mounts: Vec<_> = agent
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only.unwrap_or(false)))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("workspace", "/workspace", false),
+            ("skills", "/skills", true),
+            ("ipc", "/ipc", false),
+            ("tmp", "/tmp", false),
+            ("memory", "/memory", true)
+        ]
+    );
+
+    let bridge = &pod.containers[1];
+    let bridge_env: Vec<_> = env_of(bridge).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        &bridge_env[..6],
+        ["AGENT_RUN_ID", "INSTANCE_NAME", "AGENT_NAMESPACE", "EVENT_BUS_URL", "RUN_TIMEOUT", "TRACEPARENT"]
+    );
+    assert!(
+        bridge_env.contains(&"OTEL_EXPORTER_OTLP_ENDPOINT".to_string()),
+        "observability on the bridge too"
+    );
+    assert_eq!(
+        json!(bridge.resources),
+        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "100m", "memory": "128Mi"}})
+    );
+
+    let skill = &pod.containers[2];
+    assert!(env_of(skill).contains(&("SKILL_CLUSTER".to_string(), "production".to_string())));
+
+    // Volumes: sizes and sources of spec 04.
+    let volumes = pod.volumes.unwrap();
+    let volume = |n: &str| json!(volumes.iter().find(|v| v.name == n).unwrap());
+    assert_eq!(volume("workspace")["emptyDir"], json!({"sizeLimit": "1Gi"}));
+    assert_eq!(volume("ipc")["emptyDir"], json!({"medium": "Memory", "sizeLimit": "64Mi"}));
+    assert_eq!(volume("tmp")["emptyDir"], json!({"sizeLimit": "256Mi"}));
+    assert_eq!(
+        volume("skills")["projected"]["sources"],
+        json!([{"configMap": {"name": "k8s-ops", "optional": true}}, {"configMap": {"name": "memory", "optional": true}}])
+    );
+    assert_eq!(volume("memory")["configMap"], json!({"name": "my-agent-memory", "optional": true}));
+}
