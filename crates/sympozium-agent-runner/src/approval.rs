@@ -4,22 +4,20 @@
 //! `{"topic":"tool.approval.request","timestamp","metadata":{"agentRunID","instanceName"},
 //!   "data":{"requestId","agentRunId","instanceName","namespace","tool","arguments"}}`.
 //! Response: subject `sympozium.tool.approval.response`, envelope whose `data` is
-//! `{"requestId","approved":bool,"reason"?}`. The runner subscribes before publishing so a
-//! fast answer is not missed; no answer within the policy's timeout counts as a denial.
+//! `{"requestId","approved":bool,"reason"?}`. The runner starts following the response
+//! subject on the JetStream stream before it publishes the request, so neither a fast answer
+//! nor one sent while its connection to NATS is down (a NATS restart) is missed; no answer
+//! within the policy's timeout counts as a denial.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
+use sympozium_bus::{Bus, topics};
 use tokio::sync::OnceCell;
 
 use crate::duration::format_duration;
-use crate::util::{rfc3339_now, unix_nanos};
-
-/// Subject approval requests are published on.
-pub const REQUEST_SUBJECT: &str = "sympozium.tool.approval.request";
-/// Subject approval responses arrive on.
-pub const RESPONSE_SUBJECT: &str = "sympozium.tool.approval.response";
+use crate::util::unix_nanos;
 
 /// Asks for approvals; connects on first use so runs without `ask` tools never touch NATS.
 pub struct Approver {
@@ -28,7 +26,7 @@ pub struct Approver {
     instance: String,
     namespace: String,
     timeout: Duration,
-    client: OnceCell<async_nats::Client>,
+    bus: OnceCell<Bus>,
 }
 
 impl Approver {
@@ -40,18 +38,16 @@ impl Approver {
             instance: instance.to_string(),
             namespace: namespace.to_string(),
             timeout,
-            client: OnceCell::new(),
+            bus: OnceCell::new(),
         }
     }
 
-    async fn client(&self) -> Result<&async_nats::Client, String> {
-        self.client
+    async fn bus(&self) -> Result<&Bus, String> {
+        self.bus
             .get_or_try_init(|| async {
-                let connect = async_nats::ConnectOptions::new()
-                    .connection_timeout(Duration::from_secs(5))
-                    .connect(self.url.as_str());
-                match tokio::time::timeout(Duration::from_secs(10), connect).await {
-                    Ok(Ok(c)) => Ok(c),
+                // Connecting retries until NATS answers: bounded here, a run must not hang.
+                match tokio::time::timeout(Duration::from_secs(10), Bus::connect(&self.url)).await {
+                    Ok(Ok(bus)) => Ok(bus),
                     Ok(Err(e)) => Err(format!("cannot reach the event bus: {e}")),
                     Err(_) => Err("cannot reach the event bus: connect timed out".to_string()),
                 }
@@ -61,27 +57,25 @@ impl Approver {
 
     /// Requests approval for `tool(args)`. `Ok` = approved; `Err(reason)` = refused.
     pub async fn request(&self, tool: &str, args: &Value) -> Result<(), String> {
-        let client = self.client().await?;
-        let mut responses =
-            client.subscribe(RESPONSE_SUBJECT).await.map_err(|e| format!("subscribing for approval: {e}"))?;
+        let bus = self.bus().await?;
+        let mut responses = bus
+            .follow(topics::TOOL_APPROVAL_RESPONSE)
+            .await
+            .map_err(|e| format!("following approval responses: {e}"))?;
         let request_id = format!("{}-{}", self.run_id, unix_nanos());
-        let envelope = json!({
-            "topic": "tool.approval.request",
-            "timestamp": rfc3339_now(),
-            "metadata": {"agentRunID": self.run_id, "instanceName": self.instance},
-            "data": {"requestId": request_id, "agentRunId": self.run_id, "instanceName": self.instance,
-                     "namespace": self.namespace, "tool": tool, "arguments": args},
-        });
-        client
-            .publish(REQUEST_SUBJECT, envelope.to_string().into())
+        let meta = BTreeMap::from([
+            ("agentRunID".to_string(), self.run_id.clone()),
+            ("instanceName".to_string(), self.instance.clone()),
+        ]);
+        let data = json!({"requestId": request_id, "agentRunId": self.run_id, "instanceName": self.instance,
+                          "namespace": self.namespace, "tool": tool, "arguments": args});
+        bus.publish(topics::TOOL_APPROVAL_REQUEST, meta, &data)
             .await
             .map_err(|e| format!("publishing approval request: {e}"))?;
-        client.flush().await.map_err(|e| format!("publishing approval request: {e}"))?;
         tracing::info!(tool, request_id, "waiting for tool approval");
         let wait = async {
-            while let Some(message) = responses.next().await {
-                let Ok(envelope) = serde_json::from_slice::<Value>(&message.payload) else { continue };
-                let data = envelope.get("data").unwrap_or(&envelope);
+            while let Some(envelope) = responses.recv().await {
+                let data = &envelope.data;
                 if data.get("requestId").and_then(Value::as_str) != Some(request_id.as_str()) {
                     continue;
                 }

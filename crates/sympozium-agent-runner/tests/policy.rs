@@ -106,16 +106,19 @@ async fn an_allow_list_offers_only_what_it_names() {
 }
 
 async fn ask_run(nats: &NatsServer, fake: &FakeLlm, pod: &Pod, timeout: &str) -> common::Outcome {
+    ask_run_at(&nats.url(), fake, pod, timeout).await
+}
+
+async fn ask_run_at(url: &str, fake: &FakeLlm, pod: &Pod, timeout: &str) -> common::Outcome {
     write_turns(fake);
     let base = fake.openai_base_url();
     let policy = json!({"ask": ["write_file"], "approvalTimeout": timeout}).to_string();
-    let url = nats.url();
     let env = [
         ("TASK", "deploy"),
         ("MODEL_BASE_URL", base.as_str()),
         ("TOOLS_ENABLED", "true"),
         ("TOOL_POLICY", policy.as_str()),
-        ("EVENT_BUS_URL", url.as_str()),
+        ("EVENT_BUS_URL", url),
         ("AGENT_RUN_ID", "run-42"),
         ("INSTANCE_NAME", "ops"),
     ];
@@ -163,4 +166,39 @@ async fn ask_without_an_answer_times_out_as_denied() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!pod.workspace.join("deploy.yaml").exists());
     assert_eq!(tool_result(&fake), "Error: tool write_file was not approved: no approval within 1s");
+}
+
+#[tokio::test]
+async fn an_answer_sent_while_nats_restarts_still_reaches_the_waiting_runner() {
+    let mut nats = start_nats().await;
+    let url = nats.url();
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    let client = async_nats::connect(&url).await.unwrap();
+    let mut requests = client.subscribe("sympozium.tool.approval.request").await.unwrap();
+    client.flush().await.unwrap();
+    let reviewer = tokio::spawn(async move {
+        let msg = tokio::time::timeout(Duration::from_secs(20), requests.next()).await.unwrap().unwrap();
+        let request: Value = serde_json::from_slice(&msg.payload).unwrap();
+        // NATS crashes while the runner waits; the reviewer's answer goes out the moment it is
+        // back, before the runner's connection has returned (its reconnects back off).
+        nats.kill();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        nats.restart().await.unwrap();
+        let bus = sympozium_bus::Bus::connect(&nats.url()).await.unwrap();
+        let answer = json!({"requestId": request["data"]["requestId"], "approved": true});
+        bus.publish(sympozium_bus::topics::TOOL_APPROVAL_RESPONSE, Default::default(), &answer)
+            .await
+            .unwrap();
+        nats
+    });
+    let out = ask_run_at(&url, &fake, &pod, "30s").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        tool_result(&fake).split_whitespace().next(),
+        Some("Successfully"),
+        "approved after the restart"
+    );
+    assert_eq!(std::fs::read_to_string(pod.workspace.join("deploy.yaml")).unwrap(), "kind: Deployment");
+    drop(reviewer.await.unwrap());
 }

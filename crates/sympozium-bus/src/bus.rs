@@ -209,11 +209,32 @@ impl Bus {
     /// (it resumes after the last message it saw) and leaves nothing behind when dropped
     /// (the server removes the ephemeral consumer once idle).
     pub fn replay(&self, topic: &str) -> mpsc::Receiver<Envelope> {
+        self.replay_from(topic, 0)
+    }
+
+    /// Every message published on `topic` from now on, in order and without
+    /// acknowledgements, surviving NATS restarts and reconnects like [`Bus::replay`]: for a
+    /// reader waiting for an answer it has not asked for yet (subscribe, then publish the
+    /// question), so an answer sent while its connection is down still arrives.
+    pub async fn follow(&self, topic: &str) -> Result<mpsc::Receiver<Envelope>, Error> {
+        let jetstream = |operation| move |e: String| Error::JetStream { operation, reason: e };
+        let mut stream =
+            self.js.get_stream(STREAM).await.map_err(|e| jetstream("finding the stream")(e.to_string()))?;
+        let last = stream
+            .info()
+            .await
+            .map_err(|e| jetstream("reading the stream's position")(e.to_string()))?
+            .state
+            .last_sequence;
+        Ok(self.replay_from(topic, last.saturating_add(1)))
+    }
+
+    /// Messages on `topic` from stream sequence `next_seq` on (0 = from the start).
+    fn replay_from(&self, topic: &str, mut next_seq: u64) -> mpsc::Receiver<Envelope> {
         let (tx, rx) = mpsc::channel(64);
         let js = self.js.clone();
         let topic = topic.to_string();
         tokio::spawn(async move {
-            let mut next_seq = 0u64;
             let mut failures = 0u32;
             while !tx.is_closed() {
                 match pump_replay(&js, &topic, &mut next_seq, &tx).await {
