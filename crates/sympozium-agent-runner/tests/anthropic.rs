@@ -254,3 +254,25 @@ async fn bedrock_with_irsa_assumes_the_role_first() {
     assert!(req.header("authorization").unwrap().starts_with("AWS4-HMAC-SHA256 Credential=ASIATEMP/"));
     assert_eq!(req.header("x-amz-security-token"), Some("temp-session"));
 }
+
+#[tokio::test]
+async fn bedrock_thinking_high_asks_for_the_largest_budget() {
+    let fake = FakeLlm::start().await.unwrap();
+    let pod = Pod::new();
+    fake.push(Turn::text("done"));
+    let base = fake.base_url();
+    let env = [
+        ("TASK", "hi"),
+        ("MODEL_PROVIDER", "bedrock"),
+        ("MODEL_NAME", "anthropic.claude-3-5-sonnet-20240620-v1:0"),
+        ("MODEL_BASE_URL", base.as_str()),
+        ("THINKING_MODE", "high"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        ("AWS_REGION", "eu-west-1"),
+    ];
+    let out = run_runner(&pod, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let thinking = &fake.requests()[0].body["additionalModelRequestFields"]["thinking"];
+    assert_eq!(*thinking, json!({"type": "enabled", "budget_tokens": 16384}));
+}

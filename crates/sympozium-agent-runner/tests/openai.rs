@@ -231,3 +231,55 @@ async fn failover_moves_to_the_next_model_when_the_primary_keeps_failing() {
     assert_eq!(requests[1].path, "/v1/messages");
     assert_eq!(requests[1].header("x-api-key"), Some("anthropic-key"));
 }
+
+/// Azure OpenAI and a local OpenAI-compatible server (Ollama) do what the OpenAI test shows:
+/// a tool round, usage summed over turns, the answer streamed in ordered chunks, and
+/// `thinking: high` sent as `reasoning_effort`.
+#[tokio::test]
+async fn azure_and_local_servers_run_tools_stream_and_think_like_openai() {
+    for (provider, model, key) in [
+        ("azure-openai", "my-gpt4o", Some(("AZURE_OPENAI_API_KEY", "azure-key"))),
+        ("ollama", "llama3.2", None),
+    ] {
+        let fake = FakeLlm::start().await.unwrap();
+        let pod = Pod::new();
+        std::fs::write(pod.workspace.join("status.txt"), "replicas=3 ready=3").unwrap();
+        let answer = "All 3 replicas of the deployment are ready; nothing to do.";
+        fake.script([
+            Turn::tool_call("read_file", json!({"path": "/workspace/status.txt"})).with_usage(100, 20),
+            Turn::text(answer).with_usage(200, 40).streamed(3, Duration::from_millis(100)),
+        ]);
+        let base = if provider == "azure-openai" { fake.base_url() } else { fake.openai_base_url() };
+        let mut env = vec![
+            ("TASK", "Check the deployment."),
+            ("MODEL_PROVIDER", provider),
+            ("MODEL_NAME", model),
+            ("MODEL_BASE_URL", base.as_str()),
+            ("TOOLS_ENABLED", "true"),
+            ("THINKING_MODE", "high"),
+        ];
+        env.extend(key);
+        let out = run_runner(&pod, &env).await;
+        assert_eq!(out.code, 0, "{provider}: {}", out.stderr);
+        let result = out.result();
+        assert_eq!(result["response"], answer, "{provider}");
+        assert_eq!(
+            (
+                &result["metrics"]["inputTokens"],
+                &result["metrics"]["outputTokens"],
+                &result["metrics"]["toolCalls"]
+            ),
+            (&json!(300), &json!(60), &json!(1)),
+            "{provider}"
+        );
+        let chunks = pod.chunks();
+        assert!(chunks.len() >= 2, "{provider}: {chunks:?}");
+        assert_eq!(chunks.iter().map(|c| c["content"].as_str().unwrap()).collect::<String>(), answer);
+        assert!(chunks.iter().enumerate().all(|(i, c)| c["index"] == i as u64), "{provider}: in order");
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 2, "{provider}");
+        assert_eq!(requests[0].body["reasoning_effort"], "high", "{provider}");
+        let tool = messages(&requests[1].body).into_iter().find(|m| m["role"] == "tool").unwrap();
+        assert_eq!(tool["content"], "replicas=3 ready=3", "{provider}");
+    }
+}
