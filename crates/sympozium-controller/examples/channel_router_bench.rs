@@ -1,10 +1,13 @@
 //! Channel message → AgentRun created: latency of the channel router, measured end to end
 //! on the test control plane with a real nats-server. Each message is published, and the
 //! clock stops when the AgentRun it became is seen by a watch (one message at a time, so
-//! the figure is the per-message latency, not queueing). Prints p50/p90/p99/max.
+//! the figure is the per-message latency, not queueing). Prints p50/p90/p99/max, twice:
+//! messages that each start a conversation (the creation path alone), then messages in one
+//! ongoing chat, where each new run reads back the conversation's earlier answered turns.
 //!
 //! `make bench-channel-router` (uses `TESTPLANE_KUBECONFIG`, or starts the test plane);
-//! `BENCH_MESSAGES` overrides the message count (default 1000). Never part of `make test`.
+//! `BENCH_MESSAGES` overrides the message count (default 1000; the one-chat pass sends a
+//! fifth of it). Never part of `make test`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -24,6 +27,69 @@ use sympozium_testkit::nats::NatsServer;
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(idx).copied().unwrap_or_default()
+}
+
+struct Sender<'a> {
+    bus: &'a Bus,
+    ns: &'a str,
+    inst: &'a str,
+    seen: &'a mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    next_id: usize,
+}
+
+impl Sender<'_> {
+    /// Sends `n` messages one at a time (chat of message `i` from `chat`); latencies and
+    /// the elapsed time of the pass.
+    async fn measure(
+        &mut self,
+        n: usize,
+        chat: impl Fn(usize) -> String,
+    ) -> anyhow::Result<(Vec<Duration>, Duration)> {
+        let mut latencies = Vec::with_capacity(n);
+        let started = Instant::now();
+        for i in 0..n {
+            let id = self.next_id;
+            self.next_id += 1;
+            let meta = BTreeMap::from([
+                ("channel".to_string(), "telegram".to_string()),
+                ("instanceName".to_string(), self.inst.to_string()),
+                ("namespace".to_string(), self.ns.to_string()),
+            ]);
+            let text = format!("message {id}");
+            let data = json!({"channel": "telegram", "instanceName": self.inst, "senderId": "1", "chatId": chat(i),
+                "text": text, "metadata": {"messageId": id.to_string()}});
+            let t0 = Instant::now();
+            self.bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await?;
+            loop {
+                let task = tokio::time::timeout(Duration::from_secs(30), self.seen.recv())
+                    .await
+                    .with_context(|| format!("no run for message {id} within 30 s"))?;
+                match task {
+                    Some(t) if t == text => break,
+                    Some(_) => continue,
+                    None => bail!("the watch ended"),
+                }
+            }
+            latencies.push(t0.elapsed());
+        }
+        Ok((latencies, started.elapsed()))
+    }
+}
+
+fn report(title: &str, (mut latencies, total): (Vec<Duration>, Duration)) {
+    let n = latencies.len();
+    latencies.sort();
+    let mean = latencies.iter().sum::<Duration>() / u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+    println!("{title}");
+    println!(
+        "  p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  mean {:.1} ms  ({:.0} msg/s)",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.90).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        mean.as_secs_f64() * 1e3,
+        n as f64 / total.as_secs_f64()
+    );
 }
 
 #[tokio::main]
@@ -53,44 +119,15 @@ async fn main() -> anyhow::Result<()> {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mut latencies = Vec::with_capacity(n);
-    let started = Instant::now();
-    for i in 0..n {
-        let meta = BTreeMap::from([
-            ("channel".to_string(), "telegram".to_string()),
-            ("instanceName".to_string(), inst.to_string()),
-            ("namespace".to_string(), ns.clone()),
-        ]);
-        let text = format!("message {i}");
-        let data = json!({"channel": "telegram", "instanceName": inst, "senderId": "1", "chatId": "c",
-            "text": text, "metadata": {"messageId": i.to_string()}});
-        let t0 = Instant::now();
-        bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await?;
-        loop {
-            let task = tokio::time::timeout(Duration::from_secs(30), seen.recv())
-                .await
-                .with_context(|| format!("no run for message {i} within 30 s"))?;
-            match task {
-                Some(t) if t == text => break,
-                Some(_) => continue,
-                None => bail!("the watch ended"),
-            }
-        }
-        latencies.push(t0.elapsed());
-    }
-    let total = started.elapsed();
-    latencies.sort();
-    let mean = latencies.iter().sum::<Duration>() / u32::try_from(n.max(1)).unwrap_or(u32::MAX);
-    println!("channel message -> AgentRun created, {n} messages, one at a time:");
-    println!(
-        "  p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  mean {:.1} ms  ({:.0} msg/s)",
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.90).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
-        mean.as_secs_f64() * 1e3,
-        n as f64 / total.as_secs_f64()
+    let mut send = Sender { bus: &bus, ns: &ns, inst, seen: &mut seen, next_id: 0 };
+    let fresh = send.measure(n, |i| format!("chat-{i}")).await?;
+    report(
+        &format!("channel message -> AgentRun created, {n} messages each in a new chat, one at a time:"),
+        fresh,
     );
+    let one = (n / 5).max(1);
+    let ongoing = send.measure(one, |_| "ongoing".to_string()).await?;
+    report(&format!("the same, {one} messages in one chat (earlier turns read back for each run):"), ongoing);
     router.abort();
     watch.abort();
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
