@@ -131,6 +131,31 @@ async fn warm_pools_claims_and_sandboxes() {
     let sandbox = exists(&client, &ns, &sandbox_resource(), "sb-r-plain").await;
     assert_eq!(sandbox.data["spec"]["podTemplate"]["spec"]["runtimeClassName"], "kata");
     assert_eq!(sandbox.metadata.labels.unwrap()["sympozium.ai/agent-sandbox"], "true");
+    // The full pod of the Job path: containers, hardening, volumes, the run's identity.
+    let pod = &sandbox.data["spec"]["podTemplate"]["spec"];
+    let names: Vec<_> = pod["containers"].as_array().unwrap().iter().map(|c| c["name"].clone()).collect();
+    assert_eq!(names, [json!("agent"), json!("ipc-bridge")]);
+    for c in pod["containers"].as_array().unwrap() {
+        let sc = &c["securityContext"];
+        assert_eq!(
+            (&sc["readOnlyRootFilesystem"], &sc["allowPrivilegeEscalation"]),
+            (&json!(true), &json!(false))
+        );
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    }
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(pod["serviceAccountName"], "sympozium-run-r-plain");
+    let volumes: Vec<_> = pod["volumes"].as_array().unwrap().iter().map(|v| v["name"].clone()).collect();
+    for v in ["workspace", "ipc", "tmp", "skills"] {
+        assert!(volumes.contains(&json!(v)), "volume {v}: {volumes:?}");
+    }
+    let agent_env = pod["containers"][0]["env"].as_array().unwrap();
+    assert!(agent_env.iter().any(|e| e["name"] == "TASK" && e["value"] == "scan for root containers"));
+    assert_eq!(
+        sandbox.data["spec"]["podTemplate"]["metadata"]["labels"]["sympozium.ai/agent-run"],
+        "r-plain"
+    );
 
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     for (run, field) in [("r-pool", "sbc-r-pool"), ("r-plain", "sb-r-plain")] {
