@@ -233,11 +233,34 @@ pub struct MemorySpec {
     /// Additive to the original API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_store: Option<bool>,
+    /// Most memories the memory server keeps; a store beyond it is refused with a message
+    /// (0 or unset: no limit). Additive to the original API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_entries: Option<i64>,
+    /// Most bytes of memory content the server keeps in total; a store beyond it is refused
+    /// (unset: the server's default, 256 MiB). Additive to the original API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_total_bytes: Option<i64>,
+    /// Largest single memory, in bytes (unset: the server's default, 64 KiB). Additive to
+    /// the original API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_entry_bytes: Option<i64>,
 }
 
 impl Default for MemorySpec {
     fn default() -> Self {
-        Self { enabled: true, max_size_kb: default_max_size_kb(), system_prompt: None, auto_store: None }
+        Self {
+            enabled: true,
+            max_size_kb: default_max_size_kb(),
+            system_prompt: None,
+            auto_store: None,
+            max_entries: None,
+            max_total_bytes: None,
+            max_entry_bytes: None,
+        }
     }
 }
 

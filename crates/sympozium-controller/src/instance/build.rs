@@ -330,6 +330,17 @@ pub fn memory_deployment(inst: &SympoziumInstance, settings: &Settings) -> Deplo
     let name = inst.name_any();
     let labels = memory_labels(&name);
     let mut env_vars = vec![env("MEMORY_DB_PATH", "/data/memory.db"), env("MEMORY_PORT", "8080")];
+    // The user's size limits, when set; the server's own defaults otherwise.
+    let memory = inst.spec.memory.clone().unwrap_or_default();
+    for (var, value) in [
+        ("MEMORY_MAX_ENTRIES", memory.max_entries),
+        ("MEMORY_MAX_TOTAL_BYTES", memory.max_total_bytes),
+        ("MEMORY_MAX_ENTRY_BYTES", memory.max_entry_bytes),
+    ] {
+        if let Some(v) = value {
+            env_vars.push(env(var, v.to_string()));
+        }
+    }
     let mut mounts =
         vec![VolumeMount { name: "memory-db".into(), mount_path: "/data".into(), ..Default::default() }];
     let mut volumes = vec![Volume {

@@ -132,6 +132,20 @@ fn memory_server_shape() {
             ("MEMORY_SEEDS_PATH".into(), "/seeds/MEMORY.md".into()),
         ]
     );
+    // Size limits a user sets on the instance reach the server.
+    let mut limited = seed();
+    let memory = limited.spec.memory.as_mut().unwrap();
+    (memory.max_entries, memory.max_total_bytes, memory.max_entry_bytes) =
+        (Some(5000), Some(1 << 20), Some(4096));
+    let d = memory_deployment(&limited, &Settings::default());
+    let env = env_of(&d.spec.unwrap().template.spec.unwrap().containers[0]);
+    for (k, v) in [
+        ("MEMORY_MAX_ENTRIES", "5000"),
+        ("MEMORY_MAX_TOTAL_BYTES", "1048576"),
+        ("MEMORY_MAX_ENTRY_BYTES", "4096"),
+    ] {
+        assert!(env.contains(&(k.to_string(), v.to_string())), "{k}: {env:?}");
+    }
     let seeds = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "memory-seeds").unwrap();
     let cm = seeds.config_map.as_ref().unwrap();
     assert_eq!(
