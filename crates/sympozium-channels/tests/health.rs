@@ -1,7 +1,8 @@
 //! Channel health as a user sees it in the instance: with the instance controller and the
 //! health consumer running on the test control plane, `status.channels` shows the channel
 //! Connected (with `lastHealthCheck`), Disconnected with the reason while the platform is
-//! down, and Connected again once it is back; `/healthz` follows the same connection.
+//! down, and Connected again once it is back; `/healthz` follows the same connection. Telegram
+//! in detail; Slack (Socket Mode) and Discord (Gateway) through the same cycle.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -85,4 +86,70 @@ async fn instance_status_follows_the_platform_connection() {
     .unwrap();
     controller.abort();
     consumer.abort();
+}
+
+fn platform_is(channel: &'static str, status: &'static str) -> impl Fn(Option<&SympoziumInstance>) -> bool {
+    move |inst| {
+        inst.and_then(|i| i.status.as_ref())
+            .and_then(|s| s.channels.iter().find(|c| c.type_ == channel))
+            .is_some_and(|c| c.status == status && c.last_health_check.is_some())
+    }
+}
+
+/// Connected → Disconnected while the platform is down → Connected, for one running channel.
+async fn follows(
+    w: &common::World,
+    channel: &sympozium_channels::Running,
+    kind: &'static str,
+    down: impl Fn(bool),
+) {
+    let settings = Settings { image_tag: "test".into(), ..Default::default() };
+    let ctx =
+        Arc::new(Context::new(w.client.clone(), settings, Metrics::default(), Some(w.ns.clone()), "test"));
+    let controller = tokio::spawn(instance::run(ctx));
+    let consumer = tokio::spawn(instance::health::run(w.client.clone(), w.bus.clone()));
+    let api: Api<SympoziumInstance> = Api::namespaced(w.client.clone(), &w.ns);
+    let wait = Duration::from_secs(45);
+    wait_health(channel.health_addr, 200).await;
+    wait_for(&api, &w.instance, &format!("{kind} Connected"), wait, platform_is(kind, "Connected"))
+        .await
+        .unwrap();
+    down(true);
+    wait_health(channel.health_addr, 503).await;
+    wait_for(&api, &w.instance, &format!("{kind} Disconnected"), wait, platform_is(kind, "Disconnected"))
+        .await
+        .unwrap();
+    down(false);
+    wait_health(channel.health_addr, 200).await;
+    wait_for(&api, &w.instance, &format!("{kind} Connected again"), wait, platform_is(kind, "Connected"))
+        .await
+        .unwrap();
+    controller.abort();
+    consumer.abort();
+}
+
+#[tokio::test]
+async fn slack_status_follows_its_socket_mode_connection() {
+    let w = world("slack-health", ChannelType::Slack, "nobody").await;
+    let fake = sympozium_testkit::fake_chat::FakeSlack::start("xoxb-h", "xapp-h", "signing").await.unwrap();
+    let mut config = w.config(ChannelType::Slack);
+    config.slack_bot_token = Some(Secret::new("xoxb-h"));
+    config.slack_app_token = Some(Secret::new("xapp-h"));
+    config.slack_api_url = fake.url();
+    let channel = sympozium_channels::start(config).await.unwrap();
+    follows(&w, &channel, "slack", |d| fake.set_down(d)).await;
+    channel.shutdown().await;
+}
+
+#[tokio::test]
+async fn discord_status_follows_its_gateway_connection() {
+    let w = world("discord-health", ChannelType::Discord, "nobody").await;
+    let fake =
+        sympozium_testkit::fake_chat::FakeDiscord::start("dc-h", Duration::from_millis(500)).await.unwrap();
+    let mut config = w.config(ChannelType::Discord);
+    config.discord_bot_token = Some(Secret::new("dc-h"));
+    config.discord_api_url = fake.url();
+    let channel = sympozium_channels::start(config).await.unwrap();
+    follows(&w, &channel, "discord", |d| fake.set_down(d)).await;
+    channel.shutdown().await;
 }
