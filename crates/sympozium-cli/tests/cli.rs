@@ -356,3 +356,50 @@ async fn mcp_servers_and_feature_gates() {
         "{listed}"
     );
 }
+
+#[tokio::test]
+async fn version_crds_and_deleting_instances_and_runs() {
+    let (plane, client, ns) = setup("cli-delete").await;
+    let out = sympozium(&plane, &ns, &["version"]).await;
+    assert_eq!(stdout(&out).trim(), format!("sympozium {}", env!("CARGO_PKG_VERSION")));
+
+    // `crds` prints exactly the committed, generated CRDs (what `kubectl apply` would get).
+    let out = sympozium(&plane, &ns, &["crds"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let dir = sympozium_testkit::repo_root().join("deploy/crds");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 8);
+    for f in &files {
+        let committed = std::fs::read_to_string(f).unwrap();
+        assert!(printed.contains(committed.trim()), "{} differs from `sympozium crds`", f.display());
+    }
+
+    // Deleting: gone from the cluster, and a second delete is a one-line not-found error.
+    let runs: Api<sympozium_api::AgentRun> = Api::namespaced(client.clone(), &ns);
+    let run = runs.list(&Default::default()).await.unwrap().items[0].metadata.name.clone().unwrap();
+    let out = sympozium(&plane, &ns, &["runs", "delete", &run]).await;
+    assert_eq!(stdout(&out).trim(), format!("agentrun/{run} deleted"));
+    sympozium_testkit::wait_until_gone(&runs, &run, "the deleted run", std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    let out = sympozium(&plane, &ns, &["runs", "delete", &run]).await;
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains(&run) && stderr(&out).contains("not found"), "{}", stderr(&out));
+
+    let out = sympozium(&plane, &ns, &["instances", "delete", "my-agent"]).await;
+    assert_eq!(stdout(&out).trim(), "sympoziuminstance/my-agent deleted");
+    let instances: Api<sympozium_api::SympoziumInstance> = Api::namespaced(client.clone(), &ns);
+    sympozium_testkit::wait_until_gone(
+        &instances,
+        "my-agent",
+        "the deleted instance",
+        std::time::Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    let out = sympozium(&plane, &ns, &["instances", "delete", "my-agent"]).await;
+    assert!(!out.status.success() && stderr(&out).contains("not found"), "{}", stderr(&out));
+}
