@@ -377,11 +377,11 @@ async fn version_crds_and_deleting_instances_and_runs() {
     }
 
     // Deleting: gone from the cluster, and a second delete is a one-line not-found error.
-    let runs: Api<sympozium_api::AgentRun> = Api::namespaced(client.clone(), &ns);
+    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     let run = runs.list(&Default::default()).await.unwrap().items[0].metadata.name.clone().unwrap();
     let out = sympozium(&plane, &ns, &["runs", "delete", &run]).await;
     assert_eq!(stdout(&out).trim(), format!("agentrun/{run} deleted"));
-    sympozium_testkit::wait_until_gone(&runs, &run, "the deleted run", std::time::Duration::from_secs(20))
+    sympozium_testkit::wait_until_gone(&runs, &run, "the deleted run", Duration::from_secs(20))
         .await
         .unwrap();
     let out = sympozium(&plane, &ns, &["runs", "delete", &run]).await;
@@ -396,7 +396,7 @@ async fn version_crds_and_deleting_instances_and_runs() {
         &instances,
         "my-agent",
         "the deleted instance",
-        std::time::Duration::from_secs(20),
+        Duration::from_secs(20),
     )
     .await
     .unwrap();
