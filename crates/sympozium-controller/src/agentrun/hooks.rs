@@ -213,7 +213,11 @@ pub fn post_run_job(run: &AgentRun, exit_code: i32, result: &str, busybox: &str)
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
                     service_account_name: Some(service_account_name(run)),
-                    automount_service_account_token: Some(false),
+                    // The run's grants last until it is terminal: postRun hooks that asked for
+                    // `lifecycle.rbac` get the run account's token to use them.
+                    automount_service_account_token: Some(
+                        run.spec.lifecycle.as_ref().is_some_and(|l| !l.rbac.is_empty()),
+                    ),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         run_as_user: Some(1000),
@@ -274,6 +278,21 @@ mod tests {
         let mounts: Vec<_> = c.volume_mounts.iter().flatten().map(|m| m.mount_path.as_str()).collect();
         assert_eq!(mounts, ["/workspace", "/ipc", "/tmp"]);
         assert_eq!(c.security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
+    }
+
+    #[test]
+    fn post_run_hooks_get_a_token_only_when_lifecycle_rbac_grants_something() {
+        let pod =
+            |r: &AgentRun| post_run_job(r, 0, "ok", "busybox:1.36").spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod(&run()).automount_service_account_token, Some(false));
+        let mut r = run();
+        r.spec.lifecycle.as_mut().unwrap().rbac = serde_json::from_value(
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]),
+        )
+        .unwrap();
+        let granted = pod(&r);
+        assert_eq!(granted.automount_service_account_token, Some(true));
+        assert_eq!(granted.service_account_name.as_deref(), Some("sympozium-run-r1"));
     }
 
     #[test]
