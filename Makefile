@@ -68,6 +68,12 @@ bench-tui:
 	cargo build --release --locked -p sympozium-cli --example bench_tui
 	target/release/examples/bench_tui
 
+# The same through the TUI's own watches on the test control plane, runs changing meanwhile.
+.PHONY: bench-tui-cluster
+bench-tui-cluster:
+	cargo build --release --locked -p sympozium-cli --example bench_tui
+	target/release/examples/bench_tui --cluster
+
 # Local node (sympozium-node): pod start latency, bound -> all containers running, p50/p99
 # over BENCH_PODS (100) busybox pods, one at a time and as a burst, on the test plane.
 # Needs root, bubblewrap and busybox. Never part of `make test`.

@@ -14,7 +14,7 @@ pub mod render;
 pub mod slash;
 pub mod views;
 pub mod wizard_view;
-mod worker;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::time::Duration;
