@@ -248,12 +248,25 @@ fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
             [0, 0, 0, 0].into(),
         ))
         .unwrap();
+    let discord = runtime
+        .block_on(sympozium_testkit::fake_chat::FakeDiscord::start_on(
+            "dc-tok",
+            Duration::from_secs(5),
+            [0, 0, 0, 0].into(),
+        ))
+        .unwrap();
     let chat_agent = format!(
         r#"
 apiVersion: v1
 kind: Secret
 metadata: {{name: chat-agent-telegram, namespace: sympozium-system}}
 stringData: {{TELEGRAM_BOT_TOKEN: "123:tok", TELEGRAM_API_URL: "http://10.247.0.1:{port}"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: chat-agent-discord, namespace: sympozium-system}}
+stringData: {{DISCORD_BOT_TOKEN: dc-tok, DISCORD_API_URL: "http://10.247.0.1:{dport}/api/v10",
+             DISCORD_GATEWAY_URL: "ws://10.247.0.1:{dport}/gateway"}}
 ---
 apiVersion: v1
 kind: Secret
@@ -264,11 +277,13 @@ apiVersion: sympozium.ai/v1alpha1
 kind: SympoziumInstance
 metadata: {{name: chat-agent, namespace: sympozium-system}}
 spec:
-  channels: [{{type: telegram, configRef: {{secret: chat-agent-telegram}}}}]
+  channels: [{{type: telegram, configRef: {{secret: chat-agent-telegram}}}},
+             {{type: discord, configRef: {{secret: chat-agent-discord}}}}]
   agents: {{default: {{model: sympozium-offline, baseURL: "http://offline-model.sympozium-system.svc:8080/v1"}}}}
   authRefs: [{{provider: openai, secret: chat-agent-openai-key}}]
 "#,
-        port = telegram.port()
+        port = telegram.port(),
+        dport = discord.port()
     );
     let manifest = stack.state.path().join("chat-agent.yaml");
     std::fs::write(&manifest, chat_agent).unwrap();
@@ -278,15 +293,25 @@ spec:
         .output()
         .unwrap();
     assert!(applied.status.success(), "{}", text(&applied.stderr));
-    wait("the Telegram channel Connected", Duration::from_secs(90), || {
+    wait("the Telegram and Discord channels Connected", Duration::from_secs(90), || {
         let i = stack.json(&["instances", "get", "chat-agent"]);
-        (i["status"]["channels"][0]["status"] == "Connected").then_some(())
+        let channels = i["status"]["channels"].as_array()?;
+        (channels.len() == 2 && channels.iter().all(|c| c["status"] == "Connected")).then_some(())
     });
     telegram.user_says(4242, 7, "alice", "Is the payments namespace healthy?");
     let sent = runtime.block_on(telegram.wait_sent(1, Duration::from_secs(120))).unwrap();
     assert_eq!(sent[0].chat, "4242", "the reply goes to the chat the user wrote in");
     assert!(sent[0].text.contains("[offline scripted model: no LLM was called]"), "{}", sent[0].text);
     assert!(sent[0].text.contains("Is the payments namespace healthy?"), "{}", sent[0].text);
+
+    // The same agent on Discord (Gateway and REST from its own channel pod): the answer goes
+    // to the channel the user wrote in, replying to their message, and Telegram gets nothing.
+    let asked = discord.user_says("CH9", Some("G1"), "111", "Which node is the busiest?");
+    let sent = runtime.block_on(discord.wait_sent(1, Duration::from_secs(120))).unwrap();
+    assert_eq!(sent[0].chat, "CH9");
+    assert_eq!(sent[0].reply_to.as_deref(), Some(asked.as_str()));
+    assert!(sent[0].text.contains("Which node is the busiest?"), "{}", sent[0].text);
+    assert_eq!(telegram.sent().len(), 1, "one reply per message, on its own platform");
 
     // `dev down` stops the node, its pods and the plane: nothing of ours keeps running.
     let node_pid: u32 =

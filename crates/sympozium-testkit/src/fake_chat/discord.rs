@@ -21,7 +21,7 @@ use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{Faults, Recorder, Sent, serve};
+use super::{Faults, Recorder, Sent};
 
 /// The bot's user id.
 pub const BOT_ID: &str = "900000000000000001";
@@ -109,8 +109,14 @@ impl Drop for FakeDiscord {
 }
 
 impl FakeDiscord {
-    /// Starts a fake accepting `token`, asking for heartbeats every `heartbeat`.
+    /// Starts a fake accepting `token`, asking for heartbeats every `heartbeat`, on loopback.
     pub async fn start(token: &str, heartbeat: Duration) -> std::io::Result<Self> {
+        Self::start_on(token, heartbeat, std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// Like [`FakeDiscord::start`], listening on `ip` (clients elsewhere, e.g. pods of the
+    /// local node, replace the host part of [`FakeDiscord::url`] and pass the gateway URL).
+    pub async fn start_on(token: &str, heartbeat: Duration, ip: std::net::IpAddr) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             token: token.into(),
             heartbeat_ms: u64::try_from(heartbeat.as_millis()).unwrap_or(41_250),
@@ -126,9 +132,14 @@ impl FakeDiscord {
             .route("/gateway", any(gateway))
             .route("/gateway/", any(gateway))
             .with_state(shared.clone());
-        let (addr, task) = serve(app).await?;
+        let (addr, task) = super::serve_on(app, ip).await?;
         *shared.addr.lock().unwrap_or_else(PoisonError::into_inner) = Some(addr);
         Ok(Self { addr, shared, task })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// The value for `DISCORD_API_URL`.
