@@ -2,7 +2,8 @@
 //! health consumer running on the test control plane, `status.channels` shows the channel
 //! Connected (with `lastHealthCheck`), Disconnected with the reason while the platform is
 //! down, and Connected again once it is back; `/healthz` follows the same connection. Telegram
-//! in detail; Slack (Socket Mode) and Discord (Gateway) through the same cycle.
+//! in detail; Slack (Socket Mode), Discord (Gateway) and WhatsApp (Graph API) through the same
+//! cycle.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -152,4 +153,25 @@ async fn discord_status_follows_its_gateway_connection() {
     let channel = sympozium_channels::start(config).await.unwrap();
     follows(&w, &channel, "discord", |d| fake.set_down(d)).await;
     channel.shutdown().await;
+}
+
+#[tokio::test]
+async fn whatsapp_status_follows_the_graph_api() {
+    let w = world("wa-health", ChannelType::Whatsapp, "nobody").await;
+    let fake = sympozium_testkit::fake_chat::FakeWhatsApp::start("wa-h", "PN1", "app-secret").await.unwrap();
+    let data = std::env::temp_dir().join(format!("sympozium-channel-wa-health-{}", std::process::id()));
+    std::fs::create_dir_all(&data).unwrap();
+    let mut config = w.config(ChannelType::Whatsapp);
+    config.whatsapp_access_token = Some(Secret::new("wa-h"));
+    config.whatsapp_phone_number_id = Some("PN1".into());
+    config.whatsapp_verify_token = Some(Secret::new("verify-me"));
+    config.whatsapp_app_secret = Some(Secret::new("app-secret"));
+    config.whatsapp_api_url = fake.url();
+    config.whatsapp_data_dir = data.clone();
+    // The Graph API is polled; a short interval keeps the test short.
+    config.health_interval = Duration::from_millis(300);
+    let channel = sympozium_channels::start(config).await.unwrap();
+    follows(&w, &channel, "whatsapp", |d| fake.set_down(d)).await;
+    channel.shutdown().await;
+    let _ = std::fs::remove_dir_all(data);
 }
