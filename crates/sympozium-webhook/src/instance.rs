@@ -1,5 +1,6 @@
-//! Reviewing SympoziumInstances at `kubectl apply` time: references to a policy, skill
-//! packs or Secrets that do not exist come back as warnings (the instance is admitted, so
+//! Reviewing SympoziumInstances at `kubectl apply` time: an instance that would give its
+//! runs RBAC the user does not hold is refused ([`crate::escalation`]); references to a
+//! policy, skill packs or Secrets that do not exist come back as warnings (the instance is admitted, so
 //! a directory applied in any order still works; its runs fail clearly until the objects
 //! exist), and so does a tool allow-list that the policy denies. Enabled PersonaPacks get
 //! the same review.
@@ -10,6 +11,9 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::{Api, Client, Resource};
 use sympozium_api::policy::ToolAction;
 use sympozium_api::{PersonaPack, SkillPack, SympoziumInstance, SympoziumPolicy};
+
+use crate::access::Access;
+use crate::escalation;
 
 /// What an instance or a pack refers to by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -144,7 +148,10 @@ pub async fn check(client: &Client, system_namespace: &str, ns: &str, refs: &Ref
 
 /// Whether a request is reviewed: CREATE, or an UPDATE that changes the spec of an object
 /// not being deleted.
-fn reviewed<K: Resource>(request: &AdmissionRequest<K>, same_spec: impl Fn(&K, &K) -> bool) -> Option<&K> {
+pub(crate) fn reviewed<K: Resource>(
+    request: &AdmissionRequest<K>,
+    same_spec: impl Fn(&K, &K) -> bool,
+) -> Option<&K> {
     let object = request.object.as_ref()?;
     let changed = request.old_object.as_ref().is_none_or(|old| !same_spec(old, object));
     let live = object.meta().deletion_timestamp.is_none();
@@ -158,7 +165,8 @@ fn with_warnings(mut response: AdmissionResponse, warnings: Vec<String>) -> Admi
     response
 }
 
-/// Reviews an instance request: always admitted, with warnings.
+/// Reviews an instance request: refused when it would give runs RBAC its author does not
+/// hold ([`escalation::review_instance`]); otherwise admitted, with warnings.
 pub async fn review_instance(
     client: &Client,
     system_namespace: &str,
@@ -167,11 +175,18 @@ pub async fn review_instance(
     let response = AdmissionResponse::from(request);
     let Some(instance) = reviewed(request, |a, b| a.spec == b.spec) else { return response };
     let ns = request.namespace.clone().unwrap_or_default();
+    let access = Access::new(client.clone(), request.user_info.clone());
+    if let Err(message) = escalation::review_instance(client, &access, system_namespace, &ns, instance).await
+    {
+        tracing::info!(instance = ?instance.metadata.name, namespace = %ns, %message, "denied");
+        return response.deny(message);
+    }
     with_warnings(response, check(client, system_namespace, &ns, &references(instance)).await)
 }
 
-/// Reviews a PersonaPack request: always admitted; an enabled pack gets warnings (a
-/// disabled pack is a catalog entry whose references need not exist yet).
+/// Reviews a PersonaPack request: an enabled pack is refused when its personas would give
+/// runs RBAC the user does not hold ([`escalation::review_pack`]), and otherwise admitted
+/// with warnings; a disabled pack is a catalog entry (nothing is stamped out) and passes.
 pub async fn review_pack(
     client: &Client,
     system_namespace: &str,
@@ -183,6 +198,11 @@ pub async fn review_pack(
         return response;
     }
     let ns = request.namespace.clone().unwrap_or_default();
+    let access = Access::new(client.clone(), request.user_info.clone());
+    if let Err(message) = escalation::review_pack(client, &access, system_namespace, &ns, pack).await {
+        tracing::info!(pack = ?pack.metadata.name, namespace = %ns, %message, "denied");
+        return response.deny(message);
+    }
     with_warnings(response, check(client, system_namespace, &ns, &pack_references(pack)).await)
 }
 

@@ -1,10 +1,13 @@
 //! Sympozium's validating admission webhook: AgentRuns are checked against the
 //! SympoziumPolicy of their instance when they are created (and when their spec changes),
 //! so a run a policy forbids is refused at `kubectl apply` time with a message naming the
-//! rule. The decision is a pure function ([`decide`]); [`server`] serves it over TLS
+//! rule; AgentRuns, SkillPacks, instances and PersonaPacks that would give a run RBAC the
+//! requesting user does not hold are refused too ([`escalation`]). The decision is a pure function ([`decide`]); [`server`] serves it over TLS
 //! ([`tls`]).
 
+pub mod access;
 pub mod decide;
+pub mod escalation;
 pub mod instance;
 pub mod quantity;
 pub mod server;

@@ -17,11 +17,12 @@ use hyper_util::service::TowerToHyperService;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::{Api, Client};
 use rustls::ServerConfig;
-use sympozium_api::{AgentRun, PersonaPack, SympoziumInstance, SympoziumPolicy};
+use sympozium_api::{AgentRun, PersonaPack, SkillPack, SympoziumInstance, SympoziumPolicy};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::decide;
+use crate::access::Access;
+use crate::{decide, escalation};
 
 /// Path of the AgentRun validation endpoint.
 pub const VALIDATE_PATH: &str = "/validate-agent-pods";
@@ -29,6 +30,8 @@ pub const VALIDATE_PATH: &str = "/validate-agent-pods";
 pub const VALIDATE_INSTANCES_PATH: &str = "/validate-instances";
 /// Path of the PersonaPack review endpoint (admits, with warnings).
 pub const VALIDATE_PERSONA_PACKS_PATH: &str = "/validate-personapacks";
+/// Path of the SkillPack review endpoint (RBAC the author does not hold is refused).
+pub const VALIDATE_SKILL_PACKS_PATH: &str = "/validate-skillpacks";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -45,6 +48,7 @@ pub fn router(client: Client, system_namespace: String) -> Router {
         .route(VALIDATE_PATH, post(validate_agent_run))
         .route(VALIDATE_INSTANCES_PATH, post(validate_instance))
         .route(VALIDATE_PERSONA_PACKS_PATH, post(validate_pack))
+        .route(VALIDATE_SKILL_PACKS_PATH, post(validate_skill_pack))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(AppState { client, system_namespace }))
 }
@@ -63,7 +67,7 @@ async fn validate_agent_run(State(state): State<Arc<AppState>>, body: Bytes) -> 
         Ok(r) => r,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
-    let response = review_run(&state.client, &request).await;
+    let response = review_run(&state.client, &state.system_namespace, &request).await;
     axum::Json(response.into_review()).into_response()
 }
 
@@ -85,9 +89,43 @@ async fn validate_pack(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
     axum::Json(response.into_review()).into_response()
 }
 
-/// Reviews one AgentRun request: reads the run's instance and policy (in the run's
-/// namespace) and applies [`decide`].
-pub async fn review_run(client: &Client, request: &AdmissionRequest<AgentRun>) -> AdmissionResponse {
+async fn validate_skill_pack(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let request: AdmissionRequest<SkillPack> = match decode(&body) {
+        Ok(r) => r,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let response = review_skill_pack(&state.client, &state.system_namespace, &request).await;
+    axum::Json(response.into_review()).into_response()
+}
+
+/// Reviews one SkillPack request: the RBAC it defines must be the author's own
+/// ([`escalation::review_skill_pack`]).
+pub async fn review_skill_pack(
+    client: &Client,
+    system_namespace: &str,
+    request: &AdmissionRequest<SkillPack>,
+) -> AdmissionResponse {
+    let allow = AdmissionResponse::from(request);
+    let Some(pack) = crate::instance::reviewed(request, |a, b| a.spec == b.spec) else { return allow };
+    let ns = request.namespace.clone().unwrap_or_default();
+    let access = Access::new(client.clone(), request.user_info.clone());
+    match escalation::review_skill_pack(&access, system_namespace, &ns, pack).await {
+        Ok(()) => allow,
+        Err(message) => {
+            tracing::info!(pack = ?pack.metadata.name, namespace = %ns, %message, "denied");
+            allow.deny(message)
+        }
+    }
+}
+
+/// Reviews one AgentRun request: the RBAC its skills and hooks ask for must be the
+/// user's own ([`escalation::review_run`]); then reads the run's instance and policy (in
+/// the run's namespace) and applies [`decide`].
+pub async fn review_run(
+    client: &Client,
+    system_namespace: &str,
+    request: &AdmissionRequest<AgentRun>,
+) -> AdmissionResponse {
     let allow = AdmissionResponse::from(request);
     let Some(run) = request.object.as_ref() else { return allow };
     if !decide::needs_review(&request.operation, run, request.old_object.as_ref()) {
@@ -97,6 +135,11 @@ pub async fn review_run(client: &Client, request: &AdmissionRequest<AgentRun>) -
         return allow.deny(message);
     }
     let ns = request.namespace.clone().unwrap_or_default();
+    let access = Access::new(client.clone(), request.user_info.clone());
+    if let Err(message) = escalation::review_run(client, &access, system_namespace, &ns, run).await {
+        tracing::info!(run = ?run.metadata.name, namespace = %ns, %message, "denied");
+        return allow.deny(message);
+    }
     let instance_name = &run.spec.instance_ref;
     let instance = match Api::<SympoziumInstance>::namespaced(client.clone(), &ns)
         .get_opt(instance_name)

@@ -1,5 +1,6 @@
 //! The shipped manifest registers exactly the endpoints the server serves, runs more than
-//! one replica and mounts the certificate where the server looks for it.
+//! one replica and mounts the certificate where the server looks for it; the webhook may
+//! ask SubjectAccessReviews, and the built-in skills role names exactly the built-in packs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -34,7 +35,12 @@ fn the_manifest_matches_the_server() {
         .collect();
     assert_eq!(
         paths,
-        [server::VALIDATE_PATH, server::VALIDATE_INSTANCES_PATH, server::VALIDATE_PERSONA_PACKS_PATH]
+        [
+            server::VALIDATE_PATH,
+            server::VALIDATE_INSTANCES_PATH,
+            server::VALIDATE_PERSONA_PACKS_PATH,
+            server::VALIDATE_SKILL_PACKS_PATH
+        ]
     );
     let deployment: Deployment = of_kind("Deployment");
     let spec = deployment.spec.unwrap();
@@ -44,4 +50,51 @@ fn the_manifest_matches_the_server() {
     assert!(args.contains(&"--cert-file=/tmp/k8s-webhook-server/serving-certs/tls.crt".to_string()));
     let mount = &pod.containers[0].volume_mounts.as_ref().unwrap()[0];
     assert_eq!(mount.mount_path, "/tmp/k8s-webhook-server/serving-certs");
+}
+
+#[test]
+fn every_review_fails_closed_and_the_webhook_may_ask_for_access_reviews() {
+    let config: ValidatingWebhookConfiguration = of_kind("ValidatingWebhookConfiguration");
+    for hook in config.webhooks.unwrap() {
+        // Each review refuses escalation: a webhook that cannot answer must not mean "allowed".
+        assert_eq!(hook.failure_policy.as_deref(), Some("Fail"), "{}", hook.name);
+    }
+    let role = documents()
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "sympozium-webhook")
+        .unwrap();
+    let rules: Vec<ClusterRoleRule> = serde_yaml::from_value(role["rules"].clone()).unwrap();
+    assert!(rules.iter().any(|r| r.resources == ["subjectaccessreviews"] && r.verbs == ["create"]));
+}
+
+#[derive(serde::Deserialize)]
+struct ClusterRoleRule {
+    resources: Vec<String>,
+    verbs: Vec<String>,
+}
+
+#[test]
+fn the_builtin_skills_role_names_exactly_the_builtin_skill_packs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/builtin");
+    let mut builtin = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let doc = serde_yaml::Value::deserialize(doc).unwrap();
+            if doc["kind"] == "SkillPack" {
+                builtin.push(doc["metadata"]["name"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    builtin.sort();
+    let role = documents()
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "sympozium-builtin-skills")
+        .unwrap();
+    assert_eq!(role["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"], "true");
+    let rule = &role["rules"][0];
+    assert_eq!(rule["verbs"][0], "bind");
+    let mut named: Vec<String> = serde_yaml::from_value(rule["resourceNames"].clone()).unwrap();
+    named.sort();
+    assert_eq!(named, builtin, "add new built-in SkillPacks to sympozium-builtin-skills (or say why not)");
 }

@@ -258,7 +258,9 @@ pub async fn uninstall(client: &Client, namespace: &str, crds: bool) -> anyhow::
             .map(|_| ()),
     )?;
     ignore_missing(Api::<ClusterRoleBinding>::all(client.clone()).delete(webhook, &dp).await.map(|_| ()))?;
-    ignore_missing(Api::<ClusterRole>::all(client.clone()).delete(webhook, &dp).await.map(|_| ()))?;
+    for role in [webhook, install_webhook::BUILTIN_SKILLS_ROLE] {
+        ignore_missing(Api::<ClusterRole>::all(client.clone()).delete(role, &dp).await.map(|_| ()))?;
+    }
     for name in ["sympozium-controller-manager", "nats", webhook] {
         ignore_missing(
             Api::<Deployment>::namespaced(client.clone(), namespace).delete(name, &dp).await.map(|_| ()),

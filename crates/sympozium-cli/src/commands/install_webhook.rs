@@ -15,6 +15,9 @@ use super::install::Target;
 /// Name of the webhook's Deployment, Service, ServiceAccount and certificate Secret prefix.
 pub const NAME: &str = "sympozium-webhook";
 const CERT_SECRET: &str = "sympozium-webhook-cert";
+/// The ClusterRole (aggregated into `edit` and `admin`) that lets namespace users use the
+/// built-in skills (`bind` on those SkillPacks).
+pub const BUILTIN_SKILLS_ROLE: &str = "sympozium-builtin-skills";
 
 /// The serving certificate: CA, certificate and key, PEM.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,8 +111,9 @@ pub fn objects(t: &Target, certificate: &Certificate) -> anyhow::Result<Vec<Valu
     Ok(objects)
 }
 
-/// The configuration, trusting `certificate`'s CA: AgentRuns are refused when the webhook
-/// cannot answer (`Fail`), instance and pack reviews only warn (`Ignore`).
+/// The configuration, trusting `certificate`'s CA: AgentRuns, instances, PersonaPacks and
+/// SkillPacks are refused when the webhook cannot answer (`Fail`), since each review also
+/// stops RBAC escalation through runs.
 pub fn configuration(t: &Target, certificate: &Certificate) -> anyhow::Result<Value> {
     use base64::Engine as _;
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(certificate.ca.as_bytes());
