@@ -18,6 +18,7 @@ pub mod postrun;
 pub mod result;
 pub mod running;
 pub mod sandbox;
+pub mod scope;
 pub mod serve;
 pub mod terminal;
 

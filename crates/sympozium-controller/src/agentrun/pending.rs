@@ -96,28 +96,34 @@ pub fn effective_timeout(run: &AgentRun, instance: Option<&SympoziumInstance>) -
 }
 
 /// The skill sidecars of a run: task-mode sidecars (`serving = false`), or the serving
-/// ones that drive server mode (`serving = true`).
+/// ones that drive server mode (`serving = true`); and the packs whose `clusterRBAC` was
+/// withheld because they are not in the system namespace ([`super::scope`]).
 pub(super) async fn resolve_sidecars(
     run: &AgentRun,
     skills: &[SkillRef],
     ctx: &Context,
     serving: bool,
-) -> Result<Vec<ResolvedSidecar>, Error> {
+) -> Result<(Vec<ResolvedSidecar>, Vec<String>), Error> {
     let ns = run.namespace().unwrap_or_default();
+    let system_ns = &ctx.settings.system_namespace;
     let local: Api<SkillPack> = Api::namespaced(ctx.client.clone(), &ns);
-    let system: Api<SkillPack> = Api::namespaced(ctx.client.clone(), &ctx.settings.system_namespace);
+    let system: Api<SkillPack> = Api::namespaced(ctx.client.clone(), system_ns);
     let mut out = Vec::new();
+    let mut withheld = Vec::new();
     for skill in skills {
         let Some(name) = skill.skill_pack_ref.as_deref() else { continue };
         let name = name.strip_prefix("skillpack-").unwrap_or(name);
-        let pack = match local.get_opt(name).await? {
-            Some(p) => Some(p),
-            None => system.get_opt(name).await.ok().flatten(),
+        let (pack, admin_managed) = match local.get_opt(name).await? {
+            Some(p) => (Some(p), &ns == system_ns),
+            None => (system.get_opt(name).await.ok().flatten(), true),
         };
-        let Some(sidecar) = pack.and_then(|p| p.spec.sidecar) else { continue };
+        let Some(mut sidecar) = pack.and_then(|p| p.spec.sidecar) else { continue };
         // Serving sidecars drive server mode; a task run does not start them.
         if sidecar.image.trim().is_empty() || (sidecar.requires_server == Some(true)) != serving {
             continue;
+        }
+        if super::scope::withhold_cluster_rbac(&mut sidecar, admin_managed) {
+            withheld.push(name.to_string());
         }
         out.push(ResolvedSidecar {
             pack: name.to_string(),
@@ -125,7 +131,7 @@ pub(super) async fn resolve_sidecars(
             params: skill.params.clone().unwrap_or_default(),
         });
     }
-    Ok(out)
+    Ok((out, withheld))
 }
 
 pub(super) async fn grant(
@@ -326,7 +332,8 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         }
     }
 
-    let mut sidecars = resolve_sidecars(run, &skills, ctx, false).await?;
+    let (mut sidecars, withheld) = resolve_sidecars(run, &skills, ctx, false).await?;
+    super::scope::report_withheld(run, api, ctx, &withheld, AgentRunPhase::Pending).await?;
     let host_mounts_allowed =
         policy.as_ref().and_then(|p| p.spec.sandbox_policy.as_ref()).is_some_and(|s| s.allow_host_mounts);
     for pack in super::host::withhold(&mut sidecars, host_mounts_allowed) {

@@ -209,7 +209,8 @@ pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result
         return Ok(Action::await_change());
     };
     let skills = effective_skills(run, Some(&instance));
-    let servers = resolve_sidecars(run, &skills, ctx, true).await?;
+    let (servers, withheld) = resolve_sidecars(run, &skills, ctx, true).await?;
+    super::scope::report_withheld(run, api, ctx, &withheld, AgentRunPhase::Pending).await?;
     let Some(server) = servers.first() else {
         terminal::fail(api, &name, "no sidecar with requiresServer=true found", now).await?;
         return Ok(Action::await_change());
