@@ -184,7 +184,7 @@ async fn cluster_grants_come_only_from_the_system_namespace_whoever_creates_the_
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(seen, [expected.clone()], "one Warning Event says why");
+    assert_eq!(seen, vec![expected], "one Warning Event says why");
 
     // Attack 2: a run created directly, naming the pack itself (with the legacy spelling).
     apply(
