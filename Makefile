@@ -74,6 +74,13 @@ bench-tui-cluster:
 	cargo build --release --locked -p sympozium-cli --example bench_tui
 	target/release/examples/bench_tui --cluster
 
+# Web proxy: streamed chat request -> first token, the overhead the proxy adds (p50/p99),
+# on the test plane with a real nats-server. BENCH_WEB_PROXY_ARGS="--requests 500".
+# Never part of `make test`.
+.PHONY: bench-web-proxy
+bench-web-proxy:
+	cargo run --release --locked -p sympozium-web-proxy --example bench -- $(BENCH_WEB_PROXY_ARGS)
+
 # Local node (sympozium-node): pod start latency, bound -> all containers running, p50/p99
 # over BENCH_PODS (100) busybox pods, one at a time and as a burst, on the test plane.
 # Needs root, bubblewrap and busybox. Never part of `make test`.

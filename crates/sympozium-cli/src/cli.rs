@@ -42,7 +42,7 @@ pub enum Command {
     },
     /// Agents (SympoziumInstances).
     #[command(subcommand, visible_aliases = ["instance", "inst"])]
-    Instances(Named),
+    Instances(InstancesCommand),
     /// Agent runs.
     #[command(subcommand)]
     Runs(RunsCommand),
@@ -119,9 +119,9 @@ pub enum Command {
     },
 }
 
-/// list / get / delete.
+/// `instances` sub-commands.
 #[derive(Subcommand, Debug)]
-pub enum Named {
+pub enum InstancesCommand {
     /// List them.
     List,
     /// Show one.
@@ -131,6 +131,11 @@ pub enum Named {
     },
     /// Delete one.
     Delete {
+        /// Name.
+        name: String,
+    },
+    /// The web endpoint of an instance (the web-endpoint skill): its URL and API key.
+    Endpoint {
         /// Name.
         name: String,
     },

@@ -6,6 +6,7 @@ pub mod channelrouter;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod gateway;
 pub mod http;
 pub mod instance;
 pub mod personapack;
@@ -141,7 +142,8 @@ pub async fn run_controllers(ctx: Arc<Context>) {
         schedule::run(ctx.clone()),
         personapack::run(ctx.clone()),
         skillpack::run(ctx.clone()),
-        policy::run(ctx.clone())
+        policy::run(ctx.clone()),
+        gateway::run(ctx.clone())
     );
 }
 

@@ -1,4 +1,6 @@
-//! Installs the generated CRDs from `deploy/crds` by server-side apply, once per process.
+//! Installs the generated CRDs from `deploy/crds`, and the vendored Gateway API CRDs from
+//! `deploy/gateway-api` (web endpoints route through it), by server-side apply, once per
+//! process.
 
 use std::time::Duration;
 
@@ -12,7 +14,16 @@ use crate::{Error, Result, repo_root, wait_for};
 
 /// Reads every CRD from the repository's `deploy/crds` folder.
 pub fn committed_crds() -> Result<Vec<CustomResourceDefinition>> {
-    let dir = repo_root().join("deploy/crds");
+    crds_in("deploy/crds")
+}
+
+/// The Gateway API CRDs (standard channel) vendored in `deploy/gateway-api`.
+pub fn gateway_api_crds() -> Result<Vec<CustomResourceDefinition>> {
+    crds_in("deploy/gateway-api")
+}
+
+fn crds_in(folder: &str) -> Result<Vec<CustomResourceDefinition>> {
+    let dir = repo_root().join(folder);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map_err(|e| Error::Manifest { path: dir.display().to_string(), reason: e.to_string() })?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -34,7 +45,8 @@ pub fn committed_crds() -> Result<Vec<CustomResourceDefinition>> {
 pub async fn install_crds(client: &Client) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply("sympozium-testkit").force();
-    let crds = committed_crds()?;
+    let mut crds = committed_crds()?;
+    crds.extend(gateway_api_crds()?);
     for crd in &crds {
         let name = crd.metadata.name.clone().unwrap_or_default();
         api.patch(&name, &params, &Patch::Apply(crd)).await?;

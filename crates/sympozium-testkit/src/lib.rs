@@ -12,6 +12,7 @@ pub mod fake_chat;
 pub mod fake_llm;
 pub mod nats;
 mod plane;
+pub mod python;
 mod wait;
 
 pub use crds::install_crds;

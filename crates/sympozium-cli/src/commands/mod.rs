@@ -1,6 +1,7 @@
 //! Commands that talk to the cluster.
 
 mod doctor;
+mod endpoint;
 mod features;
 mod install;
 mod install_webhook;
@@ -19,7 +20,7 @@ pub use doctor::doctor;
 pub use install::{Target, apply_json, install_with};
 pub use run::parse_timeout;
 
-use crate::cli::{Cli, Command, Listing, Named, RunsCommand, SchedulesCommand};
+use crate::cli::{Cli, Command, InstancesCommand, Listing, RunsCommand, SchedulesCommand};
 
 /// Runs a cluster command; returns the exit code.
 pub async fn dispatch(
@@ -31,9 +32,10 @@ pub async fn dispatch(
     let ns = cli.namespace.as_str();
     let out = cli.output;
     match command {
-        Command::Instances(Named::List) => listings::instances(client, ns, out).await,
-        Command::Instances(Named::Get { name }) => listings::get_instance(client, ns, name, out).await,
-        Command::Instances(Named::Delete { name }) => listings::delete_instance(client, ns, name).await,
+        Command::Instances(InstancesCommand::List) => listings::instances(client, ns, out).await,
+        Command::Instances(InstancesCommand::Get { name }) => listings::get_instance(client, ns, name, out).await,
+        Command::Instances(InstancesCommand::Delete { name }) => listings::delete_instance(client, ns, name).await,
+        Command::Instances(InstancesCommand::Endpoint { name }) => endpoint::endpoint(client, ns, name, out).await,
         Command::Runs(RunsCommand::List) => listings::runs(client, ns, out).await,
         Command::Runs(RunsCommand::Get { name }) => listings::get_run(client, ns, name, out).await,
         Command::Runs(RunsCommand::Delete { name }) => listings::delete_run(client, ns, name).await,

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, ResourceRequirements, Secret, SecretKeySelector, Service, ServicePort,
     ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::ObjectMeta;
+use kube::api::{DynamicObject, ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
@@ -27,6 +27,7 @@ use super::build::{ResolvedSidecar, hardened, run_labels, service_account_name};
 use super::pending::{effective_skills, grant, resolve_sidecars};
 use super::{Error, publish, terminal};
 use crate::context::Context;
+use crate::gateway;
 
 /// Name of the server Deployment and Service.
 pub fn server_name(run: &AgentRun) -> String {
@@ -64,11 +65,27 @@ fn probe(initial: i32, period: i32) -> Probe {
     }
 }
 
-/// The server Deployment running the serving sidecar.
-pub fn deployment(run: &AgentRun, server: &ResolvedSidecar, key_secret: &str) -> Deployment {
+/// The server Deployment running the serving sidecar. `event_bus_url` replaces the
+/// sidecar's own `EVENT_BUS_URL`: the proxy must listen where this cluster's runs publish.
+pub fn deployment(run: &AgentRun, server: &ResolvedSidecar, key_secret: &str, event_bus_url: &str) -> Deployment {
     let labels = server_labels(run);
-    let mut vars: Vec<EnvVar> = server.sidecar.env.iter().map(|e| env(&e.name, e.value.clone())).collect();
+    let mut vars: Vec<EnvVar> = server
+        .sidecar
+        .env
+        .iter()
+        .filter(|e| e.name != "EVENT_BUS_URL")
+        .map(|e| env(&e.name, e.value.clone()))
+        .collect();
+    vars.push(env("EVENT_BUS_URL", event_bus_url));
     vars.push(env("INSTANCE_NAME", run.spec.instance_ref.clone()));
+    vars.push(EnvVar {
+        name: "POD_NAMESPACE".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: "metadata.namespace".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     vars.push(EnvVar {
         name: "WEB_PROXY_API_KEY".into(),
         value_from: Some(EnvVarSource {
@@ -219,11 +236,7 @@ pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result
         terminal::fail(api, &name, &format!("granting the server's skill RBAC failed: {e}"), now).await?;
         return Ok(Action::await_change());
     }
-    let key_secret = server
-        .params
-        .get("auth_secret_ref")
-        .cloned()
-        .unwrap_or_else(|| format!("{}-web-proxy-key", run.spec.instance_ref));
+    let key_secret = key_secret_name(run, &server.params);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     if secrets.get_metadata_opt(&key_secret).await?.is_none() {
         let key =
@@ -244,7 +257,8 @@ pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result
         };
         create_if_absent(&secrets, &secret).await?;
     }
-    apply(&Api::<Deployment>::namespaced(ctx.client.clone(), &ns), &deployment(run, server, &key_secret))
+    let bus = ctx.settings.event_bus_url();
+    apply(&Api::<Deployment>::namespaced(ctx.client.clone(), &ns), &deployment(run, server, &key_secret, &bus))
         .await?;
     apply(&Api::<Service>::namespaced(ctx.client.clone(), &ns), &service(run, server)).await?;
     let server_name = server_name(run);
@@ -265,7 +279,53 @@ pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result
         )
         .await;
     }
+    route(run, server.params.get("hostname").map(String::as_str), &key_secret, ctx).await?;
     Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+/// The Secret holding the run's API key (the skill's `auth_secret_ref`, else
+/// `<instance>-web-proxy-key`).
+fn key_secret_name(run: &AgentRun, params: &BTreeMap<String, String>) -> String {
+    params.get("auth_secret_ref").cloned().unwrap_or_else(|| format!("{}-web-proxy-key", run.spec.instance_ref))
+}
+
+/// Creates the HTTPRoute `<run>-web` when the platform gateway is enabled and ready, and
+/// records the endpoint's URL and key Secret on the run (the instance reports them in
+/// `status.webEndpoint`). Without a ready gateway the URL is the in-cluster Service.
+async fn route(run: &AgentRun, hostname: Option<&str>, key_secret: &str, ctx: &Context) -> Result<(), Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let service = server_name(run);
+    let mut url = format!("http://{service}.{ns}.svc:{}", gateway::build::BACKEND_PORT);
+    if let Some(gw) = gateway::ready_gateway(ctx).await?
+        && let Some(host) = gateway::build::route_hostname(run, hostname, &gw)
+    {
+        let route = gateway::build::http_route(run, server_labels(run), &host, &service, &gw, &ctx.settings.system_namespace);
+        let routes: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &ns, &gateway::build::http_route_resource());
+        match create_if_absent(&routes, &route).await {
+            Ok(created) => {
+                if created {
+                    publish(ctx, run, EventType::Normal, "RouteCreated", &format!("HTTPRoute {} for {host}", route.name_any()))
+                        .await;
+                }
+                url = gateway::build::route_url(&host, &gw);
+            }
+            Err(e) => tracing::warn!(error = %e, "creating the HTTPRoute; retried on the next reconcile"),
+        }
+    }
+    let annotations = run.annotations();
+    let unchanged = annotations.get(gateway::build::WEB_URL_ANNOTATION) == Some(&url)
+        && annotations.get(gateway::build::WEB_KEY_SECRET_ANNOTATION).map(String::as_str) == Some(key_secret);
+    if !unchanged {
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            gateway::build::WEB_URL_ANNOTATION: url,
+            gateway::build::WEB_KEY_SECRET_ANNOTATION: key_secret,
+        }}});
+        Api::<AgentRun>::namespaced(ctx.client.clone(), &ns)
+            .patch(&run.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Serving: the Deployment must still exist.
@@ -275,6 +335,15 @@ pub async fn serving(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
     if Api::<Deployment>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await?.is_none() {
         terminal::fail(api, &run.name_any(), "server Deployment not found", Time(ctx.clock.now())).await?;
         return Ok(Action::await_change());
+    }
+    // The gateway may have become ready (or the skill's params changed) since serving began.
+    let instance =
+        Api::<SympoziumInstance>::namespaced(ctx.client.clone(), &ns).get_opt(&run.spec.instance_ref).await?;
+    let skills = effective_skills(run, instance.as_ref());
+    let servers = resolve_sidecars(run, &skills, ctx, true).await?;
+    if let Some(server) = servers.first() {
+        let key_secret = key_secret_name(run, &server.params);
+        route(run, server.params.get("hostname").map(String::as_str), &key_secret, ctx).await?;
     }
     Ok(Action::requeue(Duration::from_secs(30)))
 }

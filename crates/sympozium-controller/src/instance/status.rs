@@ -66,12 +66,17 @@ pub fn compute(
         .find(|r| r.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::WEB_ENDPOINT))
         .map(|r| {
             let status = r.status.clone().unwrap_or_default();
+            // The serving run records its public URL (the gateway route, else its Service)
+            // and its key Secret once it serves.
+            let annotation = |k: &str| r.annotations().get(k).filter(|v| !v.is_empty()).cloned();
             WebEndpointStatus {
                 status: format!("{:?}", status.phase.unwrap_or_default()),
-                url: status
-                    .service_name
-                    .map(|svc| format!("http://{svc}.{}.svc:8080", r.namespace().unwrap_or_default())),
-                auth_secret_name: None,
+                url: annotation(crate::gateway::build::WEB_URL_ANNOTATION).or_else(|| {
+                    status
+                        .service_name
+                        .map(|svc| format!("http://{svc}.{}.svc:8080", r.namespace().unwrap_or_default()))
+                }),
+                auth_secret_name: annotation(crate::gateway::build::WEB_KEY_SECRET_ANNOTATION),
             }
         });
 

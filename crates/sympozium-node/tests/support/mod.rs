@@ -37,6 +37,12 @@ pub fn pod_cidr() -> &'static str {
     })
 }
 
+/// This process's node bridge; its services network namespace is `<bridge>-svc`, where
+/// every Service's cluster IP answers.
+pub fn bridge() -> String {
+    format!("symt{}", std::process::id() % 100_000)
+}
+
 /// Where cargo puts this build's binaries (target/debug, or under CARGO_TARGET_DIR).
 pub fn bin_dir() -> PathBuf {
     std::path::Path::new(env!("CARGO_BIN_EXE_sympozium-node")).parent().unwrap().to_path_buf()
@@ -87,7 +93,7 @@ pub async fn node(client: &Client, plane: &TestPlane) {
             ])
             .args(["--bin-dir", bin_dir.to_str().unwrap()])
             .args(["--state-dir", state.to_str().unwrap()])
-            .args(["--bridge", &format!("symt{}", pid % 100_000)])
+            .args(["--bridge", &bridge()])
             .args(["--pod-cidr", pod_cidr()])
             .args(["--register-with-taints", &format!("{TAINT}=true:NoSchedule")])
             .args(["--parent-pid", &pid.to_string()])
