@@ -403,3 +403,34 @@ async fn version_crds_and_deleting_instances_and_runs() {
     let out = sympozium(&plane, &ns, &["instances", "delete", "my-agent"]).await;
     assert!(!out.status.success() && stderr(&out).contains("not found"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn instances_endpoint_prints_the_url_and_the_key() {
+    let (plane, client, ns) = setup("cli-endpoint").await;
+    // Not serving yet: a one-line error saying so.
+    let out = sympozium(&plane, &ns, &["instances", "endpoint", "my-agent"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("has no web endpoint"), "{}", stderr(&out));
+
+    // What the instance controller reports once the endpoint serves through the gateway.
+    let instances: Api<sympozium_api::SympoziumInstance> = Api::namespaced(client.clone(), &ns);
+    let status = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance", "status": {
+        "phase": "Serving", "activeAgentPods": 1, "totalAgentRuns": 1,
+        "webEndpoint": {"status": "Serving", "url": "https://my-agent.agents.example.com",
+                        "authSecretName": "my-agent-web-proxy-key"}}});
+    instances.patch_status("my-agent", &PatchParams::apply("test").force(), &Patch::Apply(&status)).await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client, &ns);
+    let secret = json!({"metadata": {"name": "my-agent-web-proxy-key"}, "stringData": {"api-key": "sk-0123abcd"}});
+    secrets.create(&Default::default(), &serde_json::from_value(secret).unwrap()).await.unwrap();
+
+    let out = sympozium(&plane, &ns, &["instances", "endpoint", "my-agent"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.lines().any(|l| l.starts_with("URL") && l.ends_with("https://my-agent.agents.example.com")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("OPENAI BASE URL") && l.ends_with("https://my-agent.agents.example.com/v1")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("API KEY") && l.ends_with("sk-0123abcd")), "{text}");
+    let out = sympozium(&plane, &ns, &["instances", "endpoint", "my-agent", "-o", "json"]).await;
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["apiKey"], "sk-0123abcd");
+    assert_eq!(doc["mcpURL"], "https://my-agent.agents.example.com/mcp");
+}

@@ -262,6 +262,34 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
     assert_eq!(names.iter().filter(|n| n.starts_with("helper-web-")).count(), 2, "{names:?}");
     assert_eq!(names.iter().filter(|n| n.starts_with("helper-mcp-")).count(), 1, "{names:?}");
 
+    // Only the platform config is acted on; another one only says so.
+    configs
+        .create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
+            "kind": "SympoziumConfig", "metadata": {"name": "mine"},
+            "spec": {"gateway": {"enabled": true, "name": "tenant-gateway", "baseDomain": "evil.example.test"}}})).unwrap())
+        .await
+        .unwrap();
+    let ignored = wait_for(&configs, "mine", "the other config refused", WAIT, |c: Option<&SympoziumConfig>| {
+        c.and_then(|c| c.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Error")
+    })
+    .await
+    .unwrap();
+    assert!(ignored.status.unwrap().conditions[0].message.contains("only"), "why it was ignored");
+    assert!(gateways.get_opt("tenant-gateway").await.unwrap().is_none());
+
+    // Disabling the gateway removes the Gateway and the GatewayClass the controller made.
+    configs
+        .patch("default", &PatchParams::default(), &Patch::Merge(json!({"spec": {"gateway": {"enabled": false}}})))
+        .await
+        .unwrap();
+    sympozium_testkit::wait_until_gone(&gateways, "sympozium-gateway", "the Gateway", WAIT).await.unwrap();
+    sympozium_testkit::wait_until_gone(&classes, "sympozium", "the GatewayClass", WAIT).await.unwrap();
+    let disabled = wait_for(&configs, "default", "Disabled", WAIT, |c: Option<&SympoziumConfig>| {
+        c.and_then(|c| c.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Disabled")
+    })
+    .await;
+    assert!(disabled.is_ok(), "{disabled:?}");
+
     for t in tasks {
         t.abort();
     }
