@@ -418,16 +418,28 @@ async fn instances_endpoint_prints_the_url_and_the_key() {
         "phase": "Serving", "activeAgentPods": 1, "totalAgentRuns": 1,
         "webEndpoint": {"status": "Serving", "url": "https://my-agent.agents.example.com",
                         "authSecretName": "my-agent-web-proxy-key"}}});
-    instances.patch_status("my-agent", &PatchParams::apply("test").force(), &Patch::Apply(&status)).await.unwrap();
+    instances
+        .patch_status("my-agent", &PatchParams::apply("test").force(), &Patch::Apply(&status))
+        .await
+        .unwrap();
     let secrets: Api<Secret> = Api::namespaced(client, &ns);
-    let secret = json!({"metadata": {"name": "my-agent-web-proxy-key"}, "stringData": {"api-key": "sk-0123abcd"}});
+    let secret =
+        json!({"metadata": {"name": "my-agent-web-proxy-key"}, "stringData": {"api-key": "sk-0123abcd"}});
     secrets.create(&Default::default(), &serde_json::from_value(secret).unwrap()).await.unwrap();
 
     let out = sympozium(&plane, &ns, &["instances", "endpoint", "my-agent"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.lines().any(|l| l.starts_with("URL") && l.ends_with("https://my-agent.agents.example.com")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("OPENAI BASE URL") && l.ends_with("https://my-agent.agents.example.com/v1")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("URL") && l.ends_with("https://my-agent.agents.example.com")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("OPENAI BASE URL") && l.ends_with("https://my-agent.agents.example.com/v1")
+        ),
+        "{text}"
+    );
     assert!(text.lines().any(|l| l.starts_with("API KEY") && l.ends_with("sk-0123abcd")), "{text}");
     let out = sympozium(&plane, &ns, &["instances", "endpoint", "my-agent", "-o", "json"]).await;
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -48,8 +48,9 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
     ensure_built("sympozium-agent-runner", &["sympozium-agent-runner"]);
     ensure_built("sympozium-ipc-bridge", &["sympozium-ipc-bridge"]);
     ensure_built("sympozium-web-proxy", &["sympozium-web-proxy"]);
-    let python = sympozium_testkit::python::python_venv("serving-clients", &["openai>=1.40", "mcp>=1.9", "httpx2"])
-        .expect("a venv with the openai and mcp SDKs (pip install from PyPI)");
+    let python =
+        sympozium_testkit::python::python_venv("serving-clients", &["openai>=1.40", "mcp>=1.9", "httpx2"])
+            .expect("a venv with the openai and mcp SDKs (pip install from PyPI)");
     let plane = TestPlane::get().unwrap();
     let client = plane.client().await.unwrap();
     let ns = namespace(&client, &plane, "serving").await;
@@ -87,13 +88,20 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
     )
     .await;
     // The built-in web-endpoint skill, as installed.
-    let skill: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(sympozium_testkit::repo_root().join("deploy/builtin/skillpack-web-endpoint.yaml")).unwrap())
-            .unwrap();
+    let skill: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(
+            sympozium_testkit::repo_root().join("deploy/builtin/skillpack-web-endpoint.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let skills = Api::<DynamicObject>::namespaced_with(
         client.clone(),
         &ns,
-        &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("sympozium.ai", "v1alpha1", "SkillPack"), "skillpacks"),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("sympozium.ai", "v1alpha1", "SkillPack"),
+            "skillpacks",
+        ),
     );
     skills.create(&PostParams::default(), &serde_json::from_value(skill).unwrap()).await.unwrap();
 
@@ -103,7 +111,8 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
         event_bus_url: Some(format!("nats://nats.{ns}.svc:4222")),
         ..Default::default()
     };
-    let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::default(), Some(ns.clone()), "serving-e2e"));
+    let ctx =
+        Arc::new(Context::new(client.clone(), settings, Metrics::default(), Some(ns.clone()), "serving-e2e"));
     let tasks = [
         tokio::spawn(agentrun::run(ctx.clone())),
         tokio::spawn(skillpack::run(ctx.clone())),
@@ -114,14 +123,21 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
     // The platform gateway: created by the controller, programmed by "the implementation".
     let configs: Api<SympoziumConfig> = Api::namespaced(client.clone(), &ns);
     configs
-        .create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
             "kind": "SympoziumConfig", "metadata": {"name": "default"},
             "spec": {"gateway": {"enabled": true, "baseDomain": "agents.example.test",
-                "tls": {"enabled": true, "certManagerClusterIssuer": "letsencrypt"}}}})).unwrap())
+                "tls": {"enabled": true, "certManagerClusterIssuer": "letsencrypt"}}}}))
+            .unwrap(),
+        )
         .await
         .unwrap();
     let gateways = Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &gw("Gateway", "gateways"));
-    let gateway_obj = wait_for(&gateways, "sympozium-gateway", "the Gateway", WAIT, |g: Option<&DynamicObject>| g.is_some())
+    let gateway_obj =
+        wait_for(&gateways, "sympozium-gateway", "the Gateway", WAIT, |g: Option<&DynamicObject>| {
+            g.is_some()
+        })
         .await
         .unwrap();
     let listeners = gateway_obj.data["spec"]["listeners"].as_array().unwrap().clone();
@@ -137,7 +153,11 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
             {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "test",
             "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}]}});
     gateways
-        .patch_status("sympozium-gateway", &PatchParams::apply("gateway-implementation").force(), &Patch::Apply(&programmed))
+        .patch_status(
+            "sympozium-gateway",
+            &PatchParams::apply("gateway-implementation").force(),
+            &Patch::Apply(&programmed),
+        )
         .await
         .unwrap();
     let ready = wait_for(&configs, "default", "the config Ready", WAIT, |c: Option<&SympoziumConfig>| {
@@ -159,11 +179,19 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
                 "memory": {"enabled": false, "systemPrompt": "You are the shop's SRE helper."}}})).unwrap())
         .await
         .unwrap();
-    let serving = wait_for(&instances, "helper", "the instance Serving with its URL", WAIT, |i: Option<&SympoziumInstance>| {
-        let s = i.and_then(|i| i.status.as_ref());
-        s.and_then(|s| s.phase.as_deref()) == Some("Serving")
-            && s.and_then(|s| s.web_endpoint.as_ref()).and_then(|w| w.url.as_deref()).is_some_and(|u| u.starts_with("https://"))
-    })
+    let serving = wait_for(
+        &instances,
+        "helper",
+        "the instance Serving with its URL",
+        WAIT,
+        |i: Option<&SympoziumInstance>| {
+            let s = i.and_then(|i| i.status.as_ref());
+            s.and_then(|s| s.phase.as_deref()) == Some("Serving")
+                && s.and_then(|s| s.web_endpoint.as_ref())
+                    .and_then(|w| w.url.as_deref())
+                    .is_some_and(|u| u.starts_with("https://"))
+        },
+    )
     .await;
     let serving = match serving {
         Ok(s) => s,
@@ -193,7 +221,8 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
     assert!(key.starts_with("sk-") && key.len() == 51, "{key}");
 
     // The SDKs, in the node's services network namespace, through the Service's cluster IP.
-    let script = sympozium_testkit::repo_root().join("crates/sympozium-web-proxy/tests/clients/serving_clients.py");
+    let script =
+        sympozium_testkit::repo_root().join("crates/sympozium-web-proxy/tests/clients/serving_clients.py");
     let out = tokio::process::Command::new("ip")
         .args(["netns", "exec", &format!("{}-svc", bridge())])
         .arg(&python)
@@ -206,11 +235,13 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     if !out.status.success() {
-        let logs = pods.list(&ListParams::default().labels("sympozium.ai/component=agent-server")).await.unwrap();
+        let logs =
+            pods.list(&ListParams::default().labels("sympozium.ai/component=agent-server")).await.unwrap();
         let pod = logs.items[0].name_any();
         panic!("clients failed: {stderr}\nproxy log:\n{}", support::logs(&plane, &ns, &pod, "web-proxy"));
     }
-    let seen: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let seen: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
 
     let chat = &seen["chat"];
     assert_eq!(chat["content"], "Two pods crash-loop in shop: payments and cart.", "{seen:#}");
@@ -224,7 +255,10 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
     assert!(chat["id"].as_str().unwrap().starts_with("chatcmpl-helper-web-"), "{chat}");
 
     let stream = &seen["stream"];
-    assert_eq!(stream["content"], "The payment gateway timed out for twelve minutes after the 14:02 deploy.", "{seen:#}");
+    assert_eq!(
+        stream["content"], "The payment gateway timed out for twelve minutes after the 14:02 deploy.",
+        "{seen:#}"
+    );
     assert!(stream["pieces"].as_array().unwrap().len() > 1, "the answer arrived in pieces: {stream}");
     assert_eq!(stream["finish_reason"], "stop");
     assert_eq!(stream["roles"], json!(["assistant"]));
@@ -269,17 +303,22 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
             "spec": {"gateway": {"enabled": true, "name": "tenant-gateway", "baseDomain": "evil.example.test"}}})).unwrap())
         .await
         .unwrap();
-    let ignored = wait_for(&configs, "mine", "the other config refused", WAIT, |c: Option<&SympoziumConfig>| {
-        c.and_then(|c| c.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Error")
-    })
-    .await
-    .unwrap();
+    let ignored =
+        wait_for(&configs, "mine", "the other config refused", WAIT, |c: Option<&SympoziumConfig>| {
+            c.and_then(|c| c.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Error")
+        })
+        .await
+        .unwrap();
     assert!(ignored.status.unwrap().conditions[0].message.contains("only"), "why it was ignored");
     assert!(gateways.get_opt("tenant-gateway").await.unwrap().is_none());
 
     // Disabling the gateway removes the Gateway and the GatewayClass the controller made.
     configs
-        .patch("default", &PatchParams::default(), &Patch::Merge(json!({"spec": {"gateway": {"enabled": false}}})))
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"gateway": {"enabled": false}}})),
+        )
         .await
         .unwrap();
     sympozium_testkit::wait_until_gone(&gateways, "sympozium-gateway", "the Gateway", WAIT).await.unwrap();
@@ -303,7 +342,10 @@ async fn wait_for_pod(pods: &Api<Pod>, selector: &str, timeout: Duration) -> Pod
             return p.clone();
         }
         if tokio::time::Instant::now() > deadline {
-            panic!("no ready pod for {selector}: {:?}", list.items.iter().map(|p| p.status.clone()).collect::<Vec<_>>());
+            panic!(
+                "no ready pod for {selector}: {:?}",
+                list.items.iter().map(|p| p.status.clone()).collect::<Vec<_>>()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -28,7 +28,8 @@ fn run(cmd: &mut Command) -> Result<()> {
 /// on first use in `<target>/python/<name>`. A venv is made in a temporary folder and moved
 /// into place when complete, so an interrupted install is never reused.
 pub fn python_venv(name: &str, packages: &[&str]) -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
     let dir = target.join("python").join(name);
     let python = dir.join("bin").join("python");
     if python.is_file() {
@@ -47,6 +48,9 @@ pub fn python_venv(name: &str, packages: &[&str]) -> Result<PathBuf> {
     if python.is_file() {
         Ok(python)
     } else {
-        Err(Error::Command { command: format!("python venv {name}"), reason: "no python after install".into() })
+        Err(Error::Command {
+            command: format!("python venv {name}"),
+            reason: "no python after install".into(),
+        })
     }
 }

@@ -60,12 +60,19 @@ async fn main() {
         "kind": "SympoziumInstance", "metadata": {"name": "bench"},
         "spec": {"agents": {"default": {"model": "gpt-4o"}}, "authRefs": [{"provider": "openai", "secret": "k"}]}}))
     .unwrap();
-    Api::<SympoziumInstance>::namespaced(client.clone(), &ns).create(&PostParams::default(), &inst).await.unwrap();
+    Api::<SympoziumInstance>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &inst)
+        .await
+        .unwrap();
 
     let hub = Hub::default();
     let runs = Runs::new(client.clone(), ns.clone(), "bench".into(), hub.clone(), Duration::from_secs(60));
     tokio::spawn(hub.run(nats.url(), runs.api(), "bench".into()));
-    let router = sympozium_web_proxy::router(runs.clone(), Gate::new(&["sk-bench".into()], 1_000_000, 1_000_000), 1 << 20);
+    let router = sympozium_web_proxy::router(
+        runs.clone(),
+        Gate::new(&["sk-bench".into()], 1_000_000, 1_000_000),
+        1 << 20,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -75,7 +82,10 @@ async fn main() {
     let bus = Bus::connect(&nats.url()).await.unwrap();
     let (seen2, api) = (seen.clone(), runs.api());
     tokio::spawn(async move {
-        let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default().labels("sympozium.ai/source=web-proxy")));
+        let mut events = std::pin::pin!(watcher::watcher(
+            api,
+            watcher::Config::default().labels("sympozium.ai/source=web-proxy")
+        ));
         while let Some(Ok(ev)) = events.next().await {
             let watcher::Event::Apply(run) = ev else { continue };
             let name = run.name_any();
@@ -83,12 +93,27 @@ async fn main() {
                 continue;
             }
             let visible = Instant::now();
-            let meta = BTreeMap::from([("agentRunID".to_string(), name.clone()), ("instanceName".to_string(), "bench".to_string())]);
+            let meta = BTreeMap::from([
+                ("agentRunID".to_string(), name.clone()),
+                ("instanceName".to_string(), "bench".to_string()),
+            ]);
             let published = Instant::now();
-            bus.publish(topics::AGENT_STREAM_CHUNK, meta.clone(), &json!({"type": "text", "content": "first", "index": 0})).await.unwrap();
+            bus.publish(
+                topics::AGENT_STREAM_CHUNK,
+                meta.clone(),
+                &json!({"type": "text", "content": "first", "index": 0}),
+            )
+            .await
+            .unwrap();
             seen2.lock().unwrap().insert(name, (visible, published));
-            bus.publish(topics::AGENT_RUN_COMPLETED, meta, &json!({"status": "success", "response": "first",
-                "metrics": {"inputTokens": 1, "outputTokens": 1}})).await.unwrap();
+            bus.publish(
+                topics::AGENT_RUN_COMPLETED,
+                meta,
+                &json!({"status": "success", "response": "first",
+                "metrics": {"inputTokens": 1, "outputTokens": 1}}),
+            )
+            .await
+            .unwrap();
         }
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -119,7 +144,8 @@ async fn main() {
             }
         }
         let t2 = first.expect("the first token");
-        let id = buf.split("\"id\":\"chatcmpl-").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
+        let id =
+            buf.split("\"id\":\"chatcmpl-").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
         let (visible, published) = seen.lock().unwrap()[&id];
         if i >= 10 {
             // The first requests warm connections and caches.

@@ -87,10 +87,8 @@ pub fn bearer(req: &Request) -> Option<&str> {
 /// Middleware: 401 without a valid key, 429 once the key's bucket is empty.
 pub async fn require_key(State(gate): State<Gate>, req: Request, next: Next) -> Response {
     let Some(token) = bearer(&req) else {
-        return ApiError::unauthorized(
-            "missing API key: send it as the Authorization: Bearer <key> header",
-        )
-        .into_response();
+        return ApiError::unauthorized("missing API key: send it as the Authorization: Bearer <key> header")
+            .into_response();
     };
     let Some(key) = gate.authenticate(token) else {
         return ApiError::unauthorized("incorrect API key provided").into_response();

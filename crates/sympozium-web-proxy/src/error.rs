@@ -31,12 +31,18 @@ impl ApiError {
 
     /// 400: the request is malformed; `param` names the field.
     pub fn invalid(param: &str, message: impl Into<String>) -> Self {
-        Self { param: Some(param.into()), ..Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message) }
+        Self {
+            param: Some(param.into()),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+        }
     }
 
     /// 401: missing or wrong API key.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self { code: Some("invalid_api_key"), ..Self::new(StatusCode::UNAUTHORIZED, "authentication_error", message) }
+        Self {
+            code: Some("invalid_api_key"),
+            ..Self::new(StatusCode::UNAUTHORIZED, "authentication_error", message)
+        }
     }
 
     /// 429: the key's rate limit is used up.

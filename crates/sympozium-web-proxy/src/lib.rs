@@ -64,7 +64,8 @@ pub fn router(runs: Runs, gate: Gate, max_body: usize) -> Router {
 
 /// Serves `router` on `addr` until a shutdown signal.
 pub async fn serve(addr: std::net::SocketAddr, router: Router) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr, source })?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr, source })?;
     tracing::info!(%addr, "web proxy listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
@@ -82,6 +83,7 @@ pub async fn run(config: Config, client: Client) -> Result<(), Error> {
     let hub = runs::Hub::default();
     let runs = Runs::new(client, namespace, config.instance_name.clone(), hub.clone(), config.run_timeout);
     tokio::spawn(hub.run(config.event_bus_url.clone(), runs.api(), config.instance_name.clone()));
-    let gate = Gate::new(std::slice::from_ref(&config.api_key), config.rate_limit_rpm, config.rate_limit_burst);
+    let gate =
+        Gate::new(std::slice::from_ref(&config.api_key), config.rate_limit_rpm, config.rate_limit_burst);
     serve(config.addr, router(runs, gate, config.max_request_bytes)).await
 }

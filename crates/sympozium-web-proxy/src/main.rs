@@ -9,11 +9,16 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")),
+        )
         .json()
         .init();
     let config = Config::parse();
-    anyhow::ensure!(!config.api_key.trim().is_empty(), "WEB_PROXY_API_KEY is empty: refusing to serve without a key");
+    anyhow::ensure!(
+        !config.api_key.trim().is_empty(),
+        "WEB_PROXY_API_KEY is empty: refusing to serve without a key"
+    );
     anyhow::ensure!(!config.instance_name.trim().is_empty(), "INSTANCE_NAME is empty");
     let kube_config = match &config.kubeconfig {
         Some(path) => {

@@ -99,7 +99,10 @@ impl ServerHandler for AgentServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         if request.name != ASK_AGENT {
-            return Err(ErrorData::invalid_params(format!("unknown tool {:?}; the tool is {ASK_AGENT}", request.name), None));
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool {:?}; the tool is {ASK_AGENT}", request.name),
+                None,
+            ));
         }
         let task = request
             .arguments
@@ -120,6 +123,7 @@ impl ServerHandler for AgentServer {
 /// or the Gateway under names this pod cannot know, and every request carries the API key
 /// (checked before this service), which a DNS-rebinding page does not have.
 pub fn service(runs: Runs, max_body: usize) -> StreamableHttpService<AgentServer, LocalSessionManager> {
-    let config = StreamableHttpServerConfig::default().disable_allowed_hosts().with_max_request_body_bytes(max_body);
+    let config =
+        StreamableHttpServerConfig::default().disable_allowed_hosts().with_max_request_body_bytes(max_body);
     StreamableHttpService::new(move || Ok(AgentServer::new(runs.clone())), Arc::default(), config)
 }

@@ -77,7 +77,9 @@ async fn chat(State(state): State<AppState>, Body(req): Body<ChatRequest>) -> Re
     let created = chrono::Utc::now().timestamp();
     if !req.stream {
         return match handle.outcome().await? {
-            Outcome::Answer(text, usage) => Ok(Json(wire::completion(&id, created, &model, &text, usage)).into_response()),
+            Outcome::Answer(text, usage) => {
+                Ok(Json(wire::completion(&id, created, &model, &text, usage)).into_response())
+            }
             Outcome::Failed(error) => Err(ApiError::run_failed(format!("agent run failed: {error}"))),
         };
     }

@@ -187,7 +187,13 @@ pub fn run_name(instance: &str, kind: Kind, suffix: &str) -> String {
 }
 
 /// The AgentRun answering one request (spec: the web proxy rows of "who creates runs").
-pub fn agent_run(inst: &SympoziumInstance, kind: Kind, name: &str, prompt: &Prompt, timeout: &str) -> AgentRun {
+pub fn agent_run(
+    inst: &SympoziumInstance,
+    kind: Kind,
+    name: &str,
+    prompt: &Prompt,
+    timeout: &str,
+) -> AgentRun {
     let instance = inst.name_any();
     let agent = &inst.spec.agents.default;
     let instance_prompt = inst.spec.memory.as_ref().and_then(|m| m.system_prompt.clone());
@@ -200,7 +206,9 @@ pub fn agent_run(inst: &SympoziumInstance, kind: Kind, name: &str, prompt: &Prom
         .spec
         .skills
         .iter()
-        .filter(|s| !matches!(s.skill_pack_ref.as_deref(), Some(skills::WEB_ENDPOINT | skills::WEB_ENDPOINT_LEGACY)))
+        .filter(|s| {
+            !matches!(s.skill_pack_ref.as_deref(), Some(skills::WEB_ENDPOINT | skills::WEB_ENDPOINT_LEGACY))
+        })
         .cloned()
         .collect();
     let mut run = AgentRun::new(
@@ -242,7 +250,10 @@ pub fn agent_run(inst: &SympoziumInstance, kind: Kind, name: &str, prompt: &Prom
 /// Usage from a runner result's `metrics`.
 fn usage_of_result(result: &Value) -> Usage {
     let m = &result["metrics"];
-    Usage { prompt: m["inputTokens"].as_i64().unwrap_or(0), completion: m["outputTokens"].as_i64().unwrap_or(0) }
+    Usage {
+        prompt: m["inputTokens"].as_i64().unwrap_or(0),
+        completion: m["outputTokens"].as_i64().unwrap_or(0),
+    }
 }
 
 /// The outcome carried by a runner result.
@@ -259,9 +270,9 @@ pub fn outcome_of_result(result: &Value, streamed: &str) -> Outcome {
 pub fn outcome_of_status(run: &AgentRun, streamed: &str) -> Option<Outcome> {
     let s = run.status.as_ref()?;
     match s.phase? {
-        AgentRunPhase::Failed => {
-            Some(Outcome::Failed(s.error.clone().filter(|e| !e.trim().is_empty()).unwrap_or_else(|| "the agent run failed".into())))
-        }
+        AgentRunPhase::Failed => Some(Outcome::Failed(
+            s.error.clone().filter(|e| !e.trim().is_empty()).unwrap_or_else(|| "the agent run failed".into()),
+        )),
         AgentRunPhase::Succeeded => {
             let usage = s
                 .token_usage
@@ -320,7 +331,12 @@ impl Runs {
     }
 
     /// Creates the run for `prompt` and returns a handle to wait on it.
-    pub async fn start(&self, inst: &SympoziumInstance, kind: Kind, prompt: &Prompt) -> Result<RunHandle, ApiError> {
+    pub async fn start(
+        &self,
+        inst: &SympoziumInstance,
+        kind: Kind,
+        prompt: &Prompt,
+    ) -> Result<RunHandle, ApiError> {
         let suffix = random_hex(5).map_err(|e| ApiError::internal(format!("no random source: {e}")))?;
         let name = run_name(&self.instance, kind, &suffix);
         let timeout = format!("{}s", self.timeout.as_secs());
@@ -426,7 +442,9 @@ impl Drop for RunHandle {
                 rt.spawn(async move {
                     match api.delete(&name, &DeleteParams::background()).await {
                         Ok(_) => tracing::info!(run = %name, "caller went away or timed out: run deleted"),
-                        Err(e) => tracing::warn!(run = %name, error = %e, "could not delete an abandoned run"),
+                        Err(e) => {
+                            tracing::warn!(run = %name, error = %e, "could not delete an abandoned run")
+                        }
                     }
                 });
             }
@@ -477,12 +495,19 @@ mod tests {
 
     #[test]
     fn outcomes() {
-        let ok = json!({"status": "success", "response": "42", "metrics": {"inputTokens": 7, "outputTokens": 2}});
-        assert_eq!(outcome_of_result(&ok, ""), Outcome::Answer("42".into(), Usage { prompt: 7, completion: 2 }));
+        let ok =
+            json!({"status": "success", "response": "42", "metrics": {"inputTokens": 7, "outputTokens": 2}});
+        assert_eq!(
+            outcome_of_result(&ok, ""),
+            Outcome::Answer("42".into(), Usage { prompt: 7, completion: 2 })
+        );
         let failed = json!({"status": "error", "error": "provider said 401"});
         assert_eq!(outcome_of_result(&failed, "partial"), Outcome::Failed("provider said 401".into()));
         let empty = json!({"status": "success"});
-        assert_eq!(outcome_of_result(&empty, "streamed text"), Outcome::Answer("streamed text".into(), Usage::default()));
+        assert_eq!(
+            outcome_of_result(&empty, "streamed text"),
+            Outcome::Answer("streamed text".into(), Usage::default())
+        );
     }
 
     #[test]
@@ -490,15 +515,31 @@ mod tests {
         let hub = Hub::default();
         let mut rx = hub.register("helper-web-1");
         let env = |inst: &str, run: &str, topic: &str, data: Value| {
-            Envelope::new(topic, BTreeMap::from([("instanceName".into(), inst.into()), ("agentRunID".into(), run.into())]), data)
+            Envelope::new(
+                topic,
+                BTreeMap::from([("instanceName".into(), inst.into()), ("agentRunID".into(), run.into())]),
+                data,
+            )
         };
-        hub.on_envelope("helper", env("other", "helper-web-1", topics::AGENT_STREAM_CHUNK, json!({"content": "no"})));
-        hub.on_envelope("helper", env("helper", "helper-web-2", topics::AGENT_STREAM_CHUNK, json!({"content": "no"})));
-        hub.on_envelope("helper", env("helper", "helper-web-1", topics::AGENT_STREAM_CHUNK, json!({"content": "yes"})));
+        hub.on_envelope(
+            "helper",
+            env("other", "helper-web-1", topics::AGENT_STREAM_CHUNK, json!({"content": "no"})),
+        );
+        hub.on_envelope(
+            "helper",
+            env("helper", "helper-web-2", topics::AGENT_STREAM_CHUNK, json!({"content": "no"})),
+        );
+        hub.on_envelope(
+            "helper",
+            env("helper", "helper-web-1", topics::AGENT_STREAM_CHUNK, json!({"content": "yes"})),
+        );
         assert!(matches!(rx.try_recv().unwrap(), RunEvent::Chunk(t) if t == "yes"));
         assert!(rx.try_recv().is_err());
         hub.unregister("helper-web-1");
-        hub.on_envelope("helper", env("helper", "helper-web-1", topics::AGENT_STREAM_CHUNK, json!({"content": "late"})));
+        hub.on_envelope(
+            "helper",
+            env("helper", "helper-web-1", topics::AGENT_STREAM_CHUNK, json!({"content": "late"})),
+        );
         assert!(rx.try_recv().is_err());
     }
 }

@@ -42,7 +42,10 @@ async fn agent(client: Client, ns: String, nats_url: String) {
         if !done.insert(name.clone()) {
             continue;
         }
-        let meta = BTreeMap::from([("agentRunID".to_string(), name.clone()), ("instanceName".to_string(), "helper".to_string())]);
+        let meta = BTreeMap::from([
+            ("agentRunID".to_string(), name.clone()),
+            ("instanceName".to_string(), "helper".to_string()),
+        ]);
         let task = run.spec.task.clone();
         let (bus, api) = (bus.clone(), api.clone());
         tokio::spawn(async move {
@@ -50,23 +53,37 @@ async fn agent(client: Client, ns: String, nats_url: String) {
                 // The pod died without a result: only the run's status says so.
                 let status = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
                     "status": {"phase": "Failed", "error": "container agent: OOMKilled"}});
-                api.patch_status(&name, &PatchParams::apply("test").force(), &Patch::Apply(&status)).await.unwrap();
-            } else if task.contains("provider down") {
-                bus.publish(topics::AGENT_RUN_COMPLETED, meta, &json!({"status": "error", "error": "LLM returned 503"}))
+                api.patch_status(&name, &PatchParams::apply("test").force(), &Patch::Apply(&status))
                     .await
                     .unwrap();
+            } else if task.contains("provider down") {
+                bus.publish(
+                    topics::AGENT_RUN_COMPLETED,
+                    meta,
+                    &json!({"status": "error", "error": "LLM returned 503"}),
+                )
+                .await
+                .unwrap();
             } else if task.contains("slow") {
                 // Never answers.
             } else {
                 for (i, piece) in ["Hello", " from", " the agent."].iter().enumerate() {
-                    bus.publish(topics::AGENT_STREAM_CHUNK, meta.clone(), &json!({"type": "text", "content": piece, "index": i}))
-                        .await
-                        .unwrap();
-                }
-                bus.publish(topics::AGENT_RUN_COMPLETED, meta, &json!({"status": "success",
-                    "response": "Hello from the agent.", "metrics": {"inputTokens": 11, "outputTokens": 4}}))
+                    bus.publish(
+                        topics::AGENT_STREAM_CHUNK,
+                        meta.clone(),
+                        &json!({"type": "text", "content": piece, "index": i}),
+                    )
                     .await
                     .unwrap();
+                }
+                bus.publish(
+                    topics::AGENT_RUN_COMPLETED,
+                    meta,
+                    &json!({"status": "success",
+                    "response": "Hello from the agent.", "metrics": {"inputTokens": 11, "outputTokens": 4}}),
+                )
+                .await
+                .unwrap();
             }
         });
     }
@@ -82,7 +99,10 @@ async fn start(rpm: u32, burst: u32, timeout: Duration) -> Proxy {
         "kind": "SympoziumInstance", "metadata": {"name": "helper"},
         "spec": {"agents": {"default": {"model": "gpt-4o"}}, "authRefs": [{"provider": "openai", "secret": "k"}]}}))
     .unwrap();
-    Api::<SympoziumInstance>::namespaced(client.clone(), &ns).create(&PostParams::default(), &inst).await.unwrap();
+    Api::<SympoziumInstance>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &inst)
+        .await
+        .unwrap();
     let hub = Hub::default();
     let runs = Runs::new(client.clone(), ns.clone(), "helper".into(), hub.clone(), timeout);
     tokio::spawn(hub.run(nats.url(), runs.api(), "helper".into()));
@@ -127,7 +147,8 @@ async fn answers_failures_and_timeouts_are_real_http_outcomes() {
     let text = streamed.text().await.unwrap();
     let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
     assert_eq!(*events.last().unwrap(), "[DONE]", "{text}");
-    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let chunks: Vec<Value> =
+        events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
     assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let content: String =
@@ -152,7 +173,10 @@ async fn answers_failures_and_timeouts_are_real_http_outcomes() {
 
     // A failure during a stream is an error event, and no [DONE].
     let text = post(&p, Some(KEY), chat("provider down", true)).await.text().await.unwrap();
-    assert!(text.contains("\"error\"") && text.contains("LLM returned 503") && !text.contains("[DONE]"), "{text}");
+    assert!(
+        text.contains("\"error\"") && text.contains("LLM returned 503") && !text.contains("[DONE]"),
+        "{text}"
+    );
 
     // No answer in time: 504, and the abandoned run is deleted.
     let slow = post(&p, Some(KEY), chat("slow task", false)).await;
@@ -160,14 +184,18 @@ async fn answers_failures_and_timeouts_are_real_http_outcomes() {
     let body: Value = slow.json().await.unwrap();
     assert_eq!(body["error"]["message"], "agent run timed out");
     let runs: Api<AgentRun> = Api::namespaced(p.client.clone(), &p.ns);
-    let slow_run = runs.list(&Default::default()).await.unwrap().items.into_iter().find(|r| r.spec.task == "slow task");
+    let slow_run =
+        runs.list(&Default::default()).await.unwrap().items.into_iter().find(|r| r.spec.task == "slow task");
     if let Some(r) = slow_run {
         wait_until_gone(&runs, &r.name_any(), "the timed-out run", Duration::from_secs(20)).await.unwrap();
     }
 
     // Every run carries the instance and the web-proxy source.
     let all = runs.list(&Default::default()).await.unwrap().items;
-    assert!(all.iter().all(|r| r.labels()["sympozium.ai/source"] == "web-proxy" && r.spec.instance_ref == "helper"));
+    assert!(
+        all.iter()
+            .all(|r| r.labels()["sympozium.ai/source"] == "web-proxy" && r.spec.instance_ref == "helper")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,7 +206,11 @@ async fn bad_keys_and_bad_bodies_are_refused_before_any_run() {
 
     // Health needs no key; nothing else answers without one.
     assert_eq!(http.get(format!("{}/healthz", p.url)).send().await.unwrap().text().await.unwrap(), "ok");
-    for (key, why) in [(None, "missing API key"), (Some("sk-test-012345678"), "incorrect API key"), (Some(""), "missing API key")] {
+    for (key, why) in [
+        (None, "missing API key"),
+        (Some("sk-test-012345678"), "incorrect API key"),
+        (Some(""), "missing API key"),
+    ] {
         let r = post(&p, key, chat("say hello", false)).await;
         assert_eq!(r.status(), 401, "{key:?}");
         assert_eq!(r.headers()["www-authenticate"], "Bearer");
@@ -190,7 +222,12 @@ async fn bad_keys_and_bad_bodies_are_refused_before_any_run() {
         let r = http.get(format!("{}{path}", p.url)).bearer_auth("sk-wrong").send().await.unwrap();
         assert_eq!(r.status(), 401, "{path}");
     }
-    let r = http.post(format!("{}/mcp", p.url)).header("authorization", format!("Basic {KEY}")).send().await.unwrap();
+    let r = http
+        .post(format!("{}/mcp", p.url))
+        .header("authorization", format!("Basic {KEY}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "only bearer tokens");
 
     // Bad bodies: named fields, no run.
@@ -220,7 +257,6 @@ async fn bad_keys_and_bad_bodies_are_refused_before_any_run() {
     assert_eq!(r.status(), 413);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["message"], "request body too large");
     assert!(runs.list(&Default::default()).await.unwrap().items.is_empty(), "no run for refused requests");
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +265,10 @@ async fn a_flood_from_one_key_is_limited_and_wrong_keys_do_not_drain_it() {
     let http = reqwest::Client::new();
     // Wrong keys are refused before the bucket: they cannot use up the real key's requests.
     for _ in 0..10 {
-        assert_eq!(http.get(format!("{}/v1/models", p.url)).bearer_auth("sk-wrong").send().await.unwrap().status(), 401);
+        assert_eq!(
+            http.get(format!("{}/v1/models", p.url)).bearer_auth("sk-wrong").send().await.unwrap().status(),
+            401
+        );
     }
     let mut statuses = Vec::new();
     for _ in 0..6 {

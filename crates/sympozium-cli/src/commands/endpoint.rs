@@ -22,7 +22,10 @@ pub async fn endpoint(client: &Client, ns: &str, name: &str, format: Format) -> 
         )
     })?;
     let url = web.url.clone().ok_or_else(|| {
-        anyhow!("the web endpoint of \"{name}\" is not serving yet (status {}); try again shortly", web.status)
+        anyhow!(
+            "the web endpoint of \"{name}\" is not serving yet (status {}); try again shortly",
+            web.status
+        )
     })?;
     let secret_name = web.auth_secret_name.clone().unwrap_or_else(|| format!("{name}-web-proxy-key"));
     let secret = Api::<Secret>::namespaced(client.clone(), ns)
@@ -49,7 +52,8 @@ pub async fn endpoint(client: &Client, ns: &str, name: &str, format: Format) -> 
             crate::output::emit!("{}", table(&["FIELD", "VALUE"], &rows));
         }
         other => {
-            let doc = json!({"url": url, "baseURL": base, "mcpURL": mcp, "apiKey": key, "status": web.status});
+            let doc =
+                json!({"url": url, "baseURL": base, "mcpURL": mcp, "apiKey": key, "status": web.status});
             crate::output::emit!("{}", document(&doc, other)?);
         }
     }

@@ -33,9 +33,15 @@ pub async fn dispatch(
     let out = cli.output;
     match command {
         Command::Instances(InstancesCommand::List) => listings::instances(client, ns, out).await,
-        Command::Instances(InstancesCommand::Get { name }) => listings::get_instance(client, ns, name, out).await,
-        Command::Instances(InstancesCommand::Delete { name }) => listings::delete_instance(client, ns, name).await,
-        Command::Instances(InstancesCommand::Endpoint { name }) => endpoint::endpoint(client, ns, name, out).await,
+        Command::Instances(InstancesCommand::Get { name }) => {
+            listings::get_instance(client, ns, name, out).await
+        }
+        Command::Instances(InstancesCommand::Delete { name }) => {
+            listings::delete_instance(client, ns, name).await
+        }
+        Command::Instances(InstancesCommand::Endpoint { name }) => {
+            endpoint::endpoint(client, ns, name, out).await
+        }
         Command::Runs(RunsCommand::List) => listings::runs(client, ns, out).await,
         Command::Runs(RunsCommand::Get { name }) => listings::get_run(client, ns, name, out).await,
         Command::Runs(RunsCommand::Delete { name }) => listings::delete_run(client, ns, name).await,

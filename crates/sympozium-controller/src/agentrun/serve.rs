@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Secret, SecretKeySelector, Service, ServicePort,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Secret, SecretKeySelector, Service, ServicePort,
     ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -67,7 +67,12 @@ fn probe(initial: i32, period: i32) -> Probe {
 
 /// The server Deployment running the serving sidecar. `event_bus_url` replaces the
 /// sidecar's own `EVENT_BUS_URL`: the proxy must listen where this cluster's runs publish.
-pub fn deployment(run: &AgentRun, server: &ResolvedSidecar, key_secret: &str, event_bus_url: &str) -> Deployment {
+pub fn deployment(
+    run: &AgentRun,
+    server: &ResolvedSidecar,
+    key_secret: &str,
+    event_bus_url: &str,
+) -> Deployment {
     let labels = server_labels(run);
     let mut vars: Vec<EnvVar> = server
         .sidecar
@@ -81,7 +86,10 @@ pub fn deployment(run: &AgentRun, server: &ResolvedSidecar, key_secret: &str, ev
     vars.push(EnvVar {
         name: "POD_NAMESPACE".into(),
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: "metadata.namespace".into(), ..Default::default() }),
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.namespace".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -258,8 +266,11 @@ pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result
         create_if_absent(&secrets, &secret).await?;
     }
     let bus = ctx.settings.event_bus_url();
-    apply(&Api::<Deployment>::namespaced(ctx.client.clone(), &ns), &deployment(run, server, &key_secret, &bus))
-        .await?;
+    apply(
+        &Api::<Deployment>::namespaced(ctx.client.clone(), &ns),
+        &deployment(run, server, &key_secret, &bus),
+    )
+    .await?;
     apply(&Api::<Service>::namespaced(ctx.client.clone(), &ns), &service(run, server)).await?;
     let server_name = server_name(run);
     let moved = terminal::transition(api, &name, &[AgentRunPhase::Pending], |s| {
@@ -286,7 +297,10 @@ pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result
 /// The Secret holding the run's API key (the skill's `auth_secret_ref`, else
 /// `<instance>-web-proxy-key`).
 fn key_secret_name(run: &AgentRun, params: &BTreeMap<String, String>) -> String {
-    params.get("auth_secret_ref").cloned().unwrap_or_else(|| format!("{}-web-proxy-key", run.spec.instance_ref))
+    params
+        .get("auth_secret_ref")
+        .cloned()
+        .unwrap_or_else(|| format!("{}-web-proxy-key", run.spec.instance_ref))
 }
 
 /// Creates the HTTPRoute `<run>-web` when the platform gateway is enabled and ready, and
@@ -299,14 +313,27 @@ async fn route(run: &AgentRun, hostname: Option<&str>, key_secret: &str, ctx: &C
     if let Some(gw) = gateway::ready_gateway(ctx).await?
         && let Some(host) = gateway::build::route_hostname(run, hostname, &gw)
     {
-        let route = gateway::build::http_route(run, server_labels(run), &host, &service, &gw, &ctx.settings.system_namespace);
+        let route = gateway::build::http_route(
+            run,
+            server_labels(run),
+            &host,
+            &service,
+            &gw,
+            &ctx.settings.system_namespace,
+        );
         let routes: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), &ns, &gateway::build::http_route_resource());
         match create_if_absent(&routes, &route).await {
             Ok(created) => {
                 if created {
-                    publish(ctx, run, EventType::Normal, "RouteCreated", &format!("HTTPRoute {} for {host}", route.name_any()))
-                        .await;
+                    publish(
+                        ctx,
+                        run,
+                        EventType::Normal,
+                        "RouteCreated",
+                        &format!("HTTPRoute {} for {host}", route.name_any()),
+                    )
+                    .await;
                 }
                 url = gateway::build::route_url(&host, &gw);
             }

@@ -56,13 +56,18 @@ fn managed() -> BTreeMap<String, String> {
 
 /// The GatewayClass the config asks for.
 pub fn gateway_class(gw: &GatewaySpec) -> DynamicObject {
-    let meta = ObjectMeta { name: Some(gw.gateway_class_name.clone()), labels: Some(managed()), ..Default::default() };
+    let meta = ObjectMeta {
+        name: Some(gw.gateway_class_name.clone()),
+        labels: Some(managed()),
+        ..Default::default()
+    };
     object(&gateway_class_resource(), meta, json!({ "controllerName": GATEWAY_CONTROLLER }))
 }
 
 /// Whether TLS listeners are made: TLS enabled and a base domain to cover.
 pub fn tls_enabled(gw: &GatewaySpec) -> bool {
-    gw.tls.as_ref().is_some_and(|t| t.enabled) && gw.base_domain.as_deref().is_some_and(|d| !d.trim().is_empty())
+    gw.tls.as_ref().is_some_and(|t| t.enabled)
+        && gw.base_domain.as_deref().is_some_and(|d| !d.trim().is_empty())
 }
 
 /// The shared Gateway in the config's namespace. Listeners accept routes from every
@@ -92,7 +97,11 @@ pub fn gateway(config: &SympoziumConfig, gw: &GatewaySpec) -> DynamicObject {
         owner_references: config.controller_owner_ref(&()).map(|o| vec![o]),
         ..Default::default()
     };
-    object(&gateway_resource(), meta, json!({ "gatewayClassName": gw.gateway_class_name, "listeners": listeners }))
+    object(
+        &gateway_resource(),
+        meta,
+        json!({ "gatewayClassName": gw.gateway_class_name, "listeners": listeners }),
+    )
 }
 
 /// What the Gateway's status says: Programmed, its first address, its listeners.
@@ -178,7 +187,11 @@ mod tests {
         GatewaySpec {
             enabled: true,
             base_domain: Some("agents.example.com".into()),
-            tls: Some(GatewayTls { enabled: tls, cert_manager_cluster_issuer: Some("le".into()), ..Default::default() }),
+            tls: Some(GatewayTls {
+                enabled: tls,
+                cert_manager_cluster_issuer: Some("le".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }

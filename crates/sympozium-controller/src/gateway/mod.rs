@@ -70,7 +70,8 @@ async fn reconcile(config: Arc<SympoziumConfig>, ctx: Arc<Context>) -> Result<Ac
     let ns = config.namespace().unwrap_or_default();
     let api: Api<SympoziumConfig> = Api::namespaced(ctx.client.clone(), &ns);
     if ns != ctx.settings.system_namespace || config.name_any() != CONFIG_NAME {
-        let message = format!("ignored: only {}/{CONFIG_NAME} configures the platform", ctx.settings.system_namespace);
+        let message =
+            format!("ignored: only {}/{CONFIG_NAME} configures the platform", ctx.settings.system_namespace);
         write_status(&api, &config, "Error", None, condition(false, "Ignored", message)).await?;
         return Ok(Action::await_change());
     }
@@ -88,26 +89,40 @@ async fn reconcile(config: Arc<SympoziumConfig>, ctx: Arc<Context>) -> Result<Ac
     ctx.settle(&key, result, Error::Finalizer)
 }
 
-async fn converge(config: &SympoziumConfig, api: &Api<SympoziumConfig>, ctx: &Context) -> Result<Action, Error> {
+async fn converge(
+    config: &SympoziumConfig,
+    api: &Api<SympoziumConfig>,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let Some(gw) = config.spec.gateway.clone().filter(|g| g.enabled) else {
         remove_managed(config, ctx).await?;
-        write_status(api, config, "Disabled", None, condition(false, "Disabled", "the gateway is disabled".into()))
-            .await?;
+        write_status(
+            api,
+            config,
+            "Disabled",
+            None,
+            condition(false, "Disabled", "the gateway is disabled".into()),
+        )
+        .await?;
         return Ok(Action::await_change());
     };
     let ns = config.namespace().unwrap_or_default();
     let classes: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &build::gateway_class_resource());
-    let gateways: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &build::gateway_resource());
+    let gateways: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &ns, &build::gateway_resource());
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let applied = async {
         match classes.get_opt(&gw.gateway_class_name).await? {
             // Someone else's class: only mark it as used by Sympozium.
             Some(existing) if existing.labels().get(build::MANAGED_BY).is_none() => {
-                let patch = serde_json::json!({"metadata": {"labels": {build::MANAGED_BY: build::MANAGED_BY_VALUE}}});
+                let patch =
+                    serde_json::json!({"metadata": {"labels": {build::MANAGED_BY: build::MANAGED_BY_VALUE}}});
                 classes.patch(&gw.gateway_class_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
             }
             _ => {
-                classes.patch(&gw.gateway_class_name, &params, &Patch::Apply(build::gateway_class(&gw))).await?;
+                classes
+                    .patch(&gw.gateway_class_name, &params, &Patch::Apply(build::gateway_class(&gw)))
+                    .await?;
             }
         }
         gateways.patch(&gw.name, &params, &Patch::Apply(build::gateway(config, &gw))).await
@@ -118,7 +133,8 @@ async fn converge(config: &SympoziumConfig, api: &Api<SympoziumConfig>, ctx: &Co
         Err(e) => {
             let message = match &e {
                 kube::Error::Api(s) if s.code == 404 => {
-                    "the Gateway API (gateway.networking.k8s.io/v1) is not installed in this cluster".to_string()
+                    "the Gateway API (gateway.networking.k8s.io/v1) is not installed in this cluster"
+                        .to_string()
                 }
                 other => other.to_string(),
             };
@@ -142,7 +158,8 @@ async fn remove_managed(config: &SympoziumConfig, ctx: &Context) -> Result<(), k
     let ns = config.namespace().unwrap_or_default();
     let selector = format!("{}={}", build::MANAGED_BY, build::MANAGED_BY_VALUE);
     let lp = ListParams::default().labels(&selector);
-    let gateways: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &build::gateway_resource());
+    let gateways: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &ns, &build::gateway_resource());
     let classes: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &build::gateway_class_resource());
     for (api, what) in [(gateways, "Gateway"), (classes, "GatewayClass")] {
         let list = match api.list(&lp).await {
@@ -193,6 +210,7 @@ async fn write_status(
         return Ok(());
     }
     let patch = serde_json::json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumConfig", "status": status});
-    api.patch_status(&config.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(&config.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await?;
     Ok(())
 }
