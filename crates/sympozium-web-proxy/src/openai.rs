@@ -150,9 +150,10 @@ fn sse(handle: RunHandle, c: Chunks) -> impl Stream<Item = Result<Event, Infalli
 
 fn end(c: &Chunks, handle: &RunHandle, text: &str, usage: Usage) -> Vec<Event> {
     let mut events = Vec::new();
-    // A runner that did not stream still answers: the whole text as one delta.
-    if handle.streamed().is_empty() && !text.is_empty() {
-        events.push(c.delta(json!({"content": text}), None));
+    // A runner that did not stream still answers (the whole text as one delta); when the run's
+    // end overtook its last chunks, the rest of the answer follows.
+    if let Some(rest) = text.strip_prefix(handle.streamed()).filter(|r| !r.is_empty()) {
+        events.push(c.delta(json!({"content": rest}), None));
     }
     events.push(c.delta(json!({}), Some("stop")));
     if c.include_usage {
