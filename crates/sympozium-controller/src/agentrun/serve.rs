@@ -367,7 +367,7 @@ pub async fn serving(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
     let instance =
         Api::<SympoziumInstance>::namespaced(ctx.client.clone(), &ns).get_opt(&run.spec.instance_ref).await?;
     let skills = effective_skills(run, instance.as_ref());
-    let servers = resolve_sidecars(run, &skills, ctx, true).await?;
+    let (servers, _withheld) = resolve_sidecars(run, &skills, ctx, true).await?;
     if let Some(server) = servers.first() {
         let key_secret = key_secret_name(run, &server.params);
         route(run, server.params.get("hostname").map(String::as_str), &key_secret, ctx).await?;
