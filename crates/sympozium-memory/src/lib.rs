@@ -35,7 +35,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the database, imports seeds, and binds the listening socket.
+    /// Opens the database, imports seeds (a missing or unreadable seeds file is logged and
+    /// skipped), and binds the listening socket.
     pub async fn bind(config: &Config) -> Result<Self> {
         let store = {
             let config = config.clone();
@@ -46,10 +47,18 @@ impl Server {
             .map_err(|e| MemoryError::Task(e.to_string()))??
         };
         if let Some(path) = config.seeds_file() {
-            let seeds = seeds::read_seeds(path)?;
-            let total = seeds.len();
-            let imported = store.import_seeds(seeds).await?;
-            tracing::info!(total, imported, path = %path.display(), "seeds imported");
+            // Seeds are a convenience: a missing or unreadable file must not keep the agent's
+            // memory (and every run that depends on it) down, so it is reported and skipped.
+            match seeds::read_seeds(path) {
+                Ok(seeds) => {
+                    let total = seeds.len();
+                    let imported = store.import_seeds(seeds).await?;
+                    tracing::info!(total, imported, path = %path.display(), "seeds imported");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, path = %path.display(), "seeds file skipped; starting without seeds");
+                }
+            }
         }
         let wanted = SocketAddr::new(config.bind, config.port);
         let listener = tokio::net::TcpListener::bind(wanted)

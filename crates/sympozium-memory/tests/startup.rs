@@ -168,11 +168,42 @@ async fn seeds_are_imported_exactly_once() {
     );
 }
 
-#[test]
-fn a_missing_seeds_file_is_a_clear_start_up_error() {
+/// A seeds path that cannot be read (missing, a directory, not UTF-8) is reported by name and
+/// skipped: the server starts and serves; the seeds arrive on a later start once the file is good.
+#[tokio::test]
+async fn an_unusable_seeds_file_is_logged_and_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("memory.db");
-    let (status, stderr) = start_expecting_failure(&db, &[("MEMORY_SEEDS_PATH", "/nonexistent/seeds.md")]);
-    assert!(!status.success());
-    assert!(stderr.contains("/nonexistent/seeds.md"), "{stderr}");
+    let a_directory = dir.path().join("seeds-dir");
+    std::fs::create_dir(&a_directory).unwrap();
+    let not_utf8 = dir.path().join("binary.md");
+    std::fs::write(&not_utf8, [0xff, 0xfe, 0x00, 0x80, 0x2d, 0x20, 0xc3]).unwrap();
+    let missing = dir.path().join("missing").join("MEMORY.md");
+
+    for (i, path) in [&missing, &a_directory, &not_utf8].into_iter().enumerate() {
+        let db = dir.path().join(format!("memory-{i}.db"));
+        let env = [("MEMORY_SEEDS_PATH", path.to_str().unwrap())];
+        let server = ServerProcess::start(&db, &env);
+        let client = server.client();
+        assert!(client.list(&seeds_query()).await.unwrap().is_empty());
+        let stored = client.store("The server works without its seeds", &[]).await.unwrap();
+        assert_eq!(client.get(stored.id).await.unwrap().content, "The server works without its seeds");
+        let stderr_path = server.stderr_path.clone();
+        assert!(server.terminate().success());
+        let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+        assert!(stderr.contains("seeds file skipped"), "{stderr}");
+        assert!(stderr.contains(path.to_str().unwrap()), "the log names the file:\n{stderr}");
+    }
+
+    // Once the file exists, the next start imports it.
+    std::fs::create_dir_all(missing.parent().unwrap()).unwrap();
+    std::fs::write(&missing, "- Backups run at 02:00 UTC\n").unwrap();
+    let server = ServerProcess::start(
+        &dir.path().join("memory-0.db"),
+        &[("MEMORY_SEEDS_PATH", missing.to_str().unwrap())],
+    );
+    let seeds = server.client().list(&seeds_query()).await.unwrap();
+    assert_eq!(
+        seeds.iter().map(|e| e.content.as_str()).collect::<Vec<_>>(),
+        vec!["Backups run at 02:00 UTC"]
+    );
 }
