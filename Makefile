@@ -88,3 +88,10 @@ bench-web-proxy:
 bench-node:
 	cargo build --release --locked -p sympozium-node --bins --examples
 	target/release/examples/node_bench target/release/sympozium-node
+
+# NetworkPolicy on the local node: rules recomputation, policy change -> enforced latency,
+# per-connection cost of the filter. Needs root, bubblewrap, busybox and nftables.
+.PHONY: bench-netpol
+bench-netpol:
+	cargo build --release --locked -p sympozium-node --bins --examples
+	target/release/examples/netpol_bench target/release/sympozium-node

@@ -13,6 +13,7 @@ pub mod images;
 pub mod kubelet_api;
 pub mod logs;
 pub mod manager;
+pub mod netpol;
 pub mod network;
 pub mod node;
 pub mod pod;

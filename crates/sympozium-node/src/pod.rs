@@ -49,6 +49,16 @@ pub struct NodeCtx {
     pub pod_dirs: PodDirs,
     /// Values for env and downward API (pod IP filled per pod).
     pub values: NodeValues,
+    /// NetworkPolicy enforcement (with the pod network).
+    pub netpol: Option<crate::netpol::Enforcer>,
+}
+
+/// Gives a pod's network namespace and address back, and stops filtering for it.
+async fn release(node: &NodeCtx, pod: &Pod, net: &Network, p: &PodNet) {
+    if let Some(enforcer) = &node.netpol {
+        enforcer.detach(pod, p.ip, &p.netns_path).await;
+    }
+    net.remove_pod(p).await;
 }
 
 impl NodeCtx {
@@ -267,7 +277,23 @@ pub async fn run(
     let prepared = async {
         if let Some(net) = &node.net {
             loop {
-                match net.add_pod().await {
+                let added = match net.add_pod().await {
+                    Ok(p) => match &node.netpol {
+                        // Filtered before anything runs in it; a pod that cannot be filtered
+                        // does not start.
+                        Some(enforcer) => match enforcer.attach(&pod, p.ip, p.netns_path.clone()).await {
+                            Ok(()) => Ok(p),
+                            Err(e) => {
+                                enforcer.detach(&pod, p.ip, &p.netns_path).await;
+                                net.remove_pod(&p).await;
+                                Err(e.to_string())
+                            }
+                        },
+                        None => Ok(p),
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                match added {
                     Ok(p) => break podnet = Some(p),
                     Err(e) => {
                         event(
@@ -276,7 +302,7 @@ pub async fn run(
                             &node.node_name,
                             "Warning",
                             "FailedCreatePodSandBox",
-                            &e.to_string(),
+                            &e,
                         )
                         .await;
                         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -377,7 +403,7 @@ pub async fn run(
                     // Every container has ended: the pod keeps its status (and podIP) but
                     // its network namespace and address go back to the pool now.
                     if let (Some(net), Some(p)) = (&node.net, podnet.take()) {
-                        net.remove_pod(&p).await;
+                        release(&node, &pod, net, &p).await;
                     }
                     ending(&mut pod_rx, &mut control).await
                 }
@@ -421,7 +447,7 @@ pub async fn run(
     }
     status_task.abort();
     if let (Some(net), Some(p)) = (&node.net, &podnet) {
-        net.remove_pod(p).await;
+        release(&node, &pod, net, p).await;
     }
     if let End::Deleted(_) = end {
         let api: Api<Pod> = Api::namespaced(node.client.clone(), &ns);

@@ -3,15 +3,18 @@
 //! to a ready endpoint's pod IP and target port. Listeners follow the Services.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::network::Network;
-use crate::services::{ServicePort, ServiceTable};
+use crate::netpol::Enforcer;
+use crate::services::{Backend, ServicePort, ServiceTable};
 
-/// Keeps one listener per Service port until the task is dropped.
-pub async fn run(table: ServiceTable, net: Network) {
+/// Keeps one listener per Service port until the task is dropped. With an enforcer, each
+/// connection goes only to an endpoint NetworkPolicy lets the client reach.
+pub async fn run(table: ServiceTable, net: Network, netpol: Option<Enforcer>) {
     let mut listeners: BTreeMap<ServicePort, JoinHandle<()>> = BTreeMap::new();
     loop {
         let wanted = table.ports();
@@ -34,7 +37,7 @@ pub async fn run(table: ServiceTable, net: Network) {
             });
             match bound.map(TcpListener::from_std) {
                 Ok(Ok(listener)) => {
-                    listeners.insert(port, tokio::spawn(accept(listener, table.clone(), port)));
+                    listeners.insert(port, tokio::spawn(accept(listener, table.clone(), port, netpol.clone())));
                 }
                 Ok(Err(e)) => tracing::warn!(%addr, error = %e, "service listener"),
                 Err(e) => tracing::warn!(%addr, error = %e, "service listener"),
@@ -44,22 +47,40 @@ pub async fn run(table: ServiceTable, net: Network) {
     }
 }
 
-async fn accept(listener: TcpListener, table: ServiceTable, port: ServicePort) {
+async fn accept(listener: TcpListener, table: ServiceTable, port: ServicePort, netpol: Option<Enforcer>) {
     loop {
-        let Ok((client, _)) = listener.accept().await else { continue };
+        let Ok((client, peer)) = listener.accept().await else { continue };
         let table = table.clone();
+        let netpol = netpol.clone();
         tokio::spawn(async move {
+            let src = match peer {
+                SocketAddr::V4(a) => *a.ip(),
+                SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+            };
+            let service = SocketAddrV4::new(port.ip, port.port);
+            let allowed = |backend: SocketAddrV4| {
+                netpol.as_ref().is_none_or(|n| n.proxied_connection_allowed(src, service, backend))
+            };
             // Endpoints may still be appearing (a pod just became ready): retry briefly.
             let mut backend = None;
             for _ in 0..20 {
-                if let Some(addr) = table.backend(port) {
-                    match TcpStream::connect(addr).await {
+                match table.backend(port, &allowed) {
+                    Backend::Ready(addr) => match TcpStream::connect(addr).await {
                         Ok(s) => {
                             backend = Some(s);
                             break;
                         }
                         Err(e) => tracing::debug!(%addr, error = %e, "backend connect"),
+                    },
+                    Backend::Refused => {
+                        tracing::debug!(%src, ip = %port.ip, port = port.port, "refused by NetworkPolicy");
+                        // A reset, as a peer that rejects the connection would send.
+                        // Linger zero never blocks (the deprecation's concern): it resets.
+                        #[allow(deprecated)]
+                        let _ = client.set_linger(Some(std::time::Duration::ZERO));
+                        return;
                     }
+                    Backend::None => {}
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }

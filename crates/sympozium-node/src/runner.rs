@@ -14,6 +14,9 @@ use tokio::sync::watch;
 use crate::config::{Cidr, Config};
 use crate::env::NodeValues;
 use crate::images::ImageMap;
+use crate::netpol::Enforcer;
+use crate::netpol::model::Net;
+use crate::netpol::nft::Fixed;
 use crate::network::Network;
 use crate::node::NodeInfo;
 use crate::pod::NodeCtx;
@@ -104,7 +107,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
     for (tool, pkg) in
-        [("bwrap", "bubblewrap"), ("nsenter", "util-linux"), ("setpriv", "util-linux"), ("ip", "iproute2")]
+        [("bwrap", "bubblewrap"), ("nsenter", "util-linux"), ("setpriv", "util-linux"), ("ip", "iproute2"), ("nft", "nftables")]
     {
         if !on_path(tool) {
             return Err(Error::Missing(tool, pkg));
@@ -139,7 +142,7 @@ pub async fn run(
         None
     };
     // Whatever happens from here on, the network the node made goes when it stops.
-    let local = Local { images, state_dir, applet_dirs, cidr };
+    let local = Local { images, state_dir, applet_dirs, cidr, service_cidr };
     let result = serve(&config, local, client, net.clone(), apiserver, shutdown).await;
     if let Some(net) = net {
         net.teardown().await;
@@ -153,6 +156,7 @@ struct Local {
     state_dir: PathBuf,
     applet_dirs: BTreeMap<PathBuf, PathBuf>,
     cidr: Cidr,
+    service_cidr: Cidr,
 }
 
 async fn serve(
@@ -163,14 +167,18 @@ async fn serve(
     apiserver: SocketAddr,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
-    let Local { images, state_dir, applet_dirs, cidr } = local;
+    let Local { images, state_dir, applet_dirs, cidr, service_cidr } = local;
     let host_ip = net.as_ref().map(Network::gateway).unwrap_or(Ipv4Addr::LOCALHOST);
     let mut tasks = Vec::new();
     let mut dns_ip = None;
     let mut kubernetes = Some((apiserver.ip().to_string(), apiserver.port()));
+    let mut netpol = None;
     if let Some(net) = &net {
         let table = ServiceTable::start(client.clone(), apiserver, host_ip);
         let svc_ip = net.service_address();
+        let net_of = |c: Cidr| Net { addr: c.addr, prefix: c.prefix };
+        let fixed = Fixed { node_ip: host_ip, proxy_ip: svc_ip, service_cidr: net_of(service_cidr) };
+        netpol = Some(Enforcer::start(client.clone(), fixed, net_of(cidr)));
         let socket = net.in_service_namespace(move || {
             let s = std::net::UdpSocket::bind((svc_ip, 53))?;
             s.set_nonblocking(true)?;
@@ -179,7 +187,7 @@ async fn serve(
         let socket =
             tokio::net::UdpSocket::from_std(socket).map_err(|e| Error::Io("DNS socket".into(), e))?;
         tasks.push(tokio::spawn(crate::dns::serve(socket, table.clone(), config.cluster_domain.clone())));
-        tasks.push(tokio::spawn(crate::proxy::run(table, net.clone())));
+        tasks.push(tokio::spawn(crate::proxy::run(table, net.clone(), netpol.clone())));
         dns_ip = Some(svc_ip);
         let kube_svc = Api::<Service>::namespaced(client.clone(), "default").get_opt("kubernetes").await?;
         kubernetes = kube_svc
@@ -238,6 +246,7 @@ async fn serve(
             cpu_cores: cpus,
             memory_bytes: meminfo_bytes(),
         },
+        netpol,
     });
     tracing::info!(node = %config.node_name, ip = %host_ip, port, "node ready");
     let (stop_tx, stop_rx) = watch::channel(false);

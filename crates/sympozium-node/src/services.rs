@@ -2,7 +2,7 @@
 //! the two lookups pods need: a Service name → its cluster IP (DNS), and a cluster
 //! IP:port → a ready endpoint (the proxy).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,6 +24,17 @@ pub struct ServiceTable {
     apiserver: SocketAddr,
     node_ip: Ipv4Addr,
     next: Arc<AtomicUsize>,
+}
+
+/// The outcome of choosing a Service backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Connect here.
+    Ready(SocketAddr),
+    /// No ready endpoint (yet).
+    None,
+    /// Ready endpoints exist, but NetworkPolicy forbids this connection to every one.
+    Refused,
 }
 
 /// Where a connection to a Service port goes.
@@ -137,22 +148,35 @@ impl ServiceTable {
             .collect()
     }
 
-    /// A ready backend for a connection to `target` (round robin over ready endpoints).
-    pub fn backend(&self, target: ServicePort) -> Option<SocketAddr> {
+    /// A ready backend for a connection to `target` (round robin over the ready endpoints
+    /// `allowed` accepts; it sees each endpoint's address as the cluster knows it, so a
+    /// loopback endpoint appears as the node's address).
+    pub fn backend(&self, target: ServicePort, allowed: impl Fn(SocketAddrV4) -> bool) -> Backend {
         let ip = target.ip.to_string();
-        let service = self
+        let Some(service) = self
             .services
             .state()
             .into_iter()
-            .find(|s| s.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some(ip.as_str()))?;
+            .find(|s| s.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some(ip.as_str()))
+        else {
+            return Backend::None;
+        };
         let ns = service.namespace().unwrap_or_default();
         let name = service.name_any();
-        let port =
-            service.spec.as_ref()?.ports.iter().flatten().find(|p| p.port == i32::from(target.port))?.clone();
+        let port = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.iter().flatten().find(|p| p.port == i32::from(target.port)).cloned());
+        let Some(port) = port else { return Backend::None };
         if ns == "default" && name == "kubernetes" {
-            return Some(self.apiserver);
+            let judged = match self.apiserver {
+                SocketAddr::V4(a) => a,
+                SocketAddr::V6(_) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, self.apiserver.port()),
+            };
+            return if allowed(judged) { Backend::Ready(self.apiserver) } else { Backend::Refused };
         }
         let mut candidates = Vec::new();
+        let mut refused = false;
         for slice in self.slices_of(&ns, &name) {
             let Some(slice_port) =
                 slice.ports.iter().flatten().find(|p| p.name == port.name).and_then(|p| p.port)
@@ -166,6 +190,10 @@ impl ServiceTable {
                 }
                 for a in &e.addresses {
                     if let Ok(addr) = a.parse::<Ipv4Addr>() {
+                        if !allowed(SocketAddrV4::new(addr, slice_port)) {
+                            refused = true;
+                            continue;
+                        }
                         let addr = if addr == self.node_ip { Ipv4Addr::LOCALHOST } else { addr };
                         candidates.push(SocketAddr::from((addr, slice_port)));
                     }
@@ -173,9 +201,9 @@ impl ServiceTable {
             }
         }
         if candidates.is_empty() {
-            return None;
+            return if refused { Backend::Refused } else { Backend::None };
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % candidates.len();
-        candidates.get(i).copied()
+        candidates.get(i).copied().map_or(Backend::None, Backend::Ready)
     }
 }

@@ -15,6 +15,8 @@ use kube::{Api, Client};
 use serde_json::json;
 use sympozium_testkit::{TestNamespace, TestPlane, wait_for};
 
+pub mod probe;
+
 pub const NODE: &str = "sympozium-local";
 pub const TAINT: &str = "sympozium.ai/local-node";
 
