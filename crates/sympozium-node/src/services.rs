@@ -179,7 +179,13 @@ impl ServiceTable {
         let mut refused = false;
         for slice in self.slices_of(&ns, &name) {
             let Some(slice_port) =
-                slice.ports.iter().flatten().find(|p| p.name == port.name).and_then(|p| p.port)
+                slice
+                .ports
+                .iter()
+                .flatten()
+                // An unnamed Service port appears in slices as `name: ""`.
+                .find(|p| p.name.as_deref().unwrap_or("") == port.name.as_deref().unwrap_or(""))
+                .and_then(|p| p.port)
             else {
                 continue;
             };

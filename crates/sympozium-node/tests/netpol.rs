@@ -356,4 +356,5 @@ async fn tcp_opens(from: &str, target: SocketAddr) -> bool {
     }
 }
 
+#[path = "netpol/run.rs"]
 mod run;
