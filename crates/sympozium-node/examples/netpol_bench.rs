@@ -69,7 +69,10 @@ fn recompute(pods: usize, policies: usize) {
         .map(|i| PodView {
             namespace: format!("ns{}", i % 10),
             name: format!("p{i}"),
-            labels: Labels::from([("app".to_string(), format!("a{}", i % 7)), ("tier".into(), format!("t{}", i % 3))]),
+            labels: Labels::from([
+                ("app".to_string(), format!("a{}", i % 7)),
+                ("tier".into(), format!("t{}", i % 3)),
+            ]),
             ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 246, 0, 10)) + i as u32),
             ports: vec![DeclaredPort { name: "http".into(), port: 8080, proto: Proto::Tcp }],
         })
@@ -88,7 +91,12 @@ fn recompute(pods: usize, policies: usize) {
         nps.push(p);
     }
     let namespaces: BTreeMap<String, Labels> = (0..10)
-        .map(|i| (format!("ns{i}"), Labels::from([("team".to_string(), if i % 2 == 0 { "red" } else { "blue" }.into())])))
+        .map(|i| {
+            (
+                format!("ns{i}"),
+                Labels::from([("team".to_string(), if i % 2 == 0 { "red" } else { "blue" }.into())]),
+            )
+        })
         .collect();
     let snapshot = Snapshot { namespaces, pods: views.clone(), policies: nps };
     let mut times = Vec::new();
@@ -119,8 +127,11 @@ impl Prober {
             std::sync::mpsc::channel::<(SocketAddr, Duration, std::sync::mpsc::Sender<Option<Duration>>)>();
         std::thread::spawn(move || {
             let f = std::fs::File::open(&netns).unwrap();
-            rustix::thread::move_into_link_name_space(f.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
-                .unwrap();
+            rustix::thread::move_into_link_name_space(
+                f.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .unwrap();
             for (target, timeout, reply) in rx {
                 let t = Instant::now();
                 let ok = TcpStream::connect_timeout(&target, timeout).is_ok();
@@ -155,7 +166,11 @@ async fn until_state(prober: &Prober, target: SocketAddr, open: bool) -> Instant
 
 fn pod(name: &str, labels: serde_json::Value, serve: bool) -> Pod {
     let command = if serve {
-        json!(["sh", "-c", "mkdir -p /tmp/w && echo ok > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w"])
+        json!([
+            "sh",
+            "-c",
+            "mkdir -p /tmp/w && echo ok > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w"
+        ])
     } else {
         json!(["sleep", "100000"])
     };
@@ -178,7 +193,8 @@ async fn running_ip(client: &Client, ns: &str, name: &str) -> String {
 #[tokio::main]
 async fn main() {
     let node_bin = std::env::args().nth(1).expect("usage: netpol_bench <path to sympozium-node>");
-    let (pods_n, policies_n, rounds) = (env("BENCH_PODS", 100), env("BENCH_POLICIES", 100), env("BENCH_ROUNDS", 20));
+    let (pods_n, policies_n, rounds) =
+        (env("BENCH_PODS", 100), env("BENCH_POLICIES", 100), env("BENCH_ROUNDS", 20));
     recompute(pods_n, policies_n);
 
     let plane = TestPlane::get().unwrap();
@@ -200,7 +216,9 @@ async fn main() {
         .expect("starting sympozium-node");
     let nodes: Api<Node> = Api::all(client.clone());
     wait_for(&nodes, NODE, "local node Ready", Duration::from_secs(60), |n: Option<&Node>| {
-        n.and_then(|n| n.metadata.annotations.as_ref()).and_then(|a| a.get("sympozium.ai/pod-cidr")).map(String::as_str)
+        n.and_then(|n| n.metadata.annotations.as_ref())
+            .and_then(|a| a.get("sympozium.ai/pod-cidr"))
+            .map(String::as_str)
             == Some(CIDR)
             && n.and_then(|n| n.status.as_ref()?.conditions.as_ref())
                 .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
@@ -239,7 +257,10 @@ async fn main() {
         );
         nps.create(&PostParams::default(), &p).await.unwrap();
     }
-    let deny = policy("deny-server", json!({"podSelector": {"matchLabels": {"app": "server"}}, "policyTypes": ["Ingress"]}));
+    let deny = policy(
+        "deny-server",
+        json!({"podSelector": {"matchLabels": {"app": "server"}}, "policyTypes": ["Ingress"]}),
+    );
     let (mut closing, mut opening) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let t = Instant::now();
@@ -263,10 +284,15 @@ async fn main() {
     let mut rules: Vec<serde_json::Value> = (0..100)
         .map(|i| json!({"from": [{"ipBlock": {"cidr": format!("192.168.{i}.0/24")}}], "ports": [{"port": 1000 + i}]}))
         .collect();
-    rules.push(json!({"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 8080}]}));
-    nps.create(&PostParams::default(), &policy("server-in", json!({"podSelector": {"matchLabels": {"app": "server"}}, "ingress": rules})))
-        .await
-        .unwrap();
+    rules.push(
+        json!({"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 8080}]}),
+    );
+    nps.create(
+        &PostParams::default(),
+        &policy("server-in", json!({"podSelector": {"matchLabels": {"app": "server"}}, "ingress": rules})),
+    )
+    .await
+    .unwrap();
     let egress: Vec<serde_json::Value> = rules
         .iter()
         .map(|r| {
@@ -285,7 +311,12 @@ async fn main() {
     let client_ns = netns_of(&client_ip, &bridge);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !String::from_utf8_lossy(
-        &Command::new("nsenter").arg(format!("--net={client_ns}")).args(["nft", "list", "ruleset"]).output().unwrap().stdout,
+        &Command::new("nsenter")
+            .arg(format!("--net={client_ns}"))
+            .args(["nft", "list", "ruleset"])
+            .output()
+            .unwrap()
+            .stdout,
     )
     .contains("hook output")
     {

@@ -296,15 +296,8 @@ pub async fn run(
                 match added {
                     Ok(p) => break podnet = Some(p),
                     Err(e) => {
-                        event(
-                            &node.client,
-                            &pod,
-                            &node.node_name,
-                            "Warning",
-                            "FailedCreatePodSandBox",
-                            &e,
-                        )
-                        .await;
+                        event(&node.client, &pod, &node.node_name, "Warning", "FailedCreatePodSandBox", &e)
+                            .await;
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     }
                 }

@@ -8,8 +8,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::network::Network;
 use crate::netpol::Enforcer;
+use crate::network::Network;
 use crate::services::{Backend, ServicePort, ServiceTable};
 
 /// Keeps one listener per Service port until the task is dropped. With an enforcer, each
@@ -37,7 +37,8 @@ pub async fn run(table: ServiceTable, net: Network, netpol: Option<Enforcer>) {
             });
             match bound.map(TcpListener::from_std) {
                 Ok(Ok(listener)) => {
-                    listeners.insert(port, tokio::spawn(accept(listener, table.clone(), port, netpol.clone())));
+                    listeners
+                        .insert(port, tokio::spawn(accept(listener, table.clone(), port, netpol.clone())));
                 }
                 Ok(Err(e)) => tracing::warn!(%addr, error = %e, "service listener"),
                 Err(e) => tracing::warn!(%addr, error = %e, "service listener"),
@@ -64,7 +65,7 @@ async fn accept(listener: TcpListener, table: ServiceTable, port: ServicePort, n
             // Endpoints may still be appearing (a pod just became ready): retry briefly.
             let mut backend = None;
             for _ in 0..20 {
-                match table.backend(port, &allowed) {
+                match table.backend(port, allowed) {
                     Backend::Ready(addr) => match TcpStream::connect(addr).await {
                         Ok(s) => {
                             backend = Some(s);

@@ -106,9 +106,13 @@ pub async fn run(
     kube_config: kube::Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
-    for (tool, pkg) in
-        [("bwrap", "bubblewrap"), ("nsenter", "util-linux"), ("setpriv", "util-linux"), ("ip", "iproute2"), ("nft", "nftables")]
-    {
+    for (tool, pkg) in [
+        ("bwrap", "bubblewrap"),
+        ("nsenter", "util-linux"),
+        ("setpriv", "util-linux"),
+        ("ip", "iproute2"),
+        ("nft", "nftables"),
+    ] {
         if !on_path(tool) {
             return Err(Error::Missing(tool, pkg));
         }

@@ -178,8 +178,7 @@ impl ServiceTable {
         let mut candidates = Vec::new();
         let mut refused = false;
         for slice in self.slices_of(&ns, &name) {
-            let Some(slice_port) =
-                slice
+            let Some(slice_port) = slice
                 .ports
                 .iter()
                 .flatten()

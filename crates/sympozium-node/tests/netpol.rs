@@ -95,7 +95,13 @@ fn at(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::from((ip.parse::<Ipv4Addr>().unwrap(), port))
 }
 
-async fn service(client: &Client, ns: &str, name: &str, selector: serde_json::Value, port: u16) -> SocketAddr {
+async fn service(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    selector: serde_json::Value,
+    port: u16,
+) -> SocketAddr {
     let api: Api<Service> = Api::namespaced(client.clone(), ns);
     let svc = api
         .create(
@@ -118,7 +124,9 @@ async fn policy(client: &Client, ns: &str, spec: serde_json::Value) -> String {
 
 async fn label_namespace(client: &Client, ns: &str, labels: serde_json::Value) {
     let api: Api<Namespace> = Api::all(client.clone());
-    api.patch(ns, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": labels}}))).await.unwrap();
+    api.patch(ns, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": labels}})))
+        .await
+        .unwrap();
 }
 
 /// A Service of the attacker's own namespace whose hand-written EndpointSlice points at
@@ -228,14 +236,19 @@ async fn default_deny_ingress_keeps_out_everyone_but_the_chosen_pods_and_follows
             "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "trusted"}}}]}]}}),
     )
     .await;
-    pods.patch("stranger", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"role": "trusted"}}})))
-        .await
-        .unwrap();
+    pods.patch(
+        "stranger",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"role": "trusted"}}})),
+    )
+    .await
+    .unwrap();
     reaches("stranger relabelled trusted → db", stranger, at(db, 8080), "hello from db").await;
     score.refused("friend (not trusted) → db", friend, at(db, 8080)).await;
     // Removing the default deny opens db-admin again; db stays selected by db-clients-2.
     nps.delete("default-deny", &DeleteParams::default()).await.unwrap();
-    reaches("friend → db-admin once no policy selects it", friend, at(admin, 9090), "hello from db-admin").await;
+    reaches("friend → db-admin once no policy selects it", friend, at(admin, 9090), "hello from db-admin")
+        .await;
     score.refused("evil → db (still selected)", evil, at(db, 8080)).await;
     for name in ["db", "stranger", "friend"] {
         let p = pods.get(name).await.unwrap();

@@ -20,9 +20,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, watch};
@@ -82,7 +82,13 @@ fn spawn_watch<K>(
     ready: Arc<watch::Sender<u8>>,
     changed: Arc<Inner>,
 ) where
-    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
 {
     tokio::spawn(async move {
         let stream = watcher::watcher(api, watcher::Config::default()).default_backoff().reflect(writer);
@@ -230,7 +236,8 @@ impl Enforcer {
         for p in watched.values() {
             let finished =
                 matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
-            let ip = p.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|i| i.parse::<Ipv4Addr>().ok());
+            let ip =
+                p.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|i| i.parse::<Ipv4Addr>().ok());
             if let (false, Some(ip)) = (finished, ip)
                 && !inner.pod_cidr.contains(ip)
             {
@@ -316,7 +323,12 @@ impl Enforcer {
     /// the source pod's egress must allow the endpoint — or the Service address itself,
     /// as network plugins that judge before translation do — and the endpoint pod's
     /// ingress must allow the source.
-    pub fn proxied_connection_allowed(&self, src: Ipv4Addr, service: SocketAddrV4, backend: SocketAddrV4) -> bool {
+    pub fn proxied_connection_allowed(
+        &self,
+        src: Ipv4Addr,
+        service: SocketAddrV4,
+        backend: SocketAddrV4,
+    ) -> bool {
         let compiled = self.inner.compiled.read().unwrap_or_else(|e| e.into_inner());
         let egress_ok = compiled.get(&src).is_none_or(|r| {
             r.egress.allows(*backend.ip(), Proto::Tcp, backend.port())

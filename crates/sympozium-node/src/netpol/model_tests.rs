@@ -81,7 +81,11 @@ fn policy_types_default_to_ingress_plus_egress_when_egress_rules_exist() {
     let r = server_rules(vec![policy("a", "p", json!({"podSelector": {}}))]);
     assert!(matches!(r.ingress, Direction::Isolated(_)));
     assert_eq!(r.egress, Direction::Open);
-    let r = server_rules(vec![policy("a", "p", json!({"podSelector": {}, "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}]}))]);
+    let r = server_rules(vec![policy(
+        "a",
+        "p",
+        json!({"podSelector": {}, "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}]}),
+    )]);
     assert!(matches!(r.ingress, Direction::Isolated(_)));
     assert!(r.egress.allows(ip([8, 8, 8, 8]), Proto::Udp, 53));
     assert!(!r.egress.allows(ip([8, 8, 8, 8]), Proto::Tcp, 53));
@@ -134,13 +138,17 @@ fn namespace_selectors_alone_and_combined_with_pod_selectors() {
     assert!(!r.ingress.allows(ip(OTHER_NS), Proto::Tcp, 1));
 
     // `{}` chooses every namespace; a namespace's name label works without a cache entry.
-    let any = policy("a", "any", json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]}));
+    let any =
+        policy("a", "any", json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]}));
     assert!(server_rules(vec![any]).ingress.allows(ip(OTHER_NS), Proto::Tcp, 1));
-    let mut s = snapshot(pods(), vec![policy(
-        "a",
-        "by-name",
-        json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "b"}}}]}]}),
-    )]);
+    let mut s = snapshot(
+        pods(),
+        vec![policy(
+            "a",
+            "by-name",
+            json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "b"}}}]}]}),
+        )],
+    );
     s.namespaces.remove("b");
     let server = s.pods[0].clone();
     assert!(s.rules_for(&server).ingress.allows(ip(OTHER_NS), Proto::Tcp, 1));
@@ -250,12 +258,21 @@ fn the_controllers_per_run_policy_confines_the_agent_pod() {
     let net: sympozium_api::policy::NetworkPolicySpec =
         serde_json::from_value(json!({"denyAll": true, "allowDNS": true, "allowEventBus": true})).unwrap();
     let settings = Settings::default();
-    let inputs = NetworkInputs { run: &run, policy: Some(&net), settings: &settings, memory: true, api_server: Vec::new() };
+    let inputs = NetworkInputs {
+        run: &run,
+        policy: Some(&net),
+        settings: &settings,
+        memory: true,
+        api_server: Vec::new(),
+    };
     let (np, _) = network_policy(&inputs).unwrap();
     let system = settings.system_namespace.clone();
     let mut namespaces = BTreeMap::new();
     for ns in ["a", "b", system.as_str()] {
-        namespaces.insert(ns.to_string(), Labels::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())]));
+        namespaces.insert(
+            ns.to_string(),
+            Labels::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())]),
+        );
     }
     let agent_labels = np.spec.as_ref().unwrap().pod_selector.as_ref().unwrap().match_labels.clone().unwrap();
     let agent = PodView {
@@ -265,9 +282,18 @@ fn the_controllers_per_run_policy_confines_the_agent_pod() {
         ip: ip([10, 246, 0, 20]),
         ports: Vec::new(),
     };
-    let memory = pod("a", "memory", [10, 246, 0, 21], &[("sympozium.ai/instance", "inst"), ("sympozium.ai/component", "memory")]);
-    let other_memory =
-        pod("a", "memory2", [10, 246, 0, 22], &[("sympozium.ai/instance", "other"), ("sympozium.ai/component", "memory")]);
+    let memory = pod(
+        "a",
+        "memory",
+        [10, 246, 0, 21],
+        &[("sympozium.ai/instance", "inst"), ("sympozium.ai/component", "memory")],
+    );
+    let other_memory = pod(
+        "a",
+        "memory2",
+        [10, 246, 0, 22],
+        &[("sympozium.ai/instance", "other"), ("sympozium.ai/component", "memory")],
+    );
     let nats = pod(&system, "nats", [10, 246, 0, 23], &[("app", "nats")]);
     let victim = pod("b", "victim", [10, 246, 0, 24], &[("app", "db")]);
     let neighbour = pod("a", "neighbour", [10, 246, 0, 25], &[("app", "x")]);

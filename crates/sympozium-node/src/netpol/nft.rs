@@ -53,7 +53,8 @@ fn peer_match(peer: &Peer, field: &str) -> Option<String> {
         Peer::Any => Some(String::new()),
         Peer::Block { net, except } => {
             let mut m = format!("ip {field} {net} ");
-            let inside: Vec<&Net> = except.iter().filter(|e| e.prefix >= net.prefix && net.contains(e.addr)).collect();
+            let inside: Vec<&Net> =
+                except.iter().filter(|e| e.prefix >= net.prefix && net.contains(e.addr)).collect();
             if !inside.is_empty() {
                 let _ = write!(m, "ip {field} != {} ", set(inside));
             }
@@ -114,7 +115,8 @@ pub fn render(rules: &PodRules, fixed: &Fixed) -> String {
     let _ = writeln!(out, "table inet {TABLE} {{");
     if !rules.policies.is_empty() {
         // For people reading `nft list ruleset`; nftables caps comments at 128 bytes.
-        let mut names: String = rules.policies.join(" ").chars().filter(|c| c.is_ascii() && *c != '"').collect();
+        let mut names: String =
+            rules.policies.join(" ").chars().filter(|c| c.is_ascii() && *c != '"').collect();
         if names.len() > 100 {
             names.truncate(96);
             names.push_str(" ...");
@@ -152,7 +154,10 @@ mod tests {
     fn an_isolated_pod_gets_drop_chains_with_its_allows() {
         let rules = PodRules {
             ingress: Direction::Isolated(vec![Allow {
-                peer: Peer::Hosts(BTreeSet::from([Ipv4Addr::new(10, 246, 0, 12), Ipv4Addr::new(10, 246, 0, 11)])),
+                peer: Peer::Hosts(BTreeSet::from([
+                    Ipv4Addr::new(10, 246, 0, 12),
+                    Ipv4Addr::new(10, 246, 0, 11),
+                ])),
                 ports: vec![PortRange { proto: Proto::Tcp, range: Some((8080, 8080)) }],
             }]),
             egress: Direction::Isolated(vec![
@@ -166,7 +171,10 @@ mod tests {
                 Allow {
                     peer: Peer::Block {
                         net: Net::parse("10.0.0.0/8").unwrap(),
-                        except: vec![Net::parse("10.246.0.0/24").unwrap(), Net::parse("192.168.0.0/16").unwrap()],
+                        except: vec![
+                            Net::parse("10.246.0.0/24").unwrap(),
+                            Net::parse("192.168.0.0/16").unwrap(),
+                        ],
                     },
                     ports: vec![PortRange { proto: Proto::Sctp, range: None }],
                 },
@@ -175,11 +183,17 @@ mod tests {
             policies: vec!["ns/p".into()],
         };
         let s = render(&rules, &fixed());
-        assert!(s.contains("chain ingress {\n\t\ttype filter hook input priority filter; policy drop;"), "{s}");
+        assert!(
+            s.contains("chain ingress {\n\t\ttype filter hook input priority filter; policy drop;"),
+            "{s}"
+        );
         assert!(s.contains("\t\tip saddr { 10.246.0.11, 10.246.0.12 } tcp dport 8080 accept\n"), "{s}");
         assert!(s.contains("\t\tudp dport 53 accept\n\t\ttcp dport 1000-2000 accept\n"), "{s}");
         // The exception outside the block cannot matter and is left out.
-        assert!(s.contains("\t\tip daddr 10.0.0.0/8 ip daddr != { 10.246.0.0/24 } meta l4proto sctp accept\n"), "{s}");
+        assert!(
+            s.contains("\t\tip daddr 10.0.0.0/8 ip daddr != { 10.246.0.0/24 } meta l4proto sctp accept\n"),
+            "{s}"
+        );
         assert!(s.contains("ip daddr 10.0.0.0/24 accept"), "{s}");
         // A peer with no pods allows nothing (not everything).
         assert!(!s.contains("\t\taccept\n"), "{s}");

@@ -27,8 +27,16 @@ async fn the_controllers_run_policy_keeps_the_agent_pod_inside_its_tenant() {
         tenant,
         vec![
             server("llm", json!({"app": "llm"}), 8000),
-            server("memory", json!({"sympozium.ai/instance": "inst", "sympozium.ai/component": "memory"}), 8080),
-            server("other-memory", json!({"sympozium.ai/instance": "other", "sympozium.ai/component": "memory"}), 8080),
+            server(
+                "memory",
+                json!({"sympozium.ai/instance": "inst", "sympozium.ai/component": "memory"}),
+                8080,
+            ),
+            server(
+                "other-memory",
+                json!({"sympozium.ai/instance": "other", "sympozium.ai/component": "memory"}),
+                8080,
+            ),
             server("neighbour", json!({"app": "web"}), 8080),
         ],
     )
@@ -59,7 +67,12 @@ async fn the_controllers_run_policy_keeps_the_agent_pod_inside_its_tenant() {
     for (what, from, target, body) in [
         ("agent → another tenant's pod (no policy)", agent, at(victim, 8080), "hello from victim-db"),
         ("agent → another tenant's Service (no policy)", agent, victim_svc, "hello from victim-db"),
-        ("agent → another instance's memory (no policy)", agent, at(other_memory, 8080), "hello from other-memory"),
+        (
+            "agent → another instance's memory (no policy)",
+            agent,
+            at(other_memory, 8080),
+            "hello from other-memory",
+        ),
         ("agent → a neighbour pod (no policy)", agent, at(neighbour, 8080), "hello from neighbour"),
         ("neighbour → agent (no policy)", neighbour, at(agent, 8080), "hello from agent"),
         ("victim → agent (no policy)", victim, at(agent, 8080), "hello from agent"),
@@ -70,7 +83,13 @@ async fn the_controllers_run_policy_keeps_the_agent_pod_inside_its_tenant() {
     let settings = Settings { system_namespace: system.to_string(), ..Default::default() };
     let net: sympozium_api::policy::NetworkPolicySpec =
         serde_json::from_value(json!({"denyAll": true, "allowDNS": true, "allowEventBus": true})).unwrap();
-    let inputs = NetworkInputs { run: &run, policy: Some(&net), settings: &settings, memory: true, api_server: Vec::new() };
+    let inputs = NetworkInputs {
+        run: &run,
+        policy: Some(&net),
+        settings: &settings,
+        memory: true,
+        api_server: Vec::new(),
+    };
     let (mut np, _) = network_policy(&inputs).unwrap();
     // The run object does not exist here; an owner reference to it would let the garbage
     // collector delete the policy.
@@ -92,7 +111,8 @@ async fn the_controllers_run_policy_keeps_the_agent_pod_inside_its_tenant() {
         let a: Ipv4Addr = agent.parse().unwrap();
         Ipv4Addr::from(u32::from(a) & 0xffff_ff00 | 2)
     };
-    let answers = dns_from(agent, dns_server, &format!("inst-memory.{tenant}.svc.cluster.local")).await.unwrap();
+    let answers =
+        dns_from(agent, dns_server, &format!("inst-memory.{tenant}.svc.cluster.local")).await.unwrap();
     assert_eq!(answers, vec![memory_svc.ip().to_string().parse::<Ipv4Addr>().unwrap()]);
     score.report("agent run");
 }

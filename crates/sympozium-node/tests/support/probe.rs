@@ -33,8 +33,11 @@ fn in_netns<T: Send + 'static>(pod_ip: &str, f: impl FnOnce() -> T + Send + 'sta
     let path = netns_of(pod_ip);
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        rustix::thread::move_into_link_name_space(file.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
-            .unwrap();
+        rustix::thread::move_into_link_name_space(
+            file.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .unwrap();
         f()
     })
     .join()
@@ -110,7 +113,12 @@ pub async fn dns_from(from_ip: &str, server: Ipv4Addr, name: &str) -> Result<Vec
 
 /// Polls `probe` until `want` holds for its outcome, or panics after `timeout` naming what
 /// was tried and what it last got.
-pub async fn until<F, Fut>(what: &str, timeout: Duration, want: impl Fn(&Outcome) -> bool, probe: F) -> Outcome
+pub async fn until<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    want: impl Fn(&Outcome) -> bool,
+    probe: F,
+) -> Outcome
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Outcome>,
