@@ -297,7 +297,11 @@ async fn main() {
         .iter()
         .map(|r| {
             let mut r = r.clone();
-            let peers = r["from"].take();
+            let mut peers = r["from"].take();
+            // The last rule's peer is the client itself: going out, it is the server.
+            if peers[0].get("podSelector").is_some() {
+                peers = json!([{"podSelector": {"matchLabels": {"app": "server"}}}]);
+            }
             json!({"to": peers, "ports": r["ports"]})
         })
         .collect();
