@@ -10,6 +10,7 @@
 mod crds;
 pub mod fake_chat;
 pub mod fake_llm;
+pub mod mcp;
 pub mod nats;
 mod plane;
 pub mod python;
