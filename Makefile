@@ -95,3 +95,9 @@ bench-node:
 bench-netpol:
 	cargo build --release --locked -p sympozium-node --bins --examples
 	target/release/examples/netpol_bench target/release/sympozium-node
+# MCP tool-call round trip (runner tool -> /ipc files -> bridge -> rmcp Streamable HTTP server
+# and back) p50/p99 over BENCH_MCP_CALLS (1000) sequential calls, beside the bare rmcp call.
+BENCH_MCP_CALLS ?= 1000
+.PHONY: bench-mcp
+bench-mcp:
+	cargo run --release --locked -p sympozium-mcp-bridge --example bench_roundtrip -- --calls $(BENCH_MCP_CALLS)

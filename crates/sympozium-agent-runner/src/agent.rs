@@ -58,8 +58,14 @@ pub async fn run_loop(
         rounds += 1;
         let mut results = Vec::with_capacity(turn.tool_calls.len());
         for call in &turn.tool_calls {
-            tracing::info!(tool = %call.name, "running tool");
-            let result = toolbox.execute(call).await;
+            let span = tracing::info_span!("gen_ai.execute_tool", gen_ai.tool.name = %call.name,
+                gen_ai.tool.call.id = %call.id);
+            let started = std::time::Instant::now();
+            let result = tracing::Instrument::instrument(toolbox.execute(call), span.clone()).await;
+            span.in_scope(|| {
+                tracing::info!(tool = %call.name, call_id = %call.id, duration_ms = started.elapsed().as_millis(),
+                    status = if result.is_error { "error" } else { "success" }, "tool call");
+            });
             stats.tool_calls += 1;
             results.push(result);
         }

@@ -55,6 +55,16 @@ pub struct MCPServerSpec {
     /// These tools are never exposed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools_deny: Vec<String>,
+    /// Secret (in this namespace) holding a token sent as `Authorization: Bearer <token>`
+    /// to the server, by the controller's discovery and by runs in this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_secret: Option<String>,
+    /// Key in `authSecret` (default `token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_key: Option<String>,
+    /// Extra HTTP headers sent to the server (not secret: use `authSecret` for credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 fn default_replicas() -> i32 {
@@ -89,6 +99,10 @@ pub struct McpDeployment {
     #[serde(default = "default_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
+    /// HTTP path of the MCP endpoint (default `/mcp`; the stdio adapter also answers on `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new("self.startsWith('/')").message("must start with '/'"))]
+    pub path: Option<String>,
     /// Environment variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
@@ -128,9 +142,14 @@ pub struct McpServerStatus {
     /// Number of tools it offers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_count: Option<i32>,
-    /// Names of the tools it offers.
+    /// Names of the tools it offers (after `toolsAllow`/`toolsDeny`; agents see them as
+    /// `<toolsPrefix>_<name>`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    /// Why the last discovery failed (cleared when it succeeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+
     /// Standard conditions (`Deployed`, `Ready`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

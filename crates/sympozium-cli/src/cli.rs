@@ -55,9 +55,13 @@ pub enum Command {
     /// Policies.
     #[command(subcommand, visible_aliases = ["policy", "pol"])]
     Policies(Listing),
-    /// MCP tool servers.
-    #[command(subcommand, name = "mcp-servers", visible_aliases = ["mcp-server", "mcp"])]
-    McpServers(McpCommand),
+    /// MCP tool servers (without a sub-command: the list with readiness and tool counts).
+    #[command(name = "mcp-servers", visible_aliases = ["mcp-server", "mcp"])]
+    McpServers {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: Option<McpCommand>,
+    },
     /// Feature gates of a policy (code-execution, sub-agents, file-access, browser-automation).
     #[command(subcommand, visible_aliases = ["feature", "feat"])]
     Features(FeatureCommand),
@@ -195,7 +199,7 @@ pub enum SchedulesCommand {
 pub enum McpCommand {
     /// List them.
     List,
-    /// Show one.
+    /// Show one: status, URL, its tools (as agents see them) and the last error.
     Get {
         /// Name.
         name: String,

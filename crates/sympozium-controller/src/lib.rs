@@ -9,6 +9,7 @@ pub mod context;
 pub mod gateway;
 pub mod http;
 pub mod instance;
+pub mod mcpserver;
 pub mod personapack;
 pub mod policy;
 pub mod schedule;
@@ -143,7 +144,8 @@ pub async fn run_controllers(ctx: Arc<Context>) {
         personapack::run(ctx.clone()),
         skillpack::run(ctx.clone()),
         policy::run(ctx.clone()),
-        gateway::run(ctx.clone())
+        gateway::run(ctx.clone()),
+        mcpserver::run(ctx.clone())
     );
 }
 

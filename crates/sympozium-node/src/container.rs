@@ -147,7 +147,18 @@ async fn attempt(
     let vars: BTreeMap<String, String> = env.iter().cloned().collect();
     let command: Vec<String> = c.command.iter().flatten().map(|a| env::expand(a, &vars)).collect();
     let args: Vec<String> = c.args.iter().flatten().map(|a| env::expand(a, &vars)).collect();
-    let argv = crate::images::argv(&program, &command, &args);
+    // A command inside one of the container's volumes (a program an init container put
+    // there, e.g. the MCP stdio adapter) is that file, not the image's entrypoint.
+    let from_volume = command.first().is_some_and(|first| {
+        let first = std::path::Path::new(first);
+        first.is_absolute()
+            && c.volume_mounts.iter().flatten().any(|m| first.starts_with(&m.mount_path) && first != std::path::Path::new(&m.mount_path))
+    });
+    let argv = if from_volume {
+        command.iter().chain(args.iter()).cloned().collect()
+    } else {
+        crate::images::argv(&program, &command, &args)
+    };
     let spec = match spec_for(ctx, c, &program, argv) {
         Ok(s) => s,
         Err(msg) => {

@@ -70,6 +70,21 @@ pub trait Tool: Send + Sync {
     fn spec(&self) -> ToolSpec;
     /// Runs it with parsed arguments.
     fn call(&self, args: Value) -> BoxFuture<'_, ToolOutput>;
+    /// Whether the model is offered it (a stand-in for an unreachable MCP server's tools is
+    /// not, but still answers calls to them).
+    fn offered(&self) -> bool {
+        true
+    }
+    /// Runs a call that arrived under `name` (differs from the spec's name only for tools
+    /// that [`Tool::handles`] several names).
+    fn call_as<'a>(&'a self, name: &'a str, args: Value) -> BoxFuture<'a, ToolOutput> {
+        let _ = name;
+        self.call(args)
+    }
+    /// Whether a call named `name` goes to this tool.
+    fn handles(&self, name: &str) -> bool {
+        self.spec().name == name
+    }
 }
 
 /// Reads a string argument.
@@ -100,7 +115,12 @@ impl Toolbox {
 
     /// The specs offered to the model: every tool the policy does not deny.
     pub fn offered(&self) -> Vec<ToolSpec> {
-        self.tools.iter().map(|t| t.spec()).filter(|s| self.policy.action(&s.name) != Action::Deny).collect()
+        self.tools
+            .iter()
+            .filter(|t| t.offered())
+            .map(|t| t.spec())
+            .filter(|s| self.policy.action(&s.name) != Action::Deny)
+            .collect()
     }
 
     /// Runs one call, applying the policy.
@@ -111,7 +131,9 @@ impl Toolbox {
     }
 
     async fn dispatch(&self, call: &ToolCall) -> ToolOutput {
-        let Some(tool) = self.tools.iter().find(|t| t.spec().name == call.name) else {
+        // Exact names first: a stand-in for an unreachable server only takes what no real tool does.
+        let tool = self.tools.iter().find(|t| t.offered() && t.handles(&call.name));
+        let Some(tool) = tool.or_else(|| self.tools.iter().find(|t| t.handles(&call.name))) else {
             return ToolOutput::err(format!("Unknown tool: {}", call.name));
         };
         let raw = if call.arguments.trim().is_empty() { "{}" } else { call.arguments.as_str() };
@@ -138,6 +160,6 @@ impl Toolbox {
                 }
             }
         }
-        tool.call(args).await
+        tool.call_as(&call.name, args).await
     }
 }

@@ -29,6 +29,35 @@ pub fn manifest(args: &McpCreate) -> anyhow::Result<serde_json::Value> {
               "metadata": {"name": args.name}, "spec": spec}))
 }
 
+/// A person's view of one server: where it is, whether it answers, and its tools under
+/// the names agents call them by.
+pub fn describe(m: &MCPServer) -> String {
+    let status = m.status.clone().unwrap_or_default();
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    let mut out = format!(
+        "Name:       {}\nTransport:  {}\nURL:        {}\nReady:      {}{}\nPrefix:     {}_\n",
+        m.name_any(),
+        format!("{:?}", m.spec.transport_type).to_lowercase(),
+        status.url.clone().or_else(|| m.spec.url.clone()).unwrap_or_else(|| "-".into()),
+        status.ready,
+        ready.map(|c| format!(" ({}: {})", c.reason, c.message)).unwrap_or_default(),
+        m.spec.tools_prefix,
+    );
+    if let Some(e) = &status.last_error {
+        out.push_str(&format!("Last error: {e}\n"));
+    }
+    match status.tool_count {
+        None => out.push_str("Tools:      not discovered yet\n"),
+        Some(n) => {
+            out.push_str(&format!("Tools ({n}):\n"));
+            for t in &status.tools {
+                out.push_str(&format!("  {}_{t}\n", m.spec.tools_prefix));
+            }
+        }
+    }
+    out
+}
+
 /// Runs an `mcp-servers` command.
 pub async fn dispatch(client: &Client, ns: &str, cmd: &McpCommand, format: Format) -> anyhow::Result<i32> {
     let api: Api<MCPServer> = Api::namespaced(client.clone(), ns);
@@ -63,8 +92,11 @@ pub async fn dispatch(client: &Client, ns: &str, cmd: &McpCommand, format: Forma
         McpCommand::Get { name } => {
             let m =
                 api.get_opt(name).await?.ok_or_else(|| not_found("MCP server", name, ns, "mcp-servers"))?;
-            let format = if format == Format::Table { Format::Json } else { format };
-            crate::output::emit!("{}", document(&m, format)?);
+            if format != Format::Table {
+                crate::output::emit!("{}", document(&m, format)?);
+                return Ok(0);
+            }
+            crate::output::emit!("{}", describe(&m));
             Ok(0)
         }
         McpCommand::Delete { name } => {

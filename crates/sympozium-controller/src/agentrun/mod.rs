@@ -9,6 +9,7 @@ pub mod build;
 pub mod completion;
 pub mod hooks;
 pub mod host;
+pub mod mcp;
 pub mod memory;
 pub mod network;
 pub mod observability;

@@ -401,7 +401,11 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         )
         .await?;
     }
-    let job = build::job(&inputs);
+    let mcp_servers = mcp_servers(run, &instance, ctx).await?;
+    let mut job = build::job(&inputs);
+    if let Some(pod) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        super::mcp::add_to_pod(pod, run, &mcp_servers, &ctx.settings);
+    }
     if let Some(sandbox) = super::sandbox::effective(run, Some(&instance)) {
         return super::sandbox::start(run, api, ctx, &sandbox, &job, &trace_id).await;
     }
@@ -417,6 +421,33 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
     })
     .await?;
     Ok(Action::requeue(Duration::from_secs(5)))
+}
+
+/// Resolves the instance's MCP servers and writes the bridge's ConfigMap; servers that
+/// cannot be used are reported as Events (the run goes on without them).
+async fn mcp_servers(
+    run: &AgentRun,
+    instance: &SympoziumInstance,
+    ctx: &Context,
+) -> Result<Vec<super::mcp::ResolvedServer>, kube::Error> {
+    if instance.spec.mcp_servers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ns = run.namespace().unwrap_or_default();
+    let (servers, skipped) = super::mcp::resolve(&ctx.client, &ctx.settings, instance, &ns).await?;
+    for why in skipped {
+        publish(ctx, run, EventType::Warning, "MCPServerSkipped", &why).await;
+    }
+    if !servers.is_empty() {
+        match super::mcp::config_map(run, &servers) {
+            Ok(cm) => {
+                create_if_absent(&Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(ctx.client.clone(), &ns), &cm)
+                    .await?;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode the MCP server list"),
+        }
+    }
+    Ok(servers)
 }
 
 /// A random number for trace ids (std's randomly keyed hasher; no extra dependency).

@@ -65,6 +65,9 @@ pub struct Turn {
     pub stream_delay: Duration,
     /// Pause before answering at all (for timeout tests).
     pub delay: Duration,
+    /// Append the tool results of the request to the text, one per line, so the answer
+    /// carries what the tools returned (as a real model's answer would).
+    pub echo_tool_results: bool,
 }
 
 impl Turn {
@@ -82,12 +85,21 @@ impl Turn {
             stream_pieces: 4,
             stream_delay: Duration::from_millis(5),
             delay: Duration::ZERO,
+            echo_tool_results: false,
         }
     }
 
     /// A final text answer.
     pub fn text(text: &str) -> Self {
         Self::message(text, Vec::new())
+    }
+
+    /// A final answer: `text` followed by every tool result of the request (OpenAI `tool`
+    /// messages, Anthropic `tool_result` blocks), one per line.
+    pub fn echo_tool_results(text: &str) -> Self {
+        let mut turn = Self::message(text, Vec::new());
+        turn.echo_tool_results = true;
+        turn
     }
 
     /// A turn that calls one tool with JSON arguments.

@@ -232,6 +232,15 @@ async fn handle(
     if !turn.delay.is_zero() {
         tokio::time::sleep(turn.delay).await;
     }
+    let mut turn = turn;
+    if turn.echo_tool_results
+        && let Reply::Message { text, .. } = &mut turn.reply
+    {
+        for result in tool_results(&body) {
+            text.push('\n');
+            text.push_str(&result);
+        }
+    }
     let model = body.get("model").and_then(Value::as_str).unwrap_or("fake-model").to_string();
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let stream_failure = match &turn.reply {
@@ -268,6 +277,28 @@ async fn handle(
             "application/vnd.amazon.eventstream",
         ),
     }
+}
+
+/// The tool results a request carries (OpenAI `tool` messages, Anthropic `tool_result` blocks).
+fn tool_results(body: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in body.get("messages").and_then(Value::as_array).into_iter().flatten() {
+        if m.get("role").and_then(Value::as_str) == Some("tool") {
+            out.extend(m.get("content").and_then(Value::as_str).map(str::to_string));
+        }
+        for block in m.get("content").and_then(Value::as_array).into_iter().flatten() {
+            if block.get("type").and_then(Value::as_str) == Some("tool_result") {
+                match block.get("content") {
+                    Some(Value::String(t)) => out.push(t.clone()),
+                    Some(Value::Array(parts)) => {
+                        out.extend(parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).map(str::to_string))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
