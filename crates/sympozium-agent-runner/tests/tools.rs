@@ -367,6 +367,41 @@ async fn mcp_tools_load_from_the_manifest_and_call_through_files() {
 }
 
 #[tokio::test]
+async fn an_unreachable_mcp_server_is_not_offered_but_its_calls_reach_the_bridge_for_a_clear_error() {
+    let pod = Pod::new();
+    let tools_dir = pod.ipc.join("tools");
+    let manifest = json!({"tools": [{"name": "wiki_page", "description": "A page", "server": "wiki-2", "timeout": 5}],
+        "unavailable": [{"server": "wiki", "toolsPrefix": "wiki", "error": "connection refused"}]});
+    std::fs::write(tools_dir.join("mcp-tools.json"), manifest.to_string()).unwrap();
+    let tools = load_mcp_tools(&tools_dir, Duration::ZERO, None).await;
+    assert_eq!(tools.len(), 2);
+    let standin = &tools[1];
+    assert!(!standin.offered() && tools[0].offered());
+    assert!(standin.handles("wiki_search") && !standin.handles("wiki_") && !standin.handles("wikisearch"));
+    let dir = tools_dir.clone();
+    let bridge = tokio::spawn(async move {
+        for _ in 0..200 {
+            if let Ok(bytes) = std::fs::read(dir.join("mcp-request-1.json")) {
+                let v: Value = serde_json::from_slice(&bytes).unwrap();
+                let result = json!({"id": "1", "success": false,
+                    "error": format!("MCP server {} is unreachable at http://wiki/mcp: connection refused", v["server"])});
+                std::fs::write(dir.join("mcp-result-1.json"), result.to_string()).unwrap();
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Value::Null
+    });
+    let out = standin.call_as("wiki_search", json!({"q": "runbook"})).await;
+    assert_eq!(
+        err_text(&out),
+        "Error: MCP Error: MCP server \"wiki\" is unreachable at http://wiki/mcp: connection refused"
+    );
+    let seen = bridge.await.unwrap();
+    assert_eq!((seen["tool"].as_str(), seen["server"].as_str()), (Some("wiki_search"), Some("wiki")));
+}
+
+#[tokio::test]
 async fn execute_command_fails_fast_when_no_sidecar_claims_it() {
     let pod = Pod::new();
     let exec = ExecuteCommand {

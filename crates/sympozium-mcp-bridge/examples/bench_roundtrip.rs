@@ -36,12 +36,10 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let calls: usize = std::env::args()
-        .skip_while(|a| a != "--calls")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1000);
-    let kb = McpHttpServer::start("127.0.0.1:0".parse().unwrap(), KnowledgeBase::default(), None).await.unwrap();
+    let calls: usize =
+        std::env::args().skip_while(|a| a != "--calls").nth(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let kb =
+        McpHttpServer::start("127.0.0.1:0".parse().unwrap(), KnowledgeBase::default(), None).await.unwrap();
     let config: ServerConfig =
         serde_json::from_value(json!({"name": "kb", "url": kb.url(), "toolsPrefix": "kb"})).unwrap();
     let env: EnvLookup = Arc::new(|_: &str| None);

@@ -11,8 +11,8 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ErrorData, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, ErrorData, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{Peer, RequestContext, RoleClient, RoleServer, ServiceError};
 use rmcp::transport::TokioChildProcess;
@@ -51,7 +51,8 @@ pub fn parse_args(raw: &str) -> Result<Vec<String>, String> {
         return Ok(Vec::new());
     }
     if raw.starts_with('[') {
-        return serde_json::from_str(raw).map_err(|e| format!("STDIO_ARGS: not a JSON array of strings: {e}"));
+        return serde_json::from_str(raw)
+            .map_err(|e| format!("STDIO_ARGS: not a JSON array of strings: {e}"));
     }
     Ok(raw.split(',').map(str::to_string).collect())
 }
@@ -73,11 +74,9 @@ fn forward(e: ServiceError) -> ErrorData {
 
 impl Proxy {
     async fn peer(&self) -> Result<Peer<RoleClient>, ErrorData> {
-        self.child
-            .read()
-            .await
-            .clone()
-            .ok_or_else(|| ErrorData::internal_error(format!("stdio server {} is not running", self.name), None))
+        self.child.read().await.clone().ok_or_else(|| {
+            ErrorData::internal_error(format!("stdio server {} is not running", self.name), None)
+        })
     }
 }
 
@@ -155,7 +154,10 @@ async fn supervise(config: AdapterConfig, child: Child) {
 }
 
 /// Serves the adapter until `stop` resolves.
-pub async fn run(config: AdapterConfig, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    config: AdapterConfig,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let child: Child = Arc::default();
     let supervisor = tokio::spawn(supervise(config.clone(), child.clone()));
     let proxy = Proxy { name: config.name.clone(), child: child.clone() };

@@ -234,7 +234,13 @@ impl Bridge {
     }
 
     /// Runs one call of the published tool `tool`; the `Err` text is what the model reads.
-    pub async fn call(&self, tool: &str, server: Option<&str>, arguments: Value, meta: Option<Value>) -> Result<rmcp::model::CallToolResult, String> {
+    pub async fn call(
+        &self,
+        tool: &str,
+        server: Option<&str>,
+        arguments: Value,
+        meta: Option<Value>,
+    ) -> Result<rmcp::model::CallToolResult, String> {
         let Some(state) = self.server_for(tool, server) else {
             return Err(format!("tool {tool:?} belongs to none of this run's MCP servers"));
         };
@@ -242,9 +248,15 @@ impl Bridge {
         let unprefixed = tool
             .strip_prefix(cfg.tools_prefix.as_str())
             .and_then(|r| r.strip_prefix('_'))
-            .ok_or_else(|| format!("tool {tool:?} does not carry the prefix {}_ of MCP server {:?}", cfg.tools_prefix, cfg.name))?
+            .ok_or_else(|| {
+                format!(
+                    "tool {tool:?} does not carry the prefix {}_ of MCP server {:?}",
+                    cfg.tools_prefix, cfg.name
+                )
+            })?
             .to_string();
-        let unreachable = |e: ClientError| format!("MCP server {:?} is unreachable at {}: {e}", cfg.name, cfg.url);
+        let unreachable =
+            |e: ClientError| format!("MCP server {:?} is unreachable at {}: {e}", cfg.name, cfg.url);
         let session = self.session(state).await.map_err(unreachable)?;
         if !lock(&state.tools).contains_key(&unprefixed) {
             // Unknown so far (the server was down at discovery, or added tools): ask again.
@@ -341,7 +353,8 @@ pub async fn serve(
         signal.notify_one();
     })
     .map_err(std::io::Error::other)?;
-    notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive).map_err(std::io::Error::other)?;
+    notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive)
+        .map_err(std::io::Error::other)?;
     let limit = Arc::new(Semaphore::new(bridge.settings.max_concurrent_calls.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut seen: HashSet<String> = HashSet::new();

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmcp::ServiceExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, Tool,
 };
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::ServiceExt;
 use serde_json::Value;
 
 use crate::config::{ServerConfig, Transport};
@@ -48,14 +48,21 @@ pub struct Session {
 
 /// The client's own identity and capabilities.
 pub(crate) fn client_config() -> ClientConfig {
-    ClientConfig::new(ClientCapabilities::default(), Implementation::new(CLIENT_NAME, env!("CARGO_PKG_VERSION")))
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new(CLIENT_NAME, env!("CARGO_PKG_VERSION")),
+    )
 }
 
 /// The environment a token is read from (real process env in the binary, a map in tests).
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Connects to `server` and completes the MCP handshake within `timeout`.
-pub async fn connect(server: &ServerConfig, env: &EnvLookup, timeout: Duration) -> Result<Session, ClientError> {
+pub async fn connect(
+    server: &ServerConfig,
+    env: &EnvLookup,
+    timeout: Duration,
+) -> Result<Session, ClientError> {
     // reqwest (inside rmcp) is built without a bundled crypto provider; ring is the one the
     // workspace uses. Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -79,7 +86,8 @@ pub async fn connect(server: &ServerConfig, env: &EnvLookup, timeout: Duration) 
                         .map_err(|_| ClientError::Headers(format!("the value of header {k} is not valid")))?;
                     custom.insert(name, value);
                 }
-                let mut config = StreamableHttpClientTransportConfig::with_uri(server.url.as_str()).custom_headers(custom);
+                let mut config =
+                    StreamableHttpClientTransportConfig::with_uri(server.url.as_str()).custom_headers(custom);
                 if let Some(token) = auth {
                     config = config.auth_header(token);
                 }
@@ -87,12 +95,14 @@ pub async fn connect(server: &ServerConfig, env: &EnvLookup, timeout: Duration) 
                 client_config().serve(transport).await.map_err(|e| connect_err(e.to_string()))
             }
             Transport::Sse => {
-                let transport = crate::legacy_sse::connect(&server.url, &headers).await.map_err(connect_err)?;
+                let transport =
+                    crate::legacy_sse::connect(&server.url, &headers).await.map_err(connect_err)?;
                 client_config().serve(transport).await.map_err(|e| connect_err(e.to_string()))
             }
         }
     };
-    let service = tokio::time::timeout(timeout, handshake).await.map_err(|_| ClientError::Timeout(timeout))??;
+    let service =
+        tokio::time::timeout(timeout, handshake).await.map_err(|_| ClientError::Timeout(timeout))??;
     Ok(Session { service })
 }
 

@@ -124,7 +124,9 @@ pub enum AuthKind {
 impl ServerConfig {
     /// The per-call timeout.
     pub fn call_timeout(&self) -> Duration {
-        Duration::from_secs(u64::try_from(self.timeout).ok().filter(|t| *t > 0).unwrap_or(DEFAULT_TIMEOUT_SECS))
+        Duration::from_secs(
+            u64::try_from(self.timeout).ok().filter(|t| *t > 0).unwrap_or(DEFAULT_TIMEOUT_SECS),
+        )
     }
 
     /// Whether the allow/deny filters publish `tool` (its name on the server).
@@ -139,8 +141,12 @@ impl ServerConfig {
     }
 
     /// The HTTP headers of every request: auth (token from `env`) and custom headers.
-    pub fn request_headers(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, String> {
-        let mut out: Vec<(String, String)> = self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    pub fn request_headers(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<(String, String)>, String> {
+        let mut out: Vec<(String, String)> =
+            self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if let Some(auth) = &self.auth {
             let token = env(&auth.token_env).filter(|t| !t.is_empty()).ok_or_else(|| {
                 format!("the token variable {} is empty (is the auth Secret present?)", auth.token_env)
@@ -165,7 +171,9 @@ impl ServersFile {
             Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
         };
         Self::parse(&text).map_err(|e| match e {
-            ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.display().to_string(), source },
+            ConfigError::Parse { source, .. } => {
+                ConfigError::Parse { path: path.display().to_string(), source }
+            }
             other => other,
         })
     }
@@ -175,8 +183,8 @@ impl ServersFile {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let file: Self =
-            serde_yaml::from_str(text).map_err(|source| ConfigError::Parse { path: String::new(), source })?;
+        let file: Self = serde_yaml::from_str(text)
+            .map_err(|source| ConfigError::Parse { path: String::new(), source })?;
         file.validate()?;
         Ok(file)
     }
@@ -197,8 +205,12 @@ impl ServersFile {
                 return Err(invalid(i, "name", format!("{:?} is used by another server", s.name)));
             }
             match url::Url::parse(&s.url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {}
-                Ok(_) => return Err(invalid(i, "url", format!("{:?} is not an http(s) URL with a host", s.url))),
+                Ok(u)
+                    if matches!(u.scheme(), "http" | "https")
+                        && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+                Ok(_) => {
+                    return Err(invalid(i, "url", format!("{:?} is not an http(s) URL with a host", s.url)));
+                }
                 Err(e) => return Err(invalid(i, "url", format!("{:?} is not a URL: {e}", s.url))),
             }
             let prefix_ok = s.tools_prefix.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
@@ -207,11 +219,18 @@ impl ServersFile {
                 return Err(invalid(
                     i,
                     "toolsPrefix",
-                    format!("{:?} must start with a letter and contain only letters, digits and '_'", s.tools_prefix),
+                    format!(
+                        "{:?} must start with a letter and contain only letters, digits and '_'",
+                        s.tools_prefix
+                    ),
                 ));
             }
             if !prefixes.insert(s.tools_prefix.as_str()) {
-                return Err(invalid(i, "toolsPrefix", format!("{:?} is used by another server", s.tools_prefix)));
+                return Err(invalid(
+                    i,
+                    "toolsPrefix",
+                    format!("{:?} is used by another server", s.tools_prefix),
+                ));
             }
             if let Some(auth) = &s.auth {
                 if auth.token_env.is_empty() {

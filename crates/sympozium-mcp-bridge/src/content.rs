@@ -32,7 +32,9 @@ fn describe(block: &Value) -> String {
                 None => format!("[binary resource {}]", s(&r, "uri")),
             }
         }
-        "resource_link" => format!("[resource {} {}]", s(block, "uri"), s(block, "name")).trim_end().to_string(),
+        "resource_link" => {
+            format!("[resource {} {}]", s(block, "uri"), s(block, "name")).trim_end().to_string()
+        }
         other => format!("[{other} content]"),
     }
 }
@@ -91,7 +93,8 @@ mod tests {
 
     #[test]
     fn large_results_are_cut_with_a_note_and_structured_only_results_become_text() {
-        let r: CallToolResult = serde_json::from_value(json!({"content": [{"type": "text", "text": "é".repeat(50)}]})).unwrap();
+        let r: CallToolResult =
+            serde_json::from_value(json!({"content": [{"type": "text", "text": "é".repeat(50)}]})).unwrap();
         let f = result_file("1", &r, 10);
         let text = f["content"][0]["text"].as_str().unwrap();
         assert!(text.starts_with(&"é".repeat(10)) && text.ends_with("10 of 50 characters shown]"), "{text}");

@@ -9,7 +9,8 @@ use futures::channel::mpsc;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 
 /// Outgoing and incoming halves of a connected session.
-pub type Halves = (mpsc::UnboundedSender<ClientJsonRpcMessage>, mpsc::UnboundedReceiver<ServerJsonRpcMessage>);
+pub type Halves =
+    (mpsc::UnboundedSender<ClientJsonRpcMessage>, mpsc::UnboundedReceiver<ServerJsonRpcMessage>);
 
 /// One server-sent event.
 #[derive(Debug, Default, PartialEq)]

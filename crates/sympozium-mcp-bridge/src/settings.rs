@@ -79,7 +79,9 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         }
         let child_env = env
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("STDIO_ENV_").filter(|k| !k.is_empty()).map(|k| (k.to_string(), v.clone())))
+            .filter_map(|(k, v)| {
+                k.strip_prefix("STDIO_ENV_").filter(|k| !k.is_empty()).map(|k| (k.to_string(), v.clone()))
+            })
             .collect();
         let config = AdapterConfig {
             name: cli.stdio_server_name.clone(),

@@ -106,14 +106,19 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_publishes_prefixed_filtered_tools_with_schemas_and_names_the_unreachable_server() {
-    let kb = McpHttpServer::start(loopback(), KnowledgeBase::default(), Some("kb-secret".into())).await.unwrap();
+    let kb =
+        McpHttpServer::start(loopback(), KnowledgeBase::default(), Some("kb-secret".into())).await.unwrap();
     let notes = McpSseServer::start(loopback(), Notes::new("sre")).await.unwrap();
     let pod = Pod::new(servers(&kb, &notes, closed_port()));
     let status = pod.bridge(true).status().unwrap();
     assert!(status.success());
     let manifest = pod.manifest();
-    let names: Vec<&str> = manifest["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["kb_lookup", "notes_delete_note", "notes_long_report", "notes_read_note", "notes_slow"]);
+    let names: Vec<&str> =
+        manifest["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["kb_lookup", "notes_delete_note", "notes_long_report", "notes_read_note", "notes_slow"]
+    );
     let lookup = &manifest["tools"][0];
     assert_eq!(lookup["server"], "kb");
     assert_eq!(lookup["timeout"], 30);
@@ -130,7 +135,8 @@ async fn discovery_publishes_prefixed_filtered_tools_with_schemas_and_names_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_return_text_and_structured_results_cut_large_ones_time_out_and_survive_a_server_going_down() {
-    let kb = McpHttpServer::start(loopback(), KnowledgeBase::default(), Some("kb-secret".into())).await.unwrap();
+    let kb =
+        McpHttpServer::start(loopback(), KnowledgeBase::default(), Some("kb-secret".into())).await.unwrap();
     let notes = McpSseServer::start(loopback(), Notes::new("sre")).await.unwrap();
     let pod = Pod::new(servers(&kb, &notes, closed_port()));
     let mut bridge = pod.bridge(false).stderr(Stdio::inherit()).spawn().unwrap();
@@ -243,13 +249,20 @@ async fn the_stdio_adapter_serves_a_stdio_server_over_streamable_http() {
     }
     assert!(up, "the adapter never became ready");
     let config: sympozium_mcp_bridge::ServerConfig = serde_json::from_value(json!({
-        "name": "notes", "url": format!("http://127.0.0.1:{port}/mcp"), "toolsPrefix": "notes"})).unwrap();
+        "name": "notes", "url": format!("http://127.0.0.1:{port}/mcp"), "toolsPrefix": "notes"}))
+    .unwrap();
     let env: sympozium_mcp_bridge::client::EnvLookup = std::sync::Arc::new(|_: &str| None);
-    let session = sympozium_mcp_bridge::client::connect(&config, &env, Duration::from_secs(10)).await.unwrap();
+    let session =
+        sympozium_mcp_bridge::client::connect(&config, &env, Duration::from_secs(10)).await.unwrap();
     let tools = session.tools(Duration::from_secs(10)).await.unwrap();
     assert!(tools.iter().any(|t| t.name == "read_note"));
     let r = session
-        .call("read_note", json!({"name": "pager"}).as_object().unwrap().clone(), None, Duration::from_secs(10))
+        .call(
+            "read_note",
+            json!({"name": "pager"}).as_object().unwrap().clone(),
+            None,
+            Duration::from_secs(10),
+        )
         .await
         .unwrap();
     let text = sympozium_mcp_bridge::content::texts(&r).join("");

@@ -152,7 +152,10 @@ async fn attempt(
     let from_volume = command.first().is_some_and(|first| {
         let first = std::path::Path::new(first);
         first.is_absolute()
-            && c.volume_mounts.iter().flatten().any(|m| first.starts_with(&m.mount_path) && first != std::path::Path::new(&m.mount_path))
+            && c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| first.starts_with(&m.mount_path) && first != std::path::Path::new(&m.mount_path))
     });
     let argv = if from_volume {
         command.iter().chain(args.iter()).cloned().collect()

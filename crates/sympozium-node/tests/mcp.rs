@@ -71,7 +71,14 @@ async fn wait_server_ready(client: &Client, ns: &str, name: &str) -> MCPServer {
         Err(e) => {
             let now = api.get_opt(name).await.unwrap().and_then(|s| s.status);
             let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-            let pod_status: Vec<_> = pods.list(&ListParams::default()).await.unwrap().items.into_iter().map(|p| p.status).collect();
+            let pod_status: Vec<_> = pods
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|p| p.status)
+                .collect();
             panic!("{e}; status now: {now:?}; pods: {}", serde_json::to_string_pretty(&pod_status).unwrap());
         }
     }
@@ -89,20 +96,26 @@ async fn an_agent_calls_tools_of_a_managed_stdio_server_and_an_external_http_ser
     let ns = ns.name().to_string();
 
     // NATS for the ipc-bridge, as a pod on the node.
-    create::<Pod>(&client, &ns, json!({"metadata": {"name": "nats", "labels": {"app": "nats"}},
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({"metadata": {"name": "nats", "labels": {"app": "nats"}},
         "spec": {"containers": [{"name": "nats", "image": "nats:2.10", "args": ["-js", "-sd", "/data"],
             "ports": [{"name": "client", "containerPort": 4222}],
             "readinessProbe": {"tcpSocket": {"port": 4222}, "periodSeconds": 1},
             "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
-            "volumes": [{"name": "data", "emptyDir": {}}]}})).await;
+            "volumes": [{"name": "data", "emptyDir": {}}]}}),
+    )
+    .await;
     create::<Service>(&client, &ns, json!({"metadata": {"name": "nats"},
         "spec": {"selector": {"app": "nats"}, "ports": [{"name": "client", "port": 4222, "targetPort": "client"}]}})).await;
 
     // The external server listens on the node's address: pods and this process reach it there.
     let ip = node_ip(&client).await;
-    let kb = McpHttpServer::start(SocketAddr::new(ip, 0), KnowledgeBase::default(), Some("kb-token-1".into()))
-        .await
-        .unwrap();
+    let kb =
+        McpHttpServer::start(SocketAddr::new(ip, 0), KnowledgeBase::default(), Some("kb-token-1".into()))
+            .await
+            .unwrap();
     let down = std::net::TcpListener::bind(SocketAddr::new(ip, 0)).unwrap().local_addr().unwrap();
     let down_url = format!("http://{down}/mcp"); // the listener is gone when `down` is taken
 
@@ -117,17 +130,57 @@ async fn an_agent_calls_tools_of_a_managed_stdio_server_and_an_external_http_ser
     host_service(&client, &ns, "llm", port_of(&fake.openai_base_url())).await;
     let base_url = format!("http://llm.{ns}.svc/v1");
 
-    create::<Secret>(&client, &ns, json!({"metadata": {"name": "llm-key"}, "stringData": {"OPENAI_API_KEY": "sk-mcp"}})).await;
-    create::<Secret>(&client, &ns, json!({"metadata": {"name": "kb-token"}, "stringData": {"token": "kb-token-1"}})).await;
-    apply(&client, &ns, "MCPServer", "mcpservers", "notes", json!({
+    create::<Secret>(
+        &client,
+        &ns,
+        json!({"metadata": {"name": "llm-key"}, "stringData": {"OPENAI_API_KEY": "sk-mcp"}}),
+    )
+    .await;
+    create::<Secret>(
+        &client,
+        &ns,
+        json!({"metadata": {"name": "kb-token"}, "stringData": {"token": "kb-token-1"}}),
+    )
+    .await;
+    apply(
+        &client,
+        &ns,
+        "MCPServer",
+        "mcpservers",
+        "notes",
+        json!({
         "transportType": "stdio", "toolsPrefix": "notes", "toolsDeny": ["delete_note"],
         "deployment": {"image": "ghcr.io/sympozium-ai/testkit-mcp-notes:dev", "cmd": "sympozium-testkit-mcp",
-            "env": {"NOTES_OWNER": "the SRE team"}}})).await;
-    apply(&client, &ns, "MCPServer", "mcpservers", "kb", json!({
-        "transportType": "http", "toolsPrefix": "kb", "url": kb.url(), "authSecret": "kb-token"})).await;
-    apply(&client, &ns, "SympoziumPolicy", "sympoziumpolicies", "guarded", json!({
-        "toolGating": {"defaultAction": "allow", "rules": [{"tool": "kb_purge", "action": "deny"}]}})).await;
-    apply(&client, &ns, "SympoziumInstance", "sympoziuminstances", "sre", json!({
+            "env": {"NOTES_OWNER": "the SRE team"}}}),
+    )
+    .await;
+    apply(
+        &client,
+        &ns,
+        "MCPServer",
+        "mcpservers",
+        "kb",
+        json!({
+        "transportType": "http", "toolsPrefix": "kb", "url": kb.url(), "authSecret": "kb-token"}),
+    )
+    .await;
+    apply(
+        &client,
+        &ns,
+        "SympoziumPolicy",
+        "sympoziumpolicies",
+        "guarded",
+        json!({
+        "toolGating": {"defaultAction": "allow", "rules": [{"tool": "kb_purge", "action": "deny"}]}}),
+    )
+    .await;
+    apply(
+        &client,
+        &ns,
+        "SympoziumInstance",
+        "sympoziuminstances",
+        "sre",
+        json!({
         "agents": {"default": {"model": "gpt-4o", "baseURL": base_url}},
         "authRefs": [{"provider": "openai", "secret": "llm-key"}],
         "policyRef": "guarded",
@@ -135,11 +188,15 @@ async fn an_agent_calls_tools_of_a_managed_stdio_server_and_an_external_http_ser
             {"name": "notes", "toolsPrefix": "notes"},
             {"name": "kb", "toolsPrefix": "kb"},
             {"name": "offline", "toolsPrefix": "off", "url": down_url}],
-        "memory": {"enabled": false}})).await;
+        "memory": {"enabled": false}}),
+    )
+    .await;
     wait_ready(&client, &ns, "nats", WAIT).await;
 
-    let settings = Settings { event_bus_url: Some(format!("nats://nats.{ns}.svc:4222")), ..Default::default() };
-    let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::default(), Some(ns.clone()), "node-mcp"));
+    let settings =
+        Settings { event_bus_url: Some(format!("nats://nats.{ns}.svc:4222")), ..Default::default() };
+    let ctx =
+        Arc::new(Context::new(client.clone(), settings, Metrics::default(), Some(ns.clone()), "node-mcp"));
     let tasks = [tokio::spawn(agentrun::run(ctx.clone())), tokio::spawn(mcpserver::run(ctx.clone()))];
 
     // Both servers answer the controller and report their tools (filters applied).
@@ -152,25 +209,43 @@ async fn an_agent_calls_tools_of_a_managed_stdio_server_and_an_external_http_ser
     let ready = kb_status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "External"));
 
-    apply(&client, &ns, "AgentRun", "agentruns", "ask-1", json!({"instanceRef": "sre", "agentId": "primary",
+    apply(
+        &client,
+        &ns,
+        "AgentRun",
+        "agentruns",
+        "ask-1",
+        json!({"instanceRef": "sre", "agentId": "primary",
         "sessionKey": "s1", "task": "What does the on-call note say, and what is sympozium?",
-        "model": {"provider": "openai", "model": "gpt-4o", "baseURL": base_url, "authSecretRef": "llm-key"}})).await;
-    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
-    let done = wait_for(&runs, "ask-1", "Succeeded or Failed", Duration::from_secs(240), |r: Option<&AgentRun>| {
-        matches!(r.and_then(|r| r.status.as_ref()?.phase), Some(AgentRunPhase::Succeeded | AgentRunPhase::Failed))
-    })
+        "model": {"provider": "openai", "model": "gpt-4o", "baseURL": base_url, "authSecretRef": "llm-key"}}),
+    )
     .await;
+    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+    let done =
+        wait_for(&runs, "ask-1", "Succeeded or Failed", Duration::from_secs(240), |r: Option<&AgentRun>| {
+            matches!(
+                r.and_then(|r| r.status.as_ref()?.phase),
+                Some(AgentRunPhase::Succeeded | AgentRunPhase::Failed)
+            )
+        })
+        .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let run_pod = pods.list(&ListParams::default().labels("job-name=ask-1")).await.unwrap().items.into_iter().next();
+    let run_pod =
+        pods.list(&ListParams::default().labels("job-name=ask-1")).await.unwrap().items.into_iter().next();
     let done = match done {
         Ok(d) => d,
-        Err(e) => panic!("{e}; pod: {}", serde_json::to_string_pretty(&run_pod.and_then(|p| p.status)).unwrap()),
+        Err(e) => {
+            panic!("{e}; pod: {}", serde_json::to_string_pretty(&run_pod.and_then(|p| p.status)).unwrap())
+        }
     };
     let status = done.status.clone().unwrap();
     assert_eq!(status.phase, Some(AgentRunPhase::Succeeded), "{status:?}");
     let answer = status.result.unwrap_or_default();
     // The answer carries what each server's tool returned.
-    assert!(answer.contains("note oncall (kept by the SRE team): rotate the on-call pager on Mondays"), "{answer}");
+    assert!(
+        answer.contains("note oncall (kept by the SRE team): rotate the on-call pager on Mondays"),
+        "{answer}"
+    );
     assert!(answer.contains("sympozium is a Kubernetes-native control plane for AI agents"), "{answer}");
     // The denied tool was refused by the runner; the down server gave a tool error.
     assert!(answer.contains("tool kb_purge is not permitted by this agent's tool policy"), "{answer}");

@@ -197,7 +197,9 @@ impl Tool for McpTool {
     fn handles(&self, name: &str) -> bool {
         match &self.unavailable {
             None => self.entry.name == name,
-            Some(u) => name.strip_prefix(u.tools_prefix.as_str()).is_some_and(|r| r.len() > 1 && r.starts_with('_')),
+            Some(u) => {
+                name.strip_prefix(u.tools_prefix.as_str()).is_some_and(|r| r.len() > 1 && r.starts_with('_'))
+            }
         }
     }
 

@@ -61,7 +61,9 @@ pub async fn dispatch(
         }
         Command::Policies(Listing::List) => listings::policies(client, ns, out).await,
         Command::Skills(Listing::List) => listings::skills(client, ns, out).await,
-        Command::McpServers { cmd } => mcp::dispatch(client, ns, cmd.as_ref().unwrap_or(&crate::cli::McpCommand::List), out).await,
+        Command::McpServers { cmd } => {
+            mcp::dispatch(client, ns, cmd.as_ref().unwrap_or(&crate::cli::McpCommand::List), out).await
+        }
         Command::Features(cmd) => features::dispatch(client, ns, cmd).await,
         Command::Packs(cmd) => packs::dispatch(client, ns, cmd, out).await,
         Command::Run(args) => run::run(client, ns, args, interactive).await,

@@ -130,7 +130,10 @@ pub async fn resolve(
                 }
             }
             if found.is_none() {
-                skipped.push(format!("MCPServer {} not found in {run_ns} or {}", r.name, settings.system_namespace));
+                skipped.push(format!(
+                    "MCPServer {} not found in {run_ns} or {}",
+                    r.name, settings.system_namespace
+                ));
                 continue;
             }
             found
@@ -165,7 +168,12 @@ fn env(name: &str, value: &str) -> EnvVar {
     EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
 }
 
-fn bridge_container(run: &AgentRun, servers: &[ResolvedServer], settings: &Settings, discover_only: bool) -> Container {
+fn bridge_container(
+    run: &AgentRun,
+    servers: &[ResolvedServer],
+    settings: &Settings,
+    discover_only: bool,
+) -> Container {
     let mut vars = vec![
         env("AGENT_RUN_ID", &run.name_any()),
         env("MCP_CONFIG_PATH", &format!("/config/{CONFIG_KEY}")),
@@ -180,7 +188,11 @@ fn bridge_container(run: &AgentRun, servers: &[ResolvedServer], settings: &Setti
             vars.push(EnvVar {
                 name: auth.token_env.clone(),
                 value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector { name: secret.clone(), key: key.clone(), optional: Some(true) }),
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: secret.clone(),
+                        key: key.clone(),
+                        optional: Some(true),
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -199,7 +211,11 @@ fn bridge_container(run: &AgentRun, servers: &[ResolvedServer], settings: &Setti
         image_pull_policy: Some("IfNotPresent".into()),
         env: Some(vars),
         volume_mounts: Some(vec![
-            k8s_openapi::api::core::v1::VolumeMount { name: "ipc".into(), mount_path: "/ipc".into(), ..Default::default() },
+            k8s_openapi::api::core::v1::VolumeMount {
+                name: "ipc".into(),
+                mount_path: "/ipc".into(),
+                ..Default::default()
+            },
             k8s_openapi::api::core::v1::VolumeMount {
                 name: "mcp-config".into(),
                 mount_path: "/config".into(),
@@ -227,11 +243,16 @@ pub fn add_to_pod(pod: &mut PodSpec, run: &AgentRun, servers: &[ResolvedServer],
     // After waiting for memory, before pre-run hooks (which may use the tools' manifest).
     let at = init.iter().position(|c| c.name != "wait-for-memory").unwrap_or(init.len());
     init.insert(at, bridge_container(run, servers, settings, true));
-    let after_ipc_bridge = pod.containers.iter().position(|c| c.name == "ipc-bridge").map_or(pod.containers.len(), |i| i + 1);
+    let after_ipc_bridge =
+        pod.containers.iter().position(|c| c.name == "ipc-bridge").map_or(pod.containers.len(), |i| i + 1);
     pod.containers.insert(after_ipc_bridge, bridge_container(run, servers, settings, false));
     pod.volumes.get_or_insert_with(Vec::new).push(Volume {
         name: "mcp-config".into(),
-        config_map: Some(ConfigMapVolumeSource { name: config_map_name(run), optional: Some(true), ..Default::default() }),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map_name(run),
+            optional: Some(true),
+            ..Default::default()
+        }),
         ..Default::default()
     });
 }
@@ -245,8 +266,10 @@ mod tests {
     use super::*;
 
     fn server(ns: &str, spec: serde_json::Value, url: Option<&str>) -> MCPServer {
-        let mut s: MCPServer = serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "MCPServer",
-            "metadata": {"name": "kb", "namespace": ns}, "spec": spec})).unwrap();
+        let mut s: MCPServer =
+            serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "MCPServer",
+            "metadata": {"name": "kb", "namespace": ns}, "spec": spec}))
+            .unwrap();
         s.status = url.map(|u| sympozium_api::McpServerStatus { url: Some(u.into()), ..Default::default() });
         s
     }
@@ -257,9 +280,12 @@ mod tests {
 
     #[test]
     fn a_reference_inherits_what_it_does_not_say_and_credentials_only_in_the_servers_namespace() {
-        let s = server("team", json!({"transportType": "http", "toolsPrefix": "x", "timeout": 12,
+        let s = server(
+            "team",
+            json!({"transportType": "http", "toolsPrefix": "x", "timeout": 12,
             "deployment": {"image": "kb"}, "toolsDeny": ["purge"], "authSecret": "kb-token", "headers": {"X-A": "1"}}),
-            Some("http://kb.team.svc:8080/mcp"));
+            Some("http://kb.team.svc:8080/mcp"),
+        );
         let r = reference(json!({"name": "kb", "toolsPrefix": "kb"}));
         let got = resolve_ref(&r, Some(&s), "team").unwrap();
         assert_eq!(got.config.url, "http://kb.team.svc:8080/mcp");
@@ -268,13 +294,30 @@ mod tests {
         assert_eq!(got.config.auth.as_ref().unwrap().token_env, "MCP_AUTH_KB");
         assert_eq!(got.config.headers.get("X-A").map(String::as_str), Some("1"));
         // The same server in the system namespace lends its URL, not its Secret or headers.
-        let system = server("sympozium-system", s.spec.clone().into_json(), Some("http://kb.sympozium-system.svc:8080/mcp"));
+        let system = server(
+            "sympozium-system",
+            s.spec.clone().into_json(),
+            Some("http://kb.sympozium-system.svc:8080/mcp"),
+        );
         let got = resolve_ref(&r, Some(&system), "team").unwrap();
         assert!(got.token.is_none() && got.config.auth.is_none() && got.config.headers.is_empty());
         // Not deployed yet: no URL, nothing to resolve.
-        assert!(resolve_ref(&r, Some(&server("team", json!({"transportType": "stdio", "toolsPrefix": "x", "deployment": {"image": "i"}}), None)), "team").is_none());
+        assert!(
+            resolve_ref(
+                &r,
+                Some(&server(
+                    "team",
+                    json!({"transportType": "stdio", "toolsPrefix": "x", "deployment": {"image": "i"}}),
+                    None
+                )),
+                "team"
+            )
+            .is_none()
+        );
         // Inline URLs with their own token.
-        let inline = reference(json!({"name": "gh-enterprise", "url": "https://gh/mcp", "toolsPrefix": "gh", "authSecret": "gh", "authKey": "pat"}));
+        let inline = reference(
+            json!({"name": "gh-enterprise", "url": "https://gh/mcp", "toolsPrefix": "gh", "authSecret": "gh", "authKey": "pat"}),
+        );
         let got = resolve_ref(&inline, None, "team").unwrap();
         assert_eq!(got.token, Some(("gh".into(), "pat".into())));
         assert_eq!(got.config.auth.unwrap().token_env, "MCP_AUTH_GH_ENTERPRISE");

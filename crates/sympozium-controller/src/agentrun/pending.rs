@@ -441,8 +441,11 @@ async fn mcp_servers(
     if !servers.is_empty() {
         match super::mcp::config_map(run, &servers) {
             Ok(cm) => {
-                create_if_absent(&Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(ctx.client.clone(), &ns), &cm)
-                    .await?;
+                create_if_absent(
+                    &Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(ctx.client.clone(), &ns),
+                    &cm,
+                )
+                .await?;
             }
             Err(e) => tracing::error!(error = %e, "cannot encode the MCP server list"),
         }

@@ -42,12 +42,24 @@ pub fn port(server: &MCPServer) -> i32 {
 
 /// The MCP endpoint path.
 pub fn path(server: &MCPServer) -> String {
-    server.spec.deployment.as_ref().and_then(|d| d.path.clone()).filter(|p| !p.is_empty()).unwrap_or_else(|| "/mcp".into())
+    server
+        .spec
+        .deployment
+        .as_ref()
+        .and_then(|d| d.path.clone())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/mcp".into())
 }
 
 /// In-cluster URL of a managed server.
 pub fn service_url(server: &MCPServer) -> String {
-    format!("http://{}.{}.svc:{}{}", server.name_any(), server.namespace().unwrap_or_default(), port(server), path(server))
+    format!(
+        "http://{}.{}.svc:{}{}",
+        server.name_any(),
+        server.namespace().unwrap_or_default(),
+        port(server),
+        path(server)
+    )
 }
 
 fn meta(server: &MCPServer) -> ObjectMeta {
@@ -67,7 +79,12 @@ fn env(name: String, value: String) -> EnvVar {
 /// The stdio pod's containers: the adapter is copied from its image into an emptyDir, then
 /// runs inside the server's image (where the server's command exists) and starts it.
 /// `secret_keys` lists every key of every `secretRefs` Secret (read at reconcile time).
-fn stdio_pod(server: &MCPServer, d: &McpDeployment, settings: &Settings, secret_keys: &[(String, String)]) -> PodSpec {
+fn stdio_pod(
+    server: &MCPServer,
+    d: &McpDeployment,
+    settings: &Settings,
+    secret_keys: &[(String, String)],
+) -> PodSpec {
     let mut vars = vec![
         env("MCP_STDIO_ADAPTER".into(), "true".into()),
         env("STDIO_CMD".into(), d.cmd.clone().unwrap_or_default()),
@@ -83,27 +100,40 @@ fn stdio_pod(server: &MCPServer, d: &McpDeployment, settings: &Settings, secret_
         vars.push(EnvVar {
             name: format!("STDIO_ENV_{key}"),
             value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector { name: secret.clone(), key: key.clone(), optional: Some(true) }),
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.clone(),
+                    key: key.clone(),
+                    optional: Some(true),
+                }),
                 ..Default::default()
             }),
             ..Default::default()
         });
     }
     let probe = |path: &str, initial: i32, period: i32| Probe {
-        http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(ADAPTER_PORT), ..Default::default() }),
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(ADAPTER_PORT),
+            ..Default::default()
+        }),
         initial_delay_seconds: Some(initial),
         period_seconds: Some(period),
         timeout_seconds: Some(5),
         failure_threshold: Some(5),
         ..Default::default()
     };
-    let adapter_mount = VolumeMount { name: "adapter-bin".into(), mount_path: ADAPTER_DIR.into(), ..Default::default() };
+    let adapter_mount =
+        VolumeMount { name: "adapter-bin".into(), mount_path: ADAPTER_DIR.into(), ..Default::default() };
     PodSpec {
         init_containers: Some(vec![Container {
             name: "inject-adapter".into(),
             image: Some(settings.image("mcp-bridge")),
             image_pull_policy: Some("IfNotPresent".into()),
-            command: Some(vec!["/usr/local/bin/mcp-bridge".into(), "--install-to".into(), ADAPTER_DIR.into()]),
+            command: Some(vec![
+                "/usr/local/bin/mcp-bridge".into(),
+                "--install-to".into(),
+                ADAPTER_DIR.into(),
+            ]),
             volume_mounts: Some(vec![adapter_mount.clone()]),
             security_context: Some(crate::agentrun::build::hardened()),
             ..Default::default()
@@ -115,7 +145,11 @@ fn stdio_pod(server: &MCPServer, d: &McpDeployment, settings: &Settings, secret_
             command: Some(vec![format!("{ADAPTER_DIR}/mcp-bridge")]),
             args: Some(vec!["--stdio-adapter".into()]),
             env: Some(vars),
-            ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: ADAPTER_PORT, ..Default::default() }]),
+            ports: Some(vec![ContainerPort {
+                name: Some("http".into()),
+                container_port: ADAPTER_PORT,
+                ..Default::default()
+            }]),
             resources: d.resources.clone(),
             liveness_probe: Some(probe("/healthz", 30, 15)),
             readiness_probe: Some(probe("/readyz", 1, 5)),
@@ -151,7 +185,11 @@ fn http_pod(d: &McpDeployment) -> PodSpec {
             args: (!d.args.is_empty()).then(|| d.args.clone()),
             env: (!vars.is_empty()).then_some(vars),
             env_from: (!env_from.is_empty()).then_some(env_from),
-            ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: d.port, ..Default::default() }]),
+            ports: Some(vec![ContainerPort {
+                name: Some("http".into()),
+                container_port: d.port,
+                ..Default::default()
+            }]),
             resources: d.resources.clone(),
             readiness_probe: Some(Probe {
                 tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(d.port), ..Default::default() }),
@@ -167,7 +205,11 @@ fn http_pod(d: &McpDeployment) -> PodSpec {
 }
 
 /// The Deployment of a managed server (`None` for external ones).
-pub fn deployment(server: &MCPServer, settings: &Settings, secret_keys: &[(String, String)]) -> Option<Deployment> {
+pub fn deployment(
+    server: &MCPServer,
+    settings: &Settings,
+    secret_keys: &[(String, String)],
+) -> Option<Deployment> {
     let d = server.spec.deployment.as_ref()?;
     if server.spec.url.as_deref().is_some_and(|u| !u.is_empty()) {
         return None;
@@ -231,7 +273,8 @@ mod tests {
         let s = server(json!({"transportType": "stdio", "toolsPrefix": "notes",
             "deployment": {"image": "mcp/notes:1", "cmd": "notes-server", "args": ["--tables", "a,b"],
                 "env": {"NOTES_OWNER": "sre"}, "secretRefs": [{"name": "notes-secret"}]}}));
-        let settings = Settings { image_registry: "reg/sym".into(), image_tag: "v2".into(), ..Default::default() };
+        let settings =
+            Settings { image_registry: "reg/sym".into(), image_tag: "v2".into(), ..Default::default() };
         let d = deployment(&s, &settings, &[("notes-secret".into(), "API_KEY".into())]).unwrap();
         let pod = d.spec.unwrap().template.spec.unwrap();
         let init = &pod.init_containers.unwrap()[0];

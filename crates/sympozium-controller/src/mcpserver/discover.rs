@@ -58,7 +58,11 @@ pub fn client_config(server: &MCPServer, url: &str, with_token: bool) -> ServerC
         transport: Default::default(),
         tools_prefix: server.spec.tools_prefix.clone(),
         timeout: i64::from(server.spec.timeout),
-        auth: with_token.then(|| Auth { kind: AuthKind::Bearer, token_env: TOKEN_VAR.into(), header_name: None }),
+        auth: with_token.then(|| Auth {
+            kind: AuthKind::Bearer,
+            token_env: TOKEN_VAR.into(),
+            header_name: None,
+        }),
         headers: server.spec.headers.clone().unwrap_or_default(),
         tools_allow: server.spec.tools_allow.clone(),
         tools_deny: server.spec.tools_deny.clone(),
@@ -66,7 +70,11 @@ pub fn client_config(server: &MCPServer, url: &str, with_token: bool) -> ServerC
 }
 
 /// The published tool names (sorted), trying `urls` in order; the error names the last failure.
-pub async fn tools(server: &MCPServer, urls: &[String], token: Option<String>) -> Result<Vec<String>, String> {
+pub async fn tools(
+    server: &MCPServer,
+    urls: &[String],
+    token: Option<String>,
+) -> Result<Vec<String>, String> {
     if server.spec.auth_secret.as_deref().is_some_and(|s| !s.is_empty()) && token.is_none() {
         return Err(format!(
             "the auth Secret {} has no key {}",

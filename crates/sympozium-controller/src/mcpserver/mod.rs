@@ -54,7 +54,14 @@ pub async fn run(ctx: Arc<Context>) {
         .await;
 }
 
-fn condition(previous: Option<&McpServerStatus>, type_: &str, ok: bool, reason: &str, message: String, generation: Option<i64>) -> Condition {
+fn condition(
+    previous: Option<&McpServerStatus>,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Condition {
     let status = if ok { "True" } else { "False" };
     let last_transition_time = previous
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
@@ -108,7 +115,14 @@ async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Action, 
             let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
             apply(&deployments, &deployment).await?;
             apply(&Api::<Service>::namespaced(ctx.client.clone(), &ns), &build::service(&server)).await?;
-            conditions.push(condition(previous, "Deployed", true, "DeploymentCreated", format!("Deployment and Service {name}"), generation));
+            conditions.push(condition(
+                previous,
+                "Deployed",
+                true,
+                "DeploymentCreated",
+                format!("Deployment and Service {name}"),
+                generation,
+            ));
             let ready_replicas = deployments
                 .get_opt(&name)
                 .await?
@@ -135,7 +149,14 @@ async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Action, 
     };
     let requeue = match outcome {
         None => {
-            status.conditions.push(condition(previous, "Ready", false, "NotReady", "the Deployment has no ready replica yet".into(), generation));
+            status.conditions.push(condition(
+                previous,
+                "Ready",
+                false,
+                "NotReady",
+                "the Deployment has no ready replica yet".into(),
+                generation,
+            ));
             NOT_READY
         }
         Some(Ok(tools)) => {
@@ -154,7 +175,8 @@ async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Action, 
         }
     };
     if previous != Some(&status) {
-        let patch = serde_json::json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "MCPServer", "status": status});
+        let patch =
+            serde_json::json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "MCPServer", "status": status});
         let api: Api<MCPServer> = Api::namespaced(ctx.client.clone(), &ns);
         api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
     }

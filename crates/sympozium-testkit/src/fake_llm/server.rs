@@ -290,9 +290,12 @@ fn tool_results(body: &Value) -> Vec<String> {
             if block.get("type").and_then(Value::as_str) == Some("tool_result") {
                 match block.get("content") {
                     Some(Value::String(t)) => out.push(t.clone()),
-                    Some(Value::Array(parts)) => {
-                        out.extend(parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).map(str::to_string))
-                    }
+                    Some(Value::Array(parts)) => out.extend(
+                        parts
+                            .iter()
+                            .filter_map(|p| p.get("text").and_then(Value::as_str))
+                            .map(str::to_string),
+                    ),
                     _ => {}
                 }
             }

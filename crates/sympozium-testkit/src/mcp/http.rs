@@ -40,7 +40,8 @@ impl McpHttpServer {
             let seen = seen.clone();
             let token = token.clone();
             async move {
-                let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let auth =
+                    req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
                 seen.lock().unwrap_or_else(PoisonError::into_inner).push(auth.to_string());
                 if let Some(token) = token
                     && auth != format!("Bearer {token}")

@@ -14,8 +14,8 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::StreamExt;
 use futures::channel::mpsc;
+use futures_util::StreamExt;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::{ServerHandler, ServiceExt};
 use tokio_util::sync::CancellationToken;
@@ -42,8 +42,12 @@ impl McpSseServer {
         H: ServerHandler + Clone + Send + Sync + 'static,
     {
         let cancel = CancellationToken::new();
-        let shared =
-            Arc::new(Shared { handler, sessions: Arc::default(), next: AtomicU64::new(1), cancel: cancel.clone() });
+        let shared = Arc::new(Shared {
+            handler,
+            sessions: Arc::default(),
+            next: AtomicU64::new(1),
+            cancel: cancel.clone(),
+        });
         let app = Router::new()
             .route("/sse", get(open::<H>))
             .route("/message", post(message::<H>))
