@@ -199,8 +199,13 @@ pub enum SchedulesCommand {
 pub enum McpCommand {
     /// List them.
     List,
-    /// Show one: status, URL, its tools (as agents see them) and the last error.
+    /// Show one (the object; `-o yaml` for YAML).
     Get {
+        /// Name.
+        name: String,
+    },
+    /// Describe one for a person: readiness, URL, its tools as agents call them, the last error.
+    Describe {
         /// Name.
         name: String,
     },

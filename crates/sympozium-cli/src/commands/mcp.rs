@@ -92,10 +92,13 @@ pub async fn dispatch(client: &Client, ns: &str, cmd: &McpCommand, format: Forma
         McpCommand::Get { name } => {
             let m =
                 api.get_opt(name).await?.ok_or_else(|| not_found("MCP server", name, ns, "mcp-servers"))?;
-            if format != Format::Table {
-                crate::output::emit!("{}", document(&m, format)?);
-                return Ok(0);
-            }
+            let format = if format == Format::Table { Format::Json } else { format };
+            crate::output::emit!("{}", document(&m, format)?);
+            Ok(0)
+        }
+        McpCommand::Describe { name } => {
+            let m =
+                api.get_opt(name).await?.ok_or_else(|| not_found("MCP server", name, ns, "mcp-servers"))?;
             crate::output::emit!("{}", describe(&m));
             Ok(0)
         }
