@@ -54,6 +54,10 @@ pub struct Args {
     /// Memory server URL (enables the memory tools).
     #[arg(long, env = "MEMORY_SERVER_URL", default_value = "")]
     pub memory_server_url: String,
+    /// The instance's memory token (from the `<instance>-memory-token` Secret), sent as a
+    /// bearer token to the memory server.
+    #[arg(long, env = "MEMORY_AUTH_TOKEN", default_value = "", hide_env_values = true)]
+    pub memory_auth_token: String,
     /// Store a summary of every successful run in the memory server.
     #[arg(long, env = "MEMORY_AUTO_STORE", default_value = "true", value_parser = parse_bool)]
     pub memory_auto_store: bool,
@@ -267,6 +271,8 @@ pub struct Config {
     pub memory_enabled: bool,
     /// Memory server URL without trailing `/`.
     pub memory_server_url: String,
+    /// Bearer token for the memory server (empty = none).
+    pub memory_auth_token: String,
     /// Store a summary of every successful run in the memory server.
     pub memory_auto_store: bool,
     /// Reply channel.
@@ -371,6 +377,7 @@ impl Config {
             tools_enabled: args.tools_enabled,
             memory_enabled: args.memory_enabled,
             memory_server_url: args.memory_server_url.trim().trim_end_matches('/').to_string(),
+            memory_auth_token: args.memory_auth_token.trim().to_string(),
             memory_auto_store: args.memory_auto_store,
             source_channel: args.source_channel.trim().to_string(),
             source_chat_id: args.source_chat_id.trim().to_string(),

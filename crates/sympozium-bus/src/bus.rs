@@ -9,6 +9,8 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::auth::Credentials;
+use crate::origin::{IDENTITY_HEADER, Origin, SIGNATURE_HEADER, Verifier};
 use crate::{Envelope, Error, STREAM, subject};
 
 /// A connection to the event bus.
@@ -17,6 +19,20 @@ pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
     consumer_expiry: Duration,
+    origin: Option<Origin>,
+    verifier: Option<Verifier>,
+}
+
+/// How a client identifies itself on the bus. The default (nothing) suits a NATS without
+/// authorization (tests, local development); production pods get credentials and an origin.
+#[derive(Clone, Debug, Default)]
+pub struct BusOptions {
+    /// The role's user and password (from a Secret, by `secretKeyRef`).
+    pub credentials: Option<Credentials>,
+    /// Signs everything this client publishes as its instance or run.
+    pub origin: Option<Origin>,
+    /// Checks the origin of everything this client consumes (the controller).
+    pub verifier: Option<Verifier>,
 }
 
 /// How long NATS keeps a durable consumer nobody pulls from. The stream keeps messages for
@@ -32,6 +48,9 @@ pub struct Delivery {
     pub envelope: Envelope,
     /// The `traceparent` header, when the publisher sent one.
     pub traceparent: Option<String>,
+    /// The publisher's proven identity (`channel/<ns>/<instance>`, `run/<ns>/<run>`) when
+    /// the consuming [`Bus`] verifies origins and the signature matched; `None` otherwise.
+    pub origin: Option<String>,
     message: jetstream::Message,
 }
 
@@ -61,7 +80,19 @@ impl Bus {
     /// Connects (retrying until NATS answers), reconnects forever after that, and makes
     /// sure the `sympozium` stream exists.
     pub async fn connect(url: &str) -> Result<Self, Error> {
-        let client = ConnectOptions::new()
+        Self::connect_with(url, BusOptions::default()).await
+    }
+
+    /// [`Bus::connect`] as a role, signing with an origin and verifying origins as `options` say.
+    pub async fn connect_with(url: &str, options: BusOptions) -> Result<Self, Error> {
+        let mut connect = ConnectOptions::new();
+        if let Some(c) = &options.credentials {
+            connect = connect.user_and_password(c.role.user().into(), c.password.clone());
+            if let Some(prefix) = c.role.inbox_prefix() {
+                connect = connect.custom_inbox_prefix(prefix);
+            }
+        }
+        let client = connect
             .retry_on_initial_connect()
             .max_reconnects(None)
             .reconnect_delay_callback(|attempt| Duration::from_millis((250 * attempt as u64).min(5_000)))
@@ -69,7 +100,13 @@ impl Bus {
             .await
             .map_err(|e| Error::Connect { url: url.into(), reason: e.to_string() })?;
         let js = jetstream::new(client.clone());
-        let bus = Self { client, js, consumer_expiry: CONSUMER_EXPIRY };
+        let bus = Self {
+            client,
+            js,
+            consumer_expiry: CONSUMER_EXPIRY,
+            origin: options.origin,
+            verifier: options.verifier,
+        };
         bus.ensure_stream().await?;
         Ok(bus)
     }
@@ -79,6 +116,22 @@ impl Bus {
     pub fn with_consumer_expiry(mut self, expiry: Duration) -> Self {
         self.consumer_expiry = expiry;
         self
+    }
+
+    /// The origin this client signs with, if any.
+    pub fn origin(&self) -> Option<&Origin> {
+        self.origin.as_ref()
+    }
+
+    /// Whether this client checks origins: then a [`Delivery`] without a proven
+    /// [`Delivery::origin`] came from a publisher that could not prove who it is.
+    pub fn verifies_origin(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The origin verifier (the controller's), if any.
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.verifier.as_ref()
     }
 
     async fn ensure_stream(&self) -> Result<(), Error> {
@@ -168,9 +221,14 @@ impl Bus {
         if let Some(id) = id {
             headers.insert("Nats-Msg-Id", id);
         }
+        let subject = subject(topic);
+        if let Some(origin) = &self.origin {
+            headers.insert(IDENTITY_HEADER, origin.identity());
+            headers.insert(SIGNATURE_HEADER, origin.sign(&subject, &payload).as_str());
+        }
         let ack = self
             .js
-            .publish_with_headers(subject(topic), headers, payload.into())
+            .publish_with_headers(subject, headers, payload.into())
             .await
             .map_err(|e| Error::JetStream { operation: "publishing", reason: e.to_string() })?;
         ack.await
@@ -185,11 +243,12 @@ impl Bus {
         let (tx, rx) = mpsc::channel(64);
         let js = self.js.clone();
         let expiry = self.consumer_expiry;
+        let verifier = self.verifier.clone();
         let (name, topic) = (name.to_string(), topic.to_string());
         tokio::spawn(async move {
             let mut failures = 0u32;
             while !tx.is_closed() {
-                match pump(&js, &name, &topic, expiry, &tx).await {
+                match pump(&js, &name, &topic, expiry, verifier.as_ref(), &tx).await {
                     Ok(()) => return,
                     Err(e) => {
                         failures = failures.saturating_add(1);
@@ -263,6 +322,7 @@ async fn pump(
     name: &str,
     topic: &str,
     expiry: Duration,
+    verifier: Option<&Verifier>,
     tx: &mpsc::Sender<Delivery>,
 ) -> Result<(), String> {
     let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
@@ -285,10 +345,15 @@ async fn pump(
     // once, not at the next message (which may never come), so the consumer can expire.
     while let Some(next) = next_or_closed(&mut messages, tx).await {
         let message = next.map_err(|e| e.to_string())?;
-        let traceparent = message.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string());
+        let header = |name: &str| message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.to_string());
+        let traceparent = header("traceparent");
+        let origin = verifier.and_then(|v| {
+            let (identity, signature) = (header(IDENTITY_HEADER), header(SIGNATURE_HEADER));
+            v.verify(identity.as_deref(), signature.as_deref(), message.subject.as_str(), &message.payload)
+        });
         match serde_json::from_slice::<Envelope>(&message.payload) {
             Ok(envelope) => {
-                if let Err(returned) = tx.send(Delivery { envelope, traceparent, message }).await {
+                if let Err(returned) = tx.send(Delivery { envelope, traceparent, origin, message }).await {
                     // Nobody listens any more: hand the message back for immediate redelivery.
                     let _ = returned.0.message.ack_with(jetstream::AckKind::Nak(None)).await;
                     return Ok(());
@@ -327,7 +392,10 @@ async fn pump_replay(
         0 => consumer::DeliverPolicy::All,
         start_sequence => consumer::DeliverPolicy::ByStartSequence { start_sequence },
     };
+    // A random name puts the filter into the API subject (`CONSUMER.CREATE.<stream>.<name>.<filter>`),
+    // which is what NATS permissions can restrict; nobody else can guess it to pull from it.
     let config = consumer::pull::Config {
+        name: Some(format!("replay-{}", random_suffix())),
         filter_subject: subject(topic),
         ack_policy: consumer::AckPolicy::None,
         deliver_policy,
@@ -357,4 +425,18 @@ async fn pump_replay(
         }
     }
     if tx.is_closed() { Ok(()) } else { Err("message stream ended".into()) }
+}
+
+/// 128 random bits, hex (a fresh name per replay consumer).
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No randomness: the time still makes the name unique in practice.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        return format!("{nanos:x}");
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -7,13 +7,15 @@
 //! the consumer is down, or while NATS restarts, is delivered once it is back, and replicas
 //! sharing a durable name split the work instead of each handling every message.
 
+pub mod auth;
 mod bus;
 mod envelope;
+pub mod origin;
 pub mod payloads;
 pub mod topics;
 pub mod trace;
 
-pub use bus::{Bus, CONSUMER_EXPIRY, Delivery};
+pub use bus::{Bus, BusOptions, CONSUMER_EXPIRY, Delivery};
 pub use envelope::Envelope;
 
 /// Name of the JetStream stream.

@@ -43,10 +43,21 @@ impl ClientError {
 }
 
 /// Client of one memory server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MemoryClient {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for MemoryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token itself: clients end up in logs.
+        f.debug_struct("MemoryClient")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl MemoryClient {
@@ -60,7 +71,15 @@ impl MemoryClient {
     /// A client using a preconfigured `reqwest` client (timeouts, proxies).
     pub fn with_http_client(base_url: impl Into<String>, http: reqwest::Client) -> Self {
         let base = base_url.into().trim_end_matches('/').to_string();
-        Self { base, http }
+        Self { base, http, token: None }
+    }
+
+    /// Sends `token` as `Authorization: Bearer <token>` on every request (the instance's
+    /// memory token; an empty token sends none).
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.token = (!token.trim().is_empty()).then(|| token.trim().to_string());
+        self
     }
 
     /// The server's base URL.
@@ -133,6 +152,10 @@ impl MemoryClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
         let response = request.send().await?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await?;

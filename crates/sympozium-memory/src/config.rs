@@ -63,6 +63,12 @@ pub struct Config {
     /// Number of pooled read connections.
     #[arg(long, env = "MEMORY_READERS", default_value_t = 4)]
     pub readers: usize,
+    /// Bearer token every request except `GET /health` must carry
+    /// (`Authorization: Bearer <token>`). The instance controller sets it from the
+    /// instance's `<instance>-memory-token` Secret; unset, the server answers anyone (for
+    /// local use only) and says so in its log.
+    #[arg(long, env = "MEMORY_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
 }
 
 impl Config {
@@ -73,6 +79,11 @@ impl Config {
             max_entry_bytes: self.max_entry_bytes,
             max_total_bytes: self.max_total_bytes,
         }
+    }
+
+    /// The required bearer token, treating an empty value as unset.
+    pub fn token(&self) -> Option<&str> {
+        self.auth_token.as_deref().map(str::trim).filter(|t| !t.is_empty())
     }
 
     /// The seeds file, treating an empty value as unset.

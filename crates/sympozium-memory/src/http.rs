@@ -1,10 +1,13 @@
 //! The HTTP API (axum). Routes, status codes and error strings follow spec 09; the
 //! `/memories/{id}` routes, exact tag filters and pagination are additions.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{Method, StatusCode, Uri, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,8 +21,15 @@ use crate::types::{Envelope, ListQuery, SearchRequest, StoreRequest, UpdateReque
 /// Largest request body accepted when the per-memory limit is off.
 const UNLIMITED_BODY_BYTES: usize = 64 * 1024 * 1024;
 
-/// Builds the router over `store`.
+/// Builds the router over `store`, answering anyone (tests and local use; the server
+/// binary uses [`router_with_token`]).
 pub fn router(store: Store) -> Router {
+    router_with_token(store, None)
+}
+
+/// Builds the router over `store`. With a `token`, every request except `GET /health` must
+/// carry `Authorization: Bearer <token>`; others get 401 and never reach the database.
+pub fn router_with_token(store: Store, token: Option<String>) -> Router {
     let body_limit = match usize::try_from(store.limits().max_entry_bytes) {
         Ok(0) | Err(_) => UNLIMITED_BODY_BYTES,
         // JSON escaping can grow text up to six times (`\u0000`); leave room for tags.
@@ -35,6 +45,45 @@ pub fn router(store: Store) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(store)
+        // Outermost, so an unauthenticated request is refused before its body is read.
+        .layer(middleware::from_fn_with_state(token.map(Arc::<str>::from), require_token))
+}
+
+/// Refuses requests without the instance's bearer token (health checks excepted: probes
+/// and the runs' wait-for-memory init container carry no credentials and learn nothing).
+async fn require_token(
+    State(token): State<Option<Arc<str>>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let Some(token) = token else { return next.run(request).await };
+    if request.method() == Method::GET && request.uri().path() == "/health" {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let message = match presented {
+        None => "missing bearer token: this memory server belongs to one instance and needs its token (Authorization: Bearer <token>)",
+        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => return next.run(request).await,
+        Some(_) => "invalid bearer token: not this instance's memory token",
+    };
+    tracing::warn!(method = %request.method(), path = %request.uri().path(), "refused a request: {message}");
+    let mut response = ApiError { status: StatusCode::UNAUTHORIZED, message: message.into() }.into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Compares without returning early, so the time taken says nothing about the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0xff);
+    }
+    diff == 0
 }
 
 /// An error response: status plus `{success:false, error}`.

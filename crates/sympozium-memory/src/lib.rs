@@ -30,6 +30,7 @@ pub use types::{Deleted, Entry, Envelope, ListQuery, SearchRequest, StoreRequest
 /// A memory server whose database is open, seeds imported and socket bound, ready to serve.
 pub struct Server {
     store: Store,
+    token: Option<String>,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
 }
@@ -65,7 +66,11 @@ impl Server {
             .await
             .map_err(|source| MemoryError::Bind { addr: wanted, source })?;
         let addr = listener.local_addr().map_err(|source| MemoryError::Bind { addr: wanted, source })?;
-        Ok(Self { store, listener, addr })
+        let token = config.token().map(str::to_string);
+        if token.is_none() {
+            tracing::warn!("MEMORY_AUTH_TOKEN is not set: every client that reaches this server can read and write it");
+        }
+        Ok(Self { store, token, listener, addr })
     }
 
     /// The bound address (useful with port 0).
@@ -75,7 +80,7 @@ impl Server {
 
     /// Serves until `shutdown` completes, then checkpoints the WAL.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let app = http::router(self.store.clone());
+        let app = http::router_with_token(self.store.clone(), self.token.clone());
         tracing::info!(addr = %self.addr, "memory server listening");
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)

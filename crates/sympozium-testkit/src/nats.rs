@@ -14,24 +14,50 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: PathBuf,
+    /// A configuration file (`-c`), when the server runs with one.
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
     /// Starts a JetStream-enabled server. Under `CI=true` a missing `nats-server` is an
     /// error (tests fail); elsewhere too — install it with `apt-get install nats-server`.
     pub async fn start() -> Result<Self> {
+        Self::start_inner(None::<fn(u16, &std::path::Path) -> String>).await
+    }
+
+    /// Starts a server with the configuration file `render(port, store_dir)` returns (e.g.
+    /// the one `sympozium install` renders, with its users and permissions); the port and
+    /// store still come from the command line, so the file need not name them.
+    pub async fn start_with_config(render: impl FnOnce(u16, &std::path::Path) -> String) -> Result<Self> {
+        Self::start_inner(Some(render)).await
+    }
+
+    async fn start_inner(render: Option<impl FnOnce(u16, &std::path::Path) -> String>) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .map_err(|e| Error::Command { command: "bind".into(), reason: e.to_string() })?;
         let store = std::env::temp_dir().join(format!("sympozium-nats-{}-{port}", std::process::id()));
-        let mut server = Self { child: None, port, store };
+        let config = match render {
+            Some(render) => {
+                let path = std::env::temp_dir().join(format!("sympozium-nats-{}-{port}.conf", std::process::id()));
+                std::fs::write(&path, render(port, &store))
+                    .map_err(|e| Error::Command { command: "write nats.conf".into(), reason: e.to_string() })?;
+                Some(path)
+            }
+            None => None,
+        };
+        let mut server = Self { child: None, port, store, config };
         server.spawn().await?;
         Ok(server)
     }
 
     async fn spawn(&mut self) -> Result<()> {
-        let child = Command::new("nats-server")
+        let mut command = Command::new("nats-server");
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(&self.store)
             .stdout(Stdio::null())
@@ -78,5 +104,8 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.store);
+        if let Some(config) = &self.config {
+            let _ = std::fs::remove_file(config);
+        }
     }
 }

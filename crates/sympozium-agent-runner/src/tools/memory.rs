@@ -21,9 +21,18 @@ pub struct MemoryClient {
 }
 
 impl MemoryClient {
-    /// A client for `base` (no trailing `/`).
-    pub fn new(base: &str) -> Result<Self, String> {
+    /// A client for `base` (no trailing `/`), sending `token` (the instance's memory token;
+    /// empty = none) as a bearer token.
+    pub fn new(base: &str, token: &str) -> Result<Self, String> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if !token.is_empty() {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| "MEMORY_AUTH_TOKEN: not a valid HTTP header value".to_string())?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| format!("memory client: {e}"))?;

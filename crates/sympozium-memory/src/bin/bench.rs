@@ -258,6 +258,7 @@ async fn main() -> anyhow::Result<()> {
             max_total_bytes: 0,
             startup_check: false,
             readers: 4,
+            auth_token: None,
         };
 
         // Bulk load.
