@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sympozium_bus::{Bus, topics};
+use sympozium_bus::auth::{Credentials, Role};
+use sympozium_bus::origin::Origin;
+use sympozium_bus::{Bus, BusOptions, topics};
 use tokio::sync::OnceCell;
 
 use crate::duration::format_duration;
@@ -26,7 +28,20 @@ pub struct Approver {
     instance: String,
     namespace: String,
     timeout: Duration,
+    options: BusOptions,
     bus: OnceCell<Bus>,
+}
+
+/// How a run connects: as the `agent` role and signing as itself, when its `<run>-bus`
+/// Secret gave it a password and a key (empty values: NATS without authorization).
+pub fn bus_options(password: &str, origin_key: &str, namespace: &str, run: &str) -> BusOptions {
+    BusOptions {
+        credentials: (!password.is_empty())
+            .then(|| Credentials { role: Role::Agent, password: password.to_string() }),
+        origin: (!origin_key.is_empty())
+            .then(|| Origin::new(sympozium_bus::origin::run_identity(namespace, run), origin_key)),
+        verifier: None,
+    }
 }
 
 impl Approver {
@@ -38,15 +53,22 @@ impl Approver {
             instance: instance.to_string(),
             namespace: namespace.to_string(),
             timeout,
+            options: BusOptions::default(),
             bus: OnceCell::new(),
         }
+    }
+
+    /// Connects with `options` (credentials and the run's origin).
+    pub fn with_bus_options(mut self, options: BusOptions) -> Self {
+        self.options = options;
+        self
     }
 
     async fn bus(&self) -> Result<&Bus, String> {
         self.bus
             .get_or_try_init(|| async {
                 // Connecting retries until NATS answers: bounded here, a run must not hang.
-                match tokio::time::timeout(Duration::from_secs(10), Bus::connect(&self.url)).await {
+                match tokio::time::timeout(Duration::from_secs(10), Bus::connect_with(&self.url, self.options.clone())).await {
                     Ok(Ok(bus)) => Ok(bus),
                     Ok(Err(e)) => Err(format!("cannot reach the event bus: {e}")),
                     Err(_) => Err("cannot reach the event bus: connect timed out".to_string()),

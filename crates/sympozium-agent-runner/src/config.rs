@@ -138,6 +138,12 @@ pub struct Args {
     /// NATS URL for tool approvals.
     #[arg(long, env = "EVENT_BUS_URL", default_value = "")]
     pub event_bus_url: String,
+    /// Password of the `agent` bus user (from the run's `<run>-bus` Secret).
+    #[arg(long, env = "NATS_PASSWORD", default_value = "", hide_env_values = true)]
+    pub nats_password: String,
+    /// The run's origin key (same Secret): proves what this run publishes is its own.
+    #[arg(long, env = "SYMPOZIUM_ORIGIN_KEY", default_value = "", hide_env_values = true)]
+    pub origin_key: String,
     /// Ordered fallback models as JSON `[{"provider","model","baseURL"?,"apiKeyEnv"?}]`.
     #[arg(long, env = "MODEL_FALLBACKS", default_value = "")]
     pub model_fallbacks: String,
@@ -309,6 +315,10 @@ pub struct Config {
     pub permissions: Option<String>,
     /// NATS URL.
     pub event_bus_url: String,
+    /// `agent` role password (empty = NATS without authorization).
+    pub nats_password: String,
+    /// The run's origin key (empty = publish unsigned).
+    pub origin_key: String,
     /// MCP manifest wait.
     pub mcp_manifest_wait: Duration,
     /// Directory roots.
@@ -406,6 +416,8 @@ impl Config {
                 .map(str::to_string)
                 .collect(),
             event_bus_url: args.event_bus_url.trim().to_string(),
+            nats_password: args.nats_password.trim().to_string(),
+            origin_key: args.origin_key.trim().to_string(),
             exec_pickup_timeout: duration_field("EXEC_PICKUP_TIMEOUT", &args.exec_pickup_timeout)?,
             permissions,
             mcp_manifest_wait: duration_field("MCP_MANIFEST_WAIT", &args.mcp_manifest_wait)?,

@@ -169,6 +169,12 @@ async fn execute(
             &config.namespace,
             config.policy.approval_timeout,
         )
+        .with_bus_options(crate::approval::bus_options(
+            &config.nats_password,
+            &config.origin_key,
+            &config.namespace,
+            &config.agent_run_id,
+        ))
     });
     let toolbox = Toolbox::new(tools, config.policy.clone(), approver);
     let offered = toolbox.offered();

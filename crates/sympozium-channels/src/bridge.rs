@@ -157,7 +157,13 @@ impl Posted {
 
 /// Posts this pod's outbound messages through `platform` until the bus connection is gone.
 pub async fn outbound_loop<P: Platform>(bus: Bus, identity: Arc<Identity>, platform: Arc<P>) {
-    let mut deliveries = bus.durable(&identity.consumer(), topics::CHANNEL_MESSAGE_SEND);
+    // With an origin key the consumer's name derives from it: no other pod can guess it
+    // and pull this instance's replies away.
+    let consumer = match bus.origin() {
+        Some(origin) => origin.consumer_name(&format!("channel-{}", identity.channel)),
+        None => identity.consumer(),
+    };
+    let mut deliveries = bus.durable(&consumer, topics::CHANNEL_MESSAGE_SEND);
     let mut posted = Posted::default();
     // Parts already posted of a message whose later part failed (by stream sequence).
     let mut progress: HashMap<u64, usize> = HashMap::new();

@@ -98,12 +98,27 @@ async fn serve(addr: SocketAddr, router: Router) -> Result<(SocketAddr, JoinHand
     Ok((bound, task))
 }
 
+/// How the pod connects: as the `channel` role, signing as its instance, when the
+/// instance's bus Secret gave it a password and an origin key.
+pub fn bus_options(config: &Config) -> sympozium_bus::BusOptions {
+    use sympozium_bus::auth::{Credentials, Role};
+    let set = |s: &Option<config::Secret>| s.as_ref().map(|s| s.expose().to_string()).filter(|s| !s.is_empty());
+    sympozium_bus::BusOptions {
+        credentials: set(&config.nats_password).map(|password| Credentials { role: Role::Channel, password }),
+        origin: set(&config.origin_key).map(|key| {
+            let identity = sympozium_bus::origin::channel_identity(&config.instance_namespace, &config.instance_name);
+            sympozium_bus::origin::Origin::new(identity, key)
+        }),
+        verifier: None,
+    }
+}
+
 /// Starts the channel described by `config`.
 pub async fn start(config: Config) -> Result<Running, Error> {
     let kind = config.channel;
     // Credentials first: a pod without them fails at once, naming the variable.
     check_credentials(&config)?;
-    let bus = Bus::connect(&config.event_bus_url).await?;
+    let bus = Bus::connect_with(&config.event_bus_url, bus_options(&config)).await?;
     let identity = Arc::new(Identity {
         channel: kind,
         instance: config.instance_name.clone(),

@@ -23,6 +23,10 @@ pub struct Cli {
     /// TUI streams agents' answers as they are written and asks for tool approvals.
     #[arg(long, global = true, env = "SYMPOZIUM_NATS_URL")]
     pub nats_url: Option<String>,
+    /// Password of the bus's `operator` user (key `operator-password` of the
+    /// `sympozium-nats` Secret in the system namespace), for an installed, authenticated NATS.
+    #[arg(long, global = true, env = "SYMPOZIUM_NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
     /// What to do; none opens the TUI.
     #[command(subcommand)]
     pub command: Option<Command>,

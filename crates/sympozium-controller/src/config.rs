@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::settings::Settings;
+use crate::settings::{BusAuth, Settings};
 
 /// The Sympozium controller manager.
 #[derive(Parser, Debug, Clone)]
@@ -61,6 +61,20 @@ pub struct Config {
     /// set.
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,
+    /// Password of the `controller` bus user (NATS with authorization, as installed).
+    #[arg(long, env = "SYMPOZIUM_NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+    /// Password of the `channel` bus user, copied into each instance's `<instance>-bus`
+    /// Secret for its channel pods.
+    #[arg(long, env = "SYMPOZIUM_NATS_CHANNEL_PASSWORD", hide_env_values = true)]
+    pub nats_channel_password: Option<String>,
+    /// Password of the `agent` bus user, copied into each run's `<run>-bus` Secret.
+    #[arg(long, env = "SYMPOZIUM_NATS_AGENT_PASSWORD", hide_env_values = true)]
+    pub nats_agent_password: Option<String>,
+    /// Master key of message origins: each channel and run gets a key derived from it, and
+    /// the routers accept only messages whose origin matches what they claim.
+    #[arg(long, env = "SYMPOZIUM_ORIGIN_MASTER_KEY", hide_env_values = true)]
+    pub origin_master_key: Option<String>,
     /// Identity in the leader Lease and in Events (defaults to the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -78,6 +92,28 @@ impl Config {
             max_run_history: self.max_run_history,
             memory_url_template: self.memory_url_template.clone(),
             busybox_image: self.busybox_image.clone(),
+            bus_auth: self.bus_auth(),
+        }
+    }
+
+    /// Credentials for the pods' bus connections, when NATS runs with authorization.
+    pub fn bus_auth(&self) -> Option<BusAuth> {
+        let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        Some(BusAuth {
+            channel_password: nonempty(&self.nats_channel_password)?,
+            agent_password: nonempty(&self.nats_agent_password)?,
+            master_key: nonempty(&self.origin_master_key)?,
+        })
+    }
+
+    /// How the controller itself connects to the bus.
+    pub fn bus_options(&self) -> sympozium_bus::BusOptions {
+        use sympozium_bus::auth::{Credentials, Role};
+        let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        sympozium_bus::BusOptions {
+            credentials: nonempty(&self.nats_password).map(|password| Credentials { role: Role::Controller, password }),
+            origin: None,
+            verifier: nonempty(&self.origin_master_key).map(sympozium_bus::origin::Verifier::new),
         }
     }
 }

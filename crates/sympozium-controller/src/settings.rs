@@ -21,6 +21,26 @@ pub struct Settings {
     pub memory_url_template: String,
     /// Image of the small helper containers (post-run `done`).
     pub busybox_image: String,
+    /// Bus credentials for the pods the controllers create; `None` when NATS runs without
+    /// authorization (tests, hand-run development setups).
+    pub bus_auth: Option<BusAuth>,
+}
+
+/// What the controller hands to pods so they can use an authenticated bus.
+#[derive(Clone)]
+pub struct BusAuth {
+    /// Password of the `channel` role (into each instance's `<instance>-bus` Secret).
+    pub channel_password: String,
+    /// Password of the `agent` role (into each run's `<run>-bus` Secret).
+    pub agent_password: String,
+    /// Master key the per-instance and per-run origin keys derive from.
+    pub master_key: String,
+}
+
+impl std::fmt::Debug for BusAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BusAuth(<redacted>)")
+    }
 }
 
 impl Default for Settings {
@@ -34,6 +54,7 @@ impl Default for Settings {
             max_run_history: 50,
             memory_url_template: "http://{instance}-memory.{namespace}.svc:8080".into(),
             busybox_image: "busybox:1.36".into(),
+            bus_auth: None,
         }
     }
 }

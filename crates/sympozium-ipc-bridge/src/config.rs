@@ -24,6 +24,13 @@ pub struct Config {
     /// NATS URL of the event bus.
     #[arg(long, env = "EVENT_BUS_URL", default_value = "nats://nats.sympozium-system.svc:4222")]
     pub event_bus_url: String,
+    /// Password of the `agent` bus user (from the run's `<run>-bus` Secret); unset for a
+    /// NATS without authorization.
+    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+    /// The run's origin key (same Secret): everything the bridge publishes is signed with it.
+    #[arg(long, env = "SYMPOZIUM_ORIGIN_KEY", hide_env_values = true)]
+    pub origin_key: Option<String>,
     /// Safety-net rescan of `/ipc` in case a file-system event is missed, in milliseconds.
     #[arg(long, env = "IPC_RESCAN_INTERVAL_MS", default_value_t = 2000)]
     pub rescan_interval_ms: u64,
@@ -41,8 +48,24 @@ impl Config {
             instance_name: String::new(),
             namespace: String::new(),
             event_bus_url: event_bus_url.into(),
+            nats_password: None,
+            origin_key: None,
             rescan_interval_ms: 2000,
             exit_delay_ms: 2000,
+        }
+    }
+
+    /// How the bridge connects: as the `agent` role, signing as its run.
+    pub fn bus_options(&self) -> sympozium_bus::BusOptions {
+        use sympozium_bus::auth::{Credentials, Role};
+        let set = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        sympozium_bus::BusOptions {
+            credentials: set(&self.nats_password).map(|password| Credentials { role: Role::Agent, password }),
+            origin: set(&self.origin_key).map(|key| {
+                let identity = sympozium_bus::origin::run_identity(&self.namespace, &self.agent_run_id);
+                sympozium_bus::origin::Origin::new(identity, key)
+            }),
+            verifier: None,
         }
     }
 

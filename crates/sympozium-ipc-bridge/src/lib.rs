@@ -179,10 +179,10 @@ impl Publisher {
 }
 
 /// Connects to the bus, retrying until NATS answers (files wait on disk meanwhile).
-async fn connect(url: &str) -> Bus {
+async fn connect(config: &Config) -> Bus {
     let mut delay = Duration::from_secs(1);
     loop {
-        match Bus::connect(url).await {
+        match Bus::connect_with(&config.event_bus_url, config.bus_options()).await {
             Ok(bus) => return bus,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "event bus unreachable; retrying");
@@ -212,7 +212,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .watch(&root, RecursiveMode::Recursive)
         .map_err(|source| Error::Watch { path: root.clone(), source })?;
 
-    let bus = connect(&config.event_bus_url).await;
+    let bus = connect(&config).await;
     let inbound = [
         tokio::spawn(inbound::spawn_results(bus.clone(), root.clone(), config.agent_run_id.clone())),
         tokio::spawn(inbound::followups(bus.clone(), root.clone(), config.agent_run_id.clone())),

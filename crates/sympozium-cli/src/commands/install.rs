@@ -14,7 +14,7 @@ use kube::{Api, Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::install_webhook;
+use super::{install_nats, install_webhook};
 use crate::output::emitln;
 use crate::progress::Progress;
 
@@ -60,6 +60,12 @@ fn labels() -> BTreeMap<String, String> {
     ])
 }
 
+fn controller_env() -> Vec<Value> {
+    let mut env = vec![json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})];
+    env.extend(install_nats::controller_env());
+    env
+}
+
 fn controller_deployment(t: &Target) -> Value {
     let image = format!("{}/controller:{}", t.registry.trim_end_matches('/'), t.tag);
     json!({"apiVersion": "apps/v1", "kind": "Deployment",
@@ -72,31 +78,13 @@ fn controller_deployment(t: &Target) -> Value {
                         "args": ["--leader-elect", "--system-namespace", t.namespace,
                                  "--image-registry", t.registry, "--image-tag", t.tag,
                                  "--nats-url", format!("nats://nats.{}.svc:4222", t.namespace)],
-                        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                        "env": controller_env(),
                         "ports": [{"name": "metrics", "containerPort": 8080}, {"name": "health", "containerPort": 8081}],
                         "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8081}},
                         "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8081}},
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
                         "securityContext": {"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
                                             "capabilities": {"drop": ["ALL"]}}}]}}}})
-}
-
-fn nats(t: &Target) -> (Value, Value) {
-    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "nats", "namespace": t.namespace, "labels": labels()},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "nats"}},
-            "template": {"metadata": {"labels": {"app": "nats"}},
-                "spec": {"securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{"name": "nats", "image": "nats:2-alpine", "args": ["-js", "-sd", "/data"],
-                        "ports": [{"name": "client", "containerPort": 4222}],
-                        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                        "securityContext": {"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
-                                            "capabilities": {"drop": ["ALL"]}}}],
-                    "volumes": [{"name": "data", "emptyDir": {}}]}}}});
-    let service = json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "nats", "namespace": t.namespace, "labels": labels()},
-        "spec": {"selector": {"app": "nats"}, "ports": [{"name": "client", "port": 4222, "targetPort": 4222}]}});
-    (deployment, service)
 }
 
 fn rbac(t: &Target) -> (Value, Value, Value) {
@@ -121,6 +109,7 @@ pub async fn apply_json(client: &Client, value: &Value) -> anyhow::Result<()> {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let plural = match kind {
         "SympoziumPolicy" => "sympoziumpolicies".to_string(),
+        "NetworkPolicy" => "networkpolicies".to_string(),
         other => format!("{}s", other.to_ascii_lowercase()),
     };
     let ar = ApiResource {
@@ -169,8 +158,18 @@ pub async fn install_with(client: &Client, t: &Target, progress: &mut Progress) 
         .await?;
     progress.step("controller RBAC, NATS and the controller manager");
     let (sa, role, binding) = rbac(t);
-    let (nats_deployment, nats_service) = nats(t);
-    for obj in [sa, role, binding, nats_deployment, nats_service, controller_deployment(t)] {
+    let bus = install_nats::secrets(client, &t.namespace).await?;
+    let (nats_deployment, nats_service) = install_nats::deployment_and_service(t, &bus);
+    for obj in [
+        sa,
+        role,
+        binding,
+        install_nats::secret(t, &bus),
+        nats_deployment,
+        nats_service,
+        install_nats::network_policy(t),
+        controller_deployment(t),
+    ] {
         apply_json(client, &obj).await?;
     }
     let certificate = if t.webhook {
@@ -268,6 +267,18 @@ pub async fn uninstall(client: &Client, namespace: &str, crds: bool) -> anyhow::
     }
     ignore_missing(
         Api::<Service>::namespaced(client.clone(), namespace).delete("nats", &dp).await.map(|_| ()),
+    )?;
+    ignore_missing(
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
+            .delete(install_nats::SECRET, &dp)
+            .await
+            .map(|_| ()),
+    )?;
+    ignore_missing(
+        Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(client.clone(), namespace)
+            .delete("nats", &dp)
+            .await
+            .map(|_| ()),
     )?;
     ignore_missing(
         Api::<ServiceAccount>::namespaced(client.clone(), namespace)

@@ -4,6 +4,7 @@ mod doctor;
 mod endpoint;
 mod features;
 mod install;
+mod install_nats;
 mod install_webhook;
 mod listings;
 mod logs;

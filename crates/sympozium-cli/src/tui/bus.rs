@@ -59,10 +59,24 @@ fn update_of(env: &Envelope) -> Option<Update> {
     }
 }
 
-/// Connects, forwards what arrives, publishes answers; reports the connection.
-pub async fn run(url: String, tx: UnboundedSender<Update>, mut answers: UnboundedReceiver<Answer>) {
+/// Connects (as the `operator` role when `password` is given), forwards what arrives,
+/// publishes answers; reports the connection.
+pub async fn run(
+    url: String,
+    password: Option<String>,
+    tx: UnboundedSender<Update>,
+    mut answers: UnboundedReceiver<Answer>,
+) {
     let _ = tx.send(Update::Bus(Connection::Connecting));
-    let bus = match Bus::connect(&url).await {
+    // The TUI is a human at the keyboard: the `operator` role, which may answer approvals.
+    let options = sympozium_bus::BusOptions {
+        credentials: password.filter(|p| !p.is_empty()).map(|password| sympozium_bus::auth::Credentials {
+            role: sympozium_bus::auth::Role::Operator,
+            password,
+        }),
+        ..Default::default()
+    };
+    let bus = match Bus::connect_with(&url, options).await {
         Ok(b) => b,
         Err(e) => {
             let _ = tx.send(Update::Bus(Connection::Disconnected(e.to_string())));

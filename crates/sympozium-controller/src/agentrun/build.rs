@@ -282,6 +282,7 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
     }
     if let Some(url) = memory_url {
         vars.push(env("MEMORY_SERVER_URL", url));
+        vars.push(crate::instance::memory_access::token_env(&spec.instance_ref));
         let auto_store = i.instance.and_then(|inst| inst.spec.memory.as_ref()?.auto_store);
         if auto_store == Some(false) {
             vars.push(env("MEMORY_AUTO_STORE", "false"));
@@ -321,6 +322,9 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
         vars.push(env("SKILL_RBAC", serde_json::Value::Object(grants).to_string()));
     }
     vars.push(env("EVENT_BUS_URL", i.settings.event_bus_url()));
+    if i.settings.bus_auth.is_some() {
+        vars.extend(super::bus_access::env(&run.name_any()));
+    }
     vars.extend(super::observability::env_vars(run, i.instance));
 
     let mut mounts = vec![
@@ -360,6 +364,9 @@ fn ipc_bridge(i: &RunInputs<'_>) -> Container {
         env("RUN_TIMEOUT", format!("{}s", i.timeout.as_secs())),
         env("TRACEPARENT", i.traceparent.clone().unwrap_or_default()),
     ];
+    if i.settings.bus_auth.is_some() {
+        vars.extend(super::bus_access::env(&i.run.name_any()));
+    }
     vars.extend(super::observability::env_vars(i.run, i.instance));
     Container {
         name: "ipc-bridge".into(),

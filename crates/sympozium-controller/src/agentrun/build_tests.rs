@@ -117,6 +117,10 @@ fn job_has_the_locked_down_agent_pod() {
     assert_eq!(get("THINKING_MODE").as_deref(), Some("high"));
     assert_eq!(get("SYSTEM_PROMPT").as_deref(), Some("be brief"));
     assert_eq!(get("MEMORY_SERVER_URL").as_deref(), Some("http://agent-memory.team.svc:8080"));
+    let token = agent.env.iter().flatten().find(|e| e.name == "MEMORY_AUTH_TOKEN").unwrap();
+    assert!(token.value.is_none(), "the memory token reaches the pod only by reference");
+    let by_ref = token.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+    assert_eq!((by_ref.name.as_str(), by_ref.key.as_str()), ("agent-memory-token", "token"));
     assert_eq!(get("MEMORY_ENABLED").as_deref(), Some("true"));
     assert_eq!(get("SOURCE_CHAT_ID").as_deref(), Some("42"));
     assert_eq!(get("RUN_TIMEOUT").as_deref(), Some("900s"));

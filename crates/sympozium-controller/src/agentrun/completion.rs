@@ -34,7 +34,12 @@ async fn find(client: &Client, meta: &std::collections::BTreeMap<String, String>
 /// Records run outcomes from the bus until the process stops.
 pub async fn run(client: Client, bus: Bus, settings: crate::settings::Settings) {
     let mut deliveries = bus.durable(CONSUMER, topics::AGENT_RUN_COMPLETED);
-    while let Some(d) = deliveries.recv().await {
+    while let Some(mut d) = deliveries.recv().await {
+        if let Err(reason) = crate::run_origin::pin(&bus, &mut d) {
+            tracing::warn!(%reason, "bus message dropped");
+            d.ack().await;
+            continue;
+        }
         let meta = &d.envelope.metadata;
         if let (Some(api), Some(name)) = (find(&client, meta).await, meta.get("agentRunID")) {
             let outcome = from_result_json(&d.envelope.data);

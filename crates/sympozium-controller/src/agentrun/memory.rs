@@ -77,27 +77,51 @@ pub fn failure_record(run: &AgentRun, error: &str, at: &str) -> (String, Vec<Str
 
 /// Stores a failure record in the instance's memory server (runs with the memory skill
 /// only). Best effort: a memory server that is down never affects the run.
-pub async fn store_failure(settings: &Settings, run: &AgentRun, error: &str) {
+pub async fn store_failure(client: &Client, settings: &Settings, run: &AgentRun, error: &str) {
     if !uses_memory_server(&run.spec.skills) {
         return;
     }
+    let ns = run.namespace().unwrap_or_default();
+    let token = memory_token(client, &ns, &run.spec.instance_ref).await;
     let url = format!(
         "{}/store",
         settings.memory_url(&run.spec.instance_ref, &run.namespace().unwrap_or_default())
     );
     let (content, tags) = failure_record(run, error, &jiff::Timestamp::now().to_string());
     let body = BTreeMap::from([("content", json!(content)), ("tags", json!(tags))]);
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(3)).build() {
+    let http = match reqwest::Client::builder().timeout(Duration::from_secs(3)).build() {
         Ok(c) => c,
         Err(e) => return tracing::warn!(error = %e, "no HTTP client for failure memory"),
     };
-    match client.post(&url).json(&body).send().await {
+    let request = http.post(&url).json(&body);
+    let request = match &token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    match request.send().await {
         Ok(r) if r.status().is_success() => tracing::info!(run = %run.name_any(), "failure stored in memory"),
         Ok(r) => {
             tracing::warn!(run = %run.name_any(), status = %r.status(), "memory server refused the failure record")
         }
         Err(e) => {
             tracing::warn!(run = %run.name_any(), error = %e, "memory server unreachable for the failure record")
+        }
+    }
+}
+
+/// The instance's memory token, when its Secret exists (an instance whose memory server
+/// predates tokens, or a memory server started by hand, may have none).
+async fn memory_token(client: &Client, namespace: &str, instance: &str) -> Option<String> {
+    use crate::instance::memory_access::{TOKEN_KEY, token_secret_name};
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
+    match secrets.get_opt(&token_secret_name(instance)).await {
+        Ok(secret) => secret
+            .and_then(|s| s.data)
+            .and_then(|d| d.get(TOKEN_KEY).cloned())
+            .and_then(|v| String::from_utf8(v.0).ok()),
+        Err(e) => {
+            tracing::warn!(%instance, error = %e, "cannot read the instance's memory token");
+            None
         }
     }
 }
@@ -116,7 +140,7 @@ pub async fn after_finish(
         tracing::warn!(run = %run.name_any(), error = %e, "could not persist the agent's memory");
     }
     if !outcome.success {
-        store_failure(settings, run, outcome.error.as_deref().unwrap_or("failed")).await;
+        store_failure(client, settings, run, outcome.error.as_deref().unwrap_or("failed")).await;
     }
 }
 

@@ -6,6 +6,7 @@
 //! handled elsewhere).
 
 pub mod build;
+pub mod bus_access;
 pub mod completion;
 pub mod hooks;
 pub mod host;

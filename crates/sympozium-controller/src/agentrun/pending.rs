@@ -145,6 +145,13 @@ pub(super) async fn grant(
         &build::service_account(run),
     )
     .await?;
+    if let Some(auth) = &ctx.settings.bus_auth {
+        create_if_absent(
+            &Api::<k8s_openapi::api::core::v1::Secret>::namespaced(ctx.client.clone(), &ns),
+            &super::bus_access::secret(run, auth),
+        )
+        .await?;
+    }
     let roles: Api<Role> = Api::namespaced(ctx.client.clone(), &ns);
     let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
     let cluster_roles: Api<ClusterRole> = Api::all(ctx.client.clone());

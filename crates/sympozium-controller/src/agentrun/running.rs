@@ -189,7 +189,7 @@ pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         }
         Decision::TimedOut => {
             if terminal::fail(api, &name, "timeout", Time(now)).await? {
-                super::memory::store_failure(&ctx.settings, run, "timeout").await;
+                super::memory::store_failure(&ctx.client, &ctx.settings, run, "timeout").await;
             }
             publish(ctx, run, EventType::Warning, "TimedOut", "the run exceeded its timeout").await;
             Ok(Action::requeue(Duration::from_secs(1)))

@@ -6,7 +6,7 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use sympozium_api::{AgentRun, SympoziumInstance, labels};
 use sympozium_bus::payloads::{InboundMessage, OutboundMessage};
-use sympozium_bus::{Bus, Delivery, topics};
+use sympozium_bus::{Bus, Delivery, origin, topics};
 use sympozium_kube::FIELD_MANAGER;
 
 use super::access::{self, Access};
@@ -50,6 +50,26 @@ async fn instance(client: &Client, name: &str, namespace: Option<&str>) -> Resul
     }
 }
 
+/// Whether the message may speak for `inst`: it must arrive through a channel type the
+/// instance configures, and — on an authenticated bus — be signed by that instance's own
+/// channel pods (a pod of another instance holds another key, whatever the message claims).
+fn check_origin(bus: &Bus, delivery: &Delivery, inst: &SympoziumInstance, msg: &InboundMessage) -> Result<(), String> {
+    let (ns, name) = (inst.namespace().unwrap_or_default(), inst.name_any());
+    if !inst.spec.channels.iter().any(|c| c.type_.as_str() == msg.channel) {
+        return Err(format!("instance {ns}/{name} has no {:?} channel; the message is refused", msg.channel));
+    }
+    if bus.verifies_origin() {
+        let expected = origin::channel_identity(&ns, &name);
+        if delivery.origin.as_deref() != Some(expected.as_str()) {
+            return Err(format!(
+                "message for instance {ns}/{name} is not signed by that instance's channel pods (proven origin: {}); refused",
+                delivery.origin.as_deref().unwrap_or("none")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Handles one `channel.message.received`; `Err` = transient, redeliver.
 pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<Handled, String> {
     let env = &delivery.envelope;
@@ -70,6 +90,9 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<H
         Err(reason) => return Ok(Handled::Ignored(reason)),
     };
     let ns = inst.namespace().unwrap_or_default();
+    if let Err(reason) = check_origin(bus, delivery, &inst, &msg) {
+        return Ok(Handled::Ignored(reason));
+    }
     let id = build::platform_id(&msg, &env.metadata);
     let now = jiff::Timestamp::now().as_nanosecond();
     // Without a platform id the stream position identifies the message (the same on every

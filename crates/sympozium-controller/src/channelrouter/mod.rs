@@ -52,7 +52,12 @@ async fn inbound_loop(client: Client, bus: Bus) {
 
 async fn completion_loop(client: Client, bus: Bus) {
     let mut deliveries = bus.durable(COMPLETION_CONSUMER, topics::AGENT_RUN_COMPLETED);
-    while let Some(d) = deliveries.recv().await {
+    while let Some(mut d) = deliveries.recv().await {
+        if let Err(reason) = crate::run_origin::pin(&bus, &mut d) {
+            tracing::warn!(%reason, "bus message dropped");
+            d.ack().await;
+            continue;
+        }
         match reply::on_completed(&client, &bus, &d).await {
             Ok(()) => d.ack().await,
             Err(e) => {
@@ -65,7 +70,12 @@ async fn completion_loop(client: Client, bus: Bus) {
 
 async fn approval_loop(client: Client, bus: Bus) {
     let mut deliveries = bus.durable(APPROVAL_CONSUMER, topics::TOOL_APPROVAL_REQUEST);
-    while let Some(d) = deliveries.recv().await {
+    while let Some(mut d) = deliveries.recv().await {
+        if let Err(reason) = crate::run_origin::pin(&bus, &mut d) {
+            tracing::warn!(%reason, "bus message dropped");
+            d.ack().await;
+            continue;
+        }
         match approval::on_request(&client, &bus, &d).await {
             Ok(()) => d.ack().await,
             Err(e) => {

@@ -3,7 +3,8 @@
 //! never deleted by a spec edit; garbage collection removes them with the instance.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use sympozium_api::instance::{ChannelStatus, ChannelType};
@@ -11,7 +12,7 @@ use sympozium_api::labels::{self, component};
 use sympozium_api::{AgentRun, SympoziumInstance};
 use sympozium_kube::apply::{Applied, apply, create_if_absent, delete_if_owned};
 
-use super::build;
+use super::{build, bus_access, memory_access};
 use super::dereference::Observed;
 use crate::context::Context;
 
@@ -55,6 +56,16 @@ pub async fn converge(inst: &SympoziumInstance, observed: &Observed, ctx: &Conte
 async fn channels(inst: &SympoziumInstance, observed: &Observed, ctx: &Context, out: &mut Converged) {
     let uid = inst.uid().unwrap_or_default();
     let ns = inst.namespace().unwrap_or_default();
+    if let Some(auth) = &ctx.settings.bus_auth
+        && !inst.spec.channels.is_empty()
+    {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        let secret = bus_access::secret(inst, auth);
+        let what = format!("Secret/{}", secret.name_any());
+        if out.record(what.clone(), apply(&secrets, &secret).await) == Some(Applied::Created) {
+            out.created.push(what);
+        }
+    }
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
     for channel in &inst.spec.channels {
@@ -136,6 +147,7 @@ async fn memory(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
         {
             out.created.push(format!("PersistentVolumeClaim/{}", pvc.name_any()));
         }
+        memory_access(inst, ctx, out).await;
         let deploy = build::memory_deployment(inst, &ctx.settings);
         if out.record(format!("Deployment/{server}"), apply(&deployments, &deploy).await)
             == Some(Applied::Created)
@@ -158,6 +170,42 @@ async fn memory(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
         {
             out.deleted.push(format!("Service/{server}"));
         }
+        let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+        let policy = memory_access::network_policy_name(&name);
+        if out.record(format!("NetworkPolicy/{policy}"), delete_if_owned(&policies, &policy, &uid).await)
+            == Some(true)
+        {
+            out.deleted.push(format!("NetworkPolicy/{policy}"));
+        }
+    }
+}
+
+/// The memory server's token Secret (created once) and its ingress NetworkPolicy.
+async fn memory_access(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
+    let ns = inst.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret_name = memory_access::token_secret_name(&inst.name_any());
+    let what = format!("Secret/{secret_name}");
+    // Read first: a new token is drawn only for an instance that has none, and a failure to
+    // draw one is reported instead of starting a server without a token.
+    match secrets.get_metadata_opt(&secret_name).await {
+        Ok(Some(_)) => {}
+        Ok(None) => match memory_access::new_token() {
+            Ok(token) => {
+                let secret = memory_access::token_secret(inst, &token);
+                if out.record(what.clone(), create_if_absent(&secrets, &secret).await) == Some(true) {
+                    out.created.push(what);
+                }
+            }
+            Err(e) => out.errors.push(format!("{what}: no randomness for a token: {e}")),
+        },
+        Err(e) => out.errors.push(format!("{what}: {e}")),
+    }
+    let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+    let policy = memory_access::network_policy(inst, &ctx.settings.system_namespace);
+    let what = format!("NetworkPolicy/{}", policy.name_any());
+    if out.record(what.clone(), apply(&policies, &policy).await) == Some(Applied::Created) {
+        out.created.push(what);
     }
 }
 

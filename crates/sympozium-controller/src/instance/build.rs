@@ -169,19 +169,23 @@ pub fn channel_deployment(
         annotations.insert(ACCESS_HASH_ANNOTATION.to_string(), short_hash(ac));
     }
 
+    let mut env_vars = vec![
+        env("INSTANCE_NAME", name.clone()),
+        field_env("INSTANCE_NAMESPACE", "metadata.namespace"),
+        env("CHANNEL_TYPE", kind),
+        env("EVENT_BUS_URL", settings.event_bus_url()),
+        env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint(inst, settings)),
+        env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        env("OTEL_SERVICE_NAME", format!("sympozium-channel-{kind}")),
+    ];
+    if settings.bus_auth.is_some() {
+        env_vars.extend(super::bus_access::channel_env(&name));
+    }
     let container = Container {
         name: "channel".into(),
         image: Some(settings.image(&format!("channel-{kind}"))),
         image_pull_policy: Some("IfNotPresent".into()),
-        env: Some(vec![
-            env("INSTANCE_NAME", name.clone()),
-            field_env("INSTANCE_NAMESPACE", "metadata.namespace"),
-            env("CHANNEL_TYPE", kind),
-            env("EVENT_BUS_URL", settings.event_bus_url()),
-            env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint(inst, settings)),
-            env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-            env("OTEL_SERVICE_NAME", format!("sympozium-channel-{kind}")),
-        ]),
+        env: Some(env_vars),
         env_from: (!secret.is_empty()).then(|| {
             vec![EnvFromSource {
                 secret_ref: Some(SecretEnvSource { name: secret.to_string(), optional: None }),
@@ -329,7 +333,11 @@ fn health_probe(period: i32) -> Probe {
 pub fn memory_deployment(inst: &SympoziumInstance, settings: &Settings) -> Deployment {
     let name = inst.name_any();
     let labels = memory_labels(&name);
-    let mut env_vars = vec![env("MEMORY_DB_PATH", "/data/memory.db"), env("MEMORY_PORT", "8080")];
+    let mut env_vars = vec![
+        env("MEMORY_DB_PATH", "/data/memory.db"),
+        env("MEMORY_PORT", "8080"),
+        super::memory_access::token_env(&name),
+    ];
     // The user's size limits, when set; the server's own defaults otherwise.
     let memory = inst.spec.memory.clone().unwrap_or_default();
     for (var, value) in [

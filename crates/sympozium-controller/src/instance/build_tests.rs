@@ -129,9 +129,14 @@ fn memory_server_shape() {
         [
             ("MEMORY_DB_PATH".to_string(), "/data/memory.db".to_string()),
             ("MEMORY_PORT".into(), "8080".into()),
+            // The token's value comes from the instance's Secret, never from the spec.
+            ("MEMORY_AUTH_TOKEN".into(), String::new()),
             ("MEMORY_SEEDS_PATH".into(), "/seeds/MEMORY.md".into()),
         ]
     );
+    let token = c.env.iter().flatten().find(|e| e.name == "MEMORY_AUTH_TOKEN").unwrap();
+    let by_ref = token.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+    assert_eq!((by_ref.name.as_str(), by_ref.key.as_str()), ("my-agent-memory-token", "token"));
     // Size limits a user sets on the instance reach the server.
     let mut limited = seed();
     let memory = limited.spec.memory.as_mut().unwrap();

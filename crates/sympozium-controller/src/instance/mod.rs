@@ -7,9 +7,11 @@
 
 pub mod apply;
 pub mod build;
+pub mod bus_access;
 pub mod cleanup;
 pub mod dereference;
 pub mod health;
+pub mod memory_access;
 pub mod status;
 pub mod warmpool;
 

@@ -52,6 +52,10 @@ fn template_pod(inst: &SympoziumInstance, settings: &Settings) -> (Value, Value)
     );
     run.metadata =
         ObjectMeta { name: Some(warm_pool_name(&name)), namespace: inst.namespace(), ..Default::default() };
+    // Pooled pods exist before any run does, so no run's bus Secret can be referenced yet;
+    // a claimed pod without bus credentials cannot publish on an authenticated bus (see
+    // docs/security/bus-and-memory.md).
+    let settings = &crate::settings::Settings { bus_auth: None, ..settings.clone() };
     let inputs = RunInputs {
         run: &run,
         instance: Some(inst),

@@ -245,7 +245,12 @@ async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) {
 /// Handles `schedule.upsert` requests until the process stops.
 pub async fn run(client: Client, bus: Bus) {
     let mut deliveries = bus.durable(CONSUMER, topics::SCHEDULE_UPSERT);
-    while let Some(delivery) = deliveries.recv().await {
+    while let Some(mut delivery) = deliveries.recv().await {
+        if let Err(reason) = crate::run_origin::pin(&bus, &mut delivery) {
+            tracing::warn!(%reason, "schedule request dropped");
+            delivery.ack().await;
+            continue;
+        }
         handle(&client, &bus, &delivery).await;
         delivery.ack().await;
     }

@@ -172,7 +172,12 @@ async fn watch_children(client: Client, bus: Bus) {
 
 async fn requests(client: Client, bus: Bus) {
     let mut deliveries = bus.durable(CONSUMER, topics::AGENT_SPAWN_REQUEST);
-    while let Some(d) = deliveries.recv().await {
+    while let Some(mut d) = deliveries.recv().await {
+        if let Err(reason) = crate::run_origin::pin(&bus, &mut d) {
+            tracing::warn!(%reason, "bus message dropped");
+            d.ack().await;
+            continue;
+        }
         match handle(&client, &bus, &d).await {
             Ok(_) => d.ack().await,
             Err(e) => {

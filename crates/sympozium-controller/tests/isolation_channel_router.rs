@@ -1,0 +1,153 @@
+//! A channel pod of instance A cannot make instance B run anything: the channel router on
+//! the test control plane, behind a real nats-server with the installed authorization,
+//! verifying origins with the master key as the installed controller does. The attacker
+//! holds what a tenant of namespace A can read: the `channel` role password and A's origin
+//! key (both in `alpha-bus`). Each attack is made, then B's own channel pod sends one real
+//! message; the router handles messages in order, so once B's real run exists every attack
+//! before it has been decided — and B must have exactly that one run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use sympozium_api::AgentRun;
+use sympozium_bus::auth::{self, Credentials, Role, RoleUser};
+use sympozium_bus::origin::{self, Origin, Verifier};
+use sympozium_bus::{Bus, BusOptions, topics};
+use sympozium_controller::channelrouter;
+use sympozium_testkit::TestPlane;
+use sympozium_testkit::nats::NatsServer;
+
+const MASTER: &str = "router-test-master-key";
+
+fn password(role: Role) -> String {
+    format!("pw-{}-router", role.user())
+}
+
+async fn instance(client: &Client, ns: &str, name: &str, access: Value) {
+    let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance",
+        "metadata": {"name": name},
+        "spec": {"agents": {"default": {"model": "gpt-4.1"}},
+                 "authRefs": [{"provider": "openai", "secret": "key"}],
+                 "channels": [{"type": "slack", "configRef": {"secret": "slack"}, "accessControl": access}]}});
+    Api::<sympozium_api::SympoziumInstance>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::apply("test"), &Patch::Apply(&body))
+        .await
+        .unwrap();
+}
+
+/// A channel pod's connection: the `channel` role, signing as `identity` with `key`.
+async fn pod(nats: &NatsServer, identity: Option<(&str, &str)>) -> Bus {
+    let options = BusOptions {
+        credentials: Some(Credentials { role: Role::Channel, password: password(Role::Channel) }),
+        origin: identity.map(|(id, key)| Origin::new(id, key)),
+        verifier: None,
+    };
+    Bus::connect_with(&nats.url(), options).await.unwrap()
+}
+
+async fn say(bus: &Bus, channel: &str, ns: &str, instance: &str, sender: &str, id: &str, text: &str) {
+    let meta = BTreeMap::from([
+        ("channel".to_string(), channel.to_string()),
+        ("instanceName".to_string(), instance.to_string()),
+        ("namespace".to_string(), ns.to_string()),
+    ]);
+    let data = json!({"channel": channel, "instanceName": instance, "namespace": ns, "senderId": sender,
+        "chatId": "C1", "text": text, "metadata": {"ts": id}});
+    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+}
+
+async fn runs(client: &Client, ns: &str) -> Vec<AgentRun> {
+    Api::<AgentRun>::namespaced(client.clone(), ns).list(&ListParams::default()).await.unwrap().items
+}
+
+/// Waits (bounded) until `ns` has a run whose task contains `text`; returns all runs there.
+async fn after_run_with(client: &Client, ns: &str, text: &str) -> Vec<AgentRun> {
+    for _ in 0..200 {
+        let all = runs(client, ns).await;
+        if all.iter().any(|r| r.spec.task.contains(text)) {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no run with {text:?} in {ns}");
+}
+
+#[tokio::test]
+async fn a_channel_pod_of_one_instance_cannot_start_runs_of_another() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns_a = plane.namespace(&client, "iso-chan-a").await.unwrap().name().to_string();
+    let ns_b = plane.namespace(&client, "iso-chan-b").await.unwrap().name().to_string();
+    instance(&client, &ns_a, "alpha", json!({})).await;
+    instance(&client, &ns_b, "beta", json!({"deniedSenders": ["mallory"]})).await;
+
+    let users: Vec<_> = Role::ALL.iter().map(|r| RoleUser { role: *r, password: password(*r) }).collect();
+    let nats = NatsServer::start_with_config(|_, _| auth::server_config(&users)).await.unwrap();
+    let verifier = Verifier::new(MASTER);
+    let controller = Bus::connect_with(
+        &nats.url(),
+        BusOptions {
+            credentials: Some(Credentials { role: Role::Controller, password: password(Role::Controller) }),
+            origin: None,
+            verifier: Some(verifier.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let router = tokio::spawn(channelrouter::run(client.clone(), controller));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let a_id = origin::channel_identity(&ns_a, "alpha");
+    let b_id = origin::channel_identity(&ns_b, "beta");
+    let a_key = verifier.key_for(&a_id);
+    let b_key = verifier.key_for(&b_id);
+    let pod_a = pod(&nats, Some((&a_id, &a_key))).await;
+    let mut tried = 0;
+
+    // 1. A's pod names B in the message.
+    say(&pod_a, "slack", &ns_b, "beta", "U1", "1.1", "attack: A names B").await;
+    tried += 1;
+    // 2. A's pod claims B's identity, signing with its own key.
+    let forged = pod(&nats, Some((&b_id, &a_key))).await;
+    say(&forged, "slack", &ns_b, "beta", "U1", "1.2", "attack: A claims B's identity").await;
+    tried += 1;
+    // 3. A's pod sends unsigned, naming B.
+    let bare = pod(&nats, None).await;
+    say(&bare, "slack", &ns_b, "beta", "U1", "1.3", "attack: unsigned").await;
+    tried += 1;
+    // 4. A's pod names B without a namespace (the name alone is unambiguous).
+    let meta = BTreeMap::from([("instanceName".to_string(), "beta".to_string())]);
+    let data = json!({"channel": "slack", "instanceName": "beta", "senderId": "U1", "chatId": "C1",
+        "text": "attack: no namespace", "metadata": {"ts": "1.4"}});
+    pod_a.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    tried += 1;
+    // 5. B's own pod, on a channel type B does not configure.
+    let pod_b = pod(&nats, Some((&b_id, &b_key))).await;
+    say(&pod_b, "telegram", &ns_b, "beta", "U1", "1.5", "attack: unconfigured channel type").await;
+    tried += 1;
+    // 6. B's own pod, from a sender B's slack entry denies (deny wins).
+    say(&pod_b, "slack", &ns_b, "beta", "mallory", "1.6", "attack: denied sender").await;
+    tried += 1;
+
+    // The real message from B's pod: its run appears, and it is B's only run.
+    say(&pod_b, "slack", &ns_b, "beta", "U1", "1.7", "legit message for beta").await;
+    let b_runs = after_run_with(&client, &ns_b, "legit message for beta").await;
+    let tasks: Vec<_> = b_runs.iter().map(|r| r.spec.task.clone()).collect();
+    assert_eq!(b_runs.len(), 1, "only B's own message made a run in B: {tasks:?}");
+    let refused = tried - (b_runs.len() - 1);
+
+    // A's pod still works for A.
+    say(&pod_a, "slack", &ns_a, "alpha", "U1", "2.1", "legit message for alpha").await;
+    let a_runs = after_run_with(&client, &ns_a, "legit message for alpha").await;
+    assert_eq!(a_runs.len(), 1);
+    assert!(runs(&client, &ns_b).await.len() == 1, "and nothing more in B");
+
+    assert_eq!(tried, refused);
+    println!("channel router isolation: {tried} attacks tried, {refused} refused");
+    router.abort();
+}
