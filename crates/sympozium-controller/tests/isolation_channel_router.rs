@@ -151,3 +151,110 @@ async fn a_channel_pod_of_one_instance_cannot_start_runs_of_another() {
     println!("channel router isolation: {tried} attacks tried, {refused} refused");
     router.abort();
 }
+
+async fn running_run(client: &Client, ns: &str, name: &str) {
+    let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "metadata": {"name": name},
+        "spec": {"instanceRef": "inst", "agentId": "primary", "sessionKey": "", "task": "t",
+                 "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "k"}}});
+    let api = Api::<AgentRun>::namespaced(client.clone(), ns);
+    api.patch(name, &PatchParams::apply("test"), &Patch::Apply(&body)).await.unwrap();
+    let status = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "status": {"phase": "Running"}});
+    api.patch_status(name, &PatchParams::apply("test"), &Patch::Apply(&status)).await.unwrap();
+}
+
+async fn result_of(client: &Client, ns: &str, name: &str) -> Option<String> {
+    let run = Api::<AgentRun>::namespaced(client.clone(), ns).get(name).await.unwrap();
+    run.status.and_then(|s| s.result)
+}
+
+/// A run's pod (the `agent` role and its own origin key, all it has) tries to finish another
+/// tenant's run with its own text; only the victim's own completion counts.
+#[tokio::test]
+async fn a_run_cannot_finish_another_tenants_run() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns_a = plane.namespace(&client, "iso-run-a").await.unwrap().name().to_string();
+    let ns_b = plane.namespace(&client, "iso-run-b").await.unwrap().name().to_string();
+    running_run(&client, &ns_a, "attacker").await;
+    running_run(&client, &ns_b, "victim").await;
+
+    let users: Vec<_> = Role::ALL.iter().map(|r| RoleUser { role: *r, password: password(*r) }).collect();
+    let nats = NatsServer::start_with_config(|_, _| auth::server_config(&users)).await.unwrap();
+    let verifier = Verifier::new(MASTER);
+    let controller = Bus::connect_with(
+        &nats.url(),
+        BusOptions {
+            credentials: Some(Credentials { role: Role::Controller, password: password(Role::Controller) }),
+            origin: None,
+            verifier: Some(verifier.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let completions = tokio::spawn(sympozium_controller::agentrun::completion::run(
+        client.clone(),
+        controller,
+        Default::default(),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let as_run = |ns: &str, run: &str, key: Option<String>| {
+        let (url, identity) = (nats.url(), origin::run_identity(ns, run));
+        async move {
+            let options = BusOptions {
+                credentials: Some(Credentials { role: Role::Agent, password: password(Role::Agent) }),
+                origin: key.map(|k| Origin::new(identity, k)),
+                verifier: None,
+            };
+            Bus::connect_with(&url, options).await.unwrap()
+        }
+    };
+    let victim_meta = BTreeMap::from([
+        ("agentRunID".to_string(), "victim".to_string()),
+        ("namespace".to_string(), ns_b.clone()),
+        ("instanceName".to_string(), "inst".to_string()),
+    ]);
+    let attacker_key = verifier.key_for(&origin::run_identity(&ns_a, "attacker"));
+    let mut tried = 0;
+    // 1. Signed as itself, naming the victim: acts on the attacker's own run only.
+    let attacker = as_run(&ns_a, "attacker", Some(attacker_key.clone())).await;
+    let forged = json!({"status": "success", "response": "forged by attacker (own identity)"});
+    attacker.publish(topics::AGENT_RUN_COMPLETED, victim_meta.clone(), &forged).await.unwrap();
+    tried += 1;
+    // 2. Claiming the victim's identity with its own key.
+    let claiming = as_run(&ns_b, "victim", Some(attacker_key)).await;
+    let forged = json!({"status": "success", "response": "forged by attacker (claimed identity)"});
+    claiming.publish(topics::AGENT_RUN_COMPLETED, victim_meta.clone(), &forged).await.unwrap();
+    tried += 1;
+    // 3. Unsigned.
+    let bare = as_run(&ns_a, "attacker", None).await;
+    let forged = json!({"status": "success", "response": "forged by attacker (unsigned)"});
+    bare.publish(topics::AGENT_RUN_COMPLETED, victim_meta.clone(), &forged).await.unwrap();
+    tried += 1;
+
+    // The attacker's first message finished the attacker's own run: all three are decided.
+    let mut own = None;
+    for _ in 0..200 {
+        own = result_of(&client, &ns_a, "attacker").await;
+        if own.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(own.as_deref(), Some("forged by attacker (own identity)"), "pinned to the sender's own run");
+    // The victim's own pod finishes it; the result is its own.
+    let victim = as_run(&ns_b, "victim", Some(verifier.key_for(&origin::run_identity(&ns_b, "victim")))).await;
+    victim.publish(topics::AGENT_RUN_COMPLETED, victim_meta, &json!({"status": "success", "response": "the real answer"}))
+        .await
+        .unwrap();
+    let mut result = None;
+    for _ in 0..200 {
+        result = result_of(&client, &ns_b, "victim").await;
+        if result.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(result.as_deref(), Some("the real answer"), "no forged completion reached the victim");
+    println!("run origin isolation: {tried} attacks tried, {tried} refused");
+    completions.abort();
+}
