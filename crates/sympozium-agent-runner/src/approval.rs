@@ -68,7 +68,12 @@ impl Approver {
         self.bus
             .get_or_try_init(|| async {
                 // Connecting retries until NATS answers: bounded here, a run must not hang.
-                match tokio::time::timeout(Duration::from_secs(10), Bus::connect_with(&self.url, self.options.clone())).await {
+                match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    Bus::connect_with(&self.url, self.options.clone()),
+                )
+                .await
+                {
                     Ok(Ok(bus)) => Ok(bus),
                     Ok(Err(e)) => Err(format!("cannot reach the event bus: {e}")),
                     Err(_) => Err("cannot reach the event bus: connect timed out".to_string()),

@@ -120,7 +120,10 @@ async fn execute(
     let memory_client = if config.memory_server_url.is_empty() {
         None
     } else {
-        Some(Arc::new(MemoryClient::new(&config.memory_server_url, &config.memory_auth_token).map_err(crate::error::LlmError::Config)?))
+        Some(Arc::new(
+            MemoryClient::new(&config.memory_server_url, &config.memory_auth_token)
+                .map_err(crate::error::LlmError::Config)?,
+        ))
     };
     let roots = &config.roots;
     let mut tools: Vec<Box<dyn Tool>> = Vec::new();

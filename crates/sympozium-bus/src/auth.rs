@@ -145,7 +145,8 @@ impl Role {
         if self != Self::Operator {
             publish_deny.push(crate::subject(crate::topics::TOOL_APPROVAL_RESPONSE));
         }
-        let mut subscribe_allow: Vec<String> = self.inbox_prefix().map(|p| format!("{p}.>")).into_iter().collect();
+        let mut subscribe_allow: Vec<String> =
+            self.inbox_prefix().map(|p| format!("{p}.>")).into_iter().collect();
         if self == Self::Operator {
             // The TUI watches these live (core subscriptions).
             subscribe_allow.extend(self.reads().iter().map(|t| crate::subject(t)));
@@ -262,7 +263,8 @@ mod tests {
         for role in Role::ALL {
             let p = role.permissions();
             let answers = "sympozium.tool.approval.response".to_string();
-            let may = p.publish_allow.iter().any(|s| s == ">" || *s == answers) && !p.publish_deny.contains(&answers);
+            let may = p.publish_allow.iter().any(|s| s == ">" || *s == answers)
+                && !p.publish_deny.contains(&answers);
             assert_eq!(may, matches!(role, Role::Controller | Role::Operator), "{role:?}");
         }
     }
@@ -272,18 +274,27 @@ mod tests {
         for role in [Role::Channel, Role::Agent, Role::Operator] {
             let p = role.permissions();
             assert!(!p.subscribe_allow.iter().any(|s| s.starts_with("_INBOX.") || s == ">"), "{role:?}");
-            assert!(!p.publish_allow.iter().any(|s| s.contains("STREAM.CREATE") || s.contains("STREAM.DELETE")
-                || s.contains("STREAM.MSG") || s.contains("CONSUMER.LIST") || s.contains("CONSUMER.NAMES")
-                || s.contains("CONSUMER.DELETE") || s == ">" || s.ends_with("$JS.API.>")));
+            assert!(!p.publish_allow.iter().any(|s| s.contains("STREAM.CREATE")
+                || s.contains("STREAM.DELETE")
+                || s.contains("STREAM.MSG")
+                || s.contains("CONSUMER.LIST")
+                || s.contains("CONSUMER.NAMES")
+                || s.contains("CONSUMER.DELETE")
+                || s == ">"
+                || s.ends_with("$JS.API.>")));
         }
     }
 
     #[test]
     fn the_rendered_config_has_every_role_and_no_anonymous_user() {
-        let users: Vec<_> = Role::ALL.iter().map(|r| RoleUser { role: *r, password: format!("pw-{}", r.user()) }).collect();
+        let users: Vec<_> =
+            Role::ALL.iter().map(|r| RoleUser { role: *r, password: format!("pw-{}", r.user()) }).collect();
         let conf = server_config(&users);
         for r in Role::ALL {
-            assert!(conf.contains(&format!("user: \"{}\", password: \"pw-{}\"", r.user(), r.user())), "{conf}");
+            assert!(
+                conf.contains(&format!("user: \"{}\", password: \"pw-{}\"", r.user(), r.user())),
+                "{conf}"
+            );
         }
         assert!(!conf.contains("no_auth_user"));
         assert!(format!("{:?}", users[0]).contains("<redacted>"));

@@ -28,9 +28,7 @@ fn password(role: Role) -> String {
 
 async fn server() -> NatsServer {
     let users: Vec<_> = Role::ALL.iter().map(|r| RoleUser { role: *r, password: password(*r) }).collect();
-    NatsServer::start_with_config(|_, _| auth::server_config(&users))
-        .await
-        .unwrap()
+    NatsServer::start_with_config(|_, _| auth::server_config(&users)).await.unwrap()
 }
 
 fn creds(role: Role) -> Option<Credentials> {
@@ -41,7 +39,11 @@ fn creds(role: Role) -> Option<Credentials> {
 async fn controller(nats: &NatsServer) -> Bus {
     Bus::connect_with(
         &nats.url(),
-        BusOptions { credentials: creds(Role::Controller), verifier: Some(Verifier::new(MASTER)), origin: None },
+        BusOptions {
+            credentials: creds(Role::Controller),
+            verifier: Some(Verifier::new(MASTER)),
+            origin: None,
+        },
     )
     .await
     .unwrap()
@@ -134,9 +136,13 @@ async fn without_the_right_credentials_nothing_connects() {
     assert!(err.to_lowercase().contains("authorization"), "{err}");
     tally.refused("connect without credentials");
     // A role name with a wrong or empty password, and a made-up user.
-    for (user, pass) in [("controller", "guess"), ("agent", ""), ("channel", "pw-agent-5f2c9a"), ("admin", "admin")] {
-        let attempt =
-            async_nats::ConnectOptions::new().user_and_password(user.into(), pass.into()).connect(nats.url()).await;
+    for (user, pass) in
+        [("controller", "guess"), ("agent", ""), ("channel", "pw-agent-5f2c9a"), ("admin", "admin")]
+    {
+        let attempt = async_nats::ConnectOptions::new()
+            .user_and_password(user.into(), pass.into())
+            .connect(nats.url())
+            .await;
         let err = attempt.map(|_| ()).unwrap_err().to_string();
         assert!(err.to_lowercase().contains("authorization"), "{user}: {err}");
         tally.refused(&format!("connect as {user} with a wrong password"));
@@ -163,20 +169,28 @@ async fn each_role_can_do_only_what_its_components_need() {
     let answer = subject(topics::TOOL_APPROVAL_RESPONSE);
     let body = json!({"topic": topics::TOOL_APPROVAL_RESPONSE, "timestamp": "t", "metadata": {"agentRunID": "r1"},
                       "data": {"requestId": "q1", "approved": true, "marker": "self-approved"}});
-    let _ = tokio::time::timeout(Duration::from_secs(2), runner_js.publish(answer.clone(), body.to_string().into()))
-        .await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        runner_js.publish(answer.clone(), body.to_string().into()),
+    )
+    .await;
     let said = run.violation(&format!("Publish to \"{answer}\"")).await;
     assert!(said.contains("Permissions Violation"), "{said}");
     assert!(!stored(&ctl, &answer, "self-approved").await, "the self-approval never reached the stream");
     tally.refused("agent role publishes tool.approval.response (answers its own approval)");
 
     // The same run through the real Bus API: an error, not a silent success.
-    let run_bus = Bus::connect_with(&nats.url(), BusOptions { credentials: creds(Role::Agent), ..Default::default() })
-        .await
-        .unwrap();
+    let run_bus =
+        Bus::connect_with(&nats.url(), BusOptions { credentials: creds(Role::Agent), ..Default::default() })
+            .await
+            .unwrap();
     let attempt = tokio::time::timeout(
         Duration::from_secs(10),
-        run_bus.publish(topics::TOOL_APPROVAL_RESPONSE, BTreeMap::new(), &json!({"requestId": "q1", "approved": true})),
+        run_bus.publish(
+            topics::TOOL_APPROVAL_RESPONSE,
+            BTreeMap::new(),
+            &json!({"requestId": "q1", "approved": true}),
+        ),
     )
     .await;
     assert!(!matches!(attempt, Ok(Ok(()))), "a run's approval answer must fail");
@@ -184,15 +198,26 @@ async fn each_role_can_do_only_what_its_components_need() {
 
     // ... while asking for one, and reading the answers, works.
     run_bus
-        .publish(topics::TOOL_APPROVAL_REQUEST, BTreeMap::new(), &json!({"requestId": "q2", "tool": "execute_command"}))
+        .publish(
+            topics::TOOL_APPROVAL_REQUEST,
+            BTreeMap::new(),
+            &json!({"requestId": "q2", "tool": "execute_command"}),
+        )
         .await
         .unwrap();
     let mut answers = run_bus.follow(topics::TOOL_APPROVAL_RESPONSE).await.unwrap();
-    let operator = Bus::connect_with(&nats.url(), BusOptions { credentials: creds(Role::Operator), ..Default::default() })
-        .await
-        .unwrap();
+    let operator = Bus::connect_with(
+        &nats.url(),
+        BusOptions { credentials: creds(Role::Operator), ..Default::default() },
+    )
+    .await
+    .unwrap();
     operator
-        .publish(topics::TOOL_APPROVAL_RESPONSE, BTreeMap::new(), &json!({"requestId": "q2", "approved": true}))
+        .publish(
+            topics::TOOL_APPROVAL_RESPONSE,
+            BTreeMap::new(),
+            &json!({"requestId": "q2", "approved": true}),
+        )
         .await
         .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(20), answers.recv()).await.unwrap().unwrap();
@@ -276,7 +301,12 @@ async fn each_role_can_do_only_what_its_components_need() {
             format!("{js}.CONSUMER.CREATE.sympozium.channel-router-inbound.sympozium.channel.message.send"),
             json!({"stream_name": "sympozium", "config": {"durable_name": "channel-router-inbound", "filter_subject": "sympozium.channel.message.send", "ack_policy": "explicit"}}),
         ),
-        ("agent role reads a message by sequence", &run, format!("{js}.STREAM.MSG.GET.sympozium"), json!({"seq": 1})),
+        (
+            "agent role reads a message by sequence",
+            &run,
+            format!("{js}.STREAM.MSG.GET.sympozium"),
+            json!({"seq": 1}),
+        ),
         ("agent role lists consumer names", &run, format!("{js}.CONSUMER.NAMES.sympozium"), json!({})),
         ("channel role lists consumers", &channel, format!("{js}.CONSUMER.LIST.sympozium"), json!({})),
         ("agent role purges the stream", &run, format!("{js}.STREAM.PURGE.sympozium"), json!({})),
@@ -316,9 +346,12 @@ async fn each_role_can_do_only_what_its_components_need() {
     // The controller's consumers keep working after all this.
     let mut inbound = ctl.durable("channel-router-inbound", topics::CHANNEL_MESSAGE_RECEIVED);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pod = Bus::connect_with(&nats.url(), BusOptions { credentials: creds(Role::Channel), ..Default::default() })
-        .await
-        .unwrap();
+    let pod = Bus::connect_with(
+        &nats.url(),
+        BusOptions { credentials: creds(Role::Channel), ..Default::default() },
+    )
+    .await
+    .unwrap();
     pod.publish(topics::CHANNEL_MESSAGE_RECEIVED, BTreeMap::new(), &json!({"text": "hello"})).await.unwrap();
     assert_eq!(next(&mut inbound).await.envelope.data["text"], "hello");
 
@@ -347,12 +380,17 @@ async fn a_channel_pod_of_instance_a_cannot_speak_for_instance_b() {
         }
     };
     let meta = |ns: &str, inst: &str| {
-        BTreeMap::from([("namespace".to_string(), ns.to_string()), ("instanceName".to_string(), inst.to_string())])
+        BTreeMap::from([
+            ("namespace".to_string(), ns.to_string()),
+            ("instanceName".to_string(), inst.to_string()),
+        ])
     };
 
     // Legitimate: A's pod speaks for A; the controller sees A's proven identity.
     let a = pod_a(Some(Origin::new(&a_identity, &a_key))).await;
-    a.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta("team-a", "alpha"), &json!({"text": "from a"})).await.unwrap();
+    a.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta("team-a", "alpha"), &json!({"text": "from a"}))
+        .await
+        .unwrap();
     let d = next(&mut inbound).await;
     assert_eq!(d.origin.as_deref(), Some("channel/team-a/alpha"));
 
@@ -368,18 +406,24 @@ async fn a_channel_pod_of_instance_a_cannot_speak_for_instance_b() {
 
     // 2. A's pod claims B's identity in the header, signing with A's key.
     let forged = pod_a(Some(Origin::new(&b_identity, &a_key))).await;
-    forged.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta("team-b", "beta"), &json!({"text": "forged"})).await.unwrap();
+    forged
+        .publish(topics::CHANNEL_MESSAGE_RECEIVED, meta("team-b", "beta"), &json!({"text": "forged"}))
+        .await
+        .unwrap();
     assert_eq!(next(&mut inbound).await.origin, None, "a signature with the wrong key proves nothing");
     tally.refused("channel A claims B's identity with its own key");
 
     // 3. A's pod with no origin at all.
     let bare = pod_a(None).await;
-    bare.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta("team-b", "beta"), &json!({"text": "unsigned"})).await.unwrap();
+    bare.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta("team-b", "beta"), &json!({"text": "unsigned"}))
+        .await
+        .unwrap();
     assert_eq!(next(&mut inbound).await.origin, None);
     tally.refused("channel A publishes without an origin");
 
     // 4. A's pod guesses B's key from what it knows (its own key, the identities).
-    for guess in [a_key.clone(), origin::derive_key(&a_key, &b_identity), origin::derive_key("", &b_identity)] {
+    for guess in [a_key.clone(), origin::derive_key(&a_key, &b_identity), origin::derive_key("", &b_identity)]
+    {
         let guessed = pod_a(Some(Origin::new(&b_identity, guess))).await;
         guessed
             .publish(topics::CHANNEL_MESSAGE_RECEIVED, meta("team-b", "beta"), &json!({"text": "guess"}))
@@ -393,7 +437,9 @@ async fn a_channel_pod_of_instance_a_cannot_speak_for_instance_b() {
     let b = pod_a(Some(Origin::new(&b_identity, verifier.key_for(&b_identity)))).await;
     let mut health = ctl.durable("instance-channel-health", topics::CHANNEL_HEALTH_UPDATE);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    b.publish(topics::CHANNEL_HEALTH_UPDATE, meta("team-b", "beta"), &json!({"connected": true})).await.unwrap();
+    b.publish(topics::CHANNEL_HEALTH_UPDATE, meta("team-b", "beta"), &json!({"connected": true}))
+        .await
+        .unwrap();
     let original = next(&mut health).await;
     assert_eq!(original.origin.as_deref(), Some("channel/team-b/beta"));
     // B's genuine signature of that message (recomputed here; the same bytes B sent).
@@ -411,11 +457,7 @@ async fn a_channel_pod_of_instance_a_cannot_speak_for_instance_b() {
     headers.insert(origin::IDENTITY_HEADER, b_identity.as_str());
     headers.insert(origin::SIGNATURE_HEADER, sig.as_str());
     jetstream::new(channel.client.clone())
-        .publish_with_headers(
-            subject(topics::CHANNEL_MESSAGE_RECEIVED),
-            headers,
-            payload.into(),
-        )
+        .publish_with_headers(subject(topics::CHANNEL_MESSAGE_RECEIVED), headers, payload.into())
         .await
         .unwrap()
         .await

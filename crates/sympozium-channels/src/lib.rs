@@ -102,11 +102,13 @@ async fn serve(addr: SocketAddr, router: Router) -> Result<(SocketAddr, JoinHand
 /// instance's bus Secret gave it a password and an origin key.
 pub fn bus_options(config: &Config) -> sympozium_bus::BusOptions {
     use sympozium_bus::auth::{Credentials, Role};
-    let set = |s: &Option<config::Secret>| s.as_ref().map(|s| s.expose().to_string()).filter(|s| !s.is_empty());
+    let set =
+        |s: &Option<config::Secret>| s.as_ref().map(|s| s.expose().to_string()).filter(|s| !s.is_empty());
     sympozium_bus::BusOptions {
         credentials: set(&config.nats_password).map(|password| Credentials { role: Role::Channel, password }),
         origin: set(&config.origin_key).map(|key| {
-            let identity = sympozium_bus::origin::channel_identity(&config.instance_namespace, &config.instance_name);
+            let identity =
+                sympozium_bus::origin::channel_identity(&config.instance_namespace, &config.instance_name);
             sympozium_bus::origin::Origin::new(identity, key)
         }),
         verifier: None,

@@ -98,7 +98,8 @@ impl Config {
 
     /// Credentials for the pods' bus connections, when NATS runs with authorization.
     pub fn bus_auth(&self) -> Option<BusAuth> {
-        let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        let nonempty =
+            |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
         Some(BusAuth {
             channel_password: nonempty(&self.nats_channel_password)?,
             agent_password: nonempty(&self.nats_agent_password)?,
@@ -109,9 +110,11 @@ impl Config {
     /// How the controller itself connects to the bus.
     pub fn bus_options(&self) -> sympozium_bus::BusOptions {
         use sympozium_bus::auth::{Credentials, Role};
-        let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        let nonempty =
+            |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
         sympozium_bus::BusOptions {
-            credentials: nonempty(&self.nats_password).map(|password| Credentials { role: Role::Controller, password }),
+            credentials: nonempty(&self.nats_password)
+                .map(|password| Credentials { role: Role::Controller, password }),
             origin: None,
             verifier: nonempty(&self.origin_master_key).map(sympozium_bus::origin::Verifier::new),
         }

@@ -109,8 +109,9 @@ pub async fn run(config: Config) -> Result<(), Error> {
     }
 
     if let Some(url) = config.nats_url.as_deref().filter(|u| !u.is_empty()) {
-        let bus =
-            sympozium_bus::Bus::connect_with(url, config.bus_options()).await.map_err(|e| Error::Bus(e.to_string()))?;
+        let bus = sympozium_bus::Bus::connect_with(url, config.bus_options())
+            .await
+            .map_err(|e| Error::Bus(e.to_string()))?;
         tokio::spawn(schedule::router::run(client.clone(), bus.clone()));
         tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
         tokio::spawn(spawn::run(client.clone(), bus.clone()));

@@ -158,7 +158,8 @@ async fn running_run(client: &Client, ns: &str, name: &str) {
                  "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "k"}}});
     let api = Api::<AgentRun>::namespaced(client.clone(), ns);
     api.patch(name, &PatchParams::apply("test"), &Patch::Apply(&body)).await.unwrap();
-    let status = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "status": {"phase": "Running"}});
+    let status =
+        json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "status": {"phase": "Running"}});
     api.patch_status(name, &PatchParams::apply("test"), &Patch::Apply(&status)).await.unwrap();
 }
 
@@ -242,8 +243,14 @@ async fn a_run_cannot_finish_another_tenants_run() {
     }
     assert_eq!(own.as_deref(), Some("forged by attacker (own identity)"), "pinned to the sender's own run");
     // The victim's own pod finishes it; the result is its own.
-    let victim = as_run(&ns_b, "victim", Some(verifier.key_for(&origin::run_identity(&ns_b, "victim")))).await;
-    victim.publish(topics::AGENT_RUN_COMPLETED, victim_meta, &json!({"status": "success", "response": "the real answer"}))
+    let victim =
+        as_run(&ns_b, "victim", Some(verifier.key_for(&origin::run_identity(&ns_b, "victim")))).await;
+    victim
+        .publish(
+            topics::AGENT_RUN_COMPLETED,
+            victim_meta,
+            &json!({"status": "success", "response": "the real answer"}),
+        )
         .await
         .unwrap();
     let mut result = None;

@@ -58,7 +58,8 @@ impl Config {
     /// How the bridge connects: as the `agent` role, signing as its run.
     pub fn bus_options(&self) -> sympozium_bus::BusOptions {
         use sympozium_bus::auth::{Credentials, Role};
-        let set = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        let set =
+            |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
         sympozium_bus::BusOptions {
             credentials: set(&self.nats_password).map(|password| Credentials { role: Role::Agent, password }),
             origin: set(&self.origin_key).map(|key| {

@@ -67,7 +67,9 @@ async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let message = match presented {
-        None => "missing bearer token: this memory server belongs to one instance and needs its token (Authorization: Bearer <token>)",
+        None => {
+            "missing bearer token: this memory server belongs to one instance and needs its token (Authorization: Bearer <token>)"
+        }
         Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => return next.run(request).await,
         Some(_) => "invalid bearer token: not this instance's memory token",
     };

@@ -68,7 +68,9 @@ impl Server {
         let addr = listener.local_addr().map_err(|source| MemoryError::Bind { addr: wanted, source })?;
         let token = config.token().map(str::to_string);
         if token.is_none() {
-            tracing::warn!("MEMORY_AUTH_TOKEN is not set: every client that reaches this server can read and write it");
+            tracing::warn!(
+                "MEMORY_AUTH_TOKEN is not set: every client that reaches this server can read and write it"
+            );
         }
         Ok(Self { store, token, listener, addr })
     }

@@ -14,6 +14,9 @@ use sympozium_memory::{ClientError, MemoryClient};
 const TOKEN_A: &str = "8f1d0c2e5b7a4936a1c3e5f7092b4d6f8f1d0c2e5b7a4936a1c3e5f7092b4d6f";
 const TOKEN_B: &str = "0b9e8d7c6b5a49382716f5e4d3c2b1a00b9e8d7c6b5a49382716f5e4d3c2b1a0";
 
+/// What the attack is, the headers it sends, the start of the error it must get.
+type Attack = (&'static str, Vec<(&'static str, String)>, &'static str);
+
 struct Reply {
     status: u16,
     body: Value,
@@ -65,7 +68,7 @@ async fn another_tenant_cannot_read_or_write_an_instances_memory() {
     assert_eq!(stored.id, 1);
 
     let bearer = |t: &str| vec![("authorization", format!("Bearer {t}"))];
-    let attacks: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+    let attacks: Vec<Attack> = vec![
         ("no credentials at all", vec![], "missing bearer token"),
         ("a made-up token", bearer("letmein"), "invalid bearer token"),
         ("instance B's token against A", bearer(TOKEN_B), "invalid bearer token"),
@@ -73,7 +76,11 @@ async fn another_tenant_cannot_read_or_write_an_instances_memory() {
         ("A's token with a character appended", bearer(&format!("{TOKEN_A}0")), "invalid bearer token"),
         ("A's token in another case", bearer(&TOKEN_A.to_uppercase()), "invalid bearer token"),
         ("an empty bearer token", vec![("authorization", "Bearer ".into())], ""),
-        ("A's token without the Bearer scheme", vec![("authorization", TOKEN_A.into())], "missing bearer token"),
+        (
+            "A's token without the Bearer scheme",
+            vec![("authorization", TOKEN_A.into())],
+            "missing bearer token",
+        ),
         (
             "A's token as a Basic password",
             vec![("authorization", format!("Basic {}", base64_of(&format!("x:{TOKEN_A}"))))],

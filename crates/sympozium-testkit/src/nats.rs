@@ -40,9 +40,12 @@ impl NatsServer {
         let store = std::env::temp_dir().join(format!("sympozium-nats-{}-{port}", std::process::id()));
         let config = match render {
             Some(render) => {
-                let path = std::env::temp_dir().join(format!("sympozium-nats-{}-{port}.conf", std::process::id()));
-                std::fs::write(&path, render(port, &store))
-                    .map_err(|e| Error::Command { command: "write nats.conf".into(), reason: e.to_string() })?;
+                let path =
+                    std::env::temp_dir().join(format!("sympozium-nats-{}-{port}.conf", std::process::id()));
+                std::fs::write(&path, render(port, &store)).map_err(|e| Error::Command {
+                    command: "write nats.conf".into(),
+                    reason: e.to_string(),
+                })?;
                 Some(path)
             }
             None => None,

@@ -61,7 +61,8 @@ fn labels() -> BTreeMap<String, String> {
 }
 
 fn controller_env() -> Vec<Value> {
-    let mut env = vec![json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})];
+    let mut env =
+        vec![json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})];
     env.extend(install_nats::controller_env());
     env
 }

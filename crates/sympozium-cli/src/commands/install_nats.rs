@@ -42,8 +42,11 @@ impl std::fmt::Debug for BusSecrets {
 impl BusSecrets {
     /// The rendered `nats.conf`.
     pub fn config(&self) -> String {
-        let users: Vec<RoleUser> =
-            self.passwords.iter().map(|(role, password)| RoleUser { role: *role, password: password.clone() }).collect();
+        let users: Vec<RoleUser> = self
+            .passwords
+            .iter()
+            .map(|(role, password)| RoleUser { role: *role, password: password.clone() })
+            .collect();
         auth::server_config(&users)
     }
 }
@@ -57,7 +60,8 @@ fn text(data: &BTreeMap<String, ByteString>, key: &str) -> Option<String> {
 pub async fn secrets(client: &Client, namespace: &str) -> anyhow::Result<BusSecrets> {
     let existing = Api::<Secret>::namespaced(client.clone(), namespace).get_opt(SECRET).await?;
     let data = existing.and_then(|s| s.data).unwrap_or_default();
-    let fresh = || auth::random_secret().map_err(|e| anyhow::anyhow!("no randomness for the bus passwords: {e}"));
+    let fresh =
+        || auth::random_secret().map_err(|e| anyhow::anyhow!("no randomness for the bus passwords: {e}"));
     let mut passwords = BTreeMap::new();
     for role in Role::ALL {
         let password = match text(&data, &role.password_key()) {

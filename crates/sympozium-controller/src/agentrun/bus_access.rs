@@ -24,7 +24,10 @@ pub fn secret_name(run: &str) -> String {
 /// The run's bus Secret.
 pub fn secret(run: &AgentRun, auth: &BusAuth) -> Secret {
     let name = run.name_any();
-    let key = origin::derive_key(&auth.master_key, &origin::run_identity(&run.namespace().unwrap_or_default(), &name));
+    let key = origin::derive_key(
+        &auth.master_key,
+        &origin::run_identity(&run.namespace().unwrap_or_default(), &name),
+    );
     Secret {
         metadata: ObjectMeta {
             name: Some(secret_name(&name)),
@@ -48,5 +51,8 @@ pub fn secret(run: &AgentRun, auth: &BusAuth) -> Secret {
 /// `NATS_PASSWORD` and `SYMPOZIUM_ORIGIN_KEY` of the run's bridge and runner, by reference.
 pub fn env(run: &str) -> Vec<EnvVar> {
     let secret = secret_name(run);
-    vec![from_secret("NATS_PASSWORD", &secret, PASSWORD_KEY), from_secret("SYMPOZIUM_ORIGIN_KEY", &secret, ORIGIN_KEY)]
+    vec![
+        from_secret("NATS_PASSWORD", &secret, PASSWORD_KEY),
+        from_secret("SYMPOZIUM_ORIGIN_KEY", &secret, ORIGIN_KEY),
+    ]
 }

@@ -53,7 +53,12 @@ async fn instance(client: &Client, name: &str, namespace: Option<&str>) -> Resul
 /// Whether the message may speak for `inst`: it must arrive through a channel type the
 /// instance configures, and — on an authenticated bus — be signed by that instance's own
 /// channel pods (a pod of another instance holds another key, whatever the message claims).
-fn check_origin(bus: &Bus, delivery: &Delivery, inst: &SympoziumInstance, msg: &InboundMessage) -> Result<(), String> {
+fn check_origin(
+    bus: &Bus,
+    delivery: &Delivery,
+    inst: &SympoziumInstance,
+    msg: &InboundMessage,
+) -> Result<(), String> {
     let (ns, name) = (inst.namespace().unwrap_or_default(), inst.name_any());
     if !inst.spec.channels.iter().any(|c| c.type_.as_str() == msg.channel) {
         return Err(format!("instance {ns}/{name} has no {:?} channel; the message is refused", msg.channel));

@@ -12,8 +12,8 @@ use sympozium_api::labels::{self, component};
 use sympozium_api::{AgentRun, SympoziumInstance};
 use sympozium_kube::apply::{Applied, apply, create_if_absent, delete_if_owned};
 
-use super::{build, bus_access, memory_access};
 use super::dereference::Observed;
+use super::{build, bus_access, memory_access};
 use crate::context::Context;
 
 /// What converging an instance did and found.

@@ -70,7 +70,10 @@ pub fn from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
 /// `NATS_PASSWORD` and `SYMPOZIUM_ORIGIN_KEY` of a channel pod, by reference only.
 pub fn channel_env(instance: &str) -> Vec<EnvVar> {
     let secret = secret_name(instance);
-    vec![from_secret("NATS_PASSWORD", &secret, PASSWORD_KEY), from_secret("SYMPOZIUM_ORIGIN_KEY", &secret, ORIGIN_KEY)]
+    vec![
+        from_secret("NATS_PASSWORD", &secret, PASSWORD_KEY),
+        from_secret("SYMPOZIUM_ORIGIN_KEY", &secret, ORIGIN_KEY),
+    ]
 }
 
 #[cfg(test)]
@@ -103,7 +106,8 @@ mod tests {
             }))
             .unwrap()
         };
-        let auth = BusAuth { channel_password: "pw".into(), agent_password: "apw".into(), master_key: "mk".into() };
+        let auth =
+            BusAuth { channel_password: "pw".into(), agent_password: "apw".into(), master_key: "mk".into() };
         let key = |s: &Secret| String::from_utf8(s.data.as_ref().unwrap()[ORIGIN_KEY].0.clone()).unwrap();
         let (a, b) = (secret(&inst("a"), &auth), secret(&inst("b"), &auth));
         assert_ne!(key(&a), key(&b));

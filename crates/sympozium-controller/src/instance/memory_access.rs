@@ -189,7 +189,10 @@ mod tests {
         assert_eq!(agents["sympozium.ai/component"], "agent-run");
         let ns = from[1].namespace_selector.clone().unwrap().match_labels.unwrap();
         assert_eq!(ns["kubernetes.io/metadata.name"], "sympozium-system");
-        assert_eq!(from[1].pod_selector.clone().unwrap().match_labels.unwrap()["app"], "sympozium-controller");
+        assert_eq!(
+            from[1].pod_selector.clone().unwrap().match_labels.unwrap()["app"],
+            "sympozium-controller"
+        );
         let ports = rules[0].ports.clone().unwrap();
         assert_eq!(ports[0].port, Some(IntOrString::Int(8080)));
     }
