@@ -74,14 +74,8 @@ run = json.load(sys.stdin); st = run.get("status", {})
 print("phase:", st.get("phase")); print("tokens:", st.get("tokenUsage"))
 print("result:\n" + (st.get("result") or st.get("error") or "(none)"))'
 
-say "What the agent stored in its memory (its memory server, through the API server's service proxy)"
-# shellcheck disable=SC1091
-source "$repo/.sympozium-dev/plane/plane.env" # BIN_DIR: the plane's kubectl
-"$BIN_DIR/kubectl" get --raw "/api/v1/namespaces/$ns/services/$instance-memory:8080/proxy/list?limit=5" \
-  | python3 -c '
-import json, sys
-for m in json.load(sys.stdin).get("content", []):
-    print("#%s  %s  [%s]" % (m["id"], m["content"], ", ".join(m.get("tags", []))))'
+say "What the agent stored in its memory (read with the instance's memory token, through the API server's service proxy)"
+sym memory "$instance" --limit 5
 
 say "The team's status"
 sym packs show "$pack"

@@ -74,6 +74,18 @@ pub enum Command {
     Skills(Listing),
     /// Give an agent a task: creates an AgentRun and (by default) waits for its answer.
     Run(RunArgs),
+    /// What an agent keeps in its memory server (read with the instance's memory token,
+    /// through the API server's service proxy).
+    Memory {
+        /// The agent (SympoziumInstance).
+        instance: String,
+        /// Only memories with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// Install (or upgrade) Sympozium into a namespace and wait until it is ready.
     Install {
         /// Namespace Sympozium runs in.

@@ -199,14 +199,17 @@ fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
     assert!(result.contains("I stored a note about this task in my memory"), "{result}");
     assert!(finished["status"]["tokenUsage"]["totalTokens"].as_i64().unwrap() > 0);
 
-    // The note is in the instance's memory server, a pod behind its Service.
+    // The note is in the instance's memory server, a pod behind its Service, which answers
+    // only with the instance's token: without it, the service proxy gets 401.
     let kubectl = std::env::var("TESTPLANE_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let anonymous = std::process::Command::new(&kubectl)
+        .args(["--kubeconfig", stack.kubeconfig().to_str().unwrap(), "get", "--raw"])
+        .arg(format!("/api/v1/namespaces/sympozium-system/services/{instance}-memory:8080/proxy/list"))
+        .output()
+        .unwrap();
+    assert!(!anonymous.status.success(), "memory without the token: {}", text(&anonymous.stdout));
     let memories = wait("the stored memory", Duration::from_secs(30), || {
-        let out = std::process::Command::new(&kubectl)
-            .args(["--kubeconfig", stack.kubeconfig().to_str().unwrap(), "get", "--raw"])
-            .arg(format!("/api/v1/namespaces/sympozium-system/services/{instance}-memory:8080/proxy/list?tags=offline-demo"))
-            .output()
-            .ok()?;
+        let out = stack.sympozium(&["memory", &instance, "--tag", "offline-demo"]);
         let body = text(&out.stdout);
         body.contains("Offline demo run handled the task").then_some(body)
     });

@@ -49,6 +49,10 @@ pub fn router_with_token(store: Store, token: Option<String>) -> Router {
         .layer(middleware::from_fn_with_state(token.map(Arc::<str>::from), require_token))
 }
 
+/// Alternative header carrying the token (for clients behind the Kubernetes API server's
+/// service proxy, which does not forward `Authorization`).
+pub const TOKEN_HEADER: &str = "x-sympozium-memory-token";
+
 /// Refuses requests without the instance's bearer token (health checks excepted: probes
 /// and the runs' wait-for-memory init container carry no credentials and learn nothing).
 async fn require_token(
@@ -60,11 +64,14 @@ async fn require_token(
     if request.method() == Method::GET && request.uri().path() == "/health" {
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
+    let headers = request.headers();
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+        // The API server's service proxy consumes `Authorization` itself, so operators
+        // reaching the server through it send the same token in this header instead.
+        .or_else(|| headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()))
         .map(str::trim);
     let message = match presented {
         None => {

@@ -87,6 +87,12 @@ async fn another_tenant_cannot_read_or_write_an_instances_memory() {
             "missing bearer token",
         ),
         ("A's token in another header", vec![("x-auth-token", TOKEN_A.into())], "missing bearer token"),
+        (
+            "B's token in the service-proxy header",
+            vec![("x-sympozium-memory-token", TOKEN_B.into())],
+            "invalid bearer token",
+        ),
+        ("an empty service-proxy header", vec![("x-sympozium-memory-token", String::new())], "invalid bearer token"),
         ("A's token as a cookie", vec![("cookie", format!("token={TOKEN_A}"))], "missing bearer token"),
     ];
     let (mut tried, mut refused) = (0, 0);
@@ -132,6 +138,11 @@ async fn another_tenant_cannot_read_or_write_an_instances_memory() {
     assert_eq!(all.len(), 1, "no memory planted by the attacks: {all:?}");
     assert_eq!(all[0].content, "the launch code is 0000", "not overwritten, not deleted");
     assert_eq!(owner.search("launch", 5).await.unwrap().len(), 1);
+
+    // Through the API server's service proxy (which keeps `Authorization` for itself) the
+    // owner sends the token in its own header.
+    let reply = call("GET", &format!("{}/list", a.url), &[("x-sympozium-memory-token", TOKEN_A.into())], None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
 
     // Health stays open (probes and the runs' wait-for-memory step carry no token) and tells nothing.
     let health = reqwest::get(format!("{}/health", a.url)).await.unwrap();
