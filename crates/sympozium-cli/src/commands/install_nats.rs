@@ -22,7 +22,7 @@ pub const MASTER_KEY: &str = "origin-master-key";
 /// Key of the rendered configuration in [`SECRET`].
 pub const CONFIG_KEY: &str = "nats.conf";
 /// Where NATS finds its configuration.
-const CONFIG_DIR: &str = "/etc/nats";
+const CONFIG_DIR: &str = "/nats-config";
 
 /// The bus secrets of an installation.
 #[derive(Clone)]
@@ -178,7 +178,7 @@ mod tests {
     fn nats_runs_with_the_rendered_users_and_nothing_reaches_pods_by_value() {
         let (d, _) = deployment_and_service(&target(), &bus());
         let c = &d["spec"]["template"]["spec"]["containers"][0];
-        assert_eq!(c["args"], json!(["-js", "-sd", "/data", "-c", "/etc/nats/nats.conf"]));
+        assert_eq!(c["args"], json!(["-js", "-sd", "/data", "-c", "/nats-config/nats.conf"]));
         let secret = secret(&target(), &bus());
         let conf = secret["stringData"]["nats.conf"].as_str().unwrap();
         for role in Role::ALL {
