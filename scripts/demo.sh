@@ -20,6 +20,11 @@ if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then bold=$'\033[1m' yellow=$'\033[33m' pla
 say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 sym() { "$repo/target/debug/sympozium" -n "$ns" "$@"; }
 
+# Before the long build: what the machine lacks is installed (as root) or named with the
+# command to run, within seconds rather than after a build and a timeout.
+say "Checking this machine's prerequisites (scripts/prereqs.sh)"
+bash "$repo/scripts/prereqs.sh" --root
+
 say "Building Sympozium (cargo build --workspace --bins)"
 cargo build -q --locked --workspace --bins
 

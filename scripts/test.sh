@@ -9,6 +9,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
+# Packages and toolchains first (installed as root, else the command to run is printed).
+bash "$repo/scripts/prereqs.sh"
+
 started=""
 stop_plane() {
   if [[ -n "$started" ]]; then

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod resolve;
 pub mod schedule;
 pub mod skillpack;
+pub mod yaml;
 
 pub use agentrun::{AgentRun, AgentRunSpec, AgentRunStatus};
 pub use config::{SympoziumConfig, SympoziumConfigSpec, SympoziumConfigStatus};

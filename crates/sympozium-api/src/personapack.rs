@@ -34,7 +34,10 @@ use crate::schedule::ScheduleType;
 #[serde(rename_all = "camelCase")]
 pub struct PersonaPackSpec {
     /// Stamp out the team. Unset or false keeps the pack a catalog entry.
+    // The schema default makes the API server store `false`, so `kubectl get` shows
+    // `ENABLED false` for a catalog entry instead of a blank.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = false))]
     pub enabled: Option<bool>,
     /// What the team does.
     #[serde(default, skip_serializing_if = "Option::is_none")]

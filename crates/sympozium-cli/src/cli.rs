@@ -13,9 +13,10 @@ pub struct Cli {
     /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// Namespace to work in.
-    #[arg(short, long, global = true, default_value = "default", env = "SYMPOZIUM_NAMESPACE")]
-    pub namespace: String,
+    /// Namespace to work in (default: the kubeconfig context's, else `default`). The TUI
+    /// shows every namespace unless this is given.
+    #[arg(short, long, global = true, env = "SYMPOZIUM_NAMESPACE")]
+    pub namespace: Option<String>,
     /// Output format of listings and `get`.
     #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
@@ -30,6 +31,17 @@ pub struct Cli {
     /// What to do; none opens the TUI.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The namespace commands work in: `-n`, else the current kubeconfig context's (as
+    /// kubectl does), else `default`.
+    pub fn effective_namespace(&self) -> String {
+        self.namespace
+            .clone()
+            .or_else(|| crate::context_namespace(self.kubeconfig.as_deref()))
+            .unwrap_or_else(|| "default".into())
+    }
 }
 
 /// Sub-commands.
@@ -131,11 +143,15 @@ pub enum Command {
         #[arg(long, env = "SYMPOZIUM_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
     },
-    /// Check the cluster, the CRDs, the controller and the namespace's teams, and say what to fix.
+    /// Check this machine's prerequisites, the cluster, the CRDs, the controller and the
+    /// namespace's teams, and say what to fix.
     Doctor {
         /// Namespace the controller runs in.
         #[arg(long, default_value = "sympozium-system")]
         system_namespace: String,
+        /// The Sympozium checkout whose `scripts/prereqs.sh` lists this machine's prerequisites.
+        #[arg(long, env = "SYMPOZIUM_REPO", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))]
+        repo: PathBuf,
     },
 }
 

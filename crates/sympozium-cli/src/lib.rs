@@ -35,6 +35,18 @@ pub(crate) async fn client_for(kubeconfig: Option<&std::path::Path>) -> anyhow::
     Ok((Client::try_from(config).context("building the Kubernetes client")?, server))
 }
 
+/// The namespace of the kubeconfig's current context (`kubeconfig`, else `$KUBECONFIG` or
+/// `~/.kube/config`), when it names one. Reads files only; never contacts the cluster.
+pub(crate) fn context_namespace(kubeconfig: Option<&std::path::Path>) -> Option<String> {
+    let kc = match kubeconfig {
+        Some(path) => Kubeconfig::read_from(path).ok()?,
+        None => Kubeconfig::read().ok()?,
+    };
+    let current = kc.current_context.as_deref()?;
+    let context = kc.contexts.iter().find(|c| c.name == current)?.context.as_ref()?;
+    context.namespace.clone().filter(|n| !n.is_empty())
+}
+
 /// Builds a client and checks the cluster answers, with an error that says what to do.
 pub(crate) async fn connect(cli: &Cli) -> anyhow::Result<Client> {
     let (client, server) = client_for(cli.kubeconfig.as_deref()).await?;
@@ -73,10 +85,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             clap_complete::generate(*shell, &mut command, "sympozium", &mut std::io::stdout());
             Ok(0)
         }
-        Command::Doctor { system_namespace } => {
+        Command::Doctor { system_namespace, repo } => {
+            commands::doctor::machine(repo);
             // Doctor reports an unreachable cluster as a finding rather than failing first.
             match connect(&cli).await {
-                Ok(client) => commands::doctor(&client, &cli.namespace, system_namespace).await,
+                Ok(client) => commands::doctor(&client, &cli.effective_namespace(), system_namespace).await,
                 Err(e) => {
                     crate::output::emitln!("✗ cluster: {e:#}");
                     Ok(1)

@@ -1,7 +1,10 @@
 //! `sympozium dev up` end to end: a second control plane, the local node and Sympozium
 //! installed as pods; then what `make demo` does — a team activated on the offline scripted
 //! model, a persona's task run by a real pod, its answer, its log and the memory it stored —
-//! and `dev down` stopping everything it started.
+//! and `dev down` stopping everything it started. Then what the demo's closing hint says:
+//! `export KUBECONFIG=…; sympozium tui` shows the team (every namespace, the stack's own
+//! among them) and the chat shows the persona's task, not the memory put in front of it.
+//! And `dev up` with a node that cannot start fails with the node's own error at once.
 //!
 //! Needs what the local node needs (root for network namespaces, bubblewrap); `.ci/run`
 //! installs it. Binaries come from the workspace build `cargo test --workspace` does.
@@ -21,6 +24,8 @@ struct Stack {
     state: tempfile::TempDir,
     repo: PathBuf,
     ns: &'static str,
+    /// Pod network of its node.
+    pod_cidr: &'static str,
 }
 
 impl Stack {
@@ -33,7 +38,7 @@ impl Stack {
             .env("KUBECONFIG", self.kubeconfig())
             // Its own bridge and pod network, so a developer's own stack can run beside it.
             .env("SYMPOZIUM_NODE_BRIDGE", "symtest0")
-            .env("SYMPOZIUM_NODE_POD_CIDR", "10.247.0.0/24")
+            .env("SYMPOZIUM_NODE_POD_CIDR", self.pod_cidr)
             .env_remove("SYMPOZIUM_API_KEY")
             .output()
             .unwrap();
@@ -42,7 +47,7 @@ impl Stack {
     }
 
     fn kubeconfig(&self) -> PathBuf {
-        self.state.path().join("plane/kubeconfig")
+        self.state.path().join("kubeconfig")
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -122,6 +127,7 @@ fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
         state: tempfile::tempdir().unwrap(),
         repo: sympozium_testkit::repo_root(),
         ns: "sympozium-system",
+        pod_cidr: "10.247.0.0/24",
     };
     let up = stack.sympozium(&["dev", "up", "--wait", "3m"]);
     assert!(up.status.success(), "dev up failed");
@@ -215,16 +221,32 @@ fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
     });
     assert!(memories.contains(&task.chars().take(40).collect::<String>()), "{memories}");
 
-    // The TUI on the same stack: chat with the persona, and its answer — from an agent pod the
-    // local node ran, through the offline model — appears in the chat.
-    let kubeconfig = stack.kubeconfig().to_str().unwrap().to_string();
+    // The demo's closing hint, as a user follows it: `export KUBECONFIG=…; sympozium tui`.
+    // The TUI lists every namespace, so the team the demo made is there; the instance's chat
+    // shows the persona's task as the schedule states it.
+    let exported = last.strip_prefix("export ").unwrap().to_string();
+    let (_, kubeconfig) = exported.split_once('=').unwrap();
     let pty = tui_support::Pty::start(
         "dev-tui",
-        &[env!("CARGO_BIN_EXE_sympozium"), "--kubeconfig", &kubeconfig, "-n", stack.ns],
-        &[],
+        &[env!("CARGO_BIN_EXE_sympozium"), "tui"],
+        &[("KUBECONFIG", kubeconfig)],
     );
     pty.wait_for("● connected", 60);
     pty.keys(&["2"]);
+    let s = pty.wait("the team in the Instances view", 60, |s| {
+        s.contains("NAMESPACE")
+            && ["platform-team-security-guardian", "platform-team-sre-watchdog", "platform-team-platform-engineer"]
+                .iter()
+                .all(|n| s.contains(n))
+    });
+    assert!(s.contains("ns: all namespaces"), "{s}");
+    assert!(s.lines().any(|l| l.contains("sympozium-system") && l.contains(&instance)), "{s}");
+    // kubectl users land there too: the kubeconfig's context namespace is the system namespace.
+    let out = std::process::Command::new(&kubectl)
+        .args(["--kubeconfig", kubeconfig, "get", "sympoziuminstances", "-o", "name"])
+        .output()
+        .unwrap();
+    assert!(text(&out.stdout).contains(&format!("sympoziuminstance.sympozium.ai/{instance}")), "{}", text(&out.stderr));
     let title = format!(" {}/{instance} ", stack.ns);
     for _ in 0..30 {
         if pty.screen().contains(&title) {
@@ -233,6 +255,9 @@ fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
         pty.keys(&["j"]);
         std::thread::sleep(Duration::from_millis(150));
     }
+    let asked: String = task.chars().take(24).collect();
+    let s = pty.wait("the persona's task in the chat", 30, |s| s.contains(&format!("you › {asked}")));
+    assert!(!s.contains("## Memory Context"), "the chat shows the task, not the memory before it:\n{s}");
     pty.keys(&["R"]);
     pty.wait_for(&format!("message for {instance}"), 15);
     pty.type_text("Which pods restarted today?");
@@ -338,4 +363,25 @@ spec:
     );
     let status = stack.sympozium(&["dev", "status"]);
     assert_eq!(status.status.code(), Some(1));
+}
+
+#[test]
+fn dev_up_reports_a_node_that_cannot_start_with_its_own_error() {
+    let stack = Stack {
+        state: tempfile::tempdir().unwrap(),
+        repo: sympozium_testkit::repo_root(),
+        ns: "sympozium-system",
+        // The node refuses this at start-up and exits.
+        pod_cidr: "not-a-cidr",
+    };
+    let up = stack.sympozium(&["dev", "up", "--wait", "5m"]);
+    assert_eq!(up.status.code(), Some(1));
+    let stderr = text(&up.stderr);
+    let log = stack.state.path().join("node.log");
+    assert!(
+        stderr.contains(&format!("the local node stopped (exit status: 1) while the stack was starting; its log ({})", log.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid --pod-cidr: not-a-cidr"), "the node's own error: {stderr}");
+    assert!(!stderr.contains("not ready after"), "it did not wait for the timeout: {stderr}");
 }

@@ -9,6 +9,7 @@ pub mod context;
 pub mod gateway;
 pub mod http;
 pub mod instance;
+pub mod integrations;
 pub mod mcpserver;
 pub mod personapack;
 pub mod policy;
@@ -120,7 +121,9 @@ pub async fn run(config: Config) -> Result<(), Error> {
         tracing::info!(%url, "event bus routers started");
     }
     let agent_sandbox = config.agent_sandbox_enabled && agentrun::sandbox::available(&client).await;
-    tracing::info!(agent_sandbox, "agent-sandbox support");
+    if let Some(found) = integrations::detect(&client).await {
+        integrations::log(&found, agent_sandbox);
+    }
     let ctx = Arc::new(
         Context::new(client, config.settings(), metrics, config.watch_namespace.clone(), &identity)
             .with_agent_sandbox(agent_sandbox),

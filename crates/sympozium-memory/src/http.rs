@@ -143,6 +143,11 @@ fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Resul
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
+/// Milliseconds since `start`, for the request log lines.
+fn ms(start: std::time::Instant) -> f64 {
+    (start.elapsed().as_secs_f64() * 1e5).round() / 100.0
+}
+
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
         .map_err(|_| ApiError::bad_request(format!("invalid memory id {raw:?}: expected an integer")))
@@ -158,8 +163,11 @@ async fn search(State(store): State<Store>, body: Result<Bytes, BytesRejection>)
         if request.query.trim().is_empty() {
             return Err(ApiError::bad_request("'query' is required"));
         }
+        let start = std::time::Instant::now();
         let found = store.search(request).await?;
-        tracing::debug!(results = found.len(), "search");
+        // Operators follow what agents recall from these lines (the original logged each request).
+        let ids: Vec<i64> = found.iter().take(20).map(|e| e.id).collect();
+        tracing::info!(hits = found.len(), ?ids, ms = ms(start), "search");
         Ok(ok(found))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
@@ -168,8 +176,9 @@ async fn search(State(store): State<Store>, body: Result<Bytes, BytesRejection>)
 async fn store_memory(State(store): State<Store>, body: Result<Bytes, BytesRejection>) -> Response {
     let result = async {
         let request: StoreRequest = parse_body(body)?;
+        let start = std::time::Instant::now();
         let stored = store.store(request).await?;
-        tracing::debug!(id = stored.id, "stored memory");
+        tracing::info!(id = stored.id, ms = ms(start), "store");
         Ok::<_, ApiError>(ok(stored))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
@@ -195,7 +204,9 @@ async fn list(State(store): State<Store>, Query(pairs): Query<Vec<(String, Strin
                 _ => {}
             }
         }
+        let start = std::time::Instant::now();
         let entries = store.list(query).await?;
+        tracing::info!(returned = entries.len(), ms = ms(start), "list");
         Ok::<_, ApiError>(ok(entries))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
@@ -217,8 +228,9 @@ async fn update_memory(
     let result = async {
         let id = parse_id(&raw)?;
         let request: UpdateRequest = parse_body(body)?;
+        let start = std::time::Instant::now();
         let entry = store.update(id, request).await?;
-        tracing::debug!(id, "updated memory");
+        tracing::info!(id, ms = ms(start), "update");
         Ok::<_, ApiError>(ok(entry))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
@@ -227,8 +239,9 @@ async fn update_memory(
 async fn delete_memory(State(store): State<Store>, Path(raw): Path<String>) -> Response {
     let result = async {
         let id = parse_id(&raw)?;
+        let start = std::time::Instant::now();
         let deleted = store.delete(id).await?;
-        tracing::debug!(id, "deleted memory");
+        tracing::info!(id, ms = ms(start), "delete");
         Ok::<_, ApiError>(ok(deleted))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)

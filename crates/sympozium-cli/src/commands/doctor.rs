@@ -171,18 +171,45 @@ async fn teams(client: &Client, ns: &str) -> anyhow::Result<Vec<Finding>> {
     Ok(out)
 }
 
-/// Runs every check; exit code 1 when something needs fixing.
-pub async fn doctor(client: &Client, ns: &str, system_ns: &str) -> anyhow::Result<i32> {
-    let mut findings = vec![good("cluster: reachable")];
-    findings.push(crds(client).await?);
-    findings.push(controller(client, system_ns).await?);
-    let crds_ok = findings[1].ok;
-    findings.push(nats(client, system_ns).await?);
-    findings.push(webhook(client).await?);
-    if crds_ok {
-        findings.extend(teams(client, ns).await?);
-    }
-    for f in &findings {
+/// This machine's prerequisites of the one-machine stack (`sympozium dev up`, `make demo`,
+/// `make test`), as `scripts/prereqs.sh` lists them. Printed as warnings: a cluster
+/// elsewhere needs none of them.
+pub fn machine(repo: &std::path::Path) {
+    let needed = "`sympozium dev up`, `make demo` and `make test` need";
+    let findings = match crate::dev::prereqs::check(repo, true) {
+        Err(e) => vec![warn(format!("this machine: prerequisites not checked ({e:#})"), "pass --repo <checkout>")],
+        Ok(found) => {
+            let mut out = Vec::new();
+            let packages: Vec<_> = found.iter().filter(|r| !r.ok && r.package.is_some()).collect();
+            if let Some(apt) = crate::dev::prereqs::apt_command(&found) {
+                let names: Vec<_> = packages
+                    .iter()
+                    .map(|r| format!("{} ({})", r.command, r.package.as_deref().unwrap_or_default()))
+                    .collect();
+                out.push(warn(format!("this machine lacks {}: {needed} them", names.join(", ")), apt));
+            }
+            for r in found.iter().filter(|r| !r.ok && r.package.is_none()) {
+                let what = if r.command == "root" {
+                    "this machine: not running as root; the local node of `sympozium dev up` needs root for a network namespace per pod".to_string()
+                } else {
+                    format!("this machine: {}: {needed} it", r.command)
+                };
+                out.push(warn(what, r.detail.clone()));
+            }
+            if out.is_empty() {
+                out.push(good(format!(
+                    "this machine: all {} prerequisites of `sympozium dev up`, `make demo` and `make test` present",
+                    found.len()
+                )));
+            }
+            out
+        }
+    };
+    print(&findings);
+}
+
+fn print(findings: &[Finding]) {
+    for f in findings {
         emitln!(
             "{} {}",
             if f.warning {
@@ -198,6 +225,20 @@ pub async fn doctor(client: &Client, ns: &str, system_ns: &str) -> anyhow::Resul
             emitln!("    → {fix}");
         }
     }
+}
+
+/// Runs every check; exit code 1 when something needs fixing.
+pub async fn doctor(client: &Client, ns: &str, system_ns: &str) -> anyhow::Result<i32> {
+    let mut findings = vec![good("cluster: reachable")];
+    findings.push(crds(client).await?);
+    findings.push(controller(client, system_ns).await?);
+    let crds_ok = findings[1].ok;
+    findings.push(nats(client, system_ns).await?);
+    findings.push(webhook(client).await?);
+    if crds_ok {
+        findings.extend(teams(client, ns).await?);
+    }
+    print(&findings);
     Ok(if findings.iter().all(|f| f.ok) { 0 } else { 1 })
 }
 

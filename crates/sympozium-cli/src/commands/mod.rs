@@ -1,6 +1,6 @@
 //! Commands that talk to the cluster.
 
-mod doctor;
+pub mod doctor;
 mod endpoint;
 mod features;
 mod install;
@@ -31,7 +31,7 @@ pub async fn dispatch(
     command: &Command,
     interactive: bool,
 ) -> anyhow::Result<i32> {
-    let ns = cli.namespace.as_str();
+    let ns = &cli.effective_namespace();
     let out = cli.output;
     match command {
         Command::Instances(InstancesCommand::List) => listings::instances(client, ns, out).await,

@@ -46,7 +46,7 @@ pub async fn onboard(cli: &Cli, api_key: Option<&str>) -> anyhow::Result<i32> {
     if crds.get_opt("sympoziuminstances.sympozium.ai").await?.is_none() {
         anyhow::bail!("the Sympozium CRDs are not installed: run `sympozium install` first");
     }
-    let flow = OnboardFlow::new(&cli.namespace, api_key.unwrap_or_default());
+    let flow = OnboardFlow::new(&cli.effective_namespace(), api_key.unwrap_or_default());
     let mut wizard = Wizard::new(Box::new(flow), Answers::default());
     if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
         if !on_terminal(&mut wizard)? {

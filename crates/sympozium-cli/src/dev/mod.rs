@@ -2,7 +2,9 @@
 //! pods as local processes, and Sympozium installed into it with every component as a pod.
 
 pub mod offline_model;
+pub mod prereqs;
 mod stack;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -23,7 +25,7 @@ pub enum DevCommand {
     Down,
     /// Show what runs and where.
     Status,
-    /// Print the stack's kubeconfig path.
+    /// Print the stack's kubeconfig path (its context's namespace is the system namespace).
     Kubeconfig,
     /// Serve the offline scripted model (what the stack's `offline-model` pod runs).
     OfflineModel {

@@ -59,9 +59,10 @@ impl Layout {
         self.state.join("plane")
     }
 
-    /// The stack's kubeconfig.
+    /// The stack's kubeconfig: the control plane's, with the context's namespace set to the
+    /// system namespace, where the stack and the demo's objects live.
     pub fn kubeconfig(&self) -> PathBuf {
-        self.plane().join("kubeconfig")
+        self.state.join("kubeconfig")
     }
 
     fn node_pid(&self) -> PathBuf {
@@ -90,7 +91,8 @@ fn image_mapping(layout: &Layout) -> PathBuf {
     layout.repo.join("deploy/local-node/images.yaml")
 }
 
-fn alive(pid: u32) -> bool {
+/// Whether `pid` runs (a zombie has exited).
+pub(super) fn alive(pid: u32) -> bool {
     // A zombie has exited; /proc/<pid>/stat's third field says so.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -148,21 +150,51 @@ async fn start_plane(layout: &Layout) -> anyhow::Result<PathBuf> {
         .await
         .context("running testplane/up.sh")?;
     if !out.status.success() {
+        let log = layout.state.join("plane.log");
         bail!(
-            "the control plane did not start; see {} (first start builds it from Go modules, which takes minutes)",
-            layout.state.join("plane.log").display()
+            "the control plane did not start; {} ends with:\n{}",
+            log.display(),
+            super::watch::tail(&log, 15).lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
         );
     }
     let path = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string();
     Ok(PathBuf::from(path))
 }
 
-async fn start_node(layout: &Layout, kubeconfig: &Path) -> anyhow::Result<()> {
-    if read_pid(&layout.node_pid()).is_some_and(alive) {
-        return Ok(());
+/// Writes the stack's kubeconfig: the plane's, its current context in `namespace`.
+fn write_kubeconfig(plane: &Path, out: &Path, namespace: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(plane).with_context(|| format!("reading {}", plane.display()))?;
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", plane.display()))?;
+    let current = doc.get("current-context").and_then(|c| c.as_str()).unwrap_or_default().to_string();
+    let contexts = doc.get_mut("contexts").and_then(|c| c.as_sequence_mut());
+    for ctx in contexts.into_iter().flatten() {
+        if ctx.get("name").and_then(|n| n.as_str()) == Some(current.as_str())
+            && let Some(inner) = ctx.get_mut("context").and_then(|c| c.as_mapping_mut())
+        {
+            inner.insert("namespace".into(), namespace.into());
+        }
+    }
+    // It holds the plane's admin token: written private, then moved into place.
+    let tmp = out.with_extension("tmp");
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(serde_yaml::to_string(&doc)?.as_bytes())?;
+    }
+    std::fs::rename(&tmp, out)?;
+    Ok(())
+}
+
+/// Starts the local node unless it runs; the process to watch while the stack comes up.
+async fn start_node(layout: &Layout, kubeconfig: &Path) -> anyhow::Result<super::watch::Watched> {
+    let log_path = layout.state.join("node.log");
+    if let Some(pid) = read_pid(&layout.node_pid()).filter(|p| alive(*p)) {
+        return Ok(super::watch::Watched { name: "the local node".into(), pid, log: log_path, child: None });
     }
     let images = image_mapping(layout);
-    let log = std::fs::File::create(layout.state.join("node.log"))?;
+    let log = std::fs::File::create(&log_path)?;
     let child = std::process::Command::new("setsid")
         .arg(layout.binary("sympozium-node"))
         .arg("--kubeconfig")
@@ -180,7 +212,7 @@ async fn start_node(layout: &Layout, kubeconfig: &Path) -> anyhow::Result<()> {
         .spawn()
         .context("starting the local node")?;
     std::fs::write(layout.node_pid(), child.id().to_string())?;
-    Ok(())
+    Ok(super::watch::Watched { name: "the local node".into(), pid: child.id(), log: log_path, child: Some(child) })
 }
 
 async fn taint_fake_node(client: &Client) -> anyhow::Result<()> {
@@ -224,9 +256,37 @@ async fn deployment_available(client: &Client, ns: &str, name: &str) -> bool {
         .is_some_and(|s| s.available_replicas.unwrap_or(0) >= 1)
 }
 
+/// Fails at once when the machine lacks something the stack needs, naming the command that
+/// installs it; warns when not root (the node then runs pods in the host network).
+fn prerequisites(layout: &Layout) -> anyhow::Result<()> {
+    let found = super::prereqs::check(&layout.repo, false)?;
+    let missing: Vec<_> = found.iter().filter(|r| !r.ok).collect();
+    if !missing.is_empty() {
+        let mut msg = format!(
+            "this machine lacks what the stack needs: {}",
+            missing.iter().map(|r| format!("{} ({})", r.command, r.detail)).collect::<Vec<_>>().join(", ")
+        );
+        if let Some(apt) = super::prereqs::apt_command(&found) {
+            msg.push_str(&format!("\n  install them with: {apt}"));
+        }
+        msg.push_str(&format!(
+            "\n  (as root, `bash {}` installs what is missing)",
+            layout.repo.join(super::prereqs::SCRIPT).display()
+        ));
+        bail!(msg);
+    }
+    if !rustix::process::geteuid().is_root() {
+        eprintln!(
+            "warning: not root: the local node runs pods in the host network (no pod IPs or Service DNS); run as root for the full stack"
+        );
+    }
+    Ok(())
+}
+
 /// `dev up`.
 pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
     let started = Instant::now();
+    prerequisites(layout)?;
     let missing: Vec<_> = BINARIES.iter().filter(|b| !layout.binary(b).is_file()).collect();
     if !missing.is_empty() {
         bail!(
@@ -237,12 +297,43 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
     }
     let mut progress = Progress::stderr();
     progress.step("starting the control plane (etcd, kube-apiserver, scheduler, controller-manager)");
-    let kubeconfig = start_plane(layout).await?;
+    let plane_kubeconfig = start_plane(layout).await?;
+    write_kubeconfig(&plane_kubeconfig, &layout.kubeconfig(), &layout.system_namespace)?;
+    let kubeconfig = layout.kubeconfig();
     let (client, _) = crate::client_for(Some(&kubeconfig)).await?;
     taint_fake_node(&client).await?;
     progress.step("starting the local node (runs pods as local processes)");
-    start_node(layout, &kubeconfig).await?;
-    wait_until(&format!("node {NODE}"), wait, || node_ready(&client)).await.with_context(|| {
+    let mut watched = super::watch::plane_processes(&layout.plane());
+    watched.push(start_node(layout, &kubeconfig).await?);
+    // Whatever step is waiting, the first stack process to die ends the wait with its error.
+    let failure = super::watch::first_failure(watched, client.clone(), layout.system_namespace.clone());
+    tokio::select! {
+        result = bring_up(layout, &client, wait, &mut progress) => {
+            if result? != 0 {
+                return Ok(1);
+            }
+        }
+        error = failure => {
+            progress.abandon();
+            return Err(error.context("sympozium dev up failed"));
+        }
+    }
+    progress.done();
+    let ns = &layout.system_namespace;
+    emitln!("sympozium dev stack is up ({:.0}s)", started.elapsed().as_secs_f64());
+    emitln!("  control plane  {}", layout.plane().display());
+    emitln!("  local node     {NODE} (log {})", layout.state.join("node.log").display());
+    emitln!("  system         namespace {ns}: controller, admission webhook, NATS (nats.{ns}.svc:4222)");
+    emitln!("  offline model  http://{OFFLINE_MODEL}.{ns}.svc:8080/v1 (scripted, no network)");
+    emitln!("  kubeconfig     context namespace {ns} (kubectl and sympozium land where the stack is)");
+    emitln!("  stop with      sympozium dev down");
+    emitln!("export KUBECONFIG={}", kubeconfig.display());
+    Ok(0)
+}
+
+/// The steps after the node started: node Ready, Sympozium installed, the offline model.
+async fn bring_up(layout: &Layout, client: &Client, wait: Duration, progress: &mut Progress) -> anyhow::Result<i32> {
+    wait_until(&format!("node {NODE}"), wait, || node_ready(client)).await.with_context(|| {
         format!("the local node did not become Ready; see {}", layout.state.join("node.log").display())
     })?;
     let target = Target {
@@ -252,22 +343,14 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
         wait,
         webhook: true,
     };
-    let code = install_with(&client, &target, &mut progress).await?;
+    let code = install_with(client, &target, progress).await?;
     if code != 0 {
         return Ok(code);
     }
     progress.step("starting the offline scripted model (used when no provider key is given)");
-    deploy_offline_model(&client, &layout.system_namespace).await?;
+    deploy_offline_model(client, &layout.system_namespace).await?;
     let ns = layout.system_namespace.clone();
-    wait_until("the offline model", wait, || deployment_available(&client, &ns, OFFLINE_MODEL)).await?;
-    progress.done();
-    emitln!("sympozium dev stack is up ({:.0}s)", started.elapsed().as_secs_f64());
-    emitln!("  control plane  {}", layout.plane().display());
-    emitln!("  local node     {NODE} (log {})", layout.state.join("node.log").display());
-    emitln!("  system         namespace {ns}: controller, admission webhook, NATS (nats.{ns}.svc:4222)");
-    emitln!("  offline model  http://{OFFLINE_MODEL}.{ns}.svc:8080/v1 (scripted, no network)");
-    emitln!("  stop with      sympozium dev down");
-    emitln!("export KUBECONFIG={}", kubeconfig.display());
+    wait_until("the offline model", wait, || deployment_available(client, &ns, OFFLINE_MODEL)).await?;
     Ok(0)
 }
 
@@ -286,6 +369,7 @@ pub async fn down(layout: &Layout) -> anyhow::Result<i32> {
         }
     }
     let _ = std::fs::remove_file(layout.node_pid());
+    let _ = std::fs::remove_file(layout.kubeconfig());
     progress.step("stopping the control plane");
     let status = tokio::process::Command::new("bash")
         .arg(layout.repo.join("testplane/down.sh"))
@@ -343,10 +427,32 @@ mod tests {
             system_namespace: "sympozium-system".into(),
         };
         let layout = Layout::new(&paths).unwrap();
-        assert!(layout.kubeconfig().ends_with(".sympozium-dev/plane/kubeconfig"));
+        assert!(layout.kubeconfig().ends_with(".sympozium-dev/kubeconfig"));
         assert!(image_mapping(&layout).is_file(), "the node's image mapping ships with the checkout");
         let elsewhere = DevPaths { repo: "/".into(), ..paths };
         let err = Layout::new(&elsewhere).unwrap_err().to_string();
         assert!(err.contains("not a Sympozium checkout"), "{err}");
+    }
+
+    #[test]
+    fn the_stacks_kubeconfig_lands_in_the_system_namespace_and_stays_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let plane = dir.path().join("plane-kubeconfig");
+        std::fs::write(
+            &plane,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testplane\n  cluster: {server: 'https://127.0.0.1:1'}\n\
+             users:\n- name: admin\n  user: {token: secret}\ncontexts:\n- name: other\n  context: {cluster: testplane, user: admin, namespace: keep}\n\
+             - name: testplane\n  context: {cluster: testplane, user: admin, namespace: default}\ncurrent-context: testplane\n",
+        )
+        .unwrap();
+        let out = dir.path().join("kubeconfig");
+        write_kubeconfig(&plane, &out, "sympozium-system").unwrap();
+        assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(crate::context_namespace(Some(&out)).as_deref(), Some("sympozium-system"));
+        let kc = kube::config::Kubeconfig::read_from(&out).unwrap();
+        let other = kc.contexts.iter().find(|c| c.name == "other").unwrap();
+        assert_eq!(other.context.as_ref().unwrap().namespace.as_deref(), Some("keep"));
+        assert_eq!(kc.auth_infos[0].auth_info.as_ref().unwrap().token.is_some(), true);
     }
 }

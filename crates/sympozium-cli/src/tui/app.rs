@@ -80,10 +80,13 @@ pub enum Detail {
 pub struct App {
     /// Watched lists.
     pub data: Data,
-    /// Namespace shown and acted on.
+    /// Namespace shown when narrowed, and where new objects go (wizards) when no row says
+    /// otherwise.
     pub ns: String,
-    /// Show every namespace.
+    /// Show every namespace (the default unless `-n` or `/ns <namespace>` narrows it).
     pub all_namespaces: bool,
+    /// Namespace the open pack wizard activates in (the selected pack's).
+    wizard_ns: String,
     /// Current tab.
     pub view: View,
     /// Selected row.
@@ -129,6 +132,7 @@ impl App {
             data: Data::default(),
             ns: ns.into(),
             all_namespaces: false,
+            wizard_ns: ns.into(),
             view: View::Instances,
             selected: 0,
             instance_filter: None,
@@ -245,13 +249,21 @@ impl App {
         })
     }
 
-    /// Opens the pack wizard, with `pack` already picked when given.
-    pub fn open_pack_wizard(&mut self, pack: Option<&str>) {
+    /// A UI over every namespace; `home` is where wizards create objects when no selected
+    /// row names a namespace.
+    pub fn cluster_wide(home: &str, now: jiff::Timestamp) -> Self {
+        Self { all_namespaces: true, ..Self::new(home, now) }
+    }
+
+    /// Opens the pack wizard over the packs of `ns` (the shown namespace when `None`), with
+    /// `pack` already picked when given.
+    pub fn open_pack_wizard(&mut self, ns: Option<&str>, pack: Option<&str>) {
+        self.wizard_ns = ns.unwrap_or(&self.ns).to_string();
         let packs: Vec<PackChoice> = self
             .data
             .packs
             .iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(self.ns.as_str()))
+            .filter(|p| p.metadata.namespace.as_deref() == Some(self.wizard_ns.as_str()))
             .map(|p| PackChoice {
                 name: p.metadata.name.clone().unwrap_or_default(),
                 description: p.spec.description.clone().unwrap_or_default(),
@@ -460,12 +472,12 @@ impl App {
     fn enter(&mut self) {
         let Some(row) = self.selection() else {
             if self.view == View::Personas {
-                self.open_pack_wizard(None);
+                self.open_pack_wizard(None, None);
             }
             return;
         };
         match self.view {
-            View::Personas => self.open_pack_wizard(Some(&row.name)),
+            View::Personas => self.open_pack_wizard(Some(&row.ns), Some(&row.name)),
             View::Instances => {
                 self.instance_filter = Some(row.name.clone());
                 self.view = View::Channels;
@@ -552,7 +564,7 @@ impl App {
                     WizardKind::Pack => {
                         let act = activation(wizard.answers());
                         self.status = Some((format!("activating {}…", act.pack), false));
-                        self.outbox.push(Action::ActivatePack { ns: self.ns.clone(), activation: act });
+                        self.outbox.push(Action::ActivatePack { ns: self.wizard_ns.clone(), activation: act });
                     }
                     WizardKind::Onboard => {
                         let o = onboarding(wizard.answers());

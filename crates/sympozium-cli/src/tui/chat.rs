@@ -68,6 +68,29 @@ pub fn task(earlier: &[&Arc<AgentRun>], text: &str) -> String {
     )
 }
 
+/// Set by the schedule controller on runs whose task it prefixed with the instance's memory.
+const MEMORY_INJECTED_ENV: &str = "SYMPOZIUM_MEMORY_INJECTED";
+/// Where the schedule's own task starts in a memory-prefixed task.
+const TASK_HEADING: &str = "\n\n## Task\n";
+
+/// What the user asked in `run`: the message as typed (chat and channel runs, and scheduled
+/// runs, which record the schedule's task), else the task without the memory the schedule
+/// controller put in front of it, else the task.
+pub fn asked(run: &AgentRun) -> String {
+    if let Some(m) = run.annotations().get(MESSAGE) {
+        return m.clone();
+    }
+    let task = &run.spec.task;
+    let injected = run.spec.env.as_ref().and_then(|e| e.get(MEMORY_INJECTED_ENV)).is_some_and(|v| v == "true");
+    if injected
+        && task.starts_with("## Memory Context\n")
+        && let Some(i) = task.rfind(TASK_HEADING)
+    {
+        return task[i + TASK_HEADING.len()..].to_string();
+    }
+    task.clone()
+}
+
 /// One line pair of the chat feed: what was asked and the answer so far.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Turn {
@@ -85,7 +108,7 @@ pub fn feed(runs: &[&Arc<AgentRun>], data: &super::data::Data) -> Vec<Turn> {
     runs.iter()
         .map(|r| {
             let status = r.status.clone().unwrap_or_default();
-            let asked = r.annotations().get(MESSAGE).cloned().unwrap_or_else(|| r.spec.task.clone());
+            let asked = asked(r);
             let (answer, done) = match status.phase {
                 Some(AgentRunPhase::Succeeded) => (status.result.unwrap_or_default(), true),
                 Some(AgentRunPhase::Failed) => {

@@ -119,7 +119,7 @@ pub fn lines(app: &App) -> (String, Vec<Line<'static>>) {
             }
             out.push(Line::from(""));
             out.push(heading("Task"));
-            let task = r.annotations().get(chat::MESSAGE).cloned().unwrap_or_else(|| r.spec.task.clone());
+            let task = chat::asked(r);
             out.extend(task.lines().map(|l| Line::from(l.to_string())));
             out.push(Line::from(""));
             out.push(heading("Result"));

@@ -85,7 +85,12 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
         .filter(|u| !u.is_empty())
         .map(|url| tokio::spawn(bus::run(url, cli.nats_password.clone(), tx.clone(), answers_rx)));
     let worker = tokio::spawn(connect_and_work(cli.kubeconfig.clone(), tx, actions_rx));
-    let mut app = App::new(&cli.namespace, jiff::Timestamp::now());
+    // Like the original: every namespace unless -n narrows it; wizards create objects in
+    // the kubeconfig context's namespace.
+    let mut app = match &cli.namespace {
+        Some(ns) => App::new(ns, jiff::Timestamp::now()),
+        None => App::cluster_wide(&cli.effective_namespace(), jiff::Timestamp::now()),
+    };
     let mut keys = keys();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     let result = loop {

@@ -237,6 +237,7 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App) {
     frame.render_widget(widget, area);
     if total == 0 {
         let hint = match app.view {
+            View::Personas if app.all_namespaces => "no PersonaPacks in any namespace",
             View::Personas => "no PersonaPacks in this namespace",
             _ => "nothing here yet",
         };

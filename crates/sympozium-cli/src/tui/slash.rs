@@ -83,13 +83,63 @@ fn err(app: &mut App, msg: impl Into<String>) {
     app.status = Some((msg.into(), true));
 }
 
+/// The namespace of the object named `name` in `items`. Narrowed to a namespace, that one.
+/// Across all namespaces: the selected row's when it is that object, else the only
+/// namespace holding one, else the shown namespace when none does (so "not found" names it);
+/// several namespaces holding one is an error asking to narrow.
+fn namespace_of<K: kube::Resource>(app: &App, items: &[std::sync::Arc<K>], name: &str) -> Result<String, String> {
+    if !app.all_namespaces {
+        return Ok(app.ns.clone());
+    }
+    let mut found: Vec<String> =
+        items.iter().filter(|o| o.name_any() == name).filter_map(|o| o.namespace()).collect();
+    found.sort();
+    found.dedup();
+    if let Some(row) = app.selection().filter(|r| r.name == name && found.contains(&r.ns)) {
+        return Ok(row.ns);
+    }
+    match found.as_slice() {
+        [] => Ok(app.ns.clone()),
+        [only] => Ok(only.clone()),
+        several => Err(format!(
+            "\"{name}\" exists in namespaces {}: narrow with /ns <namespace>",
+            several.join(", ")
+        )),
+    }
+}
+
+/// The namespace a command acts in, from the object it names (see [`namespace_of`]).
+fn target_namespace(app: &App, cmd: &str, args: &[&str]) -> Result<String, String> {
+    let d = &app.data;
+    match (cmd, args) {
+        ("schedule" | "memory" | "channel" | "rmchannel" | "provider" | "baseurl" | "run", [inst, ..]) => {
+            namespace_of(app, &d.instances, inst)
+        }
+        ("persona", [_, pack, ..]) => namespace_of(app, &d.packs, pack),
+        ("abort" | "result" | "status", [run]) => namespace_of(app, &d.runs, run),
+        ("features", [policy]) => namespace_of(app, &d.policies, policy),
+        ("delete", [kind, name]) => match *kind {
+            "instance" | "inst" => namespace_of(app, &d.instances, name),
+            "run" => namespace_of(app, &d.runs, name),
+            "policy" | "pol" => namespace_of(app, &d.policies, name),
+            "schedule" | "sched" => namespace_of(app, &d.schedules, name),
+            "persona" => namespace_of(app, &d.packs, name),
+            _ => Ok(app.ns.clone()),
+        },
+        _ => Ok(app.ns.clone()),
+    }
+}
+
 /// Runs a command line (without the leading `/`).
 pub fn run(app: &mut App, line: &str) {
     let line = line.trim().trim_start_matches('/');
     let mut words = line.split_whitespace();
     let cmd = words.next().unwrap_or("help");
     let args: Vec<&str> = words.collect();
-    let ns = app.ns.clone();
+    let ns = match target_namespace(app, cmd, &args) {
+        Ok(ns) => ns,
+        Err(e) => return err(app, e),
+    };
     match (cmd, args.as_slice()) {
         ("instances" | "inst", _) => app.show(View::Instances),
         ("runs", _) => app.show(View::Runs),
@@ -175,7 +225,7 @@ pub fn run(app: &mut App, line: &str) {
                 app.outbox.insert(before, Action::ChannelSecret { ns, name: secret, data });
             }
         }
-        ("channel", [inst, ty, secret]) => edit_channels(app, inst, |channels| {
+        ("channel", [inst, ty, secret]) => edit_channels(app, ns, inst, |channels| {
             if channels.iter().any(|c| c.type_.as_str() == *ty) {
                 return Err(format!("{inst} already has a {ty} channel"));
             }
@@ -187,7 +237,7 @@ pub fn run(app: &mut App, line: &str) {
             channels.push(c);
             Ok(format!("{inst}: {ty} channel added"))
         }),
-        ("rmchannel", [inst, ty]) => edit_channels(app, inst, |channels| {
+        ("rmchannel", [inst, ty]) => edit_channels(app, ns, inst, |channels| {
             let before = channels.len();
             channels.retain(|c| c.type_.as_str() != *ty);
             if channels.len() == before {
@@ -195,7 +245,7 @@ pub fn run(app: &mut App, line: &str) {
             }
             Ok(format!("{inst}: {ty} channel removed"))
         }),
-        ("provider", [inst, provider, model]) => provider_patch(app, inst, provider, model),
+        ("provider", [inst, provider, model]) => provider_patch(app, &ns, inst, provider, model),
         ("baseurl", [inst, url]) => {
             if app.instance(&ns, inst).is_none() {
                 return err(app, format!("instance \"{inst}\" not found in namespace \"{ns}\""));
@@ -209,8 +259,8 @@ pub fn run(app: &mut App, line: &str) {
             });
         }
         ("run", [inst, task @ ..]) if !task.is_empty() => app.send_chat(&ns, inst, &task.join(" ")),
-        ("abort", [run]) => abort(app, run),
-        ("result", [run]) => match find_run(app, run) {
+        ("abort", [run]) => abort(app, &ns, run),
+        ("result", [run]) => match find_run(app, &ns, run) {
             Some(r) => {
                 let s = r.status.clone().unwrap_or_default();
                 let body = s
@@ -222,17 +272,19 @@ pub fn run(app: &mut App, line: &str) {
             None => err(app, format!("run \"{run}\" not found in namespace \"{ns}\"")),
         },
         ("status", []) => {
-            let in_ns = |n: Option<String>| n.as_deref() == Some(ns.as_str());
+            let all = app.all_namespaces;
+            let in_ns = |n: Option<String>| all || n.as_deref() == Some(ns.as_str());
             let runs: Vec<_> = app.data.runs.iter().filter(|r| in_ns(r.namespace())).collect();
             let active = runs
                 .iter()
                 .filter(|r| !r.status.as_ref().and_then(|s| s.phase).is_some_and(AgentRunPhase::is_terminal))
                 .count();
             let instances = app.data.instances.iter().filter(|i| in_ns(i.namespace())).count();
+            let scope = if all { "all namespaces" } else { ns.as_str() };
             app.status =
-                Some((format!("{ns}: {instances} instances, {} runs ({active} active)", runs.len()), false));
+                Some((format!("{scope}: {instances} instances, {} runs ({active} active)", runs.len()), false));
         }
-        ("status", [run]) => match find_run(app, run) {
+        ("status", [run]) => match find_run(app, &ns, run) {
             Some(r) => app.status = Some((format!("{run}: {}", super::views::runs_phase(&r)), false)),
             None => err(app, format!("run \"{run}\" not found in namespace \"{ns}\"")),
         },
@@ -278,22 +330,18 @@ pub fn run(app: &mut App, line: &str) {
     }
 }
 
-fn find_run(app: &App, name: &str) -> Option<std::sync::Arc<sympozium_api::AgentRun>> {
-    app.data
-        .runs
-        .iter()
-        .find(|r| r.name_any() == name && r.namespace().as_deref() == Some(app.ns.as_str()))
-        .cloned()
+fn find_run(app: &App, ns: &str, name: &str) -> Option<std::sync::Arc<sympozium_api::AgentRun>> {
+    app.data.runs.iter().find(|r| r.name_any() == name && r.namespace().as_deref() == Some(ns)).cloned()
 }
 
 /// Stops a run by deleting it — unless it already reached a terminal phase.
-fn abort(app: &mut App, run: &str) {
-    let Some(r) = find_run(app, run) else {
-        return err(app, format!("run \"{run}\" not found in namespace \"{}\"", app.ns));
+fn abort(app: &mut App, ns: &str, run: &str) {
+    let Some(r) = find_run(app, ns, run) else {
+        return err(app, format!("run \"{run}\" not found in namespace \"{ns}\""));
     };
     match r.status.as_ref().and_then(|s| s.phase) {
         Some(p) if p.is_terminal() => err(app, format!("{run} already finished ({p:?})")),
-        _ => app.outbox.push(Action::Delete { kind: ObjKind::Run, ns: app.ns.clone(), name: run.into() }),
+        _ => app.outbox.push(Action::Delete { kind: ObjKind::Run, ns: ns.into(), name: run.into() }),
     }
 }
 
@@ -301,10 +349,10 @@ fn abort(app: &mut App, run: &str) {
 /// everything, access control included (the original dropped it on save).
 fn edit_channels(
     app: &mut App,
+    ns: String,
     inst: &str,
     edit: impl FnOnce(&mut Vec<ChannelSpec>) -> Result<String, String>,
 ) {
-    let ns = app.ns.clone();
     let Some(i) = app.instance(&ns, inst) else {
         return err(app, format!("instance \"{inst}\" not found in namespace \"{ns}\""));
     };
@@ -324,8 +372,8 @@ fn edit_channels(
 /// Switches provider and model; the provider is stored in `authRefs[].provider` (the
 /// original forgot it), keeping the credential Secret; the base URL is cleared unless the
 /// provider talks to a custom endpoint.
-fn provider_patch(app: &mut App, inst: &str, provider: &str, model: &str) {
-    let ns = app.ns.clone();
+fn provider_patch(app: &mut App, ns: &str, inst: &str, provider: &str, model: &str) {
+    let ns = ns.to_string();
     let Some(i) = app.instance(&ns, inst) else {
         return err(app, format!("instance \"{inst}\" not found in namespace \"{ns}\""));
     };

@@ -12,6 +12,13 @@ use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, SympoziumSchedule
 /// Annotation recording which tick a run was created for; makes creation idempotent when
 /// a status write is lost.
 pub const SCHEDULED_TIME_ANNOTATION: &str = "sympozium.ai/scheduled-time";
+/// Annotation with the task as the schedule states it (the run's task may carry the
+/// memory in front of it); consoles show this one. Same key the chat paths use for the
+/// message a run answers.
+pub const MESSAGE_ANNOTATION: &str = "sympozium.ai/message";
+/// Longest task kept in [`MESSAGE_ANNOTATION`].
+const MAX_MESSAGE_CHARS: usize = 4_000;
+
 /// Environment variable telling the runner the memory is already in the task, so it does
 /// not prepend it a second time.
 pub const MEMORY_INJECTED_ENV: &str = "SYMPOZIUM_MEMORY_INJECTED";
@@ -84,7 +91,10 @@ pub fn run(
             (labels::SCHEDULE.to_string(), name.clone()),
             ("sympozium.ai/type".to_string(), schedule.spec.type_.as_str().to_string()),
         ])),
-        annotations: Some(BTreeMap::from([(SCHEDULED_TIME_ANNOTATION.to_string(), tick.to_string())])),
+        annotations: Some(BTreeMap::from([
+            (SCHEDULED_TIME_ANNOTATION.to_string(), tick.to_string()),
+            (MESSAGE_ANNOTATION.to_string(), schedule.spec.task.chars().take(MAX_MESSAGE_CHARS).collect()),
+        ])),
         ..Default::default()
     };
     run
@@ -120,9 +130,10 @@ mod tests {
         assert_eq!(labels["sympozium.ai/schedule"], "team-sre-schedule");
         assert_eq!(labels["sympozium.ai/type"], "heartbeat");
         assert_eq!(labels["sympozium.ai/instance"], "team-sre");
-        assert_eq!(r.metadata.annotations.unwrap()[SCHEDULED_TIME_ANNOTATION], "2026-11-23T10:05:00Z");
+        assert_eq!(r.metadata.annotations.clone().unwrap()[SCHEDULED_TIME_ANNOTATION], "2026-11-23T10:05:00Z");
         assert_eq!(r.spec.agent_id, "schedule-team-sre-schedule");
         assert_eq!(r.spec.task, "## Memory Context\n- pods crashloop in ns x\n\n## Task\ncheck pods");
+        assert_eq!(r.annotations()[MESSAGE_ANNOTATION], "check pods", "consoles show the task as written");
         assert_eq!(r.spec.env.unwrap()[MEMORY_INJECTED_ENV], "true");
         assert_eq!(r.spec.system_prompt.as_deref(), Some("You are the SRE watchdog."));
         assert_eq!(r.spec.tool_policy.unwrap().allow, ["read_file"]);
