@@ -153,5 +153,6 @@ fn schemas_carry_the_spec_defaults_and_enums() {
 
     let pp = schema("personapacks");
     assert_eq!(prop(&pp, "spec.personas.[].schedule.type").default.unwrap().0, "heartbeat");
-    assert!(prop(&pp, "spec.enabled").default.is_none(), "packs are catalog-only unless enabled");
+    // Catalog-only unless enabled; the stored `false` is what `kubectl get` shows as ENABLED.
+    assert_eq!(prop(&pp, "spec.enabled").default.unwrap().0, false);
 }

@@ -57,15 +57,16 @@ async fn thinking_off_round_trips_through_kubectl() {
     let plane = TestPlane::get().unwrap();
     let client = plane.client().await.unwrap();
     let ns = plane.namespace(&client, "kubectl-yaml").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("instance.yaml");
+    let manifest = std::env::temp_dir().join(format!("{}-instance.yaml", ns.name()));
     std::fs::write(
         &manifest,
         "apiVersion: sympozium.ai/v1alpha1\nkind: SympoziumInstance\nmetadata: {name: quiet}\n\
          spec:\n  agents:\n    default: {model: gpt-4o, thinking: \"off\"}\n",
     )
     .unwrap();
-    plane.kubectl(&["apply", "-n", ns.name(), "-f", manifest.to_str().unwrap()]).unwrap();
+    let applied = plane.kubectl(&["apply", "-n", ns.name(), "-f", manifest.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&manifest);
+    applied.unwrap();
     let thinking = plane
         .kubectl(&[
             "get",

@@ -61,7 +61,7 @@ impl Machine {
         // the PATH, as installing them would.
         let record = dir.path().join("apt-get.log");
         let fake = format!(
-            "#!/bin/bash\necho \"$*\" >>'{record}'\nif [[ \"$*\" == *install* ]]; then\n  for t in {tools}; do ln -sf \"$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v $t)\" '{bin}'/$t; done\nfi\n",
+            "#!/bin/bash\nexport PATH=/usr/sbin:/usr/bin:/sbin:/bin\necho \"$*\" >>'{record}'\nif [[ \"$*\" == *install* ]]; then\n  for t in {tools}; do ln -sf \"$(command -v $t)\" '{bin}'/$t; done\nfi\n",
             record = record.display(),
             tools = LACKING.join(" "),
             bin = bin.display()
@@ -92,11 +92,13 @@ impl Machine {
     }
 }
 
+/// Where `tool` is: the system's directories first (an unprivileged user can run those),
+/// then this process's PATH (toolchains).
 fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .map(PathBuf::from)
         .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .chain(std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>()))
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }

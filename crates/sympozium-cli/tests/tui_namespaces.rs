@@ -69,15 +69,18 @@ fn slash_commands_act_in_the_namespace_of_the_object_they_name() {
     slash::run(&mut app, "baseurl platform-team-sre-watchdog http://model:8080/v1");
     assert_eq!(patched_namespace(&mut app), "sympozium-system");
 
-    // Two namespaces have one: ask to narrow, do nothing.
+    // Two namespaces have one (and the selected row is another instance): ask to narrow.
+    let row = |app: &App, ns: &str, name: &str| {
+        app.table().rows.iter().position(|r| r.ns == ns && r.name == name).unwrap()
+    };
+    app.selected = row(&app, "sympozium-system", "platform-team-sre-watchdog");
     slash::run(&mut app, "baseurl my-agent http://model:8080/v1");
     assert!(app.outbox.is_empty());
     let (msg, is_error) = app.status.clone().unwrap();
     assert!(is_error && msg.contains("exists in namespaces sympozium-system, team"), "{msg}");
 
     // ...unless the selected row is one of them.
-    let row = app.table().rows.iter().position(|r| r.ns == "team" && r.name == "my-agent").unwrap();
-    app.selected = row;
+    app.selected = row(&app, "team", "my-agent");
     slash::run(&mut app, "baseurl my-agent http://model:8080/v1");
     assert_eq!(patched_namespace(&mut app), "team");
 

@@ -314,8 +314,7 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
             }
         }
         error = failure => {
-            progress.abandon();
-            return Err(error.context("sympozium dev up failed"));
+            return Err(error.context("sympozium dev up failed (`sympozium dev down` stops what did start)"));
         }
     }
     progress.done();

@@ -160,7 +160,8 @@ fn pod_failure(pod: &Pod) -> Option<PodProblem> {
                 restarted: false,
             });
         }
-        if c.restart_count >= CRASH_RESTARTS {
+        // Past restarts of a container that runs now are history, not a failure.
+        if c.restart_count >= CRASH_RESTARTS && reason == "CrashLoopBackOff" {
             let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
             let code = last.map(|t| t.exit_code).unwrap_or_default();
             let why = last.and_then(|t| t.message.clone().or_else(|| t.reason.clone())).unwrap_or_default();
@@ -195,6 +196,9 @@ mod tests {
         let p = pod_failure(&pod(restarting(4))).unwrap();
         assert_eq!(p.container.as_deref(), Some("manager"));
         assert!(p.what.contains("4 restarts, last exit code 1: cannot connect to NATS"), "{}", p.what);
+        let mut recovered = restarting(6);
+        recovered[0]["state"] = serde_json::json!({"running": {}});
+        assert!(pod_failure(&pod(recovered)).is_none(), "crashed before, runs now");
         let unmapped = serde_json::json!([{"name": "model", "image": "x/cli:dev", "imageID": "", "ready": false, "restartCount": 0,
             "state": {"waiting": {"reason": "ErrImagePull", "message": "image x/cli:dev is not mapped"}}}]);
         let p = pod_failure(&pod(unmapped)).unwrap();
