@@ -211,8 +211,31 @@ mod tests {
     #[test]
     fn strings_yaml_1_1_reads_as_booleans_numbers_or_null_are_quoted() {
         for s in [
-            "off", "On", "YES", "no", "y", "N", "true", "null", "~", "1.0", "42", "0x1F", "1_000", "0o17",
-            ".5", ".inf", "-.Inf", "+1", "-1", "1e3", "2026-01-01", "12:30", "=", "<<", "",
+            "off",
+            "On",
+            "YES",
+            "no",
+            "y",
+            "N",
+            "true",
+            "null",
+            "~",
+            "1.0",
+            "42",
+            "0x1F",
+            "1_000",
+            "0o17",
+            ".5",
+            ".inf",
+            "-.Inf",
+            "+1",
+            "-1",
+            "1e3",
+            "2026-01-01",
+            "12:30",
+            "=",
+            "<<",
+            "",
         ] {
             assert!(!plain_ok(s), "{s:?} must be quoted");
             let yaml = to_string(&json!({"k": s}));

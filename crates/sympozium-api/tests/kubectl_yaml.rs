@@ -99,6 +99,7 @@ async fn a_catalog_pack_shows_enabled_false_not_a_blank() {
     let mut lines = out.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(&header[..2], ["NAME", "ENABLED"], "{out}");
-    let row: Vec<&str> = lines.find(|l| l.starts_with("platform-team ")).unwrap().split_whitespace().collect();
+    let row: Vec<&str> =
+        lines.find(|l| l.starts_with("platform-team ")).unwrap().split_whitespace().collect();
     assert_eq!(row[1], "false", "{out}");
 }

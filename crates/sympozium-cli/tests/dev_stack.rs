@@ -232,12 +232,17 @@ fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
         &[("KUBECONFIG", kubeconfig)],
     );
     pty.wait_for("● connected", 60);
-    pty.keys(&["2"]);
+    // Without the detail pane the names are not cut short.
+    pty.keys(&["2", "f"]);
     let s = pty.wait("the team in the Instances view", 60, |s| {
         s.contains("NAMESPACE")
-            && ["platform-team-security-guardian", "platform-team-sre-watchdog", "platform-team-platform-engineer"]
-                .iter()
-                .all(|n| s.contains(n))
+            && [
+                "platform-team-security-guardian",
+                "platform-team-sre-watchdog",
+                "platform-team-platform-engineer",
+            ]
+            .iter()
+            .all(|n| s.contains(n))
     });
     assert!(s.contains("ns: all namespaces"), "{s}");
     assert!(s.lines().any(|l| l.contains("sympozium-system") && l.contains(&instance)), "{s}");
@@ -246,7 +251,12 @@ fn dev_up_runs_a_team_member_for_real_and_dev_down_stops_it() {
         .args(["--kubeconfig", kubeconfig, "get", "sympoziuminstances", "-o", "name"])
         .output()
         .unwrap();
-    assert!(text(&out.stdout).contains(&format!("sympoziuminstance.sympozium.ai/{instance}")), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("sympoziuminstance.sympozium.ai/{instance}")),
+        "{}",
+        text(&out.stderr)
+    );
+    pty.keys(&["f"]);
     let title = format!(" {}/{instance} ", stack.ns);
     for _ in 0..30 {
         if pty.screen().contains(&title) {
@@ -379,7 +389,10 @@ fn dev_up_reports_a_node_that_cannot_start_with_its_own_error() {
     let stderr = text(&up.stderr);
     let log = stack.state.path().join("node.log");
     assert!(
-        stderr.contains(&format!("the local node stopped (exit status: 1) while the stack was starting; its log ({})", log.display())),
+        stderr.contains(&format!(
+            "the local node stopped (exit status: 1) while the stack was starting; its log ({})",
+            log.display()
+        )),
         "{stderr}"
     );
     assert!(stderr.contains("invalid --pod-cidr: not-a-cidr"), "the node's own error: {stderr}");

@@ -41,14 +41,19 @@ impl Machine {
         std::fs::create_dir(&bin).unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o777)).unwrap();
         // Every command the real script checks, as this machine has it.
-        let check = Command::new("bash").arg(repo().join("scripts/prereqs.sh")).arg("--check").output().unwrap();
+        let check =
+            Command::new("bash").arg(repo().join("scripts/prereqs.sh")).arg("--check").output().unwrap();
         let mut tools: Vec<String> = text(&check.stdout)
             .lines()
             .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
             .filter(|c| c != "root")
             .collect();
         for lacking in LACKING {
-            assert!(tools.iter().any(|t| t == lacking), "the script checks {lacking}: {}", text(&check.stdout));
+            assert!(
+                tools.iter().any(|t| t == lacking),
+                "the script checks {lacking}: {}",
+                text(&check.stdout)
+            );
         }
         tools.retain(|t| !LACKING.contains(&t.as_str()));
         tools.extend(SHELL_TOOLS.iter().map(|s| s.to_string()));
@@ -98,7 +103,9 @@ fn which(tool: &str) -> Option<PathBuf> {
     ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
         .map(PathBuf::from)
         .into_iter()
-        .chain(std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>()))
+        .chain(
+            std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>()),
+        )
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }
@@ -178,7 +185,9 @@ fn doctor_names_the_missing_packages_and_the_command() {
         .unwrap();
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("! this machine lacks busybox (busybox), bwrap (bubblewrap), nats-server (nats-server)"),
+        stdout.contains(
+            "! this machine lacks busybox (busybox), bwrap (bubblewrap), nats-server (nats-server)"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains(&format!("→ {APT}")), "{stdout}");
@@ -207,7 +216,10 @@ fn dev_up_refuses_at_once_on_a_machine_lacking_prerequisites() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("this machine lacks what the stack needs: busybox (busybox), bwrap (bubblewrap)"), "{stderr}");
+    assert!(
+        stderr.contains("this machine lacks what the stack needs: busybox (busybox), bwrap (bubblewrap)"),
+        "{stderr}"
+    );
     assert!(stderr.contains(&format!("install them with: {APT}")), "{stderr}");
     assert!(!Path::new(&state.path().join("plane")).exists(), "no control plane was started");
 }

@@ -49,12 +49,17 @@ fn every_namespace_is_listed_with_a_namespace_column_until_narrowed() {
     let t = app.table();
     assert_eq!(t.headers[0], "NAMESPACE");
     assert_eq!(t.rows.len(), 3);
-    assert!(t.rows.iter().any(|r| r.cells[0] == "sympozium-system" && r.cells[1] == "platform-team-sre-watchdog"));
+    assert!(
+        t.rows.iter().any(|r| r.cells[0] == "sympozium-system" && r.cells[1] == "platform-team-sre-watchdog")
+    );
 
     slash::run(&mut app, "ns team");
     let t = app.table();
     assert_ne!(t.headers[0], "NAMESPACE");
-    assert_eq!(t.rows.iter().map(|r| (r.ns.as_str(), r.name.as_str())).collect::<Vec<_>>(), [("team", "my-agent")]);
+    assert_eq!(
+        t.rows.iter().map(|r| (r.ns.as_str(), r.name.as_str())).collect::<Vec<_>>(),
+        [("team", "my-agent")]
+    );
 
     slash::run(&mut app, "ns all");
     assert_eq!(app.table().rows.len(), 3);

@@ -73,10 +73,20 @@ mod tests {
 
     #[test]
     fn groups_map_to_integrations() {
-        let found = Integrations::from_groups(["apps", "cert-manager.io", "agents.x-k8s.io", "gateway.networking.k8s.io"]);
+        let found = Integrations::from_groups([
+            "apps",
+            "cert-manager.io",
+            "agents.x-k8s.io",
+            "gateway.networking.k8s.io",
+        ]);
         assert_eq!(
             found,
-            Integrations { agent_sandbox: true, agent_sandbox_extensions: false, gateway_api: true, cert_manager: true }
+            Integrations {
+                agent_sandbox: true,
+                agent_sandbox_extensions: false,
+                gateway_api: true,
+                cert_manager: true
+            }
         );
         assert_eq!(Integrations::from_groups(["apps", "batch"]), Integrations::default());
     }

@@ -177,7 +177,9 @@ async fn teams(client: &Client, ns: &str) -> anyhow::Result<Vec<Finding>> {
 pub fn machine(repo: &std::path::Path) {
     let needed = "`sympozium dev up`, `make demo` and `make test` need";
     let findings = match crate::dev::prereqs::check(repo, true) {
-        Err(e) => vec![warn(format!("this machine: prerequisites not checked ({e:#})"), "pass --repo <checkout>")],
+        Err(e) => {
+            vec![warn(format!("this machine: prerequisites not checked ({e:#})"), "pass --repo <checkout>")]
+        }
         Ok(found) => {
             let mut out = Vec::new();
             let packages: Vec<_> = found.iter().filter(|r| !r.ok && r.package.is_some()).collect();

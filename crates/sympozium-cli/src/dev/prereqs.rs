@@ -64,7 +64,8 @@ pub fn parse(text: &str) -> Vec<Requirement> {
 
 /// The apt command installing every missing package, if any is missing.
 pub fn apt_command(found: &[Requirement]) -> Option<String> {
-    let mut packages: Vec<&str> = found.iter().filter(|r| !r.ok).filter_map(|r| r.package.as_deref()).collect();
+    let mut packages: Vec<&str> =
+        found.iter().filter(|r| !r.ok).filter_map(|r| r.package.as_deref()).collect();
     packages.sort_unstable();
     packages.dedup();
     (!packages.is_empty())

@@ -180,7 +180,8 @@ fn write_kubeconfig(plane: &Path, out: &Path, namespace: &str) -> anyhow::Result
     {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
         f.write_all(serde_yaml::to_string(&doc)?.as_bytes())?;
     }
     std::fs::rename(&tmp, out)?;
@@ -212,7 +213,12 @@ async fn start_node(layout: &Layout, kubeconfig: &Path) -> anyhow::Result<super:
         .spawn()
         .context("starting the local node")?;
     std::fs::write(layout.node_pid(), child.id().to_string())?;
-    Ok(super::watch::Watched { name: "the local node".into(), pid: child.id(), log: log_path, child: Some(child) })
+    Ok(super::watch::Watched {
+        name: "the local node".into(),
+        pid: child.id(),
+        log: log_path,
+        child: Some(child),
+    })
 }
 
 async fn taint_fake_node(client: &Client) -> anyhow::Result<()> {
@@ -331,7 +337,12 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
 }
 
 /// The steps after the node started: node Ready, Sympozium installed, the offline model.
-async fn bring_up(layout: &Layout, client: &Client, wait: Duration, progress: &mut Progress) -> anyhow::Result<i32> {
+async fn bring_up(
+    layout: &Layout,
+    client: &Client,
+    wait: Duration,
+    progress: &mut Progress,
+) -> anyhow::Result<i32> {
     wait_until(&format!("node {NODE}"), wait, || node_ready(client)).await.with_context(|| {
         format!("the local node did not become Ready; see {}", layout.state.join("node.log").display())
     })?;

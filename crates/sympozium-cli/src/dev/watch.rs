@@ -52,7 +52,8 @@ pub fn plane_processes(plane: &Path) -> Vec<Watched> {
     let run_dir = std::fs::read_to_string(plane.join("plane.env"))
         .ok()
         .and_then(|env| {
-            env.lines().find_map(|l| l.strip_prefix("RUN_DIR=").map(|v| v.trim_matches(['\'', '"']).to_string()))
+            env.lines()
+                .find_map(|l| l.strip_prefix("RUN_DIR=").map(|v| v.trim_matches(['\'', '"']).to_string()))
         })
         .map(PathBuf::from)
         .unwrap_or_else(|| plane.to_path_buf());
@@ -75,11 +76,22 @@ fn program_name(pid: u32) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// The last `n` lines of a log file, or why it cannot be read.
+/// A program's last words in its log: the final `Error: …` report of a Rust program (its
+/// causes, not the backtrace that may follow), else the last `n` lines; or why the log
+/// cannot be read.
 pub fn tail(path: &Path, n: usize) -> String {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            if let Some(start) = lines.iter().rposition(|l| l.starts_with("Error: ")) {
+                let report: Vec<&str> = lines[start..]
+                    .iter()
+                    .take_while(|l| !l.starts_with("Stack backtrace:"))
+                    .take(n)
+                    .copied()
+                    .collect();
+                return report.join("\n");
+            }
             lines[lines.len().saturating_sub(n)..].join("\n")
         }
         Err(e) => format!("(log {} not readable: {e})", path.display()),
@@ -127,7 +139,9 @@ pub async fn first_failure(mut processes: Vec<Watched>, client: Client, ns: Stri
                     if !logs.trim().is_empty() {
                         msg.push_str(&format!("; its log ends with:\n{}", indent(&logs)));
                     }
-                    msg.push_str(&format!("\n  full log: kubectl -n {ns} logs {name} -c {container} --previous"));
+                    msg.push_str(&format!(
+                        "\n  full log: kubectl -n {ns} logs {name} -c {container} --previous"
+                    ));
                     return anyhow::anyhow!(msg);
                 }
             }
@@ -148,7 +162,8 @@ struct PodProblem {
 /// maps to nothing built), or one that keeps crashing.
 fn pod_failure(pod: &Pod) -> Option<PodProblem> {
     let status = pod.status.as_ref()?;
-    let containers = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
+    let containers =
+        status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
     for c in containers {
         let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
         let reason = waiting.and_then(|w| w.reason.as_deref()).unwrap_or_default();
@@ -156,7 +171,9 @@ fn pod_failure(pod: &Pod) -> Option<PodProblem> {
         if matches!(reason, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName") {
             return Some(PodProblem {
                 container: Some(c.name.clone()),
-                what: format!("cannot start ({reason}: {message}); is the workspace built (`cargo build --workspace --bins`)?"),
+                what: format!(
+                    "cannot start ({reason}: {message}); is the workspace built (`cargo build --workspace --bins`)?"
+                ),
                 restarted: false,
             });
         }
@@ -167,8 +184,11 @@ fn pod_failure(pod: &Pod) -> Option<PodProblem> {
             let why = last.and_then(|t| t.message.clone().or_else(|| t.reason.clone())).unwrap_or_default();
             return Some(PodProblem {
                 container: Some(c.name.clone()),
-                what: format!("keeps crashing ({} restarts, last exit code {code}{})", c.restart_count,
-                    if why.is_empty() { String::new() } else { format!(": {why}") }),
+                what: format!(
+                    "keeps crashing ({} restarts, last exit code {code}{})",
+                    c.restart_count,
+                    if why.is_empty() { String::new() } else { format!(": {why}") }
+                ),
                 restarted: true,
             });
         }
@@ -184,8 +204,10 @@ mod tests {
     #[test]
     fn a_crash_looping_or_unmapped_container_is_a_failure_a_restart_or_two_is_not() {
         let pod = |statuses: serde_json::Value| -> Pod {
-            serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": {"containerStatuses": statuses}}))
-                .unwrap()
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "p"}, "status": {"containerStatuses": statuses}}),
+            )
+            .unwrap()
         };
         let restarting = |n: i32| {
             serde_json::json!([{"name": "manager", "image": "i", "imageID": "", "ready": false, "restartCount": n,
@@ -209,8 +231,16 @@ mod tests {
     fn the_tail_of_a_log_skips_blank_lines() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("node.log");
-        std::fs::write(&log, "a\nb\n\nError: bwrap (Debian package bubblewrap) is not installed\n\n").unwrap();
+        std::fs::write(&log, "a\nb\n\nError: bwrap (Debian package bubblewrap) is not installed\n\n")
+            .unwrap();
         assert_eq!(tail(&log, 2), "b\nError: bwrap (Debian package bubblewrap) is not installed");
         assert!(tail(&dir.path().join("none"), 2).contains("not readable"));
+        // A Rust program's error report, without the backtrace after it.
+        std::fs::write(
+            &log,
+            "starting\nError: invalid --pod-cidr: x\n\nCaused by:\n    bad\n\nStack backtrace:\n   0: main\n",
+        )
+        .unwrap();
+        assert_eq!(tail(&log, 12), "Error: invalid --pod-cidr: x\nCaused by:\n    bad");
     }
 }

@@ -564,7 +564,8 @@ impl App {
                     WizardKind::Pack => {
                         let act = activation(wizard.answers());
                         self.status = Some((format!("activating {}…", act.pack), false));
-                        self.outbox.push(Action::ActivatePack { ns: self.wizard_ns.clone(), activation: act });
+                        self.outbox
+                            .push(Action::ActivatePack { ns: self.wizard_ns.clone(), activation: act });
                     }
                     WizardKind::Onboard => {
                         let o = onboarding(wizard.answers());

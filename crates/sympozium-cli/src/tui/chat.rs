@@ -81,7 +81,8 @@ pub fn asked(run: &AgentRun) -> String {
         return m.clone();
     }
     let task = &run.spec.task;
-    let injected = run.spec.env.as_ref().and_then(|e| e.get(MEMORY_INJECTED_ENV)).is_some_and(|v| v == "true");
+    let injected =
+        run.spec.env.as_ref().and_then(|e| e.get(MEMORY_INJECTED_ENV)).is_some_and(|v| v == "true");
     if injected
         && task.starts_with("## Memory Context\n")
         && let Some(i) = task.rfind(TASK_HEADING)

@@ -87,7 +87,11 @@ fn err(app: &mut App, msg: impl Into<String>) {
 /// Across all namespaces: the selected row's when it is that object, else the only
 /// namespace holding one, else the shown namespace when none does (so "not found" names it);
 /// several namespaces holding one is an error asking to narrow.
-fn namespace_of<K: kube::Resource>(app: &App, items: &[std::sync::Arc<K>], name: &str) -> Result<String, String> {
+fn namespace_of<K: kube::Resource>(
+    app: &App,
+    items: &[std::sync::Arc<K>],
+    name: &str,
+) -> Result<String, String> {
     if !app.all_namespaces {
         return Ok(app.ns.clone());
     }
@@ -281,8 +285,10 @@ pub fn run(app: &mut App, line: &str) {
                 .count();
             let instances = app.data.instances.iter().filter(|i| in_ns(i.namespace())).count();
             let scope = if all { "all namespaces" } else { ns.as_str() };
-            app.status =
-                Some((format!("{scope}: {instances} instances, {} runs ({active} active)", runs.len()), false));
+            app.status = Some((
+                format!("{scope}: {instances} instances, {} runs ({active} active)", runs.len()),
+                false,
+            ));
         }
         ("status", [run]) => match find_run(app, &ns, run) {
             Some(r) => app.status = Some((format!("{run}: {}", super::views::runs_phase(&r)), false)),

@@ -130,7 +130,10 @@ mod tests {
         assert_eq!(labels["sympozium.ai/schedule"], "team-sre-schedule");
         assert_eq!(labels["sympozium.ai/type"], "heartbeat");
         assert_eq!(labels["sympozium.ai/instance"], "team-sre");
-        assert_eq!(r.metadata.annotations.clone().unwrap()[SCHEDULED_TIME_ANNOTATION], "2026-11-23T10:05:00Z");
+        assert_eq!(
+            r.metadata.annotations.clone().unwrap()[SCHEDULED_TIME_ANNOTATION],
+            "2026-11-23T10:05:00Z"
+        );
         assert_eq!(r.spec.agent_id, "schedule-team-sre-schedule");
         assert_eq!(r.spec.task, "## Memory Context\n- pods crashloop in ns x\n\n## Task\ncheck pods");
         assert_eq!(r.annotations()[MESSAGE_ANNOTATION], "check pods", "consoles show the task as written");
