@@ -463,6 +463,6 @@ mod tests {
         let kc = kube::config::Kubeconfig::read_from(&out).unwrap();
         let other = kc.contexts.iter().find(|c| c.name == "other").unwrap();
         assert_eq!(other.context.as_ref().unwrap().namespace.as_deref(), Some("keep"));
-        assert_eq!(kc.auth_infos[0].auth_info.as_ref().unwrap().token.is_some(), true);
+        assert!(kc.auth_infos[0].auth_info.as_ref().unwrap().token.is_some(), "the token is kept");
     }
 }
