@@ -154,7 +154,8 @@ async fn the_server_fills_in_schema_defaults() {
         "apiVersion": "sympozium.ai/v1alpha1", "kind": "PersonaPack", "metadata": {"name": "team"},
         "spec": {"personas": [{"name": "a", "systemPrompt": "x", "schedule": {"interval": "5m", "task": "t"}}]}})).await;
     assert_eq!(p["spec"]["personas"][0]["schedule"]["type"], "heartbeat");
-    assert!(p["spec"].get("enabled").is_none(), "a new pack stays a catalog entry");
+    // A catalog entry; the server stores the schema's default, which `kubectl get` shows.
+    assert_eq!(p["spec"]["enabled"], false, "a new pack stays a catalog entry");
 
     let k = create_raw::<SkillPack>(&client, ns, json!({
         "apiVersion": "sympozium.ai/v1alpha1", "kind": "SkillPack", "metadata": {"name": "k"},

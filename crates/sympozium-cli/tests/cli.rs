@@ -245,7 +245,7 @@ async fn completions_and_the_dev_stack_without_a_stack() {
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().to_str().unwrap();
     let out = run(&["dev", "--state-dir", state_dir, "kubeconfig"]);
-    assert_eq!(stdout(&out).trim(), format!("{state_dir}/plane/kubeconfig"));
+    assert_eq!(stdout(&out).trim(), format!("{state_dir}/kubeconfig"));
     let out = run(&["dev", "--state-dir", state_dir, "status"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("not running (start it with `sympozium dev up`)"), "{}", stdout(&out));

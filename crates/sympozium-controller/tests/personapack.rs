@@ -468,7 +468,8 @@ async fn every_builtin_pack_applies_enables_and_converges() {
     names.sort();
     assert_eq!(names, ["developer-team", "devops-essentials", "observability-mcp-team", "platform-team"]);
     for pack in &packs {
-        assert_eq!(pack.spec.enabled, None, "{} ships as a catalog entry", pack.name_any());
+        // The schema default: stored as false, shown as `ENABLED false`.
+        assert_eq!(pack.spec.enabled, Some(false), "{} ships as a catalog entry", pack.name_any());
         h.pack_where(&pack.name_any(), "catalog pack Inactive", |p| {
             p.status.as_ref().is_some_and(|s| s.phase.as_deref() == Some("Inactive"))
         })

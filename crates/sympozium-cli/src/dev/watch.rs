@@ -231,9 +231,8 @@ mod tests {
     fn the_tail_of_a_log_skips_blank_lines() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("node.log");
-        std::fs::write(&log, "a\nb\n\nError: bwrap (Debian package bubblewrap) is not installed\n\n")
-            .unwrap();
-        assert_eq!(tail(&log, 2), "b\nError: bwrap (Debian package bubblewrap) is not installed");
+        std::fs::write(&log, "a\nb\n\nnode: bwrap (Debian package bubblewrap) is not installed\n\n").unwrap();
+        assert_eq!(tail(&log, 2), "b\nnode: bwrap (Debian package bubblewrap) is not installed");
         assert!(tail(&dir.path().join("none"), 2).contains("not readable"));
         // A Rust program's error report, without the backtrace after it.
         std::fs::write(
