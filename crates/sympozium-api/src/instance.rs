@@ -162,6 +162,46 @@ pub struct AgentConfig {
     /// original API; runs without their own tool policy inherit it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_policy: Option<ToolPolicy>,
+    /// Models tried in order when the run's own model fails (after its retries). Additive to
+    /// the original API; the controller passes them to every run of the instance as
+    /// `MODEL_FALLBACKS`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub model_fallbacks: Vec<ModelFallback>,
+}
+
+/// One fallback model of an instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelFallback {
+    /// Provider: `openai`, `anthropic`, `azure-openai`, `ollama`, `bedrock`, …
+    #[schemars(length(min = 1, max = 63))]
+    pub provider: String,
+    /// Model name.
+    #[schemars(length(min = 1, max = 253))]
+    pub model: String,
+    /// OpenAI-compatible base URL override.
+    #[serde(rename = "baseURL", default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Secret (in the run's namespace) holding this model's API key; unset for keyless models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub auth_secret_ref: Option<String>,
+    /// Key of that Secret holding the API key; default `<PROVIDER>_API_KEY` (e.g.
+    /// `ANTHROPIC_API_KEY`, `AZURE_OPENAI_API_KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub auth_secret_key: Option<String>,
+}
+
+impl ModelFallback {
+    /// The Secret key the API key is read from.
+    pub fn secret_key(&self) -> String {
+        match self.auth_secret_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+            Some(k) => k.to_string(),
+            None => format!("{}_API_KEY", self.provider.trim().to_ascii_uppercase().replace(['-', '.'], "_")),
+        }
+    }
 }
 
 /// Sandbox container settings of an instance.

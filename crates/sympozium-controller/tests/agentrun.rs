@@ -624,3 +624,53 @@ async fn kept_runs_keep_their_job_and_no_secret_leaks_into_status_events_or_conf
     assert!(scanned.len() > 1000, "there was something to scan");
     assert!(!scanned.contains(secret_value), "the secret leaked into runs, events, ConfigMaps or Jobs");
 }
+
+/// The instance's fallback models reach the runner as `MODEL_FALLBACKS`, in the runner's own
+/// format, each key from its own Secret; a run of an instance without fallbacks gets none.
+#[tokio::test]
+async fn the_instances_fallback_models_reach_the_runner() {
+    let h = Harness::new("run-failover", 50).await;
+    h.run("plain", json!({})).await;
+    h.run_where("plain", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+    h.apply(
+        "SympoziumInstance",
+        "agent",
+        json!({"agents": {"default": {"model": "gpt-4o", "modelFallbacks": [
+            {"provider": "anthropic", "model": "claude-sonnet-4-20250514", "authSecretRef": "anthropic-key"},
+            {"provider": "ollama", "model": "llama3.1", "baseURL": "http://ollama.models:11434"},
+            {"provider": "azure-openai", "model": "gpt-4o", "authSecretRef": "azure-key", "authSecretKey": "key1"}]}},
+        "authRefs": [{"provider": "openai", "secret": "openai-key"}]}),
+    )
+    .await;
+    h.run("failover", json!({})).await;
+    h.run_where("failover", "Running", |r| phase(r) == AgentRunPhase::Running).await;
+
+    let jobs = Api::<Job>::namespaced(h.client.clone(), &h.ns);
+    let agent_env = |job: Job| {
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        pod.containers.into_iter().find(|c| c.name == "agent").unwrap().env.unwrap_or_default()
+    };
+    let plain = agent_env(jobs.get("plain").await.unwrap());
+    assert!(!plain.iter().any(|e| e.name == "MODEL_FALLBACKS" || e.name.starts_with("SYMPOZIUM_FALLBACK_")));
+
+    let env = agent_env(jobs.get("failover").await.unwrap());
+    let chain = env.iter().find(|e| e.name == "MODEL_FALLBACKS").unwrap().value.clone().unwrap();
+    let chain: serde_json::Value = serde_json::from_str(&chain).unwrap();
+    assert_eq!(
+        chain,
+        json!([
+            {"provider": "anthropic", "model": "claude-sonnet-4-20250514", "apiKeyEnv": "SYMPOZIUM_FALLBACK_0_API_KEY"},
+            {"provider": "ollama", "model": "llama3.1", "baseURL": "http://ollama.models:11434"},
+            {"provider": "azure-openai", "model": "gpt-4o", "apiKeyEnv": "SYMPOZIUM_FALLBACK_2_API_KEY"}
+        ])
+    );
+    let key_ref = |name: &str| {
+        let var = env.iter().find(|e| e.name == name).unwrap();
+        assert!(var.value.is_none(), "a key is never written into the pod spec");
+        let r = var.value_from.clone().unwrap().secret_key_ref.unwrap();
+        (r.name, r.key)
+    };
+    assert_eq!(key_ref("SYMPOZIUM_FALLBACK_0_API_KEY"), ("anthropic-key".into(), "ANTHROPIC_API_KEY".into()));
+    assert_eq!(key_ref("SYMPOZIUM_FALLBACK_2_API_KEY"), ("azure-key".into(), "key1".into()));
+    assert!(!env.iter().any(|e| e.name == "SYMPOZIUM_FALLBACK_1_API_KEY"), "a keyless model gets no key");
+}

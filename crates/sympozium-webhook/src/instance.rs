@@ -22,7 +22,7 @@ pub struct References {
     pub policy: Option<String>,
     /// SkillPacks the skills name (a legacy `skillpack-` prefix stripped).
     pub skill_packs: BTreeSet<String>,
-    /// Secrets of `spec.authRefs` and channel `configRef`s.
+    /// Secrets of `spec.authRefs`, channel `configRef`s and fallback models' `authSecretRef`s.
     pub secrets: BTreeSet<String>,
     /// Tool allow-lists, by field path.
     pub allowed_tools: Vec<(String, Vec<String>)>,
@@ -47,6 +47,14 @@ pub fn references(instance: &SympoziumInstance) -> References {
         .iter()
         .chain(spec.channels.iter().map(|c| &c.config_ref))
         .map(|r| r.secret.trim().to_string())
+        .chain(
+            spec.agents
+                .default
+                .model_fallbacks
+                .iter()
+                .filter_map(|f| f.auth_secret_ref.as_deref())
+                .map(|s| s.trim().to_string()),
+        )
         .filter(|s| !s.is_empty())
         .collect();
     let allowed_tools = spec
@@ -217,7 +225,8 @@ mod tests {
     fn references_and_tool_conflicts() {
         let i: SympoziumInstance = serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
             "kind": "SympoziumInstance", "metadata": {"name": "i"},
-            "spec": {"agents": {"default": {"model": "m", "toolPolicy": {"allow": ["write_file", "read_file"]}}},
+            "spec": {"agents": {"default": {"model": "m", "toolPolicy": {"allow": ["write_file", "read_file"]},
+                         "modelFallbacks": [{"provider": "anthropic", "model": "c", "authSecretRef": "anthropic-key"}]}},
                      "policyRef": "strict", "authRefs": [{"provider": "openai", "secret": "openai-key"}, {"secret": ""}],
                      "skills": [{"skillPackRef": "skillpack-k8s-ops"}, {"configMapRef": "cm"}],
                      "channels": [{"type": "slack", "configRef": {"secret": "slack-token"}}]}}))
@@ -225,7 +234,7 @@ mod tests {
         let r = references(&i);
         assert_eq!(r.policy.as_deref(), Some("strict"));
         assert_eq!(r.skill_packs.into_iter().collect::<Vec<_>>(), ["k8s-ops"]);
-        assert_eq!(r.secrets.into_iter().collect::<Vec<_>>(), ["openai-key", "slack-token"]);
+        assert_eq!(r.secrets.into_iter().collect::<Vec<_>>(), ["anthropic-key", "openai-key", "slack-token"]);
         let p: SympoziumPolicy = serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
             "kind": "SympoziumPolicy", "metadata": {"name": "strict"},
             "spec": {"toolGating": {"rules": [{"tool": "write_file", "action": "deny"}]}}}))

@@ -277,6 +277,8 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
         env("MODEL_BASE_URL", spec.model.base_url.clone().unwrap_or_default()),
         env("THINKING_MODE", spec.model.thinking.and_then(|t| wire_name(&t)).unwrap_or_default()),
     ];
+    // Before the run's own env, so a run can still override the chain for itself.
+    vars.extend(super::fallbacks::env_vars(i.instance));
     if legacy_memory {
         vars.push(env("MEMORY_ENABLED", "true"));
     }

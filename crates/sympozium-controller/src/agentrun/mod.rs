@@ -8,6 +8,7 @@
 pub mod build;
 pub mod bus_access;
 pub mod completion;
+pub mod fallbacks;
 pub mod hooks;
 pub mod host;
 pub mod mcp;
