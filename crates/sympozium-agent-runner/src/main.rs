@@ -28,6 +28,15 @@ fn fail_early(message: &str) -> ! {
 
 fn main() {
     tracing_init();
+    // The runner holds the model's API key in its environment and memory. Not dumpable,
+    // its /proc/<pid>/environ, mem and root belong to root and refuse every other process —
+    // including tool commands running as the same user where containers share a PID
+    // namespace (shareProcessNamespace, or a node without per-container PID namespaces).
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        fail_early(&format!("making the runner non-dumpable (PR_SET_DUMPABLE): {e}"));
+    }
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e)

@@ -75,24 +75,48 @@ impl Roots {
             real.push(part);
         }
         self.check_symlinks(root, &real).map_err(|_| refuse())?;
+        // A link that stays inside is followed here, once, to the target just checked, so
+        // the writes can refuse to follow links themselves.
+        if std::fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_symlink()) {
+            return real.canonicalize().map_err(|_| refuse());
+        }
         Ok(real)
     }
 
-    /// Refuses `real` when its deepest existing ancestor resolves outside `root`.
+    /// Refuses `real` when any component of it below `root` that exists is a symbolic link
+    /// that dangles, loops or resolves outside `root`. Dangling links matter most: a write
+    /// through `/workspace/x -> /ipc/tools/exec-request-1.json` would create the target.
     fn check_symlinks(&self, root: &Path, real: &Path) -> Result<(), ()> {
         let root_canon = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-        let mut probe = real.to_path_buf();
-        loop {
-            if !probe.starts_with(root) {
-                // Nothing under the root exists yet, so nothing can be a link out of it.
-                return Ok(());
-            }
-            if let Ok(canon) = probe.canonicalize() {
-                return if canon.starts_with(&root_canon) { Ok(()) } else { Err(()) };
-            }
-            if !probe.pop() {
-                return Ok(());
+        let Ok(rest) = real.strip_prefix(root) else { return Ok(()) };
+        let mut probe = root.to_path_buf();
+        for part in rest.components() {
+            probe.push(part);
+            match std::fs::symlink_metadata(&probe) {
+                // Nothing deeper exists, so nothing deeper can be a link (yet).
+                Err(_) => return Ok(()),
+                Ok(meta) if meta.file_type().is_symlink() => match probe.canonicalize() {
+                    Ok(target) if target.starts_with(&root_canon) => {}
+                    _ => return Err(()),
+                },
+                Ok(_) => {}
             }
         }
+        Ok(())
     }
+}
+
+/// Writes `bytes` to `real` (a path [`Roots::resolve`] accepted), refusing to follow a
+/// symbolic link in its last component: one put there after the check still cannot
+/// redirect the write.
+pub fn write_no_follow(real: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(real)?;
+    file.write_all(bytes)
 }

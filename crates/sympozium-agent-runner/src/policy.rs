@@ -9,9 +9,15 @@
 //! Precedence: `deny` beats `ask` beats `allow`. Tools no list names get `defaultAction`
 //! (default `allow`) — except that a non-empty `allow` list turns an `allow` default into
 //! "deny the rest" (a whitelist). So `defaultAction: ask` + `allow: [read_file]` means
-//! "read_file freely, ask for everything else". Names are
-//! globs (`*`, `?`) so MCP prefixes can be matched as `prefix_*`. Denied tools are not offered
-//! to the model at all.
+//! "read_file freely, ask for everything else". Names match exactly; the one pattern is a
+//! trailing `_*` (`github_*`: every tool of the MCP server with prefix `github`). A bare `*`
+//! or `?` matches nothing. Denied tools are not offered to the model at all.
+//!
+//! The top level is the administrator's layer (the SympoziumPolicy's tool gating and feature
+//! gates). The tenant's own `toolPolicy` (the run's, else its instance's) travels as `own`
+//! (`{"allow": [...], "deny": [...]}`) and can only narrow: a tool's action is the stricter
+//! of the two layers, so `own.allow: [execute_command]` under `defaultAction: deny` still
+//! leaves `execute_command` denied.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -46,6 +52,17 @@ struct Raw {
     approval_timeout: String,
     #[serde(default)]
     allowed_egress: Vec<EgressRule>,
+    #[serde(default)]
+    own: Option<Own>,
+}
+
+/// The tenant's layer: allow/deny lists only.
+#[derive(Debug, Default, Clone, Deserialize)]
+struct Own {
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
 }
 
 /// A destination `fetch_url` may reach even if it is private.
@@ -69,6 +86,8 @@ pub struct ToolPolicy {
     pub approval_timeout: Duration,
     /// Egress exceptions for `fetch_url`.
     pub allowed_egress: Vec<EgressRule>,
+    /// The tenant's own layer, which only narrows.
+    own: Option<Own>,
 }
 
 impl Default for ToolPolicy {
@@ -80,6 +99,7 @@ impl Default for ToolPolicy {
             default_action: Action::Allow,
             approval_timeout: Duration::from_secs(300),
             allowed_egress: Vec::new(),
+            own: None,
         }
     }
 }
@@ -109,13 +129,14 @@ impl ToolPolicy {
             default_action,
             approval_timeout,
             allowed_egress: raw.allowed_egress,
+            own: raw.own,
         })
     }
 
-    /// The action for `tool`.
+    /// The action for `tool`: the stricter of the administrator's and the tenant's layer.
     pub fn action(&self, tool: &str) -> Action {
-        let hit = |list: &[String]| list.iter().any(|p| glob_match(p, tool));
-        if hit(&self.deny) {
+        let hit = |list: &[String]| list.iter().any(|p| name_match(p, tool));
+        let admin = if hit(&self.deny) {
             Action::Deny
         } else if hit(&self.ask) {
             Action::Ask
@@ -125,7 +146,14 @@ impl ToolPolicy {
             Action::Deny
         } else {
             self.default_action
-        }
+        };
+        let own = match &self.own {
+            None => Action::Allow,
+            Some(own) if hit(&own.deny) => Action::Deny,
+            Some(own) if own.allow.is_empty() || hit(&own.allow) => Action::Allow,
+            Some(_) => Action::Deny,
+        };
+        stricter(admin, own)
     }
 
     /// Whether `fetch_url` may reach `host`/`ip`:`port` despite it being private.
@@ -138,7 +166,29 @@ impl ToolPolicy {
     }
 }
 
-/// `*` matches any run of characters, `?` exactly one.
+fn rank(a: Action) -> u8 {
+    match a {
+        Action::Allow => 0,
+        Action::Ask => 1,
+        Action::Deny => 2,
+    }
+}
+
+fn stricter(a: Action, b: Action) -> Action {
+    if rank(a) >= rank(b) { a } else { b }
+}
+
+/// Tool-name matching: exact, or `<prefix>_*` for every tool `<prefix>_…` of an MCP server.
+pub fn name_match(pattern: &str, tool: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) if prefix.ends_with('_') && prefix.len() > 1 && !prefix.contains('*') => {
+            tool.len() > prefix.len() && tool.starts_with(prefix)
+        }
+        _ => pattern == tool,
+    }
+}
+
+/// Host-name globs for egress rules: `*` matches any run of characters, `?` exactly one.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
@@ -191,7 +241,7 @@ mod tests {
     #[test]
     fn precedence_and_globs() {
         let p = ToolPolicy::from_json(
-            r#"{"allow":["read_file","github_*","write_file"],"deny":["github_delete*"],"ask":["write_file"]}"#,
+            r#"{"allow":["read_file","github_*","write_file"],"deny":["github_delete_repo"],"ask":["write_file"]}"#,
         )
         .unwrap();
         assert_eq!(p.action("read_file"), Action::Allow);
@@ -208,6 +258,38 @@ mod tests {
         let open = ToolPolicy::from_json("").unwrap();
         assert_eq!(open.action("anything"), Action::Allow);
         assert!(ToolPolicy::from_json(r#"{"defaultAction":"maybe"}"#).is_err());
+    }
+
+    #[test]
+    fn names_match_exactly_and_stars_are_not_wildcards() {
+        let p = ToolPolicy::from_json(r#"{"allow":["*","read_?ile","execute_command*"]}"#).unwrap();
+        for tool in ["read_file", "execute_command", "write_file", "anything"] {
+            assert_eq!(p.action(tool), Action::Deny, "{tool}: no pattern above names it");
+        }
+        let p = ToolPolicy::from_json(r#"{"deny":["github_*"]}"#).unwrap();
+        assert_eq!(p.action("github_delete_repo"), Action::Deny);
+        assert_eq!(p.action("github_"), Action::Allow, "the prefix alone is no tool");
+        assert_eq!(p.action("githubx_list"), Action::Allow);
+    }
+
+    #[test]
+    fn the_tenant_layer_only_narrows() {
+        // The attack: allow everything under an administrator's whitelist.
+        let p = ToolPolicy::from_json(
+            r#"{"defaultAction":"deny","allow":["read_file"],"ask":["write_file"],
+                "own":{"allow":["*","execute_command","read_file","write_file"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.action("execute_command"), Action::Deny);
+        assert_eq!(p.action("fetch_url"), Action::Deny);
+        assert_eq!(p.action("read_file"), Action::Allow);
+        assert_eq!(p.action("write_file"), Action::Ask, "ask stays ask");
+        // Its deny and whitelist still narrow an open administrator layer.
+        let p = ToolPolicy::from_json(r#"{"own":{"allow":["read_file"],"deny":["read_file"]}}"#).unwrap();
+        assert_eq!(p.action("read_file"), Action::Deny);
+        assert_eq!(p.action("list_directory"), Action::Deny);
+        let p = ToolPolicy::from_json(r#"{"own":{"deny":["fetch_url"]}}"#).unwrap();
+        assert_eq!((p.action("fetch_url"), p.action("read_file")), (Action::Deny, Action::Allow));
     }
 
     #[test]

@@ -38,8 +38,11 @@ pub struct AgentRunSpec {
     pub agent_id: String,
     /// Conversation/session key; may be empty.
     pub session_key: String,
-    /// Extra environment variables for the agent and hook containers.
+    /// Extra environment variables for the agent and hook containers. Variables Sympozium
+    /// sets itself ([`crate::reserved::RESERVED_ENV`]) are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 128))]
+    #[x_kube(validation = crate::reserved::env_rule())]
     pub env: Option<BTreeMap<String, String>>,
     /// Set on sub-agent runs: who spawned this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]

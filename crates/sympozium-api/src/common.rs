@@ -69,11 +69,16 @@ pub struct SkillRef {
 /// Allow/deny lists of tool names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct ToolPolicy {
-    /// Tools the agent may use. Empty means no allow-list.
+    /// Tools the agent may use. Empty means no allow-list. Names are exact: built-in
+    /// tools, or MCP tools `<toolsPrefix>_<tool>` / `<toolsPrefix>_*`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = crate::reserved::tool_list_rule())]
     pub allow: Vec<String>,
     /// Tools the agent must never use; deny wins over allow.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = crate::reserved::tool_list_rule())]
     pub deny: Vec<String>,
 }
 

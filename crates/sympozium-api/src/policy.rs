@@ -127,8 +127,10 @@ pub struct ToolGating {
 /// One tool rule.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct ToolRule {
-    /// Tool name.
+    /// Tool name, exact: a built-in tool, or an MCP tool `<toolsPrefix>_<tool>` /
+    /// `<toolsPrefix>_*`.
     #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = crate::reserved::tool_name_rule())]
     pub tool: String,
     /// What happens when the agent calls it.
     pub action: ToolAction,

@@ -34,6 +34,25 @@ pub struct Context {
     pub schedule_poll: Duration,
     /// The agent-sandbox API (agents.x-k8s.io) is served by the cluster.
     pub agent_sandbox: bool,
+    /// One lock per instance, held from counting its running runs to starting one, so
+    /// runs reconciled at the same time cannot all take the last slot.
+    pub start_locks: StartLocks,
+}
+
+/// Per-key async locks (keys: `<namespace>/<instance>`).
+#[derive(Default)]
+pub struct StartLocks(std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl StartLocks {
+    /// Waits for and takes the lock of `key`.
+    pub async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            // A poisoned map only means another task panicked while inserting; the map is fine.
+            let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.entry(key.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
 }
 
 impl Context {
@@ -57,6 +76,7 @@ impl Context {
             clock: Arc::new(SystemClock),
             schedule_poll: Duration::from_secs(60),
             agent_sandbox: false,
+            start_locks: StartLocks::default(),
         }
     }
 

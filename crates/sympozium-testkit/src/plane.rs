@@ -51,6 +51,28 @@ impl TestPlane {
     /// Creates a fresh namespace `t-<prefix>-<unique>` for one test and waits for its
     /// `default` ServiceAccount, so pods can be created in it right away.
     pub async fn namespace(&self, client: &Client, prefix: &str) -> Result<TestNamespace> {
+        self.namespace_labelled(client, prefix, &[]).await
+    }
+
+    /// Like [`TestPlane::namespace`], enforcing the `restricted` Pod Security Standard
+    /// (`pod-security.kubernetes.io/enforce=restricted`): the API server refuses any pod
+    /// that does not meet it. Not the default, because some tests deliberately run what
+    /// `restricted` forbids (host paths, host network for host-access skills, the local
+    /// node's own privileged cases).
+    pub async fn restricted_namespace(&self, client: &Client, prefix: &str) -> Result<TestNamespace> {
+        let labels = [
+            ("pod-security.kubernetes.io/enforce", "restricted"),
+            ("pod-security.kubernetes.io/enforce-version", "latest"),
+        ];
+        self.namespace_labelled(client, prefix, &labels).await
+    }
+
+    async fn namespace_labelled(
+        &self,
+        client: &Client,
+        prefix: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<TestNamespace> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -69,7 +91,13 @@ impl TestPlane {
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
-                labels: Some([("sympozium.ai/test".to_string(), "true".to_string())].into()),
+                labels: Some(
+                    [("sympozium.ai/test", "true")]
+                        .iter()
+                        .chain(extra)
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
                 ..Default::default()
             },
             ..Default::default()

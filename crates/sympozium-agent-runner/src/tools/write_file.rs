@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::{Tool, ToolOutput, required, str_arg};
 use crate::llm::ToolSpec;
-use crate::paths::{Access, Roots};
+use crate::paths::{Access, Roots, write_no_follow};
 
 /// The tool.
 pub struct WriteFile {
@@ -43,7 +43,9 @@ impl Tool for WriteFile {
             {
                 return ToolOutput::err(format!("creating directories for {path}: {e}"));
             }
-            match tokio::fs::write(&real, content).await {
+            let bytes = content.as_bytes().to_vec();
+            let written = tokio::task::spawn_blocking(move || write_no_follow(&real, &bytes)).await;
+            match written.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
                 Ok(()) => ToolOutput::Ok(format!("Successfully wrote {} bytes to {path}", content.len())),
                 Err(e) => ToolOutput::err(format!("writing {path}: {e}")),
             }

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapProjection, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvFromSource,
-    EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements,
-    SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, ServiceAccount, Volume,
-    VolumeMount, VolumeProjection,
+    Capabilities, ConfigMapProjection, ConfigMapVolumeSource, Container, DownwardAPIProjection,
+    DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvFromSource, EnvVar, KeyToPath, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+    SecretEnvSource, SecretVolumeSource, SecurityContext, ServiceAccount, ServiceAccountTokenProjection,
+    Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -20,6 +21,7 @@ use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use sympozium_api::common::{RbacRule, SkillRef};
 use sympozium_api::labels::{self, component, skills};
+use sympozium_api::reserved::is_reserved_env;
 use sympozium_api::skillpack::SkillSidecar;
 use sympozium_api::{AgentRun, SympoziumInstance};
 
@@ -158,8 +160,66 @@ pub fn service_account_name(run: &AgentRun) -> String {
 
 /// Whether any grant needs the pod to hold a Kubernetes API token.
 pub fn needs_api_token(run: &AgentRun, sidecars: &[ResolvedSidecar]) -> bool {
-    sidecars.iter().any(|s| !s.sidecar.rbac.is_empty() || !s.sidecar.cluster_rbac.is_empty())
+    sidecars.iter().any(sidecar_needs_api)
         || run.spec.lifecycle.as_ref().is_some_and(|l| !l.rbac.is_empty())
+}
+
+/// Whether this skill's sidecar talks to the Kubernetes API (its pack grants it something).
+pub fn sidecar_needs_api(s: &ResolvedSidecar) -> bool {
+    !s.sidecar.rbac.is_empty() || !s.sidecar.cluster_rbac.is_empty()
+}
+
+/// Name of the pod volume holding the run account's token.
+pub const API_TOKEN_VOLUME: &str = "kube-api-access";
+/// Where a container that needs the API finds its token (the in-cluster default).
+pub const API_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The token volume, mounted only into the containers that need the API: the pod itself
+/// never automounts, so the agent container (which holds the model's key and runs the
+/// model's tool calls) holds no Kubernetes credential.
+fn api_token_volume() -> Volume {
+    let token = VolumeProjection {
+        service_account_token: Some(ServiceAccountTokenProjection {
+            path: "token".into(),
+            expiration_seconds: Some(3607),
+            audience: None,
+        }),
+        ..Default::default()
+    };
+    let ca = VolumeProjection {
+        config_map: Some(ConfigMapProjection {
+            name: "kube-root-ca.crt".into(),
+            items: Some(vec![KeyToPath { key: "ca.crt".into(), path: "ca.crt".into(), mode: None }]),
+            optional: None,
+        }),
+        ..Default::default()
+    };
+    let namespace = VolumeProjection {
+        downward_api: Some(DownwardAPIProjection {
+            items: Some(vec![DownwardAPIVolumeFile {
+                path: "namespace".into(),
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: Some("v1".into()),
+                    field_path: "metadata.namespace".into(),
+                }),
+                ..Default::default()
+            }]),
+        }),
+        ..Default::default()
+    };
+    Volume {
+        name: API_TOKEN_VOLUME.into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![token, ca, namespace]),
+            default_mode: Some(0o444),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The token mount for a container that needs the API.
+pub fn api_token_mount() -> VolumeMount {
+    mount(API_TOKEN_VOLUME, API_TOKEN_PATH, true)
 }
 
 /// The run's own ServiceAccount (owned by the run, so it goes with it).
@@ -290,7 +350,9 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
             vars.push(env("MEMORY_AUTO_STORE", "false"));
         }
     }
-    for (k, v) in spec.env.iter().flatten() {
+    // Reserved names are refused at admission; skipping them here too keeps a run stored
+    // before that rule existed (or written past it) from overriding what Sympozium sets.
+    for (k, v) in spec.env.iter().flatten().filter(|(k, _)| !is_reserved_env(k)) {
         vars.push(env(k, v.clone()));
     }
     vars.push(env("TOOLS_ENABLED", "true"));
@@ -398,6 +460,9 @@ fn skill_container(s: &ResolvedSidecar) -> Container {
         mounts.push(mount(&format!("skill-secret-{}", s.pack), &path, true));
     }
     mounts.extend(super::host::mounts(s));
+    if sidecar_needs_api(s) {
+        mounts.push(api_token_mount());
+    }
     let cpu = s.sidecar.resources.as_ref().and_then(|r| r.cpu.clone()).unwrap_or_else(|| "100m".into());
     let memory =
         s.sidecar.resources.as_ref().and_then(|r| r.memory.clone()).unwrap_or_else(|| "128Mi".into());
@@ -487,6 +552,9 @@ pub fn job(i: &RunInputs<'_>) -> Job {
         }
     }
     volumes.extend(super::host::volumes(&i.sidecars));
+    if needs_api_token(run, &i.sidecars) {
+        volumes.push(api_token_volume());
+    }
     let seccomp = run
         .spec
         .sandbox
@@ -520,7 +588,8 @@ pub fn job(i: &RunInputs<'_>) -> Job {
                         .then(|| "ClusterFirstWithHostNet".into()),
                     host_pid: super::host::host_pid(&i.sidecars).then_some(true),
                     service_account_name: Some(service_account_name(run)),
-                    automount_service_account_token: Some(needs_api_token(run, &i.sidecars)),
+                    // Never the whole pod: see `api_token_volume`.
+                    automount_service_account_token: Some(false),
                     image_pull_secrets: (!run.spec.image_pull_secrets.is_empty())
                         .then(|| run.spec.image_pull_secrets.clone()),
                     node_selector: run.spec.model.node_selector.clone().filter(|n| !n.is_empty()),

@@ -11,7 +11,7 @@ fn run() -> AgentRun {
         "metadata": {"name": "agent-run-1", "namespace": "team", "uid": "u1",
                      "annotations": {"sympozium.ai/reply-channel": "telegram", "sympozium.ai/reply-chat-id": "42"}},
         "spec": {"instanceRef": "agent", "agentId": "primary", "sessionKey": "s1", "task": "list pods",
-                 "systemPrompt": "be brief", "env": {"B": "2", "A": "1"},
+                 "systemPrompt": "be brief", "env": {"B": "2", "A": "1", "MODEL_BASE_URL": "https://evil.example", "TOOL_POLICY": "{}"},
                  "model": {"provider": "anthropic", "model": "claude", "thinking": "high", "authSecretRef": "anthropic-key",
                            "nodeSelector": {"gpu": "a100"}},
                  "skills": [{"skillPackRef": "k8s-ops", "params": {"cluster": "prod"}}, {"skillPackRef": "memory"}]}
@@ -71,7 +71,7 @@ fn job_has_the_locked_down_agent_pod() {
     let pod = spec.template.spec.unwrap();
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
     assert_eq!(pod.service_account_name.as_deref(), Some("sympozium-run-agent-run-1"));
-    assert_eq!(pod.automount_service_account_token, Some(true), "the skill's RBAC needs a token");
+    assert_eq!(pod.automount_service_account_token, Some(false), "never for the whole pod");
     assert_eq!(pod.node_selector.unwrap()["gpu"], "a100");
     let psc = pod.security_context.unwrap();
     assert_eq!((psc.run_as_non_root, psc.run_as_user), (Some(true), Some(1000)));
@@ -142,9 +142,25 @@ fn job_has_the_locked_down_agent_pod() {
     let res = skill.resources.as_ref().unwrap();
     assert_eq!(res.requests, res.limits, "sidecar requests equal limits");
     assert!(skill.volume_mounts.iter().flatten().any(|m| m.mount_path == "/secrets/kube-extra"));
+    // Only the skill that was granted RBAC holds the run account's token.
+    let token_holders: Vec<_> = pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+        .filter(|c| c.volume_mounts.iter().flatten().any(|m| m.name == API_TOKEN_VOLUME))
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(token_holders, ["skill-k8s-ops"]);
+    // spec.env cannot replace what the controller sets.
+    assert_eq!(env.iter().filter(|(n, _)| n == "MODEL_BASE_URL").count(), 1);
+    assert_eq!(get("MODEL_BASE_URL").as_deref(), Some(""));
+    assert_eq!(env.iter().filter(|(n, _)| n == "TOOL_POLICY").count(), 1);
 
     let volumes: Vec<_> = pod.volumes.unwrap().into_iter().map(|v| v.name).collect();
-    assert_eq!(volumes, ["workspace", "ipc", "tmp", "skills", "memory", "skill-secret-k8s-ops"]);
+    assert_eq!(
+        volumes,
+        ["workspace", "ipc", "tmp", "skills", "memory", "skill-secret-k8s-ops", "kube-api-access"]
+    );
 }
 
 #[test]

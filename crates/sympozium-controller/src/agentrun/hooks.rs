@@ -69,7 +69,13 @@ fn hook_container(
     mounts: Vec<VolumeMount>,
 ) -> Container {
     let mut vars = base_env;
-    let run_env = run.spec.env.iter().flatten().map(|(k, v)| env(k, v.clone()));
+    let run_env = run
+        .spec
+        .env
+        .iter()
+        .flatten()
+        .filter(|(k, _)| !sympozium_api::reserved::is_reserved_env(k))
+        .map(|(k, v)| env(k, v.clone()));
     let hook_env = hook.env.iter().map(|e| env(&e.name, e.value.clone()));
     // Pre-run hooks see the hook's own settings first, post-run hooks last (as the original).
     if prefix == "pre" {
@@ -108,7 +114,11 @@ pub fn pre_run_containers(run: &AgentRun) -> Vec<Container> {
         .pre_run
         .iter()
         .map(|h| {
-            let mounts = vec![mount("workspace", "/workspace"), mount("ipc", "/ipc"), mount("tmp", "/tmp")];
+            let mut mounts = vec![mount("workspace", "/workspace"), mount("ipc", "/ipc"), mount("tmp", "/tmp")];
+            // lifecycle.rbac is granted for the hooks: they, not the agent, get the token.
+            if !hooks.rbac.is_empty() {
+                mounts.push(super::build::api_token_mount());
+            }
             hook_container("pre", h, identity_env(run), run, mounts)
         })
         .collect()

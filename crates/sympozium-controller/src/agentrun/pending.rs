@@ -279,6 +279,9 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
             }
         },
     };
+    // Counting the running runs and starting this one is one step per instance: without
+    // the lock, runs reconciled together all see the same free slot and all start.
+    let _slot = ctx.start_locks.lock(&format!("{ns}/{}", run.spec.instance_ref)).await;
     // By spec, not by label: runs created by hand or by other tools may carry no labels.
     let siblings: Vec<_> = api
         .list(&ListParams::default())

@@ -1,6 +1,7 @@
 //! Policy checks before a run starts, and the effective tool policy the runner enforces:
-//! the run's own tool policy, else the instance's (a persona's), combined with the
-//! SympoziumPolicy's tool gating and allowed egress.
+//! the SympoziumPolicy's tool gating, feature gates and allowed egress (the administrator's
+//! layer), with the run's own tool policy, else the instance's (a persona's), as a second
+//! layer (`own`) that can only narrow it: the runner takes the stricter of the two.
 
 use serde_json::{Value, json};
 use sympozium_api::agentrun::AgentRunPhase;
@@ -105,8 +106,8 @@ pub fn effective_tool_policy(
         .tool_policy
         .clone()
         .or_else(|| instance.and_then(|i| i.spec.agents.default.tool_policy.clone()));
-    let mut allow: Vec<String> = own.as_ref().map(|p| p.allow.clone()).unwrap_or_default();
-    let mut deny: Vec<String> = own.as_ref().map(|p| p.deny.clone()).unwrap_or_default();
+    let mut allow: Vec<String> = Vec::new();
+    let mut deny: Vec<String> = Vec::new();
     let mut ask: Vec<String> = Vec::new();
     let mut default_action = None;
     let mut egress = Vec::new();
@@ -134,11 +135,20 @@ pub fn effective_tool_policy(
             egress = net.allowed_egress.iter().map(|e| json!({"host": e.host, "port": e.port})).collect();
         }
     }
-    if allow.is_empty() && deny.is_empty() && ask.is_empty() && default_action.is_none() && egress.is_empty()
+    let own = own.filter(|p| !p.allow.is_empty() || !p.deny.is_empty());
+    if allow.is_empty()
+        && deny.is_empty()
+        && ask.is_empty()
+        && default_action.is_none()
+        && egress.is_empty()
+        && own.is_none()
     {
         return None;
     }
     let mut v = json!({"allow": allow, "deny": deny, "ask": ask});
+    if let Some(own) = own {
+        v["own"] = json!({"allow": own.allow, "deny": own.deny});
+    }
     if let Some(action) = default_action {
         v["defaultAction"] = serde_json::to_value(action).unwrap_or(Value::Null);
     }
@@ -206,12 +216,24 @@ mod tests {
         let v: Value =
             serde_json::from_str(&effective_tool_policy(&run(json!({})), Some(&inst), None).unwrap())
                 .unwrap();
-        assert_eq!(v["allow"], json!(["read_file"]), "the persona's policy reaches the run");
+        assert_eq!(v["own"]["allow"], json!(["read_file"]), "the persona's policy reaches the run");
         let own = run(json!({"toolPolicy": {"deny": ["fetch_url"]}}));
         let v: Value =
             serde_json::from_str(&effective_tool_policy(&own, Some(&inst), None).unwrap()).unwrap();
-        assert_eq!((v["allow"].clone(), v["deny"].clone()), (json!([]), json!(["fetch_url"])));
+        assert_eq!((v["own"]["allow"].clone(), v["own"]["deny"].clone()), (json!([]), json!(["fetch_url"])));
         assert_eq!(effective_tool_policy(&run(json!({})), None, None), None);
+    }
+
+    #[test]
+    fn the_run_policy_is_a_separate_layer_that_cannot_widen_the_gating() {
+        let p = policy(json!({"toolGating": {"defaultAction": "deny", "rules": [
+            {"tool": "read_file", "action": "allow"}]}}));
+        let greedy = run(json!({"toolPolicy": {"allow": ["*", "execute_command"]}}));
+        let v: Value =
+            serde_json::from_str(&effective_tool_policy(&greedy, None, Some(&p)).unwrap()).unwrap();
+        assert_eq!(v["allow"], json!(["read_file"]), "only the administrator's allow is top level");
+        assert_eq!(v["defaultAction"], "deny");
+        assert_eq!(v["own"]["allow"], json!(["*", "execute_command"]));
     }
 
     #[test]

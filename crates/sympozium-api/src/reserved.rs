@@ -1,0 +1,175 @@
+//! Names a tenant may not choose freely: environment variables Sympozium itself sets in an
+//! agent pod, and the tool names a tool policy may use. The same lists drive the CRD
+//! schema's CEL rules (refused at admission, naming the offender) and the controller's
+//! defensive checks, so the two can never disagree.
+
+/// Environment variables `spec.env` may not set: the run's identity, model and keys,
+/// the pod's directories, bus and memory URLs, the tool policy, and the loader's knobs.
+/// Sympozium sets (or deliberately leaves unset) every one of them; a run that could
+/// override them could point the agent's key at another model endpoint, lift its tool
+/// policy or read another run's IPC files.
+pub const RESERVED_ENV: &[&str] = &[
+    // Identity and task.
+    "AGENT_RUN_ID",
+    "AGENT_ID",
+    "SESSION_KEY",
+    "INSTANCE_NAME",
+    "AGENT_NAMESPACE",
+    "TASK",
+    "SYSTEM_PROMPT",
+    "SOURCE_CHANNEL",
+    "SOURCE_CHAT_ID",
+    "RUN_TIMEOUT",
+    "TRACEPARENT",
+    // Model and keys.
+    "MODEL_PROVIDER",
+    "MODEL_NAME",
+    "MODEL_BASE_URL",
+    "MODEL_FALLBACKS",
+    "THINKING_MODE",
+    "API_KEY",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "PROVIDER_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ENDPOINT_URL_STS",
+    // Directories (IPC, workspace, skills, memory).
+    "IPC_DIR",
+    "WORKSPACE_DIR",
+    "SKILLS_DIR",
+    "MEMORY_DIR",
+    "TMP_DIR",
+    // Bus, memory and tools.
+    "EVENT_BUS_URL",
+    "MEMORY_ENABLED",
+    "MEMORY_SERVER_URL",
+    "MEMORY_AUTO_STORE",
+    "TOOLS_ENABLED",
+    "TOOL_POLICY",
+    "SKILL_SIDECARS",
+    "SKILL_RBAC",
+    // Hook results.
+    "AGENT_EXIT_CODE",
+    "AGENT_RESULT",
+    // The dynamic loader runs code from these before the runner's own.
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+];
+
+/// Whether `name` is a reserved variable.
+pub fn is_reserved_env(name: &str) -> bool {
+    RESERVED_ENV.contains(&name)
+}
+
+/// The agent runner's built-in tools.
+pub const BUILTIN_TOOLS: &[&str] = &[
+    "execute_command",
+    "read_file",
+    "write_file",
+    "edit_file",
+    "list_directory",
+    "fetch_url",
+    "send_channel_message",
+    "schedule_task",
+    "spawn_subagent",
+    "memory_search",
+    "memory_store",
+    "memory_list",
+];
+
+/// First words of the built-in tools: an MCP tool named `<one of these>_…` would shadow or
+/// be mistaken for a built-in (`read_fil` is a typo, not an MCP tool of a server `read`).
+const BUILTIN_FAMILIES: &[&str] =
+    &["execute", "read", "write", "edit", "list", "fetch", "send", "schedule", "spawn", "memory"];
+
+/// The shape of an MCP tool name: the server's `toolsPrefix`, `_`, then the tool's own
+/// name or `*` (every tool of that server).
+const MCP_TOOL: &str = "^[A-Za-z][A-Za-z0-9_]*_([*]|[A-Za-z0-9][A-Za-z0-9_.-]*)$";
+
+/// Whether `name` may appear in a tool policy: a built-in tool, or an MCP tool
+/// `<toolsPrefix>_<tool>` / `<toolsPrefix>_*` whose prefix is not a built-in's family.
+/// Mirrors the CEL rule of [`tool_list_rule`].
+pub fn is_valid_tool_name(name: &str) -> bool {
+    if BUILTIN_TOOLS.contains(&name) {
+        return true;
+    }
+    if BUILTIN_FAMILIES.iter().any(|f| name.strip_prefix(f).is_some_and(|r| r.starts_with('_'))) {
+        return false;
+    }
+    let prefix_ok = |p: &str| {
+        p.starts_with(|c: char| c.is_ascii_alphabetic()) && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let tool_ok = |t: &str| {
+        t == "*"
+            || (t.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
+    };
+    // The prefix may itself contain '_': any split that fits both halves will do.
+    name.char_indices().filter(|(_, c)| *c == '_').any(|(i, _)| prefix_ok(&name[..i]) && tool_ok(&name[i + 1..]))
+}
+
+fn cel_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("'{i}'")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// CEL rule for a `map<string,string>` of environment variables: no reserved names. The
+/// message names every offending variable.
+pub fn env_rule() -> kube::core::Rule {
+    let reserved = cel_list(RESERVED_ENV);
+    kube::core::Rule::new(format!("!self.exists(k, k in {reserved})")).message(
+        kube::core::Message::Expression(format!(
+            "'cannot set reserved variable(s) ' + self.filter(k, k in {reserved}).join(', ') + \
+             ': Sympozium sets them for the agent (model, keys, paths, bus and memory URLs, tool policy)'"
+        )),
+    )
+}
+
+fn tool_ok(var: &str) -> String {
+    let families = BUILTIN_FAMILIES.join("|");
+    format!(
+        "({var} in {} || ({var}.matches('{MCP_TOOL}') && !{var}.matches('^({families})_')))",
+        cel_list(BUILTIN_TOOLS)
+    )
+}
+
+/// CEL rule for a list of tool names: each a built-in tool or an MCP tool name.
+pub fn tool_list_rule() -> kube::core::Rule {
+    let ok = tool_ok("t");
+    kube::core::Rule::new(format!("self.all(t, {ok})")).message(kube::core::Message::Expression(format!(
+        "'unknown tool name(s) ' + self.filter(t, !{ok}).join(', ') + ': use a built-in tool ({}) or an \
+             MCP tool <toolsPrefix>_<tool> or <toolsPrefix>_*'",
+        BUILTIN_TOOLS.join(", ")
+    )))
+}
+
+/// CEL rule for one tool name (a tool-gating rule's `tool`).
+pub fn tool_name_rule() -> kube::core::Rule {
+    kube::core::Rule::new(tool_ok("self")).message(kube::core::Message::Expression(format!(
+        "'unknown tool name ' + self + ': use a built-in tool ({}) or an MCP tool <toolsPrefix>_<tool> or \
+             <toolsPrefix>_*'",
+        BUILTIN_TOOLS.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_names() {
+        for ok in ["read_file", "memory_list", "github_list_issues", "github_*", "my_srv_tool", "gh_get.v2"] {
+            assert!(is_valid_tool_name(ok), "{ok} is valid");
+        }
+        for bad in ["*", "read_*", "read_fil", "execute_comand", "x", "_x", "a_b*", "a_*_b", "a b_c", "github_**"]
+        {
+            assert!(!is_valid_tool_name(bad), "{bad} is refused");
+        }
+    }
+}
