@@ -32,9 +32,7 @@ fn main() {
     // its /proc/<pid>/environ, mem and root belong to root and refuse every other process —
     // including tool commands running as the same user where containers share a PID
     // namespace (shareProcessNamespace, or a node without per-container PID namespaces).
-    if let Err(e) =
-        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-    {
+    if let Err(e) = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable) {
         fail_early(&format!("making the runner non-dumpable (PR_SET_DUMPABLE): {e}"));
     }
     let args = match Args::try_parse() {

@@ -47,7 +47,8 @@ async fn write_and_edit_refuse_every_link_that_leaves_the_allowed_directories() 
     symlink(outside.path(), ws.join("outdir")).unwrap();
     // 5. A relative link climbing out.
     let depth = ws.components().count();
-    let climb = format!("{}{}", "../".repeat(depth), outside.path().join("rel").display().trim_start_matches('/'));
+    let climb =
+        format!("{}{}", "../".repeat(depth), outside.path().join("rel").display().trim_start_matches('/'));
     symlink(&climb, ws.join("climb")).unwrap();
     // 6. A chain: inside -> inside -> outside (dangling at the end).
     symlink(ws.join("hop2"), ws.join("hop1")).unwrap();
@@ -98,7 +99,8 @@ async fn write_and_edit_refuse_every_link_that_leaves_the_allowed_directories() 
     let out = write.call(json!({"path": "/workspace/dirlink/f.txt", "content": "x"})).await;
     assert!(matches!(out, ToolOutput::Ok(_)), "{out:?}");
     assert_eq!(std::fs::read_to_string(ws.join("dir/f.txt")).unwrap(), "x");
-    let out = edit.call(json!({"path": "/workspace/alias.txt", "old_text": "new", "new_text": "newer"})).await;
+    let out =
+        edit.call(json!({"path": "/workspace/alias.txt", "old_text": "new", "new_text": "newer"})).await;
     assert!(matches!(out, ToolOutput::Ok(_)), "{out:?}");
     assert_eq!(std::fs::read_to_string(ws.join("real.txt")).unwrap(), "newer");
 }
@@ -147,8 +149,13 @@ async fn a_process_of_the_same_user_cannot_read_the_runners_key_through_proc() {
     let top = pod.workspace.parent().unwrap().to_path_buf();
     chown_tree(&top);
     let runner = env!("CARGO_BIN_EXE_sympozium-agent-runner");
-    let dirs = [("IPC_DIR", &pod.ipc), ("WORKSPACE_DIR", &pod.workspace), ("SKILLS_DIR", &pod.skills),
-        ("MEMORY_DIR", &pod.memory), ("TMP_DIR", &pod.tmp)];
+    let dirs = [
+        ("IPC_DIR", &pod.ipc),
+        ("WORKSPACE_DIR", &pod.workspace),
+        ("SKILLS_DIR", &pod.skills),
+        ("MEMORY_DIR", &pod.memory),
+        ("TMP_DIR", &pod.tmp),
+    ];
     let mut child = tokio::process::Command::new("setpriv")
         .args(["--reuid=1000", "--regid=1000", "--clear-groups", "--", runner])
         .env_clear()

@@ -39,10 +39,10 @@ pub struct AgentRunSpec {
     /// Conversation/session key; may be empty.
     pub session_key: String,
     /// Extra environment variables for the agent and hook containers. Variables Sympozium
-    /// sets itself ([`crate::reserved::RESERVED_ENV`]) are refused.
+    /// sets itself (model, keys, paths, bus and memory URLs, tool policy) are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("maxProperties" = 128))]
-    #[x_kube(validation = crate::reserved::env_rule())]
+    #[schemars(transform = crate::reserved::env_rules)]
     pub env: Option<BTreeMap<String, String>>,
     /// Set on sub-agent runs: who spawned this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -72,13 +72,13 @@ pub struct ToolPolicy {
     /// Tools the agent may use. Empty means no allow-list. Names are exact: built-in
     /// tools, or MCP tools `<toolsPrefix>_<tool>` / `<toolsPrefix>_*`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
-    #[x_kube(validation = crate::reserved::tool_list_rule())]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 128)))]
+    #[schemars(transform = crate::reserved::tool_list_rules)]
     pub allow: Vec<String>,
     /// Tools the agent must never use; deny wins over allow.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
-    #[x_kube(validation = crate::reserved::tool_list_rule())]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 128)))]
+    #[schemars(transform = crate::reserved::tool_list_rules)]
     pub deny: Vec<String>,
 }
 

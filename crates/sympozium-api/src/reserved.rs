@@ -94,7 +94,7 @@ const MCP_TOOL: &str = "^[A-Za-z][A-Za-z0-9_]*_([*]|[A-Za-z0-9][A-Za-z0-9_.-]*)$
 
 /// Whether `name` may appear in a tool policy: a built-in tool, or an MCP tool
 /// `<toolsPrefix>_<tool>` / `<toolsPrefix>_*` whose prefix is not a built-in's family.
-/// Mirrors the CEL rule of [`tool_list_rule`].
+/// Mirrors the CEL rule of [`tool_name_rule`].
 pub fn is_valid_tool_name(name: &str) -> bool {
     if BUILTIN_TOOLS.contains(&name) {
         return true;
@@ -103,7 +103,8 @@ pub fn is_valid_tool_name(name: &str) -> bool {
         return false;
     }
     let prefix_ok = |p: &str| {
-        p.starts_with(|c: char| c.is_ascii_alphabetic()) && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        p.starts_with(|c: char| c.is_ascii_alphabetic())
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     };
     let tool_ok = |t: &str| {
         t == "*"
@@ -111,7 +112,9 @@ pub fn is_valid_tool_name(name: &str) -> bool {
                 && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
     };
     // The prefix may itself contain '_': any split that fits both halves will do.
-    name.char_indices().filter(|(_, c)| *c == '_').any(|(i, _)| prefix_ok(&name[..i]) && tool_ok(&name[i + 1..]))
+    name.char_indices()
+        .filter(|(_, c)| *c == '_')
+        .any(|(i, _)| prefix_ok(&name[..i]) && tool_ok(&name[i + 1..]))
 }
 
 fn cel_list(items: &[&str]) -> String {
@@ -119,16 +122,21 @@ fn cel_list(items: &[&str]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// CEL rule for a `map<string,string>` of environment variables: no reserved names. The
-/// message names every offending variable.
-pub fn env_rule() -> kube::core::Rule {
-    let reserved = cel_list(RESERVED_ENV);
-    kube::core::Rule::new(format!("!self.exists(k, k in {reserved})")).message(
-        kube::core::Message::Expression(format!(
-            "'cannot set reserved variable(s) ' + self.filter(k, k in {reserved}).join(', ') + \
-             ': Sympozium sets them for the agent (model, keys, paths, bus and memory URLs, tool policy)'"
-        )),
-    )
+/// Schema transform for a `map<string,string>` of environment variables: one CEL rule per
+/// reserved name, each refusing that name with a message naming it. (One rule listing the
+/// offenders would have to iterate keys of unbounded length, which the API server's CEL
+/// cost budget refuses; a key lookup per name costs next to nothing.)
+pub fn env_rules(schema: &mut schemars::Schema) {
+    for name in RESERVED_ENV {
+        let rule = kube::core::Rule::new(format!("!('{name}' in self)")).message(
+            kube::core::Message::Message(format!(
+                "{name} is reserved: Sympozium sets it for the agent (identity, model and keys, paths, bus \
+             and memory URLs, tool policy)"
+            )),
+        );
+        // Only fails on a schema that is not an object, which a map's never is.
+        let _ = kube::core::validate(schema, rule);
+    }
 }
 
 fn tool_ok(var: &str) -> String {
@@ -139,14 +147,15 @@ fn tool_ok(var: &str) -> String {
     )
 }
 
-/// CEL rule for a list of tool names: each a built-in tool or an MCP tool name.
-pub fn tool_list_rule() -> kube::core::Rule {
-    let ok = tool_ok("t");
-    kube::core::Rule::new(format!("self.all(t, {ok})")).message(kube::core::Message::Expression(format!(
-        "'unknown tool name(s) ' + self.filter(t, !{ok}).join(', ') + ': use a built-in tool ({}) or an \
-             MCP tool <toolsPrefix>_<tool> or <toolsPrefix>_*'",
-        BUILTIN_TOOLS.join(", ")
-    )))
+/// Schema transform for a list of tool names: each item must be a built-in tool or an MCP
+/// tool name, refused with its own name (a rule per item stays within the API server's CEL
+/// cost budget, which a rule filtering the whole list does not).
+pub fn tool_list_rules(schema: &mut schemars::Schema) {
+    let Some(items) = schema.get_mut("items") else { return };
+    let Ok(mut item) = schemars::Schema::try_from(items.clone()) else { return };
+    if kube::core::validate(&mut item, tool_name_rule()).is_ok() {
+        *items = item.to_value();
+    }
 }
 
 /// CEL rule for one tool name (a tool-gating rule's `tool`).
@@ -167,7 +176,8 @@ mod tests {
         for ok in ["read_file", "memory_list", "github_list_issues", "github_*", "my_srv_tool", "gh_get.v2"] {
             assert!(is_valid_tool_name(ok), "{ok} is valid");
         }
-        for bad in ["*", "read_*", "read_fil", "execute_comand", "x", "_x", "a_b*", "a_*_b", "a b_c", "github_**"]
+        for bad in
+            ["*", "read_*", "read_fil", "execute_comand", "x", "_x", "a_b*", "a_*_b", "a b_c", "github_**"]
         {
             assert!(!is_valid_tool_name(bad), "{bad} is refused");
         }

@@ -62,7 +62,8 @@ impl Tool for EditFile {
                 ));
             }
             let updated = if all { text.replace(old, new) } else { text.replacen(old, new, 1) };
-            let written = tokio::task::spawn_blocking(move || write_no_follow(&real, updated.as_bytes())).await;
+            let written =
+                tokio::task::spawn_blocking(move || write_no_follow(&real, updated.as_bytes())).await;
             match written.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
                 Ok(()) => ToolOutput::Ok(format!("Replaced {count} occurrence(s) in {path}")),
                 Err(e) => ToolOutput::err(format!("writing {path}: {e}")),

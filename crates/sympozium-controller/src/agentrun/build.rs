@@ -8,9 +8,9 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapProjection, ConfigMapVolumeSource, Container, DownwardAPIProjection,
     DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvFromSource, EnvVar, KeyToPath, ObjectFieldSelector,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
-    SecretEnvSource, SecretVolumeSource, SecurityContext, ServiceAccount, ServiceAccountTokenProjection,
-    Volume, VolumeMount, VolumeProjection,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements,
+    SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, ServiceAccount,
+    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -160,8 +160,7 @@ pub fn service_account_name(run: &AgentRun) -> String {
 
 /// Whether any grant needs the pod to hold a Kubernetes API token.
 pub fn needs_api_token(run: &AgentRun, sidecars: &[ResolvedSidecar]) -> bool {
-    sidecars.iter().any(sidecar_needs_api)
-        || run.spec.lifecycle.as_ref().is_some_and(|l| !l.rbac.is_empty())
+    sidecars.iter().any(sidecar_needs_api) || run.spec.lifecycle.as_ref().is_some_and(|l| !l.rbac.is_empty())
 }
 
 /// Whether this skill's sidecar talks to the Kubernetes API (its pack grants it something).

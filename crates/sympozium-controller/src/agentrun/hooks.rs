@@ -114,7 +114,8 @@ pub fn pre_run_containers(run: &AgentRun) -> Vec<Container> {
         .pre_run
         .iter()
         .map(|h| {
-            let mut mounts = vec![mount("workspace", "/workspace"), mount("ipc", "/ipc"), mount("tmp", "/tmp")];
+            let mut mounts =
+                vec![mount("workspace", "/workspace"), mount("ipc", "/ipc"), mount("tmp", "/tmp")];
             // lifecycle.rbac is granted for the hooks: they, not the agent, get the token.
             if !hooks.rbac.is_empty() {
                 mounts.push(super::build::api_token_mount());
