@@ -47,8 +47,11 @@ async fn write_and_edit_refuse_every_link_that_leaves_the_allowed_directories() 
     symlink(outside.path(), ws.join("outdir")).unwrap();
     // 5. A relative link climbing out.
     let depth = ws.components().count();
-    let climb =
-        format!("{}{}", "../".repeat(depth), outside.path().join("rel").display().trim_start_matches('/'));
+    let climb = format!(
+        "{}{}",
+        "../".repeat(depth),
+        outside.path().join("rel").display().to_string().trim_start_matches('/')
+    );
     symlink(&climb, ws.join("climb")).unwrap();
     // 6. A chain: inside -> inside -> outside (dangling at the end).
     symlink(ws.join("hop2"), ws.join("hop1")).unwrap();
