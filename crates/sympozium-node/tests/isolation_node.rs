@@ -185,7 +185,14 @@ async fn a_skill_sidecar_cannot_read_the_runners_key_or_a_token_it_was_not_given
     // The key did reach the runner (it called the model with it) …
     assert_eq!(fake.requests()[0].header("authorization"), Some(&*format!("Bearer {KEY}")));
     // … and the sidecar's hunt found nothing.
-    let report = fake.requests()[1].body.to_string();
+    // Only the tool's output: the request also carries the command, whose text names the markers.
+    let report: String = fake.requests()[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect();
     assert!(report.contains("scan-done"), "the attack ran to the end: {report}");
     for leak in ["LEAK-ENV", "LEAK-MEM", "READ-RUNNER-ROOT", "OWN-TOKEN", "LEAK-FILES"] {
         assert!(!report.contains(leak), "{leak}: {report}");
