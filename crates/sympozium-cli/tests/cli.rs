@@ -314,7 +314,10 @@ async fn mcp_servers_and_feature_gates() {
     // Without a sub-command: the same list.
     assert_eq!(stdout(&sympozium(&plane, &ns, &["mcp-servers"]).await), list);
     let described = stdout(&sympozium(&plane, &ns, &["mcp-servers", "describe", "search"]).await);
-    assert!(described.contains("Prefix:     search_") && described.contains("Tools:      not discovered yet"), "{described}");
+    assert!(
+        described.contains("Prefix:     search_") && described.contains("Tools:      not discovered yet"),
+        "{described}"
+    );
     let got: Value =
         serde_json::from_str(&stdout(&sympozium(&plane, &ns, &["mcp", "get", "search"]).await)).unwrap();
     assert_eq!(got["spec"]["toolsPrefix"], "search");

@@ -92,7 +92,11 @@ async fn another_tenant_cannot_read_or_write_an_instances_memory() {
             vec![("x-sympozium-memory-token", TOKEN_B.into())],
             "invalid bearer token",
         ),
-        ("an empty service-proxy header", vec![("x-sympozium-memory-token", String::new())], "invalid bearer token"),
+        (
+            "an empty service-proxy header",
+            vec![("x-sympozium-memory-token", String::new())],
+            "invalid bearer token",
+        ),
         ("A's token as a cookie", vec![("cookie", format!("token={TOKEN_A}"))], "missing bearer token"),
     ];
     let (mut tried, mut refused) = (0, 0);
@@ -141,7 +145,8 @@ async fn another_tenant_cannot_read_or_write_an_instances_memory() {
 
     // Through the API server's service proxy (which keeps `Authorization` for itself) the
     // owner sends the token in its own header.
-    let reply = call("GET", &format!("{}/list", a.url), &[("x-sympozium-memory-token", TOKEN_A.into())], None).await;
+    let reply =
+        call("GET", &format!("{}/list", a.url), &[("x-sympozium-memory-token", TOKEN_A.into())], None).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 
     // Health stays open (probes and the runs' wait-for-memory step carry no token) and tells nothing.

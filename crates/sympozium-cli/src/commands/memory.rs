@@ -9,7 +9,13 @@ use serde_json::Value;
 use super::not_found;
 
 /// Prints the memories (newest first), one block each; returns the exit code.
-pub async fn list(client: &Client, ns: &str, instance: &str, tag: Option<&str>, limit: u32) -> anyhow::Result<i32> {
+pub async fn list(
+    client: &Client,
+    ns: &str,
+    instance: &str,
+    tag: Option<&str>,
+    limit: u32,
+) -> anyhow::Result<i32> {
     let secret_name = format!("{instance}-memory-token");
     let token = Api::<Secret>::namespaced(client.clone(), ns)
         .get_opt(&secret_name)
@@ -17,7 +23,8 @@ pub async fn list(client: &Client, ns: &str, instance: &str, tag: Option<&str>, 
         .and_then(|s| s.data)
         .and_then(|d| d.get("token").map(|v| String::from_utf8_lossy(&v.0).into_owned()))
         .ok_or_else(|| not_found("memory token Secret", &secret_name, ns, "instances"))?;
-    let mut path = format!("/api/v1/namespaces/{ns}/services/{instance}-memory:8080/proxy/list?limit={limit}");
+    let mut path =
+        format!("/api/v1/namespaces/{ns}/services/{instance}-memory:8080/proxy/list?limit={limit}");
     if let Some(tag) = tag {
         path.push_str(&format!("&tag={}", url_escape(tag)));
     }
@@ -29,10 +36,14 @@ pub async fn list(client: &Client, ns: &str, instance: &str, tag: Option<&str>, 
         .request_text(request)
         .await
         .map_err(|e| anyhow::anyhow!("reading the memory of {ns}/{instance}: {e}"))?;
-    let reply: Value = serde_json::from_str(&body)
-        .map_err(|_| anyhow::anyhow!("unexpected answer from the memory server of {ns}/{instance}: {body}"))?;
+    let reply: Value = serde_json::from_str(&body).map_err(|_| {
+        anyhow::anyhow!("unexpected answer from the memory server of {ns}/{instance}: {body}")
+    })?;
     let Some(entries) = reply["content"].as_array() else {
-        anyhow::bail!("the memory server of {ns}/{instance} said: {}", reply["error"].as_str().unwrap_or(&body));
+        anyhow::bail!(
+            "the memory server of {ns}/{instance} said: {}",
+            reply["error"].as_str().unwrap_or(&body)
+        );
     };
     if entries.is_empty() {
         crate::output::emitln!("no memories");

@@ -69,7 +69,9 @@ pub async fn dispatch(
         Command::Features(cmd) => features::dispatch(client, ns, cmd).await,
         Command::Packs(cmd) => packs::dispatch(client, ns, cmd, out).await,
         Command::Run(args) => run::run(client, ns, args, interactive).await,
-        Command::Memory { instance, tag, limit } => memory::list(client, ns, instance, tag.as_deref(), *limit).await,
+        Command::Memory { instance, tag, limit } => {
+            memory::list(client, ns, instance, tag.as_deref(), *limit).await
+        }
         Command::Install { system_namespace, image_registry, image_tag, wait, webhook } => {
             let target = install::Target {
                 namespace: system_namespace.clone(),
