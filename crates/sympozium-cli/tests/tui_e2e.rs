@@ -325,7 +325,9 @@ async fn edits_from_the_tui_reach_the_cluster() {
     let s = schedules.get("my-agent-schedule").await.unwrap();
     assert_eq!((s.spec.schedule.as_str(), s.spec.task.as_str()), ("0 * * * *", "Say hello"));
     pty.keys(&["7"]);
-    pty.wait_for("my-agent-schedule", 20);
+    // The status line already names the schedule, so wait for the view's own row count:
+    // pressing `x` before the list arrives selects nothing.
+    pty.wait_for("Schedules [1]", 20);
     pty.keys(&["x"]);
     pty.wait_for("Delete sympoziumschedule/my-agent-schedule? y/n", 20);
     pty.keys(&["y"]);
