@@ -5,7 +5,7 @@
 #   scripts/prereqs.sh            install missing packages when root (apt-get); otherwise
 #                                 print the exact command to run and exit 1 at once
 #   scripts/prereqs.sh --check    install nothing; one line per requirement on stdout:
-#                                 `ok <command> <detail>`, `missing <command> <Debian package>`
+#                                 `ok <command> <detail>`, `missing <command> <Debian packages>`
 #                                 or `needs <command> <what to do>` (toolchains, root);
 #                                 exit 1 when something is missing (`sympozium doctor` and
 #                                 `sympozium dev up` read this)
@@ -62,7 +62,7 @@ scan() {
   done
   # The serving test installs the official openai and mcp Python SDKs into a venv (pip).
   if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    $check_only && echo "missing python3-venv python3-venv"
+    $check_only && echo "missing python3-venv python3-venv python3-pip"
     missing_cmds+=("python3-venv")
     missing_pkgs+=(python3-venv python3-pip)
   elif $check_only; then

@@ -96,9 +96,7 @@ impl Approver {
         ]);
         let data = json!({"requestId": request_id, "agentRunId": self.run_id, "instanceName": self.instance,
                           "namespace": self.namespace, "tool": tool, "arguments": args});
-        bus.publish(topics::TOOL_APPROVAL_REQUEST, meta, &data)
-            .await
-            .map_err(|e| format!("publishing approval request: {e}"))?;
+        publish_request(bus, meta, &data, self.timeout).await?;
         tracing::info!(tool, request_id, "waiting for tool approval");
         let wait = async {
             while let Some(envelope) = responses.recv().await {
@@ -115,6 +113,33 @@ impl Approver {
         match tokio::time::timeout(self.timeout, wait).await {
             Ok(verdict) => verdict,
             Err(_) => Err(format!("no approval within {}", format_duration(self.timeout))),
+        }
+    }
+}
+
+/// Publishes the request, again if NATS went away before acknowledging it: a bus restart
+/// while the request is in flight must not read as the reviewer's refusal. A repeat carries
+/// the same request id, so a reviewer who saw the first one answers both with one verdict.
+async fn publish_request(
+    bus: &Bus,
+    meta: BTreeMap<String, String>,
+    data: &Value,
+    budget: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut attempt = 0u32;
+    loop {
+        match bus.publish(topics::TOOL_APPROVAL_REQUEST, meta.clone(), data).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                attempt = attempt.saturating_add(1);
+                let delay = Duration::from_millis(250u64.saturating_mul(u64::from(attempt.min(8))));
+                if attempt >= 10 || tokio::time::Instant::now() + delay >= deadline {
+                    return Err(format!("publishing approval request: {e}"));
+                }
+                tracing::warn!(error = %e, attempt, "approval request not acknowledged; publishing again");
+                tokio::time::sleep(delay).await;
+            }
         }
     }
 }
