@@ -81,7 +81,7 @@ pub async fn check(probe: &Probe, c: &Container, target: &Target) -> bool {
                 return false;
             }
             let status = tokio::process::Command::new("nsenter")
-                .args(["-t", &pid.to_string(), "-m", "-n", "-u", "-i", "-r", "-w", "--"])
+                .args(["-t", &pid.to_string(), "-m", "-n", "-u", "-i", "-p", "-r", "-w", "--"])
                 .args(&command)
                 .env_clear()
                 .envs(target.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -1,5 +1,5 @@
 //! The command line that runs one container: `nsenter --net=<pod netns>` (the pod's
-//! network namespace) then `bwrap` (its own mount, UTS and IPC namespaces) with a root
+//! network namespace) then `bwrap` (its own mount, UTS, IPC and PID namespaces) with a root
 //! made of the host's `/usr` and `/etc` read-only, the program, the pod's volumes at their
 //! `mountPath`s, the pod's own `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname`, and
 //! the security context applied (capabilities by bwrap, user and groups by `setpriv`).
@@ -131,7 +131,10 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
     if let Some(ns) = &spec.netns {
         push(&[&format!("--net={}", ns.display()), "--", "bwrap"]);
     }
-    push(&["--die-with-parent", "--unshare-uts", "--unshare-ipc", "--hostname", &spec.hostname]);
+    // A PID namespace per container, as a container runtime gives without
+    // `shareProcessNamespace`: the container's /proc shows its own processes only, so no
+    // program can reach another container's files or environment through /proc/<pid>.
+    push(&["--die-with-parent", "--unshare-uts", "--unshare-ipc", "--unshare-pid", "--hostname", &spec.hostname]);
     push(&["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/sbin", "/sbin"]);
     if Path::new("/lib64").exists() {
         push(&["--symlink", "usr/lib64", "/lib64"]);
@@ -221,10 +224,22 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
     (program.to_string(), args)
 }
 
-/// The program bwrap started (its only child), found through procfs; None until bwrap
-/// has forked it.
+/// The program bwrap started, found through procfs; None until bwrap has forked it.
+/// bwrap forks the PID namespace's init (itself a `bwrap`), which forks the program.
 pub fn program_pid(sandbox: u32) -> Option<u32> {
-    std::fs::read_to_string(format!("/proc/{sandbox}/task/{sandbox}/children"))
+    let mut pid = first_child(sandbox)?;
+    for _ in 0..2 {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        if comm.trim() != "bwrap" {
+            return Some(pid);
+        }
+        pid = first_child(pid)?;
+    }
+    Some(pid)
+}
+
+fn first_child(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .ok()?
         .split_whitespace()
         .next()?

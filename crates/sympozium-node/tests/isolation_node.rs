@@ -1,7 +1,8 @@
 //! The agent pod's credentials, attacked for real on the local node: the model makes a
-//! skill sidecar (as the pod's user, on a node whose containers share the host's PID
-//! namespace, so every process of the pod is visible) hunt through `/proc` for the
-//! runner's API key and through its filesystem for a ServiceAccount token it was not given.
+//! skill sidecar (as the pod's user) hunt through `/proc` for the runner's API key and
+//! through its filesystem for a ServiceAccount token it was not given. Each container has
+//! its own PID namespace, as on a cluster without `shareProcessNamespace`, so the runner's
+//! process must not even be visible.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -198,10 +199,9 @@ async fn a_skill_sidecar_cannot_read_the_runners_key_or_a_token_it_was_not_given
         assert!(!report.contains(leak), "{leak}: {report}");
     }
     assert!(report.contains("no-own-token"), "{report}");
-    let visible = report.contains("runner-visible");
+    assert!(!report.contains("runner-visible"), "the sidecar sees the runner's process: {report}");
     eprintln!(
-        "node /proc attacks tried: 5 (environ, mem, root of the runner, own token, shared files), refused: 5; \
-         runner process visible to the sidecar: {visible}"
+        "node /proc attacks tried: 6 (see the runner, environ, mem, root of the runner, own token, shared files), refused: 6"
     );
     for t in tasks {
         t.abort();
