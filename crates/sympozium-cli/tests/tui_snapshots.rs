@@ -127,6 +127,19 @@ pub fn fixture_app() -> App {
                              "baseDomain": "example.com", "tls": {"enabled": true, "secretName": "gw-tls"}}},
         "status": {"phase": "Ready", "gateway": {"ready": true, "address": "10.0.0.1", "listenerCount": 2}}}),
     )]));
+    app.update(Update::McpServers(vec![
+        obj("MCPServer", "github", 120, json!({
+            "spec": {"transportType": "stdio", "toolsPrefix": "gh", "timeout": 30, "toolsDeny": ["delete_repo"],
+                     "deployment": {"image": "ghcr.io/github/github-mcp-server:1", "cmd": "github-mcp-server"}},
+            "status": {"ready": true, "url": "http://github.team.svc:8080/mcp", "toolCount": 2,
+                       "tools": ["create_issue", "search_code"],
+                       "conditions": [{"type": "Ready", "status": "True", "reason": "Discovered",
+                                       "message": "2 tools", "lastTransitionTime": at(100)}]}})),
+        obj("MCPServer", "wiki", 45, json!({
+            "spec": {"transportType": "http", "toolsPrefix": "wiki", "url": "https://wiki.internal/mcp"},
+            "status": {"ready": false, "url": "https://wiki.internal/mcp",
+                       "lastError": "connection refused (https://wiki.internal/mcp)"}})),
+    ]));
     app.update(Update::Pods(vec![obj("Pod", "platform-team-sre-watchdog-schedule-12-xyz", 4, json!({
         "metadata": {"labels": {"sympozium.ai/instance": "platform-team-sre-watchdog",
                                 "app.kubernetes.io/managed-by": "sympozium-controller"}},
@@ -185,7 +198,7 @@ fn every_view() {
         app.on_key(key(KeyCode::Char(view.key())));
         assert_eq!(app.view, view);
         let s = screen(&app);
-        check(&format!("view-{}", view.title().to_lowercase()), &s);
+        check(&format!("view-{}", view.title().to_lowercase().replace(' ', "-")), &s);
     }
     // What a user would look for on each view.
     app.on_key(key(KeyCode::Char('2')));
@@ -556,4 +569,116 @@ fn gateway_edit_modal() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn mcp_servers_view_lists_every_namespace_and_shows_the_tools() {
+    let mut app = fixture_app();
+    app.all_namespaces = true;
+    // The same name in another namespace is a different server.
+    let mut data_servers = app.data.mcp_servers.clone();
+    data_servers.push(obj(
+        "MCPServer",
+        "search",
+        5,
+        json!({
+        "metadata": {"namespace": "other"},
+        "spec": {"transportType": "stdio", "toolsPrefix": "web", "deployment": {"image": "search:1"}}}),
+    ));
+    app.update(Update::McpServers(data_servers));
+    app.on_key(key(KeyCode::Char('0')));
+    assert_eq!(app.view, View::McpServers);
+    let s = screen(&app);
+    check("mcp-all-namespaces", &s);
+    let header = s.lines().find(|l| l.contains("TRANSPORT")).unwrap();
+    assert!(header.contains("NAMESPACE") && header.contains("READY") && header.contains("TOOLS"), "{header}");
+    let gh = s.lines().find(|l| l.contains("│team") && l.contains("github")).unwrap();
+    assert!(
+        gh.contains("yes") && gh.contains("http://github.team.svc:8080/mcp") && gh.contains(" 2 "),
+        "{gh}"
+    );
+    let other = s.lines().find(|l| l.contains("│other") && l.contains("search")).unwrap();
+    assert!(other.contains("no") && other.contains("stdio (managed)"), "{other}");
+    // Enter expands the selected server (team/github, after other/search): its tools under
+    // the names agents call.
+    app.on_key(key(KeyCode::Char('j')));
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.detail, Detail::Full);
+    let s = screen(&app);
+    check("mcp-tools", &s);
+    assert!(s.contains("• gh_create_issue") && s.contains("• gh_search_code"), "{s}");
+    assert!(s.contains("Deny: delete_repo"), "{s}");
+    app.on_key(key(KeyCode::Char('F')));
+    // A server whose discovery failed says why.
+    app.on_key(key(KeyCode::Char('j')));
+    let s = screen(&app);
+    assert!(s.contains("Last error: connection refused"), "{s}");
+    // x asks before deleting the MCPServer.
+    app.on_key(key(KeyCode::Char('x')));
+    assert!(screen(&app).contains("Delete mcpserver/wiki? y/n"));
+    app.on_key(key(KeyCode::Char('y')));
+    assert!(
+        matches!(app.outbox.pop(), Some(Action::Delete { ns, name, .. }) if ns == "team" && name == "wiki")
+    );
+    // /mcp and /gateway open the views too.
+    typed(&mut app, "/gw");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.view, View::Gateway);
+    typed(&mut app, "/mcp");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.view, View::McpServers);
+}
+
+#[test]
+fn gateway_view_shows_the_gateway_and_one_row_per_route() {
+    let mut app = fixture_app();
+    app.all_namespaces = true;
+    let mut instances = app.data.instances.clone();
+    instances.push(obj("SympoziumInstance", "support-bot", 30, json!({
+        "metadata": {"namespace": "support"},
+        "spec": {"agents": {"default": {"model": "gpt-4o"}}},
+        "status": {"phase": "Serving", "webEndpoint": {"status": "Serving",
+            "url": "http://support-bot-web-endpoint-server.support.svc:8080", "authSecretName": "support-bot-web-proxy-key"}}})));
+    app.update(Update::Instances(instances));
+    app.on_key(key(KeyCode::Char('8')));
+    let s = screen(&app);
+    check("gateway-routes", &s);
+    assert!(
+        s.contains("gateway team/sympozium-gateway · class envoy · base domain example.com · TLS gw-tls"),
+        "{s}"
+    );
+    assert!(s.contains("phase Ready · ready yes · address 10.0.0.1 · listeners 2"), "{s}");
+    assert!(s.contains("Routes [2]"), "one row per web endpoint, not per instance: {s}");
+    let routed = s.lines().find(|l| l.contains("│team") && l.contains("my-agent")).unwrap();
+    assert!(
+        routed.contains("my-agent.example.com") && routed.contains("https://my-agent.example.com"),
+        "{routed}"
+    );
+    let service_only = s.lines().find(|l| l.contains("│support") && l.contains("support-bot")).unwrap();
+    // Served on its cluster Service only: no hostname (the URL is in the detail).
+    assert!(service_only.contains("Serving") && service_only.contains("  -  "), "{service_only}");
+    assert!(s.contains("URL: http://support-bot-web-endpoint-server.support.svc:8080"), "{s}");
+    assert!(s.contains("HTTPRoute: none (cluster Service only)"), "{s}");
+    // The detail of the routed one names the HTTPRoute and how to get the key.
+    app.on_key(key(KeyCode::Char('j')));
+    let s = screen(&app);
+    assert!(s.contains("HTTPRoute: team/my-agent-web-endpoint-web"), "{s}");
+    assert!(s.contains("sympozium instances endpoint my-agent -n team"), "{s}");
+    // Routes follow the skill: x explains instead of deleting the instance.
+    app.on_key(key(KeyCode::Char('x')));
+    assert!(app.outbox.is_empty() && matches!(app.mode, Mode::Normal));
+    assert!(screen(&app).contains("remove the skill"), "{}", screen(&app));
+}
+
+#[test]
+fn gateway_view_without_a_config_says_so() {
+    let mut app = fixture_app();
+    app.update(Update::Configs(vec![]));
+    app.update(Update::Instances(vec![]));
+    app.on_key(key(KeyCode::Char('8')));
+    let s = screen(&app);
+    assert!(s.contains("no SympoziumConfig: no gateway"), "{s}");
+    assert!(s.contains("no web endpoints: add the web-endpoint skill"), "{s}");
+    app.on_key(key(KeyCode::Char('e')));
+    assert!(screen(&app).contains("no SympoziumConfig to edit"), "{}", screen(&app));
 }

@@ -27,6 +27,8 @@ pub enum ObjKind {
     Pod,
     /// SympoziumConfig.
     Config,
+    /// MCPServer.
+    McpServer,
 }
 
 impl ObjKind {
@@ -41,6 +43,7 @@ impl ObjKind {
             ObjKind::Schedule => "sympoziumschedule",
             ObjKind::Pod => "pod",
             ObjKind::Config => "sympoziumconfig",
+            ObjKind::McpServer => "mcpserver",
         }
     }
 
@@ -55,6 +58,7 @@ impl ObjKind {
             ObjKind::Schedule => "SympoziumSchedule",
             ObjKind::Pod => "Pod",
             ObjKind::Config => "SympoziumConfig",
+            ObjKind::McpServer => "MCPServer",
         }
     }
 }

@@ -244,8 +244,10 @@ impl App {
             View::Policies => ObjKind::Policy,
             View::Skills => ObjKind::Skill,
             View::Schedules => ObjKind::Schedule,
-            View::Gateway => ObjKind::Config,
+            // Gateway rows are the instances serving a web endpoint.
+            View::Gateway => ObjKind::Instance,
             View::Pods => ObjKind::Pod,
+            View::McpServers => ObjKind::McpServer,
         })
     }
 
@@ -384,7 +386,7 @@ impl App {
         let rows = self.table().rows.len();
         match key.code {
             KeyCode::Char('q') => self.quit = true,
-            KeyCode::Char(c @ '1'..='9') => {
+            KeyCode::Char(c @ '0'..='9') => {
                 if let Some(v) = View::from_key(c) {
                     self.show(v);
                 }
@@ -435,15 +437,14 @@ impl App {
                         self.mode = Mode::Edit(Box::new(EditForm::new(&inst, schedule.as_deref())));
                     }
                 }
-                (View::Gateway, Some(row)) => {
-                    let config = self.data.configs.iter().find(|c| {
-                        c.metadata.name.as_deref() == Some(row.name.as_str())
-                            && c.metadata.namespace.as_deref() == Some(row.ns.as_str())
-                    });
-                    if let Some(c) = config {
-                        self.mode = Mode::Edit(Box::new(EditForm::gateway(c)));
+                // Whatever row is selected (a route or none), the gateway is one config.
+                (View::Gateway, _) => match super::views::gateway_config(&self.data.configs) {
+                    Some(c) => self.mode = Mode::Edit(Box::new(EditForm::gateway(c))),
+                    None => {
+                        self.status =
+                            Some(("no SympoziumConfig to edit: `sympozium install` creates one".into(), true))
                     }
-                }
+                },
                 _ => self.status = Some(("e edits instances (2) and the gateway (8)".into(), true)),
             },
             KeyCode::Char('d') => {
@@ -521,6 +522,14 @@ impl App {
             ),
             View::Channels => {
                 self.status = Some(("remove a channel with /rmchannel <instance> <type>".into(), true));
+                return;
+            }
+            View::Gateway => {
+                self.status = Some((
+                    "a route follows its instance's web-endpoint skill: remove the skill (e on Instances)"
+                        .into(),
+                    true,
+                ));
                 return;
             }
             _ => (

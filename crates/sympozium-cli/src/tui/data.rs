@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use sympozium_api::{
-    AgentRun, PersonaPack, SkillPack, SympoziumConfig, SympoziumInstance, SympoziumPolicy, SympoziumSchedule,
+    AgentRun, MCPServer, PersonaPack, SkillPack, SympoziumConfig, SympoziumInstance, SympoziumPolicy,
+    SympoziumSchedule,
 };
 
 /// The cluster connection as the user should see it.
@@ -40,6 +41,8 @@ pub struct Data {
     pub pods: Vec<Arc<Pod>>,
     /// SympoziumConfigs (gateway).
     pub configs: Vec<Arc<SympoziumConfig>>,
+    /// MCPServers.
+    pub mcp_servers: Vec<Arc<MCPServer>>,
     /// Whether the cluster answers.
     pub connection: Connection,
     /// The event bus, when one is configured.
@@ -86,6 +89,8 @@ pub enum Update {
     Pods(Vec<Arc<Pod>>),
     /// A new copy of the SympoziumConfigs.
     Configs(Vec<Arc<SympoziumConfig>>),
+    /// A new copy of the MCPServers.
+    McpServers(Vec<Arc<MCPServer>>),
     /// The connection changed.
     Connection(Connection),
     /// An action finished: one line for the status bar.
@@ -128,6 +133,7 @@ impl Data {
             Update::Schedules(v) => self.schedules = v,
             Update::Pods(v) => self.pods = v,
             Update::Configs(v) => self.configs = v,
+            Update::McpServers(v) => self.mcp_servers = v,
             Update::Connection(c) => self.connection = c,
             Update::Bus(c) => self.bus = Some(c),
             Update::Chunk { run, text, .. } => self.streams.entry(run).or_default().push_str(&text),

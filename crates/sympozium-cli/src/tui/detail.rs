@@ -163,23 +163,70 @@ pub fn lines(app: &App) -> (String, Vec<Line<'static>>) {
             out.extend(s.spec.task.lines().map(|l| Line::from(l.to_string())));
         }
         View::Gateway => {
-            let Some(c) = find(&app.data.configs, ns, name) else { return (name.into(), out) };
-            if let Some(g) = &c.spec.gateway {
-                out.push(kv("Gateway", format!("{}/{} (class {})", ns, g.name, g.gateway_class_name)));
-                if let Some(t) = &g.tls {
-                    out.push(kv("TLS secret", t.secret_name.clone()));
-                }
+            let Some(i) = find(&app.data.instances, ns, name) else { return (name.into(), out) };
+            let w = i.status.as_ref().and_then(|s| s.web_endpoint.clone()).unwrap_or_default();
+            out.push(kv("Status", w.status.clone()));
+            out.push(kv("URL", w.url.clone().unwrap_or_else(|| "-".into())));
+            out.push(kv("API key Secret", w.auth_secret_name.clone().unwrap_or_else(|| "-".into())));
+            out.push(kv("Serving run", format!("{name}-web-endpoint")));
+            let routed = w.url.as_deref().is_some_and(|u| !u.contains(".svc"));
+            out.push(kv(
+                "HTTPRoute",
+                if routed {
+                    format!("{ns}/{name}-web-endpoint-web")
+                } else {
+                    "none (cluster Service only)".into()
+                },
+            ));
+            out.push(Line::from(""));
+            out.push(heading("Gateway"));
+            let (banner, _) = super::views::gateway_banner(super::views::gateway_config(&app.data.configs));
+            out.extend(banner.into_iter().map(Line::from));
+            out.push(Line::from(""));
+            out.push(Line::from(Span::styled(
+                format!("sympozium instances endpoint {name} -n {ns} prints the URL and key"),
+                Style::default().fg(Color::DarkGray),
+            )));
+        }
+        View::McpServers => {
+            let Some(m) = find(&app.data.mcp_servers, ns, name) else { return (name.into(), out) };
+            let status = m.status.clone().unwrap_or_default();
+            out.push(kv("Transport", super::views::mcp_kind(m)));
+            out.push(kv(
+                "URL",
+                status.url.clone().or_else(|| m.spec.url.clone()).unwrap_or_else(|| "-".into()),
+            ));
+            let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+            out.push(kv(
+                "Ready",
+                format!(
+                    "{}{}",
+                    if status.ready { "yes" } else { "no" },
+                    ready.map(|c| format!(" ({}: {})", c.reason, c.message)).unwrap_or_default()
+                ),
+            ));
+            out.push(kv("Prefix", format!("{}_", m.spec.tools_prefix)));
+            out.push(kv("Timeout", format!("{}s", m.spec.timeout)));
+            if !m.spec.tools_allow.is_empty() {
+                out.push(kv("Allow", m.spec.tools_allow.join(", ")));
+            }
+            if !m.spec.tools_deny.is_empty() {
+                out.push(kv("Deny", m.spec.tools_deny.join(", ")));
+            }
+            if let Some(e) = &status.last_error {
+                out.push(Line::from(Span::styled(
+                    format!("Last error: {e}"),
+                    Style::default().fg(Color::Red),
+                )));
             }
             out.push(Line::from(""));
-            out.push(heading("Routes (instances with a web endpoint)"));
-            for i in app.data.instances.iter().filter(|i| i.namespace().as_deref() == Some(ns)) {
-                if let Some(w) = i.status.as_ref().and_then(|s| s.web_endpoint.as_ref()) {
-                    out.push(Line::from(format!(
-                        "{} {} {}",
-                        i.name_any(),
-                        w.status,
-                        w.url.clone().unwrap_or_default()
-                    )));
+            match status.tool_count {
+                None => out.push(heading("Tools: not discovered yet")),
+                Some(n) => {
+                    out.push(heading(&format!("Tools ({n}), as agents call them")));
+                    for t in &status.tools {
+                        out.push(Line::from(format!("• {}_{t}", m.spec.tools_prefix)));
+                    }
                 }
             }
         }

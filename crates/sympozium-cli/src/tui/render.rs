@@ -195,6 +195,22 @@ fn draw_body(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let table = app.table();
+    let area = if table.banner.is_empty() {
+        area
+    } else {
+        let height = u16::try_from(table.banner.len()).unwrap_or(u16::MAX).saturating_add(2);
+        let [top, rest] = Layout::default()
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Length(height), Constraint::Min(3)])
+            .areas(area);
+        let lines: Vec<Line<'_>> = table.banner.iter().map(|l| Line::from(l.as_str())).collect();
+        let block = Block::default().borders(Borders::ALL).title(format!(" {} ", app.view.title()));
+        frame.render_widget(
+            Paragraph::new(lines).style(tone_style(table.banner_tone)).block(block).wrap(Wrap { trim: true }),
+            top,
+        );
+        rest
+    };
     let total = table.rows.len();
     let visible = area.height.saturating_sub(3) as usize;
     let selected = app.selected.min(total.saturating_sub(1));
@@ -229,7 +245,11 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App) {
         };
         TableRow::new(r.cells.iter().map(|c| Cell::from(c.as_str()))).style(style)
     });
-    let title = format!(" {} [{}] ", app.view.title(), total);
+    let title = if app.view == View::Gateway {
+        format!(" Routes [{total}] ")
+    } else {
+        format!(" {} [{}] ", app.view.title(), total)
+    };
     let widget = Table::new(rows, widths.iter().map(|w| Constraint::Length(*w as u16)))
         .header(header)
         .column_spacing(2)
@@ -239,6 +259,8 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App) {
         let hint = match app.view {
             View::Personas if app.all_namespaces => "no PersonaPacks in any namespace",
             View::Personas => "no PersonaPacks in this namespace",
+            View::Gateway => "no web endpoints: add the web-endpoint skill to an instance",
+            View::McpServers => "no MCPServers: `sympozium mcp-servers create` adds one",
             _ => "nothing here yet",
         };
         let r = Rect { x: area.x + 2, y: area.y + 2, width: area.width.saturating_sub(4), height: 1 };

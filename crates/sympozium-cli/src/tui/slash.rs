@@ -20,6 +20,8 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/pods", "[inst] Pods view"),
     ("/schedules", "Schedules view (/sched)"),
     ("/personas", "Personas view"),
+    ("/gateway", "Gateway view: gateway status and web endpoint routes (/gw)"),
+    ("/mcp", "MCP Servers view: servers and their tools (/mcpservers)"),
     ("/persona", "delete <pack>: disable a team · exclude <pack> <persona>: remove one agent"),
     ("/schedule", "<inst> <cron: 5 fields> <task>: set <inst>-schedule"),
     ("/memory", "<inst>: show the legacy memory"),
@@ -52,9 +54,10 @@ pub fn complete(text: &str) -> String {
 /// The help pager.
 pub fn help() -> Mode {
     let mut body = String::from(
-        "Keys: 1-9 views · Tab/←/→ cycle · j/k move · Enter detail/drill-in · Esc Instances\n\
+        "Keys: 1-9, 0 views (8 Gateway: status + routes · 0 MCP Servers: Enter shows the tools)\n\
+         Tab/←/→ cycle · j/k move · Enter detail/drill-in · Esc Instances\n\
          f detail pane · F full detail · l logs/events · d describe · R chat/run on instance\n\
-         O onboard · x delete (y confirms) · e edit instance · / command · ? help · q quit\n\n",
+         O onboard · x delete (y confirms) · e edit instance / gateway (8) · / command · ? help · q quit\n\n",
     );
     for (c, h) in COMMANDS {
         body.push_str(&format!("{c:<12} {h}\n"));
@@ -151,6 +154,8 @@ pub fn run(app: &mut App, line: &str) {
         ("skills", _) => app.show(View::Skills),
         ("schedules" | "sched", _) => app.show(View::Schedules),
         ("personas", _) => app.show(View::Personas),
+        ("gateway" | "gw", _) => app.show(View::Gateway),
+        ("mcp" | "mcpservers" | "mcp-servers", _) => app.show(View::McpServers),
         ("channels" | "ch", rest) => {
             app.show(View::Channels);
             app.instance_filter = rest.first().map(|s| s.to_string());

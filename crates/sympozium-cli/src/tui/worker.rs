@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sympozium_api::{
-    AgentRun, PersonaPack, SkillPack, SympoziumConfig, SympoziumInstance, SympoziumPolicy, SympoziumSchedule,
-    labels,
+    AgentRun, MCPServer, PersonaPack, SkillPack, SympoziumConfig, SympoziumInstance, SympoziumPolicy,
+    SympoziumSchedule, labels,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
@@ -46,6 +46,7 @@ pub async fn run(client: Client, tx: UnboundedSender<Update>, mut actions: Unbou
             Update::Schedules,
         )),
         tokio::spawn(watch::<SympoziumConfig>(Api::all(client.clone()), None, tx.clone(), Update::Configs)),
+        tokio::spawn(watch::<MCPServer>(Api::all(client.clone()), None, tx.clone(), Update::McpServers)),
         // Every pod of an instance: channel and memory pods and the agent pods (which the
         // original's managed-by selector missed).
         tokio::spawn(watch::<Pod>(
@@ -194,6 +195,7 @@ async fn perform(client: &Client, action: Action) -> anyhow::Result<Update> {
                 ObjKind::Schedule => delete::<SympoziumSchedule>(client, &ns, &name).await?,
                 ObjKind::Pod => delete::<Pod>(client, &ns, &name).await?,
                 ObjKind::Config => delete::<SympoziumConfig>(client, &ns, &name).await?,
+                ObjKind::McpServer => delete::<MCPServer>(client, &ns, &name).await?,
             }
             Update::Notice(format!("{}/{name} deleted", kind.resource()))
         }
@@ -204,7 +206,7 @@ async fn perform(client: &Client, action: Action) -> anyhow::Result<Update> {
                 ObjKind::Policy => merge::<SympoziumPolicy>(client, &ns, &name, &patch).await?,
                 ObjKind::Schedule => merge::<SympoziumSchedule>(client, &ns, &name, &patch).await?,
                 ObjKind::Config => merge::<SympoziumConfig>(client, &ns, &name, &patch).await?,
-                ObjKind::Run | ObjKind::Skill | ObjKind::Pod => {
+                ObjKind::Run | ObjKind::Skill | ObjKind::Pod | ObjKind::McpServer => {
                     anyhow::bail!("{} cannot be edited here", kind.resource())
                 }
             }
@@ -259,6 +261,7 @@ async fn perform(client: &Client, action: Action) -> anyhow::Result<Update> {
                 ObjKind::Schedule => yaml_of::<SympoziumSchedule>(client, &ns, &name).await?,
                 ObjKind::Pod => yaml_of::<Pod>(client, &ns, &name).await?,
                 ObjKind::Config => yaml_of::<SympoziumConfig>(client, &ns, &name).await?,
+                ObjKind::McpServer => yaml_of::<MCPServer>(client, &ns, &name).await?,
             };
             let events = events(client, kind, &ns, &name).await?;
             Update::Text {

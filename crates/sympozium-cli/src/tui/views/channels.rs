@@ -34,5 +34,9 @@ pub fn table(ctx: &Ctx<'_>) -> Table {
             });
         }
     }
-    Table { headers: vec!["INSTANCE", "TYPE", "SECRET", "STATUS", "CHECKED", "MESSAGE"], rows }
+    Table {
+        headers: vec!["INSTANCE", "TYPE", "SECRET", "STATUS", "CHECKED", "MESSAGE"],
+        rows,
+        ..Table::default()
+    }
 }

@@ -47,5 +47,9 @@ pub fn table(ctx: &Ctx<'_>) -> Table {
             )
         })
         .collect();
-    Table { headers: vec!["NAME", "PHASE", "PROVIDER", "SKILLS", "PODS", "TOKENS", "AGE"], rows }
+    Table {
+        headers: vec!["NAME", "PHASE", "PROVIDER", "SKILLS", "PODS", "TOKENS", "AGE"],
+        rows,
+        ..Table::default()
+    }
 }

@@ -4,6 +4,7 @@
 mod channels;
 mod gateway;
 mod instances;
+mod mcpservers;
 mod personas;
 mod pods;
 mod policies;
@@ -18,6 +19,8 @@ use kube::{Resource, ResourceExt};
 
 use super::data::Data;
 
+pub use gateway::{banner as gateway_banner, config as gateway_config};
+pub use mcpservers::kind as mcp_kind;
 pub use runs::{phase as runs_phase, trigger as runs_trigger};
 
 /// A tab of the TUI.
@@ -41,11 +44,13 @@ pub enum View {
     Gateway,
     /// Pods of instances.
     Pods,
+    /// MCPServers and their discovered tools.
+    McpServers,
 }
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [View; 9] = [
+    pub const ALL: [View; 10] = [
         View::Personas,
         View::Instances,
         View::Runs,
@@ -55,6 +60,7 @@ impl View {
         View::Schedules,
         View::Gateway,
         View::Pods,
+        View::McpServers,
     ];
 
     /// The number key that opens it.
@@ -69,6 +75,7 @@ impl View {
             View::Schedules => '7',
             View::Gateway => '8',
             View::Pods => '9',
+            View::McpServers => '0',
         }
     }
 
@@ -84,6 +91,7 @@ impl View {
             View::Schedules => "Schedules",
             View::Gateway => "Gateway",
             View::Pods => "Pods",
+            View::McpServers => "MCP Servers",
         }
     }
 
@@ -104,6 +112,7 @@ impl View {
             View::Schedules => schedules::table(ctx),
             View::Gateway => gateway::table(ctx),
             View::Pods => pods::table(ctx),
+            View::McpServers => mcpservers::table(ctx),
         };
         if ctx.ns.is_none() {
             t.headers.insert(0, "NAMESPACE");
@@ -185,6 +194,10 @@ pub struct Table {
     pub headers: Vec<&'static str>,
     /// Rows.
     pub rows: Vec<Row>,
+    /// Lines shown above the table (the Gateway view's gateway status); empty for most views.
+    pub banner: Vec<String>,
+    /// Colour of the banner.
+    pub banner_tone: Tone,
 }
 
 /// The row of `obj` with `cells`.

@@ -30,5 +30,9 @@ pub fn table(ctx: &Ctx<'_>) -> Table {
             )
         })
         .collect();
-    Table { headers: vec!["NAME", "CATEGORY", "AGENTS", "INSTALLED", "PHASE", "AGE"], rows }
+    Table {
+        headers: vec!["NAME", "CATEGORY", "AGENTS", "INSTALLED", "PHASE", "AGE"],
+        rows,
+        ..Table::default()
+    }
 }

@@ -33,5 +33,9 @@ pub fn table(ctx: &Ctx<'_>) -> Table {
             )
         })
         .collect();
-    Table { headers: vec!["NAME", "INSTANCE", "PHASE", "NODE", "IP", "RESTARTS", "AGE"], rows }
+    Table {
+        headers: vec!["NAME", "INSTANCE", "PHASE", "NODE", "IP", "RESTARTS", "AGE"],
+        rows,
+        ..Table::default()
+    }
 }

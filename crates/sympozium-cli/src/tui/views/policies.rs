@@ -18,5 +18,5 @@ pub fn table(ctx: &Ctx<'_>) -> Table {
             )
         })
         .collect();
-    Table { headers: vec!["NAME", "BOUND INSTANCES", "AGE"], rows }
+    Table { headers: vec!["NAME", "BOUND INSTANCES", "AGE"], rows, ..Table::default() }
 }

@@ -49,5 +49,5 @@ pub fn table(ctx: &Ctx<'_>) -> Table {
             )
         })
         .collect();
-    Table { headers: vec!["NAME", "INSTANCE", "PHASE", "TRIGGER", "POD", "AGE"], rows }
+    Table { headers: vec!["NAME", "INSTANCE", "PHASE", "TRIGGER", "POD", "AGE"], rows, ..Table::default() }
 }

@@ -32,5 +32,9 @@ pub fn table(ctx: &Ctx<'_>) -> Table {
             )
         })
         .collect();
-    Table { headers: vec!["NAME", "INSTANCE", "SCHEDULE", "TYPE", "PHASE", "RUNS", "AGE"], rows }
+    Table {
+        headers: vec!["NAME", "INSTANCE", "SCHEDULE", "TYPE", "PHASE", "RUNS", "AGE"],
+        rows,
+        ..Table::default()
+    }
 }

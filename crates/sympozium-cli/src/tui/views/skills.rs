@@ -30,5 +30,5 @@ pub fn table(ctx: &Ctx<'_>) -> Table {
             )
         })
         .collect();
-    Table { headers: vec!["NAME", "SKILLS", "CONFIGMAP", "HOST", "AGE"], rows }
+    Table { headers: vec!["NAME", "SKILLS", "CONFIGMAP", "HOST", "AGE"], rows, ..Table::default() }
 }
