@@ -103,16 +103,15 @@ async fn mcp_servers_and_gateway_routes_in_the_tui() {
 
     // 0: every namespace's servers, the discovered one ready with its two tools.
     pty.keys(&["0"]);
-    let s = pty.wait("kb ready with 2 tools", 60, |s| {
-        s.lines().any(|l| l.contains(&ns_a) && l.contains(" kb ") && l.contains(" yes ") && l.contains(" 2 "))
+    let row = |s: &str, ns: &str| s.lines().find(|l| l.starts_with(&format!("│{ns} "))).map(str::to_string);
+    let s = pty.wait("kb ready with 2 tools, and the other namespace's kb", 60, |s| {
+        row(s, &ns_a).is_some_and(|l| l.contains(" kb ") && l.contains(" yes ") && l.contains(" 2 "))
+            && row(s, &ns_b).is_some_and(|l| l.contains(" kb ") && l.contains(" no "))
     });
     let header = s.lines().find(|l| l.contains("TRANSPORT")).unwrap();
     assert!(header.contains("NAMESPACE") && header.contains("URL") && header.contains("TOOLS"), "{s}");
-    let other = s
-        .lines()
-        .find(|l| l.starts_with(&format!("│{ns_b}")) && l.contains(" kb "))
-        .unwrap_or_else(|| panic!("{s}"));
-    assert!(other.contains("stdio (managed)") && other.contains(" no "), "{other}");
+    let other = row(&s, &ns_b).unwrap();
+    assert!(other.contains("stdio (managed)") && other.contains(" - "), "not discovered: {other}");
     // The detail: the tools as agents call them.
     select(&pty, &ns_a, "kb");
     pty.keys(&["F"]);

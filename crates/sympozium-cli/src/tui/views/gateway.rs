@@ -10,11 +10,11 @@ use super::{Ctx, Table, Tone, or_dash, phase_tone, row};
 const HOME: (&str, &str) = ("sympozium-system", "default");
 
 /// The config whose gateway routes attach to: `sympozium-system/default`, else the first.
-pub fn config<'a>(ctx_configs: &'a [std::sync::Arc<SympoziumConfig>]) -> Option<&'a SympoziumConfig> {
-    ctx_configs
+pub fn config(configs: &[std::sync::Arc<SympoziumConfig>]) -> Option<&SympoziumConfig> {
+    configs
         .iter()
         .find(|c| c.namespace().as_deref() == Some(HOME.0) && c.name_any() == HOME.1)
-        .or_else(|| ctx_configs.first())
+        .or_else(|| configs.first())
         .map(AsRef::as_ref)
 }
 
