@@ -143,7 +143,7 @@ async fn execute(
         tools.push(Box::new(EditFile { roots: roots.clone() }));
         tools.push(Box::new(FetchUrl { policy: config.policy.clone() }));
         tools.push(Box::new(SendChannelMessage { dir: roots.ipc.join("messages") }));
-        tools.push(Box::new(ScheduleTask { dir: roots.ipc.join("schedules") }));
+        tools.push(Box::new(ScheduleTask::new(roots.ipc.clone())));
         tools.push(Box::new(SpawnSubagent {
             ipc: roots.ipc.clone(),
             parent_run_id: config.agent_run_id.clone(),

@@ -265,7 +265,8 @@ async fn ipc_request_tools_write_what_the_bridge_expects() {
         vec![json!({"channel": "telegram", "chatId": "12345", "text": "deploy done"})]
     );
 
-    let schedule = ScheduleTask { dir: pod.ipc.join("schedules") };
+    let mut schedule = ScheduleTask::new(pod.ipc.clone());
+    schedule.answer_timeout = Duration::from_secs(1);
     assert!(
         err_text(&schedule.call(json!({"name": "n", "action": "create", "task": "t"})).await)
             .contains("needs both")
@@ -278,15 +279,40 @@ async fn ipc_request_tools_write_what_the_bridge_expects() {
         )
         .contains("5-field cron")
     );
-    ok_text(
-        schedule
-            .call(json!({"name": "nightly", "action": "create", "schedule": "0 2 * * *", "task": "report"}))
-            .await,
+    assert!(pod.ipc_files("schedules").is_empty(), "refused locally, nothing sent");
+    // Nobody answers: the agent is told the outcome is unknown, not that it worked.
+    let unanswered = err_text(
+        &schedule.call(json!({"name": "nightly", "action": "create", "schedule": "0 2 * * *", "task": "report"})).await,
     );
+    assert!(unanswered.contains("no answer came within 1s"), "{unanswered}");
+    let sent = pod.ipc_files("schedules");
+    assert_eq!(sent.len(), 1);
+    let id = sent[0]["id"].as_str().unwrap().to_string();
     assert_eq!(
-        pod.ipc_files("schedules"),
-        vec![json!({"name": "nightly", "action": "create", "schedule": "0 2 * * *", "task": "report"})]
+        sent[0],
+        json!({"id": id, "name": "nightly", "action": "create", "schedule": "0 2 * * *", "task": "report"})
     );
+    // The platform's refusal becomes the tool's error, with the reason.
+    let ipc = pod.ipc.clone();
+    let refuse = tokio::spawn(async move {
+        for _ in 0..100 {
+            for req in std::fs::read_dir(ipc.join("schedules")).unwrap().filter_map(Result::ok) {
+                let req: Value = serde_json::from_slice(&std::fs::read(req.path()).unwrap()).unwrap();
+                let rid = req["id"].as_str().unwrap();
+                let answer = ipc.join(format!("input/schedule-result-{rid}.json"));
+                if !answer.exists() {
+                    let result = json!({"id": rid, "name": "weekly", "action": "delete",
+                        "schedule": "inst-weekly", "accepted": false, "error": "schedule \"inst-weekly\" does not exist"});
+                    std::fs::write(answer, result.to_string()).unwrap();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    schedule.answer_timeout = Duration::from_secs(10);
+    let refused = err_text(&schedule.call(json!({"name": "weekly", "action": "delete"})).await);
+    assert!(refused.contains("refused: schedule \"inst-weekly\" does not exist"), "{refused}");
+    refuse.abort();
 
     let spawn = SpawnSubagent {
         ipc: pod.ipc.clone(),

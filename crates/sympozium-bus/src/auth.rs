@@ -8,7 +8,7 @@
 //! |---|---|---|---|
 //! | `controller` | controller manager (routers) | everything | everything |
 //! | `channel` | channel pods | `channel.message.received`, `channel.health.update` | `channel.message.send` |
-//! | `agent` | IPC bridge and agent runner of a run | results, chunks, status, spawn/schedule/exec requests, approval *requests*, `channel.message.send` | its spawn results, follow-ups, command results, approval answers |
+//! | `agent` | IPC bridge and agent runner of a run | results, chunks, status, spawn/schedule/exec requests, approval *requests*, `channel.message.send` | its spawn results, follow-ups, command results, schedule results, approval answers |
 //! | `operator` | the TUI | approval *answers* | stream chunks, approval requests and answers |
 //!
 //! Only `operator` and `controller` may publish `tool.approval.response`: a run can ask for
@@ -108,7 +108,7 @@ impl Role {
                 "agent.followup.*",
                 "tool.exec.result.*",
                 TOOL_APPROVAL_RESPONSE,
-                SCHEDULE_UPSERT_RESULT,
+                "schedule.upsert.result.*",
             ],
             Self::Operator => &[AGENT_STREAM_CHUNK, TOOL_APPROVAL_REQUEST, TOOL_APPROVAL_RESPONSE],
         }

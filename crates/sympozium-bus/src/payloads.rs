@@ -134,6 +134,27 @@ pub struct SpawnResult {
     pub run_name: Option<String>,
 }
 
+/// The outcome of one `schedule.upsert` request, published by the schedule router on
+/// `schedule.upsert.result.<run>` and written by the run's IPC bridge to
+/// `/ipc/input/schedule-result-<id>.json`, where the runner's `schedule_task` waits for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleResult {
+    /// The request id the tool chose (empty for requests that carried none).
+    #[serde(default)]
+    pub id: String,
+    /// The request's schedule name.
+    pub name: String,
+    /// The request's action.
+    pub action: String,
+    /// The SympoziumSchedule object affected (`<instance>-<name>`).
+    pub schedule: String,
+    /// Whether it was applied.
+    pub accepted: bool,
+    /// Why not, when refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 impl SpawnResult {
     /// A failed or refused spawn.
     pub fn error(id: &str, error: impl Into<String>) -> Self {

@@ -25,8 +25,9 @@ pub const TOOL_APPROVAL_REQUEST: &str = "tool.approval.request";
 pub const TOOL_APPROVAL_RESPONSE: &str = "tool.approval.response";
 /// An agent creates, changes or removes one of its schedules.
 pub const SCHEDULE_UPSERT: &str = "schedule.upsert";
-/// The outcome of a `schedule.upsert` (accepted, or why not), for the requesting run.
-pub const SCHEDULE_UPSERT_RESULT: &str = "schedule.upsert.result";
+/// Prefix of the outcomes of one run's `schedule.upsert` requests (accepted, or why not):
+/// `schedule.upsert.result.<run>` (see [`schedule_upsert_result`]).
+pub const SCHEDULE_UPSERT_RESULT_PREFIX: &str = "schedule.upsert.result";
 /// Prefix of the subject answering one run's spawn requests: `agent.spawn.result.<run>`
 /// (see [`spawn_result`]).
 pub const AGENT_SPAWN_RESULT_PREFIX: &str = "agent.spawn.result";
@@ -37,6 +38,12 @@ pub const AGENT_FOLLOWUP_PREFIX: &str = "agent.followup";
 /// IPC bridge (which writes `/ipc/input/spawn-result-<id>.json`).
 pub fn spawn_result(run: &str) -> String {
     format!("{AGENT_SPAWN_RESULT_PREFIX}.{run}")
+}
+
+/// The topic carrying the outcomes of the schedule requests run `run` made, read by that
+/// run's IPC bridge (which writes `/ipc/input/schedule-result-<id>.json`).
+pub fn schedule_upsert_result(run: &str) -> String {
+    format!("{SCHEDULE_UPSERT_RESULT_PREFIX}.{run}")
 }
 
 /// The topic carrying follow-up messages for run `run`.

@@ -54,6 +54,10 @@ pub struct Config {
     /// Use the agent-sandbox API when the cluster serves it (probed at start-up).
     #[arg(long, env = "AGENT_SANDBOX_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub agent_sandbox_enabled: bool,
+    /// How many schedules an agent may create for its instance with `schedule_task` (per
+    /// namespace); further creates are refused and the agent is told why.
+    #[arg(long, env = "SYMPOZIUM_MAX_AGENT_SCHEDULES", default_value_t = crate::schedule::router::DEFAULT_MAX_AGENT_SCHEDULES)]
+    pub max_agent_schedules: usize,
     /// Image of small helper containers (post-run hooks' `done`).
     #[arg(long, env = "SYMPOZIUM_BUSYBOX_IMAGE", default_value = "busybox:1.36")]
     pub busybox_image: String,

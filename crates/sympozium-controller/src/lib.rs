@@ -113,7 +113,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         let bus = sympozium_bus::Bus::connect_with(url, config.bus_options())
             .await
             .map_err(|e| Error::Bus(e.to_string()))?;
-        tokio::spawn(schedule::router::run(client.clone(), bus.clone()));
+        tokio::spawn(schedule::router::run(client.clone(), bus.clone(), config.max_agent_schedules));
         tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
         tokio::spawn(spawn::run(client.clone(), bus.clone()));
         tokio::spawn(instance::health::run(client.clone(), bus.clone()));

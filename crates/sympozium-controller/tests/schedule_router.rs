@@ -1,6 +1,7 @@
 //! Agent-managed schedules end to end: `schedule.upsert` requests over a real nats-server
 //! create, update, suspend, resume and delete SympoziumSchedules in the requesting run's
-//! namespace on the test control plane, and every request gets an answer on the bus.
+//! namespace on the test control plane, and every request gets an answer (with its id) on the
+//! requesting run's own result subject; the instance's schedule limit refuses with the reason.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -41,19 +42,23 @@ async fn agents_manage_their_own_schedules_over_the_bus() {
 
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
-    let router_task = tokio::spawn(router::run(client.clone(), bus.clone()));
-    let mut results = bus.durable("test-results", topics::SCHEDULE_UPSERT_RESULT);
+    let router_task = tokio::spawn(router::run(client.clone(), bus.clone(), 2));
+    let mut results = bus.durable("test-results", &topics::schedule_upsert_result(&run));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let meta = BTreeMap::from([
         ("agentRunID".to_string(), run.clone()),
         ("instanceName".to_string(), "agent".to_string()),
     ]);
-    let mut ask = async |req: Value| -> Value {
+    let mut asked = 0;
+    let mut ask = async |mut req: Value| -> Value {
+        asked += 1;
+        req["id"] = json!(asked.to_string());
         bus.publish(topics::SCHEDULE_UPSERT, meta.clone(), &req).await.unwrap();
         let d = tokio::time::timeout(WAIT, results.recv()).await.expect("an answer").unwrap();
         d.ack().await;
         assert_eq!(d.envelope.meta("agentRunID"), run, "the answer goes to the requesting run");
+        assert_eq!(d.envelope.data["id"], asked.to_string(), "the answer names the request");
         d.envelope.data
     };
     let schedules: Api<SympoziumSchedule> = Api::namespaced(client.clone(), &ns);
@@ -111,6 +116,22 @@ async fn agents_manage_their_own_schedules_over_the_bus() {
     let refused = ask(json!({"name": "heartbeat", "action": "delete"})).await;
     assert!(refused["error"].as_str().unwrap().contains("not managed by this agent"), "{refused}");
     assert!(schedules.get_opt("agent-heartbeat").await.unwrap().is_some());
+
+    // The limit (2 here): a second agent schedule is fine, a third is refused with the
+    // reason; the pack-owned one does not count, changing an existing one still works.
+    let second = json!({"name": "weekly", "action": "create", "schedule": "0 4 * * 0", "task": "weekly digest"});
+    assert_eq!(ask(second).await["accepted"], true);
+    let third = json!({"name": "hourly", "action": "create", "schedule": "0 * * * *", "task": "ping"});
+    let refused = ask(third.clone()).await;
+    assert_eq!(refused["accepted"], false);
+    let reason = refused["error"].as_str().unwrap();
+    assert!(reason.contains("limit reached") && reason.contains("the limit is 2"), "{refused}");
+    assert!(schedules.get_opt("agent-hourly").await.unwrap().is_none());
+    let again = json!({"name": "weekly", "action": "create", "schedule": "0 5 * * 0", "task": "weekly digest"});
+    assert_eq!(ask(again).await["accepted"], true, "re-creating an existing one is an update");
+    assert_eq!(ask(json!({"name": "weekly", "action": "delete"})).await["accepted"], true);
+    wait_until_gone(&schedules, "agent-weekly", "deleted schedule", WAIT).await.unwrap();
+    assert_eq!(ask(third).await["accepted"], true, "room again after a delete");
 
     assert_eq!(ask(json!({"name": "nightly", "action": "delete"})).await["accepted"], true);
     wait_until_gone(&schedules, "agent-nightly", "deleted schedule", WAIT).await.unwrap();

@@ -1,10 +1,11 @@
 //! Answers for the runner: sub-agent outcomes become `input/spawn-result-<id>.json`,
-//! follow-up messages `input/followup-<n>.json`, and command results published on the bus
+//! schedule outcomes `input/schedule-result-<id>.json`, follow-up messages
+//! `input/followup-<n>.json`, and command results published on the bus
 //! `tools/[<skill>/]exec-result-<id>.json`.
 
 use std::path::{Path, PathBuf};
 
-use sympozium_bus::payloads::SpawnResult;
+use sympozium_bus::payloads::{ScheduleResult, SpawnResult};
 use sympozium_bus::{Bus, topics};
 
 /// A request id safe to use in a file name.
@@ -45,6 +46,31 @@ pub(crate) async fn spawn_results(bus: Bus, root: PathBuf, run: String) {
             Ok(Ok(())) => tracing::info!(%id, status = %result.status, "sub-agent result delivered"),
             Ok(Err(e)) => tracing::warn!(%id, error = %e, "writing the sub-agent result failed"),
             Err(e) => tracing::warn!(%id, error = %e, "encoding the sub-agent result failed"),
+        }
+    }
+}
+
+/// Writes the outcome of every schedule request `run` made where its `schedule_task` call
+/// waits for it.
+pub(crate) async fn schedule_results(bus: Bus, root: PathBuf, run: String) {
+    let mut results = bus.replay(&topics::schedule_upsert_result(&run));
+    while let Some(envelope) = results.recv().await {
+        let result: ScheduleResult = match serde_json::from_value(envelope.data.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a schedule result that does not parse");
+                continue;
+            }
+        };
+        let Some(id) = safe_id(&result.id) else {
+            tracing::warn!(id = %result.id, "ignoring a schedule result with an unusable id");
+            continue;
+        };
+        let path = root.join("input").join(format!("schedule-result-{id}.json"));
+        match serde_json::to_value(&result).map(|v| write_atomic(&path, &v)) {
+            Ok(Ok(())) => tracing::info!(%id, accepted = result.accepted, "schedule result delivered"),
+            Ok(Err(e)) => tracing::warn!(%id, error = %e, "writing the schedule result failed"),
+            Err(e) => tracing::warn!(%id, error = %e, "encoding the schedule result failed"),
         }
     }
 }

@@ -20,7 +20,10 @@
 //! [`sympozium_bus::payloads::SpawnResult`] and are written atomically to
 //! `input/spawn-result-<id>.json`, where the runner's `spawn_subagent` waits for them. The
 //! subject is read from the start of the stream, so answers published while the bridge was
-//! restarting are not lost.
+//! restarting are not lost. The same holds for the answers to the run's schedule requests:
+//! `schedule.upsert.result.<run>` ([`sympozium_bus::topics::schedule_upsert_result`],
+//! [`sympozium_bus::payloads::ScheduleResult`]) becomes `input/schedule-result-<id>.json`,
+//! where `schedule_task` waits for it.
 //!
 //! Temporary files (`*.tmp`, as the runner's atomic writes leave them for an instant) and
 //! answers written into `/ipc` by others (`exec-result-*`, `input/*`) are never published.
@@ -215,6 +218,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let bus = connect(&config).await;
     let inbound = [
         tokio::spawn(inbound::spawn_results(bus.clone(), root.clone(), config.agent_run_id.clone())),
+        tokio::spawn(inbound::schedule_results(bus.clone(), root.clone(), config.agent_run_id.clone())),
         tokio::spawn(inbound::followups(bus.clone(), root.clone(), config.agent_run_id.clone())),
         tokio::spawn(inbound::tool_results(bus.clone(), root.clone(), config.agent_run_id.clone())),
     ];

@@ -1,7 +1,12 @@
 //! `schedule_task`: asks the schedule router to create/update/suspend/resume/delete a
-//! recurring task by writing `<ipc>/schedules/schedule-<ns>.json`.
+//! recurring task by writing `<ipc>/schedules/schedule-<id>.json`
+//! (`{id, name, action, schedule?, task?}`), then waits for the router's answer, which the IPC
+//! bridge writes to `<ipc>/input/schedule-result-<id>.json`
+//! (`{id, name, action, schedule, accepted, error?}`): the tool's result is what the platform
+//! did, or why it refused (bad cron, the instance's schedule limit, admission).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
@@ -11,11 +16,46 @@ use crate::llm::ToolSpec;
 use crate::util::{unix_nanos, write_json_atomic};
 
 const ACTIONS: [&str; 5] = ["create", "update", "suspend", "resume", "delete"];
+const POLL: Duration = Duration::from_millis(200);
+
+/// How long the tool waits for the platform's answer by default.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The tool.
 pub struct ScheduleTask {
-    /// `<ipc>/schedules`.
-    pub dir: PathBuf,
+    /// `<ipc>` root.
+    pub ipc: PathBuf,
+    /// How long to wait for the answer.
+    pub answer_timeout: Duration,
+}
+
+impl ScheduleTask {
+    /// The tool over the IPC root `ipc`, waiting [`ANSWER_TIMEOUT`] for answers.
+    pub fn new(ipc: PathBuf) -> Self {
+        Self { ipc, answer_timeout: ANSWER_TIMEOUT }
+    }
+
+    async fn answer(&self, id: &str, action: &str, name: &str) -> ToolOutput {
+        let path = self.ipc.join("input").join(format!("schedule-result-{id}.json"));
+        let deadline = tokio::time::Instant::now() + self.answer_timeout;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(bytes) = tokio::fs::read(&path).await
+                && let Ok(value) = serde_json::from_slice::<Value>(&bytes)
+            {
+                let text = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                return if value.get("accepted").and_then(Value::as_bool) == Some(true) {
+                    ToolOutput::Ok(format!("Schedule {action} for {name:?} applied (object {}).", text("schedule")))
+                } else {
+                    ToolOutput::err(format!("schedule {action} for {name:?} refused: {}", text("error")))
+                };
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        ToolOutput::err(format!(
+            "schedule {action} for {name:?} was sent but no answer came within {}s, so whether it applied is unknown (the event bus may be down or not configured)",
+            self.answer_timeout.as_secs()
+        ))
+    }
 }
 
 /// Checks `expr` with the same 5-field parser the schedule controller uses, so a schedule
@@ -81,18 +121,19 @@ impl Tool for ScheduleTask {
             {
                 return ToolOutput::err(reason);
             }
-            let mut request = json!({"name": name, "action": action});
+            let id = unix_nanos().to_string();
+            let mut request = json!({"id": id, "name": name, "action": action});
             if let Some(s) = schedule {
                 request["schedule"] = json!(s);
             }
             if let Some(t) = task {
                 request["task"] = json!(t);
             }
-            let path = self.dir.join(format!("schedule-{}.json", unix_nanos()));
-            match write_json_atomic(&path, &request, false) {
-                Ok(()) => ToolOutput::Ok(format!("Schedule request '{action}' for {name:?} submitted.")),
-                Err(e) => ToolOutput::err(format!("writing schedule request: {e}")),
+            let path = self.ipc.join("schedules").join(format!("schedule-{id}.json"));
+            if let Err(e) = write_json_atomic(&path, &request, false) {
+                return ToolOutput::err(format!("writing schedule request: {e}"));
             }
+            self.answer(&id, action, name).await
         })
     }
 }

@@ -1,7 +1,8 @@
 //! The schedule router: agents manage their own schedules with the `schedule_task` tool,
 //! which reaches this router as `schedule.upsert` on the bus. Each request is checked (a
-//! bad cron is refused with the reason), applied in the requesting run's namespace, and
-//! answered on `schedule.upsert.result` so the agent learns the outcome.
+//! bad cron is refused with the reason, so is a new schedule over the instance's limit),
+//! applied in the requesting run's namespace, and answered on
+//! `schedule.upsert.result.<run>` so the requesting agent's tool call returns the outcome.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use serde_json::json;
 use sympozium_api::labels;
 use sympozium_api::schedule::{ConcurrencyPolicy, ScheduleType};
 use sympozium_api::{AgentRun, SympoziumSchedule, SympoziumScheduleSpec};
+use sympozium_bus::payloads::ScheduleResult;
 use sympozium_bus::{Bus, Delivery, topics};
 use sympozium_kube::FIELD_MANAGER;
 
@@ -20,9 +22,16 @@ use super::cron::CronSchedule;
 /// Durable consumer name: replicas share it, so each request is handled once.
 pub const CONSUMER: &str = "schedule-router";
 
+/// How many agent-managed schedules one instance may hold when the controller is not told
+/// otherwise (`--max-agent-schedules`).
+pub const DEFAULT_MAX_AGENT_SCHEDULES: usize = 10;
+
 /// A `schedule.upsert` payload, as the `schedule_task` tool writes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleRequest {
+    /// The tool's request id, echoed in the answer so the tool call waiting for it finds it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     /// Schedule name, unique per instance; the object is `<instance>-<name>`.
     #[serde(default)]
     pub name: String,
@@ -58,22 +67,6 @@ pub enum Change {
     Suspend(bool),
     /// Delete the schedule.
     Delete,
-}
-
-/// The outcome sent back on `schedule.upsert.result`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScheduleResult {
-    /// The request's name.
-    pub name: String,
-    /// The request's action.
-    pub action: String,
-    /// The SympoziumSchedule object affected.
-    pub schedule: String,
-    /// Whether it was applied.
-    pub accepted: bool,
-    /// Why not, when refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -154,11 +147,14 @@ fn managed_by_agent(s: &SympoziumSchedule, instance: &str) -> bool {
         && s.labels().get(labels::INSTANCE).map(String::as_str) == Some(instance)
 }
 
-/// Applies one request; `Err` carries the reason shown to the agent.
+/// Applies one request; `Err` carries the reason shown to the agent. A new schedule is
+/// refused once the instance holds `max_per_instance` agent-managed schedules in the
+/// namespace (changing, suspending or deleting existing ones always works).
 pub async fn apply(
     client: &Client,
     meta: &BTreeMap<String, String>,
     req: &ScheduleRequest,
+    max_per_instance: usize,
 ) -> Result<String, String> {
     let instance = meta.get("instanceName").cloned().unwrap_or_default();
     let (target, change) = plan(req, &instance)?;
@@ -172,6 +168,20 @@ pub async fn apply(
     }
     let merge = |spec: serde_json::Value| Patch::Merge(json!({ "spec": spec }));
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    if existing.is_none() && matches!(change, Change::Create { .. }) {
+        let selector = format!("{}={instance},{}=agent", labels::INSTANCE, labels::SOURCE);
+        let held = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| e.to_string())?;
+        // One already on its way out (finalizer pending) no longer counts.
+        let held = held
+            .iter()
+            .filter(|s| managed_by_agent(s, &instance) && s.metadata.deletion_timestamp.is_none())
+            .count();
+        if held >= max_per_instance {
+            return Err(format!(
+                "limit reached: instance \"{instance}\" already has {held} agent-managed schedules (the limit is {max_per_instance}); delete one before creating \"{target}\""
+            ));
+        }
+    }
     let result = match (change, existing) {
         (Change::Create { schedule, task }, None) => {
             let mut s = SympoziumSchedule::new(
@@ -217,12 +227,13 @@ pub async fn apply(
     result.map(|()| target).map_err(|e| e.to_string())
 }
 
-async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) {
+async fn handle(client: &Client, bus: &Bus, delivery: &Delivery, max_per_instance: usize) {
     let meta = &delivery.envelope.metadata;
     let req: ScheduleRequest = serde_json::from_value(delivery.envelope.data.clone()).unwrap_or_default();
     let instance = meta.get("instanceName").cloned().unwrap_or_default();
-    let outcome = apply(client, meta, &req).await;
+    let outcome = apply(client, meta, &req, max_per_instance).await;
     let result = ScheduleResult {
+        id: req.id.clone(),
         name: req.name.clone(),
         action: req.action.clone(),
         schedule: outcome.clone().unwrap_or_else(|_| format!("{instance}-{}", req.name)),
@@ -235,15 +246,28 @@ async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) {
         }
         Err(reason) => tracing::warn!(action = %req.action, %reason, "agent schedule request refused"),
     }
+    let run = meta.get("agentRunID").cloned().unwrap_or_default();
+    if !is_subject_token(&run) {
+        // No subject can name it (and no bridge listens): nobody to answer.
+        tracing::warn!(%run, "schedule request from a run without a usable name: not answered");
+        return;
+    }
     let mut reply_meta = meta.clone();
     reply_meta.retain(|k, _| matches!(k.as_str(), "agentRunID" | "instanceName" | "namespace"));
-    if let Err(e) = bus.publish(topics::SCHEDULE_UPSERT_RESULT, reply_meta, &result).await {
+    if let Err(e) = bus.publish(&topics::schedule_upsert_result(&run), reply_meta, &result).await {
         tracing::warn!(error = %e, "could not publish the schedule result");
     }
 }
 
-/// Handles `schedule.upsert` requests until the process stops.
-pub async fn run(client: Client, bus: Bus) {
+/// A run name that is exactly one subject token (no dots, wildcards or spaces), so the
+/// answer lands on the subject that run's bridge reads and nowhere else.
+fn is_subject_token(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Handles `schedule.upsert` requests until the process stops; each instance may hold at
+/// most `max_per_instance` agent-managed schedules.
+pub async fn run(client: Client, bus: Bus, max_per_instance: usize) {
     let mut deliveries = bus.durable(CONSUMER, topics::SCHEDULE_UPSERT);
     while let Some(mut delivery) = deliveries.recv().await {
         if let Err(reason) = crate::run_origin::pin(&bus, &mut delivery) {
@@ -251,7 +275,7 @@ pub async fn run(client: Client, bus: Bus) {
             delivery.ack().await;
             continue;
         }
-        handle(&client, &bus, &delivery).await;
+        handle(&client, &bus, &delivery, max_per_instance).await;
         delivery.ack().await;
     }
 }
@@ -263,6 +287,7 @@ mod tests {
 
     fn req(action: &str, schedule: Option<&str>, task: Option<&str>) -> ScheduleRequest {
         ScheduleRequest {
+            id: String::new(),
             name: "nightly".into(),
             action: action.into(),
             schedule: schedule.map(Into::into),
