@@ -24,6 +24,7 @@ pub mod sandbox;
 pub mod scope;
 pub mod serve;
 pub mod terminal;
+pub mod warm_claim;
 
 use std::sync::Arc;
 

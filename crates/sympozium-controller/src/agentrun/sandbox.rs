@@ -1,11 +1,15 @@
 //! Agent-sandbox mode: a run executes as a `Sandbox` (kubernetes-sigs/agent-sandbox,
 //! `agents.x-k8s.io/v1alpha1`) under a RuntimeClass such as gVisor — or, when its instance
 //! keeps a warm pool, claims a pre-started sandbox with a `SandboxClaim`
-//! (`extensions.agents.x-k8s.io/v1alpha1`) and gets its run-specific settings injected.
+//! (`extensions.agents.x-k8s.io/v1alpha1`) and gets its run-specific settings injected —
+//! when the pooled pod can carry everything the run's own pod would have
+//! ([`super::warm_claim`]); otherwise it runs in its own Sandbox and an Event
+//! (`WarmPoolBypassed`) says why. While it runs, a vanished Sandbox or claim, or a failed
+//! pod, fails the run at the next check (seconds), not at its timeout.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{EnvVar, PodSpec};
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -79,15 +83,12 @@ pub fn sandbox(run: &AgentRun, labels: Value, mut pod: PodSpec, runtime_class: O
         "spec": {"podTemplate": {"metadata": {"labels": labels}, "spec": pod}}})
 }
 
+/// How often a run in a sandbox is checked (sandbox still there, pod not failed).
+const CHECK_EVERY: Duration = Duration::from_secs(3);
+
 /// The `SandboxClaim` taking a warm sandbox from `pool`, with the run's own settings
-/// (task, prompt, identity) injected into the agent container.
-pub fn claim(run: &AgentRun, labels: Value, pool: &str, env: &[EnvVar]) -> Value {
-    let env: Vec<Value> = env
-        .iter()
-        .filter_map(|e| {
-            e.value.as_ref().map(|v| json!({"name": e.name, "value": v, "containerName": "agent"}))
-        })
-        .collect();
+/// (task, prompt, identity: `env` from [`super::warm_claim::fit`]) injected per container.
+pub fn claim(run: &AgentRun, labels: Value, pool: &str, env: Vec<Value>) -> Value {
     json!({"apiVersion": "extensions.agents.x-k8s.io/v1alpha1", "kind": "SandboxClaim",
         "metadata": {"name": format!("sbc-{}", run.name_any()), "namespace": run.namespace(),
                      "labels": labels, "ownerReferences": owner(run)},
@@ -123,14 +124,25 @@ pub async fn start(
     let template = job.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
     let labels = json!(template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default());
     let pod = template.spec.unwrap_or_default();
-    let (sandbox_name, claim_name) = match settings.warm_pool_ref.as_deref().filter(|p| !p.is_empty()) {
-        Some(pool) => {
-            let env = pod.containers.first().and_then(|c| c.env.clone()).unwrap_or_default();
-            let obj = claim(run, labels, pool, &env);
+    let pool = settings.warm_pool_ref.as_deref().filter(|p| !p.is_empty());
+    let fit = match pool {
+        Some(pool) => Some(match pooled_pod(&ctx.client, &ns, pool).await? {
+            Some(pooled) => super::warm_claim::fit(&pod, &pooled).map_err(|r| r.join("; ")),
+            None => Err(format!("its SandboxTemplate {pool} does not exist (yet)")),
+        }),
+        None => None,
+    };
+    let (sandbox_name, claim_name) = match (pool, fit) {
+        (Some(pool), Some(Ok(env))) => {
+            let obj = claim(run, labels, pool, env);
             apply(&ctx.client, &extension_resource("SandboxClaim", "sandboxclaims"), &ns, &obj).await?;
             (None, Some(format!("sbc-{name}")))
         }
-        None => {
+        (pool, fit) => {
+            if let (Some(pool), Some(Err(why))) = (pool, fit) {
+                let note = format!("not claiming from warm pool {pool}, running in its own Sandbox sb-{name}: {why}");
+                publish(ctx, run, EventType::Warning, "WarmPoolBypassed", &note).await;
+            }
             let obj = sandbox(run, labels, pod, settings.runtime_class.as_deref());
             apply(&ctx.client, &sandbox_resource(), &ns, &obj).await?;
             (Some(format!("sb-{name}")), None)
@@ -150,7 +162,42 @@ pub async fn start(
         publish(ctx, run, EventType::Normal, "Started", &format!("created {}", what.unwrap_or_default()))
             .await;
     }
-    Ok(Action::requeue(Duration::from_secs(5)))
+    Ok(Action::requeue(CHECK_EVERY))
+}
+
+/// The pod a warm pool's sandboxes start (its SandboxTemplate's), if the template exists.
+async fn pooled_pod(client: &Client, ns: &str, pool: &str) -> Result<Option<PodSpec>, kube::Error> {
+    let templates: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &extension_resource("SandboxTemplate", "sandboxtemplates"));
+    let Some(template) = templates.get_opt(pool).await? else { return Ok(None) };
+    let spec = template.data.pointer("/spec/podTemplate/spec").cloned().unwrap_or_default();
+    Ok(serde_json::from_value(spec).ok())
+}
+
+/// Why the run's sandbox pod failed, if it did: the pod is `Failed`, or one of its
+/// containers that never restarts ended with a non-zero code.
+pub fn pod_failure(pod: &Pod) -> Option<String> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() == Some("Failed") {
+        let why = status.message.clone().or(status.reason.clone()).unwrap_or_else(|| "no reason given".into());
+        return Some(format!("sandbox pod {name} failed: {why}"));
+    }
+    let restarts = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always") != "Never";
+    if restarts {
+        return None;
+    }
+    status.container_statuses.iter().flatten().find_map(|c| {
+        let t = c.state.as_ref()?.terminated.as_ref()?;
+        (t.exit_code != 0).then(|| {
+            format!(
+                "sandbox pod {name}: container {} exited with code {}{}",
+                c.name,
+                t.exit_code,
+                t.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+            )
+        })
+    })
 }
 
 fn target(run: &AgentRun) -> Option<(ApiResource, String)> {
@@ -182,13 +229,21 @@ pub async fn running(
         terminal::fail(api, &run.name_any(), &format!("{} {name} disappeared", ar.kind), Time(now)).await?;
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let selector = format!("{}={}", sympozium_api::labels::AGENT_RUN, run.name_any());
+    let failure = pods.list(&ListParams::default().labels(&selector)).await?.iter().find_map(pod_failure);
+    if let Some(why) = failure {
+        let _ = objects.delete(&name, &DeleteParams::background()).await;
+        terminal::fail(api, &run.name_any(), &why, Time(now)).await?;
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let started = run.status.as_ref().and_then(|s| s.started_at.as_ref()).map(|t| t.0).unwrap_or(now);
     if now.duration_since(started).as_secs_f64() > timeout.as_secs_f64() {
         let _ = objects.delete(&name, &DeleteParams::background()).await;
         terminal::fail(api, &run.name_any(), "agent sandbox timed out", Time(now)).await?;
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
-    Ok(Action::requeue(Duration::from_secs(5)))
+    Ok(Action::requeue(CHECK_EVERY))
 }
 
 /// A finished run gives its sandbox (or claim) back.
@@ -244,8 +299,8 @@ mod tests {
         assert_eq!(sb["metadata"]["name"], "sb-r1");
         assert_eq!(sb["metadata"]["labels"]["sympozium.ai/agent-sandbox"], "true");
         assert_eq!(sb["spec"]["podTemplate"]["spec"]["runtimeClassName"], "gvisor");
-        let env = [EnvVar { name: "TASK".into(), value: Some("t".into()), ..Default::default() }];
-        let c = claim(&r, json!({}), "wp-agent", &env);
+        let env = vec![json!({"name": "TASK", "value": "t", "containerName": "agent"})];
+        let c = claim(&r, json!({}), "wp-agent", env);
         assert_eq!(c["spec"]["sandboxTemplateRef"]["name"], "wp-agent");
         assert_eq!(c["spec"]["env"][0], json!({"name": "TASK", "value": "t", "containerName": "agent"}));
     }
