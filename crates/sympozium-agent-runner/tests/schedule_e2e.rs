@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::Pod;
-use kube::{Api, ResourceExt};
+use kube::Api;
 use serde_json::{Value, json};
 use sympozium_api::SympoziumSchedule;
 use sympozium_bus::Bus;
@@ -39,7 +39,7 @@ fn last_tool_result(request: &sympozium_testkit::fake_llm::RecordedRequest) -> S
 async fn the_agent_is_told_what_became_of_its_schedule_requests() {
     let plane = TestPlane::get().unwrap();
     let client = plane.client().await.unwrap();
-    let ns = plane.namespace(&client, "sched-e2e").await.unwrap().name_any();
+    let ns = plane.namespace(&client, "sched-e2e").await.unwrap().name().to_string();
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
     // One agent-managed schedule per instance here, so the second create hits the limit.
@@ -90,7 +90,10 @@ async fn the_agent_is_told_what_became_of_its_schedule_requests() {
     // And the cluster agrees with what the agent was told.
     let schedules: Api<SympoziumSchedule> = Api::namespaced(client.clone(), &ns);
     let nightly = schedules.get("ops-nightly").await.unwrap();
-    assert_eq!((nightly.spec.schedule.as_str(), nightly.spec.task.as_str()), ("0 2 * * *", "write the report"));
+    assert_eq!(
+        (nightly.spec.schedule.as_str(), nightly.spec.task.as_str()),
+        ("0 2 * * *", "write the report")
+    );
     for absent in ["ops-hourly", "ops-broken", "ops-ghost"] {
         assert!(schedules.get_opt(absent).await.unwrap().is_none(), "{absent}");
     }

@@ -119,7 +119,8 @@ async fn agents_manage_their_own_schedules_over_the_bus() {
 
     // The limit (2 here): a second agent schedule is fine, a third is refused with the
     // reason; the pack-owned one does not count, changing an existing one still works.
-    let second = json!({"name": "weekly", "action": "create", "schedule": "0 4 * * 0", "task": "weekly digest"});
+    let second =
+        json!({"name": "weekly", "action": "create", "schedule": "0 4 * * 0", "task": "weekly digest"});
     assert_eq!(ask(second).await["accepted"], true);
     let third = json!({"name": "hourly", "action": "create", "schedule": "0 * * * *", "task": "ping"});
     let refused = ask(third.clone()).await;
@@ -127,7 +128,8 @@ async fn agents_manage_their_own_schedules_over_the_bus() {
     let reason = refused["error"].as_str().unwrap();
     assert!(reason.contains("limit reached") && reason.contains("the limit is 2"), "{refused}");
     assert!(schedules.get_opt("agent-hourly").await.unwrap().is_none());
-    let again = json!({"name": "weekly", "action": "create", "schedule": "0 5 * * 0", "task": "weekly digest"});
+    let again =
+        json!({"name": "weekly", "action": "create", "schedule": "0 5 * * 0", "task": "weekly digest"});
     assert_eq!(ask(again).await["accepted"], true, "re-creating an existing one is an update");
     assert_eq!(ask(json!({"name": "weekly", "action": "delete"})).await["accepted"], true);
     wait_until_gone(&schedules, "agent-weekly", "deleted schedule", WAIT).await.unwrap();

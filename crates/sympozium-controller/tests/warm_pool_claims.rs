@@ -57,7 +57,8 @@ async fn event_note(client: &Client, ns: &str, run: &str, reason: &str) -> Strin
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     for _ in 0..240 {
         let found = events.list(&ListParams::default()).await.unwrap().items.into_iter().find(|e| {
-            e.reason.as_deref() == Some(reason) && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(run)
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(run)
         });
         if let Some(note) = found.and_then(|e| e.note) {
             return note;
@@ -91,16 +92,30 @@ async fn claims_keep_the_runs_pod_or_fall_back_and_failures_surface_fast() {
             .with_agent_sandbox(true),
     );
     let tasks = [tokio::spawn(agentrun::run(ctx.clone())), tokio::spawn(instance::run(ctx.clone()))];
-    apply(&client, &ns, "SympoziumInstance", "sympoziuminstances", "pooled", json!({
+    apply(
+        &client,
+        &ns,
+        "SympoziumInstance",
+        "sympoziuminstances",
+        "pooled",
+        json!({
         "agents": {"default": {"model": "gpt-4o", "runTimeout": "1h",
             "agentSandbox": {"enabled": true, "runtimeClass": "gvisor", "warmPool": {"size": 1}}}},
-        "authRefs": [{"provider": "openai", "secret": "team-key"}]}))
+        "authRefs": [{"provider": "openai", "secret": "team-key"}]}),
+    )
     .await;
     exists(&client, &ns, &extension_resource("SandboxTemplate", "sandboxtemplates"), "wp-pooled").await;
-    apply(&client, &ns, "SkillPack", "skillpacks", "k8s-ops", json!({
+    apply(
+        &client,
+        &ns,
+        "SkillPack",
+        "skillpacks",
+        "k8s-ops",
+        json!({
         "skills": [{"name": "ops", "content": "Use kubectl."}],
         "sidecar": {"image": "ghcr.io/sympozium-ai/sympozium/skill-k8s-ops:test",
-            "rbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}}))
+            "rbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}}),
+    )
     .await;
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
 
@@ -112,7 +127,9 @@ async fn claims_keep_the_runs_pod_or_fall_back_and_failures_surface_fast() {
     let env = claim.data["spec"]["env"].as_array().unwrap();
     for container in ["agent", "ipc-bridge"] {
         assert!(
-            env.iter().any(|e| e["name"] == "AGENT_RUN_ID" && e["value"] == "r-fits" && e["containerName"] == container),
+            env.iter().any(|e| e["name"] == "AGENT_RUN_ID"
+                && e["value"] == "r-fits"
+                && e["containerName"] == container),
             "{container}: {env:?}"
         );
     }
@@ -134,8 +151,13 @@ async fn claims_keep_the_runs_pod_or_fall_back_and_failures_surface_fast() {
     assert!(claims.get_opt("sbc-r-sidecar").await.unwrap().is_none());
 
     // Another provider Secret than the pool's: not injectable either.
-    run(&client, &ns, "r-secret", json!({"model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "other-key"}}))
-        .await;
+    run(
+        &client,
+        &ns,
+        "r-secret",
+        json!({"model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "other-key"}}),
+    )
+    .await;
     exists(&client, &ns, &sandbox_resource(), "sb-r-secret").await;
     let note = event_note(&client, &ns, "r-secret", "WarmPoolBypassed").await;
     assert!(note.contains("Secret other-key"), "{note}");
@@ -145,7 +167,10 @@ async fn claims_keep_the_runs_pod_or_fall_back_and_failures_surface_fast() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let sandbox_pod: Pod = serde_json::from_value(json!({"metadata": {"name": "sb-r-sidecar",
         "labels": {"sympozium.ai/agent-run": "r-sidecar"}},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "agent", "image": "runner"}]}}))
+        // Bound to a node nobody simulates, so the test plane's kwok node does not rewrite
+        // the status this test sets.
+        "spec": {"restartPolicy": "Never", "nodeName": "sandbox-test-node",
+                 "containers": [{"name": "agent", "image": "runner"}]}}))
     .unwrap();
     pods.create(&PostParams::default(), &sandbox_pod).await.unwrap();
     let failed = json!({"status": {"phase": "Failed", "reason": "Evicted",
@@ -153,7 +178,10 @@ async fn claims_keep_the_runs_pod_or_fall_back_and_failures_surface_fast() {
     pods.patch_status("sb-r-sidecar", &PatchParams::default(), &Patch::Merge(&failed)).await.unwrap();
     let done = phase(&runs, "r-sidecar", AgentRunPhase::Failed).await;
     let error = done.status.unwrap().error.unwrap_or_default();
-    assert!(error.contains("sandbox pod sb-r-sidecar failed: The node was low on resource: memory."), "{error}");
+    assert!(
+        error.contains("sandbox pod sb-r-sidecar failed: The node was low on resource: memory."),
+        "{error}"
+    );
 
     // The claim of r-fits vanishes: the run fails, naming it.
     phase(&runs, "r-fits", AgentRunPhase::Running).await;

@@ -199,8 +199,14 @@ async fn files_already_there_are_found_and_sub_agent_results_come_back() {
     // Schedule outcomes for this run (and only this run) land where `schedule_task` waits.
     let refused = json!({"id": "55", "name": "nightly", "action": "create", "schedule": "agent-nightly",
         "accepted": false, "error": "limit reached"});
-    bus.publish(&topics::schedule_upsert_result("run-other"), Default::default(), &json!({"id": "56",
-        "name": "x", "action": "create", "schedule": "agent-x", "accepted": true})).await.unwrap();
+    bus.publish(
+        &topics::schedule_upsert_result("run-other"),
+        Default::default(),
+        &json!({"id": "56",
+        "name": "x", "action": "create", "schedule": "agent-x", "accepted": true}),
+    )
+    .await
+    .unwrap();
     bus.publish(&topics::schedule_upsert_result("run-2"), Default::default(), &refused).await.unwrap();
     assert_eq!(file("input/schedule-result-55.json").await, refused);
     assert!(!root.join("input/schedule-result-56.json").exists(), "another run's answer is not ours");

@@ -44,7 +44,10 @@ impl ScheduleTask {
             {
                 let text = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
                 return if value.get("accepted").and_then(Value::as_bool) == Some(true) {
-                    ToolOutput::Ok(format!("Schedule {action} for {name:?} applied (object {}).", text("schedule")))
+                    ToolOutput::Ok(format!(
+                        "Schedule {action} for {name:?} applied (object {}).",
+                        text("schedule")
+                    ))
                 } else {
                     ToolOutput::err(format!("schedule {action} for {name:?} refused: {}", text("error")))
                 };

@@ -140,7 +140,9 @@ pub async fn start(
         }
         (pool, fit) => {
             if let (Some(pool), Some(Err(why))) = (pool, fit) {
-                let note = format!("not claiming from warm pool {pool}, running in its own Sandbox sb-{name}: {why}");
+                let note = format!(
+                    "not claiming from warm pool {pool}, running in its own Sandbox sb-{name}: {why}"
+                );
                 publish(ctx, run, EventType::Warning, "WarmPoolBypassed", &note).await;
             }
             let obj = sandbox(run, labels, pod, settings.runtime_class.as_deref());
@@ -180,7 +182,8 @@ pub fn pod_failure(pod: &Pod) -> Option<String> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let status = pod.status.as_ref()?;
     if status.phase.as_deref() == Some("Failed") {
-        let why = status.message.clone().or(status.reason.clone()).unwrap_or_else(|| "no reason given".into());
+        let why =
+            status.message.clone().or(status.reason.clone()).unwrap_or_else(|| "no reason given".into());
         return Some(format!("sandbox pod {name} failed: {why}"));
     }
     let restarts = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always") != "Never";

@@ -41,7 +41,8 @@ fn describe_source(e: &EnvVar) -> String {
 fn check_container(run: &Container, pooled: &Container, reasons: &mut Vec<String>, env: &mut Vec<Value>) {
     let name = &run.name;
     if run.image != pooled.image {
-        reasons.push(format!("container {name} runs image {:?}, the pooled one {:?}", run.image, pooled.image));
+        reasons
+            .push(format!("container {name} runs image {:?}, the pooled one {:?}", run.image, pooled.image));
     }
     if !same(&run.env_from, &pooled.env_from) {
         let sources: Vec<String> = run
@@ -65,11 +66,13 @@ fn check_container(run: &Container, pooled: &Container, reasons: &mut Vec<String
     let pooled_env = pooled.env.clone().unwrap_or_default();
     for e in run.env.iter().flatten() {
         match (&e.value_from, pooled_env.iter().find(|p| p.name == e.name)) {
-            (None, _) => {
-                env.push(json!({"name": e.name, "value": e.value.clone().unwrap_or_default(), "containerName": name}))
-            }
+            (None, _) => env.push(
+                json!({"name": e.name, "value": e.value.clone().unwrap_or_default(), "containerName": name}),
+            ),
             (Some(_), Some(p)) if same(p, e) => {}
-            (Some(_), _) => reasons.push(format!("env {} of container {name} comes from {}", e.name, describe_source(e))),
+            (Some(_), _) => {
+                reasons.push(format!("env {} of container {name} comes from {}", e.name, describe_source(e)))
+            }
         }
     }
     // What the pooled pod sets and the run does not is cleared, so no value of the

@@ -262,7 +262,9 @@ async fn handle(client: &Client, bus: &Bus, delivery: &Delivery, max_per_instanc
 /// A run name that is exactly one subject token (no dots, wildcards or spaces), so the
 /// answer lands on the subject that run's bridge reads and nowhere else.
 fn is_subject_token(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Handles `schedule.upsert` requests until the process stops; each instance may hold at
