@@ -135,6 +135,10 @@ pub struct Args {
     /// Skill packs whose sidecars run `execute_command`, comma-separated.
     #[arg(long, env = "SKILL_SIDECARS", default_value = "")]
     pub skill_sidecars: String,
+    /// The pod has a `sandbox` container: `execute_command` runs there unless the model
+    /// names a skill sidecar.
+    #[arg(long, env = "SANDBOX_ENABLED", default_value = "false", value_parser = parse_bool)]
+    pub sandbox_enabled: bool,
     /// NATS URL for tool approvals.
     #[arg(long, env = "EVENT_BUS_URL", default_value = "")]
     pub event_bus_url: String,
@@ -309,6 +313,8 @@ pub struct Config {
     pub policy: ToolPolicy,
     /// Sidecars able to run commands.
     pub skill_sidecars: Vec<String>,
+    /// Whether commands run in the pod's `sandbox` container by default.
+    pub sandbox: bool,
     /// Time a sidecar has to claim a command.
     pub exec_pickup_timeout: Duration,
     /// Permissions summary for the prompt (`None` = unknown).
@@ -415,6 +421,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
+            sandbox: args.sandbox_enabled,
             event_bus_url: args.event_bus_url.trim().to_string(),
             nats_password: args.nats_password.trim().to_string(),
             origin_key: args.origin_key.trim().to_string(),

@@ -40,6 +40,8 @@ pub struct PromptInputs<'a> {
     pub offered: &'a [String],
     /// Sidecars that run commands.
     pub sidecars: &'a [String],
+    /// Whether commands run in the pod's sandbox container by default.
+    pub sandbox: bool,
     /// What the run may do in Kubernetes, when the controller told us.
     pub permissions: Option<&'a str>,
     /// `SOURCE_CHANNEL`.
@@ -87,7 +89,21 @@ pub fn build(inputs: &PromptInputs<'_>) -> String {
     }
     if inputs.tools_enabled && !inputs.offered.is_empty() {
         out.push_str("\n\n## Tool Usage\n\n");
-        if has("execute_command") {
+        if has("execute_command") && inputs.sandbox {
+            out.push_str(
+                "Run shell commands with `execute_command`. Commands run in this run's sandbox container: \
+                 an isolated, locked-down environment sharing /workspace with you, with no cluster \
+                 credentials and limited CPU and memory.",
+            );
+            if !inputs.sidecars.is_empty() {
+                out.push_str(&format!(
+                    " To run a command in a skill sidecar instead ({}), name it with `skill`; sidecars \
+                     hold exactly the permissions their skills grant.",
+                    inputs.sidecars.join(", ")
+                ));
+            }
+            out.push('\n');
+        } else if has("execute_command") {
             out.push_str(&format!(
                 "Run shell commands with `execute_command`. Commands run in a skill sidecar ({}) that has \
                  kubectl and common CLI tools. The pod runs inside the cluster with a service account that \
@@ -97,10 +113,13 @@ pub fn build(inputs: &PromptInputs<'_>) -> String {
                  already set up, and `kubectl config current-context` failing is expected.\n",
                 inputs.sidecars.join(", ")
             ));
-            if let Some(permissions) = inputs.permissions {
-                out.push_str(permissions);
-                out.push('\n');
-            }
+        }
+        if has("execute_command")
+            && !inputs.sidecars.is_empty()
+            && let Some(permissions) = inputs.permissions
+        {
+            out.push_str(permissions);
+            out.push('\n');
         }
         out.push_str(
             "Prefer gathering real data with your tools over guessing, and summarise what you found \

@@ -129,10 +129,11 @@ async fn execute(
     let mut tools: Vec<Box<dyn Tool>> = Vec::new();
     let mut mcp_names = Vec::new();
     if config.tools_enabled {
-        if !config.skill_sidecars.is_empty() {
+        if !config.skill_sidecars.is_empty() || config.sandbox {
             tools.push(Box::new(ExecuteCommand {
                 tools_dir: roots.ipc.join("tools"),
                 sidecars: config.skill_sidecars.clone(),
+                sandbox: config.sandbox,
                 meta: trace_meta(&config.traceparent),
                 pickup_timeout: config.exec_pickup_timeout,
             }));
@@ -199,6 +200,7 @@ async fn execute(
         tools_enabled: config.tools_enabled,
         offered: &offered_names,
         sidecars: &config.skill_sidecars,
+        sandbox: config.sandbox,
         permissions: config.permissions.as_deref(),
         source_channel: &config.source_channel,
         source_chat_id: &config.source_chat_id,

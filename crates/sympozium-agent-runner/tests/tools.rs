@@ -214,6 +214,7 @@ async fn execute_command_round_trips_through_the_sidecar_protocol() {
     let exec = ExecuteCommand {
         tools_dir: pod.ipc.join("tools"),
         sidecars: vec!["k8s-ops".into()],
+        sandbox: false,
         meta: Some(meta.clone()),
         pickup_timeout: Duration::from_secs(10),
     };
@@ -243,6 +244,7 @@ async fn execute_command_routes_to_the_named_sidecar() {
     let exec = ExecuteCommand {
         tools_dir: tools.clone(),
         sidecars: vec!["k8s-ops".into(), "github-gitops".into()],
+        sandbox: false,
         meta: None,
         pickup_timeout: Duration::from_secs(10),
     };
@@ -252,6 +254,47 @@ async fn execute_command_routes_to_the_named_sidecar() {
     let unknown = err_text(&exec.call(json!({"command": "x", "skill": "nope"})).await);
     assert!(unknown.contains("no sidecar for skill \"nope\""));
     gitops.abort();
+}
+
+#[tokio::test]
+async fn with_a_sandbox_commands_go_to_it_unless_a_skill_sidecar_is_named() {
+    let pod = Pod::new();
+    let tools = pod.ipc.join("tools");
+    std::fs::create_dir_all(tools.join("sandbox")).unwrap();
+    // Only the sandbox container serves commands here.
+    let sandbox = spawn_sidecar(tools.join("sandbox"));
+    let exec = ExecuteCommand {
+        tools_dir: tools.clone(),
+        sidecars: vec!["k8s-ops".into()],
+        sandbox: true,
+        meta: None,
+        pickup_timeout: Duration::from_millis(600),
+    };
+    assert_eq!(exec.spec().parameters["properties"]["skill"]["enum"], json!(["sandbox", "k8s-ops"]));
+    assert!(exec.spec().description.contains("sandbox container"));
+    assert_eq!(ok_text(exec.call(json!({"command": "echo in the sandbox"})).await), "in the sandbox\n");
+    assert_eq!(ok_text(exec.call(json!({"command": "echo named", "skill": "sandbox"})).await), "named\n");
+    // A command for the skill goes to the skill's own directory, never to the sandbox.
+    let skill = err_text(&exec.call(json!({"command": "echo wrong place", "skill": "k8s-ops"})).await);
+    assert!(skill.contains("no skill sidecar picked up the command"), "{skill}");
+    // Nothing is ever left where every executor would look.
+    let shared: Vec<_> = std::fs::read_dir(&tools)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().unwrap().is_file())
+        .collect();
+    assert!(shared.is_empty(), "{shared:?}");
+    sandbox.abort();
+
+    // A sandbox alone: the tool is offered without a `skill` choice.
+    let alone = ExecuteCommand {
+        tools_dir: tools,
+        sidecars: vec![],
+        sandbox: true,
+        meta: None,
+        pickup_timeout: Duration::from_millis(600),
+    };
+    assert!(alone.spec().parameters["properties"].get("skill").is_none());
 }
 
 #[tokio::test]
@@ -282,7 +325,9 @@ async fn ipc_request_tools_write_what_the_bridge_expects() {
     assert!(pod.ipc_files("schedules").is_empty(), "refused locally, nothing sent");
     // Nobody answers: the agent is told the outcome is unknown, not that it worked.
     let unanswered = err_text(
-        &schedule.call(json!({"name": "nightly", "action": "create", "schedule": "0 2 * * *", "task": "report"})).await,
+        &schedule
+            .call(json!({"name": "nightly", "action": "create", "schedule": "0 2 * * *", "task": "report"}))
+            .await,
     );
     assert!(unanswered.contains("no answer came within 1s"), "{unanswered}");
     let sent = pod.ipc_files("schedules");
@@ -433,6 +478,7 @@ async fn execute_command_fails_fast_when_no_sidecar_claims_it() {
     let exec = ExecuteCommand {
         tools_dir: pod.ipc.join("tools"),
         sidecars: vec!["k8s-ops".into()],
+        sandbox: false,
         meta: None,
         pickup_timeout: Duration::from_millis(400),
     };

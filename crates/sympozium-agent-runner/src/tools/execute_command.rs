@@ -1,7 +1,11 @@
-//! `execute_command`: runs a shell command in a skill sidecar through the file protocol of
-//! spec 07. The request goes to `<ipc>/tools/exec-request-<id>.json` — or, when several
-//! sidecars exist and the model names one with `skill`, to `<ipc>/tools/<skill>/` so exactly
-//! that sidecar runs it. The tool is only offered when at least one sidecar exists.
+//! `execute_command`: runs a shell command in a skill sidecar or in the pod's `sandbox`
+//! container through the file protocol of spec 07. The request goes to
+//! `<ipc>/tools/exec-request-<id>.json` — or, when several sidecars exist and the model names
+//! one with `skill`, to `<ipc>/tools/<skill>/` so exactly that sidecar runs it. With a
+//! sandbox, every command goes to a named directory: `<ipc>/tools/sandbox/` unless the model
+//! names a skill sidecar, so no command can land in a container it was not meant for. The
+//! agent container itself never runs a command; the tool is only offered when a sandbox or
+//! at least one sidecar exists.
 //!
 //! Sidecars claim a request by creating `.claim-<id>` (spec 07). When no claim appears within
 //! `pickup_timeout` the call fails fast instead of waiting out the full command timeout.
@@ -27,6 +31,8 @@ pub struct ExecuteCommand {
     pub tools_dir: PathBuf,
     /// Skill packs with a sidecar.
     pub sidecars: Vec<String>,
+    /// The pod has a `sandbox` container, which runs commands that name no skill.
+    pub sandbox: bool,
     /// Trace context passed to the sidecar as `_meta` (`trace_id`, `span_id`, `traceparent`).
     pub meta: Option<Value>,
     /// How long a sidecar may take to claim a request.
@@ -46,23 +52,35 @@ struct ExecResult {
     timed_out: bool,
 }
 
+/// The name under which the sandbox container serves commands (`<ipc>/tools/sandbox/`).
+pub const SANDBOX: &str = "sandbox";
+
 impl ExecuteCommand {
+    /// Where commands can go: the sandbox first (when there is one), then the sidecars.
+    fn targets(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.sandbox.then(|| SANDBOX.to_string()).into_iter().collect();
+        all.extend(self.sidecars.iter().cloned());
+        all
+    }
+
     fn request_dir(&self, skill: Option<&str>) -> Result<PathBuf, ToolOutput> {
-        match skill {
-            Some(skill) if !skill.is_empty() => {
+        match skill.filter(|s| !s.is_empty()) {
+            Some(SANDBOX) if self.sandbox => Ok(self.tools_dir.join(SANDBOX)),
+            Some(skill) => {
                 if !self.sidecars.iter().any(|s| s == skill) {
                     return Err(ToolOutput::err(format!(
                         "no sidecar for skill {skill:?}; available: {}",
-                        self.sidecars.join(", ")
+                        self.targets().join(", ")
                     )));
                 }
-                if self.sidecars.len() > 1 {
+                if self.sidecars.len() > 1 || self.sandbox {
                     Ok(self.tools_dir.join(skill))
                 } else {
                     Ok(self.tools_dir.clone())
                 }
             }
-            _ => Ok(self.tools_dir.clone()),
+            None if self.sandbox => Ok(self.tools_dir.join(SANDBOX)),
+            None => Ok(self.tools_dir.clone()),
         }
     }
 
@@ -77,6 +95,9 @@ impl ExecuteCommand {
             Ok(d) => d,
             Err(e) => return e,
         };
+        if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+            return ToolOutput::err(format!("preparing {}: {e}", dir.display()));
+        }
         let id = unix_nanos().to_string();
         let request = dir.join(format!("exec-request-{id}.json"));
         let result = dir.join(format!("exec-result-{id}.json"));
@@ -106,7 +127,7 @@ impl ExecuteCommand {
                     "no skill sidecar picked up the command within {}s; the sidecar ({}) may not \
                      be running",
                     self.pickup_timeout.as_secs_f32(),
-                    self.sidecars.join(", ")
+                    self.targets().join(", ")
                 ));
             }
             tokio::time::sleep(POLL).await;
@@ -153,12 +174,16 @@ impl Tool for ExecuteCommand {
             "workdir": {"type": "string", "description": "Working directory (default /workspace)"},
             "timeout": {"type": "integer", "description": "Seconds, default 30, max 120"}
         });
-        let mut description =
-            format!("Run a shell command in a skill sidecar (available: {}).", self.sidecars.join(", "));
-        if self.sidecars.len() > 1 {
-            properties["skill"] = json!({"type": "string", "enum": self.sidecars,
-                "description": "Which skill's sidecar runs the command"});
-            description.push_str(" Pick the sidecar with `skill`.");
+        let mut description = if self.sandbox {
+            "Run a shell command in this run's sandbox container (isolated, no cluster credentials)."
+                .to_string()
+        } else {
+            format!("Run a shell command in a skill sidecar (available: {}).", self.sidecars.join(", "))
+        };
+        if self.sidecars.len() > 1 || (self.sandbox && !self.sidecars.is_empty()) {
+            properties["skill"] = json!({"type": "string", "enum": self.targets(),
+                "description": "Which container runs the command (default: the first)"});
+            description.push_str(" Pick the container with `skill`.");
         }
         ToolSpec {
             name: "execute_command".into(),
