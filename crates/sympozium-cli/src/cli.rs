@@ -135,6 +135,29 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::dev::DevCommand,
     },
+    /// The web dashboard and REST API on this machine: serves them with your kubeconfig's
+    /// identity and prints the URL and the token (Secret `sympozium-ui-token`, created
+    /// when missing).
+    Serve {
+        /// Local port.
+        #[arg(long, default_value_t = 9090)]
+        port: u16,
+        /// Local address to listen on (anything but loopback exposes your cluster access).
+        #[arg(long, default_value = "127.0.0.1")]
+        address: String,
+        /// Open the dashboard in the browser (xdg-open).
+        #[arg(long)]
+        open: bool,
+        /// Namespace of the token Secret and the gateway configuration.
+        #[arg(long, default_value = "sympozium-system")]
+        service_namespace: String,
+        /// Event bus for live run output (streaming is off without it).
+        #[arg(long, env = "SYMPOZIUM_NATS_URL")]
+        nats_url: Option<String>,
+        /// Password of the bus's `operator` role.
+        #[arg(long, env = "SYMPOZIUM_NATS_OPERATOR_PASSWORD", hide_env_values = true)]
+        nats_password: Option<String>,
+    },
     /// The terminal UI (also what `sympozium` with no command opens).
     Tui,
     /// Set up an agent step by step: provider, key, model, channel, policy, heartbeat.

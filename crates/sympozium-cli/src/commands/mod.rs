@@ -13,6 +13,7 @@ mod memory;
 pub mod onboard;
 mod packs;
 pub mod run;
+mod serve;
 mod trigger;
 
 use anyhow::anyhow;
@@ -81,6 +82,17 @@ pub async fn dispatch(
                 webhook: *webhook,
             };
             install::install(client, &target).await
+        }
+        Command::Serve { port, address, open, service_namespace, nats_url, nats_password } => {
+            let options = serve::Options {
+                address: address.clone(),
+                port: *port,
+                open: *open,
+                system_namespace: service_namespace.clone(),
+                nats_url: nats_url.clone(),
+                nats_password: nats_password.clone(),
+            };
+            serve::serve(client, &options).await
         }
         Command::Uninstall { system_namespace, crds } => {
             install::uninstall(client, system_namespace, *crds).await

@@ -1,0 +1,86 @@
+//! `sympozium-apiserver`: parses its configuration, connects to Kubernetes and the event
+//! bus, and serves the API and dashboard.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use k8s_openapi::api::core::v1::Secret;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use sympozium_apiserver::{AppState, Caches, Config, auth, router};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")))
+        .json()
+        .init();
+    let config = Config::parse();
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer().await.context("no Kubernetes configuration (in-cluster or --kubeconfig)")?,
+    };
+    let client = kube::Client::try_from(kube_config)?;
+    let mut token = config.token.clone().filter(|t| !t.trim().is_empty());
+    if token.is_none() && config.token_from_secret {
+        let secret = kube::Api::<Secret>::namespaced(client.clone(), &config.system_namespace)
+            .get(auth::TOKEN_SECRET)
+            .await
+            .with_context(|| format!("reading Secret {}/{}", config.system_namespace, auth::TOKEN_SECRET))?;
+        token = secret
+            .data
+            .and_then(|d| d.get("token").map(|v| String::from_utf8_lossy(&v.0).trim().to_string()))
+            .filter(|t| !t.is_empty());
+        anyhow::ensure!(token.is_some(), "Secret {} has no non-empty key `token`", auth::TOKEN_SECRET);
+    }
+    anyhow::ensure!(
+        token.is_some() || config.insecure_no_token,
+        "no UI token: pass --token / SYMPOZIUM_UI_TOKEN or --token-from-secret (or --insecure-no-token for local development)"
+    );
+    let options = sympozium_bus::BusOptions {
+        credentials: config.event_bus_password.clone().filter(|p| !p.is_empty()).map(|password| {
+            sympozium_bus::auth::Credentials { role: sympozium_bus::auth::Role::Operator, password }
+        }),
+        ..Default::default()
+    };
+    // The bus is optional: without it everything but /ws/stream works.
+    let bus = match tokio::time::timeout(
+        Duration::from_secs(10),
+        sympozium_bus::Bus::connect_with(&config.event_bus_url, options),
+    )
+    .await
+    {
+        Ok(Ok(bus)) => Some(bus),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "event bus unreachable; streaming is off");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(url = %config.event_bus_url, "event bus did not answer in 10s; streaming is off");
+            None
+        }
+    };
+    let caches = Caches::start(&client);
+    let state = AppState {
+        client,
+        caches,
+        token: token.map(Arc::from),
+        bus,
+        system_namespace: config.system_namespace.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(&config.addr)
+        .await
+        .with_context(|| format!("listening on {}", config.addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! The `/api/v1` routes, one group per file.
+
+pub mod cluster;
+pub mod gateway;
+pub mod instances;
+pub mod mcpservers;
+pub mod observability;
+pub mod personapacks;
+pub mod policies;
+pub mod runs;
+pub mod schedules;
+pub mod ui;
+
+use std::sync::Arc;
+
+use axum::Router;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Every `/api/v1` route.
+pub fn api() -> Router<AppState> {
+    Router::new()
+        .merge(instances::routes())
+        .merge(runs::routes())
+        .merge(policies::routes())
+        .merge(schedules::routes())
+        .merge(personapacks::routes())
+        .merge(mcpservers::routes())
+        .merge(gateway::routes())
+        .merge(observability::routes())
+        .merge(cluster::routes())
+}
+
+/// A cached object as JSON with its `apiVersion` and `kind` (reflector stores keep what the
+/// watch decoded, which for typed objects drops neither, but be explicit for clients).
+pub fn object_json<K>(obj: &Arc<K>) -> serde_json::Value
+where
+    K: kube::Resource<DynamicType = ()> + Serialize,
+{
+    let mut v = serde_json::to_value(obj.as_ref()).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.insert("apiVersion".into(), K::api_version(&()).into());
+        m.insert("kind".into(), K::kind(&()).into());
+    }
+    v
+}
+
+/// `404 <kind> not found` for `ns/name`.
+pub fn not_found(kind: &str, ns: &str, name: &str) -> ApiError {
+    ApiError::NotFound(format!("{kind} \"{name}\" not found in namespace \"{ns}\""))
+}
+
+/// Maps a Kubernetes 404/409 on a write to the API's own messages.
+pub fn write_error(kind: &str, ns: &str, name: &str, e: kube::Error) -> ApiError {
+    match &e {
+        kube::Error::Api(s) if s.code == 404 => not_found(kind, ns, name),
+        kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists" => {
+            ApiError::Conflict(format!("{kind} \"{name}\" already exists in namespace \"{ns}\""))
+        }
+        _ => ApiError::Kube(e),
+    }
+}
+
+/// A run phase as its JSON name (`Running`), or `""`.
+pub fn phase_name(phase: Option<sympozium_api::agentrun::AgentRunPhase>) -> String {
+    phase
+        .and_then(|p| serde_json::to_value(p).ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}

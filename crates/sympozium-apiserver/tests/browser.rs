@@ -1,0 +1,150 @@
+//! The dashboard in Debian's `chromium`, driven by playwright-core (`web/e2e/run.mjs`): log
+//! in, see the dashboard charts with data, see an instance created on the test plane, open
+//! its run and see the Markdown result, watch a running run's answer stream in over the
+//! WebSocket from a real nats-server. Screenshots go to `target/screenshots/dashboard/`.
+//!
+//! Needs `node`, `web/node_modules` (`npm ci` in `web/`; `make test` does it) and
+//! `/usr/bin/chromium` (scripts/prereqs.sh installs it); a missing one fails the test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use sympozium_api::AgentRun;
+use sympozium_bus::{Bus, topics};
+use sympozium_testkit::nats::NatsServer;
+
+#[tokio::test]
+async fn the_dashboard_works_in_chromium() {
+    let repo = sympozium_testkit::repo_root();
+    let web = repo.join("web");
+    assert!(
+        web.join("node_modules/playwright-core").is_dir(),
+        "web/node_modules is missing: run `npm ci` in web/ (make test does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} is missing: install Debian's chromium (scripts/prereqs.sh does)"
+    );
+
+    // The committed build is what the server embeds: it must be the build of web/ as it is.
+    let fresh = std::env::temp_dir().join(format!("sympozium-ui-{}", std::process::id()));
+    let build = std::process::Command::new("npx")
+        .args(["vite", "build", "--logLevel", "error", "--outDir"])
+        .arg(&fresh)
+        .current_dir(&web)
+        .output()
+        .expect("running npx (install Node.js 20 or newer)");
+    assert!(build.status.success(), "vite build failed: {}", String::from_utf8_lossy(&build.stderr));
+    let committed = repo.join("crates/sympozium-apiserver/ui-dist");
+    let files = |root: &std::path::Path| -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.insert(p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    };
+    let (want, have) = (files(&fresh), files(&committed));
+    let _ = std::fs::remove_dir_all(&fresh);
+    assert!(
+        want == have,
+        "crates/sympozium-apiserver/ui-dist is not the build of web/ (built {:?}, committed {:?}): run `make web`",
+        want.keys().collect::<Vec<_>>(),
+        have.keys().collect::<Vec<_>>()
+    );
+
+    let nats = NatsServer::start().await.unwrap();
+    let bus = Bus::connect(&nats.url()).await.unwrap();
+    let h = common::Harness::new("api-browser", Some(bus.clone())).await;
+
+    // An instance made through the API, and two runs: one finished with a Markdown answer
+    // (and HTML that must not reach the page), one still running.
+    let r = h.call(Method::POST, &h.ns_path("/api/v1/instances"),
+        Some(json!({"name": "helper", "provider": "openai", "model": "gpt-4o", "apiKey": "sk-test"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let runs = Api::<AgentRun>::namespaced(h.client.clone(), &h.ns);
+    let mut names = Vec::new();
+    for (task, status) in [
+        ("summarise the cluster", json!({"phase": "Succeeded",
+            "result": "## Cluster report\n\n**All nodes healthy**\n\n- 3 nodes\n- 0 failing pods\n\n<script>window.pwned=1</script><img src=x onerror=\"window.pwned=1\">",
+            "tokenUsage": {"inputTokens": 1200, "outputTokens": 300, "totalTokens": 1500, "toolCalls": 4, "durationMs": 5200}})),
+        ("write a poem", json!({"phase": "Running"})),
+    ] {
+        let r = h.call(Method::POST, &h.ns_path("/api/v1/runs"), Some(json!({"instanceRef": "helper", "task": task}))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let name = r.json["metadata"]["name"].as_str().unwrap().to_string();
+        let mut body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "status": status});
+        body["status"]["podName"] = format!("{name}-pod").into();
+        runs.patch_status(&name, &PatchParams::apply("test").force(), &Patch::Apply(&body)).await.unwrap();
+        names.push(name);
+        // Distinct creation seconds keep the list order stable.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    h.eventually(&h.ns_path("/api/v1/observability/metrics"), |r| r.json["inputTokensTotal"] == 1200).await;
+
+    // The running run's answer, published over and over the way the IPC bridge publishes
+    // chunks, so the page gets it whenever its WebSocket connects.
+    let streaming = names[1].clone();
+    let ns = h.ns.clone();
+    let publisher = tokio::spawn(async move {
+        loop {
+            for (i, piece) in ["Roses are red, ", "clusters are green."].iter().enumerate() {
+                let meta = BTreeMap::from([
+                    ("agentRunID".to_string(), streaming.clone()),
+                    ("namespace".to_string(), ns.clone()),
+                    ("instanceName".to_string(), "helper".to_string()),
+                ]);
+                let _ = bus.publish(topics::AGENT_STREAM_CHUNK, meta, &json!({"type": "text", "content": piece, "index": i})).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = h.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let shots = repo.join("target/screenshots/dashboard");
+    let out = tokio::process::Command::new("node")
+        .arg("e2e/run.mjs")
+        .current_dir(&web)
+        .env("DASHBOARD_URL", format!("http://{addr}/"))
+        .env("DASHBOARD_TOKEN", common::TOKEN)
+        .env("DASHBOARD_NAMESPACE", &h.ns)
+        .env("EXPECT_INSTANCE", "helper")
+        .env("EXPECT_RUN", &names[0])
+        .env("EXPECT_RESULT_TEXT", "All nodes healthy")
+        .env("EXPECT_STREAM_RUN", &names[1])
+        .env("EXPECT_STREAM_TEXT", "Roses are red, clusters are green.")
+        .env("SCREENSHOT_DIR", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .await
+        .expect("running node (install Node.js 20 or newer)");
+    publisher.abort();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "the browser run failed:\n{stdout}\n{stderr}\nscreenshots in {}", shots.display());
+    for shot in ["desktop-dashboard.png", "desktop-run.png", "phone-dashboard.png", "phone-stream.png"] {
+        assert!(shots.join(shot).is_file(), "screenshot {shot} missing");
+    }
+    drop(nats);
+}

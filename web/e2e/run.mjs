@@ -1,0 +1,117 @@
+// Drives Debian's chromium (no browser download) through the dashboard with playwright-core.
+// Called by crates/sympozium-apiserver/tests/browser.rs, which serves the API over a test
+// plane and passes what to expect in the environment:
+//   DASHBOARD_URL, DASHBOARD_TOKEN, DASHBOARD_NAMESPACE, EXPECT_INSTANCE, EXPECT_RUN,
+//   EXPECT_RESULT_TEXT (text of the run's Markdown result), EXPECT_STREAM_RUN and
+//   EXPECT_STREAM_TEXT (a running run whose chunks arrive over the WebSocket),
+//   SCREENSHOT_DIR, CHROMIUM (default /usr/bin/chromium).
+// Exits non-zero with a message on the first expectation that fails.
+import { chromium } from "playwright-core";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const url = env("DASHBOARD_URL");
+const shots = env("SCREENSHOT_DIR");
+mkdirSync(shots, { recursive: true });
+const profile = mkdtempSync(join(tmpdir(), "sympozium-chromium-"));
+
+// A persistent context on a fresh profile directory: Playwright's way of giving chromium
+// its own --user-data-dir.
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+let failed = false;
+try {
+  for (const [width, height, tag] of [
+    [1280, 900, "desktop"],
+    [390, 844, "phone"],
+  ]) {
+    const page = await browser.newPage();
+    await page.setViewportSize({ width, height });
+    page.setDefaultTimeout(20000);
+    const step = async (name, fn) => {
+      try {
+        await fn();
+        console.log(`ok   ${tag}: ${name}`);
+      } catch (e) {
+        await page.screenshot({ path: join(shots, `${tag}-FAILED-${name.replace(/\W+/g, "-")}.png`), fullPage: true }).catch(() => {});
+        throw new Error(`${tag}: ${name}: ${e.message}`);
+      }
+    };
+    await step("the login page asks for the token", async () => {
+      await page.goto(url);
+      // Each pass starts logged out (the profile is shared by both passes).
+      await page.evaluate(() => localStorage.clear());
+      await page.reload();
+      await page.getByLabel("Token").waitFor();
+    });
+    await step("a wrong token is refused", async () => {
+      await page.getByLabel("Token").fill("not-the-token");
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.getByRole("alert").filter({ hasText: "not accepted" }).waitFor();
+    });
+    await step("the right token logs in to the dashboard", async () => {
+      await page.getByLabel("Token").fill(env("DASHBOARD_TOKEN"));
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+    });
+    await step("the namespace selector offers the test namespace", async () => {
+      await page.getByLabel("Namespace").selectOption(env("DASHBOARD_NAMESPACE"));
+    });
+    await step("the dashboard charts render with data", async () => {
+      await page.locator('[data-testid="chart-Runs by status"] rect.bar').first().waitFor();
+      await page.locator('[data-testid="chart-Tokens over time (24h)"] rect.bar').first().waitFor();
+      const tokens = await page.locator(".tile", { hasText: "Total tokens" }).locator(".tile-value").innerText();
+      if (!(Number(tokens) > 0)) throw new Error(`total tokens tile shows ${tokens}`);
+      await page.screenshot({ path: join(shots, `${tag}-dashboard.png`), fullPage: true });
+    });
+    await step("the instance created on the plane is listed", async () => {
+      await page.getByRole("link", { name: "Instances" }).click();
+      await page.getByRole("link", { name: env("EXPECT_INSTANCE") }).waitFor();
+      await page.screenshot({ path: join(shots, `${tag}-instances.png`), fullPage: true });
+    });
+    await step("its detail page shows its model and runs", async () => {
+      await page.getByRole("link", { name: env("EXPECT_INSTANCE") }).click();
+      await page.getByRole("heading", { name: env("EXPECT_INSTANCE") }).waitFor();
+      await page.getByRole("tab", { name: "Runs" }).click();
+      await page.getByRole("link", { name: env("EXPECT_RUN") }).waitFor();
+    });
+    await step("the run's Markdown result is rendered (and its HTML is not)", async () => {
+      await page.getByRole("link", { name: env("EXPECT_RUN") }).click();
+      const result = page.getByTestId("run-result");
+      await result.locator("strong", { hasText: env("EXPECT_RESULT_TEXT") }).waitFor();
+      await result.locator("li").first().waitFor();
+      if ((await result.locator("script, img").count()) !== 0) throw new Error("raw HTML from the result reached the page");
+      await page.screenshot({ path: join(shots, `${tag}-run.png`), fullPage: true });
+    });
+    await step("a running run's answer streams in", async () => {
+      await page.goto(`${url.replace(/\/$/, "")}/runs/${env("EXPECT_STREAM_RUN")}`);
+      await page.getByTestId("run-result").filter({ hasText: env("EXPECT_STREAM_TEXT") }).waitFor();
+      await page.screenshot({ path: join(shots, `${tag}-stream.png`), fullPage: true });
+    });
+    await page.close();
+  }
+} catch (e) {
+  console.error(`FAILED ${e.message}`);
+  failed = true;
+} finally {
+  await browser.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

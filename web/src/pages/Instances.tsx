@@ -1,0 +1,179 @@
+import { useState } from "react";
+import { api, ApiError } from "../api/client";
+import type { AgentRun, CreateInstanceRequest, SympoziumInstance, WebEndpointStatusResponse } from "../api/types.gen";
+import { age, useApi } from "../hooks";
+import { Link, navigate } from "../router";
+import { NewRun, RunsTable } from "./Runs";
+
+export function Instances() {
+  const list = useApi<SympoziumInstance[]>("/api/v1/instances");
+  const [creating, setCreating] = useState(false);
+  return (
+    <section aria-labelledby="inst-title">
+      <h1 id="inst-title">Instances</h1>
+      <button onClick={() => setCreating(!creating)} aria-expanded={creating}>
+        {creating ? "Cancel" : "New instance"}
+      </button>
+      {creating && <CreateInstance onCreated={(n) => navigate(`/instances/${n}`)} />}
+      {list.error && <p role="alert" className="error">{list.error}</p>}
+      {list.data && list.data.length === 0 ? (
+        <p className="muted">No instances in this namespace.</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>Phase</th>
+              <th>Model</th>
+              <th>Skills</th>
+              <th>Runs</th>
+              <th>Age</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(list.data ?? []).map((i) => (
+              <tr key={i.metadata.name}>
+                <td>
+                  <Link to={`/instances/${i.metadata.name}`}>{i.metadata.name}</Link>
+                </td>
+                <td>{i.status?.phase ?? "Pending"}</td>
+                <td>{i.spec.agents.default.model}</td>
+                <td>{(i.spec.skills ?? []).map((s) => s.skillPackRef).join(", ")}</td>
+                <td>{i.status?.totalAgentRuns ?? 0}</td>
+                <td>{age(i.metadata.creationTimestamp)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+const providers = ["openai", "anthropic", "azure-openai", "ollama", "lm-studio", "custom"];
+
+function CreateInstance({ onCreated }: { onCreated: (name: string) => void }) {
+  const [form, setForm] = useState<CreateInstanceRequest>({ name: "", provider: "openai", model: "gpt-4o" });
+  const [error, setError] = useState<{ message: string; field?: string }>();
+  const set = (k: keyof CreateInstanceRequest) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) =>
+    setForm({ ...form, [k]: e.target.value });
+  return (
+    <form
+      className="card grid-form"
+      aria-label="New instance"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        setError(undefined);
+        try {
+          const created = await api<SympoziumInstance>("POST", "/api/v1/instances", form);
+          onCreated(created.metadata.name ?? "");
+        } catch (err) {
+          setError(err instanceof ApiError ? { message: err.message, field: err.field } : { message: String(err) });
+        }
+      }}
+    >
+      <label>
+        Name
+        <input value={form.name ?? ""} onChange={set("name")} required pattern="[a-z0-9]([-a-z0-9]*[a-z0-9])?" aria-invalid={error?.field === "name"} />
+      </label>
+      <label>
+        Provider
+        <select value={form.provider ?? ""} onChange={set("provider")}>
+          {providers.map((p) => (
+            <option key={p}>{p}</option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Model
+        <input value={form.model ?? ""} onChange={set("model")} required aria-invalid={error?.field === "model"} />
+      </label>
+      <label>
+        Base URL (optional)
+        <input value={form.baseURL ?? ""} onChange={set("baseURL")} aria-invalid={error?.field === "baseURL"} />
+      </label>
+      <label>
+        API key (stored in a Secret)
+        <input type="password" value={form.apiKey ?? ""} onChange={set("apiKey")} autoComplete="off" />
+      </label>
+      <label>
+        Existing Secret (instead of a key)
+        <input value={form.secretName ?? ""} onChange={set("secretName")} aria-invalid={error?.field === "secretName"} />
+      </label>
+      {error && (
+        <p role="alert" className="error">
+          {error.message}
+        </p>
+      )}
+      <button type="submit">Create</button>
+    </form>
+  );
+}
+
+export function InstanceDetail({ name }: { name: string }) {
+  const inst = useApi<SympoziumInstance>(`/api/v1/instances/${encodeURIComponent(name)}`);
+  const runs = useApi<AgentRun[]>("/api/v1/runs?limit=200");
+  const web = useApi<WebEndpointStatusResponse>(`/api/v1/instances/${encodeURIComponent(name)}/web-endpoint`, 10000);
+  const [tab, setTab] = useState<"overview" | "runs" | "web" | "yaml">("overview");
+  const i = inst.data;
+  if (inst.error && !i) return <p role="alert" className="error">{inst.error}</p>;
+  if (!i) return <p>Loading…</p>;
+  const mine = (runs.data ?? []).filter((r) => r.spec.instanceRef === name);
+  const a = i.spec.agents.default;
+  return (
+    <section aria-labelledby="inst-detail-title">
+      <p>
+        <Link to="/instances">← Instances</Link>
+      </p>
+      <h1 id="inst-detail-title">{name}</h1>
+      <div role="tablist" aria-label="Instance" className="tabs">
+        {(["overview", "runs", "web", "yaml"] as const).map((t) => (
+          <button key={t} role="tab" aria-selected={tab === t} onClick={() => setTab(t)}>
+            {{ overview: "Overview", runs: "Runs", web: "Web endpoint", yaml: "Spec" }[t]}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" className="card">
+        {tab === "overview" && (
+          <dl className="facts">
+            <dt>Phase</dt>
+            <dd>{i.status?.phase ?? "Pending"}</dd>
+            <dt>Model</dt>
+            <dd>{a.model}</dd>
+            <dt>Base URL</dt>
+            <dd>{a.baseURL ?? "—"}</dd>
+            <dt>Credentials</dt>
+            <dd>{(i.spec.authRefs ?? []).map((r) => `${r.provider ?? ""}: ${r.secret}`).join(", ") || "—"}</dd>
+            <dt>Skills</dt>
+            <dd>{(i.spec.skills ?? []).map((s) => s.skillPackRef).join(", ") || "—"}</dd>
+            <dt>Policy</dt>
+            <dd>{i.spec.policyRef ?? "—"}</dd>
+            <dt>Memory</dt>
+            <dd>{i.spec.memory?.enabled ? `on (${i.spec.memory.maxSizeKB} KB)` : "off"}</dd>
+            <dt>Runs</dt>
+            <dd>{i.status?.totalAgentRuns ?? 0}</dd>
+          </dl>
+        )}
+        {tab === "runs" && (
+          <>
+            <NewRun instance={name} onCreated={(n) => navigate(`/runs/${n}`)} />
+            <RunsTable runs={mine} />
+          </>
+        )}
+        {tab === "web" && (
+          <dl className="facts">
+            <dt>Enabled</dt>
+            <dd>{web.data?.enabled ? "yes" : "no"}</dd>
+            <dt>Gateway ready</dt>
+            <dd>{web.data?.gatewayReady ? "yes" : "no"}</dd>
+            <dt>URL</dt>
+            <dd>{web.data?.routeURL ?? "—"}</dd>
+            <dt>Key Secret</dt>
+            <dd>{web.data?.authSecretName ?? "—"}</dd>
+          </dl>
+        )}
+        {tab === "yaml" && <pre>{JSON.stringify(i, null, 2)}</pre>}
+      </div>
+    </section>
+  );
+}
