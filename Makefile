@@ -10,6 +10,15 @@ test:
 crds:
 	cargo run -q --locked -p sympozium-api --bin crdgen -- --out deploy/crds
 
+# The web dashboard: build web/ into crates/sympozium-apiserver/ui-dist (committed, so cargo
+# never needs Node), and regenerate its TypeScript types and docs/openapi.json from the Rust types.
+.PHONY: web web-types openapi
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+web-types openapi:
+	UPDATE_OPENAPI=1 cargo test -q --locked -p sympozium-apiserver --test api the_committed
+
 crds-check:
 	cargo run -q --locked -p sympozium-api --bin crdgen -- --out deploy/crds --check
 

@@ -37,10 +37,13 @@ declare -A pkg_for=(
   [openssl]=openssl [curl]=curl [flock]=util-linux [setsid]=util-linux [nsenter]=util-linux
   [setpriv]=util-linux [python3]=python3 [nats-server]=nats-server [tmux]=tmux
   [bwrap]=bubblewrap [busybox]=busybox [ip]=iproute2 [make]=make [nft]=nftables
+  [chromium]=chromium
 )
 # Toolchains apt does not provide in the versions needed: the oldest version that works.
+# (Debian 12's nodejs is 18, too old for vite 7.)
 go_min="1.26"   # testplane/go/go.mod
 rust_min="1.88" # let-chains in the workspace (edition 2024)
+node_min="20.19" # vite 7 (web/): the dashboard build and its browser test
 
 # `sort -V` orders versions: $1 >= $2 when $2 sorts first.
 version_at_least() { [[ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" == "$2" ]]; }
@@ -94,6 +97,21 @@ toolchains() {
     else
       toolchain_problems+=("cargo: Rust ${v:-unknown} is older than $rust_min (rustup update)")
     fi
+  fi
+  if ! command -v node >/dev/null 2>&1; then
+    toolchain_problems+=("node: not found; install Node.js $node_min or newer with npm (https://nodejs.org/en/download)")
+  else
+    v="$(node --version 2>/dev/null | sed 's/^v//')"
+    if version_at_least "${v:-0}" "$node_min"; then
+      $check_only && echo "ok node Node.js $v"
+    else
+      toolchain_problems+=("node: version ${v:-unknown} is older than $node_min (https://nodejs.org/en/download)")
+    fi
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    $check_only && echo "ok npm npm"
+  else
+    toolchain_problems+=("npm: not found; it comes with Node.js (https://nodejs.org/en/download)")
   fi
   if $check_only; then
     local p

@@ -41,6 +41,9 @@ if [[ "${CI:-}" == "true" ]]; then
   export CARGO_INCREMENTAL=0
 fi
 echo "test: $(df -h "$repo/target" | awk 'NR==2 { print $4 }') free on the target directory's disk" >&2
+# The dashboard's packages (web/package-lock.json) for its browser test, which drives
+# Debian's chromium with playwright-core and checks the committed build is current.
+(cd "$repo/web" && npm ci --no-audit --no-fund --loglevel=error)
 # Every binary first: end-to-end tests run other crates' programs (the local node runs
 # pods from target/debug), which `cargo test` alone builds only for crates it tests.
 cargo build --workspace --bins --locked

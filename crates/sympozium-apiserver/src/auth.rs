@@ -20,9 +20,7 @@ fn presented(req: &Request) -> Option<String> {
     {
         return Some(t.trim().to_string());
     }
-    req.uri().query().and_then(|q| {
-        url_pairs(q).find(|(k, _)| k == "token").map(|(_, v)| v)
-    })
+    req.uri().query().and_then(|q| url_pairs(q).find(|(k, _)| k == "token").map(|(_, v)| v))
 }
 
 /// `key=value` pairs of a query string, percent-decoded.

@@ -99,9 +99,12 @@ pub fn list<K>(store: &Store<K>, ns: Option<&str>) -> Vec<Arc<K>>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
-    let mut items: Vec<Arc<K>> =
-        store.state().into_iter().filter(|o| ns.is_none_or(|ns| o.namespace().as_deref() == Some(ns))).collect();
-    items.sort_by(|a, b| (a.namespace(), a.name_any()).cmp(&(b.namespace(), b.name_any())));
+    let mut items: Vec<Arc<K>> = store
+        .state()
+        .into_iter()
+        .filter(|o| ns.is_none_or(|ns| o.namespace().as_deref() == Some(ns)))
+        .collect();
+    items.sort_by_key(|o| (o.namespace(), o.name_any()));
     items
 }
 

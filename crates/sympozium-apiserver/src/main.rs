@@ -14,7 +14,9 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")),
+        )
         .json()
         .init();
     let config = Config::parse();
@@ -23,7 +25,9 @@ async fn main() -> anyhow::Result<()> {
             let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
         }
-        None => kube::Config::infer().await.context("no Kubernetes configuration (in-cluster or --kubeconfig)")?,
+        None => {
+            kube::Config::infer().await.context("no Kubernetes configuration (in-cluster or --kubeconfig)")?
+        }
     };
     let client = kube::Client::try_from(kube_config)?;
     let mut token = config.token.clone().filter(|t| !t.trim().is_empty());

@@ -42,10 +42,22 @@ impl Modify for Security {
         components
             .add_security_scheme("query", SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))));
         api.tags = Some(
-            ["instances", "runs", "policies", "skills", "schedules", "personapacks", "mcpservers", "gateway", "observability", "cluster", "stream"]
-                .into_iter()
-                .map(|t| Tag::new(t))
-                .collect(),
+            [
+                "instances",
+                "runs",
+                "policies",
+                "skills",
+                "schedules",
+                "personapacks",
+                "mcpservers",
+                "gateway",
+                "observability",
+                "cluster",
+                "stream",
+            ]
+            .into_iter()
+            .map(Tag::new)
+            .collect(),
         );
     }
 }

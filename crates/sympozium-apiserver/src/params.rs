@@ -50,7 +50,12 @@ impl ListQuery {
             None | Some("") => None,
             Some(v) => match v.parse::<usize>() {
                 Ok(n) if (1..=1000).contains(&n) => Some(n),
-                _ => return Err(ApiError::invalid("limit", format!("\"{v}\" is not a number from 1 to 1000"))),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "limit",
+                        format!("\"{v}\" is not a number from 1 to 1000"),
+                    ));
+                }
             },
         };
         let offset = match self.offset.as_deref() {

@@ -44,7 +44,9 @@ fn ts(schema: &Value, depth: usize) -> String {
         match *t {
             "null" => null = true,
             "string" => match schema["enum"].as_array() {
-                Some(values) => parts.push(values.iter().map(Value::to_string).collect::<Vec<_>>().join(" | ")),
+                Some(values) => {
+                    parts.push(values.iter().map(Value::to_string).collect::<Vec<_>>().join(" | "))
+                }
                 None => parts.push("string".into()),
             },
             "integer" | "number" => parts.push("number".into()),
@@ -127,7 +129,8 @@ pub fn typescript() -> String {
                 continue;
             }
             if let Some(d) = schema["description"].as_str() {
-                let _ = writeln!(out, "\n/** {} */", d.lines().next().unwrap_or_default().replace("*/", "* /"));
+                let _ =
+                    writeln!(out, "\n/** {} */", d.lines().next().unwrap_or_default().replace("*/", "* /"));
             } else {
                 out.push('\n');
             }

@@ -38,7 +38,11 @@ fn wanted(env: &Envelope, q: &StreamQuery) -> bool {
 #[utoipa::path(get, path = "/ws/stream", tag = "stream", params(StreamQuery),
     responses((status = 101, description = "WebSocket of agent.stream.chunk envelopes"),
               (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn stream(State(s): State<AppState>, Query(q): Query<StreamQuery>, ws: WebSocketUpgrade) -> Response {
+pub async fn stream(
+    State(s): State<AppState>,
+    Query(q): Query<StreamQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let Some(bus) = s.bus.clone() else {
         return ApiError::Unavailable("no event bus: streaming is off".into()).into_response();
     };

@@ -26,21 +26,38 @@ async fn instance(h: &Harness, name: &str, extra: Value) -> common::Reply {
 async fn the_token_guards_the_api_and_nothing_else() {
     let h = Harness::new("api-auth", None).await;
     let path = h.ns_path("/api/v1/instances");
-    for (token, what) in [(None, "no token"), (Some("wrong"), "a wrong token"), (Some(&TOKEN[..TOKEN.len() - 1]), "a prefix of the token"), (Some(&format!("{TOKEN}x")[..]), "the token plus a character")] {
+    for (token, what) in [
+        (None, "no token"),
+        (Some("wrong"), "a wrong token"),
+        (Some(&TOKEN[..TOKEN.len() - 1]), "a prefix of the token"),
+        (Some(&format!("{TOKEN}x")[..]), "the token plus a character"),
+    ] {
         let r = h.raw(Method::GET, &path, None, token).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what} let the request through");
         assert_eq!(r.json["error"], "Unauthorized", "{what}: {}", r.text);
     }
     // Writes are refused too, and nothing is created.
-    let r = h.raw(Method::POST, &path, Some(json!({"name": "x", "provider": "openai", "model": "m"}).to_string()), Some("wrong")).await;
+    let r = h
+        .raw(
+            Method::POST,
+            &path,
+            Some(json!({"name": "x", "provider": "openai", "model": "m"}).to_string()),
+            Some("wrong"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(Api::<SympoziumInstance>::namespaced(h.client.clone(), &h.ns).get_opt("x").await.unwrap().is_none());
+    assert!(
+        Api::<SympoziumInstance>::namespaced(h.client.clone(), &h.ns).get_opt("x").await.unwrap().is_none()
+    );
     // The WebSocket path is guarded as well (before any upgrade).
     assert_eq!(h.raw(Method::GET, "/ws/stream", None, None).await.status, StatusCode::UNAUTHORIZED);
     // ?token= works like the header (the browser's WebSocket cannot send headers).
     let r = h.raw(Method::GET, &format!("{path}&token={TOKEN}"), None, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(h.raw(Method::GET, &format!("{path}&token=nope"), None, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.raw(Method::GET, &format!("{path}&token=nope"), None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     // Health checks and the API description are public.
     assert_eq!(h.raw(Method::GET, "/healthz", None, None).await.text, "ok");
     assert_eq!(h.raw(Method::GET, "/readyz", None, None).await.status, StatusCode::OK);
@@ -68,7 +85,13 @@ async fn instances_are_created_listed_patched_and_deleted() {
     assert!(secret.metadata.owner_references.is_none());
 
     // Ollama gets its in-cluster default URL and needs no key.
-    let r = h.call(Method::POST, &h.ns_path("/api/v1/instances"), Some(json!({"name": "local", "provider": "ollama", "model": "llama3"}))).await;
+    let r = h
+        .call(
+            Method::POST,
+            &h.ns_path("/api/v1/instances"),
+            Some(json!({"name": "local", "provider": "ollama", "model": "llama3"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.json["spec"]["agents"]["default"]["baseURL"], "http://ollama.default.svc:11434/v1");
 
@@ -92,23 +115,44 @@ async fn instances_are_created_listed_patched_and_deleted() {
     let skills = r.json["spec"]["skills"].as_array().unwrap();
     let we = skills.iter().find(|s| s["skillPackRef"] == "web-endpoint").expect("web-endpoint skill");
     assert_eq!(we["params"], json!({"hostname": "alpha.example.com", "rate_limit_rpm": "30"}));
-    let st = h.eventually(&h.ns_path("/api/v1/instances/alpha/web-endpoint"), |r| r.json["enabled"] == true).await;
+    let st =
+        h.eventually(&h.ns_path("/api/v1/instances/alpha/web-endpoint"), |r| r.json["enabled"] == true).await;
     assert_eq!(st.json["gatewayReady"], false);
     assert_eq!(st.json["authSecretName"], "alpha-web-proxy-key");
-    let r = h.call(Method::PATCH, &h.ns_path("/api/v1/instances/alpha"), Some(json!({"webEndpoint": {"enabled": false}}))).await;
-    assert!(r.json["spec"]["skills"].as_array().is_none_or(|s| s.iter().all(|s| s["skillPackRef"] != "web-endpoint")), "{}", r.text);
+    let r = h
+        .call(
+            Method::PATCH,
+            &h.ns_path("/api/v1/instances/alpha"),
+            Some(json!({"webEndpoint": {"enabled": false}})),
+        )
+        .await;
+    assert!(
+        r.json["spec"]["skills"]
+            .as_array()
+            .is_none_or(|s| s.iter().all(|s| s["skillPackRef"] != "web-endpoint")),
+        "{}",
+        r.text
+    );
     // Lifecycle hooks replace the agent's.
     let hooks = json!({"preRun": [{"name": "prep", "image": "busybox", "command": ["true"]}]});
-    let r = h.call(Method::PATCH, &h.ns_path("/api/v1/instances/alpha"), Some(json!({"lifecycle": hooks}))).await;
+    let r =
+        h.call(Method::PATCH, &h.ns_path("/api/v1/instances/alpha"), Some(json!({"lifecycle": hooks}))).await;
     assert_eq!(r.json["spec"]["agents"]["default"]["lifecycle"]["preRun"][0]["name"], "prep", "{}", r.text);
 
     // Deleted: 204, then 404 (JSON, naming the object).
     let r = h.call(Method::DELETE, &h.ns_path("/api/v1/instances/local"), None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let gone = h.eventually(&h.ns_path("/api/v1/instances/local"), |r| r.status == StatusCode::NOT_FOUND).await;
+    let gone =
+        h.eventually(&h.ns_path("/api/v1/instances/local"), |r| r.status == StatusCode::NOT_FOUND).await;
     assert!(gone.json["error"].as_str().unwrap().contains("\"local\""), "{}", gone.text);
-    assert_eq!(h.call(Method::DELETE, &h.ns_path("/api/v1/instances/local"), None).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(h.call(Method::PATCH, &h.ns_path("/api/v1/instances/nope"), Some(json!({}))).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.call(Method::DELETE, &h.ns_path("/api/v1/instances/local"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.call(Method::PATCH, &h.ns_path("/api/v1/instances/nope"), Some(json!({}))).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -123,7 +167,10 @@ async fn bad_instance_input_is_refused_with_the_field_and_reason() {
         (json!({"name": "Bad_Name", "provider": "openai", "model": "m"}), "name"),
         (json!({"name": "a", "model": "m"}), "provider"),
         (json!({"name": "a", "provider": "openai"}), "model"),
-        (json!({"name": "a", "provider": "openai", "model": "m", "baseURL": "file:///etc/passwd"}), "baseURL"),
+        (
+            json!({"name": "a", "provider": "openai", "model": "m", "baseURL": "file:///etc/passwd"}),
+            "baseURL",
+        ),
         (json!({"name": "a", "provider": "openai", "model": "m", "secretName": "missing"}), "secretName"),
     ];
     for (body, want) in cases {
@@ -144,7 +191,14 @@ async fn bad_instance_input_is_refused_with_the_field_and_reason() {
     let r = h.call(Method::GET, &h.ns_path("/api/v1/instances?limit=0"), None).await;
     assert_eq!((r.status, field(&r)), (StatusCode::BAD_REQUEST, "limit"), "{}", r.text);
     // Nothing was created by any of it; a duplicate is a 409.
-    assert!(Api::<SympoziumInstance>::namespaced(h.client.clone(), &h.ns).list(&Default::default()).await.unwrap().items.is_empty());
+    assert!(
+        Api::<SympoziumInstance>::namespaced(h.client.clone(), &h.ns)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     assert_eq!(instance(&h, "dup", json!({})).await.status, StatusCode::CREATED);
     let r = instance(&h, "dup", json!({})).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
@@ -168,8 +222,14 @@ async fn runs_start_on_an_instance_and_are_listed_newest_first() {
     let r = post(json!({"instanceRef": "worker", "task": "x", "timeout": "soon"})).await;
     assert_eq!((r.status, field(&r)), (StatusCode::BAD_REQUEST, "timeout"), "{}", r.text);
     // An instance without a key or base URL cannot run anything.
-    let bare = SympoziumInstance::new("bare", serde_json::from_value(json!({"agents": {"default": {"model": "m"}}})).unwrap());
-    Api::<SympoziumInstance>::namespaced(h.client.clone(), &h.ns).create(&PostParams::default(), &bare).await.unwrap();
+    let bare = SympoziumInstance::new(
+        "bare",
+        serde_json::from_value(json!({"agents": {"default": {"model": "m"}}})).unwrap(),
+    );
+    Api::<SympoziumInstance>::namespaced(h.client.clone(), &h.ns)
+        .create(&PostParams::default(), &bare)
+        .await
+        .unwrap();
     let r = post(json!({"instanceRef": "bare", "task": "x"})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.json["reason"].as_str().unwrap().contains("no API key configured"), "{}", r.text);
@@ -184,24 +244,39 @@ async fn runs_start_on_an_instance_and_are_listed_newest_first() {
     assert_eq!(spec["agentId"], "primary");
     assert!(spec["sessionKey"].as_str().unwrap().starts_with("session-"));
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let second = post(json!({"instanceRef": "worker", "task": "second", "timeout": "90s", "model": "gpt-4o-mini"})).await;
+    let second =
+        post(json!({"instanceRef": "worker", "task": "second", "timeout": "90s", "model": "gpt-4o-mini"}))
+            .await;
     assert_eq!(second.json["spec"]["timeout"], "90s", "the request's timeout is honoured");
     assert_eq!(second.json["spec"]["model"]["model"], "gpt-4o-mini");
-    let (a, b) = (first.json["metadata"]["name"].as_str().unwrap().to_string(), second.json["metadata"]["name"].as_str().unwrap().to_string());
+    let (a, b) = (
+        first.json["metadata"]["name"].as_str().unwrap().to_string(),
+        second.json["metadata"]["name"].as_str().unwrap().to_string(),
+    );
     let list = h.eventually(&h.ns_path("/api/v1/runs"), |r| names(r).len() == 2).await;
     assert_eq!(names(&list), [b.clone(), a.clone()], "newest first");
-    let tel = h.eventually(&h.ns_path(&format!("/api/v1/runs/{a}/telemetry")), |r| r.status == StatusCode::OK).await;
+    let tel = h
+        .eventually(&h.ns_path(&format!("/api/v1/runs/{a}/telemetry")), |r| r.status == StatusCode::OK)
+        .await;
     assert_eq!(tel.json["runName"], a.as_str());
     assert_eq!(tel.json["traceIds"], json!([]));
-    assert_eq!(h.call(Method::DELETE, &h.ns_path(&format!("/api/v1/runs/{a}")), None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(h.call(Method::GET, &h.ns_path("/api/v1/runs/nope"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.call(Method::DELETE, &h.ns_path(&format!("/api/v1/runs/{a}")), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.call(Method::GET, &h.ns_path("/api/v1/runs/nope"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
 async fn observability_sums_the_namespaces_runs() {
     let h = Harness::new("api-obs", None).await;
     let runs = Api::<AgentRun>::namespaced(h.client.clone(), &h.ns);
-    for (name, phase, input, output, tools) in [("r1", "Succeeded", 100, 20, 3), ("r2", "Failed", 50, 5, 1), ("r3", "Running", 0, 0, 0)] {
+    for (name, phase, input, output, tools) in
+        [("r1", "Succeeded", 100, 20, 3), ("r2", "Failed", 50, 5, 1), ("r3", "Running", 0, 0, 0)]
+    {
         let run: AgentRun = serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
             "metadata": {"name": name}, "spec": {"instanceRef": "i", "agentId": "primary", "sessionKey": "s", "task": "t",
             "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "k"}}})).unwrap();
@@ -210,7 +285,9 @@ async fn observability_sums_the_namespaces_runs() {
             "tokenUsage": {"inputTokens": input, "outputTokens": output, "totalTokens": input + output, "toolCalls": tools, "durationMs": 1000}}});
         runs.patch_status(name, &PatchParams::apply("test").force(), &Patch::Apply(&status)).await.unwrap();
     }
-    let m = h.eventually(&h.ns_path("/api/v1/observability/metrics"), |r| r.json["inputTokensTotal"] == 150).await;
+    let m = h
+        .eventually(&h.ns_path("/api/v1/observability/metrics"), |r| r.json["inputTokensTotal"] == 150)
+        .await;
     assert_eq!(m.json["agentRunsTotal"], 3);
     assert_eq!(m.json["outputTokensTotal"], 25);
     assert_eq!(m.json["toolInvocations"], 4);
@@ -237,9 +314,13 @@ async fn schedules_policies_skills_and_namespaces() {
     assert_eq!((r.status, field(&r)), (StatusCode::BAD_REQUEST, "schedule"));
     let r = post(json!({"instanceRef": "a", "schedule": "0 * * * *", "task": "t", "type": "weekly"})).await;
     assert_eq!((r.status, field(&r)), (StatusCode::BAD_REQUEST, "type"), "{}", r.text);
-    let r = post(json!({"instanceRef": "a", "schedule": "0 * * * *", "task": "t", "concurrencyPolicy": "Sometimes"})).await;
+    let r = post(
+        json!({"instanceRef": "a", "schedule": "0 * * * *", "task": "t", "concurrencyPolicy": "Sometimes"}),
+    )
+    .await;
     assert_eq!((r.status, field(&r)), (StatusCode::BAD_REQUEST, "concurrencyPolicy"), "{}", r.text);
-    let r = post(json!({"instanceRef": "a", "schedule": "0 * * * *", "task": "check", "type": "sweep"})).await;
+    let r =
+        post(json!({"instanceRef": "a", "schedule": "0 * * * *", "task": "check", "type": "sweep"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let name = r.json["metadata"]["name"].as_str().unwrap().to_string();
     assert!(name.starts_with("a-schedule-"), "{name}");
@@ -247,20 +328,43 @@ async fn schedules_policies_skills_and_namespaces() {
     let r = post(json!({"name": "nightly", "instanceRef": "a", "schedule": "0 3 * * *", "task": "t"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     h.eventually(&h.ns_path("/api/v1/schedules"), |r| names(r).len() == 2).await;
-    assert_eq!(h.call(Method::DELETE, &h.ns_path("/api/v1/schedules/nightly"), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.call(Method::DELETE, &h.ns_path("/api/v1/schedules/nightly"), None).await.status,
+        StatusCode::NO_CONTENT
+    );
     h.eventually(&h.ns_path("/api/v1/schedules"), |r| names(r) == [name.clone()]).await;
 
     // Policies and skills: lists span namespaces; get is per namespace.
-    let policy: SympoziumPolicy = serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumPolicy",
-        "metadata": {"name": "strict"}, "spec": {"featureGates": {"code-execution": false}}})).unwrap();
-    Api::<SympoziumPolicy>::namespaced(h.client.clone(), &h.ns).create(&PostParams::default(), &policy).await.unwrap();
-    h.eventually("/api/v1/policies", |r| r.json.as_array().unwrap().iter().any(|p| p["metadata"]["name"] == "strict" && p["metadata"]["namespace"] == h.ns.as_str())).await;
+    let policy: SympoziumPolicy =
+        serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumPolicy",
+        "metadata": {"name": "strict"}, "spec": {"featureGates": {"code-execution": false}}}))
+        .unwrap();
+    Api::<SympoziumPolicy>::namespaced(h.client.clone(), &h.ns)
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+    h.eventually("/api/v1/policies", |r| {
+        r.json
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["metadata"]["name"] == "strict" && p["metadata"]["namespace"] == h.ns.as_str())
+    })
+    .await;
     let p = h.call(Method::GET, &h.ns_path("/api/v1/policies/strict"), None).await;
     assert_eq!(p.json["spec"]["featureGates"]["code-execution"], false);
-    assert_eq!(h.call(Method::GET, &format!("/api/v1/policies/strict?namespace={}", h.system_ns), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.call(Method::GET, &format!("/api/v1/policies/strict?namespace={}", h.system_ns), None).await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(h.call(Method::GET, "/api/v1/skills", None).await.status, StatusCode::OK);
-    assert_eq!(h.call(Method::GET, &h.ns_path("/api/v1/skills/none"), None).await.status, StatusCode::NOT_FOUND);
-    let ns = h.eventually("/api/v1/namespaces", |r| r.json.as_array().unwrap().iter().any(|n| n == h.ns.as_str())).await;
+    assert_eq!(
+        h.call(Method::GET, &h.ns_path("/api/v1/skills/none"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let ns = h
+        .eventually("/api/v1/namespaces", |r| r.json.as_array().unwrap().iter().any(|n| n == h.ns.as_str()))
+        .await;
     assert!(ns.json.as_array().unwrap().iter().any(|n| n == "default"));
 }
 
@@ -271,11 +375,18 @@ async fn persona_packs_install_and_activate() {
         "metadata": {"name": "devops", "labels": {"tier": "core"}}, "spec": {"description": "ops team", "personas": [
             {"name": "sre", "systemPrompt": "keep it up", "schedule": {"type": "heartbeat", "interval": "30m", "task": "check"}},
             {"name": "writer", "systemPrompt": "write"}]}})).unwrap();
-    Api::<PersonaPack>::namespaced(h.client.clone(), &h.system_ns).create(&PostParams::default(), &pack).await.unwrap();
-    h.eventually(&format!("/api/v1/personapacks?namespace={}", h.system_ns), |r| names(r) == ["devops"]).await;
+    Api::<PersonaPack>::namespaced(h.client.clone(), &h.system_ns)
+        .create(&PostParams::default(), &pack)
+        .await
+        .unwrap();
+    h.eventually(&format!("/api/v1/personapacks?namespace={}", h.system_ns), |r| names(r) == ["devops"])
+        .await;
     let r = h.call(Method::POST, &h.ns_path("/api/v1/personapacks/install-defaults"), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(r.json, json!({"sourceNamespace": h.system_ns, "targetNamespace": h.ns, "copied": ["devops"], "alreadyPresent": []}));
+    assert_eq!(
+        r.json,
+        json!({"sourceNamespace": h.system_ns, "targetNamespace": h.ns, "copied": ["devops"], "alreadyPresent": []})
+    );
     let r = h.call(Method::POST, &h.ns_path("/api/v1/personapacks/install-defaults"), None).await;
     assert_eq!(r.json["alreadyPresent"], json!(["devops"]));
     let copy = h.eventually(&h.ns_path("/api/v1/personapacks/devops"), |r| r.status == StatusCode::OK).await;
@@ -283,9 +394,15 @@ async fn persona_packs_install_and_activate() {
     assert_eq!(copy.json["metadata"]["labels"]["tier"], "core");
 
     // Activation with a typed key: Secret, authRefs, model on every persona, heartbeat.
-    let r = h.call(Method::PATCH, &h.ns_path("/api/v1/personapacks/devops"), Some(json!({
+    let r = h
+        .call(
+            Method::PATCH,
+            &h.ns_path("/api/v1/personapacks/devops"),
+            Some(json!({
         "enabled": true, "provider": "anthropic", "apiKey": "sk-ant", "model": "claude-sonnet-4-20250514",
-        "heartbeatInterval": "2h", "personas": [{"name": "writer", "systemPrompt": "write well"}]}))).await;
+        "heartbeatInterval": "2h", "personas": [{"name": "writer", "systemPrompt": "write well"}]})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let spec = &r.json["spec"];
     assert_eq!(spec["enabled"], true);
@@ -293,18 +410,36 @@ async fn persona_packs_install_and_activate() {
     assert!(spec["personas"].as_array().unwrap().iter().all(|p| p["model"] == "claude-sonnet-4-20250514"));
     assert_eq!(spec["personas"][0]["schedule"]["interval"], "2h");
     assert_eq!(spec["personas"][1]["systemPrompt"], "write well");
-    let secret = Api::<Secret>::namespaced(h.client.clone(), &h.ns).get("devops-anthropic-key").await.unwrap();
+    let secret =
+        Api::<Secret>::namespaced(h.client.clone(), &h.ns).get("devops-anthropic-key").await.unwrap();
     assert_eq!(secret.data.unwrap()["ANTHROPIC_API_KEY"].0, b"sk-ant");
     assert_eq!(secret.metadata.labels.unwrap()["sympozium.ai/persona-pack"], "devops");
 
-    let r = h.call(Method::PATCH, &h.ns_path("/api/v1/personapacks/devops"), Some(json!({"personas": [{"name": "ghost"}]}))).await;
+    let r = h
+        .call(
+            Method::PATCH,
+            &h.ns_path("/api/v1/personapacks/devops"),
+            Some(json!({"personas": [{"name": "ghost"}]})),
+        )
+        .await;
     assert_eq!((r.status, field(&r)), (StatusCode::BAD_REQUEST, "personas[0].name"), "{}", r.text);
-    let r = h.call(Method::PATCH, &h.ns_path("/api/v1/personapacks/devops"), Some(json!({"apiKey": "k"}))).await;
+    let r =
+        h.call(Method::PATCH, &h.ns_path("/api/v1/personapacks/devops"), Some(json!({"apiKey": "k"}))).await;
     assert_eq!((r.status, field(&r)), (StatusCode::BAD_REQUEST, "provider"), "{}", r.text);
-    assert_eq!(h.call(Method::PATCH, &h.ns_path("/api/v1/personapacks/none"), Some(json!({"enabled": true}))).await.status, StatusCode::NOT_FOUND);
-    let r = h.call(Method::PATCH, &h.ns_path("/api/v1/personapacks/devops"), Some(json!({"enabled": false}))).await;
+    assert_eq!(
+        h.call(Method::PATCH, &h.ns_path("/api/v1/personapacks/none"), Some(json!({"enabled": true})))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = h
+        .call(Method::PATCH, &h.ns_path("/api/v1/personapacks/devops"), Some(json!({"enabled": false})))
+        .await;
     assert_eq!(r.json["spec"]["enabled"], false);
-    assert_eq!(h.call(Method::DELETE, &h.ns_path("/api/v1/personapacks/devops"), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.call(Method::DELETE, &h.ns_path("/api/v1/personapacks/devops"), None).await.status,
+        StatusCode::NO_CONTENT
+    );
 }
 
 #[tokio::test]
@@ -316,7 +451,10 @@ async fn mcp_servers_and_the_gateway() {
     };
     let r = post(json!({"name": "gh", "transportType": "http"})).await;
     assert_eq!((r.status, field(&r)), (StatusCode::BAD_REQUEST, "toolsPrefix"));
-    let r = post(json!({"name": "gh", "transportType": "carrier-pigeon", "toolsPrefix": "gh", "url": "http://x"})).await;
+    let r = post(
+        json!({"name": "gh", "transportType": "carrier-pigeon", "toolsPrefix": "gh", "url": "http://x"}),
+    )
+    .await;
     assert_eq!((r.status, field(&r)), (StatusCode::BAD_REQUEST, "transportType"), "{}", r.text);
     let r = post(json!({"name": "gh", "transportType": "http", "toolsPrefix": "gh", "url": "ftp://x"})).await;
     assert_eq!((r.status, field(&r)), (StatusCode::BAD_REQUEST, "url"));
@@ -328,29 +466,78 @@ async fn mcp_servers_and_the_gateway() {
     let r = post(json!({"name": "gh", "transportType": "http", "toolsPrefix": "gh", "url": "http://mcp.example:8080/mcp"})).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     // What only the CRD's schema refuses comes back as a 400 with the API server's reason.
-    let r = post(json!({"name": "odd", "transportType": "http", "toolsPrefix": "9-bad", "url": "http://x"})).await;
+    let r = post(json!({"name": "odd", "transportType": "http", "toolsPrefix": "9-bad", "url": "http://x"}))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     assert!(r.json["error"].as_str().unwrap().contains("toolsPrefix"), "{}", r.text);
-    let r = post(json!({"name": "fs", "transportType": "stdio", "toolsPrefix": "fs", "image": "ghcr.io/example/fs:1"})).await;
+    let r = post(
+        json!({"name": "fs", "transportType": "stdio", "toolsPrefix": "fs", "image": "ghcr.io/example/fs:1"}),
+    )
+    .await;
     assert_eq!(r.json["spec"]["deployment"]["image"], "ghcr.io/example/fs:1", "{}", r.text);
-    h.eventually("/api/v1/mcpservers", |r| r.json.as_array().unwrap().iter().filter(|m| m["metadata"]["namespace"] == h.ns.as_str()).count() == 2).await;
+    h.eventually("/api/v1/mcpservers", |r| {
+        r.json.as_array().unwrap().iter().filter(|m| m["metadata"]["namespace"] == h.ns.as_str()).count() == 2
+    })
+    .await;
     let r = h.call(Method::PATCH, &h.ns_path("/api/v1/mcpservers/gh"), Some(json!({"timeout": 60}))).await;
     assert_eq!(r.json["spec"]["timeout"], 60, "{}", r.text);
-    assert_eq!(h.call(Method::DELETE, &h.ns_path("/api/v1/mcpservers/gh"), None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(h.call(Method::DELETE, &h.ns_path("/api/v1/mcpservers/gh"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.call(Method::DELETE, &h.ns_path("/api/v1/mcpservers/gh"), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.call(Method::DELETE, &h.ns_path("/api/v1/mcpservers/gh"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // The gateway: zero value, 404 patch, create, 409, patch, delete — always the system namespace's.
     let g = h.call(Method::GET, &h.ns_path("/api/v1/gateway"), None).await;
     assert_eq!(g.json, json!({"enabled": false, "tlsEnabled": false, "ready": false}));
-    assert_eq!(h.call(Method::PATCH, "/api/v1/gateway", Some(json!({"enabled": true}))).await.status, StatusCode::NOT_FOUND);
-    let r = h.call(Method::POST, &h.ns_path("/api/v1/gateway"), Some(json!({"enabled": true, "baseDomain": "https://bad/"}))).await;
+    assert_eq!(
+        h.call(Method::PATCH, "/api/v1/gateway", Some(json!({"enabled": true}))).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = h
+        .call(
+            Method::POST,
+            &h.ns_path("/api/v1/gateway"),
+            Some(json!({"enabled": true, "baseDomain": "https://bad/"})),
+        )
+        .await;
     assert_eq!((r.status, field(&r)), (StatusCode::BAD_REQUEST, "baseDomain"));
-    let r = h.call(Method::POST, &h.ns_path("/api/v1/gateway"), Some(json!({"enabled": true, "baseDomain": "agents.example.com"}))).await;
+    let r = h
+        .call(
+            Method::POST,
+            &h.ns_path("/api/v1/gateway"),
+            Some(json!({"enabled": true, "baseDomain": "agents.example.com"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    assert!(Api::<SympoziumConfig>::namespaced(h.client.clone(), &h.system_ns).get_opt("default").await.unwrap().is_some());
-    assert!(Api::<SympoziumConfig>::namespaced(h.client.clone(), &h.ns).get_opt("default").await.unwrap().is_none());
-    assert_eq!(h.call(Method::POST, "/api/v1/gateway", Some(json!({"enabled": true}))).await.status, StatusCode::CONFLICT);
-    let r = h.call(Method::PATCH, "/api/v1/gateway", Some(json!({"tlsEnabled": true, "certManagerClusterIssuer": "letsencrypt"}))).await;
+    assert!(
+        Api::<SympoziumConfig>::namespaced(h.client.clone(), &h.system_ns)
+            .get_opt("default")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        Api::<SympoziumConfig>::namespaced(h.client.clone(), &h.ns)
+            .get_opt("default")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        h.call(Method::POST, "/api/v1/gateway", Some(json!({"enabled": true}))).await.status,
+        StatusCode::CONFLICT
+    );
+    let r = h
+        .call(
+            Method::PATCH,
+            "/api/v1/gateway",
+            Some(json!({"tlsEnabled": true, "certManagerClusterIssuer": "letsencrypt"})),
+        )
+        .await;
     assert_eq!(r.json["tlsEnabled"], true, "{}", r.text);
     let g = h.eventually("/api/v1/gateway", |r| r.json["tlsEnabled"] == true).await;
     assert_eq!(g.json["baseDomain"], "agents.example.com");
@@ -371,7 +558,14 @@ fn the_committed_openapi_document_matches_the_code() {
         "docs/openapi.json is out of date: regenerate it with `make openapi` (UPDATE_OPENAPI=1 cargo test -p sympozium-apiserver --test api the_committed_openapi)"
     );
     let doc: Value = serde_json::from_str(&generated).unwrap();
-    for path in ["/api/v1/instances/{name}", "/api/v1/runs", "/api/v1/personapacks/install-defaults", "/api/v1/mcpservers/{name}", "/api/v1/gateway", "/ws/stream"] {
+    for path in [
+        "/api/v1/instances/{name}",
+        "/api/v1/runs",
+        "/api/v1/personapacks/install-defaults",
+        "/api/v1/mcpservers/{name}",
+        "/api/v1/gateway",
+        "/ws/stream",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} missing from the document");
     }
 }
@@ -385,8 +579,16 @@ fn the_committed_typescript_types_match_the_rust_types() {
         std::fs::write(&path, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == generated, "web/src/api/types.gen.ts is out of date: regenerate it with `make web-types`");
-    for t in ["export interface SympoziumInstance", "export interface AgentRun", "export type CreateRunRequest", "export type ObservabilityMetrics"] {
+    assert!(
+        committed == generated,
+        "web/src/api/types.gen.ts is out of date: regenerate it with `make web-types`"
+    );
+    for t in [
+        "export interface SympoziumInstance",
+        "export interface AgentRun",
+        "export type CreateRunRequest",
+        "export type ObservabilityMetrics",
+    ] {
         assert!(generated.contains(t), "{t} missing");
     }
 }

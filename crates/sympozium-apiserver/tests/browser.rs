@@ -54,7 +54,10 @@ async fn the_dashboard_works_in_chromium() {
                 if p.is_dir() {
                     stack.push(p);
                 } else {
-                    out.insert(p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+                    out.insert(
+                        p.strip_prefix(root).unwrap().display().to_string(),
+                        std::fs::read(&p).unwrap(),
+                    );
                 }
             }
         }
@@ -75,18 +78,32 @@ async fn the_dashboard_works_in_chromium() {
 
     // An instance made through the API, and two runs: one finished with a Markdown answer
     // (and HTML that must not reach the page), one still running.
-    let r = h.call(Method::POST, &h.ns_path("/api/v1/instances"),
-        Some(json!({"name": "helper", "provider": "openai", "model": "gpt-4o", "apiKey": "sk-test"}))).await;
+    let r = h
+        .call(
+            Method::POST,
+            &h.ns_path("/api/v1/instances"),
+            Some(json!({"name": "helper", "provider": "openai", "model": "gpt-4o", "apiKey": "sk-test"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let runs = Api::<AgentRun>::namespaced(h.client.clone(), &h.ns);
     let mut names = Vec::new();
     for (task, status) in [
-        ("summarise the cluster", json!({"phase": "Succeeded",
+        (
+            "summarise the cluster",
+            json!({"phase": "Succeeded",
             "result": "## Cluster report\n\n**All nodes healthy**\n\n- 3 nodes\n- 0 failing pods\n\n<script>window.pwned=1</script><img src=x onerror=\"window.pwned=1\">",
-            "tokenUsage": {"inputTokens": 1200, "outputTokens": 300, "totalTokens": 1500, "toolCalls": 4, "durationMs": 5200}})),
+            "tokenUsage": {"inputTokens": 1200, "outputTokens": 300, "totalTokens": 1500, "toolCalls": 4, "durationMs": 5200}}),
+        ),
         ("write a poem", json!({"phase": "Running"})),
     ] {
-        let r = h.call(Method::POST, &h.ns_path("/api/v1/runs"), Some(json!({"instanceRef": "helper", "task": task}))).await;
+        let r = h
+            .call(
+                Method::POST,
+                &h.ns_path("/api/v1/runs"),
+                Some(json!({"instanceRef": "helper", "task": task})),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         let name = r.json["metadata"]["name"].as_str().unwrap().to_string();
         let mut body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "status": status});
@@ -110,7 +127,13 @@ async fn the_dashboard_works_in_chromium() {
                     ("namespace".to_string(), ns.clone()),
                     ("instanceName".to_string(), "helper".to_string()),
                 ]);
-                let _ = bus.publish(topics::AGENT_STREAM_CHUNK, meta, &json!({"type": "text", "content": piece, "index": i})).await;
+                let _ = bus
+                    .publish(
+                        topics::AGENT_STREAM_CHUNK,
+                        meta,
+                        &json!({"type": "text", "content": piece, "index": i}),
+                    )
+                    .await;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -142,7 +165,11 @@ async fn the_dashboard_works_in_chromium() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    assert!(out.status.success(), "the browser run failed:\n{stdout}\n{stderr}\nscreenshots in {}", shots.display());
+    assert!(
+        out.status.success(),
+        "the browser run failed:\n{stdout}\n{stderr}\nscreenshots in {}",
+        shots.display()
+    );
     for shot in ["desktop-dashboard.png", "desktop-run.png", "phone-dashboard.png", "phone-stream.png"] {
         assert!(shots.join(shot).is_file(), "screenshot {shot} missing");
     }

@@ -24,9 +24,15 @@ async fn serve(h: &common::Harness) -> String {
     format!("ws://{addr}")
 }
 
-async fn next_text(ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin)) -> Value {
+async fn next_text(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("no frame in 20s").unwrap().unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("no frame in 20s")
+            .unwrap()
+            .unwrap();
         if let Message::Text(t) = msg {
             return serde_json::from_str(&t).unwrap();
         }
@@ -36,8 +42,10 @@ async fn next_text(ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungste
 #[tokio::test]
 async fn stream_chunks_reach_the_browser_as_the_operator_role() {
     // The bus with its real users and permissions: the API server is only `operator`.
-    let users: Vec<RoleUser> = Role::ALL.iter().map(|r| RoleUser { role: *r, password: format!("pw-{}", r.user()) }).collect();
-    let nats = NatsServer::start_with_config(|_, _| sympozium_bus::auth::authorization_block(&users)).await.unwrap();
+    let users: Vec<RoleUser> =
+        Role::ALL.iter().map(|r| RoleUser { role: *r, password: format!("pw-{}", r.user()) }).collect();
+    let nats =
+        NatsServer::start_with_config(|_, _| sympozium_bus::auth::authorization_block(&users)).await.unwrap();
     let as_role = |role: Role| BusOptions {
         credentials: Some(Credentials { role, password: format!("pw-{}", role.user()) }),
         ..Default::default()

@@ -127,7 +127,8 @@ fn apply(current: Option<&GatewaySpec>, req: &GatewayRequest) -> ApiResult<Gatew
     set(&mut v, "gatewayClassName", &req.gateway_class_name);
     set(&mut v, "name", &req.name);
     set(&mut v, "baseDomain", &req.base_domain);
-    if req.tls_enabled.is_some() || req.cert_manager_cluster_issuer.is_some() || req.tls_secret_name.is_some() {
+    if req.tls_enabled.is_some() || req.cert_manager_cluster_issuer.is_some() || req.tls_secret_name.is_some()
+    {
         if !v["tls"].is_object() {
             v["tls"] = json!({});
         }
@@ -150,12 +151,17 @@ pub async fn get_gateway(State(s): State<AppState>) -> Json<GatewayConfigRespons
 /// Configures a gateway (409 when one is configured).
 #[utoipa::path(post, path = "/api/v1/gateway", tag = "gateway", request_body = GatewayRequest,
     responses((status = 201, body = GatewayConfigResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn create(State(s): State<AppState>, crate::params::Body(req): crate::params::Body<GatewayRequest>) -> ApiResult<Response> {
+pub async fn create(
+    State(s): State<AppState>,
+    crate::params::Body(req): crate::params::Body<GatewayRequest>,
+) -> ApiResult<Response> {
     let ns = s.system_namespace.clone();
     let api = Api::<SympoziumConfig>::namespaced(s.client.clone(), &ns);
     // Checked first: the API server validates a create before it looks for a duplicate.
     if api.get_metadata_opt(NAME).await?.is_some() {
-        return Err(ApiError::Conflict(format!("gateway config \"{NAME}\" already exists in namespace \"{ns}\"")));
+        return Err(ApiError::Conflict(format!(
+            "gateway config \"{NAME}\" already exists in namespace \"{ns}\""
+        )));
     }
     let config = SympoziumConfig {
         metadata: ObjectMeta { name: Some(NAME.into()), namespace: Some(ns.clone()), ..Default::default() },
@@ -178,8 +184,7 @@ pub async fn patch(
 ) -> ApiResult<Json<GatewayConfigResponse>> {
     let ns = s.system_namespace.clone();
     let api = Api::<SympoziumConfig>::namespaced(s.client.clone(), &ns);
-    let mut config =
-        api.get_opt(NAME).await?.ok_or_else(|| super::not_found("gateway config", &ns, NAME))?;
+    let mut config = api.get_opt(NAME).await?.ok_or_else(|| super::not_found("gateway config", &ns, NAME))?;
     config.spec.gateway = Some(apply(config.spec.gateway.as_ref(), &req)?);
     let updated = api
         .replace(NAME, &PostParams::default(), &config)

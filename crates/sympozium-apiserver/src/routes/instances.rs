@@ -304,13 +304,15 @@ pub async fn web_endpoint(
     Query(q): Query<NamespaceQuery>,
 ) -> ApiResult<Json<WebEndpointStatusResponse>> {
     let ns = q.ns()?;
-    let inst = cache::get(&s.caches.instances, &ns, &name).ok_or_else(|| not_found("instance", &ns, &name))?;
+    let inst =
+        cache::get(&s.caches.instances, &ns, &name).ok_or_else(|| not_found("instance", &ns, &name))?;
     let enabled = inst.spec.skills.iter().any(|r| {
         let pack = r.skill_pack_ref.as_deref().unwrap_or_default();
         pack == labels::skills::WEB_ENDPOINT || pack == labels::skills::WEB_ENDPOINT_LEGACY
     });
     let serving = cache::list(&s.caches.runs, Some(&ns)).into_iter().find(|r| {
-        r.spec.instance_ref == name && r.status.as_ref().and_then(|st| st.phase) == Some(AgentRunPhase::Serving)
+        r.spec.instance_ref == name
+            && r.status.as_ref().and_then(|st| st.phase) == Some(AgentRunPhase::Serving)
     });
     let gateway_ready = cache::get(&s.caches.configs, &s.system_namespace, "default")
         .and_then(|c| c.status.clone())

@@ -69,7 +69,8 @@ pub struct PatchMcpServerRequest {
 fn spec_from(v: serde_json::Value) -> ApiResult<MCPServerSpec> {
     serde_json::from_value(v).map_err(|e| {
         let msg = e.to_string();
-        let field = if msg.contains("McpTransport") || msg.contains("variant") { "transportType" } else { "spec" };
+        let field =
+            if msg.contains("McpTransport") || msg.contains("variant") { "transportType" } else { "spec" };
         ApiError::invalid(field, msg)
     })
 }

@@ -105,7 +105,8 @@ pub struct TimeSeries {
 }
 
 fn sorted(m: BTreeMap<String, i64>) -> Vec<LabelValue> {
-    let mut v: Vec<LabelValue> = m.into_iter().map(|(label, n)| LabelValue { label, value: n as f64 }).collect();
+    let mut v: Vec<LabelValue> =
+        m.into_iter().map(|(label, n)| LabelValue { label, value: n as f64 }).collect();
     v.sort_by(|a, b| b.value.total_cmp(&a.value).then(a.label.cmp(&b.label)));
     v
 }
@@ -113,7 +114,10 @@ fn sorted(m: BTreeMap<String, i64>) -> Vec<LabelValue> {
 /// Totals over the namespace's runs.
 #[utoipa::path(get, path = "/api/v1/observability/metrics", tag = "observability", params(NamespaceQuery),
     responses((status = 200, body = ObservabilityMetrics), (status = 400, body = ErrorBody)))]
-pub async fn metrics(State(s): State<AppState>, Query(q): Query<NamespaceQuery>) -> ApiResult<Json<ObservabilityMetrics>> {
+pub async fn metrics(
+    State(s): State<AppState>,
+    Query(q): Query<NamespaceQuery>,
+) -> ApiResult<Json<ObservabilityMetrics>> {
     let ns = q.ns()?;
     let runs = cache::list(&s.caches.runs, Some(&ns));
     let mut out = ObservabilityMetrics {
@@ -152,7 +156,10 @@ pub async fn metrics(State(s): State<AppState>, Query(q): Query<NamespaceQuery>)
 /// Runs, failures, tokens and tool calls per bucket over the range, by run creation time.
 #[utoipa::path(get, path = "/api/v1/observability/timeseries", tag = "observability", params(RangeQuery),
     responses((status = 200, body = TimeSeries), (status = 400, body = ErrorBody)))]
-pub async fn timeseries(State(s): State<AppState>, Query(q): Query<RangeQuery>) -> ApiResult<Json<TimeSeries>> {
+pub async fn timeseries(
+    State(s): State<AppState>,
+    Query(q): Query<RangeQuery>,
+) -> ApiResult<Json<TimeSeries>> {
     let ns = NamespaceQuery { namespace: q.namespace.clone() }.ns()?;
     let range = q.range.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "24h".into());
     let (span, width) = match range.as_str() {

@@ -71,7 +71,10 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiR
     let ns = q.ns()?;
     let mut runs = cache::list(&s.caches.runs, Some(&ns));
     runs.sort_by(|a, b| {
-        b.creation_timestamp().map(|t| t.0).cmp(&a.creation_timestamp().map(|t| t.0)).then(a.name_any().cmp(&b.name_any()))
+        b.creation_timestamp()
+            .map(|t| t.0)
+            .cmp(&a.creation_timestamp().map(|t| t.0))
+            .then(a.name_any().cmp(&b.name_any()))
     });
     q.page(runs.iter().map(object_json).collect())
 }
@@ -85,7 +88,9 @@ pub async fn get_one(
     Query(q): Query<NamespaceQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let ns = q.ns()?;
-    cache::get(&s.caches.runs, &ns, &name).map(|o| Json(object_json(&o))).ok_or_else(|| not_found("run", &ns, &name))
+    cache::get(&s.caches.runs, &ns, &name)
+        .map(|o| Json(object_json(&o)))
+        .ok_or_else(|| not_found("run", &ns, &name))
 }
 
 /// Go-style durations the CRD accepts: digits and a unit, repeated (`90s`, `1h30m`).
@@ -162,7 +167,11 @@ pub async fn create(
         spec: AgentRunSpec {
             instance_ref: instance_name.clone(),
             agent_id: req.agent_id.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| "primary".into()),
-            session_key: req.session_key.clone().filter(|k| !k.is_empty()).unwrap_or_else(|| format!("session-{nanos}")),
+            session_key: req
+                .session_key
+                .clone()
+                .filter(|k| !k.is_empty())
+                .unwrap_or_else(|| format!("session-{nanos}")),
             task,
             model: ModelSpec {
                 provider: resolve::provider(&instance.spec),

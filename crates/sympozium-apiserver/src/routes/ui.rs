@@ -32,7 +32,10 @@ pub async fn serve(uri: Uri) -> Response {
         Some(f) if !path.is_empty() => (f, path),
         _ => match UI.get_file("index.html") {
             Some(f) => (f, "index.html"),
-            None => return (StatusCode::NOT_FOUND, "the dashboard was not built into this server").into_response(),
+            None => {
+                return (StatusCode::NOT_FOUND, "the dashboard was not built into this server")
+                    .into_response();
+            }
         },
     };
     let mut response = file.contents().into_response();

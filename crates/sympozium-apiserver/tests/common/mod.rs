@@ -110,5 +110,10 @@ impl Harness {
 
 /// The names of the objects in a list reply.
 pub fn names(r: &Reply) -> Vec<String> {
-    r.json.as_array().into_iter().flatten().filter_map(|o| o["metadata"]["name"].as_str().map(String::from)).collect()
+    r.json
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
+        .collect()
 }

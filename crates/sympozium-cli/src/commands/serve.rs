@@ -49,7 +49,9 @@ async fn token(client: &Client, ns: &str) -> anyhow::Result<String> {
             .and_then(|d| d.get("token").map(|v| String::from_utf8_lossy(&v.0).trim().to_string()))
             .filter(|t| !t.is_empty())
     };
-    if let Some(s) = api.get_opt(TOKEN_SECRET).await.with_context(|| format!("reading Secret {ns}/{TOKEN_SECRET}"))? {
+    if let Some(s) =
+        api.get_opt(TOKEN_SECRET).await.with_context(|| format!("reading Secret {ns}/{TOKEN_SECRET}"))?
+    {
         return read(s).with_context(|| format!("Secret {ns}/{TOKEN_SECRET} has no `token` key"));
     }
     let secret = Secret {
@@ -86,7 +88,11 @@ pub async fn serve(client: &Client, options: &Options) -> anyhow::Result<i32> {
                 }),
                 ..Default::default()
             };
-            match tokio::time::timeout(Duration::from_secs(10), sympozium_bus::Bus::connect_with(url, bus_options)).await
+            match tokio::time::timeout(
+                Duration::from_secs(10),
+                sympozium_bus::Bus::connect_with(url, bus_options),
+            )
+            .await
             {
                 Ok(Ok(bus)) => Some(bus),
                 Ok(Err(e)) => {
@@ -102,7 +108,9 @@ pub async fn serve(client: &Client, options: &Options) -> anyhow::Result<i32> {
     };
     let caches = Caches::start(client);
     if !caches.wait_ready(Duration::from_secs(30)).await {
-        eprintln!("warning: the watch caches are not synced after 30s (are the CRDs installed? `sympozium install`)");
+        eprintln!(
+            "warning: the watch caches are not synced after 30s (are the CRDs installed? `sympozium install`)"
+        );
     }
     let state = AppState {
         client: client.clone(),
