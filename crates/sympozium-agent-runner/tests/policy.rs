@@ -195,7 +195,11 @@ async fn an_answer_sent_while_nats_restarts_still_reaches_the_waiting_runner() {
     let out = ask_run_at(&url, &fake, &pod, "30s").await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let result = tool_result(&fake);
-    assert_eq!(result.split_whitespace().next(), Some("Successfully"), "approved after the restart: {result}");
+    assert_eq!(
+        result.split_whitespace().next(),
+        Some("Successfully"),
+        "approved after the restart: {result}"
+    );
     assert_eq!(std::fs::read_to_string(pod.workspace.join("deploy.yaml")).unwrap(), "kind: Deployment");
     drop(reviewer.await.unwrap());
 }

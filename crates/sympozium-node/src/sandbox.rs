@@ -134,7 +134,14 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
     // A PID namespace per container, as a container runtime gives without
     // `shareProcessNamespace`: the container's /proc shows its own processes only, so no
     // program can reach another container's files or environment through /proc/<pid>.
-    push(&["--die-with-parent", "--unshare-uts", "--unshare-ipc", "--unshare-pid", "--hostname", &spec.hostname]);
+    push(&[
+        "--die-with-parent",
+        "--unshare-uts",
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--hostname",
+        &spec.hostname,
+    ]);
     push(&["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/sbin", "/sbin"]);
     if Path::new("/lib64").exists() {
         push(&["--symlink", "usr/lib64", "/lib64"]);
