@@ -9,6 +9,7 @@ test:
 
 crds:
 	cargo run -q --locked -p sympozium-api --bin crdgen -- --out deploy/crds
+	cargo run -q --locked -p sympozium-api --bin crdgen -- --out deploy/helm/sympozium/crds
 
 # The web dashboard: build web/ into crates/sympozium-apiserver/ui-dist (committed, so cargo
 # never needs Node), and regenerate its TypeScript types and docs/openapi.json from the Rust types.
@@ -21,6 +22,23 @@ web-types openapi:
 
 crds-check:
 	cargo run -q --locked -p sympozium-api --bin crdgen -- --out deploy/crds --check
+	cargo run -q --locked -p sympozium-api --bin crdgen -- --out deploy/helm/sympozium/crds --check
+
+# OCI image archives of every component under target/images (buildah, from scratch, as root).
+# IMAGES_ARGS="--profile debug controller webhook" builds a subset from debug binaries.
+.PHONY: images chart helm
+images:
+	bash scripts/images.sh $(IMAGES_ARGS)
+
+# The Helm chart's generated files: CRDs, the NATS users and permissions, the built-ins.
+chart: crds
+	rm -f deploy/helm/sympozium/files/builtin/*.yaml
+	cp deploy/builtin/*.yaml deploy/helm/sympozium/files/builtin/
+	SYMPOZIUM_UPDATE_CHART=1 cargo test -q --locked -p sympozium-cli --test helm_chart -- generated_chart_files_match_the_code
+
+# The helm CLI for the chart tests, built from its Go module and cached (prints its path).
+helm:
+	@bash testplane/helm/build.sh
 
 demo:
 	bash scripts/demo.sh

@@ -38,6 +38,7 @@ declare -A pkg_for=(
   [setpriv]=util-linux [python3]=python3 [nats-server]=nats-server [tmux]=tmux
   [bwrap]=bubblewrap [busybox]=busybox [ip]=iproute2 [make]=make [nft]=nftables
   [chromium]=chromium
+  [buildah]=buildah [objcopy]=binutils [update-ca-certificates]=ca-certificates
 )
 # Toolchains apt does not provide in the versions needed: the oldest version that works.
 # (Debian 12's nodejs is 18, too old for vite 7.)

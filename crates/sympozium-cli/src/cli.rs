@@ -98,30 +98,24 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
-    /// Install (or upgrade) Sympozium into a namespace and wait until it is ready.
-    Install {
-        /// Namespace Sympozium runs in.
-        #[arg(long, default_value = "sympozium-system")]
-        system_namespace: String,
-        /// Registry of every Sympozium image.
-        #[arg(long, default_value = "ghcr.io/sympozium-ai/sympozium")]
-        image_registry: String,
-        /// Tag of every Sympozium image.
-        #[arg(long, default_value = "latest")]
-        image_tag: String,
-        /// How long to wait for readiness (e.g. 90s, 5m).
-        #[arg(long, default_value = "5m")]
-        wait: String,
-        /// Also install the admission webhook (a generated certificate; AgentRuns a policy
-        /// forbids are refused at admission). Registered only once a replica serves.
-        #[arg(long)]
-        webhook: bool,
-    },
+    /// Install (or upgrade) Sympozium into a namespace and wait until it is ready. Uses the
+    /// Helm chart through `helm` when it is found (or given with --helm), else applies the
+    /// same components itself (docs/install.md).
+    Install(InstallArgs),
+    /// Upgrade an installation to this CLI's version or to changed values: the same as
+    /// `install`; instances, their memory volumes and the generated secrets are kept.
+    Upgrade(InstallArgs),
     /// Remove Sympozium's controller and NATS; with --crds also every CRD and the namespace.
     Uninstall {
         /// Namespace Sympozium runs in.
         #[arg(long, default_value = "sympozium-system")]
         system_namespace: String,
+        /// Helm release name, when installed with Helm (`helm` is used when the release exists).
+        #[arg(long, default_value = "sympozium")]
+        release: String,
+        /// The helm binary (default: `helm` on PATH).
+        #[arg(long, env = "SYMPOZIUM_HELM")]
+        helm: Option<PathBuf>,
         /// Also delete the CRDs (and with them every Sympozium object) and the namespace.
         #[arg(long)]
         crds: bool,
@@ -376,4 +370,43 @@ pub struct RunArgs {
     /// How long to wait for the answer.
     #[arg(long, default_value = "10m")]
     pub timeout: String,
+}
+
+/// What `install` and `upgrade` take.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InstallArgs {
+    /// Namespace Sympozium runs in.
+    #[arg(long, default_value = "sympozium-system")]
+    pub system_namespace: String,
+    /// Registry of every Sympozium image.
+    #[arg(long, default_value = "ghcr.io/sympozium-ai/sympozium")]
+    pub image_registry: String,
+    /// Tag of every Sympozium image.
+    #[arg(long, default_value = "latest")]
+    pub image_tag: String,
+    /// How long to wait for readiness (e.g. 90s, 5m).
+    #[arg(long, default_value = "5m")]
+    pub wait: String,
+    /// Also install the admission webhook (a generated certificate; AgentRuns a policy
+    /// forbids are refused at admission).
+    #[arg(long)]
+    pub webhook: bool,
+    /// A chart value, `key=value` as `helm --set` takes it (repeatable; needs helm).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A values file for the chart (repeatable; needs helm).
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// Print the manifests instead of installing (`helm template`, CRDs included).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Helm release name.
+    #[arg(long, default_value = "sympozium")]
+    pub release: String,
+    /// The helm binary (default: `helm` on PATH).
+    #[arg(long, env = "SYMPOZIUM_HELM")]
+    pub helm: Option<PathBuf>,
+    /// Apply the components directly even when helm is available.
+    #[arg(long, conflicts_with = "helm")]
+    pub no_helm: bool,
 }

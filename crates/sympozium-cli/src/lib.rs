@@ -79,6 +79,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Dev { paths, command } => dev::run(paths, command).await,
+        Command::Install(args) | Command::Upgrade(args) if args.dry_run => {
+            commands::install_dry_run(&cli, args).await
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut command = Cli::command();

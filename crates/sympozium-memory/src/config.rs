@@ -33,6 +33,7 @@ pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 256 * 1024 * 1024;
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "sympozium-memory-server",
+    version,
     about = "Sympozium memory server: SQLite + FTS5 behind a small HTTP API"
 )]
 pub struct Config {

@@ -5,6 +5,13 @@ use std::time::Duration;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    // Configured by the environment only; `--version` exists so an image can be checked
+    // (`make images` runs it from the unpacked rootfs). Other arguments stay ignored, as
+    // skill images may pass their own.
+    if let Some("--version" | "-V") = std::env::args().nth(1).as_deref() {
+        println!("tool-executor {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

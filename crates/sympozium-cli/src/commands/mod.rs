@@ -4,6 +4,7 @@ pub mod doctor;
 mod endpoint;
 mod features;
 mod install;
+mod install_helm;
 mod install_nats;
 mod install_webhook;
 mod listings;
@@ -24,6 +25,22 @@ pub use install::{Target, apply_json, install_with};
 pub use run::parse_timeout;
 
 use crate::cli::{Cli, Command, InstancesCommand, Listing, RunsCommand, SchedulesCommand};
+
+fn needs_helm() -> anyhow::Error {
+    anyhow!(
+        "--set, --values and --dry-run render the Helm chart and need helm: install it \
+         (https://helm.sh/docs/intro/install/) or pass --helm PATH"
+    )
+}
+
+/// `install --dry-run`: the chart's manifests, CRDs included, without touching a cluster.
+pub async fn install_dry_run(cli: &Cli, args: &crate::cli::InstallArgs) -> anyhow::Result<i32> {
+    if args.no_helm {
+        return Err(needs_helm());
+    }
+    let helm = install_helm::find_helm(args.helm.as_deref()).await?.ok_or_else(needs_helm)?;
+    install_helm::install(&helm, cli.kubeconfig.as_deref(), args, run::parse_timeout(&args.wait)?).await
+}
 
 /// Runs a cluster command; returns the exit code.
 pub async fn dispatch(
@@ -73,15 +90,23 @@ pub async fn dispatch(
         Command::Memory { instance, tag, limit } => {
             memory::list(client, ns, instance, tag.as_deref(), *limit).await
         }
-        Command::Install { system_namespace, image_registry, image_tag, wait, webhook } => {
-            let target = install::Target {
-                namespace: system_namespace.clone(),
-                registry: image_registry.clone(),
-                tag: image_tag.clone(),
-                wait: run::parse_timeout(wait)?,
-                webhook: *webhook,
-            };
-            install::install(client, &target).await
+        Command::Install(args) | Command::Upgrade(args) => {
+            let wait = run::parse_timeout(&args.wait)?;
+            let helm = if args.no_helm { None } else { install_helm::find_helm(args.helm.as_deref()).await? };
+            match helm {
+                Some(helm) => install_helm::install(&helm, cli.kubeconfig.as_deref(), args, wait).await,
+                None if !args.set.is_empty() || !args.values.is_empty() || args.dry_run => Err(needs_helm()),
+                None => {
+                    let target = install::Target {
+                        namespace: args.system_namespace.clone(),
+                        registry: args.image_registry.clone(),
+                        tag: args.image_tag.clone(),
+                        wait,
+                        webhook: args.webhook,
+                    };
+                    install::install(client, &target).await
+                }
+            }
         }
         Command::Serve { port, address, open, service_namespace, nats_url, nats_password } => {
             let options = serve::Options {
@@ -94,7 +119,13 @@ pub async fn dispatch(
             };
             serve::serve(client, &options).await
         }
-        Command::Uninstall { system_namespace, crds } => {
+        Command::Uninstall { system_namespace, release, helm, crds } => {
+            let kubeconfig = cli.kubeconfig.as_deref();
+            if let Some(helm) = install_helm::find_helm(helm.as_deref()).await?
+                && install_helm::has_release(&helm, kubeconfig, release, system_namespace).await
+            {
+                return install_helm::uninstall(client, &helm, kubeconfig, release, system_namespace, *crds).await;
+            }
             install::uninstall(client, system_namespace, *crds).await
         }
         Command::Version

@@ -1,0 +1,346 @@
+//! The Helm chart `deploy/helm/sympozium` with the real `helm` CLI (built from its Go module
+//! by testplane/helm/build.sh) against the real test control plane: the chart lints clean,
+//! renders for several value sets into manifests the API server accepts (server-side dry
+//! run), installs, upgrades to changed values without losing instances or the generated
+//! secrets, and uninstalls leaving nothing of the release but the CRDs and users' objects.
+//! Also the drift checks of the chart's generated files (NATS authorization, built-ins).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+use sympozium_api::{SkillPack, SympoziumInstance, SympoziumPolicy};
+use sympozium_bus::auth::{self, Role, RoleUser};
+use sympozium_testkit::TestPlane;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn chart() -> PathBuf {
+    repo().join("deploy/helm/sympozium")
+}
+
+/// The helm binary, built once per machine into ~/.cache (keyed by its inputs).
+fn helm() -> &'static Path {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        let out = Command::new("bash").arg(repo().join("testplane/helm/build.sh")).output().unwrap();
+        assert!(
+            out.status.success(),
+            "building helm (testplane/helm/build.sh) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        PathBuf::from(stdout.lines().last().unwrap().trim())
+    })
+}
+
+/// Runs helm against the plane; panics with its output on failure.
+fn run_helm(plane: &TestPlane, args: &[&str]) -> String {
+    let out = Command::new(helm())
+        .args(args)
+        .env("KUBECONFIG", plane.kubeconfig())
+        // Helm's own state (repositories, cache) stays out of the developer's home.
+        .env("HELM_CACHE_HOME", std::env::temp_dir().join("sympozium-helm-test/cache"))
+        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("sympozium-helm-test/config"))
+        .env("HELM_DATA_HOME", std::env::temp_dir().join("sympozium-helm-test/data"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "helm {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// The chart's `files/nats-authorization.conf` as the code renders it: the bus users and
+/// their permissions, with `@<role>-password@` where the chart puts each password.
+fn nats_authorization() -> String {
+    let users: Vec<RoleUser> = Role::ALL
+        .iter()
+        .map(|role| RoleUser { role: *role, password: format!("@{}@", role.password_key()) })
+        .collect();
+    format!(
+        "# Generated from sympozium-bus (auth::server_config); `make chart` regenerates it.\n{}",
+        auth::server_config(&users)
+    )
+}
+
+#[test]
+fn generated_chart_files_match_the_code() {
+    let path = chart().join("files/nats-authorization.conf");
+    let expected = nats_authorization();
+    if std::env::var("SYMPOZIUM_UPDATE_CHART").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &expected).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(committed == expected, "{} is stale: run `make chart` and commit", path.display());
+
+    // The built-in content: the same files `sympozium install` compiles in.
+    let source = repo().join("deploy/builtin");
+    let copy = chart().join("files/builtin");
+    let names = |dir: &Path| {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&source), names(&copy), "chart files/builtin differs from deploy/builtin: run `make chart`");
+    for name in names(&source) {
+        assert!(
+            std::fs::read(source.join(&name)).unwrap() == std::fs::read(copy.join(&name)).unwrap(),
+            "chart files/builtin/{name} differs from deploy/builtin: run `make chart`"
+        );
+    }
+}
+
+#[test]
+fn the_chart_lints_clean() {
+    let plane = TestPlane::get().unwrap();
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+    let out = run_helm(&plane, &["lint", "--strict", chart]);
+    assert!(out.contains("0 chart(s) failed"), "{out}");
+    // Every value set the template test uses lints too.
+    for set in VALUE_SETS {
+        let mut args = vec!["lint", "--strict", chart];
+        for s in set.1 {
+            args.extend(["--set", s]);
+        }
+        run_helm(&plane, &args);
+    }
+}
+
+/// Value sets users pick: defaults, cert-manager, no webhook and an external NATS,
+/// a private registry with scheduling constraints and persistence, everything optional off.
+const VALUE_SETS: &[(&str, &[&str])] = &[
+    ("defaults", &[]),
+    (
+        "cert-manager",
+        &["webhook.certManager.enabled=true", "webhook.replicas=1", "observability.enabled=true",
+          "observability.endpoint=otel.monitoring.svc:4317"],
+    ),
+    (
+        "external-nats",
+        &["webhook.enabled=false", "nats.enabled=false", "nats.url=nats://bus.example.svc:4222",
+          "networkPolicies.enabled=false"],
+    ),
+    (
+        "private-registry",
+        &["image.registry=registry.example.com/team/sym", "image.tag=v9.9.9", "image.pullPolicy=Always",
+          "imagePullSecrets[0]=regcred", "controller.replicas=3", "controller.resources.limits.memory=1Gi",
+          "nodeSelector.pool=system", "tolerations[0].key=dedicated", "tolerations[0].operator=Exists",
+          "nats.persistence.size=2Gi"],
+    ),
+    (
+        "minimal",
+        &["webhook.enabled=false", "nats.enabled=false", "builtin.policies=false", "builtin.skills=false",
+          "builtin.personas=false", "networkPolicies.enabled=false"],
+    ),
+];
+
+fn template(plane: &TestPlane, release: &str, ns: &str, set: &[&str]) -> String {
+    let chart = chart();
+    let mut args = vec!["template", release, chart.to_str().unwrap(), "--namespace", ns];
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    run_helm(plane, &args)
+}
+
+fn kinds(manifest: &str) -> Vec<String> {
+    manifest.lines().filter_map(|l| l.strip_prefix("kind: ")).map(|k| k.trim().to_string()).collect()
+}
+
+#[tokio::test]
+async fn every_value_set_renders_manifests_the_api_server_accepts() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "helm-template").await.unwrap().name().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, set) in VALUE_SETS {
+        let manifest = template(&plane, "sympozium", &ns, set);
+        // cert-manager's kinds have no CRD on the test plane: they are checked as rendered
+        // and the rest goes to the API server.
+        let docs: Vec<&str> = manifest
+            .split("\n---")
+            .filter(|d| !d.contains("apiVersion: cert-manager.io/v1"))
+            .collect();
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, docs.join("\n---")).unwrap();
+        let out = plane
+            .kubectl(&["apply", "--dry-run=server", "--namespace", &ns, "-f", path.to_str().unwrap()])
+            .unwrap_or_else(|e| panic!("value set {name}: the API server refused the manifest: {e}"));
+        assert!(out.contains("(server dry run)"), "{name}: {out}");
+
+        let kinds = kinds(&manifest);
+        let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
+        match *name {
+            "defaults" => {
+                assert_eq!(count("Deployment"), 3, "controller, NATS, webhook: {kinds:?}");
+                assert_eq!(count("SympoziumPolicy"), 3);
+                assert_eq!(count("SkillPack"), 9);
+                assert_eq!(count("PersonaPack"), 4);
+                assert_eq!(count("ValidatingWebhookConfiguration"), 1);
+                assert!(manifest.contains("image: ghcr.io/sympozium-ai/sympozium/controller:0.1.0"), "{manifest}");
+                assert!(manifest.contains("caBundle: "), "self-signed CA in the configuration");
+                assert_eq!(count("Issuer") + count("Certificate"), 0);
+            }
+            "cert-manager" => {
+                assert_eq!(count("Issuer"), 1);
+                assert_eq!(count("Certificate"), 1);
+                assert!(manifest.contains("cert-manager.io/inject-ca-from: "), "{manifest}");
+                assert!(!manifest.contains("caBundle: "));
+                assert!(!manifest.contains("tls.key: "), "no chart-made key with cert-manager");
+                assert!(manifest.contains("value: \"otel.monitoring.svc:4317\""));
+            }
+            "external-nats" => {
+                assert_eq!(count("Deployment"), 1, "only the controller: {kinds:?}");
+                assert!(manifest.contains("- nats://bus.example.svc:4222"));
+                assert!(manifest.contains("name: sympozium-nats"), "the bus users' Secret still");
+            }
+            "private-registry" => {
+                assert!(manifest.contains("image: registry.example.com/team/sym/controller:v9.9.9"));
+                assert!(manifest.contains("image: registry.example.com/team/sym/webhook:v9.9.9"));
+                assert!(manifest.contains("- registry.example.com/team/sym\n"), "registry for the pods it creates");
+                assert!(manifest.contains("replicas: 3"));
+                assert!(manifest.contains("imagePullPolicy: Always"));
+                assert!(manifest.contains("pool: system"));
+                assert!(manifest.contains("- name: regcred"));
+                assert_eq!(count("PersistentVolumeClaim"), 1);
+            }
+            "minimal" => {
+                assert_eq!(kinds.iter().filter(|k| k.starts_with("Sympozium") || k.ends_with("Pack")).count(), 0);
+                assert_eq!(count("Deployment"), 1);
+                assert!(!manifest.contains("--nats-url"));
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+async fn secret_data(client: &Client, ns: &str, name: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let s = Api::<Secret>::namespaced(client.clone(), ns).get(name).await.unwrap();
+    s.data.unwrap().into_iter().map(|(k, v)| (k, v.0)).collect()
+}
+
+#[tokio::test]
+async fn install_upgrade_and_uninstall_keep_users_objects() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "helm-install").await.unwrap().name().to_string();
+    let users = plane.namespace(&client, "helm-users").await.unwrap().name().to_string();
+    // A release name of its own: cluster-wide objects are named after it.
+    let release = format!("sym-{}", &ns[ns.len() - 6..]);
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+    // The webhook cannot serve on the plane's kwok nodes: it reviews only namespaces
+    // labelled for this test (none), so other tests on the shared plane are not refused.
+    let only_labelled = format!("webhook.namespaceSelector.matchLabels.sympozium-test-webhook={release}");
+    let started = std::time::Instant::now();
+    let out = run_helm(
+        &plane,
+        &["install", &release, chart, "--namespace", &ns, "--set", &only_labelled, "--set", "image.tag=t1"],
+    );
+    eprintln!("helm install took {:.1}s", started.elapsed().as_secs_f64());
+    assert!(out.contains("STATUS: deployed"), "{out}");
+
+    // The CRDs are established (installed from crds/ when missing, else already there).
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in sympozium_api::crds::all() {
+        let name = kube::ResourceExt::name_any(&crd);
+        let c = crds.get(&name).await.unwrap();
+        let established = c.status.and_then(|s| s.conditions).unwrap_or_default();
+        assert!(established.iter().any(|c| c.type_ == "Established" && c.status == "True"), "{name}");
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let manager = deployments.get("sympozium-controller-manager").await.unwrap();
+    let pod = manager.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("sympozium-controller"));
+    let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("ghcr.io/sympozium-ai/sympozium/controller:t1"));
+    assert_eq!(c.security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
+    for name in ["nats", "sympozium-webhook"] {
+        deployments.get(name).await.unwrap();
+    }
+    // RBAC: the controller's ServiceAccount is bound; the webhook may only ask.
+    let binding = Api::<ClusterRoleBinding>::all(client.clone()).get(&format!("{release}-controller")).await.unwrap();
+    let subject = &binding.subjects.unwrap()[0];
+    assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), ("sympozium-controller", Some(ns.as_str())));
+    let webhook_role = Api::<ClusterRole>::all(client.clone()).get(&format!("{release}-webhook")).await.unwrap();
+    let verbs: Vec<String> = webhook_role.rules.unwrap().into_iter().flat_map(|r| r.verbs).collect();
+    assert!(verbs.iter().all(|v| v == "get" || v == "create"), "{verbs:?}");
+    let can = plane
+        .kubectl(&["auth", "can-i", "create", "rolebindings", "--as", &format!("system:serviceaccount:{ns}:sympozium-controller"), "-n", &users])
+        .unwrap();
+    assert_eq!(can.trim(), "yes");
+    let cannot = plane
+        .kubectl(&["auth", "can-i", "delete", "pods", "--as", &format!("system:serviceaccount:{ns}:sympozium-webhook"), "-n", &users])
+        .unwrap_or_else(|e| e.to_string());
+    assert!(cannot.contains("no"), "{cannot}");
+    // Built-ins in the release namespace.
+    let policies = Api::<SympoziumPolicy>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
+    assert_eq!(policies.items.len(), 3);
+    let skills = Api::<SkillPack>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
+    assert_eq!(skills.items.len(), 9);
+    let nats_before = secret_data(&client, &ns, "sympozium-nats").await;
+    assert_eq!(nats_before["controller-password"].len(), 64);
+    let conf = String::from_utf8(nats_before["nats.conf"].clone()).unwrap();
+    assert!(!conf.contains('@'), "every password placeholder replaced: {conf}");
+    let cert_before = secret_data(&client, &ns, "sympozium-webhook-cert").await;
+
+    // A user's instance, then an upgrade to changed values.
+    let instance: SympoziumInstance = serde_json::from_value(serde_json::json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance",
+        "metadata": {"name": "keeper", "namespace": users},
+        "spec": {"agents": {"default": {"model": "gpt-4o"}}, "memory": {"enabled": true}}
+    }))
+    .unwrap();
+    let instances: Api<SympoziumInstance> = Api::namespaced(client.clone(), &users);
+    let created = instances.create(&PostParams::default(), &instance).await.unwrap();
+    let out = run_helm(
+        &plane,
+        &["upgrade", &release, chart, "--namespace", &ns, "--set", &only_labelled, "--set", "image.tag=t2",
+          "--set", "controller.replicas=2", "--set", "builtin.personas=false"],
+    );
+    assert!(out.contains("STATUS: deployed") && out.contains("REVISION: 2"), "{out}");
+    let manager = deployments.get("sympozium-controller-manager").await.unwrap();
+    assert_eq!(manager.spec.as_ref().unwrap().replicas, Some(2));
+    let c = &manager.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(c.image.as_deref(), Some("ghcr.io/sympozium-ai/sympozium/controller:t2"));
+    let kept = instances.get("keeper").await.unwrap();
+    assert_eq!(kept.metadata.uid, created.metadata.uid, "the instance survives the upgrade");
+    assert_eq!(secret_data(&client, &ns, "sympozium-nats").await, nats_before, "bus passwords kept");
+    assert_eq!(secret_data(&client, &ns, "sympozium-webhook-cert").await, cert_before, "webhook CA kept");
+    let packs = plane.kubectl(&["get", "personapacks", "-n", &ns, "-o", "name"]).unwrap();
+    assert!(packs.trim().is_empty(), "personas turned off are removed: {packs}");
+
+    let out = run_helm(&plane, &["uninstall", &release, "--namespace", &ns]);
+    assert!(out.contains("uninstalled"), "{out}");
+    // Nothing of the release is left (deletion of namespaced objects is immediate at the
+    // API; pods would follow through garbage collection).
+    for kind in ["deployments", "secrets", "services", "serviceaccounts", "sympoziumpolicies", "skillpacks", "networkpolicies"] {
+        let left = plane.kubectl(&["get", kind, "-n", &ns, "-o", "name", "-l", "app.kubernetes.io/part-of=sympozium"]).unwrap();
+        assert!(left.trim().is_empty(), "{kind} left: {left}");
+    }
+    let left = plane.kubectl(&["get", "sympoziumpolicies,skillpacks,personapacks", "-n", &ns, "-o", "name"]).unwrap();
+    assert!(left.trim().is_empty(), "built-ins left: {left}");
+    for (kind, name) in [
+        ("clusterrole", format!("{release}-controller")),
+        ("clusterrolebinding", format!("{release}-controller")),
+        ("validatingwebhookconfiguration", format!("{release}-webhook")),
+    ] {
+        let err = plane.kubectl(&["get", kind, &name]).unwrap_err().to_string();
+        assert!(err.contains("NotFound"), "{kind}/{name}: {err}");
+    }
+    // CRDs are kept, as Helm does, and with them the users' instances.
+    assert_eq!(instances.get("keeper").await.unwrap().metadata.uid, created.metadata.uid);
+    crds.get("sympoziuminstances.sympozium.ai").await.unwrap();
+}
