@@ -406,7 +406,7 @@ pub struct InstallArgs {
     /// The helm binary (default: `helm` on PATH).
     #[arg(long, env = "SYMPOZIUM_HELM")]
     pub helm: Option<PathBuf>,
-    /// Apply the components directly even when helm is available.
-    #[arg(long, conflicts_with = "helm")]
+    /// Apply the components directly even when helm is available (or --helm is given).
+    #[arg(long)]
     pub no_helm: bool,
 }

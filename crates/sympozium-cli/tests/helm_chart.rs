@@ -56,7 +56,11 @@ fn run_helm(plane: &TestPlane, args: &[&str]) -> String {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "helm {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -92,7 +96,11 @@ fn generated_chart_files_match_the_code() {
         v.sort();
         v
     };
-    assert_eq!(names(&source), names(&copy), "chart files/builtin differs from deploy/builtin: run `make chart`");
+    assert_eq!(
+        names(&source),
+        names(&copy),
+        "chart files/builtin differs from deploy/builtin: run `make chart`"
+    );
     for name in names(&source) {
         assert!(
             std::fs::read(source.join(&name)).unwrap() == std::fs::read(copy.join(&name)).unwrap(),
@@ -124,25 +132,47 @@ const VALUE_SETS: &[(&str, &[&str])] = &[
     ("defaults", &[]),
     (
         "cert-manager",
-        &["webhook.certManager.enabled=true", "webhook.replicas=1", "observability.enabled=true",
-          "observability.endpoint=otel.monitoring.svc:4317"],
+        &[
+            "webhook.certManager.enabled=true",
+            "webhook.replicas=1",
+            "observability.enabled=true",
+            "observability.endpoint=otel.monitoring.svc:4317",
+        ],
     ),
     (
         "external-nats",
-        &["webhook.enabled=false", "nats.enabled=false", "nats.url=nats://bus.example.svc:4222",
-          "networkPolicies.enabled=false"],
+        &[
+            "webhook.enabled=false",
+            "nats.enabled=false",
+            "nats.url=nats://bus.example.svc:4222",
+            "networkPolicies.enabled=false",
+        ],
     ),
     (
         "private-registry",
-        &["image.registry=registry.example.com/team/sym", "image.tag=v9.9.9", "image.pullPolicy=Always",
-          "imagePullSecrets[0]=regcred", "controller.replicas=3", "controller.resources.limits.memory=1Gi",
-          "nodeSelector.pool=system", "tolerations[0].key=dedicated", "tolerations[0].operator=Exists",
-          "nats.persistence.size=2Gi"],
+        &[
+            "image.registry=registry.example.com/team/sym",
+            "image.tag=v9.9.9",
+            "image.pullPolicy=Always",
+            "imagePullSecrets[0]=regcred",
+            "controller.replicas=3",
+            "controller.resources.limits.memory=1Gi",
+            "nodeSelector.pool=system",
+            "tolerations[0].key=dedicated",
+            "tolerations[0].operator=Exists",
+            "nats.persistence.size=2Gi",
+        ],
     ),
     (
         "minimal",
-        &["webhook.enabled=false", "nats.enabled=false", "builtin.policies=false", "builtin.skills=false",
-          "builtin.personas=false", "networkPolicies.enabled=false"],
+        &[
+            "webhook.enabled=false",
+            "nats.enabled=false",
+            "builtin.policies=false",
+            "builtin.skills=false",
+            "builtin.personas=false",
+            "networkPolicies.enabled=false",
+        ],
     ),
 ];
 
@@ -169,10 +199,8 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
         let manifest = template(&plane, "sympozium", &ns, set);
         // cert-manager's kinds have no CRD on the test plane: they are checked as rendered
         // and the rest goes to the API server.
-        let docs: Vec<&str> = manifest
-            .split("\n---")
-            .filter(|d| !d.contains("apiVersion: cert-manager.io/v1"))
-            .collect();
+        let docs: Vec<&str> =
+            manifest.split("\n---").filter(|d| !d.contains("apiVersion: cert-manager.io/v1")).collect();
         let path = dir.path().join(format!("{name}.yaml"));
         std::fs::write(&path, docs.join("\n---")).unwrap();
         let out = plane
@@ -192,7 +220,10 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
                 assert_eq!(count("SkillPack"), 9);
                 assert_eq!(count("PersonaPack"), 4);
                 assert_eq!(count("ValidatingWebhookConfiguration"), 1);
-                assert!(manifest.contains("image: ghcr.io/sympozium-ai/sympozium/controller:0.1.0"), "{manifest}");
+                assert!(
+                    manifest.contains("image: ghcr.io/sympozium-ai/sympozium/controller:0.1.0"),
+                    "{manifest}"
+                );
                 assert!(manifest.contains("caBundle: "), "self-signed CA in the configuration");
                 assert_eq!(count("Issuer") + count("Certificate"), 0);
             }
@@ -212,7 +243,10 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
             "private-registry" => {
                 assert!(manifest.contains("image: registry.example.com/team/sym/controller:v9.9.9"));
                 assert!(manifest.contains("image: registry.example.com/team/sym/webhook:v9.9.9"));
-                assert!(manifest.contains("- registry.example.com/team/sym\n"), "registry for the pods it creates");
+                assert!(
+                    manifest.contains("- registry.example.com/team/sym\n"),
+                    "registry for the pods it creates"
+                );
                 assert!(manifest.contains("replicas: 3"));
                 assert!(manifest.contains("imagePullPolicy: Always"));
                 assert!(manifest.contains("pool: system"));
@@ -220,7 +254,10 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
                 assert_eq!(count("PersistentVolumeClaim"), 1);
             }
             "minimal" => {
-                assert_eq!(kinds.iter().filter(|k| k.starts_with("Sympozium") || k.ends_with("Pack")).count(), 0);
+                assert_eq!(
+                    kinds.iter().filter(|k| k.starts_with("Sympozium") || k.ends_with("Pack")).count(),
+                    0
+                );
                 assert_eq!(count("Deployment"), 1);
                 assert!(!manifest.contains("--nats-url"));
             }
@@ -232,7 +269,10 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
 /// The `nats.conf` of the rendered `sympozium-nats` Secret passes the real nats-server's
 /// configuration check, with every password filled in.
 fn nats_accepts_the_rendered_configuration(manifest: &str, dir: &Path) {
-    let doc = manifest.split("\n---").find(|d| d.contains("name: sympozium-nats") && d.contains("kind: Secret")).unwrap();
+    let doc = manifest
+        .split("\n---")
+        .find(|d| d.contains("name: sympozium-nats") && d.contains("kind: Secret"))
+        .unwrap();
     let secret: serde_json::Value = serde_yaml::from_str(doc).unwrap();
     let conf = secret["stringData"]["nats.conf"].as_str().unwrap();
     assert!(!conf.contains('@'), "a password placeholder left: {conf}");
@@ -244,7 +284,11 @@ fn nats_accepts_the_rendered_configuration(manifest: &str, dir: &Path) {
     let path = dir.join("nats.conf");
     std::fs::write(&path, conf).unwrap();
     let out = Command::new("nats-server").arg("-c").arg(&path).arg("-t").output().unwrap();
-    assert!(out.status.success(), "nats-server refused the configuration: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nats-server refused the configuration: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 async fn secret_data(client: &Client, ns: &str, name: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
@@ -292,26 +336,43 @@ async fn install_upgrade_and_uninstall_keep_users_objects() {
         deployments.get(name).await.unwrap();
     }
     // RBAC: the controller's ServiceAccount is bound; the webhook may only ask.
-    let binding = Api::<ClusterRoleBinding>::all(client.clone()).get(&format!("{release}-controller")).await.unwrap();
+    let binding =
+        Api::<ClusterRoleBinding>::all(client.clone()).get(&format!("{release}-controller")).await.unwrap();
     let subject = &binding.subjects.unwrap()[0];
-    assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), ("sympozium-controller", Some(ns.as_str())));
-    let webhook_role = Api::<ClusterRole>::all(client.clone()).get(&format!("{release}-webhook")).await.unwrap();
+    assert_eq!(
+        (subject.name.as_str(), subject.namespace.as_deref()),
+        ("sympozium-controller", Some(ns.as_str()))
+    );
+    let webhook_role =
+        Api::<ClusterRole>::all(client.clone()).get(&format!("{release}-webhook")).await.unwrap();
     let verbs: Vec<String> = webhook_role.rules.unwrap().into_iter().flat_map(|r| r.verbs).collect();
     assert!(verbs.iter().all(|v| v == "get" || v == "create"), "{verbs:?}");
     let can = plane
-        .kubectl(&["auth", "can-i", "create", "rolebindings", "--as", &format!("system:serviceaccount:{ns}:sympozium-controller"), "-n", &users])
+        .kubectl(&[
+            "auth",
+            "can-i",
+            "create",
+            "rolebindings",
+            "--as",
+            &format!("system:serviceaccount:{ns}:sympozium-controller"),
+            "-n",
+            &users,
+        ])
         .unwrap();
     assert_eq!(can.trim(), "yes");
     // `kubectl auth can-i` answers "no" with exit status 1.
     let webhook_sa = format!("system:serviceaccount:{ns}:sympozium-webhook");
     let cannot = plane.kubectl(&["auth", "can-i", "delete", "pods", "--as", &webhook_sa, "-n", &users]);
     assert!(cannot.is_err(), "the webhook may not delete pods: {cannot:?}");
-    let can = plane.kubectl(&["auth", "can-i", "create", "subjectaccessreviews", "--as", &webhook_sa]).unwrap();
+    let can =
+        plane.kubectl(&["auth", "can-i", "create", "subjectaccessreviews", "--as", &webhook_sa]).unwrap();
     assert_eq!(can.trim(), "yes");
     // Built-ins in the release namespace.
-    let policies = Api::<SympoziumPolicy>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
+    let policies =
+        Api::<SympoziumPolicy>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
     assert_eq!(policies.items.len(), 3);
-    let skills = Api::<SkillPack>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
+    let skills =
+        Api::<SkillPack>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
     assert_eq!(skills.items.len(), 9);
     let nats_before = secret_data(&client, &ns, "sympozium-nats").await;
     assert_eq!(nats_before["controller-password"].len(), 64);
@@ -330,8 +391,21 @@ async fn install_upgrade_and_uninstall_keep_users_objects() {
     let created = instances.create(&PostParams::default(), &instance).await.unwrap();
     let out = run_helm(
         &plane,
-        &["upgrade", &release, chart, "--namespace", &ns, "--set", &only_labelled, "--set", "image.tag=t2",
-          "--set", "controller.replicas=2", "--set", "builtin.personas=false"],
+        &[
+            "upgrade",
+            &release,
+            chart,
+            "--namespace",
+            &ns,
+            "--set",
+            &only_labelled,
+            "--set",
+            "image.tag=t2",
+            "--set",
+            "controller.replicas=2",
+            "--set",
+            "builtin.personas=false",
+        ],
     );
     assert!(out.contains("STATUS: deployed") && out.contains("REVISION: 2"), "{out}");
     let manager = deployments.get("sympozium-controller-manager").await.unwrap();
@@ -349,11 +423,23 @@ async fn install_upgrade_and_uninstall_keep_users_objects() {
     assert!(out.contains("uninstalled"), "{out}");
     // Nothing of the release is left (deletion of namespaced objects is immediate at the
     // API; pods would follow through garbage collection).
-    for kind in ["deployments", "secrets", "services", "serviceaccounts", "sympoziumpolicies", "skillpacks", "networkpolicies"] {
-        let left = plane.kubectl(&["get", kind, "-n", &ns, "-o", "name", "-l", "app.kubernetes.io/part-of=sympozium"]).unwrap();
+    for kind in [
+        "deployments",
+        "secrets",
+        "services",
+        "serviceaccounts",
+        "sympoziumpolicies",
+        "skillpacks",
+        "networkpolicies",
+    ] {
+        let left = plane
+            .kubectl(&["get", kind, "-n", &ns, "-o", "name", "-l", "app.kubernetes.io/part-of=sympozium"])
+            .unwrap();
         assert!(left.trim().is_empty(), "{kind} left: {left}");
     }
-    let left = plane.kubectl(&["get", "sympoziumpolicies,skillpacks,personapacks", "-n", &ns, "-o", "name"]).unwrap();
+    let left = plane
+        .kubectl(&["get", "sympoziumpolicies,skillpacks,personapacks", "-n", &ns, "-o", "name"])
+        .unwrap();
     assert!(left.trim().is_empty(), "built-ins left: {left}");
     for (kind, name) in [
         ("clusterrole", format!("{release}-controller")),
@@ -366,4 +452,120 @@ async fn install_upgrade_and_uninstall_keep_users_objects() {
     // CRDs are kept, as Helm does, and with them the users' instances.
     assert_eq!(instances.get("keeper").await.unwrap().metadata.uid, created.metadata.uid);
     crds.get("sympoziuminstances.sympozium.ai").await.unwrap();
+}
+
+/// Runs the CLI against the plane with the test's helm.
+fn sympozium(plane: &TestPlane, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sympozium"))
+        .args(["--kubeconfig", plane.kubeconfig().to_str().unwrap()])
+        .args(args)
+        .env("SYMPOZIUM_HELM", helm())
+        .env("HELM_CACHE_HOME", std::env::temp_dir().join("sympozium-helm-test/cache"))
+        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("sympozium-helm-test/config"))
+        .env("HELM_DATA_HOME", std::env::temp_dir().join("sympozium-helm-test/data"))
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[tokio::test]
+async fn sympozium_install_and_upgrade_go_through_helm_and_keep_instances() {
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "cli-helm").await.unwrap().name().to_string();
+    let users = plane.namespace(&client, "cli-helm-users").await.unwrap().name().to_string();
+    let release = format!("cli-{}", &ns[ns.len() - 6..]);
+    let only_labelled = format!("webhook.namespaceSelector.matchLabels.sympozium-test-webhook={release}");
+    let common = ["--system-namespace", &ns, "--release", &release, "--image-registry", "reg.local/sym"];
+
+    // --dry-run prints the manifests, CRDs included, and touches nothing.
+    let out = sympozium(
+        &plane,
+        &[&["install", "--dry-run", "--image-tag", "c1", "--webhook"][..], &common].concat(),
+    );
+    let manifest = ok(&out);
+    assert!(manifest.contains("kind: CustomResourceDefinition"), "{manifest}");
+    assert!(manifest.contains("image: reg.local/sym/controller:c1"));
+    assert!(manifest.contains("kind: ValidatingWebhookConfiguration"));
+    assert!(
+        Api::<Deployment>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Bad input is refused with the flag named.
+    let out = sympozium(&plane, &[&["install", "--set", "controller.replicas"][..], &common].concat());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--set controller.replicas: expected key=value"));
+    let out = sympozium(&plane, &[&["install", "--no-helm", "--set", "a=b"][..], &common].concat());
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("need helm"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = sympozium(
+        &plane,
+        &[
+            &["install", "--image-tag", "c1", "--webhook", "--set", &only_labelled, "--wait", "90s"][..],
+            &common,
+        ]
+        .concat(),
+    );
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains(&format!(
+            "sympozium installed in namespace {ns} with Helm (release {release}, revision 1"
+        )),
+        "{stdout}"
+    );
+    let listed = run_helm(&plane, &["list", "--namespace", &ns, "--short"]);
+    assert_eq!(listed.trim(), release);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    deployments.get("sympozium-webhook").await.unwrap();
+
+    let instance: SympoziumInstance = serde_json::from_value(serde_json::json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance",
+        "metadata": {"name": "stays", "namespace": users},
+        "spec": {"agents": {"default": {"model": "gpt-4o"}}, "memory": {"enabled": true}}
+    }))
+    .unwrap();
+    let instances: Api<SympoziumInstance> = Api::namespaced(client.clone(), &users);
+    let created = instances.create(&PostParams::default(), &instance).await.unwrap();
+    let nats_before = secret_data(&client, &ns, "sympozium-nats").await;
+
+    let values = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(values.path(), "controller:\n  replicas: 2\n").unwrap();
+    let out = sympozium(
+        &plane,
+        &[
+            &["upgrade", "--image-tag", "c2", "--webhook", "--set", &only_labelled, "--values"][..],
+            &[values.path().to_str().unwrap()],
+            &common,
+        ]
+        .concat(),
+    );
+    let stdout = ok(&out);
+    assert!(stdout.contains("revision 2"), "{stdout}");
+    let manager = deployments.get("sympozium-controller-manager").await.unwrap();
+    assert_eq!(manager.spec.as_ref().unwrap().replicas, Some(2), "--values applied");
+    let image = manager.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some("reg.local/sym/controller:c2"));
+    assert_eq!(instances.get("stays").await.unwrap().metadata.uid, created.metadata.uid);
+    assert_eq!(secret_data(&client, &ns, "sympozium-nats").await, nats_before, "bus passwords kept");
+
+    let out = sympozium(&plane, &["uninstall", "--system-namespace", &ns, "--release", &release]);
+    let stdout = ok(&out);
+    assert!(stdout.contains(&format!("(Helm release {release})")), "{stdout}");
+    assert!(deployments.list(&ListParams::default()).await.unwrap().items.is_empty());
+    assert_eq!(instances.get("stays").await.unwrap().metadata.uid, created.metadata.uid, "agents kept");
 }

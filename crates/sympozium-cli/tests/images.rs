@@ -57,12 +57,19 @@ fn json(path: &Path) -> Value {
 
 #[test]
 fn every_component_image_runs_its_binary_as_a_non_root_user_from_its_own_files() {
-    assert!(is_root(), "building images with buildah (vfs storage, chroot isolation) needs root, as `make images` does");
+    assert!(
+        is_root(),
+        "building images with buildah (vfs storage, chroot isolation) needs root, as `make images` does"
+    );
     let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_sympozium")).parent().unwrap().to_path_buf();
     let out = tempfile::tempdir().unwrap();
     let script = repo().join("scripts/images.sh");
-    run(Command::new("bash").arg(&script).args(["--profile", "debug", "--no-build", "--out"]).arg(out.path())
-        .arg("--bin-dir").arg(&bin_dir));
+    run(Command::new("bash")
+        .arg(&script)
+        .args(["--profile", "debug", "--no-build", "--out"])
+        .arg(out.path())
+        .arg("--bin-dir")
+        .arg(&bin_dir));
     let version = env!("CARGO_PKG_VERSION");
     let revision = run(Command::new("git").arg("-C").arg(repo()).args(["rev-parse", "HEAD"]));
     let revision = revision.trim();
@@ -84,7 +91,10 @@ fn every_component_image_runs_its_binary_as_a_non_root_user_from_its_own_files()
             "{image}"
         );
         let digest = entry["digest"].as_str().unwrap();
-        assert_eq!(std::fs::read_to_string(out.path().join(format!("{image}.digest"))).unwrap().trim(), digest);
+        assert_eq!(
+            std::fs::read_to_string(out.path().join(format!("{image}.digest"))).unwrap().trim(),
+            digest
+        );
         let manifest = json(&blob(&layout, digest));
         let annotations = &manifest["annotations"];
         assert_eq!(annotations["org.opencontainers.image.version"], version, "{image}");
@@ -105,7 +115,11 @@ fn every_component_image_runs_its_binary_as_a_non_root_user_from_its_own_files()
 
         let rootfs = out.path().join(format!("{image}.rootfs"));
         std::fs::create_dir(&rootfs).unwrap();
-        run(Command::new("tar").arg("-xf").arg(blob(&layout, layers[0]["digest"].as_str().unwrap())).arg("-C").arg(&rootfs));
+        run(Command::new("tar")
+            .arg("-xf")
+            .arg(blob(&layout, layers[0]["digest"].as_str().unwrap()))
+            .arg("-C")
+            .arg(&rootfs));
         let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
         assert!(passwd.lines().any(|l| l.starts_with("sympozium:x:65532:65532:")), "{passwd}");
         assert!(passwd.lines().all(|l| l.ends_with(":/sbin/nologin")), "no login shell: {passwd}");
@@ -125,7 +139,11 @@ fn every_component_image_runs_its_binary_as_a_non_root_user_from_its_own_files()
         }
 
         // The entrypoint from the image's own files, as the image's user.
-        let out = run(Command::new("chroot").arg("--userspec=65532:65532").arg(&rootfs).arg(&entrypoint).arg("--version"));
+        let out = run(Command::new("chroot")
+            .arg("--userspec=65532:65532")
+            .arg(&rootfs)
+            .arg(&entrypoint)
+            .arg("--version"));
         assert!(out.contains(version), "{image}: `{entrypoint} --version` printed {out:?}");
         std::fs::remove_dir_all(&rootfs).unwrap();
         std::fs::remove_dir_all(&layout).unwrap();
@@ -140,8 +158,13 @@ fn an_image_build_is_reproducible() {
     let digests: Vec<String> = (0..2)
         .map(|_| {
             let out = tempfile::tempdir().unwrap();
-            run(Command::new("bash").arg(&script).args(["--profile", "debug", "--no-build", "--out"]).arg(out.path())
-                .arg("--bin-dir").arg(&bin_dir).arg("tool-executor"));
+            run(Command::new("bash")
+                .arg(&script)
+                .args(["--profile", "debug", "--no-build", "--out"])
+                .arg(out.path())
+                .arg("--bin-dir")
+                .arg(&bin_dir)
+                .arg("tool-executor"));
             let archive = std::fs::read(out.path().join("tool-executor.tar")).unwrap();
             let sum = run(Command::new("sha256sum").arg(out.path().join("tool-executor.tar")));
             assert!(!archive.is_empty());

@@ -20,7 +20,10 @@ const CHART: &[(&str, &str)] = &[
     ("Chart.yaml", include_str!("../../../../deploy/helm/sympozium/Chart.yaml")),
     ("values.yaml", include_str!("../../../../deploy/helm/sympozium/values.yaml")),
     ("templates/_helpers.tpl", include_str!("../../../../deploy/helm/sympozium/templates/_helpers.tpl")),
-    ("templates/controller.yaml", include_str!("../../../../deploy/helm/sympozium/templates/controller.yaml")),
+    (
+        "templates/controller.yaml",
+        include_str!("../../../../deploy/helm/sympozium/templates/controller.yaml"),
+    ),
     ("templates/nats.yaml", include_str!("../../../../deploy/helm/sympozium/templates/nats.yaml")),
     ("templates/webhook.yaml", include_str!("../../../../deploy/helm/sympozium/templates/webhook.yaml")),
     ("templates/builtin.yaml", include_str!("../../../../deploy/helm/sympozium/templates/builtin.yaml")),
@@ -79,7 +82,9 @@ const CHART: &[(&str, &str)] = &[
     ),
     (
         "files/builtin/personapack-observability-mcp-team.yaml",
-        include_str!("../../../../deploy/helm/sympozium/files/builtin/personapack-observability-mcp-team.yaml"),
+        include_str!(
+            "../../../../deploy/helm/sympozium/files/builtin/personapack-observability-mcp-team.yaml"
+        ),
     ),
     (
         "files/builtin/personapack-platform-team.yaml",
@@ -245,7 +250,11 @@ pub async fn uninstall(
     }
     emitln!(
         "sympozium uninstalled from {namespace} (Helm release {release}){}",
-        if crds { " (CRDs and the namespace removed)" } else { " (CRDs and your agents kept; --crds removes them)" }
+        if crds {
+            " (CRDs and the namespace removed)"
+        } else {
+            " (CRDs and your agents kept; --crds removes them)"
+        }
     );
     Ok(0)
 }
@@ -271,7 +280,8 @@ mod tests {
             }
         }
         let mut embedded: Vec<String> = CHART.iter().map(|(p, _)| p.to_string()).collect();
-        embedded.extend(sympozium_api::crds::rendered().unwrap().into_iter().map(|(n, _)| format!("crds/{n}")));
+        embedded
+            .extend(sympozium_api::crds::rendered().unwrap().into_iter().map(|(n, _)| format!("crds/{n}")));
         on_disk.retain(|p| p != ".helmignore");
         on_disk.sort();
         embedded.sort();

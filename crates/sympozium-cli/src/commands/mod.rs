@@ -92,7 +92,8 @@ pub async fn dispatch(
         }
         Command::Install(args) | Command::Upgrade(args) => {
             let wait = run::parse_timeout(&args.wait)?;
-            let helm = if args.no_helm { None } else { install_helm::find_helm(args.helm.as_deref()).await? };
+            let helm =
+                if args.no_helm { None } else { install_helm::find_helm(args.helm.as_deref()).await? };
             match helm {
                 Some(helm) => install_helm::install(&helm, cli.kubeconfig.as_deref(), args, wait).await,
                 None if !args.set.is_empty() || !args.values.is_empty() || args.dry_run => Err(needs_helm()),
@@ -124,7 +125,8 @@ pub async fn dispatch(
             if let Some(helm) = install_helm::find_helm(helm.as_deref()).await?
                 && install_helm::has_release(&helm, kubeconfig, release, system_namespace).await
             {
-                return install_helm::uninstall(client, &helm, kubeconfig, release, system_namespace, *crds).await;
+                return install_helm::uninstall(client, &helm, kubeconfig, release, system_namespace, *crds)
+                    .await;
             }
             install::uninstall(client, system_namespace, *crds).await
         }
