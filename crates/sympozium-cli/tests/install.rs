@@ -29,8 +29,10 @@ async fn install_upgrade_and_uninstall() {
     let plane = TestPlane::get().unwrap();
     let client = plane.client().await.unwrap();
     let ns = plane.namespace(&client, "install").await.unwrap().name().to_string();
+    // The direct install (this file's subject), even where helm is on PATH.
     let args = [
         "install",
+        "--no-helm",
         "--system-namespace",
         &ns,
         "--image-registry",
@@ -97,6 +99,7 @@ async fn install_upgrade_and_uninstall() {
 fn args_vec(ns: &str) -> Vec<&str> {
     vec![
         "install",
+        "--no-helm",
         "--system-namespace",
         ns,
         "--image-registry",
