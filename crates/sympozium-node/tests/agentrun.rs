@@ -184,3 +184,107 @@ async fn an_agent_run_executes_on_the_local_node_and_succeeds_with_the_answer_fr
         t.abort();
     }
 }
+
+/// `spec.sandbox.enabled` for real: the run's pod gets a `sandbox` container (the tool
+/// executor, as the sandbox image maps to on this node), `execute_command` runs there by
+/// default — as the pod's user, without the Kubernetes token, the model's key or any other
+/// Secret — and still reaches a skill sidecar (with its RBAC) when the model names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_sandbox_commands_run_in_the_sandbox_container_and_named_skills_in_their_sidecar() {
+    ensure_built("sympozium-agent-runner", &["sympozium-agent-runner"]);
+    ensure_built("sympozium-ipc-bridge", &["sympozium-ipc-bridge"]);
+    ensure_built("sympozium-tool-executor", &["tool-executor"]);
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = namespace(&client, &plane, "node-sandbox").await;
+    let ns = ns.name().to_string();
+    create::<Pod>(
+        &client,
+        &ns,
+        json!({"metadata": {"name": "nats", "labels": {"app": "nats"}},
+        "spec": {"containers": [{"name": "nats", "image": "nats:2.10", "args": ["-js", "-sd", "/data"],
+            "ports": [{"name": "client", "containerPort": 4222}],
+            "readinessProbe": {"tcpSocket": {"port": 4222}, "periodSeconds": 1},
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+            "volumes": [{"name": "data", "emptyDir": {}}]}}),
+    )
+    .await;
+    create::<Service>(&client, &ns, json!({"metadata": {"name": "nats"},
+        "spec": {"selector": {"app": "nats"}, "ports": [{"name": "client", "port": 4222, "targetPort": "client"}]}}))
+    .await;
+    let fake = FakeLlm::start().await.unwrap();
+    let in_sandbox = "SA=/var/run/secrets/kubernetes.io/serviceaccount; echo \"sandbox uid=$(id -u) token=$(test -e $SA/token && echo yes || echo no) key=${OPENAI_API_KEY:-none}\" | tee /workspace/note.txt";
+    let in_sidecar = r#"SA=/var/run/secrets/kubernetes.io/serviceaccount; echo "sidecar token=$(test -e $SA/token && echo yes || echo no) note=$(cat /workspace/note.txt | cut -c1-7)""#;
+    fake.push(Turn::tool_call("execute_command", json!({"command": in_sandbox})).with_usage(0, 0));
+    fake.push(
+        Turn::tool_call("execute_command", json!({"command": in_sidecar, "skill": "inspect"})).with_usage(0, 0),
+    );
+    fake.push(Turn::text("Checked.").with_usage(1, 1));
+    host_service(&client, &ns, "llm", port_of(&fake.openai_base_url())).await;
+    let base_url = format!("http://llm.{ns}.svc/v1");
+    create::<Secret>(
+        &client,
+        &ns,
+        json!({"metadata": {"name": "team-openai-key"}, "stringData": {"OPENAI_API_KEY": "sk-node-key"}}),
+    )
+    .await;
+    apply(&client, &ns, "SkillPack", "skillpacks", "inspect", json!({
+        "skills": [{"name": "inspect", "content": "Inspect the cluster with execute_command."}],
+        "sidecar": {"image": "ghcr.io/sympozium-ai/sympozium/skill-k8s-ops:latest",
+            "rbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}}))
+    .await;
+    apply(&client, &ns, "SympoziumInstance", "sympoziuminstances", "boxed", json!({
+        "agents": {"default": {"model": "gpt-4o", "baseURL": base_url,
+            "sandbox": {"enabled": true, "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}}}}},
+        "authRefs": [{"provider": "openai", "secret": "team-openai-key"}]}))
+    .await;
+    wait_ready(&client, &ns, "nats", WAIT).await;
+    let settings =
+        Settings { event_bus_url: Some(format!("nats://nats.{ns}.svc:4222")), ..Default::default() };
+    let ctx =
+        Arc::new(Context::new(client.clone(), settings, Metrics::default(), Some(ns.clone()), "node-sandbox"));
+    let tasks = [tokio::spawn(agentrun::run(ctx.clone())), tokio::spawn(skillpack::run(ctx.clone()))];
+    apply(&client, &ns, "AgentRun", "agentruns", "boxed-1", json!({"instanceRef": "boxed", "agentId": "primary",
+        "sessionKey": "s1", "task": "Look around.", "skills": [{"skillPackRef": "inspect"}],
+        "model": {"provider": "openai", "model": "gpt-4o", "baseURL": base_url, "authSecretRef": "team-openai-key"}}))
+    .await;
+    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+    let done = wait_for(&runs, "boxed-1", "Succeeded or Failed", Duration::from_secs(180), |r: Option<&AgentRun>| {
+        matches!(r.and_then(|r| r.status.as_ref()?.phase), Some(AgentRunPhase::Succeeded | AgentRunPhase::Failed))
+    })
+    .await
+    .unwrap();
+    let status = done.status.unwrap();
+    assert_eq!(status.phase, Some(AgentRunPhase::Succeeded), "{status:?}");
+
+    let requests = fake.requests();
+    let tool_result = |i: usize| {
+        requests[i].body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "tool")
+            .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+            .unwrap()
+    };
+    assert_eq!(tool_result(1).trim(), "sandbox uid=1000 token=no key=none", "the sandbox holds nothing");
+    assert_eq!(
+        tool_result(2).trim(),
+        "sidecar token=yes note=sandbox",
+        "the named skill ran in its sidecar, which shares /workspace"
+    );
+    let system = requests[0].system_prompt();
+    assert!(system.contains("sandbox container"), "{system}");
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = pods.list(&ListParams::default().labels("job-name=boxed-1")).await.unwrap().items.remove(0);
+    let spec = pod.spec.unwrap();
+    let sandbox = spec.containers.iter().find(|c| c.name == "sandbox").unwrap();
+    let limits = sandbox.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert_eq!((limits["cpu"].0.as_str(), limits["memory"].0.as_str()), ("500m", "256Mi"));
+    assert_eq!(sandbox.security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
+    for t in tasks {
+        t.abort();
+    }
+}

@@ -384,6 +384,10 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
             .collect();
         vars.push(env("SKILL_RBAC", serde_json::Value::Object(grants).to_string()));
     }
+    if super::sandbox_container::effective(run, i.instance).is_some() {
+        // `execute_command` goes to the sandbox container; this one runs no command itself.
+        vars.push(env("SANDBOX_ENABLED", "true"));
+    }
     vars.push(env("EVENT_BUS_URL", i.settings.event_bus_url()));
     if i.settings.bus_auth.is_some() {
         vars.extend(super::bus_access::env(&run.name_any()));
@@ -519,6 +523,9 @@ pub fn job(i: &RunInputs<'_>) -> Job {
     let labels = run_labels(run);
     let mut containers = vec![agent_container(i, memory_url.as_deref(), legacy_memory), ipc_bridge(i)];
     containers.extend(i.sidecars.iter().map(skill_container));
+    if let Some(sandbox) = super::sandbox_container::effective(run, i.instance) {
+        containers.push(super::sandbox_container::container(&sandbox, i.settings));
+    }
 
     let mut volumes = vec![
         super::hooks::workspace_volume(run),

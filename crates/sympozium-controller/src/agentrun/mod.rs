@@ -21,6 +21,7 @@ pub mod postrun;
 pub mod result;
 pub mod running;
 pub mod sandbox;
+pub mod sandbox_container;
 pub mod scope;
 pub mod serve;
 pub mod terminal;
