@@ -217,7 +217,8 @@ async fn with_a_sandbox_commands_run_in_the_sandbox_container_and_named_skills_i
     let in_sidecar = r#"SA=/var/run/secrets/kubernetes.io/serviceaccount; echo "sidecar token=$(test -e $SA/token && echo yes || echo no) note=$(cat /workspace/note.txt | cut -c1-7)""#;
     fake.push(Turn::tool_call("execute_command", json!({"command": in_sandbox})).with_usage(0, 0));
     fake.push(
-        Turn::tool_call("execute_command", json!({"command": in_sidecar, "skill": "inspect"})).with_usage(0, 0),
+        Turn::tool_call("execute_command", json!({"command": in_sidecar, "skill": "inspect"}))
+            .with_usage(0, 0),
     );
     fake.push(Turn::text("Checked.").with_usage(1, 1));
     host_service(&client, &ns, "llm", port_of(&fake.openai_base_url())).await;
@@ -228,30 +229,58 @@ async fn with_a_sandbox_commands_run_in_the_sandbox_container_and_named_skills_i
         json!({"metadata": {"name": "team-openai-key"}, "stringData": {"OPENAI_API_KEY": "sk-node-key"}}),
     )
     .await;
-    apply(&client, &ns, "SkillPack", "skillpacks", "inspect", json!({
+    apply(
+        &client,
+        &ns,
+        "SkillPack",
+        "skillpacks",
+        "inspect",
+        json!({
         "skills": [{"name": "inspect", "content": "Inspect the cluster with execute_command."}],
         "sidecar": {"image": "ghcr.io/sympozium-ai/sympozium/skill-k8s-ops:latest",
-            "rbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}}))
+            "rbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}}),
+    )
     .await;
-    apply(&client, &ns, "SympoziumInstance", "sympoziuminstances", "boxed", json!({
+    apply(
+        &client,
+        &ns,
+        "SympoziumInstance",
+        "sympoziuminstances",
+        "boxed",
+        json!({
         "agents": {"default": {"model": "gpt-4o", "baseURL": base_url,
             "sandbox": {"enabled": true, "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}}}}},
-        "authRefs": [{"provider": "openai", "secret": "team-openai-key"}]}))
+        "authRefs": [{"provider": "openai", "secret": "team-openai-key"}]}),
+    )
     .await;
     wait_ready(&client, &ns, "nats", WAIT).await;
     let settings =
         Settings { event_bus_url: Some(format!("nats://nats.{ns}.svc:4222")), ..Default::default() };
-    let ctx =
-        Arc::new(Context::new(client.clone(), settings, Metrics::default(), Some(ns.clone()), "node-sandbox"));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings,
+        Metrics::default(),
+        Some(ns.clone()),
+        "node-sandbox",
+    ));
     let tasks = [tokio::spawn(agentrun::run(ctx.clone())), tokio::spawn(skillpack::run(ctx.clone()))];
     apply(&client, &ns, "AgentRun", "agentruns", "boxed-1", json!({"instanceRef": "boxed", "agentId": "primary",
         "sessionKey": "s1", "task": "Look around.", "skills": [{"skillPackRef": "inspect"}],
         "model": {"provider": "openai", "model": "gpt-4o", "baseURL": base_url, "authSecretRef": "team-openai-key"}}))
     .await;
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
-    let done = wait_for(&runs, "boxed-1", "Succeeded or Failed", Duration::from_secs(180), |r: Option<&AgentRun>| {
-        matches!(r.and_then(|r| r.status.as_ref()?.phase), Some(AgentRunPhase::Succeeded | AgentRunPhase::Failed))
-    })
+    let done = wait_for(
+        &runs,
+        "boxed-1",
+        "Succeeded or Failed",
+        Duration::from_secs(180),
+        |r: Option<&AgentRun>| {
+            matches!(
+                r.and_then(|r| r.status.as_ref()?.phase),
+                Some(AgentRunPhase::Succeeded | AgentRunPhase::Failed)
+            )
+        },
+    )
     .await
     .unwrap();
     let status = done.status.unwrap();

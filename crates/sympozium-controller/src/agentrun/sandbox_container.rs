@@ -96,7 +96,11 @@ pub fn container(s: &Effective, settings: &Settings) -> Container {
         image: Some(s.image.clone().unwrap_or_else(|| settings.image(IMAGE))),
         image_pull_policy: Some("IfNotPresent".into()),
         env: Some(vec![env("SYMPOZIUM_SKILL", NAME), env("IPC_DIR", "/ipc"), env("HOME", "/tmp")]),
-        volume_mounts: Some(vec![mount("ipc", "/ipc"), mount("workspace", "/workspace"), mount("tmp", "/tmp")]),
+        volume_mounts: Some(vec![
+            mount("ipc", "/ipc"),
+            mount("workspace", "/workspace"),
+            mount("tmp", "/tmp"),
+        ]),
         resources: Some(s.resources.clone()),
         security_context: Some(security),
         ..Default::default()
