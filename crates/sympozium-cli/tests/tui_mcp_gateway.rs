@@ -123,8 +123,11 @@ async fn mcp_servers_and_gateway_routes_in_the_tui() {
     pty.wait_for("Tools: not discovered yet", 20);
 
     // 8: the gateway status and the instance's route.
+    // Other tests' instances share the plane, so this namespace's row is waited for by name.
     pty.keys(&["8"]);
-    let s = pty.wait_for("http://my-agent.agents.example.test", 30);
+    let s = pty.wait("this namespace's route, Serving", 30, |s| {
+        s.lines().any(|l| l.starts_with(&format!("│{ns_a}")) && l.contains("my-agent") && l.contains("Serving"))
+    });
     assert!(
         s.contains("no SympoziumConfig") || s.contains("gateway disabled") || s.contains("· class "),
         "the gateway status is shown: {s}"
@@ -136,7 +139,8 @@ async fn mcp_servers_and_gateway_routes_in_the_tui() {
     // (Columns are cut to fit the pane; the detail has the whole URL.)
     assert!(route.contains("my-agent.agents.example") && route.contains("Serving"), "{route}");
     select(&pty, &ns_a, "my-agent");
-    pty.wait_for(&format!("HTTPRoute: {ns_a}/my-agent-web-endpoint-web"), 20);
+    let s = pty.wait_for(&format!("HTTPRoute: {ns_a}/my-agent-web-endpoint-web"), 20);
+    assert!(s.contains("http://my-agent.agents.example.test"), "the detail has the whole URL: {s}");
 
     // The help names the new views' keys.
     pty.keys(&["?"]);
