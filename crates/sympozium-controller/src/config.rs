@@ -61,6 +61,12 @@ pub struct Config {
     /// Image of small helper containers (post-run hooks' `done`).
     #[arg(long, env = "SYMPOZIUM_BUSYBOX_IMAGE", default_value = "busybox:1.36")]
     pub busybox_image: String,
+    /// Discovery attempts per MCP server in a run's pod before the server is skipped.
+    #[arg(long, env = "SYMPOZIUM_MCP_DISCOVERY_ATTEMPTS", default_value_t = 6)]
+    pub mcp_discovery_attempts: u32,
+    /// Seconds between two MCP discovery attempts.
+    #[arg(long, env = "SYMPOZIUM_MCP_DISCOVERY_INTERVAL", default_value_t = 10)]
+    pub mcp_discovery_interval_secs: u64,
     /// NATS URL of the event bus; the routers (agent-managed schedules, …) run only when
     /// set.
     #[arg(long, env = "NATS_URL")]
@@ -97,6 +103,8 @@ impl Config {
             memory_url_template: self.memory_url_template.clone(),
             busybox_image: self.busybox_image.clone(),
             bus_auth: self.bus_auth(),
+            mcp_discovery_attempts: self.mcp_discovery_attempts.max(1),
+            mcp_discovery_interval: std::time::Duration::from_secs(self.mcp_discovery_interval_secs),
         }
     }
 

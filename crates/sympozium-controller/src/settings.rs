@@ -24,6 +24,10 @@ pub struct Settings {
     /// Bus credentials for the pods the controllers create; `None` when NATS runs without
     /// authorization (tests, hand-run development setups).
     pub bus_auth: Option<BusAuth>,
+    /// Discovery attempts of a run's MCP bridge per server (`MCP_DISCOVERY_ATTEMPTS`).
+    pub mcp_discovery_attempts: u32,
+    /// Pause between two discovery attempts of the bridge (`MCP_DISCOVERY_INTERVAL_MS`).
+    pub mcp_discovery_interval: std::time::Duration,
 }
 
 /// What the controller hands to pods so they can use an authenticated bus.
@@ -55,6 +59,8 @@ impl Default for Settings {
             memory_url_template: "http://{instance}-memory.{namespace}.svc:8080".into(),
             busybox_image: "busybox:1.36".into(),
             bus_auth: None,
+            mcp_discovery_attempts: 6,
+            mcp_discovery_interval: std::time::Duration::from_secs(10),
         }
     }
 }

@@ -15,6 +15,12 @@ use crate::client::{ClientError, EnvLookup, Session, connect};
 use crate::config::{ServerConfig, ServersFile};
 use crate::content;
 
+/// Discovery attempts per server by default: a server that is still starting (a pod
+/// scheduled with the run) gets about a minute.
+pub const DISCOVERY_ATTEMPTS: u32 = 6;
+/// Pause between discovery attempts by default.
+pub const DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Tunables of the bridge.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -22,8 +28,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Discovery attempts per server before it is reported unavailable.
     pub discovery_attempts: u32,
-    /// Pause before the second attempt (doubling after each).
-    pub discovery_backoff: Duration,
+    /// Pause between two attempts.
+    pub discovery_interval: Duration,
     /// Longest result text handed to the runner.
     pub max_result_chars: usize,
     /// Calls in flight at once.
@@ -36,8 +42,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(10),
-            discovery_attempts: 3,
-            discovery_backoff: Duration::from_secs(1),
+            discovery_attempts: DISCOVERY_ATTEMPTS,
+            discovery_interval: DISCOVERY_INTERVAL,
             max_result_chars: 7000,
             max_concurrent_calls: 10,
             rescan_interval: Duration::from_millis(500),
@@ -158,7 +164,6 @@ impl Bridge {
     }
 
     async fn discover_one(&self, server: &ServerState) -> Result<(), ClientError> {
-        let mut backoff = self.settings.discovery_backoff;
         let mut attempt = 1;
         loop {
             let span = tracing::info_span!("mcp-bridge.discover", server = %server.config.name, attempt);
@@ -171,8 +176,7 @@ impl Bridge {
                 Err(e) if attempt >= self.settings.discovery_attempts => return Err(e),
                 Err(e) => {
                     tracing::info!(server = %server.config.name, attempt, error = %e, "discovery failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    tokio::time::sleep(self.settings.discovery_interval).await;
                     attempt += 1;
                 }
             }

@@ -30,12 +30,13 @@ pub struct Cli {
     /// Discover, write the manifest and exit (the `mcp-discover` init container).
     #[arg(long, env = "MCP_DISCOVER_ONLY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub discover_only: bool,
-    /// Discovery attempts per server.
-    #[arg(long, env = "MCP_DISCOVERY_ATTEMPTS", default_value_t = 3)]
+    /// Discovery attempts per server (a server still down after them is skipped: its tools
+    /// are missing from the run).
+    #[arg(long, env = "MCP_DISCOVERY_ATTEMPTS", default_value_t = crate::bridge::DISCOVERY_ATTEMPTS)]
     pub discovery_attempts: u32,
-    /// Pause before the second discovery attempt, in milliseconds (doubling).
-    #[arg(long, env = "MCP_DISCOVERY_BACKOFF_MS", default_value_t = 1000)]
-    pub discovery_backoff_ms: u64,
+    /// Pause between two discovery attempts, in milliseconds.
+    #[arg(long, env = "MCP_DISCOVERY_INTERVAL_MS", default_value_t = 10_000)]
+    pub discovery_interval_ms: u64,
     /// Connect + handshake budget, in seconds.
     #[arg(long, env = "MCP_CONNECT_TIMEOUT", default_value_t = 10)]
     pub connect_timeout_secs: u64,
@@ -102,7 +103,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
     let settings = Settings {
         connect_timeout: Duration::from_secs(cli.connect_timeout_secs.max(1)),
         discovery_attempts: cli.discovery_attempts.max(1),
-        discovery_backoff: Duration::from_millis(cli.discovery_backoff_ms),
+        discovery_interval: Duration::from_millis(cli.discovery_interval_ms),
         max_result_chars: cli.max_result_chars.max(100),
         ..Settings::default()
     };

@@ -48,7 +48,7 @@ impl Pod {
             .env("MCP_IPC_PATH", &self.tools)
             .env("MCP_MANIFEST_PATH", self.tools.join("mcp-tools.json"))
             .env("MCP_DISCOVERY_ATTEMPTS", "2")
-            .env("MCP_DISCOVERY_BACKOFF_MS", "100")
+            .env("MCP_DISCOVERY_INTERVAL_MS", "100")
             .env("MCP_MAX_RESULT_CHARS", "1000")
             .env("MCP_AUTH_KB", "kb-secret")
             .env("MCP_DISCOVER_ONLY", discover_only.to_string())
@@ -268,6 +268,152 @@ async fn the_stdio_adapter_serves_a_stdio_server_over_streamable_http() {
     let text = sympozium_mcp_bridge::content::texts(&r).join("");
     // Only STDIO_ENV_ variables reach the server, renamed.
     assert_eq!(text, "note pager (kept by ops): rotate the on-call pager on Mondays");
+    let _ = adapter.kill();
+    let _ = adapter.wait();
+}
+
+/// A server still starting when the run's pod starts (its Deployment scheduled with the run)
+/// is retried, not dropped: it answers on the third attempt and its tools are published.
+/// Without the retries the first attempt would name it unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_retries_a_server_that_comes_up_late() {
+    let port = closed_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let pod = Pod::new(json!([{"name": "late", "url": format!("http://{addr}/mcp"), "toolsPrefix": "late"}]));
+    let mut discover = pod.bridge(true);
+    discover.env("MCP_DISCOVERY_ATTEMPTS", "20").env("MCP_DISCOVERY_INTERVAL_MS", "150");
+    let mut child = discover.spawn().unwrap();
+    // Two attempts fail first (the bridge's log says "retrying"), then the server starts.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the bridge gave up on a server that is not up yet");
+    let _kb = McpHttpServer::start(addr, KnowledgeBase::default(), None).await.unwrap();
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(30))).await.unwrap();
+    assert!(status.success());
+    let manifest = pod.manifest();
+    let names: Vec<&str> =
+        manifest["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["late_lookup", "late_purge"], "{manifest}");
+    assert!(manifest["unavailable"].as_array().is_none_or(|u| u.is_empty()), "{manifest}");
+}
+
+/// With one attempt a server that is down is reported at once (how tests and impatient
+/// deployments shorten discovery; the defaults are 6 attempts 10 s apart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attempts_are_configurable() {
+    let pod = Pod::new(json!([{"name": "off", "url": format!("http://127.0.0.1:{}/mcp", closed_port()),
+        "toolsPrefix": "off"}]));
+    let mut discover = pod.bridge(true);
+    discover.env("MCP_DISCOVERY_ATTEMPTS", "1").env("MCP_DISCOVERY_INTERVAL_MS", "60000");
+    let status = discover.status().unwrap();
+    assert!(status.success());
+    assert_eq!(pod.manifest()["unavailable"][0]["server"], "off");
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("MCP_DISCOVERY_ATTEMPTS") && help.contains("[default: 6]"), "{help}");
+    assert!(help.contains("MCP_DISCOVERY_INTERVAL_MS") && help.contains("[default: 10000]"), "{help}");
+}
+
+/// The processes whose parent is `pid` (from `/proc/<pid>/stat`: field 4 is the parent).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // The command name (field 2) is in parentheses and may hold spaces.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        if after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+async fn ready(client: &reqwest::Client, port: u16) -> bool {
+    client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.is_ok_and(|r| r.status().is_success())
+}
+
+/// A managed stdio server whose process dies (killed, crashed, OOM) is started again by the
+/// adapter: the pod goes unready meanwhile, a call in between is a clear tool error, and then
+/// the same client session and a fresh discovery (the bridge of the next run) work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_stdio_server_is_restarted_and_calls_and_discovery_work_again() {
+    let port = closed_port();
+    let mut adapter = Command::new(BIN)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("MCP_STDIO_ADAPTER", "true")
+        .env("STDIO_CMD", notes_binary())
+        .env("STDIO_ARGS", "[]")
+        .env("STDIO_SERVER_NAME", "notes")
+        .env("STDIO_PORT", port.to_string())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if ready(&http, port).await {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the adapter never became ready");
+    let config: sympozium_mcp_bridge::ServerConfig = serde_json::from_value(json!({
+        "name": "notes", "url": format!("http://127.0.0.1:{port}/mcp"), "toolsPrefix": "notes"}))
+    .unwrap();
+    let env: sympozium_mcp_bridge::client::EnvLookup = std::sync::Arc::new(|_: &str| None);
+    let session =
+        sympozium_mcp_bridge::client::connect(&config, &env, Duration::from_secs(10)).await.unwrap();
+    let args = json!({"name": "pager"}).as_object().unwrap().clone();
+    let read = |r: &rmcp::model::CallToolResult| sympozium_mcp_bridge::content::texts(r).join("");
+    let before = session.call("read_note", args.clone(), None, Duration::from_secs(10)).await.unwrap();
+    assert!(read(&before).contains("rotate the on-call pager"), "{before:?}");
+
+    let old = children(adapter.id());
+    assert_eq!(old.len(), 1, "one stdio server process: {old:?}");
+    let status = Command::new("kill").args(["-9", &old[0].to_string()]).status().unwrap();
+    assert!(status.success());
+    // Down: unready, and a call says the server is not running (no hang).
+    let mut saw_down = false;
+    for _ in 0..40 {
+        if !ready(&http, port).await {
+            saw_down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(saw_down, "the pod stayed ready with its server dead");
+    let during = session.call("read_note", args.clone(), None, Duration::from_secs(10)).await;
+    if let Err(e) = &during {
+        assert!(e.to_string().contains("not running"), "{e}");
+    }
+    // Back (the adapter waits 1 s before starting it again): a new process, ready again.
+    let mut back = false;
+    for _ in 0..200 {
+        if ready(&http, port).await {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "the stdio server was not started again");
+    let new = children(adapter.id());
+    assert!(new.len() == 1 && new != old, "a new server process: {old:?} → {new:?}");
+    // The session the bridge already had works again …
+    let after = session.call("read_note", args.clone(), None, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(read(&after), read(&before));
+    // … and discovery from scratch lists the tools again.
+    let pod = Pod::new(
+        json!([{"name": "notes", "url": format!("http://127.0.0.1:{port}/mcp"), "toolsPrefix": "notes"}]),
+    );
+    assert!(pod.bridge(true).status().unwrap().success());
+    let manifest = pod.manifest();
+    assert!(
+        manifest["tools"].as_array().unwrap().iter().any(|t| t["name"] == "notes_read_note"),
+        "{manifest}"
+    );
     let _ = adapter.kill();
     let _ = adapter.wait();
 }

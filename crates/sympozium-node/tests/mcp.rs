@@ -193,8 +193,13 @@ async fn an_agent_calls_tools_of_a_managed_stdio_server_and_an_external_http_ser
     .await;
     wait_ready(&client, &ns, "nats", WAIT).await;
 
-    let settings =
-        Settings { event_bus_url: Some(format!("nats://nats.{ns}.svc:4222")), ..Default::default() };
+    // The down server is retried twice, not 6 × 10 s: the run still has to finish quickly.
+    let settings = Settings {
+        event_bus_url: Some(format!("nats://nats.{ns}.svc:4222")),
+        mcp_discovery_attempts: 2,
+        mcp_discovery_interval: Duration::from_millis(500),
+        ..Default::default()
+    };
     let ctx =
         Arc::new(Context::new(client.clone(), settings, Metrics::default(), Some(ns.clone()), "node-mcp"));
     let tasks = [tokio::spawn(agentrun::run(ctx.clone())), tokio::spawn(mcpserver::run(ctx.clone()))];

@@ -27,6 +27,20 @@ pub struct ResolvedServer {
     pub config: ServerConfig,
     /// `(Secret, key)` of the token, reaching the pod as `MCP_AUTH_<NAME>`.
     pub token: Option<(String, String)>,
+    /// The pods of a managed MCPServer (`None` for a URL: external or inline), so the run's
+    /// NetworkPolicy can open exactly them.
+    pub pods: Option<ManagedPods>,
+}
+
+/// Where a managed MCPServer's pods are: its namespace, pod labels and container port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagedPods {
+    /// Namespace of the MCPServer.
+    pub namespace: String,
+    /// Labels of its pods (the Service's selector).
+    pub labels: BTreeMap<String, String>,
+    /// The port its pods serve MCP on.
+    pub port: i32,
 }
 
 /// Name of the ConfigMap of `run`.
@@ -87,6 +101,18 @@ pub fn resolve_ref(r: &McpServerRef, server: Option<&MCPServer>, run_ns: &str) -
             .map(|secret| (secret, s.spec.auth_key.clone().unwrap_or_else(|| "token".into()))),
         _ => None,
     };
+    let pods = server
+        .filter(|_| r.url.as_deref().is_none_or(str::is_empty))
+        .filter(|s| s.spec.url.as_deref().is_none_or(str::is_empty))
+        .map(|s| {
+            let mut labels = crate::mcpserver::build::labels(s);
+            labels.remove("app.kubernetes.io/managed-by");
+            ManagedPods {
+                namespace: s.namespace().unwrap_or_default(),
+                labels,
+                port: crate::mcpserver::build::port(s),
+            }
+        });
     let auth = token.as_ref().map(|_| Auth {
         kind: AuthKind::Bearer,
         token_env: token_env(&r.name),
@@ -105,6 +131,7 @@ pub fn resolve_ref(r: &McpServerRef, server: Option<&MCPServer>, run_ns: &str) -
             tools_deny: pick(&r.tools_deny, server.map(|s| &s.spec.tools_deny)),
         },
         token,
+        pods,
     })
 }
 
@@ -179,6 +206,8 @@ fn bridge_container(
         env("MCP_CONFIG_PATH", &format!("/config/{CONFIG_KEY}")),
         env("MCP_IPC_PATH", "/ipc/tools"),
         env("MCP_MANIFEST_PATH", "/ipc/tools/mcp-tools.json"),
+        env("MCP_DISCOVERY_ATTEMPTS", &settings.mcp_discovery_attempts.max(1).to_string()),
+        env("MCP_DISCOVERY_INTERVAL_MS", &settings.mcp_discovery_interval.as_millis().to_string()),
     ];
     if discover_only {
         vars.push(env("MCP_DISCOVER_ONLY", "true"));
@@ -321,6 +350,43 @@ mod tests {
         let got = resolve_ref(&inline, None, "team").unwrap();
         assert_eq!(got.token, Some(("gh".into(), "pat".into())));
         assert_eq!(got.config.auth.unwrap().token_env, "MCP_AUTH_GH_ENTERPRISE");
+    }
+
+    #[test]
+    fn both_bridge_containers_get_the_discovery_retries_of_the_settings() {
+        let run: AgentRun =
+            serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
+            "metadata": {"name": "r1", "namespace": "team"},
+            "spec": {"instanceRef": "i", "agentId": "a", "sessionKey": "s", "task": "t",
+                     "model": {"provider": "openai", "model": "m", "authSecretRef": "k"}}}))
+            .unwrap();
+        let inline = reference(json!({"name": "kb", "url": "http://kb/mcp", "toolsPrefix": "kb"}));
+        let servers = vec![resolve_ref(&inline, None, "team").unwrap()];
+        let value = |c: &Container, k: &str| {
+            c.env.iter().flatten().find(|e| e.name == k).and_then(|e| e.value.clone()).unwrap_or_default()
+        };
+        let mut pod = PodSpec::default();
+        add_to_pod(&mut pod, &run, &servers, &Settings::default());
+        let discover = &pod.init_containers.as_ref().unwrap()[0];
+        assert_eq!(
+            (value(discover, "MCP_DISCOVERY_ATTEMPTS"), value(discover, "MCP_DISCOVERY_INTERVAL_MS")),
+            ("6".to_string(), "10000".to_string()),
+            "the defaults: 6 attempts 10 s apart"
+        );
+        let fast = Settings {
+            mcp_discovery_attempts: 2,
+            mcp_discovery_interval: std::time::Duration::from_millis(250),
+            ..Settings::default()
+        };
+        let mut pod = PodSpec::default();
+        add_to_pod(&mut pod, &run, &servers, &fast);
+        for c in pod.init_containers.iter().flatten().chain(pod.containers.iter()) {
+            assert_eq!(
+                (value(c, "MCP_DISCOVERY_ATTEMPTS"), value(c, "MCP_DISCOVERY_INTERVAL_MS")),
+                ("2".into(), "250".into())
+            );
+        }
+        assert_eq!(pod.containers.len(), 1, "the mcp-bridge sidecar");
     }
 
     trait IntoJson {

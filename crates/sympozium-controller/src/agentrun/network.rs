@@ -4,8 +4,9 @@
 //! `denyAll` denies all ingress and all egress except DNS (`allowDNS`), the event bus
 //! (`allowEventBus`: NATS in the system namespace, port 4222), the `allowedEgress`
 //! entries, and what the run itself needs (its model — the `baseURL`, or HTTPS to public
-//! addresses for a hosted provider —, its instance's memory server, the Kubernetes API when a
-//! skill grants RBAC). No policy, or `denyAll: false`, means no restriction.
+//! addresses for a hosted provider —, its instance's memory server, the MCP servers it was
+//! given — a managed server's pods by their labels and port, an external one by its URL's
+//! address and port —, the Kubernetes API when a skill grants RBAC). No policy, or `denyAll: false`, means no restriction.
 //! Pure functions, no client.
 
 use std::collections::BTreeMap;
@@ -44,6 +45,8 @@ pub struct NetworkInputs<'a> {
     /// Kubernetes API endpoints (`ip`, `port`) the pod may reach; empty unless a skill
     /// grants the run RBAC.
     pub api_server: Vec<(String, i32)>,
+    /// The MCP servers the run's bridge talks to.
+    pub mcp: &'a [super::mcp::ResolvedServer],
 }
 
 /// The run's NetworkPolicy name.
@@ -161,6 +164,11 @@ pub fn network_policy(i: &NetworkInputs<'_>) -> Option<(NetworkPolicy, Vec<Strin
         };
         egress.push(rule(vec![peer], vec![port("TCP", Some(MEMORY_PORT))]));
     }
+    for server in i.mcp {
+        let (r, note) = mcp_egress(server);
+        egress.extend(r);
+        notes.extend(note);
+    }
     for (ip, p) in &i.api_server {
         if let Some(c) = cidr(ip) {
             egress.push(rule(vec![ip_block(c)], vec![port("TCP", Some(*p))]));
@@ -186,6 +194,50 @@ pub fn network_policy(i: &NetworkInputs<'_>) -> Option<(NetworkPolicy, Vec<Strin
         }),
     };
     Some((policy, notes))
+}
+
+/// The egress an MCP server needs: a managed server's pods (by namespace and labels) on
+/// their port, else its URL's address and port; a host name opens the port to any address,
+/// with a note (NetworkPolicies cannot name hosts).
+fn mcp_egress(server: &super::mcp::ResolvedServer) -> (Option<NetworkPolicyEgressRule>, Option<String>) {
+    if let Some(pods) = &server.pods {
+        let peer = NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "kubernetes.io/metadata.name".to_string(),
+                    pods.namespace.clone(),
+                )])),
+                ..Default::default()
+            }),
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(pods.labels.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        return (Some(rule(vec![peer], vec![port("TCP", Some(pods.port))])), None);
+    }
+    let name = &server.config.name;
+    let Ok(url) = reqwest::Url::parse(&server.config.url) else {
+        return (
+            None,
+            Some(format!(
+                "MCP server {name}: URL {} cannot be parsed, so it is not opened",
+                server.config.url
+            )),
+        );
+    };
+    let p = url.port_or_known_default().map(i32::from).unwrap_or(80);
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    match cidr(host) {
+        Some(c) => (Some(rule(vec![ip_block(c)], vec![port("TCP", Some(p))])), None),
+        None => (
+            Some(rule(Vec::new(), vec![port("TCP", Some(p))])),
+            Some(format!(
+                "MCP server {name} host {host} is a name: port {p} is open to any address at the network level"
+            )),
+        ),
+    }
 }
 
 /// Address ranges that are not the public internet: cluster, node and link-local networks.

@@ -18,7 +18,7 @@ fn net(v: serde_json::Value) -> PolicyNetwork {
 }
 
 fn inputs<'a>(r: &'a AgentRun, n: Option<&'a PolicyNetwork>, s: &'a Settings) -> NetworkInputs<'a> {
-    NetworkInputs { run: r, policy: n, settings: s, memory: false, api_server: Vec::new() }
+    NetworkInputs { run: r, policy: n, settings: s, memory: false, api_server: Vec::new(), mcp: &[] }
 }
 
 #[test]
@@ -141,4 +141,117 @@ fn the_model_stays_reachable_under_deny_all() {
     let r = with_base("https://llm.example.com/v1");
     let egress = network_policy(&inputs(&r, Some(&n), &s)).unwrap().0.spec.unwrap().egress.unwrap();
     assert_eq!(egress[0].ports.as_ref().unwrap()[0].port, Some(IntOrString::Int(443)));
+}
+
+fn mcp_server(ns: &str, name: &str, spec: serde_json::Value) -> sympozium_api::MCPServer {
+    let mut s: sympozium_api::MCPServer =
+        serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
+        "kind": "MCPServer", "metadata": {"name": name, "namespace": ns}, "spec": spec}))
+        .unwrap();
+    let url = crate::mcpserver::build::service_url(&s);
+    s.status = Some(sympozium_api::McpServerStatus { ready: true, url: Some(url), ..Default::default() });
+    s
+}
+
+fn reference(v: serde_json::Value) -> sympozium_api::instance::McpServerRef {
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn deny_all_opens_the_mcp_servers_the_run_was_given_and_only_those() {
+    let (r, s) = (run(), Settings::default());
+    let notes = mcp_server(
+        "sympozium-system",
+        "notes",
+        json!({"transportType": "stdio", "toolsPrefix": "notes",
+        "deployment": {"image": "notes:1", "cmd": "notes"}}),
+    );
+    let http = mcp_server(
+        "team",
+        "wiki",
+        json!({"transportType": "http", "toolsPrefix": "wiki",
+        "deployment": {"image": "wiki:1", "port": 9000}}),
+    );
+    let kb = mcp_server(
+        "team",
+        "kb",
+        json!({"transportType": "http", "toolsPrefix": "kb", "url": "http://10.1.2.3:7000/mcp"}),
+    );
+    let servers = [
+        crate::agentrun::mcp::resolve_ref(
+            &reference(json!({"name": "notes", "toolsPrefix": "notes"})),
+            Some(&notes),
+            "team",
+        )
+        .unwrap(),
+        crate::agentrun::mcp::resolve_ref(
+            &reference(json!({"name": "wiki", "toolsPrefix": "wiki"})),
+            Some(&http),
+            "team",
+        )
+        .unwrap(),
+        crate::agentrun::mcp::resolve_ref(
+            &reference(json!({"name": "kb", "toolsPrefix": "kb"})),
+            Some(&kb),
+            "team",
+        )
+        .unwrap(),
+        crate::agentrun::mcp::resolve_ref(
+            &reference(
+                json!({"name": "gh", "toolsPrefix": "gh", "url": "https://api.githubcopilot.example/mcp"}),
+            ),
+            None,
+            "team",
+        )
+        .unwrap(),
+    ];
+    let deny = net(json!({"denyAll": true}));
+    let i = NetworkInputs { mcp: &servers, ..inputs(&r, Some(&deny), &s) };
+    let (np, notes_out) = network_policy(&i).unwrap();
+    let egress = np.spec.unwrap().egress.unwrap();
+    let value = serde_json::to_value(&egress).unwrap();
+    let rules = value.as_array().unwrap();
+    let find = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        rules.iter().filter(|r| pred(r)).cloned().collect::<Vec<_>>()
+    };
+    // A managed stdio server: its pods in its own namespace, on the adapter's port.
+    let managed =
+        find(&|r| r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "notes");
+    assert_eq!(managed.len(), 1, "{value}");
+    assert_eq!(
+        managed[0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "sympozium-system"
+    );
+    assert_eq!(managed[0]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], "mcpserver");
+    assert_eq!(managed[0]["ports"], json!([{"protocol": "TCP", "port": 8080}]));
+    // A managed HTTP server: its own port.
+    let wiki = find(&|r| r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "wiki");
+    assert_eq!(wiki[0]["ports"], json!([{"protocol": "TCP", "port": 9000}]));
+    // An external server at an address: that address and port only.
+    let external = find(&|r| r["to"][0]["ipBlock"]["cidr"] == "10.1.2.3/32");
+    assert_eq!(external.len(), 1, "{value}");
+    assert_eq!(external[0]["ports"], json!([{"protocol": "TCP", "port": 7000}]));
+    // A host name: its port, with a note saying the address cannot be pinned.
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.get("to").is_none() && r["ports"] == json!([{"protocol": "TCP", "port": 443}]))
+    );
+    assert!(
+        notes_out.iter().any(|n| n.contains("MCP server gh host api.githubcopilot.example is a name")),
+        "{notes_out:?}"
+    );
+    // Nothing else: no rule opens every port, no pod selector for anything but the given servers.
+    assert!(rules.iter().all(|r| r.get("ports").is_some()), "{value}");
+    let pod_rules = find(&|r| r["to"][0].get("podSelector").is_some());
+    assert_eq!(pod_rules.len(), 2, "{value}");
+}
+
+#[test]
+fn without_mcp_servers_the_policy_is_unchanged() {
+    let (r, s) = (run(), Settings::default());
+    let deny = net(json!({"denyAll": true}));
+    let (np, _) = network_policy(&inputs(&r, Some(&deny), &s)).unwrap();
+    let egress = serde_json::to_value(np.spec.unwrap().egress.unwrap()).unwrap();
+    assert!(!egress.to_string().contains("mcpserver"), "{egress}");
 }

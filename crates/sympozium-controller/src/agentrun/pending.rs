@@ -193,6 +193,7 @@ async fn isolate(
     policy: Option<&SympoziumPolicy>,
     skills: &[SkillRef],
     sidecars: &[ResolvedSidecar],
+    mcp: &[super::mcp::ResolvedServer],
     ctx: &Context,
 ) -> Result<(), kube::Error> {
     let net = policy.and_then(|p| p.spec.network_policy.as_ref());
@@ -224,6 +225,7 @@ async fn isolate(
         settings: &ctx.settings,
         memory: build::uses_memory_server(skills),
         api_server,
+        mcp,
     };
     let Some((np, notes)) = network::network_policy(&inputs) else { return Ok(()) };
     apply(&Api::<NetworkPolicy>::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default()), &np)
@@ -384,7 +386,9 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         Err(e) => publish(ctx, run, EventType::Warning, "MirrorFailed", &e.to_string()).await,
     }
 
-    if let Err(e) = isolate(run, policy.as_ref(), &skills, &sidecars, ctx).await {
+    // Resolved before the NetworkPolicy is built: a denyAll run still reaches its servers.
+    let mcp_servers = mcp_servers(run, &instance, ctx).await?;
+    if let Err(e) = isolate(run, policy.as_ref(), &skills, &sidecars, &mcp_servers, ctx).await {
         let message = format!("creating the run's NetworkPolicy failed: {e}");
         publish(ctx, run, EventType::Warning, "NetworkPolicyFailed", &message).await;
         terminal::fail(api, &name, &message, now).await?;
@@ -411,7 +415,6 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         )
         .await?;
     }
-    let mcp_servers = mcp_servers(run, &instance, ctx).await?;
     let mut job = build::job(&inputs);
     if let Some(pod) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
         super::mcp::add_to_pod(pod, run, &mcp_servers, &ctx.settings);

@@ -264,6 +264,7 @@ fn the_controllers_per_run_policy_confines_the_agent_pod() {
         settings: &settings,
         memory: true,
         api_server: Vec::new(),
+        mcp: &[],
     };
     let (np, _) = network_policy(&inputs).unwrap();
     let system = settings.system_namespace.clone();
