@@ -1,15 +1,11 @@
 //! The AgentRun controller's per-run NetworkPolicy (built by the controller's own code for a
 //! run whose SympoziumPolicy sets `denyAll`, `allowDNS`, `allowEventBus`, with the memory
 //! skill) on the local node: the agent pod reaches its DNS, the bus in the system namespace,
-//! its own instance's memory server, its model and the MCP servers it was given (a managed
-//! server's pods in the system namespace, an external server by address), and nothing of
-//! another tenant, another instance, an MCP server it was not given (even one with the same
-//! name elsewhere) or the node; nobody reaches the agent pod.
+//! its own instance's memory server and its model, and nothing of another tenant, another
+//! instance or the node; nobody reaches the agent pod.
 
 use super::*;
-use sympozium_api::instance::McpServerRef;
-use sympozium_api::{AgentRun, MCPServer};
-use sympozium_controller::agentrun::mcp::resolve_ref;
+use sympozium_api::AgentRun;
 use sympozium_controller::agentrun::network::{NetworkInputs, network_policy, pod_selector};
 use sympozium_controller::settings::Settings;
 
@@ -23,31 +19,8 @@ async fn the_controllers_run_policy_keeps_the_agent_pod_inside_its_tenant() {
     let system = namespace(&client, &plane, "np-system").await;
     let (tenant, victim_ns, system) = (tenant.name(), victim_ns.name(), system.name());
 
-    let mcp_labels = |name: &str| {
-        json!({"app.kubernetes.io/name": "mcpserver", "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/managed-by": "sympozium"})
-    };
-    let system_pods = start(
-        &client,
-        system,
-        vec![server("nats", json!({"app": "nats"}), 4222), server("notes", mcp_labels("notes"), 8080)],
-    )
-    .await;
-    let (bus, notes) = (&system_pods[0], &system_pods[1]);
-    let notes_svc = service(&client, system, "notes", mcp_labels("notes"), 8080).await;
-    let victim_pods = start(
-        &client,
-        victim_ns,
-        vec![
-            server("victim-db", json!({"app": "db"}), 8080),
-            // The victim's own MCP server named like the one the run was given.
-            server("victim-notes", mcp_labels("notes"), 8080),
-            // An external MCP server the run was given by address.
-            server("ext-mcp", json!({"app": "ext-mcp"}), 7000),
-        ],
-    )
-    .await;
-    let (victim, victim_notes, ext_mcp) = (&victim_pods[0], &victim_pods[1], &victim_pods[2]);
+    let bus = &start(&client, system, vec![server("nats", json!({"app": "nats"}), 4222)]).await[0];
+    let victim = &start(&client, victim_ns, vec![server("victim-db", json!({"app": "db"}), 8080)]).await[0];
     let victim_svc = service(&client, victim_ns, "victim-db", json!({"app": "db"}), 8080).await;
     let ips = start(
         &client,
@@ -65,11 +38,10 @@ async fn the_controllers_run_policy_keeps_the_agent_pod_inside_its_tenant() {
                 8080,
             ),
             server("neighbour", json!({"app": "web"}), 8080),
-            server("secret-tool", mcp_labels("secret-tool"), 8080),
         ],
     )
     .await;
-    let (llm, memory, other_memory, neighbour, secret_tool) = (&ips[0], &ips[1], &ips[2], &ips[3], &ips[4]);
+    let (llm, memory, other_memory, neighbour) = (&ips[0], &ips[1], &ips[2], &ips[3]);
     let memory_svc = service(
         &client,
         tenant,
@@ -111,37 +83,13 @@ async fn the_controllers_run_policy_keeps_the_agent_pod_inside_its_tenant() {
     let settings = Settings { system_namespace: system.to_string(), ..Default::default() };
     let net: sympozium_api::policy::NetworkPolicySpec =
         serde_json::from_value(json!({"denyAll": true, "allowDNS": true, "allowEventBus": true})).unwrap();
-    // The MCP servers as the controller resolves them for the run: a managed stdio server
-    // in the system namespace and an external one by URL.
-    let notes_server: MCPServer = serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
-        "kind": "MCPServer", "metadata": {"name": "notes", "namespace": system},
-        "spec": {"transportType": "stdio", "toolsPrefix": "notes", "deployment": {"image": "notes:1", "cmd": "notes"}},
-        "status": {"ready": true, "url": format!("http://notes.{system}.svc:8080/mcp")}}))
-    .unwrap();
-    let reference = |v: serde_json::Value| -> McpServerRef { serde_json::from_value(v).unwrap() };
-    let mcp = [
-        resolve_ref(
-            &reference(json!({"name": "notes", "toolsPrefix": "notes"})),
-            Some(&notes_server),
-            tenant,
-        )
-        .unwrap(),
-        resolve_ref(
-            &reference(
-                json!({"name": "ext", "toolsPrefix": "ext", "url": format!("http://{ext_mcp}:7000/mcp")}),
-            ),
-            None,
-            tenant,
-        )
-        .unwrap(),
-    ];
     let inputs = NetworkInputs {
         run: &run,
         policy: Some(&net),
         settings: &settings,
         memory: true,
         api_server: Vec::new(),
-        mcp: &mcp,
+        mcp: &[],
     };
     let (mut np, _) = network_policy(&inputs).unwrap();
     // The run object does not exist here; an owner reference to it would let the garbage
@@ -156,16 +104,6 @@ async fn the_controllers_run_policy_keeps_the_agent_pod_inside_its_tenant() {
     score.refused("agent → a neighbour pod of its own namespace", agent, at(neighbour, 8080)).await;
     score.refused("neighbour → agent", neighbour, at(agent, 8080)).await;
     score.refused("victim tenant → agent", victim, at(agent, 8080)).await;
-    score
-        .refused("agent → an MCP server of its namespace it was not given", agent, at(secret_tool, 8080))
-        .await;
-    score
-        .refused("agent → another tenant's MCP server of the same name", agent, at(victim_notes, 8080))
-        .await;
-    score.refused("agent → the external MCP server's neighbour", agent, at(victim, 8080)).await;
-    reaches("agent → its managed MCP server", agent, at(notes, 8080), "hello from notes").await;
-    reaches("agent → its managed MCP server's Service", agent, notes_svc, "hello from notes").await;
-    reaches("agent → its external MCP server", agent, at(ext_mcp, 7000), "hello from ext-mcp").await;
     reaches("agent → its memory server", agent, at(memory, 8080), "hello from memory").await;
     reaches("agent → its memory Service", agent, memory_svc, "hello from memory").await;
     reaches("agent → the bus", agent, at(bus, 4222), "hello from nats").await;
