@@ -30,6 +30,12 @@ pub struct LoopInput<'a> {
     pub task: &'a str,
     /// Limits.
     pub limits: Limits,
+    /// `gen_ai.system` of the model calls (provider name, e.g. `openai`).
+    pub system_name: &'a str,
+    /// `gen_ai.request.model`.
+    pub model: &'a str,
+    /// `sympozium.instance` attribute of the metrics.
+    pub instance: &'a str,
 }
 
 /// Runs the loop; returns the final answer. `stats` is updated as the loop goes so the caller
@@ -39,15 +45,34 @@ pub async fn run_loop(
     sink: &mut dyn StreamSink,
     stats: &mut Stats,
 ) -> Result<String, RunError> {
-    let LoopInput { provider, toolbox, tools, system, task, limits } = input;
+    let LoopInput { provider, toolbox, tools, system, task, limits, system_name, model, instance } = input;
+    let metrics = crate::telemetry::metrics();
     let mut messages = vec![Message::User(task.to_string())];
     let mut rounds: u32 = 0;
     let mut failed_rounds: u32 = 0;
     loop {
         let request = ChatRequest { system, messages: &messages, tools };
-        let turn = provider.complete(request, sink).await;
+        // One span per model call, named and attributed per the GenAI semantic conventions.
+        let chat = tracing::info_span!("gen_ai.chat", otel.name = %format!("chat {model}"), otel.kind = "client",
+            gen_ai.operation.name = "chat", gen_ai.system = %system_name, gen_ai.request.model = %model,
+            gen_ai.usage.input_tokens = tracing::field::Empty, gen_ai.usage.output_tokens = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty, otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty);
+        let turn = tracing::Instrument::instrument(provider.complete(request, sink), chat.clone()).await;
         sink.flush();
-        let turn = turn?;
+        let turn = match turn {
+            Ok(t) => t,
+            Err(e) => {
+                chat.record("otel.status_code", "ERROR");
+                chat.record("error.type", "model_call_failed");
+                chat.in_scope(|| tracing::warn!(error = %e, "model call failed"));
+                return Err(e.into());
+            }
+        };
+        chat.record("gen_ai.usage.input_tokens", i64::try_from(turn.usage.input).unwrap_or(i64::MAX));
+        chat.record("gen_ai.usage.output_tokens", i64::try_from(turn.usage.output).unwrap_or(i64::MAX));
+        chat.record("gen_ai.response.finish_reasons", if turn.wants_tools { "tool_calls" } else { "stop" });
+        metrics.tokens(model, instance, turn.usage);
         stats.usage += turn.usage;
         if !turn.wants_tools {
             return Ok(turn.text);
@@ -58,14 +83,19 @@ pub async fn run_loop(
         rounds += 1;
         let mut results = Vec::with_capacity(turn.tool_calls.len());
         for call in &turn.tool_calls {
-            let span = tracing::info_span!("gen_ai.execute_tool", gen_ai.tool.name = %call.name,
-                gen_ai.tool.call.id = %call.id);
+            let span = tracing::info_span!("gen_ai.execute_tool", otel.name = %format!("execute_tool {}", call.name),
+                gen_ai.operation.name = "execute_tool", gen_ai.tool.name = %call.name,
+                gen_ai.tool.call.id = %call.id, otel.status_code = tracing::field::Empty);
             let started = std::time::Instant::now();
             let result = tracing::Instrument::instrument(toolbox.execute(call), span.clone()).await;
             span.in_scope(|| {
                 tracing::info!(tool = %call.name, call_id = %call.id, duration_ms = started.elapsed().as_millis(),
                     status = if result.is_error { "error" } else { "success" }, "tool call");
             });
+            if result.is_error {
+                span.record("otel.status_code", "ERROR");
+            }
+            metrics.tool_call(&call.name, !result.is_error, started.elapsed());
             stats.tool_calls += 1;
             results.push(result);
         }

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod prompt;
 pub mod rbac;
 pub mod run;
+pub mod telemetry;
 pub mod tools;
 pub mod util;
 

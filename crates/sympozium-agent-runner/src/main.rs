@@ -10,6 +10,17 @@ use sympozium_agent_runner::llm::AwsCredentials;
 use sympozium_agent_runner::output::{Stats, result_json, result_marker, write_result};
 use sympozium_agent_runner::prompt::{MEMORY_END, MEMORY_START};
 use sympozium_agent_runner::run;
+use sympozium_telemetry::TelemetryArgs;
+
+/// The runner's flags plus the shared telemetry settings.
+#[derive(Parser)]
+#[command(name = "sympozium-agent-runner", version, about = "Runs one agent task against an LLM")]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_default()
@@ -27,7 +38,6 @@ fn fail_early(message: &str) -> ! {
 }
 
 fn main() {
-    tracing_init();
     // The runner holds the model's API key in its environment and memory. Not dumpable,
     // its /proc/<pid>/environ, mem and root belong to root and refuse every other process —
     // including tool commands running as the same user where containers share a PID
@@ -35,8 +45,8 @@ fn main() {
     if let Err(e) = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable) {
         fail_early(&format!("making the runner non-dumpable (PR_SET_DUMPABLE): {e}"));
     }
-    let args = match Args::try_parse() {
-        Ok(a) => a,
+    let (args, telemetry_args) = match Cli::try_parse() {
+        Ok(cli) => (cli.args, cli.telemetry.with_secret_headers(std::env::vars())),
         Err(e)
             if matches!(
                 e.kind(),
@@ -71,7 +81,18 @@ fn main() {
         Ok(r) => r,
         Err(e) => fail_early(&format!("starting runtime: {e}")),
     };
+    // Inside the runtime: OTLP over gRPC keeps its connection on it.
+    let telemetry = {
+        let _entered = runtime.enter();
+        match sympozium_telemetry::init("sympozium-agent-runner", &telemetry_args) {
+            Ok(t) => t,
+            Err(e) => fail_early(&format!("telemetry: {e}")),
+        }
+    };
     let report = runtime.block_on(run(config, aws));
+    // Spans of the run reach the collector before the pod ends (bounded: a collector that
+    // is down costs at most this budget).
+    telemetry.shutdown(std::time::Duration::from_secs(2));
     let mut stdout = std::io::stdout().lock();
     if let Some(memory) = &report.memory {
         let _ = write!(stdout, "\n{MEMORY_START}{memory}{MEMORY_END}\n");
@@ -80,17 +101,4 @@ fn main() {
     let _ = stdout.flush();
     drop(stdout);
     std::process::exit(report.exit_code);
-}
-
-/// Structured JSON log lines on stderr, so stdout carries only the markers the controller parses.
-fn tracing_init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
 }

@@ -31,8 +31,20 @@ pub struct RunReport {
     pub memory: Option<String>,
 }
 
-/// Runs the agent.
+/// Runs the agent, as the span `sympozium.agent.run` continuing the run's trace
+/// (`TRACEPARENT`), with a child span per model call and tool call.
 pub async fn run(config: Config, aws: AwsCredentials) -> RunReport {
+    use tracing::field::Empty;
+    let span = tracing::info_span!("sympozium.agent.run", instance = %config.instance_name,
+        tenant.namespace = %config.namespace, model = %config.model.model, gen_ai.system = %config.model.provider,
+        sympozium.agent_run.id = %config.agent_run_id, task.summary = Empty, gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty, gen_ai.tool.call.count = Empty, otel.status_code = Empty,
+        error.type = Empty);
+    sympozium_telemetry::set_parent_from_traceparent(&span, &config.traceparent);
+    tracing::Instrument::instrument(run_in_span(config, aws, span.clone()), span).await
+}
+
+async fn run_in_span(config: Config, aws: AwsCredentials, span: tracing::Span) -> RunReport {
     let started = Instant::now();
     tracing::info!(
         agent_run_id = %config.agent_run_id,
@@ -70,6 +82,20 @@ pub async fn run(config: Config, aws: AwsCredentials) -> RunReport {
     if let Err(e) = write_result(&config.roots.ipc, &result) {
         tracing::error!(error = %e, "cannot write result.json");
     }
+    span.record("gen_ai.usage.input_tokens", i64::try_from(stats.usage.input).unwrap_or(i64::MAX));
+    span.record("gen_ai.usage.output_tokens", i64::try_from(stats.usage.output).unwrap_or(i64::MAX));
+    span.record("gen_ai.tool.call.count", i64::try_from(stats.tool_calls).unwrap_or(i64::MAX));
+    if outcome.is_err() {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", "agent_run_failed");
+    }
+    crate::telemetry::metrics().run(
+        &config.instance_name,
+        &config.namespace,
+        &config.model.model,
+        outcome.is_ok(),
+        started.elapsed(),
+    );
     match &outcome {
         Ok(_) => tracing::info!(
             agent_run_id = %config.agent_run_id,
@@ -90,6 +116,16 @@ pub async fn run(config: Config, aws: AwsCredentials) -> RunReport {
         ),
     }
     RunReport { result, exit_code: if outcome.is_ok() { 0 } else { 1 }, memory }
+}
+
+/// The first line of the task, at most 100 characters (a span attribute, not the prompt).
+fn summary(task: &str) -> String {
+    let line = task.lines().next().unwrap_or_default().trim();
+    let mut out: String = line.chars().take(100).collect();
+    if line.chars().count() > 100 {
+        out.push('…');
+    }
+    out
 }
 
 fn read_task(config: &Config) -> Result<String, RunError> {
@@ -115,7 +151,12 @@ async fn execute(
     chunks: &mut ChunkWriter,
 ) -> Result<(String, Option<String>), RunError> {
     let task = read_task(config)?;
+    tracing::Span::current().record("task.summary", summary(&task).as_str());
     write_trace_context(config);
+    // Tool requests carry the run span's context, so the MCP bridge's spans join this trace
+    // under the run (the incoming `TRACEPARENT` when telemetry is off).
+    let traceparent =
+        sympozium_telemetry::current_traceparent().unwrap_or_else(|| config.traceparent.clone());
     let provider = llm::build(config, aws)?;
     let memory_client = if config.memory_server_url.is_empty() {
         None
@@ -134,7 +175,7 @@ async fn execute(
                 tools_dir: roots.ipc.join("tools"),
                 sidecars: config.skill_sidecars.clone(),
                 sandbox: config.sandbox,
-                meta: trace_meta(&config.traceparent),
+                meta: trace_meta(&traceparent),
                 pickup_timeout: config.exec_pickup_timeout,
             }));
         }
@@ -154,12 +195,8 @@ async fn execute(
         if let Some(client) = &memory_client {
             tools.extend(memory_tools(client.clone()));
         }
-        for tool in load_mcp_tools(
-            &roots.ipc.join("tools"),
-            config.mcp_manifest_wait,
-            trace_meta(&config.traceparent),
-        )
-        .await
+        for tool in
+            load_mcp_tools(&roots.ipc.join("tools"), config.mcp_manifest_wait, trace_meta(&traceparent)).await
         {
             mcp_names.push(tool.spec().name);
             tools.push(Box::new(tool));
@@ -221,6 +258,9 @@ async fn execute(
                 system: &system,
                 task: &task,
                 limits,
+                system_name: &config.model.provider,
+                model: &config.model.model,
+                instance: &config.instance_name,
             },
             chunks,
             stats,

@@ -297,6 +297,10 @@ pub struct AgentRunStatus {
     /// Tokens and tool calls used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_usage: Option<TokenUsage>,
+    /// What the run's tokens cost, by the price table of `SympoziumConfig` (absent for a
+    /// model without a price).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::pricing::RunCost>,
     /// Standard conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

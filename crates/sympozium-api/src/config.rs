@@ -27,6 +27,10 @@ pub struct SympoziumConfigSpec {
     /// The shared Gateway API gateway for web endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewaySpec>,
+    /// Token prices for run cost (`status.cost` of AgentRuns, totals on instances); built-in
+    /// defaults cover common hosted models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<crate::pricing::PricingSpec>,
 }
 
 /// Gateway settings.

@@ -451,6 +451,9 @@ pub struct SympoziumInstanceStatus {
     /// AgentRuns ever created for this instance.
     #[serde(default)]
     pub total_agent_runs: i64,
+    /// What the instance's priced runs cost so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::pricing::InstanceCost>,
     /// Standard conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -22,6 +22,10 @@ pub const TRACEPARENT: &str = "otel.dev/traceparent";
 /// Annotation on an AgentRun: its instance's `status.totalAgentRuns` includes it (set by the
 /// instance controller right after counting it, so pruned runs stay counted exactly once).
 pub const COUNTED: &str = "sympozium.ai/counted";
+/// Annotation marking a finished run whose outcome, tokens and cost were metered (metrics).
+pub const METERED: &str = "sympozium.ai/metered";
+/// Annotation marking a run whose `status.cost` is in its instance's `status.cost` total.
+pub const COST_COUNTED: &str = "sympozium.ai/cost-counted";
 /// The PersonaPack that created an object.
 pub const PERSONA_PACK: &str = "sympozium.ai/persona-pack";
 /// The persona an object was stamped out for.

@@ -12,6 +12,7 @@ pub mod labels;
 pub mod mcpserver;
 pub mod personapack;
 pub mod policy;
+pub mod pricing;
 pub mod reserved;
 pub mod resolve;
 pub mod schedule;

@@ -2,15 +2,26 @@
 
 use clap::Parser;
 use sympozium_channels::config::Config;
-use tracing_subscriber::EnvFilter;
+use sympozium_telemetry::TelemetryArgs;
+
+/// The binary's configuration plus the shared telemetry settings.
+#[derive(Debug, Parser)]
+#[command(name = "sympozium-channel", version, about = "Runs one chat channel")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .json()
-        .init();
-    let config = Config::parse();
+    let cli = Cli::parse();
+    let telemetry = sympozium_telemetry::init(
+        "sympozium-channel",
+        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
+    )?;
+    let config = cli.config;
     let mut running = sympozium_channels::start(config).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -19,5 +30,6 @@ async fn main() -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     running.shutdown().await;
+    telemetry.shutdown(std::time::Duration::from_secs(5));
     Ok(())
 }

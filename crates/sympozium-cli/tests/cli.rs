@@ -48,7 +48,7 @@ async fn listings_in_table_json_and_yaml() {
     let text = stdout(&out);
     let header: Vec<_> =
         text.lines().next().unwrap().split("  ").map(str::trim).filter(|s| !s.is_empty()).collect();
-    assert_eq!(header, ["NAME", "PHASE", "CHANNELS", "AGENT PODS", "AGE"]);
+    assert_eq!(header, ["NAME", "PHASE", "CHANNELS", "AGENT PODS", "COST", "AGE"]);
     assert!(text.lines().any(|l| l.starts_with("my-agent") && l.contains("telegram")), "{text}");
 
     let out = sympozium(&plane, &ns, &["instances", "list", "-o", "json"]).await;

@@ -2,16 +2,27 @@
 
 use clap::Parser;
 use sympozium_ipc_bridge::Config;
-use tracing_subscriber::EnvFilter;
+use sympozium_telemetry::TelemetryArgs;
+
+/// The binary's configuration plus the shared telemetry settings.
+#[derive(Debug, Parser)]
+#[command(name = "sympozium-ipc-bridge", version, about = "The IPC bridge of an agent run")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .json()
-        .with_writer(std::io::stderr)
-        .init();
-    let config = Config::parse();
-    sympozium_ipc_bridge::run(config).await?;
-    Ok(())
+    let cli = Cli::parse();
+    let telemetry = sympozium_telemetry::init(
+        "sympozium-ipc-bridge",
+        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
+    )?;
+    let config = cli.config;
+    let result = sympozium_ipc_bridge::run(config).await;
+    telemetry.shutdown(std::time::Duration::from_secs(3));
+    Ok(result?)
 }

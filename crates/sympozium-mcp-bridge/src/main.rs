@@ -1,16 +1,32 @@
 //! `sympozium-mcp-bridge`: parses its configuration and runs the selected mode.
 
 use clap::Parser;
-use sympozium_mcp_bridge::settings::{Cli, run};
-use tracing_subscriber::EnvFilter;
+use sympozium_mcp_bridge::settings::{Cli as Config, run};
+use sympozium_telemetry::TelemetryArgs;
+
+/// The binary's configuration plus the shared telemetry settings.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sympozium-mcp-bridge",
+    version,
+    about = "MCP bridge for agent pods and stdio adapter for MCPServer pods"
+)]
+struct BridgeCli {
+    #[command(flatten)]
+    config: Config,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .json()
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
-    run(cli, std::env::vars().collect()).await
+    let cli = BridgeCli::parse();
+    let telemetry = sympozium_telemetry::init(
+        "sympozium-mcp-bridge",
+        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
+    )?;
+    let config = cli.config;
+    let result = run(config, std::env::vars().collect()).await;
+    telemetry.shutdown(std::time::Duration::from_secs(3));
+    result
 }

@@ -3,24 +3,34 @@
 use anyhow::Context;
 use clap::Parser;
 use sympozium_memory::{Config, Server};
+use sympozium_telemetry::TelemetryArgs;
+
+/// The binary's configuration plus the shared telemetry settings.
+#[derive(Debug, Parser)]
+#[command(name = "sympozium-memory-server", version, about = "The Sympozium memory server")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = Config::parse();
+    let cli = Cli::parse();
+    let telemetry = sympozium_telemetry::init(
+        "sympozium-memory-server",
+        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
+    )?;
+    let config = cli.config;
     let server = Server::bind(&config)
         .await
         .with_context(|| format!("memory server failed to start (db {})", config.db_path.display()))?;
     // Tests and scripts read this line to learn the port when MEMORY_PORT=0.
     println!("listening on http://{}", server.local_addr());
-    server.serve(shutdown_signal()).await?;
-    Ok(())
+    let result = server.serve(shutdown_signal()).await;
+    telemetry.shutdown(std::time::Duration::from_secs(5));
+    Ok(result?)
 }
 
 async fn shutdown_signal() {

@@ -2,17 +2,30 @@
 
 use clap::Parser;
 use sympozium_node::Config;
+use sympozium_telemetry::TelemetryArgs;
+
+/// The binary's configuration plus the shared telemetry settings.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sympozium-node",
+    version,
+    about = "A local Kubernetes node that runs agent pods as processes"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = Config::parse();
+    let cli = Cli::parse();
+    let telemetry = sympozium_telemetry::init(
+        "sympozium-node",
+        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
+    )?;
+    let config = cli.config;
     let kube_config = match &config.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)?;
@@ -34,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
             } => {}
         }
     };
-    sympozium_node::run(config, kube_config, shutdown).await?;
-    Ok(())
+    let result = sympozium_node::run(config, kube_config, shutdown).await;
+    telemetry.shutdown(std::time::Duration::from_secs(5));
+    Ok(result?)
 }

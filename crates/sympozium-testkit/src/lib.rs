@@ -12,6 +12,7 @@ pub mod fake_chat;
 pub mod fake_llm;
 pub mod mcp;
 pub mod nats;
+pub mod otelcol;
 mod plane;
 pub mod python;
 mod wait;

@@ -3,18 +3,27 @@
 use anyhow::Context as _;
 use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use sympozium_telemetry::TelemetryArgs;
 use sympozium_web_proxy::Config;
-use tracing_subscriber::EnvFilter;
+
+/// The binary's configuration plus the shared telemetry settings.
+#[derive(Debug, Parser)]
+#[command(name = "sympozium-web-proxy", version, about = "Serves an instance's web endpoint")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")),
-        )
-        .json()
-        .init();
-    let config = Config::parse();
+    let cli = Cli::parse();
+    let telemetry = sympozium_telemetry::init(
+        "sympozium-web-proxy",
+        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
+    )?;
+    let config = cli.config;
     anyhow::ensure!(
         !config.api_key.trim().is_empty(),
         "WEB_PROXY_API_KEY is empty: refusing to serve without a key"
@@ -28,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         None => kube::Config::infer().await.context("no in-cluster Kubernetes configuration")?,
     };
     let client = kube::Client::try_from(kube_config)?;
-    sympozium_web_proxy::run(config, client).await?;
-    Ok(())
+    let result = sympozium_web_proxy::run(config, client).await;
+    telemetry.shutdown(std::time::Duration::from_secs(5));
+    Ok(result?)
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use sympozium_telemetry::TelemetryArgs;
 
 /// Validates AgentRuns against their SympoziumPolicy.
 #[derive(Debug, Parser)]
@@ -27,18 +28,18 @@ struct Args {
     /// Kubeconfig (in-cluster configuration when unset).
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
-    sympozium_webhook::run(sympozium_webhook::Config {
+    let telemetry = sympozium_telemetry::init(
+        "sympozium-webhook",
+        &args.telemetry.clone().with_secret_headers(std::env::vars()),
+    )?;
+    let result = sympozium_webhook::run(sympozium_webhook::Config {
         bind: args.bind,
         cert_file: args.cert_file,
         key_file: args.key_file,
@@ -46,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         kubeconfig: args.kubeconfig,
         system_namespace: args.system_namespace,
     })
-    .await?;
-    Ok(())
+    .await;
+    telemetry.shutdown(std::time::Duration::from_secs(5));
+    Ok(result?)
 }

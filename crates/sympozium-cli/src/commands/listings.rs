@@ -36,11 +36,12 @@ pub async fn instances(client: &Client, ns: &str, format: Format) -> anyhow::Res
                 status.phase.unwrap_or_default(),
                 if channels.is_empty() { "-".into() } else { channels.join(",") },
                 status.active_agent_pods.to_string(),
+                status.cost.map(|c| format!("{} {}", c.total, c.currency)).unwrap_or_else(|| "-".into()),
                 age(i.metadata.creation_timestamp.as_ref()),
             ]
         })
         .collect();
-    print_list(&items, format, &["NAME", "PHASE", "CHANNELS", "AGENT PODS", "AGE"], rows)
+    print_list(&items, format, &["NAME", "PHASE", "CHANNELS", "AGENT PODS", "COST", "AGE"], rows)
 }
 
 /// `instances get`.
@@ -76,11 +77,12 @@ pub async fn runs(client: &Client, ns: &str, format: Format) -> anyhow::Result<i
                 status.phase.map(|p| format!("{p:?}")).unwrap_or_else(|| "Pending".into()),
                 status.pod_name.unwrap_or_else(|| "-".into()),
                 status.token_usage.map(|u| u.total_tokens.to_string()).unwrap_or_else(|| "-".into()),
+                status.cost.map(|c| format!("{} {}", c.total, c.currency)).unwrap_or_else(|| "-".into()),
                 age(r.metadata.creation_timestamp.as_ref()),
             ]
         })
         .collect();
-    print_list(&items, format, &["NAME", "INSTANCE", "PHASE", "POD", "TOKENS", "AGE"], rows)
+    print_list(&items, format, &["NAME", "INSTANCE", "PHASE", "POD", "TOKENS", "COST", "AGE"], rows)
 }
 
 /// `runs get`.

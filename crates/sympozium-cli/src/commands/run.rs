@@ -117,6 +117,12 @@ pub async fn run(client: &Client, ns: &str, args: &RunArgs, interactive: bool) -
             u.duration_ms as f64 / 1000.0
         );
     }
+    if let Some(c) = status.cost {
+        eprintln!(
+            "cost: {} {} (input {}, output {}; priced as {})",
+            c.total, c.currency, c.input, c.output, c.priced_as
+        );
+    }
     Ok(0)
 }
 

@@ -53,6 +53,9 @@ pub fn lines(app: &App) -> (String, Vec<Line<'static>>) {
             out.push(kv("Channels", if channels.is_empty() { "-".into() } else { channels.join(", ") }));
             out.push(kv("Policy", i.spec.policy_ref.clone().unwrap_or_else(|| "-".into())));
             out.push(kv("Agent pods", status.active_agent_pods.to_string()));
+            if let Some(c) = &status.cost {
+                out.push(kv("Cost", format!("{} {} ({} priced runs)", c.total, c.currency, c.runs)));
+            }
             out.push(Line::from(""));
             out.push(heading("Chat (R to send a message)"));
             let runs = chat::runs_of(&app.data.runs, ns, name);
@@ -116,6 +119,9 @@ pub fn lines(app: &App) -> (String, Vec<Line<'static>>) {
             out.push(kv("Pod", status.pod_name.clone().unwrap_or_else(|| "-".into())));
             if let Some(u) = &status.token_usage {
                 out.push(kv("Tokens", format!("{} ({} tool calls)", u.total_tokens, u.tool_calls)));
+            }
+            if let Some(c) = &status.cost {
+                out.push(kv("Cost", format!("{} {} (priced as {})", c.total, c.currency, c.priced_as)));
             }
             out.push(Line::from(""));
             out.push(heading("Task"));

@@ -409,12 +409,17 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
         image: Some(i.settings.image("agent-runner")),
         image_pull_policy: Some("IfNotPresent".into()),
         env: Some(vars),
-        env_from: (!secret.is_empty()).then(|| {
-            vec![EnvFromSource {
-                secret_ref: Some(SecretEnvSource { name: secret.into(), optional: None }),
-                ..Default::default()
-            }]
-        }),
+        env_from: {
+            let mut from: Vec<EnvFromSource> = Vec::new();
+            if !secret.is_empty() {
+                from.push(EnvFromSource {
+                    secret_ref: Some(SecretEnvSource { name: secret.into(), optional: None }),
+                    ..Default::default()
+                });
+            }
+            from.extend(super::observability::headers_env_from(i.instance));
+            (!from.is_empty()).then_some(from)
+        },
         volume_mounts: Some(mounts),
         resources: Some(resources(("250m", "512Mi"), ("1", "1Gi"))),
         security_context: Some(hardened()),
@@ -440,6 +445,7 @@ fn ipc_bridge(i: &RunInputs<'_>) -> Container {
         image: Some(i.settings.image("ipc-bridge")),
         image_pull_policy: Some("IfNotPresent".into()),
         env: Some(vars),
+        env_from: super::observability::headers_env_from(i.instance).map(|f| vec![f]),
         volume_mounts: Some(vec![mount("ipc", "/ipc", false)]),
         resources: Some(resources(("50m", "64Mi"), ("100m", "128Mi"))),
         security_context: Some(hardened()),

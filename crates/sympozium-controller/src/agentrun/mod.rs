@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod host;
 pub mod mcp;
 pub mod memory;
+pub mod metering;
 pub mod network;
 pub mod observability;
 pub mod pending;
@@ -66,8 +67,23 @@ pub async fn run(ctx: Arc<Context>) {
         .await;
 }
 
-#[tracing::instrument(skip_all, fields(run = %run.name_any(), namespace = run.namespace().unwrap_or_default()))]
+/// One reconcile as the span `agentrun.reconcile`, a child of the trace the run continues
+/// (its `otel.dev/traceparent` annotation: the chat message that caused it).
 async fn reconcile(run: Arc<AgentRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = tracing::info_span!("agentrun.reconcile", run = %run.name_any(),
+        namespace = run.namespace().unwrap_or_default(), sympozium.instance = %run.spec.instance_ref,
+        otel.status_code = tracing::field::Empty);
+    if let Some(tp) = run.annotations().get(sympozium_api::labels::TRACEPARENT) {
+        sympozium_telemetry::set_parent_from_traceparent(&span, tp);
+    }
+    let result = tracing::Instrument::instrument(reconcile_in_span(run, ctx), span.clone()).await;
+    if result.is_err() {
+        span.record("otel.status_code", "ERROR");
+    }
+    result
+}
+
+async fn reconcile_in_span(run: Arc<AgentRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = run.namespace().unwrap_or_default();
     let api: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &ns);

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, SecretEnvSource};
 use kube::ResourceExt;
 use sympozium_api::{AgentRun, SympoziumInstance};
 
@@ -21,6 +21,23 @@ fn joined(pairs: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{}={}", k.trim(), v.trim()))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Prefix under which the keys of `observability.headersSecretRef` become variables; the
+/// shared telemetry init turns `SYMPOZIUM_OTEL_HEADER_<name>` into the export header
+/// `<name>`. The values stay in the Secret: the pod spec only names it.
+pub const HEADER_PREFIX: &str = "SYMPOZIUM_OTEL_HEADER_";
+
+/// The `envFrom` entry mounting `headersSecretRef` (optional: a missing Secret costs the
+/// headers, not the run), when observability is on and a Secret is named.
+pub fn headers_env_from(instance: Option<&SympoziumInstance>) -> Option<EnvFromSource> {
+    let o = instance.and_then(|i| i.spec.observability.as_ref()).filter(|o| o.enabled)?;
+    let secret = o.headers_secret_ref.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
+    Some(EnvFromSource {
+        prefix: Some(HEADER_PREFIX.into()),
+        secret_ref: Some(SecretEnvSource { name: secret.into(), optional: Some(true) }),
+        ..Default::default()
+    })
 }
 
 /// The variables, empty unless `instance.spec.observability.enabled`.
@@ -117,5 +134,17 @@ mod tests {
         assert_eq!(get(&vars, "SYMPOZIUM_OTEL_RESOURCE_ATTRIBUTES"), Some(attributes));
         assert_eq!(get(&vars, "OTEL_EXPORTER_OTLP_HEADERS"), Some("x-tenant=acme"));
         assert_eq!(get(&vars, "OTEL_TRACES_SAMPLER_ARG"), Some("0.25"));
+    }
+
+    #[test]
+    fn headers_secret_is_referenced_never_copied() {
+        let inst =
+            instance(json!({"enabled": true, "otlpEndpoint": "c:4317", "headersSecretRef": "otel-auth"}));
+        let from = headers_env_from(Some(&inst)).unwrap();
+        assert_eq!(from.prefix.as_deref(), Some(HEADER_PREFIX));
+        assert_eq!(from.secret_ref.as_ref().map(|s| s.name.as_str()), Some("otel-auth"));
+        assert!(env_vars(&run(), Some(&inst)).iter().all(|v| !v.name.starts_with(HEADER_PREFIX)));
+        let off = instance(json!({"enabled": false, "headersSecretRef": "otel-auth"}));
+        assert!(headers_env_from(Some(&off)).is_none());
     }
 }

@@ -395,7 +395,12 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         return Ok(Action::await_change());
     }
 
-    let traceparent = run_traceparent(run);
+    // The pod continues the trace under this span (a fresh child id when telemetry is off).
+    let traceparent = tracing::info_span!("agentrun.create_job", run = %name).in_scope(|| {
+        sympozium_telemetry::current_traceparent()
+            .and_then(|tp| TraceParent::parse(&tp))
+            .unwrap_or_else(|| run_traceparent(run))
+    });
     let trace_id = traceparent.trace_id().to_string();
     let inputs = RunInputs {
         run,

@@ -129,6 +129,7 @@ async fn stop_job(run: &AgentRun, ctx: &Context, propagation: PropagationPolicy)
 
 /// A finished run: revoke cluster RBAC, stop sidecars still running, prune history.
 pub async fn finished(run: &AgentRun, ctx: &Context) -> Result<Action, Error> {
+    super::metering::meter(run, ctx).await?;
     revoke_cluster_rbac(run, ctx).await?;
     revoke_namespaced_rbac(run, ctx).await?;
     super::sandbox::release(run, ctx).await?;

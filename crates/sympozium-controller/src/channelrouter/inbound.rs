@@ -88,6 +88,10 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<H
     if msg.text.trim().is_empty() || msg.instance_name.is_empty() {
         return Ok(Handled::Ignored("message without text or instance".into()));
     }
+    let span = tracing::Span::current();
+    span.record("sympozium.channel", msg.channel.as_str());
+    span.record("sympozium.instance", msg.instance_name.as_str());
+    span.record("sympozium.sender.id", msg.sender_id.as_str());
     let namespace = msg.namespace.clone().or_else(|| env.metadata.get("namespace").cloned());
     let inst = match instance(client, &msg.instance_name, namespace.as_deref()).await {
         Ok(i) => i,
@@ -131,7 +135,10 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<H
     if approval::try_answer(client, bus, &ns, &msg, &conversation).await? {
         return Ok(Handled::Answered);
     }
-    let mut run = build::agent_run(&inst, &msg, &key, id.as_deref(), delivery.traceparent.as_deref(), now);
+    // The run continues the trace under this router span (the message's own context when
+    // telemetry is off).
+    let traceparent = sympozium_telemetry::current_traceparent().or_else(|| delivery.traceparent.clone());
+    let mut run = build::agent_run(&inst, &msg, &key, id.as_deref(), traceparent.as_deref(), now);
     let name = run.name_any();
     let api: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     // Conversation continuity: earlier turns of this chat/thread go ahead of the message.

@@ -36,7 +36,19 @@ pub const APPROVAL_CONSUMER: &str = "channel-router-approvals";
 async fn inbound_loop(client: Client, bus: Bus) {
     let mut deliveries = bus.durable(INBOUND_CONSUMER, topics::CHANNEL_MESSAGE_RECEIVED);
     while let Some(d) = deliveries.recv().await {
-        match inbound::handle(&client, &bus, &d).await {
+        let span = tracing::info_span!(
+            "channel_router.handle_inbound",
+            sympozium.channel = tracing::field::Empty,
+            sympozium.instance = tracing::field::Empty,
+            sympozium.sender.id = tracing::field::Empty,
+            sympozium.access.denied = tracing::field::Empty
+        );
+        sympozium_telemetry::set_parent_from_traceparent(&span, d.traceparent.as_deref().unwrap_or_default());
+        let handled = tracing::Instrument::instrument(inbound::handle(&client, &bus, &d), span.clone()).await;
+        if matches!(handled, Ok(inbound::Handled::Denied)) {
+            span.record("sympozium.access.denied", true);
+        }
+        match handled {
             Ok(inbound::Handled::Ignored(reason)) => {
                 tracing::warn!(%reason, "inbound message dropped");
                 d.ack().await;

@@ -171,9 +171,13 @@ async fn converge(
     }
     if status::changed(previous, &new_status) {
         let newly_counted: Vec<String> = status::uncounted(&observed).map(ResourceExt::name_any).collect();
-        let precondition = if newly_counted.is_empty() { None } else { fresh_version.as_deref() };
+        let newly_costed: Vec<String> =
+            status::cost_uncounted(&observed).map(ResourceExt::name_any).collect();
+        let precondition =
+            if newly_counted.is_empty() && newly_costed.is_empty() { None } else { fresh_version.as_deref() };
         status::write(api, &name, &new_status, precondition).await?;
-        mark_counted(inst, &newly_counted, ctx).await?;
+        mark_counted(inst, &newly_counted, labels::COUNTED, ctx).await?;
+        mark_counted(inst, &newly_costed, labels::COST_COUNTED, ctx).await?;
     }
     if !converged.errors.is_empty() {
         ctx.publish(inst, EventType::Warning, "ConvergeFailed", &converged.errors.join("; ")).await;
@@ -185,9 +189,14 @@ async fn converge(
 
 /// Marks runs as included in the total just written. A crash before this re-counts them
 /// (at least once); a run deleted meanwhile needs no mark.
-async fn mark_counted(inst: &SympoziumInstance, names: &[String], ctx: &Context) -> Result<(), Error> {
+async fn mark_counted(
+    inst: &SympoziumInstance,
+    names: &[String],
+    annotation: &str,
+    ctx: &Context,
+) -> Result<(), Error> {
     let runs: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &inst.namespace().unwrap_or_default());
-    let patch = Patch::Merge(serde_json::json!({"metadata": {"annotations": {labels::COUNTED: "true"}}}));
+    let patch = Patch::Merge(serde_json::json!({"metadata": {"annotations": {annotation: "true"}}}));
     for name in names {
         match runs.patch(name, &PatchParams::default(), &patch).await {
             Ok(_) => {}

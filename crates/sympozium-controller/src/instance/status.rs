@@ -89,9 +89,23 @@ pub fn compute(
         total_agent_runs: previous
             .total_agent_runs
             .saturating_add(i64::try_from(uncounted(observed).count()).unwrap_or(i64::MAX)),
+        // Like the run count, each priced run's cost is added once and then marked, so the
+        // total survives history pruning.
+        cost: sympozium_api::pricing::add_to_total(
+            previous.cost.as_ref(),
+            &cost_uncounted(observed).filter_map(|r| r.status.as_ref()?.cost.as_ref()).collect::<Vec<_>>(),
+        ),
         conditions: vec![keep_transition_time(ready, &previous.conditions, inst.metadata.generation)],
         web_endpoint,
     }
+}
+
+/// Priced runs of the instance whose cost is not yet in `status.cost`.
+pub fn cost_uncounted(observed: &Observed) -> impl Iterator<Item = &sympozium_api::AgentRun> {
+    observed.runs.iter().filter(|r| {
+        !r.annotations().contains_key(labels::COST_COUNTED)
+            && r.status.as_ref().is_some_and(|s| s.cost.is_some())
+    })
 }
 
 /// Runs of the instance not yet in `status.totalAgentRuns`.
