@@ -165,7 +165,7 @@ pub async fn create(
     }
     let config = SympoziumConfig {
         metadata: ObjectMeta { name: Some(NAME.into()), namespace: Some(ns.clone()), ..Default::default() },
-        spec: SympoziumConfigSpec { gateway: Some(apply(None, &req)?) },
+        spec: SympoziumConfigSpec { gateway: Some(apply(None, &req)?), pricing: None },
         status: None,
     };
     let created = api
