@@ -49,6 +49,7 @@ declare -A bin_for=(
   [memory-server]=sympozium-memory-server
   [mcp-bridge]=sympozium-mcp-bridge
   [web-proxy]=sympozium-web-proxy
+  [apiserver]=sympozium-apiserver
   [channel-telegram]=sympozium-channel
   [channel-slack]=sympozium-channel
   [channel-discord]=sympozium-channel

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// `sympozium-apiserver` flags (each also from its environment variable).
 #[derive(Clone, Debug, clap::Parser)]
-#[command(name = "sympozium-apiserver", about = "Sympozium's REST/WebSocket API and web dashboard")]
+#[command(name = "sympozium-apiserver", version, about = "Sympozium's REST/WebSocket API and web dashboard")]
 pub struct Config {
     /// Listen address.
     #[arg(long, env = "SYMPOZIUM_API_ADDR", default_value = "0.0.0.0:8080")]

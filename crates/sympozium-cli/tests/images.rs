@@ -18,6 +18,7 @@ fn repo() -> PathBuf {
 /// Image -> the binary its entrypoint runs.
 const IMAGES: &[(&str, &str)] = &[
     ("agent-runner", "sympozium-agent-runner"),
+    ("apiserver", "sympozium-apiserver"),
     ("channel-discord", "sympozium-channel"),
     ("channel-slack", "sympozium-channel"),
     ("channel-telegram", "sympozium-channel"),
