@@ -126,7 +126,8 @@ async fn mcp_servers_and_gateway_routes_in_the_tui() {
     // Other tests' instances share the plane, so this namespace's row is waited for by name.
     pty.keys(&["8"]);
     let s = pty.wait("this namespace's route, Serving", 30, |s| {
-        s.lines().any(|l| l.starts_with(&format!("│{ns_a}")) && l.contains("my-agent") && l.contains("Serving"))
+        s.lines()
+            .any(|l| l.starts_with(&format!("│{ns_a}")) && l.contains("my-agent") && l.contains("Serving"))
     });
     assert!(
         s.contains("no SympoziumConfig") || s.contains("gateway disabled") || s.contains("· class "),

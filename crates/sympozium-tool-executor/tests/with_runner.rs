@@ -40,6 +40,7 @@ async fn commands_reach_the_sidecar_of_the_named_skill() {
     let exec = ExecuteCommand {
         tools_dir: ipc.path().join("tools"),
         sidecars: vec!["k8s-ops".into(), "github-gitops".into()],
+        sandbox: false,
         meta: None,
         pickup_timeout: Duration::from_secs(10),
     };
@@ -75,6 +76,7 @@ async fn a_single_sidecar_serves_unnamed_commands() {
     let exec = ExecuteCommand {
         tools_dir: ipc.path().join("tools"),
         sidecars: vec!["k8s-ops".into()],
+        sandbox: false,
         meta: None,
         pickup_timeout: Duration::from_secs(10),
     };
