@@ -2,6 +2,8 @@
 //! exports over gRPC and over HTTP arrives as connected spans, metrics and log records
 //! with the resource attributes, and a collector that is down costs nothing but the data.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
