@@ -34,7 +34,10 @@ pub struct PricingSpec {
     pub currency: Option<String>,
     /// Prices by model name; they override the built-in defaults. A name also prices
     /// models it is a prefix of (`gpt-4o` prices `gpt-4o-2024-08-06`; the longest match wins).
+    /// (At most 128 entries: the bound keeps the CEL checks of each price within the API
+    /// server's cost budget, which rejects the whole CRD otherwise.)
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 128))]
     pub models: BTreeMap<String, ModelPrice>,
     /// Use only `models`, not the built-in defaults.
     #[serde(default)]
