@@ -201,6 +201,19 @@ export interface AgentRun {
       /** type of condition in CamelCase or in foo.example.com/CamelCase. */
       type: string;
     })[];
+    /** What the run's tokens cost, by the price table of `SympoziumConfig` (absent for a */
+    cost?: {
+      /** Currency of the amounts. */
+      currency: string;
+      /** Cost of the input tokens. */
+      input: string;
+      /** Cost of the output tokens. */
+      output: string;
+      /** The price-table entry used. */
+      pricedAs: string;
+      /** Input plus output. */
+      total: string;
+    } | null;
     /** Deployment name (server mode). */
     deploymentName?: string | null;
     /** Why the run failed. */
@@ -703,6 +716,20 @@ export interface SympoziumConfig {
         secretName?: string;
       } | null;
     } | null;
+    /** Token prices for run cost (`status.cost` of AgentRuns, totals on instances); built-in */
+    pricing?: {
+      /** Currency of every price and cost (default `USD`). */
+      currency?: string | null;
+      /** Use only `models`, not the built-in defaults. */
+      disableDefaults?: boolean;
+      /** Prices by model name; they override the built-in defaults. A name also prices */
+      models?: Record<string, {
+        /** Price of one million prompt (input) tokens, e.g. `"2.50"`. */
+        inputPerMillion: string;
+        /** Price of one million completion (output) tokens, e.g. `"10"`. */
+        outputPerMillion: string;
+      }>;
+    } | null;
   };
   status?: {
     /** Standard conditions (type `Ready`). */
@@ -1028,6 +1055,15 @@ export interface SympoziumInstance {
       /** type of condition in CamelCase or in foo.example.com/CamelCase. */
       type: string;
     })[];
+    /** What the instance's priced runs cost so far. */
+    cost?: {
+      /** Currency of the total. */
+      currency: string;
+      /** Runs included in the total. */
+      runs: number;
+      /** Sum of the priced runs' totals (kept when runs are pruned). */
+      total: string;
+    } | null;
     /** `Running`, `Serving` or `Error`. */
     phase?: string | null;
     /** AgentRuns ever created for this instance. */
