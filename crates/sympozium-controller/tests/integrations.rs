@@ -46,17 +46,17 @@ async fn the_controller_logs_the_integrations_it_detected_at_start() {
             .args(["--metrics-bind-address", &format!("127.0.0.1:{}", free_port())])
             .args(["--health-probe-bind-address", &format!("127.0.0.1:{}", free_port())])
             .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    let stdout = child.0.stdout.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
-            if v["fields"]["message"] == "optional integrations detected" {
+            if v["message"] == "optional integrations detected" {
                 let _ = tx.send(v);
                 return;
             }
@@ -64,7 +64,8 @@ async fn the_controller_logs_the_integrations_it_detected_at_start() {
     });
     let line = rx.recv_timeout(Duration::from_secs(60)).expect("the start-up line about integrations");
     assert_eq!(line["level"], "INFO", "{line}");
-    let fields = &line["fields"];
+    // The shared JSON log format puts an event's fields at the top level.
+    let fields = &line;
     assert_eq!(fields["agent_sandbox_crds"], true, "{line}");
     assert_eq!(fields["agent_sandbox_extensions"], true, "{line}");
     assert_eq!(fields["cert_manager"], true, "{line}");

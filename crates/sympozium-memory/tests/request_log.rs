@@ -6,30 +6,18 @@
 mod common;
 
 use common::ServerProcess;
+use serde_json::Value;
 use sympozium_memory::ListQuery;
 
-/// The log without terminal colour codes.
-fn plain(log: &str) -> String {
-    let mut out = String::new();
-    let mut chars = log.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// The log's JSON lines (the shared log format: one object per line, fields at the top level).
+fn lines(log: &str) -> Vec<Value> {
+    log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
-fn line_with<'a>(log: &'a str, words: &[&str]) -> &'a str {
-    log.lines()
-        .find(|l| words.iter().all(|w| l.contains(w)))
-        .unwrap_or_else(|| panic!("no log line with {words:?} in:\n{log}"))
+fn line_with<'a>(log: &'a [Value], message: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {
+    log.iter()
+        .find(|l| l["level"] == "INFO" && l["message"] == message && pred(l))
+        .unwrap_or_else(|| panic!("no INFO line {message:?} with the expected fields in:\n{log:#?}"))
 }
 
 #[tokio::test]
@@ -44,13 +32,14 @@ async fn each_store_search_and_list_is_logged_at_info_with_ids_hits_and_duration
     let listed = client.list(&ListQuery::default()).await.unwrap();
     assert_eq!(listed.len(), 2);
 
-    let log = plain(&server.stderr());
+    let log = lines(&server.stderr());
     for id in [first.id, second.id] {
-        let line = line_with(&log, &[" INFO ", "store", &format!("id={id}")]);
-        assert!(line.contains(" ms="), "{line}");
+        let line = line_with(&log, "store", |l| l["id"] == id);
+        assert!(line["ms"].is_number(), "{line}");
     }
-    let line = line_with(&log, &[" INFO ", "search", "hits=1"]);
-    assert!(line.contains(&format!("ids=[{}]", first.id)) && line.contains(" ms="), "{line}");
-    let line = line_with(&log, &[" INFO ", "list", "returned=2"]);
-    assert!(line.contains(" ms="), "{line}");
+    let line = line_with(&log, "search", |l| l["hits"] == 1);
+    assert_eq!(line["ids"], format!("[{}]", first.id), "{line}");
+    assert!(line["ms"].is_number(), "{line}");
+    let line = line_with(&log, "list", |l| l["returned"] == 2);
+    assert!(line["ms"].is_number(), "{line}");
 }
