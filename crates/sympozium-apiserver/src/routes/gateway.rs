@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use kube::Api;
-use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sympozium_api::config::GatewaySpec;
@@ -198,9 +198,5 @@ pub async fn patch(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(s): State<AppState>) -> ApiResult<StatusCode> {
     let ns = s.system_namespace.clone();
-    Api::<SympoziumConfig>::namespaced(s.client.clone(), &ns)
-        .delete(NAME, &DeleteParams::default())
-        .await
-        .map_err(|e| write_error("gateway config", &ns, NAME, e))?;
-    Ok(StatusCode::NO_CONTENT)
+    super::delete_object::<SympoziumConfig>(&s.client, "gateway config", &ns, NAME).await
 }

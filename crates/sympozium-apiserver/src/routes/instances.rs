@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 use sympozium_api::agentrun::AgentRunPhase;
@@ -288,11 +288,7 @@ pub async fn delete(
     Query(q): Query<NamespaceQuery>,
 ) -> ApiResult<StatusCode> {
     let ns = q.ns()?;
-    Api::<SympoziumInstance>::namespaced(s.client.clone(), &ns)
-        .delete(&name, &DeleteParams::default())
-        .await
-        .map_err(|e| write_error("instance", &ns, &name, e))?;
-    Ok(StatusCode::NO_CONTENT)
+    super::delete_object::<SympoziumInstance>(&s.client, "instance", &ns, &name).await
 }
 
 /// Whether the instance serves a web endpoint, and where.

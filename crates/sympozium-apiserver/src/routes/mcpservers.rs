@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use kube::Api;
-use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sympozium_api::{MCPServer, MCPServerSpec};
@@ -210,9 +210,5 @@ pub async fn delete(
     Query(q): Query<NamespaceQuery>,
 ) -> ApiResult<StatusCode> {
     let ns = q.ns()?;
-    Api::<MCPServer>::namespaced(s.client.clone(), &ns)
-        .delete(&name, &DeleteParams::default())
-        .await
-        .map_err(|e| write_error("mcpserver", &ns, &name, e))?;
-    Ok(StatusCode::NO_CONTENT)
+    super::delete_object::<MCPServer>(&s.client, "mcpserver", &ns, &name).await
 }

@@ -63,6 +63,28 @@ pub fn write_error(kind: &str, ns: &str, name: &str, e: kube::Error) -> ApiError
     }
 }
 
+/// Deletes `ns/name` of kind `K` (`204`), with [`write_error`]'s messages; every route
+/// group's DELETE handler is this call.
+pub async fn delete_object<K>(
+    client: &kube::Client,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Result<axum::http::StatusCode, ApiError>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    kube::Api::<K>::namespaced(client.clone(), ns)
+        .delete(name, &kube::api::DeleteParams::default())
+        .await
+        .map_err(|e| write_error(kind, ns, name, e))?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 /// A run phase as its JSON name (`Running`), or `""`.
 pub fn phase_name(phase: Option<sympozium_api::agentrun::AgentRunPhase>) -> String {
     phase

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 use sympozium_api::common::{AgentSandboxInstanceSpec, ChannelAccessControl, SecretRef};
@@ -125,11 +125,7 @@ pub async fn delete(
     Query(q): Query<NamespaceQuery>,
 ) -> ApiResult<StatusCode> {
     let ns = q.ns()?;
-    Api::<PersonaPack>::namespaced(s.client.clone(), &ns)
-        .delete(&name, &DeleteParams::default())
-        .await
-        .map_err(|e| write_error("personapack", &ns, &name, e))?;
-    Ok(StatusCode::NO_CONTENT)
+    super::delete_object::<PersonaPack>(&s.client, "personapack", &ns, &name).await
 }
 
 /// Copies every pack of the system namespace into `?namespace` (disabled) unless present.

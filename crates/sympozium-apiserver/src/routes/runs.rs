@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 use sympozium_api::agentrun::ModelSpec;
@@ -203,11 +203,7 @@ pub async fn delete(
     Query(q): Query<NamespaceQuery>,
 ) -> ApiResult<StatusCode> {
     let ns = q.ns()?;
-    Api::<AgentRun>::namespaced(s.client.clone(), &ns)
-        .delete(&name, &DeleteParams::default())
-        .await
-        .map_err(|e| write_error("run", &ns, &name, e))?;
-    Ok(StatusCode::NO_CONTENT)
+    super::delete_object::<AgentRun>(&s.client, "run", &ns, &name).await
 }
 
 /// The run's pod and phase (trace collection is not wired yet: ids and events are empty).

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use kube::Api;
-use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use serde::{Deserialize, Serialize};
 use sympozium_api::schedule::{ConcurrencyPolicy, ScheduleType};
 use sympozium_api::{SympoziumSchedule, SympoziumScheduleSpec};
@@ -132,9 +132,5 @@ pub async fn delete(
     Query(q): Query<NamespaceQuery>,
 ) -> ApiResult<StatusCode> {
     let ns = q.ns()?;
-    Api::<SympoziumSchedule>::namespaced(s.client.clone(), &ns)
-        .delete(&name, &DeleteParams::default())
-        .await
-        .map_err(|e| write_error("schedule", &ns, &name, e))?;
-    Ok(StatusCode::NO_CONTENT)
+    super::delete_object::<SympoziumSchedule>(&s.client, "schedule", &ns, &name).await
 }
