@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use k8s_openapi::api::core::v1::Container;
+use kube::ResourceExt;
 use rustix::process::{Pid, Signal};
 use tokio::sync::{Mutex, watch};
 
@@ -16,6 +17,7 @@ use crate::pod::PodCtx;
 use crate::probes::{self, Target};
 use crate::sandbox::{self, Bind, Spec};
 use crate::state::{Ended, Run};
+use crate::streaming::ExecTarget;
 
 /// How the container is restarted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +172,7 @@ async fn attempt(
             return Outcome::Stopped;
         }
     };
+    let spec_user = (spec.user, spec.groups.clone(), spec.cap_add.clone(), spec.privileged);
     let (exe, args) = sandbox::command(&spec);
     let restarts = ctx
         .snapshot()
@@ -189,11 +192,27 @@ async fn attempt(
             return Outcome::Stopped;
         }
     };
+    let cgroup_name = format!(
+        "{}_{}_{}_{restarts}",
+        ctx.pod.uid().unwrap_or_default(),
+        if init { "init" } else { "main" },
+        c.name
+    );
+    let cgroup = match ctx.node.cgroups.create(&cgroup_name, &crate::cgroups::limits_of(c)) {
+        Ok(cg) => cg,
+        Err(msg) => {
+            waiting(ctx, c, init, "CreateContainerError", msg).await;
+            let _ = stop.changed().await;
+            return Outcome::Stopped;
+        }
+    };
+    let (exe, args) = crate::cgroups::wrap(cgroup.as_deref(), exe, args);
+    let wants_stdin = c.stdin == Some(true);
     let mut child = match tokio::process::Command::new(&exe)
         .args(&args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(std::process::Stdio::null())
+        .stdin(if wants_stdin { std::process::Stdio::piped() } else { std::process::Stdio::null() })
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .process_group(0)
@@ -208,12 +227,51 @@ async fn attempt(
         }
     };
     let pid = child.id();
+    let stdin = child.stdin.take().map(|w| Arc::new(Mutex::new(Some(w))));
+    let exec_target = pid.map(|sandbox_pid| {
+        Arc::new(ExecTarget {
+            sandbox_pid,
+            env: env.clone(),
+            user: spec_user.0,
+            groups: spec_user.1.clone(),
+            cap_add: spec_user.2.clone(),
+            privileged: spec_user.3,
+            cgroup: cgroup.clone(),
+            stdin,
+            stdin_once: c.stdin_once == Some(true),
+            log: log_path.clone(),
+        })
+    });
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
         readers.push(tokio::spawn(crate::logs::capture(out, "stdout", file.clone())));
     }
     if let Some(err) = child.stderr.take() {
         readers.push(tokio::spawn(crate::logs::capture(err, "stderr", file.clone())));
+    }
+    let target = Target { ip: ctx.probe_ip(), pid, env: env.clone() };
+    if let Some(t) = &exec_target
+        && let Ok(mut m) = ctx.handle.containers.write()
+    {
+        m.insert(c.name.clone(), t.clone());
+    }
+    // The container is not Running until its postStart hook succeeded.
+    let post_start = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref());
+    if let (Some(hook), Some(t)) = (post_start, &exec_target) {
+        let grace = grace_of(ctx);
+        let failed = tokio::select! {
+            r = crate::hooks::run(hook, c, t, &target, grace) => r.err(),
+            _ = stop.changed() => Some("the pod is stopping".to_string()),
+        };
+        if let Some(msg) = failed {
+            ctx.event(
+                "Warning",
+                "FailedPostStartHook",
+                &format!("container {}: PostStartHook failed: {msg}", c.name),
+            )
+            .await;
+            terminate(&mut child, Duration::from_secs(2)).await;
+        }
     }
     let started = Utc::now();
     let has_startup = c.startup_probe.is_some();
@@ -227,20 +285,20 @@ async fn attempt(
         }
     })
     .await;
-    let target = Target { ip: ctx.probe_ip(), pid, env: env.clone() };
-    let probes = tokio::spawn(run_probes(ctx.clone(), c.clone(), init, target));
+    let probes = tokio::spawn(run_probes(ctx.clone(), c.clone(), init, target.clone()));
     let mut probes = probes;
     let outcome = tokio::select! {
         status = child.wait() => Outcome::Exited(exit_code(status)),
         _ = stop.changed() => {
             let grace = stop.borrow().unwrap_or_default();
+            let grace = pre_stop(ctx, c, exec_target.as_deref(), &target, grace).await;
             terminate(&mut child, grace).await;
             Outcome::Stopped
         }
         unhealthy = &mut probes => {
             if unhealthy.unwrap_or(false) {
                 ctx.event("Warning", "Unhealthy", &format!("container {} failed its liveness or startup probe and will be restarted", c.name)).await;
-                let grace = Duration::from_secs(u64::try_from(ctx.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30)).unwrap_or(30));
+                let grace = pre_stop(ctx, c, exec_target.as_deref(), &target, grace_of(ctx)).await;
                 terminate(&mut child, grace).await;
                 Outcome::Unhealthy
             } else {
@@ -257,9 +315,22 @@ async fn attempt(
         let _ = r.await;
     }
     let _ = std::fs::write(log_path.with_extension("done"), b"");
+    if let Ok(mut m) = ctx.handle.containers.write() {
+        m.remove(&c.name);
+    }
+    let oom = cgroup.as_deref().is_some_and(crate::cgroups::oom_killed);
+    if let Some(cg) = &cgroup {
+        crate::cgroups::remove(cg).await;
+    }
     let ended = Ended {
         exit_code: code,
-        reason: if code == 0 { "Completed".into() } else { "Error".into() },
+        reason: if oom {
+            "OOMKilled".into()
+        } else if code == 0 {
+            "Completed".into()
+        } else {
+            "Error".into()
+        },
         started,
         finished: Utc::now(),
     };
@@ -284,6 +355,35 @@ fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
         Ok(s) => s.code().or_else(|| s.signal().map(|sig| 128 + sig)).unwrap_or(255),
         Err(_) => 255,
     }
+}
+
+/// The pod's termination grace period.
+fn grace_of(ctx: &PodCtx) -> Duration {
+    let secs = ctx.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(30))
+}
+
+/// Runs the preStop hook within `grace`; returns what is left of it for SIGTERM (at least
+/// 2 s, as the kubelet grants after a hook that used the whole period).
+async fn pre_stop(
+    ctx: &PodCtx,
+    c: &Container,
+    exec: Option<&ExecTarget>,
+    target: &Target,
+    grace: Duration,
+) -> Duration {
+    let hook = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref());
+    let (Some(hook), Some(exec)) = (hook, exec) else { return grace };
+    let begun = std::time::Instant::now();
+    if let Err(msg) = crate::hooks::run(hook, c, exec, target, grace).await {
+        ctx.event(
+            "Warning",
+            "FailedPreStopHook",
+            &format!("container {}: PreStopHook failed: {msg}", c.name),
+        )
+        .await;
+    }
+    grace.saturating_sub(begun.elapsed()).max(Duration::from_secs(2))
 }
 
 /// SIGTERM to the program, then SIGKILL to the container's process group after `grace`.

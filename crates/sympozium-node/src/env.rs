@@ -98,7 +98,8 @@ fn field(pod: &Pod, path: &str, node: &NodeValues) -> Option<String> {
     }
 }
 
-fn quantity_value(q: &Quantity) -> f64 {
+/// A quantity as a number (`64Mi`, `500m`, `1.5`); unparsable ones are 0.
+pub(crate) fn quantity_value(q: &Quantity) -> f64 {
     let s = q.0.trim();
     let units: [(&str, f64); 10] = [
         ("Ki", 1024.0),

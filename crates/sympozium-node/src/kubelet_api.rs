@@ -2,7 +2,7 @@
 //! self-signed certificate (the API server does not verify kubelets unless started with
 //! `--kubelet-certificate-authority`), serving `/containerLogs/<ns>/<pod>/<container>`
 //! with `follow`, `tailLines`, `timestamps`, `previous`, `sinceSeconds` and `limitBytes`,
-//! and `/healthz`.
+//! `/healthz`, and the streaming endpoints of [`crate::streaming`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -62,12 +62,13 @@ pub fn tls_config(ip: IpAddr, node_name: &str) -> Result<Arc<rustls::ServerConfi
     Ok(Arc::new(config))
 }
 
-/// The routes.
-pub fn router(pods: PodDirs) -> Router {
+/// The routes: logs here, exec/attach/port-forward in [`crate::streaming::routes`].
+pub fn router(pods: PodDirs, running: crate::streaming::Registry) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
         .with_state(pods)
+        .merge(crate::streaming::routes::router(running))
 }
 
 async fn container_logs(
@@ -110,11 +111,22 @@ async fn container_logs(
     ([("content-type", "text/plain")], body).into_response()
 }
 
-/// Serves `app` over TLS on `listener` forever.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router) {
+/// Serves `app` over TLS on `listener` forever. With `only_from`, connections from any
+/// other address are dropped: the API server dials from the node's own address, and pods
+/// on the bridge (whose gateway this address is) must not reach exec or logs.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    only_from: Option<IpAddr>,
+) {
     let acceptor = TlsAcceptor::from(tls);
     loop {
         let Ok((stream, peer)) = listener.accept().await else { continue };
+        if only_from.is_some_and(|ip| ip != peer.ip()) {
+            tracing::warn!(%peer, "kubelet endpoint: connection refused (not from the node's address)");
+            continue;
+        }
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
@@ -122,8 +134,9 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: R
                 tracing::debug!(%peer, "kubelet endpoint: TLS handshake failed");
                 return;
             };
-            if let Err(e) =
-                Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), service).await
+            if let Err(e) = Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
             {
                 tracing::debug!(%peer, error = %e, "kubelet endpoint connection");
             }

@@ -5,10 +5,12 @@
 //! proxies Services for its pods, and provisions local PersistentVolumes.
 //! See README.md for what is and is not honoured.
 
+pub mod cgroups;
 pub mod config;
 pub mod container;
 pub mod dns;
 pub mod env;
+pub mod hooks;
 pub mod images;
 pub mod kubelet_api;
 pub mod logs;
@@ -24,6 +26,7 @@ pub mod runner;
 pub mod sandbox;
 pub mod services;
 pub mod state;
+pub mod streaming;
 pub mod volumes;
 
 pub use config::Config;

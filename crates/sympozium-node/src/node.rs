@@ -25,7 +25,14 @@ pub struct NodeInfo {
     pub max_pods: u32,
     /// Taints `key=value:Effect`.
     pub taints: Vec<String>,
+    /// Why container resource limits are not enforced (None: they are, with cgroups v2).
+    pub limits_not_enforced: Option<String>,
 }
+
+/// The Node condition type telling whether container resource limits are enforced.
+pub const LIMITS_CONDITION: &str = "ResourceLimitsEnforced";
+/// The Node annotation saying the same in words.
+pub const LIMITS_ANNOTATION: &str = "sympozium.ai/resource-limits";
 
 fn taints(list: &[String]) -> Vec<serde_json::Value> {
     list.iter()
@@ -70,6 +77,12 @@ fn status(info: &NodeInfo) -> serde_json::Value {
             {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "lastHeartbeatTime": now, "lastTransitionTime": now},
             {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "lastHeartbeatTime": now, "lastTransitionTime": now},
             {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "lastHeartbeatTime": now, "lastTransitionTime": now},
+            match &info.limits_not_enforced {
+                None => json!({"type": LIMITS_CONDITION, "status": "True", "reason": "CgroupV2",
+                    "message": "memory.max, cpu.max and pids.max are set per container", "lastHeartbeatTime": now, "lastTransitionTime": now}),
+                Some(why) => json!({"type": LIMITS_CONDITION, "status": "False", "reason": "CgroupV2Unavailable",
+                    "message": why, "lastHeartbeatTime": now, "lastTransitionTime": now}),
+            },
         ],
     })
 }
@@ -81,7 +94,11 @@ pub async fn register(client: &Client, info: &NodeInfo) -> Result<(), kube::Erro
         "apiVersion": "v1", "kind": "Node",
         // spec.podCIDR cannot change once set, and a restarted node may use another
         // range: the range goes in an annotation instead.
-        "metadata": {"name": info.name, "annotations": {"sympozium.ai/pod-cidr": info.pod_cidr}, "labels": {
+        "metadata": {"name": info.name, "annotations": {"sympozium.ai/pod-cidr": info.pod_cidr,
+            LIMITS_ANNOTATION: match &info.limits_not_enforced {
+                None => "enforced (cgroup v2)".to_string(),
+                Some(why) => format!("not enforced: {why}"),
+            }}, "labels": {
             "kubernetes.io/hostname": info.name, "kubernetes.io/os": "linux",
             "kubernetes.io/arch": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
             "sympozium.ai/local-node": "true"}},

@@ -51,6 +51,10 @@ pub struct NodeCtx {
     pub values: NodeValues,
     /// NetworkPolicy enforcement (with the pod network).
     pub netpol: Option<crate::netpol::Enforcer>,
+    /// Container cgroups (or why limits are not enforced).
+    pub cgroups: crate::cgroups::Cgroups,
+    /// Running pods for exec, attach and port-forward.
+    pub running: crate::streaming::Registry,
 }
 
 /// Gives a pod's network namespace and address back, and stops filtering for it.
@@ -99,6 +103,8 @@ pub struct PodCtx {
     pub stop: watch::Sender<Option<Duration>>,
     /// Stop sidecars (after the containers ended).
     pub stop_sidecars: watch::Sender<Option<Duration>>,
+    /// What exec, attach and port-forward reach.
+    pub handle: crate::streaming::PodHandle,
     state: Arc<Mutex<PodState>>,
     changed: Arc<Notify>,
     tasks: Mutex<Vec<JoinHandle<Option<i32>>>>,
@@ -347,12 +353,22 @@ pub async fn run(
                 values,
                 stop: watch::channel(None).0,
                 stop_sidecars: watch::channel(None).0,
+                handle: crate::streaming::PodHandle {
+                    netns: podnet.as_ref().map(|p| p.netns_path.clone()),
+                    containers: Default::default(),
+                },
                 state: state.clone(),
                 changed: changed.clone(),
                 tasks: Mutex::new(Vec::new()),
             });
+            if let Ok(mut running) = node.running.write() {
+                running.insert((ns.clone(), name.clone()), ctx.handle.clone());
+            }
             for c in spec.init_containers.iter().flatten().chain(spec.containers.iter()) {
-                let unsupported = crate::sandbox::unsupported(c, spec.security_context.as_ref());
+                let mut unsupported = crate::sandbox::unsupported(c, spec.security_context.as_ref());
+                if let (true, Some(why)) = (crate::cgroups::has_limits(c), node.cgroups.unavailable()) {
+                    unsupported.push(format!("resource limits are not enforced: {why}"));
+                }
                 if !unsupported.is_empty() {
                     ctx.event(
                         "Normal",
@@ -439,6 +455,9 @@ pub async fn run(
         }
     }
     status_task.abort();
+    if let Ok(mut running) = node.running.write() {
+        running.remove(&(ns.clone(), name.clone()));
+    }
     if let (Some(net), Some(p)) = (&node.net, &podnet) {
         release(&node, &pod, net, p).await;
     }

@@ -208,12 +208,19 @@ async fn serve(
     let port = listener.local_addr().map_err(|e| Error::Io("kubelet endpoint".into(), e))?.port();
     let pod_dirs = crate::kubelet_api::PodDirs::default();
     let tls = crate::kubelet_api::tls_config(host_ip.into(), &config.node_name)?;
+    let running = crate::streaming::Registry::default();
     tasks.push(tokio::spawn(crate::kubelet_api::serve(
         listener,
         tls,
-        crate::kubelet_api::router(pod_dirs.clone()),
+        crate::kubelet_api::router(pod_dirs.clone(), running.clone()),
+        net.as_ref().map(|_| std::net::IpAddr::V4(host_ip)),
     )));
+    let cgroups = crate::cgroups::Cgroups::detect(std::path::Path::new("/sys/fs/cgroup"));
+    if let Some(why) = cgroups.unavailable() {
+        tracing::warn!(reason = why, "container resource limits are not enforced on this node");
+    }
     let info = NodeInfo {
+        limits_not_enforced: cgroups.unavailable().map(str::to_string),
         name: config.node_name.clone(),
         ip: host_ip,
         port,
@@ -251,6 +258,8 @@ async fn serve(
             memory_bytes: meminfo_bytes(),
         },
         netpol,
+        cgroups,
+        running,
     });
     tracing::info!(node = %config.node_name, ip = %host_ip, port, "node ready");
     let (stop_tx, stop_rx) = watch::channel(false);

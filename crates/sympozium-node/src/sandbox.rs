@@ -67,9 +67,6 @@ pub fn unsupported(c: &Container, pod: Option<&PodSecurityContext>) -> Vec<Strin
     if sc.and_then(|s| s.app_armor_profile.as_ref()).is_some() {
         out.push("appArmorProfile is not applied".into());
     }
-    if c.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some_and(|l| !l.is_empty()) {
-        out.push("resource limits are not enforced (no cgroup is created per container)".into());
-    }
     out
 }
 

@@ -253,3 +253,42 @@ pub async fn host_service(client: &Client, ns: &str, name: &str, port: u16) {
 pub fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap()
 }
+
+/// A `kubectl` command against the plane (the plane's own kubectl under `make test`).
+pub fn kubectl_cmd(plane: &TestPlane) -> Command {
+    let kubectl = std::env::var_os("TESTPLANE_KUBECTL")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("kubectl"));
+    let mut cmd = Command::new(kubectl);
+    cmd.env("KUBECONFIG", plane.kubeconfig());
+    cmd
+}
+
+/// Runs `kubectl args` with `stdin` as its input: (exit code, stdout, stderr).
+pub fn kubectl_with_input(plane: &TestPlane, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = kubectl_cmd(plane)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running kubectl");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The node's InternalIP and kubelet port.
+pub async fn kubelet_endpoint(client: &Client) -> (String, u16) {
+    let node: Node = Api::all(client.clone()).get(NODE).await.unwrap();
+    let status = node.status.unwrap();
+    let ip = status.addresses.unwrap().into_iter().find(|a| a.type_ == "InternalIP").unwrap().address;
+    let port = status.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port;
+    (ip, u16::try_from(port).unwrap())
+}
