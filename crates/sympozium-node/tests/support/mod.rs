@@ -71,7 +71,6 @@ pub fn ensure_built(package: &str, names: &[&str]) -> PathBuf {
 /// Starts the node for this test process (once) and waits until its Node is Ready.
 pub async fn node(client: &Client, plane: &TestPlane) {
     NODE_PROCESS.get_or_init(|| {
-        let bin_dir = bin_dir();
         let pid = std::process::id();
         // State and logs of earlier test processes that are gone.
         for e in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
@@ -85,27 +84,7 @@ pub async fn node(client: &Client, plane: &TestPlane) {
         let state = std::env::temp_dir().join(format!("sympozium-node-test-{pid}"));
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).unwrap();
-        let log = std::fs::File::create(state.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sympozium-node"))
-            .args(["--kubeconfig", plane.kubeconfig().to_str().unwrap()])
-            .args(["--node-name", NODE])
-            .args([
-                "--images",
-                sympozium_testkit::repo_root().join("deploy/local-node/images.yaml").to_str().unwrap(),
-            ])
-            .args(["--bin-dir", bin_dir.to_str().unwrap()])
-            .args(["--state-dir", state.to_str().unwrap()])
-            .args(["--bridge", &bridge()])
-            .args(["--pod-cidr", pod_cidr()])
-            .args(["--register-with-taints", &format!("{TAINT}=true:NoSchedule")])
-            .args(["--parent-pid", &pid.to_string()])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting sympozium-node");
-        eprintln!("sympozium-node started (log: {})", state.with_extension("log").display());
+        let child = spawn_node(plane);
         Mutex::new(Some(child))
     });
     let nodes: Api<Node> = Api::all(client.clone());
@@ -136,6 +115,53 @@ pub async fn node(client: &Client, plane: &TestPlane) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("the local node did not become Ready within 60 s");
+}
+
+/// Starts a node process for this test process (state under the temp dir, kept across restarts).
+fn spawn_node(plane: &TestPlane) -> Child {
+    let bin_dir = bin_dir();
+    let pid = std::process::id();
+    let state = std::env::temp_dir().join(format!("sympozium-node-test-{pid}"));
+    let log =
+        std::fs::OpenOptions::new().create(true).append(true).open(state.with_extension("log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sympozium-node"))
+        .args(["--kubeconfig", plane.kubeconfig().to_str().unwrap()])
+        .args(["--node-name", NODE])
+        .args([
+            "--images",
+            sympozium_testkit::repo_root().join("deploy/local-node/images.yaml").to_str().unwrap(),
+        ])
+        .args(["--bin-dir", bin_dir.to_str().unwrap()])
+        .args(["--state-dir", state.to_str().unwrap()])
+        .args(["--bridge", &bridge()])
+        .args(["--pod-cidr", pod_cidr()])
+        .args(["--register-with-taints", &format!("{TAINT}=true:NoSchedule")])
+        .args(["--parent-pid", &pid.to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting sympozium-node");
+    eprintln!("sympozium-node started (log: {})", state.with_extension("log").display());
+    child
+}
+
+/// Stops the node (SIGTERM, as a supervisor would) and starts it again with the same state
+/// directory, then waits until the new process has registered the Node as Ready.
+pub async fn restart_node(client: &Client, plane: &TestPlane) {
+    node(client, plane).await;
+    let old = NODE_PROCESS.get().unwrap().lock().unwrap().take();
+    if let Some(mut old) = old {
+        let _ = Command::new("kill").args(["-TERM", &old.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while old.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "the node did not stop within 60 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    *NODE_PROCESS.get().unwrap().lock().unwrap() = Some(spawn_node(plane));
+    node(client, plane).await;
 }
 
 /// A namespace whose pods go to the local node.
