@@ -192,6 +192,7 @@ async fn kubectl_port_forward_reaches_a_server_on_the_pods_loopback() {
     let _ = pf.kill();
     let mut err = String::new();
     pf.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let _ = pf.wait();
     assert!(err.contains("port 9") || err.contains("refused"), "kubectl reports the failure: {err}");
 }
 

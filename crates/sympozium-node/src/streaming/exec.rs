@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::spdy::{Session, Stream, StreamWriter, header};
+use super::session::{Session, Stream, StreamWriter, header};
 use super::{ExecTarget, pty};
 
 /// What the request asked for (query parameters `command`, `input`, `output`, `error`, `tty`).

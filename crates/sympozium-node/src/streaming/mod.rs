@@ -3,7 +3,7 @@
 //! upgrading the connection to SPDY/3.1 (it translates kubectl's WebSockets to SPDY for
 //! kubelets that do not declare WebSocket support, as this one does not).
 //!
-//! - `spdy.rs`: frames, header compression, a server session;
+//! - `spdy.rs`: frames and header compression; `session.rs`: a server session over them;
 //! - `exec.rs`: exec and attach (remote command protocols `v4.channel.k8s.io` … `channel.k8s.io`);
 //! - `portforward.rs`: `portforward.k8s.io`;
 //! - `pty.rs`: terminals for `-t`.
@@ -12,6 +12,7 @@ pub mod exec;
 pub mod portforward;
 pub mod pty;
 pub mod routes;
+pub mod session;
 pub mod spdy;
 
 use std::collections::HashMap;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::spdy::{Session, Stream, header};
+use super::session::{Session, Stream, header};
 
 /// The protocol name in `X-Stream-Protocol-Version`.
 pub const PROTOCOL: &str = "portforward.k8s.io";

@@ -13,7 +13,7 @@ use axum::routing::get;
 use hyper_util::rt::TokioIo;
 
 use super::exec::{self, Options};
-use super::spdy::Session;
+use super::session::Session;
 use super::{ExecTarget, PodHandle, Registry, portforward};
 
 /// The streaming routes over the running pods.
@@ -28,6 +28,9 @@ pub fn router(running: Registry) -> Router {
 fn refuse(code: StatusCode, msg: String) -> Response {
     (code, format!("{msg}\n")).into_response()
 }
+
+/// A refusal, boxed (a Response is large for an error variant).
+type Refusal = Box<Response>;
 
 /// Every value of `X-Stream-Protocol-Version` (repeated or comma-separated).
 fn offered(headers: &HeaderMap) -> Vec<String> {
@@ -48,17 +51,18 @@ fn wants_spdy(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("SPDY/3.1")))
 }
 
-fn pod(running: &Registry, ns: &str, pod: &str) -> Result<PodHandle, Response> {
-    running
-        .read()
-        .ok()
-        .and_then(|r| r.get(&(ns.to_string(), pod.to_string())).cloned())
-        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node")))
+fn pod(running: &Registry, ns: &str, pod: &str) -> Result<PodHandle, Refusal> {
+    running.read().ok().and_then(|r| r.get(&(ns.to_string(), pod.to_string())).cloned()).ok_or_else(|| {
+        Box::new(refuse(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node")))
+    })
 }
 
-fn container(handle: &PodHandle, ns: &str, pod: &str, name: &str) -> Result<Arc<ExecTarget>, Response> {
+fn container(handle: &PodHandle, ns: &str, pod: &str, name: &str) -> Result<Arc<ExecTarget>, Refusal> {
     handle.containers.read().ok().and_then(|c| c.get(name).cloned()).ok_or_else(|| {
-        refuse(StatusCode::NOT_FOUND, format!("container {name:?} of pod {ns}/{pod} is not running"))
+        Box::new(refuse(
+            StatusCode::NOT_FOUND,
+            format!("container {name:?} of pod {ns}/{pod} is not running"),
+        ))
     })
 }
 
@@ -98,7 +102,7 @@ async fn command_route(
 ) -> Response {
     let target = match pod(&running, &ns, &name).and_then(|h| container(&h, &ns, &name, &c)) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !wants_spdy(req.headers()) {
         return refuse(StatusCode::BAD_REQUEST, "this endpoint needs an upgrade to SPDY/3.1".into());
@@ -146,7 +150,7 @@ async fn port_forward_route(
 ) -> Response {
     let handle = match pod(&running, &ns, &name) {
         Ok(h) => h,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !wants_spdy(req.headers()) {
         return refuse(StatusCode::BAD_REQUEST, "this endpoint needs an upgrade to SPDY/3.1".into());

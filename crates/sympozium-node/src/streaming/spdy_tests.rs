@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use crate::streaming::session::{Session, header};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn hdrs(pairs: &[(&str, &str)]) -> Headers {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
