@@ -1,8 +1,9 @@
 //! `sympozium-node`: a focused kubelet for Sympozium's workloads on a machine without a
 //! container runtime. It registers a Node, runs every container of the pods bound to it
 //! as a local program (images map to programs) inside its own namespaces (bubblewrap for
-//! mounts, a network namespace per pod on a bridge), serves `kubectl logs`, resolves and
-//! proxies Services for its pods, and provisions local PersistentVolumes.
+//! mounts, a network namespace per pod on a bridge), serves `kubectl logs`, `exec`, `attach`
+//! and `port-forward`, resolves and proxies Services for its pods, and provisions local
+//! PersistentVolumes.
 //! See README.md for what is and is not honoured.
 
 pub mod cgroups;
