@@ -11,6 +11,7 @@
 //! | a skill reference (instance, run, PersonaPack persona) to a pack in the same namespace | `rbac` | each rule in the namespace (`clusterRBAC` refused) |
 //! | a skill reference to a system-namespace pack | `rbac`, `clusterRBAC` | `bind` on `skillpacks/<name>` in the namespace, or each rule (namespaced rules there, cluster rules cluster-wide) |
 //! | `lifecycle.rbac` (run, instance agent, persona) | rules | each rule in the namespace |
+//! | a pack's `sidecar.secretRef` (written in, or referred to from, a tenant namespace) | — | `get` on that Secret in the namespace (or `bind` on a system pack) |
 //!
 //! The controller creates runs, instances and sub-agents under its own identity, so the
 //! checks sit on what a user writes; the controller additionally refuses cluster grants from
@@ -23,6 +24,7 @@ use sympozium_api::common::{RbacRule, SkillRef};
 use sympozium_api::{AgentRun, PersonaPack, SkillPack, SympoziumInstance};
 
 use crate::access::{Access, Ask};
+use crate::secret_reads::SecretUse;
 
 /// API group of the Sympozium kinds.
 const GROUP: &str = "sympozium.ai";
@@ -170,10 +172,23 @@ pub async fn check_skill(
         .map_err(|e| format!("{what}: could not read SkillPack \"{name}\": {e}"))?;
     let Some((pack, origin)) = resolved else { return Ok(()) };
     let Some(sidecar) = pack.spec.sidecar else { return Ok(()) };
-    if sidecar.rbac.is_empty() && sidecar.cluster_rbac.is_empty() {
+    let pack_name = pack.metadata.name.as_deref().unwrap_or(name);
+    let secret = sidecar.secret_ref.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if sidecar.rbac.is_empty() && sidecar.cluster_rbac.is_empty() && secret.is_none() {
         return Ok(());
     }
-    let pack_name = pack.metadata.name.as_deref().unwrap_or(name);
+    let bound = origin == Origin::System && {
+        let bind = Ask::new(Some(ns), "bind", GROUP, "skillpacks").named(pack_name);
+        access.allowed(&bind).await.map_err(|e| api_error(what, &e))?
+    };
+    if bound {
+        return Ok(());
+    }
+    // The sidecar mounts the Secret of the run's namespace (pods mount no other).
+    if let Some(secret) = secret {
+        let used = SecretUse { field: format!("{what} sidecar.secretRef"), secret: secret.to_string() };
+        crate::secret_reads::check(access, ns, std::slice::from_ref(&used)).await?;
+    }
     match origin {
         Origin::Local => {
             if !sidecar.cluster_rbac.is_empty() {
@@ -184,10 +199,6 @@ pub async fn check_skill(
             check_rules(access, Scope::Namespace(ns), &sidecar.rbac, &format!("{what} rbac")).await
         }
         Origin::System => {
-            let bind = Ask::new(Some(ns), "bind", GROUP, "skillpacks").named(pack_name);
-            if access.allowed(&bind).await.map_err(|e| api_error(what, &e))? {
-                return Ok(());
-            }
             let hint = format!(
                 " (to use this admin-managed skill without holding its rules, ask for \"bind\" on skillpacks \"{pack_name}\" in namespace \"{ns}\")"
             );
@@ -241,6 +252,14 @@ pub async fn review_skill_pack(
 ) -> Result<(), String> {
     let Some(sidecar) = &pack.spec.sidecar else { return Ok(()) };
     let name = pack.metadata.name.as_deref().unwrap_or_default();
+    let secret = sidecar.secret_ref.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if let Some(secret) = secret.filter(|_| ns != system_namespace) {
+        let used = SecretUse {
+            field: format!("SkillPack \"{name}\" sidecar.secretRef"),
+            secret: secret.to_string(),
+        };
+        crate::secret_reads::check(access, ns, std::slice::from_ref(&used)).await?;
+    }
     if ns != system_namespace && !sidecar.cluster_rbac.is_empty() {
         return Err(format!(
             "SkillPack \"{name}\" sidecar.clusterRBAC: cluster-wide rights are only granted from SkillPacks in the system namespace \"{system_namespace}\" (admin-managed), not from namespace \"{ns}\"; remove sidecar.clusterRBAC or ask an admin to install the pack there"

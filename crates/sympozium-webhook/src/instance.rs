@@ -1,5 +1,6 @@
 //! Reviewing SympoziumInstances at `kubectl apply` time: an instance that would give its
-//! runs RBAC the user does not hold is refused ([`crate::escalation`]); references to a
+//! runs RBAC the user does not hold is refused ([`crate::escalation`]), and so is one naming
+//! a Secret the user may not read ([`crate::secret_reads`]); references to a
 //! policy, skill packs or Secrets that do not exist come back as warnings (the instance is admitted, so
 //! a directory applied in any order still works; its runs fail clearly until the objects
 //! exist), and so does a tool allow-list that the policy denies. Enabled PersonaPacks get
@@ -13,7 +14,7 @@ use sympozium_api::policy::ToolAction;
 use sympozium_api::{PersonaPack, SkillPack, SympoziumInstance, SympoziumPolicy};
 
 use crate::access::Access;
-use crate::escalation;
+use crate::{escalation, secret_reads};
 
 /// What an instance or a pack refers to by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -184,8 +185,11 @@ pub async fn review_instance(
     let Some(instance) = reviewed(request, |a, b| a.spec == b.spec) else { return response };
     let ns = request.namespace.clone().unwrap_or_default();
     let access = Access::new(client.clone(), request.user_info.clone());
-    if let Err(message) = escalation::review_instance(client, &access, system_namespace, &ns, instance).await
-    {
+    let reviewed = match escalation::review_instance(client, &access, system_namespace, &ns, instance).await {
+        Ok(()) => secret_reads::check(&access, &ns, &secret_reads::instance_secrets(instance)).await,
+        Err(message) => Err(message),
+    };
+    if let Err(message) = reviewed {
         tracing::info!(instance = ?instance.metadata.name, namespace = %ns, %message, "denied");
         return response.deny(message);
     }
@@ -207,7 +211,11 @@ pub async fn review_pack(
     }
     let ns = request.namespace.clone().unwrap_or_default();
     let access = Access::new(client.clone(), request.user_info.clone());
-    if let Err(message) = escalation::review_pack(client, &access, system_namespace, &ns, pack).await {
+    let reviewed = match escalation::review_pack(client, &access, system_namespace, &ns, pack).await {
+        Ok(()) => secret_reads::check(&access, &ns, &secret_reads::pack_secrets(pack)).await,
+        Err(message) => Err(message),
+    };
+    if let Err(message) = reviewed {
         tracing::info!(pack = ?pack.metadata.name, namespace = %ns, %message, "denied");
         return response.deny(message);
     }

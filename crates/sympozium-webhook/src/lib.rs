@@ -10,6 +10,7 @@ pub mod decide;
 pub mod escalation;
 pub mod instance;
 pub mod quantity;
+pub mod secret_reads;
 pub mod server;
 pub mod tls;
 

@@ -119,8 +119,10 @@ pub async fn review_skill_pack(
 }
 
 /// Reviews one AgentRun request: the RBAC its skills and hooks ask for must be the
-/// user's own ([`escalation::review_run`]); then reads the run's instance and policy (in
-/// the run's namespace) and applies [`decide`].
+/// user's own ([`escalation::review_run`]); then reads the run's instance (a Secret the run
+/// names that its instance does not vouch for needs the user's right to read it:
+/// [`crate::secret_reads::run_secrets`]) and policy (in the run's namespace) and applies
+/// [`decide`].
 pub async fn review_run(
     client: &Client,
     system_namespace: &str,
@@ -155,6 +157,12 @@ pub async fn review_run(
         Ok(None) => return allow,
         Err(e) => return allow.deny(format!("could not read SympoziumInstance \"{instance_name}\": {e}")),
     };
+    if let Err(message) =
+        crate::secret_reads::check(&access, &ns, &crate::secret_reads::run_secrets(run, &instance)).await
+    {
+        tracing::info!(run = ?run.metadata.name, namespace = %ns, %message, "denied");
+        return allow.deny(message);
+    }
     let Some(policy_name) = instance.spec.policy_ref.as_deref().filter(|p| !p.is_empty()) else {
         return allow;
     };
