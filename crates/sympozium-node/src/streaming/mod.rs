@@ -5,7 +5,8 @@
 //!
 //! - `spdy.rs`: frames and header compression; `session.rs`: a server session over them;
 //! - `exec.rs`: exec and attach (remote command protocols `v4.channel.k8s.io` … `channel.k8s.io`);
-//! - `portforward.rs`: `portforward.k8s.io`;
+//! - `portforward.rs`: `portforward.k8s.io`; `websocket.rs`: port-forward over WebSocket
+//!   (`v4.channel.k8s.io`) for clients whose WebSocket the API server passes through;
 //! - `pty.rs`: terminals for `-t`.
 
 pub mod exec;
@@ -14,6 +15,7 @@ pub mod pty;
 pub mod routes;
 pub mod session;
 pub mod spdy;
+pub mod websocket;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,7 +15,7 @@ use hyper_util::rt::TokioIo;
 
 use super::exec::{self, Options};
 use super::session::Session;
-use super::{ExecTarget, PodHandle, Registry, portforward};
+use super::{ExecTarget, PodHandle, Registry, portforward, websocket};
 
 /// The streaming routes over the running pods.
 pub fn router(running: Registry) -> Router {
@@ -152,8 +153,33 @@ async fn port_forward_route(
         Ok(h) => h,
         Err(r) => return *r,
     };
+    let label = format!("{ns}/{name}");
+    let websocket = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if websocket {
+        let ports = match websocket::ports(req.uri().query().unwrap_or("")) {
+            Ok(p) => p,
+            Err(msg) => return refuse(StatusCode::BAD_REQUEST, msg),
+        };
+        let (mut parts, _) = req.into_parts();
+        let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(ws) => ws,
+            Err(e) => return e.into_response(),
+        };
+        tracing::info!(pod = %label, ?ports, "port-forward session (WebSocket)");
+        let netns = handle.netns;
+        return ws
+            .protocols([websocket::PROTOCOL])
+            .on_upgrade(move |socket| websocket::serve(socket, netns, ports, label));
+    }
     if !wants_spdy(req.headers()) {
-        return refuse(StatusCode::BAD_REQUEST, "this endpoint needs an upgrade to SPDY/3.1".into());
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "this endpoint needs an upgrade to SPDY/3.1 or WebSocket".into(),
+        );
     }
     if !offered(req.headers()).iter().any(|p| p == portforward::PROTOCOL) {
         return refuse(
@@ -161,7 +187,6 @@ async fn port_forward_route(
             format!("stream protocol {} was not offered", portforward::PROTOCOL),
         );
     }
-    tracing::info!(pod = %format!("{ns}/{name}"), "port-forward session");
-    let label = format!("{ns}/{name}");
+    tracing::info!(pod = %label, "port-forward session");
     upgrade(req, portforward::PROTOCOL, move |session| portforward::serve(session, handle.netns, label))
 }

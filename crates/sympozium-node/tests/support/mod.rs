@@ -293,8 +293,19 @@ pub fn kubectl_cmd(plane: &TestPlane) -> Command {
 
 /// Runs `kubectl args` with `stdin` as its input: (exit code, stdout, stderr).
 pub fn kubectl_with_input(plane: &TestPlane, args: &[&str], stdin: &str) -> (i32, String, String) {
+    kubectl_env_input(plane, &[], args, stdin)
+}
+
+/// [`kubectl_with_input`] with extra environment variables.
+pub fn kubectl_env_input(
+    plane: &TestPlane,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> (i32, String, String) {
     use std::io::Write;
     let mut child = kubectl_cmd(plane)
+        .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
