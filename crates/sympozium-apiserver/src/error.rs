@@ -43,6 +43,12 @@ pub enum ApiError {
     /// A missing or wrong token.
     #[error("Unauthorized")]
     Unauthorized,
+    /// The request is understood but refused (e.g. a URL pointing at a forbidden address).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A server the request needed (a provider, a memory server) failed or answered badly.
+    #[error("{0}")]
+    BadGateway(String),
     /// Something the server needs is not there (e.g. the event bus).
     #[error("{0}")]
     Unavailable(String),
@@ -67,6 +73,8 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             // The CRD schema or an admission webhook refused the object: bad input.
             Self::Kube(kube::Error::Api(s)) if s.code == 422 => StatusCode::BAD_REQUEST,
             Self::Kube(kube::Error::Api(s)) => {

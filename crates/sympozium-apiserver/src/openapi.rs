@@ -53,6 +53,7 @@ impl Modify for Security {
                 "gateway",
                 "observability",
                 "cluster",
+                "providers",
                 "stream",
             ]
             .into_iter()
@@ -81,7 +82,12 @@ impl Modify for Security {
         routes::mcpservers::patch, routes::mcpservers::delete,
         routes::gateway::get_gateway, routes::gateway::create, routes::gateway::patch, routes::gateway::delete,
         routes::observability::metrics, routes::observability::timeseries,
-        routes::cluster::namespaces,
+        routes::gateway::metrics,
+        routes::cluster::namespaces, routes::cluster::cluster, routes::cluster::capabilities,
+        routes::pods::list, routes::pods::logs,
+        routes::providers::nodes, routes::providers::models,
+        routes::github::set_token, routes::github::status,
+        routes::memory::memory,
         crate::ws::stream,
     ),
     components(schemas(KubeObject, crate::error::ErrorBody))

@@ -1240,6 +1240,32 @@ export type Bucket = {
   ts: number;
 };
 
+/** `GET /api/v1/capabilities`. */
+export type Capabilities = {
+  /** The agent-sandbox API (`agents.x-k8s.io` `sandboxes`), needed by `agentSandbox` specs. */
+  agentSandbox: Capability;
+};
+
+/** Whether an optional API is installed. */
+export type Capability = {
+  /** Installed and usable. */
+  available: boolean;
+  /** Why not, when not. */
+  reason?: string | null;
+};
+
+/** `GET /api/v1/cluster`. */
+export type ClusterInfo = {
+  /** Namespaces. */
+  namespaces: number;
+  /** Nodes. */
+  nodes: number;
+  /** Pods in every namespace. */
+  pods: number;
+  /** Kubernetes version (`v1.33.1`). */
+  version?: string | null;
+};
+
 /** `POST /api/v1/instances`. */
 export type CreateInstanceRequest = {
   /** Kubernetes agent-sandbox settings. */
@@ -1332,6 +1358,18 @@ export type ErrorBody = {
   reason?: string | null;
 };
 
+/** One bucket of [`GatewayMetrics`]. */
+export type GatewayBucket = {
+  /** Their mean duration (s). */
+  avgDurationSec: number;
+  /** Of which failed. */
+  errors: number;
+  /** Requests (web-proxy runs) created in it. */
+  requests: number;
+  /** Start of the bucket (unix ms). */
+  ts: number;
+};
+
 /** The gateway's settings and state. */
 export type GatewayConfigResponse = {
   /** Its address. */
@@ -1360,6 +1398,24 @@ export type GatewayConfigResponse = {
   tlsSecretName?: string | null;
 };
 
+/** `GET /api/v1/gateway/metrics`: web-endpoint traffic of the namespace. */
+export type GatewayMetrics = {
+  /** Mean duration of the finished ones (s). */
+  avgDurationSec: number;
+  /** Oldest first. */
+  buckets: GatewayBucket[];
+  /** Requests that failed. */
+  errorCount: number;
+  /** Instances of the namespace with a serving web endpoint. */
+  servingInstances: number;
+  /** Requests that did not fail. */
+  successCount: number;
+  /** Requests in the range. */
+  totalRequests: number;
+  /** Seconds since the oldest serving web endpoint of the namespace started (0 when none). */
+  uptimeSec: number;
+};
+
 /** `POST`/`PATCH /api/v1/gateway`. */
 export type GatewayRequest = {
   /** Base domain. */
@@ -1378,6 +1434,18 @@ export type GatewayRequest = {
   tlsSecretName?: string | null;
 };
 
+/** Whether a token is set: `complete` or `idle`. */
+export type GithubAuthStatus = {
+  /** `complete` when a token is stored, else `idle`. */
+  status: string;
+};
+
+/** `POST …/auth/token`. */
+export type GithubTokenRequest = {
+  /** A GitHub personal access token. */
+  token?: string | null;
+};
+
 /** `POST /api/v1/personapacks/install-defaults`. */
 export type InstallDefaultsResponse = {
   /** Packs that were there already. */
@@ -1390,12 +1458,60 @@ export type InstallDefaultsResponse = {
   targetNamespace: string;
 };
 
+/** `GET /api/v1/instances/{name}/memory`. */
+export type InstanceMemory = {
+  /** Memory is on in its spec. */
+  enabled: boolean;
+  /** The memories (newest first, or best match first with `q`). */
+  entries: MemoryEntry[];
+  /** The instance. */
+  instance: string;
+  /** Size limit of the store (KB), from the spec. */
+  maxSizeKB?: number | null;
+};
+
 /** A labelled number. */
 export type LabelValue = {
   /** Label. */
   label: string;
   /** Value. */
   value: number;
+};
+
+/** One memory. */
+export type MemoryEntry = {
+  /** The text. */
+  content: string;
+  /** When stored (RFC 3339). */
+  created_at?: string;
+  /** Its id on the memory server. */
+  id: number;
+  /** Tags. */
+  tags?: string[];
+  /** When last changed (RFC 3339). */
+  updated_at?: string;
+};
+
+/** A live model list. */
+export type ModelsResponse = {
+  /** Model ids, sorted. */
+  models: string[];
+  /** Always `live`. */
+  source: string;
+};
+
+/** One inference server found on a node. */
+export type NodeProvider = {
+  /** When the probe last saw it (RFC 3339). */
+  lastProbe?: string | null;
+  /** Models it serves. */
+  models: string[];
+  /** Provider name (`ollama`, `vllm`, …). */
+  name: string;
+  /** Port it listens on (on the node). */
+  port: number;
+  /** Port of the node probe's reverse proxy, when it runs one. */
+  proxyPort?: number | null;
 };
 
 /** `GET /api/v1/observability/metrics`. */
@@ -1491,6 +1607,46 @@ export type PersonaPatch = {
   skills?: string[] | null;
   /** New system prompt. */
   systemPrompt?: string | null;
+};
+
+/** `GET /api/v1/pods/{name}/logs`. */
+export type PodLogs = {
+  /** The last 200 lines. */
+  logs: string;
+};
+
+/** A pod, summarised. */
+export type PodSummary = {
+  /** Instance it belongs to (label `sympozium.ai/instance`). */
+  instanceRef?: string | null;
+  /** Its labels. */
+  labels: Record<string, string>;
+  /** Name. */
+  name: string;
+  /** Namespace. */
+  namespace: string;
+  /** Node it runs on. */
+  nodeName?: string | null;
+  /** Phase (`Pending`, `Running`, …). */
+  phase: string;
+  /** Its IP. */
+  podIP?: string | null;
+  /** Restarts over all its containers. */
+  restartCount: number;
+  /** When it started (RFC 3339). */
+  startTime?: string | null;
+};
+
+/** A node with healthy inference servers. */
+export type ProviderNode = {
+  /** Its labels. */
+  labels: Record<string, string>;
+  /** Its InternalIP. */
+  nodeIP: string;
+  /** Node name. */
+  nodeName: string;
+  /** Inference servers on it. */
+  providers: NodeProvider[];
 };
 
 /** Rate limit of [`WebEndpointPatch`]. */

@@ -24,7 +24,9 @@ const NAME: &str = "default";
 
 /// The gateway routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/gateway", get(get_gateway).post(create).patch(patch).delete(delete))
+    Router::new()
+        .route("/api/v1/gateway", get(get_gateway).post(create).patch(patch).delete(delete))
+        .route("/api/v1/gateway/metrics", get(metrics))
 }
 
 /// The gateway's settings and state.
@@ -199,4 +201,127 @@ pub async fn patch(
 pub async fn delete(State(s): State<AppState>) -> ApiResult<StatusCode> {
     let ns = s.system_namespace.clone();
     super::delete_object::<SympoziumConfig>(&s.client, "gateway config", &ns, NAME).await
+}
+
+/// One bucket of [`GatewayMetrics`].
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayBucket {
+    /// Start of the bucket (unix ms).
+    pub ts: i64,
+    /// Requests (web-proxy runs) created in it.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Their mean duration (s).
+    pub avg_duration_sec: f64,
+}
+
+/// `GET /api/v1/gateway/metrics`: web-endpoint traffic of the namespace.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayMetrics {
+    /// Requests in the range.
+    pub total_requests: u64,
+    /// Requests that did not fail.
+    pub success_count: u64,
+    /// Requests that failed.
+    pub error_count: u64,
+    /// Mean duration of the finished ones (s).
+    pub avg_duration_sec: f64,
+    /// Seconds since the oldest serving web endpoint of the namespace started (0 when none).
+    pub uptime_sec: i64,
+    /// Instances of the namespace with a serving web endpoint.
+    pub serving_instances: u64,
+    /// Oldest first.
+    pub buckets: Vec<GatewayBucket>,
+}
+
+/// Web-endpoint requests (AgentRuns labelled `sympozium.ai/source=web-proxy`) over the
+/// range, and the namespace's serving endpoints. (The original counted serving endpoints
+/// among the request runs, so they were always 0; here they are the `Serving` runs.)
+#[utoipa::path(get, path = "/api/v1/gateway/metrics", tag = "gateway", params(crate::routes::observability::RangeQuery),
+    responses((status = 200, body = GatewayMetrics), (status = 400, body = ErrorBody)))]
+pub async fn metrics(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<crate::routes::observability::RangeQuery>,
+) -> ApiResult<Json<GatewayMetrics>> {
+    use kube::ResourceExt;
+    use sympozium_api::agentrun::AgentRunPhase;
+    let ns = crate::params::NamespaceQuery { namespace: q.namespace.clone() }.ns()?;
+    let range = q.range.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "24h".into());
+    let (span, width) = match range.as_str() {
+        "1h" => (3600, 300),
+        "24h" => (86_400, 3600),
+        "7d" => (7 * 86_400, 86_400),
+        other => return Err(ApiError::invalid("range", format!("\"{other}\" is not one of 1h, 24h, 7d"))),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let end = (now / width + 1) * width;
+    let start = end - span;
+    let mut buckets: Vec<GatewayBucket> = (0..span / width)
+        .map(|i| GatewayBucket { ts: (start + i * width) * 1000, ..Default::default() })
+        .collect();
+    let mut sums = vec![(0.0_f64, 0_u64); buckets.len()];
+    let mut out = GatewayMetrics::default();
+    let (mut total_secs, mut timed) = (0.0_f64, 0_u64);
+    let mut serving = std::collections::BTreeSet::new();
+    let mut oldest_serving: Option<i64> = None;
+    for r in cache::list(&s.caches.runs, Some(&ns)) {
+        let st = r.status.clone().unwrap_or_default();
+        if st.phase == Some(AgentRunPhase::Serving) {
+            serving.insert(r.spec.instance_ref.clone());
+            let since =
+                st.started_at.as_ref().or(r.metadata.creation_timestamp.as_ref()).map(|t| t.0.as_second());
+            oldest_serving = match (oldest_serving, since) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if r.labels().get(sympozium_api::labels::SOURCE).map(String::as_str) != Some("web-proxy") {
+            continue;
+        }
+        let Some(t) = r.creation_timestamp().map(|t| t.0.as_second()) else { continue };
+        if t < start || t >= end {
+            continue;
+        }
+        let i = ((t - start) / width) as usize;
+        let Some(b) = buckets.get_mut(i) else { continue };
+        b.requests += 1;
+        out.total_requests += 1;
+        if st.phase == Some(AgentRunPhase::Failed) {
+            b.errors += 1;
+            out.error_count += 1;
+        } else {
+            out.success_count += 1;
+        }
+        if let Some(secs) = duration_secs(&st) {
+            total_secs += secs;
+            timed += 1;
+            if let Some(sum) = sums.get_mut(i) {
+                sum.0 += secs;
+                sum.1 += 1;
+            }
+        }
+    }
+    for (b, (sum, n)) in buckets.iter_mut().zip(sums) {
+        if n > 0 {
+            b.avg_duration_sec = sum / n as f64;
+        }
+    }
+    if timed > 0 {
+        out.avg_duration_sec = total_secs / timed as f64;
+    }
+    out.serving_instances = serving.len() as u64;
+    out.uptime_sec = oldest_serving.map(|t| (now - t).max(0)).unwrap_or(0);
+    out.buckets = buckets;
+    Ok(Json(out))
+}
+
+fn duration_secs(st: &sympozium_api::agentrun::AgentRunStatus) -> Option<f64> {
+    if let Some(u) = st.token_usage.as_ref().filter(|u| u.duration_ms > 0) {
+        return Some(u.duration_ms as f64 / 1000.0);
+    }
+    let (a, b) = (st.started_at.as_ref()?, st.completed_at.as_ref()?);
+    Some((b.0.as_millisecond() - a.0.as_millisecond()).max(0) as f64 / 1000.0)
 }

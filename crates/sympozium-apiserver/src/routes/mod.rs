@@ -2,11 +2,15 @@
 
 pub mod cluster;
 pub mod gateway;
+pub mod github;
 pub mod instances;
 pub mod mcpservers;
+pub mod memory;
 pub mod observability;
 pub mod personapacks;
+pub mod pods;
 pub mod policies;
+pub mod providers;
 pub mod runs;
 pub mod schedules;
 pub mod ui;
@@ -31,6 +35,10 @@ pub fn api() -> Router<AppState> {
         .merge(gateway::routes())
         .merge(observability::routes())
         .merge(cluster::routes())
+        .merge(pods::routes())
+        .merge(providers::routes())
+        .merge(github::routes())
+        .merge(memory::routes())
 }
 
 /// A cached object as JSON with its `apiVersion` and `kind` (reflector stores keep what the
