@@ -49,6 +49,7 @@ dev-up:
 	target/debug/sympozium dev up
 
 dev-down demo-down:
+	-@if [ -f target/demo-dashboard.pid ]; then kill "$$(cat target/demo-dashboard.pid)" 2>/dev/null; rm -f target/demo-dashboard.pid; fi
 	target/debug/sympozium dev down
 
 testplane-up:

@@ -86,4 +86,25 @@ say "The team's status"
 sym packs show "$pack"
 sym runs list
 
+say "The web dashboard (sympozium serve, in the background; make demo-down stops it)"
+# The API server and dashboard run on this machine with the stack's admin kubeconfig; the
+# token is the one in Secret sympozium-ui-token. A dashboard of an earlier demo is replaced.
+dash_port="${DEMO_DASHBOARD_PORT:-9090}"
+dash_log="$repo/target/demo-dashboard.log"
+dash_pid="$repo/target/demo-dashboard.pid"
+if [[ -f "$dash_pid" ]] && kill -0 "$(cat "$dash_pid")" 2>/dev/null; then kill "$(cat "$dash_pid")" || true; sleep 1; fi
+nohup "$repo/target/debug/sympozium" -n "$ns" serve --port "$dash_port" >"$dash_log" 2>&1 &
+echo $! >"$dash_pid"
+for _ in $(seq 1 60); do
+  grep -q '^Token: ' "$dash_log" 2>/dev/null && curl -fsS "http://127.0.0.1:$dash_port/readyz" >/dev/null 2>&1 && break
+  sleep 1
+done
+if ! grep -q '^Sympozium dashboard: ' "$dash_log"; then
+  echo "the dashboard did not start; its log:" >&2
+  cat "$dash_log" >&2
+  exit 1
+fi
+grep -E '^(Sympozium dashboard|Token): ' "$dash_log"
+
 say "Done in $(( $(date +%s) - started ))s. Explore with: export ${kubeconfig_line#export }; sympozium tui"
+echo "${bold}Dashboard: $(sed -n 's/^Sympozium dashboard: //p' "$dash_log")${plain} (token above)"

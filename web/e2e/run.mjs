@@ -4,6 +4,9 @@
 //   DASHBOARD_URL, DASHBOARD_TOKEN, DASHBOARD_NAMESPACE, EXPECT_INSTANCE, EXPECT_RUN,
 //   EXPECT_RESULT_TEXT (text of the run's Markdown result), EXPECT_STREAM_RUN and
 //   EXPECT_STREAM_TEXT (a running run whose chunks arrive over the WebSocket),
+//   EXPECT_PACK and EXPECT_PACK_INSTANCE (a disabled persona pack to activate, and an
+//   instance its controller then makes), CHAT_INSTANCE, CHAT_TASK and EXPECT_CHAT_TEXT (a
+//   chat message sent from the feed pane and the answer streamed back),
 //   SCREENSHOT_DIR, CHROMIUM (default /usr/bin/chromium).
 // Exits non-zero with a message on the first expectation that fails.
 import { chromium } from "playwright-core";
@@ -45,6 +48,8 @@ try {
     const page = await browser.newPage();
     await page.setViewportSize({ width, height });
     page.setDefaultTimeout(20000);
+    // A script error in the page fails the run with its message (a blank page says nothing).
+    page.on("pageerror", (e) => console.error(`page error (${tag}): ${e.message}\n${e.stack ?? ""}`));
     const step = async (name, fn) => {
       try {
         await fn();
@@ -81,8 +86,63 @@ try {
       if (!(Number(tokens) > 0)) throw new Error(`total tokens tile shows ${tokens}`);
       await page.screenshot({ path: join(shots, `${tag}-dashboard.png`), fullPage: true });
     });
+    await step("a persona pack is activated through its wizard", async () => {
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Personas" }).click();
+      const card = page.getByRole("article", { name: env("EXPECT_PACK") });
+      if (tag === "desktop") {
+        await card.getByRole("button", { name: "Activate…" }).click();
+        const form = card.getByRole("form", { name: `Activate ${env("EXPECT_PACK")}` });
+        await form.getByLabel("Provider").selectOption("openai");
+        await form.getByLabel("Model").fill("gpt-4o-mini");
+        await form.getByLabel("API key").fill("sk-browser-test");
+        await form.getByRole("button", { name: "Activate" }).click();
+      }
+      await card.getByText(/^1 personas · enabled/).waitFor();
+      await page.screenshot({ path: join(shots, `${tag}-personas.png`), fullPage: true });
+    });
+    await step("the pack's instances are listed", async () => {
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Instances" }).click();
+      await page.getByRole("link", { name: env("EXPECT_PACK_INSTANCE") }).waitFor({ timeout: 60000 });
+    });
+    await step("a chat message sent from the feed gets its answer streamed in", async () => {
+      await page.getByRole("button", { name: "Feed" }).click();
+      const feed = page.getByRole("complementary", { name: "Feed" });
+      await feed.getByLabel("Chat with").selectOption(env("CHAT_INSTANCE"));
+      const box = feed.getByRole("textbox", { name: "Message" });
+      await box.fill(env("CHAT_TASK"));
+      // Sent from the keyboard: Enter sends, as in any chat.
+      await box.press("Enter");
+      await feed.getByText(env("CHAT_TASK")).waitFor();
+      const answer = feed.locator('[data-testid^="feed-answer-"]').last();
+      await answer.filter({ hasText: env("EXPECT_CHAT_TEXT") }).waitFor();
+      if ((await answer.locator("strong").count()) === 0) throw new Error("the streamed Markdown was not rendered");
+      await page.screenshot({ path: join(shots, `${tag}-feed.png`), fullPage: true });
+      await feed.getByRole("button", { name: "Close the feed" }).click();
+    });
+    await step("every other page renders", async () => {
+      for (const [link, heading] of [
+        ["Policies", "Policies"],
+        ["Skills", "Skills"],
+        ["Schedules", "Schedules"],
+        ["MCP servers", "MCP servers"],
+        ["Gateway", "Gateway"],
+      ]) {
+        await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: link, exact: true }).click();
+        await page.getByRole("heading", { name: heading, level: 1 }).waitFor();
+      }
+      await page.getByRole("form", { name: "Gateway configuration" }).waitFor();
+      await page.locator('[data-testid="chart-Web endpoint requests"]').waitFor();
+      if (tag === "desktop") await page.screenshot({ path: join(shots, `${tag}-gateway.png`), fullPage: true });
+    });
+    await step("an instance's detail tabs all open", async () => {
+      await page.goto(`${url.replace(/\/$/, "")}/instances/${env("EXPECT_INSTANCE")}`);
+      for (const t of ["Skills", "Channels", "Memory", "Web endpoint", "Spec", "Overview"]) {
+        await page.getByRole("tab", { name: t }).click();
+        await page.getByRole("tabpanel").waitFor();
+      }
+    });
     await step("the instance created on the plane is listed", async () => {
-      await page.getByRole("link", { name: "Instances" }).click();
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Instances" }).click();
       await page.getByRole("link", { name: env("EXPECT_INSTANCE") }).waitFor();
       await page.screenshot({ path: join(shots, `${tag}-instances.png`), fullPage: true });
     });

@@ -6,6 +6,12 @@ import { Dashboard } from "./pages/Dashboard";
 import { InstanceDetail, Instances } from "./pages/Instances";
 import { Login } from "./pages/Login";
 import { Personas } from "./pages/Personas";
+import { Policies } from "./pages/Policies";
+import { Skills } from "./pages/Skills";
+import { Schedules } from "./pages/Schedules";
+import { McpServerDetail, McpServers } from "./pages/McpServers";
+import { Gateway } from "./pages/Gateway";
+import { Feed } from "./components/Feed";
 import { RunDetail, Runs } from "./pages/Runs";
 import { Link, navigate, usePath } from "./router";
 import "./styles.css";
@@ -35,11 +41,21 @@ const nav = [
   ["/instances", "Instances"],
   ["/runs", "Runs"],
   ["/personas", "Personas"],
+  ["/policies", "Policies"],
+  ["/skills", "Skills"],
+  ["/schedules", "Schedules"],
+  ["/mcp-servers", "MCP servers"],
+  ["/gateway", "Gateway"],
 ] as const;
 
 function Shell({ ns, onNamespace, onLogout }: { ns: string; onNamespace: (n: string) => void; onLogout: () => void }) {
   const path = usePath();
   const namespaces = useApi<string[]>("/api/v1/namespaces", 30000);
+  const [feed, setFeed] = useState(() => localStorage.getItem("sympozium_feed") === "open");
+  const toggleFeed = (open: boolean) => {
+    localStorage.setItem("sympozium_feed", open ? "open" : "closed");
+    setFeed(open);
+  };
   useEffect(() => {
     if (path === "/" || path === "") navigate("/dashboard");
   }, [path]);
@@ -62,12 +78,18 @@ function Shell({ ns, onNamespace, onLogout }: { ns: string; onNamespace: (n: str
             ))}
           </select>
         </label>
+        <button onClick={() => toggleFeed(!feed)} aria-expanded={feed}>
+          Feed
+        </button>
         <button onClick={onLogout}>Log out</button>
       </header>
       {/* Keyed by namespace: every page refetches for the namespace chosen. */}
-      <main key={ns}>
-        <Page path={path} />
-      </main>
+      <div className={feed ? "body with-feed" : "body"} key={ns}>
+        <main>
+          <Page path={path} />
+        </main>
+        {feed && <Feed onClose={() => toggleFeed(false)} />}
+      </div>
     </div>
   );
 }
@@ -81,6 +103,16 @@ function Page({ path }: { path: string }) {
       return parts[1] ? <RunDetail name={parts[1]} /> : <Runs />;
     case "personas":
       return <Personas />;
+    case "policies":
+      return <Policies />;
+    case "skills":
+      return <Skills />;
+    case "schedules":
+      return <Schedules />;
+    case "mcp-servers":
+      return parts[1] ? <McpServerDetail name={parts[1]} /> : <McpServers />;
+    case "gateway":
+      return <Gateway />;
     default:
       return <Dashboard />;
   }

@@ -1,7 +1,8 @@
 //! The dashboard in Debian's `chromium`, driven by playwright-core (`web/e2e/run.mjs`): log
-//! in, see the dashboard charts with data, see an instance created on the test plane, open
-//! its run and see the Markdown result, watch a running run's answer stream in over the
-//! WebSocket from a real nats-server. Screenshots go to `target/screenshots/dashboard/`.
+//! in, see the dashboard charts with data, activate a persona pack (the real persona-pack and
+//! instance controllers run in-process) and see its instances, send a chat message from the
+//! feed pane and see the answer stream in over the WebSocket from a real nats-server, open a
+//! run and see its Markdown result, and visit every other page. Screenshots go to `target/screenshots/dashboard/`.
 //!
 //! Needs `node`, `web/node_modules` (`npm ci` in `web/`; `make test` does it) and
 //! `/usr/bin/chromium` (scripts/prereqs.sh installs it); a missing one fails the test.
@@ -17,9 +18,20 @@ use axum::http::{Method, StatusCode};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use sympozium_api::AgentRun;
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::api::PostParams;
+use sympozium_api::{AgentRun, PersonaPack};
+use sympozium_controller::context::Context;
+use sympozium_controller::settings::Settings;
+use sympozium_controller::{instance, personapack};
+use sympozium_kube::metrics::Metrics;
 use sympozium_bus::{Bus, topics};
 use sympozium_testkit::nats::NatsServer;
+
+/// What the browser types into the feed.
+const CHAT_TASK: &str = "How many nodes does the cluster have?";
 
 #[tokio::test]
 async fn the_dashboard_works_in_chromium() {
@@ -76,6 +88,26 @@ async fn the_dashboard_works_in_chromium() {
     let bus = Bus::connect(&nats.url()).await.unwrap();
     let h = common::Harness::new("api-browser", Some(bus.clone())).await;
 
+    // A persona pack to activate from the browser, and the controllers that act on it.
+    let pack: PersonaPack = serde_json::from_value(json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "PersonaPack",
+        "metadata": {"name": "research-team"},
+        "spec": {"enabled": false, "description": "Agents that read and summarise.",
+            "personas": [{"name": "analyst", "displayName": "Analyst", "systemPrompt": "You analyse."}]}
+    }))
+    .unwrap();
+    Api::<PersonaPack>::namespaced(h.client.clone(), &h.ns).create(&PostParams::default(), &pack).await.unwrap();
+    let ctx = Arc::new(Context::new(
+        h.client.clone(),
+        Settings { image_tag: "test".into(), ..Default::default() },
+        Metrics::default(),
+        Some(h.ns.clone()),
+        "test",
+    ));
+    let controllers = tokio::spawn(async move {
+        futures::join!(instance::run(ctx.clone()), personapack::run(ctx));
+    });
+
     // An instance made through the API, and two runs: one finished with a Markdown answer
     // (and HTML that must not reach the page), one still running.
     let r = h
@@ -115,25 +147,31 @@ async fn the_dashboard_works_in_chromium() {
     }
     h.eventually(&h.ns_path("/api/v1/observability/metrics"), |r| r.json["inputTokensTotal"] == 1200).await;
 
-    // The running run's answer, published over and over the way the IPC bridge publishes
-    // chunks, so the page gets it whenever its WebSocket connects.
+    // The running run's answer, and the answer to the chat message the browser sends from
+    // the feed (a run made by the page, found by its task), published over and over the way
+    // the IPC bridge publishes chunks, so the page gets them whenever its WebSocket connects.
     let streaming = names[1].clone();
     let ns = h.ns.clone();
+    let run_api = runs.clone();
     let publisher = tokio::spawn(async move {
         loop {
-            for (i, piece) in ["Roses are red, ", "clusters are green."].iter().enumerate() {
-                let meta = BTreeMap::from([
-                    ("agentRunID".to_string(), streaming.clone()),
-                    ("namespace".to_string(), ns.clone()),
-                    ("instanceName".to_string(), "helper".to_string()),
-                ]);
-                let _ = bus
-                    .publish(
-                        topics::AGENT_STREAM_CHUNK,
-                        meta,
-                        &json!({"type": "text", "content": piece, "index": i}),
-                    )
-                    .await;
+            let mut answers = vec![(streaming.clone(), ["Roses are red, ", "clusters are green."])];
+            if let Ok(list) = run_api.list(&Default::default()).await {
+                for r in list.items.iter().filter(|r| r.spec.task == CHAT_TASK) {
+                    answers.push((r.name_any(), ["Hello! The cluster ", "has **3 nodes**."]));
+                }
+            }
+            for (run, pieces) in answers {
+                for (i, piece) in pieces.iter().enumerate() {
+                    let meta = BTreeMap::from([
+                        ("agentRunID".to_string(), run.clone()),
+                        ("namespace".to_string(), ns.clone()),
+                        ("instanceName".to_string(), "helper".to_string()),
+                    ]);
+                    let _ = bus
+                        .publish(topics::AGENT_STREAM_CHUNK, meta, &json!({"type": "text", "content": piece, "index": i}))
+                        .await;
+                }
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -156,12 +194,18 @@ async fn the_dashboard_works_in_chromium() {
         .env("EXPECT_RESULT_TEXT", "All nodes healthy")
         .env("EXPECT_STREAM_RUN", &names[1])
         .env("EXPECT_STREAM_TEXT", "Roses are red, clusters are green.")
+        .env("EXPECT_PACK", "research-team")
+        .env("EXPECT_PACK_INSTANCE", "research-team-analyst")
+        .env("CHAT_INSTANCE", "helper")
+        .env("CHAT_TASK", CHAT_TASK)
+        .env("EXPECT_CHAT_TEXT", "Hello! The cluster has 3 nodes.")
         .env("SCREENSHOT_DIR", &shots)
         .env("CHROMIUM", &chromium)
         .output()
         .await
         .expect("running node (install Node.js 20 or newer)");
     publisher.abort();
+    controllers.abort();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
@@ -170,7 +214,16 @@ async fn the_dashboard_works_in_chromium() {
         "the browser run failed:\n{stdout}\n{stderr}\nscreenshots in {}",
         shots.display()
     );
-    for shot in ["desktop-dashboard.png", "desktop-run.png", "phone-dashboard.png", "phone-stream.png"] {
+    for shot in [
+        "desktop-dashboard.png",
+        "desktop-personas.png",
+        "desktop-feed.png",
+        "desktop-run.png",
+        "desktop-gateway.png",
+        "phone-dashboard.png",
+        "phone-feed.png",
+        "phone-stream.png",
+    ] {
         assert!(shots.join(shot).is_file(), "screenshot {shot} missing");
     }
     drop(nats);

@@ -24,8 +24,13 @@ export function namespace(): string {
 
 type Listener = () => void;
 const unauthorizedListeners: Listener[] = [];
-export function onUnauthorized(l: Listener) {
+/** Calls `l` when the API refuses the token; returns the unsubscribe function. */
+export function onUnauthorized(l: Listener): () => void {
   unauthorizedListeners.push(l);
+  return () => {
+    const i = unauthorizedListeners.indexOf(l);
+    if (i >= 0) unauthorizedListeners.splice(i, 1);
+  };
 }
 
 function withNamespace(path: string): string {

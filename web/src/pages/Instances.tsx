@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { api, ApiError } from "../api/client";
-import type { AgentRun, CreateInstanceRequest, SympoziumInstance, WebEndpointStatusResponse } from "../api/types.gen";
+import type { AgentRun, CreateInstanceRequest, InstanceMemory, SympoziumInstance, WebEndpointStatusResponse } from "../api/types.gen";
+import { ErrorLine, errorText } from "../components/ui";
 import { age, useApi } from "../hooks";
 import { Link, navigate } from "../router";
 import { NewRun, RunsTable } from "./Runs";
@@ -114,7 +115,7 @@ export function InstanceDetail({ name }: { name: string }) {
   const inst = useApi<SympoziumInstance>(`/api/v1/instances/${encodeURIComponent(name)}`);
   const runs = useApi<AgentRun[]>("/api/v1/runs?limit=200");
   const web = useApi<WebEndpointStatusResponse>(`/api/v1/instances/${encodeURIComponent(name)}/web-endpoint`, 10000);
-  const [tab, setTab] = useState<"overview" | "runs" | "web" | "yaml">("overview");
+  const [tab, setTab] = useState<Tab>("overview");
   const i = inst.data;
   if (inst.error && !i) return <p role="alert" className="error">{inst.error}</p>;
   if (!i) return <p>Loading…</p>;
@@ -127,9 +128,9 @@ export function InstanceDetail({ name }: { name: string }) {
       </p>
       <h1 id="inst-detail-title">{name}</h1>
       <div role="tablist" aria-label="Instance" className="tabs">
-        {(["overview", "runs", "web", "yaml"] as const).map((t) => (
+        {tabs.map((t) => (
           <button key={t} role="tab" aria-selected={tab === t} onClick={() => setTab(t)}>
-            {{ overview: "Overview", runs: "Runs", web: "Web endpoint", yaml: "Spec" }[t]}
+            {tabLabels[t]}
           </button>
         ))}
       </div>
@@ -160,6 +161,34 @@ export function InstanceDetail({ name }: { name: string }) {
             <RunsTable runs={mine} />
           </>
         )}
+        {tab === "skills" &&
+          ((i.spec.skills ?? []).length ? (
+            <ul>
+              {(i.spec.skills ?? []).map((s) => (
+                <li key={s.skillPackRef}>
+                  <strong>{s.skillPackRef}</strong>
+                  {s.params && Object.keys(s.params).length ? ` — ${Object.entries(s.params).map(([k, v]) => `${k}=${v}`).join(", ")}` : ""}
+                </li>
+              ))}
+            </ul>
+          ) : (
+            <p className="muted">No skills.</p>
+          ))}
+        {tab === "channels" &&
+          ((i.spec.channels ?? []).length ? (
+            <ul>
+              {(i.spec.channels ?? []).map((c, n) => (
+                <li key={n}>
+                  <strong>{c.type}</strong>
+                  {c.configRef?.secret ? ` (Secret ${c.configRef.secret})` : ""}
+                </li>
+              ))}
+            </ul>
+          ) : (
+            <p className="muted">No channels.</p>
+          ))}
+        {tab === "memory" && <MemoryTab name={name} />}
+        {tab === "web" && <WebToggle name={name} enabled={!!web.data?.enabled} onSaved={web.reload} />}
         {tab === "web" && (
           <dl className="facts">
             <dt>Enabled</dt>
@@ -175,5 +204,78 @@ export function InstanceDetail({ name }: { name: string }) {
         {tab === "yaml" && <pre>{JSON.stringify(i, null, 2)}</pre>}
       </div>
     </section>
+  );
+}
+
+type Tab = "overview" | "runs" | "skills" | "channels" | "memory" | "web" | "yaml";
+const tabs: Tab[] = ["overview", "runs", "skills", "channels", "memory", "web", "yaml"];
+const tabLabels: Record<Tab, string> = {
+  overview: "Overview",
+  runs: "Runs",
+  skills: "Skills",
+  channels: "Channels",
+  memory: "Memory",
+  web: "Web endpoint",
+  yaml: "Spec",
+};
+
+function MemoryTab({ name }: { name: string }) {
+  const [q, setQ] = useState("");
+  const [search, setSearch] = useState("");
+  const path = `/api/v1/instances/${encodeURIComponent(name)}/memory${search ? `?q=${encodeURIComponent(search)}` : ""}`;
+  const mem = useApi<InstanceMemory>(path, 15000);
+  return (
+    <>
+      <form
+        className="form-row"
+        role="search"
+        aria-label="Search memory"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setSearch(q);
+        }}
+      >
+        <label className="grow">
+          Search memory
+          <input value={q} onChange={(e) => setQ(e.target.value)} />
+        </label>
+        <button type="submit">Search</button>
+      </form>
+      <ErrorLine error={mem.error} />
+      {mem.data && !mem.data.enabled && <p className="muted">Memory is off for this instance.</p>}
+      {mem.data?.enabled && mem.data.entries.length === 0 && <p className="muted">No memories{search ? " match" : " yet"}.</p>}
+      <ul className="memories">
+        {(mem.data?.entries ?? []).map((e) => (
+          <li key={e.id}>
+            <p>{e.content}</p>
+            <small className="muted">
+              #{e.id} · {e.created_at} {e.tags?.length ? `· ${e.tags.join(", ")}` : ""}
+            </small>
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+function WebToggle({ name, enabled, onSaved }: { name: string; enabled: boolean; onSaved: () => void }) {
+  const [error, setError] = useState<string>();
+  return (
+    <p>
+      <button
+        onClick={async () => {
+          setError(undefined);
+          try {
+            await api("PATCH", `/api/v1/instances/${encodeURIComponent(name)}`, { webEndpoint: { enabled: !enabled } });
+            onSaved();
+          } catch (err) {
+            setError(errorText(err));
+          }
+        }}
+      >
+        {enabled ? "Turn the web endpoint off" : "Turn the web endpoint on"}
+      </button>
+      <ErrorLine error={error} />
+    </p>
   );
 }
