@@ -23,11 +23,11 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::api::PostParams;
 use sympozium_api::{AgentRun, PersonaPack};
+use sympozium_bus::{Bus, topics};
 use sympozium_controller::context::Context;
 use sympozium_controller::settings::Settings;
 use sympozium_controller::{instance, personapack};
 use sympozium_kube::metrics::Metrics;
-use sympozium_bus::{Bus, topics};
 use sympozium_testkit::nats::NatsServer;
 
 /// What the browser types into the feed.
@@ -96,7 +96,10 @@ async fn the_dashboard_works_in_chromium() {
             "personas": [{"name": "analyst", "displayName": "Analyst", "systemPrompt": "You analyse."}]}
     }))
     .unwrap();
-    Api::<PersonaPack>::namespaced(h.client.clone(), &h.ns).create(&PostParams::default(), &pack).await.unwrap();
+    Api::<PersonaPack>::namespaced(h.client.clone(), &h.ns)
+        .create(&PostParams::default(), &pack)
+        .await
+        .unwrap();
     let ctx = Arc::new(Context::new(
         h.client.clone(),
         Settings { image_tag: "test".into(), ..Default::default() },
@@ -169,7 +172,11 @@ async fn the_dashboard_works_in_chromium() {
                         ("instanceName".to_string(), "helper".to_string()),
                     ]);
                     let _ = bus
-                        .publish(topics::AGENT_STREAM_CHUNK, meta, &json!({"type": "text", "content": piece, "index": i}))
+                        .publish(
+                            topics::AGENT_STREAM_CHUNK,
+                            meta,
+                            &json!({"type": "text", "content": piece, "index": i}),
+                        )
                         .await;
                 }
             }
