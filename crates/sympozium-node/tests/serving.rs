@@ -296,6 +296,54 @@ async fn the_openai_and_mcp_sdks_talk_to_an_agent_through_its_web_endpoint() {
     assert_eq!(names.iter().filter(|n| n.starts_with("helper-web-")).count(), 2, "{names:?}");
     assert_eq!(names.iter().filter(|n| n.starts_with("helper-mcp-")).count(), 1, "{names:?}");
 
+    // Another instance asking for the hostname `helper` already serves gets no route: the
+    // first claim keeps it, the newcomer is told why and stays reachable in the cluster.
+    instances
+        .create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
+            "kind": "SympoziumInstance", "metadata": {"name": "squatter"},
+            "spec": {"agents": {"default": {"model": "gpt-4o", "baseURL": base_url}},
+                "authRefs": [{"provider": "openai", "secret": "team-openai-key"}],
+                "skills": [{"skillPackRef": "web-endpoint", "params": {"hostname": "HELPER.agents.example.test"}}],
+                "memory": {"enabled": false}}})).unwrap())
+        .await
+        .unwrap();
+    let in_cluster = format!("http://squatter-web-endpoint-server.{ns}.svc:8080");
+    let squatter = wait_for(
+        &instances,
+        "squatter",
+        "the squatter's in-cluster URL",
+        WAIT,
+        |i: Option<&SympoziumInstance>| {
+            i.and_then(|i| i.status.as_ref()?.web_endpoint.as_ref()?.url.clone()).as_deref()
+                == Some(in_cluster.as_str())
+        },
+    )
+    .await;
+    assert!(squatter.is_ok(), "{squatter:?}");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let mut taken = None;
+    for _ in 0..240 {
+        taken = events.list(&ListParams::default()).await.unwrap().items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("HostnameTaken")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("squatter-web-endpoint")
+        });
+        if taken.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let note = taken.expect("a HostnameTaken Event on the squatter's run").note.unwrap_or_default();
+    assert!(
+        note.contains("helper.agents.example.test") && note.contains("HTTPRoute helper-web-endpoint-web"),
+        "{note}"
+    );
+    assert!(
+        routes.get_opt("squatter-web-endpoint-web").await.unwrap().is_none(),
+        "no route for a taken hostname"
+    );
+    let kept = routes.get("helper-web-endpoint-web").await.unwrap();
+    assert_eq!(kept.data["spec"]["hostnames"], json!(["helper.agents.example.test"]));
+
     // Only the platform config is acted on; another one only says so.
     configs
         .create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",

@@ -323,6 +323,12 @@ async fn route(run: &AgentRun, hostname: Option<&str>, key_secret: &str, ctx: &C
         );
         let routes: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), &ns, &gateway::build::http_route_resource());
+        if routes.get_opt(&route.name_any()).await?.is_none()
+            && let Some(holder) = hostname_taken(run, &host, ctx).await?
+        {
+            publish(ctx, run, EventType::Warning, "HostnameTaken", &holder).await;
+            return record_url(run, &url, key_secret, ctx).await;
+        }
         match create_if_absent(&routes, &route).await {
             Ok(created) => {
                 if created {
@@ -340,8 +346,28 @@ async fn route(run: &AgentRun, hostname: Option<&str>, key_secret: &str, ctx: &C
             Err(e) => tracing::warn!(error = %e, "creating the HTTPRoute; retried on the next reconcile"),
         }
     }
+    record_url(run, &url, key_secret, ctx).await
+}
+
+/// Why `host` may not be routed to `run`: another route already serves it. The message
+/// names that route only when it is in the run's own namespace (another tenant's namespace
+/// is not the run's author's business).
+async fn hostname_taken(run: &AgentRun, host: &str, ctx: &Context) -> Result<Option<String>, Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let all: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &gateway::build::http_route_resource());
+    let routes = all.list(&Default::default()).await?;
+    let holder = gateway::build::hostname_holder(&routes.items, host, &ns, &run.spec.instance_ref);
+    Ok(holder.map(|(holder_ns, name)| {
+        let by = if holder_ns == ns { format!("HTTPRoute {name} in this namespace") } else { "a route of another namespace".to_string() };
+        format!("hostname {host} is already served by {by}; set the web-endpoint skill's hostname param to another name. The endpoint stays reachable inside the cluster")
+    }))
+}
+
+/// Records the endpoint's URL and key Secret on the run.
+async fn record_url(run: &AgentRun, url: &str, key_secret: &str, ctx: &Context) -> Result<(), Error> {
+    let ns = run.namespace().unwrap_or_default();
     let annotations = run.annotations();
-    let unchanged = annotations.get(gateway::build::WEB_URL_ANNOTATION) == Some(&url)
+    let unchanged = annotations.get(gateway::build::WEB_URL_ANNOTATION).map(String::as_str) == Some(url)
         && annotations.get(gateway::build::WEB_KEY_SECRET_ANNOTATION).map(String::as_str) == Some(key_secret);
     if !unchanged {
         let patch = serde_json::json!({"metadata": {"annotations": {

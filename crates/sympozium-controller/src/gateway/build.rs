@@ -72,7 +72,8 @@ pub fn tls_enabled(gw: &GatewaySpec) -> bool {
 
 /// The shared Gateway in the config's namespace. Listeners accept routes from every
 /// namespace (the original allowed only the Gateway's own, so no web endpoint of a user
-/// namespace ever attached); the hostnames they carry are the controller's to choose.
+/// namespace ever attached); the hostnames they carry are the controller's to choose, and
+/// it never routes a hostname another instance's route already serves ([`hostname_holder`]).
 pub fn gateway(config: &SympoziumConfig, gw: &GatewaySpec) -> DynamicObject {
     let all = json!({ "namespaces": { "from": "All" } });
     let mut listeners = vec![json!({ "name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": all })];
@@ -139,6 +140,45 @@ pub fn route_hostname(run: &AgentRun, param: Option<&str>, gw: &GatewaySpec) -> 
     Some(format!("{}.{domain}", run.spec.instance_ref))
 }
 
+/// Whether a route's `hostnames` entry covers `hostname` (exactly, or as a `*.` wildcard
+/// one label deep or more, as the Gateway API matches them), ignoring case.
+fn covers(entry: &str, hostname: &str) -> bool {
+    let (entry, hostname) = (entry.to_ascii_lowercase(), hostname.to_ascii_lowercase());
+    match entry.strip_prefix("*.") {
+        Some(suffix) => {
+            hostname.strip_suffix(&suffix).is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+        }
+        None => entry == hostname,
+    }
+}
+
+/// The first HTTPRoute in `routes` (any namespace) that already serves `hostname` for
+/// someone other than instance `instance` of namespace `ns`, as `(namespace, name)`.
+/// Listeners accept routes from every namespace, so the hostname, not the namespace,
+/// is what keeps one tenant's endpoint from being taken over by another's: the first
+/// route to claim a hostname keeps it (as the Gateway API resolves conflicts by age).
+pub fn hostname_holder(
+    routes: &[DynamicObject],
+    hostname: &str,
+    ns: &str,
+    instance: &str,
+) -> Option<(String, String)> {
+    routes
+        .iter()
+        .find(|r| {
+            let ours = r.namespace().as_deref() == Some(ns)
+                && r.labels().get(sympozium_api::labels::INSTANCE).map(String::as_str) == Some(instance);
+            !ours
+                && r.data["spec"]["hostnames"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .any(|h| covers(h, hostname))
+        })
+        .map(|r| (r.namespace().unwrap_or_default(), r.name_any()))
+}
+
 /// The public URL of a route on this gateway.
 pub fn route_url(hostname: &str, gw: &GatewaySpec) -> String {
     let scheme = if tls_enabled(gw) { "https" } else { "http" };
@@ -200,6 +240,35 @@ mod tests {
         serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumConfig",
             "metadata": {"name": "default", "namespace": "sympozium-system", "uid": "u1"}, "spec": {}}))
         .unwrap()
+    }
+
+    fn route(ns: &str, instance: &str, hostnames: Value) -> DynamicObject {
+        let mut r = DynamicObject::new("r", &http_route_resource()).within(ns);
+        r.metadata.labels =
+            Some(BTreeMap::from([(sympozium_api::labels::INSTANCE.to_string(), instance.to_string())]));
+        r.data = json!({"spec": {"hostnames": hostnames}});
+        r
+    }
+
+    #[test]
+    fn a_hostname_another_tenant_serves_is_taken_and_ours_is_not() {
+        let routes = [
+            route("team-a", "agent", json!(["agent.agents.example.com"])),
+            route("team-c", "other", json!(["*.wild.example.com"])),
+        ];
+        // The same instance name in another namespace collides on the default hostname.
+        assert_eq!(
+            hostname_holder(&routes, "Agent.agents.example.com", "team-b", "agent"),
+            Some(("team-a".to_string(), "r".to_string()))
+        );
+        // An earlier run of the same instance holds it for the instance itself.
+        assert_eq!(hostname_holder(&routes, "agent.agents.example.com", "team-a", "agent"), None);
+        // A wildcard covers names below it, not the bare domain.
+        assert!(hostname_holder(&routes, "x.wild.example.com", "team-a", "agent").is_some());
+        assert!(hostname_holder(&routes, "a.b.wild.example.com", "team-a", "agent").is_some());
+        assert_eq!(hostname_holder(&routes, "wild.example.com", "team-a", "agent"), None);
+        assert_eq!(hostname_holder(&routes, "xwild.example.com", "team-a", "agent"), None);
+        assert_eq!(hostname_holder(&routes, "free.agents.example.com", "team-b", "agent"), None);
     }
 
     #[test]
