@@ -9,6 +9,7 @@
 
 mod crds;
 pub mod fake_chat;
+pub mod fuzz;
 pub mod fake_llm;
 pub mod mcp;
 pub mod nats;
