@@ -190,7 +190,7 @@ pub fn inbound_messages(payload: &Value, phone_number_id: &str) -> Vec<InboundMe
 }
 
 fn one(m: &Value, names: &HashMap<&str, &str>) -> Option<InboundMessage> {
-    let from = m["from"].as_str()?;
+    let from = m["from"].as_str().filter(|f| !f.is_empty())?;
     let id = m["id"].as_str()?;
     let kind = m["type"].as_str().unwrap_or_default();
     let media = &m[kind];

@@ -157,7 +157,8 @@ impl Discord {
 /// (this one included) and messages without text.
 pub fn inbound_message(d: &Value, me: &str) -> Option<InboundMessage> {
     let author = d.get("author")?;
-    let author_id = author["id"].as_str()?;
+    // An empty id names no one: answering it would address no user and match no allow-list.
+    let author_id = author["id"].as_str().filter(|id| !id.is_empty())?;
     if author_id == me || author["bot"].as_bool() == Some(true) {
         return None;
     }
@@ -189,7 +190,7 @@ pub fn inbound_message(d: &Value, me: &str) -> Option<InboundMessage> {
         id: Some(id),
         sender_id: author_id.to_string(),
         sender_name: author["global_name"].as_str().or(author["username"].as_str()).map(str::to_string),
-        chat_id: d["channel_id"].as_str()?.to_string(),
+        chat_id: d["channel_id"].as_str().filter(|c| !c.is_empty())?.to_string(),
         thread_id: None,
         text: text.to_string(),
         attachments,
@@ -235,6 +236,13 @@ mod tests {
         let mut bot = d.clone();
         bot["author"]["bot"] = true.into();
         assert!(inbound_message(&bot, "BOT").is_none());
+        // Found by the platform_payloads fuzz target: an empty author id was accepted.
+        let mut anonymous = d.clone();
+        anonymous["author"]["id"] = "".into();
+        assert!(inbound_message(&anonymous, "BOT").is_none());
+        let mut nowhere = d.clone();
+        nowhere["channel_id"] = "".into();
+        assert!(inbound_message(&nowhere, "BOT").is_none());
     }
 
     #[test]

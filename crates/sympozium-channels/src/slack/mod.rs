@@ -115,7 +115,7 @@ pub fn inbound_message(event: &Value, me: &Me) -> Option<InboundMessage> {
     if text.trim().is_empty() {
         return None;
     }
-    let channel = event["channel"].as_str()?;
+    let channel = event["channel"].as_str().filter(|c| !c.is_empty())?;
     let ts = event["ts"].as_str()?;
     let attachments = event["files"]
         .as_array()
