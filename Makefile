@@ -11,6 +11,13 @@ crds:
 	cargo run -q --locked -p sympozium-api --bin crdgen -- --out deploy/crds
 	cargo run -q --locked -p sympozium-api --bin crdgen -- --out deploy/helm/sympozium/crds
 
+# Every fuzz target (tests/fuzz.rs of the parsing crates) for FUZZ_TIME (60s) each under
+# libFuzzer (nightly, cargo-bolero installed into ~/.cache/sympozium-fuzz); FUZZ_ENGINE=random
+# runs bolero's random engine on stable instead. `make test` runs each for about a second.
+.PHONY: fuzz
+fuzz:
+	bash scripts/fuzz.sh
+
 # The web dashboard: build web/ into crates/sympozium-apiserver/ui-dist (committed, so cargo
 # never needs Node), and regenerate its TypeScript types and docs/openapi.json from the Rust types.
 .PHONY: web web-types openapi
