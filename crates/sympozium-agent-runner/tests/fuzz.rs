@@ -78,7 +78,11 @@ fn wire(doc: &Value) -> (String, Vec<u8>) {
                 let headers = if kind == "exception" {
                     vec![(":message-type", "exception"), (":exception-type", name)]
                 } else {
-                    vec![(":message-type", kind), (":event-type", name), (":content-type", "application/json")]
+                    vec![
+                        (":message-type", kind),
+                        (":event-type", name),
+                        (":content-type", "application/json"),
+                    ]
                 };
                 body.extend(frame(&headers, e["data"].to_string().as_bytes()));
             }
@@ -251,7 +255,11 @@ fn tool_calls() {
         assert_eq!(result.is_error, result.content.starts_with("Error"), "{result:?}");
         // The raw bytes as the argument text of each tool.
         for name in ["read_file", "write_file", "edit_file", "list_directory"] {
-            let call = ToolCall { id: "c2".into(), name: name.into(), arguments: String::from_utf8_lossy(bytes).into() };
+            let call = ToolCall {
+                id: "c2".into(),
+                name: name.into(),
+                arguments: String::from_utf8_lossy(bytes).into(),
+            };
             let result = rt.block_on(toolbox.execute(&call));
             assert_eq!(result.is_error, result.content.starts_with("Error"), "{result:?}");
         }

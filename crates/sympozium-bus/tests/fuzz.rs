@@ -77,7 +77,10 @@ fn origin_headers() {
         let me = channel_identity(&c.string(), &c.string());
         let origin = Origin::new(&me, verifier.key_for(&me));
         let sig = origin.sign(&subject, body.as_bytes());
-        assert_eq!(verifier.verify(Some(&me), Some(&sig), &subject, body.as_bytes()).as_deref(), Some(me.as_str()));
+        assert_eq!(
+            verifier.verify(Some(&me), Some(&sig), &subject, body.as_bytes()).as_deref(),
+            Some(me.as_str())
+        );
         let other = format!("{subject}x");
         assert!(verifier.verify(Some(&me), Some(&sig), &other, body.as_bytes()).is_none());
         let _ = origin.consumer_name(&identity);

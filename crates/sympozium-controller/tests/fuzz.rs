@@ -90,7 +90,10 @@ fn crd_specs() {
     assert!(seeds.len() >= 2, "the committed seed specs are there");
     for seed in &seeds {
         assert!(serde_json::from_value::<AgentRun>(seed["run"].clone()).is_ok(), "seed run parses");
-        assert!(serde_json::from_value::<SympoziumInstance>(seed["instance"].clone()).is_ok(), "seed instance");
+        assert!(
+            serde_json::from_value::<SympoziumInstance>(seed["instance"].clone()).is_ok(),
+            "seed instance"
+        );
         assert!(serde_json::from_value::<SympoziumPolicy>(seed["policy"].clone()).is_ok(), "seed policy");
     }
     bolero::check!().for_each(|bytes: &[u8]| {
@@ -122,7 +125,8 @@ fn schedule_requests() {
 
 #[test]
 fn cron_expressions() {
-    const ZONES: &[&str] = &["", "UTC", "Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "Nowhere/Else"];
+    const ZONES: &[&str] =
+        &["", "UTC", "Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "Nowhere/Else"];
     bolero::check!().for_each(|bytes: &[u8]| {
         let mut c = Choices::new(bytes);
         let fields = ["*", "*/5", "0", "1-5", "MON-FRI", "JAN,JUL", "L", "59", "0/30", "7", "31", "2/0"];

@@ -52,10 +52,14 @@ fn spec(kind: &str) -> Value {
         "SympoziumInstance" => json!({"agents": {"default": {"model": "gpt-4o"}}, "policyRef": "strict",
             "authRefs": [{"provider": "openai", "secret": "openai-key"}],
             "skills": [{"skillPackRef": "k8s-ops"}], "memory": {"enabled": true}}),
-        "AgentRun" => json!({"instanceRef": "agent", "agentId": "primary", "sessionKey": "s1", "task": "list pods",
-            "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "openai-key"}}),
-        "SympoziumSchedule" => json!({"instanceRef": "agent", "schedule": "0 3 * * *", "task": "nightly check",
-            "type": "scheduled"}),
+        "AgentRun" => {
+            json!({"instanceRef": "agent", "agentId": "primary", "sessionKey": "s1", "task": "list pods",
+            "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "openai-key"}})
+        }
+        "SympoziumSchedule" => {
+            json!({"instanceRef": "agent", "schedule": "0 3 * * *", "task": "nightly check",
+            "type": "scheduled"})
+        }
         _ => json!({"enabled": true, "authRefs": [{"provider": "openai", "secret": "openai-key"}],
             "personas": [{"name": "sre", "systemPrompt": "Keep prod up.", "skills": ["k8s-ops"],
                           "schedule": {"type": "heartbeat", "cron": "*/30 * * * *", "task": "check"}}]}),
@@ -148,7 +152,8 @@ async fn a_namespace_deleted_while_the_controllers_are_down_finishes_when_they_r
     tokio::time::sleep(Duration::from_secs(10)).await;
     let terminating = namespaces.get(&ns).await.expect("still there while the controllers are down");
     assert!(terminating.metadata.deletion_timestamp.is_some(), "Terminating");
-    let runs: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource("AgentRun", "agentruns"));
+    let runs: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &resource("AgentRun", "agentruns"));
     let held = runs.get("agent-run-1").await.expect("the run is held by its finalizer");
     assert!(held.metadata.deletion_timestamp.is_some(), "marked for deletion");
     assert!(held.finalizers().iter().any(|f| f == labels::AGENT_RUN_FINALIZER));

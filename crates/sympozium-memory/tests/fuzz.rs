@@ -41,7 +41,12 @@ fn assert_answer(what: &str, status: StatusCode, body: &[u8]) {
     assert!(!status.is_server_error(), "{what}: {status} {}", String::from_utf8_lossy(body));
     if !status.is_success() && status != StatusCode::METHOD_NOT_ALLOWED {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        assert_eq!(v["success"], json!(false), "{what}: error envelope, got {}", String::from_utf8_lossy(body));
+        assert_eq!(
+            v["success"],
+            json!(false),
+            "{what}: error envelope, got {}",
+            String::from_utf8_lossy(body)
+        );
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: the error says why");
     }
 }

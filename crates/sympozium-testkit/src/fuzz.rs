@@ -10,7 +10,8 @@
 use serde_json::{Map, Number, Value};
 
 /// Numbers that break arithmetic: extremes, signs, zero, fractions.
-const NUMBERS: &[i64] = &[0, 1, -1, 2, 59, 60, 63, 64, 255, 256, 65_535, 1 << 31, -(1 << 31), i64::MAX, i64::MIN];
+const NUMBERS: &[i64] =
+    &[0, 1, -1, 2, 59, 60, 63, 64, 255, 256, 65_535, 1 << 31, -(1 << 31), i64::MAX, i64::MIN];
 
 /// Strings that break text handling: empty, blank, numeric-looking, extreme numbers as
 /// text, control characters, multi-byte UTF-8, separators, traversal.
