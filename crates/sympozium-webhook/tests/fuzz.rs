@@ -79,11 +79,9 @@ fn review_others(body: &[u8], policy: Option<&SympoziumPolicy>) {
             assert_eq!(unique.len(), skills.len(), "persona skills without duplicates");
         }
     }
-    if let Some(pack) = decode::<SkillPack>(body).and_then(|r| r.object) {
-        if let Some(sidecar) = &pack.spec.sidecar {
-            let _ = escalation::rights(&sidecar.rbac);
-            let _ = escalation::rights(&sidecar.cluster_rbac);
-        }
+    if let Some(sidecar) = decode::<SkillPack>(body).and_then(|r| r.object).and_then(|p| p.spec.sidecar) {
+        let _ = escalation::rights(&sidecar.rbac);
+        let _ = escalation::rights(&sidecar.cluster_rbac);
     }
 }
 
