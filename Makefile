@@ -136,3 +136,9 @@ BENCH_MCP_CALLS ?= 1000
 .PHONY: bench-mcp
 bench-mcp:
 	cargo run --release --locked -p sympozium-mcp-bridge --example bench_roundtrip -- --calls $(BENCH_MCP_CALLS)
+
+# API p50/p99 of the list routes with 1,000 instances and the dashboard's load time in chromium
+# with 5,000 runs, against a running test plane (make testplane-up; export TESTPLANE_KUBECONFIG).
+.PHONY: bench-api
+bench-api:
+	cargo run --release --locked -p sympozium-apiserver --example bench -- $(BENCH_API_ARGS)
