@@ -51,9 +51,10 @@ demo:
 	bash scripts/demo.sh
 
 # The one-machine stack on its own (what `make demo` starts), and stopping it.
+# DEV_UP_ARGS=--real-images runs the components from their OCI images (needs root, buildah).
 dev-up:
 	cargo build -q --locked --workspace --bins
-	target/debug/sympozium dev up
+	target/debug/sympozium dev up $(DEV_UP_ARGS)
 
 dev-down demo-down:
 	-@if [ -f target/demo-dashboard.pid ]; then kill "$$(cat target/demo-dashboard.pid)" 2>/dev/null; rm -f target/demo-dashboard.pid; fi

@@ -372,25 +372,33 @@ pub struct RunArgs {
     pub timeout: String,
 }
 
+/// Registry of the images when `--image-registry` is not given on a first install.
+pub const DEFAULT_REGISTRY: &str = "ghcr.io/sympozium-ai/sympozium";
+/// Tag of the images when `--image-tag` is not given on a first install.
+pub const DEFAULT_TAG: &str = "latest";
+
 /// What `install` and `upgrade` take.
 #[derive(clap::Args, Debug, Clone)]
 pub struct InstallArgs {
     /// Namespace Sympozium runs in.
     #[arg(long, default_value = "sympozium-system")]
     pub system_namespace: String,
-    /// Registry of every Sympozium image.
-    #[arg(long, default_value = "ghcr.io/sympozium-ai/sympozium")]
-    pub image_registry: String,
-    /// Tag of every Sympozium image.
-    #[arg(long, default_value = "latest")]
-    pub image_tag: String,
+    /// Registry of every Sympozium image [default on a first install:
+    /// ghcr.io/sympozium-ai/sympozium; an upgrade keeps the installed one].
+    #[arg(long)]
+    pub image_registry: Option<String>,
+    /// Tag of every Sympozium image [default on a first install: latest; an upgrade keeps
+    /// the installed one].
+    #[arg(long)]
+    pub image_tag: Option<String>,
     /// How long to wait for readiness (e.g. 90s, 5m).
     #[arg(long, default_value = "5m")]
     pub wait: String,
     /// Also install the admission webhook (a generated certificate; AgentRuns a policy
-    /// forbids are refused at admission).
-    #[arg(long)]
-    pub webhook: bool,
+    /// forbids are refused at admission). `--webhook=false` removes it; without the flag a
+    /// first install has none and an upgrade keeps what is installed.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub webhook: Option<bool>,
     /// A chart value, `key=value` as `helm --set` takes it (repeatable; needs helm).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,

@@ -137,6 +137,9 @@ const VALUE_SETS: &[(&str, &[&str])] = &[
             "webhook.replicas=1",
             "observability.enabled=true",
             "observability.endpoint=otel.monitoring.svc:4317",
+            "apiserver.enabled=true",
+            "controller.maxAgentSchedules=3",
+            "controller.watchNamespace=team-a",
         ],
     ),
     (
@@ -234,6 +237,11 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
                 assert!(!manifest.contains("caBundle: "));
                 assert!(!manifest.contains("tls.key: "), "no chart-made key with cert-manager");
                 assert!(manifest.contains("value: \"otel.monitoring.svc:4317\""));
+                assert_eq!(count("Deployment"), 4, "controller, NATS, webhook, API server: {kinds:?}");
+                assert!(manifest.contains("image: ghcr.io/sympozium-ai/sympozium/apiserver:0.1.0"));
+                assert!(manifest.contains("name: sympozium-ui-token"), "a generated dashboard token");
+                assert!(manifest.contains("- --max-agent-schedules\n            - \"3\""), "{manifest}");
+                assert!(manifest.contains("- --watch-namespace\n            - team-a"), "{manifest}");
             }
             "external-nats" => {
                 assert_eq!(count("Deployment"), 1, "only the controller: {kinds:?}");
@@ -562,6 +570,30 @@ async fn sympozium_install_and_upgrade_go_through_helm_and_keep_instances() {
     assert_eq!(image.as_deref(), Some("reg.local/sym/controller:c2"));
     assert_eq!(instances.get("stays").await.unwrap().metadata.uid, created.metadata.uid);
     assert_eq!(secret_data(&client, &ns, "sympozium-nats").await, nats_before, "bus passwords kept");
+
+    // An upgrade that names none of the flags keeps the release's values: the webhook stays
+    // on, the registry, tag and replicas stay as installed.
+    let out = sympozium(
+        &plane,
+        &["upgrade", "--system-namespace", &ns, "--release", &release, "--set", "controller.maxRunHistory=7"],
+    );
+    let stdout = ok(&out);
+    assert!(stdout.contains("sympozium upgraded") && stdout.contains("revision 3"), "{stdout}");
+    assert!(stdout.contains("images as installed"), "{stdout}");
+    deployments.get("sympozium-webhook").await.expect("the webhook is still installed");
+    let manager = deployments.get("sympozium-controller-manager").await.unwrap();
+    assert_eq!(manager.spec.as_ref().unwrap().replicas, Some(2), "earlier --values kept");
+    let c = manager.spec.unwrap().template.spec.unwrap().containers.remove(0);
+    assert_eq!(c.image.as_deref(), Some("reg.local/sym/controller:c2"));
+    let args = c.args.unwrap_or_default();
+    assert!(args.windows(2).any(|w| w[0] == "--max-run-history" && w[1] == "7"), "{args:?}");
+    // `--webhook=false` is how it goes.
+    let out = sympozium(
+        &plane,
+        &["upgrade", "--system-namespace", &ns, "--release", &release, "--webhook=false"],
+    );
+    ok(&out);
+    assert!(deployments.get_opt("sympozium-webhook").await.unwrap().is_none(), "--webhook=false removes it");
 
     let out = sympozium(&plane, &["uninstall", "--system-namespace", &ns, "--release", &release]);
     let stdout = ok(&out);

@@ -20,6 +20,11 @@ pub struct Config {
     /// Image → program mapping file (YAML; see deploy/local-node/images.yaml).
     #[arg(long, env = "SYMPOZIUM_NODE_IMAGES")]
     pub images: PathBuf,
+    /// Directories of OCI images (`<name>.tar` archives or `<name>/` layouts, as `make
+    /// images` writes to target/images), repeatable: a container whose image name has one
+    /// runs that image's entrypoint from its unpacked root; the mapping covers the rest.
+    #[arg(long = "oci-dir", env = "SYMPOZIUM_NODE_OCI_DIRS", value_delimiter = ',')]
+    pub oci_dirs: Vec<PathBuf>,
     /// Directory replacing `{bin}` in the mapping (default: the file's `binDir`).
     #[arg(long, env = "SYMPOZIUM_NODE_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,

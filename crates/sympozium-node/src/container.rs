@@ -106,28 +106,23 @@ async fn attempt(
     stop: &mut watch::Receiver<Option<Duration>>,
 ) -> Outcome {
     let image = c.image.clone().unwrap_or_default();
-    let Some(program) = ctx.node.images.resolve(&image).cloned() else {
-        let msg = format!("image {image:?} is not mapped to a local program (sympozium-node --images)");
-        waiting(ctx, c, init, "ErrImagePull", msg.clone()).await;
-        ctx.event("Warning", "ImageNotMapped", &msg).await;
+    let Some(resolved) = resolve(ctx, c, init, &image).await else {
         let _ = stop.changed().await;
         return Outcome::Stopped;
     };
-    if !program.path.exists() {
-        let msg = format!(
-            "image {image:?} maps to {} which does not exist (build it first)",
-            program.path.display()
-        );
-        waiting(ctx, c, init, "ErrImagePull", msg.clone()).await;
-        ctx.event("Warning", "ImageNotMapped", &msg).await;
-        let _ = stop.changed().await;
-        return Outcome::Stopped;
-    }
     let env = loop {
         match env::build(&ctx.node.client, &ctx.pod, c, &ctx.values).await {
-            Ok(mut e) => {
+            Ok(e) => {
+                let mut e = match &resolved {
+                    Resolved::Image(img) => crate::oci::env(&img.config, e),
+                    Resolved::Program(_) => e,
+                };
                 if !e.iter().any(|(k, _)| k == "PATH") {
-                    e.insert(0, ("PATH".into(), program.path_env.clone()));
+                    let path = match &resolved {
+                        Resolved::Program(p) => p.path_env.clone(),
+                        Resolved::Image(_) => crate::images::DEFAULT_PATH.to_string(),
+                    };
+                    e.insert(0, ("PATH".into(), path));
                 }
                 if !e.iter().any(|(k, _)| k == "HOSTNAME") {
                     e.push(("HOSTNAME".into(), ctx.hostname.clone()));
@@ -159,12 +154,12 @@ async fn attempt(
                 .flatten()
                 .any(|m| first.starts_with(&m.mount_path) && first != std::path::Path::new(&m.mount_path))
     });
-    let argv = if from_volume {
-        command.iter().chain(args.iter()).cloned().collect()
-    } else {
-        crate::images::argv(&program, &command, &args)
+    let argv = match &resolved {
+        _ if from_volume => command.iter().chain(args.iter()).cloned().collect(),
+        Resolved::Program(program) => crate::images::argv(program, &command, &args),
+        Resolved::Image(img) => crate::oci::argv(&img.config, &command, &args),
     };
-    let spec = match spec_for(ctx, c, &program, argv) {
+    let spec = match spec_for(ctx, c, &resolved, argv) {
         Ok(s) => s,
         Err(msg) => {
             waiting(ctx, c, init, "CreateContainerError", msg).await;
@@ -405,12 +400,35 @@ async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
     }
 }
 
-fn spec_for(
-    ctx: &PodCtx,
-    c: &Container,
-    program: &crate::images::Program,
-    argv: Vec<String>,
-) -> Result<Spec, String> {
+/// What a container's image runs: a real OCI image from the node's image directories, or a
+/// mapped local program.
+enum Resolved {
+    Program(crate::images::Program),
+    Image(Arc<crate::oci::Image>),
+}
+
+/// Resolves the container's image, or reports why it cannot run (ErrImagePull) and returns None.
+async fn resolve(ctx: &PodCtx, c: &Container, init: bool, image: &str) -> Option<Resolved> {
+    let msg = match ctx.node.oci.resolve(image).await {
+        Some(Ok(img)) => return Some(Resolved::Image(img)),
+        Some(Err(e)) => format!("image {image:?}: {e}"),
+        None => match ctx.node.images.resolve(image).cloned() {
+            Some(program) if program.path.exists() => return Some(Resolved::Program(program)),
+            Some(program) => format!(
+                "image {image:?} maps to {} which does not exist (build it first)",
+                program.path.display()
+            ),
+            None => format!(
+                "image {image:?} is neither in the node's image directories (sympozium-node --oci-dir) nor mapped to a local program (--images)"
+            ),
+        },
+    };
+    waiting(ctx, c, init, "ErrImagePull", msg.clone()).await;
+    ctx.event("Warning", "ImageNotMapped", &msg).await;
+    None
+}
+
+fn spec_for(ctx: &PodCtx, c: &Container, resolved: &Resolved, argv: Vec<String>) -> Result<Spec, String> {
     let pod_sc = ctx.pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let sc = c.security_context.as_ref();
     let mut binds = Vec::new();
@@ -435,24 +453,45 @@ fn spec_for(
             read_only: m.read_only == Some(true) || v.read_only,
         });
     }
-    let user = sandbox::user(sc, pod_sc);
+    let user = match resolved {
+        Resolved::Program(_) => sandbox::user(sc, pod_sc),
+        Resolved::Image(img) => {
+            for b in &binds {
+                crate::oci::ensure_mount_point(&img.rootfs.dir, &b.dest, b.source.is_dir());
+            }
+            crate::oci::user(img, sc, pod_sc)?
+        }
+    };
     let mut groups: Vec<i64> = pod_sc.and_then(|p| p.supplemental_groups.clone()).unwrap_or_default();
     if let Some(fs) = pod_sc.and_then(|p| p.fs_group) {
         groups.push(fs);
     }
     let (cap_add, privileged) = sandbox::capabilities(sc);
+    let (programs, applets, rootfs, image_workdir) = match resolved {
+        Resolved::Program(program) => (
+            if program.multicall || program.path.starts_with("/usr") {
+                Vec::new()
+            } else {
+                vec![program.path.clone()]
+            },
+            if program.multicall { ctx.node.applets_for(&program.path) } else { None },
+            None,
+            None,
+        ),
+        Resolved::Image(img) => {
+            (Vec::new(), None, Some(img.rootfs.clone()), img.config.working_dir.clone().filter(|w| !w.is_empty()))
+        }
+    };
     Ok(Spec {
         netns: ctx.netns.clone(),
-        programs: if program.multicall || program.path.starts_with("/usr") {
-            Vec::new()
-        } else {
-            vec![program.path.clone()]
-        },
-        applets: if program.multicall { ctx.node.applets_for(&program.path) } else { None },
+        programs,
+        applets,
         binds,
         etc_dir: Some(ctx.dir.join("etc")),
         hostname: ctx.hostname.clone(),
-        workdir: c.working_dir.clone(),
+        workdir: c.working_dir.clone().or(image_workdir),
+        rootfs,
+        setpriv: ctx.node.setpriv.clone(),
         read_only_root: sc.and_then(|s| s.read_only_root_filesystem) == Some(true),
         user,
         groups,

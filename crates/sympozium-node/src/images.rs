@@ -86,7 +86,8 @@ pub struct ImageMap {
     entries: BTreeMap<String, Program>,
 }
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// `PATH` of a program or image that names none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl ImageMap {
     /// Reads the mapping file; `bin_dir` (when given) overrides the file's `binDir`.

@@ -19,6 +19,7 @@ pub mod manager;
 pub mod netpol;
 pub mod network;
 pub mod node;
+pub mod oci;
 pub mod pod;
 pub mod probes;
 pub mod provisioner;

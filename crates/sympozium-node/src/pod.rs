@@ -29,6 +29,10 @@ pub struct NodeCtx {
     pub client: Client,
     /// Image mapping.
     pub images: crate::images::ImageMap,
+    /// Real OCI images (`--oci-dir`), tried before the mapping.
+    pub oci: Arc<crate::oci::Store>,
+    /// The host's setpriv for image roots (None: not found; user switching then fails).
+    pub setpriv: Option<crate::sandbox::Setpriv>,
     /// Volume preparation.
     pub volumes: Volumes,
     /// Pod network (None: pods share the host network).

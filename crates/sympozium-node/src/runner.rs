@@ -241,6 +241,11 @@ async fn serve(
     let ctx = Arc::new(NodeCtx {
         client: client.clone(),
         images,
+        oci: Arc::new(crate::oci::Store::new(
+            config.oci_dirs.iter().map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())).collect(),
+            state_dir.join("oci"),
+        )),
+        setpriv: crate::sandbox::Setpriv::discover(),
         volumes: Volumes { client: client.clone(), allow_host_paths: config.allow_host_paths.clone() },
         net: net.clone(),
         state_dir,

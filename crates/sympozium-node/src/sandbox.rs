@@ -48,7 +48,68 @@ pub struct Spec {
     pub privileged: bool,
     /// The container command, after image mapping and `$(VAR)` expansion.
     pub argv: Vec<String>,
+    /// The image's own root filesystem (real OCI images): it replaces the host's `/usr`
+    /// and `/etc`, read-only.
+    pub rootfs: Option<Rootfs>,
+    /// The host's setpriv with its loader and libraries, for switching user inside an
+    /// image root that has no setpriv of its own.
+    pub setpriv: Option<Setpriv>,
 }
+
+/// An unpacked image root and its top-level entries (each bound read-only at `/<name>`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rootfs {
+    /// The directory on the host.
+    pub dir: PathBuf,
+    /// Its top-level entries, sorted by name.
+    pub entries: Vec<RootfsEntry>,
+}
+
+/// One top-level entry of an image root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RootfsEntry {
+    /// File name.
+    pub name: String,
+    /// The link target when the entry is a symlink (`lib -> usr/lib`).
+    pub symlink: Option<String>,
+}
+
+/// The host's `setpriv`, its dynamic loader and the libraries it loads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Setpriv {
+    /// The program.
+    pub program: PathBuf,
+    /// The ELF interpreter (ld-linux).
+    pub loader: PathBuf,
+    /// Shared libraries.
+    pub libs: Vec<PathBuf>,
+}
+
+impl Setpriv {
+    /// Finds setpriv and what it loads with `ldd` (None when either is missing).
+    pub fn discover() -> Option<Self> {
+        let program = PathBuf::from("/usr/bin/setpriv");
+        let out = std::process::Command::new("ldd").arg(&program).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let mut loader = None;
+        let mut libs = Vec::new();
+        // `name => /path (addr)` for libraries, `/path (addr)` for the loader.
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(_), Some("=>"), Some(path)) if path.starts_with('/') => libs.push(PathBuf::from(path)),
+                (Some(path), _, _) if path.starts_with('/') => loader = Some(PathBuf::from(path)),
+                _ => {}
+            }
+        }
+        Some(Self { program, loader: loader?, libs })
+    }
+}
+
+/// Where the host's setpriv goes in an image root.
+pub const SETPRIV: &str = "/.sympozium/setpriv";
 
 /// What of the security context this node cannot honour (reported, not ignored).
 pub fn unsupported(c: &Container, pod: Option<&PodSecurityContext>) -> Vec<String> {
@@ -139,15 +200,33 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
         "--hostname",
         &spec.hostname,
     ]);
-    push(&["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/sbin", "/sbin"]);
-    if Path::new("/lib64").exists() {
-        push(&["--symlink", "usr/lib64", "/lib64"]);
+    let mut parents = Parents::default();
+    if let Some(root) = &spec.rootfs {
+        // The image's own files, each top-level entry read-only; the root itself stays
+        // bwrap's tmpfs so mount points outside the image's directories can be made.
+        parents.bound.clear();
+        for e in &root.entries {
+            let dest = format!("/{}", e.name);
+            match &e.symlink {
+                Some(target) => push(&["--symlink", target, &dest]),
+                None if e.name == "proc" || e.name == "dev" => continue,
+                None => push(&["--ro-bind", &root.dir.join(&e.name).display().to_string(), &dest]),
+            }
+            parents.bound.push(dest);
+        }
+        parents.bound.extend(["/proc".to_string(), "/dev".to_string()]);
+        push(&["--proc", "/proc", "--dev", "/dev"]);
+    } else {
+        push(&["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/sbin", "/sbin"]);
+        if Path::new("/lib64").exists() {
+            push(&["--symlink", "usr/lib64", "/lib64"]);
+        }
+        match &spec.applets {
+            Some(dir) => push(&["--ro-bind", &dir.display().to_string(), "/bin"]),
+            None => push(&["--symlink", "usr/bin", "/bin"]),
+        }
+        push(&["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev"]);
     }
-    match &spec.applets {
-        Some(dir) => push(&["--ro-bind", &dir.display().to_string(), "/bin"]),
-        None => push(&["--symlink", "usr/bin", "/bin"]),
-    }
-    push(&["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev"]);
     if let Some(etc) = &spec.etc_dir {
         for f in ["resolv.conf", "hosts", "hostname"] {
             push(&["--ro-bind", &etc.join(f).display().to_string(), &format!("/etc/{f}")]);
@@ -159,7 +238,6 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
     }
     // bwrap creates a bind's missing parents mode 0700, which a container running as a
     // non-root user cannot traverse: create them world-traversable first.
-    let mut parents = Parents::default();
     if !spec.read_only_root && !tmp_volume {
         parents.bound.push("/tmp".into());
     }
@@ -184,6 +262,22 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
         push(&[flag, &b.source.display().to_string(), &b.dest]);
         parents.bound.push(b.dest.trim_end_matches('/').to_string());
     }
+    // An image root has no setpriv: the host's, with the loader and libraries it needs,
+    // run through that loader (the program it then executes uses the image's own).
+    let setpriv = match (&spec.rootfs, &spec.setpriv, spec.user) {
+        (Some(_), Some(sp), Some(_)) => {
+            let dirs = parents.missing(&format!("{SETPRIV}/x"));
+            push(&dirs.iter().map(String::as_str).collect::<Vec<_>>());
+            let inside = |p: &Path| {
+                format!("{SETPRIV}/{}", p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())
+            };
+            for f in std::iter::once(&sp.program).chain(std::iter::once(&sp.loader)).chain(sp.libs.iter()) {
+                push(&["--ro-bind", &f.display().to_string(), &inside(f)]);
+            }
+            vec![inside(&sp.loader), "--library-path".into(), SETPRIV.into(), inside(&sp.program)]
+        }
+        _ => vec!["/usr/bin/setpriv".to_string()],
+    };
     // The service-account directory's parents must exist on a read-only root too: bwrap
     // creates them before the remount.
     push(&["--chdir", spec.workdir.as_deref().unwrap_or("/")]);
@@ -208,7 +302,8 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
     }
     push(&["--"]);
     if let Some((uid, gid)) = spec.user {
-        push(&["/usr/bin/setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}")]);
+        push(&setpriv.iter().map(String::as_str).collect::<Vec<_>>());
+        push(&[&format!("--reuid={uid}"), &format!("--regid={gid}")]);
         if spec.groups.is_empty() {
             push(&["--clear-groups"]);
         } else {
@@ -341,5 +436,54 @@ mod tests {
             .unwrap();
         assert_eq!(args[bind + 2], "/.sympozium/programs/0/agent");
         assert_eq!(&args[args.len() - 2..], ["/.sympozium/programs/0/agent", "--flag"]);
+    }
+    #[test]
+    fn an_image_root_replaces_the_hosts_files_and_switches_user_through_the_hosts_setpriv() {
+        let entry = |name: &str, symlink: Option<&str>| RootfsEntry { name: name.into(), symlink: symlink.map(Into::into) };
+        let spec = Spec {
+            rootfs: Some(Rootfs {
+                dir: "/cache/sha256-ab/rootfs".into(),
+                entries: vec![entry("etc", None), entry("lib", Some("usr/lib")), entry("proc", None), entry("usr", None)],
+            }),
+            setpriv: Some(Setpriv {
+                program: "/usr/bin/setpriv".into(),
+                loader: "/lib64/ld-linux-x86-64.so.2".into(),
+                libs: vec!["/lib/x86_64-linux-gnu/libc.so.6".into()],
+            }),
+            user: Some((65532, 65532)),
+            read_only_root: true,
+            etc_dir: Some("/pods/p/etc".into()),
+            binds: vec![Bind { source: "/pods/p/token".into(), dest: "/var/run/secrets/x".into(), read_only: true }],
+            argv: vec!["/usr/local/bin/app".into()],
+            hostname: "p".into(),
+            ..Default::default()
+        };
+        let (_, args) = command(&spec);
+        let has = |w: &[&str]| args.windows(w.len()).any(|x| x == w);
+        assert!(has(&["--ro-bind", "/cache/sha256-ab/rootfs/usr", "/usr"]), "{args:?}");
+        assert!(has(&["--ro-bind", "/cache/sha256-ab/rootfs/etc", "/etc"]));
+        assert!(has(&["--symlink", "usr/lib", "/lib"]));
+        assert!(!has(&["--ro-bind", "/usr", "/usr"]), "nothing of the host's /usr");
+        assert!(!has(&["--ro-bind", "/cache/sha256-ab/rootfs/proc", "/proc"]), "a fresh /proc instead");
+        assert!(has(&["--ro-bind", "/pods/p/etc/resolv.conf", "/etc/resolv.conf"]));
+        // Mount points outside the image's directories are made on the tmpfs root.
+        assert!(has(&["--perms", "0755", "--dir", "/var"]));
+        assert!(has(&["--ro-bind", "/lib64/ld-linux-x86-64.so.2", "/.sympozium/setpriv/ld-linux-x86-64.so.2"]));
+        let tail: Vec<&str> = args[args.len() - 10..].iter().map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "/.sympozium/setpriv/ld-linux-x86-64.so.2",
+                "--library-path",
+                "/.sympozium/setpriv",
+                "/.sympozium/setpriv/setpriv",
+                "--reuid=65532",
+                "--regid=65532",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--",
+                "/usr/local/bin/app",
+            ]
+        );
     }
 }

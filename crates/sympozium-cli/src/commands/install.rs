@@ -137,6 +137,12 @@ pub async fn install(client: &Client, t: &Target) -> anyhow::Result<i32> {
     install_with(client, t, &mut Progress::terminal_only()).await
 }
 
+/// Whether the admission webhook's Deployment is installed in `namespace`.
+pub async fn webhook_installed(client: &Client, namespace: &str) -> anyhow::Result<bool> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), namespace);
+    Ok(api.get_opt(install_webhook::NAME).await?.is_some())
+}
+
 /// [`install`], reporting its steps on `progress` (a caller's own step sequence).
 pub async fn install_with(client: &Client, t: &Target, progress: &mut Progress) -> anyhow::Result<i32> {
     let started = Instant::now();

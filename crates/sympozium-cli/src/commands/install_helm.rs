@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 
-use crate::cli::InstallArgs;
+use crate::cli::{DEFAULT_REGISTRY, DEFAULT_TAG, InstallArgs};
 use crate::output::{emit, emitln};
 use crate::progress::Progress;
 
@@ -26,6 +26,10 @@ const CHART: &[(&str, &str)] = &[
     ),
     ("templates/nats.yaml", include_str!("../../../../deploy/helm/sympozium/templates/nats.yaml")),
     ("templates/webhook.yaml", include_str!("../../../../deploy/helm/sympozium/templates/webhook.yaml")),
+    (
+        "templates/apiserver.yaml",
+        include_str!("../../../../deploy/helm/sympozium/templates/apiserver.yaml"),
+    ),
     ("templates/builtin.yaml", include_str!("../../../../deploy/helm/sympozium/templates/builtin.yaml")),
     ("templates/NOTES.txt", include_str!("../../../../deploy/helm/sympozium/templates/NOTES.txt")),
     (
@@ -145,13 +149,22 @@ async fn helm(helm: &Path, kubeconfig: Option<&Path>, args: &[String]) -> anyhow
 }
 
 /// The chart values the CLI's own flags stand for; the user's `--set`/`--values` come after
-/// and so win.
-fn flag_values(a: &InstallArgs) -> Vec<String> {
-    vec![
-        format!("image.registry={}", a.image_registry),
-        format!("image.tag={}", a.image_tag),
-        format!("webhook.enabled={}", a.webhook),
-    ]
+/// and so win. A first install gets the flags' defaults; an upgrade only what was given, so
+/// whatever the release has (registry, tag, webhook on or off) stays as it was.
+fn flag_values(a: &InstallArgs, upgrade: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let registry = a.image_registry.clone().or_else(|| (!upgrade).then(|| DEFAULT_REGISTRY.to_string()));
+    if let Some(r) = registry {
+        out.push(format!("image.registry={r}"));
+    }
+    let tag = a.image_tag.clone().or_else(|| (!upgrade).then(|| DEFAULT_TAG.to_string()));
+    if let Some(t) = tag {
+        out.push(format!("image.tag={t}"));
+    }
+    if let Some(w) = a.webhook.or((!upgrade).then_some(false)) {
+        out.push(format!("webhook.enabled={w}"));
+    }
+    out
 }
 
 /// `install`/`upgrade` (both `helm upgrade --install`) or, with `--dry-run`, the manifests.
@@ -166,6 +179,9 @@ pub async fn install(
     let dir = tempfile::tempdir()?;
     let chart = dir.path().join("sympozium");
     write_chart(&chart)?;
+    // An existing release keeps its values (`--reset-then-reuse-values`: the chart's new
+    // defaults, then the release's values, then what this command gives).
+    let upgrade = !a.dry_run && has_release(helm_bin, kubeconfig, &a.release, &a.system_namespace).await;
     let mut args: Vec<String> = if a.dry_run {
         vec!["template".into(), a.release.clone(), chart.display().to_string(), "--include-crds".into()]
     } else {
@@ -181,6 +197,9 @@ pub async fn install(
             format!("{}s", wait.as_secs().max(1)),
         ]
     };
+    if upgrade {
+        args.push("--reset-then-reuse-values".into());
+    }
     args.extend(["--namespace".into(), a.system_namespace.clone()]);
     for f in &a.values {
         if !f.is_file() {
@@ -188,7 +207,7 @@ pub async fn install(
         }
         args.extend(["--values".into(), f.display().to_string()]);
     }
-    for s in flag_values(a).iter().chain(&a.set) {
+    for s in flag_values(a, upgrade).iter().chain(&a.set) {
         if !s.contains('=') {
             anyhow::bail!("--set {s}: expected key=value");
         }
@@ -201,13 +220,20 @@ pub async fn install(
     }
     progress.done();
     let revision = out.lines().find_map(|l| l.strip_prefix("REVISION: ")).unwrap_or("?").trim().to_string();
+    let images = match (&a.image_registry, &a.image_tag, upgrade) {
+        (None, None, true) => "images as installed".to_string(),
+        (r, t, _) => format!(
+            "images {}/*:{}",
+            r.as_deref().unwrap_or(if upgrade { "<installed>" } else { DEFAULT_REGISTRY }),
+            t.as_deref().unwrap_or(if upgrade { "<installed>" } else { DEFAULT_TAG })
+        ),
+    };
     emitln!(
-        "sympozium installed in namespace {} with Helm (release {}, revision {revision}, {} CRDs, images {}/*:{}) in {:.1}s",
+        "sympozium {} in namespace {} with Helm (release {}, revision {revision}, {} CRDs, {images}) in {:.1}s",
+        if upgrade { "upgraded" } else { "installed" },
         a.system_namespace,
         a.release,
         sympozium_api::crds::all().len(),
-        a.image_registry,
-        a.image_tag,
         started.elapsed().as_secs_f64()
     );
     Ok(0)

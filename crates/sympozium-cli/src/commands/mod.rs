@@ -14,7 +14,7 @@ mod memory;
 pub mod onboard;
 mod packs;
 pub mod run;
-mod serve;
+pub(crate) mod serve;
 mod trigger;
 
 use anyhow::anyhow;
@@ -98,12 +98,20 @@ pub async fn dispatch(
                 Some(helm) => install_helm::install(&helm, cli.kubeconfig.as_deref(), args, wait).await,
                 None if !args.set.is_empty() || !args.values.is_empty() || args.dry_run => Err(needs_helm()),
                 None => {
+                    // Without the flag, an installed webhook stays (an upgrade must not drop it).
+                    let webhook = match args.webhook {
+                        Some(w) => w,
+                        None => install::webhook_installed(client, &args.system_namespace).await?,
+                    };
                     let target = install::Target {
                         namespace: args.system_namespace.clone(),
-                        registry: args.image_registry.clone(),
-                        tag: args.image_tag.clone(),
+                        registry: args
+                            .image_registry
+                            .clone()
+                            .unwrap_or_else(|| crate::cli::DEFAULT_REGISTRY.to_string()),
+                        tag: args.image_tag.clone().unwrap_or_else(|| crate::cli::DEFAULT_TAG.to_string()),
                         wait,
-                        webhook: args.webhook,
+                        webhook,
                     };
                     install::install(client, &target).await
                 }

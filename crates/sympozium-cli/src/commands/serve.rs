@@ -42,7 +42,7 @@ fn random_token() -> anyhow::Result<String> {
 }
 
 /// The token in the Secret, creating the Secret when there is none.
-async fn token(client: &Client, ns: &str) -> anyhow::Result<String> {
+pub(crate) async fn token(client: &Client, ns: &str) -> anyhow::Result<String> {
     let api = Api::<Secret>::namespaced(client.clone(), ns);
     let read = |s: Secret| {
         s.data

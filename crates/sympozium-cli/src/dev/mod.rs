@@ -1,6 +1,7 @@
 //! `sympozium dev`: the one-machine stack — the test control plane, the local node that runs
 //! pods as local processes, and Sympozium installed into it with every component as a pod.
 
+mod apiserver;
 pub mod offline_model;
 pub mod prereqs;
 mod stack;
@@ -20,6 +21,11 @@ pub enum DevCommand {
         /// How long to wait for each step (e.g. 90s, 5m).
         #[arg(long, default_value = "5m")]
         wait: String,
+        /// Run the real OCI images of Sympozium's components: build them from the debug
+        /// binaries (scripts/images.sh, buildah, root) into <state>/images and let the local
+        /// node run each image's entrypoint from its unpacked root instead of the binary.
+        #[arg(long, env = "SYMPOZIUM_DEV_REAL_IMAGES")]
+        real_images: bool,
     },
     /// Stop what `dev up` started: the local node's pods and processes, then the control plane.
     Down,
@@ -58,7 +64,9 @@ pub async fn run(paths: &DevPaths, command: &DevCommand) -> anyhow::Result<i32> 
     }
     let layout = Layout::new(paths)?;
     match command {
-        DevCommand::Up { wait } => stack::up(&layout, crate::commands::parse_timeout(wait)?).await,
+        DevCommand::Up { wait, real_images } => {
+            stack::up(&layout, crate::commands::parse_timeout(wait)?, *real_images).await
+        }
         DevCommand::Down => stack::down(&layout).await,
         DevCommand::Status => stack::status(&layout).await,
         DevCommand::Kubeconfig => {

@@ -82,6 +82,7 @@ const BINARIES: &[&str] = &[
     "sympozium-ipc-bridge",
     "sympozium-memory-server",
     "tool-executor",
+    "sympozium-apiserver",
     "sympozium",
 ];
 
@@ -89,6 +90,40 @@ const BINARIES: &[&str] = &[
 /// registry; `{bin}` is the checkout's `target/debug`).
 fn image_mapping(layout: &Layout) -> PathBuf {
     layout.repo.join("deploy/local-node/images.yaml")
+}
+
+/// Images `dev up --real-images` builds and the node runs from their OCI archives (the
+/// rest, busybox, nats and the shell-based skill sidecars, stay mapped to programs).
+const REAL_IMAGES: &[&str] =
+    &["controller", "webhook", "apiserver", "agent-runner", "ipc-bridge", "memory-server", "cli"];
+
+/// Builds [`REAL_IMAGES`] from the checkout's debug binaries into `<state>/images`.
+async fn build_images(layout: &Layout) -> anyhow::Result<PathBuf> {
+    let out = layout.state.join("images");
+    std::fs::create_dir_all(&out)?;
+    let log_path = layout.state.join("images.log");
+    let log = std::fs::File::create(&log_path)?;
+    let status = tokio::process::Command::new("bash")
+        .arg(layout.repo.join("scripts/images.sh"))
+        .args(["--profile", "debug", "--no-build", "--out"])
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(layout.repo.join("target/debug"))
+        .args(REAL_IMAGES)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .status()
+        .await
+        .context("running scripts/images.sh")?;
+    if !status.success() {
+        bail!(
+            "building the images failed; {} ends with:\n{}",
+            log_path.display(),
+            super::watch::tail(&log_path, 15).lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok(out)
 }
 
 /// Whether `pid` runs (a zombie has exited).
@@ -189,15 +224,24 @@ fn write_kubeconfig(plane: &Path, out: &Path, namespace: &str) -> anyhow::Result
 }
 
 /// Starts the local node unless it runs; the process to watch while the stack comes up.
-async fn start_node(layout: &Layout, kubeconfig: &Path) -> anyhow::Result<super::watch::Watched> {
+async fn start_node(
+    layout: &Layout,
+    kubeconfig: &Path,
+    oci_dir: Option<&Path>,
+) -> anyhow::Result<super::watch::Watched> {
     let log_path = layout.state.join("node.log");
     if let Some(pid) = read_pid(&layout.node_pid()).filter(|p| alive(*p)) {
         return Ok(super::watch::Watched { name: "the local node".into(), pid, log: log_path, child: None });
     }
     let images = image_mapping(layout);
     let log = std::fs::File::create(&log_path)?;
-    let child = std::process::Command::new("setsid")
-        .arg(layout.binary("sympozium-node"))
+    let mut command = std::process::Command::new("setsid");
+    if let Some(dir) = oci_dir {
+        command.arg(layout.binary("sympozium-node")).arg("--oci-dir").arg(dir);
+    } else {
+        command.arg(layout.binary("sympozium-node"));
+    }
+    let child = command
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["--node-name", NODE])
@@ -290,7 +334,7 @@ fn prerequisites(layout: &Layout) -> anyhow::Result<()> {
 }
 
 /// `dev up`.
-pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
+pub async fn up(layout: &Layout, wait: Duration, real_images: bool) -> anyhow::Result<i32> {
     let started = Instant::now();
     prerequisites(layout)?;
     let missing: Vec<_> = BINARIES.iter().filter(|b| !layout.binary(b).is_file()).collect();
@@ -302,6 +346,18 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
         );
     }
     let mut progress = Progress::stderr();
+    let oci_dir = if real_images {
+        if !rustix::process::geteuid().is_root() {
+            bail!("--real-images builds the images with buildah, which needs root here (vfs storage, chroot isolation)");
+        }
+        progress.step(&format!(
+            "building the OCI images of {} from the debug binaries (scripts/images.sh)",
+            REAL_IMAGES.join(", ")
+        ));
+        Some(build_images(layout).await?)
+    } else {
+        None
+    };
     progress.step("starting the control plane (etcd, kube-apiserver, scheduler, controller-manager)");
     let plane_kubeconfig = start_plane(layout).await?;
     write_kubeconfig(&plane_kubeconfig, &layout.kubeconfig(), &layout.system_namespace)?;
@@ -310,7 +366,7 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
     taint_fake_node(&client).await?;
     progress.step("starting the local node (runs pods as local processes)");
     let mut watched = super::watch::plane_processes(&layout.plane());
-    watched.push(start_node(layout, &kubeconfig).await?);
+    watched.push(start_node(layout, &kubeconfig, oci_dir.as_deref()).await?);
     // Whatever step is waiting, the first stack process to die ends the wait with its error.
     let failure = super::watch::first_failure(watched, client.clone(), layout.system_namespace.clone());
     tokio::select! {
@@ -328,8 +384,15 @@ pub async fn up(layout: &Layout, wait: Duration) -> anyhow::Result<i32> {
     emitln!("sympozium dev stack is up ({:.0}s)", started.elapsed().as_secs_f64());
     emitln!("  control plane  {}", layout.plane().display());
     emitln!("  local node     {NODE} (log {})", layout.state.join("node.log").display());
+    if let Some(dir) = &oci_dir {
+        emitln!("  images         {} run from their OCI archives in {}", REAL_IMAGES.join(", "), dir.display());
+    }
     emitln!("  system         namespace {ns}: controller, admission webhook, NATS (nats.{ns}.svc:4222)");
     emitln!("  offline model  http://{OFFLINE_MODEL}.{ns}.svc:8080/v1 (scripted, no network)");
+    emitln!(
+        "  API server     http://{}.{ns}.svc:8080 (token: Secret sympozium-ui-token; `sympozium serve` opens the same dashboard on localhost)",
+        super::apiserver::NAME
+    );
     emitln!("  kubeconfig     context namespace {ns} (kubectl and sympozium land where the stack is)");
     emitln!("  stop with      sympozium dev down");
     emitln!("export KUBECONFIG={}", kubeconfig.display());
@@ -361,6 +424,9 @@ async fn bring_up(
     deploy_offline_model(client, &layout.system_namespace).await?;
     let ns = layout.system_namespace.clone();
     wait_until("the offline model", wait, || deployment_available(client, &ns, OFFLINE_MODEL)).await?;
+    progress.step("starting the API server and web dashboard (sympozium-apiserver)");
+    super::apiserver::deploy(client, &ns).await?;
+    wait_until("the API server", wait, || deployment_available(client, &ns, super::apiserver::NAME)).await?;
     Ok(0)
 }
 
@@ -415,7 +481,7 @@ pub async fn status(layout: &Layout) -> anyhow::Result<i32> {
     healthy &= node;
     emitln!("local node     {}", if node { "Ready" } else { "not ready" });
     let ns = &layout.system_namespace;
-    for name in ["sympozium-controller-manager", "nats", "sympozium-webhook", OFFLINE_MODEL] {
+    for name in ["sympozium-controller-manager", "nats", "sympozium-webhook", OFFLINE_MODEL, super::apiserver::NAME] {
         let ok = deployment_available(&client, ns, name).await;
         healthy &= ok;
         emitln!("{name:<14} {}", if ok { "available" } else { "not available" });

@@ -21,6 +21,18 @@ pub const NODE: &str = "sympozium-local";
 pub const TAINT: &str = "sympozium.ai/local-node";
 
 static NODE_PROCESS: OnceLock<Mutex<Option<Child>>> = OnceLock::new();
+static OCI_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes this process's node run real OCI images from `dir` (`--oci-dir`); call before the
+/// first [`node`].
+pub fn use_oci_dir(dir: PathBuf) {
+    let _ = OCI_DIR.set(dir);
+}
+
+/// This process's node state directory.
+pub fn state_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("sympozium-node-test-{}", std::process::id()))
+}
 static POD_CIDR: OnceLock<String> = OnceLock::new();
 
 /// This process's pod network: a 10.248.x.0/24 no other node on the machine routes yet
@@ -137,6 +149,7 @@ fn spawn_node(plane: &TestPlane) -> Child {
         .args(["--pod-cidr", pod_cidr()])
         .args(["--register-with-taints", &format!("{TAINT}=true:NoSchedule")])
         .args(["--parent-pid", &pid.to_string()])
+        .args(OCI_DIR.get().map(|d| vec!["--oci-dir".to_string(), d.display().to_string()]).unwrap_or_default())
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
