@@ -47,6 +47,8 @@ declare -A bin_for=(
   [ipc-bridge]=sympozium-ipc-bridge
   [tool-executor]=tool-executor
   [memory-server]=sympozium-memory-server
+  # The name the controller gives an instance's memory server (the original's image name).
+  [skill-memory]=sympozium-memory-server
   [mcp-bridge]=sympozium-mcp-bridge
   [web-proxy]=sympozium-web-proxy
   [apiserver]=sympozium-apiserver

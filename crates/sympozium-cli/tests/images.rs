@@ -28,6 +28,7 @@ const IMAGES: &[(&str, &str)] = &[
     ("ipc-bridge", "sympozium-ipc-bridge"),
     ("mcp-bridge", "sympozium-mcp-bridge"),
     ("memory-server", "sympozium-memory-server"),
+    ("skill-memory", "sympozium-memory-server"),
     ("tool-executor", "tool-executor"),
     ("web-proxy", "sympozium-web-proxy"),
     ("webhook", "sympozium-webhook"),

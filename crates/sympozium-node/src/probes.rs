@@ -80,7 +80,7 @@ pub async fn check(probe: &Probe, c: &Container, target: &Target) -> bool {
             if command.is_empty() {
                 return false;
             }
-            let status = tokio::process::Command::new("nsenter")
+            let status = tokio::process::Command::new(crate::sandbox::NSENTER)
                 .args(["-t", &pid.to_string(), "-m", "-n", "-u", "-i", "-p", "-r", "-w", "--"])
                 .args(&command)
                 .env_clear()

@@ -179,6 +179,12 @@ impl Parents {
     }
 }
 
+/// The host's bubblewrap and nsenter, by absolute path: they are started with the
+/// container's environment, whose `PATH` (an image's `/usr/local/bin`) need not hold them.
+pub const BWRAP: &str = "/usr/bin/bwrap";
+/// See [`BWRAP`].
+pub const NSENTER: &str = "/usr/bin/nsenter";
+
 /// Where a container's programs are bound inside its sandbox.
 pub const PROGRAMS: &str = "/.sympozium/programs";
 
@@ -187,7 +193,7 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
     let mut args: Vec<String> = Vec::new();
     let mut push = |a: &[&str]| args.extend(a.iter().map(|s| s.to_string()));
     if let Some(ns) = &spec.netns {
-        push(&[&format!("--net={}", ns.display()), "--", "bwrap"]);
+        push(&[&format!("--net={}", ns.display()), "--", BWRAP]);
     }
     // A PID namespace per container, as a container runtime gives without
     // `shareProcessNamespace`: the container's /proc shows its own processes only, so no
@@ -319,7 +325,7 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
             .map(|(_, inside)| inside.clone())
             .unwrap_or_else(|| a.clone())
     }));
-    let program = if spec.netns.is_some() { "nsenter" } else { "bwrap" };
+    let program = if spec.netns.is_some() { NSENTER } else { BWRAP };
     (program.to_string(), args)
 }
 
@@ -385,7 +391,7 @@ mod tests {
             ..Default::default()
         };
         let (prog, args) = command(&spec);
-        assert_eq!(prog, "nsenter");
+        assert_eq!(prog, NSENTER);
         assert_eq!(args[0], "--net=/run/netns/x");
         assert!(args.contains(&"--remount-ro".to_string()));
         assert!(!args.contains(&"--tmpfs".to_string()));

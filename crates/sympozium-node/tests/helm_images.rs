@@ -1,7 +1,7 @@
 //! The Helm chart installed with the real `helm` on the test plane, its pods on the local
 //! node running the very OCI images `make images` builds (scripts/images.sh, debug
 //! binaries): the controller, admission webhook, API server, and the pods the controller
-//! creates (agent-runner, ipc-bridge, memory-server) all start from their unpacked images.
+//! creates (agent-runner, ipc-bridge, the memory server's skill-memory) all start from their unpacked images.
 //! An agent run Succeeds and stores a memory; `helm upgrade` to changed values (a new
 //! image tag, so the memory server is replaced) keeps that memory; `helm uninstall`
 //! leaves no object of the release behind, the CRDs and the user's instance kept.
@@ -32,7 +32,7 @@ const IMAGES: &[(&str, &str, &str)] = &[
     ("apiserver", "sympozium-apiserver", "sympozium-apiserver"),
     ("agent-runner", "sympozium-agent-runner", "sympozium-agent-runner"),
     ("ipc-bridge", "sympozium-ipc-bridge", "sympozium-ipc-bridge"),
-    ("memory-server", "sympozium-memory", "sympozium-memory-server"),
+    ("skill-memory", "sympozium-memory", "sympozium-memory-server"),
 ];
 const REGISTRY: &str = "sympozium.local/chart-test";
 const FACT: &str = "checkout times out: the payments pool is exhausted at 20 connections";
@@ -142,7 +142,7 @@ async fn agent_run(client: &Client, ns: &str, name: &str, task: &str, base_url: 
 /// The Ready memory-server pod whose image has `tag`.
 async fn memory_pod(client: &Client, ns: &str, tag: &str) -> Pod {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let wanted = format!("{REGISTRY}/memory-server:{tag}");
+    let wanted = format!("{REGISTRY}/skill-memory:{tag}");
     for _ in 0..(WAIT.as_secs() * 2) {
         let list = pods.list(&ListParams::default()).await.unwrap().items;
         let found = list.into_iter().find(|p| {

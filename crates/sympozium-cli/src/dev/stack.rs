@@ -95,7 +95,7 @@ fn image_mapping(layout: &Layout) -> PathBuf {
 /// Images `dev up --real-images` builds and the node runs from their OCI archives (the
 /// rest, busybox, nats and the shell-based skill sidecars, stay mapped to programs).
 const REAL_IMAGES: &[&str] =
-    &["controller", "webhook", "apiserver", "agent-runner", "ipc-bridge", "memory-server", "cli"];
+    &["controller", "webhook", "apiserver", "agent-runner", "ipc-bridge", "skill-memory", "cli"];
 
 /// Builds [`REAL_IMAGES`] from the checkout's debug binaries into `<state>/images`.
 async fn build_images(layout: &Layout) -> anyhow::Result<PathBuf> {
