@@ -588,10 +588,8 @@ async fn sympozium_install_and_upgrade_go_through_helm_and_keep_instances() {
     let args = c.args.unwrap_or_default();
     assert!(args.windows(2).any(|w| w[0] == "--max-run-history" && w[1] == "7"), "{args:?}");
     // `--webhook=false` is how it goes.
-    let out = sympozium(
-        &plane,
-        &["upgrade", "--system-namespace", &ns, "--release", &release, "--webhook=false"],
-    );
+    let out =
+        sympozium(&plane, &["upgrade", "--system-namespace", &ns, "--release", &release, "--webhook=false"]);
     ok(&out);
     assert!(deployments.get_opt("sympozium-webhook").await.unwrap().is_none(), "--webhook=false removes it");
 

@@ -478,9 +478,12 @@ fn spec_for(ctx: &PodCtx, c: &Container, resolved: &Resolved, argv: Vec<String>)
             None,
             None,
         ),
-        Resolved::Image(img) => {
-            (Vec::new(), None, Some(img.rootfs.clone()), img.config.working_dir.clone().filter(|w| !w.is_empty()))
-        }
+        Resolved::Image(img) => (
+            Vec::new(),
+            None,
+            Some(img.rootfs.clone()),
+            img.config.working_dir.clone().filter(|w| !w.is_empty()),
+        ),
     };
     Ok(Spec {
         netns: ctx.netns.clone(),

@@ -189,8 +189,10 @@ impl Store {
     }
 
     fn load(&self, source: &Source, tag: Option<&str>) -> Result<Image, OciError> {
-        let meta = std::fs::metadata(source.path()).map_err(io(format!("reading {}", source.path().display())))?;
-        let key = (source.path().to_path_buf(), meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+        let meta =
+            std::fs::metadata(source.path()).map_err(io(format!("reading {}", source.path().display())))?;
+        let key =
+            (source.path().to_path_buf(), meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
         let known = self.seen.lock().ok().and_then(|s| s.get(&key).cloned());
         if let Some(digest) = known
             && let Ok(image) = self.cached(&digest)
@@ -238,7 +240,8 @@ impl Store {
         let invalid = |reason: String| OciError::Invalid { path: shown.clone(), reason };
         let index: Index = serde_json::from_slice(&read(&layout.join("index.json"))?)
             .map_err(|e| invalid(format!("index.json: {e}")))?;
-        let chosen = choose(&index.manifests, tag).ok_or_else(|| invalid("index.json lists no image manifest".into()))?;
+        let chosen = choose(&index.manifests, tag)
+            .ok_or_else(|| invalid("index.json lists no image manifest".into()))?;
         let digest = chosen.digest.clone();
         if let Ok(image) = self.cached(&digest) {
             return Ok(image);
@@ -282,10 +285,8 @@ fn tag(image: &str) -> Option<&str> {
 }
 
 fn choose<'a>(manifests: &'a [Descriptor], tag: Option<&str>) -> Option<&'a Descriptor> {
-    let images: Vec<&Descriptor> = manifests
-        .iter()
-        .filter(|m| m.media_type.is_empty() || m.media_type.contains("manifest"))
-        .collect();
+    let images: Vec<&Descriptor> =
+        manifests.iter().filter(|m| m.media_type.is_empty() || m.media_type.contains("manifest")).collect();
     let by_tag = tag.and_then(|t| {
         images.iter().copied().find(|m| {
             m.annotations
@@ -301,7 +302,8 @@ fn read(path: &Path) -> Result<Vec<u8>, OciError> {
 }
 
 fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf, OciError> {
-    let invalid = |reason: &str| OciError::Invalid { path: layout.display().to_string(), reason: reason.into() };
+    let invalid =
+        |reason: &str| OciError::Invalid { path: layout.display().to_string(), reason: reason.into() };
     let hex = digest.strip_prefix("sha256:").ok_or_else(|| invalid("only sha256 digests are supported"))?;
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(invalid("malformed digest"));
@@ -378,7 +380,10 @@ fn apply_layer(layer: &Path, rootfs: &Path) -> Result<(), OciError> {
         let rel = name.trim_start_matches("./").trim_start_matches('/');
         let path = Path::new(rel);
         if path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(OciError::Invalid { path: layer.display().to_string(), reason: format!("entry {name:?} leaves the root") });
+            return Err(OciError::Invalid {
+                path: layer.display().to_string(),
+                reason: format!("entry {name:?} leaves the root"),
+            });
         }
         let Some(file) = path.file_name().and_then(|f| f.to_str()) else { continue };
         let Some(hidden) = file.strip_prefix(".wh.") else { continue };
@@ -599,7 +604,11 @@ mod tests {
         let out = env(&config(), vec![("HOME".into(), "/data".into()), ("A".into(), "b".into())]);
         assert_eq!(
             out,
-            [("PATH".to_string(), "/usr/local/bin".to_string()), ("HOME".into(), "/data".into()), ("A".into(), "b".into())]
+            [
+                ("PATH".to_string(), "/usr/local/bin".to_string()),
+                ("HOME".into(), "/data".into()),
+                ("A".into(), "b".into())
+            ]
         );
     }
 
@@ -607,7 +616,11 @@ mod tests {
     fn image_users_resolve_by_name_and_run_as_non_root_refuses_root_images() {
         let dir = tempfile_dir();
         std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::write(dir.join("etc/passwd"), "root:x:0:0::/root:/sbin/nologin\napp:x:65532:65533::/home/app:/sbin/nologin\n").unwrap();
+        std::fs::write(
+            dir.join("etc/passwd"),
+            "root:x:0:0::/root:/sbin/nologin\napp:x:65532:65533::/home/app:/sbin/nologin\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
         let image = |user: &str| Image {
             digest: "sha256:x".into(),
@@ -710,7 +723,11 @@ mod tests {
     }
 
     fn tempfile_dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("oci-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let d = std::env::temp_dir().join(format!(
+            "oci-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d

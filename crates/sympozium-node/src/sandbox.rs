@@ -223,7 +223,17 @@ pub fn command(spec: &Spec) -> (String, Vec<String>) {
         parents.bound.extend(["/proc".to_string(), "/dev".to_string()]);
         push(&["--proc", "/proc", "--dev", "/dev"]);
     } else {
-        push(&["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/sbin", "/sbin"]);
+        push(&[
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/sbin",
+            "/sbin",
+        ]);
         if Path::new("/lib64").exists() {
             push(&["--symlink", "usr/lib64", "/lib64"]);
         }
@@ -445,11 +455,19 @@ mod tests {
     }
     #[test]
     fn an_image_root_replaces_the_hosts_files_and_switches_user_through_the_hosts_setpriv() {
-        let entry = |name: &str, symlink: Option<&str>| RootfsEntry { name: name.into(), symlink: symlink.map(Into::into) };
+        let entry = |name: &str, symlink: Option<&str>| RootfsEntry {
+            name: name.into(),
+            symlink: symlink.map(Into::into),
+        };
         let spec = Spec {
             rootfs: Some(Rootfs {
                 dir: "/cache/sha256-ab/rootfs".into(),
-                entries: vec![entry("etc", None), entry("lib", Some("usr/lib")), entry("proc", None), entry("usr", None)],
+                entries: vec![
+                    entry("etc", None),
+                    entry("lib", Some("usr/lib")),
+                    entry("proc", None),
+                    entry("usr", None),
+                ],
             }),
             setpriv: Some(Setpriv {
                 program: "/usr/bin/setpriv".into(),
@@ -459,7 +477,11 @@ mod tests {
             user: Some((65532, 65532)),
             read_only_root: true,
             etc_dir: Some("/pods/p/etc".into()),
-            binds: vec![Bind { source: "/pods/p/token".into(), dest: "/var/run/secrets/x".into(), read_only: true }],
+            binds: vec![Bind {
+                source: "/pods/p/token".into(),
+                dest: "/var/run/secrets/x".into(),
+                read_only: true,
+            }],
             argv: vec!["/usr/local/bin/app".into()],
             hostname: "p".into(),
             ..Default::default()
@@ -474,7 +496,11 @@ mod tests {
         assert!(has(&["--ro-bind", "/pods/p/etc/resolv.conf", "/etc/resolv.conf"]));
         // Mount points outside the image's directories are made on the tmpfs root.
         assert!(has(&["--perms", "0755", "--dir", "/var"]));
-        assert!(has(&["--ro-bind", "/lib64/ld-linux-x86-64.so.2", "/.sympozium/setpriv/ld-linux-x86-64.so.2"]));
+        assert!(has(&[
+            "--ro-bind",
+            "/lib64/ld-linux-x86-64.so.2",
+            "/.sympozium/setpriv/ld-linux-x86-64.so.2"
+        ]));
         let tail: Vec<&str> = args[args.len() - 10..].iter().map(String::as_str).collect();
         assert_eq!(
             tail,

@@ -63,7 +63,11 @@ fn run_helm(helm: &Path, plane: &TestPlane, args: &[&str]) -> String {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "helm {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -147,7 +151,9 @@ async fn memory_pod(client: &Client, ns: &str, tag: &str) -> Pod {
         let list = pods.list(&ListParams::default()).await.unwrap().items;
         let found = list.into_iter().find(|p| {
             p.metadata.deletion_timestamp.is_none()
-                && p.spec.as_ref().is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(&wanted)))
+                && p.spec
+                    .as_ref()
+                    .is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(&wanted)))
                 && ready(Some(p))
         });
         if let Some(p) = found {
@@ -200,9 +206,28 @@ async fn the_chart_runs_agents_from_the_real_images_keeps_memories_across_upgrad
         &helm,
         &plane,
         &[
-            "install", &release, chart, "--namespace", &system, "--set", &registry, "--set", "image.tag=t1",
-            "--set", &only_team, "--set", &watch, "--set", "webhook.replicas=1", "--set", "apiserver.enabled=true",
-            "--set", "builtin.personas=false", "--wait", "--timeout", "5m",
+            "install",
+            &release,
+            chart,
+            "--namespace",
+            &system,
+            "--set",
+            &registry,
+            "--set",
+            "image.tag=t1",
+            "--set",
+            &only_team,
+            "--set",
+            &watch,
+            "--set",
+            "webhook.replicas=1",
+            "--set",
+            "apiserver.enabled=true",
+            "--set",
+            "builtin.personas=false",
+            "--wait",
+            "--timeout",
+            "5m",
         ],
     );
     eprintln!("helm install --wait on the local node took {:.1}s", started.elapsed().as_secs_f64());
@@ -215,17 +240,32 @@ async fn the_chart_runs_agents_from_the_real_images_keeps_memories_across_upgrad
 
     // The user's side: the memory SkillPack, an instance with memory, then a run.
     plane
-        .kubectl(&["apply", "-n", &users, "-f", repo().join("deploy/builtin/skillpack-memory.yaml").to_str().unwrap()])
+        .kubectl(&[
+            "apply",
+            "-n",
+            &users,
+            "-f",
+            repo().join("deploy/builtin/skillpack-memory.yaml").to_str().unwrap(),
+        ])
         .unwrap();
-    apply(&client, &users, "SympoziumInstance", "sympoziuminstances", "sre", json!({
+    apply(
+        &client,
+        &users,
+        "SympoziumInstance",
+        "sympoziuminstances",
+        "sre",
+        json!({
         "agents": {"default": {"model": "gpt-4o", "baseURL": base_url}},
         "authRefs": [{"provider": "openai", "secret": "team-openai-key"}],
         "skills": [{"skillPackRef": "memory"}],
-        "memory": {"enabled": true}})).await;
+        "memory": {"enabled": true}}),
+    )
+    .await;
     memory_pod(&client, &users, "t1").await;
     fake.push(Turn::tool_call("memory_store", json!({"content": FACT, "tags": ["incident"]})));
     fake.push(Turn::text("Noted the pool exhaustion."));
-    let done = agent_run(&client, &users, "store-1", "Record what you found about checkout.", &base_url).await;
+    let done =
+        agent_run(&client, &users, "store-1", "Record what you found about checkout.", &base_url).await;
     assert_eq!(done.status.unwrap().result.as_deref(), Some("Noted the pool exhaustion."));
     // The run's pod ran the images of this registry, and the node unpacked each image
     // (its cache is keyed by the manifest digest `make images` wrote).
@@ -246,8 +286,19 @@ async fn the_chart_runs_agents_from_the_real_images_keeps_memories_across_upgrad
         &helm,
         &plane,
         &[
-            "upgrade", &release, chart, "--namespace", &system, "--reuse-values", "--set", "image.tag=t2",
-            "--set", "controller.maxRunHistory=20", "--wait", "--timeout", "5m",
+            "upgrade",
+            &release,
+            chart,
+            "--namespace",
+            &system,
+            "--reuse-values",
+            "--set",
+            "image.tag=t2",
+            "--set",
+            "controller.maxRunHistory=20",
+            "--wait",
+            "--timeout",
+            "5m",
         ],
     );
     assert!(out.contains("REVISION: 2"), "{out}");
@@ -267,11 +318,23 @@ async fn the_chart_runs_agents_from_the_real_images_keeps_memories_across_upgrad
 
     let out = run_helm(&helm, &plane, &["uninstall", &release, "--namespace", &system, "--wait"]);
     assert!(out.contains("uninstalled"), "{out}");
-    for kind in ["deployments", "secrets", "services", "serviceaccounts", "sympoziumpolicies", "skillpacks", "networkpolicies"] {
-        let left = plane.kubectl(&["get", kind, "-n", &system, "-o", "name", "-l", "app.kubernetes.io/part-of=sympozium"]).unwrap();
+    for kind in [
+        "deployments",
+        "secrets",
+        "services",
+        "serviceaccounts",
+        "sympoziumpolicies",
+        "skillpacks",
+        "networkpolicies",
+    ] {
+        let left = plane
+            .kubectl(&["get", kind, "-n", &system, "-o", "name", "-l", "app.kubernetes.io/part-of=sympozium"])
+            .unwrap();
         assert!(left.trim().is_empty(), "{kind} left: {left}");
     }
-    let left = plane.kubectl(&["get", "sympoziumpolicies,skillpacks,personapacks", "-n", &system, "-o", "name"]).unwrap();
+    let left = plane
+        .kubectl(&["get", "sympoziumpolicies,skillpacks,personapacks", "-n", &system, "-o", "name"])
+        .unwrap();
     assert!(left.trim().is_empty(), "built-ins left: {left}");
     for (kind, name) in [
         ("clusterrole", format!("{release}-controller")),

@@ -26,10 +26,7 @@ const CHART: &[(&str, &str)] = &[
     ),
     ("templates/nats.yaml", include_str!("../../../../deploy/helm/sympozium/templates/nats.yaml")),
     ("templates/webhook.yaml", include_str!("../../../../deploy/helm/sympozium/templates/webhook.yaml")),
-    (
-        "templates/apiserver.yaml",
-        include_str!("../../../../deploy/helm/sympozium/templates/apiserver.yaml"),
-    ),
+    ("templates/apiserver.yaml", include_str!("../../../../deploy/helm/sympozium/templates/apiserver.yaml")),
     ("templates/builtin.yaml", include_str!("../../../../deploy/helm/sympozium/templates/builtin.yaml")),
     ("templates/NOTES.txt", include_str!("../../../../deploy/helm/sympozium/templates/NOTES.txt")),
     (

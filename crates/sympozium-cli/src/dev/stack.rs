@@ -120,7 +120,11 @@ async fn build_images(layout: &Layout) -> anyhow::Result<PathBuf> {
         bail!(
             "building the images failed; {} ends with:\n{}",
             log_path.display(),
-            super::watch::tail(&log_path, 15).lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+            super::watch::tail(&log_path, 15)
+                .lines()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     Ok(out)
@@ -348,7 +352,9 @@ pub async fn up(layout: &Layout, wait: Duration, real_images: bool) -> anyhow::R
     let mut progress = Progress::stderr();
     let oci_dir = if real_images {
         if !rustix::process::geteuid().is_root() {
-            bail!("--real-images builds the images with buildah, which needs root here (vfs storage, chroot isolation)");
+            bail!(
+                "--real-images builds the images with buildah, which needs root here (vfs storage, chroot isolation)"
+            );
         }
         progress.step(&format!(
             "building the OCI images of {} from the debug binaries (scripts/images.sh)",
@@ -385,7 +391,11 @@ pub async fn up(layout: &Layout, wait: Duration, real_images: bool) -> anyhow::R
     emitln!("  control plane  {}", layout.plane().display());
     emitln!("  local node     {NODE} (log {})", layout.state.join("node.log").display());
     if let Some(dir) = &oci_dir {
-        emitln!("  images         {} run from their OCI archives in {}", REAL_IMAGES.join(", "), dir.display());
+        emitln!(
+            "  images         {} run from their OCI archives in {}",
+            REAL_IMAGES.join(", "),
+            dir.display()
+        );
     }
     emitln!("  system         namespace {ns}: controller, admission webhook, NATS (nats.{ns}.svc:4222)");
     emitln!("  offline model  http://{OFFLINE_MODEL}.{ns}.svc:8080/v1 (scripted, no network)");
@@ -481,7 +491,9 @@ pub async fn status(layout: &Layout) -> anyhow::Result<i32> {
     healthy &= node;
     emitln!("local node     {}", if node { "Ready" } else { "not ready" });
     let ns = &layout.system_namespace;
-    for name in ["sympozium-controller-manager", "nats", "sympozium-webhook", OFFLINE_MODEL, super::apiserver::NAME] {
+    for name in
+        ["sympozium-controller-manager", "nats", "sympozium-webhook", OFFLINE_MODEL, super::apiserver::NAME]
+    {
         let ok = deployment_available(&client, ns, name).await;
         healthy &= ok;
         emitln!("{name:<14} {}", if ok { "available" } else { "not available" });

@@ -149,7 +149,9 @@ fn spawn_node(plane: &TestPlane) -> Child {
         .args(["--pod-cidr", pod_cidr()])
         .args(["--register-with-taints", &format!("{TAINT}=true:NoSchedule")])
         .args(["--parent-pid", &pid.to_string()])
-        .args(OCI_DIR.get().map(|d| vec!["--oci-dir".to_string(), d.display().to_string()]).unwrap_or_default())
+        .args(
+            OCI_DIR.get().map(|d| vec!["--oci-dir".to_string(), d.display().to_string()]).unwrap_or_default(),
+        )
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
