@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{
     AgentSandboxInstanceSpec, ChannelAccessControl, LifecycleHooks, SecretRef, ToolPolicy, default_true,
 };
+use crate::instance::SandboxSpec;
 use crate::schedule::ScheduleType;
 
 /// Desired state of a PersonaPack.
@@ -79,6 +80,11 @@ pub struct PersonaPackSpec {
     /// Agent-sandbox settings for every generated instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_sandbox: Option<AgentSandboxInstanceSpec>,
+    /// Sandbox container settings for every generated instance
+    /// (`spec.agents.default.sandbox`): `execute_command` then runs in each run's hardened
+    /// `sandbox` container, which a policy with `sandboxPolicy.required` demands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxSpec>,
 }
 
 /// One team member.

@@ -246,6 +246,13 @@ async fn spec_edits_converge_the_children() {
     .await;
     let _: Deployment = h.exists("edit-channel-slack", "slack channel added").await;
     h.gone::<Deployment>("edit-channel-telegram", "removed telegram channel").await;
+    // Slack can call the pod (Events API): its webhook Service selects the channel pod.
+    let hook: Service = h.exists("edit-channel-slack", "slack webhook Service").await;
+    let spec = hook.spec.unwrap();
+    let port = &spec.ports.unwrap()[0];
+    assert_eq!((port.name.as_deref(), port.port), (Some("webhook"), 3000));
+    assert_eq!(spec.selector.unwrap()["sympozium.ai/channel"], "slack");
+    assert!(h.api::<Service>().get_opt("edit-channel-telegram").await.unwrap().is_none(), "Telegram polls");
 
     // A changed secret name rolls the Deployment to the new credentials.
     h.apply_instance(
@@ -306,6 +313,11 @@ async fn spec_edits_converge_the_children() {
     h.apply_instance("edit", base(json!([{"type": "slack", "configRef": {"secret": "slack-b"}}]), json!([])))
         .await;
     h.gone::<AgentRun>("edit-web-endpoint", "serving AgentRun removed").await;
+
+    // Removing the channel removes its webhook Service with its Deployment.
+    h.apply_instance("edit", base(json!([]), json!([]))).await;
+    h.gone::<Deployment>("edit-channel-slack", "slack channel removed").await;
+    h.gone::<Service>("edit-channel-slack", "slack webhook Service removed").await;
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use kube::core::admission::Operation;
 use crate::quantity;
 use sympozium_api::agentrun::RunMode;
 use sympozium_api::policy::{SandboxPolicy, ToolAction};
-use sympozium_api::{AgentRun, SympoziumPolicy};
+use sympozium_api::{AgentRun, SympoziumInstance, SympoziumPolicy};
 
 /// Feature gate that allows `spec.sandbox` (code execution in a sandbox container).
 pub const GATE_CODE_EXECUTION: &str = "code-execution";
@@ -39,6 +39,25 @@ fn agent_sandbox_enabled(run: &AgentRun) -> bool {
     run.spec.agent_sandbox.as_ref().is_some_and(|s| s.enabled)
 }
 
+/// The run as the controller will start it: an instance's `agents.default.sandbox` gives
+/// each of its runs the sandbox container unless the run chose agent-sandbox mode for
+/// itself (the controller's rule), so a policy requiring a sandbox judges what will run.
+pub fn with_instance_sandbox(run: &AgentRun, instance: &SympoziumInstance) -> AgentRun {
+    let mut effective = run.clone();
+    let inherited = instance.spec.agents.default.sandbox.as_ref().is_some_and(|s| s.enabled);
+    if inherited && !sandbox_enabled(run) && !agent_sandbox_enabled(run) {
+        effective.spec.sandbox.get_or_insert_with(Default::default).enabled = true;
+    }
+    effective
+}
+
+/// The refusal for a run without a sandbox under a policy that requires one.
+pub fn sandbox_required_message(policy: &str) -> String {
+    format!(
+        "sandbox is required by policy \"{policy}\" (sandboxPolicy.required): set spec.sandbox.enabled to true on the run, or spec.agents.default.sandbox.enabled on its SympoziumInstance (spec.sandbox.enabled on a PersonaPack)"
+    )
+}
+
 /// Rules that hold with or without a policy.
 pub fn validate_shape(run: &AgentRun) -> Result<(), String> {
     if sandbox_enabled(run) && agent_sandbox_enabled(run) {
@@ -59,7 +78,7 @@ pub fn validate(run: &AgentRun, policy: &SympoziumPolicy) -> Result<(), String> 
     let spec = &policy.spec;
     let sandbox = spec.sandbox_policy.as_ref();
     if sandbox.is_some_and(|s| s.required) && !sandbox_enabled(run) {
-        return Err(format!("sandbox is required by policy \"{name}\": set spec.sandbox.enabled to true"));
+        return Err(sandbox_required_message(name));
     }
     if let Some(sandbox) = sandbox {
         check_ceilings(run, sandbox, name)?;

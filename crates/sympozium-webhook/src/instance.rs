@@ -27,6 +27,8 @@ pub struct References {
     pub secrets: BTreeSet<String>,
     /// Tool allow-lists, by field path.
     pub allowed_tools: Vec<(String, Vec<String>)>,
+    /// The field that turns the sandbox container on for the runs, and whether it does.
+    pub sandbox: (String, bool),
 }
 
 fn pack_name(n: &str) -> String {
@@ -70,6 +72,10 @@ pub fn references(instance: &SympoziumInstance) -> References {
         skill_packs,
         secrets,
         allowed_tools,
+        sandbox: (
+            "spec.agents.default.sandbox.enabled".into(),
+            spec.agents.default.sandbox.as_ref().is_some_and(|s| s.enabled),
+        ),
     }
 }
 
@@ -95,7 +101,22 @@ pub fn pack_references(pack: &PersonaPack) -> References {
                     .map(|t| (format!("spec.personas[{i}].toolPolicy.allow"), t.allow.clone()))
             })
             .collect(),
+        sandbox: ("spec.sandbox.enabled".into(), spec.sandbox.as_ref().is_some_and(|s| s.enabled)),
     }
+}
+
+/// The warning for an instance or pack whose runs would lack the sandbox `policy` requires.
+/// A warning, not a refusal: manifests written for the original (whose instances were
+/// admitted either way) must still apply; each such run is refused when it is created.
+pub fn missing_sandbox(refs: &References, policy: &SympoziumPolicy) -> Option<String> {
+    let required = policy.spec.sandbox_policy.as_ref().is_some_and(|s| s.required);
+    let (field, enabled) = &refs.sandbox;
+    (required && !enabled).then(|| {
+        format!(
+            "{field} is not true, but policy \"{}\" requires a sandbox (sandboxPolicy.required): every run without one is refused; set {field}: true",
+            policy.metadata.name.as_deref().unwrap_or_default()
+        )
+    })
 }
 
 /// `(field, tool)` for every allowed tool that `policy` denies.
@@ -123,6 +144,7 @@ pub async fn check(client: &Client, system_namespace: &str, ns: &str, refs: &Ref
     if let Some(name) = &refs.policy {
         match Api::<SympoziumPolicy>::namespaced(client.clone(), ns).get_opt(name).await {
             Ok(Some(policy)) => {
+                warnings.extend(missing_sandbox(refs, &policy));
                 for (field, tool) in denied_allowed_tools(refs, &policy) {
                     warnings.push(format!(
                         "{field} lists \"{tool}\", which policy \"{name}\" denies: runs that copy it are refused"

@@ -175,7 +175,7 @@ pub async fn review_run(
         }
         Err(e) => return allow.deny(format!("could not read SympoziumPolicy \"{policy_name}\": {e}")),
     };
-    match decide::validate(run, &policy) {
+    match decide::validate(&decide::with_instance_sandbox(run, &instance), &policy) {
         Ok(()) => allow,
         Err(message) => {
             tracing::info!(run = ?run.metadata.name, namespace = %ns, %message, "denied");

@@ -205,10 +205,28 @@ async fn the_apiserver_enforces_policies_through_the_webhook() {
         plane.kubectl(&["apply", "-n", &ns, "-f", manifest.to_str().unwrap()]).unwrap_err().to_string();
     let _ = std::fs::remove_file(&manifest);
     assert!(
-        refused.contains("admission webhook \"vagentpod.sympozium.ai\" denied the request: sandbox is required by policy \"strict\": set spec.sandbox.enabled to true"),
+        refused.contains("admission webhook \"vagentpod.sympozium.ai\" denied the request: sandbox is required by policy \"strict\" (sandboxPolicy.required): set spec.sandbox.enabled to true on the run, or spec.agents.default.sandbox.enabled on its SympoziumInstance"),
         "{refused}"
     );
     assert!(runs.get_opt("no-sandbox").await.unwrap().is_none());
+
+    // An instance that turns the sandbox container on for its runs satisfies the policy for
+    // runs that do not ask for it themselves (the controller gives them the container); a
+    // run that picks agent-sandbox mode instead does not get it, and is refused.
+    apply(
+        &client,
+        &ns,
+        "SympoziumInstance",
+        "sympoziuminstances",
+        "boxed",
+        json!({"agents": {"default": {"model": "gpt-4o", "sandbox": {"enabled": true}}}, "policyRef": "strict"}),
+    )
+    .await;
+    create(&runs, &run("inherits", "boxed", json!({}))).await.expect("the instance's sandbox counts");
+    let e = create(&runs, &run("isolated", "boxed", json!({"agentSandbox": {"enabled": true}})))
+        .await
+        .unwrap_err();
+    assert!(e.contains("sandbox is required by policy \"strict\""), "{e}");
 
     let sandboxed = json!({"sandbox": {"enabled": true}});
     let mut tools = sandboxed.clone();
@@ -250,6 +268,16 @@ async fn the_apiserver_enforces_policies_through_the_webhook() {
         warnings.join("\n").contains("lists \"write_file\", which policy \"strict\" denies"),
         "{warnings:?}"
     );
+    // Its runs would all be refused for want of a sandbox: admitted (manifests written for
+    // the original must apply), with a warning naming the field to set.
+    assert!(
+        warnings.join("\n").contains("spec.agents.default.sandbox.enabled is not true, but policy \"strict\" requires a sandbox (sandboxPolicy.required)"),
+        "{warnings:?}"
+    );
+    let (status, warnings) = create_instance(&client, &ns, "boxed-too", json!({
+        "agents": {"default": {"model": "gpt-4o", "sandbox": {"enabled": true}}}, "policyRef": "strict"}))
+    .await;
+    assert_eq!((status, warnings.len()), (201, 0), "{warnings:?}");
 
     // So are enabled PersonaPacks; a disabled one is a catalog entry and gets none.
     let pack = |enabled: bool| {
@@ -265,6 +293,7 @@ async fn the_apiserver_enforces_policies_through_the_webhook() {
         "{all}"
     );
     assert!(all.contains("spec.personas[0].toolPolicy.allow lists \"write_file\""), "{all}");
+    assert!(all.contains("spec.sandbox.enabled is not true, but policy \"strict\" requires a sandbox"), "{all}");
     let (status, warnings) =
         create_raw(&client, &ns, "PersonaPack", "personapacks", "catalog", pack(false)).await;
     assert_eq!((status, warnings.len()), (201, 0));

@@ -292,7 +292,7 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         .into_iter()
         .filter(|r| r.spec.instance_ref == run.spec.instance_ref)
         .collect();
-    if let Err(message) = policy::validate(run, policy.as_ref()) {
+    if let Err(message) = policy::validate(run, Some(&instance), policy.as_ref()) {
         publish(ctx, run, EventType::Warning, "ValidationFailed", &message).await;
         terminal::fail(api, &name, &message, now).await?;
         return Ok(Action::await_change());

@@ -17,9 +17,22 @@ pub const GATED_TOOLS: &[(&str, &[&str])] = &[
     ("browser-automation", &["fetch_url"]),
 ];
 
-/// Why a run may not start (the message goes to `status.error`).
-pub fn validate(run: &AgentRun, policy: Option<&SympoziumPolicy>) -> Result<(), String> {
+/// Why a run may not start (the message goes to `status.error`). The sandbox a policy
+/// requires is the run's effective one (its own `spec.sandbox`, else its instance's
+/// `agents.default.sandbox`): checked here too, because the admission webhook is optional.
+pub fn validate(
+    run: &AgentRun,
+    instance: Option<&SympoziumInstance>,
+    policy: Option<&SympoziumPolicy>,
+) -> Result<(), String> {
     let Some(policy) = policy else { return Ok(()) };
+    let required = policy.spec.sandbox_policy.as_ref().is_some_and(|s| s.required);
+    if required && super::sandbox_container::effective(run, instance).is_none() {
+        return Err(format!(
+            "policy validation failed: sandbox is required by policy \"{}\" (sandboxPolicy.required): set spec.sandbox.enabled to true on the run, or spec.agents.default.sandbox.enabled on its SympoziumInstance (spec.sandbox.enabled on a PersonaPack)",
+            policy.metadata.name.as_deref().unwrap_or_default()
+        ));
+    }
     if let Some(sub) = &policy.spec.subagent_policy
         && let Some(parent) = &run.spec.parent
         && sub.max_depth > 0
@@ -240,13 +253,29 @@ mod tests {
     fn depth_and_concurrency_limits() {
         let p = policy(json!({"subagentPolicy": {"maxDepth": 2, "maxConcurrent": 1}}));
         let child = run(json!({"parent": {"runName": "p", "sessionKey": "s", "spawnDepth": 3}}));
-        assert!(validate(&child, Some(&p)).unwrap_err().contains("spawn depth 3"));
+        assert!(validate(&child, None, Some(&p)).unwrap_err().contains("spawn depth 3"));
         let mut busy = run(json!({}));
         busy.metadata.name = Some("other".into());
         busy.status =
             Some(sympozium_api::AgentRunStatus { phase: Some(AgentRunPhase::Running), ..Default::default() });
-        assert!(validate(&run(json!({})), Some(&p)).is_ok(), "busy is not invalid");
+        assert!(validate(&run(json!({})), None, Some(&p)).is_ok(), "busy is not invalid");
         assert!(concurrency_slot(&run(json!({})), None, Some(&p), &[busy]).unwrap_err().contains("1/1 runs"));
-        assert!(validate(&run(json!({})), None).is_ok());
+        assert!(validate(&run(json!({})), None, None).is_ok());
+    }
+
+    #[test]
+    fn a_required_sandbox_is_the_runs_own_or_its_instances() {
+        let p = policy(json!({"sandboxPolicy": {"required": true}}));
+        let refused = validate(&run(json!({})), None, Some(&p)).unwrap_err();
+        assert!(refused.contains("sandbox is required by policy \"p\""), "{refused}");
+        assert!(refused.contains("spec.agents.default.sandbox.enabled"), "{refused}");
+        assert!(validate(&run(json!({"sandbox": {"enabled": true}})), None, Some(&p)).is_ok());
+        let inst: SympoziumInstance = serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
+            "kind": "SympoziumInstance", "metadata": {"name": "i"},
+            "spec": {"agents": {"default": {"model": "m", "sandbox": {"enabled": true}}}}}))
+        .unwrap();
+        assert!(validate(&run(json!({})), Some(&inst), Some(&p)).is_ok(), "inherited from the instance");
+        let isolated = run(json!({"agentSandbox": {"enabled": true}}));
+        assert!(validate(&isolated, Some(&inst), Some(&p)).is_err(), "agent-sandbox mode has no sandbox container");
     }
 }

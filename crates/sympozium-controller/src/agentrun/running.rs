@@ -125,6 +125,12 @@ pub fn decide(
     }
 }
 
+/// The error of a run stopped at its timeout, naming the limit in seconds (the run's
+/// `spec.timeout`, which the Pending step fills in from the instance's `runTimeout`).
+pub fn timed_out(timeout: Duration) -> String {
+    format!("timed out after {}s (spec.timeout)", timeout.as_secs())
+}
+
 async fn agent_log(pods: &Api<Pod>, pod: &str) -> Option<String> {
     let params = LogParams { container: Some("agent".into()), tail_lines: Some(80), ..Default::default() };
     // A node that cannot serve logs must not stall the reconcile: the bus may still deliver.
@@ -188,10 +194,11 @@ pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
             Ok(Action::requeue(Duration::from_secs(1)))
         }
         Decision::TimedOut => {
-            if terminal::fail(api, &name, "timeout", Time(now)).await? {
-                super::memory::store_failure(&ctx.client, &ctx.settings, run, "timeout").await;
+            let message = timed_out(effective_timeout(run, None));
+            if terminal::fail(api, &name, &message, Time(now)).await? {
+                super::memory::store_failure(&ctx.client, &ctx.settings, run, &message).await;
             }
-            publish(ctx, run, EventType::Warning, "TimedOut", "the run exceeded its timeout").await;
+            publish(ctx, run, EventType::Warning, "TimedOut", &message).await;
             Ok(Action::requeue(Duration::from_secs(1)))
         }
     }

@@ -243,7 +243,11 @@ pub async fn running(
     let started = run.status.as_ref().and_then(|s| s.started_at.as_ref()).map(|t| t.0).unwrap_or(now);
     if now.duration_since(started).as_secs_f64() > timeout.as_secs_f64() {
         let _ = objects.delete(&name, &DeleteParams::background()).await;
-        terminal::fail(api, &run.name_any(), "agent sandbox timed out", Time(now)).await?;
+        let message = format!("agent sandbox {}", super::running::timed_out(timeout));
+        if terminal::fail(api, &run.name_any(), &message, Time(now)).await? {
+            super::memory::store_failure(&ctx.client, &ctx.settings, run, &message).await;
+        }
+        publish(ctx, run, EventType::Warning, "TimedOut", &message).await;
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     Ok(Action::requeue(CHECK_EVERY))

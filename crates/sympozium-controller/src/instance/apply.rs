@@ -68,6 +68,7 @@ async fn channels(inst: &SympoziumInstance, observed: &Observed, ctx: &Context, 
     }
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     for channel in &inst.spec.channels {
         let kind = channel.type_;
         let secret = channel.config_ref.secret.trim();
@@ -85,6 +86,12 @@ async fn channels(inst: &SympoziumInstance, observed: &Observed, ctx: &Context, 
                 == Some(true)
             {
                 out.created.push(format!("PersistentVolumeClaim/{name}"));
+            }
+        }
+        if let Some(svc) = build::channel_webhook_service(inst, kind) {
+            let what = format!("Service/{}", svc.name_any());
+            if out.record(what.clone(), apply(&services, &svc).await) == Some(Applied::Created) {
+                out.created.push(what);
             }
         }
         let version = observed.secret_versions.get(secret).cloned().flatten();
@@ -117,6 +124,10 @@ async fn channels(inst: &SympoziumInstance, observed: &Observed, ctx: &Context, 
             == Some(true)
         {
             out.deleted.push(format!("Deployment/{name}"));
+        }
+        // Its webhook Service (same name), if the platform had one.
+        if out.record(format!("Service/{name}"), delete_if_owned(&services, &name, &uid).await) == Some(true) {
+            out.deleted.push(format!("Service/{name}"));
         }
     }
 }

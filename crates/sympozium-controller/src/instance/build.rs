@@ -39,6 +39,17 @@ pub fn channel_deployment_name(instance: &str, channel: ChannelType) -> String {
     format!("{instance}-channel-{channel}")
 }
 
+/// Port of a channel pod's inbound webhook (`WEBHOOK_ADDR`): Slack's Events API
+/// (`POST /slack/events`) and the WhatsApp Cloud API (`GET`/`POST /webhook`).
+pub const WEBHOOK_PORT: i32 = 3000;
+
+/// Whether the platform calls the channel pod (webhooks) rather than only the reverse.
+/// Slack in Socket Mode does not, but the controller never reads the Secret that decides
+/// the mode, so every Slack channel gets the Service (nothing listens behind it then).
+pub fn receives_webhooks(channel: ChannelType) -> bool {
+    matches!(channel, ChannelType::Slack | ChannelType::Whatsapp)
+}
+
 /// Name of the legacy memory ConfigMap, and of the memory server Deployment and Service.
 pub fn memory_name(instance: &str) -> String {
     format!("{instance}-memory")
@@ -199,11 +210,17 @@ pub fn channel_deployment(
                 ..Default::default()
             }]
         }),
-        ports: Some(vec![ContainerPort {
-            name: Some("health".into()),
-            container_port: 8080,
-            ..Default::default()
-        }]),
+        ports: Some(
+            [("health", 8080)]
+                .into_iter()
+                .chain(receives_webhooks(channel.type_).then_some(("webhook", WEBHOOK_PORT)))
+                .map(|(name, port)| ContainerPort {
+                    name: Some(name.into()),
+                    container_port: port,
+                    ..Default::default()
+                })
+                .collect(),
+        ),
         // Ready only while the platform connection works (the pod's /healthz), so the
         // Deployment's readiness says the same as the pod's health reports.
         readiness_probe: Some(Probe {
@@ -255,6 +272,36 @@ pub fn channel_deployment(
         }),
         ..Default::default()
     }
+}
+
+/// The Service `<instance>-channel-<type>` in front of a channel pod's webhook port, for
+/// the platforms that call the pod ([`receives_webhooks`]): what an Ingress or Gateway
+/// route points Slack's Request URL or Meta's callback URL at.
+pub fn channel_webhook_service(inst: &SympoziumInstance, channel: ChannelType) -> Option<Service> {
+    if !receives_webhooks(channel) {
+        return None;
+    }
+    let name = inst.name_any();
+    let labels = labels_of(&[
+        (labels::COMPONENT, component::CHANNEL),
+        (labels::CHANNEL, channel.as_str()),
+        (labels::INSTANCE, &name),
+    ]);
+    Some(Service {
+        metadata: meta(inst, channel_deployment_name(&name, channel), labels.clone()),
+        spec: Some(ServiceSpec {
+            selector: Some(labels),
+            ports: Some(vec![ServicePort {
+                name: Some("webhook".into()),
+                port: WEBHOOK_PORT,
+                target_port: Some(IntOrString::String("webhook".into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 fn pvc(

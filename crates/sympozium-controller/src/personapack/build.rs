@@ -188,6 +188,7 @@ pub fn instance(
                 model: model.to_string(),
                 base_url: pack.spec.base_url.clone().filter(|u| !u.trim().is_empty()),
                 agent_sandbox: pack.spec.agent_sandbox.clone(),
+                sandbox: pack.spec.sandbox.clone(),
                 lifecycle: persona.lifecycle.clone(),
                 tool_policy: persona.tool_policy.clone(),
                 ..Default::default()

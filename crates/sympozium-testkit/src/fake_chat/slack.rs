@@ -283,12 +283,13 @@ async fn api(
             "user_id": BOT_USER, "bot_id": BOT_ID}))
         .into_response(),
         "apps.connections.open" if bearer_ok(&headers, &s.app_token) => {
+            // The socket is on the host the client reached the Web API by (a pod on the
+            // local node comes through a Service name, not this loopback address).
+            let host = headers.get("host").and_then(|h| h.to_str().ok()).map(String::from);
             let addr = s.addr.lock().unwrap_or_else(PoisonError::into_inner).map(|a| a.to_string());
             let n = s.next_id();
-            axum::Json(
-                json!({"ok": true, "url": format!("ws://{}/link?ticket={n}", addr.unwrap_or_default())}),
-            )
-            .into_response()
+            let host = host.or(addr).unwrap_or_default();
+            axum::Json(json!({"ok": true, "url": format!("ws://{host}/link?ticket={n}")})).into_response()
         }
         "chat.postMessage" if bearer_ok(&headers, &s.bot_token) => post_message(&s, p),
         "auth.test" | "apps.connections.open" | "chat.postMessage" => {
