@@ -67,11 +67,14 @@ async fn builtin_policies(client: &Client, ns: &str) {
 }
 
 async fn finished(runs: &Api<AgentRun>, name: &str, timeout: Duration) -> AgentRun {
-    wait_for(runs, name, "the run Failed", timeout, |r: Option<&AgentRun>| {
+    let done = wait_for(runs, name, "the run Failed", timeout, |r: Option<&AgentRun>| {
         r.and_then(|r| r.status.as_ref()?.phase) == Some(AgentRunPhase::Failed)
     })
-    .await
-    .unwrap()
+    .await;
+    match done {
+        Ok(run) => run,
+        Err(e) => panic!("{e}; the run now: {:?}", runs.get(name).await.map(|r| r.status)),
+    }
 }
 
 fn error_of(run: &AgentRun) -> String {
@@ -201,19 +204,20 @@ async fn sandboxed_runs_fail_at_their_instances_run_timeout() {
     assert_eq!(done.spec.timeout.as_deref(), Some("4s"), "the instance's runTimeout is the run's");
     assert_eq!(error_of(&done), "agent sandbox timed out after 4s (spec.timeout)");
 
-    // The sandbox container: the run's Job pod cannot be placed (the instance's node
-    // selector matches no node), so the run outlives its 3 s runTimeout.
+    // The sandbox container: the run's Job pod cannot be placed (its node selector matches
+    // no node), so the run outlives its instance's 3 s runTimeout.
     apply(
         &client,
         &ns,
         "SympoziumInstance",
         "sympoziuminstances",
         "boxed",
-        json!({"agents": {"default": {"model": "gpt-4o", "runTimeout": "3s", "sandbox": {"enabled": true},
-               "nodeSelector": {"sympozium.ai/test-no-such-node": "true"}}}}),
+        json!({"agents": {"default": {"model": "gpt-4o", "runTimeout": "3s", "sandbox": {"enabled": true}}}}),
     )
     .await;
-    run(&client, &ns, "slow-boxed", "boxed").await;
+    let nowhere = json!({"model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "team-key",
+        "nodeSelector": {"sympozium.ai/test-no-such-node": "true"}}});
+    run_with(&client, &ns, "slow-boxed", "boxed", nowhere).await;
     let done = finished(&runs, "slow-boxed", WAIT).await;
     assert_eq!(done.spec.timeout.as_deref(), Some("3s"));
     assert_eq!(error_of(&done), "timed out after 3s (spec.timeout)");

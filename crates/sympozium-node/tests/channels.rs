@@ -77,7 +77,7 @@ async fn webhook_endpoint(client: &Client, ns: &str, service: &str) -> String {
     loop {
         for slice in slices.list(&lp).await.unwrap() {
             let port = slice.ports.iter().flatten().find_map(|p| p.port);
-            let ready = slice.endpoints.iter().find(|e| {
+            let ready = slice.endpoints.iter().flatten().find(|e| {
                 e.conditions.as_ref().and_then(|c| c.ready) == Some(true) && !e.addresses.is_empty()
             });
             if let (Some(port), Some(endpoint)) = (port, ready) {
@@ -189,7 +189,7 @@ async fn slack_and_whatsapp_channel_pods_answer_in_the_users_chat() {
     assert_eq!(sent[0].chat, "C-DEV");
     assert_eq!(sent[0].thread.as_deref(), Some(asked.as_str()));
     assert_eq!(sent[0].text, "Events API: the cart deployment rolled out at 14:02.");
-    assert!(socket_slack.sent().len() == 1, "the other instance's Slack got nothing more");
+    assert_eq!(socket_slack.sent().len(), 1, "the other instance's Slack got nothing more");
 
     // WhatsApp: Meta checks the subscription, then notifies the webhook Service; the reply
     // goes to the user's number, quoting their message.

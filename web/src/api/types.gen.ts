@@ -506,6 +506,27 @@ export interface PersonaPack {
     })[];
     /** SympoziumPolicy for every generated instance. */
     policyRef?: string | null;
+    /** Sandbox container settings for every generated instance */
+    sandbox?: {
+      /** Run commands in a sandbox container. */
+      enabled: boolean;
+      /** Sandbox image. */
+      image?: string | null;
+      /** Sandbox container resources. */
+      resources?: {
+        /** Claims lists the names of resources, defined in spec.resourceClaims, that are used by this container. */
+        claims?: ({
+          /** Name must match the name of one entry in pod.spec.resourceClaims of the Pod where this field is used. It makes that resource available inside a container. */
+          name: string;
+          /** Request is the name chosen for a request in the referenced claim. If empty, everything from the claim is made available, otherwise only the result of this request. */
+          request?: string;
+        })[];
+        /** Limits describes the maximum amount of compute resources allowed. More info: https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/ */
+        limits?: Record<string, number | string>;
+        /** Requests describes the minimum amount of compute resources required. If Requests is omitted for a container, it defaults to Limits if that is explicitly specified, otherwise to an implementation-defined value. Requests cannot exceed Limits. More info: https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/ */
+        requests?: Record<string, number | string>;
+      } | null;
+    } | null;
     /** SkillPack name → parameters. */
     skillParams?: Record<string, Record<string, string>> | null;
     /** Team objective wrapped around every persona's task. */
