@@ -349,6 +349,10 @@ pub enum PackCommand {
         /// The provider's base URL (Ollama, LM Studio, vLLM or any OpenAI-compatible endpoint).
         #[arg(long)]
         base_url: Option<String>,
+        /// Run every persona's commands in a hardened `sandbox` container (`spec.sandbox`),
+        /// which a policy with `sandboxPolicy.required` (the built-in `restrictive`) demands.
+        #[arg(long)]
+        sandbox: bool,
     },
     /// Disable a pack: removes its team.
     Deactivate {

@@ -107,12 +107,14 @@ async fn packs_activate_with_a_key_secret_and_deactivate() {
             "sk-ant-test",
             "--model",
             "claude-x",
+            "--sandbox",
         ],
     )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let pack = pack_api.get("platform-team").await.unwrap();
     assert_eq!(pack.spec.enabled, Some(true));
+    assert!(pack.spec.sandbox.is_some_and(|s| s.enabled), "--sandbox turns the sandbox container on");
     assert_eq!(pack.spec.auth_refs[0].secret, "platform-team-anthropic-key");
     assert_eq!(
         pack.spec.personas[0].model.as_deref(),

@@ -111,7 +111,10 @@ async fn restrictive_requires_a_sandbox_that_persona_packs_can_turn_on() {
     run(&client, &ns, "bare-run", "bare").await;
     let refused = finished(&runs, "bare-run", WAIT).await;
     let error = error_of(&refused);
-    assert!(error.contains("sandbox is required by policy \"restrictive\" (sandboxPolicy.required)"), "{error}");
+    assert!(
+        error.contains("sandbox is required by policy \"restrictive\" (sandboxPolicy.required)"),
+        "{error}"
+    );
     assert!(error.contains("spec.agents.default.sandbox.enabled"), "{error}");
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
     assert!(jobs.get_opt("bare-run").await.unwrap().is_none(), "nothing ran");
@@ -133,18 +136,20 @@ async fn restrictive_requires_a_sandbox_that_persona_packs_can_turn_on() {
     let instances: Api<SympoziumInstance> = Api::namespaced(client.clone(), &ns);
     for persona in ["auditor", "fixer"] {
         let name = format!("ops-team-{persona}");
-        let stamped = wait_for(&instances, &name, "the stamped instance", WAIT, |i: Option<&SympoziumInstance>| {
-            i.is_some()
-        })
-        .await
-        .unwrap();
+        let stamped =
+            wait_for(&instances, &name, "the stamped instance", WAIT, |i: Option<&SympoziumInstance>| {
+                i.is_some()
+            })
+            .await
+            .unwrap();
         let sandbox = stamped.spec.agents.default.sandbox.clone().expect("the pack's sandbox");
         assert!(sandbox.enabled, "{name}");
         assert_eq!(stamped.spec.policy_ref.as_deref(), Some("restrictive"));
     }
     // Its own skills, so it does not wait for the persona's memory server (which needs a
     // volume this plane cannot provision).
-    run_with(&client, &ns, "team-run", "ops-team-auditor", json!({"skills": [{"skillPackRef": "k8s-ops"}]})).await;
+    run_with(&client, &ns, "team-run", "ops-team-auditor", json!({"skills": [{"skillPackRef": "k8s-ops"}]}))
+        .await;
     let job = wait_for(&jobs, "team-run", "the run's Job", WAIT, |j: Option<&Job>| j.is_some()).await;
     let job = match job {
         Ok(j) => j,
@@ -197,9 +202,11 @@ async fn sandboxed_runs_fail_at_their_instances_run_timeout() {
     .await;
     run(&client, &ns, "slow-isolated", "isolated").await;
     let sandboxes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &sandbox_resource());
-    wait_for(&sandboxes, "sb-slow-isolated", "the run's Sandbox", WAIT, |s: Option<&DynamicObject>| s.is_some())
-        .await
-        .unwrap();
+    wait_for(&sandboxes, "sb-slow-isolated", "the run's Sandbox", WAIT, |s: Option<&DynamicObject>| {
+        s.is_some()
+    })
+    .await
+    .unwrap();
     let done = finished(&runs, "slow-isolated", WAIT).await;
     assert_eq!(done.spec.timeout.as_deref(), Some("4s"), "the instance's runTimeout is the run's");
     assert_eq!(error_of(&done), "agent sandbox timed out after 4s (spec.timeout)");

@@ -56,11 +56,12 @@ async fn agent(client: &Client, ns: &str, name: &str, base_url: &str, channels: 
 /// Waits until every channel of `name` reports Connected (its pod's health over the bus).
 async fn connected(client: &Client, ns: &str, name: &str, n: usize) {
     let api: Api<SympoziumInstance> = Api::namespaced(client.clone(), ns);
-    let result = wait_for(&api, name, "its channels Connected", WAIT, move |i: Option<&SympoziumInstance>| {
-        let channels = i.and_then(|i| i.status.as_ref()).map(|s| s.channels.clone()).unwrap_or_default();
-        channels.len() == n && channels.iter().all(|c| c.status == "Connected")
-    })
-    .await;
+    let result =
+        wait_for(&api, name, "its channels Connected", WAIT, move |i: Option<&SympoziumInstance>| {
+            let channels = i.and_then(|i| i.status.as_ref()).map(|s| s.channels.clone()).unwrap_or_default();
+            channels.len() == n && channels.iter().all(|c| c.status == "Connected")
+        })
+        .await;
     if let Err(e) = result {
         panic!("{e}; status: {:?}", api.get(name).await.unwrap().status);
     }
@@ -93,7 +94,12 @@ async fn run_of(client: &Client, ns: &str, instance: &str) -> AgentRun {
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), ns);
     let lp = ListParams::default().labels(&format!("sympozium.ai/instance={instance}"));
     let list = runs.list(&lp).await.unwrap().items;
-    assert_eq!(list.len(), 1, "one run per message: {:?}", list.iter().map(|r| r.name_any()).collect::<Vec<_>>());
+    assert_eq!(
+        list.len(),
+        1,
+        "one run per message: {:?}",
+        list.iter().map(|r| r.name_any()).collect::<Vec<_>>()
+    );
     list.into_iter().next().unwrap()
 }
 
@@ -125,15 +131,25 @@ async fn slack_and_whatsapp_channel_pods_answer_in_the_users_chat() {
     let whatsapp = FakeWhatsApp::start("wa-token", "1098765", "app-secret").await.unwrap();
     host_service(&client, &ns, "whatsapp", port_of(&whatsapp.url())).await;
 
-    secret(&client, &ns, "slack-socket", json!({"SLACK_BOT_TOKEN": "xoxb-socket", "SLACK_APP_TOKEN": "xapp-socket",
-        "SLACK_API_URL": format!("http://slack-socket.{ns}.svc/api")}))
+    secret(
+        &client,
+        &ns,
+        "slack-socket",
+        json!({"SLACK_BOT_TOKEN": "xoxb-socket", "SLACK_APP_TOKEN": "xapp-socket",
+        "SLACK_API_URL": format!("http://slack-socket.{ns}.svc/api")}),
+    )
     .await;
     secret(&client, &ns, "slack-events", json!({"SLACK_BOT_TOKEN": "xoxb-events",
         "SLACK_SIGNING_SECRET": "signing-secret", "SLACK_API_URL": format!("http://slack-events.{ns}.svc/api")}))
     .await;
-    secret(&client, &ns, "whatsapp", json!({"WHATSAPP_ACCESS_TOKEN": "wa-token", "WHATSAPP_PHONE_NUMBER_ID": "1098765",
+    secret(
+        &client,
+        &ns,
+        "whatsapp",
+        json!({"WHATSAPP_ACCESS_TOKEN": "wa-token", "WHATSAPP_PHONE_NUMBER_ID": "1098765",
         "WHATSAPP_VERIFY_TOKEN": "verify-me", "WHATSAPP_APP_SECRET": "app-secret",
-        "WHATSAPP_API_URL": format!("http://whatsapp.{ns}.svc/v21.0")}))
+        "WHATSAPP_API_URL": format!("http://whatsapp.{ns}.svc/v21.0")}),
+    )
     .await;
 
     let settings = Settings {
@@ -141,8 +157,13 @@ async fn slack_and_whatsapp_channel_pods_answer_in_the_users_chat() {
         event_bus_url: Some(format!("nats://nats.{ns}.svc:80")),
         ..Default::default()
     };
-    let ctx =
-        Arc::new(Context::new(client.clone(), settings, Metrics::default(), Some(ns.clone()), "channels-e2e"));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings,
+        Metrics::default(),
+        Some(ns.clone()),
+        "channels-e2e",
+    ));
     let tasks = [
         tokio::spawn(agentrun::run(ctx.clone())),
         tokio::spawn(instance::run(ctx.clone())),
@@ -150,8 +171,14 @@ async fn slack_and_whatsapp_channel_pods_answer_in_the_users_chat() {
         tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), ctx.settings.clone())),
     ];
 
-    agent(&client, &ns, "socket-agent", &base_url, json!([{"type": "slack", "configRef": {"secret": "slack-socket"}}]))
-        .await;
+    agent(
+        &client,
+        &ns,
+        "socket-agent",
+        &base_url,
+        json!([{"type": "slack", "configRef": {"secret": "slack-socket"}}]),
+    )
+    .await;
     agent(
         &client,
         &ns,
@@ -178,7 +205,8 @@ async fn slack_and_whatsapp_channel_pods_answer_in_the_users_chat() {
 
     // Slack over the Events API: Slack POSTs the signed event to the webhook Service; the
     // answer goes to that channel and thread through the other workspace's Web API.
-    let slack_hook = format!("{}/slack/events", webhook_endpoint(&client, &ns, "hook-agent-channel-slack").await);
+    let slack_hook =
+        format!("{}/slack/events", webhook_endpoint(&client, &ns, "hook-agent-channel-slack").await);
     let forged = events_slack.post_raw(&slack_hook, "{\"type\":\"event_callback\"}", "1", "v0=00").await;
     assert_eq!(forged.0.as_u16(), 401, "an unsigned event is refused: {}", forged.1);
     let asked = events_slack
@@ -198,8 +226,10 @@ async fn slack_and_whatsapp_channel_pods_answer_in_the_users_chat() {
     assert_eq!((status, challenge.as_str()), (200, "ch-42"));
     let (status, _) = whatsapp.verify_subscription(&wa_hook, "wrong", "ch-43").await;
     assert_eq!(status, 403, "a wrong verify token is refused");
-    let asked =
-        whatsapp.user_says(&wa_hook, "15551234567", "Cleo", "Is payments ready?", Duration::from_secs(30)).await.unwrap();
+    let asked = whatsapp
+        .user_says(&wa_hook, "15551234567", "Cleo", "Is payments ready?", Duration::from_secs(30))
+        .await
+        .unwrap();
     let sent = whatsapp.wait_sent(1, WAIT).await.unwrap();
     assert_eq!(sent[0].chat, "15551234567");
     assert_eq!(sent[0].reply_to.as_deref(), Some(asked.as_str()));
@@ -209,7 +239,9 @@ async fn slack_and_whatsapp_channel_pods_answer_in_the_users_chat() {
     // What the model saw: each user's message, through each instance's own run.
     let requests = llm.requests();
     assert_eq!(requests.len(), 3);
-    for (i, text) in ["Are the shop pods healthy?", "When did cart roll out?", "Is payments ready?"].iter().enumerate() {
+    for (i, text) in
+        ["Are the shop pods healthy?", "When did cart roll out?", "Is payments ready?"].iter().enumerate()
+    {
         assert!(requests[i].body.to_string().contains(text), "{i}: {}", requests[i].body);
     }
     for t in tasks {

@@ -57,7 +57,9 @@ fn sandbox_rules() {
     let p = policy(json!({"sandboxPolicy": {"required": true}}));
     let refused = denied(&run(json!({})), &p);
     assert!(refused.starts_with("sandbox is required by policy \"p\" (sandboxPolicy.required)"), "{refused}");
-    assert!(refused.contains("spec.sandbox.enabled") && refused.contains("spec.agents.default.sandbox.enabled"));
+    assert!(
+        refused.contains("spec.sandbox.enabled") && refused.contains("spec.agents.default.sandbox.enabled")
+    );
     assert!(validate(&run(json!({"sandbox": {"enabled": true}})), &p).is_ok());
     let both = run(json!({"sandbox": {"enabled": true}, "agentSandbox": {"enabled": true}}));
     assert!(denied(&both, &policy(json!({}))).contains("cannot both be enabled"));

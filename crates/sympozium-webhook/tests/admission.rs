@@ -274,8 +274,13 @@ async fn the_apiserver_enforces_policies_through_the_webhook() {
         warnings.join("\n").contains("spec.agents.default.sandbox.enabled is not true, but policy \"strict\" requires a sandbox (sandboxPolicy.required)"),
         "{warnings:?}"
     );
-    let (status, warnings) = create_instance(&client, &ns, "boxed-too", json!({
-        "agents": {"default": {"model": "gpt-4o", "sandbox": {"enabled": true}}}, "policyRef": "strict"}))
+    let (status, warnings) = create_instance(
+        &client,
+        &ns,
+        "boxed-too",
+        json!({
+        "agents": {"default": {"model": "gpt-4o", "sandbox": {"enabled": true}}}, "policyRef": "strict"}),
+    )
     .await;
     assert_eq!((status, warnings.len()), (201, 0), "{warnings:?}");
 
@@ -293,7 +298,10 @@ async fn the_apiserver_enforces_policies_through_the_webhook() {
         "{all}"
     );
     assert!(all.contains("spec.personas[0].toolPolicy.allow lists \"write_file\""), "{all}");
-    assert!(all.contains("spec.sandbox.enabled is not true, but policy \"strict\" requires a sandbox"), "{all}");
+    assert!(
+        all.contains("spec.sandbox.enabled is not true, but policy \"strict\" requires a sandbox"),
+        "{all}"
+    );
     let (status, warnings) =
         create_raw(&client, &ns, "PersonaPack", "personapacks", "catalog", pack(false)).await;
     assert_eq!((status, warnings.len()), (201, 0));

@@ -54,8 +54,8 @@ fn every_builtin_policy_admits_an_ordinary_run_of_a_sandboxed_instance() {
 
 #[test]
 fn restrictive_requires_the_sandbox_container() {
-    let refused = validate(&with_instance_sandbox(&run(json!({})), &instance(false)), &restrictive())
-        .unwrap_err();
+    let refused =
+        validate(&with_instance_sandbox(&run(json!({})), &instance(false)), &restrictive()).unwrap_err();
     assert!(refused.contains("sandbox is required by policy \"restrictive\""), "{refused}");
     assert!(refused.contains("spec.sandbox.enabled"), "{refused}");
     assert!(refused.contains("spec.agents.default.sandbox.enabled"), "{refused}");

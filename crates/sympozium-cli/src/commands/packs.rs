@@ -80,7 +80,7 @@ pub async fn dispatch(client: &Client, ns: &str, cmd: &PackCommand, format: Form
             crate::output::emit!("{}", table(&["PERSONA", "DISPLAY NAME", "SKILLS", "SCHEDULE"], &rows));
             Ok(0)
         }
-        PackCommand::Activate { name, provider, api_key, model, base_url } => {
+        PackCommand::Activate { name, provider, api_key, model, base_url, sandbox } => {
             let key = api_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
             let act = Activation {
                 pack: name.clone(),
@@ -90,6 +90,7 @@ pub async fn dispatch(client: &Client, ns: &str, cmd: &PackCommand, format: Form
                     .unwrap_or_default(),
                 model: model.clone(),
                 base_url: base_url.clone().filter(|u| !u.trim().is_empty()),
+                sandbox_container: *sandbox,
                 ..Default::default()
             };
             let personas = activate_pack(client, ns, &act).await?;

@@ -140,6 +140,9 @@ pub async fn activate_pack(client: &Client, ns: &str, act: &Activation) -> Resul
     if act.sandbox {
         spec["agentSandbox"] = json!({"enabled": true});
     }
+    if act.sandbox_container {
+        spec["sandbox"] = json!({"enabled": true});
+    }
     api.patch(name, &PatchParams::default(), &Patch::Merge(&json!({ "spec": spec }))).await?;
     Ok(pack.spec.personas.len())
 }

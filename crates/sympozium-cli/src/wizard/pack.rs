@@ -38,6 +38,8 @@ pub struct Activation {
     pub task: Option<String>,
     /// `spec.agentSandbox.enabled`.
     pub sandbox: bool,
+    /// `spec.sandbox.enabled`: the sandbox container for every persona's runs.
+    pub sandbox_container: bool,
     /// Channels for every persona, with the token Secret data of each.
     pub channels: Vec<(String, BTreeMap<String, String>)>,
     /// Interval (`30m`, `1h`, …) every persona's schedule gets; `None` keeps the pack's.
@@ -134,6 +136,8 @@ pub fn activation(a: &Answers) -> Activation {
         repo: some("repo"),
         task: some("task"),
         sandbox: a.yes("sandbox"),
+        // The wizard asks about agent-sandbox mode only (as the original's did).
+        sandbox_container: false,
         channels: a
             .list("channels")
             .into_iter()

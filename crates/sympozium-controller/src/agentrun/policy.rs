@@ -276,6 +276,9 @@ mod tests {
         .unwrap();
         assert!(validate(&run(json!({})), Some(&inst), Some(&p)).is_ok(), "inherited from the instance");
         let isolated = run(json!({"agentSandbox": {"enabled": true}}));
-        assert!(validate(&isolated, Some(&inst), Some(&p)).is_err(), "agent-sandbox mode has no sandbox container");
+        assert!(
+            validate(&isolated, Some(&inst), Some(&p)).is_err(),
+            "agent-sandbox mode has no sandbox container"
+        );
     }
 }

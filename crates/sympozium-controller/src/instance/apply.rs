@@ -126,7 +126,8 @@ async fn channels(inst: &SympoziumInstance, observed: &Observed, ctx: &Context, 
             out.deleted.push(format!("Deployment/{name}"));
         }
         // Its webhook Service (same name), if the platform had one.
-        if out.record(format!("Service/{name}"), delete_if_owned(&services, &name, &uid).await) == Some(true) {
+        if out.record(format!("Service/{name}"), delete_if_owned(&services, &name, &uid).await) == Some(true)
+        {
             out.deleted.push(format!("Service/{name}"));
         }
     }
