@@ -79,6 +79,13 @@ bench-runner:
 	cargo build --release --locked -p sympozium-agent-runner --bins --examples
 	target/release/examples/bench target/release/sympozium-agent-runner
 
+# Cost of OpenTelemetry export per run: off vs. exporting to a real collector (gRPC, HTTP)
+# vs. a collector that is down. BENCH_TELEMETRY_RUNS sets the runs per mode (default 30).
+.PHONY: bench-telemetry
+bench-telemetry:
+	cargo build --release --locked -p sympozium-agent-runner --bins --examples
+	target/release/examples/telemetry_bench target/release/sympozium-agent-runner $(BENCH_TELEMETRY_RUNS)
+
 # Memory server: store throughput and search latency p50/p99 at 10k/100k/1M memories.
 # Override sizes with BENCH_MEMORY_ARGS="--sizes 10000,100000". Never part of `make test`.
 .PHONY: bench-memory

@@ -9,17 +9,48 @@ use clap::Parser;
 use k8s_openapi::api::core::v1::Secret;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use sympozium_apiserver::{AppState, Caches, Config, auth, router};
-use tracing_subscriber::EnvFilter;
+use sympozium_telemetry::TelemetryArgs;
+
+/// The server's flags plus the shared telemetry settings.
+#[derive(Parser)]
+#[command(name = "sympozium-apiserver", version, about = "Sympozium's REST/WebSocket API and web dashboard")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
+
+/// One span per request, `sympozium.api.<METHOD>`, continuing the caller's `traceparent`.
+async fn trace_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = request.method().as_str().to_string();
+    let span = tracing::info_span!(
+        "sympozium.api.request",
+        otel.name = %format!("sympozium.api.{method}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    if let Some(tp) = request.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+        sympozium_telemetry::set_parent_from_traceparent(&span, tp);
+    }
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    response
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")),
-        )
-        .json()
-        .init();
-    let config = Config::parse();
+    let cli = Cli::parse();
+    let telemetry =
+        sympozium_telemetry::init("sympozium-apiserver", &cli.telemetry.with_secret_headers(std::env::vars()))?;
+    let config = cli.config;
     let kube_config = match &config.kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
@@ -81,10 +112,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
-    axum::serve(listener, router(state))
+    let served = axum::serve(listener, router(state).layer(axum::middleware::from_fn(trace_request)))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await?;
-    Ok(())
+        .await;
+    telemetry.shutdown(Duration::from_secs(5));
+    Ok(served?)
 }

@@ -41,6 +41,15 @@ pub struct BusOptions {
 /// channel) would stay on the server for ever.
 pub const CONSUMER_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
+/// The queue depth of a durable consumer ([`Bus::backlog`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Messages on the consumer's subject not yet delivered to it.
+    pub pending: u64,
+    /// Messages delivered and not yet acknowledged (being handled, or about to be redelivered).
+    pub unacknowledged: u64,
+}
+
 /// One message from a durable consumer; ack it once handled, or it is redelivered.
 #[derive(Debug)]
 pub struct Delivery {
@@ -308,6 +317,23 @@ impl Bus {
             }
         });
         rx
+    }
+
+    /// How far the durable consumer `name` is behind: messages not yet delivered and
+    /// messages delivered but not acknowledged (the queue depth of whoever consumes it).
+    /// `None` when no such consumer exists (not created yet, or expired while unused).
+    pub async fn backlog(&self, name: &str) -> Result<Option<Backlog>, Error> {
+        use async_nats::jetstream::context::ConsumerInfoErrorKind;
+        let failed = |e: String| Error::JetStream { operation: "reading a consumer's backlog", reason: e };
+        let stream = self.js.get_stream(STREAM).await.map_err(|e| failed(e.to_string()))?;
+        match stream.consumer_info(name).await {
+            Ok(info) => Ok(Some(Backlog {
+                pending: info.num_pending,
+                unacknowledged: u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX),
+            })),
+            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => Ok(None),
+            Err(e) => Err(failed(e.to_string())),
+        }
     }
 
     /// The underlying NATS client (for request/reply and live, non-durable subscriptions).

@@ -15,7 +15,7 @@ pub mod payloads;
 pub mod topics;
 pub mod trace;
 
-pub use bus::{Bus, BusOptions, CONSUMER_EXPIRY, Delivery};
+pub use bus::{Backlog, Bus, BusOptions, CONSUMER_EXPIRY, Delivery};
 pub use envelope::Envelope;
 
 /// Name of the JetStream stream.

@@ -102,16 +102,33 @@ impl Inbound {
             .id
             .as_ref()
             .map(|mid| format!("in/{}/{}/{}/{}/{mid}", id.namespace, id.instance, id.channel, msg.chat_id));
-        // The message starts a trace; the router and the run's pod continue it.
-        let traceparent = TraceParent::root().to_string();
+        // The message starts a trace (root span `<type>.message.received`, exported when
+        // telemetry is on); the router, the run's pod and the model calls continue it. With
+        // no span context (a subscriber without OpenTelemetry) a fresh id still starts one.
+        let span = tracing::info_span!(
+            "channel.message.received",
+            otel.name = %format!("{}.message.received", id.channel.as_str()),
+            otel.kind = "producer",
+            sympozium.channel = id.channel.as_str(),
+            sympozium.instance = %id.instance,
+            sympozium.sender.id = %msg.sender_id,
+            messaging.system = "nats",
+            messaging.destination.name = topics::CHANNEL_MESSAGE_RECEIVED,
+        );
+        let traceparent = span
+            .in_scope(sympozium_telemetry::current_traceparent)
+            .unwrap_or_else(|| TraceParent::root().to_string());
+        tracing::Instrument::instrument(self.publish_traced(&msg, once.as_deref(), &traceparent), span).await;
+    }
+
+    async fn publish_traced(&self, msg: &InboundMessage, once: Option<&str>, traceparent: &str) {
+        let id = &self.identity;
         let mut attempt = 0u32;
         loop {
             let topic = topics::CHANNEL_MESSAGE_RECEIVED;
-            let result = match &once {
-                Some(once) => {
-                    self.bus.publish_once_traced(topic, id.metadata(), &msg, once, &traceparent).await
-                }
-                None => self.bus.publish_traced(topic, id.metadata(), &msg, Some(&traceparent)).await,
+            let result = match once {
+                Some(once) => self.bus.publish_once_traced(topic, id.metadata(), msg, once, traceparent).await,
+                None => self.bus.publish_traced(topic, id.metadata(), msg, Some(traceparent)).await,
             };
             match result {
                 Ok(()) => {

@@ -140,6 +140,8 @@ const VALUE_SETS: &[(&str, &[&str])] = &[
             "apiserver.enabled=true",
             "controller.maxAgentSchedules=3",
             "controller.watchNamespace=team-a",
+            "grafanaDashboard.enabled=true",
+            "grafanaDashboard.folder=Platform",
         ],
     ),
     (
@@ -219,6 +221,7 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
         match *name {
             "defaults" => {
                 assert_eq!(count("Deployment"), 3, "controller, NATS, webhook: {kinds:?}");
+                assert!(!manifest.contains("sympozium-grafana-dashboard"), "the dashboard is opt-in");
                 assert_eq!(count("SympoziumPolicy"), 3);
                 assert_eq!(count("SkillPack"), 9);
                 assert_eq!(count("PersonaPack"), 4);
@@ -242,6 +245,10 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
                 assert!(manifest.contains("name: sympozium-ui-token"), "a generated dashboard token");
                 assert!(manifest.contains("- --max-agent-schedules\n            - \"3\""), "{manifest}");
                 assert!(manifest.contains("- --watch-namespace\n            - team-a"), "{manifest}");
+                assert!(manifest.contains("name: sympozium-grafana-dashboard"), "{manifest}");
+                assert!(manifest.contains("grafana_dashboard: \"1\""), "the sidecar's label");
+                assert!(manifest.contains("grafana_folder: \"Platform\""));
+                assert!(manifest.contains("\"uid\": \"sympozium-overview\""), "the dashboard JSON");
             }
             "external-nats" => {
                 assert_eq!(count("Deployment"), 1, "only the controller: {kinds:?}");

@@ -13,6 +13,7 @@ pub mod integrations;
 pub mod mcpserver;
 pub mod personapack;
 pub mod policy;
+pub mod queue_depth;
 pub mod run_origin;
 pub mod schedule;
 pub mod settings;
@@ -117,6 +118,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
         tokio::spawn(spawn::run(client.clone(), bus.clone()));
         tokio::spawn(instance::health::run(client.clone(), bus.clone()));
+        tokio::spawn(queue_depth::run(bus.clone(), metrics.clone(), queue_depth::INTERVAL));
         tokio::spawn(agentrun::completion::run(client.clone(), bus, config.settings()));
         tracing::info!(%url, "event bus routers started");
     }

@@ -10,6 +10,7 @@ use opentelemetry::KeyValue;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -72,6 +73,15 @@ pub struct RunRecord {
 
 type RunHistogramFamily = Family<RunLabels, Histogram, fn() -> Histogram>;
 
+/// Labels of queue-depth metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// The durable bus consumer, e.g. `channel-router-inbound`.
+    pub consumer: String,
+    /// `pending` (not yet delivered) or `unacknowledged` (delivered, being handled).
+    pub state: String,
+}
+
 fn run_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.5, 2.0, 14))
 }
@@ -85,6 +95,7 @@ struct Otel {
     errors: opentelemetry::metrics::Counter<u64>,
     tokens: opentelemetry::metrics::Counter<u64>,
     cost: opentelemetry::metrics::Counter<f64>,
+    queue_depth: opentelemetry::metrics::Gauge<u64>,
 }
 
 impl Otel {
@@ -116,6 +127,11 @@ impl Otel {
                 .f64_counter("sympozium.agent.cost")
                 .with_description("Cost of finished runs by the price table")
                 .build(),
+            queue_depth: m
+                .u64_gauge("sympozium.bus.consumer.pending")
+                .with_unit("{message}")
+                .with_description("Messages waiting for a durable bus consumer, by consumer and state")
+                .build(),
         }
     }
 }
@@ -131,6 +147,7 @@ pub struct Metrics {
     run_duration: RunHistogramFamily,
     tokens: Family<UsageLabels, Counter>,
     cost: Family<UsageLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    queue_depth: Family<QueueLabels, Gauge>,
     otel: Otel,
 }
 
@@ -173,6 +190,12 @@ impl Default for Metrics {
             "Cost of finished runs by the price table; kind is the currency",
             cost.clone(),
         );
+        let queue_depth = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "bus_consumer_pending",
+            "Messages waiting for a durable bus consumer; state is pending (not delivered) or unacknowledged",
+            queue_depth.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -182,6 +205,7 @@ impl Default for Metrics {
             run_duration,
             tokens,
             cost,
+            queue_depth,
             otel: Otel::new(),
         }
     }
@@ -232,6 +256,18 @@ impl Metrics {
         if let Some((amount, currency)) = &run.cost {
             self.cost.get_or_create(&usage(currency)).inc_by(*amount);
             self.otel.cost.add(*amount, &[instance, model, KeyValue::new("currency", currency.clone())]);
+        }
+    }
+
+    /// Records the queue depth of the durable bus consumer `consumer`.
+    pub fn queue_depth(&self, consumer: &str, pending: u64, unacknowledged: u64) {
+        for (state, n) in [("pending", pending), ("unacknowledged", unacknowledged)] {
+            let labels = QueueLabels { consumer: consumer.to_string(), state: state.to_string() };
+            self.queue_depth.get_or_create(&labels).set(i64::try_from(n).unwrap_or(i64::MAX));
+            self.otel.queue_depth.record(
+                n,
+                &[KeyValue::new("messaging.consumer.group.name", consumer.to_string()), KeyValue::new("state", state)],
+            );
         }
     }
 
@@ -322,6 +358,20 @@ mod tests {
             r#"sympozium_agent_tokens_total{instance="triage",model="gpt-4o",kind="output"} 400"#,
             r#"sympozium_agent_cost_total{instance="triage",model="gpt-4o",kind="USD"} 0.0045"#,
             r#"sympozium_agent_run_duration_seconds_count{instance="triage",status="succeeded"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn renders_queue_depths_and_keeps_the_latest() {
+        let m = Metrics::default();
+        m.queue_depth("channel-router-inbound", 7, 1);
+        m.queue_depth("channel-router-inbound", 3, 0);
+        let text = m.render();
+        for line in [
+            r#"sympozium_bus_consumer_pending{consumer="channel-router-inbound",state="pending"} 3"#,
+            r#"sympozium_bus_consumer_pending{consumer="channel-router-inbound",state="unacknowledged"} 0"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::MemoryError;
+use crate::metrics::{Metrics, Operation};
 use crate::store::Store;
 use crate::types::{Envelope, ListQuery, SearchRequest, StoreRequest, UpdateRequest};
 
@@ -37,6 +38,7 @@ pub fn router_with_token(store: Store, token: Option<String>) -> Router {
     };
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/search", axum::routing::post(search))
         .route("/store", axum::routing::post(store_memory))
         .route("/list", get(list))
@@ -61,7 +63,9 @@ async fn require_token(
     next: middleware::Next,
 ) -> Response {
     let Some(token) = token else { return next.run(request).await };
-    if request.method() == Method::GET && request.uri().path() == "/health" {
+    // Health and metrics are open: probes and Prometheus carry no credentials, and neither
+    // says anything about what is stored (metrics are latencies and counts only).
+    if request.method() == Method::GET && matches!(request.uri().path(), "/health" | "/metrics") {
         return next.run(request).await;
     }
     let headers = request.headers();
@@ -157,6 +161,15 @@ async fn health() -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()
 }
 
+async fn metrics() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        Metrics::global().render(),
+    )
+        .into_response()
+}
+
 async fn search(State(store): State<Store>, body: Result<Bytes, BytesRejection>) -> Response {
     let result = async {
         let request: SearchRequest = parse_body(body)?;
@@ -164,7 +177,9 @@ async fn search(State(store): State<Store>, body: Result<Bytes, BytesRejection>)
             return Err(ApiError::bad_request("'query' is required"));
         }
         let start = std::time::Instant::now();
-        let found = store.search(request).await?;
+        let found = store.search(request).await;
+        Metrics::global().observe(Operation::Search, start.elapsed(), found.is_ok());
+        let found = found?;
         // Operators follow what agents recall from these lines (the original logged each request).
         let ids: Vec<i64> = found.iter().take(20).map(|e| e.id).collect();
         tracing::info!(hits = found.len(), ?ids, ms = ms(start), "search");
@@ -177,7 +192,9 @@ async fn store_memory(State(store): State<Store>, body: Result<Bytes, BytesRejec
     let result = async {
         let request: StoreRequest = parse_body(body)?;
         let start = std::time::Instant::now();
-        let stored = store.store(request).await?;
+        let stored = store.store(request).await;
+        Metrics::global().observe(Operation::Store, start.elapsed(), stored.is_ok());
+        let stored = stored?;
         tracing::info!(id = stored.id, ms = ms(start), "store");
         Ok::<_, ApiError>(ok(stored))
     };

@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod query;
 pub mod schema;
 pub mod search;

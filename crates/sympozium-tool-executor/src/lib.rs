@@ -67,6 +67,10 @@ pub struct Request {
     /// Timeout in seconds, clamped to 1..=120 (default 30).
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// The runner's trace context (`traceparent`, `trace_id`, `span_id`): the command's
+    /// span continues the run's trace.
+    #[serde(default, rename = "_meta")]
+    pub meta: Option<serde_json::Value>,
 }
 
 /// The outcome written back to the agent.
@@ -205,7 +209,23 @@ pub async fn take(dir: &Path, id: &str, gh_token: Option<String>) -> bool {
                 if request.id.is_empty() {
                     request.id.clone_from(&id);
                 }
-                execute(&request, gh_token.as_deref()).await
+                let span = tracing::info_span!(
+                    "sympozium.tool.exec",
+                    otel.kind = "server",
+                    gen_ai.tool.call.id = %request.id,
+                    process.exit.code = tracing::field::Empty,
+                    otel.status_code = tracing::field::Empty,
+                );
+                let traceparent =
+                    request.meta.as_ref().and_then(|m| m["traceparent"].as_str()).unwrap_or_default();
+                sympozium_telemetry::set_parent_from_traceparent(&span, traceparent);
+                let result =
+                    tracing::Instrument::instrument(execute(&request, gh_token.as_deref()), span.clone()).await;
+                span.record("process.exit.code", result.exit_code);
+                if result.exit_code != 0 {
+                    span.record("otel.status_code", "ERROR");
+                }
+                result
             }
             Ok(Err(e)) => ExecResult {
                 id: id.clone(),
@@ -270,7 +290,7 @@ mod tests {
     use super::*;
 
     fn request(command: &str, timeout: Option<u64>) -> Request {
-        Request { id: "1".into(), command: command.into(), args: vec![], work_dir: None, timeout }
+        Request { id: "1".into(), command: command.into(), args: vec![], work_dir: None, timeout, meta: None }
     }
 
     #[tokio::test]

@@ -3,6 +3,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::Parser;
+use sympozium_telemetry::TelemetryArgs;
+
+/// The shared telemetry settings (`OTEL_*` variables).
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     // Configured by the environment only; `--version` exists so an image can be checked
@@ -12,12 +22,10 @@ async fn main() -> anyhow::Result<()> {
         println!("tool-executor {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // Telemetry settings come from the environment only (the arguments belong to the image).
+    let cli = Cli::try_parse_from(["tool-executor"])?;
+    let telemetry =
+        sympozium_telemetry::init("sympozium-tool-executor", &cli.telemetry.with_secret_headers(std::env::vars()))?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let config = sympozium_tool_executor::Config {
         ipc_dir: env("IPC_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/ipc")),
@@ -29,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|| PathBuf::from("/secrets/github-token/GH_TOKEN")),
         ),
     };
-    sympozium_tool_executor::run(config).await?;
-    Ok(())
+    let result = sympozium_tool_executor::run(config).await;
+    telemetry.shutdown(Duration::from_secs(2));
+    Ok(result?)
 }
