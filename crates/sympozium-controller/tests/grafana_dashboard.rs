@@ -58,7 +58,8 @@ fn expressions(d: &Value) -> Vec<String> {
             out.push(t["expr"].as_str().unwrap_or_else(|| panic!("a target without expr: {t}")).to_string());
         }
     }
-    for v in d["templating"]["list"].as_array().into_iter().flatten() {
+    // Query variables only (a datasource variable's "query" is the plugin type).
+    for v in d["templating"]["list"].as_array().into_iter().flatten().filter(|v| v["type"] == "query") {
         if let Some(q) = v["query"]["query"].as_str().or(v["query"].as_str()) {
             out.push(q.to_string());
         }
