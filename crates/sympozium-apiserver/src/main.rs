@@ -22,7 +22,10 @@ struct Cli {
 }
 
 /// One span per request, `sympozium.api.<METHOD>`, continuing the caller's `traceparent`.
-async fn trace_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn trace_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let method = request.method().as_str().to_string();
     let span = tracing::info_span!(
         "sympozium.api.request",
@@ -48,8 +51,10 @@ async fn trace_request(request: axum::extract::Request, next: axum::middleware::
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let telemetry =
-        sympozium_telemetry::init("sympozium-apiserver", &cli.telemetry.with_secret_headers(std::env::vars()))?;
+    let telemetry = sympozium_telemetry::init(
+        "sympozium-apiserver",
+        &cli.telemetry.with_secret_headers(std::env::vars()),
+    )?;
     let config = cli.config;
     let kube_config = match &config.kubeconfig {
         Some(path) => {

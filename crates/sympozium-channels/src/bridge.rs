@@ -127,7 +127,9 @@ impl Inbound {
         loop {
             let topic = topics::CHANNEL_MESSAGE_RECEIVED;
             let result = match once {
-                Some(once) => self.bus.publish_once_traced(topic, id.metadata(), msg, once, traceparent).await,
+                Some(once) => {
+                    self.bus.publish_once_traced(topic, id.metadata(), msg, once, traceparent).await
+                }
                 None => self.bus.publish_traced(topic, id.metadata(), msg, Some(traceparent)).await,
             };
             match result {

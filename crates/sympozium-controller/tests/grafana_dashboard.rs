@@ -12,7 +12,8 @@ use sympozium_kube::metrics::{Metrics, RunRecord};
 use sympozium_memory::metrics::{Metrics as MemoryMetrics, Operation};
 
 fn dashboard() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/helm/sympozium/files/grafana/sympozium.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/helm/sympozium/files/grafana/sympozium.json");
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -117,15 +118,22 @@ fn the_dashboard_queries_only_exported_metrics_and_shows_them_all() {
             .to_string()
     };
     let shown: BTreeSet<String> = used.iter().map(|s| family(s)).collect();
-    let missing: Vec<String> =
-        exported.iter().map(|s| family(s)).filter(|f| !shown.contains(f)).collect::<BTreeSet<_>>().into_iter().collect();
+    let missing: Vec<String> = exported
+        .iter()
+        .map(|s| family(s))
+        .filter(|f| !shown.contains(f))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     assert!(missing.is_empty(), "exported but on no panel: {missing:?}");
 }
 
 #[test]
 fn names_are_read_from_promql() {
     assert_eq!(
-        metric_names("histogram_quantile(0.95, sum by (le) (rate(sympozium_x_bucket{a=\"sympozium_no\"}[5m])))"),
+        metric_names(
+            "histogram_quantile(0.95, sum by (le) (rate(sympozium_x_bucket{a=\"sympozium_no\"}[5m])))"
+        ),
         vec!["sympozium_x_bucket".to_string()]
     );
 }

@@ -17,7 +17,8 @@ use sympozium_testkit::nats::NatsServer;
 fn depth(metrics: &Metrics) -> (u64, u64) {
     let text = metrics.render();
     let value = |state: &str| {
-        let prefix = format!("sympozium_bus_consumer_pending{{consumer=\"{INBOUND_CONSUMER}\",state=\"{state}\"}} ");
+        let prefix =
+            format!("sympozium_bus_consumer_pending{{consumer=\"{INBOUND_CONSUMER}\",state=\"{state}\"}} ");
         text.lines()
             .find_map(|l| l.strip_prefix(prefix.as_str()))
             .and_then(|v| v.trim().parse().ok())

@@ -266,7 +266,10 @@ impl Metrics {
             self.queue_depth.get_or_create(&labels).set(i64::try_from(n).unwrap_or(i64::MAX));
             self.otel.queue_depth.record(
                 n,
-                &[KeyValue::new("messaging.consumer.group.name", consumer.to_string()), KeyValue::new("state", state)],
+                &[
+                    KeyValue::new("messaging.consumer.group.name", consumer.to_string()),
+                    KeyValue::new("state", state),
+                ],
             );
         }
     }

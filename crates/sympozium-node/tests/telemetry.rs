@@ -132,10 +132,15 @@ async fn one_chat_message_is_one_connected_trace_and_a_stopped_collector_blocks_
 
     // The controller: router, AgentRun controller, completions and queue depths.
     let bus = sympozium_bus::Bus::connect(&nats.url()).await.unwrap();
-    let settings =
-        Settings { event_bus_url: Some(format!("nats://nats.{ns}.svc:80")), ..Default::default() };
+    let settings = Settings { event_bus_url: Some(format!("nats://nats.{ns}.svc:80")), ..Default::default() };
     let metrics = Metrics::default();
-    let ctx = Arc::new(Context::new(client.clone(), settings.clone(), metrics.clone(), Some(ns.clone()), "otel-e2e"));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings.clone(),
+        metrics.clone(),
+        Some(ns.clone()),
+        "otel-e2e",
+    ));
     let tasks = [
         tokio::spawn(agentrun::run(ctx.clone())),
         tokio::spawn(channelrouter::run(client.clone(), bus.clone())),
@@ -218,7 +223,10 @@ async fn one_chat_message_is_one_connected_trace_and_a_stopped_collector_blocks_
     let reconciles = named("agentrun.reconcile");
     assert!(!reconciles.is_empty(), "{spans:#?}");
     for r in &reconciles {
-        assert_eq!(r["parentSpanId"], inbound[0]["spanId"], "the run's reconciles continue the router's span");
+        assert_eq!(
+            r["parentSpanId"], inbound[0]["spanId"],
+            "the run's reconciles continue the router's span"
+        );
     }
     let agent_run = named("sympozium.agent.run");
     assert_eq!(agent_run.len(), 1, "{spans:#?}");
@@ -255,9 +263,11 @@ async fn one_chat_message_is_one_connected_trace_and_a_stopped_collector_blocks_
     assert_eq!(tool[0]["parentSpanId"], agent_run["spanId"]);
 
     // Connected: every span's parent is in the trace, and the channel's span is the only root.
-    let roots: Vec<&str> = spans.iter().filter(|s| parent_of(s).is_none()).map(|s| s["name"].as_str().unwrap()).collect();
+    let roots: Vec<&str> =
+        spans.iter().filter(|s| parent_of(s).is_none()).map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(roots, vec!["telegram.message.received"], "exactly one root; spans: {spans:#?}");
-    let services: HashSet<&str> = spans.iter().filter_map(|s| s["resource"]["service.name"].as_str()).collect();
+    let services: HashSet<&str> =
+        spans.iter().filter_map(|s| s["resource"]["service.name"].as_str()).collect();
     for service in ["sympozium-channel-telegram", "sympozium-controller", "sympozium-agent-runner"] {
         assert!(services.contains(service), "{service} in the trace: {services:?}");
     }
@@ -293,7 +303,9 @@ async fn one_chat_message_is_one_connected_trace_and_a_stopped_collector_blocks_
     assert_eq!(input_tokens, 720.0);
     let prometheus = metrics.render();
     assert!(
-        prometheus.contains(r#"sympozium_bus_consumer_pending{consumer="channel-router-inbound",state="pending"} 0"#),
+        prometheus.contains(
+            r#"sympozium_bus_consumer_pending{consumer="channel-router-inbound",state="pending"} 0"#
+        ),
         "{prometheus}"
     );
 
@@ -301,7 +313,8 @@ async fn one_chat_message_is_one_connected_trace_and_a_stopped_collector_blocks_
     collector.stop();
     fake.push(Turn::text("Yes, node-3 is hot.").with_usage(50, 5));
     telegram.user_says(-1001, 42, "Ann", "any hot node?");
-    let sent = telegram.wait_sent(2, WAIT).await.unwrap_or_else(|e| panic!("no reply without a collector: {e}"));
+    let sent =
+        telegram.wait_sent(2, WAIT).await.unwrap_or_else(|e| panic!("no reply without a collector: {e}"));
     assert_eq!(sent[1].text, "Yes, node-3 is hot.");
     let run = finished_run(&runs, "any hot node?").await;
     assert_eq!(run.status.unwrap().phase, Some(AgentRunPhase::Succeeded));

@@ -220,7 +220,8 @@ pub async fn take(dir: &Path, id: &str, gh_token: Option<String>) -> bool {
                     request.meta.as_ref().and_then(|m| m["traceparent"].as_str()).unwrap_or_default();
                 sympozium_telemetry::set_parent_from_traceparent(&span, traceparent);
                 let result =
-                    tracing::Instrument::instrument(execute(&request, gh_token.as_deref()), span.clone()).await;
+                    tracing::Instrument::instrument(execute(&request, gh_token.as_deref()), span.clone())
+                        .await;
                 span.record("process.exit.code", result.exit_code);
                 if result.exit_code != 0 {
                     span.record("otel.status_code", "ERROR");

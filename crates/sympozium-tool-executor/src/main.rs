@@ -24,8 +24,10 @@ async fn main() -> anyhow::Result<()> {
     }
     // Telemetry settings come from the environment only (the arguments belong to the image).
     let cli = Cli::try_parse_from(["tool-executor"])?;
-    let telemetry =
-        sympozium_telemetry::init("sympozium-tool-executor", &cli.telemetry.with_secret_headers(std::env::vars()))?;
+    let telemetry = sympozium_telemetry::init(
+        "sympozium-tool-executor",
+        &cli.telemetry.with_secret_headers(std::env::vars()),
+    )?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let config = sympozium_tool_executor::Config {
         ipc_dir: env("IPC_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/ipc")),
