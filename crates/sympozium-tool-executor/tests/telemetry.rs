@@ -20,7 +20,7 @@ async fn a_command_runs_in_the_runs_trace() {
     let ipc = tempfile::tempdir().unwrap();
     let tools = ipc.path().join("tools");
     std::fs::create_dir_all(&tools).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tool-executor"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tool-executor"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("IPC_DIR", ipc.path())
