@@ -52,7 +52,9 @@ async fn a_command_runs_in_the_runs_trace() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.lines().any(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["level"] == "INFO")),
+        stderr
+            .lines()
+            .any(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["level"] == "INFO")),
         "JSON log lines: {stderr}"
     );
 
