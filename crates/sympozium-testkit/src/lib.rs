@@ -9,8 +9,8 @@
 
 mod crds;
 pub mod fake_chat;
-pub mod fuzz;
 pub mod fake_llm;
+pub mod fuzz;
 pub mod mcp;
 pub mod nats;
 pub mod otelcol;
