@@ -43,7 +43,7 @@ fn objects(doc: &Value) {
     let instance: Option<SympoziumInstance> = serde_json::from_value(doc["instance"].clone()).ok();
     let policy: Option<SympoziumPolicy> = serde_json::from_value(doc["policy"].clone()).ok();
     if let Some(run) = &run {
-        let _ = sympozium_controller::agentrun::policy::validate(run, policy.as_ref());
+        let _ = sympozium_controller::agentrun::policy::validate(run, instance.as_ref(), policy.as_ref());
         let inputs = RunInputs {
             run,
             instance: instance.as_ref(),
