@@ -136,6 +136,9 @@ for name in "${wanted[@]}"; do
   binary="${bin_for[$name]}"
   [[ -x "$bindir/$binary" ]] || { echo "images: $bindir/$binary missing (build it or drop --no-build)" >&2; exit 1; }
   stage_rootfs "$work/rootfs" "$bindir/$binary" "$binary"
+  # Pod specs run the MCP adapter by the path of its contract (the stdio MCPServer's init
+  # container calls `/usr/local/bin/mcp-bridge --install-to …`).
+  if [[ "$name" == mcp-bridge ]]; then ln -s "$binary" "$work/rootfs/usr/local/bin/mcp-bridge"; fi
   ctr="$("${B[@]}" from --name "sympozium-$name-$$" scratch)"
   "${B[@]}" add --quiet "$ctr" "$work/rootfs/" / >/dev/null
   annotate=()

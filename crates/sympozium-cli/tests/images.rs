@@ -147,6 +147,18 @@ fn every_component_image_runs_its_binary_as_a_non_root_user_from_its_own_files()
             .arg(&entrypoint)
             .arg("--version"));
         assert!(out.contains(version), "{image}: `{entrypoint} --version` printed {out:?}");
+        if *image == "mcp-bridge" {
+            // The path stdio MCPServer pods run the adapter by (`inject-adapter`).
+            let out = run(Command::new("chroot")
+                .arg("--userspec=65532:65532")
+                .arg(&rootfs)
+                .arg("/usr/local/bin/mcp-bridge")
+                .arg("--version"));
+            assert!(
+                out.contains(version),
+                "mcp-bridge: `/usr/local/bin/mcp-bridge --version` printed {out:?}"
+            );
+        }
         std::fs::remove_dir_all(&rootfs).unwrap();
         std::fs::remove_dir_all(&layout).unwrap();
     }
