@@ -326,7 +326,8 @@ async fn an_unmapped_image_waits_with_a_clear_reason_and_failing_containers_rest
     let ghost = statuses.iter().find(|s| s.name == "ghost").unwrap();
     let message = ghost.state.as_ref().unwrap().waiting.as_ref().unwrap().message.clone().unwrap();
     assert!(
-        message.contains("registry.example/nothing/here:v1") && message.contains("not mapped"),
+        message.contains("registry.example/nothing/here:v1")
+            && message.contains("nor mapped to a local program"),
         "{message}"
     );
     let flaky = statuses.iter().find(|s| s.name == "flaky").unwrap();

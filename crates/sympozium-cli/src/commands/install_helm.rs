@@ -30,6 +30,14 @@ const CHART: &[(&str, &str)] = &[
     ("templates/builtin.yaml", include_str!("../../../../deploy/helm/sympozium/templates/builtin.yaml")),
     ("templates/NOTES.txt", include_str!("../../../../deploy/helm/sympozium/templates/NOTES.txt")),
     (
+        "templates/grafana-dashboard.yaml",
+        include_str!("../../../../deploy/helm/sympozium/templates/grafana-dashboard.yaml"),
+    ),
+    (
+        "files/grafana/sympozium.json",
+        include_str!("../../../../deploy/helm/sympozium/files/grafana/sympozium.json"),
+    ),
+    (
         "files/nats-authorization.conf",
         include_str!("../../../../deploy/helm/sympozium/files/nats-authorization.conf"),
     ),
