@@ -5,16 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod support;
+
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
+use support::hook;
 use sympozium_api::{AgentRun, SympoziumInstance};
 use sympozium_testkit::{TestPlane, wait_until_gone};
 use sympozium_webhook::{server, tls};
@@ -45,51 +44,24 @@ async fn create(api: &Api<AgentRun>, r: &AgentRun) -> Result<AgentRun, String> {
     api.create(&PostParams::default(), r).await.map_err(|e| e.to_string())
 }
 
-fn webhook(name: &str, path: &str, resource: &str, ns: &str, port: u16, ca_pem: &str) -> ValidatingWebhook {
-    ValidatingWebhook {
-        name: name.into(),
-        client_config: WebhookClientConfig {
-            url: Some(format!("https://127.0.0.1:{port}{path}")),
-            ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
-            service: None,
-        },
-        rules: Some(vec![RuleWithOperations {
-            api_groups: Some(vec!["sympozium.ai".into()]),
-            api_versions: Some(vec!["v1alpha1".into()]),
-            operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
-            resources: Some(vec![resource.into()]),
-            scope: Some("Namespaced".into()),
-        }]),
-        failure_policy: Some("Fail".into()),
-        side_effects: "None".into(),
-        admission_review_versions: vec!["v1".into()],
-        timeout_seconds: Some(10),
-        namespace_selector: Some(LabelSelector {
-            match_labels: Some([("kubernetes.io/metadata.name".to_string(), ns.to_string())].into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 fn configuration(name: &str, ns: &str, port: u16, ca_pem: &str) -> ValidatingWebhookConfiguration {
     ValidatingWebhookConfiguration {
         metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
         webhooks: Some(vec![
-            webhook("vagentpod.sympozium.ai", server::VALIDATE_PATH, "agentruns", ns, port, ca_pem),
-            webhook(
+            hook("vagentpod.sympozium.ai", server::VALIDATE_PATH, "agentruns", &[ns], port, ca_pem),
+            hook(
                 "vinstance.sympozium.ai",
                 server::VALIDATE_INSTANCES_PATH,
                 "sympoziuminstances",
-                ns,
+                &[ns],
                 port,
                 ca_pem,
             ),
-            webhook(
+            hook(
                 "vpersonapack.sympozium.ai",
                 server::VALIDATE_PERSONA_PACKS_PATH,
                 "personapacks",
-                ns,
+                &[ns],
                 port,
                 ca_pem,
             ),
