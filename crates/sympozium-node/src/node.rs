@@ -33,6 +33,9 @@ pub struct NodeInfo {
 pub const LIMITS_CONDITION: &str = "ResourceLimitsEnforced";
 /// The Node annotation saying the same in words.
 pub const LIMITS_ANNOTATION: &str = "sympozium.ai/resource-limits";
+/// The Node annotation naming the pod CIDR of the process that registered it last: the
+/// process that currently owns the Node.
+pub const POD_CIDR_ANNOTATION: &str = "sympozium.ai/pod-cidr";
 
 fn taints(list: &[String]) -> Vec<serde_json::Value> {
     list.iter()
@@ -94,7 +97,7 @@ pub async fn register(client: &Client, info: &NodeInfo) -> Result<(), kube::Erro
         "apiVersion": "v1", "kind": "Node",
         // spec.podCIDR cannot change once set, and a restarted node may use another
         // range: the range goes in an annotation instead.
-        "metadata": {"name": info.name, "annotations": {"sympozium.ai/pod-cidr": info.pod_cidr,
+        "metadata": {"name": info.name, "annotations": {POD_CIDR_ANNOTATION: info.pod_cidr,
             LIMITS_ANNOTATION: match &info.limits_not_enforced {
                 None => "enforced (cgroup v2)".to_string(),
                 Some(why) => format!("not enforced: {why}"),
@@ -143,10 +146,20 @@ async fn renew_lease(client: &Client, name: &str) -> Result<(), kube::Error> {
     leases.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await.map(|_| ())
 }
 
-/// Renews the Lease and the Ready condition every 10 s, forever.
+/// Renews the Lease and the Ready condition every 10 s until another node process takes
+/// the Node over (its pod CIDR annotation differs): two processes heartbeating one Node
+/// would flip its address and kubelet endpoint between them.
 pub async fn heartbeat(client: Client, info: NodeInfo) {
+    let nodes: Api<Node> = Api::all(client.clone());
     loop {
         tokio::time::sleep(Duration::from_secs(10)).await;
+        if let Ok(Some(current)) = nodes.get_opt(&info.name).await {
+            let holder = current.metadata.annotations.as_ref().and_then(|a| a.get(POD_CIDR_ANNOTATION));
+            if holder.is_some_and(|c| *c != info.pod_cidr) {
+                tracing::warn!(node = %info.name, holder = ?holder, "another node process registered this Node; heartbeat stops");
+                return;
+            }
+        }
         if let Err(e) = register(&client, &info).await {
             tracing::warn!(error = %e, "node heartbeat failed");
         }
@@ -161,7 +174,7 @@ pub async fn stopped(client: &Client, info: &NodeInfo) {
     let ours = current
         .as_ref()
         .and_then(|n| n.metadata.annotations.as_ref())
-        .and_then(|a| a.get("sympozium.ai/pod-cidr"))
+        .and_then(|a| a.get(POD_CIDR_ANNOTATION))
         .is_some_and(|c| *c == info.pod_cidr);
     if !ours {
         return;

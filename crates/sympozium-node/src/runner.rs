@@ -229,7 +229,7 @@ async fn serve(
         taints: config.taints.clone(),
     };
     crate::node::register(&client, &info).await?;
-    tasks.push(tokio::spawn(crate::node::heartbeat(client.clone(), info.clone())));
+    let heartbeat = tokio::spawn(crate::node::heartbeat(client.clone(), info.clone()));
     if !config.no_provisioner {
         tasks.push(tokio::spawn(crate::provisioner::run(
             client.clone(),
@@ -271,6 +271,8 @@ async fn serve(
     let manager = tokio::spawn(crate::manager::run(ctx, stop_rx));
     shutdown.await;
     tracing::info!("shutting down");
+    // A successor may register while the pods stop: this process no longer claims the Node.
+    heartbeat.abort();
     let _ = stop_tx.send(true);
     let _ = manager.await;
     crate::node::stopped(&client, &info).await;
