@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::auth::Credentials;
+use crate::jwt::UserCredentials;
 use crate::origin::{IDENTITY_HEADER, Origin, SIGNATURE_HEADER, Verifier};
 use crate::{Envelope, Error, STREAM, subject};
 
@@ -94,8 +95,33 @@ impl Bus {
 
     /// [`Bus::connect`] as a role, signing with an origin and verifying origins as `options` say.
     pub async fn connect_with(url: &str, options: BusOptions) -> Result<Self, Error> {
+        Self::connect_inner(url, None, options).await
+    }
+
+    /// [`Bus::connect_with`] as the NATS user `user` (operator mode: a user JWT the
+    /// controller minted, see [`crate::jwt`]); replies arrive under the user's own inbox
+    /// prefix, the only one its permissions let it read. `options.credentials` is ignored.
+    pub async fn connect_as(url: &str, user: &UserCredentials, options: BusOptions) -> Result<Self, Error> {
+        Self::connect_inner(url, Some(user), options).await
+    }
+
+    async fn connect_inner(
+        url: &str,
+        user: Option<&UserCredentials>,
+        options: BusOptions,
+    ) -> Result<Self, Error> {
         let mut connect = ConnectOptions::new();
-        if let Some(c) = &options.credentials {
+        if let Some(user) = user {
+            let key = std::sync::Arc::new(
+                user.key_pair().map_err(|e| Error::Connect { url: url.into(), reason: e.to_string() })?,
+            );
+            connect = connect
+                .jwt(user.jwt.clone(), move |nonce| {
+                    let key = key.clone();
+                    async move { key.sign(&nonce).map_err(async_nats::AuthError::new) }
+                })
+                .custom_inbox_prefix(user.inbox_prefix());
+        } else if let Some(c) = &options.credentials {
             connect = connect.user_and_password(c.role.user().into(), c.password.clone());
             if let Some(prefix) = c.role.inbox_prefix() {
                 connect = connect.custom_inbox_prefix(prefix);

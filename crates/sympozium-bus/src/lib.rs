@@ -10,8 +10,10 @@
 pub mod auth;
 mod bus;
 mod envelope;
+pub mod jwt;
 pub mod origin;
 pub mod payloads;
+pub mod scope;
 pub mod topics;
 pub mod trace;
 

@@ -59,3 +59,13 @@ pub const TOOL_EXEC_RESULT_PREFIX: &str = "tool.exec.result";
 pub fn tool_exec_result(run: &str) -> String {
     format!("{TOOL_EXEC_RESULT_PREFIX}.{run}")
 }
+
+/// The per-instance or per-run subject of a base topic: `<topic>.<namespace>.<name>`.
+///
+/// Kubernetes names hold no `*`, `>` or spaces, and a namespace holds no `.`, so the
+/// namespace is always the first token after the topic and no two (namespace, name) pairs
+/// share a subject; permissions name these subjects exactly (no wildcards), so instance `a`
+/// is never granted `a.b`'s subject.
+pub fn scoped(topic: &str, namespace: &str, name: &str) -> String {
+    format!("{topic}.{namespace}.{name}")
+}
