@@ -11,9 +11,10 @@
 //! | PersonaPack (enabled) | `authRefs[].secret`, `channelConfigs` values |
 //! | AgentRun | `model.authSecretRef`, unless it is the key its instance gives its runs *and* it goes to the same provider and base URL (the instance's author was checked) |
 //! | SkillPack | `sidecar.secretRef` (tenant namespaces; a reference to a pack checks it in the referring namespace) |
+//! | MCPServer | `authSecret` (sent as a bearer token to the server's URL, which its author chose), `deployment.secretRefs[].name` (every key becomes an env var of the server's pods) |
 
 use futures::{StreamExt, TryStreamExt};
-use sympozium_api::{AgentRun, PersonaPack, SympoziumInstance, resolve};
+use sympozium_api::{AgentRun, MCPServer, PersonaPack, SympoziumInstance, resolve};
 
 use crate::access::{Access, Ask};
 
@@ -72,6 +73,16 @@ pub fn pack_secrets(pack: &PersonaPack) -> Vec<SecretUse> {
     }
     for (channel, secret) in pack.spec.channel_configs.iter().flatten() {
         push(&mut out, format!("spec.channelConfigs.{channel}"), Some(secret));
+    }
+    out
+}
+
+/// The Secrets an MCPServer makes the controller, runs and its own pods read.
+pub fn mcp_server_secrets(server: &MCPServer) -> Vec<SecretUse> {
+    let mut out = Vec::new();
+    push(&mut out, "spec.authSecret".into(), server.spec.auth_secret.as_deref());
+    for (i, r) in server.spec.deployment.iter().flat_map(|d| d.secret_refs.iter()).enumerate() {
+        push(&mut out, format!("spec.deployment.secretRefs[{i}].name"), Some(&r.name));
     }
     out
 }
@@ -205,6 +216,23 @@ mod tests {
         .unwrap();
         let got: Vec<_> = pack_secrets(&p).into_iter().map(|u| u.field).collect();
         assert_eq!(got, ["spec.authRefs[0].secret", "spec.channelConfigs.slack"]);
+    }
+
+    #[test]
+    fn mcp_server_secrets_cover_the_token_and_the_deployment_env() {
+        let m: MCPServer = serde_json::from_value(json!({"apiVersion": "sympozium.ai/v1alpha1",
+            "kind": "MCPServer", "metadata": {"name": "gh"},
+            "spec": {"transportType": "http", "toolsPrefix": "gh", "authSecret": "gh-token",
+                     "deployment": {"image": "ghcr.io/example/mcp:1",
+                                    "secretRefs": [{"name": "gh-app"}, {"name": " "}, {"name": "db"}]}}}))
+        .unwrap();
+        let got: Vec<_> = mcp_server_secrets(&m).into_iter().map(|u| (u.field, u.secret)).collect();
+        let want = [
+            ("spec.authSecret", "gh-token"),
+            ("spec.deployment.secretRefs[0].name", "gh-app"),
+            ("spec.deployment.secretRefs[2].name", "db"),
+        ];
+        assert_eq!(got, want.map(|(f, s)| (f.to_string(), s.to_string())));
     }
 
     #[test]

@@ -17,12 +17,12 @@ use hyper_util::service::TowerToHyperService;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::{Api, Client};
 use rustls::ServerConfig;
-use sympozium_api::{AgentRun, PersonaPack, SkillPack, SympoziumInstance, SympoziumPolicy};
+use sympozium_api::{AgentRun, MCPServer, PersonaPack, SkillPack, SympoziumInstance, SympoziumPolicy};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::access::Access;
-use crate::{decide, escalation};
+use crate::{decide, escalation, secret_reads};
 
 /// Path of the AgentRun validation endpoint.
 pub const VALIDATE_PATH: &str = "/validate-agent-pods";
@@ -32,6 +32,9 @@ pub const VALIDATE_INSTANCES_PATH: &str = "/validate-instances";
 pub const VALIDATE_PERSONA_PACKS_PATH: &str = "/validate-personapacks";
 /// Path of the SkillPack review endpoint (RBAC the author does not hold is refused).
 pub const VALIDATE_SKILL_PACKS_PATH: &str = "/validate-skillpacks";
+
+/// Path of the MCPServer review endpoint (a Secret its author may not read is refused).
+pub const VALIDATE_MCP_SERVERS_PATH: &str = "/validate-mcpservers";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -49,6 +52,7 @@ pub fn router(client: Client, system_namespace: String) -> Router {
         .route(VALIDATE_INSTANCES_PATH, post(validate_instance))
         .route(VALIDATE_PERSONA_PACKS_PATH, post(validate_pack))
         .route(VALIDATE_SKILL_PACKS_PATH, post(validate_skill_pack))
+        .route(VALIDATE_MCP_SERVERS_PATH, post(validate_mcp_server))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(AppState { client, system_namespace }))
 }
@@ -96,6 +100,31 @@ async fn validate_skill_pack(State(state): State<Arc<AppState>>, body: Bytes) ->
     };
     let response = review_skill_pack(&state.client, &state.system_namespace, &request).await;
     axum::Json(response.into_review()).into_response()
+}
+
+async fn validate_mcp_server(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let request: AdmissionRequest<MCPServer> = match decode(&body) {
+        Ok(r) => r,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let response = review_mcp_server(&state.client, &request).await;
+    axum::Json(response.into_review()).into_response()
+}
+
+/// Reviews one MCPServer request: every Secret it names (its bearer token, its pods'
+/// `secretRefs`) must be one the author may read ([`secret_reads::mcp_server_secrets`]).
+pub async fn review_mcp_server(client: &Client, request: &AdmissionRequest<MCPServer>) -> AdmissionResponse {
+    let allow = AdmissionResponse::from(request);
+    let Some(server) = crate::instance::reviewed(request, |a, b| a.spec == b.spec) else { return allow };
+    let ns = request.namespace.clone().unwrap_or_default();
+    let access = Access::new(client.clone(), request.user_info.clone());
+    match secret_reads::check(&access, &ns, &secret_reads::mcp_server_secrets(server)).await {
+        Ok(()) => allow,
+        Err(message) => {
+            tracing::info!(server = ?server.metadata.name, namespace = %ns, %message, "denied");
+            allow.deny(message)
+        }
+    }
 }
 
 /// Reviews one SkillPack request: the RBAC it defines must be the author's own

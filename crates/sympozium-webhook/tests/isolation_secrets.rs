@@ -80,7 +80,7 @@ async fn a_tenant_cannot_hand_a_run_a_secret_it_may_not_read() {
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": "bob", "namespace": team},
         "rules": [{"apiGroups": ["sympozium.ai"],
-                   "resources": ["agentruns", "skillpacks", "sympoziuminstances", "personapacks", "sympoziumschedules"],
+                   "resources": ["agentruns", "skillpacks", "sympoziuminstances", "personapacks", "sympoziumschedules", "mcpservers"],
                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
                   {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["bob-key"], "verbs": ["get"]}]}),
     )
@@ -248,6 +248,53 @@ async fn a_tenant_cannot_hand_a_run_a_secret_it_may_not_read() {
         "SkillPack \"steal-skill\" sidecar.secretRef \"prod-db\"",
     );
 
+    // MCPServers: the bearer token goes to a URL bob chooses; a deployed server's pods get
+    // every key of its secretRefs as env vars (and bob chooses the image).
+    let mcp_attacks = [
+        (
+            "an MCP server's bearer token, sent to bob's host",
+            json!({"transportType": "http", "url": "https://mcp.bob.example/mcp", "toolsPrefix": "x",
+                   "authSecret": "prod-db"}),
+            "spec.authSecret \"prod-db\"",
+        ),
+        (
+            "a deployed MCP server's secretRefs",
+            json!({"transportType": "http", "toolsPrefix": "x",
+                   "deployment": {"image": "ghcr.io/bob/exfiltrate:1", "secretRefs": [{"name": "bob-key"}, {"name": "prod-db"}]}}),
+            "spec.deployment.secretRefs[1].name \"prod-db\"",
+        ),
+        (
+            "a stdio MCP server's secretRefs",
+            json!({"transportType": "stdio", "toolsPrefix": "x",
+                   "deployment": {"image": "ghcr.io/bob/exfiltrate:1", "cmd": "env", "secretRefs": [{"name": "prod-db"}]}}),
+            NEEDS_READ,
+        ),
+    ];
+    for (i, (what, spec, message)) in mcp_attacks.into_iter().enumerate() {
+        let name = format!("steal-mcp-{i}");
+        let result = create(&bob, &team, "MCPServer", &name, spec).await;
+        attacks.expect_refused(what, result, message);
+        assert!(!exists(&admin, &team, "MCPServer", &name).await, "{what}: stored anyway");
+    }
+    create(
+        &admin,
+        &team,
+        "MCPServer",
+        "shared-mcp",
+        json!({"transportType": "http", "url": "https://mcp.internal/mcp", "toolsPrefix": "shared"}),
+    )
+    .await
+    .unwrap();
+    let result = patch_spec(&bob, &team, "MCPServer", "shared-mcp", json!({"authSecret": "prod-db"})).await;
+    attacks.expect_refused(
+        "adding prod-db as the token of the admin's MCP server",
+        result,
+        "spec.authSecret",
+    );
+    let stored: DynamicObject =
+        Api::namespaced_with(admin.clone(), &team, &resource("MCPServer")).get("shared-mcp").await.unwrap();
+    assert!(stored.data["spec"].get("authSecret").is_none(), "the stored MCPServer is unchanged");
+
     // Permitted: the instance's own key toward its own endpoint, the Secret bob may read, and
     // a disabled pack (a catalog entry: nothing is stamped out).
     create(
@@ -284,6 +331,16 @@ async fn a_tenant_cannot_hand_a_run_a_secret_it_may_not_read() {
     )
     .await
     .expect("a disabled pack is a catalog entry");
+    create(
+        &bob,
+        &team,
+        "MCPServer",
+        "own-mcp",
+        json!({"transportType": "http", "url": "https://mcp.bob.example/mcp", "toolsPrefix": "own",
+               "authSecret": "bob-key"}),
+    )
+    .await
+    .expect("an MCPServer naming the Secret bob may read is admitted");
     let result = patch_spec(&bob, &team, "PersonaPack", "catalog", json!({"enabled": true})).await;
     attacks.expect_refused("enabling the catalog pack that names prod-db", result, "spec.authRefs[0].secret");
 

@@ -39,7 +39,8 @@ fn the_manifest_matches_the_server() {
             server::VALIDATE_PATH,
             server::VALIDATE_INSTANCES_PATH,
             server::VALIDATE_PERSONA_PACKS_PATH,
-            server::VALIDATE_SKILL_PACKS_PATH
+            server::VALIDATE_SKILL_PACKS_PATH,
+            server::VALIDATE_MCP_SERVERS_PATH
         ]
     );
     let deployment: Deployment = of_kind("Deployment");

@@ -27,6 +27,7 @@ pub fn resource(kind: &str) -> ApiResource {
         "SkillPack" => "skillpacks",
         "PersonaPack" => "personapacks",
         "AgentRun" => "agentruns",
+        "MCPServer" => "mcpservers",
         other => panic!("no plural for {other}"),
     };
     ApiResource {
@@ -247,7 +248,7 @@ impl Attacks {
 }
 
 /// The webhook served in-process over TLS and registered (as a ValidatingWebhookConfiguration
-/// for AgentRuns, instances, PersonaPacks and SkillPacks) for `namespaces`.
+/// for AgentRuns, instances, PersonaPacks, SkillPacks and MCPServers) for `namespaces`.
 pub struct Webhook {
     admin: Client,
     config_name: String,
@@ -288,6 +289,7 @@ impl Webhook {
             ("vinstance.sympozium.ai", server::VALIDATE_INSTANCES_PATH, "sympoziuminstances"),
             ("vpersonapack.sympozium.ai", server::VALIDATE_PERSONA_PACKS_PATH, "personapacks"),
             ("vskillpack.sympozium.ai", server::VALIDATE_SKILL_PACKS_PATH, "skillpacks"),
+            ("vmcpserver.sympozium.ai", server::VALIDATE_MCP_SERVERS_PATH, "mcpservers"),
         ];
         configs
             .create(
