@@ -229,8 +229,8 @@ impl Trust {
         let app = self.account.public_key();
         let sys_jwt = self.account_jwt(&self.system_account, "SYS", false, &[])?;
         let app_jwt = self.account_jwt(&self.account, "SYMPOZIUM", true, &[self.signing.public_key()])?;
-        // A run's JWT names a dozen subjects and the controller's consumers it may not touch,
-        // which makes its CONNECT line longer than NATS's default limit of 4 KiB.
+        // A run's JWT names its subjects and the four API grants of each of its five consumers,
+        // which can make its CONNECT line longer than NATS's default limit of 4 KiB.
         Ok(format!(
             "max_control_line: 65536\noperator: \"{}\"\nsystem_account: \"{sys}\"\nresolver: MEMORY\nresolver_preload: {{\n  {sys}: \"{sys_jwt}\"\n  {app}: \"{app_jwt}\"\n}}\n",
             self.operator_jwt()?

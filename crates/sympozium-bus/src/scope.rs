@@ -11,14 +11,19 @@
 //!
 //! Subjects are the base topics of the protocol with `.<namespace>.<name>` appended
 //! ([`crate::topics::scoped`]); grants name them exactly. Every non-controller user gets its
-//! own reply inbox (`_INBOX_<its public key>`), may create consumers only with the API form
-//! that names the filter and only on subjects it reads, and never touches the controller's
-//! durable consumers, lists consumers, reads by sequence or administers the stream. Nobody
-//! but the controller and the operator console may publish an approval answer.
+//! own reply inbox (`_INBOX_<its public key>`) and reads through JetStream consumers whose
+//! names are fixed per identity and topic ([`Identity::consumer_name`]): it may create,
+//! inspect, pull from and acknowledge on exactly those (created only with the API form that
+//! names the filter, on the subject it reads), so no other user can pull from them even
+//! knowing their names, and it never touches anyone else's consumer, lists consumers, reads
+//! by sequence or administers the stream. Nobody but the controller and the operator console
+//! may publish an approval answer.
 
 use std::fmt;
 
-use crate::auth::{CONTROLLER_CONSUMERS, Permissions};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Permissions;
 use crate::topics::{self, scoped};
 use crate::{STREAM, subject};
 
@@ -129,6 +134,20 @@ impl Identity {
         }
     }
 
+    /// The name of this identity's JetStream consumer on `topic` (one of [`Identity::reads`]):
+    /// the only consumer on that topic its permissions let it use.
+    pub fn consumer_name(&self, topic: &str) -> String {
+        let kind = match self {
+            Self::Controller => "controller",
+            Self::Channel { .. } => "channel",
+            Self::Run { .. } => "run",
+            Self::Operator => "operator",
+        };
+        let digest = Sha256::digest(format!("{self}\n{topic}").as_bytes());
+        let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        format!("{kind}-{hex}")
+    }
+
     /// The NATS permissions of a user of this identity whose replies arrive under `inbox`.
     pub fn permissions(&self, inbox: &str) -> Permissions {
         if *self == Self::Controller {
@@ -142,19 +161,14 @@ impl Identity {
         let js = "$JS.API";
         let mut publish_allow: Vec<String> = self.publishes().iter().map(|t| subject(t)).collect();
         publish_allow.push(format!("{js}.STREAM.INFO.{STREAM}"));
-        publish_allow.push(format!("{js}.CONSUMER.INFO.{STREAM}.*"));
-        publish_allow.push(format!("{js}.CONSUMER.MSG.NEXT.{STREAM}.*"));
-        publish_allow.push(format!("$JS.ACK.{STREAM}.>"));
         for topic in self.reads() {
-            publish_allow.push(format!("{js}.CONSUMER.CREATE.{STREAM}.*.{}", subject(&topic)));
+            let name = self.consumer_name(&topic);
+            publish_allow.push(format!("{js}.CONSUMER.CREATE.{STREAM}.{name}.{}", subject(&topic)));
+            publish_allow.push(format!("{js}.CONSUMER.INFO.{STREAM}.{name}"));
+            publish_allow.push(format!("{js}.CONSUMER.MSG.NEXT.{STREAM}.{name}"));
+            publish_allow.push(format!("$JS.ACK.{STREAM}.{name}.>"));
         }
         let mut publish_deny = Vec::new();
-        for name in CONTROLLER_CONSUMERS {
-            publish_deny.push(format!("{js}.CONSUMER.MSG.NEXT.{STREAM}.{name}"));
-            publish_deny.push(format!("{js}.CONSUMER.INFO.{STREAM}.{name}"));
-            publish_deny.push(format!("{js}.CONSUMER.CREATE.{STREAM}.{name}.>"));
-            publish_deny.push(format!("$JS.ACK.{STREAM}.{name}.>"));
-        }
         if *self != Self::Operator {
             let answers = subject(topics::TOOL_APPROVAL_RESPONSE);
             publish_deny.push(answers.clone());
@@ -178,10 +192,20 @@ mod tests {
     fn identities_read_and_write_only_their_own_scoped_subjects() {
         let a = Identity::channel("team-a", "support").permissions("_INBOX_U1");
         assert!(a.publish_allow.contains(&"sympozium.channel.message.received.team-a.support".to_string()));
-        assert!(a.publish_allow.contains(
-            &"$JS.API.CONSUMER.CREATE.sympozium.*.sympozium.channel.message.send.team-a.support".into()
-        ));
-        assert!(!a.publish_allow.iter().any(|s| s.contains('>') && s.starts_with("sympozium.")));
+        let alpha = Identity::channel("team-a", "support");
+        let name = alpha.consumer_name("channel.message.send.team-a.support");
+        assert!(a.publish_allow.contains(&format!(
+            "$JS.API.CONSUMER.CREATE.sympozium.{name}.sympozium.channel.message.send.team-a.support"
+        )));
+        assert!(
+            !a.publish_allow
+                .iter()
+                .any(|s| s.contains('*') || (s.contains('>') && !s.starts_with("$JS.ACK.")))
+        );
+        assert_ne!(
+            name,
+            Identity::channel("team-a", "other").consumer_name("channel.message.send.team-a.support")
+        );
         assert_eq!(a.subscribe_allow, vec!["_INBOX_U1.>".to_string()]);
 
         let run = Identity::run("team-a", "r1", Some("support".into())).permissions("_INBOX_U2");

@@ -117,13 +117,10 @@ impl Raw {
         assert!(said.contains("Permissions Violation"), "{said}");
     }
 
-    /// Tries to read `subject` through a JetStream consumer of its own; `true` if JetStream
+    /// Tries to read `subject` through a JetStream consumer named `name`; `true` if JetStream
     /// created it (the server drops a refused API request without an answer).
-    async fn consumer_on(&self, subject: &str) -> bool {
-        let nonce =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let api = format!("$JS.API.CONSUMER.CREATE.sympozium.spy-{nonce}.{subject}");
-        let name = api.split('.').nth(5).unwrap_or_default().to_string();
+    async fn consumer_on(&self, name: &str, subject: &str) -> bool {
+        let api = format!("$JS.API.CONSUMER.CREATE.sympozium.{name}.{subject}");
         let body = json!({"stream_name": "sympozium", "config": {"name": name, "filter_subject": subject, "ack_policy": "explicit", "deliver_policy": "all"}});
         let request = self.client.request(api, body.to_string().into());
         match tokio::time::timeout(Duration::from_secs(3), request).await {
@@ -248,7 +245,9 @@ async fn a_channel_pod_of_instance_a_can_neither_read_nor_drive_instance_b() {
         ctl.durable("channel-router-inbound", &format!("{}.>", topics::CHANNEL_MESSAGE_RECEIVED));
     let (a_creds, b_creds) = (mint(&issuer, &alpha()), mint(&issuer, &beta()));
     let b = pod(&nats, &b_creds, &beta()).await;
-    let mut b_outbound = b.durable("beta-outbound", &scoped(topics::CHANNEL_MESSAGE_SEND, "team-b", "beta"));
+    let b_topic = scoped(topics::CHANNEL_MESSAGE_SEND, "team-b", "beta");
+    let b_consumer = beta().consumer_name(&b_topic);
+    let mut b_outbound = b.durable(&b_consumer, &b_topic);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut tally = Tally::default();
     let attacker = raw(&nats, &a_creds).await;
@@ -257,19 +256,44 @@ async fn a_channel_pod_of_instance_a_can_neither_read_nor_drive_instance_b() {
     let b_send = subject(&scoped(topics::CHANNEL_MESSAGE_SEND, "team-b", "beta"));
     attacker.subscribe_refused(&b_send).await;
     tally.refused("channel A subscribes to B's outbound subject");
-    assert!(!attacker.consumer_on(&b_send).await, "a consumer on B's replies must be refused");
-    tally.refused("channel A creates a JetStream consumer on B's outbound subject");
+    let a_topic = scoped(topics::CHANNEL_MESSAGE_SEND, "team-a", "alpha");
+    let a_consumer = alpha().consumer_name(&a_topic);
+    assert!(!attacker.consumer_on(&a_consumer, &b_send).await, "a consumer on B's replies must be refused");
+    tally.refused("channel A creates its own consumer on B's outbound subject");
+    assert!(!attacker.consumer_on(&b_consumer, &b_send).await);
+    tally.refused("channel A creates B's own consumer (its name is no secret) on B's outbound subject");
+    // B's existing consumer: pulling from it, inspecting it, acknowledging on it.
+    let next_api = format!("$JS.API.CONSUMER.MSG.NEXT.sympozium.{b_consumer}");
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        attacker
+            .client
+            .request(next_api.clone(), json!({"batch": 1, "expires": 1_000_000_000}).to_string().into()),
+    )
+    .await;
+    attacker.violation(&format!("Publish to \"{next_api}\"")).await;
+    tally.refused("channel A pulls B's replies from B's own consumer");
+    let info_api = format!("$JS.API.CONSUMER.INFO.sympozium.{b_consumer}");
+    let _ =
+        tokio::time::timeout(Duration::from_secs(2), attacker.client.request(info_api.clone(), "".into()))
+            .await;
+    attacker.violation(&format!("Publish to \"{info_api}\"")).await;
+    tally.refused("channel A inspects B's consumer");
+    let ack = format!("$JS.ACK.sympozium.{b_consumer}.1.1.1.0.0.0");
+    attacker.client.publish(ack.clone(), "+ACK".into()).await.unwrap();
+    attacker.violation(&format!("Publish to \"{ack}\"")).await;
+    tally.refused("channel A acknowledges on B's consumer (making B lose a reply)");
     for pattern in [
         format!("{}.>", subject(topics::CHANNEL_MESSAGE_SEND)),
         subject(topics::CHANNEL_MESSAGE_SEND),
         "sympozium.>".into(),
     ] {
-        assert!(!attacker.consumer_on(&pattern).await, "consumer on {pattern}");
+        assert!(!attacker.consumer_on(&a_consumer, &pattern).await, "consumer on {pattern}");
         tally.refused(&format!("channel A creates a JetStream consumer on {pattern}"));
     }
     // (The same request on its own outbound subject is answered: the refusals above are
     // permissions, not a malformed request.)
-    assert!(attacker.consumer_on(&subject(&scoped(topics::CHANNEL_MESSAGE_SEND, "team-a", "alpha"))).await);
+    assert!(attacker.consumer_on(&a_consumer, &subject(&a_topic)).await);
     // B's reply inbox (where B's pulled messages arrive) and the controller's.
     attacker.subscribe_refused(&format!("{}.>", b_creds.inbox_prefix())).await;
     tally.refused("channel A subscribes to B's reply inbox");
@@ -300,8 +324,7 @@ async fn a_channel_pod_of_instance_a_can_neither_read_nor_drive_instance_b() {
 
     // Legitimate traffic on both sides keeps flowing, each to its own instance only.
     let a = pod(&nats, &a_creds, &alpha()).await;
-    let mut a_outbound =
-        a.durable("alpha-outbound", &scoped(topics::CHANNEL_MESSAGE_SEND, "team-a", "alpha"));
+    let mut a_outbound = a.durable(&a_consumer, &a_topic);
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.publish(
         &scoped(topics::CHANNEL_MESSAGE_RECEIVED, "team-a", "alpha"),
@@ -345,19 +368,33 @@ async fn a_run_reads_only_its_own_subjects_and_never_answers_approvals() {
             topics::TOOL_EXEC_RESULT_PREFIX,
             topics::SCHEDULE_UPSERT_RESULT_PREFIX,
         ] {
-            let subj = subject(&scoped(prefix, ns, run));
-            assert!(!attacker.consumer_on(&subj).await, "consumer on {subj}");
-            tally.refused(&format!("run team-a/r1 reads {subj} through a consumer"));
+            let topic = scoped(prefix, ns, run);
+            let subj = subject(&topic);
+            let theirs = Identity::run(ns, run, Some("alpha".into())).consumer_name(&topic);
+            assert!(!attacker.consumer_on(&theirs, &subj).await, "consumer on {subj}");
+            tally.refused(&format!("run team-a/r1 reads {subj} through the owner's consumer"));
         }
+        let theirs =
+            Identity::run(ns, run, None).consumer_name(&scoped(topics::AGENT_FOLLOWUP_PREFIX, ns, run));
+        let next_api = format!("$JS.API.CONSUMER.MSG.NEXT.sympozium.{theirs}");
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            attacker.client.request(next_api.clone(), json!({"batch": 1}).to_string().into()),
+        )
+        .await;
+        attacker.violation(&format!("Publish to \"{next_api}\"")).await;
+        tally.refused(&format!("run team-a/r1 pulls from {ns}/{run}'s follow-up consumer"));
         let subj = subject(&scoped(topics::AGENT_FOLLOWUP_PREFIX, ns, run));
         attacker.subscribe_refused(&subj).await;
         tally.refused(&format!("run team-a/r1 subscribes to {subj}"));
     }
-    assert!(attacker.consumer_on(&subject(&scoped(topics::AGENT_FOLLOWUP_PREFIX, "team-a", "r1"))).await);
+    let own_topic = scoped(topics::AGENT_FOLLOWUP_PREFIX, "team-a", "r1");
+    assert!(attacker.consumer_on(&r1.consumer_name(&own_topic), &subject(&own_topic)).await);
     for pattern in
         [format!("{}.>", subject(topics::TOOL_APPROVAL_RESPONSE)), subject(topics::TOOL_APPROVAL_RESPONSE)]
     {
-        assert!(!attacker.consumer_on(&pattern).await, "consumer on {pattern}");
+        let own = r1.consumer_name(&scoped(topics::TOOL_APPROVAL_RESPONSE, "team-a", "r1"));
+        assert!(!attacker.consumer_on(&own, &pattern).await, "consumer on {pattern}");
         tally.refused(&format!("run team-a/r1 reads every approval answer ({pattern})"));
     }
 
@@ -379,8 +416,9 @@ async fn a_run_reads_only_its_own_subjects_and_never_answers_approvals() {
 
     // Legitimate: the run reads its follow-up and the operator's answer to its own request.
     let run = pod(&nats, &r1_creds, &r1).await;
-    let mut followups = run.durable("r1-followups", &scoped(topics::AGENT_FOLLOWUP_PREFIX, "team-a", "r1"));
-    let mut answers = run.durable("r1-answers", &scoped(topics::TOOL_APPROVAL_RESPONSE, "team-a", "r1"));
+    let answers_topic = scoped(topics::TOOL_APPROVAL_RESPONSE, "team-a", "r1");
+    let mut followups = run.durable(&r1.consumer_name(&own_topic), &own_topic);
+    let mut answers = run.durable(&r1.consumer_name(&answers_topic), &answers_topic);
     tokio::time::sleep(Duration::from_millis(300)).await;
     ctl.publish(
         &scoped(topics::AGENT_FOLLOWUP_PREFIX, "team-a", "r2"),
@@ -430,12 +468,12 @@ async fn a_conversation_flows_end_to_end_with_minted_credentials() {
     let mut completions = ctl.durable("agentrun-completions", topics::AGENT_RUN_COMPLETED);
 
     let channel = pod(&nats, &mint(&issuer, &alpha()), &alpha()).await;
-    let channel_key = Verifier::new(MASTER).key_for(&alpha().to_string());
-    let consumer = Origin::new(alpha().to_string(), channel_key).consumer_name("channel-alpha");
-    let mut replies = channel.durable(&consumer, &scoped(topics::CHANNEL_MESSAGE_SEND, "team-a", "alpha"));
+    let reply_topic = scoped(topics::CHANNEL_MESSAGE_SEND, "team-a", "alpha");
+    let mut replies = channel.durable(&alpha().consumer_name(&reply_topic), &reply_topic);
     let r1 = Identity::run("team-a", "r1", Some("alpha".into()));
     let run = pod(&nats, &mint(&issuer, &r1), &r1).await;
-    let mut followups = run.durable("r1-followups", &scoped(topics::AGENT_FOLLOWUP_PREFIX, "team-a", "r1"));
+    let followup_topic = scoped(topics::AGENT_FOLLOWUP_PREFIX, "team-a", "r1");
+    let mut followups = run.durable(&r1.consumer_name(&followup_topic), &followup_topic);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let meta = BTreeMap::from([("chatId".to_string(), "c1".to_string())]);
