@@ -1,4 +1,4 @@
-//! Human approval for `ask` tools over the event bus (spec 08 envelope).
+//! Human approval for `ask` tools over the event bus.
 //!
 //! Request: subject `sympozium.tool.approval.request`, envelope
 //! `{"topic":"tool.approval.request","timestamp","metadata":{"agentRunID","instanceName"},

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+use sympozium_protocol::env as vars;
 
 use clap::Parser;
 use serde::Deserialize;
@@ -23,64 +24,64 @@ fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Command-line flags and environment variables (env names as in spec 10).
+/// Command-line flags and environment variables (env names from `sympozium_protocol::env`).
 #[derive(Parser, Clone, Default)]
 #[command(name = "sympozium-agent-runner", version, about = "Runs one agent task against an LLM")]
 pub struct Args {
     /// The task; falls back to `task` in `<ipc>/input/task.json`.
-    #[arg(long, env = "TASK", default_value = "")]
+    #[arg(long, env = vars::TASK, default_value = "")]
     pub task: String,
     /// Base system prompt.
-    #[arg(long, env = "SYSTEM_PROMPT", default_value = "")]
+    #[arg(long, env = vars::SYSTEM_PROMPT, default_value = "")]
     pub system_prompt: String,
     /// Provider name (openai, anthropic, azure-openai, ollama, lm-studio, vllm, bedrock, …).
-    #[arg(long, env = "MODEL_PROVIDER", default_value = "openai")]
+    #[arg(long, env = vars::MODEL_PROVIDER, default_value = "openai")]
     pub model_provider: String,
     /// Model name (deployment name on Azure, model id on Bedrock).
-    #[arg(long, env = "MODEL_NAME", default_value = "gpt-4o-mini")]
+    #[arg(long, env = vars::MODEL_NAME, default_value = "gpt-4o-mini")]
     pub model_name: String,
     /// Provider base URL override.
-    #[arg(long, env = "MODEL_BASE_URL", default_value = "")]
+    #[arg(long, env = vars::MODEL_BASE_URL, default_value = "")]
     pub model_base_url: String,
     /// Reasoning effort: off, low, medium, high.
-    #[arg(long, env = "THINKING_MODE", default_value = "")]
+    #[arg(long, env = vars::THINKING_MODE, default_value = "")]
     pub thinking_mode: String,
     /// Enables built-in and MCP tools.
-    #[arg(long, env = "TOOLS_ENABLED", default_value = "false", value_parser = parse_bool)]
+    #[arg(long, env = vars::TOOLS_ENABLED, default_value = "false", value_parser = parse_bool)]
     pub tools_enabled: bool,
     /// Legacy ConfigMap memory.
-    #[arg(long, env = "MEMORY_ENABLED", default_value = "false", value_parser = parse_bool)]
+    #[arg(long, env = vars::MEMORY_ENABLED, default_value = "false", value_parser = parse_bool)]
     pub memory_enabled: bool,
     /// Memory server URL (enables the memory tools).
-    #[arg(long, env = "MEMORY_SERVER_URL", default_value = "")]
+    #[arg(long, env = vars::MEMORY_SERVER_URL, default_value = "")]
     pub memory_server_url: String,
     /// The instance's memory token (from the `<instance>-memory-token` Secret), sent as a
     /// bearer token to the memory server.
-    #[arg(long, env = "MEMORY_AUTH_TOKEN", default_value = "", hide_env_values = true)]
+    #[arg(long, env = vars::MEMORY_AUTH_TOKEN, default_value = "", hide_env_values = true)]
     pub memory_auth_token: String,
     /// Store a summary of every successful run in the memory server.
-    #[arg(long, env = "MEMORY_AUTO_STORE", default_value = "true", value_parser = parse_bool)]
+    #[arg(long, env = vars::MEMORY_AUTO_STORE, default_value = "true", value_parser = parse_bool)]
     pub memory_auto_store: bool,
     /// Channel the task came from.
-    #[arg(long, env = "SOURCE_CHANNEL", default_value = "")]
+    #[arg(long, env = vars::SOURCE_CHANNEL, default_value = "")]
     pub source_channel: String,
     /// Chat id the task came from.
-    #[arg(long, env = "SOURCE_CHAT_ID", default_value = "")]
+    #[arg(long, env = vars::SOURCE_CHAT_ID, default_value = "")]
     pub source_chat_id: String,
     /// API key candidates, first non-empty wins.
-    #[arg(long, env = "API_KEY", default_value = "", hide_env_values = true)]
+    #[arg(long, env = vars::API_KEY, default_value = "", hide_env_values = true)]
     pub api_key: String,
     /// See `api_key`.
-    #[arg(long, env = "OPENAI_API_KEY", default_value = "", hide_env_values = true)]
+    #[arg(long, env = vars::OPENAI_API_KEY, default_value = "", hide_env_values = true)]
     pub openai_api_key: String,
     /// See `api_key`.
-    #[arg(long, env = "ANTHROPIC_API_KEY", default_value = "", hide_env_values = true)]
+    #[arg(long, env = vars::ANTHROPIC_API_KEY, default_value = "", hide_env_values = true)]
     pub anthropic_api_key: String,
     /// See `api_key`.
-    #[arg(long, env = "AZURE_OPENAI_API_KEY", default_value = "", hide_env_values = true)]
+    #[arg(long, env = vars::AZURE_OPENAI_API_KEY, default_value = "", hide_env_values = true)]
     pub azure_openai_api_key: String,
     /// See `api_key`.
-    #[arg(long, env = "PROVIDER_API_KEY", default_value = "", hide_env_values = true)]
+    #[arg(long, env = vars::PROVIDER_API_KEY, default_value = "", hide_env_values = true)]
     pub provider_api_key: String,
     /// Azure OpenAI `api-version`.
     #[arg(long, env = "AZURE_OPENAI_API_VERSION", default_value = "2024-06-01")]
@@ -106,69 +107,69 @@ pub struct Args {
     #[arg(long, env = "LLM_STREAM", default_value = "true", value_parser = parse_bool)]
     pub llm_stream: bool,
     /// Whole-run deadline (Go duration).
-    #[arg(long, env = "RUN_TIMEOUT")]
+    #[arg(long, env = vars::RUN_TIMEOUT)]
     pub run_timeout: Option<String>,
     /// Keeps memory markers in the response.
     #[arg(long, env = "DEBUG", default_value = "false", value_parser = parse_bool)]
     pub debug: bool,
     /// Run name (telemetry, approval requests).
-    #[arg(long, env = "AGENT_RUN_ID", default_value = "")]
+    #[arg(long, env = vars::AGENT_RUN_ID, default_value = "")]
     pub agent_run_id: String,
     /// Instance name.
-    #[arg(long, env = "INSTANCE_NAME", default_value = "")]
+    #[arg(long, env = vars::INSTANCE_NAME, default_value = "")]
     pub instance_name: String,
     /// Namespace.
-    #[arg(long, env = "AGENT_NAMESPACE", default_value = "")]
+    #[arg(long, env = vars::AGENT_NAMESPACE, default_value = "")]
     pub agent_namespace: String,
     /// W3C trace context of the run (`00-<trace>-<span>-<flags>`).
-    #[arg(long, env = "TRACEPARENT", default_value = "")]
+    #[arg(long, env = vars::TRACEPARENT, default_value = "")]
     pub traceparent: String,
     /// RBAC rules the skills grant, as JSON (see [`crate::rbac`]), for the prompt.
-    #[arg(long, env = "SKILL_RBAC", default_value = "")]
+    #[arg(long, env = vars::SKILL_RBAC, default_value = "")]
     pub skill_rbac: String,
     /// How long a skill sidecar may take to claim an `execute_command` request.
     #[arg(long, env = "EXEC_PICKUP_TIMEOUT", default_value = "15s")]
     pub exec_pickup_timeout: String,
     /// Effective tool policy as JSON (see [`ToolPolicy`]).
-    #[arg(long, env = "TOOL_POLICY", default_value = "")]
+    #[arg(long, env = vars::TOOL_POLICY, default_value = "")]
     pub tool_policy: String,
     /// Skill packs whose sidecars run `execute_command`, comma-separated.
-    #[arg(long, env = "SKILL_SIDECARS", default_value = "")]
+    #[arg(long, env = vars::SKILL_SIDECARS, default_value = "")]
     pub skill_sidecars: String,
     /// The pod has a `sandbox` container: `execute_command` runs there unless the model
     /// names a skill sidecar.
-    #[arg(long, env = "SANDBOX_ENABLED", default_value = "false", value_parser = parse_bool)]
+    #[arg(long, env = vars::SANDBOX_ENABLED, default_value = "false", value_parser = parse_bool)]
     pub sandbox_enabled: bool,
     /// NATS URL for tool approvals.
-    #[arg(long, env = "EVENT_BUS_URL", default_value = "")]
+    #[arg(long, env = vars::EVENT_BUS_URL, default_value = "")]
     pub event_bus_url: String,
     /// Password of the `agent` bus user (from the run's `<run>-bus` Secret).
-    #[arg(long, env = "NATS_PASSWORD", default_value = "", hide_env_values = true)]
+    #[arg(long, env = vars::NATS_PASSWORD, default_value = "", hide_env_values = true)]
     pub nats_password: String,
     /// The run's origin key (same Secret): proves what this run publishes is its own.
-    #[arg(long, env = "SYMPOZIUM_ORIGIN_KEY", default_value = "", hide_env_values = true)]
+    #[arg(long, env = vars::SYMPOZIUM_ORIGIN_KEY, default_value = "", hide_env_values = true)]
     pub origin_key: String,
     /// Ordered fallback models as JSON `[{"provider","model","baseURL"?,"apiKeyEnv"?}]`.
-    #[arg(long, env = "MODEL_FALLBACKS", default_value = "")]
+    #[arg(long, env = vars::MODEL_FALLBACKS, default_value = "")]
     pub model_fallbacks: String,
     /// How long to wait for the MCP manifest (the `mcp-discover` init container normally
     /// wrote it before the runner starts, so the default does not wait).
     #[arg(long, env = "MCP_MANIFEST_WAIT", default_value = "0s")]
     pub mcp_manifest_wait: String,
     /// IPC directory.
-    #[arg(long, env = "IPC_DIR", default_value = "/ipc")]
+    #[arg(long, env = vars::IPC_DIR, default_value = "/ipc")]
     pub ipc_dir: PathBuf,
     /// Workspace directory.
-    #[arg(long, env = "WORKSPACE_DIR", default_value = "/workspace")]
+    #[arg(long, env = vars::WORKSPACE_DIR, default_value = "/workspace")]
     pub workspace_dir: PathBuf,
     /// Skills directory.
-    #[arg(long, env = "SKILLS_DIR", default_value = "/skills")]
+    #[arg(long, env = vars::SKILLS_DIR, default_value = "/skills")]
     pub skills_dir: PathBuf,
     /// Legacy memory directory.
-    #[arg(long, env = "MEMORY_DIR", default_value = "/memory")]
+    #[arg(long, env = vars::MEMORY_DIR, default_value = "/memory")]
     pub memory_dir: PathBuf,
     /// Scratch directory.
-    #[arg(long, env = "TMP_DIR", default_value = "/tmp")]
+    #[arg(long, env = vars::TMP_DIR, default_value = "/tmp")]
     pub tmp_dir: PathBuf,
 }
 
@@ -194,7 +195,7 @@ impl Thinking {
             "medium" => Ok(Self::Medium),
             "high" => Ok(Self::High),
             other => Err(ConfigError::Invalid {
-                field: "THINKING_MODE",
+                field: vars::THINKING_MODE,
                 reason: format!("{other:?} is not one of off, low, medium, high"),
             }),
         }
@@ -332,7 +333,7 @@ pub struct Config {
 }
 
 fn duration_field(field: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    parse_duration(value).map_err(|reason| ConfigError::Invalid { field, reason })
+    parse_duration(value).map_err(|e| ConfigError::Invalid { field, reason: e.to_string() })
 }
 
 impl Config {
@@ -376,15 +377,15 @@ impl Config {
             _ => None,
         };
         let run_timeout = match &args.run_timeout {
-            Some(v) if !v.trim().is_empty() => duration_field("RUN_TIMEOUT", v)?,
+            Some(v) if !v.trim().is_empty() => duration_field(vars::RUN_TIMEOUT, v)?,
             _ if local => Duration::from_secs(30 * 60),
             _ => Duration::from_secs(10 * 60),
         };
         let permissions = crate::rbac::parse(&args.skill_rbac)
-            .map_err(|reason| ConfigError::Invalid { field: "SKILL_RBAC", reason })?
+            .map_err(|reason| ConfigError::Invalid { field: vars::SKILL_RBAC, reason })?
             .map(|skills| crate::rbac::summary(&skills, args.agent_namespace.trim()));
         let policy = ToolPolicy::from_json(&args.tool_policy)
-            .map_err(|reason| ConfigError::Invalid { field: "TOOL_POLICY", reason })?;
+            .map_err(|reason| ConfigError::Invalid { field: vars::TOOL_POLICY, reason })?;
         Ok(Self {
             task: args.task,
             system_prompt: args.system_prompt,
@@ -444,6 +445,6 @@ impl Config {
             return Ok(Vec::new());
         }
         serde_json::from_str(raw)
-            .map_err(|e| ConfigError::Invalid { field: "MODEL_FALLBACKS", reason: e.to_string() })
+            .map_err(|e| ConfigError::Invalid { field: vars::MODEL_FALLBACKS, reason: e.to_string() })
     }
 }

@@ -1,6 +1,6 @@
 //! The Sympozium agent runner: the single-shot LLM tool loop inside every agent pod.
 //!
-//! `main` parses [`config::Args`] (flags and the environment variables of spec 10), builds a
+//! `main` parses [`config::Args`] (flags and the environment variables of `sympozium_protocol::env`), builds a
 //! [`config::Config`] and calls [`run::run`], which always returns a [`run::RunReport`]; `main`
 //! then prints the `__SYMPOZIUM_RESULT__…__SYMPOZIUM_END__` marker and exits 0 or 1.
 //! No Kubernetes dependency: everything the runner knows arrives through the environment and

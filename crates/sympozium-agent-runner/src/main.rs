@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use sympozium_protocol::env as vars;
 
 use clap::Parser;
 use sympozium_agent_runner::config::{Args, Config};
@@ -28,7 +29,7 @@ fn env(name: &str) -> String {
 
 /// Reports a failure that happened before a run could start.
 fn fail_early(message: &str) -> ! {
-    let ipc = std::env::var_os("IPC_DIR").map_or_else(|| PathBuf::from("/ipc"), PathBuf::from);
+    let ipc = std::env::var_os(vars::IPC_DIR).map_or_else(|| PathBuf::from("/ipc"), PathBuf::from);
     let result = result_json(&Err(message.to_string()), Stats::default(), std::time::Duration::ZERO);
     // Best effort: the directory may not exist outside a pod; the marker below still reports.
     let _ = write_result(&ipc, &result);

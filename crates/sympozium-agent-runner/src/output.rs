@@ -11,10 +11,7 @@ use crate::llm::{StreamSink, Usage};
 use crate::prompt::{MEMORY_END, MEMORY_START};
 use crate::util::write_json_atomic;
 
-/// Prefix of the stdout result marker.
-pub const RESULT_START: &str = "__SYMPOZIUM_RESULT__";
-/// Suffix of the stdout result marker.
-pub const RESULT_END: &str = "__SYMPOZIUM_END__";
+pub use sympozium_protocol::markers::{RESULT_END, RESULT_START};
 
 /// Coalesce deltas until this many bytes…
 const CHUNK_BYTES: usize = 32;

@@ -1,4 +1,4 @@
-//! System prompt assembly, in the order of spec 10: base, skills, tool usage, channel
+//! System prompt assembly, in the original runner's order: base, skills, tool usage, channel
 //! context, MCP tools, memory.
 
 use std::collections::BTreeMap;
@@ -10,10 +10,7 @@ pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful AI assistant running 
 /// The placeholder the instance controller writes into a fresh `MEMORY.md`.
 pub const MEMORY_PLACEHOLDER: &str = "# Agent Memory\n\nNo memories recorded yet.";
 
-/// Start / end markers of the legacy memory block.
-pub const MEMORY_START: &str = "__SYMPOZIUM_MEMORY__";
-/// See [`MEMORY_START`].
-pub const MEMORY_END: &str = "__SYMPOZIUM_MEMORY_END__";
+pub use sympozium_protocol::markers::{MEMORY_END, MEMORY_START};
 
 /// Which memory mechanism the prompt describes.
 pub enum MemoryMode {

@@ -1,4 +1,4 @@
-//! The runner's OpenTelemetry instruments (spec 15): runs, run duration, token usage and
+//! The runner's OpenTelemetry instruments: runs, run duration, token usage and
 //! tool calls. They record on the meter of the shared telemetry init, a no-op while export
 //! is off.
 

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Memory: the memory-server integration (auto-context, tools, auto-store) against a small
-//! HTTP server speaking spec 09's routes, and legacy ConfigMap memory markers.
+//! HTTP server speaking the memory server's routes, and legacy ConfigMap memory markers.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Sub-types shared by several kinds. Field names and JSON casing are a compatibility
-//! contract with the original Go API (`../shared/spec/01-crds.md`).
+//! contract with the original Go API's manifests.
 
 use std::collections::BTreeMap;
 

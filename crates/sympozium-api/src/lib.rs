@@ -1,7 +1,8 @@
 //! Sympozium custom resource types, group `sympozium.ai`, version `v1alpha1`.
 //!
 //! One kind per module. Field names, JSON casing, defaults and enums are a compatibility
-//! contract with existing Sympozium manifests; see `../shared/spec/01-crds.md`.
+//! contract with existing Sympozium manifests: a manifest written for the original applies
+//! unchanged, and the generated CRDs in `deploy/crds` (drift-tested) are the reference.
 
 pub mod agentrun;
 pub mod common;

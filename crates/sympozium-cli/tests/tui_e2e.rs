@@ -99,7 +99,7 @@ async fn activate_platform_team_and_chat_with_an_agent() {
     pty.keys(&["Enter"]);
     pty.wait_for("personapack/platform-team activated", 30);
 
-    // What the wizard wrote (spec 03): the key Secret, the pack enabled with authRefs.
+    // What the wizard wrote: the key Secret, the pack enabled with authRefs.
     let secret =
         Api::<Secret>::namespaced(client.clone(), &ns).get("platform-team-openai-key").await.unwrap();
     assert!(secret.data.unwrap().contains_key("OPENAI_API_KEY"));

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
+use sympozium_protocol::env as vars;
 
 use clap::Parser;
 
@@ -10,26 +11,26 @@ use clap::Parser;
 #[command(name = "sympozium-ipc-bridge", version, about)]
 pub struct Config {
     /// The directory shared with the agent container.
-    #[arg(long, env = "IPC_PATH", default_value = "/ipc")]
+    #[arg(long, env = vars::IPC_PATH, default_value = "/ipc")]
     pub ipc_path: PathBuf,
     /// The AgentRun this pod executes (required).
-    #[arg(long, env = "AGENT_RUN_ID", default_value = "")]
+    #[arg(long, env = vars::AGENT_RUN_ID, default_value = "")]
     pub agent_run_id: String,
     /// The run's SympoziumInstance.
-    #[arg(long, env = "INSTANCE_NAME", default_value = "")]
+    #[arg(long, env = vars::INSTANCE_NAME, default_value = "")]
     pub instance_name: String,
     /// The run's namespace.
-    #[arg(long, env = "AGENT_NAMESPACE", default_value = "")]
+    #[arg(long, env = vars::AGENT_NAMESPACE, default_value = "")]
     pub namespace: String,
     /// NATS URL of the event bus.
-    #[arg(long, env = "EVENT_BUS_URL", default_value = "nats://nats.sympozium-system.svc:4222")]
+    #[arg(long, env = vars::EVENT_BUS_URL, default_value = "nats://nats.sympozium-system.svc:4222")]
     pub event_bus_url: String,
     /// Password of the `agent` bus user (from the run's `<run>-bus` Secret); unset for a
     /// NATS without authorization.
-    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
+    #[arg(long, env = vars::NATS_PASSWORD, hide_env_values = true)]
     pub nats_password: Option<String>,
     /// The run's origin key (same Secret): everything the bridge publishes is signed with it.
-    #[arg(long, env = "SYMPOZIUM_ORIGIN_KEY", hide_env_values = true)]
+    #[arg(long, env = vars::SYMPOZIUM_ORIGIN_KEY, hide_env_values = true)]
     pub origin_key: Option<String>,
     /// Safety-net rescan of `/ipc` in case a file-system event is missed, in milliseconds.
     #[arg(long, env = "IPC_RESCAN_INTERVAL_MS", default_value_t = 2000)]

@@ -86,7 +86,7 @@ fn run_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.5, 2.0, 14))
 }
 
-/// The same measurements on the OpenTelemetry meter (names of spec 15).
+/// The same measurements on the OpenTelemetry meter (names in docs/observability.md).
 #[derive(Clone)]
 struct Otel {
     reconcile_duration: opentelemetry::metrics::Histogram<f64>,

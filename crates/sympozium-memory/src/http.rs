@@ -1,4 +1,4 @@
-//! The HTTP API (axum). Routes, status codes and error strings follow spec 09; the
+//! The HTTP API (axum). Routes, status codes and error strings follow the original memory server's; the
 //! `/memories/{id}` routes, exact tag filters and pagination are additions.
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Sympozium memory server: persistent, searchable memory for an agent instance.
 //!
-//! SQLite (WAL, `synchronous=FULL`) with an FTS5 external-content index, behind the HTTP API of
-//! spec 09 (`/health`, `/search`, `/store`, `/list`) plus `/memories/{id}` (get, update,
+//! SQLite (WAL, `synchronous=FULL`) with an FTS5 external-content index, behind the original memory server's HTTP
+//! API (`/health`, `/search`, `/store`, `/list`) plus `/memories/{id}` (get, update,
 //! delete), exact tag filters and pagination. [`MemoryClient`] speaks that API.
 //!
 //! Modules: [`schema`] (opening safely, migrations), [`query`] (FTS5 query building),

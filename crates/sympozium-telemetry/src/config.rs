@@ -172,18 +172,11 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
     if (0.0..=1.0).contains(&r) { Ok(r) } else { Err(format!("{s} is outside 0.0..=1.0")) }
 }
 
-/// A duration like `500ms`, `5s`, `2m`, or plain milliseconds.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 500ms, 5s or 1m"))?;
-    let d = match unit {
-        "" | "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(format!("{s:?} is not a duration like 500ms, 5s or 1m")),
-    };
-    if d.is_zero() { Err("must be greater than zero".into()) } else { Ok(d) }
+/// A duration like `500ms`, `5s`, `2m`, or plain milliseconds (OpenTelemetry's unit for
+/// its batch settings); zero is refused.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, sympozium_protocol::duration::DurationError> {
+    use sympozium_protocol::duration::{BareUnit, parse_positive};
+    parse_positive(s, BareUnit::Milliseconds)
 }
 
 #[cfg(test)]

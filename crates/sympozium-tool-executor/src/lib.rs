@@ -1,5 +1,5 @@
 //! The tool executor: the entry point of Sympozium's skill sidecar images. It serves the
-//! agent's `execute_command` requests over the shared `/ipc` volume (spec 07): every
+//! agent's `execute_command` requests over the shared `/ipc` volume: every
 //! `exec-request-<id>.json` it claims (atomically, `mkdir .claim-<id>`) runs as
 //! `bash -c` in the request's working directory under its timeout, and the outcome is
 //! written to `exec-result-<id>.json` (via a temporary file and a rename).

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
+use sympozium_protocol::env as vars;
 
 use clap::Parser;
 use sympozium_telemetry::TelemetryArgs;
@@ -30,8 +31,8 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let config = sympozium_tool_executor::Config {
-        ipc_dir: env("IPC_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/ipc")),
-        skill: env("SYMPOZIUM_SKILL"),
+        ipc_dir: env(vars::IPC_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/ipc")),
+        skill: env(vars::SYMPOZIUM_SKILL),
         poll: Duration::from_millis(200),
         gh_token_file: Some(
             env("GH_TOKEN_FILE")

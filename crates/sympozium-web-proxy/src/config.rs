@@ -42,21 +42,10 @@ pub struct Config {
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// Parses `90s`, `10m`, `1h` or a number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration such as 90s, 10m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        other => return Err(format!("unknown unit {other:?} in {s:?} (use s, m or h)")),
-    };
-    if secs == 0 {
-        return Err("the duration must be positive".into());
-    }
-    Ok(Duration::from_secs(secs))
+/// Parses a Go duration (`90s`, `10m`, `1h30m`) or a number of seconds; zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, sympozium_protocol::duration::DurationError> {
+    use sympozium_protocol::duration::{BareUnit, parse_positive};
+    parse_positive(s, BareUnit::Seconds)
 }
 
 #[cfg(test)]
@@ -68,7 +57,8 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
-        assert!(parse_duration("10d").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("10d").unwrap_err().to_string().contains("unknown unit"));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
     }

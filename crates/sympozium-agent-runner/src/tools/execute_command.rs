@@ -1,5 +1,5 @@
 //! `execute_command`: runs a shell command in a skill sidecar or in the pod's `sandbox`
-//! container through the file protocol of spec 07. The request goes to
+//! container through the IPC file protocol (request file, `.claim-<id>`, result file). The request goes to
 //! `<ipc>/tools/exec-request-<id>.json` — or, when several sidecars exist and the model names
 //! one with `skill`, to `<ipc>/tools/<skill>/` so exactly that sidecar runs it. With a
 //! sandbox, every command goes to a named directory: `<ipc>/tools/sandbox/` unless the model
@@ -7,7 +7,7 @@
 //! agent container itself never runs a command; the tool is only offered when a sandbox or
 //! at least one sidecar exists.
 //!
-//! Sidecars claim a request by creating `.claim-<id>` (spec 07). When no claim appears within
+//! Sidecars claim a request by creating `.claim-<id>`. When no claim appears within
 //! `pickup_timeout` the call fails fast instead of waiting out the full command timeout.
 
 use std::path::{Path, PathBuf};

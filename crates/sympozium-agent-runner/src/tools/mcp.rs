@@ -1,4 +1,4 @@
-//! MCP tools (spec 14): loaded from the bridge's manifest `<ipc>/tools/mcp-tools.json` and
+//! MCP tools: loaded from the bridge's manifest `<ipc>/tools/mcp-tools.json` and
 //! called through `mcp-request-<n>.json` / `mcp-result-<n>.json` files in `<ipc>/tools`.
 //! Servers the bridge could not reach at start (`unavailable` in the manifest) get a stand-in
 //! that is not offered but forwards calls to `<prefix>_*` to the bridge, which retries the

@@ -1,4 +1,4 @@
-//! Memory tools over the memory server's HTTP API (spec 09): `memory_search`,
+//! Memory tools over the memory server's HTTP API: `memory_search`,
 //! `memory_store`, `memory_list`, plus the client used for auto-context and auto-store.
 
 use std::sync::Arc;
@@ -110,7 +110,7 @@ pub fn format_entry(e: &Value) -> String {
     )
 }
 
-/// Formats entries the way spec 09 shows them to the model.
+/// Formats entries the way the original runner shows them to the model.
 pub fn format_entries(content: &Value) -> String {
     let Some(entries) = content.as_array() else {
         return match content {

@@ -9,7 +9,7 @@ use super::not_found;
 use crate::cli::FeatureCommand;
 use crate::output::table;
 
-/// The gates the runner and webhook act on (spec 06).
+/// The gates the runner and webhook act on.
 pub const KNOWN: &[&str] = &["code-execution", "sub-agents", "file-access", "browser-automation"];
 
 /// Runs a `features` command.

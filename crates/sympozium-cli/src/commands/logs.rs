@@ -140,7 +140,7 @@ pub async fn logs(client: &Client, ns: &str, request: &LogsRequest) -> anyhow::R
 /// for lines that are not progress (the result marker, blank lines).
 pub fn progress_note(line: &str) -> Option<String> {
     let line = line.trim();
-    if line.is_empty() || line.contains("__SYMPOZIUM_RESULT__") {
+    if line.is_empty() || sympozium_protocol::markers::is_result_line(line) {
         return None;
     }
     let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else { return Some(line.to_string()) };

@@ -1,5 +1,5 @@
 //! Slash commands (`/`): navigation and quick edits. Edits are computed here from the
-//! watched objects (pure) and queued as actions; see spec 12 for the list.
+//! watched objects (pure) and queued as actions; the README's TUI section lists them.
 
 use kube::ResourceExt;
 use serde_json::json;

@@ -76,7 +76,7 @@ async fn put_secret(
     Ok(())
 }
 
-/// Activates a pack (spec 03 "activation paths"): the provider Secret `<pack>-<provider>-key`
+/// Activates a pack : the provider Secret `<pack>-<provider>-key`
 /// (labelled with the pack, so disabling the pack removes it), channel Secrets
 /// `<pack>-<type>-secret`, then one merge patch of the pack: `enabled`, `authRefs`, models of
 /// personas that name none, channels, base URL, repository, team task, sandbox, heartbeat;
@@ -147,7 +147,7 @@ pub async fn activate_pack(client: &Client, ns: &str, act: &Activation) -> Resul
     Ok(pack.spec.personas.len())
 }
 
-/// The heartbeat task of an onboarded agent (spec 05).
+/// The heartbeat task of an onboarded agent.
 fn heartbeat_task(instructions: Option<&str>) -> String {
     let base = "Review your memory and the state of what you look after; summarise anything that \
                 changed or needs attention, and store what is worth remembering.";
@@ -157,7 +157,7 @@ fn heartbeat_task(instructions: Option<&str>) -> String {
     }
 }
 
-/// The `default-policy` onboarding creates (spec 06).
+/// The `default-policy` onboarding creates.
 fn default_policy() -> Value {
     json!({
         "apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumPolicy",

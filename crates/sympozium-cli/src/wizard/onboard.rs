@@ -1,4 +1,4 @@
-//! The onboarding wizard (spec 12): namespace, instance name, provider, base URL, key, model,
+//! The onboarding wizard: namespace, instance name, provider, base URL, key, model,
 //! GitHub repository, instructions, channel and token, default policy, agent sandbox,
 //! heartbeat, confirm. Shared by `sympozium onboard` and the TUI's `O` / `/onboard`.
 
@@ -36,7 +36,7 @@ pub struct Onboarding {
     pub heartbeat: Option<String>,
 }
 
-/// Heartbeat presets (spec 05): cron, label.
+/// Heartbeat presets: cron, label.
 const HEARTBEATS: &[(&str, &str)] = &[
     ("0 * * * *", "Hourly"),
     ("*/30 * * * *", "Every 30 minutes"),

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use sympozium_protocol::env as vars;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -316,37 +317,37 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
     let spec = &run.spec;
     let ns = run.namespace().unwrap_or_default();
     let mut vars = vec![
-        env("AGENT_RUN_ID", run.name_any()),
-        env("AGENT_ID", spec.agent_id.clone()),
-        env("SESSION_KEY", spec.session_key.clone()),
-        env("INSTANCE_NAME", spec.instance_ref.clone()),
-        env("AGENT_NAMESPACE", ns),
-        env("TASK", spec.task.clone()),
+        env(vars::AGENT_RUN_ID, run.name_any()),
+        env(vars::AGENT_ID, spec.agent_id.clone()),
+        env(vars::SESSION_KEY, spec.session_key.clone()),
+        env(vars::INSTANCE_NAME, spec.instance_ref.clone()),
+        env(vars::AGENT_NAMESPACE, ns),
+        env(vars::TASK, spec.task.clone()),
         // A run without its own prompt gets its instance's (a persona's), whoever created it.
         env(
-            "SYSTEM_PROMPT",
+            vars::SYSTEM_PROMPT,
             spec.system_prompt
                 .clone()
                 .filter(|p| !p.trim().is_empty())
                 .or_else(|| i.instance.and_then(|inst| inst.spec.memory.as_ref()?.system_prompt.clone()))
                 .unwrap_or_default(),
         ),
-        env("MODEL_PROVIDER", spec.model.provider.clone()),
-        env("MODEL_NAME", spec.model.model.clone()),
-        env("MODEL_BASE_URL", spec.model.base_url.clone().unwrap_or_default()),
-        env("THINKING_MODE", spec.model.thinking.and_then(|t| wire_name(&t)).unwrap_or_default()),
+        env(vars::MODEL_PROVIDER, spec.model.provider.clone()),
+        env(vars::MODEL_NAME, spec.model.model.clone()),
+        env(vars::MODEL_BASE_URL, spec.model.base_url.clone().unwrap_or_default()),
+        env(vars::THINKING_MODE, spec.model.thinking.and_then(|t| wire_name(&t)).unwrap_or_default()),
     ];
     // Before the run's own env, so a run can still override the chain for itself.
     vars.extend(super::fallbacks::env_vars(i.instance));
     if legacy_memory {
-        vars.push(env("MEMORY_ENABLED", "true"));
+        vars.push(env(vars::MEMORY_ENABLED, "true"));
     }
     if let Some(url) = memory_url {
-        vars.push(env("MEMORY_SERVER_URL", url));
+        vars.push(env(vars::MEMORY_SERVER_URL, url));
         vars.push(crate::instance::memory_access::token_env(&spec.instance_ref));
         let auto_store = i.instance.and_then(|inst| inst.spec.memory.as_ref()?.auto_store);
         if auto_store == Some(false) {
-            vars.push(env("MEMORY_AUTO_STORE", "false"));
+            vars.push(env(vars::MEMORY_AUTO_STORE, "false"));
         }
     }
     // Reserved names are refused at admission; skipping them here too keeps a run stored
@@ -354,24 +355,24 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
     for (k, v) in spec.env.iter().flatten().filter(|(k, _)| !is_reserved_env(k)) {
         vars.push(env(k, v.clone()));
     }
-    vars.push(env("TOOLS_ENABLED", "true"));
+    vars.push(env(vars::TOOLS_ENABLED, "true"));
     let annotations = run.annotations();
     if let Some(c) = annotations.get("sympozium.ai/reply-channel") {
-        vars.push(env("SOURCE_CHANNEL", c.clone()));
+        vars.push(env(vars::SOURCE_CHANNEL, c.clone()));
     }
     if let Some(c) = annotations.get("sympozium.ai/reply-chat-id") {
-        vars.push(env("SOURCE_CHAT_ID", c.clone()));
+        vars.push(env(vars::SOURCE_CHAT_ID, c.clone()));
     }
-    vars.push(env("RUN_TIMEOUT", format!("{}s", i.timeout.as_secs())));
+    vars.push(env(vars::RUN_TIMEOUT, format!("{}s", i.timeout.as_secs())));
     if let Some(tp) = &i.traceparent {
-        vars.push(env("TRACEPARENT", tp.clone()));
+        vars.push(env(vars::TRACEPARENT, tp.clone()));
     }
     if let Some(policy) = &i.tool_policy {
-        vars.push(env("TOOL_POLICY", policy.clone()));
+        vars.push(env(vars::TOOL_POLICY, policy.clone()));
     }
     let command_sidecars: Vec<_> = i.sidecars.iter().map(|s| s.pack.clone()).collect();
     if !command_sidecars.is_empty() {
-        vars.push(env("SKILL_SIDECARS", command_sidecars.join(",")));
+        vars.push(env(vars::SKILL_SIDECARS, command_sidecars.join(",")));
         // What the skills' Roles grant, so the prompt describes the run's real permissions.
         let grants: serde_json::Map<String, serde_json::Value> = i
             .sidecars
@@ -382,13 +383,13 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
                 (s.pack.clone(), grant)
             })
             .collect();
-        vars.push(env("SKILL_RBAC", serde_json::Value::Object(grants).to_string()));
+        vars.push(env(vars::SKILL_RBAC, serde_json::Value::Object(grants).to_string()));
     }
     if super::sandbox_container::effective(run, i.instance).is_some() {
         // `execute_command` goes to the sandbox container; this one runs no command itself.
-        vars.push(env("SANDBOX_ENABLED", "true"));
+        vars.push(env(vars::SANDBOX_ENABLED, "true"));
     }
-    vars.push(env("EVENT_BUS_URL", i.settings.event_bus_url()));
+    vars.push(env(vars::EVENT_BUS_URL, i.settings.event_bus_url()));
     if i.settings.bus_auth.is_some() {
         vars.extend(super::bus_access::env(&run.name_any()));
     }
@@ -429,12 +430,12 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
 
 fn ipc_bridge(i: &RunInputs<'_>) -> Container {
     let mut vars = vec![
-        env("AGENT_RUN_ID", i.run.name_any()),
-        env("INSTANCE_NAME", i.run.spec.instance_ref.clone()),
-        env("AGENT_NAMESPACE", i.run.namespace().unwrap_or_default()),
-        env("EVENT_BUS_URL", i.settings.event_bus_url()),
-        env("RUN_TIMEOUT", format!("{}s", i.timeout.as_secs())),
-        env("TRACEPARENT", i.traceparent.clone().unwrap_or_default()),
+        env(vars::AGENT_RUN_ID, i.run.name_any()),
+        env(vars::INSTANCE_NAME, i.run.spec.instance_ref.clone()),
+        env(vars::AGENT_NAMESPACE, i.run.namespace().unwrap_or_default()),
+        env(vars::EVENT_BUS_URL, i.settings.event_bus_url()),
+        env(vars::RUN_TIMEOUT, format!("{}s", i.timeout.as_secs())),
+        env(vars::TRACEPARENT, i.traceparent.clone().unwrap_or_default()),
     ];
     if i.settings.bus_auth.is_some() {
         vars.extend(super::bus_access::env(&i.run.name_any()));
@@ -459,7 +460,7 @@ fn skill_container(s: &ResolvedSidecar) -> Container {
         vars.push(env(&format!("SKILL_{}", k.to_ascii_uppercase()), v.clone()));
     }
     // The tool executor serves `/ipc/tools/<pack>/`: commands for this skill reach this sidecar.
-    vars.push(env("SYMPOZIUM_SKILL", s.pack.clone()));
+    vars.push(env(vars::SYMPOZIUM_SKILL, s.pack.clone()));
     let mut mounts = vec![mount("ipc", "/ipc", false), mount("tmp", "/tmp", false)];
     if s.sidecar.mount_workspace != Some(false) {
         mounts.push(mount("workspace", "/workspace", false));

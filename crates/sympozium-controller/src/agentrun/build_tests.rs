@@ -235,7 +235,7 @@ fn auto_store_follows_the_instance() {
 }
 
 /// The seed instance of the project (deploy/samples), its k8s-ops skill as built in, and a
-/// task run of it: the Job and pod, field by field against spec 04's shape.
+/// task run of it: the Job and pod, field by field against the shape the original's pods have.
 #[test]
 fn the_seed_instances_task_run_has_the_spec_pod_shape() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -389,7 +389,7 @@ fn the_seed_instances_task_run_has_the_spec_pod_shape() {
     let skill = &pod.containers[2];
     assert!(env_of(skill).contains(&("SKILL_CLUSTER".to_string(), "production".to_string())));
 
-    // Volumes: sizes and sources of spec 04.
+    // Volumes: sizes and sources as the original's pods have them.
     let volumes = pod.volumes.unwrap();
     let volume = |n: &str| json!(volumes.iter().find(|v| v.name == n).unwrap());
     assert_eq!(volume("workspace")["emptyDir"], json!({"sizeLimit": "1Gi"}));

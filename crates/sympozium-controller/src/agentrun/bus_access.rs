@@ -4,6 +4,7 @@
 //! provably its own, and it cannot answer tool approvals (the `agent` role may not).
 
 use std::collections::BTreeMap;
+use sympozium_protocol::env as vars;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{EnvVar, Secret};
@@ -52,7 +53,7 @@ pub fn secret(run: &AgentRun, auth: &BusAuth) -> Secret {
 pub fn env(run: &str) -> Vec<EnvVar> {
     let secret = secret_name(run);
     vec![
-        from_secret("NATS_PASSWORD", &secret, PASSWORD_KEY),
-        from_secret("SYMPOZIUM_ORIGIN_KEY", &secret, ORIGIN_KEY),
+        from_secret(vars::NATS_PASSWORD, &secret, PASSWORD_KEY),
+        from_secret(vars::SYMPOZIUM_ORIGIN_KEY, &secret, ORIGIN_KEY),
     ]
 }

@@ -8,6 +8,7 @@
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 use serde_json::json;
 use sympozium_api::SympoziumInstance;
+use sympozium_protocol::env as vars;
 
 /// The variable holding the API key of the `n`-th fallback (0-based).
 pub fn key_var(n: usize) -> String {
@@ -50,7 +51,7 @@ pub fn env_vars(instance: Option<&SympoziumInstance>) -> Vec<EnvVar> {
         return Vec::new();
     }
     let mut all = vec![EnvVar {
-        name: "MODEL_FALLBACKS".into(),
+        name: vars::MODEL_FALLBACKS.into(),
         value: Some(serde_json::Value::Array(chain).to_string()),
         ..Default::default()
     }];

@@ -2,6 +2,7 @@
 //! runs after the agent with its exit code and answer, on the same workspace volume.
 
 use std::collections::BTreeMap;
+use sympozium_protocol::env as vars;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -101,9 +102,9 @@ fn hook_container(
 
 fn identity_env(run: &AgentRun) -> Vec<EnvVar> {
     vec![
-        env("AGENT_RUN_ID", run.name_any()),
-        env("INSTANCE_NAME", run.spec.instance_ref.clone()),
-        env("AGENT_NAMESPACE", run.namespace().unwrap_or_default()),
+        env(vars::AGENT_RUN_ID, run.name_any()),
+        env(vars::INSTANCE_NAME, run.spec.instance_ref.clone()),
+        env(vars::AGENT_NAMESPACE, run.namespace().unwrap_or_default()),
     ]
 }
 
@@ -189,8 +190,8 @@ pub fn post_run_job(run: &AgentRun, exit_code: i32, result: &str, busybox: &str)
         .iter()
         .map(|h| {
             let mut base = identity_env(run);
-            base.push(env("AGENT_EXIT_CODE", exit_code.to_string()));
-            base.push(env("AGENT_RESULT", answer.clone()));
+            base.push(env(vars::AGENT_EXIT_CODE, exit_code.to_string()));
+            base.push(env(vars::AGENT_RESULT, answer.clone()));
             hook_container("post", h, base, run, vec![mount("workspace", "/workspace"), mount("tmp", "/tmp")])
         })
         .collect();

@@ -1,4 +1,4 @@
-//! Host access for skill sidecars (spec 07): host-path mounts, privileged or root sidecars,
+//! Host access for skill sidecars: host-path mounts, privileged or root sidecars,
 //! host network and PID namespace. Honoured only when the run's policy sets
 //! `sandboxPolicy.allowHostMounts: true`; otherwise [`withhold`] strips it before the Job
 //! is built. Pure functions, no client.

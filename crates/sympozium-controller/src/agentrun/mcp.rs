@@ -4,6 +4,7 @@
 //! `mcp-bridge` sidecar added to the pod.
 
 use std::collections::BTreeMap;
+use sympozium_protocol::env as vars;
 
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, PodSpec, SecretKeySelector, Volume,
@@ -202,7 +203,7 @@ fn bridge_container(
     discover_only: bool,
 ) -> Container {
     let mut vars = vec![
-        env("AGENT_RUN_ID", &run.name_any()),
+        env(vars::AGENT_RUN_ID, &run.name_any()),
         env("MCP_CONFIG_PATH", &format!("/config/{CONFIG_KEY}")),
         env("MCP_IPC_PATH", "/ipc/tools"),
         env("MCP_MANIFEST_PATH", "/ipc/tools/mcp-tools.json"),

@@ -1,6 +1,6 @@
 //! The OpenTelemetry environment of an agent pod's `agent` and `ipc-bridge` containers when
 //! the instance turns observability on: endpoint, protocol, service name and resource
-//! attributes (spec 15), plus what the original declared but never passed on — the
+//! attributes, plus what the original declared but never passed on — the
 //! instance's OTLP headers and its sampling ratio.
 
 use std::collections::BTreeMap;

@@ -32,46 +32,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a run waits for its instance's memory server to become ready.
 pub const MEMORY_WAIT: Duration = Duration::from_secs(120);
 
-/// Parses Go-style durations (`30m`, `1h30m`, `10m0s`, `1.5h`).
+/// Parses a manifest's Go-style duration (`30m`, `1h30m`, `10m0s`, `1.5h`); zero and
+/// invalid values (which the CRD schema refuses anyway) mean "not set".
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut number = String::new();
-    let mut chars = s.trim().chars().peekable();
-    chars.peek()?;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_digit() || n == '.' {
-                break;
-            }
-            unit.push(n);
-            chars.next();
-        }
-        let value: f64 = number.parse().ok()?;
-        number.clear();
-        total += value
-            * match unit.as_str() {
-                "ns" => 1e-9,
-                "us" | "µs" => 1e-6,
-                "ms" => 1e-3,
-                "s" => 1.0,
-                "m" => 60.0,
-                "h" => 3600.0,
-                _ => return None,
-            };
-    }
-    if !number.is_empty() {
-        return None;
-    }
-    (total > 0.0).then(|| Duration::from_secs_f64(total))
-}
-
-fn go_duration(d: Duration) -> String {
-    format!("{}s", d.as_secs())
+    sympozium_protocol::duration::parse(s).ok().filter(|d| !d.is_zero())
 }
 
 /// The skills in effect: the run's own, else the instance's (web-proxy runs carry theirs).
@@ -329,7 +293,7 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
     let timeout = effective_timeout(run, Some(&instance));
     if run.spec.skills != skills || run.spec.timeout.is_none() {
         let patch = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
-                           "spec": {"skills": skills, "timeout": go_duration(timeout)}});
+                           "spec": {"skills": skills, "timeout": sympozium_protocol::duration::seconds(timeout)}});
         api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
     }
 

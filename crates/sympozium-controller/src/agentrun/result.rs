@@ -4,12 +4,11 @@
 
 use serde_json::Value;
 use sympozium_api::agentrun::TokenUsage;
+use sympozium_protocol::markers;
 
 /// Largest `status.result` stored; longer answers are cut (the full text is in the
 /// run's result.json / bus event), keeping AgentRun objects far below etcd's size limit.
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
-const START: &str = "__SYMPOZIUM_RESULT__";
-const END: &str = "__SYMPOZIUM_END__";
 
 /// What an agent run produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -68,15 +67,9 @@ pub fn from_result_json(v: &Value) -> Outcome {
     }
 }
 
-const MEMORY_START: &str = "__SYMPOZIUM_MEMORY__";
-const MEMORY_END: &str = "__SYMPOZIUM_MEMORY_END__";
-
 /// The last complete legacy memory block printed by the runner.
 pub fn memory_block(logs: &str) -> Option<String> {
-    let start = logs.rfind(MEMORY_START)?;
-    let rest = &logs[start + MEMORY_START.len()..];
-    let block = rest[..rest.find(MEMORY_END)?].trim();
-    (!block.is_empty()).then(|| block.to_string())
+    markers::last_memory_block(logs).map(str::to_string)
 }
 
 const RATE_LIMIT_SIGNS: [&str; 9] = [
@@ -94,9 +87,8 @@ const RATE_LIMIT_SIGNS: [&str; 9] = [
 /// Finds the outcome in the tail of an agent log: the last complete result marker, or,
 /// failing that, a rate-limit symptom as the error.
 pub fn from_logs(logs: &str) -> Option<Outcome> {
-    if let Some(start) = logs.rfind(START) {
-        let rest = &logs[start + START.len()..];
-        let json = rest.find(END).map(|end| rest[..end].trim())?;
+    if logs.contains(markers::RESULT_START) {
+        let json = markers::last_result(logs)?.trim();
         let mut outcome = serde_json::from_str::<Value>(json).ok().map(|v| from_result_json(&v))?;
         if outcome.memory.is_none() {
             outcome.memory = memory_block(logs);

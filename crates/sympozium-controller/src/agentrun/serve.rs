@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::Duration;
+use sympozium_protocol::env as vars;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
@@ -78,11 +79,11 @@ pub fn deployment(
         .sidecar
         .env
         .iter()
-        .filter(|e| e.name != "EVENT_BUS_URL")
+        .filter(|e| e.name != vars::EVENT_BUS_URL)
         .map(|e| env(&e.name, e.value.clone()))
         .collect();
-    vars.push(env("EVENT_BUS_URL", event_bus_url));
-    vars.push(env("INSTANCE_NAME", run.spec.instance_ref.clone()));
+    vars.push(env(vars::EVENT_BUS_URL, event_bus_url));
+    vars.push(env(vars::INSTANCE_NAME, run.spec.instance_ref.clone()));
     vars.push(EnvVar {
         name: "POD_NAMESPACE".into(),
         value_from: Some(EnvVarSource {

@@ -80,7 +80,7 @@ pub fn run_name(instance: &str, key: &str) -> String {
     format!("{prefix}-ch-{key}")
 }
 
-/// The AgentRun answering `msg` (spec 04, channel router row).
+/// The AgentRun answering `msg`.
 pub fn agent_run(
     instance: &SympoziumInstance,
     msg: &InboundMessage,
