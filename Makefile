@@ -93,7 +93,8 @@ bench-memory:
 	cargo run --release --locked -p sympozium-memory --bin sympozium-memory-bench -- $(BENCH_MEMORY_ARGS)
 
 # Channel router: chat message -> AgentRun created latency p50/p99 over BENCH_MESSAGES (1000)
-# messages, on the test plane with a real nats-server. Never part of `make test`.
+# messages in new chats, then BENCH_CHAT_MESSAGES (1000) answered messages in one chat, on the
+# test plane with a real nats-server. Never part of `make test`.
 .PHONY: bench-channel-router
 bench-channel-router:
 	cargo run --release --locked -p sympozium-controller --example channel_router_bench

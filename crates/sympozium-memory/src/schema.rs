@@ -2,8 +2,10 @@
 //!
 //! Durability: the database runs in WAL mode with `synchronous=FULL`, so every commit fsyncs the
 //! WAL before `/store` is acknowledged. `NORMAL` would survive `kill -9` of the server but may lose
-//! the last commits on power loss, which an acknowledged memory must survive. Checkpoints run
-//! automatically (SQLite's `wal_autocheckpoint`) and on graceful shutdown.
+//! the last commits on power loss, which an acknowledged memory must survive. Checkpoints run on
+//! their own connection and thread ([`open_checkpointer`]), not inside the writer's commits
+//! (SQLite's `wal_autocheckpoint` would make the stores of that commit wait for it), and on
+//! graceful shutdown.
 //!
 //! Schema versions live in `PRAGMA user_version`; the file is marked as ours with
 //! `PRAGMA application_id`. A database written by the original Go server (user_version 0, a
@@ -147,6 +149,15 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Opens the connection that checkpoints the WAL in the background (read-write, nothing else).
+pub fn open_checkpointer(path: &Path) -> Result<Connection> {
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
 fn configure(conn: &Connection, writer: bool) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // 8 MiB page cache per connection (SQLite's default is 2 MiB): FTS queries on large
@@ -160,6 +171,7 @@ fn configure(conn: &Connection, writer: bool) -> Result<()> {
             )));
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     } else {
         conn.pragma_update(None, "query_only", "ON")?;
     }

@@ -6,9 +6,12 @@
 //! together in one transaction (group commit; one savepoint per store, so one store's limit
 //! error does not affect the others). Each caller is answered only after the commit that holds
 //! its memory, so acknowledged stores are durable and many concurrent writers share an fsync.
+//! A third thread checkpoints the WAL every [`CHECKPOINT_EVERY`] on its own connection
+//! (`PASSIVE`: it never blocks the writer), so no commit waits for a checkpoint.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
@@ -50,7 +53,9 @@ pub struct Store {
 }
 
 /// The most stores committed in one group.
-const MAX_GROUP: usize = 128;
+const MAX_GROUP: usize = 256;
+/// How often the WAL is checkpointed into the database file.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// One queued store and where to send its outcome.
 struct WriteJob {
@@ -85,6 +90,12 @@ impl Store {
             .name("memory-writer".into())
             .spawn(move || write_loop(&for_thread, queue))
             .map_err(|e| MemoryError::Task(format!("cannot start the writer thread: {e}")))?;
+        let checkpointer = schema::open_checkpointer(path)?;
+        let alive = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("memory-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &alive))
+            .map_err(|e| MemoryError::Task(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Self { inner, writes })
     }
 
@@ -375,6 +386,20 @@ fn write_loop(inner: &Inner, mut queue: mpsc::UnboundedReceiver<WriteJob>) {
                     let _ = job.reply.send(Err(MemoryError::Task(format!("commit failed: {message}"))));
                 }
             }
+        }
+    }
+}
+
+/// Checkpoints the WAL every [`CHECKPOINT_EVERY`] until the store is gone. `PASSIVE` copies
+/// what no reader still needs and never waits for the writer or readers.
+fn checkpoint_loop(conn: &Connection, alive: &Weak<Inner>) {
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if alive.strong_count() == 0 {
+            return;
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "background checkpoint failed; retried");
         }
     }
 }

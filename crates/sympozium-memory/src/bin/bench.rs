@@ -1,10 +1,12 @@
 //! `sympozium-memory-bench`: store throughput and search latency of the memory server at
 //! growing sizes. Run with `make bench-memory` (release build); see the crate README.
 //!
-//! For each size N it bulk-loads N synthetic notes (one transaction per 5,000) into a fresh
-//! database, starts the real HTTP server in-process on a loopback port, then measures, through
-//! [`MemoryClient`] over HTTP: single-memory stores (each one fsynced, from several concurrent
-//! clients), and searches with short keyword queries and long natural-language tasks.
+//! For each size N it bulk-loads N synthetic notes (one transaction per 50,000) into a fresh
+//! database — or copies the one a previous run left in the cache directory (`target/bench-memory`
+//! by default), since loading 1M notes takes minutes — starts the real HTTP server in-process on
+//! a loopback port, then measures, through [`MemoryClient`] over HTTP: single-memory stores
+//! (each one acknowledged only after its commit, from several counts of concurrent clients),
+//! and searches with short keyword queries and long natural-language tasks.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,12 +24,18 @@ struct Args {
     /// Directory for the benchmark databases (a temporary directory when absent).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Stores measured per size.
-    #[arg(long, default_value_t = 2000)]
+    /// Where bulk-loaded databases are kept between runs (same size = same content).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench-memory"))]
+    cache: PathBuf,
+    /// Load every database afresh (and do not cache it).
+    #[arg(long)]
+    no_cache: bool,
+    /// Stores measured per size and client count.
+    #[arg(long, default_value_t = 4000)]
     stores: usize,
-    /// Concurrent storing clients.
-    #[arg(long, default_value_t = 8)]
-    concurrency: usize,
+    /// Counts of concurrent storing clients, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "8,64")]
+    concurrency: Vec<usize>,
     /// Searches measured per size and query kind.
     #[arg(long, default_value_t = 300)]
     searches: usize,
@@ -238,16 +246,18 @@ async fn main() -> anyhow::Result<()> {
     let tmp = tempfile_dir(args.dir.clone())?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let corpus = Corpus::new(&mut rng);
-    println!(
-        "| memories | bulk load | store (HTTP, {} clients) | store p50 / p99 | search short p50 / p99 | search long p50 / p99 | db size |",
-        args.concurrency
-    );
-    println!("|---|---|---|---|---|---|---|");
+    let store_columns: String =
+        args.concurrency.iter().map(|c| format!(" store, {c} clients: rate, p50 / p99 |")).collect();
+    println!("| memories | bulk load |{store_columns} search short p50 / p99 | search long p50 / p99 | db size |");
+    println!("|---|---|{}---|---|---|", "---|".repeat(args.concurrency.len()));
     for &size in &args.sizes {
         let db = tmp.join(format!("bench-{size}.db"));
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
+        // Stores and queries draw from their own generator, so they are the same whether the
+        // database was loaded now or copied from the cache.
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ size);
         let config = Config {
             port: 0,
             bind: std::net::IpAddr::from([127, 0, 0, 1]),
@@ -261,21 +271,24 @@ async fn main() -> anyhow::Result<()> {
             auth_token: None,
         };
 
-        // Bulk load.
-        let store = Store::open(&db, config.limits(), false, 0).context("open bench db")?;
-        let started = Instant::now();
-        let mut loaded = 0u64;
-        while loaded < size {
-            let n = (size - loaded).min(5000);
-            let batch: Vec<StoreRequest> = (0..n)
-                .map(|_| StoreRequest { content: corpus.note(&mut rng), tags: vec!["bench".into()] })
-                .collect();
-            store.store_batch(batch).await?;
-            loaded += n;
-        }
-        let load = started.elapsed();
-        store.checkpoint().await?;
-        drop(store);
+        let cached = args.cache.join(format!("corpus-{CORPUS_VERSION}-{size}.db"));
+        let load = if !args.no_cache && cached.exists() {
+            let started = Instant::now();
+            std::fs::copy(&cached, &db).with_context(|| format!("copy {}", cached.display()))?;
+            Load::Cached(started.elapsed())
+        } else {
+            let started = Instant::now();
+            bulk_load(&db, &config, &corpus, size).await?;
+            let load = started.elapsed();
+            if !args.no_cache {
+                std::fs::create_dir_all(&args.cache)
+                    .with_context(|| format!("create {}", args.cache.display()))?;
+                let partial = cached.with_extension("partial");
+                std::fs::copy(&db, &partial).with_context(|| format!("copy to {}", partial.display()))?;
+                std::fs::rename(&partial, &cached)?;
+            }
+            Load::Fresh(load)
+        };
 
         let server = Server::bind(&config).await?;
         let url = format!("http://{}", server.local_addr());
@@ -286,30 +299,38 @@ async fn main() -> anyhow::Result<()> {
         let client = MemoryClient::new(url)?;
 
         // Stores over HTTP from concurrent clients.
-        let per_client = args.stores / args.concurrency.max(1);
-        let notes: Vec<Vec<String>> =
-            (0..args.concurrency).map(|_| (0..per_client).map(|_| corpus.note(&mut rng)).collect()).collect();
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for batch in notes {
-            let client = client.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(batch.len());
-                for note in batch {
-                    let t = Instant::now();
-                    client.store(&note, &["bench".into()]).await?;
-                    lat.push(t.elapsed());
-                }
-                Ok::<_, anyhow::Error>(lat)
-            }));
+        let mut store_cells = String::new();
+        for &clients in &args.concurrency {
+            let per_client = args.stores / clients.max(1);
+            let notes: Vec<Vec<String>> =
+                (0..clients).map(|_| (0..per_client).map(|_| corpus.note(&mut rng)).collect()).collect();
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for batch in notes {
+                let client = client.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Vec::with_capacity(batch.len());
+                    for note in batch {
+                        let t = Instant::now();
+                        client.store(&note, &["bench".into()]).await?;
+                        lat.push(t.elapsed());
+                    }
+                    Ok::<_, anyhow::Error>(lat)
+                }));
+            }
+            let mut store_lat = Vec::new();
+            for t in tasks {
+                store_lat.extend(t.await??);
+            }
+            let store_elapsed = started.elapsed();
+            store_lat.sort_unstable();
+            let store_rate = store_lat.len() as f64 / store_elapsed.as_secs_f64();
+            store_cells.push_str(&format!(
+                " {store_rate:.0}/s, {} / {} |",
+                ms(percentile(&store_lat, 0.5)),
+                ms(percentile(&store_lat, 0.99))
+            ));
         }
-        let mut store_lat = Vec::new();
-        for t in tasks {
-            store_lat.extend(t.await??);
-        }
-        let store_elapsed = started.elapsed();
-        store_lat.sort_unstable();
-        let store_rate = store_lat.len() as f64 / store_elapsed.as_secs_f64();
 
         // Searches, one at a time.
         let mut short = Vec::with_capacity(args.searches);
@@ -329,12 +350,12 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_tx.send(());
         serving.await??;
         let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+        let load = match load {
+            Load::Fresh(took) => format!("{:.1} s ({:.0}/s)", took.as_secs_f64(), size as f64 / took.as_secs_f64()),
+            Load::Cached(took) => format!("cached (copied in {:.1} s)", took.as_secs_f64()),
+        };
         println!(
-            "| {size} | {:.1} s ({:.0}/s) | {store_rate:.0}/s | {} / {} | {} / {} | {} / {} | {} MiB |",
-            load.as_secs_f64(),
-            size as f64 / load.as_secs_f64(),
-            ms(percentile(&store_lat, 0.5)),
-            ms(percentile(&store_lat, 0.99)),
+            "| {size} | {load} |{store_cells} {} / {} | {} / {} | {} MiB |",
             ms(percentile(&short, 0.5)),
             ms(percentile(&short, 0.99)),
             ms(percentile(&long, 0.5)),
@@ -347,6 +368,31 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Bump when the corpus or the schema changes, so cached databases are not reused.
+const CORPUS_VERSION: u32 = 1;
+
+/// How the database of one size came to be.
+enum Load {
+    Fresh(Duration),
+    Cached(Duration),
+}
+
+/// Loads `size` notes in transactions of 50,000, then checkpoints the WAL into the file.
+async fn bulk_load(db: &std::path::Path, config: &Config, corpus: &Corpus, size: u64) -> anyhow::Result<()> {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ size);
+    let store = Store::open(db, config.limits(), false, 0).context("open bench db")?;
+    let mut loaded = 0u64;
+    while loaded < size {
+        let n = (size - loaded).min(50_000);
+        let batch: Vec<StoreRequest> =
+            (0..n).map(|_| StoreRequest { content: corpus.note(&mut rng), tags: vec!["bench".into()] }).collect();
+        store.store_batch(batch).await?;
+        loaded += n;
+    }
+    store.checkpoint().await?;
     Ok(())
 }
 
