@@ -48,8 +48,11 @@ pub(crate) fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<E
     }
     let term_freqs = doc_freqs(conn, &fts.terms)?;
     let all = fts.all();
-    let mut found =
-        if term_freqs.contains(&0) { Vec::new() } else { and_stage(conn, &fts, &phrase_freqs, &term_freqs, top_k)? };
+    let mut found = if term_freqs.contains(&0) {
+        Vec::new()
+    } else {
+        and_stage(conn, &fts, &phrase_freqs, &term_freqs, top_k)?
+    };
     if len_i64(&found) >= top_k {
         return Ok(found);
     }
@@ -158,10 +161,14 @@ fn len_i64<T>(v: &[T]) -> i64 {
 /// The best `limit` matches of `expression` by BM25 (only those in `allowed`, when given);
 /// equal scores go to the most recently updated. The callers make sure the expression
 /// matches a bounded number of memories.
-fn best(conn: &Connection, expression: &str, allowed: Option<&HashSet<i64>>, limit: i64) -> Result<Vec<Entry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT rowid, bm25(memories_fts) FROM memories_fts WHERE memories_fts MATCH ?1",
-    )?;
+fn best(
+    conn: &Connection,
+    expression: &str,
+    allowed: Option<&HashSet<i64>>,
+    limit: i64,
+) -> Result<Vec<Entry>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT rowid, bm25(memories_fts) FROM memories_fts WHERE memories_fts MATCH ?1")?;
     let mut scored = stmt
         .query_map([expression], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)))?
         .filter(|row| !matches!((row, allowed), (Ok((id, _)), Some(ok)) if !ok.contains(id)))
@@ -190,7 +197,9 @@ fn newest(conn: &Connection, expression: &str, limit: i64) -> Result<Vec<Entry>>
     let mut stmt = conn.prepare_cached(
         "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2",
     )?;
-    let ids = stmt.query_map(params![expression, limit], |r| r.get::<_, i64>(0))?.collect::<rusqlite::Result<Vec<i64>>>()?;
+    let ids = stmt
+        .query_map(params![expression, limit], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
     Ok(ids.into_iter().map(|id| entry(conn, id)).collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
 }
 
@@ -215,7 +224,9 @@ mod tests {
             .prepare("INSERT INTO memories(content, tags, created_at, updated_at) VALUES (?1, '', ?2, ?2)")
             .unwrap();
         for i in 0..DF_CAP + 10 {
-            insert.execute(params![format!("common filler note {i}"), format!("2026-01-01T00:00:{i:06}Z")]).unwrap();
+            insert
+                .execute(params![format!("common filler note {i}"), format!("2026-01-01T00:00:{i:06}Z")])
+                .unwrap();
         }
         for (i, content) in extra.iter().enumerate() {
             insert.execute(params![content, format!("2026-02-01T00:00:{i:06}Z")]).unwrap();
@@ -232,15 +243,15 @@ mod tests {
 
     #[test]
     fn a_very_common_term_filters_the_and_stage_and_the_rare_terms_rank_it() {
-        let (_dir, conn) = database(&[
-            "zebra alone, without the other word",
-            "common zebra crossing zebra",
-            "common zebra",
-        ]);
+        let (_dir, conn) =
+            database(&["zebra alone, without the other word", "common zebra crossing zebra", "common zebra"]);
         let found = contents(&conn, "common zebra", 3);
         // Both memories with every term first, best BM25 (two zebras) first; then the OR stage,
         // which leaves out the very common term: the memory with only "zebra".
-        assert_eq!(found, vec!["common zebra crossing zebra", "common zebra", "zebra alone, without the other word"]);
+        assert_eq!(
+            found,
+            vec!["common zebra crossing zebra", "common zebra", "zebra alone, without the other word"]
+        );
     }
 
     #[test]
@@ -248,7 +259,10 @@ mod tests {
         let (_dir, conn) = database(&[]);
         let found = contents(&conn, "filler", 2);
         let newest = DF_CAP + 9;
-        assert_eq!(found, vec![format!("common filler note {newest}"), format!("common filler note {}", newest - 1)]);
+        assert_eq!(
+            found,
+            vec![format!("common filler note {newest}"), format!("common filler note {}", newest - 1)]
+        );
         let found = contents(&conn, "common filler nothingmatchesthis", 2);
         assert_eq!(found.len(), 2, "the OR stage falls back to the newest matches of the rarest term");
     }
@@ -258,7 +272,11 @@ mod tests {
         let terms: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
         assert_eq!(rarest_terms(&terms, &[5, 0, 3, DF_CAP, DF_CAP - 1]), vec!["a", "c", "e"]);
         assert_eq!(rarest_terms(&terms, &[1_900, 0, 3, 1_500, 1_000]), vec!["c", "d", "e"]);
-        assert_eq!(rarest_terms(&terms, &[1_900, 0, 3, 1_999, 1_000]), vec!["a", "c", "e"], "d is over the budget");
+        assert_eq!(
+            rarest_terms(&terms, &[1_900, 0, 3, 1_999, 1_000]),
+            vec!["a", "c", "e"],
+            "d is over the budget"
+        );
         assert!(rarest_terms(&terms, &[DF_CAP; 5]).is_empty(), "very common terms are left out");
         assert!(rarest_terms(&terms, &[0, 0, 0, 0, 0]).is_empty());
     }

@@ -248,7 +248,9 @@ async fn main() -> anyhow::Result<()> {
     let corpus = Corpus::new(&mut rng);
     let store_columns: String =
         args.concurrency.iter().map(|c| format!(" store, {c} clients: rate, p50 / p99 |")).collect();
-    println!("| memories | bulk load |{store_columns} search short p50 / p99 | search long p50 / p99 | db size |");
+    println!(
+        "| memories | bulk load |{store_columns} search short p50 / p99 | search long p50 / p99 | db size |"
+    );
     println!("|---|---|{}---|---|---|", "---|".repeat(args.concurrency.len()));
     for &size in &args.sizes {
         let db = tmp.join(format!("bench-{size}.db"));
@@ -351,7 +353,9 @@ async fn main() -> anyhow::Result<()> {
         serving.await??;
         let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
         let load = match load {
-            Load::Fresh(took) => format!("{:.1} s ({:.0}/s)", took.as_secs_f64(), size as f64 / took.as_secs_f64()),
+            Load::Fresh(took) => {
+                format!("{:.1} s ({:.0}/s)", took.as_secs_f64(), size as f64 / took.as_secs_f64())
+            }
             Load::Cached(took) => format!("cached (copied in {:.1} s)", took.as_secs_f64()),
         };
         println!(
@@ -387,8 +391,9 @@ async fn bulk_load(db: &std::path::Path, config: &Config, corpus: &Corpus, size:
     let mut loaded = 0u64;
     while loaded < size {
         let n = (size - loaded).min(50_000);
-        let batch: Vec<StoreRequest> =
-            (0..n).map(|_| StoreRequest { content: corpus.note(&mut rng), tags: vec!["bench".into()] }).collect();
+        let batch: Vec<StoreRequest> = (0..n)
+            .map(|_| StoreRequest { content: corpus.note(&mut rng), tags: vec!["bench".into()] })
+            .collect();
         store.store_batch(batch).await?;
         loaded += n;
     }
