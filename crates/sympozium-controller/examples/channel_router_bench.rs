@@ -3,24 +3,27 @@
 //! clock stops when the AgentRun it became is seen by a watch (one message at a time, so
 //! the figure is the per-message latency, not queueing). Prints p50/p90/p99/max, twice:
 //! messages that each start a conversation (the creation path alone), then messages in one
-//! ongoing chat, where each new run reads back the conversation's earlier answered turns.
+//! ongoing chat, where each run is answered (marked Succeeded with a result, outside the
+//! timed part) so that every new run carries the conversation's earlier turns.
 //!
 //! `make bench-channel-router` (uses `TESTPLANE_KUBECONFIG`, or starts the test plane);
-//! `BENCH_MESSAGES` overrides the message count (default 1000; the one-chat pass sends a
-//! fifth of it). Never part of `make test`.
+//! `BENCH_MESSAGES` sets the count of messages in new chats (default 1000) and
+//! `BENCH_CHAT_MESSAGES` the length of the one ongoing chat (default 1000). Never part of
+//! `make test`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use sympozium_api::{AgentRun, SympoziumInstance};
 use sympozium_bus::{Bus, topics};
 use sympozium_controller::channelrouter;
+use sympozium_controller::channelrouter::history::MESSAGE;
 use sympozium_testkit::TestPlane;
 use sympozium_testkit::nats::NatsServer;
 
@@ -33,17 +36,20 @@ struct Sender<'a> {
     bus: &'a Bus,
     ns: &'a str,
     inst: &'a str,
-    seen: &'a mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    runs: &'a Api<AgentRun>,
+    seen: &'a mut tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
     next_id: usize,
 }
 
 impl Sender<'_> {
-    /// Sends `n` messages one at a time (chat of message `i` from `chat`); latencies and
-    /// the elapsed time of the pass.
+    /// Sends `n` messages one at a time (chat of message `i` from `chat`); with `answer`,
+    /// each run is then marked Succeeded with a result (untimed). Latencies and the elapsed
+    /// time of the pass.
     async fn measure(
         &mut self,
         n: usize,
         chat: impl Fn(usize) -> String,
+        answer: bool,
     ) -> anyhow::Result<(Vec<Duration>, Duration)> {
         let mut latencies = Vec::with_capacity(n);
         let started = Instant::now();
@@ -60,17 +66,21 @@ impl Sender<'_> {
                 "text": text, "metadata": {"messageId": id.to_string()}});
             let t0 = Instant::now();
             self.bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await?;
-            loop {
-                let task = tokio::time::timeout(Duration::from_secs(30), self.seen.recv())
+            let run = loop {
+                let seen = tokio::time::timeout(Duration::from_secs(30), self.seen.recv())
                     .await
                     .with_context(|| format!("no run for message {id} within 30 s"))?;
-                match task {
-                    Some(t) if t == text => break,
+                match seen {
+                    Some((name, message)) if message == text => break name,
                     Some(_) => continue,
                     None => bail!("the watch ended"),
                 }
-            }
+            };
             latencies.push(t0.elapsed());
+            if answer {
+                let status = json!({"status": {"phase": "Succeeded", "result": format!("answer to {text}")}});
+                self.runs.patch_status(&run, &PatchParams::default(), &Patch::Merge(&status)).await?;
+            }
         }
         Ok((latencies, started.elapsed()))
     }
@@ -94,7 +104,8 @@ fn report(title: &str, (mut latencies, total): (Vec<Duration>, Duration)) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let count = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(1000);
+    let (n, chat_len) = (count("BENCH_MESSAGES"), count("BENCH_CHAT_MESSAGES"));
     let plane = TestPlane::get()?;
     let client = plane.client().await?;
     let ns = plane.namespace(&client, "bench-chan").await?.name().to_string();
@@ -110,24 +121,45 @@ async fn main() -> anyhow::Result<()> {
 
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let watched = runs.clone();
     let watch = tokio::spawn(async move {
         let mut stream =
-            std::pin::pin!(watcher(runs, watcher::Config::default()).default_backoff().applied_objects());
+            std::pin::pin!(watcher(watched, watcher::Config::default()).default_backoff().applied_objects());
         while let Some(Ok(run)) = stream.next().await {
-            let _ = tx.send(run.spec.task.clone());
+            // The chat message as written (the task may carry the conversation before it).
+            let message = run.annotations().get(MESSAGE).cloned().unwrap_or_else(|| run.spec.task.clone());
+            let _ = tx.send((run.name_any(), message));
         }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mut send = Sender { bus: &bus, ns: &ns, inst, seen: &mut seen, next_id: 0 };
-    let fresh = send.measure(n, |i| format!("chat-{i}")).await?;
+    let mut send = Sender { bus: &bus, ns: &ns, inst, runs: &runs, seen: &mut seen, next_id: 0 };
+    let fresh = send.measure(n, |i| format!("chat-{i}"), false).await?;
     report(
         &format!("channel message -> AgentRun created, {n} messages each in a new chat, one at a time:"),
         fresh,
     );
-    let one = (n / 5).max(1);
-    let ongoing = send.measure(one, |_| "ongoing".to_string()).await?;
-    report(&format!("the same, {one} messages in one chat (earlier turns read back for each run):"), ongoing);
+    // Reported in tenths so the growth with the chat's length shows.
+    let tenth = (chat_len / 10).max(1);
+    let mut all = Vec::new();
+    let mut done = 0;
+    while done < chat_len {
+        let step = tenth.min(chat_len - done);
+        let (lat, total) = send.measure(step, |_| "ongoing".to_string(), true).await?;
+        done += step;
+        report(&format!("  messages {}..{done} of one chat:", done - step + 1), (lat.clone(), total));
+        all.push((lat, total));
+    }
+    let (lat, total) = all.into_iter().fold((Vec::new(), Duration::ZERO), |(mut l, t), (lat, total)| {
+        l.extend(lat);
+        (l, t + total)
+    });
+    report(
+        &format!(
+            "the same, {chat_len} messages in one chat, each answered (earlier turns carried into each run):"
+        ),
+        (lat, total),
+    );
     router.abort();
     watch.abort();
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);

@@ -70,9 +70,12 @@ pub fn message_key(namespace: &str, msg: &InboundMessage, id: Option<&str>, fall
 }
 
 /// The run's name: `<instance>-ch-<key>` (the instance part cut so the name stays a valid
-/// label value).
+/// label value; a key too long to leave room for any of it is cut too).
 pub fn run_name(instance: &str, key: &str) -> String {
-    let max = 63 - "-ch-".len() - key.len();
+    const MAX_NAME: usize = 63;
+    const PREFIX_ROOM: usize = 1;
+    let key: String = key.chars().take(MAX_NAME - "-ch-".len() - PREFIX_ROOM).collect();
+    let max = MAX_NAME - "-ch-".len() - key.len();
     let mut prefix: String = instance.chars().take(max).collect();
     while prefix.ends_with('-') {
         prefix.pop();

@@ -98,6 +98,16 @@ fn one_message_one_key_and_names_stay_valid() {
 }
 
 #[test]
+fn a_key_longer_than_the_name_allows_is_cut_instead_of_underflowing() {
+    for key_len in [59, 60, 80] {
+        let key = "k".repeat(key_len);
+        let name = run_name("alice", &key);
+        assert!(name.len() <= 63, "{key_len}: {name}");
+        assert!(name.starts_with('a') && name.contains("-ch-k"), "{key_len}: {name}");
+    }
+}
+
+#[test]
 fn reply_texts() {
     assert_eq!(text_from_result(&json!({"status": "success", "response": "done"})), "done");
     assert_eq!(text_from_result(&json!({"status": "error", "error": "model down"})), "Error: model down");

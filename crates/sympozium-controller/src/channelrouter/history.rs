@@ -1,7 +1,10 @@
 //! Conversation continuity: messages in the same chat (and thread) of an instance form a
 //! conversation, and each new run gets its recent turns — the earlier messages and the
-//! answers — ahead of the new message, within a size budget. The turns are read back from
-//! the conversation's earlier AgentRuns (label [`CONVERSATION`]), which etcd keeps durably.
+//! answers — ahead of the new message, within a size budget. The turns come from the
+//! conversation's earlier AgentRuns (label [`CONVERSATION`]), which etcd keeps durably: the
+//! router keeps each conversation's latest turns in memory from a watch
+//! ([`super::conversations`]) and reads the runs from the API server only until that watch
+//! has listed them once.
 
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
@@ -40,30 +43,39 @@ pub fn cut(text: &str, max: usize) -> String {
     }
 }
 
-/// The answered turns among `earlier` runs, oldest first: `(message, answer)`.
-fn turns(earlier: &[AgentRun], except: &str) -> Vec<(String, String)> {
-    let mut done: Vec<&AgentRun> = earlier
-        .iter()
-        .filter(|r| r.name_any() != except)
-        .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AgentRunPhase::Succeeded))
-        .collect();
+/// One answered message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// The chat message as written.
+    pub message: String,
+    /// The agent's answer, cut to [`BUDGET_CHARS`] (a longer one never fits anyway).
+    pub answer: String,
+}
+
+/// The turn a run answered: a Succeeded run with its message and a non-empty result.
+pub fn turn(run: &AgentRun) -> Option<Turn> {
+    let status = run.status.as_ref()?;
+    if status.phase != Some(AgentRunPhase::Succeeded) {
+        return None;
+    }
+    let message = run.annotations().get(MESSAGE)?.clone();
+    let answer = status.result.as_deref().filter(|a| !a.trim().is_empty())?;
+    Some(Turn { message, answer: cut(answer, BUDGET_CHARS) })
+}
+
+/// The answered turns among `earlier` runs, oldest first.
+pub fn turns(earlier: &[AgentRun], except: &str) -> Vec<Turn> {
+    let mut done: Vec<&AgentRun> = earlier.iter().filter(|r| r.name_any() != except).collect();
     done.sort_by_key(|r| (r.creation_timestamp().map(|t| t.0), r.name_any()));
-    done.iter()
-        .filter_map(|r| {
-            let message = r.annotations().get(MESSAGE)?.clone();
-            let answer = r.status.as_ref()?.result.clone().filter(|a| !a.trim().is_empty())?;
-            Some((message, answer))
-        })
-        .collect()
+    done.into_iter().filter_map(turn).collect()
 }
 
 /// The task of a new run: `text` alone when there is no earlier turn; otherwise the most
-/// recent turns that fit the budget, then the new message.
-pub fn task(earlier: &[AgentRun], except: &str, text: &str) -> String {
-    let all = turns(earlier, except);
+/// recent of `turns` (oldest first) that fit the budget, then the new message.
+pub fn task(turns: &[Turn], text: &str) -> String {
     let mut kept = Vec::new();
     let mut used = 0;
-    for (message, answer) in all.iter().rev().take(MAX_TURNS) {
+    for Turn { message, answer } in turns.iter().rev().take(MAX_TURNS) {
         let turn = format!("User: {message}\nAssistant: {answer}\n");
         used += turn.chars().count();
         if used > BUDGET_CHARS {
@@ -99,9 +111,9 @@ mod tests {
 
     #[test]
     fn the_first_message_is_the_task_as_written() {
-        assert_eq!(task(&[], "r", "hello"), "hello");
+        assert_eq!(task(&turns(&[], "r"), "hello"), "hello");
         let failed = run("r0", "2026-01-01T00:00:00Z", "Failed", "q", "");
-        assert_eq!(task(&[failed], "r", "hello"), "hello", "failed turns are not carried");
+        assert_eq!(task(&turns(&[failed], "r"), "hello"), "hello", "failed turns are not carried");
     }
 
     #[test]
@@ -111,13 +123,13 @@ mod tests {
             run("r1", "2026-01-01T00:01:00Z", "Succeeded", "how many pods?", "3 pods."),
             run("r3", "2026-01-01T00:03:00Z", "Running", "pending", ""),
         ];
-        let t = task(&earlier, "r4", "scale to 5");
+        let t = task(&turns(&earlier, "r4"), "scale to 5");
         assert_eq!(
             t,
             "## Conversation so far (earlier messages in this chat and your answers)\n\
              User: how many pods?\nAssistant: 3 pods.\nUser: and now?\nAssistant: Still 3.\n\n## New message\nscale to 5"
         );
-        assert_eq!(task(&earlier[..1], "r2", "x"), "x", "a redelivery does not see itself");
+        assert_eq!(task(&turns(&earlier[..1], "r2"), "x"), "x", "a redelivery does not see itself");
     }
 
     #[test]
@@ -128,7 +140,7 @@ mod tests {
             run("r2", "2026-01-01T00:02:00Z", "Succeeded", "mid", &long),
             run("r3", "2026-01-01T00:03:00Z", "Succeeded", "new", "short"),
         ];
-        let t = task(&earlier, "r4", "q");
+        let t = task(&turns(&earlier, "r4"), "q");
         assert!(
             t.contains("User: new") && t.contains("User: mid") && !t.contains("User: old"),
             "{}",

@@ -10,6 +10,7 @@ use sympozium_bus::{Bus, Delivery, origin, topics};
 use sympozium_kube::FIELD_MANAGER;
 
 use super::access::{self, Access};
+use super::conversations::ConversationIndex;
 use super::{approval, build, history};
 
 /// What happened to an inbound message.
@@ -76,7 +77,12 @@ fn check_origin(
 }
 
 /// Handles one `channel.message.received`; `Err` = transient, redeliver.
-pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<Handled, String> {
+pub async fn handle(
+    client: &Client,
+    bus: &Bus,
+    conversations: &ConversationIndex,
+    delivery: &Delivery,
+) -> Result<Handled, String> {
     let env = &delivery.envelope;
     let mut msg: InboundMessage = serde_json::from_value(env.data.clone()).unwrap_or_default();
     if msg.instance_name.is_empty() {
@@ -141,11 +147,19 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<H
     let mut run = build::agent_run(&inst, &msg, &key, id.as_deref(), traceparent.as_deref(), now);
     let name = run.name_any();
     let api: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
-    // Conversation continuity: earlier turns of this chat/thread go ahead of the message.
-    let selector =
-        format!("{}={},{}={conversation}", labels::INSTANCE, inst.name_any(), history::CONVERSATION);
-    let earlier = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| e.to_string())?.items;
-    run.spec.task = history::task(&earlier, &name, &msg.text);
+    // Conversation continuity: earlier turns of this chat/thread go ahead of the message —
+    // from the index, or read from the conversation's runs until the index is filled.
+    let turns = match conversations.turns(&ns, &inst.name_any(), &conversation, &name) {
+        Some(turns) => turns,
+        None => {
+            let selector =
+                format!("{}={},{}={conversation}", labels::INSTANCE, inst.name_any(), history::CONVERSATION);
+            let earlier =
+                api.list(&ListParams::default().labels(&selector)).await.map_err(|e| e.to_string())?.items;
+            history::turns(&earlier, &name)
+        }
+    };
+    run.spec.task = history::task(&turns, &msg.text);
     run.labels_mut().insert(history::CONVERSATION.into(), conversation);
     run.annotations_mut()
         .insert(history::MESSAGE.into(), history::cut(&msg.text, history::MAX_MESSAGE_CHARS));

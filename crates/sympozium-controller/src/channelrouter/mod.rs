@@ -10,12 +10,16 @@
 //!   and a watch on channel runs reaching Succeeded/Failed; whichever comes first sends
 //!   `channel.message.send` with metadata `{instanceName, channel, namespace}` and the
 //!   original thread, exactly once.
+//! * Conversations ([`history`], [`conversations`]): each new run of a chat carries the
+//!   chat's latest answered turns, looked up in an in-memory index kept from a watch on
+//!   channel runs, so the cost does not grow with the chat's length.
 //! * Tool approvals ([`approval`], durable consumer [`APPROVAL_CONSUMER`]): an `ask` tool of a
 //!   channel run is put to the chat as a yes/no question; the answer goes back to the run.
 
 pub mod access;
 pub mod approval;
 pub mod build;
+pub mod conversations;
 pub mod history;
 pub mod inbound;
 pub mod reply;
@@ -23,6 +27,7 @@ pub mod reply;
 #[cfg(test)]
 mod build_tests;
 
+use conversations::ConversationIndex;
 use kube::Client;
 use sympozium_bus::{Bus, topics};
 
@@ -33,7 +38,7 @@ pub const COMPLETION_CONSUMER: &str = "channel-router-replies";
 /// Durable consumer of tool approval requests, shared by controller replicas.
 pub const APPROVAL_CONSUMER: &str = "channel-router-approvals";
 
-async fn inbound_loop(client: Client, bus: Bus) {
+async fn inbound_loop(client: Client, bus: Bus, conversations: ConversationIndex) {
     let mut deliveries = bus.durable(INBOUND_CONSUMER, topics::CHANNEL_MESSAGE_RECEIVED);
     while let Some(d) = deliveries.recv().await {
         let span = tracing::info_span!(
@@ -44,7 +49,9 @@ async fn inbound_loop(client: Client, bus: Bus) {
             sympozium.access.denied = tracing::field::Empty
         );
         sympozium_telemetry::set_parent_from_traceparent(&span, d.traceparent.as_deref().unwrap_or_default());
-        let handled = tracing::Instrument::instrument(inbound::handle(&client, &bus, &d), span.clone()).await;
+        let handled =
+            tracing::Instrument::instrument(inbound::handle(&client, &bus, &conversations, &d), span.clone())
+                .await;
         if matches!(handled, Ok(inbound::Handled::Denied)) {
             span.record("sympozium.access.denied", true);
         }
@@ -100,8 +107,10 @@ async fn approval_loop(client: Client, bus: Bus) {
 
 /// Routes chat messages, replies and tool approvals until the process stops.
 pub async fn run(client: Client, bus: Bus) {
+    let conversations = ConversationIndex::default();
     futures::join!(
-        inbound_loop(client.clone(), bus.clone()),
+        conversations.clone().watch(client.clone()),
+        inbound_loop(client.clone(), bus.clone(), conversations),
         completion_loop(client.clone(), bus.clone()),
         approval_loop(client.clone(), bus.clone()),
         reply::watch_finished(client, bus)
