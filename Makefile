@@ -151,3 +151,13 @@ bench-mcp:
 .PHONY: bench-api
 bench-api:
 	cargo run --release --locked -p sympozium-apiserver --example bench -- $(BENCH_API_ARGS)
+
+# Soak: 1,000 chat messages to 20 instances over Telegram, Slack and Discord (protocol fakes)
+# through the real controller (two replicas), channel binaries and nats-server, with NATS
+# restarts, channel pod and controller kill -9 at random; prints messages, replies,
+# duplicates, lost, p99 latency, restarts survived, and fails on anything lost or doubled.
+# SOAK_ARGS="--messages 60 --instances 3 --faults 3" for a quick one. Never part of `make test`.
+.PHONY: soak
+soak:
+	cargo build --locked -p sympozium-controller -p sympozium-channels --bins
+	cargo run --locked -p sympozium-channels --example soak -- $(SOAK_ARGS)

@@ -32,7 +32,7 @@ pub struct World {
     pub instance: String,
     pub nats: NatsServer,
     pub bus: Bus,
-    router: tokio::task::JoinHandle<()>,
+    pub router: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for World {
