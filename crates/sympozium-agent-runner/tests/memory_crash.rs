@@ -25,7 +25,8 @@ struct Memory {
 
 impl Memory {
     async fn start(db: &Path, port: u16) -> Memory {
-        let bin = PathBuf::from(env!("CARGO_BIN_EXE_sympozium-agent-runner")).with_file_name("sympozium-memory-server");
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_sympozium-agent-runner"))
+            .with_file_name("sympozium-memory-server");
         assert!(bin.is_file(), "{} missing: run `cargo build --workspace --bins` first", bin.display());
         let child = Command::new(bin)
             .env_clear()
@@ -90,7 +91,9 @@ async fn runs_survive_a_memory_server_kill_9_during_auto_store_and_acknowledged_
     let mut runs = Vec::new();
     for i in 1..8 {
         let url = url.clone();
-        runs.push(tokio::spawn(async move { run_answering(&url, i, Duration::from_millis(200 * i as u64)).await }));
+        runs.push(tokio::spawn(async move {
+            run_answering(&url, i, Duration::from_millis(200 * i as u64)).await
+        }));
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
     memory.kill9();
@@ -106,16 +109,14 @@ async fn runs_survive_a_memory_server_kill_9_during_auto_store_and_acknowledged_
         outcomes.iter().filter(|(_, o)| !o.stderr.contains(FAILED)).map(|(i, _)| *i).collect();
     let refused = outcomes.len() - acknowledged.len();
     assert!(refused > 0, "the kill landed after every store: no store met a dead server");
+    println!("acknowledged stores: runs {acknowledged:?}; {refused} refused by the dead server");
 
     // Back on the same file: each acknowledged store is there exactly once; none is doubled.
     let memory = Memory::start(&db, port).await;
-    let listed: Value = reqwest::get(format!("{}/list?tag=auto&limit=100", memory.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let entries = listed.as_array().or_else(|| listed["memories"].as_array()).cloned().unwrap_or_default();
+    let listed: Value =
+        reqwest::get(format!("{}/list?tag=auto&limit=100", memory.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(listed["success"], true, "{listed}");
+    let entries = listed["content"].as_array().cloned().unwrap_or_default();
     let contents: Vec<String> =
         entries.iter().map(|e| e["content"].as_str().unwrap_or_default().to_string()).collect();
     for i in 0..8 {

@@ -22,9 +22,16 @@ use sympozium_channels::config::{ChannelType, Secret};
 use sympozium_testkit::fake_chat::FakeTelegram;
 
 /// Publishes until NATS acknowledges (the IPC bridge retries the same way while NATS is down).
-async fn publish_until_acked(bus: &Bus, topic: &str, meta: BTreeMap<String, String>, data: serde_json::Value) {
+async fn publish_until_acked(
+    bus: &Bus,
+    topic: &str,
+    meta: BTreeMap<String, String>,
+    data: serde_json::Value,
+) {
     loop {
-        if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(3), bus.publish(topic, meta.clone(), &data)).await {
+        if let Ok(Ok(())) =
+            tokio::time::timeout(Duration::from_secs(3), bus.publish(topic, meta.clone(), &data)).await
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

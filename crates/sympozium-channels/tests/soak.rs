@@ -4,7 +4,8 @@
 //! gets exactly one reply on its own platform, makes exactly one AgentRun, and every run
 //! ends Succeeded or Failed.
 //!
-//! Runs the debug binaries `sympozium-controller` and `sympozium-channel`, which
+//! The instances share one namespace, the only one the controller watches, so what other
+//! tests left on the plane is not reconciled alongside. Runs the debug binaries `sympozium-controller` and `sympozium-channel`, which
 //! `make test` builds first (`cargo build --workspace --bins`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -38,6 +39,7 @@ async fn a_small_soak_with_one_fault_of_each_kind_loses_and_doubles_nothing() {
         settle: Duration::from_secs(120),
         bin_dir,
         log_dir: logs.clone(),
+        shared_namespace: true,
     })
     .await
     .unwrap();

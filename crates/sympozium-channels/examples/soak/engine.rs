@@ -53,6 +53,9 @@ pub struct Options {
     pub bin_dir: PathBuf,
     /// Where the components' logs go.
     pub log_dir: PathBuf,
+    /// All instances in one namespace, the only one the controller watches: on a plane
+    /// other tests share (their leftovers would otherwise be reconciled too).
+    pub shared_namespace: bool,
 }
 
 /// The kinds of fault.
@@ -221,7 +224,9 @@ impl Platform {
                 ("SLACK_SIGNING_SECRET", "soak".into()),
                 ("SLACK_API_URL", f.url()),
             ],
-            Platform::Discord(f) => vec![("DISCORD_BOT_TOKEN", format!("soak-{i}")), ("DISCORD_API_URL", f.url())],
+            Platform::Discord(f) => {
+                vec![("DISCORD_BOT_TOKEN", format!("soak-{i}")), ("DISCORD_API_URL", f.url())]
+            }
         }
     }
 }
@@ -307,7 +312,9 @@ impl Controllers {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .context("starting sympozium-controller (build it: cargo build -p sympozium-controller --bins)")?;
+            .context(
+                "starting sympozium-controller (build it: cargo build -p sympozium-controller --bins)",
+            )?;
         let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
         if children.len() <= replica {
             children.resize_with(replica + 1, || None);
@@ -317,11 +324,35 @@ impl Controllers {
     }
 
     fn kill(&self, replica: usize) {
-        let taken = self.children.lock().unwrap_or_else(|p| p.into_inner()).get_mut(replica).and_then(Option::take);
+        let taken =
+            self.children.lock().unwrap_or_else(|p| p.into_inner()).get_mut(replica).and_then(Option::take);
         if let Some(mut child) = taken {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Starts again every replica that exited on its own (as its Deployment would; a
+    /// replica that loses its lease exits on purpose); how many were started.
+    fn revive(&self, opts: &Options) -> usize {
+        let exited: Vec<usize> = {
+            let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+            children
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(r, c)| match c {
+                    Some(child) if matches!(child.try_wait(), Ok(Some(_))) => Some(r),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut started = 0;
+        for r in exited {
+            if self.spawn(opts, r).is_ok() {
+                started += 1;
+            }
+        }
+        started
     }
 
     fn kill_all(&self) {
@@ -366,7 +397,8 @@ impl Ledger {
                     _ => {
                         self.misrouted += 1;
                         if self.misrouted_examples.len() < 10 {
-                            self.misrouted_examples.push(format!("{} in chat {}: {:?}", inst.name, s.chat, s.text));
+                            self.misrouted_examples
+                                .push(format!("{} in chat {}: {:?}", inst.name, s.chat, s.text));
                         }
                     }
                 }
@@ -430,24 +462,33 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     let prefix = format!("t-soak{}-", std::process::id());
     let mut nats = NatsServer::start().await?;
     let nats_url = nats.url();
+    let shared = if opts.shared_namespace {
+        Some(plane.namespace(&client, &format!("soak{}-all", std::process::id())).await?.name().to_string())
+    } else {
+        None
+    };
+    let mut controller_args: Vec<String> = [
+        "--leader-elect",
+        "--system-namespace",
+        &system,
+        "--metrics-bind-address",
+        "127.0.0.1:0",
+        "--health-probe-bind-address",
+        "127.0.0.1:0",
+        "--max-run-history",
+        "100000",
+        "--agent-sandbox-enabled",
+        "false",
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Some(ns) = &shared {
+        controller_args.extend(["--watch-namespace".to_string(), ns.clone()]);
+    }
 
     let controllers = Arc::new(Controllers {
         children: Mutex::new(Vec::new()),
-        args: [
-            "--leader-elect",
-            "--system-namespace",
-            &system,
-            "--metrics-bind-address",
-            "127.0.0.1:0",
-            "--health-probe-bind-address",
-            "127.0.0.1:0",
-            "--max-run-history",
-            "100000",
-            "--agent-sandbox-enabled",
-            "false",
-        ]
-        .map(String::from)
-        .to_vec(),
+        args: controller_args,
         nats_url: nats_url.clone(),
         kubeconfig: plane.kubeconfig().to_path_buf(),
     });
@@ -477,12 +518,21 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     // Instances, each in its own namespace (as tenants would be), with a channel pod.
     let mut instances = Vec::new();
     for i in 0..opts.instances {
-        let ns = plane.namespace(&client, &format!("soak{}-{i}", std::process::id())).await?.name().to_string();
+        let ns = match &shared {
+            Some(ns) => ns.clone(),
+            None => {
+                plane.namespace(&client, &format!("soak{}-{i}", std::process::id())).await?.name().to_string()
+            }
+        };
         let name = format!("bot{i}");
         let platform = match i % 3 {
             0 => Platform::Telegram(FakeTelegram::start(&format!("{i}:SOAK")).await?),
-            1 => Platform::Slack(FakeSlack::start(&format!("xoxb-soak-{i}"), &format!("xapp-soak-{i}"), "soak").await?),
-            _ => Platform::Discord(FakeDiscord::start(&format!("soak-{i}"), Duration::from_millis(1000)).await?),
+            1 => Platform::Slack(
+                FakeSlack::start(&format!("xoxb-soak-{i}"), &format!("xapp-soak-{i}"), "soak").await?,
+            ),
+            _ => Platform::Discord(
+                FakeDiscord::start(&format!("soak-{i}"), Duration::from_millis(1000)).await?,
+            ),
         };
         let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance",
             "metadata": {"name": name},
@@ -504,7 +554,15 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
             ("RUST_LOG", "info".into()),
         ];
         env.extend(platform.env(i));
-        let inst = Instance { name, ns, platform, health, env, pod: Mutex::new(None), offline: AtomicBool::new(false) };
+        let inst = Instance {
+            name,
+            ns,
+            platform,
+            health,
+            env,
+            pod: Mutex::new(None),
+            offline: AtomicBool::new(false),
+        };
         inst.spawn(&opts)?;
         instances.push(Arc::new(inst));
     }
@@ -514,6 +572,20 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
         }
     }
 
+    // The Deployment's part: replicas that exit are started again.
+    let supervisor = {
+        let controllers = controllers.clone();
+        let opts = opts.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let n = controllers.revive(&opts);
+                if n > 0 {
+                    eprintln!("{n} controller replica(s) had exited (lost the lease) and were started again");
+                }
+            }
+        })
+    };
     let agent = tokio::spawn(agent(client.clone(), nats_url.clone(), prefix.clone()));
 
     // Users write at `rate`; faults land at random moments of that window.
@@ -572,7 +644,12 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
             }
             Fault::ChannelKill => {
                 let inst = instances[rng.below(instances.len() as u64) as usize].clone();
-                eprintln!("[{:>5.0}s] fault: kill -9 channel pod of {} ({})", t0.elapsed().as_secs_f64(), inst.name, inst.platform.kind());
+                eprintln!(
+                    "[{:>5.0}s] fault: kill -9 channel pod of {} ({})",
+                    t0.elapsed().as_secs_f64(),
+                    inst.name,
+                    inst.platform.kind()
+                );
                 let discord = matches!(inst.platform, Platform::Discord(_));
                 if discord {
                     inst.offline.store(true, Ordering::SeqCst);
@@ -589,7 +666,10 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
             }
             Fault::ControllerKill => {
                 let replica = rng.below(2) as usize;
-                eprintln!("[{:>5.0}s] fault: kill -9 controller replica {replica}", t0.elapsed().as_secs_f64());
+                eprintln!(
+                    "[{:>5.0}s] fault: kill -9 controller replica {replica}",
+                    t0.elapsed().as_secs_f64()
+                );
                 controllers.kill(replica);
                 tokio::time::sleep(rng.between(Duration::from_secs(1), Duration::from_secs(2))).await;
                 controllers.spawn(&opts, replica)?;
@@ -598,7 +678,11 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
         *report.faults.entry(fault).or_default() += 1;
     }
     sender.await?;
-    eprintln!("[{:>5.0}s] all {} messages written; waiting for replies", t0.elapsed().as_secs_f64(), opts.messages);
+    eprintln!(
+        "[{:>5.0}s] all {} messages written; waiting for replies",
+        t0.elapsed().as_secs_f64(),
+        opts.messages
+    );
 
     // Every message answered, or no new reply for the settle time (a slow machine only
     // delays the replies; a stall means something is stuck), then a quiet spell for late
@@ -629,12 +713,16 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     let runs_deadline = Instant::now() + Duration::from_secs(60);
     let all_runs = loop {
         let mut all = Vec::new();
-        for inst in &instances {
-            let api: Api<AgentRun> = Api::namespaced(client.clone(), &inst.ns);
+        let namespaces: std::collections::BTreeSet<&str> = instances.iter().map(|i| i.ns.as_str()).collect();
+        for ns in namespaces {
+            let api: Api<AgentRun> = Api::namespaced(client.clone(), ns);
             all.extend(api.list(&ListParams::default().labels("sympozium.ai/source=channel")).await?.items);
         }
         let terminal = |r: &AgentRun| {
-            matches!(r.status.as_ref().and_then(|s| s.phase), Some(AgentRunPhase::Succeeded | AgentRunPhase::Failed))
+            matches!(
+                r.status.as_ref().and_then(|s| s.phase),
+                Some(AgentRunPhase::Succeeded | AgentRunPhase::Failed)
+            )
         };
         if all.iter().all(terminal) || Instant::now() > runs_deadline {
             break all;
@@ -672,7 +760,8 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
         eprintln!("misrouted or unknown reply: {m}");
     }
     if report.lost > 0 {
-        let mut missing: Vec<usize> = (0..opts.messages).filter(|i| !ledger.reply_count.contains_key(i)).collect();
+        let mut missing: Vec<usize> =
+            (0..opts.messages).filter(|i| !ledger.reply_count.contains_key(i)).collect();
         missing.truncate(20);
         eprintln!("unanswered (first 20): {missing:?}");
     }
@@ -686,6 +775,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     agent.abort();
+    supervisor.abort();
     controllers.kill_all();
     nats.kill();
     report.elapsed = started.elapsed();

@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         settle: Duration::from_secs(args.settle),
         bin_dir: args.bin_dir.unwrap_or_else(|| target.join("debug")),
         log_dir: log_dir.clone(),
+        shared_namespace: false,
     };
     eprintln!(
         "soak: {} messages, {} instances, {} faults, {}/s; logs in {}",
@@ -72,7 +73,10 @@ async fn main() -> anyhow::Result<()> {
     let report = engine::run(opts).await?;
     println!("{}", report.table());
     if !report.clean() {
-        anyhow::bail!("the soak lost, doubled or left unfinished something (see the table; logs in {})", log_dir.display());
+        anyhow::bail!(
+            "the soak lost, doubled or left unfinished something (see the table; logs in {})",
+            log_dir.display()
+        );
     }
     Ok(())
 }
