@@ -340,9 +340,9 @@ impl Controllers {
             children
                 .iter_mut()
                 .enumerate()
-                .filter_map(|(r, c)| match c {
-                    Some(child) if matches!(child.try_wait(), Ok(Some(_))) => Some(r),
-                    _ => None,
+                .filter_map(|(r, c)| {
+                    let exited = c.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(Some(_))));
+                    exited.then_some(r)
                 })
                 .collect()
         };
