@@ -161,3 +161,12 @@ bench-api:
 soak:
 	cargo build --locked -p sympozium-controller -p sympozium-channels --bins
 	cargo run --locked -p sympozium-channels --example soak -- $(SOAK_ARGS)
+
+# Leader failover of the controller manager: 10 kill -9s of the leading replica on the test
+# plane; prints p50/max of kill -> Lease taken over and kill -> new leader acting (a run
+# created after the kill got its Job). Debug build: the figures are lease timing, not CPU.
+# FAILOVER_ARGS="--lease-secs 6 --retry-ms 1000" measures other lease settings.
+.PHONY: bench-failover
+bench-failover:
+	cargo build --locked -p sympozium-controller --bins --examples
+	target/debug/examples/failover $(FAILOVER_ARGS)

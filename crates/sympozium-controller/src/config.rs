@@ -23,6 +23,15 @@ pub struct Config {
     /// Elect a leader among replicas on the Lease `sympozium-controller-leader`.
     #[arg(long, env = "SYMPOZIUM_LEADER_ELECT")]
     pub leader_elect: bool,
+    /// Seconds a leader's Lease stays valid without renewal: after a leader dies, a standby
+    /// takes over within about this long (Lease durations are whole seconds).
+    #[arg(long, env = "SYMPOZIUM_LEADER_LEASE_DURATION_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub leader_lease_duration_secs: u64,
+    /// Milliseconds between the leader's renewals and a standby's attempts to acquire.
+    #[arg(long, env = "SYMPOZIUM_LEADER_RETRY_PERIOD_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(50..=600_000))]
+    pub leader_retry_period_ms: u64,
     /// Namespace Sympozium runs in (NATS, built-in skills and policies, the leader Lease).
     #[arg(long, env = "SYMPOZIUM_SYSTEM_NAMESPACE", default_value = "sympozium-system")]
     pub system_namespace: String,

@@ -94,12 +94,19 @@ pub async fn run(config: Config) -> Result<(), Error> {
     tracing::info!(metrics = %config.metrics_bind_address, health = %config.health_probe_bind_address, "endpoints up");
 
     if config.leader_elect {
+        if config.leader_retry_period_ms >= config.leader_lease_duration_secs.saturating_mul(1000) {
+            return Err(Error::Config(format!(
+                "--leader-retry-period-ms ({}) must be shorter than --leader-lease-duration-secs ({}s), \
+                 or the leader could not renew its lease in time",
+                config.leader_retry_period_ms, config.leader_lease_duration_secs
+            )));
+        }
         let lease = LeaseConfig {
             name: "sympozium-controller-leader".into(),
             namespace: config.system_namespace.clone(),
             identity: identity.clone(),
-            lease_duration: Duration::from_secs(15),
-            retry_period: Duration::from_secs(2),
+            lease_duration: Duration::from_secs(config.leader_lease_duration_secs),
+            retry_period: Duration::from_millis(config.leader_retry_period_ms),
         };
         tokio::spawn(leader::run(client.clone(), lease, ready_tx));
         let mut leading = ready_rx.clone();

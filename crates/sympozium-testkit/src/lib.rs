@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod nats;
 pub mod otelcol;
 mod plane;
+pub mod private_plane;
 pub mod python;
 mod wait;
 
