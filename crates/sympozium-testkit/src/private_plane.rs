@@ -188,7 +188,14 @@ impl PrivatePlane {
         let text: String =
             pids.into_iter().filter(|p| alive(*p)).chain([pid]).map(|p| format!("{p}\n")).collect();
         std::fs::write(self.state.join("pids"), text).map_err(|e| command_error("writing pids", e))?;
-        self.wait_ready(Duration::from_secs(60)).await
+        self.wait_ready(Duration::from_secs(180)).await.map_err(|e| {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<_> = text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+            command_error(
+                &format!("restarting {}", component.binary()),
+                format!("{e}; its log ends:\n{}", tail.join("\n")),
+            )
+        })
     }
 
     /// Stops `component`, leaves it down for `down_for`, and starts it again.
