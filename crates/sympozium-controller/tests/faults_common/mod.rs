@@ -317,10 +317,7 @@ pub async fn create_runs(client: &Client, ns: &str, instance: &str, names: &[Str
                     match api.create(&PostParams::default(), &body).await {
                         Ok(_) => return,
                         Err(kube::Error::Api(e)) if e.code == 409 && attempt > 0 => return,
-                        Err(e) if attempt < 239 => {
-                            let _ = e;
-                            tokio::time::sleep(Duration::from_millis(250)).await;
-                        }
+                        Err(_) if attempt < 239 => tokio::time::sleep(Duration::from_millis(250)).await,
                         Err(e) => panic!("creating run {name}: {e}"),
                     }
                 }
