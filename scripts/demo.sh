@@ -87,8 +87,8 @@ sym packs show "$pack"
 sym runs list
 
 say "The web dashboard (sympozium serve, in the background; make demo-down stops it)"
-# The API server and dashboard run on this machine with the stack's admin kubeconfig; the
-# token is the one in Secret sympozium-ui-token. A dashboard of an earlier demo is replaced.
+# `serve` forwards a local port to the stack's API server pod through the Kubernetes API; the
+# token is the one in Secret sympozium-ui-token. A forward of an earlier demo is replaced.
 dash_port="${DEMO_DASHBOARD_PORT:-9090}"
 dash_log="$repo/target/demo-dashboard.log"
 dash_pid="$repo/target/demo-dashboard.pid"

@@ -129,9 +129,9 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::dev::DevCommand,
     },
-    /// The web dashboard and REST API on this machine: serves them with your kubeconfig's
-    /// identity and prints the URL and the token (Secret `sympozium-ui-token`, created
-    /// when missing).
+    /// The web dashboard and REST API on this machine: forwards a local port to the API
+    /// server `install` deployed (through the Kubernetes API, following a new pod when the
+    /// old one goes) and prints the URL and the token (Secret `sympozium-ui-token`).
     Serve {
         /// Local port.
         #[arg(long, default_value_t = 9090)]
@@ -142,10 +142,15 @@ pub enum Command {
         /// Open the dashboard in the browser (xdg-open).
         #[arg(long)]
         open: bool,
-        /// Namespace of the token Secret and the gateway configuration.
+        /// Run the API server in this process with your kubeconfig's identity instead of
+        /// forwarding to the deployed one (for a cluster without it; creates the token Secret
+        /// when missing).
+        #[arg(long)]
+        in_process: bool,
+        /// Namespace of the API server, its token Secret and the gateway configuration.
         #[arg(long, default_value = "sympozium-system")]
         service_namespace: String,
-        /// Event bus for live run output (streaming is off without it).
+        /// With --in-process: event bus for live run output (streaming is off without it).
         #[arg(long, env = "SYMPOZIUM_NATS_URL")]
         nats_url: Option<String>,
         /// Password of the bus's `operator` role.

@@ -177,6 +177,7 @@ const VALUE_SETS: &[(&str, &[&str])] = &[
             "builtin.skills=false",
             "builtin.personas=false",
             "networkPolicies.enabled=false",
+            "apiserver.enabled=false",
         ],
     ),
 ];
@@ -220,7 +221,8 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
         let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
         match *name {
             "defaults" => {
-                assert_eq!(count("Deployment"), 3, "controller, NATS, webhook: {kinds:?}");
+                assert_eq!(count("Deployment"), 4, "controller, NATS, webhook, API server: {kinds:?}");
+                assert!(manifest.contains("image: ghcr.io/sympozium-ai/sympozium/apiserver:0.1.0"));
                 assert!(!manifest.contains("sympozium-grafana-dashboard"), "the dashboard is opt-in");
                 assert_eq!(count("SympoziumPolicy"), 3);
                 assert_eq!(count("SkillPack"), 9);
@@ -251,7 +253,7 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
                 assert!(manifest.contains("\"uid\": \"sympozium-overview\""), "the dashboard JSON");
             }
             "external-nats" => {
-                assert_eq!(count("Deployment"), 1, "only the controller: {kinds:?}");
+                assert_eq!(count("Deployment"), 2, "the controller and the API server: {kinds:?}");
                 assert!(manifest.contains("- nats://bus.example.svc:4222"));
                 assert!(manifest.contains("name: sympozium-nats"), "the bus users' Secret still");
             }

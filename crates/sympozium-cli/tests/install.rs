@@ -62,6 +62,15 @@ async fn install_upgrade_and_uninstall() {
     assert!(args.contains(&format!("nats://nats.{ns}.svc:4222")), "{args:?}");
     assert_eq!(c.security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
     assert!(deployments.get("nats").await.unwrap().status.unwrap().available_replicas.unwrap_or(0) > 0);
+    // The REST API and dashboard that `sympozium serve` forwards to, with its token.
+    let api = deployments.get("sympozium-apiserver").await.unwrap();
+    assert!(api.status.unwrap().available_replicas.unwrap_or(0) > 0);
+    let c = &api.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(c.image.as_deref(), Some("registry.local/sym/apiserver:t1"));
+    assert!(c.args.clone().unwrap().contains(&"--token-from-secret".to_string()));
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    let token = secrets.get("sympozium-ui-token").await.unwrap().data.unwrap()["token"].0.clone();
+    assert!(token.len() >= 32);
 
     let policies =
         Api::<SympoziumPolicy>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
@@ -91,6 +100,12 @@ async fn install_upgrade_and_uninstall() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(deployments.get_opt("sympozium-controller-manager").await.unwrap().is_none());
     assert!(deployments.get_opt("nats").await.unwrap().is_none());
+    assert!(deployments.get_opt("sympozium-apiserver").await.unwrap().is_none());
+    assert_eq!(
+        secrets.get("sympozium-ui-token").await.unwrap().data.unwrap()["token"].0,
+        token,
+        "the token stays, so a reinstall keeps users logged in"
+    );
     let kept =
         Api::<PersonaPack>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
     assert_eq!(kept.items.len(), 4, "agents and teams are kept without --crds");
@@ -121,8 +136,10 @@ async fn on_a_terminal_each_step_spins_then_shows_its_time() {
     argv.extend(args_vec(&ns));
     let pty = tui_support::Pty::start("install", &argv, &[]);
     let screen = pty.wait_for("[exited 0]", 120);
-    for step in ["✓ CustomResourceDefinitions (", "✓ waiting for the controller and NATS to be available ("]
-    {
+    for step in [
+        "✓ CustomResourceDefinitions (",
+        "✓ waiting for the controller, NATS and the API server to be available (",
+    ] {
         assert!(screen.contains(step), "{screen}");
     }
     assert!(screen.contains(&format!("sympozium installed in namespace {ns}")), "{screen}");

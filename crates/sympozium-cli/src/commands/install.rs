@@ -1,6 +1,7 @@
-//! `install` / `uninstall`: CRDs, the controller manager with its RBAC, NATS, and the built-in
-//! policies, skills and (disabled) team catalog, into one namespace, with one image
-//! registry/tag for every image. Idempotent (server-side apply); waits until ready.
+//! `install` / `uninstall`: CRDs, the controller manager with its RBAC, NATS, the REST API
+//! server and web dashboard, and the built-in policies, skills and (disabled) team catalog,
+//! into one namespace, with one image registry/tag for every image. Idempotent (server-side
+//! apply); waits until ready.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use kube::{Api, Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{install_nats, install_webhook};
+use super::{install_apiserver, install_nats, install_webhook};
 use crate::output::emitln;
 use crate::progress::Progress;
 
@@ -189,6 +190,10 @@ pub async fn install_with(client: &Client, t: &Target, progress: &mut Progress) 
     } else {
         None
     };
+    progress.step("the API server and web dashboard (token Secret, RBAC, Deployment, Service)");
+    for obj in install_apiserver::objects(client, t).await? {
+        apply_json(client, &obj).await?;
+    }
     progress.step("built-in policies, skills and the agent-team catalog");
     let mut builtin = 0;
     for file in BUILTIN {
@@ -202,9 +207,9 @@ pub async fn install_with(client: &Client, t: &Target, progress: &mut Progress) 
             builtin += 1;
         }
     }
-    progress.step("waiting for the controller and NATS to be available");
+    progress.step("waiting for the controller, NATS and the API server to be available");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &t.namespace);
-    let mut names = vec!["nats", "sympozium-controller-manager"];
+    let mut names = vec!["nats", "sympozium-controller-manager", install_apiserver::NAME];
     if t.webhook {
         names.push(install_webhook::NAME);
     }
@@ -267,11 +272,25 @@ pub async fn uninstall(client: &Client, namespace: &str, crds: bool) -> anyhow::
     for role in [webhook, install_webhook::BUILTIN_SKILLS_ROLE] {
         ignore_missing(Api::<ClusterRole>::all(client.clone()).delete(role, &dp).await.map(|_| ()))?;
     }
-    for name in ["sympozium-controller-manager", "nats", webhook] {
+    for name in ["sympozium-controller-manager", "nats", webhook, install_apiserver::NAME] {
         ignore_missing(
             Api::<Deployment>::namespaced(client.clone(), namespace).delete(name, &dp).await.map(|_| ()),
         )?;
     }
+    // The API server's token Secret stays, so a reinstall keeps users logged in.
+    let api_server = install_apiserver::NAME;
+    ignore_missing(
+        Api::<Service>::namespaced(client.clone(), namespace).delete(api_server, &dp).await.map(|_| ()),
+    )?;
+    ignore_missing(
+        Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+            .delete(api_server, &dp)
+            .await
+            .map(|_| ()),
+    )?;
+    let api_role = install_apiserver::role_name(namespace);
+    ignore_missing(Api::<ClusterRoleBinding>::all(client.clone()).delete(&api_role, &dp).await.map(|_| ()))?;
+    ignore_missing(Api::<ClusterRole>::all(client.clone()).delete(&api_role, &dp).await.map(|_| ()))?;
     ignore_missing(
         Api::<Service>::namespaced(client.clone(), namespace).delete("nats", &dp).await.map(|_| ()),
     )?;

@@ -4,6 +4,7 @@ pub mod doctor;
 mod endpoint;
 mod features;
 mod install;
+pub(crate) mod install_apiserver;
 mod install_helm;
 mod install_nats;
 mod install_webhook;
@@ -15,6 +16,7 @@ pub mod onboard;
 mod packs;
 pub mod run;
 pub(crate) mod serve;
+mod serve_forward;
 mod trigger;
 
 use anyhow::anyhow;
@@ -117,11 +119,12 @@ pub async fn dispatch(
                 }
             }
         }
-        Command::Serve { port, address, open, service_namespace, nats_url, nats_password } => {
+        Command::Serve { port, address, open, in_process, service_namespace, nats_url, nats_password } => {
             let options = serve::Options {
                 address: address.clone(),
                 port: *port,
                 open: *open,
+                in_process: *in_process,
                 system_namespace: service_namespace.clone(),
                 nats_url: nats_url.clone(),
                 nats_password: nats_password.clone(),

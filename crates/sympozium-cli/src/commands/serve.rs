@@ -1,7 +1,9 @@
-//! `serve`: the API server and dashboard in this process, with the caller's kubeconfig
-//! identity, on a loopback port. The token comes from Secret `sympozium-ui-token` in the
-//! system namespace (created with a random token when missing), so the dashboard of
-//! `sympozium serve` and of an in-cluster API server accept the same token.
+//! `serve`: the dashboard and REST API on a loopback port. By default the port is forwarded
+//! through the Kubernetes API to the API server `sympozium install` deployed (see
+//! [`super::serve_forward`]); `--in-process` runs the API server in this process instead,
+//! with the caller's kubeconfig identity, for a cluster without one. Either way the token is
+//! Secret `sympozium-ui-token`'s in the system namespace (the in-process server creates it
+//! with a random token when missing), so both accept the same token.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -25,6 +27,8 @@ pub struct Options {
     pub port: u16,
     /// Open the browser.
     pub open: bool,
+    /// Run the API server here instead of forwarding to the deployed one.
+    pub in_process: bool,
     /// Namespace of the token Secret.
     pub system_namespace: String,
     /// Event bus URL.
@@ -76,8 +80,94 @@ pub(crate) async fn token(client: &Client, ns: &str) -> anyhow::Result<String> {
     }
 }
 
+/// The token in the Secret the deployed API server reads (never created here: that server
+/// read it when it started).
+async fn deployed_token(client: &Client, ns: &str) -> anyhow::Result<String> {
+    let api = Api::<Secret>::namespaced(client.clone(), ns);
+    let secret = api
+        .get_opt(TOKEN_SECRET)
+        .await
+        .with_context(|| format!("reading Secret {ns}/{TOKEN_SECRET}"))?
+        .with_context(|| {
+            format!("Secret {ns}/{TOKEN_SECRET} is missing: reinstall (`sympozium install`) to make it")
+        })?;
+    secret
+        .data
+        .and_then(|d| d.get("token").map(|v| String::from_utf8_lossy(&v.0).trim().to_string()))
+        .filter(|t| !t.is_empty())
+        .with_context(|| format!("Secret {ns}/{TOKEN_SECRET} has no `token` key"))
+}
+
 /// Serves until Ctrl-C; returns the exit code.
 pub async fn serve(client: &Client, options: &Options) -> anyhow::Result<i32> {
+    let ns = &options.system_namespace;
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+    if namespaces.get_opt(ns).await.with_context(|| format!("reading namespace {ns}"))?.is_none() {
+        anyhow::bail!(
+            "namespace \"{ns}\" does not exist: install Sympozium first (`sympozium install`) or pass --service-namespace"
+        );
+    }
+    if options.in_process {
+        return in_process(client, options).await;
+    }
+    if !super::serve_forward::deployed(client, ns).await? {
+        anyhow::bail!(
+            "the API server is not deployed in namespace \"{ns}\" (no Service {}): `sympozium install` deploys it; \
+             `sympozium serve --in-process` runs one in this process instead",
+            super::install_apiserver::NAME
+        );
+    }
+    let token = deployed_token(client, ns).await?;
+    let listener = listen(options).await?;
+    let url = announce(&listener, &token, options)?;
+    let forwarder = std::sync::Arc::new(super::serve_forward::Forwarder::new(client, ns));
+    eprintln!(
+        "forwarding {url} to service {}/{} through the Kubernetes API",
+        ns,
+        super::install_apiserver::NAME
+    );
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((conn, _)) => {
+                    tokio::spawn(forwarder.clone().handle(conn));
+                }
+                Err(e) => eprintln!("accepting a connection: {e}"),
+            },
+            _ = tokio::signal::ctrl_c() => return Ok(0),
+        }
+    }
+}
+
+async fn listen(options: &Options) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((options.address.as_str(), options.port))
+        .await
+        .with_context(|| format!("listening on {}:{}", options.address, options.port))
+}
+
+/// Prints the URL and token, opens the browser when asked; returns the URL.
+fn announce(listener: &tokio::net::TcpListener, token: &str, options: &Options) -> anyhow::Result<String> {
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}/");
+    crate::output::emitln!("Sympozium dashboard: {url}");
+    crate::output::emitln!("Token: {token}");
+    eprintln!("(Ctrl-C stops it)");
+    if options.open {
+        // A missing browser is no reason to stop serving.
+        if let Err(e) = std::process::Command::new("xdg-open")
+            .arg(&url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            eprintln!("could not open a browser (xdg-open: {e}); open {url} yourself");
+        }
+    }
+    Ok(url)
+}
+
+/// The API server in this process.
+async fn in_process(client: &Client, options: &Options) -> anyhow::Result<i32> {
     let token = token(client, &options.system_namespace).await?;
     let bus = match &options.nats_url {
         None => None,
@@ -119,22 +209,8 @@ pub async fn serve(client: &Client, options: &Options) -> anyhow::Result<i32> {
         bus,
         system_namespace: options.system_namespace.clone(),
     };
-    let listener = tokio::net::TcpListener::bind((options.address.as_str(), options.port))
-        .await
-        .with_context(|| format!("listening on {}:{}", options.address, options.port))?;
-    let addr = listener.local_addr()?;
-    let url = format!("http://{addr}/");
-    crate::output::emitln!("Sympozium dashboard: {url}");
-    crate::output::emitln!("Token: {token}");
-    eprintln!("(Ctrl-C stops it)");
-    if options.open {
-        // A missing browser is no reason to stop serving.
-        let _ = std::process::Command::new("xdg-open")
-            .arg(&url)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-    }
+    let listener = listen(options).await?;
+    announce(&listener, &token, options)?;
     axum::serve(listener, sympozium_apiserver::router(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -1,7 +1,6 @@
 //! `sympozium dev`: the one-machine stack — the test control plane, the local node that runs
 //! pods as local processes, and Sympozium installed into it with every component as a pod.
 
-mod apiserver;
 pub mod offline_model;
 pub mod prereqs;
 mod stack;

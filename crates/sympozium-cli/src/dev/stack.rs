@@ -401,7 +401,7 @@ pub async fn up(layout: &Layout, wait: Duration, real_images: bool) -> anyhow::R
     emitln!("  offline model  http://{OFFLINE_MODEL}.{ns}.svc:8080/v1 (scripted, no network)");
     emitln!(
         "  API server     http://{}.{ns}.svc:8080 (token: Secret sympozium-ui-token; `sympozium serve` opens the same dashboard on localhost)",
-        super::apiserver::NAME
+        crate::commands::install_apiserver::NAME
     );
     emitln!("  kubeconfig     context namespace {ns} (kubectl and sympozium land where the stack is)");
     emitln!("  stop with      sympozium dev down");
@@ -434,9 +434,6 @@ async fn bring_up(
     deploy_offline_model(client, &layout.system_namespace).await?;
     let ns = layout.system_namespace.clone();
     wait_until("the offline model", wait, || deployment_available(client, &ns, OFFLINE_MODEL)).await?;
-    progress.step("starting the API server and web dashboard (sympozium-apiserver)");
-    super::apiserver::deploy(client, &ns).await?;
-    wait_until("the API server", wait, || deployment_available(client, &ns, super::apiserver::NAME)).await?;
     Ok(0)
 }
 
@@ -491,9 +488,13 @@ pub async fn status(layout: &Layout) -> anyhow::Result<i32> {
     healthy &= node;
     emitln!("local node     {}", if node { "Ready" } else { "not ready" });
     let ns = &layout.system_namespace;
-    for name in
-        ["sympozium-controller-manager", "nats", "sympozium-webhook", OFFLINE_MODEL, super::apiserver::NAME]
-    {
+    for name in [
+        "sympozium-controller-manager",
+        "nats",
+        "sympozium-webhook",
+        OFFLINE_MODEL,
+        crate::commands::install_apiserver::NAME,
+    ] {
         let ok = deployment_available(&client, ns, name).await;
         healthy &= ok;
         emitln!("{name:<14} {}", if ok { "available" } else { "not available" });

@@ -1,21 +1,30 @@
-//! The REST API and web dashboard (`sympozium-apiserver`) as a pod of the stack, as the
-//! chart's `apiserver.enabled` deploys it: its own ServiceAccount and ClusterRole, the token
-//! of Secret `sympozium-ui-token` (the one `sympozium serve` uses too), a Service on 8080.
+//! The REST API and web dashboard (`sympozium-apiserver`) as `install` (and so `dev up`)
+//! deploys it, as the chart's `apiserver.enabled` does: its own ServiceAccount and
+//! ClusterRole, the token of Secret `sympozium-ui-token` (the one `sympozium serve` prints),
+//! a Service on 8080 that `sympozium serve` port-forwards to.
 
 use kube::Client;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::stack::{REGISTRY, TAG};
-use crate::commands::apply_json;
+use super::install::Target;
 
-/// Name of the Deployment and Service.
+/// Name of the Deployment, Service and ServiceAccount.
 pub const NAME: &str = "sympozium-apiserver";
 
-/// Applies the API server's objects into `ns` (idempotent).
-pub async fn deploy(client: &Client, ns: &str) -> anyhow::Result<()> {
+/// Port of the Service (and of the container).
+pub const PORT: u16 = 8080;
+
+/// Name of its ClusterRole and ClusterRoleBinding in namespace `ns`.
+pub fn role_name(ns: &str) -> String {
+    format!("{ns}-{NAME}")
+}
+
+/// Makes the token Secret when missing, then returns the API server's objects for `t`.
+pub async fn objects(client: &Client, t: &Target) -> anyhow::Result<Vec<Value>> {
+    let ns = t.namespace.as_str();
     crate::commands::serve::token(client, ns).await?;
     let labels = json!({"app": NAME, "app.kubernetes.io/part-of": "sympozium", "app.kubernetes.io/component": "apiserver"});
-    let role = format!("{ns}-{NAME}");
+    let role = role_name(ns);
     let objects = [
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": NAME, "namespace": ns, "labels": labels}}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -39,7 +48,7 @@ pub async fn deploy(client: &Client, ns: &str) -> anyhow::Result<()> {
                     "spec": {"serviceAccountName": NAME,
                         "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
                                             "seccompProfile": {"type": "RuntimeDefault"}},
-                        "containers": [{"name": "apiserver", "image": format!("{REGISTRY}/apiserver:{TAG}"),
+                        "containers": [{"name": "apiserver", "image": format!("{}/apiserver:{}", t.registry, t.tag),
                             "args": ["--addr", "0.0.0.0:8080", "--system-namespace", ns, "--token-from-secret",
                                      "--event-bus-url", format!("nats://nats.{ns}.svc:4222")],
                             "env": [{"name": "NATS_OPERATOR_PASSWORD",
@@ -52,8 +61,5 @@ pub async fn deploy(client: &Client, ns: &str) -> anyhow::Result<()> {
             "metadata": {"name": NAME, "namespace": ns, "labels": labels},
             "spec": {"selector": {"app": NAME}, "ports": [{"name": "http", "port": 8080, "targetPort": 8080}]}}),
     ];
-    for o in &objects {
-        apply_json(client, o).await?;
-    }
-    Ok(())
+    Ok(objects.into())
 }
