@@ -7,6 +7,9 @@
 //   EXPECT_PACK and EXPECT_PACK_INSTANCE (a disabled persona pack to activate, and an
 //   instance its controller then makes), CHAT_INSTANCE, CHAT_TASK and EXPECT_CHAT_TEXT (a
 //   chat message sent from the feed pane and the answer streamed back),
+//   WIZARD_INSTANCE, WIZARD_NODE, WIZARD_PROVIDER, WIZARD_KEY and WIZARD_MODEL (an instance
+//   made through the create wizard from an inference server the node probe found on a node,
+//   with a model from its live list), HOOK_INSTANCE (whose lifecycle hooks are edited),
 //   SCREENSHOT_DIR, CHROMIUM (default /usr/bin/chromium).
 // Exits non-zero with a message on the first expectation that fails.
 import { chromium } from "playwright-core";
@@ -136,7 +139,7 @@ try {
     });
     await step("an instance's detail tabs all open", async () => {
       await page.goto(`${url.replace(/\/$/, "")}/instances/${env("EXPECT_INSTANCE")}`);
-      for (const t of ["Skills", "Channels", "Memory", "Web endpoint", "Spec", "Overview"]) {
+      for (const t of ["Skills", "Channels", "Memory", "Web endpoint", "Lifecycle", "Spec", "Overview"]) {
         await page.getByRole("tab", { name: t }).click();
         await page.getByRole("tabpanel").waitFor();
       }
@@ -160,6 +163,44 @@ try {
       if ((await result.locator("script, img").count()) !== 0) throw new Error("raw HTML from the result reached the page");
       await page.screenshot({ path: join(shots, `${tag}-run.png`), fullPage: true });
     });
+    if (tag === "desktop") {
+      await step("an instance is made with the wizard from a node's provider and its live models", async () => {
+        await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Instances" }).click();
+        await page.getByRole("button", { name: "New instance" }).click();
+        const form = page.getByRole("form", { name: "New instance" });
+        await form.getByLabel("Name").fill(env("WIZARD_INSTANCE"));
+        const found = form.getByRole("group", { name: "Found on your nodes" });
+        await found.getByRole("button", { name: `Use ${env("WIZARD_PROVIDER")} on ${env("WIZARD_NODE")}` }).click();
+        await form.getByRole("button", { name: "Next" }).click();
+        await form.getByLabel("API key (stored in a Secret)").fill(env("WIZARD_KEY"));
+        await form.getByRole("button", { name: "Next" }).click();
+        // The list comes live from the provider (through the API server), with the key.
+        const live = form.getByLabel(/^Live models \(2\)/);
+        await live.waitFor();
+        await live.selectOption(env("WIZARD_MODEL"));
+        await page.screenshot({ path: join(shots, `${tag}-wizard-models.png`), fullPage: true });
+        await form.getByRole("button", { name: "Next" }).click();
+        await form.getByText(`${env("WIZARD_NODE")}`).waitFor();
+        await form.getByRole("button", { name: "Create" }).click();
+        await page.getByRole("heading", { name: env("WIZARD_INSTANCE") }).waitFor();
+      });
+      await step("an instance's lifecycle hooks are edited and saved", async () => {
+        await page.goto(`${url.replace(/\/$/, "")}/instances/${env("HOOK_INSTANCE")}`);
+        await page.getByRole("tab", { name: "Lifecycle" }).click();
+        const form = page.getByRole("form", { name: "Lifecycle hooks" });
+        await form.getByRole("button", { name: "Add a pre-run hook" }).click();
+        const hook = form.getByRole("group", { name: "Pre-run hooks 1" });
+        await hook.getByLabel("Name").fill("fetch-context");
+        await hook.getByLabel("Image").fill("busybox");
+        await hook.getByLabel("Command").fill("sh -c true");
+        await hook.getByLabel("Timeout").fill("2m");
+        await form.getByRole("button", { name: "Add a rule" }).click();
+        await form.getByRole("group", { name: "Rule 1" }).getByLabel("Resources").fill("pods, pods/log");
+        await form.getByRole("button", { name: "Save hooks" }).click();
+        await form.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+        await page.screenshot({ path: join(shots, `${tag}-lifecycle.png`), fullPage: true });
+      });
+    }
     await step("a running run's answer streams in", async () => {
       await page.goto(`${url.replace(/\/$/, "")}/runs/${env("EXPECT_STREAM_RUN")}`);
       await page.getByTestId("run-result").filter({ hasText: env("EXPECT_STREAM_TEXT") }).waitFor();

@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         token: Some(Arc::from(TOKEN)),
         bus: None,
         system_namespace: sys.name().to_string(),
+        bedrock_endpoint: None,
     });
     let nsq = format!("namespace={}", ns.name());
 

@@ -28,6 +28,10 @@ pub struct Config {
     /// Namespace of Sympozium's own components.
     #[arg(long, env = "SYMPOZIUM_SYSTEM_NAMESPACE", default_value = "sympozium-system")]
     pub system_namespace: String,
+    /// Bedrock endpoint for the model list instead of `https://bedrock.<region>.amazonaws.com`
+    /// (e.g. a VPC interface endpoint); the AWS SDKs' variable name.
+    #[arg(long, env = "AWS_ENDPOINT_URL_BEDROCK")]
+    pub bedrock_endpoint: Option<String>,
     /// Kubeconfig to use instead of the in-cluster configuration.
     #[arg(long, env = "KUBECONFIG_PATH")]
     pub kubeconfig: Option<PathBuf>,

@@ -41,6 +41,9 @@ pub struct AppState {
     /// Namespace of Sympozium's own components (`sympozium-system`): the gateway singleton,
     /// the default persona packs.
     pub system_namespace: String,
+    /// Bedrock's control-plane endpoint instead of `https://bedrock.<region>.amazonaws.com`
+    /// (a VPC endpoint, or a test's fake); `None` in production.
+    pub bedrock_endpoint: Option<String>,
 }
 
 async fn ok() -> &'static str {

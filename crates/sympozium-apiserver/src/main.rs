@@ -112,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
         token: token.map(Arc::from),
         bus,
         system_namespace: config.system_namespace.clone(),
+        bedrock_endpoint: config.bedrock_endpoint.clone().filter(|e| !e.trim().is_empty()),
     };
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await

@@ -85,7 +85,7 @@ impl Modify for Security {
         routes::gateway::metrics,
         routes::cluster::namespaces, routes::cluster::cluster, routes::cluster::capabilities,
         routes::pods::list, routes::pods::logs,
-        routes::providers::nodes, routes::providers::models,
+        routes::providers::nodes, routes::providers::models, routes::bedrock::models,
         routes::github::set_token, routes::github::status,
         routes::memory::memory,
         crate::ws::stream,

@@ -2,7 +2,10 @@
 //! in, see the dashboard charts with data, activate a persona pack (the real persona-pack and
 //! instance controllers run in-process) and see its instances, send a chat message from the
 //! feed pane and see the answer stream in over the WebSocket from a real nats-server, open a
-//! run and see its Markdown result, and visit every other page. Screenshots go to `target/screenshots/dashboard/`.
+//! run and see its Markdown result, make an instance with the create wizard from an inference
+//! server the node probe found (its models listed live from a provider on loopback), edit an
+//! instance's lifecycle hooks, and visit every other page. Screenshots go to
+//! `target/screenshots/dashboard/`.
 //!
 //! Needs `node`, `web/node_modules` (`npm ci` in `web/`; `make test` does it) and
 //! `/usr/bin/chromium` (scripts/prereqs.sh installs it); a missing one fails the test.
@@ -184,6 +187,45 @@ async fn the_dashboard_works_in_chromium() {
         }
     });
 
+    // An OpenAI-compatible provider on loopback that lists its models for the right key, and
+    // a Node its node probe annotated with it (tainted: nothing is scheduled there).
+    let provider = axum::Router::new().route(
+        "/v1/models",
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer sk-wizard") {
+                return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "bad key"})));
+            }
+            (
+                StatusCode::OK,
+                axum::Json(
+                    json!({"object": "list", "data": [{"id": "wizard-small"}, {"id": "wizard-large"}]}),
+                ),
+            )
+        }),
+    );
+    let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider_port = provider_listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(provider_listener, provider).await.unwrap() });
+    let node_name = format!("probe-{}", h.ns);
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(h.client.clone());
+    let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(json!({
+        "metadata": {"name": node_name, "annotations": {
+            "sympozium.ai/inference-healthy": "true",
+            "sympozium.ai/inference-vllm": provider_port.to_string(),
+            "sympozium.ai/inference-models-vllm": "wizard-small,wizard-large"}},
+        "spec": {"taints": [{"key": "sympozium.ai/test-probe-node", "effect": "NoSchedule"}]}
+    }))
+    .unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    nodes
+        .patch_status(
+            &node_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}})),
+        )
+        .await
+        .unwrap();
+
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = h.app.clone();
@@ -206,6 +248,12 @@ async fn the_dashboard_works_in_chromium() {
         .env("CHAT_INSTANCE", "helper")
         .env("CHAT_TASK", CHAT_TASK)
         .env("EXPECT_CHAT_TEXT", "Hello! The cluster has 3 nodes.")
+        .env("WIZARD_INSTANCE", "wizard-agent")
+        .env("WIZARD_NODE", &node_name)
+        .env("WIZARD_PROVIDER", "vllm")
+        .env("WIZARD_KEY", "sk-wizard")
+        .env("WIZARD_MODEL", "wizard-small")
+        .env("HOOK_INSTANCE", "helper")
         .env("SCREENSHOT_DIR", &shots)
         .env("CHROMIUM", &chromium)
         .output()
@@ -213,6 +261,7 @@ async fn the_dashboard_works_in_chromium() {
         .expect("running node (install Node.js 20 or newer)");
     publisher.abort();
     controllers.abort();
+    let _ = nodes.delete(&node_name, &Default::default()).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
@@ -221,7 +270,35 @@ async fn the_dashboard_works_in_chromium() {
         "the browser run failed:\n{stdout}\n{stderr}\nscreenshots in {}",
         shots.display()
     );
+    // What the wizard and the hooks editor did, as the API sees it.
+    let made = h.call(Method::GET, &h.ns_path("/api/v1/instances/wizard-agent"), None).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.text);
+    let agent = &made.json["spec"]["agents"]["default"];
+    assert_eq!(agent["model"], "wizard-small", "{}", made.text);
+    assert_eq!(agent["baseURL"], format!("http://127.0.0.1:{provider_port}/v1"), "{}", made.text);
+    assert_eq!(
+        made.json["spec"]["agents"]["default"]["nodeSelector"]["kubernetes.io/hostname"],
+        node_name.as_str(),
+        "{}",
+        made.text
+    );
+    let helper = h.call(Method::GET, &h.ns_path("/api/v1/instances/helper"), None).await;
+    let lifecycle = &helper.json["spec"]["agents"]["default"]["lifecycle"];
+    assert_eq!(
+        lifecycle["preRun"],
+        json!([{"name": "fetch-context", "image": "busybox", "command": ["sh", "-c", "true"], "timeout": "2m"}]),
+        "{}",
+        helper.text
+    );
+    assert_eq!(
+        lifecycle["rbac"],
+        json!([{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]}]),
+        "{}",
+        helper.text
+    );
     for shot in [
+        "desktop-wizard-models.png",
+        "desktop-lifecycle.png",
         "desktop-dashboard.png",
         "desktop-personas.png",
         "desktop-feed.png",

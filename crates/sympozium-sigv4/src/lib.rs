@@ -1,5 +1,6 @@
-//! AWS Signature Version 4 for the Bedrock Converse call (a small, self-contained
-//! implementation checked against AWS's published test vectors).
+//! AWS Signature Version 4 for the Bedrock calls (the agent runner's Converse, the API
+//! server's model list): a small, self-contained implementation checked against AWS's
+//! published test vectors.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};

@@ -1,9 +1,11 @@
 import { useState } from "react";
-import { api, ApiError } from "../api/client";
-import type { AgentRun, CreateInstanceRequest, InstanceMemory, SympoziumInstance, WebEndpointStatusResponse } from "../api/types.gen";
+import { api } from "../api/client";
+import type { AgentRun, InstanceMemory, SympoziumInstance, WebEndpointStatusResponse } from "../api/types.gen";
 import { ErrorLine, errorText } from "../components/ui";
 import { age, useApi } from "../hooks";
 import { Link, navigate } from "../router";
+import { InstanceWizard } from "./InstanceWizard";
+import { LifecycleEditor } from "./Lifecycle";
 import { NewRun, RunsTable } from "./Runs";
 
 export function Instances() {
@@ -15,7 +17,7 @@ export function Instances() {
       <button onClick={() => setCreating(!creating)} aria-expanded={creating}>
         {creating ? "Cancel" : "New instance"}
       </button>
-      {creating && <CreateInstance onCreated={(n) => navigate(`/instances/${n}`)} />}
+      {creating && <InstanceWizard onCreated={(n) => navigate(`/instances/${n}`)} />}
       {list.error && <p role="alert" className="error">{list.error}</p>}
       {list.data && list.data.length === 0 ? (
         <p className="muted">No instances in this namespace.</p>
@@ -48,66 +50,6 @@ export function Instances() {
         </table>
       )}
     </section>
-  );
-}
-
-const providers = ["openai", "anthropic", "azure-openai", "ollama", "lm-studio", "custom"];
-
-function CreateInstance({ onCreated }: { onCreated: (name: string) => void }) {
-  const [form, setForm] = useState<CreateInstanceRequest>({ name: "", provider: "openai", model: "gpt-4o" });
-  const [error, setError] = useState<{ message: string; field?: string }>();
-  const set = (k: keyof CreateInstanceRequest) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) =>
-    setForm({ ...form, [k]: e.target.value });
-  return (
-    <form
-      className="card grid-form"
-      aria-label="New instance"
-      onSubmit={async (e) => {
-        e.preventDefault();
-        setError(undefined);
-        try {
-          const created = await api<SympoziumInstance>("POST", "/api/v1/instances", form);
-          onCreated(created.metadata.name ?? "");
-        } catch (err) {
-          setError(err instanceof ApiError ? { message: err.message, field: err.field } : { message: String(err) });
-        }
-      }}
-    >
-      <label>
-        Name
-        <input value={form.name ?? ""} onChange={set("name")} required pattern="[a-z0-9]([-a-z0-9]*[a-z0-9])?" aria-invalid={error?.field === "name"} />
-      </label>
-      <label>
-        Provider
-        <select value={form.provider ?? ""} onChange={set("provider")}>
-          {providers.map((p) => (
-            <option key={p}>{p}</option>
-          ))}
-        </select>
-      </label>
-      <label>
-        Model
-        <input value={form.model ?? ""} onChange={set("model")} required aria-invalid={error?.field === "model"} />
-      </label>
-      <label>
-        Base URL (optional)
-        <input value={form.baseURL ?? ""} onChange={set("baseURL")} aria-invalid={error?.field === "baseURL"} />
-      </label>
-      <label>
-        API key (stored in a Secret)
-        <input type="password" value={form.apiKey ?? ""} onChange={set("apiKey")} autoComplete="off" />
-      </label>
-      <label>
-        Existing Secret (instead of a key)
-        <input value={form.secretName ?? ""} onChange={set("secretName")} aria-invalid={error?.field === "secretName"} />
-      </label>
-      {error && (
-        <p role="alert" className="error">
-          {error.message}
-        </p>
-      )}
-      <button type="submit">Create</button>
-    </form>
   );
 }
 
@@ -201,14 +143,15 @@ export function InstanceDetail({ name }: { name: string }) {
             <dd>{web.data?.authSecretName ?? "—"}</dd>
           </dl>
         )}
+        {tab === "lifecycle" && <LifecycleEditor name={name} lifecycle={a.lifecycle} onSaved={inst.reload} />}
         {tab === "yaml" && <pre>{JSON.stringify(i, null, 2)}</pre>}
       </div>
     </section>
   );
 }
 
-type Tab = "overview" | "runs" | "skills" | "channels" | "memory" | "web" | "yaml";
-const tabs: Tab[] = ["overview", "runs", "skills", "channels", "memory", "web", "yaml"];
+type Tab = "overview" | "runs" | "skills" | "channels" | "memory" | "web" | "lifecycle" | "yaml";
+const tabs: Tab[] = ["overview", "runs", "skills", "channels", "memory", "web", "lifecycle", "yaml"];
 const tabLabels: Record<Tab, string> = {
   overview: "Overview",
   runs: "Runs",
@@ -216,6 +159,7 @@ const tabLabels: Record<Tab, string> = {
   channels: "Channels",
   memory: "Memory",
   web: "Web endpoint",
+  lifecycle: "Lifecycle",
   yaml: "Spec",
 };
 

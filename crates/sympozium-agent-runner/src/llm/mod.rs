@@ -9,8 +9,9 @@ mod failover;
 mod http;
 mod openai;
 mod resume;
-mod sigv4;
 mod sse;
+
+use sympozium_sigv4 as sigv4;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value;

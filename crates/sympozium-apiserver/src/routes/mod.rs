@@ -1,5 +1,6 @@
 //! The `/api/v1` routes, one group per file.
 
+pub mod bedrock;
 pub mod cluster;
 pub mod gateway;
 pub mod github;
@@ -37,6 +38,7 @@ pub fn api() -> Router<AppState> {
         .merge(cluster::routes())
         .merge(pods::routes())
         .merge(providers::routes())
+        .merge(bedrock::routes())
         .merge(github::routes())
         .merge(memory::routes())
 }

@@ -39,6 +39,15 @@ pub struct Reply {
 
 impl Harness {
     pub async fn new(prefix: &str, bus: Option<sympozium_bus::Bus>) -> Self {
+        Self::with_bedrock(prefix, bus, None).await
+    }
+
+    /// [`Harness::new`] whose Bedrock calls go to `bedrock_endpoint` (a fake).
+    pub async fn with_bedrock(
+        prefix: &str,
+        bus: Option<sympozium_bus::Bus>,
+        bedrock_endpoint: Option<String>,
+    ) -> Self {
         let plane = TestPlane::get().expect("test plane");
         let client = plane.client().await.expect("client");
         let ns = plane.namespace(&client, prefix).await.expect("namespace");
@@ -52,6 +61,7 @@ impl Harness {
             token: Some(Arc::from(TOKEN)),
             bus,
             system_namespace: system.name().to_string(),
+            bedrock_endpoint,
         };
         Self {
             app: router(state),

@@ -208,6 +208,7 @@ async fn in_process(client: &Client, options: &Options) -> anyhow::Result<i32> {
         token: Some(Arc::from(token.as_str())),
         bus,
         system_namespace: options.system_namespace.clone(),
+        bedrock_endpoint: None,
     };
     let listener = listen(options).await?;
     announce(&listener, &token, options)?;
