@@ -1245,6 +1245,18 @@ export interface SympoziumSchedule {
   } | null;
 }
 
+/** AWS credentials for one model-list call. */
+export type BedrockModelsRequest = {
+  /** Access key id. */
+  accessKeyId?: string | null;
+  /** AWS region (`us-east-1` when empty). */
+  region?: string | null;
+  /** Secret access key. */
+  secretAccessKey?: string | null;
+  /** Session token of temporary credentials. */
+  sessionToken?: string | null;
+};
+
 /** One bucket of [`TimeSeries`]. */
 export type Bucket = {
   /** Of which failed. */
