@@ -170,3 +170,11 @@ soak:
 bench-failover:
 	cargo build --locked -p sympozium-controller --bins --examples
 	target/debug/examples/failover $(FAILOVER_ARGS)
+
+# Controller at load, as its own process on the test plane: 7-persona pack enable -> Ready,
+# 100 AgentRuns -> Jobs (p50/p99), 1,000 instances converged, peak/settled RSS, API
+# connections, pod log reads per pod. BENCH_CONTROLLER_ARGS="--instances 200 --runs 50".
+.PHONY: bench-controller
+bench-controller:
+	cargo build --release --locked -p sympozium-controller --bin sympozium-controller --example controller_bench
+	target/release/examples/controller_bench target/release/sympozium-controller $(BENCH_CONTROLLER_ARGS)

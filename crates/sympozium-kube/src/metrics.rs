@@ -148,6 +148,7 @@ pub struct Metrics {
     tokens: Family<UsageLabels, Counter>,
     cost: Family<UsageLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     queue_depth: Family<QueueLabels, Gauge>,
+    pod_log_reads: Counter,
     otel: Otel,
 }
 
@@ -196,6 +197,12 @@ impl Default for Metrics {
             "Messages waiting for a durable bus consumer; state is pending (not delivered) or unacknowledged",
             queue_depth.clone(),
         );
+        let pod_log_reads = Counter::default();
+        registry.register(
+            "pod_log_reads",
+            "Reads of a finished agent container's log (the run's outcome is parsed from it)",
+            pod_log_reads.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -206,6 +213,7 @@ impl Default for Metrics {
             tokens,
             cost,
             queue_depth,
+            pod_log_reads,
             otel: Otel::new(),
         }
     }
@@ -272,6 +280,11 @@ impl Metrics {
                 ],
             );
         }
+    }
+
+    /// Counts one read of a pod's log.
+    pub fn pod_log_read(&self) {
+        self.pod_log_reads.inc();
     }
 
     /// Counts a failed reconcile.

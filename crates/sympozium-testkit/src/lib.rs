@@ -16,6 +16,7 @@ pub mod nats;
 pub mod otelcol;
 mod plane;
 pub mod private_plane;
+pub mod procstat;
 pub mod python;
 mod wait;
 

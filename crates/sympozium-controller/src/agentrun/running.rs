@@ -131,7 +131,8 @@ pub fn timed_out(timeout: Duration) -> String {
     format!("timed out after {}s (spec.timeout)", timeout.as_secs())
 }
 
-async fn agent_log(pods: &Api<Pod>, pod: &str) -> Option<String> {
+async fn agent_log(ctx: &Context, pods: &Api<Pod>, pod: &str) -> Option<String> {
+    ctx.metrics.pod_log_read();
     let params = LogParams { container: Some("agent".into()), tail_lines: Some(80), ..Default::default() };
     // A node that cannot serve logs must not stall the reconcile: the bus may still deliver.
     tokio::time::timeout(Duration::from_secs(5), pods.logs(pod, &params)).await.ok()?.ok()
@@ -172,7 +173,7 @@ pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
     let state = agent_state(job.as_ref(), pod.as_ref());
     let logged = match (&state, &pod) {
         (AgentState::Exited { .. }, Some(p)) => {
-            agent_log(&pods, &p.name_any()).await.and_then(|l| from_logs(&l))
+            agent_log(ctx, &pods, &p.name_any()).await.and_then(|l| from_logs(&l))
         }
         _ => None,
     };
