@@ -37,6 +37,37 @@ pub struct Context {
     /// One lock per instance, held from counting its running runs to starting one, so
     /// runs reconciled at the same time cannot all take the last slot.
     pub start_locks: StartLocks,
+    /// How often each finished agent's log has been read.
+    pub log_reads: LogReads,
+}
+
+/// Reads of finished agents' logs, per pod: the outcome is read once when the agent exits
+/// and once more when the result grace period ends, never on every requeue in between (a
+/// node that cannot serve logs would otherwise be asked every few seconds for each pod).
+#[derive(Default)]
+pub struct LogReads(std::sync::Mutex<std::collections::HashMap<String, (u8, std::time::Instant)>>);
+
+/// Entries older than this are dropped (runs deleted before they settled).
+const LOG_READS_KEPT: Duration = Duration::from_secs(900);
+
+impl LogReads {
+    /// Whether the log of `pod` (its uid) should be read now: the first time, and once
+    /// more on the `last_chance` before the run is settled without it.
+    pub fn should_read(&self, pod: &str, last_chance: bool) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, (_, at)| at.elapsed() < LOG_READS_KEPT);
+        let entry = map.entry(pod.to_string()).or_insert((0, std::time::Instant::now()));
+        let read = entry.0 == 0 || (entry.0 == 1 && last_chance);
+        if read {
+            entry.0 += 1;
+        }
+        read
+    }
+
+    /// Forgets `pod` once its run is settled.
+    pub fn forget(&self, pod: &str) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(pod);
+    }
 }
 
 /// Per-key async locks (keys: `<namespace>/<instance>`).
@@ -77,6 +108,7 @@ impl Context {
             schedule_poll: Duration::from_secs(60),
             agent_sandbox: false,
             start_locks: StartLocks::default(),
+            log_reads: LogReads::default(),
         }
     }
 
@@ -156,13 +188,23 @@ impl Context {
 
     /// Records a failed reconcile of `obj` (metric under `reason`, grown backoff, a
     /// warning) and returns when to retry.
+    ///
+    /// An error that only says something is already gone or its namespace is being
+    /// deleted is the normal course of a teardown, not a failure: it is logged at debug,
+    /// neither counted nor backed off, and the object is looked at again shortly (the
+    /// watch usually removes it first).
     pub fn retry<K: ResourceExt>(
         &self,
         controller: &str,
         reason: &str,
         obj: &K,
-        error: &dyn std::fmt::Display,
+        error: &(dyn std::error::Error + 'static),
     ) -> Action {
+        if is_teardown(error) {
+            self.backoff.succeeded(&backoff_key(controller, obj));
+            tracing::debug!(controller, object = %obj.name_any(), error = %error, "object or namespace going away");
+            return Action::requeue(TEARDOWN_RECHECK);
+        }
         self.metrics.failure(controller, reason);
         let delay = self.backoff.failed(&backoff_key(controller, obj));
         tracing::warn!(controller, object = %obj.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
@@ -182,6 +224,29 @@ impl Context {
     }
 }
 
+/// When an object whose reconcile met a teardown error is looked at again.
+const TEARDOWN_RECHECK: Duration = Duration::from_secs(5);
+
+/// Whether `error` (or one of its sources) is the API server saying the object is not
+/// found (404) or that its namespace is being terminated. Errors carried as text (the
+/// finalizer machinery's, per-child convergence errors) are recognised by kube's rendering
+/// of those statuses.
+pub fn is_teardown(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(kube::Error::Api(status)) = e.downcast_ref::<kube::Error>() {
+            return status.code == 404 || terminating(&status.message);
+        }
+        current = e.source();
+    }
+    // Several per-child errors are joined by "; ": every one of them must be a teardown.
+    error.to_string().split("; ").all(|part| part.contains(": NotFound (") || terminating(part))
+}
+
+fn terminating(message: &str) -> bool {
+    message.contains("because it is being terminated")
+}
+
 /// Backoff key of `obj`; the controller prefix keeps same-named objects of different
 /// kinds (an instance and its schedule, say) from sharing one retry delay.
 pub fn backoff_key<K: ResourceExt>(controller: &str, obj: &K) -> String {
@@ -194,5 +259,41 @@ impl std::fmt::Debug for Context {
             .field("settings", &self.settings)
             .field("namespace", &self.namespace)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Wrapped {
+        #[error("kubernetes API: {0}")]
+        Kube(#[from] kube::Error),
+        #[error("converging failed: {0}")]
+        Text(String),
+    }
+
+    fn api(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status::failure(message, reason).with_code(code)))
+    }
+
+    #[test]
+    fn not_found_and_terminating_namespaces_are_teardown_other_errors_are_not() {
+        let gone = Wrapped::from(api(404, "NotFound", "agentruns \"r\" not found"));
+        assert!(is_teardown(&gone));
+        let terminating = Wrapped::from(api(
+            403,
+            "Forbidden",
+            "unable to create new content in namespace t because it is being terminated",
+        ));
+        assert!(is_teardown(&terminating));
+        assert!(!is_teardown(&Wrapped::from(api(403, "Forbidden", "no rights"))));
+        assert!(!is_teardown(&Wrapped::from(api(409, "Conflict", "the object has been modified"))));
+        let text = |t: String| Wrapped::Text(t);
+        let not_found = api(404, "NotFound", "configmaps \"m\" not found").to_string();
+        assert!(is_teardown(&text(format!("persona a: {not_found}"))));
+        assert!(!is_teardown(&text(format!("persona a: {not_found}; persona b: quota exceeded"))));
     }
 }

@@ -67,7 +67,14 @@ pub async fn client(config: &Config) -> Result<Client, Error> {
         }
         None => KubeConfig::infer().await.map_err(|e| Error::Config(e.to_string()))?,
     };
-    Client::try_from(kube_config).map_err(|e| Error::Config(e.to_string()))
+    let client =
+        sympozium_kube::client::multiplexed(kube_config).map_err(|e| Error::Config(e.to_string()))?;
+    // One request before the controllers start: the connection (HTTP/2 when the server
+    // offers it) is in the pool before dozens of watches and reconciles ask for one at once.
+    if let Err(e) = client.apiserver_version().await {
+        tracing::warn!(error = %e, "the API server did not answer the first request");
+    }
+    Ok(client)
 }
 
 async fn serve(

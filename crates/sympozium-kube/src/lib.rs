@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod backoff;
+pub mod client;
 pub mod leader;
 pub mod metrics;
 

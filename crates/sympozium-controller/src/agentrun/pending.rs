@@ -246,16 +246,23 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         },
     };
     // Counting the running runs and starting this one is one step per instance: without
-    // the lock, runs reconciled together all see the same free slot and all start.
-    let _slot = ctx.start_locks.lock(&format!("{ns}/{}", run.spec.instance_ref)).await;
+    // the lock, runs reconciled together all see the same free slot and all start. Runs
+    // no limit applies to need neither the count nor the lock, so a burst of them starts
+    // in parallel.
+    let limited = policy::concurrency_limited(run, Some(&instance), policy.as_ref());
+    let _slot =
+        if limited { Some(ctx.start_locks.lock(&format!("{ns}/{}", run.spec.instance_ref)).await) } else { None };
     // By spec, not by label: runs created by hand or by other tools may carry no labels.
-    let siblings: Vec<_> = api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|r| r.spec.instance_ref == run.spec.instance_ref)
-        .collect();
+    let siblings: Vec<_> = if limited {
+        api.list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|r| r.spec.instance_ref == run.spec.instance_ref)
+            .collect()
+    } else {
+        Vec::new()
+    };
     if let Err(message) = policy::validate(run, Some(&instance), policy.as_ref()) {
         publish(ctx, run, EventType::Warning, "ValidationFailed", &message).await;
         terminal::fail(api, &name, &message, now).await?;

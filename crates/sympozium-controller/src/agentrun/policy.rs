@@ -46,6 +46,21 @@ pub fn validate(
     Ok(())
 }
 
+/// Whether a concurrency limit applies to `run` at all (the policy's sub-agent limit, or
+/// the instance's for a sub-agent). Only then do its siblings have to be counted.
+pub fn concurrency_limited(
+    run: &AgentRun,
+    instance: Option<&SympoziumInstance>,
+    policy: Option<&SympoziumPolicy>,
+) -> bool {
+    let by_policy = policy
+        .and_then(|p| p.spec.subagent_policy.as_ref())
+        .is_some_and(|s| s.max_concurrent > 0);
+    let limit =
+        instance.and_then(|i| i.spec.agents.default.subagents.as_ref()).map_or(0, |s| s.max_concurrent);
+    by_policy || (run.spec.parent.is_some() && limit > 0)
+}
+
 /// Whether the concurrency limits leave room for `run` now; `Err` says why it waits. Two
 /// limits apply: the policy's `subagentPolicy.maxConcurrent` (runs of the instance) and,
 /// for a sub-agent, the instance's `subagents.maxConcurrent` (its running sub-agents).

@@ -112,8 +112,10 @@ pub fn decide(
             }
             let since = now.duration_since(at.unwrap_or(started)).as_secs_f64();
             if since < RESULT_GRACE.as_secs_f64() {
-                // The bus may still deliver the result.
-                return Decision::Wait(Duration::from_secs(2));
+                // The bus may still deliver the result (its status write wakes the run);
+                // otherwise look again when the grace period ends, at most 5 s from now.
+                let left = (RESULT_GRACE.as_secs_f64() - since).clamp(1.0, 5.0);
+                return Decision::Wait(Duration::from_secs_f64(left));
             }
             if *code == 0 {
                 Decision::Finish(Outcome { success: true, ..Default::default() })
@@ -171,15 +173,25 @@ pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         return super::postrun::start(run, api, ctx).await;
     }
     let state = agent_state(job.as_ref(), pod.as_ref());
+    let now = ctx.clock.now();
+    let started = status.started_at.as_ref().map(|t| t.0).unwrap_or(now);
+    let pod_key = pod.as_ref().and_then(|p| p.uid()).unwrap_or_default();
     let logged = match (&state, &pod) {
-        (AgentState::Exited { .. }, Some(p)) => {
-            agent_log(ctx, &pods, &p.name_any()).await.and_then(|l| from_logs(&l))
+        (AgentState::Exited { at, .. }, Some(p)) => {
+            let since = now.duration_since(at.unwrap_or(started)).as_secs_f64();
+            if ctx.log_reads.should_read(&pod_key, since >= RESULT_GRACE.as_secs_f64()) {
+                agent_log(ctx, &pods, &p.name_any()).await.and_then(|l| from_logs(&l))
+            } else {
+                None
+            }
         }
         _ => None,
     };
-    let now = ctx.clock.now();
-    let started = status.started_at.as_ref().map(|t| t.0).unwrap_or(now);
-    match decide(&state, logged, started, effective_timeout(run, None), now) {
+    let decision = decide(&state, logged, started, effective_timeout(run, None), now);
+    if !matches!(decision, Decision::Wait(_)) {
+        ctx.log_reads.forget(&pod_key);
+    }
+    match decision {
         Decision::Wait(after) => Ok(Action::requeue(after)),
         Decision::Finish(outcome) => {
             if terminal::complete(api, &name, &outcome, Time(now)).await? {
@@ -231,8 +243,13 @@ mod tests {
             |code| AgentState::Exited { code, reason: "Error".into(), at: Some(ts("2026-11-23T10:01:00Z")) };
         assert_eq!(
             decide(&exited(0), None, start, ten, ts("2026-11-23T10:01:10Z")),
-            Decision::Wait(Duration::from_secs(2)),
+            Decision::Wait(Duration::from_secs(5)),
             "waits for the bus"
+        );
+        assert_eq!(
+            decide(&exited(0), None, start, ten, ts("2026-11-23T10:01:28Z")),
+            Decision::Wait(Duration::from_secs(2)),
+            "looks again when the grace period ends"
         );
         let late = ts("2026-11-23T10:01:31Z");
         assert_eq!(

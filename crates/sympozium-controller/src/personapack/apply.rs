@@ -48,12 +48,26 @@ impl Converged {
 pub async fn converge(pack: &PersonaPack, observed: &Observed, ctx: &Context) -> Converged {
     let mut out = Converged::default();
     let mut wanted = BTreeSet::new();
-    for (index, persona) in pack.spec.personas.iter().enumerate() {
-        if build::is_excluded(pack, &persona.name) {
-            continue;
-        }
+    // Personas are independent of each other: they are stamped out concurrently (their
+    // requests share the client's one connection), and reported in pack order.
+    let personas: Vec<_> = pack
+        .spec
+        .personas
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !build::is_excluded(pack, &p.name))
+        .collect();
+    let stamped = futures::future::join_all(personas.iter().map(|(index, persona)| async move {
+        let mut own = Converged::default();
+        let result = stamp(pack, persona, *index, ctx, &mut own).await;
+        (own, result)
+    }))
+    .await;
+    for ((_, persona), (own, result)) in personas.iter().zip(stamped) {
         wanted.insert(persona.name.clone());
-        match stamp(pack, persona, index, ctx, &mut out).await {
+        out.created.extend(own.created);
+        out.deleted.extend(own.deleted);
+        match result {
             Ok(installed) => out.installed.push(installed),
             Err(e) => {
                 tracing::warn!(persona = %persona.name, error = %e, "persona not converged");
@@ -79,8 +93,7 @@ async fn stamp(
     let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
     let schedule_name = build::schedule_name(&name);
-    not_foreign(&instances, &name, &uid).await?;
-    not_foreign(&schedules, &schedule_name, &uid).await?;
+    futures::try_join!(not_foreign(&instances, &name, &uid), not_foreign(&schedules, &schedule_name, &uid))?;
 
     if let Some(cm) = build::seed_configmap(pack, persona) {
         seed(&Api::namespaced(ctx.client.clone(), &ns), &cm, out).await?;

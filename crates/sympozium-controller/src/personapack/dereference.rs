@@ -32,11 +32,9 @@ pub async fn observe(pack: &PersonaPack, ctx: &Context) -> Result<Observed, kube
     let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    Ok(Observed {
-        instances: instances.list(&lp).await?.items,
-        schedules: schedules.list(&lp).await?.items,
-        configmaps: configmaps.list(&lp).await?.items,
-    })
+    let (instances, schedules, configmaps) =
+        futures::try_join!(instances.list(&lp), schedules.list(&lp), configmaps.list(&lp))?;
+    Ok(Observed { instances: instances.items, schedules: schedules.items, configmaps: configmaps.items })
 }
 
 impl Observed {

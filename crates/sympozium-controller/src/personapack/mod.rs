@@ -118,18 +118,22 @@ async fn converge(pack: &PersonaPack, api: &Api<PersonaPack>, ctx: &Context) -> 
         ctx.publish(pack, EventType::Normal, "Enabling", "stamping out the team").await;
     }
     let converged = apply::converge(pack, &observed, ctx).await;
-    for what in &converged.created {
-        ctx.publish(pack, EventType::Normal, "Created", &format!("created {what}")).await;
-    }
-    for what in &converged.deleted {
-        ctx.publish(pack, EventType::Normal, "Deleted", &format!("deleted {what}, no longer stamped out"))
-            .await;
-    }
     let errors = converged.errors();
     let new_status = status::converged(pack, converged.installed, &errors);
+    // The status first (that is what users and tools wait for), the Events after it,
+    // concurrently: each is a request of its own.
     if status::changed(pack.status.as_ref(), &new_status) {
         status::write(api, &name, &new_status).await?;
     }
+    let created = converged.created.iter().map(|what| (EventType::Normal, "Created", format!("created {what}")));
+    let deleted = converged
+        .deleted
+        .iter()
+        .map(|what| (EventType::Normal, "Deleted", format!("deleted {what}, no longer stamped out")));
+    futures::future::join_all(
+        created.chain(deleted).map(|(kind, reason, note)| async move { ctx.publish(pack, kind, reason, &note).await }),
+    )
+    .await;
     if !errors.is_empty() {
         ctx.publish(pack, EventType::Warning, "PersonaFailed", &errors.join("; ")).await;
         return Err(Error::Converge(errors.join("; ")));
