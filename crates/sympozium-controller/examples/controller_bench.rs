@@ -131,7 +131,8 @@ where
     let seen = Arc::new(Mutex::new(HashMap::new()));
     let out = seen.clone();
     tokio::spawn(async move {
-        let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff().applied_objects());
+        let mut stream =
+            std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff().applied_objects());
         while let Some(Ok(obj)) = stream.next().await {
             if done(&obj)
                 && let Ok(mut s) = seen.lock()
@@ -168,7 +169,9 @@ async fn apply(client: &Client, ns: &str, body: serde_json::Value) -> anyhow::Re
     let pp = PatchParams::apply("bench").force();
     match kind.as_str() {
         "PersonaPack" => {
-            Api::<PersonaPack>::namespaced(client.clone(), ns).patch(&name, &pp, &Patch::Apply(&body)).await?;
+            Api::<PersonaPack>::namespaced(client.clone(), ns)
+                .patch(&name, &pp, &Patch::Apply(&body))
+                .await?;
         }
         "SympoziumInstance" => {
             Api::<SympoziumInstance>::namespaced(client.clone(), ns)
@@ -258,16 +261,28 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.packs {
         let name = format!("pack-{i}");
         apply(&client, &ns, pack(&name, false)).await?;
-        sympozium_testkit::wait_for(&packs, &name, "pack Inactive", Duration::from_secs(60), |p: Option<&PersonaPack>| {
-            p.and_then(|p| p.status.as_ref()?.phase.clone()).as_deref() == Some("Inactive")
-        })
+        sympozium_testkit::wait_for(
+            &packs,
+            &name,
+            "pack Inactive",
+            Duration::from_secs(60),
+            |p: Option<&PersonaPack>| {
+                p.and_then(|p| p.status.as_ref()?.phase.clone()).as_deref() == Some("Inactive")
+            },
+        )
         .await?;
         let t0 = Instant::now();
         apply(&client, &ns, pack(&name, true)).await?;
-        sympozium_testkit::wait_for(&packs, &name, "pack Ready", Duration::from_secs(60), |p: Option<&PersonaPack>| {
-            p.and_then(|p| p.status.as_ref())
-                .is_some_and(|s| s.phase.as_deref() == Some("Ready") && s.installed_count == 7)
-        })
+        sympozium_testkit::wait_for(
+            &packs,
+            &name,
+            "pack Ready",
+            Duration::from_secs(60),
+            |p: Option<&PersonaPack>| {
+                p.and_then(|p| p.status.as_ref())
+                    .is_some_and(|s| s.phase.as_deref() == Some("Ready") && s.installed_count == 7)
+            },
+        )
         .await?;
         pack_times.push(t0.elapsed());
     }
@@ -283,13 +298,22 @@ async fn main() -> anyhow::Result<()> {
     // AgentRuns: all at once; per run, create -> its Job seen.
     apply(&client, &ns, instance("bench")).await?;
     let instances: Api<SympoziumInstance> = Api::namespaced(client.clone(), &ns);
-    sympozium_testkit::wait_for(&instances, "bench", "instance Running", Duration::from_secs(60), |i: Option<&SympoziumInstance>| {
-        i.and_then(|i| i.status.as_ref()?.phase.clone()).as_deref() == Some("Running")
-    })
+    sympozium_testkit::wait_for(
+        &instances,
+        "bench",
+        "instance Running",
+        Duration::from_secs(60),
+        |i: Option<&SympoziumInstance>| {
+            i.and_then(|i| i.status.as_ref()?.phase.clone()).as_deref() == Some("Running")
+        },
+    )
     .await?;
     let jobs = watch_until(Api::<Job>::namespaced(client.clone(), &ns), |_| true);
     let settled = watch_until(Api::<AgentRun>::namespaced(client.clone(), &ns), |r: &AgentRun| {
-        matches!(r.status.as_ref().and_then(|s| s.phase), Some(AgentRunPhase::Succeeded | AgentRunPhase::Failed))
+        matches!(
+            r.status.as_ref().and_then(|s| s.phase),
+            Some(AgentRunPhase::Succeeded | AgentRunPhase::Failed)
+        )
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss_before, _) = (procstat::rss_mib(pid).unwrap_or(0.0), take_peaks(&peaks));
@@ -351,9 +375,11 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Instances: N at once → all Running.
-    let running = watch_until(Api::<SympoziumInstance>::namespaced(client.clone(), &ns), |i: &SympoziumInstance| {
-        i.name_any().starts_with("inst-") && i.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-    });
+    let running =
+        watch_until(Api::<SympoziumInstance>::namespaced(client.clone(), &ns), |i: &SympoziumInstance| {
+            i.name_any().starts_with("inst-")
+                && i.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        });
     tokio::time::sleep(Duration::from_millis(500)).await;
     take_peaks(&peaks);
     let t0 = Instant::now();

@@ -69,7 +69,10 @@ async fn a_burst_of_runs_shares_a_few_api_connections() {
     for i in 0..INSTANCES {
         let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance",
             "metadata": {"name": format!("agent-{i}")}, "spec": {"agents": {"default": {"model": "gpt-4o"}}}});
-        instances.patch(&format!("agent-{i}"), &PatchParams::apply("test"), &Patch::Apply(&body)).await.unwrap();
+        instances
+            .patch(&format!("agent-{i}"), &PatchParams::apply("test"), &Patch::Apply(&body))
+            .await
+            .unwrap();
     }
     // The controller has started its watches before the burst begins.
     let mut connected = false;
@@ -107,7 +110,9 @@ async fn a_burst_of_runs_shares_a_few_api_connections() {
             samples += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if jobs.list_metadata(&ListParams::default()).await.unwrap().items.len() >= INSTANCES * RUNS_PER_INSTANCE {
+        if jobs.list_metadata(&ListParams::default()).await.unwrap().items.len()
+            >= INSTANCES * RUNS_PER_INSTANCE
+        {
             done = true;
             break;
         }

@@ -250,8 +250,11 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
     // no limit applies to need neither the count nor the lock, so a burst of them starts
     // in parallel.
     let limited = policy::concurrency_limited(run, Some(&instance), policy.as_ref());
-    let _slot =
-        if limited { Some(ctx.start_locks.lock(&format!("{ns}/{}", run.spec.instance_ref)).await) } else { None };
+    let _slot = if limited {
+        Some(ctx.start_locks.lock(&format!("{ns}/{}", run.spec.instance_ref)).await)
+    } else {
+        None
+    };
     // By spec, not by label: runs created by hand or by other tools may carry no labels.
     let siblings: Vec<_> = if limited {
         api.list(&ListParams::default())

@@ -53,9 +53,8 @@ pub fn concurrency_limited(
     instance: Option<&SympoziumInstance>,
     policy: Option<&SympoziumPolicy>,
 ) -> bool {
-    let by_policy = policy
-        .and_then(|p| p.spec.subagent_policy.as_ref())
-        .is_some_and(|s| s.max_concurrent > 0);
+    let by_policy =
+        policy.and_then(|p| p.spec.subagent_policy.as_ref()).is_some_and(|s| s.max_concurrent > 0);
     let limit =
         instance.and_then(|i| i.spec.agents.default.subagents.as_ref()).map_or(0, |s| s.max_concurrent);
     by_policy || (run.spec.parent.is_some() && limit > 0)

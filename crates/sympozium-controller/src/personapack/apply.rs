@@ -50,13 +50,8 @@ pub async fn converge(pack: &PersonaPack, observed: &Observed, ctx: &Context) ->
     let mut wanted = BTreeSet::new();
     // Personas are independent of each other: they are stamped out concurrently (their
     // requests share the client's one connection), and reported in pack order.
-    let personas: Vec<_> = pack
-        .spec
-        .personas
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| !build::is_excluded(pack, &p.name))
-        .collect();
+    let personas: Vec<_> =
+        pack.spec.personas.iter().enumerate().filter(|(_, p)| !build::is_excluded(pack, &p.name)).collect();
     let stamped = futures::future::join_all(personas.iter().map(|(index, persona)| async move {
         let mut own = Converged::default();
         let result = stamp(pack, persona, *index, ctx, &mut own).await;

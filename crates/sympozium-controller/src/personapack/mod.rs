@@ -125,13 +125,16 @@ async fn converge(pack: &PersonaPack, api: &Api<PersonaPack>, ctx: &Context) -> 
     if status::changed(pack.status.as_ref(), &new_status) {
         status::write(api, &name, &new_status).await?;
     }
-    let created = converged.created.iter().map(|what| (EventType::Normal, "Created", format!("created {what}")));
+    let created =
+        converged.created.iter().map(|what| (EventType::Normal, "Created", format!("created {what}")));
     let deleted = converged
         .deleted
         .iter()
         .map(|what| (EventType::Normal, "Deleted", format!("deleted {what}, no longer stamped out")));
     futures::future::join_all(
-        created.chain(deleted).map(|(kind, reason, note)| async move { ctx.publish(pack, kind, reason, &note).await }),
+        created
+            .chain(deleted)
+            .map(|(kind, reason, note)| async move { ctx.publish(pack, kind, reason, &note).await }),
     )
     .await;
     if !errors.is_empty() {
