@@ -201,7 +201,11 @@ fn instance(name: &str) -> serde_json::Value {
            "spec": {"agents": {"default": {"model": "gpt-4o"}}}})
 }
 
-fn start_controller(bin: &PathBuf, kubeconfig: &std::path::Path, ns: &str) -> anyhow::Result<Controller> {
+fn start_controller(
+    bin: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    ns: &str,
+) -> anyhow::Result<Controller> {
     let (metrics_port, health_port) = (free_port()?, free_port()?);
     let log = std::env::temp_dir().join(format!("controller-bench-{}.log", std::process::id()));
     let child = Command::new(bin)
@@ -405,7 +409,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (c0, t) = (procstat::cpu_ticks(pid).unwrap_or(0), Instant::now());
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let cpu = (procstat::cpu_ticks(pid).unwrap_or(0) - c0) as f64
+    let cpu = procstat::cpu_ticks(pid).unwrap_or(0).saturating_sub(c0) as f64
         / procstat::TICKS_PER_SECOND as f64
         / t.elapsed().as_secs_f64();
     println!(
@@ -422,7 +426,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(15)).await;
     println!(
         "reconcile failures logged: {failures_before} before teardown, {} during namespace deletion ; peak RSS overall (VmHWM) {:.1} MiB",
-        ctl.failures_logged() - failures_before,
+        ctl.failures_logged().saturating_sub(failures_before),
         procstat::hwm_mib(pid).unwrap_or(0.0)
     );
     drop(ctl);

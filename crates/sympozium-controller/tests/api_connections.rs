@@ -117,11 +117,11 @@ async fn a_burst_of_runs_shares_a_few_api_connections() {
             break;
         }
     }
-    assert!(done, "every run got its Job");
     assert!(samples > 0 && peak > 0, "connections were sampled during the burst");
     assert!(
         peak <= MAX_CONNECTIONS,
         "the controller held {peak} connections to the API server during a burst of {} runs (at most {MAX_CONNECTIONS})",
         INSTANCES * RUNS_PER_INSTANCE
     );
+    assert!(done, "every run got its Job");
 }
