@@ -25,7 +25,7 @@ web:
 	cd web && npm ci --no-audit --no-fund && npm run build
 
 web-types openapi:
-	UPDATE_OPENAPI=1 cargo test -q --locked -p sympozium-apiserver --test api the_committed
+	UPDATE_OPENAPI=1 cargo test -q --locked -p sympozium-apiserver --test generated the_committed
 
 crds-check:
 	cargo run -q --locked -p sympozium-api --bin crdgen -- --out deploy/crds --check
@@ -37,7 +37,8 @@ crds-check:
 images:
 	bash scripts/images.sh $(IMAGES_ARGS)
 
-# The Helm chart's generated files: CRDs, the NATS users and permissions, the built-ins.
+# The Helm chart's generated files: CRDs and the built-ins (the NATS trust chain is per
+# installation: `sympozium install` or `sympozium nats-trust` makes it).
 chart: crds
 	rm -f deploy/helm/sympozium/files/builtin/*.yaml
 	cp deploy/builtin/*.yaml deploy/helm/sympozium/files/builtin/
@@ -178,3 +179,13 @@ bench-failover:
 bench-controller:
 	cargo build --release --locked -p sympozium-controller --bin sympozium-controller --example controller_bench
 	target/release/examples/controller_bench target/release/sympozium-controller $(BENCH_CONTROLLER_ARGS)
+
+# Controller at scale, as its own process on the test plane: 1,000 instances and 3 PersonaPacks
+# enabled at once, then 10,000 AgentRuns (pods run by the fake kwok node) -> convergence times,
+# API requests per object (kube-apiserver's apiserver_request_total before/after, by verb and
+# resource, and the controller's own sympozium_api_requests_total), controller CPU seconds,
+# peak/settled RSS. BENCH_SCALE_ARGS="--instances 50 --runs 200". Never part of `make test`.
+.PHONY: bench-scale
+bench-scale:
+	cargo build --release --locked -p sympozium-controller --bin sympozium-controller --example scale_bench
+	target/release/examples/scale_bench target/release/sympozium-controller $(BENCH_SCALE_ARGS)

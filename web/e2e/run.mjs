@@ -7,9 +7,11 @@
 //   EXPECT_PACK and EXPECT_PACK_INSTANCE (a disabled persona pack to activate, and an
 //   instance its controller then makes), CHAT_INSTANCE, CHAT_TASK and EXPECT_CHAT_TEXT (a
 //   chat message sent from the feed pane and the answer streamed back),
-//   WIZARD_INSTANCE, WIZARD_NODE, WIZARD_PROVIDER, WIZARD_KEY and WIZARD_MODEL (an instance
-//   made through the create wizard from an inference server the node probe found on a node,
-//   with a model from its live list), HOOK_INSTANCE (whose lifecycle hooks are edited),
+//   WIZARD_INSTANCE, WIZARD_NODE, WIZARD_PROVIDER, WIZARD_KEY, WIZARD_MODEL, WIZARD_SKILL,
+//   WIZARD_CHANNEL_SECRET, WIZARD_CRON and WIZARD_TASK (an instance made through the create
+//   wizard from an inference server the node probe found on a node, with a model from its
+//   live list, a SkillPack, a Telegram channel reading its token from an existing Secret, and
+//   a heartbeat), HOOK_INSTANCE (whose lifecycle hooks are edited),
 //   SCREENSHOT_DIR, CHROMIUM (default /usr/bin/chromium).
 // Exits non-zero with a message on the first expectation that fails.
 import { chromium } from "playwright-core";
@@ -180,7 +182,29 @@ try {
         await live.selectOption(env("WIZARD_MODEL"));
         await page.screenshot({ path: join(shots, `${tag}-wizard-models.png`), fullPage: true });
         await form.getByRole("button", { name: "Next" }).click();
+        // Skills: the cluster's SkillPacks, listed by the API.
+        await form.getByRole("group", { name: "SkillPacks" }).getByRole("checkbox", { name: env("WIZARD_SKILL") }).check();
+        await form.getByRole("button", { name: "Next" }).click();
+        // Channel: a type and the Secret holding its token; Next without one names the field.
+        await form.getByLabel("Channel").selectOption("telegram");
+        await form.getByRole("button", { name: "Next" }).click();
+        await form.getByRole("alert").filter({ hasText: "Token Secret: is required for telegram" }).waitFor();
+        await form.getByLabel("Token Secret").fill("Not_A_Name");
+        await form.getByRole("alert").filter({ hasText: "Token Secret: use lower-case letters" }).waitFor();
+        await form.getByLabel("Token Secret").fill(env("WIZARD_CHANNEL_SECRET"));
+        await form.getByRole("button", { name: "Next" }).click();
+        // Heartbeat: a bad cron field is named before anything is sent.
+        await form.getByLabel("Run a heartbeat").check();
+        await form.getByLabel("Schedule (cron)").fill("0 24 * * *");
+        await form.getByRole("button", { name: "Next" }).click();
+        await form.getByRole("alert").filter({ hasText: "Heartbeat schedule: hour field" }).waitFor();
+        await form.getByLabel("Schedule (cron)").fill(env("WIZARD_CRON"));
+        await form.getByLabel("Task").fill(env("WIZARD_TASK"));
+        await form.getByRole("button", { name: "Next" }).click();
         await form.getByText(`${env("WIZARD_NODE")}`).waitFor();
+        await form.getByText(`telegram, token in Secret ${env("WIZARD_CHANNEL_SECRET")}`).waitFor();
+        await form.getByText(`${env("WIZARD_CRON")}: ${env("WIZARD_TASK")}`).waitFor();
+        await page.screenshot({ path: join(shots, `${tag}-wizard-confirm.png`), fullPage: true });
         await form.getByRole("button", { name: "Create" }).click();
         await page.getByRole("heading", { name: env("WIZARD_INSTANCE") }).waitFor();
       });

@@ -3,7 +3,8 @@
 //! Request: subject `sympozium.tool.approval.request`, envelope
 //! `{"topic":"tool.approval.request","timestamp","metadata":{"agentRunID","instanceName"},
 //!   "data":{"requestId","agentRunId","instanceName","namespace","tool","arguments"}}`.
-//! Response: subject `sympozium.tool.approval.response`, envelope whose `data` is
+//! Response: subject `sympozium.tool.approval.response.<ns>.<run>` (the only answers the run's
+//! NATS user may read, and which it may not publish itself), envelope whose `data` is
 //! `{"requestId","approved":bool,"reason"?}`. The runner starts following the response
 //! subject on the JetStream stream before it publishes the request, so neither a fast answer
 //! nor one sent while its connection to NATS is down (a NATS restart) is missed; no answer
@@ -13,8 +14,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sympozium_bus::auth::{Credentials, Role};
+use sympozium_bus::jwt::UserCredentials;
 use sympozium_bus::origin::Origin;
+use sympozium_bus::scope::Identity;
 use sympozium_bus::{Bus, BusOptions, topics};
 use tokio::sync::OnceCell;
 
@@ -32,16 +34,34 @@ pub struct Approver {
     bus: OnceCell<Bus>,
 }
 
-/// How a run connects: as the `agent` role and signing as itself, when its `<run>-bus`
-/// Secret gave it a password and a key (empty values: NATS without authorization).
-pub fn bus_options(password: &str, origin_key: &str, namespace: &str, run: &str) -> BusOptions {
-    BusOptions {
-        credentials: (!password.is_empty())
-            .then(|| Credentials { role: Role::Agent, password: password.to_string() }),
+/// The namespace on the bus: a runner not told its namespace runs in `default`.
+fn bus_namespace(namespace: &str) -> &str {
+    if namespace.is_empty() { "default" } else { namespace }
+}
+
+/// How a run connects: as its own NATS user and signing as itself, when its `<run>-bus`
+/// Secret gave it credentials (`NATS_CREDS`) and a key (empty values: NATS without
+/// authorization). Credentials that do not parse are an error naming the variable.
+pub fn bus_options(
+    creds: &str,
+    origin_key: &str,
+    namespace: &str,
+    run: &str,
+    instance: &str,
+) -> Result<BusOptions, String> {
+    let user = if creds.trim().is_empty() {
+        None
+    } else {
+        Some(UserCredentials::from_creds(creds).map_err(|e| format!("NATS_CREDS: {e}"))?)
+    };
+    let instance = Some(instance.to_string()).filter(|i| !i.is_empty());
+    Ok(BusOptions {
+        user,
+        identity: Some(Identity::run(bus_namespace(namespace), run, instance)),
         origin: (!origin_key.is_empty())
             .then(|| Origin::new(sympozium_bus::origin::run_identity(namespace, run), origin_key)),
-        verifier: None,
-    }
+        ..Default::default()
+    })
 }
 
 impl Approver {
@@ -86,7 +106,7 @@ impl Approver {
     pub async fn request(&self, tool: &str, args: &Value) -> Result<(), String> {
         let bus = self.bus().await?;
         let mut responses = bus
-            .follow(topics::TOOL_APPROVAL_RESPONSE)
+            .follow(&topics::approval_response(bus_namespace(&self.namespace), &self.run_id))
             .await
             .map_err(|e| format!("following approval responses: {e}"))?;
         let request_id = format!("{}-{}", self.run_id, unix_nanos());

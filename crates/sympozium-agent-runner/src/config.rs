@@ -16,13 +16,18 @@ use crate::paths::Roots;
 use crate::policy::ToolPolicy;
 
 /// Parses the spec's loose booleans (`true`, `1`, `yes`, case-insensitive).
-fn parse_bool(s: &str) -> Result<bool, String> {
+fn parse_bool(s: &str) -> Result<bool, NotABool> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" | "" => Ok(false),
-        other => Err(format!("expected true or false, got {other:?}")),
+        other => Err(NotABool(other.to_string())),
     }
 }
+
+/// A flag value that is not one of the accepted booleans.
+#[derive(Debug, thiserror::Error)]
+#[error("expected true or false, got {0:?}")]
+struct NotABool(String);
 
 /// Command-line flags and environment variables (env names from `sympozium_protocol::env`).
 #[derive(Parser, Clone, Default)]
@@ -143,9 +148,9 @@ pub struct Args {
     /// NATS URL for tool approvals.
     #[arg(long, env = vars::EVENT_BUS_URL, default_value = "")]
     pub event_bus_url: String,
-    /// Password of the `agent` bus user (from the run's `<run>-bus` Secret).
-    #[arg(long, env = vars::NATS_PASSWORD, default_value = "", hide_env_values = true)]
-    pub nats_password: String,
+    /// The run's NATS user (`.creds` text from the run's `<run>-bus` Secret).
+    #[arg(long, env = vars::NATS_CREDS, default_value = "", hide_env_values = true)]
+    pub nats_creds: String,
     /// The run's origin key (same Secret): proves what this run publishes is its own.
     #[arg(long, env = vars::SYMPOZIUM_ORIGIN_KEY, default_value = "", hide_env_values = true)]
     pub origin_key: String,
@@ -157,7 +162,7 @@ pub struct Args {
     #[arg(long, env = "MCP_MANIFEST_WAIT", default_value = "0s")]
     pub mcp_manifest_wait: String,
     /// IPC directory.
-    #[arg(long, env = vars::IPC_DIR, default_value = "/ipc")]
+    #[arg(long, env = vars::IPC_DIR, default_value = sympozium_protocol::ipc::DEFAULT_ROOT)]
     pub ipc_dir: PathBuf,
     /// Workspace directory.
     #[arg(long, env = vars::WORKSPACE_DIR, default_value = "/workspace")]
@@ -230,7 +235,7 @@ impl fmt::Debug for ModelTarget {
 impl ModelTarget {
     /// Providers that run in or next to the cluster: longer timeouts, fewer retries.
     pub fn is_local(&self) -> bool {
-        matches!(self.provider.as_str(), "ollama" | "lm-studio" | "vllm" | "llamacpp" | "local")
+        sympozium_protocol::provider::is_local(&self.provider)
     }
 }
 
@@ -322,8 +327,8 @@ pub struct Config {
     pub permissions: Option<String>,
     /// NATS URL.
     pub event_bus_url: String,
-    /// `agent` role password (empty = NATS without authorization).
-    pub nats_password: String,
+    /// The run's NATS user, `.creds` text (empty = NATS without authorization).
+    pub nats_creds: String,
     /// The run's origin key (empty = publish unsigned).
     pub origin_key: String,
     /// MCP manifest wait.
@@ -382,10 +387,10 @@ impl Config {
             _ => Duration::from_secs(10 * 60),
         };
         let permissions = crate::rbac::parse(&args.skill_rbac)
-            .map_err(|reason| ConfigError::Invalid { field: vars::SKILL_RBAC, reason })?
+            .map_err(|e| ConfigError::Parse { field: vars::SKILL_RBAC, source: e.into() })?
             .map(|skills| crate::rbac::summary(&skills, args.agent_namespace.trim()));
         let policy = ToolPolicy::from_json(&args.tool_policy)
-            .map_err(|reason| ConfigError::Invalid { field: vars::TOOL_POLICY, reason })?;
+            .map_err(|e| ConfigError::Parse { field: vars::TOOL_POLICY, source: e.into() })?;
         Ok(Self {
             task: args.task,
             system_prompt: args.system_prompt,
@@ -424,7 +429,7 @@ impl Config {
                 .collect(),
             sandbox: args.sandbox_enabled,
             event_bus_url: args.event_bus_url.trim().to_string(),
-            nats_password: args.nats_password.trim().to_string(),
+            nats_creds: args.nats_creds.trim().to_string(),
             origin_key: args.origin_key.trim().to_string(),
             exec_pickup_timeout: duration_field("EXEC_PICKUP_TIMEOUT", &args.exec_pickup_timeout)?,
             permissions,

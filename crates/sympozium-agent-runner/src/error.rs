@@ -15,6 +15,15 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// A field could not be parsed.
+    #[error("invalid {field}: {source}")]
+    Parse {
+        /// The environment variable.
+        field: &'static str,
+        /// The parser's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// A failed LLM call.

@@ -29,7 +29,8 @@ fn env(name: &str) -> String {
 
 /// Reports a failure that happened before a run could start.
 fn fail_early(message: &str) -> ! {
-    let ipc = std::env::var_os(vars::IPC_DIR).map_or_else(|| PathBuf::from("/ipc"), PathBuf::from);
+    let ipc = std::env::var_os(vars::IPC_DIR)
+        .map_or_else(|| PathBuf::from(sympozium_protocol::ipc::DEFAULT_ROOT), PathBuf::from);
     let result = result_json(&Err(message.to_string()), Stats::default(), std::time::Duration::ZERO);
     // Best effort: the directory may not exist outside a pod; the marker below still reports.
     let _ = write_result(&ipc, &result);

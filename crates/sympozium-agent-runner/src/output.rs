@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::llm::{StreamSink, Usage};
 use crate::prompt::{MEMORY_END, MEMORY_START};
 use crate::util::write_json_atomic;
+use sympozium_protocol::ipc;
 
 pub use sympozium_protocol::markers::{RESULT_END, RESULT_START};
 
@@ -82,7 +83,7 @@ impl ChunkWriter {
     /// Chunks go to `<ipc>/output`.
     pub fn new(ipc: &Path) -> Self {
         Self {
-            dir: ipc.join("output"),
+            dir: ipc.join(ipc::OUTPUT),
             next: 0,
             buffer: String::new(),
             last_flush: Instant::now(),
@@ -102,7 +103,7 @@ impl ChunkWriter {
     }
 
     fn write_chunk(&mut self, content: &str) {
-        let path = self.dir.join(format!("stream-{}.json", self.next));
+        let path = self.dir.join(ipc::stream_chunk(self.next));
         let value = json!({"type": "text", "content": content, "index": self.next});
         match write_json_atomic(&path, &value, false) {
             Ok(()) => self.next += 1,
@@ -161,7 +162,11 @@ pub struct Stats {
 }
 
 /// Builds the result document.
-pub fn result_json(outcome: &Result<String, String>, stats: Stats, duration: Duration) -> Value {
+pub fn result_json<E: std::fmt::Display>(
+    outcome: &Result<String, E>,
+    stats: Stats,
+    duration: Duration,
+) -> Value {
     let metrics = json!({
         "durationMs": duration.as_millis() as u64,
         "inputTokens": stats.usage.input,
@@ -170,16 +175,16 @@ pub fn result_json(outcome: &Result<String, String>, stats: Stats, duration: Dur
     });
     match outcome {
         Ok(response) => json!({"status": "success", "response": response, "metrics": metrics}),
-        Err(error) => json!({"status": "error", "error": error, "metrics": metrics}),
+        Err(error) => json!({"status": "error", "error": error.to_string(), "metrics": metrics}),
     }
 }
 
 /// Writes `result.json` (indented) and then `<ipc>/done`. Errors are returned for logging;
 /// the caller still prints the stdout marker.
 pub fn write_result(ipc: &Path, result: &Value) -> std::io::Result<()> {
-    let written = write_json_atomic(&ipc.join("output").join("result.json"), result, true);
+    let written = write_json_atomic(&ipc.join(ipc::OUTPUT).join(ipc::RESULT), result, true);
     // `done` tells sidecars to exit even when the result could not be written.
-    let done = std::fs::write(ipc.join("done"), b"");
+    let done = std::fs::write(ipc.join(ipc::DONE), b"");
     written.and(done)
 }
 

@@ -31,6 +31,22 @@ pub enum Access {
     Write,
 }
 
+/// Why a path the model gave is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PathError {
+    /// No path at all.
+    #[error("path is required")]
+    Empty,
+    /// Outside every allowed root (or through a link leading out of one).
+    #[error("access denied: {path} is outside the allowed directories ({allowed})")]
+    Outside {
+        /// The path as given.
+        path: String,
+        /// The allowed roots, comma-separated.
+        allowed: String,
+    },
+}
+
 impl Roots {
     fn allowed(&self, access: Access) -> Vec<(&'static str, &Path)> {
         let mut list = vec![("workspace", self.workspace.as_path()), ("tmp", self.tmp.as_path())];
@@ -42,14 +58,12 @@ impl Roots {
     }
 
     /// Resolves a path the model gave into a real path, or explains why it is refused.
-    pub fn resolve(&self, virtual_path: &str, access: Access) -> Result<PathBuf, String> {
+    pub fn resolve(&self, virtual_path: &str, access: Access) -> Result<PathBuf, PathError> {
         let allowed = self.allowed(access);
         let names: Vec<String> = allowed.iter().map(|(n, _)| format!("/{n}")).collect();
-        let refuse = || {
-            format!("access denied: {virtual_path} is outside the allowed directories ({})", names.join(", "))
-        };
+        let refuse = || PathError::Outside { path: virtual_path.to_string(), allowed: names.join(", ") };
         if virtual_path.trim().is_empty() {
-            return Err("path is required".to_string());
+            return Err(PathError::Empty);
         }
         // Lexical normalisation: `..` pops a component and can never rise above `/`.
         let mut parts: Vec<String> = Vec::new();

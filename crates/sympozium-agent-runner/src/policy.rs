@@ -104,23 +104,37 @@ impl Default for ToolPolicy {
     }
 }
 
+/// Why a tool policy's JSON form is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// Not JSON of the policy's shape.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// `defaultAction` names no action.
+    #[error("defaultAction {0:?} is not allow, deny or ask")]
+    DefaultAction(String),
+    /// `approvalTimeout` is not a duration.
+    #[error("approvalTimeout: {0}")]
+    ApprovalTimeout(#[source] crate::duration::DurationError),
+}
+
 impl ToolPolicy {
     /// Parses the JSON form; empty input is the permissive default.
-    pub fn from_json(raw: &str) -> Result<Self, String> {
+    pub fn from_json(raw: &str) -> Result<Self, PolicyError> {
         if raw.trim().is_empty() {
             return Ok(Self::default());
         }
-        let raw: Raw = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+        let raw: Raw = serde_json::from_str(raw)?;
         let default_action = match raw.default_action.to_ascii_lowercase().as_str() {
             "" | "allow" => Action::Allow,
             "deny" => Action::Deny,
             "ask" => Action::Ask,
-            other => return Err(format!("defaultAction {other:?} is not allow, deny or ask")),
+            other => return Err(PolicyError::DefaultAction(other.to_string())),
         };
         let approval_timeout = if raw.approval_timeout.is_empty() {
             Duration::from_secs(300)
         } else {
-            parse_duration(&raw.approval_timeout).map_err(|e| format!("approvalTimeout: {e}"))?
+            parse_duration(&raw.approval_timeout).map_err(PolicyError::ApprovalTimeout)?
         };
         Ok(Self {
             allow: raw.allow,

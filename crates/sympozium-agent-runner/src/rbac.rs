@@ -41,11 +41,11 @@ pub struct SkillRbac {
 }
 
 /// Parses `SKILL_RBAC`; empty input = unknown (`None`).
-pub fn parse(raw: &str) -> Result<Option<BTreeMap<String, SkillRbac>>, String> {
+pub fn parse(raw: &str) -> Result<Option<BTreeMap<String, SkillRbac>>, serde_json::Error> {
     if raw.trim().is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(raw).map(Some).map_err(|e| e.to_string())
+    serde_json::from_str(raw).map(Some)
 }
 
 fn describe(rule: &Rule) -> String {

@@ -19,6 +19,7 @@ use crate::tools::{
     SendChannelMessage, SpawnSubagent, Tool, Toolbox, WriteFile, load_mcp_tools, memory_tools,
 };
 use crate::util::truncate_chars;
+use sympozium_protocol::ipc;
 
 /// What `main` needs to finish the process.
 #[derive(Debug)]
@@ -132,7 +133,7 @@ fn read_task(config: &Config) -> Result<String, RunError> {
     if !config.task.trim().is_empty() {
         return Ok(config.task.clone());
     }
-    let path = config.roots.ipc.join("input").join("task.json");
+    let path = config.roots.ipc.join(ipc::INPUT).join(ipc::TASK);
     let task = std::fs::read(&path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
@@ -172,7 +173,7 @@ async fn execute(
     if config.tools_enabled {
         if !config.skill_sidecars.is_empty() || config.sandbox {
             tools.push(Box::new(ExecuteCommand {
-                tools_dir: roots.ipc.join("tools"),
+                tools_dir: roots.ipc.join(ipc::TOOLS),
                 sidecars: config.skill_sidecars.clone(),
                 sandbox: config.sandbox,
                 meta: trace_meta(&traceparent),
@@ -184,7 +185,7 @@ async fn execute(
         tools.push(Box::new(WriteFile { roots: roots.clone() }));
         tools.push(Box::new(EditFile { roots: roots.clone() }));
         tools.push(Box::new(FetchUrl { policy: config.policy.clone() }));
-        tools.push(Box::new(SendChannelMessage { dir: roots.ipc.join("messages") }));
+        tools.push(Box::new(SendChannelMessage { dir: roots.ipc.join(ipc::MESSAGES) }));
         tools.push(Box::new(ScheduleTask::new(roots.ipc.clone())));
         tools.push(Box::new(SpawnSubagent {
             ipc: roots.ipc.clone(),
@@ -196,7 +197,8 @@ async fn execute(
             tools.extend(memory_tools(client.clone()));
         }
         for tool in
-            load_mcp_tools(&roots.ipc.join("tools"), config.mcp_manifest_wait, trace_meta(&traceparent)).await
+            load_mcp_tools(&roots.ipc.join(ipc::TOOLS), config.mcp_manifest_wait, trace_meta(&traceparent))
+                .await
         {
             mcp_names.push(tool.spec().name);
             tools.push(Box::new(tool));
@@ -210,12 +212,19 @@ async fn execute(
             &config.namespace,
             config.policy.approval_timeout,
         )
-        .with_bus_options(crate::approval::bus_options(
-            &config.nats_password,
-            &config.origin_key,
-            &config.namespace,
-            &config.agent_run_id,
-        ))
+        .with_bus_options(
+            crate::approval::bus_options(
+                &config.nats_creds,
+                &config.origin_key,
+                &config.namespace,
+                &config.agent_run_id,
+                &config.instance_name,
+            )
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "tool approvals cannot reach the bus");
+                sympozium_bus::BusOptions::default()
+            }),
+        )
     });
     let toolbox = Toolbox::new(tools, config.policy.clone(), approver);
     let offered = toolbox.offered();

@@ -17,6 +17,13 @@ async fn start_nats() -> NatsServer {
     NatsServer::start().await.expect("nats-server (apt-get install nats-server)")
 }
 
+/// The subject of the answer to `request` (an approval request envelope): the asking run's own.
+fn answer_subject(request: &Value) -> String {
+    let ns = request["data"]["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or("default");
+    let run = request["data"]["agentRunId"].as_str().unwrap_or_default();
+    sympozium_bus::subject(&sympozium_bus::topics::approval_response(ns, run))
+}
+
 /// Answers approval requests with `verdict`, returning the requests it saw.
 async fn reviewer(url: &str, verdict: Option<(bool, &'static str)>) -> tokio::task::JoinHandle<Vec<Value>> {
     let client = async_nats::connect(url).await.unwrap();
@@ -31,7 +38,7 @@ async fn reviewer(url: &str, verdict: Option<(bool, &'static str)>) -> tokio::ta
                 let answer = json!({"topic": "tool.approval.response", "timestamp": "2026-01-01T00:00:00Z",
                     "metadata": {}, "data": {"requestId": envelope["data"]["requestId"], "approved": approved,
                     "reason": reason}});
-                client.publish("sympozium.tool.approval.response", answer.to_string().into()).await.unwrap();
+                client.publish(answer_subject(&envelope), answer.to_string().into()).await.unwrap();
                 client.flush().await.unwrap();
             }
         }
@@ -187,9 +194,8 @@ async fn an_answer_sent_while_nats_restarts_still_reaches_the_waiting_runner() {
         nats.restart().await.unwrap();
         let bus = sympozium_bus::Bus::connect(&nats.url()).await.unwrap();
         let answer = json!({"requestId": request["data"]["requestId"], "approved": true});
-        bus.publish(sympozium_bus::topics::TOOL_APPROVAL_RESPONSE, Default::default(), &answer)
-            .await
-            .unwrap();
+        let topic = answer_subject(&request);
+        bus.publish(topic.trim_start_matches("sympozium."), Default::default(), &answer).await.unwrap();
         nats
     });
     let out = ask_run_at(&url, &fake, &pod, "30s").await;

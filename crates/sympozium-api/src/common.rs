@@ -66,6 +66,17 @@ pub struct SkillRef {
     pub params: Option<BTreeMap<String, String>>,
 }
 
+impl SkillRef {
+    /// Whether this is the web-endpoint pack (either spelling), which makes the instance
+    /// serve HTTP rather than giving its runs a skill.
+    pub fn is_web_endpoint(&self) -> bool {
+        matches!(
+            self.skill_pack_ref.as_deref(),
+            Some(crate::labels::skills::WEB_ENDPOINT | crate::labels::skills::WEB_ENDPOINT_LEGACY)
+        )
+    }
+}
+
 /// Allow/deny lists of tool names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct ToolPolicy {

@@ -199,7 +199,7 @@ impl ModelFallback {
     pub fn secret_key(&self) -> String {
         match self.auth_secret_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
             Some(k) => k.to_string(),
-            None => format!("{}_API_KEY", self.provider.trim().to_ascii_uppercase().replace(['-', '.'], "_")),
+            None => sympozium_protocol::provider::fallback_secret_key(&self.provider),
         }
     }
 }

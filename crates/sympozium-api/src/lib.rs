@@ -20,6 +20,9 @@ pub mod schedule;
 pub mod skillpack;
 pub mod yaml;
 
+/// What is known about LLM providers (names, default base URLs, key variables).
+pub use sympozium_protocol::provider;
+
 pub use agentrun::{AgentRun, AgentRunSpec, AgentRunStatus};
 pub use config::{SympoziumConfig, SympoziumConfigSpec, SympoziumConfigStatus};
 pub use instance::{SympoziumInstance, SympoziumInstanceSpec, SympoziumInstanceStatus};

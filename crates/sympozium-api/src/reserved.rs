@@ -52,7 +52,7 @@ pub const RESERVED_ENV: &[&str] = &[
     vars::MEMORY_SERVER_URL,
     vars::MEMORY_AUTO_STORE,
     vars::MEMORY_AUTH_TOKEN,
-    vars::NATS_PASSWORD,
+    vars::NATS_CREDS,
     vars::SYMPOZIUM_ORIGIN_KEY,
     vars::TOOLS_ENABLED,
     vars::TOOL_POLICY,

@@ -81,9 +81,55 @@ pub fn interval_to_cron(interval: &str, offset: u32) -> String {
     }
 }
 
+/// Field names and value ranges of the 5 cron fields, in order.
+const CRON_FIELDS: [(&str, u32, u32); 5] =
+    [("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7)];
+
+/// Why `expr` is not a 5-field cron expression the controller runs, `None` when it is one.
+/// Checked by clients before they write a schedule (wizards, the API server) so the user
+/// hears which field is wrong; the CRD's CEL rule only checks the shape.
+pub fn cron_problem(expr: &str) -> Option<String> {
+    let expr = expr.trim();
+    if expr.is_empty() {
+        return Some("is empty; give 5 fields, e.g. \"0 * * * *\" (hourly)".into());
+    }
+    if expr.starts_with('@') {
+        return Some(format!(
+            "\"{expr}\": descriptors like @hourly are not supported; use 5 fields, e.g. \"0 * * * *\""
+        ));
+    }
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Some(format!(
+            "\"{expr}\" has {} fields; a schedule needs exactly 5: minute hour day-of-month month day-of-week",
+            fields.len()
+        ));
+    }
+    for (field, (name, min, max)) in fields.iter().zip(CRON_FIELDS) {
+        if let Some(bad) = field.chars().find(|c| !(c.is_ascii_alphanumeric() || "*,/?-".contains(*c))) {
+            return Some(format!("\"{expr}\": {name} field \"{field}\" has '{bad}'"));
+        }
+        for part in field.split(',') {
+            if part.is_empty() {
+                return Some(format!("\"{expr}\": {name} field \"{field}\" has an empty list item"));
+            }
+            // Steps (`*/90`) are not values; only what comes before the `/` is range-checked.
+            let values = part.split('/').next().unwrap_or_default();
+            for value in values.split('-').filter_map(|v| v.parse::<u32>().ok()) {
+                if !(min..=max).contains(&value) {
+                    return Some(format!(
+                        "\"{expr}\": {name} field \"{field}\": {value} is out of range {min}-{max}"
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use super::interval_to_cron;
+    use super::{cron_problem, interval_to_cron};
 
     #[test]
     fn interval_table_with_stagger() {
@@ -98,6 +144,22 @@ mod tests {
         assert_eq!(interval_to_cron("0 9 * * 1-5", 4), "0 9 * * 1-5");
         assert_eq!(interval_to_cron("", 6), "6 * * * *");
         assert_eq!(interval_to_cron("45m", 6), "6 * * * *");
+    }
+
+    #[test]
+    fn cron_problems_name_the_field() {
+        for ok in ["0 * * * *", "*/30 * * * *", "0 9 * * 1-5", "0 0 1 jan *", "2/15 * * * *", "0 */6 * * *"] {
+            assert_eq!(cron_problem(ok), None, "{ok}");
+        }
+        let why = |e: &str| cron_problem(e).unwrap_or_default();
+        assert!(why("").contains("empty"));
+        assert!(why("@hourly").contains("descriptors"));
+        assert!(why("* * * *").contains("has 4 fields"), "{}", why("* * * *"));
+        assert!(why("61 * * * *").contains("minute field \"61\": 61 is out of range 0-59"));
+        assert!(why("0 25 * * *").contains("hour field"));
+        assert!(why("0 * * 13 *").contains("month field"));
+        assert!(why("0 * * * 1;2").contains("day-of-week field"));
+        assert!(why("0,, * * * *").contains("empty list item"));
     }
 }
 

@@ -49,6 +49,32 @@ async fn call(
     (status, len)
 }
 
+/// Waits until `path` (a list route) reports at least `want` items in `X-Total-Count`.
+async fn wait_for_total(app: &axum::Router, path: &str, want: usize) {
+    loop {
+        let r = app
+            .clone()
+            .oneshot(
+                Request::get(path)
+                    .header("authorization", format!("Bearer {TOKEN}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let total: usize = r
+            .headers()
+            .get("x-total-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if total >= want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -64,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let ns = plane.namespace(&client, "bench-api").await?;
     let sys = plane.namespace(&client, "bench-api-sys").await?;
     let caches = Caches::start(&client);
-    caches.wait_ready(Duration::from_secs(60)).await;
+    anyhow::ensure!(caches.wait_ready(Duration::from_secs(60)).await, "the watch caches did not sync");
     let app = router(AppState {
         client: client.clone(),
         caches,
@@ -103,29 +129,9 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .await;
     println!("created {runs} runs in {:.1}s", t.elapsed().as_secs_f64());
-    // Until the caches hold them all.
-    loop {
-        let r = app
-            .clone()
-            .oneshot(
-                Request::get(format!("/api/v1/runs?{nsq}&limit=1"))
-                    .header("authorization", format!("Bearer {TOKEN}"))
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let total: usize = r
-            .headers()
-            .get("x-total-count")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if total >= runs {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Timed only once the watch caches hold every instance and run (lists are served from them).
+    wait_for_total(&app, &format!("/api/v1/instances?{nsq}&limit=1"), instances).await;
+    wait_for_total(&app, &format!("/api/v1/runs?{nsq}&limit=1"), runs).await;
 
     println!("route                                   n     p50        p99        bytes");
     for path in [
@@ -167,6 +173,8 @@ async fn main() -> anyhow::Result<()> {
         .env("DASHBOARD_URL", format!("http://{addr}/"))
         .env("DASHBOARD_TOKEN", TOKEN)
         .env("DASHBOARD_NAMESPACE", ns.name())
+        // The runs page shows at most 200 rows; a small --runs fills fewer.
+        .env("EXPECT_RUN_ROWS", runs.clamp(1, 200).to_string())
         .output()
         .await
         .context("running node e2e/bench.mjs")?;

@@ -12,9 +12,10 @@ pub struct Config {
     /// Event bus URL (streaming is off when it cannot be reached).
     #[arg(long, env = "EVENT_BUS_URL", default_value = "nats://nats.sympozium-system.svc:4222")]
     pub event_bus_url: String,
-    /// Password of the bus's `operator` role (the server only reads stream chunks).
-    #[arg(long, env = "NATS_OPERATOR_PASSWORD", hide_env_values = true)]
-    pub event_bus_password: Option<String>,
+    /// The bus's operator user (`.creds` text or a file's path; the server only reads
+    /// stream chunks).
+    #[arg(long, env = "NATS_CREDS", hide_env_values = true)]
+    pub event_bus_creds: Option<String>,
     /// The UI token; without it (and without `--token-from-secret`) the server refuses to start
     /// unless `--insecure-no-token` is given.
     #[arg(long, env = "SYMPOZIUM_UI_TOKEN", hide_env_values = true)]

@@ -50,6 +50,14 @@ async fn ok() -> &'static str {
     "ok"
 }
 
+/// Prometheus process metrics (public, like the health checks).
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        sympozium_telemetry::process::prometheus_text(),
+    )
+}
+
 async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse;
     if state.caches.wait_ready(std::time::Duration::from_millis(10)).await {
@@ -69,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .route("/healthz", get(ok))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi::serve))
         .fallback(routes::ui::serve)
         .with_state(state)

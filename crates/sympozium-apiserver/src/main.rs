@@ -82,12 +82,8 @@ async fn main() -> anyhow::Result<()> {
         token.is_some() || config.insecure_no_token,
         "no UI token: pass --token / SYMPOZIUM_UI_TOKEN or --token-from-secret (or --insecure-no-token for local development)"
     );
-    let options = sympozium_bus::BusOptions {
-        credentials: config.event_bus_password.clone().filter(|p| !p.is_empty()).map(|password| {
-            sympozium_bus::auth::Credentials { role: sympozium_bus::auth::Role::Operator, password }
-        }),
-        ..Default::default()
-    };
+    let options = sympozium_bus::BusOptions::operator(config.event_bus_creds.as_deref())
+        .context("NATS_CREDS / --event-bus-creds")?;
     // The bus is optional: without it everything but /ws/stream works.
     let bus = match tokio::time::timeout(
         Duration::from_secs(10),

@@ -46,6 +46,16 @@ impl ListQuery {
 
     /// One page of `items` as a JSON array, with the unpaged count in `X-Total-Count`.
     pub fn page<T: Serialize>(&self, items: Vec<T>) -> Result<Response, ApiError> {
+        self.page_of(items, |item| item)
+    }
+
+    /// Like [`ListQuery::page`], rendering only the items of the page with `render` (a page
+    /// of 50 out of 5,000 runs serializes 50).
+    pub fn page_of<S, T: Serialize>(
+        &self,
+        items: Vec<S>,
+        render: impl FnMut(S) -> T,
+    ) -> Result<Response, ApiError> {
         let limit = match self.limit.as_deref() {
             None | Some("") => None,
             Some(v) => match v.parse::<usize>() {
@@ -65,7 +75,8 @@ impl ListQuery {
                 .map_err(|_| ApiError::invalid("offset", format!("\"{v}\" is not a non-negative number")))?,
         };
         let total = items.len();
-        let page: Vec<T> = items.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX)).collect();
+        let page: Vec<T> =
+            items.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX)).map(render).collect();
         let mut headers = HeaderMap::new();
         headers.insert("x-total-count", HeaderValue::from(total));
         Ok((headers, Json(page)).into_response())

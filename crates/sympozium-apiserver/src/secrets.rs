@@ -11,12 +11,7 @@ use crate::error::{ApiError, ApiResult};
 
 /// The environment variable a provider's key goes into.
 pub fn key_name(provider: &str) -> &'static str {
-    match provider {
-        "openai" => "OPENAI_API_KEY",
-        "anthropic" => "ANTHROPIC_API_KEY",
-        "azure-openai" => "AZURE_OPENAI_API_KEY",
-        _ => "PROVIDER_API_KEY",
-    }
+    sympozium_api::provider::api_key_env(provider)
 }
 
 /// The Secret name for `owner`'s key of `provider` (`<owner>-<provider>-key`).

@@ -3,7 +3,8 @@
 //! instance controllers run in-process) and see its instances, send a chat message from the
 //! feed pane and see the answer stream in over the WebSocket from a real nats-server, open a
 //! run and see its Markdown result, make an instance with the create wizard from an inference
-//! server the node probe found (its models listed live from a provider on loopback), edit an
+//! server the node probe found (its models listed live from a provider on loopback), a
+//! SkillPack, a channel's token Secret and a heartbeat schedule, edit an
 //! instance's lifecycle hooks, and visit every other page. Screenshots go to
 //! `target/screenshots/dashboard/`.
 //!
@@ -23,9 +24,10 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::PostParams;
-use sympozium_api::{AgentRun, PersonaPack};
+use sympozium_api::{AgentRun, PersonaPack, SkillPack};
 use sympozium_bus::{Bus, topics};
 use sympozium_controller::context::Context;
 use sympozium_controller::settings::Settings;
@@ -226,6 +228,24 @@ async fn the_dashboard_works_in_chromium() {
         .await
         .unwrap();
 
+    // For the wizard's skills and channel steps: a SkillPack in the system namespace (where
+    // the shared ones live) and the Secret a Telegram channel reads its token from.
+    let pack: SkillPack = serde_json::from_value(json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "SkillPack",
+        "metadata": {"name": "wizard-skill"},
+        "spec": {"category": "testing", "skills": [{"name": "say-hello", "content": "Say hello."}]}
+    }))
+    .unwrap();
+    Api::<SkillPack>::namespaced(h.client.clone(), &h.system_ns)
+        .create(&PostParams::default(), &pack)
+        .await
+        .unwrap();
+    let tg: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "wizard-telegram"}, "stringData": {"TELEGRAM_BOT_TOKEN": "123:wizard"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(h.client.clone(), &h.ns).create(&PostParams::default(), &tg).await.unwrap();
+
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = h.app.clone();
@@ -253,6 +273,10 @@ async fn the_dashboard_works_in_chromium() {
         .env("WIZARD_PROVIDER", "vllm")
         .env("WIZARD_KEY", "sk-wizard")
         .env("WIZARD_MODEL", "wizard-small")
+        .env("WIZARD_SKILL", "wizard-skill")
+        .env("WIZARD_CHANNEL_SECRET", "wizard-telegram")
+        .env("WIZARD_CRON", "*/30 * * * *")
+        .env("WIZARD_TASK", "Check the nightly jobs")
         .env("HOOK_INSTANCE", "helper")
         .env("SCREENSHOT_DIR", &shots)
         .env("CHROMIUM", &chromium)
@@ -282,6 +306,22 @@ async fn the_dashboard_works_in_chromium() {
         "{}",
         made.text
     );
+    assert_eq!(made.json["spec"]["skills"], json!([{"skillPackRef": "wizard-skill"}]), "{}", made.text);
+    assert_eq!(
+        made.json["spec"]["channels"],
+        json!([{"type": "telegram", "configRef": {"secret": "wizard-telegram"}}]),
+        "{}",
+        made.text
+    );
+    let hb = h
+        .eventually(&h.ns_path("/api/v1/schedules/wizard-agent-heartbeat"), |r| r.status == StatusCode::OK)
+        .await;
+    assert_eq!(
+        (&hb.json["spec"]["schedule"], &hb.json["spec"]["task"], &hb.json["spec"]["type"]),
+        (&json!("*/30 * * * *"), &json!("Check the nightly jobs"), &json!("heartbeat")),
+        "{}",
+        hb.text
+    );
     let helper = h.call(Method::GET, &h.ns_path("/api/v1/instances/helper"), None).await;
     let lifecycle = &helper.json["spec"]["agents"]["default"]["lifecycle"];
     assert_eq!(
@@ -298,6 +338,7 @@ async fn the_dashboard_works_in_chromium() {
     );
     for shot in [
         "desktop-wizard-models.png",
+        "desktop-wizard-confirm.png",
         "desktop-lifecycle.png",
         "desktop-dashboard.png",
         "desktop-personas.png",

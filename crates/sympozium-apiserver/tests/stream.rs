@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use sympozium_bus::auth::{Credentials, Role, RoleUser};
+use sympozium_bus::jwt::Trust;
+use sympozium_bus::scope::Identity;
 use sympozium_bus::{Bus, BusOptions, topics};
 use sympozium_testkit::nats::NatsServer;
 use tokio_tungstenite::tungstenite::Message;
@@ -40,20 +41,20 @@ async fn next_text(
 }
 
 #[tokio::test]
-async fn stream_chunks_reach_the_browser_as_the_operator_role() {
-    // The bus with its real users and permissions: the API server is only `operator`.
-    let users: Vec<RoleUser> =
-        Role::ALL.iter().map(|r| RoleUser { role: *r, password: format!("pw-{}", r.user()) }).collect();
-    let nats =
-        NatsServer::start_with_config(|_, _| sympozium_bus::auth::authorization_block(&users)).await.unwrap();
-    let as_role = |role: Role| BusOptions {
-        credentials: Some(Credentials { role, password: format!("pw-{}", role.user()) }),
+async fn stream_chunks_reach_the_browser_as_the_operator_user() {
+    // The bus in operator mode with minted users: the API server is only the operator.
+    let trust = Trust::generate();
+    let config = trust.server_config().unwrap();
+    let nats = NatsServer::start_with_config(move |_, _| config).await.unwrap();
+    let issuer = trust.issuer();
+    let as_user = |identity: Identity| BusOptions {
+        user: Some(issuer.mint(&identity, None).unwrap()),
         ..Default::default()
     };
-    // The controller makes the stream; the agent publishes; the server reads as operator.
-    let _controller = Bus::connect_with(&nats.url(), as_role(Role::Controller)).await.unwrap();
-    let agent = Bus::connect_with(&nats.url(), as_role(Role::Agent)).await.unwrap();
-    let operator = Bus::connect_with(&nats.url(), as_role(Role::Operator)).await.unwrap();
+    // The controller makes the stream; a run publishes; the server reads as operator.
+    let _controller = Bus::connect_with(&nats.url(), as_user(Identity::Controller)).await.unwrap();
+    let agent = Bus::connect_with(&nats.url(), as_user(Identity::run("team", "run-a", None))).await.unwrap();
+    let operator = Bus::connect_with(&nats.url(), as_user(Identity::Operator)).await.unwrap();
     let h = common::Harness::new("api-ws", Some(operator)).await;
     let base = serve(&h).await;
 

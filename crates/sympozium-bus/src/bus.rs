@@ -9,9 +9,9 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::auth::Credentials;
 use crate::jwt::UserCredentials;
 use crate::origin::{IDENTITY_HEADER, Origin, SIGNATURE_HEADER, Verifier};
+use crate::scope::Identity;
 use crate::{Envelope, Error, STREAM, subject};
 
 /// A connection to the event bus.
@@ -22,18 +22,38 @@ pub struct Bus {
     consumer_expiry: Duration,
     origin: Option<Origin>,
     verifier: Option<Verifier>,
+    identity: Option<Identity>,
+    followers: std::sync::Arc<tokio::sync::Mutex<BTreeMap<String, tokio::sync::broadcast::Sender<Envelope>>>>,
 }
 
 /// How a client identifies itself on the bus. The default (nothing) suits a NATS without
-/// authorization (tests, local development); production pods get credentials and an origin.
+/// authorization (tests, local development); production pods get a NATS user and an origin.
 #[derive(Clone, Debug, Default)]
 pub struct BusOptions {
-    /// The role's user and password (from a Secret, by `secretKeyRef`).
-    pub credentials: Option<Credentials>,
     /// Signs everything this client publishes as its instance or run.
     pub origin: Option<Origin>,
     /// Checks the origin of everything this client consumes (the controller).
     pub verifier: Option<Verifier>,
+    /// The NATS user to connect as (operator mode: credentials the controller minted for
+    /// this pod's identity, from `NATS_CREDS`).
+    pub user: Option<UserCredentials>,
+    /// Who this client is on the bus: [`Bus::replay`] and [`Bus::follow`] then read through
+    /// the identity's own consumers ([`Identity::consumer_name`]), the only ones its
+    /// permissions allow.
+    pub identity: Option<Identity>,
+}
+
+impl BusOptions {
+    /// Options of the operator console (TUI, `sympozium serve`, the API server): the operator
+    /// user from `creds` (`.creds` text, or the path of a `.creds` file; empty or `None` for a
+    /// NATS without authorization).
+    pub fn operator(creds: Option<&str>) -> Result<Self, crate::jwt::JwtError> {
+        let user = match creds.map(str::trim).filter(|c| !c.is_empty()) {
+            Some(c) => Some(UserCredentials::load(c)?),
+            None => None,
+        };
+        Ok(Self { user, identity: Some(Identity::Operator), ..Default::default() })
+    }
 }
 
 /// How long NATS keeps a durable consumer nobody pulls from. The stream keeps messages for
@@ -73,6 +93,14 @@ impl Delivery {
         }
     }
 
+    /// The topic the message was published on (its NATS subject after `sympozium.`): unlike
+    /// the envelope's `topic`, which the publisher writes, this is what its permissions
+    /// allowed it to publish on.
+    pub fn topic(&self) -> &str {
+        let subject = self.message.subject.as_str();
+        subject.strip_prefix(STREAM).and_then(|s| s.strip_prefix('.')).unwrap_or(subject)
+    }
+
     /// The message's position in the stream: the same for every redelivery of it.
     pub fn stream_sequence(&self) -> Option<u64> {
         self.message.info().ok().map(|i| i.stream_sequence)
@@ -93,14 +121,16 @@ impl Bus {
         Self::connect_with(url, BusOptions::default()).await
     }
 
-    /// [`Bus::connect`] as a role, signing with an origin and verifying origins as `options` say.
+    /// [`Bus::connect`] as `options.user` (if any), signing with an origin and verifying
+    /// origins as `options` say.
     pub async fn connect_with(url: &str, options: BusOptions) -> Result<Self, Error> {
-        Self::connect_inner(url, None, options).await
+        let user = options.user.clone();
+        Self::connect_inner(url, user.as_ref(), options).await
     }
 
     /// [`Bus::connect_with`] as the NATS user `user` (operator mode: a user JWT the
     /// controller minted, see [`crate::jwt`]); replies arrive under the user's own inbox
-    /// prefix, the only one its permissions let it read. `options.credentials` is ignored.
+    /// prefix, the only one its permissions let it read. `options.user` is ignored.
     pub async fn connect_as(url: &str, user: &UserCredentials, options: BusOptions) -> Result<Self, Error> {
         Self::connect_inner(url, Some(user), options).await
     }
@@ -121,11 +151,6 @@ impl Bus {
                     async move { key.sign(&nonce).map_err(async_nats::AuthError::new) }
                 })
                 .custom_inbox_prefix(user.inbox_prefix());
-        } else if let Some(c) = &options.credentials {
-            connect = connect.user_and_password(c.role.user().into(), c.password.clone());
-            if let Some(prefix) = c.role.inbox_prefix() {
-                connect = connect.custom_inbox_prefix(prefix);
-            }
         }
         let client = connect
             .retry_on_initial_connect()
@@ -141,6 +166,8 @@ impl Bus {
             consumer_expiry: CONSUMER_EXPIRY,
             origin: options.origin,
             verifier: options.verifier,
+            identity: options.identity,
+            followers: Default::default(),
         };
         bus.ensure_stream().await?;
         Ok(bus)
@@ -298,20 +325,39 @@ impl Bus {
     }
 
     /// Every message ever kept on `topic` (the stream holds 24 h), then each new one, in
-    /// order, without acknowledgements: for a reader that needs the whole history of a
-    /// subject addressed to it (e.g. `agent.spawn.result.<run>`), survives NATS restarts
-    /// (it resumes after the last message it saw) and leaves nothing behind when dropped
-    /// (the server removes the ephemeral consumer once idle).
+    /// order: for a reader that needs the whole history of a subject addressed to it (e.g.
+    /// `agent.spawn.result.<ns>.<run>`), surviving NATS restarts. Without an identity it
+    /// reads without acknowledgements through an ephemeral consumer (removed once idle);
+    /// with one, through the identity's own durable consumer on `topic`, acknowledging what
+    /// it forwarded (a restarted reader resumes where the last one stopped).
     pub fn replay(&self, topic: &str) -> mpsc::Receiver<Envelope> {
+        if self.identity.is_some() {
+            let (tx, rx) = mpsc::channel(64);
+            let bus = self.clone();
+            let topic = topic.to_string();
+            tokio::spawn(async move {
+                if let Ok(mut shared) = bus.shared(&topic, consumer::DeliverPolicy::All).await {
+                    forward(&mut shared, &tx).await;
+                }
+            });
+            return rx;
+        }
         self.replay_from(topic, 0)
     }
 
-    /// Every message published on `topic` from now on, in order and without
-    /// acknowledgements, surviving NATS restarts and reconnects like [`Bus::replay`]: for a
-    /// reader waiting for an answer it has not asked for yet (subscribe, then publish the
-    /// question), so an answer sent while its connection is down still arrives.
+    /// Every message published on `topic` from now on, in order, surviving NATS restarts and
+    /// reconnects like [`Bus::replay`]: for a reader waiting for an answer it has not asked
+    /// for yet (subscribe, then publish the question), so an answer sent while its
+    /// connection is down still arrives. With an identity, every follower of `topic` in this
+    /// process shares the identity's one consumer on it (each gets every message).
     pub async fn follow(&self, topic: &str) -> Result<mpsc::Receiver<Envelope>, Error> {
         let jetstream = |operation| move |e: String| Error::JetStream { operation, reason: e };
+        if self.identity.is_some() {
+            let mut shared = self.shared(topic, consumer::DeliverPolicy::New).await?;
+            let (tx, rx) = mpsc::channel(64);
+            tokio::spawn(async move { forward(&mut shared, &tx).await });
+            return Ok(rx);
+        }
         let mut stream =
             self.js.get_stream(STREAM).await.map_err(|e| jetstream("finding the stream")(e.to_string()))?;
         let last = stream
@@ -321,6 +367,50 @@ impl Bus {
             .state
             .last_sequence;
         Ok(self.replay_from(topic, last.saturating_add(1)))
+    }
+
+    /// A subscription to the one pump of this identity's consumer on `topic`, created (and
+    /// the consumer with it, before this returns) by the first caller.
+    async fn shared(
+        &self,
+        topic: &str,
+        policy: consumer::DeliverPolicy,
+    ) -> Result<tokio::sync::broadcast::Receiver<Envelope>, Error> {
+        let mut followers = self.followers.lock().await;
+        if let Some(sender) = followers.get(topic) {
+            return Ok(sender.subscribe());
+        }
+        let Some(identity) = &self.identity else {
+            return Err(Error::JetStream { operation: "following a topic", reason: "no identity".into() });
+        };
+        let name = identity.consumer_name(topic);
+        let first = named_consumer(&self.js, &name, topic, policy, self.consumer_expiry)
+            .await
+            .map_err(|reason| Error::JetStream { operation: "creating a consumer", reason })?;
+        let (sender, receiver) = tokio::sync::broadcast::channel(1024);
+        followers.insert(topic.to_string(), sender.clone());
+        let (js, topic, expiry) = (self.js.clone(), topic.to_string(), self.consumer_expiry);
+        tokio::spawn(async move {
+            let mut consumer = Some(first);
+            let mut failures = 0u32;
+            loop {
+                let current = match consumer.take() {
+                    Some(c) => Ok(c),
+                    None => named_consumer(&js, &name, &topic, policy, expiry).await,
+                };
+                let result = match current {
+                    Ok(c) => pump_named(c, &sender).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    failures = failures.saturating_add(1);
+                    let delay = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)));
+                    tracing::debug!(%topic, error = %e, retry_in = ?delay, "consumer interrupted");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        });
+        Ok(receiver)
     }
 
     /// Messages on `topic` from stream sequence `next_seq` on (0 = from the start).
@@ -368,6 +458,10 @@ impl Bus {
     }
 }
 
+/// How long a durable consumer waits for an acknowledgement before it hands the message
+/// to another subscriber (the next leader, after a kill).
+pub const ACK_WAIT: Duration = Duration::from_secs(30);
+
 /// Forwards messages until the receiver goes away (`Ok`) or the consumer breaks (`Err`).
 async fn pump(
     js: &jetstream::Context,
@@ -383,7 +477,7 @@ async fn pump(
         filter_subject: subject(topic),
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::New,
-        ack_wait: Duration::from_secs(30),
+        ack_wait: ACK_WAIT,
         inactive_threshold: expiry,
         ..Default::default()
     };
@@ -477,6 +571,69 @@ async fn pump_replay(
         }
     }
     if tx.is_closed() { Ok(()) } else { Err("message stream ended".into()) }
+}
+
+/// Forwards a shared subscription into `tx` until either side goes away.
+async fn forward(shared: &mut tokio::sync::broadcast::Receiver<Envelope>, tx: &mpsc::Sender<Envelope>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        tokio::select! {
+            next = shared.recv() => match next {
+                Ok(envelope) => if tx.send(envelope).await.is_err() { return },
+                Err(RecvError::Lagged(n)) => tracing::warn!(skipped = n, "a slow reader missed messages"),
+                Err(RecvError::Closed) => return,
+            },
+            () = tx.closed() => return,
+        }
+    }
+}
+
+/// The durable consumer `name` on `topic` (created with the API form that names its filter,
+/// the only one a scoped identity may use).
+async fn named_consumer(
+    js: &jetstream::Context,
+    name: &str,
+    topic: &str,
+    deliver_policy: consumer::DeliverPolicy,
+    expiry: Duration,
+) -> Result<consumer::PullConsumer, String> {
+    let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
+    let config = consumer::pull::Config {
+        durable_name: Some(name.into()),
+        filter_subject: subject(topic),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy,
+        ack_wait: Duration::from_secs(30),
+        inactive_threshold: expiry,
+        ..Default::default()
+    };
+    stream.get_or_create_consumer(name, config).await.map_err(|e| e.to_string())
+}
+
+/// Hands each message of `consumer` to every subscriber of `sender`, then acknowledges it.
+async fn pump_named(
+    consumer: consumer::PullConsumer,
+    sender: &tokio::sync::broadcast::Sender<Envelope>,
+) -> Result<(), String> {
+    let mut messages =
+        consumer.stream().max_messages_per_batch(16).messages().await.map_err(|e| e.to_string())?;
+    while let Some(next) = messages.next().await {
+        let message = next.map_err(|e| e.to_string())?;
+        match serde_json::from_slice::<Envelope>(&message.payload) {
+            // Nobody listening right now is no reason to keep it: a follower wants what
+            // arrives while it listens, a replayer is always listening.
+            Ok(envelope) => {
+                let _ = sender.send(envelope);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, subject = %message.subject, "skipping a message that is not an envelope")
+            }
+        }
+        if let Err(e) = message.ack().await {
+            tracing::debug!(error = %e, "ack failed; the message may come again");
+        }
+    }
+    Err("message stream ended".into())
 }
 
 /// 128 random bits, hex (a fresh name per replay consumer).

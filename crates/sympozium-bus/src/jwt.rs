@@ -292,6 +292,11 @@ impl Issuer {
         })
     }
 
+    /// The public key of the account this issuer mints users of.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
     /// Credentials for `identity`: a fresh user nkey and a JWT granting exactly the identity's
     /// permissions (with its own reply inbox, derived from the user's public key), valid until
     /// `expires_at` (Unix seconds; `None` for no expiry).
@@ -379,6 +384,28 @@ impl UserCredentials {
         Ok(Self { jwt, seed })
     }
 
+    /// Credentials given as `.creds` text (a Secret's value in an env var) or as the path of
+    /// a `.creds` file (the operator console's `--nats-creds`).
+    pub fn load(text_or_path: &str) -> Result<Self, JwtError> {
+        let value = text_or_path.trim();
+        if value.contains(JWT_BEGIN) {
+            return Self::from_creds(value);
+        }
+        let text = std::fs::read_to_string(value)
+            .map_err(|e| JwtError::Credentials(format!("reading the credentials file {value}: {e}")))?;
+        Self::from_creds(&text)
+    }
+
+    /// The identity the JWT was minted for (its `name` claim, e.g. `channel/<ns>/<instance>`).
+    pub fn name(&self) -> Option<String> {
+        decode_claims(&self.jwt)?.get("name")?.as_str().map(str::to_string)
+    }
+
+    /// The account that issued the JWT.
+    pub fn issuer_account(&self) -> Option<String> {
+        decode_claims(&self.jwt)?.get("nats")?.get("issuer_account")?.as_str().map(str::to_string)
+    }
+
     /// The expiry the JWT states (Unix seconds).
     pub fn expires_at(&self) -> Option<i64> {
         decode_claims(&self.jwt)?.get("exp")?.as_i64()
@@ -422,7 +449,14 @@ mod tests {
         let trust = Trust::generate();
         let creds = trust.issuer().mint(&Identity::Controller, None).unwrap();
         assert_eq!(UserCredentials::from_creds(&creds.to_creds()).unwrap(), creds);
-        assert!(!format!("{creds:?}{trust:?}{:?}{:?}", trust.seeds(), trust.issuer()).contains("SU"));
+        // Seeds are compared whole: a public key's random base32 may well contain "SU".
+        let printed = format!("{creds:?}{trust:?}{:?}{:?}", trust.seeds(), trust.issuer());
+        let seeds = trust.seeds();
+        let user_seed =
+            creds.to_creds().split_whitespace().find(|w| w.starts_with("SU")).unwrap().to_string();
+        for seed in [&seeds.operator, &seeds.system_account, &seeds.account, &seeds.signing, &user_seed] {
+            assert!(seed.len() > 40 && !printed.contains(seed.as_str()), "a seed was printed");
+        }
         assert!(UserCredentials::from_creds("garbage").unwrap_err().to_string().contains("no user JWT"));
         let again = Trust::from_seeds(&trust.seeds()).unwrap();
         assert_eq!(again.account_public_key(), trust.account_public_key());

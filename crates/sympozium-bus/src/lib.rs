@@ -17,7 +17,7 @@ pub mod scope;
 pub mod topics;
 pub mod trace;
 
-pub use bus::{Backlog, Bus, BusOptions, CONSUMER_EXPIRY, Delivery};
+pub use bus::{ACK_WAIT, Backlog, Bus, BusOptions, CONSUMER_EXPIRY, Delivery};
 pub use envelope::Envelope;
 
 /// Name of the JetStream stream.

@@ -79,6 +79,12 @@ const RUN_PUBLISHES: &[&str] = &[
     topics::SCHEDULE_UPSERT,
 ];
 
+/// The chat platforms a channel pod may serve: the pods of one instance (one per platform)
+/// each read the instance's outbound subject through their own consumer
+/// ([`Identity::channel_consumer_name`]), so every pod sees every message and posts the ones
+/// for its platform.
+pub const CHANNEL_KINDS: &[&str] = &["telegram", "slack", "discord", "whatsapp"];
+
 /// Prefixes of the topics a run reads, each followed by `.<ns>.<run>`.
 const RUN_READS: &[&str] = &[
     topics::AGENT_SPAWN_RESULT_PREFIX,
@@ -148,6 +154,21 @@ impl Identity {
         format!("{kind}-{hex}")
     }
 
+    /// The consumer of the channel pod serving platform `kind` (one of [`CHANNEL_KINDS`]) on
+    /// `topic` (its instance's outbound subject).
+    pub fn channel_consumer_name(&self, topic: &str, kind: &str) -> String {
+        self.consumer_name(&format!("{topic}#{kind}"))
+    }
+
+    /// Every consumer name this identity may use on `topic`, one of [`Identity::reads`].
+    fn consumer_names(&self, topic: &str) -> Vec<String> {
+        let mut names = vec![self.consumer_name(topic)];
+        if matches!(self, Self::Channel { .. }) {
+            names.extend(CHANNEL_KINDS.iter().map(|kind| self.channel_consumer_name(topic, kind)));
+        }
+        names
+    }
+
     /// The NATS permissions of a user of this identity whose replies arrive under `inbox`.
     pub fn permissions(&self, inbox: &str) -> Permissions {
         if *self == Self::Controller {
@@ -162,11 +183,12 @@ impl Identity {
         let mut publish_allow: Vec<String> = self.publishes().iter().map(|t| subject(t)).collect();
         publish_allow.push(format!("{js}.STREAM.INFO.{STREAM}"));
         for topic in self.reads() {
-            let name = self.consumer_name(&topic);
-            publish_allow.push(format!("{js}.CONSUMER.CREATE.{STREAM}.{name}.{}", subject(&topic)));
-            publish_allow.push(format!("{js}.CONSUMER.INFO.{STREAM}.{name}"));
-            publish_allow.push(format!("{js}.CONSUMER.MSG.NEXT.{STREAM}.{name}"));
-            publish_allow.push(format!("$JS.ACK.{STREAM}.{name}.>"));
+            for name in self.consumer_names(&topic) {
+                publish_allow.push(format!("{js}.CONSUMER.CREATE.{STREAM}.{name}.{}", subject(&topic)));
+                publish_allow.push(format!("{js}.CONSUMER.INFO.{STREAM}.{name}"));
+                publish_allow.push(format!("{js}.CONSUMER.MSG.NEXT.{STREAM}.{name}"));
+                publish_allow.push(format!("$JS.ACK.{STREAM}.{name}.>"));
+            }
         }
         let mut publish_deny = Vec::new();
         if *self != Self::Operator {

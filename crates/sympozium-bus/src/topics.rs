@@ -26,38 +26,70 @@ pub const TOOL_APPROVAL_RESPONSE: &str = "tool.approval.response";
 /// An agent creates, changes or removes one of its schedules.
 pub const SCHEDULE_UPSERT: &str = "schedule.upsert";
 /// Prefix of the outcomes of one run's `schedule.upsert` requests (accepted, or why not):
-/// `schedule.upsert.result.<run>` (see [`schedule_upsert_result`]).
+/// `schedule.upsert.result.<ns>.<run>` (see [`schedule_upsert_result`]).
 pub const SCHEDULE_UPSERT_RESULT_PREFIX: &str = "schedule.upsert.result";
-/// Prefix of the subject answering one run's spawn requests: `agent.spawn.result.<run>`
+/// Prefix of the subject answering one run's spawn requests: `agent.spawn.result.<ns>.<run>`
 /// (see [`spawn_result`]).
 pub const AGENT_SPAWN_RESULT_PREFIX: &str = "agent.spawn.result";
-/// Prefix of follow-up messages for a running agent: `agent.followup.<run>`.
+/// Prefix of follow-up messages for a running agent: `agent.followup.<ns>.<run>`.
 pub const AGENT_FOLLOWUP_PREFIX: &str = "agent.followup";
 
-/// The topic carrying the outcomes of the sub-agents run `run` spawned, read by that run's
-/// IPC bridge (which writes `/ipc/input/spawn-result-<id>.json`).
-pub fn spawn_result(run: &str) -> String {
-    format!("{AGENT_SPAWN_RESULT_PREFIX}.{run}")
+/// The topic carrying the outcomes of the sub-agents run `run` in `namespace` spawned, read
+/// by that run's IPC bridge (which writes `/ipc/input/spawn-result-<id>.json`).
+pub fn spawn_result(namespace: &str, run: &str) -> String {
+    scoped(AGENT_SPAWN_RESULT_PREFIX, namespace, run)
 }
 
-/// The topic carrying the outcomes of the schedule requests run `run` made, read by that
-/// run's IPC bridge (which writes `/ipc/input/schedule-result-<id>.json`).
-pub fn schedule_upsert_result(run: &str) -> String {
-    format!("{SCHEDULE_UPSERT_RESULT_PREFIX}.{run}")
+/// The topic carrying the outcomes of the schedule requests run `run` in `namespace` made,
+/// read by that run's IPC bridge (which writes `/ipc/input/schedule-result-<id>.json`).
+pub fn schedule_upsert_result(namespace: &str, run: &str) -> String {
+    scoped(SCHEDULE_UPSERT_RESULT_PREFIX, namespace, run)
 }
 
-/// The topic carrying follow-up messages for run `run`.
-pub fn followup(run: &str) -> String {
-    format!("{AGENT_FOLLOWUP_PREFIX}.{run}")
+/// The topic carrying follow-up messages for run `run` in `namespace`.
+pub fn followup(namespace: &str, run: &str) -> String {
+    scoped(AGENT_FOLLOWUP_PREFIX, namespace, run)
 }
 
-/// Prefix of command results for a running agent: `tool.exec.result.<run>`.
+/// Prefix of command results for a running agent: `tool.exec.result.<ns>.<run>`.
 pub const TOOL_EXEC_RESULT_PREFIX: &str = "tool.exec.result";
 
-/// The topic carrying command results for run `run` (written by its IPC bridge as
-/// `/ipc/tools/[<skill>/]exec-result-<id>.json`).
-pub fn tool_exec_result(run: &str) -> String {
-    format!("{TOOL_EXEC_RESULT_PREFIX}.{run}")
+/// The topic carrying command results for run `run` in `namespace` (written by its IPC
+/// bridge as `/ipc/tools/[<skill>/]exec-result-<id>.json`).
+pub fn tool_exec_result(namespace: &str, run: &str) -> String {
+    scoped(TOOL_EXEC_RESULT_PREFIX, namespace, run)
+}
+
+/// The topic of the answers to run `run`'s tool approval requests (read by its runner).
+pub fn approval_response(namespace: &str, run: &str) -> String {
+    scoped(TOOL_APPROVAL_RESPONSE, namespace, run)
+}
+
+/// The topic of messages to post through instance `instance`'s channel pods.
+pub fn channel_send(namespace: &str, instance: &str) -> String {
+    scoped(CHANNEL_MESSAGE_SEND, namespace, instance)
+}
+
+/// The topic of chat messages instance `instance`'s channel pods received.
+pub fn channel_received(namespace: &str, instance: &str) -> String {
+    scoped(CHANNEL_MESSAGE_RECEIVED, namespace, instance)
+}
+
+/// The topic of instance `instance`'s channel health updates.
+pub fn channel_health(namespace: &str, instance: &str) -> String {
+    scoped(CHANNEL_HEALTH_UPDATE, namespace, instance)
+}
+
+/// Every scoped subject of a base topic (`<topic>.>`): what the controller's routers read.
+pub fn every(topic: &str) -> String {
+    format!("{topic}.>")
+}
+
+/// The namespace and name a scoped topic (`<base>.<namespace>.<name>`) is addressed to.
+pub fn scope_of<'a>(base: &str, topic: &'a str) -> Option<(&'a str, &'a str)> {
+    let rest = topic.strip_prefix(base)?.strip_prefix('.')?;
+    let (namespace, name) = rest.split_once('.')?;
+    (!namespace.is_empty() && !name.is_empty()).then_some((namespace, name))
 }
 
 /// The per-instance or per-run subject of a base topic: `<topic>.<namespace>.<name>`.

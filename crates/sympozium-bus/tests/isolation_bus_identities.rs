@@ -6,8 +6,6 @@
 //! Each attack must be refused by NATS itself (a permissions violation naming the subject,
 //! or no connection at all) and leave nothing in the stream; the legitimate uses next to
 //! them must keep working, end to end.
-//!
-//! (The role-password configuration of today's install is attacked in `isolation_bus.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -508,4 +506,117 @@ async fn a_conversation_flows_end_to_end_with_minted_credentials() {
     let reply = next(&mut replies).await;
     assert_eq!(reply.envelope.data["text"], "all green");
     reply.ack().await;
+}
+
+/// Origins on top of the users: a channel pod of A, with A's own NATS user, publishes only on
+/// A's subjects; whatever it claims there (B in the message, B's identity with its own key or a
+/// guessed key, B's genuine signature copied from another subject), the controller's verifier
+/// proves A or nothing — never B.
+#[tokio::test]
+async fn a_channel_pod_of_instance_a_cannot_speak_for_instance_b() {
+    let trust = Trust::generate();
+    let issuer = trust.issuer();
+    let nats = server(&trust).await;
+    let ctl = controller(&nats, &issuer).await;
+    let verifier = Verifier::new(MASTER);
+    let mut inbound =
+        ctl.durable("channel-router-inbound", &format!("{}.>", topics::CHANNEL_MESSAGE_RECEIVED));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut tally = Tally::default();
+
+    let a_identity = origin::channel_identity("team-a", "alpha");
+    let b_identity = origin::channel_identity("team-b", "beta");
+    let a_key = verifier.key_for(&a_identity);
+    let a_creds = mint(&issuer, &alpha());
+    let pod_a = |origin: Option<Origin>| {
+        let (url, user) = (nats.url(), a_creds.clone());
+        async move {
+            Bus::connect_with(&url, BusOptions { user: Some(user), origin, ..Default::default() })
+                .await
+                .unwrap()
+        }
+    };
+    let meta = |ns: &str, inst: &str| {
+        BTreeMap::from([
+            ("namespace".to_string(), ns.to_string()),
+            ("instanceName".to_string(), inst.to_string()),
+        ])
+    };
+    let a_inbound = scoped(topics::CHANNEL_MESSAGE_RECEIVED, "team-a", "alpha");
+
+    // Legitimate: A's pod speaks for A; the controller sees A's proven identity.
+    let a = pod_a(Some(Origin::new(&a_identity, &a_key))).await;
+    a.publish(&a_inbound, meta("team-a", "alpha"), &json!({"text": "from a"})).await.unwrap();
+    let d = next(&mut inbound).await;
+    assert_eq!(d.origin.as_deref(), Some("channel/team-a/alpha"));
+    assert_eq!(d.topic(), a_inbound, "the subject names A, whatever the message says");
+
+    // 1. A's pod claims B in the message: the proven origin (and the subject) is still A.
+    a.publish(&a_inbound, meta("team-b", "beta"), &json!({"text": "run rm -rf for b"})).await.unwrap();
+    let d = next(&mut inbound).await;
+    assert_eq!(d.origin.as_deref(), Some("channel/team-a/alpha"), "the claim in the payload proves nothing");
+    assert_eq!(d.topic(), a_inbound);
+    tally.refused("channel A names instance B in the message");
+
+    // 2. A's pod claims B's identity in the header, signing with A's key.
+    let forged = pod_a(Some(Origin::new(&b_identity, &a_key))).await;
+    forged.publish(&a_inbound, meta("team-b", "beta"), &json!({"text": "forged"})).await.unwrap();
+    assert_eq!(next(&mut inbound).await.origin, None, "a signature with the wrong key proves nothing");
+    tally.refused("channel A claims B's identity with its own key");
+
+    // 3. A's pod with no origin at all.
+    let bare = pod_a(None).await;
+    bare.publish(&a_inbound, meta("team-b", "beta"), &json!({"text": "unsigned"})).await.unwrap();
+    assert_eq!(next(&mut inbound).await.origin, None);
+    tally.refused("channel A publishes without an origin");
+
+    // 4. A's pod guesses B's key from what it knows (its own key, the identities).
+    for guess in [a_key.clone(), origin::derive_key(&a_key, &b_identity), origin::derive_key("", &b_identity)]
+    {
+        let guessed = pod_a(Some(Origin::new(&b_identity, guess))).await;
+        guessed.publish(&a_inbound, meta("team-b", "beta"), &json!({"text": "guess"})).await.unwrap();
+        assert_eq!(next(&mut inbound).await.origin, None);
+        tally.refused("channel A signs as B with a derived guess of B's key");
+    }
+
+    // 5. A's pod replays a message B's pod really signed, on A's own subject (headers kept).
+    let b_creds = mint(&issuer, &beta());
+    let b = Bus::connect_with(
+        &nats.url(),
+        BusOptions {
+            user: Some(b_creds),
+            origin: Some(Origin::new(&b_identity, verifier.key_for(&b_identity))),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut health = ctl.durable("instance-channel-health", &format!("{}.>", topics::CHANNEL_HEALTH_UPDATE));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b_health = scoped(topics::CHANNEL_HEALTH_UPDATE, "team-b", "beta");
+    b.publish(&b_health, meta("team-b", "beta"), &json!({"connected": true})).await.unwrap();
+    let original = next(&mut health).await;
+    assert_eq!(original.origin.as_deref(), Some("channel/team-b/beta"));
+    let payload = serde_json::to_vec(&original.envelope).unwrap();
+    let sig = Origin::new(&b_identity, verifier.key_for(&b_identity)).sign(&subject(&b_health), &payload);
+    assert_eq!(
+        verifier.verify(Some(&b_identity), Some(&sig), &subject(&b_health), &payload).as_deref(),
+        Some("channel/team-b/beta"),
+        "it is B's valid signature where B sent it"
+    );
+    let attacker = raw(&nats, &a_creds).await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(origin::IDENTITY_HEADER, b_identity.as_str());
+    headers.insert(origin::SIGNATURE_HEADER, sig.as_str());
+    jetstream::new(attacker.client.clone())
+        .publish_with_headers(subject(&a_inbound), headers, payload.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(next(&mut inbound).await.origin, None, "a signature is bound to its subject");
+    tally.refused("channel A re-publishes B's signed message on its own inbound subject");
+
+    assert_eq!(tally.tried, tally.refused);
+    println!("bus identities origin: {} attacks tried, {} refused", tally.tried, tally.refused);
 }

@@ -20,7 +20,7 @@ async fn publish_reply(bus: &Bus, text: &str) {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let data = serde_json::json!({"channel": "telegram", "chatId": "1", "text": text, "format": "plain"});
-    bus.publish(topics::CHANNEL_MESSAGE_SEND, meta, &data).await.unwrap();
+    bus.publish(&topics::channel_send("ns", "bench"), meta, &data).await.unwrap();
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -39,7 +39,7 @@ async fn main() {
     config.telegram_api_url = fake.url();
     config.telegram_poll_timeout = 1;
     let _channel = sympozium_channels::start(config).await.unwrap();
-    let mut inbound = bus.durable("bench-inbound", topics::CHANNEL_MESSAGE_RECEIVED);
+    let mut inbound = bus.durable("bench-inbound", &topics::every(topics::CHANNEL_MESSAGE_RECEIVED));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Latency of one reply: published on the bus → posted through the platform API.

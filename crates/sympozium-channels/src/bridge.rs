@@ -59,6 +59,18 @@ impl Identity {
             && (namespace.is_empty() || self.namespace.is_empty() || namespace == self.namespace)
     }
 
+    /// The namespace on the bus: a pod not told its instance's namespace serves one in
+    /// `default` (the controller always tells it).
+    pub fn bus_namespace(&self) -> &str {
+        if self.namespace.is_empty() { "default" } else { &self.namespace }
+    }
+
+    /// This instance's own subject of the base topic `base` (`<base>.<ns>.<instance>`), the
+    /// only one its NATS user may publish on (or, for `channel.message.send`, read).
+    pub fn topic(&self, base: &str) -> String {
+        topics::scoped(base, self.bus_namespace(), &self.instance)
+    }
+
     /// The durable consumer name of this pod's outbound messages (NATS names allow no dots).
     pub fn consumer(&self) -> String {
         let clean = |s: &str| -> String {
@@ -125,12 +137,12 @@ impl Inbound {
         let id = &self.identity;
         let mut attempt = 0u32;
         loop {
-            let topic = topics::CHANNEL_MESSAGE_RECEIVED;
+            let topic = id.topic(topics::CHANNEL_MESSAGE_RECEIVED);
             let result = match once {
                 Some(once) => {
-                    self.bus.publish_once_traced(topic, id.metadata(), msg, once, traceparent).await
+                    self.bus.publish_once_traced(&topic, id.metadata(), msg, once, traceparent).await
                 }
-                None => self.bus.publish_traced(topic, id.metadata(), msg, Some(traceparent)).await,
+                None => self.bus.publish_traced(&topic, id.metadata(), msg, Some(traceparent)).await,
             };
             match result {
                 Ok(()) => {
@@ -176,13 +188,13 @@ impl Posted {
 
 /// Posts this pod's outbound messages through `platform` until the bus connection is gone.
 pub async fn outbound_loop<P: Platform>(bus: Bus, identity: Arc<Identity>, platform: Arc<P>) {
-    // With an origin key the consumer's name derives from it: no other pod can guess it
-    // and pull this instance's replies away.
-    let consumer = match bus.origin() {
-        Some(origin) => origin.consumer_name(&format!("channel-{}", identity.channel)),
-        None => identity.consumer(),
-    };
-    let mut deliveries = bus.durable(&consumer, topics::CHANNEL_MESSAGE_SEND);
+    // The instance's own outbound subject, through this platform's own consumer of the
+    // instance's bus identity: the only consumer its NATS user may pull from (and no other
+    // instance's user may touch).
+    let topic = identity.topic(topics::CHANNEL_MESSAGE_SEND);
+    let bus_identity = sympozium_bus::scope::Identity::channel(identity.bus_namespace(), &identity.instance);
+    let consumer = bus_identity.channel_consumer_name(&topic, identity.channel.as_str());
+    let mut deliveries = bus.durable(&consumer, &topic);
     let mut posted = Posted::default();
     // Parts already posted of a message whose later part failed (by stream sequence).
     let mut progress: HashMap<u64, usize> = HashMap::new();

@@ -98,10 +98,10 @@ pub struct Config {
     /// NATS URL of the event bus.
     #[arg(long, env = "EVENT_BUS_URL", default_value = "nats://nats.sympozium-system.svc:4222")]
     pub event_bus_url: String,
-    /// Password of the `channel` bus user (from the instance's `<instance>-bus` Secret);
-    /// unset for a NATS without authorization.
-    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
-    pub nats_password: Option<Secret>,
+    /// The instance's channel user on the bus (`.creds` text from the instance's
+    /// `<instance>-bus` Secret); unset for a NATS without authorization.
+    #[arg(long, env = "NATS_CREDS", hide_env_values = true)]
+    pub nats_creds: Option<Secret>,
     /// This instance's origin key (same Secret): everything the pod publishes is signed
     /// with it, so the controller knows which instance really sent it.
     #[arg(long, env = "SYMPOZIUM_ORIGIN_KEY", hide_env_values = true)]

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Serialize;
-use sympozium_bus::{Bus, topics};
+use sympozium_bus::Bus;
 use tokio::sync::watch;
 
 /// The platform connection as last observed.
@@ -81,9 +81,11 @@ struct Update<'a> {
     message: Option<&'a str>,
 }
 
-/// Publishes the health on every change and every `interval`, until the reporter is gone.
+/// Publishes the health on every change and every `interval`, until the reporter is gone,
+/// on `topic` (the instance's own `channel.health.update.<ns>.<instance>`).
 pub async fn publish_loop(
     bus: Bus,
+    topic: String,
     mut rx: watch::Receiver<Health>,
     metadata: BTreeMap<String, String>,
     channel: &'static str,
@@ -94,7 +96,7 @@ pub async fn publish_loop(
         let update = Update { channel, connected: health.connected, message: health.message.as_deref() };
         // A failed publish (NATS down) is not retried: the next change or tick reports the
         // then-current state, which is what matters.
-        if let Err(e) = bus.publish(topics::CHANNEL_HEALTH_UPDATE, metadata.clone(), &update).await {
+        if let Err(e) = bus.publish(&topic, metadata.clone(), &update).await {
             tracing::debug!(error = %e, "health update not published");
         }
         tokio::select! {

@@ -38,6 +38,9 @@ pub enum Error {
     /// The event bus is unreachable.
     #[error("event bus: {0}")]
     Bus(#[from] sympozium_bus::Error),
+    /// The bus credentials do not parse.
+    #[error("bus credentials: {0}")]
+    Credentials(String),
     /// A server could not listen.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -98,21 +101,27 @@ async fn serve(addr: SocketAddr, router: Router) -> Result<(SocketAddr, JoinHand
     Ok((bound, task))
 }
 
-/// How the pod connects: as the `channel` role, signing as its instance, when the
-/// instance's bus Secret gave it a password and an origin key.
-pub fn bus_options(config: &Config) -> sympozium_bus::BusOptions {
-    use sympozium_bus::auth::{Credentials, Role};
+/// How the pod connects: as its instance's channel user, signing as its instance, when the
+/// instance's bus Secret gave it credentials (`NATS_CREDS`) and an origin key.
+pub fn bus_options(config: &Config) -> Result<sympozium_bus::BusOptions, Error> {
     let set =
         |s: &Option<config::Secret>| s.as_ref().map(|s| s.expose().to_string()).filter(|s| !s.is_empty());
-    sympozium_bus::BusOptions {
-        credentials: set(&config.nats_password).map(|password| Credentials { role: Role::Channel, password }),
+    let user = match set(&config.nats_creds) {
+        Some(text) => Some(
+            sympozium_bus::jwt::UserCredentials::from_creds(&text)
+                .map_err(|e| Error::Credentials(format!("NATS_CREDS: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(sympozium_bus::BusOptions {
+        user,
         origin: set(&config.origin_key).map(|key| {
             let identity =
                 sympozium_bus::origin::channel_identity(&config.instance_namespace, &config.instance_name);
             sympozium_bus::origin::Origin::new(identity, key)
         }),
-        verifier: None,
-    }
+        ..Default::default()
+    })
 }
 
 /// Starts the channel described by `config`.
@@ -120,7 +129,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let kind = config.channel;
     // Credentials first: a pod without them fails at once, naming the variable.
     check_credentials(&config)?;
-    let bus = Bus::connect_with(&config.event_bus_url, bus_options(&config)).await?;
+    let bus = Bus::connect_with(&config.event_bus_url, bus_options(&config)?).await?;
     let identity = Arc::new(Identity {
         channel: kind,
         instance: config.instance_name.clone(),
@@ -132,6 +141,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         server,
         tokio::spawn(health::publish_loop(
             bus.clone(),
+            identity.topic(sympozium_bus::topics::CHANNEL_HEALTH_UPDATE),
             health_rx.clone(),
             identity.metadata(),
             kind.as_str(),

@@ -62,7 +62,7 @@ fn free_port() -> u16 {
 async fn the_binary_runs_on_the_deployment_environment_and_never_logs_tokens() {
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
-    let mut inbound = bus.durable("bin-inbound", topics::CHANNEL_MESSAGE_RECEIVED);
+    let mut inbound = bus.durable("bin-inbound", &topics::every(topics::CHANNEL_MESSAGE_RECEIVED));
     let fake = FakeTelegram::start(TOKEN).await.unwrap();
     let port = free_port();
     let env = deployment_env("ops", &nats.url(), &[("TELEGRAM_BOT_TOKEN", TOKEN)]);
@@ -123,7 +123,7 @@ async fn the_binary_runs_on_the_deployment_environment_and_never_logs_tokens() {
 async fn slack_events_api_mode_accepts_only_signed_requests() {
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
-    let mut inbound = bus.durable("events-inbound", topics::CHANNEL_MESSAGE_RECEIVED);
+    let mut inbound = bus.durable("events-inbound", &topics::every(topics::CHANNEL_MESSAGE_RECEIVED));
     let fake = FakeSlack::start("xoxb-e", "unused", "the-signing-secret").await.unwrap();
     let mut config = common::channel_config(ChannelType::Slack, "helper", "ops", &nats.url());
     config.slack_bot_token = Some(Secret::new("xoxb-e"));

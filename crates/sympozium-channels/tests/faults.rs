@@ -112,7 +112,7 @@ async fn a_pending_approval_outlives_nats_and_router_restarts_and_is_answered_on
     fake.user_says(-900, 42, "Ann", "clean up /tmp");
     let run = w.run_for("clean up /tmp").await.name_any();
     // The runner follows the answers before it asks (as the agent runner's approver does).
-    let mut answers = w.bus.follow(topics::TOOL_APPROVAL_RESPONSE).await.unwrap();
+    let mut answers = w.bus.follow(&topics::approval_response(&w.ns, &run)).await.unwrap();
     let meta = BTreeMap::from([
         ("agentRunID".to_string(), run.clone()),
         ("instanceName".to_string(), w.instance.clone()),
@@ -130,7 +130,8 @@ async fn a_pending_approval_outlives_nats_and_router_restarts_and_is_answered_on
     tokio::time::sleep(Duration::from_millis(1500)).await;
     w.nats.restart().await.unwrap();
     let bus = Bus::connect(&w.nats.url()).await.unwrap();
-    w.router = tokio::spawn(sympozium_controller::channelrouter::run(w.client.clone(), bus));
+    w.router =
+        tokio::spawn(sympozium_controller::channelrouter::run(w.client.clone(), bus, Some(w.ns.clone())));
 
     // The user answers in the chat afterwards: the runner gets exactly one verdict.
     fake.user_says(-900, 42, "Ann", &format!("yes {code}"));

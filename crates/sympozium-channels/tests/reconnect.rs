@@ -28,7 +28,7 @@ struct Bench {
 async fn bench() -> Bench {
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
-    let inbound = bus.durable("test-inbound", topics::CHANNEL_MESSAGE_RECEIVED);
+    let inbound = bus.durable("test-inbound", &topics::every(topics::CHANNEL_MESSAGE_RECEIVED));
     Bench { nats, bus, inbound }
 }
 

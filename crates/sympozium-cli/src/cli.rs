@@ -24,10 +24,11 @@ pub struct Cli {
     /// TUI streams agents' answers as they are written and asks for tool approvals.
     #[arg(long, global = true, env = "SYMPOZIUM_NATS_URL")]
     pub nats_url: Option<String>,
-    /// Password of the bus's `operator` user (key `operator-password` of the
-    /// `sympozium-nats` Secret in the system namespace), for an installed, authenticated NATS.
-    #[arg(long, global = true, env = "SYMPOZIUM_NATS_PASSWORD", hide_env_values = true)]
-    pub nats_password: Option<String>,
+    /// The bus's operator user, for an installed NATS: the path of a `.creds` file (or its
+    /// text), e.g. `sympozium nats-creds > operator.creds` (key `operator-creds` of the
+    /// `sympozium-nats` Secret in the system namespace).
+    #[arg(long, global = true, env = "SYMPOZIUM_NATS_CREDS", hide_env_values = true)]
+    pub nats_creds: Option<String>,
     /// What to do; none opens the TUI.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -105,6 +106,22 @@ pub enum Command {
     /// Upgrade an installation to this CLI's version or to changed values: the same as
     /// `install`; instances, their memory volumes and the generated secrets are kept.
     Upgrade(InstallArgs),
+    /// The bus's trust Secret (`sympozium-nats`: NATS operator-mode keys, the controller's
+    /// signing key, the operator console's user, the origin master key) as JSON for
+    /// `kubectl apply -f -`: the installed one's chain when the cluster has it, else a new
+    /// one. `install` makes it itself; plain `helm install` needs it first.
+    NatsTrust {
+        /// Namespace Sympozium runs in.
+        #[arg(long, default_value = "sympozium-system")]
+        system_namespace: String,
+    },
+    /// The operator console's NATS user (`.creds` text, for `--nats-creds`): key
+    /// `operator-creds` of the `sympozium-nats` Secret.
+    NatsCreds {
+        /// Namespace Sympozium runs in.
+        #[arg(long, default_value = "sympozium-system")]
+        system_namespace: String,
+    },
     /// Remove Sympozium's controller and NATS; with --crds also every CRD and the namespace.
     Uninstall {
         /// Namespace Sympozium runs in.
@@ -153,9 +170,9 @@ pub enum Command {
         /// With --in-process: event bus for live run output (streaming is off without it).
         #[arg(long, env = "SYMPOZIUM_NATS_URL")]
         nats_url: Option<String>,
-        /// Password of the bus's `operator` role.
-        #[arg(long, env = "SYMPOZIUM_NATS_OPERATOR_PASSWORD", hide_env_values = true)]
-        nats_password: Option<String>,
+        /// The bus's operator user: a `.creds` file's path (or its text).
+        #[arg(long, env = "SYMPOZIUM_NATS_OPERATOR_CREDS", hide_env_values = true)]
+        nats_creds: Option<String>,
     },
     /// The terminal UI (also what `sympozium` with no command opens).
     Tui,
@@ -164,6 +181,9 @@ pub enum Command {
         /// The provider key, offered as the key step's answer.
         #[arg(long, env = "SYMPOZIUM_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// Namespace Sympozium runs in: its SkillPacks are offered with the namespace's own.
+        #[arg(long, default_value = "sympozium-system")]
+        system_namespace: String,
     },
     /// Check this machine's prerequisites, the cluster, the CRDs, the controller and the
     /// namespace's teams, and say what to fix.

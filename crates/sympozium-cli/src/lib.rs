@@ -67,7 +67,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let Some(command) = &cli.command else { return tui::run(&cli).await };
     match command {
         Command::Tui => tui::run(&cli).await,
-        Command::Onboard { api_key } => commands::onboard::onboard(&cli, api_key.as_deref()).await,
+        Command::Onboard { api_key, system_namespace } => {
+            commands::onboard::onboard(&cli, api_key.as_deref(), system_namespace).await
+        }
         Command::Version => {
             crate::output::emitln!("sympozium {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

@@ -18,7 +18,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use sympozium_api::{SkillPack, SympoziumInstance, SympoziumPolicy};
-use sympozium_bus::auth::{self, Role, RoleUser};
 use sympozium_testkit::TestPlane;
 
 fn repo() -> PathBuf {
@@ -64,28 +63,11 @@ fn run_helm(plane: &TestPlane, args: &[&str]) -> String {
     stdout
 }
 
-/// The chart's `files/nats-authorization.conf` as the code renders it: the bus users and
-/// their permissions, with `@<role>-password@` where the chart puts each password.
-fn nats_authorization() -> String {
-    let users: Vec<RoleUser> = Role::ALL
-        .iter()
-        .map(|role| RoleUser { role: *role, password: format!("@{}@", role.password_key()) })
-        .collect();
-    format!(
-        "# Generated from sympozium-bus (auth::server_config); `make chart` regenerates it.\n{}",
-        auth::server_config(&users)
-    )
-}
-
 #[test]
 fn generated_chart_files_match_the_code() {
-    let path = chart().join("files/nats-authorization.conf");
-    let expected = nats_authorization();
-    if std::env::var("SYMPOZIUM_UPDATE_CHART").is_ok_and(|v| v == "1") {
-        std::fs::write(&path, &expected).unwrap();
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == expected, "{} is stale: run `make chart` and commit", path.display());
+    // The bus's users and permissions are minted per installation (operator mode): the chart
+    // carries no NATS configuration of its own.
+    assert!(!chart().join("files/nats-authorization.conf").exists(), "a stale NATS users file");
 
     // The built-in content: the same files `sympozium install` compiles in.
     let source = repo().join("deploy/builtin");
@@ -214,9 +196,7 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
             .unwrap_or_else(|e| panic!("value set {name}: the API server refused the manifest: {e}"));
         assert!(out.contains("(server dry run)"), "{name}: {out}");
 
-        if manifest.contains("nats.conf: |") {
-            nats_accepts_the_rendered_configuration(&manifest, dir.path());
-        }
+        assert!(!manifest.contains("nats.conf: |"), "{name}: the chart renders no NATS trust");
         let kinds = kinds(&manifest);
         let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
         match *name {
@@ -283,20 +263,14 @@ async fn every_value_set_renders_manifests_the_api_server_accepts() {
     }
 }
 
-/// The `nats.conf` of the rendered `sympozium-nats` Secret passes the real nats-server's
-/// configuration check, with every password filled in.
-fn nats_accepts_the_rendered_configuration(manifest: &str, dir: &Path) {
-    let doc = manifest
-        .split("\n---")
-        .find(|d| d.contains("name: sympozium-nats") && d.contains("kind: Secret"))
-        .unwrap();
-    let secret: serde_json::Value = serde_yaml::from_str(doc).unwrap();
+/// The `nats.conf` of the trust Secret `sympozium nats-trust` prints passes the real
+/// nats-server's configuration check: operator mode, no users, no seeds.
+fn nats_accepts_the_trust_configuration(secret: &serde_json::Value, dir: &Path) {
     let conf = secret["stringData"]["nats.conf"].as_str().unwrap();
-    assert!(!conf.contains('@'), "a password placeholder left: {conf}");
-    for role in Role::ALL {
-        let password = secret["stringData"][role.password_key()].as_str().unwrap();
-        assert_eq!(password.len(), 64);
-        assert!(conf.contains(&format!("password: \"{password}\"")), "{role:?}");
+    assert!(conf.contains("resolver: MEMORY") && !conf.contains("authorization"), "{conf}");
+    for key in ["operator-seed", "account-seed", "signing-seed"] {
+        let seed = secret["stringData"][key].as_str().unwrap();
+        assert!(seed.starts_with('S') && !conf.contains(seed), "{key} in nats.conf");
     }
     let path = dir.join("nats.conf");
     std::fs::write(&path, conf).unwrap();
@@ -326,6 +300,14 @@ async fn install_upgrade_and_uninstall_keep_users_objects() {
     // The webhook cannot serve on the plane's kwok nodes: it reviews only namespaces
     // labelled for this test (none), so other tests on the shared plane are not refused.
     let only_labelled = format!("webhook.namespaceSelector.matchLabels.sympozium-test-webhook={release}");
+    // The bus's trust Secret comes first (a Go template cannot make ed25519 keys).
+    let trust = sympozium(&plane, &["nats-trust", "--system-namespace", &ns]);
+    let trust_json = ok(&trust);
+    let dir = tempfile::tempdir().unwrap();
+    nats_accepts_the_trust_configuration(&serde_json::from_str(&trust_json).unwrap(), dir.path());
+    let trust_file = dir.path().join("trust.json");
+    std::fs::write(&trust_file, &trust_json).unwrap();
+    plane.kubectl(&["apply", "-f", trust_file.to_str().unwrap()]).unwrap();
     let started = std::time::Instant::now();
     let out = run_helm(
         &plane,
@@ -392,9 +374,19 @@ async fn install_upgrade_and_uninstall_keep_users_objects() {
         Api::<SkillPack>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
     assert_eq!(skills.items.len(), 9);
     let nats_before = secret_data(&client, &ns, "sympozium-nats").await;
-    assert_eq!(nats_before["controller-password"].len(), 64);
+    assert!(nats_before["signing-seed"].starts_with(b"SA"));
     let conf = String::from_utf8(nats_before["nats.conf"].clone()).unwrap();
-    assert!(!conf.contains('@'), "every password placeholder replaced: {conf}");
+    assert!(conf.contains("resolver: MEMORY"), "{conf}");
+    // The controller gets the signing key and the account, nothing else of the chain.
+    let keys: Vec<String> = c
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+        .filter(|r| r.name == "sympozium-nats")
+        .map(|r| r.key.clone())
+        .collect();
+    assert_eq!(keys, ["account", "signing-seed", "origin-master-key"]);
     let cert_before = secret_data(&client, &ns, "sympozium-webhook-cert").await;
 
     // A user's instance, then an upgrade to changed values.
@@ -431,13 +423,15 @@ async fn install_upgrade_and_uninstall_keep_users_objects() {
     assert_eq!(c.image.as_deref(), Some("ghcr.io/sympozium-ai/sympozium/controller:t2"));
     let kept = instances.get("keeper").await.unwrap();
     assert_eq!(kept.metadata.uid, created.metadata.uid, "the instance survives the upgrade");
-    assert_eq!(secret_data(&client, &ns, "sympozium-nats").await, nats_before, "bus passwords kept");
+    assert_eq!(secret_data(&client, &ns, "sympozium-nats").await, nats_before, "bus trust chain kept");
     assert_eq!(secret_data(&client, &ns, "sympozium-webhook-cert").await, cert_before, "webhook CA kept");
     let packs = plane.kubectl(&["get", "personapacks", "-n", &ns, "-o", "name"]).unwrap();
     assert!(packs.trim().is_empty(), "personas turned off are removed: {packs}");
 
     let out = run_helm(&plane, &["uninstall", &release, "--namespace", &ns]);
     assert!(out.contains("uninstalled"), "{out}");
+    // The trust Secret is not the release's: removed by hand, as `sympozium uninstall` does.
+    plane.kubectl(&["delete", "secret", "sympozium-nats", "-n", &ns]).unwrap();
     // Nothing of the release is left (deletion of namespaced objects is immediate at the
     // API; pods would follow through garbage collection).
     for kind in [
@@ -578,7 +572,7 @@ async fn sympozium_install_and_upgrade_go_through_helm_and_keep_instances() {
     let image = manager.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
     assert_eq!(image.as_deref(), Some("reg.local/sym/controller:c2"));
     assert_eq!(instances.get("stays").await.unwrap().metadata.uid, created.metadata.uid);
-    assert_eq!(secret_data(&client, &ns, "sympozium-nats").await, nats_before, "bus passwords kept");
+    assert_eq!(secret_data(&client, &ns, "sympozium-nats").await, nats_before, "bus trust chain kept");
 
     // An upgrade that names none of the flags keeps the release's values: the webhook stays
     // on, the registry, tag and replicas stay as installed.

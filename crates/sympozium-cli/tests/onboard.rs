@@ -24,7 +24,17 @@ async fn setup(prefix: &str) -> (TestPlane, Client, String) {
 
 async fn piped(plane: &TestPlane, ns: &str, input: &str) -> std::process::Output {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sympozium"))
-        .args(["--kubeconfig", plane.kubeconfig().to_str().unwrap(), "-n", ns, "onboard"])
+        // The test namespace is also the system one: SkillPacks other tests install in
+        // sympozium-system must not add a step here.
+        .args([
+            "--kubeconfig",
+            plane.kubeconfig().to_str().unwrap(),
+            "-n",
+            ns,
+            "onboard",
+            "--system-namespace",
+            ns,
+        ])
         .env_remove("SYMPOZIUM_API_KEY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -47,10 +57,12 @@ async fn plain_prompts_from_piped_stdin() {
         "acme/infra",      // repository
         "Watch the nightly jobs",
         "2", // Telegram
+        "",  // its token typed here
         "123:tg-token",
         "y", // default policy
         "n", // no sandbox
         "2", // every 30 minutes
+        "",  // the default heartbeat task
         "y", // confirm
     ];
     let out = piped(&plane, &ns, &(answers.join("\n") + "\n")).await;
@@ -98,8 +110,8 @@ async fn plain_prompts_reject_bad_answers_and_stop_cleanly() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains("✗ use lower-case letters"), "{stdout}");
-    assert!(stdout.contains("✗ choose 1-7"), "{stdout}");
+    assert!(stdout.contains("✗ name: use lower-case letters"), "{stdout}");
+    assert!(stdout.contains("✗ provider: choose 1-7"), "{stdout}");
     assert!(stderr.starts_with("error: input ended before the wizard was finished"), "{stderr}");
     let instances = Api::<SympoziumInstance>::namespaced(client.clone(), &ns);
     assert!(instances.get_opt("agent-b").await.unwrap().is_none());
@@ -113,12 +125,86 @@ async fn plain_prompts_reject_bad_answers_and_stop_cleanly() {
 }
 
 #[tokio::test]
+async fn plain_prompts_with_skills_an_existing_channel_secret_and_a_cron_heartbeat() {
+    let (plane, client, ns) = setup("onboard-steps").await;
+    let pack: sympozium_api::SkillPack = serde_json::from_value(serde_json::json!({
+        "apiVersion": "sympozium.ai/v1alpha1", "kind": "SkillPack", "metadata": {"name": "team-skill"},
+        "spec": {"category": "testing", "skills": [{"name": "s", "content": "Do s."}]}}))
+    .unwrap();
+    Api::<sympozium_api::SkillPack>::namespaced(client.clone(), &ns)
+        .create(&Default::default(), &pack)
+        .await
+        .unwrap();
+    let answers = |secret: &str| {
+        [
+            "",
+            "agent-s",
+            "4",
+            "",
+            "",
+            "",
+            "",  // namespace, name, Ollama, URL, model, repo, instructions
+            "1", // skills: team-skill
+            "2", // Telegram
+            "2", // its token is in an existing Secret
+            secret,
+            "y",
+            "n",
+            "6",          // custom heartbeat
+            "0 25 * * *", // refused: hour 25
+            "15 8 * * 1-5",
+            "Check the backlog",
+            "y",
+        ]
+        .join("\n")
+            + "\n"
+    };
+    // The Secret must exist: nothing is written when it does not.
+    let out = piped(&plane, &ns, &answers("tg-existing")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1) team-skill: testing"), "{stdout}");
+    assert!(stdout.contains("✗ heartbeat_cron: \"0 25 * * *\": hour field"), "{stdout}");
+    assert!(stderr.contains("channel Secret \"tg-existing\" not found"), "{stderr}");
+    let instances = Api::<SympoziumInstance>::namespaced(client.clone(), &ns);
+    assert!(instances.get_opt("agent-s").await.unwrap().is_none());
+
+    let tg: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "tg-existing"}, "stringData": {"TELEGRAM_BOT_TOKEN": "1:x"}}))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns).create(&Default::default(), &tg).await.unwrap();
+    let out = piped(&plane, &ns, &answers("tg-existing")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Channel:      telegram, token in Secret tg-existing"), "{stdout}");
+    let inst = instances.get("agent-s").await.unwrap();
+    let skills: Vec<_> = inst.spec.skills.iter().filter_map(|s| s.skill_pack_ref.clone()).collect();
+    assert_eq!(skills, ["team-skill", "memory"]);
+    assert_eq!(inst.spec.channels[0].config_ref.secret, "tg-existing");
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    assert!(secrets.get_opt("agent-s-telegram-secret").await.unwrap().is_none(), "no Secret of its own");
+    let hb =
+        Api::<SympoziumSchedule>::namespaced(client.clone(), &ns).get("agent-s-heartbeat").await.unwrap();
+    assert_eq!((hb.spec.schedule.as_str(), hb.spec.task.as_str()), ("15 8 * * 1-5", "Check the backlog"));
+}
+
+#[tokio::test]
 async fn through_a_pseudo_terminal() {
     let (plane, client, ns) = setup("onboard-pty").await;
     let kubeconfig = plane.kubeconfig().to_str().unwrap().to_string();
     let pty = Pty::start(
         "onboard",
-        &[env!("CARGO_BIN_EXE_sympozium"), "--kubeconfig", &kubeconfig, "-n", &ns, "onboard"],
+        &[
+            env!("CARGO_BIN_EXE_sympozium"),
+            "--kubeconfig",
+            &kubeconfig,
+            "-n",
+            &ns,
+            "onboard",
+            "--system-namespace",
+            &ns,
+        ],
         &[("SYMPOZIUM_API_KEY", "sk-from-env")],
     );
     pty.wait_for("Onboard an agent", 30);

@@ -353,19 +353,22 @@ fn onboard_wizard_every_step() {
     let slack_app = text("xapp-1");
     let instructions = text("Watch the nightly jobs");
     let steps: Vec<Vec<KeyCode>> = vec![
-        vec![enter],                   // namespace: team
-        vec![enter],                   // name: my-agent
-        vec![down, down, down, enter], // provider: Ollama
-        url.clone(),                   // base URL
-        vec![enter],                   // model: llama3
-        vec![enter],                   // repo: none
-        instructions.clone(),          // instructions
-        vec![down, down, enter],       // channel: Slack
+        vec![enter],                     // namespace: team
+        vec![enter],                     // name: my-agent
+        vec![down, down, down, enter],   // provider: Ollama
+        url.clone(),                     // base URL
+        vec![enter],                     // model: llama3
+        vec![enter],                     // repo: none
+        instructions.clone(),            // instructions
+        vec![KeyCode::Char(' '), enter], // skills: the cluster's first SkillPack
+        vec![down, down, enter],         // channel: Slack
+        vec![enter],                     // its tokens typed here
         slack_bot.clone(),
         slack_app.clone(),
         vec![enter], // default policy: yes
         vec![enter], // sandbox: no
         vec![enter], // heartbeat: hourly
+        vec![enter], // heartbeat task: the default
         vec![enter], // confirm
     ];
     let frames = walk(&mut app, &steps);
@@ -380,6 +383,8 @@ fn onboard_wizard_every_step() {
             assert!(o.credentials.is_empty(), "Ollama needs no key");
             assert_eq!(o.channel.as_ref().unwrap().1.len(), 2, "Slack bot and app tokens");
             assert_eq!(o.heartbeat.as_deref(), Some("0 * * * *"));
+            assert_eq!(o.heartbeat_task, None, "the default task");
+            assert_eq!(o.skills.as_deref(), Some(&["k8s-ops".to_string()][..]));
             assert!(o.policy && !o.sandbox);
         }
         other => panic!("expected an onboarding, got {other:?}"),

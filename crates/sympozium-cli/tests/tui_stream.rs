@@ -29,7 +29,7 @@ async fn streamed_answer_and_tool_approval_in_the_chat() {
     plane.kubectl(&["apply", "-n", &ns, "-f", sample.to_str().unwrap()]).unwrap();
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
-    let mut responses = bus.durable("t-tui-approvals", topics::TOOL_APPROVAL_RESPONSE);
+    let mut responses = bus.durable("t-tui-approvals", &topics::every(topics::TOOL_APPROVAL_RESPONSE));
 
     let kubeconfig = plane.kubeconfig().to_str().unwrap().to_string();
     let pty = Pty::start(

@@ -27,6 +27,12 @@ use sympozium_controller::channelrouter::history::MESSAGE;
 use sympozium_testkit::TestPlane;
 use sympozium_testkit::nats::NatsServer;
 
+/// The subject a channel pod of the instance `meta` names publishes on (its own).
+fn received(meta: &std::collections::BTreeMap<String, String>) -> String {
+    let get = |k: &str| meta.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    topics::channel_received(get("namespace").unwrap_or("default"), get("instanceName").unwrap_or("none"))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(idx).copied().unwrap_or_default()
@@ -65,7 +71,7 @@ impl Sender<'_> {
             let data = json!({"channel": "telegram", "instanceName": self.inst, "senderId": "1", "chatId": chat(i),
                 "text": text, "metadata": {"messageId": id.to_string()}});
             let t0 = Instant::now();
-            self.bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await?;
+            self.bus.publish(&received(&meta), meta, &data).await?;
             let run = loop {
                 let seen = tokio::time::timeout(Duration::from_secs(30), self.seen.recv())
                     .await
@@ -117,7 +123,8 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let nats = NatsServer::start().await?;
     let bus = Bus::connect(&nats.url()).await?;
-    let router = tokio::spawn(channelrouter::run(client.clone(), Bus::connect(&nats.url()).await?));
+    let router =
+        tokio::spawn(channelrouter::run(client.clone(), Bus::connect(&nats.url()).await?, Some(ns.clone())));
 
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();

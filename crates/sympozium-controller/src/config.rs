@@ -80,16 +80,14 @@ pub struct Config {
     /// set.
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,
-    /// Password of the `controller` bus user (NATS with authorization, as installed).
-    #[arg(long, env = "SYMPOZIUM_NATS_PASSWORD", hide_env_values = true)]
-    pub nats_password: Option<String>,
-    /// Password of the `channel` bus user, copied into each instance's `<instance>-bus`
-    /// Secret for its channel pods.
-    #[arg(long, env = "SYMPOZIUM_NATS_CHANNEL_PASSWORD", hide_env_values = true)]
-    pub nats_channel_password: Option<String>,
-    /// Password of the `agent` bus user, copied into each run's `<run>-bus` Secret.
-    #[arg(long, env = "SYMPOZIUM_NATS_AGENT_PASSWORD", hide_env_values = true)]
-    pub nats_agent_password: Option<String>,
+    /// Public key of the NATS account every bus user belongs to (operator mode, as
+    /// installed: the `account` key of the `sympozium-nats` Secret).
+    #[arg(long, env = "SYMPOZIUM_NATS_ACCOUNT")]
+    pub nats_account: Option<String>,
+    /// Seed of the account's signing key: the controller mints a NATS user per instance's
+    /// channel pods and per run with it (into their `-bus` Secrets), and its own.
+    #[arg(long, env = "SYMPOZIUM_NATS_SIGNING_SEED", hide_env_values = true)]
+    pub nats_signing_seed: Option<String>,
     /// Master key of message origins: each channel and run gets a key derived from it, and
     /// the routers accept only messages whose origin matches what they claim.
     #[arg(long, env = "SYMPOZIUM_ORIGIN_MASTER_KEY", hide_env_values = true)]
@@ -111,33 +109,47 @@ impl Config {
             max_run_history: self.max_run_history,
             memory_url_template: self.memory_url_template.clone(),
             busybox_image: self.busybox_image.clone(),
-            bus_auth: self.bus_auth(),
+            bus_auth: self.bus_auth().ok().flatten(),
             mcp_discovery_attempts: self.mcp_discovery_attempts.max(1),
             mcp_discovery_interval: std::time::Duration::from_secs(self.mcp_discovery_interval_secs),
         }
     }
 
-    /// Credentials for the pods' bus connections, when NATS runs with authorization.
-    pub fn bus_auth(&self) -> Option<BusAuth> {
+    /// Credentials for the pods' bus connections, when NATS runs in operator mode: `None`
+    /// when not configured, an error when configured with keys that do not decode.
+    pub fn bus_auth(&self) -> Result<Option<BusAuth>, String> {
         let nonempty =
             |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
-        Some(BusAuth {
-            channel_password: nonempty(&self.nats_channel_password)?,
-            agent_password: nonempty(&self.nats_agent_password)?,
-            master_key: nonempty(&self.origin_master_key)?,
-        })
+        let (Some(account), Some(seed), Some(master_key)) = (
+            nonempty(&self.nats_account),
+            nonempty(&self.nats_signing_seed),
+            nonempty(&self.origin_master_key),
+        ) else {
+            return Ok(None);
+        };
+        let issuer = sympozium_bus::jwt::Issuer::from_seed(&account, &seed)
+            .map_err(|e| format!("--nats-account / --nats-signing-seed: {e}"))?;
+        Ok(Some(BusAuth { issuer: std::sync::Arc::new(issuer), master_key }))
     }
 
-    /// How the controller itself connects to the bus.
-    pub fn bus_options(&self) -> sympozium_bus::BusOptions {
-        use sympozium_bus::auth::{Credentials, Role};
-        let nonempty =
-            |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
-        sympozium_bus::BusOptions {
-            credentials: nonempty(&self.nats_password)
-                .map(|password| Credentials { role: Role::Controller, password }),
-            origin: None,
-            verifier: nonempty(&self.origin_master_key).map(sympozium_bus::origin::Verifier::new),
-        }
+    /// How the controller itself connects to the bus: as its own NATS user, minted with the
+    /// signing key, when NATS runs in operator mode.
+    pub fn bus_options(&self) -> Result<sympozium_bus::BusOptions, String> {
+        let auth = self.bus_auth()?;
+        let user = match &auth {
+            Some(auth) => Some(
+                auth.issuer
+                    .mint(&sympozium_bus::scope::Identity::Controller, None)
+                    .map_err(|e| format!("minting the controller's bus user: {e}"))?,
+            ),
+            None => None,
+        };
+        let master_key =
+            self.origin_master_key.as_deref().map(str::trim).filter(|k| !k.is_empty()).map(str::to_string);
+        Ok(sympozium_bus::BusOptions {
+            user,
+            verifier: master_key.map(sympozium_bus::origin::Verifier::new),
+            ..Default::default()
+        })
     }
 }

@@ -39,6 +39,10 @@ pub struct Context {
     pub start_locks: StartLocks,
     /// How often each finished agent's log has been read.
     pub log_reads: LogReads,
+    /// When this process started reconciling (after winning the Lease, with leader
+    /// election): outcomes a previous leader received from the bus but never acknowledged
+    /// come back only when their ack wait ends, so results are awaited from here at least.
+    pub acting_since: jiff::Timestamp,
 }
 
 /// Reads of finished agents' logs, per pod: the outcome is read once when the agent exits
@@ -86,6 +90,18 @@ impl StartLocks {
     }
 }
 
+/// Errors of one reconcile of the controllers whose only failures are API calls and the
+/// finalizer machinery.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
 impl Context {
     /// A context whose Events are reported as `sympozium-controller/<instance>`.
     pub fn new(
@@ -109,11 +125,13 @@ impl Context {
             agent_sandbox: false,
             start_locks: StartLocks::default(),
             log_reads: LogReads::default(),
+            acting_since: jiff::Timestamp::now(),
         }
     }
 
     /// Uses `clock` for time-based decisions (tests use a manual clock).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.acting_since = clock.now();
         self.clock = clock;
         self
     }
@@ -243,6 +261,20 @@ pub fn is_teardown(error: &(dyn std::error::Error + 'static)) -> bool {
     error.to_string().split("; ").all(|part| part.contains(": NotFound (") || terminating(part))
 }
 
+/// Whether the API server refused `error`'s request for good — forbidden, invalid, bad —
+/// so retrying cannot help and the object may be failed with it. Anything else (the API
+/// server or its etcd unavailable: 5xx, a dropped connection, a timeout; 408/409/429) is
+/// transient and only retried: a run failed on those would be lost to an API server
+/// restart.
+pub fn is_refusal(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => {
+            (400..500).contains(&status.code) && ![408, 409, 429].contains(&status.code)
+        }
+        _ => false,
+    }
+}
+
 fn terminating(message: &str) -> bool {
     message.contains("because it is being terminated")
 }
@@ -295,5 +327,25 @@ mod tests {
         let not_found = api(404, "NotFound", "configmaps \"m\" not found").to_string();
         assert!(is_teardown(&text(format!("persona a: {not_found}"))));
         assert!(!is_teardown(&text(format!("persona a: {not_found}; persona b: quota exceeded"))));
+    }
+
+    #[test]
+    fn refusals_are_final_an_unavailable_api_server_is_not() {
+        assert!(is_refusal(&api(403, "Forbidden", "cannot bind: escalation")));
+        assert!(is_refusal(&api(422, "Invalid", "rules[0].verbs: Required value")));
+        // What a restarting etcd or API server answers, or nothing at all.
+        let etcd_down =
+            "rpc error: code = Unavailable desc = error reading from server: connection reset by peer";
+        assert!(!is_refusal(&api(500, "", etcd_down)));
+        assert!(!is_refusal(&api(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request"
+        )));
+        assert!(!is_refusal(&api(504, "Timeout", "the server was unable to return a response in time")));
+        assert!(!is_refusal(&api(429, "TooManyRequests", "slow down")));
+        assert!(!is_refusal(&api(409, "Conflict", "the object has been modified")));
+        // A stopped API server: the connection is refused before any status.
+        assert!(!is_refusal(&kube::Error::Service("client error (Connect)".into())));
     }
 }

@@ -2,6 +2,7 @@
 //! elects a leader among replicas.
 
 pub mod agentrun;
+pub mod cache;
 pub mod channelrouter;
 pub mod clock;
 pub mod config;
@@ -57,6 +58,11 @@ pub enum Error {
 
 /// Builds a client from `--kubeconfig` or the in-cluster environment.
 pub async fn client(config: &Config) -> Result<Client, Error> {
+    client_counted(config, None).await
+}
+
+/// Like [`client`], counting every API request in `metrics` when given.
+pub async fn client_counted(config: &Config, metrics: Option<Metrics>) -> Result<Client, Error> {
     let kube_config = match &config.kubeconfig {
         Some(path) => {
             let kc =
@@ -67,8 +73,11 @@ pub async fn client(config: &Config) -> Result<Client, Error> {
         }
         None => KubeConfig::infer().await.map_err(|e| Error::Config(e.to_string()))?,
     };
-    let client =
-        sympozium_kube::client::multiplexed(kube_config).map_err(|e| Error::Config(e.to_string()))?;
+    let client = match metrics {
+        Some(m) => sympozium_kube::client::multiplexed_counted(kube_config, m),
+        None => sympozium_kube::client::multiplexed(kube_config),
+    }
+    .map_err(|e| Error::Config(e.to_string()))?;
     // One request before the controllers start: the connection (HTTP/2 when the server
     // offers it) is in the pool before dozens of watches and reconciles ask for one at once.
     if let Err(e) = client.apiserver_version().await {
@@ -92,8 +101,8 @@ async fn serve(
 
 /// Runs the manager until a shutdown signal (or loss of leadership).
 pub async fn run(config: Config) -> Result<(), Error> {
-    let client = client(&config).await?;
     let metrics = Metrics::default();
+    let client = client_counted(&config, Some(metrics.clone())).await?;
     let identity = config.identity.clone().unwrap_or_else(default_identity);
     let (ready_tx, ready_rx) = watch::channel(!config.leader_elect);
     serve(config.metrics_bind_address, http::metrics_router(metrics.clone())).await?;
@@ -125,11 +134,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
     }
 
     if let Some(url) = config.nats_url.as_deref().filter(|u| !u.is_empty()) {
-        let bus = sympozium_bus::Bus::connect_with(url, config.bus_options())
-            .await
-            .map_err(|e| Error::Bus(e.to_string()))?;
+        let options = config.bus_options().map_err(Error::Config)?;
+        let bus =
+            sympozium_bus::Bus::connect_with(url, options).await.map_err(|e| Error::Bus(e.to_string()))?;
         tokio::spawn(schedule::router::run(client.clone(), bus.clone(), config.max_agent_schedules));
-        tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
+        tokio::spawn(channelrouter::run(client.clone(), bus.clone(), config.watch_namespace.clone()));
         tokio::spawn(spawn::run(client.clone(), bus.clone()));
         tokio::spawn(instance::health::run(client.clone(), bus.clone()));
         tokio::spawn(queue_depth::run(bus.clone(), metrics.clone(), queue_depth::INTERVAL));

@@ -8,18 +8,27 @@
 use serde_json::Value;
 use sympozium_bus::{Bus, Delivery};
 
+/// A run-originated message that no run provably sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{topic} message not signed by a run (proven origin: {origin}); refused")]
+pub struct Unsigned {
+    /// The message's topic.
+    pub topic: String,
+    /// The origin the bus proved, `none` when it proved none.
+    pub origin: String,
+}
+
 /// Pins `delivery` to its proven run, or says why it is refused.
-pub fn pin(bus: &Bus, delivery: &mut Delivery) -> Result<(), String> {
+pub fn pin(bus: &Bus, delivery: &mut Delivery) -> Result<(), Unsigned> {
     if !bus.verifies_origin() {
         return Ok(());
     }
     let proven = delivery.origin.clone().unwrap_or_default();
     let Some((ns, run)) = proven.strip_prefix("run/").and_then(|rest| rest.split_once('/')) else {
-        return Err(format!(
-            "{} message not signed by a run (proven origin: {}); refused",
-            delivery.envelope.topic,
-            if proven.is_empty() { "none" } else { proven.as_str() }
-        ));
+        return Err(Unsigned {
+            topic: delivery.envelope.topic.to_string(),
+            origin: if proven.is_empty() { "none".to_string() } else { proven },
+        });
     };
     let env = &mut delivery.envelope;
     env.metadata.insert("agentRunID".into(), run.into());

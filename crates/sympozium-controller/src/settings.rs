@@ -33,10 +33,8 @@ pub struct Settings {
 /// What the controller hands to pods so they can use an authenticated bus.
 #[derive(Clone)]
 pub struct BusAuth {
-    /// Password of the `channel` role (into each instance's `<instance>-bus` Secret).
-    pub channel_password: String,
-    /// Password of the `agent` role (into each run's `<run>-bus` Secret).
-    pub agent_password: String,
+    /// Mints the NATS users of channel pods and runs (into their `-bus` Secrets).
+    pub issuer: std::sync::Arc<sympozium_bus::jwt::Issuer>,
     /// Master key the per-instance and per-run origin keys derive from.
     pub master_key: String,
 }

@@ -238,7 +238,7 @@ async fn errors_from_the_agent_and_silent_exits_settle_the_run() {
     })
     .await
     .unwrap();
-    h.clock.advance(SignedDuration::from_secs(45));
+    h.clock.advance(SignedDuration::from_secs(75));
     let done = h.run_where("quiet", "Succeeded", |r| phase(r) == AgentRunPhase::Succeeded).await;
     assert!(done.status.unwrap().result.is_none());
 

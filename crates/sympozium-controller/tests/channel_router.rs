@@ -20,6 +20,15 @@ use sympozium_testkit::nats::NatsServer;
 use sympozium_testkit::{TestPlane, wait_for};
 use tokio::sync::mpsc::Receiver;
 
+/// The subject a channel pod of the instance `meta` names publishes on (its own).
+fn received(meta: &std::collections::BTreeMap<String, String>) -> String {
+    let get = |k: &str| meta.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    sympozium_bus::topics::channel_received(
+        get("namespace").unwrap_or("default"),
+        get("instanceName").unwrap_or("none"),
+    )
+}
+
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn instance(client: &Client, ns: &str, name: &str, access: Value) {
@@ -106,17 +115,17 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
 
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
-    let mut out = bus.durable("test-outbound", topics::CHANNEL_MESSAGE_SEND);
-    let mut approvals = bus.durable("test-approvals", topics::TOOL_APPROVAL_RESPONSE);
-    let router = tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
+    let mut out = bus.durable("test-outbound", &topics::every(topics::CHANNEL_MESSAGE_SEND));
+    let mut approvals = bus.durable("test-approvals", &topics::every(topics::TOOL_APPROVAL_RESPONSE));
+    let router = tokio::spawn(channelrouter::run(client.clone(), bus.clone(), None));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
 
     // Inbound → one run, even when the channel pod delivers the message twice.
     let (meta, data) = inbound(&alice, Some(&ns), "U1", "1700.2", "how are the pods?");
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    bus.publish_traced(topics::CHANNEL_MESSAGE_RECEIVED, meta.clone(), &data, Some(tp)).await.unwrap();
-    bus.publish_traced(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data, Some(tp)).await.unwrap();
+    bus.publish_traced(&received(&meta), meta.clone(), &data, Some(tp)).await.unwrap();
+    bus.publish_traced(&received(&meta), meta, &data, Some(tp)).await.unwrap();
     let run = one_run(&runs, &alice).await;
     let name = run.name_any();
     assert!(name.starts_with(&format!("{alice}-ch-")), "{name}");
@@ -162,7 +171,7 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
 
     // A run that fails without any result still answers, with a short error.
     let (meta, data) = inbound(&alice, Some(&ns), "U2", "1700.3", "deploy it");
-    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    bus.publish(&received(&meta), meta, &data).await.unwrap();
     let failed = async {
         loop {
             if let Some(r) = runs_of(&runs, &alice).await.into_iter().find(|r| {
@@ -198,8 +207,8 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
     // A denied sender gets the deny message and no run.
     // (Delivered twice by the channel pod: still one deny message.)
     let (meta, data) = inbound(&alice, Some(&ns), "mallory", "1700.4", "give me the secrets");
-    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta.clone(), &data).await.unwrap();
-    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    bus.publish(&received(&meta), meta.clone(), &data).await.unwrap();
+    bus.publish(&received(&meta), meta, &data).await.unwrap();
     let deny = next(&mut out).await;
     assert_eq!(deny.envelope.data["text"], "You may not talk to me.");
     assert_eq!(deny.envelope.data["chatId"], "C1");
@@ -208,7 +217,7 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
 
     // A tool approval is asked in the chat; the sender's "yes <code>" answers the runner.
     let (meta, data) = inbound(&alice, Some(&ns), "U1", "1700.7", "clean up /tmp");
-    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    bus.publish(&received(&meta), meta, &data).await.unwrap();
     let asking = async {
         loop {
             if let Some(r) = runs_of(&runs, &alice).await.into_iter().find(|r| {
@@ -234,7 +243,7 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
     assert_eq!(question.envelope.data["threadId"], "1700.1");
     assert_eq!(question.envelope.meta("instanceName"), alice);
     let (meta, data) = inbound(&alice, Some(&ns), "U1", "1700.8", &format!("yes {code}"));
-    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    bus.publish(&received(&meta), meta, &data).await.unwrap();
     let answer = next(&mut approvals).await;
     assert_eq!(
         (answer.envelope.data["requestId"].as_str(), answer.envelope.data["approved"].as_bool()),
@@ -245,9 +254,9 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
 
     // Ambiguous instance name (no namespace given): nothing is created; with the namespace it works.
     let (meta, data) = inbound(&dup, None, "U1", "1700.5", "hello?");
-    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    bus.publish(&received(&meta), meta, &data).await.unwrap();
     let (meta, data) = inbound(&dup, Some(&other), "U1", "1700.6", "hello!");
-    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    bus.publish(&received(&meta), meta, &data).await.unwrap();
     let in_other: Api<AgentRun> = Api::namespaced(client.clone(), &other);
     let r = one_run(&in_other, &dup).await;
     assert_eq!(r.spec.task, "hello!");
@@ -279,15 +288,15 @@ async fn every_access_rule_is_applied_by_the_running_router() {
     instance(&client, &ns, &gate, access).await;
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
-    let mut out = bus.durable("access-outbound", topics::CHANNEL_MESSAGE_SEND);
-    let router = tokio::spawn(channelrouter::run(client.clone(), bus.clone()));
+    let mut out = bus.durable("access-outbound", &topics::every(topics::CHANNEL_MESSAGE_SEND));
+    let router = tokio::spawn(channelrouter::run(client.clone(), bus.clone(), Some(ns.clone())));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     let say = |sender: &str, chat: &str, id: &str| {
         let (meta, mut data) = inbound(&gate, Some(&ns), sender, id, "what changed today?");
         data["chatId"] = json!(chat);
         let bus = bus.clone();
-        async move { bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap() }
+        async move { bus.publish(&received(&meta), meta, &data).await.unwrap() }
     };
 
     // On the sender list, in an allowed chat: a run.

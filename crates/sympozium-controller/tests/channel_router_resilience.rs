@@ -19,6 +19,15 @@ use sympozium_testkit::TestPlane;
 use sympozium_testkit::nats::NatsServer;
 use tokio::sync::mpsc::Receiver;
 
+/// The subject a channel pod of the instance `meta` names publishes on (its own).
+fn received(meta: &std::collections::BTreeMap<String, String>) -> String {
+    let get = |k: &str| meta.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    sympozium_bus::topics::channel_received(
+        get("namespace").unwrap_or("default"),
+        get("instanceName").unwrap_or("none"),
+    )
+}
+
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn send(bus: &Bus, ns: &str, instance: &str, i: usize) {
@@ -29,7 +38,7 @@ async fn send(bus: &Bus, ns: &str, instance: &str, i: usize) {
     ]);
     let data = json!({"channel": "telegram", "instanceName": instance, "senderId": "7", "chatId": format!("chat-{i}"),
         "text": format!("question {i}"), "metadata": {"messageId": format!("m{i}")}});
-    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    bus.publish(&received(&meta), meta, &data).await.unwrap();
 }
 
 async fn runs(api: &Api<AgentRun>, instance: &str, n: usize) -> Vec<AgentRun> {
@@ -92,12 +101,12 @@ async fn replicas_restarts_and_downtime_lose_and_duplicate_nothing() {
 
     let mut nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
-    let mut out = bus.durable("test-outbound", topics::CHANNEL_MESSAGE_SEND);
+    let mut out = bus.durable("test-outbound", &topics::every(topics::CHANNEL_MESSAGE_SEND));
     // Two replicas, each with its own connection, as two controller pods would have.
     let mut replicas = Vec::new();
     for _ in 0..2 {
         let b = Bus::connect(&nats.url()).await.unwrap();
-        replicas.push(tokio::spawn(channelrouter::run(client.clone(), b)));
+        replicas.push(tokio::spawn(channelrouter::run(client.clone(), b, Some(ns.clone()))));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     for i in 0..8 {
@@ -144,7 +153,78 @@ async fn replicas_restarts_and_downtime_lose_and_duplicate_nothing() {
     for i in 8..10 {
         send(&bus, &ns, inst, i).await;
     }
-    let later = tokio::spawn(channelrouter::run(client.clone(), Bus::connect(&nats.url()).await.unwrap()));
+    let later = tokio::spawn(channelrouter::run(
+        client.clone(),
+        Bus::connect(&nats.url()).await.unwrap(),
+        Some(ns.clone()),
+    ));
     runs(&api, inst, 10).await;
     later.abort();
+}
+
+/// Two installations on one cluster (two controllers with `--watch-namespace`, each with its
+/// own bus), or two tests on one plane: each router answers the channel runs of its own
+/// namespace only. A router that watched every namespace took the other's replies — it
+/// claimed a finished run of the other namespace and published the answer on its own bus,
+/// where no channel pod of that instance listens, so the user never got it.
+#[tokio::test]
+async fn routers_scoped_to_their_namespaces_never_take_each_others_replies() {
+    let plane = TestPlane::get().unwrap();
+    let client: Client = plane.client().await.unwrap();
+    let inst = "dave";
+    let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance", "metadata": {"name": inst},
+        "spec": {"agents": {"default": {"model": "gpt-4.1"}}, "channels": [{"type": "telegram", "configRef": {"secret": "tg"}}]}});
+    let mut sides = Vec::new();
+    for prefix in ["chan-scope-a", "chan-scope-b"] {
+        let ns = plane.namespace(&client, prefix).await.unwrap().name().to_string();
+        Api::<sympozium_api::SympoziumInstance>::namespaced(client.clone(), &ns)
+            .patch(inst, &PatchParams::apply("test"), &Patch::Apply(&body))
+            .await
+            .unwrap();
+        let nats = NatsServer::start().await.unwrap();
+        let bus = Bus::connect(&nats.url()).await.unwrap();
+        let out = bus.durable("test-outbound", &topics::every(topics::CHANNEL_MESSAGE_SEND));
+        let router = tokio::spawn(channelrouter::run(
+            client.clone(),
+            Bus::connect(&nats.url()).await.unwrap(),
+            Some(ns.clone()),
+        ));
+        sides.push((ns, nats, bus, out, router));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut made = Vec::new();
+    for (ns, _, bus, _, _) in &sides {
+        for i in 0..3 {
+            send(bus, ns, inst, i).await;
+        }
+        made.push(runs(&Api::namespaced(client.clone(), ns), inst, 3).await);
+    }
+    // A completion naming a run of the other namespace arrives on A's bus: not A's to answer.
+    let (ns_b, foreign) = (&sides[1].0, made[1][0].name_any());
+    let meta = BTreeMap::from([
+        ("agentRunID".to_string(), foreign),
+        ("instanceName".to_string(), inst.to_string()),
+        ("namespace".to_string(), ns_b.clone()),
+    ]);
+    sides[0]
+        .2
+        .publish(topics::AGENT_RUN_COMPLETED, meta, &json!({"status": "success", "response": "stolen"}))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Every run of both namespaces ends without a completion event: the watch path answers.
+    for ((ns, ..), runs) in sides.iter().zip(&made) {
+        let api: Api<AgentRun> = Api::namespaced(client.clone(), ns);
+        for r in runs {
+            let status = json!({"status": {"phase": "Failed", "error": format!("done in {ns}")}});
+            api.patch_status(&r.name_any(), &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+        }
+    }
+    for ((ns, _, _, out, router), runs) in sides.iter_mut().zip(&made) {
+        let got = replies(out, 3).await;
+        let want: BTreeSet<(String, String)> =
+            runs.iter().map(|r| (chat_of(r), format!("Error: done in {ns}"))).collect();
+        assert_eq!(got, want, "each reply on its own namespace's bus, once");
+        router.abort();
+    }
 }

@@ -41,6 +41,7 @@ fn exported() -> BTreeSet<String> {
         cost: Some((0.01, "USD".into())),
     });
     m.queue_depth("channel-router-inbound", 1, 0);
+    m.api_request("get", "pods");
     let memory = MemoryMetrics::global();
     memory.observe(Operation::Store, Duration::from_millis(2), true);
     memory.observe(Operation::Search, Duration::from_millis(3), true);

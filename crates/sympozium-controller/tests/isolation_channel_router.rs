@@ -1,8 +1,8 @@
 //! A channel pod of instance A cannot make instance B run anything: the channel router on
-//! the test control plane, behind a real nats-server with the installed authorization,
-//! verifying origins with the master key as the installed controller does. The attacker
-//! holds what a tenant of namespace A can read: the `channel` role password and A's origin
-//! key (both in `alpha-bus`). Each attack is made, then B's own channel pod sends one real
+//! the test control plane, behind a real nats-server in operator mode (the installed trust
+//! chain), verifying origins with the master key as the installed controller does. The
+//! attacker holds what a tenant of namespace A can read: A's channel user (NATS creds) and
+//! A's origin key (both in `alpha-bus`). Each attack is made, then B's own channel pod sends one real
 //! message; the router handles messages in order, so once B's real run exists every attack
 //! before it has been decided — and B must have exactly that one run.
 
@@ -15,8 +15,9 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use sympozium_api::AgentRun;
-use sympozium_bus::auth::{self, Credentials, Role, RoleUser};
+use sympozium_bus::jwt::{Issuer, Trust};
 use sympozium_bus::origin::{self, Origin, Verifier};
+use sympozium_bus::scope::Identity;
 use sympozium_bus::{Bus, BusOptions, topics};
 use sympozium_controller::channelrouter;
 use sympozium_testkit::TestPlane;
@@ -24,8 +25,19 @@ use sympozium_testkit::nats::NatsServer;
 
 const MASTER: &str = "router-test-master-key";
 
-fn password(role: Role) -> String {
-    format!("pw-{}-router", role.user())
+async fn operator_mode() -> (NatsServer, Issuer) {
+    let trust = Trust::generate();
+    let config = trust.server_config().unwrap();
+    (NatsServer::start_with_config(move |_, _| config).await.unwrap(), trust.issuer())
+}
+
+async fn controller(nats: &NatsServer, issuer: &Issuer, verifier: &Verifier) -> Bus {
+    let options = BusOptions {
+        user: Some(issuer.mint(&Identity::Controller, None).unwrap()),
+        verifier: Some(verifier.clone()),
+        ..Default::default()
+    };
+    Bus::connect_with(&nats.url(), options).await.unwrap()
 }
 
 async fn instance(client: &Client, ns: &str, name: &str, access: Value) {
@@ -40,17 +52,30 @@ async fn instance(client: &Client, ns: &str, name: &str, access: Value) {
         .unwrap();
 }
 
-/// A channel pod's connection: the `channel` role, signing as `identity` with `key`.
-async fn pod(nats: &NatsServer, identity: Option<(&str, &str)>) -> Bus {
+/// A channel pod's connection: `user`'s NATS user, signing as `identity` with `key`.
+async fn pod(nats: &NatsServer, issuer: &Issuer, user: &Identity, identity: Option<(&str, &str)>) -> Bus {
     let options = BusOptions {
-        credentials: Some(Credentials { role: Role::Channel, password: password(Role::Channel) }),
+        user: Some(issuer.mint(user, None).unwrap()),
         origin: identity.map(|(id, key)| Origin::new(id, key)),
-        verifier: None,
+        ..Default::default()
     };
     Bus::connect_with(&nats.url(), options).await.unwrap()
 }
 
-async fn say(bus: &Bus, channel: &str, ns: &str, instance: &str, sender: &str, id: &str, text: &str) {
+/// Publishes a chat message on `subject_of`'s own subject (the only one its pod may use),
+/// claiming to be for `ns`/`instance`.
+#[allow(clippy::too_many_arguments)]
+async fn say(
+    bus: &Bus,
+    subject_of: &Identity,
+    channel: &str,
+    ns: &str,
+    instance: &str,
+    sender: &str,
+    id: &str,
+    text: &str,
+) {
+    let Identity::Channel { namespace, instance: own } = subject_of else { unreachable!() };
     let meta = BTreeMap::from([
         ("channel".to_string(), channel.to_string()),
         ("instanceName".to_string(), instance.to_string()),
@@ -58,7 +83,7 @@ async fn say(bus: &Bus, channel: &str, ns: &str, instance: &str, sender: &str, i
     ]);
     let data = json!({"channel": channel, "instanceName": instance, "namespace": ns, "senderId": sender,
         "chatId": "C1", "text": text, "metadata": {"ts": id}});
-    bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    bus.publish(&topics::channel_received(namespace, own), meta, &data).await.unwrap();
 }
 
 async fn runs(client: &Client, ns: &str) -> Vec<AgentRun> {
@@ -86,63 +111,62 @@ async fn a_channel_pod_of_one_instance_cannot_start_runs_of_another() {
     instance(&client, &ns_a, "alpha", json!({})).await;
     instance(&client, &ns_b, "beta", json!({"deniedSenders": ["mallory"]})).await;
 
-    let users: Vec<_> = Role::ALL.iter().map(|r| RoleUser { role: *r, password: password(*r) }).collect();
-    let nats = NatsServer::start_with_config(|_, _| auth::server_config(&users)).await.unwrap();
+    let (nats, issuer) = operator_mode().await;
     let verifier = Verifier::new(MASTER);
-    let controller = Bus::connect_with(
-        &nats.url(),
-        BusOptions {
-            credentials: Some(Credentials { role: Role::Controller, password: password(Role::Controller) }),
-            origin: None,
-            verifier: Some(verifier.clone()),
-        },
-    )
-    .await
-    .unwrap();
-    let router = tokio::spawn(channelrouter::run(client.clone(), controller));
+    let router =
+        tokio::spawn(channelrouter::run(client.clone(), controller(&nats, &issuer, &verifier).await, None));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let a_id = origin::channel_identity(&ns_a, "alpha");
     let b_id = origin::channel_identity(&ns_b, "beta");
     let a_key = verifier.key_for(&a_id);
     let b_key = verifier.key_for(&b_id);
-    let pod_a = pod(&nats, Some((&a_id, &a_key))).await;
+    let (alpha, beta) = (Identity::channel(&ns_a, "alpha"), Identity::channel(&ns_b, "beta"));
+    let pod_a = pod(&nats, &issuer, &alpha, Some((&a_id, &a_key))).await;
     let mut tried = 0;
 
     // 1. A's pod names B in the message.
-    say(&pod_a, "slack", &ns_b, "beta", "U1", "1.1", "attack: A names B").await;
+    say(&pod_a, &alpha, "slack", &ns_b, "beta", "U1", "1.1", "attack: A names B").await;
     tried += 1;
     // 2. A's pod claims B's identity, signing with its own key.
-    let forged = pod(&nats, Some((&b_id, &a_key))).await;
-    say(&forged, "slack", &ns_b, "beta", "U1", "1.2", "attack: A claims B's identity").await;
+    let forged = pod(&nats, &issuer, &alpha, Some((&b_id, &a_key))).await;
+    say(&forged, &alpha, "slack", &ns_b, "beta", "U1", "1.2", "attack: A claims B's identity").await;
     tried += 1;
     // 3. A's pod sends unsigned, naming B.
-    let bare = pod(&nats, None).await;
-    say(&bare, "slack", &ns_b, "beta", "U1", "1.3", "attack: unsigned").await;
+    let bare = pod(&nats, &issuer, &alpha, None).await;
+    say(&bare, &alpha, "slack", &ns_b, "beta", "U1", "1.3", "attack: unsigned").await;
     tried += 1;
     // 4. A's pod names B without a namespace (the name alone is unambiguous).
     let meta = BTreeMap::from([("instanceName".to_string(), "beta".to_string())]);
     let data = json!({"channel": "slack", "instanceName": "beta", "senderId": "U1", "chatId": "C1",
         "text": "attack: no namespace", "metadata": {"ts": "1.4"}});
-    pod_a.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta, &data).await.unwrap();
+    pod_a.publish(&topics::channel_received(&ns_a, "alpha"), meta.clone(), &data).await.unwrap();
     tried += 1;
-    // 5. B's own pod, on a channel type B does not configure.
-    let pod_b = pod(&nats, Some((&b_id, &b_key))).await;
-    say(&pod_b, "telegram", &ns_b, "beta", "U1", "1.5", "attack: unconfigured channel type").await;
+    // 5. A's pod publishes on B's own subject, signed with B's identity claim: NATS refuses.
+    let refused = tokio::time::timeout(
+        Duration::from_secs(10),
+        forged.publish(&topics::channel_received(&ns_b, "beta"), meta, &data),
+    )
+    .await;
+    assert!(!matches!(refused, Ok(Ok(()))), "NATS stored a message A published on B's subject");
     tried += 1;
-    // 6. B's own pod, from a sender B's slack entry denies (deny wins).
-    say(&pod_b, "slack", &ns_b, "beta", "mallory", "1.6", "attack: denied sender").await;
+    // 6. B's own pod, on a channel type B does not configure.
+    let pod_b = pod(&nats, &issuer, &beta, Some((&b_id, &b_key))).await;
+    say(&pod_b, &beta, "telegram", &ns_b, "beta", "U1", "1.5", "attack: unconfigured channel type").await;
+    tried += 1;
+    // 7. B's own pod, from a sender B's slack entry denies (deny wins).
+    say(&pod_b, &beta, "slack", &ns_b, "beta", "mallory", "1.6", "attack: denied sender").await;
     tried += 1;
 
     // The real message from B's pod: its run appears, and it is B's only run.
-    say(&pod_b, "slack", &ns_b, "beta", "U1", "1.7", "legit message for beta").await;
+    say(&pod_b, &beta, "slack", &ns_b, "beta", "U1", "1.7", "legit message for beta").await;
     let b_runs = after_run_with(&client, &ns_b, "legit message for beta").await;
     let tasks: Vec<_> = b_runs.iter().map(|r| r.spec.task.clone()).collect();
     assert_eq!(b_runs.len(), 1, "only B's own message made a run in B: {tasks:?}");
     let refused = tried - (b_runs.len() - 1);
 
     // A's pod still works for A.
-    say(&pod_a, "slack", &ns_a, "alpha", "U1", "2.1", "legit message for alpha").await;
+    say(&pod_a, &alpha, "slack", &ns_a, "alpha", "U1", "2.1", "legit message for alpha").await;
     let a_runs = after_run_with(&client, &ns_a, "legit message for alpha").await;
     assert_eq!(a_runs.len(), 1);
     assert!(runs(&client, &ns_b).await.len() == 1, "and nothing more in B");
@@ -168,7 +192,7 @@ async fn result_of(client: &Client, ns: &str, name: &str) -> Option<String> {
     run.status.and_then(|s| s.result)
 }
 
-/// A run's pod (the `agent` role and its own origin key, all it has) tries to finish another
+/// A run's pod (its own NATS user and origin key, all it has) tries to finish another
 /// tenant's run with its own text; only the victim's own completion counts.
 #[tokio::test]
 async fn a_run_cannot_finish_another_tenants_run() {
@@ -179,32 +203,27 @@ async fn a_run_cannot_finish_another_tenants_run() {
     running_run(&client, &ns_a, "attacker").await;
     running_run(&client, &ns_b, "victim").await;
 
-    let users: Vec<_> = Role::ALL.iter().map(|r| RoleUser { role: *r, password: password(*r) }).collect();
-    let nats = NatsServer::start_with_config(|_, _| auth::server_config(&users)).await.unwrap();
+    let (nats, issuer) = operator_mode().await;
     let verifier = Verifier::new(MASTER);
-    let controller = Bus::connect_with(
-        &nats.url(),
-        BusOptions {
-            credentials: Some(Credentials { role: Role::Controller, password: password(Role::Controller) }),
-            origin: None,
-            verifier: Some(verifier.clone()),
-        },
-    )
-    .await
-    .unwrap();
     let completions = tokio::spawn(sympozium_controller::agentrun::completion::run(
         client.clone(),
-        controller,
+        controller(&nats, &issuer, &verifier).await,
         Default::default(),
     ));
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each pod holds only its own run's NATS user (the attacker's, even when it claims the
+    // victim's identity in its origin header).
     let as_run = |ns: &str, run: &str, key: Option<String>| {
         let (url, identity) = (nats.url(), origin::run_identity(ns, run));
+        let user_ns =
+            if run == "victim" && key.as_deref() == Some(&verifier.key_for(&identity)) { ns } else { &ns_a };
+        let user_run = if user_ns == ns_a { "attacker" } else { run };
+        let user = issuer.mint(&Identity::run(user_ns, user_run, Some("inst".into())), None).unwrap();
         async move {
             let options = BusOptions {
-                credentials: Some(Credentials { role: Role::Agent, password: password(Role::Agent) }),
+                user: Some(user),
                 origin: key.map(|k| Origin::new(identity, k)),
-                verifier: None,
+                ..Default::default()
             };
             Bus::connect_with(&url, options).await.unwrap()
         }

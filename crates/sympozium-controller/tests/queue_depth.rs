@@ -13,6 +13,15 @@ use sympozium_controller::queue_depth;
 use sympozium_kube::metrics::Metrics;
 use sympozium_testkit::nats::NatsServer;
 
+/// The subject a channel pod of the instance `meta` names publishes on (its own).
+fn received(meta: &std::collections::BTreeMap<String, String>) -> String {
+    let get = |k: &str| meta.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    sympozium_bus::topics::channel_received(
+        get("namespace").unwrap_or("default"),
+        get("instanceName").unwrap_or("none"),
+    )
+}
+
 /// `(pending, unacknowledged)` of the router's inbound consumer on `/metrics`.
 fn depth(metrics: &Metrics) -> (u64, u64) {
     let text = metrics.render();
@@ -49,7 +58,7 @@ async fn waiting_messages_show_as_queue_depth_until_handled() {
     queue_depth::sample(&bus, &metrics).await;
     assert_eq!(depth(&metrics), (0, 0));
 
-    let mut inbound = bus.durable(INBOUND_CONSUMER, topics::CHANNEL_MESSAGE_RECEIVED);
+    let mut inbound = bus.durable(INBOUND_CONSUMER, &topics::every(topics::CHANNEL_MESSAGE_RECEIVED));
     for _ in 0..100 {
         if bus.backlog(INBOUND_CONSUMER).await.unwrap().is_some() {
             break;
@@ -58,9 +67,7 @@ async fn waiting_messages_show_as_queue_depth_until_handled() {
     }
     let meta = BTreeMap::from([("instanceName".to_string(), "sre".to_string())]);
     for i in 0..3 {
-        bus.publish(topics::CHANNEL_MESSAGE_RECEIVED, meta.clone(), &json!({"text": format!("m{i}")}))
-            .await
-            .unwrap();
+        bus.publish(&received(&meta), meta.clone(), &json!({"text": format!("m{i}")})).await.unwrap();
     }
     // Three messages nobody has handled: waiting or delivered and not yet acknowledged.
     until(&bus, &metrics, "three messages waiting", |(p, u)| p + u == 3).await;

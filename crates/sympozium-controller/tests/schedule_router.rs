@@ -43,7 +43,7 @@ async fn agents_manage_their_own_schedules_over_the_bus() {
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
     let router_task = tokio::spawn(router::run(client.clone(), bus.clone(), 2));
-    let mut results = bus.durable("test-results", &topics::schedule_upsert_result(&run));
+    let mut results = bus.durable("test-results", &topics::schedule_upsert_result(&ns, &run));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let meta = BTreeMap::from([

@@ -146,7 +146,7 @@ async fn sub_agents_are_spawned_within_limits_and_answer_their_parent() {
     ask(&bus, &ns, &child_name, "lead", "2").await;
     let grandchild = child_count(&runs, &child_name, 1).await.remove(0);
     assert_eq!(grandchild.spec.parent.as_ref().unwrap().spawn_depth, 2);
-    let mut to_grandchild = bus.replay(&topics::spawn_result(&grandchild.name_any()));
+    let mut to_grandchild = bus.replay(&topics::spawn_result(&ns, &grandchild.name_any()));
     ask(&bus, &ns, &grandchild.name_any(), "lead", "3").await;
     let refused = answer(&mut to_grandchild).await;
     assert_eq!((refused["id"].as_str(), refused["status"].as_str()), (Some("3"), Some("error")));
@@ -155,7 +155,7 @@ async fn sub_agents_are_spawned_within_limits_and_answer_their_parent() {
 
     // Children per agent: a second child is fine, a third is refused; a redelivered request
     // does not count twice.
-    let mut to_lead = bus.replay(&topics::spawn_result("lead-run"));
+    let mut to_lead = bus.replay(&topics::spawn_result(&ns, "lead-run"));
     assert_eq!(answer(&mut to_lead).await["id"], "1", "the first child's result, replayed");
     ask(&bus, &ns, "lead-run", "lead", "4").await;
     ask(&bus, &ns, "lead-run", "lead", "4").await;
@@ -172,7 +172,7 @@ async fn sub_agents_are_spawned_within_limits_and_answer_their_parent() {
     instance(&client, &ns, "solo", json!({"maxDepth": 3, "maxChildrenPerAgent": 5, "maxConcurrent": 1}))
         .await;
     top_level_run(&client, &ns, "solo-run", "solo").await;
-    let mut to_solo = bus.replay(&topics::spawn_result("solo-run"));
+    let mut to_solo = bus.replay(&topics::spawn_result(&ns, "solo-run"));
     ask(&bus, &ns, "solo-run", "solo", "a").await;
     let first = child_count(&runs, "solo-run", 1).await.remove(0);
     ask(&bus, &ns, "solo-run", "solo", "b").await;

@@ -11,7 +11,7 @@ use clap::Parser;
 #[command(name = "sympozium-ipc-bridge", version, about)]
 pub struct Config {
     /// The directory shared with the agent container.
-    #[arg(long, env = vars::IPC_PATH, default_value = "/ipc")]
+    #[arg(long, env = vars::IPC_PATH, default_value = sympozium_protocol::ipc::DEFAULT_ROOT)]
     pub ipc_path: PathBuf,
     /// The AgentRun this pod executes (required).
     #[arg(long, env = vars::AGENT_RUN_ID, default_value = "")]
@@ -25,10 +25,10 @@ pub struct Config {
     /// NATS URL of the event bus.
     #[arg(long, env = vars::EVENT_BUS_URL, default_value = "nats://nats.sympozium-system.svc:4222")]
     pub event_bus_url: String,
-    /// Password of the `agent` bus user (from the run's `<run>-bus` Secret); unset for a
-    /// NATS without authorization.
-    #[arg(long, env = vars::NATS_PASSWORD, hide_env_values = true)]
-    pub nats_password: Option<String>,
+    /// The run's user on the bus (`.creds` text from the run's `<run>-bus` Secret); unset for
+    /// a NATS without authorization.
+    #[arg(long, env = vars::NATS_CREDS, hide_env_values = true)]
+    pub nats_creds: Option<String>,
     /// The run's origin key (same Secret): everything the bridge publishes is signed with it.
     #[arg(long, env = vars::SYMPOZIUM_ORIGIN_KEY, hide_env_values = true)]
     pub origin_key: Option<String>,
@@ -49,26 +49,42 @@ impl Config {
             instance_name: String::new(),
             namespace: String::new(),
             event_bus_url: event_bus_url.into(),
-            nats_password: None,
+            nats_creds: None,
             origin_key: None,
             rescan_interval_ms: 2000,
             exit_delay_ms: 2000,
         }
     }
 
-    /// How the bridge connects: as the `agent` role, signing as its run.
-    pub fn bus_options(&self) -> sympozium_bus::BusOptions {
-        use sympozium_bus::auth::{Credentials, Role};
+    /// The run's identity on the bus (its own subjects and consumers).
+    pub fn identity(&self) -> sympozium_bus::scope::Identity {
+        let instance = Some(self.instance_name.clone()).filter(|i| !i.is_empty());
+        sympozium_bus::scope::Identity::run(self.bus_namespace(), &self.agent_run_id, instance)
+    }
+
+    /// The namespace on the bus: a bridge not told its run's namespace serves a run in
+    /// `default` (the controller always tells it).
+    pub fn bus_namespace(&self) -> &str {
+        if self.namespace.is_empty() { "default" } else { &self.namespace }
+    }
+
+    /// How the bridge connects: as the run's own NATS user (`NATS_CREDS`), signing as its run.
+    pub fn bus_options(&self) -> Result<sympozium_bus::BusOptions, sympozium_bus::jwt::JwtError> {
         let set =
             |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
-        sympozium_bus::BusOptions {
-            credentials: set(&self.nats_password).map(|password| Credentials { role: Role::Agent, password }),
+        let user = match set(&self.nats_creds) {
+            Some(text) => Some(sympozium_bus::jwt::UserCredentials::from_creds(&text)?),
+            None => None,
+        };
+        Ok(sympozium_bus::BusOptions {
+            identity: Some(self.identity()),
+            user,
             origin: set(&self.origin_key).map(|key| {
                 let identity = sympozium_bus::origin::run_identity(&self.namespace, &self.agent_run_id);
                 sympozium_bus::origin::Origin::new(identity, key)
             }),
-            verifier: None,
-        }
+            ..Default::default()
+        })
     }
 
     /// The safety-net rescan period.

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use sympozium_bus::topics;
+use sympozium_protocol::ipc;
 
 /// Sub-directories of `/ipc` the bridge creates.
-pub const DIRS: [&str; 6] = ["input", "output", "spawn", "tools", "messages", "schedules"];
+pub const DIRS: [&str; 6] = ipc::DIRS;
 
 /// A file to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +25,7 @@ fn is_ignored(name: &str) -> bool {
 
 /// The index `n` of `stream-<n>.json`.
 pub fn stream_index(name: &str) -> Option<u64> {
-    name.strip_prefix("stream-")?.strip_suffix(".json")?.parse().ok()
+    ipc::stream_index(name)
 }
 
 /// Classifies a file by its path relative to the IPC root; `None` = not published.
@@ -42,17 +43,17 @@ pub fn classify(root: &Path, path: &Path) -> Option<Outgoing> {
         Some(Outgoing { path: path.to_path_buf(), topic, order: (rank, index, name.to_string()) })
     };
     match parts.as_slice() {
-        ["messages", _] => make(topics::CHANNEL_MESSAGE_SEND, 0, 0),
-        ["schedules", _] => make(topics::SCHEDULE_UPSERT, 1, 0),
-        ["spawn", _] => make(topics::AGENT_SPAWN_REQUEST, 2, 0),
-        ["tools", file] | ["tools", _, file] if file.starts_with("exec-request") => {
+        [ipc::MESSAGES, _] => make(topics::CHANNEL_MESSAGE_SEND, 0, 0),
+        [ipc::SCHEDULES, _] => make(topics::SCHEDULE_UPSERT, 1, 0),
+        [ipc::SPAWN, _] => make(topics::AGENT_SPAWN_REQUEST, 2, 0),
+        [ipc::TOOLS, file] | [ipc::TOOLS, _, file] if file.starts_with(ipc::EXEC_REQUEST_PREFIX) => {
             make(topics::TOOL_EXEC_REQUEST, 3, 0)
         }
-        ["output", file] if stream_index(file).is_some() => {
+        [ipc::OUTPUT, file] if stream_index(file).is_some() => {
             make(topics::AGENT_STREAM_CHUNK, 4, stream_index(file).unwrap_or_default())
         }
-        ["output", "status.json"] => make(topics::AGENT_STATUS_UPDATE, 5, 0),
-        ["output", "result.json"] => make(topics::AGENT_RUN_COMPLETED, 6, 0),
+        [ipc::OUTPUT, ipc::STATUS] => make(topics::AGENT_STATUS_UPDATE, 5, 0),
+        [ipc::OUTPUT, ipc::RESULT] => make(topics::AGENT_RUN_COMPLETED, 6, 0),
         _ => None,
     }
 }
@@ -60,7 +61,7 @@ pub fn classify(root: &Path, path: &Path) -> Option<Outgoing> {
 /// Every publishable file under `root` (two levels deep), in publishing order.
 pub fn scan(root: &Path) -> Vec<Outgoing> {
     let mut found = Vec::new();
-    for dir in ["messages", "schedules", "spawn", "tools", "output"] {
+    for dir in [ipc::MESSAGES, ipc::SCHEDULES, ipc::SPAWN, ipc::TOOLS, ipc::OUTPUT] {
         collect(root, &root.join(dir), 0, &mut found);
     }
     found.sort_by(|a, b| a.order.cmp(&b.order));

@@ -106,6 +106,9 @@ struct Publisher {
     root: PathBuf,
     bus: Bus,
     meta: BTreeMap<String, String>,
+    /// Where `messages/` files go: the run's own instance's outbound subject (the only one
+    /// its NATS user may post through).
+    channel_send: String,
     published: HashSet<PathBuf>,
     unreadable_since: HashMap<PathBuf, Instant>,
     /// The last pass left something unpublished.
@@ -167,7 +170,9 @@ impl Publisher {
             self.meta.get("namespace").map_or("", String::as_str),
             self.meta.get("agentRunID").map_or("", String::as_str)
         );
-        match self.bus.publish_once(topic, self.meta.clone(), &data, &id).await {
+        let subject_topic =
+            if topic == topics::CHANNEL_MESSAGE_SEND { self.channel_send.as_str() } else { topic };
+        match self.bus.publish_once(subject_topic, self.meta.clone(), &data, &id).await {
             Ok(()) => {
                 self.unreadable_since.remove(path);
                 tracing::info!(path = %path.display(), %topic, "published");
@@ -185,7 +190,16 @@ impl Publisher {
 async fn connect(config: &Config) -> Bus {
     let mut delay = Duration::from_secs(1);
     loop {
-        match Bus::connect_with(&config.event_bus_url, config.bus_options()).await {
+        let options = match config.bus_options() {
+            Ok(o) => o,
+            Err(e) => {
+                // Broken credentials do not heal by retrying; say so and keep the files on disk.
+                tracing::error!(error = %e, "NATS_CREDS does not parse; the bridge cannot reach the bus");
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                continue;
+            }
+        };
+        match Bus::connect_with(&config.event_bus_url, options).await {
             Ok(bus) => return bus,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "event bus unreachable; retrying");
@@ -216,17 +230,23 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .map_err(|source| Error::Watch { path: root.clone(), source })?;
 
     let bus = connect(&config).await;
+    let (ns, run) = (config.bus_namespace().to_string(), config.agent_run_id.clone());
     let inbound = [
-        tokio::spawn(inbound::spawn_results(bus.clone(), root.clone(), config.agent_run_id.clone())),
-        tokio::spawn(inbound::schedule_results(bus.clone(), root.clone(), config.agent_run_id.clone())),
-        tokio::spawn(inbound::followups(bus.clone(), root.clone(), config.agent_run_id.clone())),
-        tokio::spawn(inbound::tool_results(bus.clone(), root.clone(), config.agent_run_id.clone())),
+        tokio::spawn(inbound::spawn_results(bus.clone(), root.clone(), topics::spawn_result(&ns, &run))),
+        tokio::spawn(inbound::schedule_results(
+            bus.clone(),
+            root.clone(),
+            topics::schedule_upsert_result(&ns, &run),
+        )),
+        tokio::spawn(inbound::followups(bus.clone(), root.clone(), topics::followup(&ns, &run))),
+        tokio::spawn(inbound::tool_results(bus.clone(), root.clone(), topics::tool_exec_result(&ns, &run))),
     ];
     tracing::info!(run = %config.agent_run_id, ipc = %root.display(), "bridge up");
     let mut publisher = Publisher {
         root: root.clone(),
         bus,
         meta: metadata(&config),
+        channel_send: topics::channel_send(config.bus_namespace(), &config.instance_name),
         published: HashSet::new(),
         unreadable_since: HashMap::new(),
         pending: false,

@@ -50,8 +50,10 @@ fn config(root: &Path, nats: &NatsServer, run: &str) -> Config {
 async fn every_file_is_published_once_in_order_and_the_bridge_exits_after_the_result() {
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
+    // Messages go to the run's own instance's outbound subject (team/alice).
+    let channel_send = topics::channel_send("team", "alice");
     let watched = [
-        topics::CHANNEL_MESSAGE_SEND,
+        channel_send.as_str(),
         topics::SCHEDULE_UPSERT,
         topics::AGENT_SPAWN_REQUEST,
         topics::TOOL_EXEC_REQUEST,
@@ -144,10 +146,10 @@ async fn files_already_there_are_found_and_sub_agent_results_come_back() {
         response: Some("early".into()),
         ..Default::default()
     };
-    bus.publish(&topics::spawn_result("run-2"), Default::default(), &early).await.unwrap();
+    bus.publish(&topics::spawn_result("team", "run-2"), Default::default(), &early).await.unwrap();
     // Another run's answer is not ours.
     let other = SpawnResult::error("999", "not yours");
-    bus.publish(&topics::spawn_result("run-other"), Default::default(), &other).await.unwrap();
+    bus.publish(&topics::spawn_result("team", "run-other"), Default::default(), &other).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
@@ -171,15 +173,19 @@ async fn files_already_there_are_found_and_sub_agent_results_come_back() {
     };
     assert_eq!(read("100").await, json!({"id": "100", "status": "success", "response": "early"}));
     let late = SpawnResult::error("101", "maxDepth 2 reached");
-    bus.publish(&topics::spawn_result("run-2"), Default::default(), &late).await.unwrap();
+    bus.publish(&topics::spawn_result("team", "run-2"), Default::default(), &late).await.unwrap();
     assert_eq!(read("101").await["error"], "maxDepth 2 reached");
     assert!(!root.join("input/spawn-result-999.json").exists());
 
     // Follow-ups and command results published for this run land where the runner reads them.
-    bus.publish(&topics::followup("run-2"), Default::default(), &json!({"text": "also check the ingress"}))
-        .await
-        .unwrap();
-    bus.publish(&topics::tool_exec_result("run-2"), Default::default(),
+    bus.publish(
+        &topics::followup("team", "run-2"),
+        Default::default(),
+        &json!({"text": "also check the ingress"}),
+    )
+    .await
+    .unwrap();
+    bus.publish(&topics::tool_exec_result("team", "run-2"), Default::default(),
         &json!({"id": "77", "skill": "k8s-ops", "exitCode": 0, "stdout": "ok", "stderr": "", "timedOut": false})).await.unwrap();
     let file = async |rel: &str| -> Value {
         let path = root.join(rel);
@@ -200,14 +206,16 @@ async fn files_already_there_are_found_and_sub_agent_results_come_back() {
     let refused = json!({"id": "55", "name": "nightly", "action": "create", "schedule": "agent-nightly",
         "accepted": false, "error": "limit reached"});
     bus.publish(
-        &topics::schedule_upsert_result("run-other"),
+        &topics::schedule_upsert_result("team", "run-other"),
         Default::default(),
         &json!({"id": "56",
         "name": "x", "action": "create", "schedule": "agent-x", "accepted": true}),
     )
     .await
     .unwrap();
-    bus.publish(&topics::schedule_upsert_result("run-2"), Default::default(), &refused).await.unwrap();
+    bus.publish(&topics::schedule_upsert_result("team", "run-2"), Default::default(), &refused)
+        .await
+        .unwrap();
     assert_eq!(file("input/schedule-result-55.json").await, refused);
     assert!(!root.join("input/schedule-result-56.json").exists(), "another run's answer is not ours");
 

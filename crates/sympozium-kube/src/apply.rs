@@ -26,6 +26,16 @@ where
 {
     let name = obj.meta().name.clone().unwrap_or_default();
     let existed = api.get_metadata_opt(&name).await?.is_some();
+    apply_known(api, obj, existed).await
+}
+
+/// Like [`apply`], for a caller that already knows whether the object exists (from a watch
+/// cache), which saves the lookup.
+pub async fn apply_known<K>(api: &Api<K>, obj: &K, existed: bool) -> Result<Applied, kube::Error>
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
     api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await?;
     Ok(if existed { Applied::Updated } else { Applied::Created })
 }

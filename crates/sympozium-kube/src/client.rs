@@ -17,6 +17,8 @@ use kube::client::ConfigExt;
 use kube::{Client, Config};
 use tower::ServiceBuilder;
 
+use crate::metrics::Metrics;
+
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -36,6 +38,52 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Configurations this stack does not cover (an HTTP proxy, a TLS server name override)
 /// get kube's default HTTP/1.1 client instead.
 pub fn multiplexed(config: Config) -> Result<Client, Error> {
+    build(config, None)
+}
+
+/// Like [`multiplexed`], counting every request by verb and resource in `metrics`
+/// (`sympozium_api_requests_total`). A configuration that falls back to kube's default
+/// client is not counted.
+pub fn multiplexed_counted(config: Config, metrics: Metrics) -> Result<Client, Error> {
+    build(config, Some(metrics))
+}
+
+/// The Kubernetes verb and resource (`resource` or `resource/subresource`) of a request,
+/// from its method, path and query, as the API server's own request metrics name them.
+pub fn classify(method: &str, path: &str, query: Option<&str>) -> (&'static str, String) {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let rest = match segments.first() {
+        Some(&"api") => segments.get(2..),
+        Some(&"apis") => segments.get(3..),
+        _ => None,
+    };
+    let Some(mut rest) = rest.filter(|r| !r.is_empty()) else {
+        return ("other", path.to_string());
+    };
+    if rest.first() == Some(&"namespaces") && rest.len() >= 3 {
+        rest = &rest[2..];
+    }
+    let resource = match rest.get(2) {
+        Some(sub) => format!("{}/{sub}", rest[0]),
+        None => rest[0].to_string(),
+    };
+    let named = rest.len() >= 2;
+    let watch = query.unwrap_or_default().split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
+    let verb = match method {
+        "GET" if watch => "watch",
+        "GET" if named => "get",
+        "GET" => "list",
+        "POST" => "create",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "DELETE" if named => "delete",
+        "DELETE" => "deletecollection",
+        _ => "other",
+    };
+    (verb, resource)
+}
+
+fn build(config: Config, metrics: Option<Metrics>) -> Result<Client, Error> {
     if config.proxy_url.is_some() || config.tls_server_name.is_some() {
         return Ok(Client::try_from(config)?);
     }
@@ -58,7 +106,15 @@ pub fn multiplexed(config: Config) -> Result<Client, Error> {
     let retry = config
         .default_retry
         .then(|| tower::retry::RetryLayer::new(kube::client::retry::RetryPolicy::server_retry()));
+    let count = metrics.map(|m| {
+        tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+            let (verb, resource) = classify(req.method().as_str(), req.uri().path(), req.uri().query());
+            m.api_request(verb, &resource);
+            req
+        })
+    });
     let service = ServiceBuilder::new()
+        .option_layer(count)
         .layer(config.base_uri_layer())
         .option_layer(retry)
         .option_layer(config.auth_layer()?)
@@ -66,4 +122,39 @@ pub fn multiplexed(config: Config) -> Result<Client, Error> {
         .map_err(tower::BoxError::from)
         .service(hyper);
     Ok(Client::new(service, config.default_namespace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify;
+
+    #[test]
+    fn requests_are_named_like_the_api_server_names_them() {
+        let c = |m, p, q| {
+            let (verb, resource) = classify(m, p, q);
+            format!("{verb} {resource}")
+        };
+        assert_eq!(c("GET", "/api/v1/namespaces/a/pods/p", None), "get pods");
+        assert_eq!(c("GET", "/api/v1/namespaces/a/pods", Some("labelSelector=x")), "list pods");
+        assert_eq!(c("GET", "/api/v1/pods", Some("watch=true&resourceVersion=1")), "watch pods");
+        assert_eq!(c("GET", "/api/v1/namespaces/a/pods/p/log", Some("container=agent")), "get pods/log");
+        assert_eq!(c("GET", "/api/v1/namespaces/a", None), "get namespaces");
+        assert_eq!(c("GET", "/api/v1/namespaces", None), "list namespaces");
+        assert_eq!(
+            c("PATCH", "/apis/sympozium.ai/v1alpha1/namespaces/a/sympoziuminstances/i/status", None),
+            "patch sympoziuminstances/status"
+        );
+        assert_eq!(c("POST", "/apis/batch/v1/namespaces/a/jobs", None), "create jobs");
+        assert_eq!(
+            c("PUT", "/apis/sympozium.ai/v1alpha1/namespaces/a/agentruns/r/status", None),
+            "update agentruns/status"
+        );
+        assert_eq!(
+            c("DELETE", "/apis/apps/v1/namespaces/a/deployments", Some("labelSelector=x")),
+            "deletecollection deployments"
+        );
+        assert_eq!(c("DELETE", "/apis/apps/v1/namespaces/a/deployments/d", None), "delete deployments");
+        assert_eq!(c("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles", None), "list clusterroles");
+        assert_eq!(c("GET", "/version", None), "other /version");
+    }
 }

@@ -82,6 +82,16 @@ pub struct QueueLabels {
     pub state: String,
 }
 
+/// Labels of API request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiRequestLabels {
+    /// Kubernetes verb: `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
+    /// `deletecollection` (`other` for non-resource paths).
+    pub verb: String,
+    /// Resource, with its subresource when there is one (`agentruns/status`, `pods/log`).
+    pub resource: String,
+}
+
 fn run_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.5, 2.0, 14))
 }
@@ -149,6 +159,7 @@ pub struct Metrics {
     cost: Family<UsageLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     queue_depth: Family<QueueLabels, Gauge>,
     pod_log_reads: Counter,
+    api_requests: Family<ApiRequestLabels, Counter>,
     otel: Otel,
 }
 
@@ -203,6 +214,12 @@ impl Default for Metrics {
             "Reads of a finished agent container's log (the run's outcome is parsed from it)",
             pod_log_reads.clone(),
         );
+        let api_requests = Family::<ApiRequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Requests sent to the Kubernetes API server, per verb and resource",
+            api_requests.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -214,6 +231,7 @@ impl Default for Metrics {
             cost,
             queue_depth,
             pod_log_reads,
+            api_requests,
             otel: Otel::new(),
         }
     }
@@ -285,6 +303,13 @@ impl Metrics {
     /// Counts one read of a pod's log.
     pub fn pod_log_read(&self) {
         self.pod_log_reads.inc();
+    }
+
+    /// Counts one request to the Kubernetes API server.
+    pub fn api_request(&self, verb: &str, resource: &str) {
+        self.api_requests
+            .get_or_create(&ApiRequestLabels { verb: verb.to_string(), resource: resource.to_string() })
+            .inc();
     }
 
     /// Counts a failed reconcile.

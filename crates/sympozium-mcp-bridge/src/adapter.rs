@@ -43,16 +43,20 @@ pub struct AdapterConfig {
     pub listen: SocketAddr,
 }
 
+/// `STDIO_ARGS` starts like a JSON array but is not one of strings.
+#[derive(Debug, thiserror::Error)]
+#[error("STDIO_ARGS: not a JSON array of strings: {0}")]
+pub struct ArgsError(#[from] serde_json::Error);
+
 /// Splits `STDIO_ARGS`: a JSON array keeps arguments that contain commas; anything else is
 /// the original comma-separated form.
-pub fn parse_args(raw: &str) -> Result<Vec<String>, String> {
+pub fn parse_args(raw: &str) -> Result<Vec<String>, ArgsError> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(Vec::new());
     }
     if raw.starts_with('[') {
-        return serde_json::from_str(raw)
-            .map_err(|e| format!("STDIO_ARGS: not a JSON array of strings: {e}"));
+        return Ok(serde_json::from_str(raw)?);
     }
     Ok(raw.split(',').map(str::to_string).collect())
 }
@@ -211,6 +215,6 @@ mod tests {
         assert_eq!(parse_args(r#"["--tables","a,b"]"#).unwrap(), ["--tables", "a,b"]);
         assert_eq!(parse_args("-y,@mcp/server").unwrap(), ["-y", "@mcp/server"]);
         assert!(parse_args("").unwrap().is_empty());
-        assert!(parse_args("[1]").unwrap_err().starts_with("STDIO_ARGS"));
+        assert!(parse_args("[1]").unwrap_err().to_string().starts_with("STDIO_ARGS"));
     }
 }

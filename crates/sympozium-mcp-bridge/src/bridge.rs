@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use crate::client::{ClientError, EnvLookup, Session, connect};
 use crate::config::{ServerConfig, ServersFile};
 use crate::content;
+use sympozium_protocol::ipc;
 
 /// Discovery attempts per server by default: a server that is still starting (a pod
 /// scheduled with the run) gets about a minute.
@@ -244,39 +245,41 @@ impl Bridge {
         server: Option<&str>,
         arguments: Value,
         meta: Option<Value>,
-    ) -> Result<rmcp::model::CallToolResult, String> {
+    ) -> Result<rmcp::model::CallToolResult, CallError> {
         let Some(state) = self.server_for(tool, server) else {
-            return Err(format!("tool {tool:?} belongs to none of this run's MCP servers"));
+            return Err(CallError::NoServer(tool.to_string()));
         };
         let cfg = &state.config;
         let unprefixed = tool
             .strip_prefix(cfg.tools_prefix.as_str())
             .and_then(|r| r.strip_prefix('_'))
-            .ok_or_else(|| {
-                format!(
-                    "tool {tool:?} does not carry the prefix {}_ of MCP server {:?}",
-                    cfg.tools_prefix, cfg.name
-                )
+            .ok_or_else(|| CallError::Prefix {
+                tool: tool.to_string(),
+                prefix: cfg.tools_prefix.clone(),
+                server: cfg.name.clone(),
             })?
             .to_string();
-        let unreachable =
-            |e: ClientError| format!("MCP server {:?} is unreachable at {}: {e}", cfg.name, cfg.url);
+        let unreachable = |source: ClientError| CallError::Unreachable {
+            server: cfg.name.clone(),
+            url: cfg.url.clone(),
+            source,
+        };
         let session = self.session(state).await.map_err(unreachable)?;
         if !lock(&state.tools).contains_key(&unprefixed) {
             // Unknown so far (the server was down at discovery, or added tools): ask again.
             self.refresh_tools(state, &session).await.map_err(unreachable)?;
             if !lock(&state.tools).contains_key(&unprefixed) {
                 return Err(if cfg.publishes(&unprefixed) {
-                    format!("MCP server {:?} has no tool {unprefixed:?}", cfg.name)
+                    CallError::NoTool { server: cfg.name.clone(), tool: unprefixed }
                 } else {
-                    format!("tool {tool:?} is not available (filtered by the server's toolsAllow/toolsDeny)")
+                    CallError::Filtered(tool.to_string())
                 });
             }
         }
         let arguments = match arguments {
             Value::Object(m) => m,
             Value::Null => serde_json::Map::new(),
-            _ => return Err("tool arguments must be a JSON object".into()),
+            _ => return Err(CallError::Arguments),
         };
         let timeout = cfg.call_timeout();
         let span = tracing::info_span!("mcp.tool_call", server = %cfg.name, tool = %unprefixed);
@@ -291,17 +294,13 @@ impl Bridge {
             }
             Err(ClientError::Timeout(t)) => {
                 tracing::warn!(server = %cfg.name, tool = %unprefixed, "MCP tool call timed out");
-                Err(format!(
-                    "MCP server {:?} did not answer {unprefixed} within {}s; the call was cancelled",
-                    cfg.name,
-                    t.as_secs()
-                ))
+                Err(CallError::Timeout { server: cfg.name.clone(), tool: unprefixed, secs: t.as_secs() })
             }
             Err(e) => {
                 // The session may be broken; the next call reconnects.
                 *state.session.lock().await = None;
                 tracing::warn!(server = %cfg.name, tool = %unprefixed, error = %e, "MCP tool call failed");
-                Err(format!("MCP server {:?} failed on {unprefixed}: {e}", cfg.name))
+                Err(CallError::Failed { server: cfg.name.clone(), tool: unprefixed, source: e })
             }
         }
     }
@@ -320,9 +319,73 @@ impl Bridge {
         let arguments = request.arguments.unwrap_or(Value::Null);
         match self.call(&request.tool, request.server.as_deref(), arguments, request.meta).await {
             Ok(r) => content::result_file(&id, &r, self.settings.max_result_chars),
-            Err(e) => content::error_file(&id, &e),
+            Err(e) => content::error_file(&id, &e.to_string()),
         }
     }
+}
+
+/// Why a tool call failed; the text is what the model reads.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No server of the run publishes the tool's prefix.
+    #[error("tool {0:?} belongs to none of this run's MCP servers")]
+    NoServer(String),
+    /// The tool does not carry the named server's prefix.
+    #[error("tool {tool:?} does not carry the prefix {prefix}_ of MCP server {server:?}")]
+    Prefix {
+        /// The published tool name.
+        tool: String,
+        /// The server's prefix.
+        prefix: String,
+        /// The server.
+        server: String,
+    },
+    /// The server cannot be reached.
+    #[error("MCP server {server:?} is unreachable at {url}: {source}")]
+    Unreachable {
+        /// The server.
+        server: String,
+        /// Its URL.
+        url: String,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// The server does not have the tool.
+    #[error("MCP server {server:?} has no tool {tool:?}")]
+    NoTool {
+        /// The server.
+        server: String,
+        /// The server's own tool name.
+        tool: String,
+    },
+    /// The tool is filtered out by the server's allow/deny lists.
+    #[error("tool {0:?} is not available (filtered by the server's toolsAllow/toolsDeny)")]
+    Filtered(String),
+    /// The arguments are not a JSON object.
+    #[error("tool arguments must be a JSON object")]
+    Arguments,
+    /// No answer within the call timeout.
+    #[error("MCP server {server:?} did not answer {tool} within {secs}s; the call was cancelled")]
+    Timeout {
+        /// The server.
+        server: String,
+        /// The server's own tool name.
+        tool: String,
+        /// The timeout.
+        secs: u64,
+    },
+    /// The call failed.
+    #[error("MCP server {server:?} failed on {tool}: {source}")]
+    Failed {
+        /// The server.
+        server: String,
+        /// The server's own tool name.
+        tool: String,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
 }
 
 /// Writes `value` to `path` via a temporary file and a rename, so readers never see half.
@@ -339,7 +402,7 @@ pub fn write_atomic(path: &Path, value: &Value) -> std::io::Result<()> {
 
 /// The id in `mcp-request-<id>.json`.
 fn request_id(name: &str) -> Option<&str> {
-    name.strip_prefix("mcp-request-")?.strip_suffix(".json").filter(|id| !id.is_empty())
+    ipc::mcp_request_id(name)
 }
 
 /// Answers request files in `dir` until `done` exists (the runner's result), then waits for
@@ -378,7 +441,7 @@ pub async fn serve(
                 let Ok(bytes) = tokio::fs::read(&path).await else { return };
                 let result = bridge.handle(&id, &bytes).await;
                 let out_id = result.get("id").and_then(Value::as_str).unwrap_or(&id).to_string();
-                if let Err(e) = write_atomic(&dir.join(format!("mcp-result-{out_id}.json")), &result) {
+                if let Err(e) = write_atomic(&dir.join(ipc::mcp_result(&out_id)), &result) {
                     tracing::error!(error = %e, id = %out_id, "cannot write the MCP result");
                 }
                 let _ = tokio::fs::remove_file(&path).await;

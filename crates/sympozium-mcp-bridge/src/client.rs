@@ -66,7 +66,7 @@ pub async fn connect(
     // reqwest (inside rmcp) is built without a bundled crypto provider; ring is the one the
     // workspace uses. Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let headers = server.request_headers(env.as_ref()).map_err(ClientError::Headers)?;
+    let headers = server.request_headers(env.as_ref()).map_err(|e| ClientError::Headers(e.to_string()))?;
     let connect_err = |reason: String| ClientError::Connect { url: server.url.clone(), reason };
     let handshake = async {
         match server.transport {
@@ -95,8 +95,9 @@ pub async fn connect(
                 client_config().serve(transport).await.map_err(|e| connect_err(e.to_string()))
             }
             Transport::Sse => {
-                let transport =
-                    crate::legacy_sse::connect(&server.url, &headers).await.map_err(connect_err)?;
+                let transport = crate::legacy_sse::connect(&server.url, &headers)
+                    .await
+                    .map_err(|e| connect_err(e.to_string()))?;
                 client_config().serve(transport).await.map_err(|e| connect_err(e.to_string()))
             }
         }

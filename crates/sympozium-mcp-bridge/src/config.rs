@@ -144,13 +144,13 @@ impl ServerConfig {
     pub fn request_headers(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Vec<(String, String)>, String> {
+    ) -> Result<Vec<(String, String)>, MissingToken> {
         let mut out: Vec<(String, String)> =
             self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if let Some(auth) = &self.auth {
-            let token = env(&auth.token_env).filter(|t| !t.is_empty()).ok_or_else(|| {
-                format!("the token variable {} is empty (is the auth Secret present?)", auth.token_env)
-            })?;
+            let token = env(&auth.token_env)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| MissingToken(auth.token_env.clone()))?;
             match auth.kind {
                 AuthKind::Bearer => out.push(("authorization".into(), format!("Bearer {}", token.trim()))),
                 AuthKind::Header => {
@@ -161,6 +161,11 @@ impl ServerConfig {
         Ok(out)
     }
 }
+
+/// A server needs a token and its variable is empty.
+#[derive(Debug, thiserror::Error)]
+#[error("the token variable {0} is empty (is the auth Secret present?)")]
+pub struct MissingToken(pub String);
 
 impl ServersFile {
     /// Reads `path`; a missing file is an empty list.
@@ -293,7 +298,7 @@ mod tests {
         let headers = s.request_headers(&env).unwrap();
         assert!(headers.contains(&("authorization".into(), "Bearer tok".into())));
         assert!(headers.contains(&("X-Team".into(), "a".into())));
-        let err = s.request_headers(&|_| None).unwrap_err();
+        let err = s.request_headers(&|_| None).unwrap_err().to_string();
         assert!(err.contains("MCP_AUTH_GH"), "{err}");
     }
 

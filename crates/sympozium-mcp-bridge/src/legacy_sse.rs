@@ -48,10 +48,45 @@ pub fn take_events(buffer: &mut String) -> Vec<Event> {
     out
 }
 
+/// Why the legacy SSE transport could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SseError {
+    /// The HTTP client could not be built.
+    #[error("{0}")]
+    Client(#[source] reqwest::Error),
+    /// The GET of the event stream failed.
+    #[error("opening the SSE stream: {0}")]
+    Open(#[source] reqwest::Error),
+    /// The GET was answered with an error status.
+    #[error("opening the SSE stream: HTTP {0}")]
+    Status(reqwest::StatusCode),
+    /// The stream ended before announcing where to POST.
+    #[error("the SSE stream ended before the endpoint event")]
+    NoEndpoint,
+    /// Reading the stream failed.
+    #[error("{0}")]
+    Read(#[source] reqwest::Error),
+    /// The `endpoint` event is not a URL.
+    #[error("endpoint event {endpoint:?}: {source}")]
+    BadEndpoint {
+        /// The event's data.
+        endpoint: String,
+        /// The parse error.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The server URL itself is not a URL.
+    #[error("{0}")]
+    BadUrl(#[source] url::ParseError),
+    /// The endpoint is on another origin, where the credentials must not go.
+    #[error("endpoint {0} is not on the server's origin")]
+    ForeignOrigin(url::Url),
+}
+
 /// Opens the event stream at `url` with `headers`, waits for the `endpoint` event and
 /// returns the halves rmcp's client runs over.
-pub async fn connect(url: &str, headers: &[(String, String)]) -> Result<Halves, String> {
-    let client = reqwest::Client::builder().build().map_err(|e| e.to_string())?;
+pub async fn connect(url: &str, headers: &[(String, String)]) -> Result<Halves, SseError> {
+    let client = reqwest::Client::builder().build().map_err(SseError::Client)?;
     let with_headers = |mut req: reqwest::RequestBuilder| {
         for (k, v) in headers {
             req = req.header(k, v);
@@ -61,18 +96,18 @@ pub async fn connect(url: &str, headers: &[(String, String)]) -> Result<Halves, 
     let response = with_headers(client.get(url).header("accept", "text/event-stream"))
         .send()
         .await
-        .map_err(|e| format!("opening the SSE stream: {e}"))?;
+        .map_err(SseError::Open)?;
     if !response.status().is_success() {
-        return Err(format!("opening the SSE stream: HTTP {}", response.status()));
+        return Err(SseError::Status(response.status()));
     }
     let mut body = response.bytes_stream();
     let mut buffer = String::new();
     let mut pending = Vec::new();
     let endpoint = 'found: loop {
         let Some(chunk) = body.next().await else {
-            return Err("the SSE stream ended before the endpoint event".into());
+            return Err(SseError::NoEndpoint);
         };
-        buffer.push_str(&String::from_utf8_lossy(&chunk.map_err(|e| e.to_string())?));
+        buffer.push_str(&String::from_utf8_lossy(&chunk.map_err(SseError::Read)?));
         let mut events = take_events(&mut buffer).into_iter();
         while let Some(e) = events.next() {
             if e.event == "endpoint" {
@@ -83,10 +118,10 @@ pub async fn connect(url: &str, headers: &[(String, String)]) -> Result<Halves, 
     };
     let post_url = url::Url::parse(url)
         .and_then(|base| base.join(endpoint.trim()))
-        .map_err(|e| format!("endpoint event {endpoint:?}: {e}"))?;
-    if post_url.origin() != url::Url::parse(url).map_err(|e| e.to_string())?.origin() {
+        .map_err(|source| SseError::BadEndpoint { endpoint: endpoint.clone(), source })?;
+    if post_url.origin() != url::Url::parse(url).map_err(SseError::BadUrl)?.origin() {
         // The credentials go with every POST: never to another origin.
-        return Err(format!("endpoint {post_url} is not on the server's origin"));
+        return Err(SseError::ForeignOrigin(post_url));
     }
     let (in_tx, in_rx) = mpsc::unbounded::<ServerJsonRpcMessage>();
     let (out_tx, mut out_rx) = mpsc::unbounded::<ClientJsonRpcMessage>();

@@ -10,53 +10,55 @@ use crate::adapter::{AdapterConfig, parse_args};
 use crate::bridge::{Bridge, Settings, serve, write_atomic};
 use crate::client::EnvLookup;
 use crate::config::ServersFile;
+use sympozium_protocol::env as vars;
+use sympozium_protocol::ipc;
 
 /// MCP bridge for agent pods and stdio adapter for MCPServer pods.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "sympozium-mcp-bridge", version, about)]
 pub struct Cli {
     /// The run's server list.
-    #[arg(long, env = "MCP_CONFIG_PATH", default_value = "/config/mcp-servers.yaml")]
+    #[arg(long, env = vars::MCP_CONFIG_PATH, default_value = "/config/mcp-servers.yaml")]
     pub config_path: PathBuf,
     /// Directory of request and result files shared with the runner.
-    #[arg(long, env = "MCP_IPC_PATH", default_value = "/ipc/tools")]
+    #[arg(long, env = vars::MCP_IPC_PATH, default_value = "/ipc/tools")]
     pub ipc_path: PathBuf,
     /// Where the tool manifest is written.
-    #[arg(long, env = "MCP_MANIFEST_PATH", default_value = "/ipc/tools/mcp-tools.json")]
+    #[arg(long, env = vars::MCP_MANIFEST_PATH, default_value = "/ipc/tools/mcp-tools.json")]
     pub manifest_path: PathBuf,
     /// The AgentRun (for logs).
-    #[arg(long, env = "AGENT_RUN_ID", default_value = "")]
+    #[arg(long, env = vars::AGENT_RUN_ID, default_value = "")]
     pub agent_run_id: String,
     /// Discover, write the manifest and exit (the `mcp-discover` init container).
-    #[arg(long, env = "MCP_DISCOVER_ONLY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = vars::MCP_DISCOVER_ONLY, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub discover_only: bool,
     /// Discovery attempts per server (a server still down after them is skipped: its tools
     /// are missing from the run).
-    #[arg(long, env = "MCP_DISCOVERY_ATTEMPTS", default_value_t = crate::bridge::DISCOVERY_ATTEMPTS)]
+    #[arg(long, env = vars::MCP_DISCOVERY_ATTEMPTS, default_value_t = crate::bridge::DISCOVERY_ATTEMPTS)]
     pub discovery_attempts: u32,
     /// Pause between two discovery attempts, in milliseconds.
-    #[arg(long, env = "MCP_DISCOVERY_INTERVAL_MS", default_value_t = 10_000)]
+    #[arg(long, env = vars::MCP_DISCOVERY_INTERVAL_MS, default_value_t = 10_000)]
     pub discovery_interval_ms: u64,
     /// Connect + handshake budget, in seconds.
-    #[arg(long, env = "MCP_CONNECT_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = vars::MCP_CONNECT_TIMEOUT, default_value_t = 10)]
     pub connect_timeout_secs: u64,
     /// Longest tool result handed to the runner, in characters (the rest is cut with a note).
-    #[arg(long, env = "MCP_MAX_RESULT_CHARS", default_value_t = 7000)]
+    #[arg(long, env = vars::MCP_MAX_RESULT_CHARS, default_value_t = 7000)]
     pub max_result_chars: usize,
     /// Run as the stdio adapter of an MCPServer pod.
-    #[arg(long = "stdio-adapter", env = "MCP_STDIO_ADAPTER", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long = "stdio-adapter", env = vars::MCP_STDIO_ADAPTER, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub stdio_adapter: bool,
     /// Adapter: the stdio server's program.
-    #[arg(long, env = "STDIO_CMD", default_value = "")]
+    #[arg(long, env = vars::STDIO_CMD, default_value = "")]
     pub stdio_cmd: String,
     /// Adapter: its arguments (a JSON array of strings, or comma-separated).
-    #[arg(long, env = "STDIO_ARGS", default_value = "")]
+    #[arg(long, env = vars::STDIO_ARGS, default_value = "")]
     pub stdio_args: String,
     /// Adapter: server name.
-    #[arg(long, env = "STDIO_SERVER_NAME", default_value = "mcp-server")]
+    #[arg(long, env = vars::STDIO_SERVER_NAME, default_value = "mcp-server")]
     pub stdio_server_name: String,
     /// Adapter: HTTP port.
-    #[arg(long, env = "STDIO_PORT", default_value_t = 8080)]
+    #[arg(long, env = vars::STDIO_PORT, default_value_t = 8080)]
     pub stdio_port: u16,
     /// Copy this program into DIR as `mcp-bridge` and exit (the `inject-adapter` init
     /// container of stdio MCPServer pods; images have no shell to copy with).
@@ -87,7 +89,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         let config = AdapterConfig {
             name: cli.stdio_server_name.clone(),
             command: cli.stdio_cmd.clone(),
-            args: parse_args(&cli.stdio_args).map_err(anyhow::Error::msg)?,
+            args: parse_args(&cli.stdio_args)?,
             env: child_env,
             inherited_env: env,
             listen: ([0, 0, 0, 0], cli.stdio_port).into(),
@@ -117,7 +119,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
     if cli.discover_only {
         return Ok(());
     }
-    let done = cli.ipc_path.join("..").join("output").join("result.json");
+    let done = cli.ipc_path.join("..").join(ipc::OUTPUT).join(ipc::RESULT);
     serve(bridge, cli.ipc_path.clone(), done, shutdown()).await?;
     tracing::info!(run = %cli.agent_run_id, "the run finished; MCP bridge exiting");
     Ok(())

@@ -120,7 +120,7 @@ pub fn open_writer(path: &Path, startup_check: bool) -> Result<Connection> {
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| unusable(e.to_string()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    let state = inspect(&conn).map_err(unusable)?;
+    let state = inspect(&conn).map_err(|e| unusable(e.to_string()))?;
     if startup_check && state != FileState::Empty {
         let verdict: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
@@ -189,12 +189,37 @@ enum FileState {
     Ours(i32),
 }
 
-fn inspect(conn: &Connection) -> Result<FileState, String> {
+/// Why the file at the database path cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error("the file is not a SQLite database ({0}); move it away or point MEMORY_DB_PATH elsewhere")]
+    NotADatabase(#[source] rusqlite::Error),
+    #[error("cannot read the database: {0}")]
+    Read(#[source] rusqlite::Error),
+    #[error(
+        "it is a SQLite database of another application (application_id {0:#x}), not a Sympozium memory database"
+    )]
+    Foreign(i32),
+    #[error(
+        "its schema version {0} is newer than this server supports ({SCHEMA_VERSION}); upgrade the server"
+    )]
+    TooNew(i32),
+    #[error(
+        "it is a SQLite database without a `memories` table (tables: {0}), not a Sympozium memory database"
+    )]
+    NoMemories(String),
+    #[error(
+        "its `memories` table does not match the Sympozium schema (missing columns: [{missing}], user_version {version})"
+    )]
+    Mismatch { missing: String, version: i32 },
+}
+
+fn inspect(conn: &Connection) -> Result<FileState, Unusable> {
     let describe = |e: rusqlite::Error| {
         if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase)) {
-            format!("the file is not a SQLite database ({e}); move it away or point MEMORY_DB_PATH elsewhere")
+            Unusable::NotADatabase(e)
         } else {
-            format!("cannot read the database: {e}")
+            Unusable::Read(e)
         }
     };
     let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(describe)?;
@@ -209,15 +234,11 @@ fn inspect(conn: &Connection) -> Result<FileState, String> {
     .map_err(describe)?;
 
     if app_id != 0 && app_id != APPLICATION_ID {
-        return Err(format!(
-            "it is a SQLite database of another application (application_id {app_id:#x}), not a Sympozium memory database"
-        ));
+        return Err(Unusable::Foreign(app_id));
     }
     if app_id == APPLICATION_ID {
         if version > SCHEMA_VERSION {
-            return Err(format!(
-                "its schema version {version} is newer than this server supports ({SCHEMA_VERSION}); upgrade the server"
-            ));
+            return Err(Unusable::TooNew(version));
         }
         return Ok(FileState::Ours(version));
     }
@@ -225,10 +246,7 @@ fn inspect(conn: &Connection) -> Result<FileState, String> {
         return Ok(FileState::Empty);
     }
     if !tables.iter().any(|t| t == "memories") {
-        return Err(format!(
-            "it is a SQLite database without a `memories` table (tables: {}), not a Sympozium memory database",
-            tables.join(", ")
-        ));
+        return Err(Unusable::NoMemories(tables.join(", ")));
     }
     let columns: Vec<String> = (|| {
         let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('memories')")?;
@@ -239,10 +257,7 @@ fn inspect(conn: &Connection) -> Result<FileState, String> {
     let missing: Vec<&str> =
         MEMORY_COLUMNS.iter().copied().filter(|c| !columns.iter().any(|have| have == c)).collect();
     if !missing.is_empty() || version != 0 {
-        return Err(format!(
-            "its `memories` table does not match the Sympozium schema (missing columns: [{}], user_version {version})",
-            missing.join(", ")
-        ));
+        return Err(Unusable::Mismatch { missing: missing.join(", "), version });
     }
     Ok(FileState::Legacy)
 }

@@ -61,7 +61,7 @@ impl Cgroups {
     pub fn detect(root: &Path) -> Cgroups {
         match setup(root) {
             Ok(dir) => Cgroups::Enforced(dir),
-            Err(reason) => Cgroups::Unavailable(reason),
+            Err(reason) => Cgroups::Unavailable(reason.to_string()),
         }
     }
 
@@ -74,20 +74,73 @@ impl Cgroups {
     }
 
     /// Creates the cgroup `name` with `limits`; None when limits are not enforced here.
-    pub fn create(&self, name: &str, limits: &Limits) -> Result<Option<PathBuf>, String> {
+    pub fn create(&self, name: &str, limits: &Limits) -> Result<Option<PathBuf>, CgroupError> {
         let Cgroups::Enforced(dir) = self else { return Ok(None) };
         let cg = dir.join(name);
         let _ = std::fs::remove_dir(&cg);
-        std::fs::create_dir_all(&cg).map_err(|e| format!("creating cgroup {}: {e}", cg.display()))?;
+        std::fs::create_dir_all(&cg).map_err(|source| CgroupError::Create { path: cg.clone(), source })?;
         write_limits(&cg, limits)?;
         Ok(Some(cg))
     }
 }
 
+/// Why a container's cgroup could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// The cgroup directory could not be created.
+    #[error("creating cgroup {}: {source}", path.display())]
+    Create {
+        /// The cgroup.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A limit file could not be written.
+    #[error("writing {value:?} to {file}: {source}")]
+    Write {
+        /// The value.
+        value: String,
+        /// The limit file.
+        file: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why the node cannot enforce container limits (a warning, not a failure).
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error(
+        "{} is not a cgroup v2 hierarchy (cgroup v1 or hybrid host): container resource limits are not enforced",
+        .0.display()
+    )]
+    NotV2(PathBuf),
+    #[error(
+        "cgroup v2 controllers {0} are not available to the node: container resource limits are not enforced"
+    )]
+    MissingControllers(String),
+    #[error("the node's own cgroup v2 path is unknown")]
+    UnknownOwnCgroup,
+    #[error(
+        "cgroup {what} ({source}): the node has no delegated cgroup; container resource limits are not enforced"
+    )]
+    Denied {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Writes the limit files of an existing cgroup directory.
-pub fn write_limits(cg: &Path, limits: &Limits) -> Result<(), String> {
+pub fn write_limits(cg: &Path, limits: &Limits) -> Result<(), CgroupError> {
     let write = |file: &str, value: String| {
-        std::fs::write(cg.join(file), &value).map_err(|e| format!("writing {value:?} to {file}: {e}"))
+        std::fs::write(cg.join(file), &value).map_err(|source| CgroupError::Write {
+            value,
+            file: file.to_string(),
+            source,
+        })
     };
     if let Some(m) = limits.memory {
         write("memory.max", m.to_string())?;
@@ -137,31 +190,20 @@ pub fn wrap(cgroup: Option<&Path>, program: String, args: Vec<String>) -> (Strin
     ("/bin/sh".to_string(), out)
 }
 
-fn setup(root: &Path) -> Result<PathBuf, String> {
-    let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).map_err(|_| {
-        format!(
-            "{} is not a cgroup v2 hierarchy (cgroup v1 or hybrid host): container resource limits are not enforced",
-            root.display()
-        )
-    })?;
+fn setup(root: &Path) -> Result<PathBuf, SetupError> {
+    let controllers = std::fs::read_to_string(root.join("cgroup.controllers"))
+        .map_err(|_| SetupError::NotV2(root.to_path_buf()))?;
     let missing: Vec<&str> =
         CONTROLLERS.iter().copied().filter(|c| !controllers.split_whitespace().any(|x| x == *c)).collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "cgroup v2 controllers {} are not available to the node: container resource limits are not enforced",
-            missing.join(", ")
-        ));
+        return Err(SetupError::MissingControllers(missing.join(", ")));
     }
     let own = std::fs::read_to_string("/proc/self/cgroup")
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string())))
-        .ok_or_else(|| "the node's own cgroup v2 path is unknown".to_string())?;
+        .ok_or(SetupError::UnknownOwnCgroup)?;
     let own = root.join(own.trim_start_matches('/'));
-    let denied = |what: &str, e: std::io::Error| {
-        format!(
-            "cgroup {what} ({e}): the node has no delegated cgroup; container resource limits are not enforced"
-        )
-    };
+    let denied = |what: &str, source: std::io::Error| SetupError::Denied { what: what.to_string(), source };
     if own != root {
         // A non-root cgroup with processes cannot enable controllers for its children.
         let leaf = own.join("sympozium-node");

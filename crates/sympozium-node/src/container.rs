@@ -132,8 +132,8 @@ async fn attempt(
                 }
                 break e;
             }
-            Err(msg) => {
-                waiting(ctx, c, init, "CreateContainerConfigError", msg).await;
+            Err(e) => {
+                waiting(ctx, c, init, "CreateContainerConfigError", e.to_string()).await;
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_secs(2)) => {}
                     _ = stop.changed() => return Outcome::Stopped,
@@ -161,8 +161,8 @@ async fn attempt(
     };
     let spec = match spec_for(ctx, c, &resolved, argv) {
         Ok(s) => s,
-        Err(msg) => {
-            waiting(ctx, c, init, "CreateContainerError", msg).await;
+        Err(e) => {
+            waiting(ctx, c, init, "CreateContainerError", e.to_string()).await;
             let _ = stop.changed().await;
             return Outcome::Stopped;
         }
@@ -195,8 +195,8 @@ async fn attempt(
     );
     let cgroup = match ctx.node.cgroups.create(&cgroup_name, &crate::cgroups::limits_of(c)) {
         Ok(cg) => cg,
-        Err(msg) => {
-            waiting(ctx, c, init, "CreateContainerError", msg).await;
+        Err(e) => {
+            waiting(ctx, c, init, "CreateContainerError", e.to_string()).await;
             let _ = stop.changed().await;
             return Outcome::Stopped;
         }
@@ -255,7 +255,7 @@ async fn attempt(
     if let (Some(hook), Some(t)) = (post_start, &exec_target) {
         let grace = grace_of(ctx);
         let failed = tokio::select! {
-            r = crate::hooks::run(hook, c, t, &target, grace) => r.err(),
+            r = crate::hooks::run(hook, c, t, &target, grace) => r.err().map(|e| e.to_string()),
             _ = stop.changed() => Some("the pod is stopping".to_string()),
         };
         if let Some(msg) = failed {
@@ -428,23 +428,44 @@ async fn resolve(ctx: &PodCtx, c: &Container, init: bool, image: &str) -> Option
     None
 }
 
-fn spec_for(ctx: &PodCtx, c: &Container, resolved: &Resolved, argv: Vec<String>) -> Result<Spec, String> {
+/// Why a container's sandbox spec cannot be built (its `CreateContainerError` message).
+#[derive(Debug, thiserror::Error)]
+enum SpecError {
+    #[error("volume {volume:?} of mount {mount_path} is not defined in the pod")]
+    UndefinedVolume { volume: String, mount_path: String },
+    #[error("subPath {0:?} may not contain '..'")]
+    SubPathEscapes(String),
+    #[error("subPath {sub}: {source}")]
+    SubPath {
+        sub: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    User(#[from] crate::oci::UserError),
+}
+
+fn spec_for(ctx: &PodCtx, c: &Container, resolved: &Resolved, argv: Vec<String>) -> Result<Spec, SpecError> {
     let pod_sc = ctx.pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let sc = c.security_context.as_ref();
     let mut binds = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
         let Some(v) = ctx.volumes.get(&m.name) else {
-            return Err(format!("volume {:?} of mount {} is not defined in the pod", m.name, m.mount_path));
+            return Err(SpecError::UndefinedVolume {
+                volume: m.name.clone(),
+                mount_path: m.mount_path.clone(),
+            });
         };
         let mut source = v.host_path.clone();
         let sub = m.sub_path.as_deref().filter(|s| !s.is_empty());
         if let Some(sub) = sub {
             if sub.split('/').any(|p| p == "..") {
-                return Err(format!("subPath {sub:?} may not contain '..'"));
+                return Err(SpecError::SubPathEscapes(sub.to_string()));
             }
             source = source.join(sub);
             if !source.exists() {
-                std::fs::create_dir_all(&source).map_err(|e| format!("subPath {sub}: {e}"))?;
+                std::fs::create_dir_all(&source)
+                    .map_err(|source| SpecError::SubPath { sub: sub.to_string(), source })?;
             }
         }
         binds.push(Bind {

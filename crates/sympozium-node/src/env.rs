@@ -136,7 +136,38 @@ fn resource_field(c: &Container, resource: &str, divisor: Option<&Quantity>, nod
 }
 
 /// Why a container's environment could not be built (`CreateContainerConfigError`).
-pub type EnvError = String;
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// Reading a ConfigMap or Secret failed.
+    #[error("reading {kind}: {source}")]
+    Read {
+        /// `configmap` or `secret`.
+        kind: &'static str,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A referenced ConfigMap or Secret does not exist.
+    #[error("{kind} \"{name}\" not found")]
+    NotFound {
+        /// `configmap` or `secret`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// A referenced key is not in the object.
+    #[error("couldn't find key {key} in {kind} {namespace}/{name}")]
+    MissingKey {
+        /// The key.
+        key: String,
+        /// `ConfigMap` or `Secret`.
+        kind: &'static str,
+        /// The namespace.
+        namespace: String,
+        /// The object.
+        name: String,
+    },
+}
 
 /// Builds the environment (ordered; later entries win) of `c` in `pod`.
 pub async fn build(
@@ -164,7 +195,7 @@ pub async fn build(
             set(&mut vars, k.into(), v);
         }
     }
-    let fetch_err = |what: &str, e: kube::Error| format!("reading {what}: {e}");
+    let fetch_err = |kind: &'static str, source: kube::Error| EnvError::Read { kind, source };
     for from in c.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         if let Some(r) = &from.config_map_ref {
@@ -175,7 +206,7 @@ pub async fn build(
                     }
                 }
                 None if r.optional == Some(true) => {}
-                None => return Err(format!("configmap \"{}\" not found", r.name)),
+                None => return Err(EnvError::NotFound { kind: "configmap", name: r.name.clone() }),
             }
         }
         if let Some(r) = &from.secret_ref {
@@ -186,7 +217,7 @@ pub async fn build(
                     }
                 }
                 None if r.optional == Some(true) => {}
-                None => return Err(format!("secret \"{}\" not found", r.name)),
+                None => return Err(EnvError::NotFound { kind: "secret", name: r.name.clone() }),
             }
         }
     }
@@ -200,14 +231,16 @@ pub async fn build(
                             Some(v) => Some(v),
                             None if r.optional == Some(true) => None,
                             None => {
-                                return Err(format!(
-                                    "couldn't find key {} in Secret {}/{}",
-                                    r.key, ns, r.name
-                                ));
+                                return Err(EnvError::MissingKey {
+                                    key: r.key.clone(),
+                                    kind: "Secret",
+                                    namespace: ns.clone(),
+                                    name: r.name.clone(),
+                                });
                             }
                         },
                         None if r.optional == Some(true) => None,
-                        None => return Err(format!("secret \"{}\" not found", r.name)),
+                        None => return Err(EnvError::NotFound { kind: "secret", name: r.name.clone() }),
                     }
                 } else if let Some(r) = &from.config_map_key_ref {
                     match configmap(client, &ns, &r.name).await.map_err(|e| fetch_err("configmap", e))? {
@@ -215,14 +248,16 @@ pub async fn build(
                             Some(v) => Some(v.clone()),
                             None if r.optional == Some(true) => None,
                             None => {
-                                return Err(format!(
-                                    "couldn't find key {} in ConfigMap {}/{}",
-                                    r.key, ns, r.name
-                                ));
+                                return Err(EnvError::MissingKey {
+                                    key: r.key.clone(),
+                                    kind: "ConfigMap",
+                                    namespace: ns.clone(),
+                                    name: r.name.clone(),
+                                });
                             }
                         },
                         None if r.optional == Some(true) => None,
-                        None => return Err(format!("configmap \"{}\" not found", r.name)),
+                        None => return Err(EnvError::NotFound { kind: "configmap", name: r.name.clone() }),
                     }
                 } else if let Some(f) = &from.field_ref {
                     Some(field(pod, &f.field_path, node).unwrap_or_default())

@@ -12,6 +12,45 @@ use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
 use crate::probes::Target;
 use crate::streaming::ExecTarget;
 
+/// Why a lifecycle hook failed (the text goes into the Warning event).
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// An exec hook without a command.
+    #[error("exec hook has no command")]
+    NoCommand,
+    /// The container's program is gone.
+    #[error("the container's program is not running")]
+    NotRunning,
+    /// The command could not be started.
+    #[error("running {command:?}: {source}")]
+    Spawn {
+        /// The hook's command.
+        command: Vec<String>,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The command exited unsuccessfully.
+    #[error("command {command:?} exited with {code}: {output}")]
+    Exit {
+        /// The hook's command.
+        command: Vec<String>,
+        /// Its exit code (-1 when killed by a signal).
+        code: i32,
+        /// The start of its output.
+        output: String,
+    },
+    /// The httpGet or tcpSocket check failed.
+    #[error("{0} hook failed")]
+    Check(&'static str),
+    /// No handler is set.
+    #[error("hook has no handler (exec, httpGet, tcpSocket or sleep)")]
+    NoHandler,
+    /// The hook ran past its limit.
+    #[error("hook did not finish within {0}s")]
+    Timeout(u64),
+}
+
 /// Runs one hook handler; Err carries what to report.
 pub async fn run(
     handler: &LifecycleHandler,
@@ -19,12 +58,12 @@ pub async fn run(
     exec: &ExecTarget,
     probe_target: &Target,
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<(), HookError> {
     let work = async {
         if let Some(e) = &handler.exec {
             let command = e.command.clone().unwrap_or_default();
             if command.is_empty() {
-                return Err("exec hook has no command".to_string());
+                return Err(HookError::NoCommand);
             }
             // bwrap forks the program a moment after it starts.
             let mut program = None;
@@ -35,7 +74,7 @@ pub async fn run(
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            let Some(program) = program else { return Err("the container's program is not running".into()) };
+            let Some(program) = program else { return Err(HookError::NotRunning) };
             let (exe, args) = crate::streaming::enter_command(exec, program, &command, false);
             let out = tokio::process::Command::new(exe)
                 .args(args)
@@ -45,17 +84,14 @@ pub async fn run(
                 .kill_on_drop(true)
                 .output()
                 .await
-                .map_err(|e| format!("running {command:?}: {e}"))?;
+                .map_err(|source| HookError::Spawn { command: command.clone(), source })?;
             if out.status.success() {
                 return Ok(());
             }
             let mut msg = String::from_utf8_lossy(&out.stdout).into_owned();
             msg.push_str(&String::from_utf8_lossy(&out.stderr));
             let msg: String = msg.trim().chars().take(512).collect();
-            return Err(format!(
-                "command {command:?} exited with {}: {msg}",
-                out.status.code().unwrap_or(-1)
-            ));
+            return Err(HookError::Exit { command, code: out.status.code().unwrap_or(-1), output: msg });
         }
         if let Some(s) = &handler.sleep {
             tokio::time::sleep(Duration::from_secs(u64::try_from(s.seconds).unwrap_or(0))).await;
@@ -73,12 +109,10 @@ pub async fn run(
             return if crate::probes::check(&probe, c, probe_target).await {
                 Ok(())
             } else {
-                Err(format!("{what} hook failed"))
+                Err(HookError::Check(what))
             };
         }
-        Err("hook has no handler (exec, httpGet, tcpSocket or sleep)".into())
+        Err(HookError::NoHandler)
     };
-    tokio::time::timeout(limit, work)
-        .await
-        .unwrap_or_else(|_| Err(format!("hook did not finish within {}s", limit.as_secs())))
+    tokio::time::timeout(limit, work).await.unwrap_or(Err(HookError::Timeout(limit.as_secs())))
 }

@@ -324,7 +324,8 @@ pub async fn run(
         let volumes = loop {
             match node.volumes.prepare(&pod, &dir, &values).await {
                 Ok(v) => break v,
-                Err(msg) => {
+                Err(e) => {
+                    let msg = e.to_string();
                     if msg != reported {
                         event(&node.client, &pod, &node.node_name, "Warning", "FailedMount", &msg).await;
                         let mut s = state.lock().await;

@@ -37,7 +37,108 @@ pub struct Prepared {
 }
 
 /// Why a volume is not ready: the pod stays ContainerCreating with this message.
-pub type VolumeError = String;
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// A ConfigMap, Secret or PersistentVolumeClaim the volume needs does not exist.
+    #[error("{kind} \"{name}\" not found")]
+    NotFound {
+        /// `configmap`, `secret`, `persistentvolumeclaim`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// Reading an object from the API server failed.
+    #[error("reading {kind} {name}: {source}")]
+    Read {
+        /// `configmap`, `secret`, …
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A projected item names a key the object lacks.
+    #[error("key {0} not found")]
+    MissingKey(String),
+    /// The service account token request failed.
+    #[error("requesting a token for serviceaccount {account}: {source}")]
+    TokenRequest {
+        /// The service account.
+        account: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The token request was answered without a token.
+    #[error("the token request returned no token")]
+    NoToken,
+    /// Writing the volume's files failed.
+    #[error("volume {volume}: {source}")]
+    Io {
+        /// The volume.
+        volume: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Mounting a memory-backed emptyDir failed.
+    #[error("volume {volume}: mounting tmpfs: {source}")]
+    Tmpfs {
+        /// The volume.
+        volume: String,
+        /// The mount command's error.
+        #[source]
+        source: CommandError,
+    },
+    /// The hostPath is outside the node's allowed prefixes.
+    #[error(
+        "volume {volume}: hostPath {path} is not allowed on this node (sympozium-node --allow-host-path)"
+    )]
+    HostPathNotAllowed {
+        /// The volume.
+        volume: String,
+        /// The hostPath.
+        path: String,
+    },
+    /// The hostPath does not exist.
+    #[error("volume {volume}: hostPath {path} does not exist")]
+    HostPathMissing {
+        /// The volume.
+        volume: String,
+        /// The hostPath.
+        path: String,
+    },
+    /// The volume type is not implemented here.
+    #[error("volume {0}: this volume type is not supported by sympozium-node")]
+    Unsupported(String),
+    /// The claim is not bound to a volume yet.
+    #[error("persistentvolumeclaim \"{0}\" is not bound yet")]
+    Unbound(String),
+    /// The bound volume is of a kind the node cannot mount.
+    #[error("persistentvolume {0} is neither hostPath nor local")]
+    UnsupportedVolume(String),
+    /// The bound volume's directory could not be created.
+    #[error("persistentvolume {name}: {source}")]
+    VolumeDir {
+        /// The PersistentVolume.
+        name: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A helper command that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// It could not be started.
+    #[error("{0}")]
+    Spawn(#[from] std::io::Error),
+    /// It exited unsuccessfully; its standard error.
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// What volume preparation needs.
 #[derive(Clone)]
@@ -56,7 +157,7 @@ fn select(
     data: BTreeMap<String, Vec<u8>>,
     items: Option<&Vec<KeyToPath>>,
     default_mode: Option<i32>,
-) -> Result<Payload, String> {
+) -> Result<Payload, VolumeError> {
     let mut out = Payload::new();
     match items {
         None => {
@@ -66,7 +167,7 @@ fn select(
         }
         Some(items) => {
             for i in items {
-                let v = data.get(&i.key).ok_or_else(|| format!("key {} not found", i.key))?;
+                let v = data.get(&i.key).ok_or_else(|| VolumeError::MissingKey(i.key.clone()))?;
                 out.insert(i.path.clone(), (v.clone(), mode_of(i.mode, default_mode)));
             }
         }
@@ -144,8 +245,8 @@ impl Volumes {
         match Api::<ConfigMap>::namespaced(self.client.clone(), ns).get_opt(name).await {
             Ok(Some(cm)) => Ok(configmap_data(cm)),
             Ok(None) if optional => Ok(BTreeMap::new()),
-            Ok(None) => Err(format!("configmap \"{name}\" not found")),
-            Err(e) => Err(format!("reading configmap {name}: {e}")),
+            Ok(None) => Err(VolumeError::NotFound { kind: "configmap", name: name.to_string() }),
+            Err(source) => Err(VolumeError::Read { kind: "configmap", name: name.to_string(), source }),
         }
     }
 
@@ -158,8 +259,8 @@ impl Volumes {
         match Api::<Secret>::namespaced(self.client.clone(), ns).get_opt(name).await {
             Ok(Some(s)) => Ok(secret_data(s)),
             Ok(None) if optional => Ok(BTreeMap::new()),
-            Ok(None) => Err(format!("secret \"{name}\" not found")),
-            Err(e) => Err(format!("reading secret {name}: {e}")),
+            Ok(None) => Err(VolumeError::NotFound { kind: "secret", name: name.to_string() }),
+            Err(source) => Err(VolumeError::Read { kind: "secret", name: name.to_string(), source }),
         }
     }
 
@@ -192,11 +293,8 @@ impl Volumes {
         let resp = api
             .create_token_request(&sa, &PostParams::default(), &req)
             .await
-            .map_err(|e| format!("requesting a token for serviceaccount {sa}: {e}"))?;
-        resp.status
-            .and_then(|s| s.token)
-            .map(String::into_bytes)
-            .ok_or_else(|| "the token request returned no token".to_string())
+            .map_err(|source| VolumeError::TokenRequest { account: sa.clone(), source })?;
+        resp.status.and_then(|s| s.token).map(String::into_bytes).ok_or(VolumeError::NoToken)
     }
 
     /// The files of a synced volume (configMap, secret, downwardAPI, projected), or None
@@ -255,7 +353,7 @@ impl Volumes {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         for v in pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default() {
             let dir = pod_dir.join("volumes").join(&v.name);
-            let io = |e: std::io::Error| format!("volume {}: {e}", v.name);
+            let io = |source: std::io::Error| VolumeError::Io { volume: v.name.clone(), source };
             let prepared = if let Some(e) = &v.empty_dir {
                 std::fs::create_dir_all(&dir).map_err(io)?;
                 set_mode(&dir, 0o777).map_err(io)?;
@@ -275,7 +373,7 @@ impl Volumes {
                         ],
                     )
                     .await
-                    .map_err(|e| format!("volume {}: mounting tmpfs: {e}", v.name))?;
+                    .map_err(|source| VolumeError::Tmpfs { volume: v.name.clone(), source })?;
                 }
                 Prepared { host_path: dir, synced: false, tmpfs: memory, read_only: false }
             } else if let Some(payload) = self.payload(pod, &v, node).await? {
@@ -292,23 +390,23 @@ impl Volumes {
             } else if let Some(h) = &v.host_path {
                 let path = PathBuf::from(&h.path);
                 if !self.allow_host_paths.iter().any(|p| path.starts_with(p)) {
-                    return Err(format!(
-                        "volume {}: hostPath {} is not allowed on this node (sympozium-node --allow-host-path)",
-                        v.name, h.path
-                    ));
+                    return Err(VolumeError::HostPathNotAllowed {
+                        volume: v.name.clone(),
+                        path: h.path.clone(),
+                    });
                 }
                 if matches!(h.type_.as_deref(), Some("DirectoryOrCreate")) {
                     std::fs::create_dir_all(&path).map_err(io)?;
                 }
                 if !path.exists() {
-                    return Err(format!("volume {}: hostPath {} does not exist", v.name, h.path));
+                    return Err(VolumeError::HostPathMissing {
+                        volume: v.name.clone(),
+                        path: h.path.clone(),
+                    });
                 }
                 Prepared { host_path: path, synced: false, tmpfs: false, read_only: false }
             } else {
-                return Err(format!(
-                    "volume {}: this volume type is not supported by sympozium-node",
-                    v.name
-                ));
+                return Err(VolumeError::Unsupported(v.name.clone()));
             };
             out.insert(v.name.clone(), prepared);
         }
@@ -319,24 +417,30 @@ impl Volumes {
         let pvc = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns)
             .get_opt(claim)
             .await
-            .map_err(|e| format!("reading persistentvolumeclaim {claim}: {e}"))?
-            .ok_or_else(|| format!("persistentvolumeclaim \"{claim}\" not found"))?;
+            .map_err(|source| VolumeError::Read {
+                kind: "persistentvolumeclaim",
+                name: claim.to_string(),
+                source,
+            })?
+            .ok_or_else(|| VolumeError::NotFound {
+                kind: "persistentvolumeclaim",
+                name: claim.to_string(),
+            })?;
         let pv_name = pvc
             .spec
             .and_then(|s| s.volume_name)
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| format!("persistentvolumeclaim \"{claim}\" is not bound yet"))?;
-        let pv = Api::<PersistentVolume>::all(self.client.clone())
-            .get(&pv_name)
-            .await
-            .map_err(|e| format!("reading persistentvolume {pv_name}: {e}"))?;
+            .ok_or_else(|| VolumeError::Unbound(claim.to_string()))?;
+        let pv = Api::<PersistentVolume>::all(self.client.clone()).get(&pv_name).await.map_err(|source| {
+            VolumeError::Read { kind: "persistentvolume", name: pv_name.clone(), source }
+        })?;
         let spec = pv.spec.unwrap_or_default();
         let path = spec
             .host_path
             .map(|h| h.path)
             .or(spec.local.map(|l| l.path))
-            .ok_or_else(|| format!("persistentvolume {pv_name} is neither hostPath nor local"))?;
-        std::fs::create_dir_all(&path).map_err(|e| format!("persistentvolume {pv_name}: {e}"))?;
+            .ok_or_else(|| VolumeError::UnsupportedVolume(pv_name.clone()))?;
+        std::fs::create_dir_all(&path).map_err(|source| VolumeError::VolumeDir { name: pv_name, source })?;
         Ok(PathBuf::from(path))
     }
 }
@@ -354,9 +458,13 @@ fn is_mountpoint(dir: &Path) -> bool {
 }
 
 /// Runs a command, returning its stderr on failure.
-pub async fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
-    let out = tokio::process::Command::new(cmd).args(args).output().await.map_err(|e| e.to_string())?;
-    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).trim().to_string()) }
+pub async fn run(cmd: &str, args: &[&str]) -> Result<(), CommandError> {
+    let out = tokio::process::Command::new(cmd).args(args).output().await?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(CommandError::Failed(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+    }
 }
 
 /// Unmounts a tmpfs the node mounted.

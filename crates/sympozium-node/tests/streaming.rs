@@ -135,6 +135,48 @@ async fn kubectl_exec_runs_in_the_container_as_its_user_with_stdin_and_exit_code
     assert!(err.contains("nope"), "{err}");
 }
 
+/// Starts `kubectl port-forward -n <ns> pod/<pod> :<port>` and returns it with the local
+/// port from its "Forwarding from 127.0.0.1:NNNN -> PORT" line. When kubectl exits before
+/// that line, its stderr is shown and it is started once more, as a user would rerun it
+/// (seen once in CI: the first upgrade failed right after the node came up); a second
+/// failure fails the test with both messages.
+fn port_forward(plane: &TestPlane, ns: &str, port: u16, websockets: bool) -> (std::process::Child, u16) {
+    let mut failures = Vec::new();
+    for _ in 0..2 {
+        let mut cmd = kubectl_cmd(plane);
+        if !websockets {
+            cmd.env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false");
+        }
+        let mut pf = cmd
+            .args(["port-forward", "-n", ns, "pod/web", &format!(":{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(pf.stdout.take().unwrap()).lines();
+        let first = lines.next().and_then(Result::ok);
+        if let Some(first) = first {
+            // kubectl goes on writing "Handling connection for …": keep reading its stdout.
+            std::thread::spawn(move || lines.for_each(drop));
+            let local: u16 = first
+                .split_whitespace()
+                .nth(2)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("kubectl port-forward said {first:?}"));
+            return (pf, local);
+        }
+        let _ = pf.kill();
+        let status = pf.wait().unwrap();
+        let mut err = String::new();
+        let _ = pf.stderr.take().unwrap().read_to_string(&mut err);
+        eprintln!("kubectl port-forward exited ({status}) before forwarding: {err}");
+        failures.push(err);
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    panic!("kubectl port-forward failed twice: {failures:?}");
+}
+
 #[tokio::test]
 async fn kubectl_port_forward_reaches_a_server_on_the_pods_loopback() {
     let plane = TestPlane::get().unwrap();
@@ -143,21 +185,7 @@ async fn kubectl_port_forward_reaches_a_server_on_the_pods_loopback() {
     let ns = ns.name();
     create_pod(&client, ns, shell_pod("web")).await;
     wait_phase(&client, ns, "web", "Running", WAIT).await;
-    let mut pf = kubectl_cmd(&plane)
-        .args(["port-forward", "-n", ns, "pod/web", ":8080"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(pf.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    // "Forwarding from 127.0.0.1:NNNN -> 8080"
-    let port: u16 = first
-        .split_whitespace()
-        .nth(2)
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("kubectl port-forward said {first:?}"));
+    let (mut pf, port) = port_forward(&plane, ns, 8080, true);
     // Several connections over the one session, one after the other and at once.
     let get = move || {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -179,17 +207,7 @@ async fn kubectl_port_forward_reaches_a_server_on_the_pods_loopback() {
     let _ = pf.wait();
 
     // kubectl speaking SPDY itself, passed through by the API server.
-    let mut pf = kubectl_cmd(&plane)
-        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
-        .args(["port-forward", "-n", ns, "pod/web", ":8080"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(pf.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let spdy_port: u16 =
-        first.split_whitespace().nth(2).and_then(|a| a.rsplit(':').next()).unwrap().parse().unwrap();
+    let (mut pf, spdy_port) = port_forward(&plane, ns, 8080, false);
     let body = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", spdy_port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -224,16 +242,7 @@ async fn kubectl_port_forward_reaches_a_server_on_the_pods_loopback() {
     }
 
     // A port nothing listens on: the connection is closed and kubectl reports the error.
-    let mut pf = kubectl_cmd(&plane)
-        .args(["port-forward", "-n", ns, "pod/web", ":9"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(pf.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let port: u16 =
-        first.split_whitespace().nth(2).and_then(|a| a.rsplit(':').next()).unwrap().parse().unwrap();
+    let (mut pf, port) = port_forward(&plane, ns, 9, true);
     let got = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

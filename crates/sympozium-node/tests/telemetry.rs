@@ -143,7 +143,7 @@ async fn one_chat_message_is_one_connected_trace_and_a_stopped_collector_blocks_
     ));
     let tasks = [
         tokio::spawn(agentrun::run(ctx.clone())),
-        tokio::spawn(channelrouter::run(client.clone(), bus.clone())),
+        tokio::spawn(channelrouter::run(client.clone(), bus.clone(), Some(ns.clone()))),
         tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), settings)),
         tokio::spawn(queue_depth::run(bus.clone(), metrics.clone(), Duration::from_millis(500))),
     ];
@@ -303,9 +303,10 @@ async fn one_chat_message_is_one_connected_trace_and_a_stopped_collector_blocks_
     assert_eq!(input_tokens, 720.0);
     let prometheus = metrics.render();
     assert!(
-        prometheus.contains(
-            r#"sympozium_bus_consumer_pending{consumer="channel-router-inbound",state="pending"} 0"#
-        ),
+        prometheus.contains(&format!(
+            r#"sympozium_bus_consumer_pending{{consumer="{}",state="pending"}} 0"#,
+            sympozium_controller::channelrouter::INBOUND_CONSUMER
+        )),
         "{prometheus}"
     );
 

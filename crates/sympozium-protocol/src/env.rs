@@ -67,8 +67,9 @@ pub const TMP_DIR: &str = "TMP_DIR";
 // Bus, memory and tools.
 /// NATS URL.
 pub const EVENT_BUS_URL: &str = "EVENT_BUS_URL";
-/// NATS password of the pod's bus role.
-pub const NATS_PASSWORD: &str = "NATS_PASSWORD";
+/// The pod's NATS user (`.creds` text: a user JWT and its nkey seed, minted by the
+/// controller for this instance's channel pods or this run, scoped to its own subjects).
+pub const NATS_CREDS: &str = "NATS_CREDS";
 /// Key the pod signs its bus messages with (proves their origin).
 pub const SYMPOZIUM_ORIGIN_KEY: &str = "SYMPOZIUM_ORIGIN_KEY";
 /// Whether the instance's memory is on.
@@ -99,3 +100,31 @@ pub const STAGE: &str = "STAGE";
 pub const AGENT_EXIT_CODE: &str = "AGENT_EXIT_CODE";
 /// The run's result text, for post-run hooks.
 pub const AGENT_RESULT: &str = "AGENT_RESULT";
+
+// MCP bridge: the sidecar of agent pods, and the stdio adapter of MCPServer pods.
+/// The servers file the controller mounts (YAML).
+pub const MCP_CONFIG_PATH: &str = "MCP_CONFIG_PATH";
+/// The IPC directory where tool calls arrive (the IPC volume's `tools/`).
+pub const MCP_IPC_PATH: &str = "MCP_IPC_PATH";
+/// Where the tool manifest is written.
+pub const MCP_MANIFEST_PATH: &str = "MCP_MANIFEST_PATH";
+/// Only discover tools and write the manifest, then exit (the init-container form).
+pub const MCP_DISCOVER_ONLY: &str = "MCP_DISCOVER_ONLY";
+/// How many times discovery tries an unreachable server.
+pub const MCP_DISCOVERY_ATTEMPTS: &str = "MCP_DISCOVERY_ATTEMPTS";
+/// Milliseconds between discovery attempts.
+pub const MCP_DISCOVERY_INTERVAL_MS: &str = "MCP_DISCOVERY_INTERVAL_MS";
+/// Seconds to connect to a server.
+pub const MCP_CONNECT_TIMEOUT: &str = "MCP_CONNECT_TIMEOUT";
+/// Longest tool result handed to the agent, in characters.
+pub const MCP_MAX_RESULT_CHARS: &str = "MCP_MAX_RESULT_CHARS";
+/// Run as the stdio adapter of an MCPServer pod instead of the agent-pod sidecar.
+pub const MCP_STDIO_ADAPTER: &str = "MCP_STDIO_ADAPTER";
+/// The stdio server's command.
+pub const STDIO_CMD: &str = "STDIO_CMD";
+/// The stdio server's arguments.
+pub const STDIO_ARGS: &str = "STDIO_ARGS";
+/// The name the adapter reports for the stdio server.
+pub const STDIO_SERVER_NAME: &str = "STDIO_SERVER_NAME";
+/// The adapter's HTTP port.
+pub const STDIO_PORT: &str = "STDIO_PORT";

@@ -8,4 +8,6 @@
 
 pub mod duration;
 pub mod env;
+pub mod ipc;
 pub mod markers;
+pub mod provider;

@@ -26,14 +26,19 @@ pub enum Protocol {
     HttpProtobuf,
 }
 
+/// An OTLP protocol name that is not supported.
+#[derive(Debug, thiserror::Error)]
+#[error("unsupported OTLP protocol {0:?}: use \"grpc\" or \"http/protobuf\"")]
+pub struct UnsupportedProtocol(String);
+
 impl std::str::FromStr for Protocol {
-    type Err = String;
+    type Err = UnsupportedProtocol;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim() {
             "" | "grpc" => Ok(Self::Grpc),
             "http/protobuf" | "http" => Ok(Self::HttpProtobuf),
-            other => Err(format!("unsupported OTLP protocol {other:?}: use \"grpc\" or \"http/protobuf\"")),
+            other => Err(UnsupportedProtocol(other.to_string())),
         }
     }
 }
@@ -167,9 +172,18 @@ impl TelemetryArgs {
     }
 }
 
-fn parse_ratio(s: &str) -> Result<f64, String> {
-    let r: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if (0.0..=1.0).contains(&r) { Ok(r) } else { Err(format!("{s} is outside 0.0..=1.0")) }
+/// A sampling ratio that is not a number in 0.0..=1.0.
+#[derive(Debug, thiserror::Error)]
+enum RatioError {
+    #[error("{0:?} is not a number")]
+    NotANumber(String, #[source] std::num::ParseFloatError),
+    #[error("{0} is outside 0.0..=1.0")]
+    OutOfRange(String),
+}
+
+fn parse_ratio(s: &str) -> Result<f64, RatioError> {
+    let r: f64 = s.trim().parse().map_err(|e| RatioError::NotANumber(s.to_string(), e))?;
+    if (0.0..=1.0).contains(&r) { Ok(r) } else { Err(RatioError::OutOfRange(s.to_string())) }
 }
 
 /// A duration like `500ms`, `5s`, `2m`, or plain milliseconds (OpenTelemetry's unit for

@@ -15,7 +15,8 @@ mod config;
 mod context;
 mod export;
 pub mod json;
+pub mod process;
 
-pub use config::{ConfigError, Protocol, TelemetryArgs};
+pub use config::{ConfigError, Protocol, TelemetryArgs, UnsupportedProtocol};
 pub use context::{current_traceparent, set_parent_from_traceparent};
 pub use export::{Telemetry, TelemetryError, init, meter};

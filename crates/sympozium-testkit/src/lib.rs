@@ -21,7 +21,7 @@ pub mod python;
 mod wait;
 
 pub use crds::install_crds;
-pub use plane::{TestNamespace, TestPlane};
+pub use plane::{PlaneError, TestNamespace, TestPlane};
 pub use wait::{WaitError, wait_for, wait_until_gone};
 
 /// Errors from the test kit.
@@ -29,7 +29,7 @@ pub use wait::{WaitError, wait_for, wait_until_gone};
 pub enum Error {
     /// The control plane could not be found or started.
     #[error("test control plane unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] plane::PlaneError),
     /// A Kubernetes call failed.
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),

@@ -20,7 +20,40 @@ pub struct TestPlane {
     kubectl: PathBuf,
 }
 
-static PLANE: OnceLock<Result<TestPlane, String>> = OnceLock::new();
+/// Why the test control plane could not be found or started.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum PlaneError {
+    /// `TESTPLANE_KUBECONFIG` names a missing file.
+    #[error("TESTPLANE_KUBECONFIG={} does not exist", .0.display())]
+    MissingKubeconfig(PathBuf),
+    /// Under CI the plane must be started by `make test`.
+    #[error(
+        "TESTPLANE_KUBECONFIG is not set under CI=true: run the tests with `make test`, which starts the test control plane"
+    )]
+    NotStartedUnderCi,
+    /// `testplane/up.sh` could not be run.
+    #[error("running {}: {source}", script.display())]
+    Spawn {
+        /// The script.
+        script: PathBuf,
+        /// The error (shared: the result is cached for the whole test process).
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+    /// `testplane/up.sh` failed.
+    #[error("{} failed:\n{stderr_tail}", script.display())]
+    Failed {
+        /// The script.
+        script: PathBuf,
+        /// The last lines of its standard error.
+        stderr_tail: String,
+    },
+    /// `testplane/up.sh` printed no kubeconfig path.
+    #[error("{} printed no kubeconfig path", .0.display())]
+    NoKubeconfig(PathBuf),
+}
+
+static PLANE: OnceLock<Result<TestPlane, PlaneError>> = OnceLock::new();
 static CRDS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 impl TestPlane {
@@ -140,35 +173,36 @@ impl TestNamespace {
     }
 }
 
-fn locate() -> Result<TestPlane, String> {
+fn locate() -> Result<TestPlane, PlaneError> {
     let kubectl = locate_kubectl();
     if let Some(path) = std::env::var_os("TESTPLANE_KUBECONFIG").filter(|p| !p.is_empty()) {
         let kubeconfig = PathBuf::from(path);
         if !kubeconfig.is_file() {
-            return Err(format!("TESTPLANE_KUBECONFIG={} does not exist", kubeconfig.display()));
+            return Err(PlaneError::MissingKubeconfig(kubeconfig));
         }
         return Ok(TestPlane { kubeconfig, kubectl });
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        return Err("TESTPLANE_KUBECONFIG is not set under CI=true: run the tests with `make test`, \
-                    which starts the test control plane"
-            .into());
+        return Err(PlaneError::NotStartedUnderCi);
     }
     let up = repo_root().join("testplane/up.sh");
     eprintln!(
         "sympozium-testkit: TESTPLANE_KUBECONFIG unset; starting or reusing the plane with {}",
         up.display()
     );
-    let out = Command::new("bash").arg(&up).output().map_err(|e| format!("running {}: {e}", up.display()))?;
+    let out = Command::new("bash")
+        .arg(&up)
+        .output()
+        .map_err(|e| PlaneError::Spawn { script: up.clone(), source: std::sync::Arc::new(e) })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<_> = stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(format!("{} failed:\n{}", up.display(), tail.join("\n")));
+        return Err(PlaneError::Failed { script: up, stderr_tail: tail.join("\n") });
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default().trim();
     if last.is_empty() {
-        return Err(format!("{} printed no kubeconfig path", up.display()));
+        return Err(PlaneError::NoKubeconfig(up));
     }
     Ok(TestPlane { kubeconfig: PathBuf::from(last), kubectl })
 }

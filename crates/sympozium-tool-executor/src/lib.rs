@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use serde::{Deserialize, Serialize};
+use sympozium_protocol::ipc;
 
 /// Longest stdout or stderr kept, in characters.
 pub const MAX_OUTPUT_CHARS: usize = 51_200;
@@ -101,7 +102,7 @@ pub fn truncate(s: &str) -> String {
 
 /// The directories this sidecar serves, its own first.
 pub fn request_dirs(config: &Config) -> Vec<PathBuf> {
-    let tools = config.ipc_dir.join("tools");
+    let tools = config.ipc_dir.join(ipc::TOOLS);
     let mut dirs = Vec::new();
     if let Some(skill) = config.skill.as_deref().filter(|s| !s.is_empty() && !s.contains('/')) {
         dirs.push(tools.join(skill));
@@ -112,7 +113,7 @@ pub fn request_dirs(config: &Config) -> Vec<PathBuf> {
 
 /// The request id of a file name `exec-request-<id>.json`.
 pub fn request_id(file_name: &str) -> Option<&str> {
-    file_name.strip_prefix("exec-request-")?.strip_suffix(".json").filter(|id| !id.is_empty())
+    ipc::exec_request_id(file_name)
 }
 
 /// Runs one request and returns its outcome.
@@ -195,11 +196,11 @@ pub async fn execute(request: &Request, gh_token: Option<&str>) -> ExecResult {
 
 /// Claims and runs one request file; returns whether this sidecar took it.
 pub async fn take(dir: &Path, id: &str, gh_token: Option<String>) -> bool {
-    let result_path = dir.join(format!("exec-result-{id}.json"));
+    let result_path = dir.join(ipc::exec_result(id));
     if result_path.exists() || tokio::fs::create_dir(dir.join(format!(".claim-{id}"))).await.is_err() {
         return false;
     }
-    let request_path = dir.join(format!("exec-request-{id}.json"));
+    let request_path = dir.join(ipc::exec_request(id));
     let dir = dir.to_path_buf();
     let id = id.to_string();
     tokio::spawn(async move {
@@ -243,13 +244,13 @@ pub async fn take(dir: &Path, id: &str, gh_token: Option<String>) -> bool {
                 timed_out: false,
             },
         };
-        let tmp = dir.join(format!("exec-result-{id}.json.tmp"));
+        let tmp = dir.join(format!("{}.tmp", ipc::exec_result(&id)));
         let body = serde_json::to_vec(&result).unwrap_or_default();
         if let Err(e) = tokio::fs::write(&tmp, body).await {
             tracing::warn!(error = %e, "writing the result");
             return;
         }
-        if let Err(e) = tokio::fs::rename(&tmp, dir.join(format!("exec-result-{id}.json"))).await {
+        if let Err(e) = tokio::fs::rename(&tmp, dir.join(ipc::exec_result(&id))).await {
             tracing::warn!(error = %e, "publishing the result");
         }
     });
@@ -263,7 +264,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         tokio::fs::create_dir_all(dir).await.map_err(|source| Error::Io { path: dir.clone(), source })?;
     }
     tracing::info!(dirs = ?dirs, "serving execute_command requests");
-    let done = config.ipc_dir.join("done");
+    let done = config.ipc_dir.join(ipc::DONE);
     loop {
         if done.exists() {
             return Ok(());

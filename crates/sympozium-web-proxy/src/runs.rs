@@ -13,8 +13,8 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
-use sympozium_api::agentrun::{AgentRunPhase, ModelSpec};
-use sympozium_api::labels::{self, skills};
+use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_api::labels;
 use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, resolve};
 use sympozium_bus::{Bus, Envelope, topics};
 use tokio::sync::mpsc;
@@ -202,15 +202,7 @@ pub fn agent_run(
         .flatten()
         .filter(|s| !s.trim().is_empty())
         .collect::<Vec<_>>();
-    let skills = inst
-        .spec
-        .skills
-        .iter()
-        .filter(|s| {
-            !matches!(s.skill_pack_ref.as_deref(), Some(skills::WEB_ENDPOINT | skills::WEB_ENDPOINT_LEGACY))
-        })
-        .cloned()
-        .collect();
+    let skills = resolve::run_skills(&inst.spec);
     let mut run = AgentRun::new(
         name,
         AgentRunSpec {
@@ -219,14 +211,7 @@ pub fn agent_run(
             session_key: name.to_string(),
             task: prompt.task.clone(),
             system_prompt: (!system.is_empty()).then(|| system.join("\n\n")),
-            model: ModelSpec {
-                provider: resolve::provider(&inst.spec),
-                model: agent.model.clone(),
-                base_url: agent.base_url.clone().filter(|u| !u.is_empty()),
-                thinking: agent.thinking,
-                auth_secret_ref: resolve::auth_secret(&inst.spec),
-                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
-            },
+            model: resolve::model_spec(&inst.spec, &Default::default()),
             skills,
             tool_policy: agent.tool_policy.clone(),
             timeout: Some(timeout.to_string()),

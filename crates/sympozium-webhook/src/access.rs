@@ -11,6 +11,57 @@ use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessRevie
 use kube::api::PostParams;
 use kube::{Api, Client};
 
+/// Why an object is refused because of what its author may do; the message names the
+/// field, the user and the missing right.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessDenied {
+    /// The user lacks a right a rule grants ([`crate::escalation::denial`]).
+    #[error("{0}")]
+    MissingRight(String),
+    /// The user may not read a Secret the object names ([`crate::secret_reads::denial`]).
+    #[error("{0}")]
+    SecretRead(String),
+    /// Cluster-wide rights asked for outside the system namespace.
+    #[error("{0}")]
+    ClusterRights(String),
+    /// A SubjectAccessReview failed, so the rights could not be checked.
+    #[error("{what}: could not check the requesting user's rights (SubjectAccessReview failed): {source}")]
+    Review {
+        /// The field being checked.
+        what: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A SkillPack a reference resolves to could not be read.
+    #[error("{what}: could not read SkillPack \"{name}\": {source}")]
+    ReadSkillPack {
+        /// The referring field.
+        what: String,
+        /// The pack.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A refusal with advice on how to get past it.
+    #[error("{source}{hint}")]
+    Hinted {
+        /// The refusal.
+        #[source]
+        source: Box<AccessDenied>,
+        /// The advice, starting with a space.
+        hint: String,
+    },
+}
+
+impl AccessDenied {
+    /// This refusal followed by `hint`.
+    pub fn with_hint(self, hint: &str) -> Self {
+        AccessDenied::Hinted { source: Box::new(self), hint: hint.to_string() }
+    }
+}
+
 /// One question: may the user `verb` `resource` (in `group`, optionally `name`d) in
 /// `namespace` (`None`: cluster-wide, i.e. in every namespace and for cluster-scoped kinds)?
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -58,27 +58,102 @@ pub fn sandbox_required_message(policy: &str) -> String {
     )
 }
 
+/// Why a run is refused; the message says which field to change and why.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    /// Both isolation modes at once.
+    #[error("spec.sandbox and spec.agentSandbox cannot both be enabled: choose one isolation mode")]
+    BothSandboxes,
+    /// agent-sandbox for a serving run.
+    #[error("spec.agentSandbox cannot be used with mode: server")]
+    AgentSandboxServer,
+    /// The policy requires a sandbox the run does not enable.
+    #[error("{}", sandbox_required_message(.0))]
+    SandboxRequired(String),
+    /// Deeper than the policy's `maxDepth`.
+    #[error("spawn depth {depth} exceeds maxDepth {max} of policy \"{policy}\"")]
+    TooDeep {
+        /// The run's depth.
+        depth: i32,
+        /// The policy's `maxDepth`.
+        max: i32,
+        /// The policy.
+        policy: String,
+    },
+    /// A tool the policy denies is in the run's allow list.
+    #[error("tool \"{tool}\" is denied by policy \"{policy}\" but listed in spec.toolPolicy.allow")]
+    DeniedTool {
+        /// The tool.
+        tool: String,
+        /// The policy.
+        policy: String,
+    },
+    /// A feature gate the policy turns off.
+    #[error("feature gate {gate} is disabled by policy \"{policy}\": {what}")]
+    GateOff {
+        /// The gate.
+        gate: &'static str,
+        /// The policy.
+        policy: String,
+        /// What the run may not do.
+        what: &'static str,
+    },
+    /// The policy requires agent-sandbox mode.
+    #[error("agent-sandbox mode is required by policy \"{0}\": set spec.agentSandbox.enabled to true")]
+    AgentSandboxRequired(String),
+    /// A runtime class outside the policy's list.
+    #[error("runtime class \"{class}\" is not allowed by policy \"{policy}\" (allowed: {allowed})")]
+    RuntimeClass {
+        /// The class asked for.
+        class: String,
+        /// The policy.
+        policy: String,
+        /// The allowed classes, comma-separated.
+        allowed: String,
+    },
+    /// A resource value that is not a quantity.
+    #[error("{path}: \"{value}\" is not a resource quantity")]
+    NotAQuantity {
+        /// The field.
+        path: String,
+        /// Its value.
+        value: String,
+    },
+    /// A resource value above the policy's ceiling.
+    #[error("{path} \"{value}\" exceeds {ceiling_field} \"{ceiling}\" of policy \"{policy}\"")]
+    OverCeiling {
+        /// The field.
+        path: String,
+        /// Its value.
+        value: String,
+        /// `maxCPU` or `maxMemory`.
+        ceiling_field: &'static str,
+        /// The ceiling.
+        ceiling: String,
+        /// The policy.
+        policy: String,
+    },
+}
+
 /// Rules that hold with or without a policy.
-pub fn validate_shape(run: &AgentRun) -> Result<(), String> {
+pub fn validate_shape(run: &AgentRun) -> Result<(), Refusal> {
     if sandbox_enabled(run) && agent_sandbox_enabled(run) {
-        return Err(
-            "spec.sandbox and spec.agentSandbox cannot both be enabled: choose one isolation mode".into()
-        );
+        return Err(Refusal::BothSandboxes);
     }
     if agent_sandbox_enabled(run) && run.spec.mode == RunMode::Server {
-        return Err("spec.agentSandbox cannot be used with mode: server".into());
+        return Err(Refusal::AgentSandboxServer);
     }
     Ok(())
 }
 
 /// Whether `policy` allows `run`; the error says which field to change and why.
-pub fn validate(run: &AgentRun, policy: &SympoziumPolicy) -> Result<(), String> {
+pub fn validate(run: &AgentRun, policy: &SympoziumPolicy) -> Result<(), Refusal> {
     validate_shape(run)?;
     let name = policy.metadata.name.as_deref().unwrap_or_default();
     let spec = &policy.spec;
     let sandbox = spec.sandbox_policy.as_ref();
     if sandbox.is_some_and(|s| s.required) && !sandbox_enabled(run) {
-        return Err(sandbox_required_message(name));
+        return Err(Refusal::SandboxRequired(name.to_string()));
     }
     if let Some(sandbox) = sandbox {
         check_ceilings(run, sandbox, name)?;
@@ -87,10 +162,11 @@ pub fn validate(run: &AgentRun, policy: &SympoziumPolicy) -> Result<(), String> 
         && sub.max_depth > 0
         && parent.spawn_depth > sub.max_depth
     {
-        return Err(format!(
-            "spawn depth {} exceeds maxDepth {} of policy \"{name}\"",
-            parent.spawn_depth, sub.max_depth
-        ));
+        return Err(Refusal::TooDeep {
+            depth: parent.spawn_depth,
+            max: sub.max_depth,
+            policy: name.to_string(),
+        });
     }
     if let (Some(gating), Some(tools)) = (&spec.tool_gating, &run.spec.tool_policy) {
         let denied = gating
@@ -99,28 +175,27 @@ pub fn validate(run: &AgentRun, policy: &SympoziumPolicy) -> Result<(), String> 
             .filter(|r| r.action == ToolAction::Deny)
             .find(|r| tools.allow.contains(&r.tool));
         if let Some(rule) = denied {
-            return Err(format!(
-                "tool \"{}\" is denied by policy \"{name}\" but listed in spec.toolPolicy.allow",
-                rule.tool
-            ));
+            return Err(Refusal::DeniedTool { tool: rule.tool.clone(), policy: name.to_string() });
         }
     }
     let gate_off = |gate: &str| spec.feature_gates.as_ref().and_then(|g| g.get(gate)) == Some(&false);
     if gate_off(GATE_CODE_EXECUTION) && sandbox_enabled(run) {
-        return Err(format!(
-            "feature gate {GATE_CODE_EXECUTION} is disabled by policy \"{name}\": spec.sandbox cannot be enabled"
-        ));
+        return Err(Refusal::GateOff {
+            gate: GATE_CODE_EXECUTION,
+            policy: name.to_string(),
+            what: "spec.sandbox cannot be enabled",
+        });
     }
     if gate_off(GATE_SUB_AGENTS) && run.spec.parent.is_some() {
-        return Err(format!(
-            "feature gate {GATE_SUB_AGENTS} is disabled by policy \"{name}\": sub-agent runs (spec.parent) are not allowed"
-        ));
+        return Err(Refusal::GateOff {
+            gate: GATE_SUB_AGENTS,
+            policy: name.to_string(),
+            what: "sub-agent runs (spec.parent) are not allowed",
+        });
     }
     if let Some(agent_sandbox) = sandbox.and_then(|s| s.agent_sandbox_policy.as_ref()) {
         if agent_sandbox.required && !agent_sandbox_enabled(run) {
-            return Err(format!(
-                "agent-sandbox mode is required by policy \"{name}\": set spec.agentSandbox.enabled to true"
-            ));
+            return Err(Refusal::AgentSandboxRequired(name.to_string()));
         }
         let class = run
             .spec
@@ -133,17 +208,18 @@ pub fn validate(run: &AgentRun, policy: &SympoziumPolicy) -> Result<(), String> 
             && !agent_sandbox.allowed_runtime_classes.is_empty()
             && !agent_sandbox.allowed_runtime_classes.iter().any(|c| c == class)
         {
-            return Err(format!(
-                "runtime class \"{class}\" is not allowed by policy \"{name}\" (allowed: {})",
-                agent_sandbox.allowed_runtime_classes.join(", ")
-            ));
+            return Err(Refusal::RuntimeClass {
+                class: class.to_string(),
+                policy: name.to_string(),
+                allowed: agent_sandbox.allowed_runtime_classes.join(", "),
+            });
         }
     }
     Ok(())
 }
 
 /// `maxCPU` / `maxMemory`: no sandbox request or limit may exceed the policy's ceiling.
-fn check_ceilings(run: &AgentRun, sandbox: &SandboxPolicy, policy: &str) -> Result<(), String> {
+fn check_ceilings(run: &AgentRun, sandbox: &SandboxPolicy, policy: &str) -> Result<(), Refusal> {
     let sets = [
         ("spec.sandbox", run.spec.sandbox.as_ref().and_then(|s| s.resources.as_ref())),
         ("spec.agentSandbox", run.spec.agent_sandbox.as_ref().and_then(|s| s.resources.as_ref())),
@@ -163,11 +239,15 @@ fn check_ceilings(run: &AgentRun, sandbox: &SandboxPolicy, policy: &str) -> Resu
                 let Some(max) = quantity::parse(ceiling) else { continue };
                 let path = format!("{field}.resources.{kind}.{resource}");
                 match quantity::parse(value) {
-                    None => return Err(format!("{path}: \"{value}\" is not a resource quantity")),
+                    None => return Err(Refusal::NotAQuantity { path, value: value.to_string() }),
                     Some(v) if v > max => {
-                        return Err(format!(
-                            "{path} \"{value}\" exceeds {ceiling_field} \"{ceiling}\" of policy \"{policy}\""
-                        ));
+                        return Err(Refusal::OverCeiling {
+                            path,
+                            value: value.to_string(),
+                            ceiling_field,
+                            ceiling: ceiling.to_string(),
+                            policy: policy.to_string(),
+                        });
                     }
                     Some(_) => {}
                 }

@@ -20,7 +20,7 @@ fn policy(spec: Value) -> SympoziumPolicy {
 }
 
 fn denied(r: &AgentRun, p: &SympoziumPolicy) -> String {
-    validate(r, p).unwrap_err()
+    validate(r, p).unwrap_err().to_string()
 }
 
 #[test]

@@ -23,7 +23,7 @@ use kube::{Api, Client};
 use sympozium_api::common::{RbacRule, SkillRef};
 use sympozium_api::{AgentRun, PersonaPack, SkillPack, SympoziumInstance};
 
-use crate::access::{Access, Ask};
+use crate::access::{Access, AccessDenied, Ask};
 use crate::secret_reads::SecretUse;
 
 /// API group of the Sympozium kinds.
@@ -89,8 +89,9 @@ pub fn denial(what: &str, user: &str, right: &Right, scope: Scope<'_>) -> String
     )
 }
 
-fn api_error(what: &str, e: &kube::Error) -> String {
-    format!("{what}: could not check the requesting user's rights (SubjectAccessReview failed): {e}")
+fn api_error(what: &str) -> impl FnOnce(kube::Error) -> AccessDenied {
+    let what = what.to_string();
+    move |source| AccessDenied::Review { what, source }
 }
 
 async fn ask(access: &Access, question: Ask) -> Result<bool, kube::Error> {
@@ -104,7 +105,7 @@ pub async fn check_rules(
     scope: Scope<'_>,
     rules: &[RbacRule],
     what: &str,
-) -> Result<(), String> {
+) -> Result<(), AccessDenied> {
     let wanted = rights(rules);
     // The questions are built before the stream so its futures own what they ask (a stream
     // of closures over borrowed rules is not `Send` for every lifetime axum needs).
@@ -114,9 +115,9 @@ pub async fn check_rules(
         .collect();
     let mut answers = futures::stream::iter(questions).buffered(PARALLEL);
     let mut index = 0;
-    while let Some(ok) = answers.try_next().await.map_err(|e| api_error(what, &e))? {
+    while let Some(ok) = answers.try_next().await.map_err(api_error(what))? {
         if !ok {
-            return Err(denial(what, access.username(), &wanted[index], scope));
+            return Err(AccessDenied::MissingRight(denial(what, access.username(), &wanted[index], scope)));
         }
         index += 1;
     }
@@ -166,10 +167,10 @@ pub async fn check_skill(
     ns: &str,
     name: &str,
     what: &str,
-) -> Result<(), String> {
-    let resolved = resolve(client, system_namespace, ns, name)
-        .await
-        .map_err(|e| format!("{what}: could not read SkillPack \"{name}\": {e}"))?;
+) -> Result<(), AccessDenied> {
+    let resolved = resolve(client, system_namespace, ns, name).await.map_err(|source| {
+        AccessDenied::ReadSkillPack { what: what.to_string(), name: name.to_string(), source }
+    })?;
     let Some((pack, origin)) = resolved else { return Ok(()) };
     let Some(sidecar) = pack.spec.sidecar else { return Ok(()) };
     let pack_name = pack.metadata.name.as_deref().unwrap_or(name);
@@ -179,7 +180,7 @@ pub async fn check_skill(
     }
     let bound = origin == Origin::System && {
         let bind = Ask::new(Some(ns), "bind", GROUP, "skillpacks").named(pack_name);
-        access.allowed(&bind).await.map_err(|e| api_error(what, &e))?
+        access.allowed(&bind).await.map_err(api_error(what))?
     };
     if bound {
         return Ok(());
@@ -192,9 +193,9 @@ pub async fn check_skill(
     match origin {
         Origin::Local => {
             if !sidecar.cluster_rbac.is_empty() {
-                return Err(format!(
+                return Err(AccessDenied::ClusterRights(format!(
                     "{what} clusterRBAC: SkillPack \"{pack_name}\" in namespace \"{ns}\" asks for cluster-wide rights, which are only granted from SkillPacks in the system namespace \"{system_namespace}\""
-                ));
+                )));
             }
             check_rules(access, Scope::Namespace(ns), &sidecar.rbac, &format!("{what} rbac")).await
         }
@@ -204,10 +205,10 @@ pub async fn check_skill(
             );
             check_rules(access, Scope::Namespace(ns), &sidecar.rbac, &format!("{what} rbac"))
                 .await
-                .map_err(|e| e + &hint)?;
+                .map_err(|e| e.with_hint(&hint))?;
             check_rules(access, Scope::Cluster, &sidecar.cluster_rbac, &format!("{what} clusterRBAC"))
                 .await
-                .map_err(|e| e + &hint)
+                .map_err(|e| e.with_hint(&hint))
         }
     }
 }
@@ -220,7 +221,7 @@ async fn check_skill_refs(
     ns: &str,
     field: &str,
     skills: &[SkillRef],
-) -> Result<(), String> {
+) -> Result<(), AccessDenied> {
     for (i, skill) in skills.iter().enumerate() {
         let Some(name) = skill.skill_pack_ref.as_deref() else { continue };
         let what = format!("{field}[{i}] \"{name}\"");
@@ -235,7 +236,7 @@ async fn check_lifecycle(
     ns: &str,
     field: &str,
     rules: Option<&[RbacRule]>,
-) -> Result<(), String> {
+) -> Result<(), AccessDenied> {
     match rules {
         Some(rules) if !rules.is_empty() => check_rules(access, Scope::Namespace(ns), rules, field).await,
         _ => Ok(()),
@@ -249,7 +250,7 @@ pub async fn review_skill_pack(
     system_namespace: &str,
     ns: &str,
     pack: &SkillPack,
-) -> Result<(), String> {
+) -> Result<(), AccessDenied> {
     let Some(sidecar) = &pack.spec.sidecar else { return Ok(()) };
     let name = pack.metadata.name.as_deref().unwrap_or_default();
     let secret = sidecar.secret_ref.as_deref().map(str::trim).filter(|s| !s.is_empty());
@@ -261,15 +262,15 @@ pub async fn review_skill_pack(
         crate::secret_reads::check(access, ns, std::slice::from_ref(&used)).await?;
     }
     if ns != system_namespace && !sidecar.cluster_rbac.is_empty() {
-        return Err(format!(
+        return Err(AccessDenied::ClusterRights(format!(
             "SkillPack \"{name}\" sidecar.clusterRBAC: cluster-wide rights are only granted from SkillPacks in the system namespace \"{system_namespace}\" (admin-managed), not from namespace \"{ns}\"; remove sidecar.clusterRBAC or ask an admin to install the pack there"
-        ));
+        )));
     }
     if sidecar.rbac.is_empty() && sidecar.cluster_rbac.is_empty() {
         return Ok(());
     }
     let escalate = Ask::new(Some(ns), "escalate", GROUP, "skillpacks").named(name);
-    if access.allowed(&escalate).await.map_err(|e| api_error(&format!("SkillPack \"{name}\""), &e))? {
+    if access.allowed(&escalate).await.map_err(api_error(&format!("SkillPack \"{name}\"")))? {
         return Ok(());
     }
     // A system pack's namespaced rules apply in every namespace that uses it.
@@ -277,7 +278,7 @@ pub async fn review_skill_pack(
     let hint = " (defining rules you do not hold needs \"escalate\" on skillpacks)";
     check_rules(access, scope, &sidecar.rbac, &format!("SkillPack \"{name}\" sidecar.rbac"))
         .await
-        .map_err(|e| e + hint)?;
+        .map_err(|e| e.with_hint(hint))?;
     check_rules(
         access,
         Scope::Cluster,
@@ -285,7 +286,7 @@ pub async fn review_skill_pack(
         &format!("SkillPack \"{name}\" sidecar.clusterRBAC"),
     )
     .await
-    .map_err(|e| e + hint)
+    .map_err(|e| e.with_hint(hint))
 }
 
 /// An instance being written to `ns`: its skills and its agent's `lifecycle.rbac` (which
@@ -296,7 +297,7 @@ pub async fn review_instance(
     system_namespace: &str,
     ns: &str,
     instance: &SympoziumInstance,
-) -> Result<(), String> {
+) -> Result<(), AccessDenied> {
     check_skill_refs(client, access, system_namespace, ns, "spec.skills", &instance.spec.skills).await?;
     let hooks = instance.spec.agents.default.lifecycle.as_ref().map(|l| l.rbac.as_slice());
     check_lifecycle(access, ns, "spec.agents.default.lifecycle.rbac", hooks).await
@@ -309,7 +310,7 @@ pub async fn review_run(
     system_namespace: &str,
     ns: &str,
     run: &AgentRun,
-) -> Result<(), String> {
+) -> Result<(), AccessDenied> {
     check_skill_refs(client, access, system_namespace, ns, "spec.skills", &run.spec.skills).await?;
     let hooks = run.spec.lifecycle.as_ref().map(|l| l.rbac.as_slice());
     check_lifecycle(access, ns, "spec.lifecycle.rbac", hooks).await
@@ -338,7 +339,7 @@ pub async fn review_pack(
     system_namespace: &str,
     ns: &str,
     pack: &PersonaPack,
-) -> Result<(), String> {
+) -> Result<(), AccessDenied> {
     for (i, persona) in pack.spec.personas.iter().enumerate() {
         for name in persona_skills(persona) {
             let what = format!("spec.personas[{i}] \"{}\" skill \"{name}\"", persona.name);

@@ -16,7 +16,7 @@
 use futures::{StreamExt, TryStreamExt};
 use sympozium_api::{AgentRun, MCPServer, PersonaPack, SympoziumInstance, resolve};
 
-use crate::access::{Access, Ask};
+use crate::access::{Access, AccessDenied, Ask};
 
 /// Reviews in flight at once.
 const PARALLEL: usize = 8;
@@ -120,7 +120,7 @@ pub fn denial(user: &str, ns: &str, used: &SecretUse) -> String {
 
 /// Checks that the user may read every Secret in `uses` (in `ns`); the error names the
 /// first field (in order) whose Secret they may not read.
-pub async fn check(access: &Access, ns: &str, uses: &[SecretUse]) -> Result<(), String> {
+pub async fn check(access: &Access, ns: &str, uses: &[SecretUse]) -> Result<(), AccessDenied> {
     let questions: Vec<_> = uses
         .iter()
         .map(|u| {
@@ -130,14 +130,12 @@ pub async fn check(access: &Access, ns: &str, uses: &[SecretUse]) -> Result<(), 
         .collect();
     let mut answers = futures::stream::iter(questions).buffered(PARALLEL);
     let mut index = 0;
-    while let Some(ok) = answers.try_next().await.map_err(|e| {
-        format!(
-            "{}: could not check the requesting user's rights (SubjectAccessReview failed): {e}",
-            uses.get(index).map_or("secret reference", |u| u.field.as_str())
-        )
+    while let Some(ok) = answers.try_next().await.map_err(|source| AccessDenied::Review {
+        what: uses.get(index).map_or("secret reference", |u| u.field.as_str()).to_string(),
+        source,
     })? {
         if !ok {
-            return Err(denial(access.username(), ns, &uses[index]));
+            return Err(AccessDenied::SecretRead(denial(access.username(), ns, &uses[index])));
         }
         index += 1;
     }

@@ -57,19 +57,27 @@ pub fn router(client: Client, system_namespace: String) -> Router {
         .with_state(Arc::new(AppState { client, system_namespace }))
 }
 
-fn decode<K>(body: &[u8]) -> Result<AdmissionRequest<K>, String>
+/// Why a request body is not an AdmissionReview with a request.
+#[derive(Debug, thiserror::Error)]
+enum DecodeError {
+    #[error("decoding the AdmissionReview: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("AdmissionReview without a request: {0}")]
+    NoRequest(#[from] kube::core::admission::ConvertAdmissionReviewError),
+}
+
+fn decode<K>(body: &[u8]) -> Result<AdmissionRequest<K>, DecodeError>
 where
     K: kube::Resource + serde::de::DeserializeOwned,
 {
-    let review: AdmissionReview<K> =
-        serde_json::from_slice(body).map_err(|e| format!("decoding the AdmissionReview: {e}"))?;
-    review.try_into().map_err(|e| format!("AdmissionReview without a request: {e}"))
+    let review: AdmissionReview<K> = serde_json::from_slice(body)?;
+    Ok(review.try_into()?)
 }
 
 async fn validate_agent_run(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let request: AdmissionRequest<AgentRun> = match decode(&body) {
         Ok(r) => r,
-        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let response = review_run(&state.client, &state.system_namespace, &request).await;
     axum::Json(response.into_review()).into_response()
@@ -78,7 +86,7 @@ async fn validate_agent_run(State(state): State<Arc<AppState>>, body: Bytes) -> 
 async fn validate_instance(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let request: AdmissionRequest<SympoziumInstance> = match decode(&body) {
         Ok(r) => r,
-        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let response = crate::instance::review_instance(&state.client, &state.system_namespace, &request).await;
     axum::Json(response.into_review()).into_response()
@@ -87,7 +95,7 @@ async fn validate_instance(State(state): State<Arc<AppState>>, body: Bytes) -> R
 async fn validate_pack(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let request: AdmissionRequest<PersonaPack> = match decode(&body) {
         Ok(r) => r,
-        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let response = crate::instance::review_pack(&state.client, &state.system_namespace, &request).await;
     axum::Json(response.into_review()).into_response()
@@ -96,7 +104,7 @@ async fn validate_pack(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
 async fn validate_skill_pack(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let request: AdmissionRequest<SkillPack> = match decode(&body) {
         Ok(r) => r,
-        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let response = review_skill_pack(&state.client, &state.system_namespace, &request).await;
     axum::Json(response.into_review()).into_response()
@@ -105,7 +113,7 @@ async fn validate_skill_pack(State(state): State<Arc<AppState>>, body: Bytes) ->
 async fn validate_mcp_server(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let request: AdmissionRequest<MCPServer> = match decode(&body) {
         Ok(r) => r,
-        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let response = review_mcp_server(&state.client, &request).await;
     axum::Json(response.into_review()).into_response()

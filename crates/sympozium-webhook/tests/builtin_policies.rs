@@ -54,8 +54,9 @@ fn every_builtin_policy_admits_an_ordinary_run_of_a_sandboxed_instance() {
 
 #[test]
 fn restrictive_requires_the_sandbox_container() {
-    let refused =
-        validate(&with_instance_sandbox(&run(json!({})), &instance(false)), &restrictive()).unwrap_err();
+    let refused = validate(&with_instance_sandbox(&run(json!({})), &instance(false)), &restrictive())
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains("sandbox is required by policy \"restrictive\""), "{refused}");
     assert!(refused.contains("spec.sandbox.enabled"), "{refused}");
     assert!(refused.contains("spec.agents.default.sandbox.enabled"), "{refused}");
@@ -70,7 +71,7 @@ fn restrictive_still_restricts() {
     let restrictive = restrictive();
     let allow_write = run(json!({"sandbox": {"enabled": true}, "toolPolicy": {"allow": ["write_file"]}}));
     assert!(
-        validate(&allow_write, &restrictive).unwrap_err().contains("write_file"),
+        validate(&allow_write, &restrictive).unwrap_err().to_string().contains("write_file"),
         "a denied tool cannot be allowed"
     );
     let deep = run(

@@ -1309,6 +1309,7 @@ export type CreateInstanceRequest = {
   baseURL?: string | null;
   /** Chat channels. */
   channels?: (Record<string, unknown>)[] | null;
+  heartbeat?: null | HeartbeatRequest;
   /** Model name (required). */
   model?: string | null;
   /** Instance name (required). */
@@ -1477,6 +1478,14 @@ export type GithubAuthStatus = {
 export type GithubTokenRequest = {
   /** A GitHub personal access token. */
   token?: string | null;
+};
+
+/** The heartbeat of [`CreateInstanceRequest`]. */
+export type HeartbeatRequest = {
+  /** 5-field cron expression, e.g. `0 * * * *` (required). */
+  schedule?: string | null;
+  /** What each heartbeat run does (required). */
+  task?: string | null;
 };
 
 /** `POST /api/v1/personapacks/install-defaults`. */

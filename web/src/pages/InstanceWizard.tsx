@@ -1,9 +1,12 @@
 // The create-instance wizard: name and provider (including inference servers the node probe
 // found on the cluster's nodes, which pins the agent to that node) → credentials → model,
-// picked from the provider's live list → confirm. Each step is a fieldset; Back/Next move.
+// picked from the provider's live list → skills (the cluster's SkillPacks) → channel (its
+// type and the Secret holding its token; the token itself never passes through here) →
+// heartbeat (a cron schedule and its task, made as a SympoziumSchedule) → confirm. Each step
+// is a fieldset; Next checks the step and says which field is wrong; Back goes back.
 import { useEffect, useState } from "react";
 import { api, ApiError } from "../api/client";
-import type { CreateInstanceRequest, ModelsResponse, ProviderNode, SympoziumInstance } from "../api/types.gen";
+import type { CreateInstanceRequest, ModelsResponse, ProviderNode, SkillPack, SympoziumInstance } from "../api/types.gen";
 import { ErrorLine, errorText } from "../components/ui";
 import { useApi } from "../hooks";
 
@@ -14,7 +17,68 @@ const defaultBase: Record<string, string> = {
   ollama: "http://ollama.default.svc:11434",
   "lm-studio": "http://localhost:1234/v1",
 };
-const steps = ["Provider", "Credentials", "Model", "Confirm"] as const;
+const steps = ["Provider", "Credentials", "Model", "Skills", "Channel", "Heartbeat", "Confirm"] as const;
+/** Chat channels and the Secret keys their token Secret must hold (WhatsApp pairs by QR code). */
+const channelKeys: Record<string, string[]> = {
+  telegram: ["TELEGRAM_BOT_TOKEN"],
+  slack: ["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"],
+  discord: ["DISCORD_BOT_TOKEN"],
+  whatsapp: [],
+};
+const heartbeatPresets: [string, string][] = [
+  ["0 * * * *", "Hourly"],
+  ["*/30 * * * *", "Every 30 minutes"],
+  ["0 */6 * * *", "Every 6 hours"],
+  ["0 9 * * *", "Daily at 09:00"],
+];
+const defaultTask =
+  "Review your memory and the state of what you look after; summarise anything that changed or needs attention, and store what is worth remembering.";
+const namePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const cronFields: [string, number, number][] = [
+  ["minute", 0, 59],
+  ["hour", 0, 23],
+  ["day-of-month", 1, 31],
+  ["month", 1, 12],
+  ["day-of-week", 0, 7],
+];
+
+/** Why `expr` is not a 5-field cron expression (the API server checks the same). */
+export function cronProblem(expr: string): string | undefined {
+  const e = expr.trim();
+  if (!e) return "is required, e.g. 0 * * * * (hourly)";
+  const fields = e.split(/\s+/);
+  if (fields.length !== 5) return `"${e}" has ${fields.length} fields; give exactly 5: minute hour day-of-month month day-of-week`;
+  for (let i = 0; i < 5; i++) {
+    const [name, min, max] = cronFields[i];
+    if (!/^[0-9A-Za-z*,/?-]+$/.test(fields[i])) return `${name} field "${fields[i]}" has characters a cron field cannot have`;
+    for (const part of fields[i].split(",")) {
+      if (!part) return `${name} field "${fields[i]}" has an empty list item`;
+      for (const v of part.split("/")[0].split("-")) {
+        if (/^\d+$/.test(v) && (Number(v) < min || Number(v) > max)) return `${name} field "${fields[i]}": ${v} is out of range ${min}-${max}`;
+      }
+    }
+  }
+  return undefined;
+}
+
+function nameProblem(v: string): string | undefined {
+  if (!v) return "is required";
+  if (v.length > 63 || !namePattern.test(v)) return "use lower-case letters, digits and '-', starting and ending with a letter or digit (at most 63)";
+  return undefined;
+}
+
+interface Channel {
+  type: string;
+  secret: string;
+}
+
+interface Heartbeat {
+  enabled: boolean;
+  schedule: string;
+  task: string;
+}
+
+type Problem = { field: string; message: string } | undefined;
 
 interface Aws {
   region: string;
@@ -28,6 +92,10 @@ export function InstanceWizard({ onCreated }: { onCreated: (name: string) => voi
   const [form, setForm] = useState<CreateInstanceRequest>({ name: "", provider: "openai", model: "" });
   const [aws, setAws] = useState<Aws>({ region: "us-east-1", accessKeyId: "", secretAccessKey: "", sessionToken: "" });
   const [pinned, setPinned] = useState<string>();
+  const [skills, setSkills] = useState<string[]>([]);
+  const [channel, setChannel] = useState<Channel>({ type: "", secret: "" });
+  const [heartbeat, setHeartbeat] = useState<Heartbeat>({ enabled: false, schedule: "0 * * * *", task: defaultTask });
+  const [tried, setTried] = useState(false);
   const [error, setError] = useState<{ message: string; field?: string }>();
   const nodes = useApi<ProviderNode[]>("/api/v1/providers/nodes", 0);
   const set = (k: keyof CreateInstanceRequest) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) =>
@@ -41,12 +109,47 @@ export function InstanceWizard({ onCreated }: { onCreated: (name: string) => voi
     setPinned(`${name} on ${node.nodeName}`);
   };
 
-  const canNext = [
-    !!form.name && !!form.provider,
-    bedrock ? !!form.secretName : true,
-    !!form.model,
-    true,
-  ][step];
+  /** What is wrong with the current step, naming the field. */
+  const problem = ((): Problem => {
+    switch (step) {
+      case 0: {
+        const why = nameProblem(form.name ?? "");
+        if (why) return { field: "Name", message: why };
+        if (!form.provider) return { field: "Provider", message: "is required" };
+        return undefined;
+      }
+      case 1:
+        if (bedrock && !form.secretName) return { field: "Secret with the agent's AWS keys", message: "is required for Bedrock" };
+        if (form.secretName && nameProblem(form.secretName)) return { field: "Existing Secret", message: nameProblem(form.secretName)! };
+        return undefined;
+      case 2:
+        return form.model?.trim() ? undefined : { field: "Model", message: "is required" };
+      case 4: {
+        if (!channel.type) return undefined;
+        const keys = channelKeys[channel.type] ?? [];
+        if (!channel.secret && keys.length)
+          return { field: "Token Secret", message: `is required for ${channel.type}: a Secret in this namespace with ${keys.join(" and ")}` };
+        if (channel.secret && nameProblem(channel.secret)) return { field: "Token Secret", message: nameProblem(channel.secret)! };
+        return undefined;
+      }
+      case 5: {
+        if (!heartbeat.enabled) return undefined;
+        const why = cronProblem(heartbeat.schedule);
+        if (why) return { field: "Heartbeat schedule", message: why };
+        if (!heartbeat.task.trim()) return { field: "Heartbeat task", message: "is required" };
+        return undefined;
+      }
+      default:
+        return undefined;
+    }
+  })();
+
+  const body = (): CreateInstanceRequest => ({
+    ...form,
+    skills: skills.length ? skills.map((skillPackRef) => ({ skillPackRef })) : undefined,
+    channels: channel.type ? [{ type: channel.type, configRef: { secret: channel.secret } }] : undefined,
+    heartbeat: heartbeat.enabled ? { schedule: heartbeat.schedule.trim(), task: heartbeat.task.trim() } : undefined,
+  });
 
   return (
     <form
@@ -55,12 +158,16 @@ export function InstanceWizard({ onCreated }: { onCreated: (name: string) => voi
       onSubmit={async (e) => {
         e.preventDefault();
         if (step < steps.length - 1) {
-          if (canNext) setStep(step + 1);
+          setTried(true);
+          if (!problem) {
+            setTried(false);
+            setStep(step + 1);
+          }
           return;
         }
         setError(undefined);
         try {
-          const created = await api<SympoziumInstance>("POST", "/api/v1/instances", form);
+          const created = await api<SympoziumInstance>("POST", "/api/v1/instances", body());
           onCreated(created.metadata.name ?? "");
         } catch (err) {
           setError(err instanceof ApiError ? { message: err.message, field: err.field } : { message: String(err) });
@@ -156,7 +263,70 @@ export function InstanceWizard({ onCreated }: { onCreated: (name: string) => voi
         </fieldset>
       )}
       {step === 2 && <ModelStep form={form} aws={bedrock ? aws : undefined} onModel={(m) => setForm({ ...form, model: m })} />}
-      {step === 3 && (
+      {step === 3 && <SkillsStep picked={skills} onChange={setSkills} />}
+      {step === 4 && (
+        <fieldset className="grid-form">
+          <legend>Chat channel</legend>
+          <label>
+            Channel
+            <select value={channel.type} onChange={(e) => setChannel({ ...channel, type: e.target.value })}>
+              <option value="">none</option>
+              {Object.keys(channelKeys).map((t) => (
+                <option key={t}>{t}</option>
+              ))}
+            </select>
+          </label>
+          {channel.type && (
+            <label>
+              Token Secret{(channelKeys[channel.type] ?? []).length ? "" : " (optional)"}
+              <input value={channel.secret} onChange={(e) => setChannel({ ...channel, secret: e.target.value })} autoComplete="off" />
+            </label>
+          )}
+          {channel.type && (
+            <p className="muted wide">
+              {(channelKeys[channel.type] ?? []).length
+                ? `The name of a Secret in this namespace holding ${channelKeys[channel.type].join(" and ")}; the token itself is never sent here.`
+                : "WhatsApp pairs with a QR code; a Secret is optional."}
+            </p>
+          )}
+        </fieldset>
+      )}
+      {step === 5 && (
+        <fieldset className="grid-form">
+          <legend>Heartbeat</legend>
+          <label className="wide">
+            <input type="checkbox" checked={heartbeat.enabled} onChange={(e) => setHeartbeat({ ...heartbeat, enabled: e.target.checked })} />
+            Run a heartbeat
+          </label>
+          {heartbeat.enabled && (
+            <>
+              <label>
+                Preset
+                <select
+                  value={heartbeatPresets.some(([c]) => c === heartbeat.schedule) ? heartbeat.schedule : ""}
+                  onChange={(e) => e.target.value && setHeartbeat({ ...heartbeat, schedule: e.target.value })}
+                >
+                  <option value="">custom</option>
+                  {heartbeatPresets.map(([c, l]) => (
+                    <option key={c} value={c}>
+                      {l}
+                    </option>
+                  ))}
+                </select>
+              </label>
+              <label>
+                Schedule (cron)
+                <input value={heartbeat.schedule} onChange={(e) => setHeartbeat({ ...heartbeat, schedule: e.target.value })} />
+              </label>
+              <label className="wide">
+                Task
+                <textarea rows={3} value={heartbeat.task} onChange={(e) => setHeartbeat({ ...heartbeat, task: e.target.value })} />
+              </label>
+            </>
+          )}
+        </fieldset>
+      )}
+      {step === 6 && (
         <fieldset>
           <legend>Confirm</legend>
           <dl className="facts">
@@ -172,8 +342,19 @@ export function InstanceWizard({ onCreated }: { onCreated: (name: string) => voi
             <dd>{form.nodeSelector?.["kubernetes.io/hostname"] ?? "any node"}</dd>
             <dt>Credentials</dt>
             <dd>{form.apiKey ? "a new Secret with the key" : form.secretName || "none"}</dd>
+            <dt>Skills</dt>
+            <dd>{skills.length ? skills.join(", ") : "none"}</dd>
+            <dt>Channel</dt>
+            <dd>{channel.type ? `${channel.type}${channel.secret ? `, token in Secret ${channel.secret}` : ""}` : "none"}</dd>
+            <dt>Heartbeat</dt>
+            <dd>{heartbeat.enabled ? `${heartbeat.schedule.trim()}: ${heartbeat.task.trim()}` : "none"}</dd>
           </dl>
         </fieldset>
+      )}
+      {tried && problem && (
+        <p role="alert" className="error" data-testid="step-problem">
+          {problem.field}: {problem.message}
+        </p>
       )}
       {error && (
         <p role="alert" className="error">
@@ -183,11 +364,17 @@ export function InstanceWizard({ onCreated }: { onCreated: (name: string) => voi
       )}
       <p className="form-row">
         {step > 0 && (
-          <button type="button" onClick={() => setStep(step - 1)}>
+          <button
+            type="button"
+            onClick={() => {
+              setTried(false);
+              setStep(step - 1);
+            }}
+          >
             Back
           </button>
         )}
-        <button type="submit" disabled={!canNext}>
+        <button type="submit">
           {step < steps.length - 1 ? "Next" : "Create"}
         </button>
       </p>
@@ -255,6 +442,42 @@ function ModelStep({ form, aws, onModel }: { form: CreateInstanceRequest; aws?: 
       </p>
       {models && models.length === 0 && <p className="muted">The provider lists no models.</p>}
       <ErrorLine error={error} />
+    </fieldset>
+  );
+}
+
+/** The skills step: the cluster's SkillPacks (one per name), any number of them. */
+function SkillsStep({ picked, onChange }: { picked: string[]; onChange: (s: string[]) => void }) {
+  const list = useApi<SkillPack[]>("/api/v1/skills", 0);
+  const byName = new Map<string, SkillPack[]>();
+  for (const p of list.data ?? []) {
+    const n = p.metadata.name ?? "";
+    if (n && n !== "memory") byName.set(n, [...(byName.get(n) ?? []), p]);
+  }
+  const names = [...byName.keys()].sort();
+  return (
+    <fieldset className="grid-form">
+      <legend>Skills</legend>
+      <p className="muted wide">SkillPacks on the cluster; the memory skill is always added. None is fine.</p>
+      <ErrorLine error={list.error && `The SkillPacks could not be listed (${list.error}).`} />
+      {list.data && names.length === 0 && <p className="muted wide">The cluster has no SkillPacks.</p>}
+      <div className="wide" role="group" aria-label="SkillPacks">
+        {names.map((n) => {
+          const packs = byName.get(n) ?? [];
+          const about = packs[0]?.spec.category ?? packs[0]?.spec.skills.map((s) => s.name).join(", ") ?? "";
+          return (
+            <label key={n} title={`namespace ${packs.map((p) => p.metadata.namespace).join(", ")}`}>
+              <input
+                type="checkbox"
+                checked={picked.includes(n)}
+                onChange={(e) => onChange(e.target.checked ? [...picked, n] : picked.filter((x) => x !== n))}
+              />
+              {n}
+              {about ? <span className="muted"> ({about})</span> : null}
+            </label>
+          );
+        })}
+      </div>
     </fieldset>
   );
 }

@@ -11,7 +11,6 @@ use super::{ChatRequest, Message, Provider, StreamSink, Thinking as ThinkingBloc
 use crate::config::{ModelTarget, Thinking};
 use crate::error::LlmError;
 
-const DEFAULT_BASE: &str = "https://api.anthropic.com";
 const VERSION: &str = "2023-06-01";
 /// Answer budget, as in the original runner; thinking budgets come on top of it.
 const MAX_TOKENS: u64 = 8192;
@@ -39,7 +38,11 @@ pub struct Anthropic {
 impl Anthropic {
     /// Configures the endpoint for `target` (`MODEL_BASE_URL` is the host root).
     pub fn new(target: &ModelTarget, thinking: Thinking, http: Http) -> Self {
-        let base = if target.base_url.is_empty() { DEFAULT_BASE } else { target.base_url.as_str() };
+        let base = if target.base_url.is_empty() {
+            sympozium_protocol::provider::ANTHROPIC_BASE_URL
+        } else {
+            target.base_url.as_str()
+        };
         let base = base.strip_suffix("/v1").unwrap_or(base);
         Self {
             url: format!("{base}/v1/messages"),
@@ -191,7 +194,9 @@ fn parse_message(value: &Value) -> Turn {
 /// reports separately.
 fn input_tokens(usage: Option<&Value>) -> u64 {
     let n = |k: &str| usage.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
-    n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens")
+    n("input_tokens")
+        .saturating_add(n("cache_creation_input_tokens"))
+        .saturating_add(n("cache_read_input_tokens"))
 }
 
 fn str_of(v: &Value, key: &str) -> String {
@@ -307,5 +312,26 @@ impl Provider for Anthropic {
         sink: &'a mut dyn StreamSink,
     ) -> BoxFuture<'a, Result<Turn, LlmError>> {
         Box::pin(self.run(request, sink))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Found by the `llm_stream` fuzz target: usage counts near `u64::MAX` overflowed the
+    /// sum of plain, cache-written and cache-read input tokens and panicked the runner.
+    #[test]
+    fn huge_usage_counts_saturate_instead_of_panicking() {
+        let turn = parse_message(&json!({"content": [{"type": "text", "text": "hi"}],
+            "usage": {"input_tokens": u64::MAX, "cache_creation_input_tokens": u64::MAX,
+                      "cache_read_input_tokens": 7, "output_tokens": 3}}));
+        assert_eq!(turn.usage.input, u64::MAX);
+        assert_eq!(turn.usage.output, 3);
+        let mut total = turn.usage;
+        total += turn.usage;
+        assert_eq!(total.input, u64::MAX, "a run's running total saturates too");
     }
 }

@@ -253,8 +253,9 @@ async fn read_stream(response: reqwest::Response, sink: &mut dyn StreamSink) -> 
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| LlmError::Interrupted { provider: NAME, message: e.to_string() })?;
-        let frames =
-            decoder.push(&chunk).map_err(|message| LlmError::Protocol { provider: NAME, message })?;
+        let frames = decoder
+            .push(&chunk)
+            .map_err(|e| LlmError::Protocol { provider: NAME, message: e.to_string() })?;
         for frame in frames {
             apply_frame(&frame, &mut blocks, &mut stop, &mut turn, sink)?;
         }

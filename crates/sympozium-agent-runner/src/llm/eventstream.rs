@@ -35,6 +35,23 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// Why a byte stream is not valid event-stream framing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// The prelude announces lengths that cannot hold a frame.
+    #[error("bad event-stream frame (length {0})")]
+    Length(usize),
+    /// The prelude's CRC does not match.
+    #[error("event-stream prelude checksum mismatch")]
+    PreludeChecksum,
+    /// The whole message's CRC does not match.
+    #[error("event-stream message checksum mismatch")]
+    MessageChecksum,
+    /// A header is truncated or of an unknown type.
+    #[error("bad event-stream header")]
+    Header,
+}
+
 /// Incremental decoder.
 #[derive(Default)]
 pub struct EventStreamDecoder {
@@ -43,24 +60,24 @@ pub struct EventStreamDecoder {
 
 impl EventStreamDecoder {
     /// Feeds bytes; returns complete frames or a framing error.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Frame>, String> {
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Frame>, FrameError> {
         self.buf.extend_from_slice(bytes);
         let mut frames = Vec::new();
         while self.buf.len() >= 12 {
             let total = be32(&self.buf[0..4]) as usize;
             let headers_len = be32(&self.buf[4..8]) as usize;
             if total < 16 || headers_len > total - 16 {
-                return Err(format!("bad event-stream frame (length {total})"));
+                return Err(FrameError::Length(total));
             }
             if crc32(&self.buf[0..8]) != be32(&self.buf[8..12]) {
-                return Err("event-stream prelude checksum mismatch".into());
+                return Err(FrameError::PreludeChecksum);
             }
             if self.buf.len() < total {
                 break;
             }
             let message: Vec<u8> = self.buf.drain(..total).collect();
             if crc32(&message[..total - 4]) != be32(&message[total - 4..]) {
-                return Err("event-stream message checksum mismatch".into());
+                return Err(FrameError::MessageChecksum);
             }
             let headers = parse_headers(&message[12..12 + headers_len])?;
             frames.push(Frame { headers, payload: message[12 + headers_len..total - 4].to_vec() });
@@ -69,8 +86,8 @@ impl EventStreamDecoder {
     }
 }
 
-fn parse_headers(mut b: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let bad = || "bad event-stream header".to_string();
+fn parse_headers(mut b: &[u8]) -> Result<Vec<(String, String)>, FrameError> {
+    let bad = || FrameError::Header;
     let mut headers = Vec::new();
     while !b.is_empty() {
         let name_len = *b.first().ok_or_else(bad)? as usize;

@@ -119,8 +119,8 @@ pub struct Usage {
 
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, other: Self) {
-        self.input += other.input;
-        self.output += other.output;
+        self.input = self.input.saturating_add(other.input);
+        self.output = self.output.saturating_add(other.output);
     }
 }
 
@@ -174,8 +174,10 @@ pub fn provider_for(
 ) -> Result<Box<dyn Provider>, LlmError> {
     let http = Http::new(&config.llm, target.is_local())?;
     let provider: Box<dyn Provider> = match target.provider.as_str() {
-        "anthropic" => Box::new(Anthropic::new(target, config.thinking, http)),
-        "bedrock" => Box::new(Bedrock::new(target, config.thinking, http, aws.clone())?),
+        sympozium_protocol::provider::ANTHROPIC => Box::new(Anthropic::new(target, config.thinking, http)),
+        sympozium_protocol::provider::BEDROCK => {
+            Box::new(Bedrock::new(target, config.thinking, http, aws.clone())?)
+        }
         _ => Box::new(OpenAi::new(target, config.thinking, &config.azure_api_version, http)?),
     };
     Ok(Box::new(resume::ResumeOnInterrupt::new(provider, config.llm.max_retries, config.llm.retry_backoff)))

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
+use sympozium_protocol::provider;
 
 use super::http::{Http, read_sse};
 use super::{ChatRequest, Message, Provider, StreamSink, ToolCall, Turn, Usage};
 use crate::config::{ModelTarget, Thinking};
 use crate::error::LlmError;
-
-const OPENAI_DEFAULT: &str = "https://api.openai.com/v1";
 
 /// An OpenAI-compatible endpoint.
 pub struct OpenAi {
@@ -33,7 +32,7 @@ impl OpenAi {
         azure_api_version: &str,
         http: Http,
     ) -> Result<Self, LlmError> {
-        let azure = target.provider == "azure-openai";
+        let azure = target.provider == provider::AZURE_OPENAI;
         let (name, url) = if azure {
             if target.base_url.is_empty() {
                 return Err(LlmError::Config("Azure OpenAI requires MODEL_BASE_URL to be set".into()));
@@ -46,11 +45,9 @@ impl OpenAi {
                 ),
             )
         } else {
-            let base = match (target.base_url.as_str(), target.provider.as_str()) {
-                ("", "ollama") => "http://ollama.default.svc:11434/v1",
-                ("", "lm-studio") => "http://localhost:1234/v1",
-                ("", _) => OPENAI_DEFAULT,
-                (base, _) => base,
+            let base = match target.base_url.as_str() {
+                "" => provider::local_base_url(&target.provider).unwrap_or(provider::OPENAI_BASE_URL),
+                base => base,
             };
             ("OpenAI", format!("{base}/chat/completions"))
         };

@@ -46,7 +46,7 @@ impl Tool for EditFile {
             let all = args.get("replace_all").and_then(Value::as_bool).unwrap_or(false);
             let real = match self.roots.resolve(&path, Access::Write) {
                 Ok(p) => p,
-                Err(e) => return ToolOutput::err(e),
+                Err(e) => return ToolOutput::err(e.to_string()),
             };
             let text = match tokio::fs::read_to_string(&real).await {
                 Ok(t) => t,

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::{MAX_RESULT_CHARS, Tool, ToolOutput, required, str_arg};
 use crate::llm::ToolSpec;
 use crate::util::{truncate_chars, unix_nanos, write_json_atomic};
+use sympozium_protocol::ipc;
 
 const POLL: Duration = Duration::from_millis(150);
 /// Grace on top of the command's own timeout for the sidecar to notice and report.
@@ -99,8 +100,8 @@ impl ExecuteCommand {
             return ToolOutput::err(format!("preparing {}: {e}", dir.display()));
         }
         let id = unix_nanos().to_string();
-        let request = dir.join(format!("exec-request-{id}.json"));
-        let result = dir.join(format!("exec-result-{id}.json"));
+        let request = dir.join(ipc::exec_request(&id));
+        let result = dir.join(ipc::exec_result(&id));
         let mut body = json!({"id": id, "command": command, "workDir": workdir, "timeout": timeout});
         if let Some(meta) = &self.meta {
             body["_meta"] = meta.clone();

@@ -23,6 +23,31 @@ const DEFAULT_CHARS: u64 = 50_000;
 const MAX_CHARS: u64 = 100_000;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why a URL's host may not be fetched.
+#[derive(Debug, thiserror::Error)]
+enum ResolveError {
+    #[error("{0} has no host")]
+    NoHost(url::Url),
+    #[error("cannot resolve {host}: {source}")]
+    Lookup {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot resolve {0}")]
+    NoAddress(String),
+    #[error(
+        "refusing to fetch {url}: {host} resolves to {source}; only public addresses \
+         (or those allowed by the policy's egress rules) may be fetched"
+    )]
+    NotPublic {
+        url: url::Url,
+        host: String,
+        #[source]
+        source: super::ssrf::SsrfError,
+    },
+}
+
 /// The tool.
 pub struct FetchUrl {
     /// Policy (egress exceptions).
@@ -30,28 +55,25 @@ pub struct FetchUrl {
 }
 
 impl FetchUrl {
-    async fn resolve(&self, url: &url::Url) -> Result<Vec<SocketAddr>, String> {
-        let host = url.host_str().ok_or_else(|| format!("{url} has no host"))?;
+    async fn resolve(&self, url: &url::Url) -> Result<Vec<SocketAddr>, ResolveError> {
+        let host = url.host_str().ok_or_else(|| ResolveError::NoHost(url.clone()))?;
         let port = url.port_or_known_default().unwrap_or(80);
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => tokio::net::lookup_host((bare, port))
                 .await
-                .map_err(|e| format!("cannot resolve {bare}: {e}"))?
+                .map_err(|source| ResolveError::Lookup { host: bare.to_string(), source })?
                 .collect(),
         };
         if addrs.is_empty() {
-            return Err(format!("cannot resolve {bare}"));
+            return Err(ResolveError::NoAddress(bare.to_string()));
         }
         for addr in &addrs {
             if let Err(e) = check_ip(addr.ip())
                 && !self.policy.egress_allows(bare, addr.ip(), port)
             {
-                return Err(format!(
-                    "refusing to fetch {url}: {bare} resolves to {e}; only public addresses \
-                         (or those allowed by the policy's egress rules) may be fetched"
-                ));
+                return Err(ResolveError::NotPublic { url: url.clone(), host: bare.to_string(), source: e });
             }
         }
         Ok(addrs)
@@ -80,7 +102,7 @@ impl FetchUrl {
         let response = loop {
             let addrs = match self.resolve(&url).await {
                 Ok(a) => a,
-                Err(e) => return ToolOutput::err(e),
+                Err(e) => return ToolOutput::err(e.to_string()),
             };
             let host =
                 url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();

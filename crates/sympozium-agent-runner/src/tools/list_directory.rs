@@ -4,7 +4,7 @@
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolOutput, required};
+use super::{Tool, ToolOutput, path_arg};
 use crate::llm::ToolSpec;
 use crate::paths::{Access, Roots};
 
@@ -27,13 +27,9 @@ impl Tool for ListDirectory {
 
     fn call(&self, args: Value) -> BoxFuture<'_, ToolOutput> {
         Box::pin(async move {
-            let path = match required(&args, "path") {
-                Ok(p) => p.to_string(),
-                Err(e) => return e,
-            };
-            let real = match self.roots.resolve(&path, Access::Read) {
+            let (path, real) = match path_arg(&self.roots, &args, Access::Read) {
                 Ok(p) => p,
-                Err(e) => return ToolOutput::err(e),
+                Err(e) => return e,
             };
             let mut dir = match tokio::fs::read_dir(&real).await {
                 Ok(d) => d,

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::{MAX_RESULT_CHARS, Tool, ToolOutput};
 use crate::llm::ToolSpec;
 use crate::util::{truncate_chars, write_json_atomic};
+use sympozium_protocol::ipc;
 
 /// First result poll; doubled up to [`POLL_MAX`], so quick tools answer in milliseconds
 /// without busy-polling slow ones.
@@ -74,7 +75,7 @@ impl McpTool {
 /// Reads the manifest, waiting up to `wait` (polling 500 ms) for it to appear. `meta` (trace
 /// context) is forwarded with every call as `_meta`.
 pub async fn load_mcp_tools(tools_dir: &Path, wait: Duration, meta: Option<Value>) -> Vec<McpTool> {
-    let path = tools_dir.join("mcp-tools.json");
+    let path = tools_dir.join(ipc::MCP_TOOLS);
     let deadline = tokio::time::Instant::now() + wait;
     let bytes = loop {
         if let Ok(bytes) = tokio::fs::read(&path).await {
@@ -122,8 +123,8 @@ pub async fn load_mcp_tools(tools_dir: &Path, wait: Duration, meta: Option<Value
 impl McpTool {
     async fn run(&self, name: String, args: Value) -> ToolOutput {
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let request = self.dir.join(format!("mcp-request-{n}.json"));
-        let result = self.dir.join(format!("mcp-result-{n}.json"));
+        let request = self.dir.join(ipc::mcp_request(&n.to_string()));
+        let result = self.dir.join(ipc::mcp_result(&n.to_string()));
         let mut body = json!({"id": n.to_string(), "server": self.entry.server, "tool": name,
             "arguments": args});
         if let Some(meta) = &self.meta {

@@ -100,6 +100,17 @@ pub(crate) fn required<'a>(args: &'a Value, key: &str) -> Result<&'a str, ToolOu
     }
 }
 
+/// The `path` argument and the real path it resolves to for `access`, or the tool's error.
+pub(crate) fn path_arg(
+    roots: &crate::paths::Roots,
+    args: &Value,
+    access: crate::paths::Access,
+) -> Result<(String, std::path::PathBuf), ToolOutput> {
+    let path = required(args, "path")?.to_string();
+    let real = roots.resolve(&path, access).map_err(|e| ToolOutput::err(e.to_string()))?;
+    Ok((path, real))
+}
+
 /// The tools of a run, filtered and gated by the policy.
 pub struct Toolbox {
     tools: Vec<Box<dyn Tool>>,

@@ -3,7 +3,7 @@
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::{MAX_RESULT_CHARS, Tool, ToolOutput, required};
+use super::{MAX_RESULT_CHARS, Tool, ToolOutput, path_arg};
 use crate::llm::ToolSpec;
 use crate::paths::{Access, Roots};
 
@@ -26,13 +26,9 @@ impl Tool for ReadFile {
 
     fn call(&self, args: Value) -> BoxFuture<'_, ToolOutput> {
         Box::pin(async move {
-            let path = match required(&args, "path") {
-                Ok(p) => p.to_string(),
-                Err(e) => return e,
-            };
-            let real = match self.roots.resolve(&path, Access::Read) {
+            let (path, real) = match path_arg(&self.roots, &args, Access::Read) {
                 Ok(p) => p,
-                Err(e) => return ToolOutput::err(e),
+                Err(e) => return e,
             };
             match tokio::fs::read(&real).await {
                 Ok(bytes) => {

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::{Tool, ToolOutput, required, str_arg};
 use crate::llm::ToolSpec;
 use crate::util::{unix_nanos, write_json_atomic};
+use sympozium_protocol::ipc;
 
 const ACTIONS: [&str; 5] = ["create", "update", "suspend", "resume", "delete"];
 const POLL: Duration = Duration::from_millis(200);
@@ -36,7 +37,7 @@ impl ScheduleTask {
     }
 
     async fn answer(&self, id: &str, action: &str, name: &str) -> ToolOutput {
-        let path = self.ipc.join("input").join(format!("schedule-result-{id}.json"));
+        let path = self.ipc.join(ipc::INPUT).join(ipc::schedule_result(id));
         let deadline = tokio::time::Instant::now() + self.answer_timeout;
         while tokio::time::Instant::now() < deadline {
             if let Ok(bytes) = tokio::fs::read(&path).await
@@ -63,12 +64,10 @@ impl ScheduleTask {
 
 /// Checks `expr` with the same 5-field parser the schedule controller uses, so a schedule
 /// the controller would refuse is refused here, with the reason, while the agent can fix it.
-fn check_cron(expr: &str) -> Result<(), String> {
+fn check_cron(expr: &str) -> Result<(), CronError> {
     let fields = expr.split_whitespace().count();
     if fields != 5 || expr.trim_start().starts_with('@') {
-        return Err(format!(
-            "schedule {expr:?} is not a 5-field cron expression (minute hour day-of-month month day-of-week)"
-        ));
+        return Err(CronError::Fields(expr.to_string()));
     }
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Disallowed)
@@ -78,7 +77,20 @@ fn check_cron(expr: &str) -> Result<(), String> {
         .build()
         .parse(expr.trim())
         .map(|_| ())
-        .map_err(|e| format!("schedule {expr:?} is not a valid cron expression: {e}"))
+        .map_err(|source| CronError::Invalid { expr: expr.to_string(), source })
+}
+
+/// Why a schedule the agent asked for is refused.
+#[derive(Debug, thiserror::Error)]
+enum CronError {
+    #[error("schedule {0:?} is not a 5-field cron expression (minute hour day-of-month month day-of-week)")]
+    Fields(String),
+    #[error("schedule {expr:?} is not a valid cron expression: {source}")]
+    Invalid {
+        expr: String,
+        #[source]
+        source: croner::errors::CronError,
+    },
 }
 
 impl Tool for ScheduleTask {
@@ -122,7 +134,7 @@ impl Tool for ScheduleTask {
             if let Some(s) = schedule
                 && let Err(reason) = check_cron(s)
             {
-                return ToolOutput::err(reason);
+                return ToolOutput::err(reason.to_string());
             }
             let id = unix_nanos().to_string();
             let mut request = json!({"id": id, "name": name, "action": action});
@@ -132,7 +144,7 @@ impl Tool for ScheduleTask {
             if let Some(t) = task {
                 request["task"] = json!(t);
             }
-            let path = self.ipc.join("schedules").join(format!("schedule-{id}.json"));
+            let path = self.ipc.join(ipc::SCHEDULES).join(ipc::schedule_request(&id));
             if let Err(e) = write_json_atomic(&path, &request, false) {
                 return ToolOutput::err(format!("writing schedule request: {e}"));
             }
@@ -149,8 +161,8 @@ mod cron_tests {
     fn the_controllers_rules() {
         assert!(check_cron("*/15 9-17 * * MON-FRI").is_ok());
         assert!(check_cron("2/30 * * * *").is_ok());
-        assert!(check_cron("61 * * * *").unwrap_err().contains("not a valid cron expression"));
-        assert!(check_cron("@hourly").unwrap_err().contains("5-field"));
-        assert!(check_cron("0 0 * * * *").unwrap_err().contains("5-field"));
+        assert!(check_cron("61 * * * *").unwrap_err().to_string().contains("not a valid cron expression"));
+        assert!(check_cron("@hourly").unwrap_err().to_string().contains("5-field"));
+        assert!(check_cron("0 0 * * * *").unwrap_err().to_string().contains("5-field"));
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{Tool, ToolOutput, required, str_arg};
 use crate::llm::ToolSpec;
 use crate::util::{unix_nanos, write_json_atomic};
+use sympozium_protocol::ipc;
 
 const CHANNELS: [&str; 4] = ["whatsapp", "telegram", "discord", "slack"];
 
@@ -52,7 +53,7 @@ impl Tool for SendChannelMessage {
             if let Some(chat) = str_arg(&args, "chatId").filter(|c| !c.is_empty()) {
                 message["chatId"] = json!(chat);
             }
-            let path = self.dir.join(format!("send-{}.json", unix_nanos()));
+            let path = self.dir.join(ipc::send_message(unix_nanos()));
             match write_json_atomic(&path, &message, false) {
                 Ok(()) => ToolOutput::Ok(format!("Message queued for sending via {channel}.")),
                 Err(e) => ToolOutput::err(format!("queueing message: {e}")),

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::{MAX_RESULT_CHARS, Tool, ToolOutput, required, str_arg};
 use crate::llm::ToolSpec;
 use crate::util::{truncate_chars, unix_nanos, write_json_atomic};
+use sympozium_protocol::ipc;
 
 const POLL: Duration = Duration::from_millis(500);
 
@@ -48,14 +49,14 @@ impl SpawnSubagent {
         if let Some(prompt) = str_arg(&args, "systemPrompt").filter(|p| !p.is_empty()) {
             request["systemPrompt"] = json!(prompt);
         }
-        let path = self.ipc.join("spawn").join(format!("spawn-{id}.json"));
+        let path = self.ipc.join(ipc::SPAWN).join(ipc::spawn_request(&id));
         if let Err(e) = write_json_atomic(&path, &request, false) {
             return ToolOutput::err(format!("writing spawn request: {e}"));
         }
         if !wait {
             return ToolOutput::Ok(format!("Sub-agent requested (id {id}); it runs independently."));
         }
-        let result = self.ipc.join("input").join(format!("spawn-result-{id}.json"));
+        let result = self.ipc.join(ipc::INPUT).join(ipc::spawn_result(&id));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
         while tokio::time::Instant::now() < deadline {
             if let Ok(bytes) = tokio::fs::read(&result).await

@@ -36,7 +36,7 @@ impl Tool for WriteFile {
             };
             let real = match self.roots.resolve(&path, Access::Write) {
                 Ok(p) => p,
-                Err(e) => return ToolOutput::err(e),
+                Err(e) => return ToolOutput::err(e.to_string()),
             };
             if let Some(parent) = real.parent()
                 && let Err(e) = tokio::fs::create_dir_all(parent).await

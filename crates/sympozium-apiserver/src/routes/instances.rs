@@ -8,13 +8,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use kube::api::{ObjectMeta, PostParams};
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use serde::{Deserialize, Serialize};
 use sympozium_api::agentrun::AgentRunPhase;
 use sympozium_api::common::{AgentSandboxInstanceSpec, LifecycleHooks, SecretRef, SkillRef};
-use sympozium_api::instance::{AgentConfig, AgentsSpec, ChannelSpec, MemorySpec, ObservabilitySpec};
+use sympozium_api::instance::{
+    AgentConfig, AgentsSpec, ChannelSpec, ChannelType, MemorySpec, ObservabilitySpec,
+};
 use sympozium_api::labels;
-use sympozium_api::{SympoziumInstance, SympoziumInstanceSpec};
+use sympozium_api::schedule::{ConcurrencyPolicy, ScheduleType, cron_problem};
+use sympozium_api::{
+    SkillPack, SympoziumInstance, SympoziumInstanceSpec, SympoziumSchedule, SympoziumScheduleSpec,
+};
 use utoipa::ToSchema;
 
 use super::{not_found, object_json, write_error};
@@ -65,6 +70,19 @@ pub struct CreateInstanceRequest {
     pub agent_sandbox: Option<AgentSandboxInstanceSpec>,
     /// Whole-run timeout, e.g. `30m`.
     pub run_timeout: Option<String>,
+    /// A heartbeat: the SympoziumSchedule `<name>-heartbeat` (type `heartbeat`), made with
+    /// the instance and owned by it.
+    pub heartbeat: Option<HeartbeatRequest>,
+}
+
+/// The heartbeat of [`CreateInstanceRequest`].
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRequest {
+    /// 5-field cron expression, e.g. `0 * * * *` (required).
+    pub schedule: Option<String>,
+    /// What each heartbeat run does (required).
+    pub task: Option<String>,
 }
 
 /// `PATCH /api/v1/instances/{name}`.
@@ -125,7 +143,7 @@ pub struct WebEndpointStatusResponse {
     responses((status = 200, body = [KubeObject]), (status = 400, body = ErrorBody)))]
 pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
     let ns = q.ns()?;
-    q.page(cache::list(&s.caches.instances, Some(&ns)).iter().map(object_json).collect())
+    q.page_of(cache::list(&s.caches.instances, Some(&ns)), |o| object_json(&o))
 }
 
 /// One instance.
@@ -142,15 +160,9 @@ pub async fn get_one(
         .ok_or_else(|| not_found("instance", &ns, &name))
 }
 
-fn default_base_url(provider: &str) -> Option<&'static str> {
-    match provider {
-        "ollama" => Some("http://ollama.default.svc:11434/v1"),
-        "lm-studio" => Some("http://localhost:1234/v1"),
-        _ => None,
-    }
-}
-
-/// Creates an instance (and its key Secret when `apiKey` is given).
+/// Creates an instance (and its key Secret when `apiKey` is given, and its heartbeat
+/// schedule when `heartbeat` is). Skills must name existing SkillPacks and channels
+/// existing Secrets; nothing is written when any of it is wrong.
 #[utoipa::path(post, path = "/api/v1/instances", tag = "instances", params(NamespaceQuery), request_body = CreateInstanceRequest,
     responses((status = 201, body = KubeObject), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
@@ -174,6 +186,18 @@ pub async fn create(
     {
         return Err(ApiError::invalid("baseURL", format!("\"{url}\" is not an http(s) URL")));
     }
+    check_skills(&s, &ns, req.skills.as_deref().unwrap_or_default()).await?;
+    check_channels(&s, &ns, req.channels.as_deref().unwrap_or_default()).await?;
+    let heartbeat = match &req.heartbeat {
+        None => None,
+        Some(h) => {
+            let cron = crate::params::required("heartbeat.schedule", &h.schedule)?;
+            if let Some(why) = cron_problem(&cron) {
+                return Err(ApiError::invalid("heartbeat.schedule", why));
+            }
+            Some((cron, crate::params::required("heartbeat.task", &h.task)?))
+        }
+    };
     let mut secret = req.secret_name.clone().filter(|s| !s.is_empty());
     if let Some(sn) = &secret {
         check_name("secretName", sn)?;
@@ -192,7 +216,7 @@ pub async fn create(
         .base_url
         .clone()
         .filter(|u| !u.is_empty())
-        .or_else(|| default_base_url(&provider).map(str::to_string));
+        .or_else(|| sympozium_api::provider::local_base_url(&provider).map(str::to_string));
     let instance = SympoziumInstance {
         metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(ns.clone()), ..Default::default() },
         spec: SympoziumInstanceSpec {
@@ -226,7 +250,117 @@ pub async fn create(
         .create(&PostParams::default(), &instance)
         .await
         .map_err(|e| write_error("instance", &ns, &name, e))?;
+    if let Some((cron, task)) = heartbeat
+        && let Err(e) = create_heartbeat(&s, &created, cron, task).await
+    {
+        // All or nothing: an instance without the heartbeat asked for would look created.
+        let _ = Api::<SympoziumInstance>::namespaced(s.client.clone(), &ns)
+            .delete(&name, &Default::default())
+            .await;
+        return Err(e);
+    }
     Ok((StatusCode::CREATED, Json(object_json(&std::sync::Arc::new(created)))).into_response())
+}
+
+/// Every `skillPackRef` names a SkillPack in the namespace or the system namespace (where
+/// the controller looks for it).
+async fn check_skills(s: &AppState, ns: &str, skills: &[SkillRef]) -> ApiResult<()> {
+    for (i, r) in skills.iter().enumerate() {
+        let Some(pack) = r.skill_pack_ref.as_deref() else {
+            if r.config_map_ref.is_none() {
+                return Err(ApiError::invalid(
+                    format!("skills[{i}].skillPackRef"),
+                    "is required (or configMapRef)",
+                ));
+            }
+            continue;
+        };
+        let field = format!("skills[{i}].skillPackRef");
+        check_name(&field, pack)?;
+        let mut found = false;
+        for n in [ns, s.system_namespace.as_str()] {
+            if Api::<SkillPack>::namespaced(s.client.clone(), n).get_metadata_opt(pack).await?.is_some() {
+                found = true;
+                break;
+            }
+        }
+        if !found {
+            return Err(ApiError::invalid(
+                field,
+                format!("SkillPack \"{pack}\" not found in namespace \"{ns}\" or \"{}\"", s.system_namespace),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One channel per type, each naming an existing Secret with its token (WhatsApp pairs by
+/// QR code and may name none). Tokens never travel in the request.
+async fn check_channels(s: &AppState, ns: &str, channels: &[ChannelSpec]) -> ApiResult<()> {
+    for (i, c) in channels.iter().enumerate() {
+        if channels[..i].iter().any(|o| o.type_ == c.type_) {
+            return Err(ApiError::invalid(
+                format!("channels[{i}].type"),
+                format!("{} is given twice; an instance has one channel per type", c.type_.as_str()),
+            ));
+        }
+        let field = format!("channels[{i}].configRef.secret");
+        let secret = c.config_ref.secret.trim();
+        if secret.is_empty() {
+            if c.type_ == ChannelType::Whatsapp {
+                continue;
+            }
+            return Err(ApiError::invalid(
+                field,
+                format!("is required: the Secret with the {} token", c.type_.as_str()),
+            ));
+        }
+        check_name(&field, secret)?;
+        secrets::must_exist(&s.client, ns, secret, &field).await?;
+    }
+    Ok(())
+}
+
+/// The heartbeat schedule of a new instance, owned by it (deleting the instance deletes it).
+async fn create_heartbeat(
+    s: &AppState,
+    inst: &SympoziumInstance,
+    cron: String,
+    task: String,
+) -> ApiResult<()> {
+    let name = inst.name_any();
+    let ns = inst.namespace().unwrap_or_default();
+    let schedule_name = format!("{name}-heartbeat");
+    let schedule = SympoziumSchedule {
+        metadata: ObjectMeta {
+            name: Some(schedule_name.clone()),
+            namespace: Some(ns.clone()),
+            labels: Some(BTreeMap::from([
+                (labels::MANAGED_BY.to_string(), "sympozium".to_string()),
+                (labels::INSTANCE.to_string(), name.clone()),
+            ])),
+            owner_references: inst.controller_owner_ref(&()).map(|mut o| {
+                o.controller = Some(false);
+                vec![o]
+            }),
+            ..Default::default()
+        },
+        spec: SympoziumScheduleSpec {
+            instance_ref: name,
+            schedule: cron,
+            task,
+            type_: ScheduleType::Heartbeat,
+            concurrency_policy: ConcurrencyPolicy::Forbid,
+            include_memory: Some(true),
+            ..Default::default()
+        },
+        status: None,
+    };
+    Api::<SympoziumSchedule>::namespaced(s.client.clone(), &ns)
+        .create(&PostParams::default(), &schedule)
+        .await
+        .map_err(|e| write_error("schedule", &ns, &schedule_name, e))?;
+    Ok(())
 }
 
 /// Turns the web endpoint on/off, replaces lifecycle hooks.
@@ -243,10 +377,7 @@ pub async fn patch(
     let api = Api::<SympoziumInstance>::namespaced(s.client.clone(), &ns);
     let mut inst = api.get_opt(&name).await?.ok_or_else(|| not_found("instance", &ns, &name))?;
     if let Some(we) = &req.web_endpoint {
-        inst.spec.skills.retain(|r| {
-            let pack = r.skill_pack_ref.as_deref().unwrap_or_default();
-            pack != labels::skills::WEB_ENDPOINT && pack != labels::skills::WEB_ENDPOINT_LEGACY
-        });
+        inst.spec.skills.retain(|r| !r.is_web_endpoint());
         if we.enabled != Some(false) {
             let mut params = BTreeMap::new();
             if let Some(h) = we.hostname.as_deref().filter(|h| !h.is_empty()) {
@@ -272,11 +403,7 @@ pub async fn patch(
         let empty = l.pre_run.is_empty() && l.post_run.is_empty() && l.rbac.is_empty();
         inst.spec.agents.default.lifecycle = (!empty).then(|| l.clone());
     }
-    let updated = api
-        .replace(&name, &PostParams::default(), &inst)
-        .await
-        .map_err(|e| write_error("instance", &ns, &name, e))?;
-    Ok(Json(object_json(&std::sync::Arc::new(updated))))
+    super::replace_object(&s.client, "instance", &ns, &name, &inst).await
 }
 
 /// Deletes an instance.
@@ -302,10 +429,7 @@ pub async fn web_endpoint(
     let ns = q.ns()?;
     let inst =
         cache::get(&s.caches.instances, &ns, &name).ok_or_else(|| not_found("instance", &ns, &name))?;
-    let enabled = inst.spec.skills.iter().any(|r| {
-        let pack = r.skill_pack_ref.as_deref().unwrap_or_default();
-        pack == labels::skills::WEB_ENDPOINT || pack == labels::skills::WEB_ENDPOINT_LEGACY
-    });
+    let enabled = inst.spec.skills.iter().any(|r| r.is_web_endpoint());
     let serving = cache::list(&s.caches.runs, Some(&ns)).into_iter().find(|r| {
         r.spec.instance_ref == name
             && r.status.as_ref().and_then(|st| st.phase) == Some(AgentRunPhase::Serving)

@@ -2,17 +2,17 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sympozium_api::{MCPServer, MCPServerSpec};
 use utoipa::ToSchema;
 
-use super::{not_found, object_json, write_error};
+use super::{not_found, object_json};
 use crate::AppState;
 use crate::cache;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -95,7 +95,7 @@ fn check_timeout(t: Option<i32>) -> ApiResult<()> {
 #[utoipa::path(get, path = "/api/v1/mcpservers", tag = "mcpservers", params(ListQuery),
     responses((status = 200, body = [KubeObject]), (status = 400, body = ErrorBody)))]
 pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
-    q.page(cache::list(&s.caches.mcpservers, None).iter().map(object_json).collect())
+    q.page_of(cache::list(&s.caches.mcpservers, None), |o| object_json(&o))
 }
 
 /// One server in `?namespace`.
@@ -152,11 +152,7 @@ pub async fn create(
         spec: spec_from(spec)?,
         status: None,
     };
-    let created = Api::<MCPServer>::namespaced(s.client.clone(), &ns)
-        .create(&PostParams::default(), &server)
-        .await
-        .map_err(|e| write_error("mcpserver", &ns, &name, e))?;
-    Ok((StatusCode::CREATED, Json(object_json(&std::sync::Arc::new(created)))).into_response())
+    super::create_object::<MCPServer>(&s.client, "mcpserver", &ns, &name, &server).await
 }
 
 /// Changes a server's settings.
@@ -194,11 +190,7 @@ pub async fn patch(
         spec["toolsDeny"] = json!(d);
     }
     server.spec = spec_from(spec)?;
-    let updated = api
-        .replace(&name, &PostParams::default(), &server)
-        .await
-        .map_err(|e| write_error("mcpserver", &ns, &name, e))?;
-    Ok(Json(object_json(&std::sync::Arc::new(updated))))
+    super::replace_object(&s.client, "mcpserver", &ns, &name, &server).await
 }
 
 /// Deletes a server.

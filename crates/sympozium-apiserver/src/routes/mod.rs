@@ -95,6 +95,53 @@ where
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
+/// Creates `obj` in `ns` (`201` with the created object), with [`write_error`]'s messages
+/// naming it `kind` `name`; every route group's POST handler ends with this call.
+pub async fn create_object<K>(
+    client: &kube::Client,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    obj: &K,
+) -> Result<axum::response::Response, ApiError>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    use axum::response::IntoResponse;
+    let created = kube::Api::<K>::namespaced(client.clone(), ns)
+        .create(&kube::api::PostParams::default(), obj)
+        .await
+        .map_err(|e| write_error(kind, ns, name, e))?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(object_json(&Arc::new(created)))).into_response())
+}
+
+/// Replaces `ns/name` with `obj` (the changed object as JSON), with [`write_error`]'s
+/// messages; the PATCH handlers that read, change and write back end with this call.
+pub async fn replace_object<K>(
+    client: &kube::Client,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    obj: &K,
+) -> Result<axum::Json<serde_json::Value>, ApiError>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let updated = kube::Api::<K>::namespaced(client.clone(), ns)
+        .replace(name, &kube::api::PostParams::default(), obj)
+        .await
+        .map_err(|e| write_error(kind, ns, name, e))?;
+    Ok(axum::Json(object_json(&Arc::new(updated))))
+}
+
 /// A run phase as its JSON name (`Running`), or `""`.
 pub fn phase_name(phase: Option<sympozium_api::agentrun::AgentRunPhase>) -> String {
     phase

@@ -15,7 +15,7 @@ use sympozium_api::common::{AgentSandboxInstanceSpec, ChannelAccessControl, Secr
 use sympozium_api::{PersonaPack, labels};
 use utoipa::ToSchema;
 
-use super::{not_found, object_json, write_error};
+use super::{not_found, object_json};
 use crate::AppState;
 use crate::cache;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -99,7 +99,7 @@ pub struct InstallDefaultsResponse {
     responses((status = 200, body = [KubeObject]), (status = 400, body = ErrorBody)))]
 pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
     let ns = q.ns()?;
-    q.page(cache::list(&s.caches.packs, Some(&ns)).iter().map(object_json).collect())
+    q.page_of(cache::list(&s.caches.packs, Some(&ns)), |o| object_json(&o))
 }
 
 /// One pack.
@@ -170,14 +170,6 @@ pub async fn install_defaults(
     Ok(Json(out))
 }
 
-fn local_base_url(provider: &str) -> Option<&'static str> {
-    match provider {
-        "ollama" => Some("http://ollama.default.svc:11434/v1"),
-        "lm-studio" => Some("http://localhost:1234/v1"),
-        _ => None,
-    }
-}
-
 /// Activates, deactivates or reconfigures a pack.
 #[utoipa::path(patch, path = "/api/v1/personapacks/{name}", tag = "personapacks", params(("name" = String, Path), NamespaceQuery),
     request_body = PatchPersonaPackRequest,
@@ -233,7 +225,7 @@ pub async fn patch(
             spec.base_url = Some(url.to_string());
         }
         None if spec.base_url.as_deref().unwrap_or_default().is_empty() && !provider.is_empty() => {
-            spec.base_url = local_base_url(&provider).map(str::to_string);
+            spec.base_url = sympozium_api::provider::local_base_url(&provider).map(str::to_string);
         }
         None => {}
     }
@@ -282,9 +274,5 @@ pub async fn patch(
     if let Some(sb) = &req.agent_sandbox {
         spec.agent_sandbox = Some(sb.clone());
     }
-    let updated = api
-        .replace(&name, &PostParams::default(), &pack)
-        .await
-        .map_err(|e| write_error("personapack", &ns, &name, e))?;
-    Ok(Json(object_json(&std::sync::Arc::new(updated))))
+    super::replace_object(&s.client, "personapack", &ns, &name, &pack).await
 }

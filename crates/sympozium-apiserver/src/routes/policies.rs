@@ -26,7 +26,7 @@ pub fn routes() -> Router<AppState> {
 #[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(ListQuery),
     responses((status = 200, body = [KubeObject]), (status = 400, body = ErrorBody)))]
 pub async fn list_policies(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
-    q.page(cache::list(&s.caches.policies, None).iter().map(object_json).collect())
+    q.page_of(cache::list(&s.caches.policies, None), |o| object_json(&o))
 }
 
 /// One policy in `?namespace`.
@@ -47,7 +47,7 @@ pub async fn get_policy(
 #[utoipa::path(get, path = "/api/v1/skills", tag = "skills", params(ListQuery),
     responses((status = 200, body = [KubeObject]), (status = 400, body = ErrorBody)))]
 pub async fn list_skills(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
-    q.page(cache::list(&s.caches.skills, None).iter().map(object_json).collect())
+    q.page_of(cache::list(&s.caches.skills, None), |o| object_json(&o))
 }
 
 /// One SkillPack in `?namespace`.

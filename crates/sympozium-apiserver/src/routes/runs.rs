@@ -2,17 +2,16 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::ObjectMeta;
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
-use sympozium_api::agentrun::ModelSpec;
 use sympozium_api::{AgentRun, AgentRunSpec, labels, resolve};
 use utoipa::ToSchema;
 
-use super::{not_found, object_json, write_error};
+use super::{not_found, object_json};
 use crate::AppState;
 use crate::cache;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -76,7 +75,7 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiR
             .cmp(&a.creation_timestamp().map(|t| t.0))
             .then(a.name_any().cmp(&b.name_any()))
     });
-    q.page(runs.iter().map(object_json).collect())
+    q.page_of(runs, |o| object_json(&o))
 }
 
 /// One run.
@@ -139,9 +138,11 @@ pub async fn create(
         .await?
         .ok_or_else(|| not_found("instance", &ns, &instance_name))?;
     let agent = &instance.spec.agents.default;
-    let base_url = agent.base_url.clone().filter(|u| !u.is_empty());
-    let auth = resolve::auth_secret(&instance.spec);
-    if auth.is_empty() && base_url.is_none() {
+    let model = resolve::model_spec(
+        &instance.spec,
+        &resolve::ModelOverrides { model: req.model.clone(), ..Default::default() },
+    );
+    if model.auth_secret_ref.is_empty() && model.base_url.is_none() {
         return Err(ApiError::invalid(
             "instanceRef",
             format!("instance \"{instance_name}\" has no API key configured (authRefs is empty)"),
@@ -173,25 +174,14 @@ pub async fn create(
                 .filter(|k| !k.is_empty())
                 .unwrap_or_else(|| format!("session-{nanos}")),
             task,
-            model: ModelSpec {
-                provider: resolve::provider(&instance.spec),
-                model: req.model.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| agent.model.clone()),
-                base_url,
-                thinking: agent.thinking,
-                auth_secret_ref: auth,
-                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
-            },
+            model,
             // The original ignored the request's timeout; a run here gets what was asked for.
             timeout: req.timeout.clone().filter(|t| !t.is_empty()).or_else(|| agent.run_timeout.clone()),
             ..Default::default()
         },
         status: None,
     };
-    let created = Api::<AgentRun>::namespaced(s.client.clone(), &ns)
-        .create(&PostParams::default(), &run)
-        .await
-        .map_err(|e| write_error("run", &ns, &instance_name, e))?;
-    Ok((StatusCode::CREATED, Json(object_json(&std::sync::Arc::new(created)))).into_response())
+    super::create_object::<AgentRun>(&s.client, "run", &ns, &instance_name, &run).await
 }
 
 /// Deletes a run.

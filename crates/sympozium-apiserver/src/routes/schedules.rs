@@ -2,17 +2,16 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use sympozium_api::schedule::{ConcurrencyPolicy, ScheduleType};
 use sympozium_api::{SympoziumSchedule, SympoziumScheduleSpec};
 use utoipa::ToSchema;
 
-use super::{not_found, object_json, write_error};
+use super::{not_found, object_json};
 use crate::AppState;
 use crate::cache;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -61,7 +60,7 @@ fn enum_field<T: serde::de::DeserializeOwned>(field: &str, value: &Option<String
     responses((status = 200, body = [KubeObject]), (status = 400, body = ErrorBody)))]
 pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
     let ns = q.ns()?;
-    q.page(cache::list(&s.caches.schedules, Some(&ns)).iter().map(object_json).collect())
+    q.page_of(cache::list(&s.caches.schedules, Some(&ns)), |o| object_json(&o))
 }
 
 /// One schedule.
@@ -116,11 +115,7 @@ pub async fn create(
         status: None,
     };
     let label = name.unwrap_or_else(|| instance.clone());
-    let created = Api::<SympoziumSchedule>::namespaced(s.client.clone(), &ns)
-        .create(&PostParams::default(), &object)
-        .await
-        .map_err(|e| write_error("schedule", &ns, &label, e))?;
-    Ok((StatusCode::CREATED, Json(object_json(&std::sync::Arc::new(created)))).into_response())
+    super::create_object::<SympoziumSchedule>(&s.client, "schedule", &ns, &label, &object).await
 }
 
 /// Deletes a schedule.

@@ -13,25 +13,36 @@
 
 #![allow(dead_code)] // the test uses a subset
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+#[path = "faults.rs"]
+mod faults;
+#[path = "ledger.rs"]
+mod ledger;
+#[path = "processes.rs"]
+mod processes;
+#[path = "report.rs"]
+mod report;
+
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
-use futures_util::StreamExt;
+use anyhow::bail;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use sympozium_api::agentrun::AgentRunPhase;
 use sympozium_api::{AgentRun, SympoziumInstance};
-use sympozium_bus::{Bus, topics};
+use sympozium_bus::Bus;
 use sympozium_testkit::TestPlane;
-use sympozium_testkit::fake_chat::{FakeDiscord, FakeSlack, FakeTelegram, Sent};
+use sympozium_testkit::fake_chat::{FakeDiscord, FakeSlack, FakeTelegram};
 use sympozium_testkit::nats::NatsServer;
+
+use faults::Rng;
+use ledger::{Ledger, agent, message_text};
+use processes::{Controllers, Instance, Platform, free_addr};
+pub use report::Report;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -56,400 +67,6 @@ pub struct Options {
     /// All instances in one namespace, the only one the controller watches: on a plane
     /// other tests share (their leftovers would otherwise be reconciled too).
     pub shared_namespace: bool,
-}
-
-/// The kinds of fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Fault {
-    /// nats-server killed and started again on the same store.
-    NatsRestart,
-    /// A channel pod (process) killed with SIGKILL and started again.
-    ChannelKill,
-    /// A controller replica killed with SIGKILL and started again.
-    ControllerKill,
-}
-
-impl Fault {
-    /// How the table names it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Fault::NatsRestart => "NATS restart",
-            Fault::ChannelKill => "channel pod kill -9",
-            Fault::ControllerKill => "controller kill -9",
-        }
-    }
-}
-
-/// What the run counted.
-#[derive(Clone, Debug, Default)]
-pub struct Report {
-    /// Messages the users wrote.
-    pub messages: usize,
-    /// Distinct messages that got a reply.
-    pub replied: usize,
-    /// Replies posted in all (a message answered twice counts twice).
-    pub replies: usize,
-    /// Messages answered more than once (one each).
-    pub duplicates: usize,
-    /// Messages never answered.
-    pub lost: usize,
-    /// Replies posted to the wrong instance's platform, or answering no message.
-    pub misrouted: usize,
-    /// AgentRuns made for the messages.
-    pub runs: usize,
-    /// Messages that made more than one run.
-    pub duplicate_runs: usize,
-    /// Runs in Succeeded or Failed at the end.
-    pub terminal_runs: usize,
-    /// Runs that failed (terminal, but the answer is an error).
-    pub failed_runs: usize,
-    /// Message written → reply posted, sorted.
-    pub latencies: Vec<Duration>,
-    /// Faults injected, per kind.
-    pub faults: BTreeMap<Fault, usize>,
-    /// Wall time of the whole run.
-    pub elapsed: Duration,
-}
-
-impl Report {
-    /// Nothing lost, nothing doubled, every run finished.
-    pub fn clean(&self) -> bool {
-        self.lost == 0
-            && self.duplicates == 0
-            && self.misrouted == 0
-            && self.duplicate_runs == 0
-            && self.runs == self.messages
-            && self.terminal_runs == self.runs
-    }
-
-    /// The `p`-quantile of the latencies.
-    pub fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let idx = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[idx.min(self.latencies.len() - 1)]
-    }
-
-    /// The summary table.
-    pub fn table(&self) -> String {
-        let survived = if self.clean() { "yes" } else { "NO" };
-        let faults: usize = self.faults.values().sum();
-        let per_kind = self.faults.iter().map(|(k, n)| format!("{n} {}", k.label())).collect::<Vec<_>>();
-        let rows = [
-            ("messages", self.messages.to_string()),
-            ("replies", self.replies.to_string()),
-            ("messages answered", self.replied.to_string()),
-            ("duplicates", self.duplicates.to_string()),
-            ("lost", self.lost.to_string()),
-            ("misrouted", self.misrouted.to_string()),
-            ("agent runs", self.runs.to_string()),
-            ("duplicate runs", self.duplicate_runs.to_string()),
-            ("runs terminal", format!("{} ({} failed)", self.terminal_runs, self.failed_runs)),
-            ("latency p50", format!("{:.2} s", self.percentile(0.5).as_secs_f64())),
-            ("latency p99", format!("{:.2} s", self.percentile(0.99).as_secs_f64())),
-            ("latency max", format!("{:.2} s", self.percentile(1.0).as_secs_f64())),
-            ("restarts survived", format!("{faults} ({}) — clean: {survived}", per_kind.join(", "))),
-            ("wall time", format!("{:.0} s", self.elapsed.as_secs_f64())),
-        ];
-        let mut out = String::from("| measure | value |\n|---|---|\n");
-        for (k, v) in rows {
-            out.push_str(&format!("| {k} | {v} |\n"));
-        }
-        out
-    }
-}
-
-/// xorshift64*: the schedule only needs to be varied and repeatable from `--seed`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
-        let span = hi.saturating_sub(lo).as_millis() as u64;
-        lo + Duration::from_millis(self.below(span + 1))
-    }
-}
-
-enum Platform {
-    Telegram(FakeTelegram),
-    Slack(FakeSlack),
-    Discord(FakeDiscord),
-}
-
-impl Platform {
-    fn kind(&self) -> &'static str {
-        match self {
-            Platform::Telegram(_) => "telegram",
-            Platform::Slack(_) => "slack",
-            Platform::Discord(_) => "discord",
-        }
-    }
-    fn sent(&self) -> Vec<Sent> {
-        match self {
-            Platform::Telegram(f) => f.sent(),
-            Platform::Slack(f) => f.sent(),
-            Platform::Discord(f) => f.sent(),
-        }
-    }
-    fn user_says(&self, chat: usize, text: &str) {
-        match self {
-            Platform::Telegram(f) => {
-                f.user_says(100 + chat as i64, 42, "Ann", text);
-            }
-            Platform::Slack(f) => {
-                f.user_says(&format!("C{chat}"), "U42", text, None);
-            }
-            Platform::Discord(f) => {
-                f.user_says(&format!("CH{chat}"), Some("G1"), "111", text);
-            }
-        }
-    }
-    fn env(&self, i: usize) -> Vec<(&'static str, String)> {
-        match self {
-            Platform::Telegram(f) => {
-                vec![("TELEGRAM_BOT_TOKEN", format!("{i}:SOAK")), ("TELEGRAM_API_URL", f.url())]
-            }
-            Platform::Slack(f) => vec![
-                ("SLACK_BOT_TOKEN", format!("xoxb-soak-{i}")),
-                ("SLACK_APP_TOKEN", format!("xapp-soak-{i}")),
-                ("SLACK_SIGNING_SECRET", "soak".into()),
-                ("SLACK_API_URL", f.url()),
-            ],
-            Platform::Discord(f) => {
-                vec![("DISCORD_BOT_TOKEN", format!("soak-{i}")), ("DISCORD_API_URL", f.url())]
-            }
-        }
-    }
-}
-
-/// One instance: its namespace, platform and channel pod.
-struct Instance {
-    name: String,
-    ns: String,
-    platform: Platform,
-    health: std::net::SocketAddr,
-    env: Vec<(&'static str, String)>,
-    pod: Mutex<Option<Child>>,
-    /// Discord only: its pod is down, so nobody writes to it (see `send_all`).
-    offline: AtomicBool,
-}
-
-fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
-fn log_file(dir: &std::path::Path, name: &str) -> anyhow::Result<(Stdio, Stdio)> {
-    let f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.log")))?;
-    Ok((Stdio::from(f.try_clone()?), Stdio::from(f)))
-}
-
-impl Instance {
-    fn spawn(&self, opts: &Options) -> anyhow::Result<()> {
-        let (out, err) = log_file(&opts.log_dir, &format!("channel-{}", self.name))?;
-        let child = Command::new(opts.bin_dir.join("sympozium-channel"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .context("starting sympozium-channel (build it: cargo build -p sympozium-channels --bins)")?;
-        *self.pod.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
-        Ok(())
-    }
-
-    fn kill(&self) {
-        if let Some(mut child) = self.pod.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    async fn healthy(&self, limit: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            let code = reqwest::get(format!("http://{}/healthz", self.health))
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0);
-            if code == 200 {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        false
-    }
-}
-
-/// The controller replicas (a Deployment of two with leader election).
-struct Controllers {
-    children: Mutex<Vec<Option<Child>>>,
-    args: Vec<String>,
-    nats_url: String,
-    kubeconfig: PathBuf,
-}
-
-impl Controllers {
-    fn spawn(&self, opts: &Options, replica: usize) -> anyhow::Result<()> {
-        let (out, err) = log_file(&opts.log_dir, &format!("controller-{replica}"))?;
-        let child = Command::new(opts.bin_dir.join("sympozium-controller"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("NATS_URL", &self.nats_url)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info")
-            .args(&self.args)
-            .args(["--identity", &format!("soak-controller-{replica}")])
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .context(
-                "starting sympozium-controller (build it: cargo build -p sympozium-controller --bins)",
-            )?;
-        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
-        if children.len() <= replica {
-            children.resize_with(replica + 1, || None);
-        }
-        children[replica] = Some(child);
-        Ok(())
-    }
-
-    fn kill(&self, replica: usize) {
-        let taken =
-            self.children.lock().unwrap_or_else(|p| p.into_inner()).get_mut(replica).and_then(Option::take);
-        if let Some(mut child) = taken {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts again every replica that exited on its own (as its Deployment would; a
-    /// replica that loses its lease exits on purpose); how many were started.
-    fn revive(&self, opts: &Options) -> usize {
-        let exited: Vec<usize> = {
-            let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
-            children
-                .iter_mut()
-                .enumerate()
-                .filter_map(|(r, c)| {
-                    let exited = c.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(Some(_))));
-                    exited.then_some(r)
-                })
-                .collect()
-        };
-        let mut started = 0;
-        for r in exited {
-            if self.spawn(opts, r).is_ok() {
-                started += 1;
-            }
-        }
-        started
-    }
-
-    fn kill_all(&self) {
-        let n = self.children.lock().unwrap_or_else(|p| p.into_inner()).len();
-        for r in 0..n {
-            self.kill(r);
-        }
-    }
-}
-
-/// Who answered what: per message the replies seen and when the first came.
-#[derive(Default)]
-struct Ledger {
-    sent_at: HashMap<usize, (usize, Instant)>,
-    first_reply: HashMap<usize, Instant>,
-    reply_count: HashMap<usize, usize>,
-    misrouted: usize,
-    misrouted_examples: Vec<String>,
-    seen_per_instance: Vec<usize>,
-}
-
-const REPLY_PREFIX: &str = "re: soak message ";
-
-fn message_text(idx: usize) -> String {
-    format!("soak message {idx}")
-}
-
-impl Ledger {
-    fn poll(&mut self, instances: &[Arc<Instance>]) {
-        if self.seen_per_instance.len() < instances.len() {
-            self.seen_per_instance.resize(instances.len(), 0);
-        }
-        for (i, inst) in instances.iter().enumerate() {
-            let sent = inst.platform.sent();
-            for s in &sent[self.seen_per_instance[i].min(sent.len())..] {
-                let idx = s.text.strip_prefix(REPLY_PREFIX).and_then(|n| n.trim().parse::<usize>().ok());
-                match idx.and_then(|idx| self.sent_at.get(&idx).map(|v| (idx, *v))) {
-                    Some((idx, (owner, _))) if owner == i => {
-                        *self.reply_count.entry(idx).or_default() += 1;
-                        self.first_reply.entry(idx).or_insert_with(Instant::now);
-                    }
-                    _ => {
-                        self.misrouted += 1;
-                        if self.misrouted_examples.len() < 10 {
-                            self.misrouted_examples
-                                .push(format!("{} in chat {}: {:?}", inst.name, s.chat, s.text));
-                        }
-                    }
-                }
-            }
-            self.seen_per_instance[i] = sent.len();
-        }
-    }
-}
-
-/// The agent stand-in: answers every Running soak run once, on the bus, as the run's IPC
-/// bridge would, retrying while NATS is down.
-async fn agent(client: Client, nats_url: String, prefix: String) -> anyhow::Result<()> {
-    let bus = Bus::connect(&nats_url).await?;
-    let runs: Api<AgentRun> = Api::all(client);
-    let answered: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
-    let stream = watcher(runs, watcher::Config::default().labels("sympozium.ai/source=channel"))
-        .default_backoff()
-        .applied_objects();
-    futures_util::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        let Ok(run) = event else { continue };
-        let ns = run.namespace().unwrap_or_default();
-        if !ns.starts_with(&prefix) {
-            continue;
-        }
-        if run.status.as_ref().and_then(|s| s.phase) != Some(AgentRunPhase::Running) {
-            continue;
-        }
-        let key = (ns.clone(), run.name_any());
-        if !answered.lock().unwrap_or_else(|p| p.into_inner()).insert(key) {
-            continue;
-        }
-        let message = run.annotations().get("sympozium.ai/message").cloned().unwrap_or_default();
-        let meta = BTreeMap::from([
-            ("agentRunID".to_string(), run.name_any()),
-            ("instanceName".to_string(), run.spec.instance_ref.clone()),
-            ("namespace".to_string(), ns),
-        ]);
-        let bus = bus.clone();
-        tokio::spawn(async move {
-            let body = json!({"status": "success", "response": format!("re: {message}")});
-            loop {
-                let publish = bus.publish(topics::AGENT_RUN_COMPLETED, meta.clone(), &body);
-                if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), publish).await {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        });
-    }
-    Ok(())
 }
 
 /// Runs the soak on the test plane and returns what it counted.
@@ -591,11 +208,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     // Users write at `rate`; faults land at random moments of that window.
     let window = Duration::from_secs_f64(opts.messages as f64 / opts.rate.max(0.01));
     let mut rng = Rng(opts.seed.max(1));
-    let kinds = [Fault::NatsRestart, Fault::ChannelKill, Fault::ControllerKill];
-    let mut schedule: Vec<(Duration, Fault)> = (0..opts.faults)
-        .map(|k| (window.mul_f64(0.1 + 0.75 * (rng.below(1000) as f64 / 1000.0)), kinds[k % kinds.len()]))
-        .collect();
-    schedule.sort();
+    let schedule = faults::schedule(&mut rng, opts.faults, window);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let t0 = Instant::now();
 
@@ -635,46 +248,9 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     let mut report = Report { messages: opts.messages, ..Report::default() };
     for (at, fault) in schedule {
         tokio::time::sleep_until((t0 + at).into()).await;
-        match fault {
-            Fault::NatsRestart => {
-                eprintln!("[{:>5.0}s] fault: NATS restart", t0.elapsed().as_secs_f64());
-                nats.kill();
-                tokio::time::sleep(rng.between(Duration::from_secs(1), Duration::from_secs(4))).await;
-                nats.restart().await?;
-            }
-            Fault::ChannelKill => {
-                let inst = instances[rng.below(instances.len() as u64) as usize].clone();
-                eprintln!(
-                    "[{:>5.0}s] fault: kill -9 channel pod of {} ({})",
-                    t0.elapsed().as_secs_f64(),
-                    inst.name,
-                    inst.platform.kind()
-                );
-                let discord = matches!(inst.platform, Platform::Discord(_));
-                if discord {
-                    inst.offline.store(true, Ordering::SeqCst);
-                    // What was written just before is on the bus before the bot goes away.
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-                inst.kill();
-                tokio::time::sleep(rng.between(Duration::from_secs(1), Duration::from_secs(3))).await;
-                inst.spawn(&opts)?;
-                if !inst.healthy(Duration::from_secs(60)).await {
-                    bail!("channel pod of {} did not come back", inst.name);
-                }
-                inst.offline.store(false, Ordering::SeqCst);
-            }
-            Fault::ControllerKill => {
-                let replica = rng.below(2) as usize;
-                eprintln!(
-                    "[{:>5.0}s] fault: kill -9 controller replica {replica}",
-                    t0.elapsed().as_secs_f64()
-                );
-                controllers.kill(replica);
-                tokio::time::sleep(rng.between(Duration::from_secs(1), Duration::from_secs(2))).await;
-                controllers.spawn(&opts, replica)?;
-            }
-        }
+        let stage =
+            faults::Stage { nats: &mut nats, instances: &instances, controllers: &controllers, opts: &opts };
+        faults::inject(fault, stage, &mut rng, t0).await?;
         *report.faults.entry(fault).or_default() += 1;
     }
     sender.await?;
@@ -713,7 +289,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     let runs_deadline = Instant::now() + Duration::from_secs(60);
     let all_runs = loop {
         let mut all = Vec::new();
-        let namespaces: std::collections::BTreeSet<&str> = instances.iter().map(|i| i.ns.as_str()).collect();
+        let namespaces: BTreeSet<&str> = instances.iter().map(|i| i.ns.as_str()).collect();
         for ns in namespaces {
             let api: Api<AgentRun> = Api::namespaced(client.clone(), ns);
             all.extend(api.list(&ListParams::default().labels("sympozium.ai/source=channel")).await?.items);

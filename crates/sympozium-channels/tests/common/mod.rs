@@ -67,7 +67,8 @@ pub async fn world(prefix: &str, channel: ChannelType, denied_sender: &str) -> W
         .unwrap();
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
-    let router = tokio::spawn(sympozium_controller::channelrouter::run(client.clone(), bus.clone()));
+    let router =
+        tokio::spawn(sympozium_controller::channelrouter::run(client.clone(), bus.clone(), Some(ns.clone())));
     World { client, ns, instance, nats, bus, router }
 }
 
@@ -183,5 +184,7 @@ pub async fn send(
     if let Some(t) = thread {
         data["threadId"] = t.into();
     }
-    bus.publish(topics::CHANNEL_MESSAGE_SEND, meta, &data).await.unwrap();
+    bus.publish(&topics::channel_send(if ns.is_empty() { "default" } else { ns }, instance), meta, &data)
+        .await
+        .unwrap();
 }

@@ -38,10 +38,6 @@ const CHART: &[(&str, &str)] = &[
         include_str!("../../../../deploy/helm/sympozium/files/grafana/sympozium.json"),
     ),
     (
-        "files/nats-authorization.conf",
-        include_str!("../../../../deploy/helm/sympozium/files/nats-authorization.conf"),
-    ),
-    (
         "files/builtin/sympoziumpolicies.yaml",
         include_str!("../../../../deploy/helm/sympozium/files/builtin/sympoziumpolicies.yaml"),
     ),
@@ -218,7 +214,32 @@ pub async fn install(
         }
         args.extend(["--set".into(), s.clone()]);
     }
+    // The bus's trust chain cannot come from a Go template (no ed25519 signing there): the
+    // CLI keeps it in the Secret the chart's NATS and controller read, before Helm runs and
+    // again after (an upgrade from a chart that rendered the Secret itself deletes it).
+    let trust = if a.dry_run {
+        None
+    } else {
+        let (client, _) = crate::client_for(kubeconfig).await?;
+        ensure_namespace(&client, &a.system_namespace).await?;
+        let target = super::install::Target {
+            namespace: a.system_namespace.clone(),
+            registry: String::new(),
+            tag: String::new(),
+            wait,
+            webhook: false,
+        };
+        let secret = super::install_nats::secret(
+            &target,
+            &super::install_nats::secrets(&client, &a.system_namespace).await?,
+        );
+        super::install::apply_json(&client, &secret).await?;
+        Some((client, secret))
+    };
     let out = helm(helm_bin, kubeconfig, &args).await.inspect_err(|_| progress.abandon())?;
+    if let Some((client, secret)) = &trust {
+        super::install::apply_json(client, secret).await?;
+    }
     if a.dry_run {
         emit!("{out}");
         return Ok(0);
@@ -251,6 +272,17 @@ pub async fn has_release(helm_bin: &Path, kubeconfig: Option<&Path>, release: &s
     helm(helm_bin, kubeconfig, &args).await.is_ok()
 }
 
+/// Creates `namespace` unless it exists (the trust Secret goes there before Helm runs).
+async fn ensure_namespace(client: &kube::Client, namespace: &str) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+    if api.get_opt(namespace).await?.is_none() {
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}}))?;
+        api.create(&kube::api::PostParams::default(), &ns).await?;
+    }
+    Ok(())
+}
+
 /// `helm uninstall`; CRDs (and so every Sympozium object) and the namespace only with `crds`.
 pub async fn uninstall(
     client: &kube::Client,
@@ -263,6 +295,14 @@ pub async fn uninstall(
     let args: Vec<String> =
         ["uninstall", release, "--namespace", namespace, "--wait"].iter().map(|s| s.to_string()).collect();
     helm(helm_bin, kubeconfig, &args).await?;
+    // The bus's trust chain is the CLI's, not the release's.
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), namespace);
+    match secrets.delete(super::install_nats::SECRET, &Default::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
     if crds {
         use k8s_openapi::api::core::v1::Namespace;
         use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

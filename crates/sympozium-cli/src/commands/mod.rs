@@ -119,7 +119,7 @@ pub async fn dispatch(
                 }
             }
         }
-        Command::Serve { port, address, open, in_process, service_namespace, nats_url, nats_password } => {
+        Command::Serve { port, address, open, in_process, service_namespace, nats_url, nats_creds } => {
             let options = serve::Options {
                 address: address.clone(),
                 port: *port,
@@ -127,9 +127,25 @@ pub async fn dispatch(
                 in_process: *in_process,
                 system_namespace: service_namespace.clone(),
                 nats_url: nats_url.clone(),
-                nats_password: nats_password.clone(),
+                nats_creds: nats_creds.clone(),
             };
             serve::serve(client, &options).await
+        }
+        Command::NatsTrust { system_namespace } => {
+            let bus = install_nats::secrets(client, system_namespace).await?;
+            let target = install::Target {
+                namespace: system_namespace.clone(),
+                registry: String::new(),
+                tag: String::new(),
+                wait: std::time::Duration::ZERO,
+                webhook: false,
+            };
+            crate::output::emitln!("{}", serde_json::to_string_pretty(&install_nats::secret(&target, &bus))?);
+            Ok(0)
+        }
+        Command::NatsCreds { system_namespace } => {
+            crate::output::emit!("{}", install_nats::operator_creds(client, system_namespace).await?);
+            Ok(0)
         }
         Command::Uninstall { system_namespace, release, helm, crds } => {
             let kubeconfig = cli.kubeconfig.as_deref();

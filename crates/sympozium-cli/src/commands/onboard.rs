@@ -6,11 +6,13 @@ use std::io::IsTerminal;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
+use kube::api::ListParams;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use sympozium_api::SkillPack;
 
 use crate::cli::Cli;
 use crate::tui::wizard_view;
-use crate::wizard::onboard::{OnboardFlow, onboarding};
+use crate::wizard::onboard::{OnboardFlow, onboarding, skill_choices};
 use crate::wizard::{Answers, Outcome, Wizard, apply, plain};
 
 /// The wizard on the terminal; `Ok(false)` when the user backed out.
@@ -40,13 +42,22 @@ fn on_terminal(wizard: &mut Wizard) -> anyhow::Result<bool> {
 }
 
 /// Runs the wizard and writes its outcome.
-pub async fn onboard(cli: &Cli, api_key: Option<&str>) -> anyhow::Result<i32> {
+pub async fn onboard(cli: &Cli, api_key: Option<&str>, system_namespace: &str) -> anyhow::Result<i32> {
     let client = crate::connect(cli).await?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     if crds.get_opt("sympoziuminstances.sympozium.ai").await?.is_none() {
         anyhow::bail!("the Sympozium CRDs are not installed: run `sympozium install` first");
     }
-    let flow = OnboardFlow::new(&cli.effective_namespace(), api_key.unwrap_or_default());
+    // An instance's SkillPacks are looked up in its namespace, then the system namespace
+    // (as the controller does); a namespace the user may not read offers nothing.
+    let ns = cli.effective_namespace();
+    let mut packs = Vec::new();
+    for n in [ns.as_str(), system_namespace] {
+        if let Ok(list) = Api::<SkillPack>::namespaced(client.clone(), n).list(&ListParams::default()).await {
+            packs.extend(list.items);
+        }
+    }
+    let flow = OnboardFlow::new(&ns, api_key.unwrap_or_default()).with_skills(skill_choices(&packs));
     let mut wizard = Wizard::new(Box::new(flow), Answers::default());
     if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
         if !on_terminal(&mut wizard)? {

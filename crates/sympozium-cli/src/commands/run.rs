@@ -6,7 +6,7 @@ use std::time::Duration;
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client, ResourceExt};
-use sympozium_api::agentrun::{AgentRunPhase, ModelSpec};
+use sympozium_api::agentrun::AgentRunPhase;
 use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, resolve};
 
 use super::not_found;
@@ -29,7 +29,6 @@ pub fn parse_timeout(s: &str) -> anyhow::Result<Duration> {
 /// The AgentRun for `task` on `instance`, configured like the instance (provider, model,
 /// base URL, credentials). The TUI's chat creates its runs with this too.
 pub fn new_run(name: &str, instance: &SympoziumInstance, task: &str) -> AgentRun {
-    let agent = &instance.spec.agents.default;
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     AgentRun {
@@ -43,14 +42,7 @@ pub fn new_run(name: &str, instance: &SympoziumInstance, task: &str) -> AgentRun
             agent_id: "primary".into(),
             session_key: format!("session-{nanos}"),
             task: task.to_string(),
-            model: ModelSpec {
-                provider: resolve::provider(&instance.spec),
-                model: agent.model.clone(),
-                base_url: agent.base_url.clone().filter(|u| !u.is_empty()),
-                thinking: agent.thinking,
-                auth_secret_ref: resolve::auth_secret(&instance.spec),
-                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
-            },
+            model: resolve::model_spec(&instance.spec, &Default::default()),
             ..Default::default()
         },
         status: None,

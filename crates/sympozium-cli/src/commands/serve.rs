@@ -33,8 +33,8 @@ pub struct Options {
     pub system_namespace: String,
     /// Event bus URL.
     pub nats_url: Option<String>,
-    /// Operator role password.
-    pub nats_password: Option<String>,
+    /// The operator user's `.creds` (path or text).
+    pub nats_creds: Option<String>,
 }
 
 fn random_token() -> anyhow::Result<String> {
@@ -172,12 +172,8 @@ async fn in_process(client: &Client, options: &Options) -> anyhow::Result<i32> {
     let bus = match &options.nats_url {
         None => None,
         Some(url) => {
-            let bus_options = sympozium_bus::BusOptions {
-                credentials: options.nats_password.clone().filter(|p| !p.is_empty()).map(|password| {
-                    sympozium_bus::auth::Credentials { role: sympozium_bus::auth::Role::Operator, password }
-                }),
-                ..Default::default()
-            };
+            let bus_options = sympozium_bus::BusOptions::operator(options.nats_creds.as_deref())
+                .map_err(|e| anyhow::anyhow!("--nats-creds: {e}"))?;
             match tokio::time::timeout(
                 Duration::from_secs(10),
                 sympozium_bus::Bus::connect_with(url, bus_options),

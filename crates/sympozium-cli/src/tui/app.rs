@@ -13,7 +13,7 @@ use super::chat;
 use super::data::{Data, Update};
 use super::edit::EditForm;
 use super::views::{Ctx, Row, Table, View};
-use crate::wizard::onboard::{OnboardFlow, onboarding};
+use crate::wizard::onboard::{OnboardFlow, onboarding, skill_choices};
 use crate::wizard::pack::{PackChoice, PackFlow, activation};
 use crate::wizard::{Answers, Outcome, Wizard};
 
@@ -282,7 +282,8 @@ impl App {
 
     /// Opens the onboarding wizard.
     pub fn open_onboard_wizard(&mut self) {
-        let flow = OnboardFlow::new(&self.ns, &self.key_default);
+        let flow = OnboardFlow::new(&self.ns, &self.key_default)
+            .with_skills(skill_choices(self.data.skills.iter().map(|p| p.as_ref())));
         self.mode =
             Mode::Wizard(Box::new(Wizard::new(Box::new(flow), Answers::default())), WizardKind::Onboard);
     }

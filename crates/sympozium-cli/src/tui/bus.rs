@@ -1,6 +1,6 @@
 //! The TUI on the event bus (when `--nats-url` is given): streamed answers
 //! (`agent.stream.chunk`) and tool approval requests (`tool.approval.request`) arrive as
-//! updates; approval answers go out as `tool.approval.response`. Plain NATS subscriptions:
+//! updates; approval answers go out as `tool.approval.response.<ns>.<run>` (to the asking run only). Plain NATS subscriptions:
 //! the TUI wants what happens while it looks, not a durable backlog.
 
 use std::collections::BTreeMap;
@@ -54,27 +54,29 @@ fn update_of(env: &Envelope) -> Option<Update> {
                 })
             })
         }
-        topics::TOOL_APPROVAL_RESPONSE => Some(Update::Answered(text("requestId"))),
+        topic if topics::scope_of(topics::TOOL_APPROVAL_RESPONSE, topic).is_some() => {
+            Some(Update::Answered(text("requestId")))
+        }
         _ => None,
     }
 }
 
-/// Connects (as the `operator` role when `password` is given), forwards what arrives,
-/// publishes answers; reports the connection.
+/// Connects (as the operator user when `creds`, a `.creds` path or text, is given),
+/// forwards what arrives, publishes answers; reports the connection.
 pub async fn run(
     url: String,
-    password: Option<String>,
+    creds: Option<String>,
     tx: UnboundedSender<Update>,
     mut answers: UnboundedReceiver<Answer>,
 ) {
     let _ = tx.send(Update::Bus(Connection::Connecting));
-    // The TUI is a human at the keyboard: the `operator` role, which may answer approvals.
-    let options = sympozium_bus::BusOptions {
-        credentials: password.filter(|p| !p.is_empty()).map(|password| sympozium_bus::auth::Credentials {
-            role: sympozium_bus::auth::Role::Operator,
-            password,
-        }),
-        ..Default::default()
+    // The TUI is a human at the keyboard: the operator user, which may answer approvals.
+    let options = match sympozium_bus::BusOptions::operator(creds.as_deref()) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = tx.send(Update::Bus(Connection::Disconnected(format!("--nats-creds: {e}"))));
+            return;
+        }
     };
     let bus = match Bus::connect_with(&url, options).await {
         Ok(b) => b,
@@ -84,7 +86,8 @@ pub async fn run(
         }
     };
     let mut subscriptions = Vec::new();
-    for topic in [topics::AGENT_STREAM_CHUNK, topics::TOOL_APPROVAL_REQUEST, topics::TOOL_APPROVAL_RESPONSE] {
+    let answers_of_all_runs = topics::every(topics::TOOL_APPROVAL_RESPONSE);
+    for topic in [topics::AGENT_STREAM_CHUNK, topics::TOOL_APPROVAL_REQUEST, answers_of_all_runs.as_str()] {
         match bus.client().subscribe(subject(topic)).await {
             Ok(s) => subscriptions.push(s),
             Err(e) => {
@@ -115,7 +118,7 @@ pub async fn run(
                 ]);
                 let body = json!({"requestId": a.request_id, "approved": approved,
                                   "reason": format!("{} in the TUI", if approved { "approved" } else { "refused" })});
-                let update = match bus.publish(topics::TOOL_APPROVAL_RESPONSE, meta, &body).await {
+                let update = match bus.publish(&topics::approval_response(if a.ns.is_empty() { "default" } else { &a.ns }, &a.run), meta, &body).await {
                     Ok(()) => Update::Notice(format!("{} {} for {}", a.tool, if approved { "allowed" } else { "refused" }, a.run)),
                     Err(e) => Update::Error(format!("answering the approval: {e}")),
                 };

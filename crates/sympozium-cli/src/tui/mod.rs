@@ -83,7 +83,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<i32> {
         .nats_url
         .clone()
         .filter(|u| !u.is_empty())
-        .map(|url| tokio::spawn(bus::run(url, cli.nats_password.clone(), tx.clone(), answers_rx)));
+        .map(|url| tokio::spawn(bus::run(url, cli.nats_creds.clone(), tx.clone(), answers_rx)));
     let worker = tokio::spawn(connect_and_work(cli.kubeconfig.clone(), tx, actions_rx));
     // Like the original: every namespace unless -n narrows it; wizards create objects in
     // the kubeconfig context's namespace.

@@ -10,9 +10,9 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use sympozium_api::{PersonaPack, SympoziumInstance, SympoziumPolicy, SympoziumSchedule, labels};
 
-use super::onboard::Onboarding;
+use super::onboard::{DEFAULT_SKILLS, Onboarding};
 use super::pack::Activation;
-use super::providers::PROVIDERS;
+use super::providers::{PROVIDERS, channel_token_keys};
 
 /// Why writing a wizard's outcome failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,16 @@ pub enum ApplyError {
         pack: String,
         /// Namespace.
         ns: String,
+    },
+    /// The Secret the channel should read its token from does not exist.
+    #[error("channel Secret \"{secret}\" not found in namespace \"{ns}\": create it first (keys {keys})")]
+    ChannelSecretMissing {
+        /// Secret name.
+        secret: String,
+        /// Namespace.
+        ns: String,
+        /// The keys the channel reads.
+        keys: String,
     },
     /// The provider needs credentials and none were given.
     #[error("provider \"{0}\" needs an API key: pass --api-key or set SYMPOZIUM_API_KEY")]
@@ -180,11 +190,23 @@ fn default_policy() -> Value {
 /// The instance onboarding creates.
 pub fn instance_manifest(o: &Onboarding) -> Value {
     let has_key = o.credentials.values().any(|v| !v.trim().is_empty());
-    let mut skills = vec![json!({"skillPackRef": "k8s-ops"}), json!({"skillPackRef": "llmfit"})];
-    if let Some(repo) = &o.repo {
-        skills.push(json!({"skillPackRef": "github-gitops", "params": {"repo": repo}}));
+    let mut names: Vec<String> = match &o.skills {
+        Some(picked) => picked.clone(),
+        None => DEFAULT_SKILLS.iter().map(|s| s.to_string()).collect(),
+    };
+    if o.repo.is_some() && !names.iter().any(|n| n == "github-gitops") {
+        names.push("github-gitops".into());
     }
-    skills.push(json!({"skillPackRef": "memory"}));
+    if !names.iter().any(|n| n == "memory") {
+        names.push("memory".into());
+    }
+    let skills: Vec<Value> = names
+        .iter()
+        .map(|n| match &o.repo {
+            Some(repo) if n == "github-gitops" => json!({"skillPackRef": n, "params": {"repo": repo}}),
+            _ => json!({"skillPackRef": n}),
+        })
+        .collect();
     let mut agent = json!({"model": o.model});
     if let Some(url) = &o.base_url {
         agent["baseURL"] = json!(url);
@@ -206,10 +228,10 @@ pub fn instance_manifest(o: &Onboarding) -> Value {
     if o.policy {
         spec["policyRef"] = json!("default-policy");
     }
-    if let Some((ty, tokens)) = &o.channel {
+    if let Some((ty, _)) = &o.channel {
         let mut channel = json!({"type": ty});
-        if !tokens.is_empty() {
-            channel["configRef"] = json!({"secret": format!("{}-{ty}-secret", o.name)});
+        if let Some(secret) = o.channel_secret_name() {
+            channel["configRef"] = json!({"secret": secret});
         }
         spec["channels"] = json!([channel]);
     }
@@ -217,11 +239,19 @@ pub fn instance_manifest(o: &Onboarding) -> Value {
            "metadata": {"name": o.name, "labels": {labels::MANAGED_BY: "sympozium"}}, "spec": spec})
 }
 
-/// Writes an onboarding: namespace, provider Secret, channel Secret, `default-policy`, the
-/// instance and its heartbeat schedule. Returns one line per object written.
+/// Writes an onboarding: namespace, provider Secret, channel Secret (unless it names an
+/// existing one, which must exist), `default-policy`, the instance and its heartbeat
+/// schedule. Returns one line per object written.
 pub async fn onboard(client: &Client, o: &Onboarding) -> Result<Vec<String>, ApplyError> {
     let ns = o.namespace.as_str();
     let apply = PatchParams::apply(MANAGER).force();
+    // Checked before anything is written, so a typo leaves nothing half-made.
+    if let (Some((ty, _)), Some(secret)) = (&o.channel, &o.channel_secret)
+        && Api::<Secret>::namespaced(client.clone(), ns).get_opt(secret).await?.is_none()
+    {
+        let keys = channel_token_keys(ty).iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
+        return Err(ApplyError::ChannelSecretMissing { secret: secret.clone(), ns: ns.into(), keys });
+    }
     let mut done = Vec::new();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     if namespaces.get_opt(ns).await?.is_none() {
@@ -238,6 +268,7 @@ pub async fn onboard(client: &Client, o: &Onboarding) -> Result<Vec<String>, App
     }
     if let Some((ty, tokens)) = &o.channel
         && !tokens.is_empty()
+        && o.channel_secret.is_none()
     {
         let name = format!("{}-{ty}-secret", o.name);
         put_secret(client, ns, &name, (labels::INSTANCE, &o.name), tokens).await?;
@@ -255,9 +286,13 @@ pub async fn onboard(client: &Client, o: &Onboarding) -> Result<Vec<String>, App
     done.push(format!("sympoziuminstance/{}", o.name));
     if let Some(cron) = &o.heartbeat {
         let name = format!("{}-heartbeat", o.name);
+        let task = match &o.heartbeat_task {
+            Some(t) => t.clone(),
+            None => heartbeat_task(o.instructions.as_deref()),
+        };
         let body = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumSchedule",
             "metadata": {"name": name, "labels": {labels::INSTANCE: o.name, labels::MANAGED_BY: "sympozium"}},
-            "spec": {"instanceRef": o.name, "schedule": cron, "task": heartbeat_task(o.instructions.as_deref()),
+            "spec": {"instanceRef": o.name, "schedule": cron, "task": task,
                      "type": "heartbeat", "concurrencyPolicy": "Forbid", "includeMemory": true}});
         Api::<SympoziumSchedule>::namespaced(client.clone(), ns)
             .patch(&name, &apply, &Patch::Apply(&body))

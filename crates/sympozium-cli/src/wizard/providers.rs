@@ -159,6 +159,11 @@ pub const CHANNELS: &[(&str, &str, TokenKeys)] = &[
     ("whatsapp", "WhatsApp (pair with a QR code)", &[]),
 ];
 
+/// The token Secret keys of channel `ty` (none for WhatsApp and unknown types).
+pub fn channel_token_keys(ty: &str) -> TokenKeys {
+    CHANNELS.iter().find(|(t, _, _)| *t == ty).map(|(_, _, keys)| *keys).unwrap_or(&[])
+}
+
 /// One token step per Secret key of each channel in `chosen`.
 pub fn channel_token_steps(chosen: &[String]) -> Vec<Step> {
     let mut out = Vec::new();

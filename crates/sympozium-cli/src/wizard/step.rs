@@ -35,6 +35,8 @@ pub enum Check {
     OptionalUrl,
     /// `owner/repo` or nothing.
     OptionalRepo,
+    /// A 5-field cron expression.
+    Cron,
 }
 
 /// What a step asks for.
@@ -110,9 +112,20 @@ impl Step {
         self
     }
 
+    /// The name the user knows the answer by, for error messages: the last part of the key
+    /// (`token:telegram:TELEGRAM_BOT_TOKEN` → `TELEGRAM_BOT_TOKEN`).
+    pub fn field(&self) -> &str {
+        self.key.rsplit(':').next().unwrap_or(&self.key)
+    }
+
     /// Checks a raw answer and returns what is stored. Picks accept a value, a label or a
-    /// 1-based number; many-picks a comma-separated list of those (empty = none).
+    /// 1-based number; many-picks a comma-separated list of those (empty = none). A refusal
+    /// names the field and says why.
     pub fn accept(&self, raw: &str) -> Result<String, String> {
+        self.accept_value(raw).map_err(|why| format!("{}: {why}", self.field()))
+    }
+
+    fn accept_value(&self, raw: &str) -> Result<String, String> {
         let raw = raw.trim();
         match &self.input {
             Input::Pick(choices) => pick_one(choices, raw)
@@ -181,6 +194,10 @@ fn check_text(check: Check, value: &str) -> Result<(), String> {
                 Err("use owner/repo, or leave it empty".into())
             }
         }
+        Check::Cron => match sympozium_api::schedule::cron_problem(value) {
+            None => Ok(()),
+            Some(why) => Err(why),
+        },
     }
 }
 
@@ -420,5 +437,25 @@ mod tests {
         let c = Step::confirm("c", "C", true);
         assert_eq!(c.accept("").unwrap(), "yes");
         assert_eq!(c.accept("N").unwrap(), "no");
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let n = Step::text("name", "Agent (instance) name", "", Check::Name);
+        assert!(n.accept("My Agent").unwrap_err().starts_with("name: use lower-case"));
+        let t = Step::secret("token:slack:SLACK_BOT_TOKEN", "Slack bot token", "", Check::Required);
+        assert_eq!(t.accept("").unwrap_err(), "SLACK_BOT_TOKEN: this cannot be empty");
+        let c = Step::text("heartbeat_cron", "Cron", "", Check::Cron);
+        assert_eq!(c.accept(" */5 * * * * ").unwrap(), "*/5 * * * *");
+        let e = c.accept("0 24 * * *").unwrap_err();
+        assert!(e.starts_with("heartbeat_cron: ") && e.contains("hour field"), "{e}");
+        let m = Step {
+            key: "skills".into(),
+            title: "Skills".into(),
+            help: Vec::new(),
+            input: Input::PickMany(vec![Choice::new("k8s-ops", "k8s-ops")]),
+        };
+        assert_eq!(m.accept("1, k8s-ops").unwrap(), "k8s-ops");
+        assert_eq!(m.accept("nope").unwrap_err(), "skills: \"nope\" is not an option");
     }
 }

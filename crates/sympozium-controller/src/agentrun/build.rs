@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 use sympozium_protocol::env as vars;
+use sympozium_protocol::ipc;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -398,7 +399,7 @@ fn agent_container(i: &RunInputs<'_>, memory_url: Option<&str>, legacy_memory: b
     let mut mounts = vec![
         mount("workspace", "/workspace", false),
         mount("skills", "/skills", true),
-        mount("ipc", "/ipc", false),
+        mount("ipc", ipc::DEFAULT_ROOT, false),
         mount("tmp", "/tmp", false),
     ];
     if legacy_memory {
@@ -447,7 +448,7 @@ fn ipc_bridge(i: &RunInputs<'_>) -> Container {
         image_pull_policy: Some("IfNotPresent".into()),
         env: Some(vars),
         env_from: super::observability::headers_env_from(i.instance).map(|f| vec![f]),
-        volume_mounts: Some(vec![mount("ipc", "/ipc", false)]),
+        volume_mounts: Some(vec![mount("ipc", ipc::DEFAULT_ROOT, false)]),
         resources: Some(resources(("50m", "64Mi"), ("100m", "128Mi"))),
         security_context: Some(hardened()),
         ..Default::default()
@@ -461,7 +462,7 @@ fn skill_container(s: &ResolvedSidecar) -> Container {
     }
     // The tool executor serves `/ipc/tools/<pack>/`: commands for this skill reach this sidecar.
     vars.push(env(vars::SYMPOZIUM_SKILL, s.pack.clone()));
-    let mut mounts = vec![mount("ipc", "/ipc", false), mount("tmp", "/tmp", false)];
+    let mut mounts = vec![mount("ipc", ipc::DEFAULT_ROOT, false), mount("tmp", "/tmp", false)];
     if s.sidecar.mount_workspace != Some(false) {
         mounts.push(mount("workspace", "/workspace", false));
     }

@@ -17,10 +17,10 @@ pub fn key_var(n: usize) -> String {
 
 /// The agent container's failover variables; empty when the instance names no fallbacks.
 pub fn env_vars(instance: Option<&SympoziumInstance>) -> Vec<EnvVar> {
-    let Some(fallbacks) = instance.map(|i| &i.spec.agents.default.model_fallbacks) else {
+    let Some(instance) = instance else {
         return Vec::new();
     };
-    let usable = fallbacks.iter().filter(|f| !f.provider.trim().is_empty() && !f.model.trim().is_empty());
+    let usable = sympozium_api::resolve::fallbacks(&instance.spec);
     let mut chain = Vec::new();
     let mut vars = Vec::new();
     for (n, fallback) in usable.enumerate() {

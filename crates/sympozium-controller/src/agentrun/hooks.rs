@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use sympozium_protocol::env as vars;
+use sympozium_protocol::ipc;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -116,7 +117,7 @@ pub fn pre_run_containers(run: &AgentRun) -> Vec<Container> {
         .iter()
         .map(|h| {
             let mut mounts =
-                vec![mount("workspace", "/workspace"), mount("ipc", "/ipc"), mount("tmp", "/tmp")];
+                vec![mount("workspace", "/workspace"), mount("ipc", ipc::DEFAULT_ROOT), mount("tmp", "/tmp")];
             // lifecycle.rbac is granted for the hooks: they, not the agent, get the token.
             if !hooks.rbac.is_empty() {
                 mounts.push(super::build::api_token_mount());

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use sympozium_protocol::env as vars;
+use sympozium_protocol::ipc;
 
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, PodSpec, SecretKeySelector, Volume,
@@ -204,14 +205,14 @@ fn bridge_container(
 ) -> Container {
     let mut vars = vec![
         env(vars::AGENT_RUN_ID, &run.name_any()),
-        env("MCP_CONFIG_PATH", &format!("/config/{CONFIG_KEY}")),
-        env("MCP_IPC_PATH", "/ipc/tools"),
-        env("MCP_MANIFEST_PATH", "/ipc/tools/mcp-tools.json"),
-        env("MCP_DISCOVERY_ATTEMPTS", &settings.mcp_discovery_attempts.max(1).to_string()),
-        env("MCP_DISCOVERY_INTERVAL_MS", &settings.mcp_discovery_interval.as_millis().to_string()),
+        env(vars::MCP_CONFIG_PATH, &format!("/config/{CONFIG_KEY}")),
+        env(vars::MCP_IPC_PATH, &format!("{}/{}", ipc::DEFAULT_ROOT, ipc::TOOLS)),
+        env(vars::MCP_MANIFEST_PATH, &format!("{}/{}/{}", ipc::DEFAULT_ROOT, ipc::TOOLS, ipc::MCP_TOOLS)),
+        env(vars::MCP_DISCOVERY_ATTEMPTS, &settings.mcp_discovery_attempts.max(1).to_string()),
+        env(vars::MCP_DISCOVERY_INTERVAL_MS, &settings.mcp_discovery_interval.as_millis().to_string()),
     ];
     if discover_only {
-        vars.push(env("MCP_DISCOVER_ONLY", "true"));
+        vars.push(env(vars::MCP_DISCOVER_ONLY, "true"));
     }
     for s in servers {
         if let (Some((secret, key)), Some(auth)) = (&s.token, &s.config.auth) {
@@ -243,7 +244,7 @@ fn bridge_container(
         volume_mounts: Some(vec![
             k8s_openapi::api::core::v1::VolumeMount {
                 name: "ipc".into(),
-                mount_path: "/ipc".into(),
+                mount_path: ipc::DEFAULT_ROOT.into(),
                 ..Default::default()
             },
             k8s_openapi::api::core::v1::VolumeMount {

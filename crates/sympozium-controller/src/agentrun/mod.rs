@@ -32,65 +32,109 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 use sympozium_api::AgentRun;
 use sympozium_api::agentrun::{AgentRunPhase, RunMode};
 use sympozium_api::labels::{self, AGENT_RUN_FINALIZER};
 
+use crate::cache;
 use crate::context::{Context, backoff_key};
 
 /// Name used in metrics and logs.
 pub const CONTROLLER: &str = "agentrun";
 
 /// Errors of one reconcile.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A Kubernetes API call failed.
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    /// The finalizer machinery failed.
-    #[error("finalizer: {0}")]
-    Finalizer(String),
+pub use crate::context::ReconcileError as Error;
+
+/// What the AgentRun controller watches, as reflector stores its reconciles read instead of
+/// asking the API server on every poll of a running run.
+#[derive(Clone)]
+pub struct Stores {
+    /// The runs themselves (the controller's own cache).
+    pub runs: Store<AgentRun>,
+    /// Jobs labelled with a run (specs dropped; status kept).
+    pub jobs: Store<Job>,
+    /// Pods labelled with a run (specs dropped; labels and status kept).
+    pub pods: Store<Pod>,
+    /// Whether all three have had their first list.
+    pub readiness: cache::Readiness,
+}
+
+impl Stores {
+    fn new(runs: Store<AgentRun>, jobs: Store<Job>, pods: Store<Pod>) -> Self {
+        let readiness = cache::readiness(vec![
+            cache::until_ready(&runs),
+            cache::until_ready(&jobs),
+            cache::until_ready(&pods),
+        ]);
+        Stores { runs, jobs, pods, readiness }
+    }
+
+    async fn ready(&self) -> bool {
+        self.readiness.clone().await
+    }
 }
 
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
-    Controller::new(ctx.scoped::<AgentRun>(), watcher::Config::default())
-        .owns(ctx.scoped::<Job>(), watcher::Config::default().labels(labels::AGENT_RUN))
+    let controller = Controller::new(ctx.scoped::<AgentRun>(), watcher::Config::default());
+    let by_run = watcher::Config::default().labels(labels::AGENT_RUN);
+    let (jobs, job_events) =
+        cache::reflected(ctx.scoped::<Job>(), by_run.clone(), |j: &mut Job| j.spec = None);
+    // Pods only fill their store: a running run is looked at on its own schedule (and
+    // when its Job changes), as before, not on every pod status change.
+    let (pods, pod_events) = cache::reflected(ctx.scoped::<Pod>(), by_run, |p: &mut Pod| {
+        p.spec = None;
+        p.metadata.annotations = None;
+        if let Some(s) = p.status.as_mut() {
+            s.conditions = None;
+            s.init_container_statuses = None;
+        }
+    });
+    let stores = Stores::new(controller.store(), jobs, pods);
+    let controller = controller
+        .owns_stream(job_events)
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+        .run(move |run, ctx| reconcile(run, ctx, stores.clone()), error_policy, ctx)
+        .for_each(|_| async {});
+    let pods = pod_events.for_each(|_| async {});
+    // The pod watch lives as long as the controller.
+    futures::future::select(std::pin::pin!(controller), std::pin::pin!(pods)).await;
 }
 
 /// One reconcile as the span `agentrun.reconcile`, a child of the trace the run continues
 /// (its `otel.dev/traceparent` annotation: the chat message that caused it).
-async fn reconcile(run: Arc<AgentRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(run: Arc<AgentRun>, ctx: Arc<Context>, stores: Stores) -> Result<Action, Error> {
     let span = tracing::info_span!("agentrun.reconcile", run = %run.name_any(),
         namespace = run.namespace().unwrap_or_default(), sympozium.instance = %run.spec.instance_ref,
         otel.status_code = tracing::field::Empty);
     if let Some(tp) = run.annotations().get(sympozium_api::labels::TRACEPARENT) {
         sympozium_telemetry::set_parent_from_traceparent(&span, tp);
     }
-    let result = tracing::Instrument::instrument(reconcile_in_span(run, ctx), span.clone()).await;
+    let result = tracing::Instrument::instrument(reconcile_in_span(run, ctx, stores), span.clone()).await;
     if result.is_err() {
         span.record("otel.status_code", "ERROR");
     }
     result
 }
 
-async fn reconcile_in_span(run: Arc<AgentRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_in_span(run: Arc<AgentRun>, ctx: Arc<Context>, stores: Stores) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
+    if !stores.ready().await {
+        return Ok(Action::await_change());
+    }
     let ns = run.namespace().unwrap_or_default();
     let api: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &ns);
     let key = backoff_key(CONTROLLER, &*run);
     let result = finalizer(&api, AGENT_RUN_FINALIZER, run, |event| async {
         match event {
-            Finalizer::Apply(run) => step(&run, &api, &ctx).await,
+            Finalizer::Apply(run) => step(&run, &api, &ctx, &stores).await,
             Finalizer::Cleanup(run) => {
                 terminal::cleanup(&run, &ctx).await?;
                 Ok(Action::await_change())
@@ -101,14 +145,14 @@ async fn reconcile_in_span(run: Arc<AgentRun>, ctx: Arc<Context>) -> Result<Acti
     ctx.settle(&key, result, Error::Finalizer)
 }
 
-async fn step(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Action, Error> {
+async fn step(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context, stores: &Stores) -> Result<Action, Error> {
     let phase = run.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
     match phase {
         AgentRunPhase::Pending if run.spec.mode == RunMode::Server => serve::start(run, api, ctx).await,
         AgentRunPhase::Pending => pending::pending(run, api, ctx).await,
-        AgentRunPhase::Running => running::running(run, api, ctx).await,
-        AgentRunPhase::Succeeded | AgentRunPhase::Failed => terminal::finished(run, ctx).await,
-        AgentRunPhase::PostRunning => postrun::post_running(run, api, ctx).await,
+        AgentRunPhase::Running => running::running(run, api, ctx, stores).await,
+        AgentRunPhase::Succeeded | AgentRunPhase::Failed => terminal::finished(run, ctx, stores).await,
+        AgentRunPhase::PostRunning => postrun::post_running(run, api, ctx, stores).await,
         AgentRunPhase::Serving => serve::serving(run, api, ctx).await,
     }
 }

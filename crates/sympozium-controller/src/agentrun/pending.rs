@@ -25,7 +25,7 @@ use sympozium_kube::apply::{apply, create_if_absent};
 
 use super::build::{self, ResolvedSidecar, RunInputs};
 use super::{Error, network, policy, publish, terminal};
-use crate::context::Context;
+use crate::context::{Context, is_refusal};
 
 /// Timeout when neither the run nor its instance sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -110,11 +110,16 @@ pub(super) async fn grant(
     )
     .await?;
     if let Some(auth) = &ctx.settings.bus_auth {
-        create_if_absent(
-            &Api::<k8s_openapi::api::core::v1::Secret>::namespaced(ctx.client.clone(), &ns),
-            &super::bus_access::secret(run, auth),
-        )
-        .await?;
+        let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(ctx.client.clone(), &ns);
+        // Minted once per run: an existing Secret (a retried reconcile) is kept as it is.
+        if secrets.get_opt(&super::bus_access::secret_name(&run.name_any())).await?.is_none() {
+            match auth.issuer.mint(&super::bus_access::identity(run), None) {
+                Ok(creds) => {
+                    create_if_absent(&secrets, &super::bus_access::secret(run, auth, &creds)).await?;
+                }
+                Err(e) => tracing::error!(error = %e, "minting the run's bus user failed"),
+            }
+        }
     }
     let roles: Api<Role> = Api::namespaced(ctx.client.clone(), &ns);
     let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
@@ -200,8 +205,16 @@ async fn isolate(
     Ok(())
 }
 
+/// The instance's memory server did not become ready in time.
+#[derive(Debug, thiserror::Error)]
+#[error("memory server deployment \"{name}\" has no ready replicas after {age}s")]
+struct MemoryNotReady {
+    name: String,
+    age: i64,
+}
+
 /// Checks that the instance's memory server is ready; `Err` fails the run.
-async fn memory_ready(run: &AgentRun, ctx: &Context) -> Result<Option<Action>, String> {
+async fn memory_ready(run: &AgentRun, ctx: &Context) -> Result<Option<Action>, MemoryNotReady> {
     let deployments: Api<Deployment> =
         Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
     let name = format!("{}-memory", run.spec.instance_ref);
@@ -216,7 +229,7 @@ async fn memory_ready(run: &AgentRun, ctx: &Context) -> Result<Option<Action>, S
     let created = run.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
     let age = now.duration_since(created).as_secs();
     if age > i64::try_from(MEMORY_WAIT.as_secs()).unwrap_or(i64::MAX) {
-        return Err(format!("memory server deployment \"{name}\" has no ready replicas after {age}s"));
+        return Err(MemoryNotReady { name, age });
     }
     Ok(Some(Action::requeue(Duration::from_secs(5))))
 }
@@ -266,13 +279,15 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
     } else {
         Vec::new()
     };
-    if let Err(message) = policy::validate(run, Some(&instance), policy.as_ref()) {
+    if let Err(refusal) = policy::validate(run, Some(&instance), policy.as_ref()) {
+        let message = refusal.to_string();
         publish(ctx, run, EventType::Warning, "ValidationFailed", &message).await;
         terminal::fail(api, &name, &message, now).await?;
         return Ok(Action::await_change());
     }
     // Over the concurrency limit a run waits (queued), it is not failed.
-    if let Err(message) = policy::concurrency_slot(run, Some(&instance), policy.as_ref(), &siblings) {
+    if let Err(refusal) = policy::concurrency_slot(run, Some(&instance), policy.as_ref(), &siblings) {
+        let message = refusal.to_string();
         let already = run
             .status
             .as_ref()
@@ -311,8 +326,8 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         match memory_ready(run, ctx).await {
             Ok(Some(wait)) => return Ok(wait),
             Ok(None) => {}
-            Err(message) => {
-                terminal::fail(api, &name, &message, now).await?;
+            Err(e) => {
+                terminal::fail(api, &name, &e.to_string(), now).await?;
                 return Ok(Action::await_change());
             }
         }
@@ -329,6 +344,10 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         publish(ctx, run, EventType::Warning, "HostAccessDenied", &note).await;
     }
     if let Err(e) = grant(run, &sidecars, ctx).await {
+        // Only a refusal is the run's fate; an API server or etcd that is restarting is not.
+        if !is_refusal(&e) {
+            return Err(e.into());
+        }
         let message =
             format!("granting the run's skill RBAC failed (the controller needs bind/escalate rights): {e}");
         publish(ctx, run, EventType::Warning, "RBACFailed", &message).await;
@@ -363,6 +382,9 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
     // Resolved before the NetworkPolicy is built: a denyAll run still reaches its servers.
     let mcp_servers = mcp_servers(run, &instance, ctx).await?;
     if let Err(e) = isolate(run, policy.as_ref(), &skills, &sidecars, &mcp_servers, ctx).await {
+        if !is_refusal(&e) {
+            return Err(e.into());
+        }
         let message = format!("creating the run's NetworkPolicy failed: {e}");
         publish(ctx, run, EventType::Warning, "NetworkPolicyFailed", &message).await;
         terminal::fail(api, &name, &message, now).await?;

@@ -17,6 +17,44 @@ pub const GATED_TOOLS: &[(&str, &[&str])] = &[
     ("browser-automation", &["fetch_url"]),
 ];
 
+/// Why a run may not start yet.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyRefusal {
+    /// The policy requires a sandbox the run does not have.
+    #[error(
+        "policy validation failed: sandbox is required by policy \"{0}\" (sandboxPolicy.required): set spec.sandbox.enabled to true on the run, or spec.agents.default.sandbox.enabled on its SympoziumInstance (spec.sandbox.enabled on a PersonaPack)"
+    )]
+    SandboxRequired(String),
+    /// A sub-agent deeper than the policy allows.
+    #[error("policy validation failed: spawn depth {depth} exceeds the policy's maxDepth {max}")]
+    TooDeep {
+        /// The run's depth.
+        depth: i32,
+        /// The policy's `maxDepth`.
+        max: i32,
+    },
+    /// The policy's limit on running runs of the instance is reached.
+    #[error("waiting for a slot: {running}/{max} runs of this instance are running (policy maxConcurrent)")]
+    PolicySlots {
+        /// Runs of the instance running now.
+        running: usize,
+        /// The policy's `maxConcurrent`.
+        max: i32,
+    },
+    /// The instance's limit on running sub-agents is reached.
+    #[error(
+        "waiting for a slot: {running}/{max} sub-agents of instance {instance} are running (subagents maxConcurrent)"
+    )]
+    SubagentSlots {
+        /// Sub-agents running now.
+        running: usize,
+        /// The instance's `subagents.maxConcurrent`.
+        max: i32,
+        /// The instance.
+        instance: String,
+    },
+}
+
 /// Why a run may not start (the message goes to `status.error`). The sandbox a policy
 /// requires is the run's effective one (its own `spec.sandbox`, else its instance's
 /// `agents.default.sandbox`): checked here too, because the admission webhook is optional.
@@ -24,24 +62,18 @@ pub fn validate(
     run: &AgentRun,
     instance: Option<&SympoziumInstance>,
     policy: Option<&SympoziumPolicy>,
-) -> Result<(), String> {
+) -> Result<(), PolicyRefusal> {
     let Some(policy) = policy else { return Ok(()) };
     let required = policy.spec.sandbox_policy.as_ref().is_some_and(|s| s.required);
     if required && super::sandbox_container::effective(run, instance).is_none() {
-        return Err(format!(
-            "policy validation failed: sandbox is required by policy \"{}\" (sandboxPolicy.required): set spec.sandbox.enabled to true on the run, or spec.agents.default.sandbox.enabled on its SympoziumInstance (spec.sandbox.enabled on a PersonaPack)",
-            policy.metadata.name.as_deref().unwrap_or_default()
-        ));
+        return Err(PolicyRefusal::SandboxRequired(policy.metadata.name.clone().unwrap_or_default()));
     }
     if let Some(sub) = &policy.spec.subagent_policy
         && let Some(parent) = &run.spec.parent
         && sub.max_depth > 0
         && parent.spawn_depth > sub.max_depth
     {
-        return Err(format!(
-            "policy validation failed: spawn depth {} exceeds the policy's maxDepth {}",
-            parent.spawn_depth, sub.max_depth
-        ));
+        return Err(PolicyRefusal::TooDeep { depth: parent.spawn_depth, max: sub.max_depth });
     }
     Ok(())
 }
@@ -68,7 +100,7 @@ pub fn concurrency_slot(
     instance: Option<&SympoziumInstance>,
     policy: Option<&SympoziumPolicy>,
     siblings: &[AgentRun],
-) -> Result<(), String> {
+) -> Result<(), PolicyRefusal> {
     let running = |r: &&AgentRun| {
         r.metadata.name != run.metadata.name
             && r.status.as_ref().and_then(|s| s.phase) == Some(AgentRunPhase::Running)
@@ -76,10 +108,7 @@ pub fn concurrency_slot(
     if let Some(sub) = policy.and_then(|p| p.spec.subagent_policy.as_ref()) {
         let n = siblings.iter().filter(running).count();
         if sub.max_concurrent > 0 && i32::try_from(n).unwrap_or(i32::MAX) >= sub.max_concurrent {
-            return Err(format!(
-                "waiting for a slot: {n}/{} runs of this instance are running (policy maxConcurrent)",
-                sub.max_concurrent
-            ));
+            return Err(PolicyRefusal::PolicySlots { running: n, max: sub.max_concurrent });
         }
     }
     let limit =
@@ -95,10 +124,11 @@ pub fn concurrency_slot(
             .filter(|r| !r.metadata.name.as_ref().is_some_and(|n| ancestors.contains(n)))
             .count();
         if i32::try_from(n).unwrap_or(i32::MAX) >= limit {
-            return Err(format!(
-                "waiting for a slot: {n}/{limit} sub-agents of instance {} are running (subagents maxConcurrent)",
-                run.spec.instance_ref
-            ));
+            return Err(PolicyRefusal::SubagentSlots {
+                running: n,
+                max: limit,
+                instance: run.spec.instance_ref.clone(),
+            });
         }
     }
     Ok(())
@@ -267,20 +297,25 @@ mod tests {
     fn depth_and_concurrency_limits() {
         let p = policy(json!({"subagentPolicy": {"maxDepth": 2, "maxConcurrent": 1}}));
         let child = run(json!({"parent": {"runName": "p", "sessionKey": "s", "spawnDepth": 3}}));
-        assert!(validate(&child, None, Some(&p)).unwrap_err().contains("spawn depth 3"));
+        assert!(validate(&child, None, Some(&p)).unwrap_err().to_string().contains("spawn depth 3"));
         let mut busy = run(json!({}));
         busy.metadata.name = Some("other".into());
         busy.status =
             Some(sympozium_api::AgentRunStatus { phase: Some(AgentRunPhase::Running), ..Default::default() });
         assert!(validate(&run(json!({})), None, Some(&p)).is_ok(), "busy is not invalid");
-        assert!(concurrency_slot(&run(json!({})), None, Some(&p), &[busy]).unwrap_err().contains("1/1 runs"));
+        assert!(
+            concurrency_slot(&run(json!({})), None, Some(&p), &[busy])
+                .unwrap_err()
+                .to_string()
+                .contains("1/1 runs")
+        );
         assert!(validate(&run(json!({})), None, None).is_ok());
     }
 
     #[test]
     fn a_required_sandbox_is_the_runs_own_or_its_instances() {
         let p = policy(json!({"sandboxPolicy": {"required": true}}));
-        let refused = validate(&run(json!({})), None, Some(&p)).unwrap_err();
+        let refused = validate(&run(json!({})), None, Some(&p)).unwrap_err().to_string();
         assert!(refused.contains("sandbox is required by policy \"p\""), "{refused}");
         assert!(refused.contains("spec.agents.default.sandbox.enabled"), "{refused}");
         assert!(validate(&run(json!({"sandbox": {"enabled": true}})), None, Some(&p)).is_ok());

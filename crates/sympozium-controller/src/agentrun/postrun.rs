@@ -83,13 +83,18 @@ async fn finish(
 }
 
 /// The PostRunning step.
-pub async fn post_running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Action, Error> {
+pub async fn post_running(
+    run: &AgentRun,
+    api: &Api<AgentRun>,
+    ctx: &Context,
+    stores: &super::Stores,
+) -> Result<Action, Error> {
     let ns = run.namespace().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(name) = run.status.as_ref().and_then(|s| s.post_run_job_name.clone()) else {
         return finish(run, api, ctx, Some("post-run Job name missing")).await;
     };
-    let Some(job) = jobs.get_opt(&name).await? else {
+    let Some(job) = super::running::fetch_job(stores, &jobs, &ns, &name).await? else {
         return finish(run, api, ctx, Some(&format!("post-run Job {name} disappeared"))).await;
     };
     let status = job.status.clone().unwrap_or_default();

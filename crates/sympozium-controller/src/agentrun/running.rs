@@ -17,12 +17,15 @@ use sympozium_api::labels;
 
 use super::pending::effective_timeout;
 use super::result::{Outcome, from_logs};
-use super::{Error, publish, terminal};
+use super::{Error, Stores, publish, terminal};
+use crate::cache;
 use crate::context::Context;
 
 /// How long a finished agent's outcome may take to arrive (log or bus) before the run is
-/// settled from the exit code alone.
-pub const RESULT_GRACE: Duration = Duration::from_secs(30);
+/// settled from the exit code alone. Twice the bus's ack wait: an outcome a killed leader
+/// received but never acknowledged is redelivered one ack wait later, and must still land
+/// inside the grace the next leader counts from when it started acting.
+pub const RESULT_GRACE: Duration = Duration::from_secs(2 * sympozium_bus::ACK_WAIT.as_secs());
 
 /// How the agent is doing, from the Job and the `agent` container.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +91,21 @@ pub fn agent_state(job: Option<&Job>, pod: Option<&Pod>) -> AgentState {
     AgentState::Running
 }
 
+/// The moment the result grace period of an exited agent counts from: its exit, but never
+/// before this controller started acting. A leader killed after receiving an outcome from
+/// the bus leaves it unacknowledged; the bus hands it to the next leader only when the ack
+/// wait ([`sympozium_bus::ACK_WAIT`], half of [`RESULT_GRACE`]) ends, so a new leader that settled finished
+/// runs from their exit codes at once would answer "(no response)" to runs whose result is
+/// on its way.
+pub fn grace_from(state: AgentState, started: Timestamp, acting_since: Timestamp) -> AgentState {
+    match state {
+        AgentState::Exited { code, reason, at } => {
+            AgentState::Exited { code, reason, at: Some(at.unwrap_or(started).max(acting_since)) }
+        }
+        other => other,
+    }
+}
+
 /// Decides, given the agent's state, the outcome read from its log (if any), the start
 /// time, the timeout and the current time.
 pub fn decide(
@@ -140,8 +158,51 @@ async fn agent_log(ctx: &Context, pods: &Api<Pod>, pod: &str) -> Option<String> 
     tokio::time::timeout(Duration::from_secs(5), pods.logs(pod, &params)).await.ok()?.ok()
 }
 
+/// The run's Job: from the watch cache, or — when the cache does not hold it (just
+/// created, or truly gone) — from the API server, so a cache that trails never reads as a
+/// missing Job.
+pub async fn fetch_job(
+    stores: &Stores,
+    jobs: &Api<Job>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Job>, kube::Error> {
+    match cache::get(&stores.jobs, ns, name) {
+        Some(job) => Ok(Some((*job).clone())),
+        None => jobs.get_opt(name).await,
+    }
+}
+
+/// The run's agent pod (not a post-run pod) from the watch cache; `asked` additionally
+/// lists the API server when the cache has none.
+async fn agent_pod(
+    stores: &Stores,
+    pods: &Api<Pod>,
+    ns: &str,
+    run: &str,
+    asked: bool,
+) -> Result<Option<Pod>, kube::Error> {
+    let is_agent = |p: &Pod| p.labels().get(labels::COMPONENT).map(String::as_str) != Some("post-run");
+    if let Some(pod) = cache::labelled(&stores.pods, ns, &[(labels::AGENT_RUN, run)])
+        .into_iter()
+        .find(|p| is_agent(p.as_ref()))
+    {
+        return Ok(Some((*pod).clone()));
+    }
+    if !asked {
+        return Ok(None);
+    }
+    let listed = pods.list(&ListParams::default().labels(&format!("{}={run}", labels::AGENT_RUN))).await?;
+    Ok(listed.items.into_iter().find(is_agent))
+}
+
 /// The Running step.
-pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result<Action, Error> {
+pub async fn running(
+    run: &AgentRun,
+    api: &Api<AgentRun>,
+    ctx: &Context,
+    stores: &Stores,
+) -> Result<Action, Error> {
     if super::sandbox::in_sandbox(run) {
         return super::sandbox::running(run, api, ctx, effective_timeout(run, None)).await;
     }
@@ -151,15 +212,14 @@ pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let job = match &status.job_name {
-        Some(j) => jobs.get_opt(j).await?,
+        Some(j) => fetch_job(stores, &jobs, &ns, j).await?,
         None => None,
     };
-    let pod = pods
-        .list(&ListParams::default().labels(&format!("{}={name}", labels::AGENT_RUN)))
-        .await?
-        .items
-        .into_iter()
-        .find(|p| p.labels().get(labels::COMPONENT).map(String::as_str) != Some("post-run"));
+    // While the agent works its pod is only needed for its exit: the cache suffices. Once
+    // the Job says it has finished, a pod the cache does not show yet is asked for, so the
+    // agent's own exit code and log are not missed.
+    let finished = matches!(agent_state(job.as_ref(), None), AgentState::Exited { .. });
+    let pod = agent_pod(stores, &pods, &ns, &name, finished).await?;
     if status.pod_name.is_none()
         && let Some(p) = &pod
     {
@@ -172,9 +232,9 @@ pub async fn running(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
         // The outcome is in (from the log or the bus): run the post-run hooks.
         return super::postrun::start(run, api, ctx).await;
     }
-    let state = agent_state(job.as_ref(), pod.as_ref());
     let now = ctx.clock.now();
     let started = status.started_at.as_ref().map(|t| t.0).unwrap_or(now);
+    let state = grace_from(agent_state(job.as_ref(), pod.as_ref()), started, ctx.acting_since);
     let pod_key = pod.as_ref().and_then(|p| p.uid()).unwrap_or_default();
     let logged = match (&state, &pod) {
         (AgentState::Exited { at, .. }, Some(p)) => {
@@ -227,6 +287,33 @@ mod tests {
     }
 
     #[test]
+    fn a_new_leader_waits_the_grace_period_for_results_of_agents_that_exited_before_it() {
+        let start = ts("2026-11-23T10:00:00Z");
+        let ten = Duration::from_secs(600);
+        let exited =
+            AgentState::Exited { code: 0, reason: "Completed".into(), at: Some(ts("2026-11-23T10:01:00Z")) };
+        // The agent exited at 10:01; a new leader acting since 10:02 looks at 10:02:05: the
+        // outcome the old leader held unacknowledged may still come from the bus.
+        let acting_since = ts("2026-11-23T10:02:00Z");
+        let state = grace_from(exited.clone(), start, acting_since);
+        assert_eq!(
+            decide(&state, None, start, ten, ts("2026-11-23T10:02:05Z")),
+            Decision::Wait(Duration::from_secs(5))
+        );
+        assert_eq!(
+            decide(&state, None, start, ten, ts("2026-11-23T10:03:01Z")),
+            Decision::Finish(Outcome { success: true, ..Default::default() })
+        );
+        // A controller acting since before the exit counts from the exit, as always.
+        let state = grace_from(exited, start, ts("2026-11-23T09:00:00Z"));
+        assert_eq!(
+            decide(&state, None, start, ten, ts("2026-11-23T10:02:01Z")),
+            Decision::Finish(Outcome { success: true, ..Default::default() })
+        );
+        assert_eq!(grace_from(AgentState::Running, start, acting_since), AgentState::Running);
+    }
+
+    #[test]
     fn timeout_grace_and_exit_codes() {
         let start = ts("2026-11-23T10:00:00Z");
         let ten = Duration::from_secs(600);
@@ -247,11 +334,11 @@ mod tests {
             "waits for the bus"
         );
         assert_eq!(
-            decide(&exited(0), None, start, ten, ts("2026-11-23T10:01:28Z")),
+            decide(&exited(0), None, start, ten, ts("2026-11-23T10:01:58Z")),
             Decision::Wait(Duration::from_secs(2)),
             "looks again when the grace period ends"
         );
-        let late = ts("2026-11-23T10:01:31Z");
+        let late = ts("2026-11-23T10:02:01Z");
         assert_eq!(
             decide(&exited(0), None, start, ten, late),
             Decision::Finish(Outcome { success: true, ..Default::default() })

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use sympozium_protocol::env as vars;
+use sympozium_protocol::ipc;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, ResourceRequirements, SeccompProfile, SecurityContext};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -96,9 +97,13 @@ pub fn container(s: &Effective, settings: &Settings) -> Container {
         name: NAME.into(),
         image: Some(s.image.clone().unwrap_or_else(|| settings.image(IMAGE))),
         image_pull_policy: Some("IfNotPresent".into()),
-        env: Some(vec![env(vars::SYMPOZIUM_SKILL, NAME), env(vars::IPC_DIR, "/ipc"), env("HOME", "/tmp")]),
+        env: Some(vec![
+            env(vars::SYMPOZIUM_SKILL, NAME),
+            env(vars::IPC_DIR, ipc::DEFAULT_ROOT),
+            env("HOME", "/tmp"),
+        ]),
         volume_mounts: Some(vec![
-            mount("ipc", "/ipc"),
+            mount("ipc", ipc::DEFAULT_ROOT),
             mount("workspace", "/workspace"),
             mount("tmp", "/tmp"),
         ]),

@@ -242,6 +242,9 @@ pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result
         return Ok(Action::await_change());
     };
     if let Err(e) = grant(run, &servers, ctx).await {
+        if !crate::context::is_refusal(&e) {
+            return Err(e.into());
+        }
         terminal::fail(api, &name, &format!("granting the server's skill RBAC failed: {e}"), now).await?;
         return Ok(Action::await_change());
     }

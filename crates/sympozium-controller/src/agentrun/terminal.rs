@@ -128,7 +128,7 @@ async fn stop_job(run: &AgentRun, ctx: &Context, propagation: PropagationPolicy)
 }
 
 /// A finished run: revoke cluster RBAC, stop sidecars still running, prune history.
-pub async fn finished(run: &AgentRun, ctx: &Context) -> Result<Action, Error> {
+pub async fn finished(run: &AgentRun, ctx: &Context, stores: &super::Stores) -> Result<Action, Error> {
     super::metering::meter(run, ctx).await?;
     revoke_cluster_rbac(run, ctx).await?;
     revoke_namespaced_rbac(run, ctx).await?;
@@ -138,7 +138,7 @@ pub async fn finished(run: &AgentRun, ctx: &Context) -> Result<Action, Error> {
     if run.spec.cleanup != sympozium_api::agentrun::CleanupPolicy::Keep {
         stop_job(run, ctx, PropagationPolicy::Background).await?;
     }
-    prune(run, ctx).await?;
+    prune(run, ctx, stores).await?;
     Ok(Action::await_change())
 }
 
@@ -158,18 +158,18 @@ async fn revoke_namespaced_rbac(run: &AgentRun, ctx: &Context) -> Result<(), kub
     Ok(())
 }
 
-/// Deletes the instance's oldest finished runs beyond the history limit.
-async fn prune(run: &AgentRun, ctx: &Context) -> Result<(), kube::Error> {
-    let api: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
-    let mut finished: Vec<_> = api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|r| r.spec.instance_ref == run.spec.instance_ref)
-        .filter(|r| r.metadata.deletion_timestamp.is_none())
-        .filter(|r| r.status.as_ref().and_then(|s| s.phase).is_some_and(AgentRunPhase::is_terminal))
-        .collect();
+/// Deletes the instance's oldest finished runs beyond the history limit. The runs are read
+/// from the controller's own cache: listing every run of the namespace each time one
+/// finishes grows with the square of the runs.
+async fn prune(run: &AgentRun, ctx: &Context, stores: &super::Stores) -> Result<(), kube::Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let api: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut finished: Vec<_> = stores.runs.state_filter(|r| {
+        r.metadata.namespace.as_deref() == Some(ns.as_str())
+            && r.spec.instance_ref == run.spec.instance_ref
+            && r.metadata.deletion_timestamp.is_none()
+            && r.status.as_ref().and_then(|s| s.phase).is_some_and(AgentRunPhase::is_terminal)
+    });
     if finished.len() <= ctx.settings.max_run_history {
         return Ok(());
     }

@@ -157,7 +157,7 @@ mod tests {
             "containers": [{"name": "agent", "image": "runner"}], "volumes": []}));
         let run = pod(json!({"serviceAccountName": "sympozium-run-r1", "containers": [
             {"name": "agent", "image": "runner", "envFrom": [{"secretRef": {"name": "team-key"}}],
-             "env": [{"name": "NATS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "r1-bus", "key": "password"}}}],
+             "env": [{"name": "NATS_CREDS", "valueFrom": {"secretKeyRef": {"name": "r1-bus", "key": "creds"}}}],
              "volumeMounts": [{"name": "creds", "mountPath": "/secrets/creds"}]},
             {"name": "skill-k8s-ops", "image": "k8s-ops"}],
             "volumes": [{"name": "creds", "secret": {"secretName": "db-creds"}},
@@ -166,7 +166,7 @@ mod tests {
         for part in [
             "RBAC is bound to its own ServiceAccount sympozium-run-r1",
             "takes its environment from [Secret team-key]",
-            "env NATS_PASSWORD of container agent comes from Secret r1-bus key password",
+            "env NATS_CREDS of container agent comes from Secret r1-bus key creds",
             "mounts creds at /secrets/creds",
             "no container skill-k8s-ops (skill sidecars)",
             "volumes differ: creds (Secret db-creds)",

@@ -91,7 +91,7 @@ pub async fn on_request(client: &Client, bus: &Bus, delivery: &Delivery) -> Resu
     let patch = json!({"metadata": {"annotations": {REQUEST_ID: request_id, CODE: code}}});
     api.patch(&found.name_any(), &params(), &Patch::Merge(&patch)).await.map_err(|e| e.to_string())?;
     let once = format!("approval-ask/{request_id}");
-    bus.publish_once(topics::CHANNEL_MESSAGE_SEND, meta, &message, &once).await.map_err(|e| e.to_string())?;
+    bus.publish_once(&super::send_topic(&meta), meta, &message, &once).await.map_err(|e| e.to_string())?;
     tracing::info!(run = %found.name_any(), %tool, "tool approval asked in the chat");
     Ok(())
 }
@@ -124,7 +124,7 @@ pub async fn try_answer(
         [first, ..] => {
             if let Some((mut m, meta)) = build::reply(first, String::new()) {
                 m.text = "Several approvals are waiting; answer with the code, e.g. \"yes <code>\".".into();
-                bus.publish(topics::CHANNEL_MESSAGE_SEND, meta, &m).await.map_err(|e| e.to_string())?;
+                bus.publish(&super::send_topic(&meta), meta, &m).await.map_err(|e| e.to_string())?;
             }
             return Ok(true);
         }
@@ -139,7 +139,7 @@ pub async fn try_answer(
         ("namespace".to_string(), ns.to_string()),
     ]);
     let once = format!("approval-answer/{request_id}");
-    bus.publish_once(topics::TOOL_APPROVAL_RESPONSE, meta, &response, &once)
+    bus.publish_once(&topics::approval_response(ns, &run.name_any()), meta, &response, &once)
         .await
         .map_err(|e| e.to_string())?;
     let clear = json!({"metadata": {"annotations": {REQUEST_ID: null, CODE: null}}});
@@ -153,7 +153,7 @@ pub async fn try_answer(
         },
     ) {
         let once = format!("approval-ack/{request_id}");
-        bus.publish_once(topics::CHANNEL_MESSAGE_SEND, meta, &message, &once)
+        bus.publish_once(&super::send_topic(&meta), meta, &message, &once)
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use sha2::{Digest, Sha256};
-use sympozium_api::agentrun::{AgentRunPhase, ModelSpec};
+use sympozium_api::agentrun::AgentRunPhase;
 use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, labels, resolve};
 use sympozium_bus::payloads::{InboundMessage, OutboundMessage};
 
@@ -102,14 +102,7 @@ pub fn agent_run(
             agent_id: "primary".into(),
             session_key: format!("channel-{}-{}-{now_nanos}", msg.channel, msg.chat_id),
             task: msg.text.clone(),
-            model: ModelSpec {
-                provider: resolve::provider(&instance.spec),
-                model: agent.model.clone(),
-                base_url: agent.base_url.clone().filter(|u| !u.is_empty()),
-                thinking: agent.thinking,
-                auth_secret_ref: resolve::auth_secret(&instance.spec),
-                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
-            },
+            model: resolve::model_spec(&instance.spec, &Default::default()),
             skills: instance.spec.skills.clone(),
             tool_policy: agent.tool_policy.clone(),
             timeout: Some(RUN_TIMEOUT.into()),

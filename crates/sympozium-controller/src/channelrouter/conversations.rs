@@ -138,9 +138,10 @@ impl ConversationIndex {
         )
     }
 
-    /// Keeps the index current from a watch on channel runs until the process stops.
-    pub async fn watch(self, client: Client) {
-        let api: Api<AgentRun> = Api::all(client);
+    /// Keeps the index current from a watch on channel runs (of `namespace`, or of all)
+    /// until the process stops.
+    pub async fn watch(self, client: Client, namespace: Option<String>) {
+        let api: Api<AgentRun> = super::runs_api(&client, namespace.as_deref());
         let selector = format!("{}={SOURCE_VALUE},{CONVERSATION}", labels::SOURCE);
         let mut events =
             std::pin::pin!(watcher(api, watcher::Config::default().labels(&selector)).default_backoff());

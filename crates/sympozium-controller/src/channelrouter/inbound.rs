@@ -64,6 +64,17 @@ fn check_origin(
     if !inst.spec.channels.iter().any(|c| c.type_.as_str() == msg.channel) {
         return Err(format!("instance {ns}/{name} has no {:?} channel; the message is refused", msg.channel));
     }
+    // The subject is the instance's own (NATS lets a channel user publish on no other):
+    // a message for another instance than its subject names is refused.
+    if let Some((subject_ns, subject_name)) =
+        topics::scope_of(topics::CHANNEL_MESSAGE_RECEIVED, delivery.topic())
+        && (subject_ns != ns || subject_name != name)
+    {
+        return Err(format!(
+            "message on {}'s subject claims instance {ns}/{name}; refused",
+            origin::channel_identity(subject_ns, subject_name)
+        ));
+    }
     if bus.verifies_origin() {
         let expected = origin::channel_identity(&ns, &name);
         if delivery.origin.as_deref() != Some(expected.as_str()) {
@@ -131,7 +142,7 @@ pub async fn handle(
                 ("namespace".to_string(), ns.clone()),
             ]);
             let once = format!("deny/{ns}/{key}");
-            bus.publish_once(topics::CHANNEL_MESSAGE_SEND, meta, &out, &once)
+            bus.publish_once(&super::send_topic(&meta), meta, &out, &once)
                 .await
                 .map_err(|e| e.to_string())?;
         }

@@ -1,14 +1,14 @@
 //! The channel router: chat messages from channel pods become AgentRuns, and finished
 //! runs answer in the chat, thread and instance they came from.
 //!
-//! * `channel.message.received` (durable consumer [`INBOUND_CONSUMER`]): the instance is
+//! * `channel.message.received.<ns>.<instance>` (durable consumer [`INBOUND_CONSUMER`]): the instance is
 //!   found by namespace and name (by name alone only when unambiguous), the channel's
 //!   access control applies ([`access`]; a refused sender gets the `denyMessage`), and the
 //!   run `<instance>-ch-<key>` is created ([`build::agent_run`]) — the key derives from the
 //!   message, so a redelivered or re-published message never makes a second run.
 //! * Replies ([`reply`]): `agent.run.completed` (durable consumer [`COMPLETION_CONSUMER`])
 //!   and a watch on channel runs reaching Succeeded/Failed; whichever comes first sends
-//!   `channel.message.send` with metadata `{instanceName, channel, namespace}` and the
+//!   `channel.message.send.<ns>.<instance>` with metadata `{instanceName, channel, namespace}` and the
 //!   original thread, exactly once.
 //! * Conversations ([`history`], [`conversations`]): each new run of a chat carries the
 //!   chat's latest answered turns, looked up in an in-memory index kept from a watch on
@@ -31,15 +31,16 @@ use conversations::ConversationIndex;
 use kube::Client;
 use sympozium_bus::{Bus, topics};
 
-/// Durable consumer of inbound messages, shared by controller replicas.
-pub const INBOUND_CONSUMER: &str = "channel-router-inbound";
+/// Durable consumer of inbound messages (`channel.message.received.>`), shared by
+/// controller replicas.
+pub const INBOUND_CONSUMER: &str = "channel-router-inbound-scoped";
 /// Durable consumer of run completions for replies, shared by controller replicas.
 pub const COMPLETION_CONSUMER: &str = "channel-router-replies";
 /// Durable consumer of tool approval requests, shared by controller replicas.
 pub const APPROVAL_CONSUMER: &str = "channel-router-approvals";
 
 async fn inbound_loop(client: Client, bus: Bus, conversations: ConversationIndex) {
-    let mut deliveries = bus.durable(INBOUND_CONSUMER, topics::CHANNEL_MESSAGE_RECEIVED);
+    let mut deliveries = bus.durable(INBOUND_CONSUMER, &topics::every(topics::CHANNEL_MESSAGE_RECEIVED));
     while let Some(d) = deliveries.recv().await {
         let span = tracing::info_span!(
             "channel_router.handle_inbound",
@@ -69,7 +70,7 @@ async fn inbound_loop(client: Client, bus: Bus, conversations: ConversationIndex
     }
 }
 
-async fn completion_loop(client: Client, bus: Bus) {
+async fn completion_loop(client: Client, bus: Bus, namespace: Option<String>) {
     let mut deliveries = bus.durable(COMPLETION_CONSUMER, topics::AGENT_RUN_COMPLETED);
     while let Some(mut d) = deliveries.recv().await {
         if let Err(reason) = crate::run_origin::pin(&bus, &mut d) {
@@ -77,7 +78,7 @@ async fn completion_loop(client: Client, bus: Bus) {
             d.ack().await;
             continue;
         }
-        match reply::on_completed(&client, &bus, &d).await {
+        match reply::on_completed(&client, &bus, &d, namespace.as_deref()).await {
             Ok(()) => d.ack().await,
             Err(e) => {
                 tracing::warn!(error = %e, "reply failed; will retry");
@@ -105,14 +106,33 @@ async fn approval_loop(client: Client, bus: Bus) {
     }
 }
 
-/// Routes chat messages, replies and tool approvals until the process stops.
-pub async fn run(client: Client, bus: Bus) {
+/// The topic a message with `meta` (`namespace`, `instanceName`) goes out on: that
+/// instance's own outbound subject, which only its channel pods can read.
+pub(crate) fn send_topic(meta: &std::collections::BTreeMap<String, String>) -> String {
+    let get = |k: &str| meta.get(k).map_or("", String::as_str);
+    topics::channel_send(get("namespace"), get("instanceName"))
+}
+
+/// Routes chat messages, replies and tool approvals until the process stops. With
+/// `namespace` (the controller's `--watch-namespace`) it looks at channel runs of that
+/// namespace only: a router answers every finished channel run it sees on *its* bus, so a
+/// router watching all namespaces would take the replies of runs another router (another
+/// bus: another installation or test on the same cluster) is waiting to send.
+pub async fn run(client: Client, bus: Bus, namespace: Option<String>) {
     let conversations = ConversationIndex::default();
     futures::join!(
-        conversations.clone().watch(client.clone()),
+        conversations.clone().watch(client.clone(), namespace.clone()),
         inbound_loop(client.clone(), bus.clone(), conversations),
-        completion_loop(client.clone(), bus.clone()),
+        completion_loop(client.clone(), bus.clone(), namespace.clone()),
         approval_loop(client.clone(), bus.clone()),
-        reply::watch_finished(client, bus)
+        reply::watch_finished(client, bus, namespace)
     );
+}
+
+/// Channel runs of `namespace`, or of every namespace.
+fn runs_api(client: &Client, namespace: Option<&str>) -> kube::Api<sympozium_api::AgentRun> {
+    match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    }
 }

@@ -12,7 +12,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use sympozium_api::{AgentRun, labels};
-use sympozium_bus::{Bus, Delivery, topics};
+use sympozium_bus::{Bus, Delivery};
 use sympozium_kube::FIELD_MANAGER;
 
 use super::build::{self, REPLY_STATE, SOURCE_VALUE};
@@ -65,7 +65,7 @@ async fn answer(
         return Ok(false);
     };
     let once = format!("reply/{ns}/{name}");
-    bus.publish_once(topics::CHANNEL_MESSAGE_SEND, meta, &message, &once)
+    bus.publish_once(&super::send_topic(&meta), meta, &message, &once)
         .await
         .map_err(|e| format!("publishing the reply of {name}: {e}"))?;
     if claim(&api, name, REPLY_STATE).await.map_err(|e| e.to_string())?.is_none() {
@@ -76,15 +76,23 @@ async fn answer(
     Ok(true)
 }
 
-/// Finds the channel run an `agent.run.completed` event is about.
-async fn find(client: &Client, delivery: &Delivery) -> Result<Option<(String, String)>, String> {
+/// Finds the channel run an `agent.run.completed` event is about (within `scope` when set:
+/// a run of another namespace is not this router's to answer).
+async fn find(
+    client: &Client,
+    delivery: &Delivery,
+    scope: Option<&str>,
+) -> Result<Option<(String, String)>, String> {
     let run = delivery.envelope.meta("agentRunID");
     if run.is_empty() {
         return Ok(None);
     }
-    let ns = delivery.envelope.meta("namespace");
-    let api: Api<AgentRun> =
-        if ns.is_empty() { Api::all(client.clone()) } else { Api::namespaced(client.clone(), ns) };
+    let ns = Some(delivery.envelope.meta("namespace")).filter(|n| !n.is_empty());
+    let api: Api<AgentRun> = match (ns, scope) {
+        (Some(ns), Some(scope)) if ns != scope => return Ok(None),
+        (Some(ns), _) => Api::namespaced(client.clone(), ns),
+        (None, scope) => super::runs_api(client, scope),
+    };
     let params = ListParams::default().labels(&selector()).fields(&format!("metadata.name={run}"));
     let found = api.list(&params).await.map_err(|e| e.to_string())?;
     let instance = delivery.envelope.meta("instanceName");
@@ -99,15 +107,21 @@ async fn find(client: &Client, delivery: &Delivery) -> Result<Option<(String, St
 }
 
 /// Handles one `agent.run.completed`; `Err` = transient, redeliver.
-pub async fn on_completed(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<(), String> {
-    let Some((ns, name)) = find(client, delivery).await? else { return Ok(()) };
+pub async fn on_completed(
+    client: &Client,
+    bus: &Bus,
+    delivery: &Delivery,
+    scope: Option<&str>,
+) -> Result<(), String> {
+    let Some((ns, name)) = find(client, delivery, scope).await? else { return Ok(()) };
     let text = build::text_from_result(&delivery.envelope.data);
     answer(client, bus, &ns, &name, |_| Some(text)).await.map(|_| ())
 }
 
-/// Watches channel runs and answers those that finished without a completion event.
-pub async fn watch_finished(client: Client, bus: Bus) {
-    let api: Api<AgentRun> = Api::all(client.clone());
+/// Watches channel runs (of `namespace`, or of all) and answers those that finished
+/// without a completion event.
+pub async fn watch_finished(client: Client, bus: Bus, namespace: Option<String>) {
+    let api: Api<AgentRun> = super::runs_api(&client, namespace.as_deref());
     let config = watcher::Config::default().labels(&selector());
     let mut runs = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
     while let Some(next) = runs.next().await {

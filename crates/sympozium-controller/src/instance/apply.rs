@@ -5,15 +5,17 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::ListParams;
-use kube::{Api, ResourceExt};
+use kube::runtime::reflector::Store;
+use kube::{Api, Resource, ResourceExt};
 use sympozium_api::instance::{ChannelStatus, ChannelType};
 use sympozium_api::labels::{self, component};
 use sympozium_api::{AgentRun, SympoziumInstance};
-use sympozium_kube::apply::{Applied, apply, create_if_absent, delete_if_owned};
+use sympozium_kube::apply::{Applied, apply_known, create_if_absent, delete_if_exists};
 
 use super::dereference::Observed;
+use super::stores::Stores;
 use super::{build, bus_access, memory_access};
+use crate::cache;
 use crate::context::Context;
 
 /// What converging an instance did and found.
@@ -42,28 +44,92 @@ impl Converged {
 }
 
 /// Converges every child of `inst`.
-pub async fn converge(inst: &SympoziumInstance, observed: &Observed, ctx: &Context) -> Converged {
+pub async fn converge(
+    inst: &SympoziumInstance,
+    observed: &Observed,
+    ctx: &Context,
+    stores: &Stores,
+) -> Converged {
     let mut out = Converged::default();
-    channels(inst, observed, ctx, &mut out).await;
-    memory(inst, ctx, &mut out).await;
-    web_endpoint(inst, ctx, &mut out).await;
+    channels(inst, observed, ctx, stores, &mut out).await;
+    memory(inst, ctx, stores, &mut out).await;
+    web_endpoint(inst, ctx, stores, &mut out).await;
     if ctx.agent_sandbox {
-        super::warmpool::converge(inst, ctx, &mut out).await;
+        super::warmpool::converge(inst, ctx, stores, &mut out).await;
     }
     out
 }
 
-async fn channels(inst: &SympoziumInstance, observed: &Observed, ctx: &Context, out: &mut Converged) {
+/// Server-side applies `obj`, telling creation from update by the watch cache `store`.
+async fn apply<K, S>(api: &Api<K>, obj: &K, store: &Store<S>) -> Result<Applied, kube::Error>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+    S: Resource<DynamicType = ()> + Clone,
+{
+    let ns = obj.meta().namespace.clone().unwrap_or_default();
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let existed = Stores::existed(store, api, &ns, &name).await?;
+    apply_known(api, obj, existed).await
+}
+
+/// Deletes `name` when the watch cache `store` holds it owned by `owner_uid` (a user's own
+/// object of the same name is never touched).
+async fn delete_if_owned<K, S>(
+    api: &Api<K>,
+    store: &Store<S>,
+    ns: &str,
+    name: &str,
+    owner_uid: &str,
+) -> Result<bool, kube::Error>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    S: Resource<DynamicType = ()> + Clone,
+{
+    if !Stores::owned_by(store, ns, name, owner_uid) {
+        return Ok(false);
+    }
+    delete_if_exists(api, name).await
+}
+
+async fn channels(
+    inst: &SympoziumInstance,
+    observed: &Observed,
+    ctx: &Context,
+    stores: &Stores,
+    out: &mut Converged,
+) {
     let uid = inst.uid().unwrap_or_default();
     let ns = inst.namespace().unwrap_or_default();
     if let Some(auth) = &ctx.settings.bus_auth
         && !inst.spec.channels.is_empty()
     {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-        let secret = bus_access::secret(inst, auth);
-        let what = format!("Secret/{}", secret.name_any());
-        if out.record(what.clone(), apply(&secrets, &secret).await) == Some(Applied::Created) {
-            out.created.push(what);
+        let name = bus_access::secret_name(&inst.name_any());
+        let what = format!("Secret/{name}");
+        let identity = bus_access::identity(inst);
+        // The watch cache (metadata only) tells whether the Secret already holds this
+        // identity's user from this account: then nothing is read or written.
+        let current = crate::cache::get(&stores.secrets, &ns, &name);
+        if !current.is_some_and(|s| bus_access::minted_for(&s.metadata, &identity, auth)) {
+            let existing = secrets.get_opt(&name).await;
+            let creds = match &existing {
+                Ok(found) => match bus_access::reusable(found.as_ref(), &identity, auth) {
+                    Some(creds) => Ok(creds),
+                    None => auth.issuer.mint(&identity, None).map_err(|e| e.to_string()),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            match creds {
+                Ok(creds) => {
+                    let secret = bus_access::secret(inst, auth, &creds);
+                    if out.record(what.clone(), apply(&secrets, &secret, &stores.secrets).await)
+                        == Some(Applied::Created)
+                    {
+                        out.created.push(what);
+                    }
+                }
+                Err(reason) => out.errors.push(format!("{what}: {reason}")),
+            }
         }
     }
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
@@ -90,14 +156,16 @@ async fn channels(inst: &SympoziumInstance, observed: &Observed, ctx: &Context, 
         }
         if let Some(svc) = build::channel_webhook_service(inst, kind) {
             let what = format!("Service/{}", svc.name_any());
-            if out.record(what.clone(), apply(&services, &svc).await) == Some(Applied::Created) {
+            if out.record(what.clone(), apply(&services, &svc, &stores.services).await)
+                == Some(Applied::Created)
+            {
                 out.created.push(what);
             }
         }
         let version = observed.secret_versions.get(secret).cloned().flatten();
         let deploy = build::channel_deployment(inst, channel, version.as_deref(), &ctx.settings);
         let what = format!("Deployment/{}", deploy.name_any());
-        match out.record(what.clone(), apply(&deployments, &deploy).await) {
+        match out.record(what.clone(), apply(&deployments, &deploy, &stores.deployments).await) {
             Some(Applied::Created) => {
                 out.created.push(what);
                 status.status = "Pending".into();
@@ -120,20 +188,25 @@ async fn channels(inst: &SympoziumInstance, observed: &Observed, ctx: &Context, 
             continue;
         }
         let name = deploy.name_any();
-        if out.record(format!("Deployment/{name}"), delete_if_owned(&deployments, &name, &uid).await)
-            == Some(true)
+        if out.record(
+            format!("Deployment/{name}"),
+            delete_if_owned(&deployments, &stores.deployments, &ns, &name, &uid).await,
+        ) == Some(true)
         {
             out.deleted.push(format!("Deployment/{name}"));
         }
         // Its webhook Service (same name), if the platform had one.
-        if out.record(format!("Service/{name}"), delete_if_owned(&services, &name, &uid).await) == Some(true)
+        if out.record(
+            format!("Service/{name}"),
+            delete_if_owned(&services, &stores.services, &ns, &name, &uid).await,
+        ) == Some(true)
         {
             out.deleted.push(format!("Service/{name}"));
         }
     }
 }
 
-async fn memory(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
+async fn memory(inst: &SympoziumInstance, ctx: &Context, stores: &Stores, out: &mut Converged) {
     let uid = inst.uid().unwrap_or_default();
     let ns = inst.namespace().unwrap_or_default();
     let name = inst.name_any();
@@ -141,8 +214,9 @@ async fn memory(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
         let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
         let cm = build::memory_configmap(inst);
         // Create-only: a PersonaPack may have seeded it, and agents write to it.
-        if out.record(format!("ConfigMap/{}", cm.name_any()), create_if_absent(&configmaps, &cm).await)
-            == Some(true)
+        if !cache::contains(&stores.configmaps, &ns, &cm.name_any())
+            && out.record(format!("ConfigMap/{}", cm.name_any()), create_if_absent(&configmaps, &cm).await)
+                == Some(true)
         {
             out.created.push(format!("ConfigMap/{}", cm.name_any()));
         }
@@ -159,33 +233,41 @@ async fn memory(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
         {
             out.created.push(format!("PersistentVolumeClaim/{}", pvc.name_any()));
         }
-        memory_access(inst, ctx, out).await;
+        memory_access(inst, ctx, stores, out).await;
         let deploy = build::memory_deployment(inst, &ctx.settings);
-        if out.record(format!("Deployment/{server}"), apply(&deployments, &deploy).await)
+        if out.record(format!("Deployment/{server}"), apply(&deployments, &deploy, &stores.deployments).await)
             == Some(Applied::Created)
         {
             out.created.push(format!("Deployment/{server}"));
         }
         let svc = build::memory_service(inst);
-        if out.record(format!("Service/{server}"), apply(&services, &svc).await) == Some(Applied::Created) {
+        if out.record(format!("Service/{server}"), apply(&services, &svc, &stores.services).await)
+            == Some(Applied::Created)
+        {
             out.created.push(format!("Service/{server}"));
         }
     } else {
         // The memory skill was removed: stop the server, keep its database volume.
-        if out.record(format!("Deployment/{server}"), delete_if_owned(&deployments, &server, &uid).await)
-            == Some(true)
+        if out.record(
+            format!("Deployment/{server}"),
+            delete_if_owned(&deployments, &stores.deployments, &ns, &server, &uid).await,
+        ) == Some(true)
         {
             out.deleted.push(format!("Deployment/{server}"));
         }
-        if out.record(format!("Service/{server}"), delete_if_owned(&services, &server, &uid).await)
-            == Some(true)
+        if out.record(
+            format!("Service/{server}"),
+            delete_if_owned(&services, &stores.services, &ns, &server, &uid).await,
+        ) == Some(true)
         {
             out.deleted.push(format!("Service/{server}"));
         }
         let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
         let policy = memory_access::network_policy_name(&name);
-        if out.record(format!("NetworkPolicy/{policy}"), delete_if_owned(&policies, &policy, &uid).await)
-            == Some(true)
+        if out.record(
+            format!("NetworkPolicy/{policy}"),
+            delete_if_owned(&policies, &stores.policies, &ns, &policy, &uid).await,
+        ) == Some(true)
         {
             out.deleted.push(format!("NetworkPolicy/{policy}"));
         }
@@ -193,16 +275,16 @@ async fn memory(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
 }
 
 /// The memory server's token Secret (created once) and its ingress NetworkPolicy.
-async fn memory_access(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
+async fn memory_access(inst: &SympoziumInstance, ctx: &Context, stores: &Stores, out: &mut Converged) {
     let ns = inst.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let secret_name = memory_access::token_secret_name(&inst.name_any());
     let what = format!("Secret/{secret_name}");
     // Read first: a new token is drawn only for an instance that has none, and a failure to
     // draw one is reported instead of starting a server without a token.
-    match secrets.get_metadata_opt(&secret_name).await {
-        Ok(Some(_)) => {}
-        Ok(None) => match memory_access::new_token() {
+    match Stores::existed(&stores.secrets, &secrets, &ns, &secret_name).await {
+        Ok(true) => {}
+        Ok(false) => match memory_access::new_token() {
             Ok(token) => {
                 let secret = memory_access::token_secret(inst, &token);
                 if out.record(what.clone(), create_if_absent(&secrets, &secret).await) == Some(true) {
@@ -216,39 +298,32 @@ async fn memory_access(inst: &SympoziumInstance, ctx: &Context, out: &mut Conver
     let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
     let policy = memory_access::network_policy(inst, &ctx.settings.system_namespace);
     let what = format!("NetworkPolicy/{}", policy.name_any());
-    if out.record(what.clone(), apply(&policies, &policy).await) == Some(Applied::Created) {
+    if out.record(what.clone(), apply(&policies, &policy, &stores.policies).await) == Some(Applied::Created) {
         out.created.push(what);
     }
 }
 
-async fn web_endpoint(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
+async fn web_endpoint(inst: &SympoziumInstance, ctx: &Context, stores: &Stores, out: &mut Converged) {
     let uid = inst.uid().unwrap_or_default();
     let ns = inst.namespace().unwrap_or_default();
     let runs: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &ns);
     match build::web_endpoint_run(inst) {
         Some(run) => {
             let what = format!("AgentRun/{}", run.name_any());
-            if out.record(what.clone(), apply(&runs, &run).await) == Some(Applied::Created) {
+            if out.record(what.clone(), apply(&runs, &run, &stores.runs).await) == Some(Applied::Created) {
                 out.created.push(what);
             }
         }
         None => {
-            let selector = format!(
-                "{}={},{}={}",
-                labels::INSTANCE,
-                inst.name_any(),
-                labels::COMPONENT,
-                component::WEB_ENDPOINT
-            );
-            let Some(list) =
-                out.record("AgentRun list".into(), runs.list(&ListParams::default().labels(&selector)).await)
-            else {
-                return;
-            };
-            for run in list {
+            let instance = inst.name_any();
+            let selector =
+                [(labels::INSTANCE, instance.as_str()), (labels::COMPONENT, component::WEB_ENDPOINT)];
+            for run in cache::labelled(&stores.runs, &ns, &selector) {
                 let name = run.name_any();
-                if out.record(format!("AgentRun/{name}"), delete_if_owned(&runs, &name, &uid).await)
-                    == Some(true)
+                if out.record(
+                    format!("AgentRun/{name}"),
+                    delete_if_owned(&runs, &stores.runs, &ns, &name, &uid).await,
+                ) == Some(true)
                 {
                     out.deleted.push(format!("AgentRun/{name}"));
                 }

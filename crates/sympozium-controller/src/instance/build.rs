@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
-use sympozium_api::agentrun::{ModelSpec, RunMode};
+use sympozium_api::agentrun::RunMode;
 use sympozium_api::instance::{ChannelSpec, ChannelType};
 use sympozium_api::labels::{self, component, skills};
 use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, resolve};
@@ -507,11 +507,8 @@ pub fn memory_service(inst: &SympoziumInstance) -> Service {
 /// The serving AgentRun `<inst>-web-endpoint`, when the instance attaches the
 /// web-endpoint skill.
 pub fn web_endpoint_run(inst: &SympoziumInstance) -> Option<AgentRun> {
-    let skill = inst.spec.skills.iter().find(|s| {
-        matches!(s.skill_pack_ref.as_deref(), Some(skills::WEB_ENDPOINT | skills::WEB_ENDPOINT_LEGACY))
-    })?;
+    let skill = inst.spec.skills.iter().find(|s| s.is_web_endpoint())?;
     let name = inst.name_any();
-    let agent = &inst.spec.agents.default;
     let mut run = AgentRun::new(
         &web_endpoint_run_name(&name),
         AgentRunSpec {
@@ -520,14 +517,11 @@ pub fn web_endpoint_run(inst: &SympoziumInstance) -> Option<AgentRun> {
             session_key: "web-endpoint".into(),
             task: "Serve HTTP requests for this instance".into(),
             mode: RunMode::Server,
-            model: ModelSpec {
-                provider: resolve::provider(&inst.spec),
-                model: agent.model.clone(),
-                base_url: agent.base_url.clone().filter(|u| !u.is_empty()),
-                thinking: None,
-                auth_secret_ref: resolve::auth_secret(&inst.spec),
-                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
-            },
+            // Serving answers requests as they come: no extended reasoning.
+            model: resolve::model_spec(
+                &inst.spec,
+                &resolve::ModelOverrides { thinking: Some(None), ..Default::default() },
+            ),
             skills: vec![skill.clone()],
             image_pull_secrets: inst.spec.image_pull_secrets.clone(),
             ..Default::default()

@@ -2,18 +2,16 @@
 //! read as metadata only — the controller never holds credential values.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::ListParams;
-use kube::core::PartialObjectMeta;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use sympozium_api::instance::ChannelType;
 use sympozium_api::labels::{self, component};
 use sympozium_api::{AgentRun, SympoziumInstance};
 
-use super::Error;
-use crate::context::Context;
+use super::stores::Stores;
+use crate::cache;
 
 /// What the cluster holds for one instance.
 #[derive(Debug, Default)]
@@ -22,39 +20,40 @@ pub struct Observed {
     /// the Secret does not exist.
     pub secret_versions: BTreeMap<String, Option<String>>,
     /// Existing channel Deployments of the instance, by channel type label.
-    pub channel_deployments: BTreeMap<String, Deployment>,
+    pub channel_deployments: BTreeMap<String, Arc<Deployment>>,
     /// AgentRuns of the instance.
-    pub runs: Vec<AgentRun>,
+    pub runs: Vec<Arc<AgentRun>>,
 }
 
-/// Reads the instance's channel Secrets (metadata), channel Deployments and AgentRuns.
-pub async fn observe(inst: &SympoziumInstance, ctx: &Context) -> Result<Observed, Error> {
+/// Reads the instance's channel Secrets (metadata), channel Deployments and AgentRuns from
+/// the controller's watch caches.
+pub fn observe(inst: &SympoziumInstance, stores: &Stores) -> Observed {
     let ns = inst.namespace().unwrap_or_default();
     let name = inst.name_any();
     let mut observed = Observed::default();
 
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     for channel in &inst.spec.channels {
         let secret = channel.config_ref.secret.trim();
         if secret.is_empty() || observed.secret_versions.contains_key(secret) {
             continue;
         }
-        let meta: Option<PartialObjectMeta<Secret>> = secrets.get_metadata_opt(secret).await?;
-        observed.secret_versions.insert(secret.to_string(), meta.and_then(|m| m.resource_version()));
+        let version = cache::get(&stores.secrets, &ns, secret).and_then(|m| m.resource_version());
+        observed.secret_versions.insert(secret.to_string(), version);
     }
 
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let selector = format!("{}={},{}={}", labels::INSTANCE, name, labels::COMPONENT, component::CHANNEL);
-    for d in deployments.list(&ListParams::default().labels(&selector)).await? {
+    let selector = [(labels::INSTANCE, name.as_str()), (labels::COMPONENT, component::CHANNEL)];
+    for d in cache::labelled(&stores.deployments, &ns, &selector) {
         if let Some(kind) = d.labels().get(labels::CHANNEL).cloned() {
             observed.channel_deployments.insert(kind, d);
         }
     }
 
-    let runs: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &ns);
-    let selector = format!("{}={}", labels::INSTANCE, name);
-    observed.runs = runs.list(&ListParams::default().labels(&selector)).await?.items;
-    Ok(observed)
+    let marks = [labels::COUNTED, labels::COST_COUNTED];
+    observed.runs = cache::labelled(&stores.runs, &ns, &[(labels::INSTANCE, name.as_str())])
+        .into_iter()
+        .map(|r| stores.marked.apply(r, &marks))
+        .collect();
+    observed
 }
 
 impl Observed {

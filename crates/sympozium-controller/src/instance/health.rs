@@ -14,8 +14,9 @@ use sympozium_api::instance::ChannelStatus;
 use sympozium_bus::{Bus, Delivery, topics};
 use sympozium_kube::FIELD_MANAGER;
 
-/// Durable consumer of health updates, shared by controller replicas.
-pub const CONSUMER: &str = "instance-channel-health";
+/// Durable consumer of health updates (`channel.health.update.>`), shared by controller
+/// replicas.
+pub const CONSUMER: &str = "instance-channel-health-scoped";
 
 /// A report older than this no longer overrides the Deployment's readiness (channel pods
 /// report every 30 s by default; a pod that stopped reporting is not trusted forever).
@@ -28,7 +29,7 @@ pub fn fresh(channel: &ChannelStatus, now: Timestamp) -> bool {
 
 /// Consumes health updates until the process stops.
 pub async fn run(client: Client, bus: Bus) {
-    let mut deliveries = bus.durable(CONSUMER, topics::CHANNEL_HEALTH_UPDATE);
+    let mut deliveries = bus.durable(CONSUMER, &topics::every(topics::CHANNEL_HEALTH_UPDATE));
     while let Some(d) = deliveries.recv().await {
         match apply(&client, &d).await {
             Ok(()) => d.ack().await,
@@ -40,11 +41,30 @@ pub async fn run(client: Client, bus: Bus) {
     }
 }
 
+/// Why a health update could not be recorded (transient: it is redelivered).
+#[derive(Debug, thiserror::Error)]
+enum HealthError {
+    #[error("looking up instance {name}: {source}")]
+    Lookup {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("recording channel health of instance {name}: {source}")]
+    Write {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("instance {0} kept changing while recording channel health")]
+    Conflicts(String),
+}
+
 async fn find(
     client: &Client,
     name: &str,
     namespace: &str,
-) -> Result<Option<Api<SympoziumInstance>>, String> {
+) -> Result<Option<Api<SympoziumInstance>>, HealthError> {
     if !namespace.is_empty() {
         return Ok(Some(Api::namespaced(client.clone(), namespace)));
     }
@@ -52,7 +72,7 @@ async fn find(
     let found = all
         .list(&ListParams::default().fields(&format!("metadata.name={name}")))
         .await
-        .map_err(|e| format!("looking up instance {name}: {e}"))?
+        .map_err(|source| HealthError::Lookup { name: name.to_string(), source })?
         .items;
     // Without a namespace, only an unambiguous name can be attributed.
     Ok(match found.as_slice() {
@@ -62,19 +82,35 @@ async fn find(
 }
 
 /// Records one health update; `Err` = transient, redeliver.
-async fn apply(client: &Client, d: &Delivery) -> Result<(), String> {
+async fn apply(client: &Client, d: &Delivery) -> Result<(), HealthError> {
     let env = &d.envelope;
     let name = env.meta("instanceName");
     let channel = env.data["channel"].as_str().filter(|c| !c.is_empty()).unwrap_or(env.meta("channel"));
     if name.is_empty() || channel.is_empty() {
         return Ok(());
     }
-    let Some(api) = find(client, name, env.meta("namespace")).await? else { return Ok(()) };
+    let mut namespace = env.meta("namespace");
+    // The subject names the instance whose pod published it (NATS allows no other): an
+    // update about another instance is dropped.
+    if let Some((subject_ns, subject_name)) = topics::scope_of(topics::CHANNEL_HEALTH_UPDATE, d.topic()) {
+        if subject_name != name || (!namespace.is_empty() && namespace != subject_ns) {
+            tracing::warn!(subject = %d.topic(), instance = %name, "health update about another instance; dropped");
+            return Ok(());
+        }
+        namespace = subject_ns;
+    }
+    let Some(api) = find(client, name, namespace).await? else { return Ok(()) };
     let reported = env.timestamp.parse::<Timestamp>().unwrap_or_else(|_| Timestamp::now());
     let connected = env.data["connected"].as_bool().unwrap_or(false);
     let message = env.data["message"].as_str().filter(|m| !m.is_empty()).map(str::to_string);
     for _ in 0..5 {
-        let Some(inst) = api.get_opt(name).await.map_err(|e| e.to_string())? else { return Ok(()) };
+        let Some(inst) = api
+            .get_opt(name)
+            .await
+            .map_err(|source| HealthError::Lookup { name: name.to_string(), source })?
+        else {
+            return Ok(());
+        };
         if !inst.spec.channels.iter().any(|c| c.type_.as_str() == channel) {
             return Ok(());
         }
@@ -101,8 +137,8 @@ async fn apply(client: &Client, d: &Delivery) -> Result<(), String> {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(e)) if e.code == 409 => continue,
             Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
-            Err(e) => return Err(e.to_string()),
+            Err(source) => return Err(HealthError::Write { name: name.to_string(), source }),
         }
     }
-    Err(format!("instance {name} kept changing while recording channel health"))
+    Err(HealthError::Conflicts(name.to_string()))
 }

@@ -13,6 +13,7 @@ pub mod dereference;
 pub mod health;
 pub mod memory_access;
 pub mod status;
+pub mod stores;
 pub mod warmpool;
 
 use std::sync::Arc;
@@ -20,7 +21,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
@@ -32,6 +34,8 @@ use kube::{Api, ResourceExt};
 use sympozium_api::labels::{self, INSTANCE_FINALIZER};
 use sympozium_api::{AgentRun, SympoziumInstance};
 
+use self::stores::Stores;
+use crate::cache;
 use crate::context::{Context, backoff_key};
 
 /// Name used in metrics and logs.
@@ -68,9 +72,46 @@ pub async fn run(ctx: Arc<Context>) {
     let controller = Controller::new(instances, watcher::Config::default().any_semantic());
     let store = controller.store();
 
+    // Each watch below both triggers reconciles and fills a store the reconciles read, so
+    // a steady-state reconcile asks the API server nothing it is already told.
+    let strip_deployment = |d: &mut Deployment| d.spec = None;
+    let (deployments, deployment_events) =
+        cache::reflected(ctx.scoped::<Deployment>(), children.clone(), strip_deployment);
+    let (services, service_events) =
+        cache::reflected_metadata(ctx.scoped::<PartialObjectMeta<Service>>(), children.clone());
+    let (configmaps, configmap_events) =
+        cache::reflected_metadata(ctx.scoped::<PartialObjectMeta<ConfigMap>>(), children.clone());
+    let (policies, policy_events) =
+        cache::reflected_metadata(ctx.scoped::<PartialObjectMeta<NetworkPolicy>>(), children.clone());
     // A Secret appearing, disappearing or changing re-reconciles the instances whose
     // channels name it. Metadata only: the controller never caches secret values.
-    let secrets = ctx.scoped::<PartialObjectMeta<Secret>>();
+    let (secrets, secret_events) =
+        cache::reflected_metadata(ctx.scoped::<PartialObjectMeta<Secret>>(), watcher::Config::default());
+    let strip_run = |_: &mut AgentRun| {};
+    let (runs, run_events) = cache::reflected(ctx.scoped::<AgentRun>(), children.clone(), strip_run);
+    let (accounts, account_events) =
+        cache::reflected_metadata(ctx.scoped::<PartialObjectMeta<ServiceAccount>>(), children);
+    let readiness = cache::readiness(vec![
+        cache::until_ready(&deployments),
+        cache::until_ready(&services),
+        cache::until_ready(&configmaps),
+        cache::until_ready(&policies),
+        cache::until_ready(&secrets),
+        cache::until_ready(&runs),
+        cache::until_ready(&accounts),
+    ]);
+    let stores = Stores {
+        deployments,
+        services,
+        configmaps,
+        policies,
+        secrets,
+        runs,
+        accounts,
+        marked: Arc::new(stores::Marked::default()),
+        readiness,
+    };
+
     let secret_store = store.clone();
     let secret_mapper = move |secret: PartialObjectMeta<Secret>| {
         let (ns, name) = (secret.namespace(), secret.name_any());
@@ -89,13 +130,15 @@ pub async fn run(ctx: Arc<Context>) {
     };
 
     controller
-        .owns(ctx.scoped::<Deployment>(), children.clone())
-        .owns(ctx.scoped::<Service>(), children.clone())
-        .owns(ctx.scoped::<ConfigMap>(), children.clone())
-        .watches(ctx.scoped::<AgentRun>(), children, run_mapper)
-        .watches(secrets, watcher::Config::default(), secret_mapper)
+        .owns_stream(deployment_events)
+        .owns_stream(service_events)
+        .owns_stream(configmap_events)
+        .owns_stream(policy_events)
+        .owns_stream(account_events)
+        .watches_stream(run_events, run_mapper)
+        .watches_stream(secret_events, secret_mapper)
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(move |inst, ctx| reconcile(inst, ctx, stores.clone()), error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(instance = %obj, "reconciled"),
@@ -106,14 +149,17 @@ pub async fn run(ctx: Arc<Context>) {
 }
 
 #[tracing::instrument(skip_all, fields(instance = %inst.name_any(), namespace = inst.namespace().unwrap_or_default()))]
-async fn reconcile(inst: Arc<SympoziumInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(inst: Arc<SympoziumInstance>, ctx: Arc<Context>, stores: Stores) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
+    if !stores.ready().await {
+        return Ok(Action::await_change());
+    }
     let ns = inst.namespace().unwrap_or_default();
     let api: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let key = backoff_key(CONTROLLER, &*inst);
     let result = finalizer(&api, INSTANCE_FINALIZER, inst.clone(), |event| async {
         match event {
-            Finalizer::Apply(inst) => converge(&inst, &api, &ctx).await,
+            Finalizer::Apply(inst) => converge(&inst, &api, &ctx, &stores).await,
             Finalizer::Cleanup(inst) => {
                 cleanup::cleanup(&inst, &ctx).await?;
                 ctx.publish(
@@ -135,21 +181,25 @@ async fn converge(
     inst: &SympoziumInstance,
     api: &Api<SympoziumInstance>,
     ctx: &Context,
+    stores: &Stores,
 ) -> Result<Action, Error> {
     let name = inst.name_any();
-    // The status as stored now, not as cached: counters that never go down and
-    // "write only on change" are only right against the latest status.
-    let fresh = api.get_status(&name).await?;
-    let mut fresh_version = fresh.metadata.resource_version.clone();
-    let inst = &SympoziumInstance { status: fresh.status, ..inst.clone() };
+    // The status comes from the watch cache, so every status write is conditional on the
+    // instance still being at the version it was computed from: counters that never go down
+    // and "write only on change" are only right against the latest status, and a cache that
+    // trails the API server gets a 409 and a fresh look instead of overwriting newer data.
+    let mut version = inst.metadata.resource_version.clone();
     if inst.status.as_ref().and_then(|s| s.phase.as_ref()).is_none() {
         let pending =
             sympozium_api::SympoziumInstanceStatus { phase: Some("Pending".into()), ..Default::default() };
-        status::write(api, &name, &pending, None).await?;
-        fresh_version = api.get_status(&name).await?.metadata.resource_version;
+        match status::write(api, &name, &pending, version.as_deref()).await {
+            Ok(v) => version = v,
+            Err(e) if is_conflict(&e) => return Ok(Action::requeue(STALE_RECHECK)),
+            Err(e) => return Err(e.into()),
+        }
     }
-    let observed = dereference::observe(inst, ctx).await?;
-    let converged = apply::converge(inst, &observed, ctx).await;
+    let observed = dereference::observe(inst, stores);
+    let converged = apply::converge(inst, &observed, ctx, stores).await;
 
     for what in &converged.created {
         ctx.publish(inst, EventType::Normal, "Created", &format!("created {what}")).await;
@@ -170,14 +220,15 @@ async fn converge(
         }
     }
     if status::changed(previous, &new_status) {
-        let newly_counted: Vec<String> = status::uncounted(&observed).map(ResourceExt::name_any).collect();
-        let newly_costed: Vec<String> =
-            status::cost_uncounted(&observed).map(ResourceExt::name_any).collect();
-        let precondition =
-            if newly_counted.is_empty() && newly_costed.is_empty() { None } else { fresh_version.as_deref() };
-        status::write(api, &name, &new_status, precondition).await?;
-        mark_counted(inst, &newly_counted, labels::COUNTED, ctx).await?;
-        mark_counted(inst, &newly_costed, labels::COST_COUNTED, ctx).await?;
+        let newly_counted: Vec<&AgentRun> = status::uncounted(&observed).collect();
+        let newly_costed: Vec<&AgentRun> = status::cost_uncounted(&observed).collect();
+        match status::write(api, &name, &new_status, version.as_deref()).await {
+            Ok(_) => {}
+            Err(e) if is_conflict(&e) => return Ok(Action::requeue(STALE_RECHECK)),
+            Err(e) => return Err(e.into()),
+        }
+        mark_counted(inst, &newly_counted, labels::COUNTED, ctx, stores).await?;
+        mark_counted(inst, &newly_costed, labels::COST_COUNTED, ctx, stores).await?;
     }
     if !converged.errors.is_empty() {
         ctx.publish(inst, EventType::Warning, "ConvergeFailed", &converged.errors.join("; ")).await;
@@ -187,22 +238,32 @@ async fn converge(
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
+/// How soon an instance whose status write met a newer version is looked at again (its
+/// watch event usually triggers the reconcile first).
+const STALE_RECHECK: Duration = Duration::from_secs(1);
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
 /// Marks runs as included in the total just written. A crash before this re-counts them
 /// (at least once); a run deleted meanwhile needs no mark.
 async fn mark_counted(
     inst: &SympoziumInstance,
-    names: &[String],
+    runs_marked: &[&AgentRun],
     annotation: &str,
     ctx: &Context,
+    stores: &Stores,
 ) -> Result<(), Error> {
     let runs: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &inst.namespace().unwrap_or_default());
     let patch = Patch::Merge(serde_json::json!({"metadata": {"annotations": {annotation: "true"}}}));
-    for name in names {
-        match runs.patch(name, &PatchParams::default(), &patch).await {
+    for run in runs_marked {
+        match runs.patch(&run.name_any(), &PatchParams::default(), &patch).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
+        stores.marked.insert(&run.uid().unwrap_or_default(), annotation);
     }
     Ok(())
 }

@@ -102,7 +102,7 @@ pub fn compute(
 
 /// Priced runs of the instance whose cost is not yet in `status.cost`.
 pub fn cost_uncounted(observed: &Observed) -> impl Iterator<Item = &sympozium_api::AgentRun> {
-    observed.runs.iter().filter(|r| {
+    observed.runs.iter().map(|r| &**r).filter(|r| {
         !r.annotations().contains_key(labels::COST_COUNTED)
             && r.status.as_ref().is_some_and(|s| s.cost.is_some())
     })
@@ -110,7 +110,7 @@ pub fn cost_uncounted(observed: &Observed) -> impl Iterator<Item = &sympozium_ap
 
 /// Runs of the instance not yet in `status.totalAgentRuns`.
 pub fn uncounted(observed: &Observed) -> impl Iterator<Item = &sympozium_api::AgentRun> {
-    observed.runs.iter().filter(|r| !r.annotations().contains_key(labels::COUNTED))
+    observed.runs.iter().map(|r| &**r).filter(|r| !r.annotations().contains_key(labels::COUNTED))
 }
 
 fn condition(ok: bool, reason: &str, message: String) -> Condition {
@@ -141,13 +141,14 @@ pub fn changed(old: Option<&SympoziumInstanceStatus>, new: &SympoziumInstanceSta
 
 /// Writes `status` through the status subresource (server-side apply). With
 /// `resource_version`, only if the instance is still at that version (a 409 otherwise):
-/// a run total computed from an older status must not overwrite a newer one.
+/// a run total computed from an older status must not overwrite a newer one. Returns the
+/// instance's new resourceVersion.
 pub async fn write(
     api: &Api<SympoziumInstance>,
     name: &str,
     status: &SympoziumInstanceStatus,
     resource_version: Option<&str>,
-) -> Result<(), kube::Error> {
+) -> Result<Option<String>, kube::Error> {
     let mut patch = serde_json::json!({
         "apiVersion": "sympozium.ai/v1alpha1",
         "kind": "SympoziumInstance",
@@ -156,6 +157,7 @@ pub async fn write(
     if let Some(rv) = resource_version {
         patch["metadata"] = serde_json::json!({ "resourceVersion": rv });
     }
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    Ok(())
+    let written =
+        api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(written.metadata.resource_version)
 }

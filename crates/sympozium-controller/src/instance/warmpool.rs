@@ -8,13 +8,13 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{ApiResource, DynamicObject, ObjectMeta, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
-use sympozium_api::agentrun::ModelSpec;
-use sympozium_api::labels::{self, skills};
+use sympozium_api::labels;
 use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, resolve};
 use sympozium_kube::FIELD_MANAGER;
 use sympozium_kube::apply::{apply as apply_typed, delete_if_owned};
 
 use super::apply::Converged;
+use super::stores::Stores;
 use crate::agentrun::build::{RunInputs, job};
 use crate::agentrun::sandbox::{extension_resource, warm_pool_name};
 use crate::context::Context;
@@ -24,28 +24,13 @@ use crate::settings::Settings;
 fn template_pod(inst: &SympoziumInstance, settings: &Settings) -> (Value, Value) {
     let name = inst.name_any();
     let agent = &inst.spec.agents.default;
-    let skills: Vec<_> = inst
-        .spec
-        .skills
-        .iter()
-        .filter(|s| {
-            !matches!(s.skill_pack_ref.as_deref(), Some(skills::WEB_ENDPOINT | skills::WEB_ENDPOINT_LEGACY))
-        })
-        .cloned()
-        .collect();
+    let skills: Vec<_> = resolve::run_skills(&inst.spec);
     let mut run = AgentRun::new(
         &warm_pool_name(&name),
         AgentRunSpec {
             instance_ref: name.clone(),
             agent_id: "primary".into(),
-            model: ModelSpec {
-                provider: resolve::provider(&inst.spec),
-                model: agent.model.clone(),
-                base_url: agent.base_url.clone().filter(|u| !u.is_empty()),
-                thinking: agent.thinking,
-                auth_secret_ref: resolve::auth_secret(&inst.spec),
-                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
-            },
+            model: resolve::model_spec(&inst.spec, &Default::default()),
             skills: skills.clone(),
             ..Default::default()
         },
@@ -147,8 +132,10 @@ pub fn service_account(inst: &SympoziumInstance) -> ServiceAccount {
     }
 }
 
-/// Creates, updates or removes the instance's warm pool.
-pub async fn converge(inst: &SympoziumInstance, ctx: &Context, out: &mut Converged) {
+/// Creates, updates or removes the instance's warm pool. Removal looks at the API server
+/// only when the ServiceAccount store holds the pool's account, so an instance without a
+/// warm pool costs no request at steady state.
+pub async fn converge(inst: &SympoziumInstance, ctx: &Context, stores: &Stores, out: &mut Converged) {
     let ns = inst.namespace().unwrap_or_default();
     let template_ar = extension_resource("SandboxTemplate", "sandboxtemplates");
     let pool_ar = extension_resource("SandboxWarmPool", "sandboxwarmpools");
@@ -167,6 +154,9 @@ pub async fn converge(inst: &SympoziumInstance, ctx: &Context, out: &mut Converg
         None => {
             let uid = inst.uid().unwrap_or_default();
             let account_name = account.name_any();
+            if !Stores::owned_by(&stores.accounts, &ns, &account_name, &uid) {
+                return;
+            }
             if out.record(
                 format!("ServiceAccount/{account_name}"),
                 delete_if_owned(&accounts, &account_name, &uid).await,

@@ -14,6 +14,7 @@ use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use sympozium_api::MCPServer;
 use sympozium_api::mcpserver::{McpDeployment, McpTransport};
+use sympozium_protocol::env as vars;
 
 use crate::settings::Settings;
 
@@ -86,12 +87,12 @@ fn stdio_pod(
     secret_keys: &[(String, String)],
 ) -> PodSpec {
     let mut vars = vec![
-        env("MCP_STDIO_ADAPTER".into(), "true".into()),
-        env("STDIO_CMD".into(), d.cmd.clone().unwrap_or_default()),
+        env(vars::MCP_STDIO_ADAPTER.into(), "true".into()),
+        env(vars::STDIO_CMD.into(), d.cmd.clone().unwrap_or_default()),
         // A JSON list: arguments may contain commas.
-        env("STDIO_ARGS".into(), serde_json::to_string(&d.args).unwrap_or_else(|_| "[]".into())),
-        env("STDIO_SERVER_NAME".into(), server.name_any()),
-        env("STDIO_PORT".into(), ADAPTER_PORT.to_string()),
+        env(vars::STDIO_ARGS.into(), serde_json::to_string(&d.args).unwrap_or_else(|_| "[]".into())),
+        env(vars::STDIO_SERVER_NAME.into(), server.name_any()),
+        env(vars::STDIO_PORT.into(), ADAPTER_PORT.to_string()),
     ];
     for (k, v) in d.env.iter().flatten() {
         vars.push(env(format!("STDIO_ENV_{k}"), v.clone()));

@@ -69,22 +69,40 @@ pub fn client_config(server: &MCPServer, url: &str, with_token: bool) -> ServerC
     }
 }
 
+/// Why a server's tools could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    /// The server needs a token and its Secret has none.
+    #[error("the auth Secret {secret} has no key {key}")]
+    MissingToken {
+        /// The Secret's name.
+        secret: String,
+        /// The key looked for.
+        key: String,
+    },
+    /// There was no endpoint to ask.
+    #[error("no endpoint to ask")]
+    NoEndpoint,
+    /// The last endpoint tried failed.
+    #[error(transparent)]
+    Client(#[from] sympozium_mcp_bridge::client::ClientError),
+}
+
 /// The published tool names (sorted), trying `urls` in order; the error names the last failure.
 pub async fn tools(
     server: &MCPServer,
     urls: &[String],
     token: Option<String>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, DiscoverError> {
     if server.spec.auth_secret.as_deref().is_some_and(|s| !s.is_empty()) && token.is_none() {
-        return Err(format!(
-            "the auth Secret {} has no key {}",
-            server.spec.auth_secret.clone().unwrap_or_default(),
-            server.spec.auth_key.clone().unwrap_or_else(|| "token".into())
-        ));
+        return Err(DiscoverError::MissingToken {
+            secret: server.spec.auth_secret.clone().unwrap_or_default(),
+            key: server.spec.auth_key.clone().unwrap_or_else(|| "token".into()),
+        });
     }
     let with_token = token.is_some();
     let env: EnvLookup = Arc::new(move |k: &str| if k == TOKEN_VAR { token.clone() } else { None });
-    let mut last = String::from("no endpoint to ask");
+    let mut last = DiscoverError::NoEndpoint;
     for url in urls {
         let config = client_config(server, url, with_token);
         let listed = match connect(&config, &env, TIMEOUT).await {
@@ -98,7 +116,7 @@ pub async fn tools(
                 names.sort();
                 return Ok(names);
             }
-            Err(e) => last = e.to_string(),
+            Err(e) => last = e.into(),
         }
     }
     Err(last)

@@ -135,7 +135,7 @@ async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Action, 
     };
     let outcome = if deployed_ready {
         let token = discover::token(&ctx.client, &server).await?;
-        Some(discover::tools(&server, &endpoints, token).await)
+        Some(discover::tools(&server, &endpoints, token).await.map_err(|e| e.to_string()))
     } else {
         None
     };

@@ -44,6 +44,31 @@ impl Converged {
     }
 }
 
+/// Why one persona could not be stamped out.
+#[derive(Debug, thiserror::Error)]
+pub enum StampError {
+    /// The pack's persona does not make a valid instance.
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
+    /// A request about `what` (`Kind/name`) failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// The object, as `Kind/name`.
+        what: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// An object of the generated name exists and the pack does not own it.
+    #[error("{0} already exists and is not managed by this pack; rename or delete it")]
+    Foreign(String),
+}
+
+/// `map_err` adapter naming the object a request was about.
+fn about(what: impl Into<String>) -> impl FnOnce(kube::Error) -> StampError {
+    move |source| StampError::Kube { what: what.into(), source }
+}
+
 /// Converges every non-excluded persona, then prunes what no persona wants any more.
 pub async fn converge(pack: &PersonaPack, observed: &Observed, ctx: &Context) -> Converged {
     let mut out = Converged::default();
@@ -66,7 +91,7 @@ pub async fn converge(pack: &PersonaPack, observed: &Observed, ctx: &Context) ->
             Ok(installed) => out.installed.push(installed),
             Err(e) => {
                 tracing::warn!(persona = %persona.name, error = %e, "persona not converged");
-                out.failures.push((persona.name.clone(), e));
+                out.failures.push((persona.name.clone(), e.to_string()));
             }
         }
     }
@@ -80,10 +105,10 @@ async fn stamp(
     index: usize,
     ctx: &Context,
     out: &mut Converged,
-) -> Result<InstalledPersona, String> {
+) -> Result<InstalledPersona, StampError> {
     let ns = pack.namespace().unwrap_or_default();
     let uid = pack.uid().unwrap_or_default();
-    let inst = build::instance(pack, persona, &ctx.settings).map_err(|e| e.to_string())?;
+    let inst = build::instance(pack, persona, &ctx.settings)?;
     let name = inst.name_any();
     let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
@@ -94,8 +119,7 @@ async fn stamp(
         seed(&Api::namespaced(ctx.client.clone(), &ns), &cm, out).await?;
     }
 
-    if apply(&instances, &inst).await.map_err(|e| format!("SympoziumInstance/{name}: {e}"))?
-        == Applied::Created
+    if apply(&instances, &inst).await.map_err(about(format!("SympoziumInstance/{name}")))? == Applied::Created
     {
         out.created.push(format!("SympoziumInstance/{name}"));
     }
@@ -103,7 +127,7 @@ async fn stamp(
     let schedule = match build::schedule(pack, persona, index) {
         Some(sched) => {
             let what = format!("SympoziumSchedule/{schedule_name}");
-            if apply(&schedules, &sched).await.map_err(|e| format!("{what}: {e}"))? == Applied::Created {
+            if apply(&schedules, &sched).await.map_err(about(what.clone()))? == Applied::Created {
                 out.created.push(what);
             }
             Some(schedule_name)
@@ -111,7 +135,7 @@ async fn stamp(
         None => {
             if delete_if_owned(&schedules, &schedule_name, &uid)
                 .await
-                .map_err(|e| format!("SympoziumSchedule/{schedule_name}: {e}"))?
+                .map_err(about(format!("SympoziumSchedule/{schedule_name}")))?
             {
                 out.deleted.push(format!("SympoziumSchedule/{schedule_name}"));
             }
@@ -123,32 +147,34 @@ async fn stamp(
 
 /// Refuses to take over an object of the generated name that the pack does not own (a
 /// user's own instance, or one of a deleted pack still being garbage-collected).
-async fn not_foreign<K>(api: &Api<K>, name: &str, uid: &str) -> Result<(), String>
+async fn not_foreign<K>(api: &Api<K>, name: &str, uid: &str) -> Result<(), StampError>
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
     let kind = K::kind(&());
-    match api.get_metadata_opt(name).await.map_err(|e| format!("{kind}/{name}: {e}"))? {
-        Some(meta) if !owned_by(&meta, uid) => {
-            Err(format!("{kind}/{name} already exists and is not managed by this pack; rename or delete it"))
-        }
+    match api.get_metadata_opt(name).await.map_err(about(format!("{kind}/{name}")))? {
+        Some(meta) if !owned_by(&meta, uid) => Err(StampError::Foreign(format!("{kind}/{name}"))),
         _ => Ok(()),
     }
 }
 
 /// Writes the persona's seeds: creates the ConfigMap when absent, and rewrites it when it
 /// holds only a placeholder or earlier seeds of the pack — never memories an agent recorded.
-async fn seed(configmaps: &Api<ConfigMap>, desired: &ConfigMap, out: &mut Converged) -> Result<(), String> {
+async fn seed(
+    configmaps: &Api<ConfigMap>,
+    desired: &ConfigMap,
+    out: &mut Converged,
+) -> Result<(), StampError> {
     let name = desired.name_any();
     let what = format!("ConfigMap/{name}");
-    let existing = match configmaps.get_opt(&name).await.map_err(|e| format!("{what}: {e}"))? {
+    let existing = match configmaps.get_opt(&name).await.map_err(about(what.clone()))? {
         None => {
-            if create_if_absent(configmaps, desired).await.map_err(|e| format!("{what}: {e}"))? {
+            if create_if_absent(configmaps, desired).await.map_err(about(what.clone()))? {
                 out.created.push(what);
                 return Ok(());
             }
             // Created concurrently (by the instance controller): decide on what is there.
-            configmaps.get(&name).await.map_err(|e| format!("{what}: {e}"))?
+            configmaps.get(&name).await.map_err(about(what.clone()))?
         }
         Some(cm) => cm,
     };
@@ -164,10 +190,7 @@ async fn seed(configmaps: &Api<ConfigMap>, desired: &ConfigMap, out: &mut Conver
             updated.metadata.labels.get_or_insert_default().extend(desired.labels().clone());
             updated.metadata.annotations.get_or_insert_default().extend(desired.annotations().clone());
             // Optimistic concurrency: the resourceVersion we read guards an agent's write.
-            configmaps
-                .replace(&name, &PostParams::default(), &updated)
-                .await
-                .map_err(|e| format!("{what}: {e}"))?;
+            configmaps.replace(&name, &PostParams::default(), &updated).await.map_err(about(what.clone()))?;
             tracing::info!(configmap = %name, "seeded memory written");
             Ok(())
         }

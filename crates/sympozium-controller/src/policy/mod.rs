@@ -12,7 +12,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use sympozium_api::{SympoziumInstance, SympoziumPolicy, SympoziumPolicyStatus};
 use sympozium_kube::FIELD_MANAGER;
 
@@ -29,25 +29,10 @@ pub enum Error {
     Kube(#[from] kube::Error),
 }
 
-fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let ns = ctx.namespace.clone();
     let controller =
-        Controller::new(api::<SympoziumPolicy>(&client, &ns), watcher::Config::default().any_semantic());
+        Controller::new(ctx.scoped::<SympoziumPolicy>(), watcher::Config::default().any_semantic());
     let policies = controller.store();
     // An instance that switched policies must decrement the old one too, which its new
     // state no longer names: re-count every policy in the instance's namespace.
@@ -61,7 +46,7 @@ pub async fn run(ctx: Arc<Context>) {
             .collect::<Vec<_>>()
     };
     controller
-        .watches(api::<SympoziumInstance>(&client, &ns), watcher::Config::default(), mapper)
+        .watches(ctx.scoped::<SympoziumInstance>(), watcher::Config::default(), mapper)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

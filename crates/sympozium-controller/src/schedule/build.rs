@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use sympozium_api::agentrun::ModelSpec;
-use sympozium_api::labels::{self, skills};
+use sympozium_api::labels;
 use sympozium_api::{AgentRun, AgentRunSpec, SympoziumInstance, SympoziumSchedule, resolve};
 
 /// Annotation recording which tick a run was created for; makes creation idempotent when
@@ -58,26 +57,8 @@ pub fn run(
             // The persona's prompt and tool policy travel with every scheduled run.
             system_prompt: instance.spec.memory.as_ref().and_then(|m| m.system_prompt.clone()),
             tool_policy: agent.tool_policy.clone(),
-            model: ModelSpec {
-                provider: resolve::provider(&instance.spec),
-                model: agent.model.clone(),
-                base_url: agent.base_url.clone().filter(|u| !u.is_empty()),
-                thinking: agent.thinking,
-                auth_secret_ref: resolve::auth_secret(&instance.spec),
-                node_selector: agent.node_selector.clone().filter(|n| !n.is_empty()),
-            },
-            skills: instance
-                .spec
-                .skills
-                .iter()
-                .filter(|s| {
-                    !matches!(
-                        s.skill_pack_ref.as_deref(),
-                        Some(skills::WEB_ENDPOINT | skills::WEB_ENDPOINT_LEGACY)
-                    )
-                })
-                .cloned()
-                .collect(),
+            model: resolve::model_spec(&instance.spec, &Default::default()),
+            skills: resolve::run_skills(&instance.spec),
             image_pull_secrets: instance.spec.image_pull_secrets.clone(),
             lifecycle: agent.lifecycle.clone(),
             ..Default::default()

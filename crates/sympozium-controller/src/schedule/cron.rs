@@ -18,17 +18,77 @@ pub struct CronSchedule {
 const FIELDS: [(&str, u32, u32); 5] =
     [("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7)];
 
+/// Why a schedule expression or time zone is refused; the message says what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum CronError {
+    /// A number outside its field's range.
+    #[error("\"{expr}\": {field_name} field \"{field}\": {value} is out of range {min}-{max}")]
+    OutOfRange {
+        /// The whole expression.
+        expr: String,
+        /// The field's name (`minute`, …).
+        field_name: &'static str,
+        /// The field as written.
+        field: String,
+        /// The number out of range.
+        value: u32,
+        /// The field's smallest value.
+        min: u32,
+        /// The field's largest value.
+        max: u32,
+    },
+    /// An `@`-descriptor.
+    #[error("\"{0}\": descriptors like @hourly are not supported; use 5 fields, e.g. \"0 * * * *\"")]
+    Descriptor(String),
+    /// Not 5 fields.
+    #[error(
+        "\"{expr}\" has {fields} fields; a schedule needs exactly 5: minute hour day-of-month month day-of-week"
+    )]
+    FieldCount {
+        /// The whole expression.
+        expr: String,
+        /// How many fields it has.
+        fields: usize,
+    },
+    /// The cron parser refused it.
+    #[error("\"{expr}\": {source}")]
+    Syntax {
+        /// The whole expression.
+        expr: String,
+        /// The parser's error.
+        #[source]
+        source: croner::errors::CronError,
+    },
+    /// The time zone is not in the IANA database.
+    #[error("unknown time zone \"{name}\"")]
+    TimeZone {
+        /// The name given.
+        name: String,
+        /// The lookup's error.
+        #[source]
+        source: jiff::Error,
+    },
+    /// No tick follows (e.g. 30 February).
+    #[error("no next tick: {0}")]
+    NoNextTick(#[source] croner::errors::CronError),
+}
+
 /// Names the field and the number when a number is out of its field's range (the cron
 /// parser only says "Number out of bounds"). Steps (`*/90`) are not values and pass.
-fn check_ranges(expr: &str) -> Result<(), String> {
+fn check_ranges(expr: &str) -> Result<(), CronError> {
     for (field, (name, min, max)) in expr.split_whitespace().zip(FIELDS) {
         for part in field.split(',') {
             let values = part.split('/').next().unwrap_or_default();
             for value in values.split('-').filter_map(|v| v.parse::<u32>().ok()) {
                 if !(min..=max).contains(&value) {
-                    return Err(format!(
-                        "\"{expr}\": {name} field \"{field}\": {value} is out of range {min}-{max}"
-                    ));
+                    return Err(CronError::OutOfRange {
+                        expr: expr.to_string(),
+                        field_name: name,
+                        field: field.to_string(),
+                        value,
+                        min,
+                        max,
+                    });
                 }
             }
         }
@@ -41,18 +101,14 @@ pub const MAX_COUNTED_TICKS: usize = 1000;
 
 impl CronSchedule {
     /// Parses `expr` for time zone `tz` (UTC when `None`). The error says what is wrong.
-    pub fn parse(expr: &str, tz: Option<&str>) -> Result<Self, String> {
+    pub fn parse(expr: &str, tz: Option<&str>) -> Result<Self, CronError> {
         let expr = expr.trim();
         if expr.starts_with('@') {
-            return Err(format!(
-                "\"{expr}\": descriptors like @hourly are not supported; use 5 fields, e.g. \"0 * * * *\""
-            ));
+            return Err(CronError::Descriptor(expr.to_string()));
         }
         let fields = expr.split_whitespace().count();
         if fields != 5 {
-            return Err(format!(
-                "\"{expr}\" has {fields} fields; a schedule needs exactly 5: minute hour day-of-month month day-of-week"
-            ));
+            return Err(CronError::FieldCount { expr: expr.to_string(), fields });
         }
         check_ranges(expr)?;
         let parser = CronParser::builder()
@@ -61,21 +117,20 @@ impl CronSchedule {
             .dom_and_dow(false)
             .sloppy_ranges(true)
             .build();
-        let cron = parser.parse(expr).map_err(|e| format!("\"{expr}\": {e}"))?;
+        let cron =
+            parser.parse(expr).map_err(|source| CronError::Syntax { expr: expr.to_string(), source })?;
         let tz = match tz.map(str::trim).filter(|t| !t.is_empty()) {
             None => TimeZone::UTC,
-            Some(name) => TimeZone::get(name).map_err(|_| format!("unknown time zone \"{name}\""))?,
+            Some(name) => TimeZone::get(name)
+                .map_err(|source| CronError::TimeZone { name: name.to_string(), source })?,
         };
         Ok(Self { cron, tz })
     }
 
     /// The first tick strictly after `after`.
-    pub fn next_after(&self, after: Timestamp) -> Result<Timestamp, String> {
+    pub fn next_after(&self, after: Timestamp) -> Result<Timestamp, CronError> {
         let zoned = after.to_zoned(self.tz.clone());
-        self.cron
-            .find_next_occurrence(&zoned, false)
-            .map(|z| z.timestamp())
-            .map_err(|e| format!("no next tick: {e}"))
+        self.cron.find_next_occurrence(&zoned, false).map(|z| z.timestamp()).map_err(CronError::NoNextTick)
     }
 
     /// Ticks in `[from, to]`, counted up to [`MAX_COUNTED_TICKS`].
@@ -129,17 +184,20 @@ mod tests {
         // 09:00 in Warsaw is 08:00 UTC in winter.
         assert_eq!(c.next_after(ts("2026-11-23T00:00:00Z")).unwrap(), ts("2026-11-23T08:00:00Z"));
         assert!(
-            CronSchedule::parse("0 9 * * *", Some("Mars/Olympus")).unwrap_err().contains("unknown time zone")
+            CronSchedule::parse("0 9 * * *", Some("Mars/Olympus"))
+                .unwrap_err()
+                .to_string()
+                .contains("unknown time zone")
         );
     }
 
     #[test]
     fn clear_errors_for_bad_expressions() {
-        assert!(CronSchedule::parse("@hourly", None).unwrap_err().contains("descriptors"));
-        assert!(CronSchedule::parse("0 */5 * * * *", None).unwrap_err().contains("has 6 fields"));
+        assert!(CronSchedule::parse("@hourly", None).unwrap_err().to_string().contains("descriptors"));
+        assert!(CronSchedule::parse("0 */5 * * * *", None).unwrap_err().to_string().contains("has 6 fields"));
         for (expr, says) in [("61 * * * *", "minute"), ("* * 32 * *", "day-of-month"), ("* 25 * * *", "hour")]
         {
-            let e = CronSchedule::parse(expr, None).unwrap_err();
+            let e = CronSchedule::parse(expr, None).unwrap_err().to_string();
             assert!(e.contains(says), "{expr}: {e}");
         }
     }

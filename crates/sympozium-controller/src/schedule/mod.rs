@@ -34,15 +34,7 @@ use crate::context::{Context, backoff_key};
 pub const CONTROLLER: &str = "sympoziumschedule";
 
 /// Errors of one reconcile.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A Kubernetes API call failed.
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    /// The finalizer machinery failed.
-    #[error("finalizer: {0}")]
-    Finalizer(String),
-}
+pub use crate::context::ReconcileError as Error;
 
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {

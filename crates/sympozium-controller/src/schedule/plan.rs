@@ -58,7 +58,7 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
     }
     let cron = match CronSchedule::parse(&i.spec.schedule, i.spec.time_zone.as_deref()) {
         Ok(c) => c,
-        Err(e) => return Plan::Invalid(e),
+        Err(e) => return Plan::Invalid(e.to_string()),
     };
     let observed =
         i.status.conditions.iter().find(|c| c.type_ == "Ready").and_then(|c| c.observed_generation);
@@ -74,14 +74,14 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
     };
     let due = match due {
         Ok(t) => t,
-        Err(e) => return Plan::Invalid(e),
+        Err(e) => return Plan::Invalid(e.to_string()),
     };
     if i.now < due {
         return Plan::Wait { next: due };
     }
     match cron.next_after(i.now) {
         Ok(next) => Plan::Due { tick: due, missed: cron.ticks_between(due, i.now).max(1), next },
-        Err(e) => Plan::Invalid(e),
+        Err(e) => Plan::Invalid(e.to_string()),
     }
 }
 

@@ -254,7 +254,15 @@ async fn handle(client: &Client, bus: &Bus, delivery: &Delivery, max_per_instanc
     }
     let mut reply_meta = meta.clone();
     reply_meta.retain(|k, _| matches!(k.as_str(), "agentRunID" | "instanceName" | "namespace"));
-    if let Err(e) = bus.publish(&topics::schedule_upsert_result(&run), reply_meta, &result).await {
+    // The run's namespace (from its proven origin, or found by the run's name).
+    let ns = match namespace_of(client, meta).await {
+        Ok(ns) if is_subject_token(&ns) => ns,
+        _ => {
+            tracing::warn!(%run, "schedule request from a run in no known namespace: not answered");
+            return;
+        }
+    };
+    if let Err(e) = bus.publish(&topics::schedule_upsert_result(&ns, &run), reply_meta, &result).await {
         tracing::warn!(error = %e, "could not publish the schedule result");
     }
 }

@@ -19,7 +19,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use sympozium_api::labels::{COMPONENT, SKILL_PACK_FINALIZER};
 use sympozium_api::{SkillPack, SkillPackStatus};
 use sympozium_kube::FIELD_MANAGER;
@@ -31,36 +31,13 @@ use crate::context::{Context, backoff_key};
 pub const CONTROLLER: &str = "skillpack";
 
 /// Errors of one reconcile.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A Kubernetes API call failed.
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    /// The finalizer machinery failed.
-    #[error("finalizer: {0}")]
-    Finalizer(String),
-}
-
-fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
+pub use crate::context::ReconcileError as Error;
 
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let ns = ctx.namespace.clone();
     let owned = watcher::Config::default().labels(&format!("{COMPONENT}={}", build::COMPONENT_SKILL_PACK));
-    Controller::new(api::<SkillPack>(&client, &ns), watcher::Config::default().any_semantic())
-        .owns(api::<ConfigMap>(&client, &ns), owned)
+    Controller::new(ctx.scoped::<SkillPack>(), watcher::Config::default().any_semantic())
+        .owns(ctx.scoped::<ConfigMap>(), owned)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

@@ -51,7 +51,7 @@ fn meta(parent: &str, instance: &str, ns: &str) -> BTreeMap<String, String> {
 async fn send(bus: &Bus, parent: &str, instance: &str, ns: &str, result: &SpawnResult) -> Result<(), String> {
     // One stored answer per request, even when a publish is retried.
     let once = format!("spawn-answer/{ns}/{parent}/{}", result.id);
-    bus.publish_once(&topics::spawn_result(parent), meta(parent, instance, ns), result, &once)
+    bus.publish_once(&topics::spawn_result(ns, parent), meta(parent, instance, ns), result, &once)
         .await
         .map_err(|e| e.to_string())
 }

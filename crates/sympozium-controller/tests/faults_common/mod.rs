@@ -209,6 +209,20 @@ impl Drop for UidLedger {
     }
 }
 
+/// Retries a broken watch every 200 ms, for as long as it takes.
+struct Retry;
+
+impl Iterator for Retry {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::from_millis(200))
+    }
+}
+
+impl kube::runtime::utils::Backoff for Retry {
+    fn reset(&mut self) {}
+}
+
 impl UidLedger {
     /// Starts watching `api`; the watch is retried across API server outages.
     pub fn watch<K>(api: Api<K>) -> UidLedger
@@ -218,7 +232,9 @@ impl UidLedger {
         let seen: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>> = Arc::default();
         let into = seen.clone();
         let task = tokio::spawn(async move {
-            let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+            // A fixed short retry: kube's default backs off to 30 s across a long outage, and
+            // a Job created and deleted inside that gap would never be seen.
+            let mut stream = watcher(api, watcher::Config::default()).backoff(Retry).boxed();
             while let Some(event) = stream.next().await {
                 if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = event {
                     let uid = o.uid().unwrap_or_default();
@@ -313,11 +329,18 @@ pub async fn create_runs(client: &Client, ns: &str, instance: &str, names: &[Str
             let api = api.clone();
             async move {
                 let body = run_body(&name, instance);
-                for attempt in 0..240 {
+                // Bounded by time, not attempts: a request to an API server whose etcd is
+                // down hangs until it times out, one to a stopped server fails at once.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+                let mut retried = false;
+                loop {
                     match api.create(&PostParams::default(), &body).await {
                         Ok(_) => return,
-                        Err(kube::Error::Api(e)) if e.code == 409 && attempt > 0 => return,
-                        Err(_) if attempt < 239 => tokio::time::sleep(Duration::from_millis(250)).await,
+                        Err(kube::Error::Api(e)) if e.code == 409 && retried => return,
+                        Err(_) if tokio::time::Instant::now() < deadline => {
+                            retried = true;
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
                         Err(e) => panic!("creating run {name}: {e}"),
                     }
                 }

@@ -34,15 +34,30 @@ use super::nft::{self, Fixed};
 #[derive(Debug, thiserror::Error)]
 pub enum NetpolError {
     /// `nft` could not be run or refused the rules.
-    #[error("applying the NetworkPolicy rules of pod {pod} (nft in {netns}): {reason}")]
+    #[error("applying the NetworkPolicy rules of pod {pod} (nft in {netns}): {source}")]
     Apply {
         /// `namespace/name`.
         pod: String,
         /// The network namespace.
         netns: String,
         /// What went wrong.
-        reason: String,
+        #[source]
+        source: NftError,
     },
+}
+
+/// Why `nft` did not load a rule set.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    /// `nsenter`/`nft` could not be started.
+    #[error("running nsenter/nft: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// Talking to the child failed.
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    /// `nft` refused the rules; its standard error.
+    #[error("{0}")]
+    Refused(String),
 }
 
 struct LocalPod {
@@ -148,7 +163,7 @@ fn dns_view(ip: Ipv4Addr) -> PodView {
     }
 }
 
-async fn nft_in(netns: &std::path::Path, script: &str) -> Result<(), String> {
+async fn nft_in(netns: &std::path::Path, script: &str) -> Result<(), NftError> {
     let mut child = tokio::process::Command::new("nsenter")
         .arg(format!("--net={}", netns.display()))
         .args(["nft", "-f", "-"])
@@ -157,12 +172,16 @@ async fn nft_in(netns: &std::path::Path, script: &str) -> Result<(), String> {
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("running nsenter/nft: {e}"))?;
+        .map_err(NftError::Spawn)?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script.as_bytes()).await.map_err(|e| e.to_string())?;
+        stdin.write_all(script.as_bytes()).await.map_err(NftError::Io)?;
     }
-    let out = child.wait_with_output().await.map_err(|e| e.to_string())?;
-    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).trim().to_string()) }
+    let out = child.wait_with_output().await.map_err(NftError::Io)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NftError::Refused(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+    }
 }
 
 impl Enforcer {
@@ -264,10 +283,10 @@ impl Enforcer {
             return Ok(());
         }
         applied.remove(netns);
-        nft_in(netns, &script).await.map_err(|reason| NetpolError::Apply {
+        nft_in(netns, &script).await.map_err(|source| NetpolError::Apply {
             pod: format!("{}/{}", pod.namespace, pod.name),
             netns: netns.display().to_string(),
-            reason,
+            source,
         })?;
         tracing::debug!(pod = %format!("{}/{}", pod.namespace, pod.name), "network policy rules applied");
         applied.insert(netns.to_path_buf(), script);

@@ -162,7 +162,7 @@ async fn port_forward_route(
     if websocket {
         let ports = match websocket::ports(req.uri().query().unwrap_or("")) {
             Ok(p) => p,
-            Err(msg) => return refuse(StatusCode::BAD_REQUEST, msg),
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
         };
         let (mut parts, _) = req.into_parts();
         let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {

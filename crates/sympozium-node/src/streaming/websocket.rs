@@ -17,19 +17,30 @@ use tokio::sync::mpsc;
 /// The subprotocol served.
 pub const PROTOCOL: &str = "v4.channel.k8s.io";
 
+/// Why a port-forward request's ports are refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PortsError {
+    /// An entry is not a port number.
+    #[error("query parameter port: {0:?} is not a port number")]
+    NotAPort(String),
+    /// No port was asked for.
+    #[error("query parameter port is required")]
+    Missing,
+}
+
 /// The ports asked for, in order (invalid entries make the whole request invalid).
-pub fn ports(query: &str) -> Result<Vec<u16>, String> {
+pub fn ports(query: &str) -> Result<Vec<u16>, PortsError> {
     let mut out = Vec::new();
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         if k == "port" || k == "ports" {
             for p in v.split(',').filter(|p| !p.trim().is_empty()) {
                 let port = p.trim().parse::<u16>().ok().filter(|p| *p > 0);
-                out.push(port.ok_or_else(|| format!("query parameter port: {p:?} is not a port number"))?);
+                out.push(port.ok_or_else(|| PortsError::NotAPort(p.to_string()))?);
             }
         }
     }
     if out.is_empty() {
-        return Err("query parameter port is required".into());
+        return Err(PortsError::Missing);
     }
     Ok(out)
 }
@@ -152,7 +163,7 @@ mod tests {
         assert_eq!(ports("port=80&port=8080"), Ok(vec![80, 8080]));
         assert_eq!(ports("&ports=80%2C1234"), Ok(vec![80, 1234]));
         assert!(ports("port=0").is_err());
-        assert!(ports("port=http").unwrap_err().contains("\"http\""));
+        assert!(ports("port=http").unwrap_err().to_string().contains("\"http\""));
         assert!(ports("").is_err());
     }
 }

@@ -199,7 +199,7 @@ impl FakeDiscord {
     }
 
     /// Waits for at least `n` posted messages.
-    pub async fn wait_sent(&self, n: usize, timeout: Duration) -> Result<Vec<Sent>, String> {
+    pub async fn wait_sent(&self, n: usize, timeout: Duration) -> Result<Vec<Sent>, super::FakeChatError> {
         self.shared.recorder.wait(n, timeout).await
     }
 }

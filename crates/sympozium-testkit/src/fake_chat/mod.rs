@@ -40,6 +40,32 @@ pub struct Sent {
     pub body: Value,
 }
 
+/// What a fake chat platform reports when a test's expectation is not met.
+#[derive(Debug, thiserror::Error)]
+pub enum FakeChatError {
+    /// Fewer messages than expected were posted in time.
+    #[error("timed out after {timeout:?} waiting for {n} posted messages; got {got:?}")]
+    Timeout {
+        /// How long the test waited.
+        timeout: Duration,
+        /// How many messages it waited for.
+        n: usize,
+        /// What was posted.
+        got: Vec<Sent>,
+    },
+    /// The bot's webhook never answered 200 in time.
+    #[error("event not accepted: {status} {body}")]
+    NotAccepted {
+        /// The last HTTP status.
+        status: String,
+        /// The last response body.
+        body: String,
+    },
+    /// The bot's webhook never answered 200 in time (its last status).
+    #[error("webhook answered {0}")]
+    Webhook(u16),
+}
+
 /// What every fake records and how tests wait on it.
 #[derive(Default)]
 pub(crate) struct Recorder {
@@ -58,7 +84,7 @@ impl Recorder {
     }
 
     /// Waits until at least `n` messages were posted; returns them all.
-    pub(crate) async fn wait(&self, n: usize, timeout: Duration) -> Result<Vec<Sent>, String> {
+    pub(crate) async fn wait(&self, n: usize, timeout: Duration) -> Result<Vec<Sent>, FakeChatError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
@@ -67,9 +93,7 @@ impl Recorder {
                 return Ok(all);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(format!(
-                    "timed out after {timeout:?} waiting for {n} posted messages; got {all:?}"
-                ));
+                return Err(FakeChatError::Timeout { timeout, n, got: all });
             }
         }
     }

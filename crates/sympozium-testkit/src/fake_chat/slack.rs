@@ -200,7 +200,7 @@ impl FakeSlack {
     }
 
     /// Waits for at least `n` posted messages.
-    pub async fn wait_sent(&self, n: usize, timeout: Duration) -> Result<Vec<Sent>, String> {
+    pub async fn wait_sent(&self, n: usize, timeout: Duration) -> Result<Vec<Sent>, super::FakeChatError> {
         self.shared.recorder.wait(n, timeout).await
     }
 
@@ -243,7 +243,7 @@ impl FakeSlack {
         user: &str,
         text: &str,
         timeout: Duration,
-    ) -> Result<String, String> {
+    ) -> Result<String, super::FakeChatError> {
         let (ts, event) = self.message_event(channel, user, text, None);
         let body = json!({"token": "verification", "team_id": "T1", "api_app_id": "A1", "event": event,
             "type": "event_callback", "event_id": format!("Ev{ts}"), "event_time": 1_700_000_000})
@@ -256,7 +256,7 @@ impl FakeSlack {
                 return Ok(ts);
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(format!("event not accepted: {status} {text}"));
+                return Err(super::FakeChatError::NotAccepted { status: status.to_string(), body: text });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -142,7 +142,7 @@ impl FakeTelegram {
     }
 
     /// Waits for at least `n` sent messages.
-    pub async fn wait_sent(&self, n: usize, timeout: Duration) -> Result<Vec<Sent>, String> {
+    pub async fn wait_sent(&self, n: usize, timeout: Duration) -> Result<Vec<Sent>, super::FakeChatError> {
         self.shared.recorder.wait(n, timeout).await
     }
 

@@ -119,7 +119,12 @@ impl FakeWhatsApp {
         resp.map(|r| r.status().as_u16()).unwrap_or(0)
     }
 
-    async fn notify(&self, webhook: &str, value: Value, timeout: Duration) -> Result<(), String> {
+    async fn notify(
+        &self,
+        webhook: &str,
+        value: Value,
+        timeout: Duration,
+    ) -> Result<(), super::FakeChatError> {
         let body = json!({"object": "whatsapp_business_account",
             "entry": [{"id": "WABA1", "changes": [{"field": "messages", "value": value}]}]})
         .to_string();
@@ -130,7 +135,7 @@ impl FakeWhatsApp {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(format!("webhook answered {status}"));
+                return Err(super::FakeChatError::Webhook(status));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -151,7 +156,7 @@ impl FakeWhatsApp {
         name: &str,
         text: &str,
         timeout: Duration,
-    ) -> Result<String, String> {
+    ) -> Result<String, super::FakeChatError> {
         let id = format!("wamid.IN{}", self.shared.next.fetch_add(1, Ordering::SeqCst));
         let value = self.value(
             json!([{"from": wa_id, "id": id, "timestamp": "1700000000", "type": "text", "text": {"body": text}}]),
@@ -169,7 +174,7 @@ impl FakeWhatsApp {
         message_id: &str,
         wa_id: &str,
         status: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), super::FakeChatError> {
         let value = self.value(
             json!([]),
             json!([]),
@@ -194,7 +199,7 @@ impl FakeWhatsApp {
     }
 
     /// Waits for at least `n` sent messages.
-    pub async fn wait_sent(&self, n: usize, timeout: Duration) -> Result<Vec<Sent>, String> {
+    pub async fn wait_sent(&self, n: usize, timeout: Duration) -> Result<Vec<Sent>, super::FakeChatError> {
         self.shared.recorder.wait(n, timeout).await
     }
 }

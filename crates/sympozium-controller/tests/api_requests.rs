@@ -1,0 +1,251 @@
+//! Reconciles read the controller's watch caches, not the API server. The controller runs as
+//! its own process; the requests it sends are read from its `sympozium_api_requests_total`
+//! counter (by verb and resource) on `/metrics`:
+//!
+//! - instances at steady state, each reconciled again (an annotation edit), send no `get`
+//!   and no `list` at all (the previous controller sent seven per reconcile: the status, two
+//!   label lists, the runs, and a lookup for every child that should not exist);
+//! - a burst of runs polled through their result grace period reads its Jobs and pods from
+//!   the cache (the previous controller fetched the Job and listed the pods on every poll,
+//!   several times per run).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::json;
+use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_api::{AgentRun, SympoziumInstance};
+use sympozium_testkit::TestPlane;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+struct Controller {
+    child: Child,
+    metrics: String,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start(plane: &TestPlane, ns: &str) -> Controller {
+    let port = free_port();
+    let bin = std::env::var("SYMPOZIUM_CONTROLLER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sympozium-controller").to_string());
+    let child = Command::new(bin)
+        .args(["--kubeconfig", plane.kubeconfig().to_str().unwrap()])
+        .args(["--watch-namespace", ns, "--system-namespace", ns])
+        .args(["--metrics-bind-address", &format!("127.0.0.1:{port}")])
+        .args(["--health-probe-bind-address", &format!("127.0.0.1:{}", free_port())])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Controller { child, metrics: format!("http://127.0.0.1:{port}/metrics") }
+}
+
+impl Controller {
+    async fn scrape(&self) -> String {
+        for _ in 0..400 {
+            if let Ok(r) = reqwest::get(&self.metrics).await
+                && let Ok(text) = r.text().await
+            {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the controller's /metrics did not answer");
+    }
+
+    /// API requests sent so far, by `(verb, resource)`.
+    async fn requests(&self) -> BTreeMap<(String, String), u64> {
+        let mut out = BTreeMap::new();
+        for line in self.scrape().await.lines().filter(|l| l.starts_with("sympozium_api_requests_total{")) {
+            let label = |name: &str| {
+                let start = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                line[start..].split('"').next().unwrap().to_string()
+            };
+            let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            out.insert((label("verb"), label("resource")), n as u64);
+        }
+        out
+    }
+
+    async fn reconciles(&self, controller: &str) -> u64 {
+        let prefix = format!("sympozium_reconciles_total{{controller=\"{controller}\"}}");
+        self.scrape()
+            .await
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    }
+
+    /// Waits (bounded) until no reconcile of `controller` has run for two samples in a row.
+    async fn settle(&self, controller: &str) {
+        let mut last = self.reconciles(controller).await;
+        let mut quiet = 0;
+        for _ in 0..120 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = self.reconciles(controller).await;
+            quiet = if now == last { quiet + 1 } else { 0 };
+            last = now;
+            if quiet >= 3 {
+                return;
+            }
+        }
+        panic!("{controller} reconciles did not settle");
+    }
+}
+
+/// Requests of `verb` (per resource) made between two snapshots.
+fn delta(
+    before: &BTreeMap<(String, String), u64>,
+    after: &BTreeMap<(String, String), u64>,
+    verb: &str,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter(|((v, _), _)| v == verb)
+        .map(|((_, r), n)| (r.clone(), n - before.get(&(verb.to_string(), r.clone())).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn instance(name: &str, memory: bool) -> serde_json::Value {
+    let skills = if memory { json!([{"skillPackRef": "memory"}]) } else { json!([]) };
+    json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumInstance", "metadata": {"name": name},
+           "spec": {"agents": {"default": {"model": "gpt-4o"}}, "skills": skills}})
+}
+
+fn running(i: Option<&SympoziumInstance>) -> bool {
+    i.and_then(|i| i.status.as_ref()?.phase.clone()).as_deref() == Some("Running")
+}
+
+#[tokio::test]
+async fn reconciling_instances_at_steady_state_reads_only_caches() {
+    const INSTANCES: usize = 6;
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "reqs-inst").await.unwrap();
+    let ns = ns.name().to_string();
+    let ctl = start(&plane, &ns);
+
+    let instances: Api<SympoziumInstance> = Api::namespaced(client.clone(), &ns);
+    for i in 0..INSTANCES {
+        // Every other instance runs a memory server: more children to converge.
+        let name = format!("agent-{i}");
+        instances
+            .patch(&name, &PatchParams::apply("test"), &Patch::Apply(instance(&name, i % 2 == 0)))
+            .await
+            .unwrap();
+    }
+    for i in 0..INSTANCES {
+        sympozium_testkit::wait_for(&instances, &format!("agent-{i}"), "instance Running", WAIT, running)
+            .await
+            .unwrap();
+    }
+    ctl.settle("sympoziuminstance").await;
+
+    let before = ctl.requests().await;
+    let reconciled_before = ctl.reconciles("sympoziuminstance").await;
+    for i in 0..INSTANCES {
+        let touch = json!({"metadata": {"annotations": {"test.sympozium.ai/touched": "1"}}});
+        instances.patch(&format!("agent-{i}"), &PatchParams::default(), &Patch::Merge(&touch)).await.unwrap();
+    }
+    let mut reconciled = 0;
+    for _ in 0..600 {
+        reconciled = ctl.reconciles("sympoziuminstance").await - reconciled_before;
+        if reconciled >= INSTANCES as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(reconciled >= INSTANCES as u64, "every touched instance was reconciled ({reconciled})");
+    ctl.settle("sympoziuminstance").await;
+    let after = ctl.requests().await;
+
+    let (gets, lists) = (delta(&before, &after, "get"), delta(&before, &after, "list"));
+    eprintln!("{reconciled} reconciles: gets {gets:?}, lists {lists:?}");
+    assert!(
+        gets.is_empty() && lists.is_empty(),
+        "{reconciled} steady-state reconciles of {INSTANCES} instances sent gets {gets:?} and lists {lists:?}"
+    );
+    // The counter counts: the instances' watches and writes made since start-up are there.
+    assert!(after.keys().any(|(v, r)| v == "watch" && r == "sympoziuminstances"), "{after:?}");
+    assert!(after.keys().any(|(v, r)| v == "patch" && r == "sympoziuminstances/status"), "{after:?}");
+}
+
+#[tokio::test]
+async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
+    const RUNS: usize = 12;
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "reqs-runs").await.unwrap();
+    let ns = ns.name().to_string();
+    let ctl = start(&plane, &ns);
+
+    let instances: Api<SympoziumInstance> = Api::namespaced(client.clone(), &ns);
+    instances
+        .patch("agent", &PatchParams::apply("test"), &Patch::Apply(instance("agent", false)))
+        .await
+        .unwrap();
+    sympozium_testkit::wait_for(&instances, "agent", "instance Running", WAIT, running).await.unwrap();
+    let before = ctl.requests().await;
+
+    let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
+    for n in 0..RUNS {
+        let run: AgentRun = serde_json::from_value(json!({
+            "apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "metadata": {"name": format!("run-{n}")},
+            "spec": {"instanceRef": "agent", "agentId": "primary", "sessionKey": "",
+                     "task": "t", "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "k"}}}))
+        .unwrap();
+        runs.create(&PostParams::default(), &run).await.unwrap();
+    }
+    // The fake node completes each pod at once and serves no log, so every run is polled
+    // through the 30 s result grace period before it settles from the exit code.
+    for n in 0..RUNS {
+        sympozium_testkit::wait_for(
+            &runs,
+            &format!("run-{n}"),
+            "run settled",
+            WAIT,
+            |r: Option<&AgentRun>| {
+                r.and_then(|r| r.status.as_ref()?.phase)
+                    .is_some_and(|p| matches!(p, AgentRunPhase::Succeeded | AgentRunPhase::Failed))
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let after = ctl.requests().await;
+    let count = |verb: &str, resource: &str| {
+        let key = (verb.to_string(), resource.to_string());
+        after.get(&key).copied().unwrap_or(0) - before.get(&key).copied().unwrap_or(0)
+    };
+    let polls = ctl.reconciles("agentrun").await;
+    // Creates are counted as sent (a reconcile racing its own earlier create gets a 409).
+    assert!(count("create", "jobs") as usize >= RUNS, "a Job per run: {after:?}");
+    // A Job the cache does not hold yet (just created) is fetched once; a pod the cache has
+    // not seen after its Job finished is listed once. Fetching on every poll, as before,
+    // is several per run.
+    let (job_gets, pod_lists) = (count("get", "jobs"), count("list", "pods"));
+    eprintln!("{RUNS} runs, {polls} agentrun reconciles: {job_gets} Job gets, {pod_lists} pod lists");
+    assert!(
+        ((job_gets + pod_lists) as usize) < RUNS,
+        "{RUNS} runs ({polls} agentrun reconciles) fetched Jobs {job_gets} times and listed pods {pod_lists} times"
+    );
+}
