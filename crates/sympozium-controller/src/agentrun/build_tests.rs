@@ -4,6 +4,7 @@ use serde_json::json;
 use sympozium_api::skillpack::SkillSidecar;
 
 use super::*;
+use crate::agentrun::pod::API_TOKEN_VOLUME;
 
 fn run() -> AgentRun {
     let mut r: AgentRun = serde_json::from_value(json!({

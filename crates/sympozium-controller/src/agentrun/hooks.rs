@@ -18,7 +18,7 @@ use sympozium_api::AgentRun;
 use sympozium_api::common::LifecycleHookContainer;
 use sympozium_api::labels;
 
-use super::build::{hardened, run_labels, service_account_name};
+use super::pod::{hardened, run_labels, service_account_name};
 
 /// Bytes of the agent's answer handed to post-run hooks.
 pub const MAX_HOOK_RESULT: usize = 32 * 1024;
@@ -120,7 +120,7 @@ pub fn pre_run_containers(run: &AgentRun) -> Vec<Container> {
                 vec![mount("workspace", "/workspace"), mount("ipc", ipc::DEFAULT_ROOT), mount("tmp", "/tmp")];
             // lifecycle.rbac is granted for the hooks: they, not the agent, get the token.
             if !hooks.rbac.is_empty() {
-                mounts.push(super::build::api_token_mount());
+                mounts.push(super::pod::api_token_mount());
             }
             hook_container("pre", h, identity_env(run), run, mounts)
         })

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
 };
 use sympozium_api::skillpack::HostAccess;
 
-use super::build::ResolvedSidecar;
+use super::pod::ResolvedSidecar;
 
 /// The sidecar's host access when it is turned on.
 pub fn enabled(s: &ResolvedSidecar) -> Option<&HostAccess> {

@@ -16,7 +16,7 @@ use sympozium_api::instance::McpServerRef;
 use sympozium_api::{AgentRun, MCPServer, SympoziumInstance};
 use sympozium_mcp_bridge::config::{Auth, AuthKind, ServerConfig, ServersFile};
 
-use super::build::{hardened, run_labels};
+use super::pod::{hardened, run_labels};
 use crate::settings::Settings;
 
 /// Key of the server list in the ConfigMap.

@@ -11,7 +11,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use sympozium_api::{AgentRun, SympoziumInstance};
 
-use super::build::uses_memory_server;
+use super::pod::uses_memory_server;
 use crate::settings::Settings;
 
 const TRIMMED_NOTE: &str = "<!-- older entries were removed to stay within maxSizeKB -->";

@@ -23,7 +23,7 @@ use sympozium_api::AgentRun;
 use sympozium_api::labels::{self, component};
 use sympozium_api::policy::NetworkPolicySpec as PolicyNetwork;
 
-use super::build::run_labels;
+use super::pod::run_labels;
 use crate::settings::Settings;
 
 /// Port of the NATS event bus.

@@ -15,7 +15,7 @@ use sympozium_api::AgentRun;
 use sympozium_api::agentrun::AgentRunPhase;
 use sympozium_api::labels;
 
-use super::pending::effective_timeout;
+use super::inherit::effective_timeout;
 use super::result::{Outcome, from_logs};
 use super::{Error, Stores, publish, terminal};
 use crate::cache;

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, ResourceRequirements, Seccom
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use sympozium_api::{AgentRun, SympoziumInstance};
 
-use super::build::hardened;
+use super::pod::hardened;
 use crate::settings::Settings;
 
 /// Container name, and the name `execute_command` routes by (`<ipc>/tools/sandbox/`).

@@ -24,8 +24,9 @@ use sympozium_api::labels;
 use sympozium_api::{AgentRun, SympoziumInstance};
 use sympozium_kube::apply::{apply, create_if_absent};
 
-use super::build::{ResolvedSidecar, hardened, run_labels, service_account_name};
-use super::pending::{effective_skills, grant, resolve_sidecars};
+use super::inherit::effective_skills;
+use super::pod::{ResolvedSidecar, hardened, run_labels, service_account_name};
+use super::prepare::{grant, resolve_sidecars};
 use super::{Error, publish, terminal};
 use crate::context::Context;
 use crate::gateway;

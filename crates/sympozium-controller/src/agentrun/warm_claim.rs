@@ -8,7 +8,7 @@
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, Volume};
 use serde_json::{Value, json};
 
-use super::build::API_TOKEN_VOLUME;
+use super::pod::API_TOKEN_VOLUME;
 
 fn same<T: serde::Serialize>(a: &T, b: &T) -> bool {
     serde_json::to_value(a).ok() == serde_json::to_value(b).ok()

@@ -136,7 +136,7 @@ fn stdio_pod(
                 ADAPTER_DIR.into(),
             ]),
             volume_mounts: Some(vec![adapter_mount.clone()]),
-            security_context: Some(crate::agentrun::build::hardened()),
+            security_context: Some(crate::agentrun::pod::hardened()),
             ..Default::default()
         }]),
         containers: vec![Container {
