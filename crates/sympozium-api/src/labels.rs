@@ -16,6 +16,11 @@ pub const SCHEDULE: &str = "sympozium.ai/schedule";
 /// Annotation on a SympoziumSchedule asking for one run now (`sympozium schedules trigger`);
 /// its value identifies the request, and the controller removes it once the run exists.
 pub const RUN_NOW: &str = "sympozium.ai/run-now";
+/// Label: the conversation (instance, channel, chat, thread; `tui` for TUI chats) a chat
+/// run belongs to.
+pub const CONVERSATION: &str = "sympozium.ai/conversation";
+/// Annotation: the chat message a run answers, as written (its task may carry history).
+pub const MESSAGE: &str = "sympozium.ai/message";
 /// Annotation on an AgentRun: the W3C trace context it continues (set by the channel router
 /// from the inbound message); the run's pod gets a child span of it.
 pub const TRACEPARENT: &str = "otel.dev/traceparent";

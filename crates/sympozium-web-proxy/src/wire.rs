@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sympozium_protocol::conversation;
 
 use crate::error::ApiError;
 
@@ -55,7 +56,7 @@ pub struct Prompt {
 
 /// Most characters of earlier turns carried into a run's task; older turns are dropped
 /// first.
-pub const HISTORY_BUDGET_CHARS: usize = 16_000;
+pub const HISTORY_BUDGET_CHARS: usize = conversation::BUDGET_CHARS;
 
 fn text_of(content: Option<&Value>, index: usize) -> Result<String, ApiError> {
     let param = format!("messages[{index}].content");
@@ -117,27 +118,15 @@ pub fn prompt(req: &ChatRequest) -> Result<Prompt, ApiError> {
         return Err(ApiError::invalid("messages", "messages must contain a user message"));
     };
     let (_, _, message) = &turns[last_user];
-    let mut kept = Vec::new();
-    let mut used = 0;
-    for (_, role, text) in turns[..last_user].iter().rev() {
-        let label = match *role {
+    let newest_first = turns[..last_user].iter().rev().map(|(_, role, text)| {
+        let speaker = match *role {
             "user" => "User",
             "assistant" => "Assistant",
             _ => "Tool",
         };
-        let line = format!("{label}: {text}\n");
-        used += line.chars().count();
-        if used > HISTORY_BUDGET_CHARS {
-            break;
-        }
-        kept.push(line);
-    }
-    let task = if kept.is_empty() {
-        message.clone()
-    } else {
-        kept.reverse();
-        format!("## Conversation so far\n{}\n## New message\n{message}", kept.concat())
-    };
+        conversation::line(speaker, text)
+    });
+    let task = conversation::task(newest_first, message, conversation::HEADING, HISTORY_BUDGET_CHARS);
     let system = system.into_iter().filter(|s| !s.trim().is_empty()).collect::<Vec<_>>();
     Ok(Prompt { task, system: (!system.is_empty()).then(|| system.join("\n\n")) })
 }

@@ -8,17 +8,11 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use sympozium_api::AgentRun;
 use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_protocol::conversation;
 
-/// Label: the conversation a run belongs to (shared with the channel router).
-pub const CONVERSATION: &str = "sympozium.ai/conversation";
-/// Annotation: the message as typed.
-pub const MESSAGE: &str = "sympozium.ai/message";
+pub use sympozium_api::labels::{CONVERSATION, MESSAGE};
 /// The conversation value of TUI chats (one conversation per instance).
 pub const TUI_CONVERSATION: &str = "tui";
-/// Most characters of earlier turns put in front of a new message.
-const BUDGET_CHARS: usize = 16_000;
-/// Most earlier turns carried over.
-const MAX_TURNS: usize = 10;
 
 /// Marks `run` as a TUI chat message.
 pub fn mark(run: &mut AgentRun, message: &str) {
@@ -39,33 +33,16 @@ pub fn runs_of<'a>(runs: &'a [Arc<AgentRun>], ns: &str, instance: &str) -> Vec<&
 /// The task of a new message: the message alone, or the recent answered TUI turns within
 /// the budget followed by the message.
 pub fn task(earlier: &[&Arc<AgentRun>], text: &str) -> String {
-    let mut kept = Vec::new();
-    let mut used = 0;
     let answered = earlier.iter().rev().filter(|r| {
         r.labels().get(CONVERSATION).is_some_and(|c| c == TUI_CONVERSATION)
             && r.status.as_ref().and_then(|s| s.phase) == Some(AgentRunPhase::Succeeded)
     });
-    for r in answered.take(MAX_TURNS) {
-        let (Some(message), Some(answer)) =
-            (r.annotations().get(MESSAGE), r.status.as_ref().and_then(|s| s.result.clone()))
-        else {
-            continue;
-        };
-        let turn = format!("User: {message}\nAssistant: {answer}\n");
-        used += turn.chars().count();
-        if used > BUDGET_CHARS {
-            break;
-        }
-        kept.push(turn);
-    }
-    if kept.is_empty() {
-        return text.to_string();
-    }
-    kept.reverse();
-    format!(
-        "## Conversation so far (earlier messages in this chat and your answers)\n{}\n## New message\n{text}",
-        kept.concat()
-    )
+    let newest_first = answered.take(conversation::MAX_TURNS).filter_map(|r| {
+        let message = r.annotations().get(MESSAGE)?;
+        let answer = r.status.as_ref()?.result.as_deref()?;
+        Some(conversation::exchange(message, answer))
+    });
+    conversation::task(newest_first, text, conversation::CHAT_HEADING, conversation::BUDGET_CHARS)
 }
 
 /// Set by the schedule controller on runs whose task it prefixed with the instance's memory.

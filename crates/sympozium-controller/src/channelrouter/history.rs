@@ -11,15 +11,10 @@ use sha2::{Digest, Sha256};
 use sympozium_api::AgentRun;
 use sympozium_api::agentrun::AgentRunPhase;
 use sympozium_bus::payloads::InboundMessage;
+use sympozium_protocol::conversation;
 
-/// Label: the conversation (instance, channel, chat, thread) a channel run belongs to.
-pub const CONVERSATION: &str = "sympozium.ai/conversation";
-/// Annotation: the chat message a run answers, as written (the task may carry history).
-pub const MESSAGE: &str = "sympozium.ai/message";
-/// Most characters of earlier turns put in front of a new message (≈ 4k tokens).
-pub const BUDGET_CHARS: usize = 16_000;
-/// Most earlier turns carried over.
-pub const MAX_TURNS: usize = 10;
+pub use sympozium_api::labels::{CONVERSATION, MESSAGE};
+pub use sympozium_protocol::conversation::{BUDGET_CHARS, MAX_TURNS};
 /// Longest message kept in the [`MESSAGE`] annotation.
 pub const MAX_MESSAGE_CHARS: usize = 4_000;
 
@@ -73,24 +68,9 @@ pub fn turns(earlier: &[AgentRun], except: &str) -> Vec<Turn> {
 /// The task of a new run: `text` alone when there is no earlier turn; otherwise the most
 /// recent of `turns` (oldest first) that fit the budget, then the new message.
 pub fn task(turns: &[Turn], text: &str) -> String {
-    let mut kept = Vec::new();
-    let mut used = 0;
-    for Turn { message, answer } in turns.iter().rev().take(MAX_TURNS) {
-        let turn = format!("User: {message}\nAssistant: {answer}\n");
-        used += turn.chars().count();
-        if used > BUDGET_CHARS {
-            break;
-        }
-        kept.push(turn);
-    }
-    if kept.is_empty() {
-        return text.to_string();
-    }
-    kept.reverse();
-    format!(
-        "## Conversation so far (earlier messages in this chat and your answers)\n{}\n## New message\n{text}",
-        kept.concat()
-    )
+    let newest_first =
+        turns.iter().rev().take(MAX_TURNS).map(|t| conversation::exchange(&t.message, &t.answer));
+    conversation::task(newest_first, text, conversation::CHAT_HEADING, BUDGET_CHARS)
 }
 
 #[cfg(test)]
