@@ -15,6 +15,15 @@ if [[ -x "$out" ]]; then
   exit 0
 fi
 
+# Tests running side by side may all find no binary: one builds, the others wait for it.
+mkdir -p "$cache_root"
+exec 9>"$cache_root/$key.lock"
+flock 9
+if [[ -x "$out" ]]; then
+  echo "$out"
+  exit 0
+fi
+
 command -v go >/dev/null || { echo "otelcol: go toolchain not found" >&2; exit 1; }
 mkdir -p "$(dirname "$out")"
 start=$(date +%s)

@@ -17,6 +17,15 @@ if [[ -x "$out/helm" ]]; then
   exit 0
 fi
 
+# Tests running side by side may all find no binary: one builds, the others wait for it.
+mkdir -p "$cache_root"
+exec 9>"$cache_root/$key.lock"
+flock 9
+if [[ -x "$out/helm" ]]; then
+  echo "$out/helm"
+  exit 0
+fi
+
 command -v go >/dev/null || { echo "helm-build: go toolchain not found" >&2; exit 1; }
 mkdir -p "$out.partial"
 start=$(date +%s)

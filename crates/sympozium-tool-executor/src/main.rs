@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     let result = sympozium_tool_executor::run(config).await;
-    telemetry.shutdown(Duration::from_secs(2));
+    // A loaded node can take seconds to connect and export the last batch; the pod waits.
+    telemetry.shutdown(Duration::from_secs(5));
     Ok(result?)
 }
