@@ -258,6 +258,11 @@ async fn main() -> anyhow::Result<()> {
         procstat::rss_mib(pid).unwrap_or(0.0),
         start_conns
     );
+    if let Some((anon, file)) = procstat::rss_parts_mib(pid) {
+        println!(
+            "  idle RSS: {anon:.1} MiB heap and private (RssAnon) + {file:.1} MiB mapped files (RssFile)"
+        );
+    }
 
     // PersonaPacks: disabled first (a catalog entry), then enabled and timed to Ready.
     let packs: Api<PersonaPack> = Api::namespaced(client.clone(), &ns);
@@ -372,6 +377,11 @@ async fn main() -> anyhow::Result<()> {
         conns_jobs.max(conns_settle),
         procstat::tcp_connections_to(pid, port)
     );
+    if let Some((anon, file)) = procstat::rss_parts_mib(pid) {
+        println!(
+            "  RSS 10 s after: {anon:.1} MiB heap and private (RssAnon) + {file:.1} MiB mapped files (RssFile)"
+        );
+    }
     println!(
         "  pod log reads: {log_reads:.0} for {} finished pods ({:.1} per pod)",
         args.runs,

@@ -23,6 +23,14 @@ pub fn hwm_mib(pid: u32) -> Option<f64> {
     status_kib(pid, "VmHWM").map(|k| k as f64 / 1024.0)
 }
 
+/// The resident set split into heap and other private memory (`RssAnon`) and mapped
+/// files, mostly the program's own binary (`RssFile`), in MiB: a debug build maps far more
+/// code than a release build, so only the first says what the process holds.
+pub fn rss_parts_mib(pid: u32) -> Option<(f64, f64)> {
+    let mib = |f| status_kib(pid, f).map(|k| k as f64 / 1024.0);
+    Some((mib("RssAnon")?, mib("RssFile")?))
+}
+
 /// User plus system CPU time of the process so far, in clock ticks (`/proc/<pid>/stat`).
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
