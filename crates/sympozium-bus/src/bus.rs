@@ -386,7 +386,7 @@ impl Bus {
         let name = identity.consumer_name(topic);
         let first = named_consumer(&self.js, &name, topic, policy, self.consumer_expiry)
             .await
-            .map_err(|reason| Error::JetStream { operation: "creating a consumer", reason })?;
+            .map_err(|e| Error::JetStream { operation: "creating a consumer", reason: e.to_string() })?;
         let (sender, receiver) = tokio::sync::broadcast::channel(1024);
         followers.insert(topic.to_string(), sender.clone());
         let (js, topic, expiry) = (self.js.clone(), topic.to_string(), self.consumer_expiry);
@@ -458,6 +458,26 @@ impl Bus {
     }
 }
 
+/// Why a consumer's message stream broke off; its pump then creates it again.
+#[derive(Debug, thiserror::Error)]
+enum PumpError {
+    /// The stream could not be looked up.
+    #[error("{0}")]
+    Stream(#[from] jetstream::context::GetStreamError),
+    /// The consumer could not be created or found.
+    #[error("{0}")]
+    Consumer(#[from] jetstream::stream::ConsumerError),
+    /// Pulling from the consumer could not start.
+    #[error("{0}")]
+    Subscribe(#[from] consumer::StreamError),
+    /// A pull failed.
+    #[error("{0}")]
+    Message(#[from] consumer::pull::MessagesError),
+    /// The server ended the pull subscription.
+    #[error("message stream ended")]
+    Ended,
+}
+
 /// How long a durable consumer waits for an acknowledgement before it hands the message
 /// to another subscriber (the next leader, after a kill).
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
@@ -470,8 +490,8 @@ async fn pump(
     expiry: Duration,
     verifier: Option<&Verifier>,
     tx: &mpsc::Sender<Delivery>,
-) -> Result<(), String> {
-    let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
+) -> Result<(), PumpError> {
+    let stream = js.get_stream(STREAM).await?;
     let config = consumer::pull::Config {
         durable_name: Some(name.into()),
         filter_subject: subject(topic),
@@ -481,16 +501,14 @@ async fn pump(
         inactive_threshold: expiry,
         ..Default::default()
     };
-    let consumer: consumer::PullConsumer =
-        stream.get_or_create_consumer(name, config).await.map_err(|e| e.to_string())?;
+    let consumer: consumer::PullConsumer = stream.get_or_create_consumer(name, config).await?;
     // One message in flight: nothing sits un-acked in a client buffer when this process
     // stops, so another replica (or the next start) gets it at once.
-    let mut messages =
-        consumer.stream().max_messages_per_batch(1).messages().await.map_err(|e| e.to_string())?;
+    let mut messages = consumer.stream().max_messages_per_batch(1).messages().await?;
     // Waiting on the receiver too: a dropped receiver must end the pull subscription at
     // once, not at the next message (which may never come), so the consumer can expire.
     while let Some(next) = next_or_closed(&mut messages, tx).await {
-        let message = next.map_err(|e| e.to_string())?;
+        let message = next?;
         let header = |name: &str| message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.to_string());
         let traceparent = header("traceparent");
         let origin = verifier.and_then(|v| {
@@ -512,7 +530,7 @@ async fn pump(
             }
         }
     }
-    if tx.is_closed() { Ok(()) } else { Err("message stream ended".into()) }
+    if tx.is_closed() { Ok(()) } else { Err(PumpError::Ended) }
 }
 
 /// The next message, or `None` once the stream ends or `tx`'s receiver is dropped.
@@ -532,8 +550,8 @@ async fn pump_replay(
     topic: &str,
     next_seq: &mut u64,
     tx: &mpsc::Sender<Envelope>,
-) -> Result<(), String> {
-    let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
+) -> Result<(), PumpError> {
+    let stream = js.get_stream(STREAM).await?;
     let deliver_policy = match *next_seq {
         0 => consumer::DeliverPolicy::All,
         start_sequence => consumer::DeliverPolicy::ByStartSequence { start_sequence },
@@ -548,10 +566,10 @@ async fn pump_replay(
         inactive_threshold: Duration::from_secs(60),
         ..Default::default()
     };
-    let consumer: consumer::PullConsumer = stream.create_consumer(config).await.map_err(|e| e.to_string())?;
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    let consumer: consumer::PullConsumer = stream.create_consumer(config).await?;
+    let mut messages = consumer.messages().await?;
     while let Some(next) = next_or_closed(&mut messages, tx).await {
-        let message = next.map_err(|e| e.to_string())?;
+        let message = next?;
         if let Ok(info) = message.info() {
             // After a NATS restart the server may hand out again what it already sent.
             if info.stream_sequence < *next_seq {
@@ -570,7 +588,7 @@ async fn pump_replay(
             }
         }
     }
-    if tx.is_closed() { Ok(()) } else { Err("message stream ended".into()) }
+    if tx.is_closed() { Ok(()) } else { Err(PumpError::Ended) }
 }
 
 /// Forwards a shared subscription into `tx` until either side goes away.
@@ -596,8 +614,8 @@ async fn named_consumer(
     topic: &str,
     deliver_policy: consumer::DeliverPolicy,
     expiry: Duration,
-) -> Result<consumer::PullConsumer, String> {
-    let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
+) -> Result<consumer::PullConsumer, PumpError> {
+    let stream = js.get_stream(STREAM).await?;
     let config = consumer::pull::Config {
         durable_name: Some(name.into()),
         filter_subject: subject(topic),
@@ -607,18 +625,17 @@ async fn named_consumer(
         inactive_threshold: expiry,
         ..Default::default()
     };
-    stream.get_or_create_consumer(name, config).await.map_err(|e| e.to_string())
+    Ok(stream.get_or_create_consumer(name, config).await?)
 }
 
 /// Hands each message of `consumer` to every subscriber of `sender`, then acknowledges it.
 async fn pump_named(
     consumer: consumer::PullConsumer,
     sender: &tokio::sync::broadcast::Sender<Envelope>,
-) -> Result<(), String> {
-    let mut messages =
-        consumer.stream().max_messages_per_batch(16).messages().await.map_err(|e| e.to_string())?;
+) -> Result<(), PumpError> {
+    let mut messages = consumer.stream().max_messages_per_batch(16).messages().await?;
     while let Some(next) = messages.next().await {
-        let message = next.map_err(|e| e.to_string())?;
+        let message = next?;
         match serde_json::from_slice::<Envelope>(&message.payload) {
             // Nobody listening right now is no reason to keep it: a follower wants what
             // arrives while it listens, a replayer is always listening.
@@ -633,7 +650,7 @@ async fn pump_named(
             tracing::debug!(error = %e, "ack failed; the message may come again");
         }
     }
-    Err("message stream ended".into())
+    Err(PumpError::Ended)
 }
 
 /// 128 random bits, hex (a fresh name per replay consumer).

@@ -39,6 +39,9 @@ pub enum Error {
     /// No usable cluster configuration.
     #[error("kubernetes configuration: {0}")]
     Config(String),
+    /// The bus credentials in the flags are unusable.
+    #[error("kubernetes configuration: {0}")]
+    BusAuth(#[from] crate::config::BusAuthError),
     /// An endpoint could not listen.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -134,7 +137,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     }
 
     if let Some(url) = config.nats_url.as_deref().filter(|u| !u.is_empty()) {
-        let options = config.bus_options().map_err(Error::Config)?;
+        let options = config.bus_options()?;
         let bus =
             sympozium_bus::Bus::connect_with(url, options).await.map_err(|e| Error::Bus(e.to_string()))?;
         tokio::spawn(schedule::router::run(client.clone(), bus.clone(), config.max_agent_schedules));

@@ -20,6 +20,7 @@ pub mod access;
 pub mod approval;
 pub mod build;
 pub mod conversations;
+pub mod error;
 pub mod history;
 pub mod inbound;
 pub mod reply;
