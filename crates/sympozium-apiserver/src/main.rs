@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use k8s_openapi::api::core::v1::Secret;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use sympozium_apiserver::{AppState, Caches, Config, auth, router};
 use sympozium_telemetry::TelemetryArgs;
 
@@ -56,15 +55,7 @@ async fn main() -> anyhow::Result<()> {
         &cli.telemetry.with_secret_headers(std::env::vars()),
     )?;
     let config = cli.config;
-    let kube_config = match &config.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
-        }
-        None => {
-            kube::Config::infer().await.context("no Kubernetes configuration (in-cluster or --kubeconfig)")?
-        }
-    };
+    let kube_config = sympozium_kube::process::kube_config(config.kubeconfig.as_deref()).await?;
     let client = kube::Client::try_from(kube_config)?;
     let mut token = config.token.clone().filter(|t| !t.trim().is_empty());
     if token.is_none() && config.token_from_secret {
@@ -115,9 +106,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", config.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
     let served = axum::serve(listener, router(state).layer(axum::middleware::from_fn(trace_request)))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(sympozium_kube::process::shutdown_signal(None))
         .await;
     telemetry.shutdown(Duration::from_secs(5));
     Ok(served?)
