@@ -1,4 +1,5 @@
-//! Connection, stream, publishing and durable consumption.
+//! Connection, stream, publishing, and reading a subject's history (durable consumption
+//! is in `consume`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::consume::{PumpError, next_or_closed};
 use crate::jwt::UserCredentials;
 use crate::origin::{IDENTITY_HEADER, Origin, SIGNATURE_HEADER, Verifier};
 use crate::scope::Identity;
@@ -18,10 +20,10 @@ use crate::{Envelope, Error, STREAM, subject};
 #[derive(Clone, Debug)]
 pub struct Bus {
     client: async_nats::Client,
-    js: jetstream::Context,
-    consumer_expiry: Duration,
+    pub(crate) js: jetstream::Context,
+    pub(crate) consumer_expiry: Duration,
     origin: Option<Origin>,
-    verifier: Option<Verifier>,
+    pub(crate) verifier: Option<Verifier>,
     identity: Option<Identity>,
     followers: std::sync::Arc<tokio::sync::Mutex<BTreeMap<String, tokio::sync::broadcast::Sender<Envelope>>>>,
 }
@@ -69,49 +71,6 @@ pub struct Backlog {
     pub pending: u64,
     /// Messages delivered and not yet acknowledged (being handled, or about to be redelivered).
     pub unacknowledged: u64,
-}
-
-/// One message from a durable consumer; ack it once handled, or it is redelivered.
-#[derive(Debug)]
-pub struct Delivery {
-    /// The decoded envelope.
-    pub envelope: Envelope,
-    /// The `traceparent` header, when the publisher sent one.
-    pub traceparent: Option<String>,
-    /// The publisher's proven identity (`channel/<ns>/<instance>`, `run/<ns>/<run>`) when
-    /// the consuming [`Bus`] verifies origins and the signature matched; `None` otherwise.
-    pub origin: Option<String>,
-    message: jetstream::Message,
-}
-
-impl Delivery {
-    /// Acknowledges the message and waits for the server to confirm it, so it is not
-    /// delivered again (also not after a NATS restart right after the ack).
-    pub async fn ack(&self) {
-        if let Err(e) = self.message.double_ack().await {
-            tracing::warn!(error = %e, topic = %self.envelope.topic, "ack failed; the message may be redelivered");
-        }
-    }
-
-    /// The topic the message was published on (its NATS subject after `sympozium.`): unlike
-    /// the envelope's `topic`, which the publisher writes, this is what its permissions
-    /// allowed it to publish on.
-    pub fn topic(&self) -> &str {
-        let subject = self.message.subject.as_str();
-        subject.strip_prefix(STREAM).and_then(|s| s.strip_prefix('.')).unwrap_or(subject)
-    }
-
-    /// The message's position in the stream: the same for every redelivery of it.
-    pub fn stream_sequence(&self) -> Option<u64> {
-        self.message.info().ok().map(|i| i.stream_sequence)
-    }
-
-    /// Asks for redelivery (e.g. a transient failure while handling it).
-    pub async fn nak(&self) {
-        if let Err(e) = self.message.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(2)))).await {
-            tracing::warn!(error = %e, "nak failed");
-        }
-    }
 }
 
 impl Bus {
@@ -298,32 +257,6 @@ impl Bus {
         Ok(())
     }
 
-    /// Consumes `topic` through the durable consumer `name`: messages published while the
-    /// consumer was away are delivered when it returns, and processes sharing `name` split
-    /// the messages. Survives NATS restarts. The channel closes only when dropped.
-    pub fn durable(&self, name: &str, topic: &str) -> mpsc::Receiver<Delivery> {
-        let (tx, rx) = mpsc::channel(64);
-        let js = self.js.clone();
-        let expiry = self.consumer_expiry;
-        let verifier = self.verifier.clone();
-        let (name, topic) = (name.to_string(), topic.to_string());
-        tokio::spawn(async move {
-            let mut failures = 0u32;
-            while !tx.is_closed() {
-                match pump(&js, &name, &topic, expiry, verifier.as_ref(), &tx).await {
-                    Ok(()) => return,
-                    Err(e) => {
-                        failures = failures.saturating_add(1);
-                        let delay = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)));
-                        tracing::warn!(consumer = %name, error = %e, retry_in = ?delay, "durable consumer interrupted");
-                        tokio::time::sleep(delay).await;
-                    }
-                }
-            }
-        });
-        rx
-    }
-
     /// Every message ever kept on `topic` (the stream holds 24 h), then each new one, in
     /// order: for a reader that needs the whole history of a subject addressed to it (e.g.
     /// `agent.spawn.result.<ns>.<run>`), surviving NATS restarts. Without an identity it
@@ -455,92 +388,6 @@ impl Bus {
     /// The underlying NATS client (for request/reply and live, non-durable subscriptions).
     pub fn client(&self) -> &async_nats::Client {
         &self.client
-    }
-}
-
-/// Why a consumer's message stream broke off; its pump then creates it again.
-#[derive(Debug, thiserror::Error)]
-enum PumpError {
-    /// The stream could not be looked up.
-    #[error("{0}")]
-    Stream(#[from] jetstream::context::GetStreamError),
-    /// The consumer could not be created or found.
-    #[error("{0}")]
-    Consumer(#[from] jetstream::stream::ConsumerError),
-    /// Pulling from the consumer could not start.
-    #[error("{0}")]
-    Subscribe(#[from] consumer::StreamError),
-    /// A pull failed.
-    #[error("{0}")]
-    Message(#[from] consumer::pull::MessagesError),
-    /// The server ended the pull subscription.
-    #[error("message stream ended")]
-    Ended,
-}
-
-/// How long a durable consumer waits for an acknowledgement before it hands the message
-/// to another subscriber (the next leader, after a kill).
-pub const ACK_WAIT: Duration = Duration::from_secs(30);
-
-/// Forwards messages until the receiver goes away (`Ok`) or the consumer breaks (`Err`).
-async fn pump(
-    js: &jetstream::Context,
-    name: &str,
-    topic: &str,
-    expiry: Duration,
-    verifier: Option<&Verifier>,
-    tx: &mpsc::Sender<Delivery>,
-) -> Result<(), PumpError> {
-    let stream = js.get_stream(STREAM).await?;
-    let config = consumer::pull::Config {
-        durable_name: Some(name.into()),
-        filter_subject: subject(topic),
-        ack_policy: consumer::AckPolicy::Explicit,
-        deliver_policy: consumer::DeliverPolicy::New,
-        ack_wait: ACK_WAIT,
-        inactive_threshold: expiry,
-        ..Default::default()
-    };
-    let consumer: consumer::PullConsumer = stream.get_or_create_consumer(name, config).await?;
-    // One message in flight: nothing sits un-acked in a client buffer when this process
-    // stops, so another replica (or the next start) gets it at once.
-    let mut messages = consumer.stream().max_messages_per_batch(1).messages().await?;
-    // Waiting on the receiver too: a dropped receiver must end the pull subscription at
-    // once, not at the next message (which may never come), so the consumer can expire.
-    while let Some(next) = next_or_closed(&mut messages, tx).await {
-        let message = next?;
-        let header = |name: &str| message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.to_string());
-        let traceparent = header("traceparent");
-        let origin = verifier.and_then(|v| {
-            let (identity, signature) = (header(IDENTITY_HEADER), header(SIGNATURE_HEADER));
-            v.verify(identity.as_deref(), signature.as_deref(), message.subject.as_str(), &message.payload)
-        });
-        match serde_json::from_slice::<Envelope>(&message.payload) {
-            Ok(envelope) => {
-                if let Err(returned) = tx.send(Delivery { envelope, traceparent, origin, message }).await {
-                    // Nobody listens any more: hand the message back for immediate redelivery.
-                    let _ = returned.0.message.ack_with(jetstream::AckKind::Nak(None)).await;
-                    return Ok(());
-                }
-            }
-            Err(e) => {
-                // Not ours to fix by retrying: drop it for good.
-                tracing::warn!(error = %e, subject = %message.subject, "discarding a message that is not an envelope");
-                let _ = message.ack_with(jetstream::AckKind::Term).await;
-            }
-        }
-    }
-    if tx.is_closed() { Ok(()) } else { Err(PumpError::Ended) }
-}
-
-/// The next message, or `None` once the stream ends or `tx`'s receiver is dropped.
-async fn next_or_closed<S: futures::Stream + Unpin, T>(
-    messages: &mut S,
-    tx: &mpsc::Sender<T>,
-) -> Option<S::Item> {
-    tokio::select! {
-        next = messages.next() => next,
-        () = tx.closed() => None,
     }
 }
 

@@ -358,19 +358,29 @@ fn is_subject_token(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// Schedule requests, as [`Bus::serve`] hands them out.
+struct Requests {
+    client: Client,
+    bus: Bus,
+    max_per_instance: usize,
+}
+
+impl sympozium_bus::Handler for Requests {
+    async fn handle(&mut self, delivery: &mut Delivery) -> sympozium_bus::Outcome {
+        match crate::run_origin::pin(&self.bus, delivery) {
+            Ok(()) => handle(&self.client, &self.bus, delivery, self.max_per_instance).await,
+            Err(reason) => tracing::warn!(%reason, "schedule request dropped"),
+        }
+        // Answered either way (refusals too): a retry would get the same answer.
+        sympozium_bus::Outcome::Ack
+    }
+}
+
 /// Handles `schedule.upsert` requests until the process stops; each instance may hold at
 /// most `max_per_instance` agent-managed schedules.
 pub async fn run(client: Client, bus: Bus, max_per_instance: usize) {
-    let mut deliveries = bus.durable(CONSUMER, topics::SCHEDULE_UPSERT);
-    while let Some(mut delivery) = deliveries.recv().await {
-        if let Err(reason) = crate::run_origin::pin(&bus, &mut delivery) {
-            tracing::warn!(%reason, "schedule request dropped");
-            delivery.ack().await;
-            continue;
-        }
-        handle(&client, &bus, &delivery, max_per_instance).await;
-        delivery.ack().await;
-    }
+    bus.serve(CONSUMER, topics::SCHEDULE_UPSERT, Requests { client, bus: bus.clone(), max_per_instance })
+        .await;
 }
 
 #[cfg(test)]

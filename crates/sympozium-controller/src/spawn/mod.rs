@@ -182,22 +182,30 @@ async fn watch_children(client: Client, bus: Bus) {
     }
 }
 
-async fn requests(client: Client, bus: Bus) {
-    let mut deliveries = bus.durable(CONSUMER, topics::AGENT_SPAWN_REQUEST);
-    while let Some(mut d) = deliveries.recv().await {
-        if let Err(reason) = crate::run_origin::pin(&bus, &mut d) {
+/// Spawn requests, as [`Bus::serve`] hands them out.
+struct Requests {
+    client: Client,
+    bus: Bus,
+}
+
+impl sympozium_bus::Handler for Requests {
+    async fn handle(&mut self, d: &mut Delivery) -> sympozium_bus::Outcome {
+        if let Err(reason) = crate::run_origin::pin(&self.bus, d) {
             tracing::warn!(%reason, "bus message dropped");
-            d.ack().await;
-            continue;
+            return sympozium_bus::Outcome::Ack;
         }
-        match handle(&client, &bus, &d).await {
-            Ok(_) => d.ack().await,
+        match handle(&self.client, &self.bus, d).await {
+            Ok(_) => sympozium_bus::Outcome::Ack,
             Err(e) => {
                 tracing::warn!(error = %e, "spawn request failed; will retry");
-                d.nak().await;
+                sympozium_bus::Outcome::retry()
             }
         }
     }
+}
+
+async fn requests(client: Client, bus: Bus) {
+    bus.serve(CONSUMER, topics::AGENT_SPAWN_REQUEST, Requests { client, bus: bus.clone() }).await;
 }
 
 /// Handles spawn requests and delivers sub-agent results until the process stops.
