@@ -48,6 +48,8 @@ impl Outcome {
     pub fn ack_kind(self) -> jetstream::AckKind {
         match self {
             Self::Ack => jetstream::AckKind::Ack,
+            // No delay is "now", which JetStream spells without one.
+            Self::Nak(delay) if delay.is_zero() => jetstream::AckKind::Nak(None),
             Self::Nak(delay) => jetstream::AckKind::Nak(Some(delay)),
             Self::Term => jetstream::AckKind::Term,
         }
@@ -146,8 +148,9 @@ impl Bus {
     }
 
     /// [`Bus::serve`] until `shutdown` resolves. A message being handled then is finished
-    /// and settled first; one waiting in the client is handed back for immediate
-    /// redelivery (to another replica, or the next start).
+    /// and settled first; those already pulled but not handled yet are handed back for
+    /// immediate redelivery (to another replica, or the next start) instead of waiting
+    /// out [`ACK_WAIT`].
     pub async fn serve_until(
         &self,
         name: &str,
@@ -163,10 +166,16 @@ impl Bus {
                     Some(d) => d,
                     None => return,
                 },
-                () = &mut shutdown => return,
+                () = &mut shutdown => break,
             };
             let outcome = handler.handle(&mut delivery).await;
             delivery.settle(outcome).await;
+        }
+        // Closing stops the pump at its next send (it hands that message back itself);
+        // what is still buffered is handed back here.
+        deliveries.close();
+        while let Some(pulled) = deliveries.recv().await {
+            pulled.settle(Outcome::Nak(Duration::ZERO)).await;
         }
     }
 }
@@ -229,6 +238,7 @@ async fn pump(
                 if let Err(returned) = tx.send(Delivery { envelope, traceparent, origin, message }).await {
                     // Nobody listens any more: hand the message back for immediate redelivery.
                     let _ = returned.0.message.ack_with(jetstream::AckKind::Nak(None)).await;
+                    hand_back(&mut messages).await;
                     return Ok(());
                 }
             }
@@ -239,7 +249,25 @@ async fn pump(
             }
         }
     }
-    if tx.is_closed() { Ok(()) } else { Err(PumpError::Ended) }
+    if !tx.is_closed() {
+        return Err(PumpError::Ended);
+    }
+    hand_back(&mut messages).await;
+    Ok(())
+}
+
+/// How long a stopping pump waits for messages the client library already fetched.
+const HAND_BACK_WAIT: Duration = Duration::from_millis(100);
+
+/// Hands back for immediate redelivery what the client library fetched ahead for a
+/// receiver that is gone: dropped with the subscription, it would wait out [`ACK_WAIT`].
+async fn hand_back<S>(messages: &mut S)
+where
+    S: futures::Stream<Item = Result<jetstream::Message, consumer::pull::MessagesError>> + Unpin,
+{
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(HAND_BACK_WAIT, messages.next()).await {
+        let _ = message.ack_with(jetstream::AckKind::Nak(None)).await;
+    }
 }
 
 /// The next message, or `None` once the stream ends or `tx`'s receiver is dropped.
@@ -264,5 +292,6 @@ mod tests {
         let delay = Duration::from_millis(1500);
         assert!(matches!(Outcome::Nak(delay).ack_kind(), jetstream::AckKind::Nak(Some(d)) if d == delay));
         assert!(matches!(Outcome::retry().ack_kind(), jetstream::AckKind::Nak(Some(d)) if d == RETRY_DELAY));
+        assert!(matches!(Outcome::Nak(Duration::ZERO).ack_kind(), jetstream::AckKind::Nak(None)));
     }
 }

@@ -74,3 +74,64 @@ async fn outcomes_settle_messages_and_serving_stops_on_shutdown() {
         "no call after shutdown"
     );
 }
+
+/// Acknowledges after `delay`, reporting each message's `n`.
+struct Slow {
+    seen: mpsc::UnboundedSender<i64>,
+    delay: Duration,
+}
+
+impl Handler for Slow {
+    async fn handle(&mut self, d: &mut Delivery) -> Outcome {
+        tokio::time::sleep(self.delay).await;
+        self.seen.send(d.envelope.data["n"].as_i64().unwrap_or(-1)).unwrap();
+        Outcome::Ack
+    }
+}
+
+#[tokio::test]
+async fn messages_pulled_but_not_handled_come_back_at_once_after_shutdown() {
+    let nats = NatsServer::start().await.unwrap();
+    let bus = Bus::connect(&nats.url()).await.unwrap();
+    let (seen, mut calls) = mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let slow = Slow { seen: seen.clone(), delay: Duration::from_millis(500) };
+    let serving = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            bus.serve_until("slow", topics::SCHEDULE_UPSERT, shutdown, slow).await;
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 0..5 {
+        bus.publish(topics::SCHEDULE_UPSERT, BTreeMap::new(), &json!({ "n": n })).await.unwrap();
+    }
+    let first = tokio::time::timeout(Duration::from_secs(20), calls.recv()).await.expect("in time").unwrap();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), serving).await.expect("serving stops").unwrap();
+
+    // The next server gets the rest long before ACK_WAIT (30 s) runs out. One the client
+    // library receives only after the pump has stopped (a fetch in flight at that moment)
+    // cannot be handed back and waits it out.
+    let stopped_at = tokio::time::Instant::now();
+    let fast = Slow { seen, delay: Duration::ZERO };
+    let next = tokio::spawn({
+        let bus = bus.clone();
+        async move { bus.serve("slow", topics::SCHEDULE_UPSERT, fast).await }
+    });
+    let (mut all, mut late) = (vec![first], 0);
+    while all.len() < 5 {
+        let n = tokio::time::timeout(Duration::from_secs(45), calls.recv()).await.expect("in time").unwrap();
+        if !all.contains(&n) {
+            all.push(n);
+            late += usize::from(stopped_at.elapsed() > Duration::from_secs(10));
+        }
+    }
+    next.abort();
+    all.sort_unstable();
+    assert_eq!(all, vec![0, 1, 2, 3, 4]);
+    assert!(late <= 1, "{late} messages waited out ACK_WAIT");
+}
