@@ -23,6 +23,41 @@ use tokio::sync::OnceCell;
 use crate::duration::format_duration;
 use crate::util::unix_nanos;
 
+/// Why a tool call was not approved. The texts reach the model in the tool's result.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// `NATS_CREDS` does not hold valid credentials.
+    #[error("NATS_CREDS: {0}")]
+    InvalidCredentials(#[source] sympozium_bus::jwt::JwtError),
+    /// The run has no bus to ask on.
+    #[error("no approval channel is configured (EVENT_BUS_URL is empty)")]
+    NotConfigured,
+    /// Connecting to NATS failed.
+    #[error("cannot reach the event bus: {0}")]
+    Unreachable(#[source] sympozium_bus::Error),
+    /// NATS did not answer within the connect budget.
+    #[error("cannot reach the event bus: connect timed out")]
+    ConnectTimeout,
+    /// The response subject could not be followed.
+    #[error("following approval responses: {0}")]
+    Follow(#[source] sympozium_bus::Error),
+    /// The request could not be published.
+    #[error("publishing approval request: {0}")]
+    Publish(#[source] sympozium_bus::Error),
+    /// The reviewer refused (their reason, or `denied by reviewer`).
+    #[error("{reason}")]
+    Denied {
+        /// The reviewer's reason.
+        reason: String,
+    },
+    /// The response stream ended before an answer came.
+    #[error("the approval subscription closed")]
+    SubscriptionClosed,
+    /// No answer within the policy's approval timeout.
+    #[error("no approval within {}", format_duration(*.0))]
+    TimedOut(Duration),
+}
+
 /// Asks for approvals; connects on first use so runs without `ask` tools never touch NATS.
 pub struct Approver {
     url: String,
@@ -48,11 +83,11 @@ pub fn bus_options(
     namespace: &str,
     run: &str,
     instance: &str,
-) -> Result<BusOptions, String> {
+) -> Result<BusOptions, ApprovalError> {
     let user = if creds.trim().is_empty() {
         None
     } else {
-        Some(UserCredentials::from_creds(creds).map_err(|e| format!("NATS_CREDS: {e}"))?)
+        Some(UserCredentials::from_creds(creds).map_err(ApprovalError::InvalidCredentials)?)
     };
     let instance = Some(instance.to_string()).filter(|i| !i.is_empty());
     Ok(BusOptions {
@@ -84,7 +119,7 @@ impl Approver {
         self
     }
 
-    async fn bus(&self) -> Result<&Bus, String> {
+    async fn bus(&self) -> Result<&Bus, ApprovalError> {
         self.bus
             .get_or_try_init(|| async {
                 // Connecting retries until NATS answers: bounded here, a run must not hang.
@@ -95,20 +130,20 @@ impl Approver {
                 .await
                 {
                     Ok(Ok(bus)) => Ok(bus),
-                    Ok(Err(e)) => Err(format!("cannot reach the event bus: {e}")),
-                    Err(_) => Err("cannot reach the event bus: connect timed out".to_string()),
+                    Ok(Err(e)) => Err(ApprovalError::Unreachable(e)),
+                    Err(_) => Err(ApprovalError::ConnectTimeout),
                 }
             })
             .await
     }
 
-    /// Requests approval for `tool(args)`. `Ok` = approved; `Err(reason)` = refused.
-    pub async fn request(&self, tool: &str, args: &Value) -> Result<(), String> {
+    /// Requests approval for `tool(args)`. `Ok` = approved; `Err` = refused, or no verdict.
+    pub async fn request(&self, tool: &str, args: &Value) -> Result<(), ApprovalError> {
         let bus = self.bus().await?;
         let mut responses = bus
             .follow(&topics::approval_response(bus_namespace(&self.namespace), &self.run_id))
             .await
-            .map_err(|e| format!("following approval responses: {e}"))?;
+            .map_err(ApprovalError::Follow)?;
         let request_id = format!("{}-{}", self.run_id, unix_nanos());
         let meta = BTreeMap::from([
             ("agentRunID".to_string(), self.run_id.clone()),
@@ -126,13 +161,17 @@ impl Approver {
                 }
                 let approved = data.get("approved").and_then(Value::as_bool).unwrap_or(false);
                 let reason = data.get("reason").and_then(Value::as_str).unwrap_or("denied by reviewer");
-                return if approved { Ok(()) } else { Err(reason.to_string()) };
+                return if approved {
+                    Ok(())
+                } else {
+                    Err(ApprovalError::Denied { reason: reason.to_string() })
+                };
             }
-            Err("the approval subscription closed".to_string())
+            Err(ApprovalError::SubscriptionClosed)
         };
         match tokio::time::timeout(self.timeout, wait).await {
             Ok(verdict) => verdict,
-            Err(_) => Err(format!("no approval within {}", format_duration(self.timeout))),
+            Err(_) => Err(ApprovalError::TimedOut(self.timeout)),
         }
     }
 }
@@ -145,7 +184,7 @@ async fn publish_request(
     meta: BTreeMap<String, String>,
     data: &Value,
     budget: Duration,
-) -> Result<(), String> {
+) -> Result<(), ApprovalError> {
     let deadline = tokio::time::Instant::now() + budget;
     let mut attempt = 0u32;
     loop {
@@ -155,7 +194,7 @@ async fn publish_request(
                 attempt = attempt.saturating_add(1);
                 let delay = Duration::from_millis(250u64.saturating_mul(u64::from(attempt.min(8))));
                 if attempt >= 10 || tokio::time::Instant::now() + delay >= deadline {
-                    return Err(format!("publishing approval request: {e}"));
+                    return Err(ApprovalError::Publish(e));
                 }
                 tracing::warn!(error = %e, attempt, "approval request not acknowledged; publishing again");
                 tokio::time::sleep(delay).await;

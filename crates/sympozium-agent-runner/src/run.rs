@@ -164,7 +164,7 @@ async fn execute(
     } else {
         Some(Arc::new(
             MemoryClient::new(&config.memory_server_url, &config.memory_auth_token)
-                .map_err(crate::error::LlmError::Config)?,
+                .map_err(|e| crate::error::LlmError::Config(e.to_string()))?,
         ))
     };
     let roots = &config.roots;

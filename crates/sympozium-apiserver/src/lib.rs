@@ -1,8 +1,8 @@
 //! The Sympozium API server: the REST API the web dashboard and users' scripts call, a
 //! WebSocket stream of run output, and the dashboard itself.
 //!
-//! [`router`] builds the whole service from an [`AppState`]; `main.rs` only parses the
-//! configuration and serves it. Reads answer from watch caches ([`cache`]); writes go to
+//! [`router`] builds the whole service from an [`AppState`]; [`serve::run`] connects and
+//! serves it, `main.rs` only parses the configuration. Reads answer from watch caches ([`cache`]); writes go to
 //! the Kubernetes API with the server's own identity, and everything a tenant's admission
 //! webhook and CRD schema enforce still applies to them.
 
@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod params;
 pub mod routes;
 pub mod secrets;
+pub mod serve;
 pub mod tsgen;
 pub mod ws;
 

@@ -1,4 +1,5 @@
-//! Connection, stream, publishing and durable consumption.
+//! Connection, stream, publishing, and reading a subject's history (durable consumption
+//! is in `consume`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::consume::{PumpError, next_or_closed};
 use crate::jwt::UserCredentials;
 use crate::origin::{IDENTITY_HEADER, Origin, SIGNATURE_HEADER, Verifier};
 use crate::scope::Identity;
@@ -18,10 +20,10 @@ use crate::{Envelope, Error, STREAM, subject};
 #[derive(Clone, Debug)]
 pub struct Bus {
     client: async_nats::Client,
-    js: jetstream::Context,
-    consumer_expiry: Duration,
+    pub(crate) js: jetstream::Context,
+    pub(crate) consumer_expiry: Duration,
     origin: Option<Origin>,
-    verifier: Option<Verifier>,
+    pub(crate) verifier: Option<Verifier>,
     identity: Option<Identity>,
     followers: std::sync::Arc<tokio::sync::Mutex<BTreeMap<String, tokio::sync::broadcast::Sender<Envelope>>>>,
 }
@@ -69,49 +71,6 @@ pub struct Backlog {
     pub pending: u64,
     /// Messages delivered and not yet acknowledged (being handled, or about to be redelivered).
     pub unacknowledged: u64,
-}
-
-/// One message from a durable consumer; ack it once handled, or it is redelivered.
-#[derive(Debug)]
-pub struct Delivery {
-    /// The decoded envelope.
-    pub envelope: Envelope,
-    /// The `traceparent` header, when the publisher sent one.
-    pub traceparent: Option<String>,
-    /// The publisher's proven identity (`channel/<ns>/<instance>`, `run/<ns>/<run>`) when
-    /// the consuming [`Bus`] verifies origins and the signature matched; `None` otherwise.
-    pub origin: Option<String>,
-    message: jetstream::Message,
-}
-
-impl Delivery {
-    /// Acknowledges the message and waits for the server to confirm it, so it is not
-    /// delivered again (also not after a NATS restart right after the ack).
-    pub async fn ack(&self) {
-        if let Err(e) = self.message.double_ack().await {
-            tracing::warn!(error = %e, topic = %self.envelope.topic, "ack failed; the message may be redelivered");
-        }
-    }
-
-    /// The topic the message was published on (its NATS subject after `sympozium.`): unlike
-    /// the envelope's `topic`, which the publisher writes, this is what its permissions
-    /// allowed it to publish on.
-    pub fn topic(&self) -> &str {
-        let subject = self.message.subject.as_str();
-        subject.strip_prefix(STREAM).and_then(|s| s.strip_prefix('.')).unwrap_or(subject)
-    }
-
-    /// The message's position in the stream: the same for every redelivery of it.
-    pub fn stream_sequence(&self) -> Option<u64> {
-        self.message.info().ok().map(|i| i.stream_sequence)
-    }
-
-    /// Asks for redelivery (e.g. a transient failure while handling it).
-    pub async fn nak(&self) {
-        if let Err(e) = self.message.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(2)))).await {
-            tracing::warn!(error = %e, "nak failed");
-        }
-    }
 }
 
 impl Bus {
@@ -298,32 +257,6 @@ impl Bus {
         Ok(())
     }
 
-    /// Consumes `topic` through the durable consumer `name`: messages published while the
-    /// consumer was away are delivered when it returns, and processes sharing `name` split
-    /// the messages. Survives NATS restarts. The channel closes only when dropped.
-    pub fn durable(&self, name: &str, topic: &str) -> mpsc::Receiver<Delivery> {
-        let (tx, rx) = mpsc::channel(64);
-        let js = self.js.clone();
-        let expiry = self.consumer_expiry;
-        let verifier = self.verifier.clone();
-        let (name, topic) = (name.to_string(), topic.to_string());
-        tokio::spawn(async move {
-            let mut failures = 0u32;
-            while !tx.is_closed() {
-                match pump(&js, &name, &topic, expiry, verifier.as_ref(), &tx).await {
-                    Ok(()) => return,
-                    Err(e) => {
-                        failures = failures.saturating_add(1);
-                        let delay = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)));
-                        tracing::warn!(consumer = %name, error = %e, retry_in = ?delay, "durable consumer interrupted");
-                        tokio::time::sleep(delay).await;
-                    }
-                }
-            }
-        });
-        rx
-    }
-
     /// Every message ever kept on `topic` (the stream holds 24 h), then each new one, in
     /// order: for a reader that needs the whole history of a subject addressed to it (e.g.
     /// `agent.spawn.result.<ns>.<run>`), surviving NATS restarts. Without an identity it
@@ -386,7 +319,7 @@ impl Bus {
         let name = identity.consumer_name(topic);
         let first = named_consumer(&self.js, &name, topic, policy, self.consumer_expiry)
             .await
-            .map_err(|reason| Error::JetStream { operation: "creating a consumer", reason })?;
+            .map_err(|e| Error::JetStream { operation: "creating a consumer", reason: e.to_string() })?;
         let (sender, receiver) = tokio::sync::broadcast::channel(1024);
         followers.insert(topic.to_string(), sender.clone());
         let (js, topic, expiry) = (self.js.clone(), topic.to_string(), self.consumer_expiry);
@@ -458,82 +391,14 @@ impl Bus {
     }
 }
 
-/// How long a durable consumer waits for an acknowledgement before it hands the message
-/// to another subscriber (the next leader, after a kill).
-pub const ACK_WAIT: Duration = Duration::from_secs(30);
-
-/// Forwards messages until the receiver goes away (`Ok`) or the consumer breaks (`Err`).
-async fn pump(
-    js: &jetstream::Context,
-    name: &str,
-    topic: &str,
-    expiry: Duration,
-    verifier: Option<&Verifier>,
-    tx: &mpsc::Sender<Delivery>,
-) -> Result<(), String> {
-    let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
-    let config = consumer::pull::Config {
-        durable_name: Some(name.into()),
-        filter_subject: subject(topic),
-        ack_policy: consumer::AckPolicy::Explicit,
-        deliver_policy: consumer::DeliverPolicy::New,
-        ack_wait: ACK_WAIT,
-        inactive_threshold: expiry,
-        ..Default::default()
-    };
-    let consumer: consumer::PullConsumer =
-        stream.get_or_create_consumer(name, config).await.map_err(|e| e.to_string())?;
-    // One message in flight: nothing sits un-acked in a client buffer when this process
-    // stops, so another replica (or the next start) gets it at once.
-    let mut messages =
-        consumer.stream().max_messages_per_batch(1).messages().await.map_err(|e| e.to_string())?;
-    // Waiting on the receiver too: a dropped receiver must end the pull subscription at
-    // once, not at the next message (which may never come), so the consumer can expire.
-    while let Some(next) = next_or_closed(&mut messages, tx).await {
-        let message = next.map_err(|e| e.to_string())?;
-        let header = |name: &str| message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.to_string());
-        let traceparent = header("traceparent");
-        let origin = verifier.and_then(|v| {
-            let (identity, signature) = (header(IDENTITY_HEADER), header(SIGNATURE_HEADER));
-            v.verify(identity.as_deref(), signature.as_deref(), message.subject.as_str(), &message.payload)
-        });
-        match serde_json::from_slice::<Envelope>(&message.payload) {
-            Ok(envelope) => {
-                if let Err(returned) = tx.send(Delivery { envelope, traceparent, origin, message }).await {
-                    // Nobody listens any more: hand the message back for immediate redelivery.
-                    let _ = returned.0.message.ack_with(jetstream::AckKind::Nak(None)).await;
-                    return Ok(());
-                }
-            }
-            Err(e) => {
-                // Not ours to fix by retrying: drop it for good.
-                tracing::warn!(error = %e, subject = %message.subject, "discarding a message that is not an envelope");
-                let _ = message.ack_with(jetstream::AckKind::Term).await;
-            }
-        }
-    }
-    if tx.is_closed() { Ok(()) } else { Err("message stream ended".into()) }
-}
-
-/// The next message, or `None` once the stream ends or `tx`'s receiver is dropped.
-async fn next_or_closed<S: futures::Stream + Unpin, T>(
-    messages: &mut S,
-    tx: &mpsc::Sender<T>,
-) -> Option<S::Item> {
-    tokio::select! {
-        next = messages.next() => next,
-        () = tx.closed() => None,
-    }
-}
-
 /// Forwards `topic` from stream sequence `next_seq` on (0 = from the start).
 async fn pump_replay(
     js: &jetstream::Context,
     topic: &str,
     next_seq: &mut u64,
     tx: &mpsc::Sender<Envelope>,
-) -> Result<(), String> {
-    let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
+) -> Result<(), PumpError> {
+    let stream = js.get_stream(STREAM).await?;
     let deliver_policy = match *next_seq {
         0 => consumer::DeliverPolicy::All,
         start_sequence => consumer::DeliverPolicy::ByStartSequence { start_sequence },
@@ -548,10 +413,10 @@ async fn pump_replay(
         inactive_threshold: Duration::from_secs(60),
         ..Default::default()
     };
-    let consumer: consumer::PullConsumer = stream.create_consumer(config).await.map_err(|e| e.to_string())?;
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    let consumer: consumer::PullConsumer = stream.create_consumer(config).await?;
+    let mut messages = consumer.messages().await?;
     while let Some(next) = next_or_closed(&mut messages, tx).await {
-        let message = next.map_err(|e| e.to_string())?;
+        let message = next?;
         if let Ok(info) = message.info() {
             // After a NATS restart the server may hand out again what it already sent.
             if info.stream_sequence < *next_seq {
@@ -570,7 +435,7 @@ async fn pump_replay(
             }
         }
     }
-    if tx.is_closed() { Ok(()) } else { Err("message stream ended".into()) }
+    if tx.is_closed() { Ok(()) } else { Err(PumpError::Ended) }
 }
 
 /// Forwards a shared subscription into `tx` until either side goes away.
@@ -596,8 +461,8 @@ async fn named_consumer(
     topic: &str,
     deliver_policy: consumer::DeliverPolicy,
     expiry: Duration,
-) -> Result<consumer::PullConsumer, String> {
-    let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
+) -> Result<consumer::PullConsumer, PumpError> {
+    let stream = js.get_stream(STREAM).await?;
     let config = consumer::pull::Config {
         durable_name: Some(name.into()),
         filter_subject: subject(topic),
@@ -607,18 +472,17 @@ async fn named_consumer(
         inactive_threshold: expiry,
         ..Default::default()
     };
-    stream.get_or_create_consumer(name, config).await.map_err(|e| e.to_string())
+    Ok(stream.get_or_create_consumer(name, config).await?)
 }
 
 /// Hands each message of `consumer` to every subscriber of `sender`, then acknowledges it.
 async fn pump_named(
     consumer: consumer::PullConsumer,
     sender: &tokio::sync::broadcast::Sender<Envelope>,
-) -> Result<(), String> {
-    let mut messages =
-        consumer.stream().max_messages_per_batch(16).messages().await.map_err(|e| e.to_string())?;
+) -> Result<(), PumpError> {
+    let mut messages = consumer.stream().max_messages_per_batch(16).messages().await?;
     while let Some(next) = messages.next().await {
-        let message = next.map_err(|e| e.to_string())?;
+        let message = next?;
         match serde_json::from_slice::<Envelope>(&message.payload) {
             // Nobody listening right now is no reason to keep it: a follower wants what
             // arrives while it listens, a replayer is always listening.
@@ -633,7 +497,7 @@ async fn pump_named(
             tracing::debug!(error = %e, "ack failed; the message may come again");
         }
     }
-    Err("message stream ended".into())
+    Err(PumpError::Ended)
 }
 
 /// 128 random bits, hex (a fresh name per replay consumer).

@@ -6,9 +6,12 @@
 //! must not lose messages use durable consumers ([`Bus::durable`]): a message published while
 //! the consumer is down, or while NATS restarts, is delivered once it is back, and replicas
 //! sharing a durable name split the work instead of each handling every message.
+//! [`Bus::serve`] runs a [`Handler`] over a durable consumer and settles each message as
+//! the handler's [`Outcome`] says (ack, redeliver after a delay, or drop).
 
 pub mod auth;
 mod bus;
+mod consume;
 mod envelope;
 pub mod jwt;
 pub mod origin;
@@ -17,7 +20,8 @@ pub mod scope;
 pub mod topics;
 pub mod trace;
 
-pub use bus::{ACK_WAIT, Backlog, Bus, BusOptions, CONSUMER_EXPIRY, Delivery};
+pub use bus::{Backlog, Bus, BusOptions, CONSUMER_EXPIRY};
+pub use consume::{ACK_WAIT, Delivery, Handler, Outcome, RETRY_DELAY};
 pub use envelope::Envelope;
 
 /// Name of the JetStream stream.

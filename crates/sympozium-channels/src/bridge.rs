@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use sympozium_bus::payloads::{InboundMessage, OutboundMessage};
 use sympozium_bus::trace::TraceParent;
-use sympozium_bus::{Bus, Delivery, Envelope, topics};
+use sympozium_bus::{Bus, Delivery, Envelope, Outcome, topics};
 
 use crate::config::ChannelType;
 use crate::platform::{Part, Platform, SendError};
@@ -194,39 +194,48 @@ pub async fn outbound_loop<P: Platform>(bus: Bus, identity: Arc<Identity>, platf
     let topic = identity.topic(topics::CHANNEL_MESSAGE_SEND);
     let bus_identity = sympozium_bus::scope::Identity::channel(identity.bus_namespace(), &identity.instance);
     let consumer = bus_identity.channel_consumer_name(&topic, identity.channel.as_str());
-    let mut deliveries = bus.durable(&consumer, &topic);
-    let mut posted = Posted::default();
-    // Parts already posted of a message whose later part failed (by stream sequence).
-    let mut progress: HashMap<u64, usize> = HashMap::new();
-    while let Some(d) = deliveries.recv().await {
-        handle(&d, &identity, platform.as_ref(), &mut posted, &mut progress).await;
+    let poster = Poster { identity, platform, posted: Posted::default(), progress: HashMap::new() };
+    bus.serve(&consumer, &topic, poster).await;
+}
+
+/// Posts what [`Bus::serve`] hands out.
+struct Poster<P> {
+    identity: Arc<Identity>,
+    platform: Arc<P>,
+    posted: Posted,
+    /// Parts already posted of a message whose later part failed (by stream sequence).
+    progress: HashMap<u64, usize>,
+}
+
+impl<P: Platform> sympozium_bus::Handler for Poster<P> {
+    async fn handle(&mut self, d: &mut Delivery) -> Outcome {
+        handle(d, &self.identity, self.platform.as_ref(), &mut self.posted, &mut self.progress).await
     }
 }
 
+/// Posts one outbound message (every part not posted yet), retrying the platform until
+/// it accepts or refuses for good; every path ends in an acknowledgement.
 async fn handle<P: Platform>(
     d: &Delivery,
     identity: &Identity,
     platform: &P,
     posted: &mut Posted,
     progress: &mut HashMap<u64, usize>,
-) {
+) -> Outcome {
     let message: OutboundMessage = match serde_json::from_value(d.envelope.data.clone()) {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(error = %e, "discarding an outbound message that does not parse");
-            d.ack().await;
-            return;
+            return Outcome::Ack;
         }
     };
     if !identity.owns(&d.envelope, &message) {
-        d.ack().await;
-        return;
+        return Outcome::Ack;
     }
     let seq = d.stream_sequence().unwrap_or_default();
     if seq != 0 && posted.contains(seq) {
         tracing::debug!(seq, "redelivery of a message already posted");
-        d.ack().await;
-        return;
+        return Outcome::Ack;
     }
     let parts = split(&message.text, platform.limit());
     let mut next = progress.get(&seq).copied().unwrap_or(0);
@@ -261,8 +270,9 @@ async fn handle<P: Platform>(
     if seq != 0 {
         posted.insert(seq);
     }
-    d.ack().await;
     tracing::info!(chat = %message.chat_id, parts = parts.len(), "outbound message delivered");
+    // Posted, or dropped as refused: either way never posted again.
+    Outcome::Ack
 }
 
 #[cfg(test)]

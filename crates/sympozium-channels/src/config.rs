@@ -70,12 +70,20 @@ impl FromStr for Secret {
     }
 }
 
-fn seconds(s: &str) -> Result<Duration, String> {
+/// A duration setting that is not a positive number of seconds.
+#[derive(Debug, thiserror::Error)]
+#[error("{value:?} is not a positive number of seconds")]
+pub struct NotPositiveSeconds {
+    /// The value as given.
+    pub value: String,
+}
+
+fn seconds(s: &str) -> Result<Duration, NotPositiveSeconds> {
     s.parse::<f64>()
         .ok()
         .filter(|v| v.is_finite() && *v > 0.0)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("{s:?} is not a positive number of seconds"))
+        .ok_or_else(|| NotPositiveSeconds { value: s.to_string() })
 }
 
 /// Configuration of `sympozium-channel`.

@@ -38,9 +38,9 @@ pub enum Error {
     /// The event bus is unreachable.
     #[error("event bus: {0}")]
     Bus(#[from] sympozium_bus::Error),
-    /// The bus credentials do not parse.
-    #[error("bus credentials: {0}")]
-    Credentials(String),
+    /// The bus credentials (`NATS_CREDS`) do not parse.
+    #[error("bus credentials: NATS_CREDS: {0}")]
+    Credentials(#[source] sympozium_bus::jwt::JwtError),
     /// A server could not listen.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -107,10 +107,9 @@ pub fn bus_options(config: &Config) -> Result<sympozium_bus::BusOptions, Error> 
     let set =
         |s: &Option<config::Secret>| s.as_ref().map(|s| s.expose().to_string()).filter(|s| !s.is_empty());
     let user = match set(&config.nats_creds) {
-        Some(text) => Some(
-            sympozium_bus::jwt::UserCredentials::from_creds(&text)
-                .map_err(|e| Error::Credentials(format!("NATS_CREDS: {e}")))?,
-        ),
+        Some(text) => {
+            Some(sympozium_bus::jwt::UserCredentials::from_creds(&text).map_err(Error::Credentials)?)
+        }
         None => None,
     };
     Ok(sympozium_bus::BusOptions {

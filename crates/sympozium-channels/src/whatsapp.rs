@@ -83,7 +83,7 @@ impl WhatsApp {
     }
 
     /// Checks the phone number through the Graph API (health).
-    pub async fn check(&self) -> Result<(), String> {
+    pub async fn check(&self) -> Result<(), CheckError> {
         let resp = self
             .http
             .get(format!("{}/{}", self.api, self.phone_number_id))
@@ -91,14 +91,31 @@ impl WhatsApp {
             .bearer_auth(self.token.expose())
             .send()
             .await
-            .map_err(|e| platform::describe(&e))?;
+            .map_err(CheckError::Request)?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
         }
         let v: Value = resp.json().await.unwrap_or(Value::Null);
-        Err(format!("HTTP {status}: {}", v["error"]["message"].as_str().unwrap_or("no message")))
+        let message = v["error"]["message"].as_str().unwrap_or("no message").to_string();
+        Err(CheckError::Refused { status, message })
     }
+}
+
+/// Why the Graph API health check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The request failed (shown without its URL, which may carry the phone number id).
+    #[error("{}", platform::describe(.0))]
+    Request(#[source] reqwest::Error),
+    /// The Graph API answered with an error status.
+    #[error("HTTP {status}: {message}")]
+    Refused {
+        /// HTTP status.
+        status: reqwest::StatusCode,
+        /// The Graph API's error message (`no message` when it sent none).
+        message: String,
+    },
 }
 
 /// Rechecks the Graph API every `interval` and reports it as the channel's health.

@@ -11,25 +11,23 @@ pub mod wizard;
 use std::io::IsTerminal;
 
 use anyhow::{Context as _, anyhow};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::Client;
+use kube::config::Kubeconfig;
 
 use crate::cli::{Cli, Command};
 
 /// A client for `kubeconfig` (else `$KUBECONFIG`, in-cluster or `~/.kube/config`), not yet
 /// checked against the cluster, and the cluster's URL.
 pub(crate) async fn client_for(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<(Client, String)> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .map_err(|e| anyhow!("cannot read kubeconfig {}: {e}", path.display()))?;
-            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| anyhow!("kubeconfig {}: {e}", path.display()))?
+    use sympozium_kube::process::{KubeConfigError, kube_config};
+    let config = match kube_config(kubeconfig).await {
+        Ok(config) => config,
+        // The shared text names flags of the servers; the CLI says what its user can do.
+        Err(KubeConfigError::Infer(e)) => {
+            return Err(anyhow!("no cluster configured ({e}); set KUBECONFIG or pass --kubeconfig"));
         }
-        None => Config::infer()
-            .await
-            .map_err(|e| anyhow!("no cluster configured ({e}); set KUBECONFIG or pass --kubeconfig"))?,
+        // The text already ends with its cause: `{:#}` must not repeat it.
+        Err(e) => return Err(anyhow!("{e}")),
     };
     let server = config.cluster_url.to_string();
     Ok((Client::try_from(config).context("building the Kubernetes client")?, server))

@@ -7,6 +7,17 @@ use clap::Parser;
 
 use crate::settings::{BusAuth, Settings};
 
+/// Why the bus credentials cannot be set up from the flags.
+#[derive(Debug, thiserror::Error)]
+pub enum BusAuthError {
+    /// The account key or signing seed does not decode.
+    #[error("--nats-account / --nats-signing-seed: {0}")]
+    SigningKey(#[source] sympozium_bus::jwt::JwtError),
+    /// The controller's own NATS user could not be minted.
+    #[error("minting the controller's bus user: {0}")]
+    Mint(#[source] sympozium_bus::jwt::JwtError),
+}
+
 /// The Sympozium controller manager.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "sympozium-controller", version, about)]
@@ -117,7 +128,7 @@ impl Config {
 
     /// Credentials for the pods' bus connections, when NATS runs in operator mode: `None`
     /// when not configured, an error when configured with keys that do not decode.
-    pub fn bus_auth(&self) -> Result<Option<BusAuth>, String> {
+    pub fn bus_auth(&self) -> Result<Option<BusAuth>, BusAuthError> {
         let nonempty =
             |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
         let (Some(account), Some(seed), Some(master_key)) = (
@@ -127,20 +138,20 @@ impl Config {
         ) else {
             return Ok(None);
         };
-        let issuer = sympozium_bus::jwt::Issuer::from_seed(&account, &seed)
-            .map_err(|e| format!("--nats-account / --nats-signing-seed: {e}"))?;
+        let issuer =
+            sympozium_bus::jwt::Issuer::from_seed(&account, &seed).map_err(BusAuthError::SigningKey)?;
         Ok(Some(BusAuth { issuer: std::sync::Arc::new(issuer), master_key }))
     }
 
     /// How the controller itself connects to the bus: as its own NATS user, minted with the
     /// signing key, when NATS runs in operator mode.
-    pub fn bus_options(&self) -> Result<sympozium_bus::BusOptions, String> {
+    pub fn bus_options(&self) -> Result<sympozium_bus::BusOptions, BusAuthError> {
         let auth = self.bus_auth()?;
         let user = match &auth {
             Some(auth) => Some(
                 auth.issuer
                     .mint(&sympozium_bus::scope::Identity::Controller, None)
-                    .map_err(|e| format!("minting the controller's bus user: {e}"))?,
+                    .map_err(BusAuthError::Mint)?,
             ),
             None => None,
         };

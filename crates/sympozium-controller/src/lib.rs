@@ -24,8 +24,7 @@ pub mod spawn;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config as KubeConfig};
+use kube::Client;
 use sympozium_kube::leader::{self, LeaseConfig};
 use sympozium_kube::metrics::Metrics;
 use tokio::sync::watch;
@@ -36,9 +35,25 @@ use crate::context::Context;
 /// Errors that stop the manager.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The leader would retry no sooner than its lease runs out, so it could not renew it.
+    #[error(
+        "kubernetes configuration: --leader-retry-period-ms ({retry_period_ms}) must be shorter than --leader-lease-duration-secs ({lease_duration_secs}s), or the leader could not renew its lease in time"
+    )]
+    LeaderTiming {
+        /// `--leader-retry-period-ms`.
+        retry_period_ms: u64,
+        /// `--leader-lease-duration-secs`.
+        lease_duration_secs: u64,
+    },
     /// No usable cluster configuration.
     #[error("kubernetes configuration: {0}")]
-    Config(String),
+    KubeConfig(#[from] sympozium_kube::process::KubeConfigError),
+    /// The Kubernetes client could not be built from the configuration.
+    #[error("kubernetes configuration: {0}")]
+    Client(#[from] sympozium_kube::client::Error),
+    /// The bus credentials in the flags are unusable.
+    #[error("kubernetes configuration: {0}")]
+    BusAuth(#[from] crate::config::BusAuthError),
     /// An endpoint could not listen.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -50,7 +65,7 @@ pub enum Error {
     },
     /// The event bus could not be reached.
     #[error("event bus: {0}")]
-    Bus(String),
+    Bus(#[source] sympozium_bus::Error),
     /// Leadership was lost; the process exits so a fresh replica can take over cleanly.
     #[error("lost leadership of the lease")]
     LostLeadership,
@@ -63,21 +78,11 @@ pub async fn client(config: &Config) -> Result<Client, Error> {
 
 /// Like [`client`], counting every API request in `metrics` when given.
 pub async fn client_counted(config: &Config, metrics: Option<Metrics>) -> Result<Client, Error> {
-    let kube_config = match &config.kubeconfig {
-        Some(path) => {
-            let kc =
-                Kubeconfig::read_from(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            KubeConfig::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| Error::Config(e.to_string()))?
-        }
-        None => KubeConfig::infer().await.map_err(|e| Error::Config(e.to_string()))?,
-    };
+    let kube_config = sympozium_kube::process::kube_config(config.kubeconfig.as_deref()).await?;
     let client = match metrics {
         Some(m) => sympozium_kube::client::multiplexed_counted(kube_config, m),
         None => sympozium_kube::client::multiplexed(kube_config),
-    }
-    .map_err(|e| Error::Config(e.to_string()))?;
+    }?;
     // One request before the controllers start: the connection (HTTP/2 when the server
     // offers it) is in the pool before dozens of watches and reconciles ask for one at once.
     if let Err(e) = client.apiserver_version().await {
@@ -111,11 +116,10 @@ pub async fn run(config: Config) -> Result<(), Error> {
 
     if config.leader_elect {
         if config.leader_retry_period_ms >= config.leader_lease_duration_secs.saturating_mul(1000) {
-            return Err(Error::Config(format!(
-                "--leader-retry-period-ms ({}) must be shorter than --leader-lease-duration-secs ({}s), \
-                 or the leader could not renew its lease in time",
-                config.leader_retry_period_ms, config.leader_lease_duration_secs
-            )));
+            return Err(Error::LeaderTiming {
+                retry_period_ms: config.leader_retry_period_ms,
+                lease_duration_secs: config.leader_lease_duration_secs,
+            });
         }
         let lease = LeaseConfig {
             name: "sympozium-controller-leader".into(),
@@ -134,9 +138,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
     }
 
     if let Some(url) = config.nats_url.as_deref().filter(|u| !u.is_empty()) {
-        let options = config.bus_options().map_err(Error::Config)?;
-        let bus =
-            sympozium_bus::Bus::connect_with(url, options).await.map_err(|e| Error::Bus(e.to_string()))?;
+        let options = config.bus_options()?;
+        let bus = sympozium_bus::Bus::connect_with(url, options).await.map_err(Error::Bus)?;
         tokio::spawn(schedule::router::run(client.clone(), bus.clone(), config.max_agent_schedules));
         tokio::spawn(channelrouter::run(client.clone(), bus.clone(), config.watch_namespace.clone()));
         tokio::spawn(spawn::run(client.clone(), bus.clone()));

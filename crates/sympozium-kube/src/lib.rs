@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod client;
 pub mod leader;
 pub mod metrics;
+pub mod process;
 
 /// Field manager of every server-side apply the controllers make.
 pub const FIELD_MANAGER: &str = "sympozium-controller";

@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// OTLP export headers by name.
+pub(crate) type Headers = BTreeMap<String, String>;
+
 /// Why a telemetry setting was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -145,7 +148,7 @@ impl TelemetryArgs {
     }
 
     /// Export headers: the `OTEL_EXPORTER_OTLP_HEADERS` pairs, then the Secret's (which win).
-    pub(crate) fn headers(&self) -> Result<BTreeMap<String, String>, ConfigError> {
+    pub(crate) fn headers(&self) -> Result<Headers, ConfigError> {
         let mut out = BTreeMap::new();
         for pair in self.otel_headers.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((k, v)) = pair.split_once('=') else {

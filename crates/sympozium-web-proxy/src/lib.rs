@@ -68,9 +68,7 @@ pub async fn serve(addr: std::net::SocketAddr, router: Router) -> Result<(), Err
         tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr, source })?;
     tracing::info!(%addr, "web proxy listening");
     axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(sympozium_kube::process::shutdown_signal(None))
         .await
         .map_err(Error::Serve)
 }

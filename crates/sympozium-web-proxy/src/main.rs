@@ -1,8 +1,6 @@
 //! `sympozium-web-proxy`: parses its configuration and serves the instance's web endpoint.
 
-use anyhow::Context as _;
 use clap::Parser;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use sympozium_telemetry::TelemetryArgs;
 use sympozium_web_proxy::Config;
 
@@ -29,13 +27,7 @@ async fn main() -> anyhow::Result<()> {
         "WEB_PROXY_API_KEY is empty: refusing to serve without a key"
     );
     anyhow::ensure!(!config.instance_name.trim().is_empty(), "INSTANCE_NAME is empty");
-    let kube_config = match &config.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
-        }
-        None => kube::Config::infer().await.context("no in-cluster Kubernetes configuration")?,
-    };
+    let kube_config = sympozium_kube::process::kube_config(config.kubeconfig.as_deref()).await?;
     let client = kube::Client::try_from(kube_config)?;
     let result = sympozium_web_proxy::run(config, client).await;
     telemetry.shutdown(std::time::Duration::from_secs(5));

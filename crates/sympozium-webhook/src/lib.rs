@@ -17,14 +17,15 @@ pub mod tls;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-
 /// Errors that stop the webhook.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No usable cluster configuration.
     #[error("kubernetes configuration: {0}")]
-    Config(String),
+    Config(#[from] sympozium_kube::process::KubeConfigError),
+    /// The Kubernetes client could not be built from the configuration.
+    #[error("kubernetes configuration: {0}")]
+    Client(#[source] kube::Error),
     /// A certificate or key file could not be read or written.
     #[error("{path}: {source}")]
     File {
@@ -67,17 +68,8 @@ pub struct Config {
 }
 
 async fn client(config: &Config) -> Result<kube::Client, Error> {
-    let kube_config = match &config.kubeconfig {
-        Some(path) => {
-            let kc =
-                Kubeconfig::read_from(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| Error::Config(e.to_string()))?
-        }
-        None => kube::Config::infer().await.map_err(|e| Error::Config(e.to_string()))?,
-    };
-    kube::Client::try_from(kube_config).map_err(|e| Error::Config(e.to_string()))
+    let kube_config = sympozium_kube::process::kube_config(config.kubeconfig.as_deref()).await?;
+    kube::Client::try_from(kube_config).map_err(Error::Client)
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
@@ -117,29 +109,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
         listener,
         tls,
         server::router(client, config.system_namespace.clone()),
-        shutdown_signal(),
+        sympozium_kube::process::shutdown_signal(None),
     )
     .await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

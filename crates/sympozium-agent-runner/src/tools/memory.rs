@@ -13,6 +13,34 @@ use crate::llm::ToolSpec;
 const BODY_LIMIT: usize = 64 * 1024;
 const BACKOFF: [u64; 3] = [500, 1000, 2000];
 
+/// Why a memory server call failed. The texts reach the model as tool results.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// The token cannot be sent as an HTTP header.
+    #[error("MEMORY_AUTH_TOKEN: not a valid HTTP header value")]
+    InvalidToken(#[source] reqwest::header::InvalidHeaderValue),
+    /// The HTTP client could not be built.
+    #[error("memory client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The request could not be sent, or the response not read.
+    #[error("Memory server error: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The server answered with a status other than 200.
+    #[error("Memory server returned {status}: {body}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The response body, trimmed and cut at 64 KiB.
+        body: String,
+    },
+    /// The response was not JSON.
+    #[error("Memory server error: bad JSON: {0}")]
+    BadJson(#[source] serde_json::Error),
+    /// The server reported a failure (`success` not true).
+    #[error("Memory error: {0}")]
+    Refused(String),
+}
+
 /// HTTP client for the memory server.
 #[derive(Clone)]
 pub struct MemoryClient {
@@ -23,11 +51,11 @@ pub struct MemoryClient {
 impl MemoryClient {
     /// A client for `base` (no trailing `/`), sending `token` (the instance's memory token;
     /// empty = none) as a bearer token.
-    pub fn new(base: &str, token: &str) -> Result<Self, String> {
+    pub fn new(base: &str, token: &str) -> Result<Self, MemoryError> {
         let mut headers = reqwest::header::HeaderMap::new();
         if !token.is_empty() {
             let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| "MEMORY_AUTH_TOKEN: not a valid HTTP header value".to_string())?;
+                .map_err(MemoryError::InvalidToken)?;
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
@@ -35,7 +63,7 @@ impl MemoryClient {
             .default_headers(headers)
             .timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| format!("memory client: {e}"))?;
+            .map_err(MemoryError::Client)?;
         Ok(Self { base: base.to_string(), client })
     }
 
@@ -44,7 +72,7 @@ impl MemoryClient {
         &self,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
         timeout: Duration,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, MemoryError> {
         let mut attempt = 0;
         let response = loop {
             match build(&self.client).timeout(timeout).send().await {
@@ -54,39 +82,38 @@ impl MemoryClient {
                     tokio::time::sleep(Duration::from_millis(BACKOFF[attempt])).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(format!("Memory server error: {e}")),
+                Err(e) => return Err(MemoryError::Transport(e)),
             }
         };
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| format!("Memory server error: {e}"))?;
+        let bytes = response.bytes().await.map_err(MemoryError::Transport)?;
         let body = String::from_utf8_lossy(&bytes[..bytes.len().min(BODY_LIMIT)]).into_owned();
         if status != 200 {
-            return Err(format!("Memory server returned {status}: {}", body.trim()));
+            return Err(MemoryError::Status { status, body: body.trim().to_string() });
         }
-        let value: Value =
-            serde_json::from_str(&body).map_err(|e| format!("Memory server error: bad JSON: {e}"))?;
+        let value: Value = serde_json::from_str(&body).map_err(MemoryError::BadJson)?;
         if value.get("success").and_then(Value::as_bool) != Some(true) {
             let error = value.get("error").and_then(Value::as_str).unwrap_or("unknown error");
-            return Err(format!("Memory error: {error}"));
+            return Err(MemoryError::Refused(error.to_string()));
         }
         Ok(value.get("content").cloned().unwrap_or(Value::Null))
     }
 
     /// `POST /search`.
-    pub async fn search(&self, query: &str, top_k: i64, timeout: Duration) -> Result<Value, String> {
+    pub async fn search(&self, query: &str, top_k: i64, timeout: Duration) -> Result<Value, MemoryError> {
         let url = format!("{}/search", self.base);
         self.call(|c| c.post(&url).json(&json!({"query": query, "top_k": top_k})), timeout).await
     }
 
     /// `POST /store`.
-    pub async fn store(&self, content: &str, tags: &[String]) -> Result<Value, String> {
+    pub async fn store(&self, content: &str, tags: &[String]) -> Result<Value, MemoryError> {
         let url = format!("{}/store", self.base);
         self.call(|c| c.post(&url).json(&json!({"content": content, "tags": tags})), Duration::from_secs(5))
             .await
     }
 
     /// `GET /list`.
-    pub async fn list(&self, tags: &str, limit: i64) -> Result<Value, String> {
+    pub async fn list(&self, tags: &str, limit: i64) -> Result<Value, MemoryError> {
         let url = format!("{}/list", self.base);
         let limit = limit.to_string();
         self.call(|c| c.get(&url).query(&[("tags", tags), ("limit", limit.as_str())]), Duration::from_secs(5))
@@ -175,7 +202,7 @@ impl MemoryTool {
         };
         match result {
             Ok(content) => ToolOutput::Ok(format_entries(&content)),
-            Err(e) => ToolOutput::err(e),
+            Err(e) => ToolOutput::err(e.to_string()),
         }
     }
 }

@@ -164,7 +164,7 @@ impl Toolbox {
             Action::Ask => {
                 let verdict = match &self.approver {
                     Some(approver) => approver.request(&call.name, &args).await,
-                    None => Err("no approval channel is configured (EVENT_BUS_URL is empty)".to_string()),
+                    None => Err(crate::approval::ApprovalError::NotConfigured),
                 };
                 if let Err(reason) = verdict {
                     return ToolOutput::err(format!("tool {} was not approved: {reason}", call.name));

@@ -26,6 +26,35 @@ enum Ended {
     Refresh(String),
 }
 
+/// Why a Socket Mode session broke off (the connection is then opened again).
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    /// A Web API call (`auth.test`, `apps.connections.open`) failed.
+    #[error("{0}")]
+    Api(#[from] crate::platform::SendError),
+    /// `apps.connections.open` answered without a WebSocket URL.
+    #[error("apps.connections.open returned no url")]
+    NoUrl,
+    /// The WebSocket could not be opened.
+    #[error("connecting: {0}")]
+    Connect(#[source] tokio_tungstenite::tungstenite::Error),
+    /// Slack stayed silent past the read deadline.
+    #[error("nothing received for {0:?}")]
+    Silent(Duration),
+    /// The connection ended without a close frame.
+    #[error("connection closed")]
+    Closed,
+    /// Reading a frame failed.
+    #[error("reading: {0}")]
+    Read(#[source] tokio_tungstenite::tungstenite::Error),
+    /// Slack closed the connection.
+    #[error("closed by Slack: {0:?}")]
+    ClosedBySlack(Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>),
+    /// An acknowledgement could not be sent.
+    #[error("acknowledging: {0}")]
+    Acknowledge(#[source] tokio_tungstenite::tungstenite::Error),
+}
+
 /// Keeps a Socket Mode connection up forever.
 pub async fn run(slack: Arc<Slack>, app_token: Secret, inbound: Inbound, health: HealthReporter) {
     let mut attempt = 0u32;
@@ -53,21 +82,20 @@ async fn session(
     inbound: &Inbound,
     health: &HealthReporter,
     attempt: &mut u32,
-) -> Result<Ended, String> {
-    let me = slack.identify().await.map_err(|e| e.to_string())?;
-    let opened =
-        slack.call("apps.connections.open", Some(app_token), &json!({})).await.map_err(|e| e.to_string())?;
-    let url = opened["url"].as_str().ok_or("apps.connections.open returned no url")?;
-    let (ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| format!("connecting: {e}"))?;
+) -> Result<Ended, SessionError> {
+    let me = slack.identify().await?;
+    let opened = slack.call("apps.connections.open", Some(app_token), &json!({})).await?;
+    let url = opened["url"].as_str().ok_or(SessionError::NoUrl)?;
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.map_err(SessionError::Connect)?;
     let (mut sink, mut stream) = ws.split();
     loop {
         let frame = tokio::time::timeout(READ_DEADLINE, stream.next())
             .await
-            .map_err(|_| format!("nothing received for {READ_DEADLINE:?}"))?;
+            .map_err(|_| SessionError::Silent(READ_DEADLINE))?;
         let text = match frame {
-            None => return Err("connection closed".into()),
-            Some(Err(e)) => return Err(format!("reading: {e}")),
-            Some(Ok(Message::Close(frame))) => return Err(format!("closed by Slack: {frame:?}")),
+            None => return Err(SessionError::Closed),
+            Some(Err(e)) => return Err(SessionError::Read(e)),
+            Some(Ok(Message::Close(frame))) => return Err(SessionError::ClosedBySlack(frame)),
             Some(Ok(Message::Text(t))) => t.to_string(),
             // Pings are answered by the WebSocket layer.
             Some(Ok(_)) => continue,
@@ -94,6 +122,6 @@ async fn session(
             inbound.publish(msg).await;
         }
         let ack = json!({"envelope_id": envelope_id}).to_string();
-        sink.send(Message::text(ack)).await.map_err(|e| format!("acknowledging: {e}"))?;
+        sink.send(Message::text(ack)).await.map_err(SessionError::Acknowledge)?;
     }
 }

@@ -14,6 +14,65 @@ use sympozium_api::{SympoziumConfig, SympoziumInstance, SympoziumSchedule, label
 
 use super::actions::{Action, ObjKind};
 
+/// Why the form cannot be saved; shown under the form.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// A channel's Secret is not closed by `)`.
+    #[error("Channels: \"{item}\" is missing its \")\"")]
+    ChannelUnclosed {
+        /// The channel as typed.
+        item: String,
+    },
+    /// Not a channel type Sympozium knows.
+    #[error("Channels: unknown channel type \"{ty}\" (telegram, slack, discord, whatsapp)")]
+    UnknownChannelType {
+        /// The type as typed.
+        ty: String,
+        /// Why the channel did not deserialize.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A channel type appears twice.
+    #[error("Channels: {ty} is listed twice (one channel per type)")]
+    DuplicateChannel {
+        /// The type.
+        ty: String,
+    },
+    /// A channel that needs credentials has no Secret.
+    #[error("Channels: {ty} needs its credentials Secret, e.g. {ty}({ty}-creds)")]
+    ChannelWithoutSecret {
+        /// The type.
+        ty: String,
+    },
+    /// A skill's parameter list is not closed by `)`.
+    #[error("Skills: \"{name}(\" is missing its \")\"")]
+    SkillUnclosed {
+        /// The skill pack.
+        name: String,
+    },
+    /// A skill parameter without `=`.
+    #[error("Skills: \"{pair}\" is not key=value")]
+    SkillParameter {
+        /// The parameter as typed.
+        pair: String,
+    },
+    /// The gateway form lacks its class or name.
+    #[error("Gateway class and name cannot be empty")]
+    GatewayIncomplete,
+    /// The memory size is not a number.
+    #[error("Memory size must be a number of KB")]
+    MemorySize(#[source] std::num::ParseIntError),
+    /// No model.
+    #[error("Model cannot be empty")]
+    EmptyModel,
+    /// The lifecycle hooks are not valid JSON hooks.
+    #[error("Lifecycle hooks: {0} (e.g. {{\"preRun\":[{{\"name\":\"x\",\"image\":\"busybox\"}}]}})")]
+    Lifecycle(#[source] serde_json::Error),
+    /// The heartbeat cron does not have 5 fields.
+    #[error("Heartbeat cron needs 5 fields (minute hour day month weekday)")]
+    CronFields,
+}
+
 /// One field of the form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Field {
@@ -75,31 +134,28 @@ fn channels_text(channels: &[ChannelSpec]) -> String {
 
 /// Reads [`channels_text`] back onto `current`: a channel still listed keeps everything but
 /// its Secret (its access control above all), a new one starts without access control.
-fn parse_channels(text: &str, current: &[ChannelSpec]) -> Result<Vec<ChannelSpec>, String> {
+fn parse_channels(text: &str, current: &[ChannelSpec]) -> Result<Vec<ChannelSpec>, EditError> {
     let mut out: Vec<ChannelSpec> = Vec::new();
     for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (ty, secret) = match item.split_once('(') {
             Some((ty, rest)) => {
                 let secret = rest
                     .strip_suffix(')')
-                    .ok_or_else(|| format!("Channels: \"{item}\" is missing its \")\""))?;
+                    .ok_or_else(|| EditError::ChannelUnclosed { item: item.to_string() })?;
                 (ty.trim(), secret.trim())
             }
             None => (item, ""),
         };
         let mut channel = match current.iter().find(|c| c.type_.as_str() == ty) {
             Some(kept) => kept.clone(),
-            None => {
-                serde_json::from_value(json!({"type": ty, "configRef": {"secret": ""}})).map_err(|_| {
-                    format!("Channels: unknown channel type \"{ty}\" (telegram, slack, discord, whatsapp)")
-                })?
-            }
+            None => serde_json::from_value(json!({"type": ty, "configRef": {"secret": ""}}))
+                .map_err(|source| EditError::UnknownChannelType { ty: ty.to_string(), source })?,
         };
         if out.iter().any(|c| c.type_ == channel.type_) {
-            return Err(format!("Channels: {ty} is listed twice (one channel per type)"));
+            return Err(EditError::DuplicateChannel { ty: ty.to_string() });
         }
         if secret.is_empty() && ty != "whatsapp" {
-            return Err(format!("Channels: {ty} needs its credentials Secret, e.g. {ty}({ty}-creds)"));
+            return Err(EditError::ChannelWithoutSecret { ty: ty.to_string() });
         }
         channel.config_ref.secret = secret.to_string();
         out.push(channel);
@@ -126,7 +182,7 @@ fn skills_text(skills: &[SkillRef]) -> String {
 }
 
 /// Reads [`skills_text`] back.
-fn parse_skills(text: &str) -> Result<Vec<SkillRef>, String> {
+fn parse_skills(text: &str) -> Result<Vec<SkillRef>, EditError> {
     let mut out = Vec::new();
     let mut rest = text.trim();
     while !rest.is_empty() {
@@ -135,10 +191,11 @@ fn parse_skills(text: &str) -> Result<Vec<SkillRef>, String> {
         rest = &rest[end_name..];
         let mut params = std::collections::BTreeMap::new();
         if let Some(after) = rest.strip_prefix('(') {
-            let close = after.find(')').ok_or_else(|| format!("Skills: \"{name}(\" is missing its \")\""))?;
+            let close = after.find(')').ok_or_else(|| EditError::SkillUnclosed { name: name.clone() })?;
             for pair in after[..close].split(';').map(str::trim).filter(|p| !p.is_empty()) {
-                let (k, v) =
-                    pair.split_once('=').ok_or_else(|| format!("Skills: \"{pair}\" is not key=value"))?;
+                let (k, v) = pair
+                    .split_once('=')
+                    .ok_or_else(|| EditError::SkillParameter { pair: pair.to_string() })?;
                 params.insert(k.trim().to_string(), v.trim().to_string());
             }
             rest = &after[close + 1..];
@@ -210,7 +267,7 @@ impl EditForm {
             KeyCode::Esc => return Some(None),
             KeyCode::Enter => match self.save() {
                 Ok(actions) => return Some(Some(actions)),
-                Err(e) => self.error = Some(e),
+                Err(e) => self.error = Some(e.to_string()),
             },
             KeyCode::Down | KeyCode::Tab => self.focus = (self.focus + 1) % n,
             KeyCode::Up | KeyCode::BackTab => self.focus = (self.focus + n - 1) % n,
@@ -262,10 +319,10 @@ impl EditForm {
         }
     }
 
-    fn save_gateway(&self) -> Result<Vec<Action>, String> {
+    fn save_gateway(&self) -> Result<Vec<Action>, EditError> {
         let opt = |i: usize| if self.value(i).is_empty() { json!(null) } else { json!(self.value(i)) };
         if self.value(1).is_empty() || self.value(2).is_empty() {
-            return Err("Gateway class and name cannot be empty".into());
+            return Err(EditError::GatewayIncomplete);
         }
         Ok(vec![Action::Patch {
             kind: ObjKind::Config,
@@ -283,14 +340,13 @@ impl EditForm {
     }
 
     /// The patches saving writes.
-    pub fn save(&self) -> Result<Vec<Action>, String> {
+    pub fn save(&self) -> Result<Vec<Action>, EditError> {
         if self.gateway {
             return self.save_gateway();
         }
-        let kb: i32 =
-            self.value(MEMORY_KB).parse().map_err(|_| "Memory size must be a number of KB".to_string())?;
+        let kb: i32 = self.value(MEMORY_KB).parse().map_err(EditError::MemorySize)?;
         if self.value(MODEL).is_empty() {
-            return Err("Model cannot be empty".into());
+            return Err(EditError::EmptyModel);
         }
         // Skill packs as typed; ConfigMap skills are not shown and stay as they are.
         let mut skills = parse_skills(self.value(SKILLS))?;
@@ -313,9 +369,8 @@ impl EditForm {
         let lifecycle = match self.value(LIFECYCLE) {
             "" => json!(null),
             text => {
-                let hooks: sympozium_api::common::LifecycleHooks = serde_json::from_str(text).map_err(|e| {
-                    format!("Lifecycle hooks: {e} (e.g. {{\"preRun\":[{{\"name\":\"x\",\"image\":\"busybox\"}}]}})")
-                })?;
+                let hooks: sympozium_api::common::LifecycleHooks =
+                    serde_json::from_str(text).map_err(EditError::Lifecycle)?;
                 // Every list spelled out: a merge patch would keep a list left out.
                 json!({"preRun": hooks.pre_run, "postRun": hooks.post_run, "rbac": hooks.rbac})
             }
@@ -346,7 +401,7 @@ impl EditForm {
         let cron = self.value(CRON);
         if !cron.is_empty() {
             if cron.split_whitespace().count() != 5 {
-                return Err("Heartbeat cron needs 5 fields (minute hour day month weekday)".into());
+                return Err(EditError::CronFields);
             }
             match &self.schedule {
                 Some(s) => actions.push(Action::Patch {
@@ -419,7 +474,7 @@ mod tests {
             ("slack(sl", "is missing its \")\""),
         ] {
             form.fields[CHANNELS].value = text.into();
-            let e = form.save().unwrap_err();
+            let e = form.save().unwrap_err().to_string();
             assert!(e.starts_with("Channels: ") && e.contains(error), "{text}: {e}");
         }
         form.fields[CHANNELS].value = "whatsapp".into();
@@ -442,6 +497,6 @@ mod tests {
         let Action::Patch { patch, .. } = &form.save().unwrap()[0] else { panic!("a patch") };
         assert_eq!(patch["spec"]["agents"]["default"]["lifecycle"]["postRun"], json!([]));
         form.fields[LIFECYCLE].value = "{not json".into();
-        assert!(form.save().unwrap_err().starts_with("Lifecycle hooks:"));
+        assert!(form.save().unwrap_err().to_string().starts_with("Lifecycle hooks:"));
     }
 }

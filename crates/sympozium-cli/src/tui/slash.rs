@@ -82,6 +82,44 @@ pub fn features(app: &App, ns: &str, policy: &str) -> String {
     }
 }
 
+/// Why a command was refused; shown in the status line.
+#[derive(Debug, thiserror::Error)]
+enum SlashError {
+    /// Across all namespaces, several hold an object of that name.
+    #[error("\"{name}\" exists in namespaces {}: narrow with /ns <namespace>", .namespaces.join(", "))]
+    AmbiguousName {
+        /// The object's name.
+        name: String,
+        /// The namespaces holding one.
+        namespaces: Vec<String>,
+    },
+    /// `/channel` for a type the instance already has.
+    #[error("{instance} already has a {ty} channel")]
+    ChannelExists {
+        /// The instance.
+        instance: String,
+        /// The channel type.
+        ty: String,
+    },
+    /// `/channel` with a type Sympozium does not know.
+    #[error("unknown channel type \"{ty}\" (telegram, slack, discord, whatsapp)")]
+    UnknownChannelType {
+        /// The type as typed.
+        ty: String,
+        /// Why the channel did not deserialize.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `/rmchannel` for a type the instance does not have.
+    #[error("{instance} has no {ty} channel")]
+    NoSuchChannel {
+        /// The instance.
+        instance: String,
+        /// The channel type.
+        ty: String,
+    },
+}
+
 fn err(app: &mut App, msg: impl Into<String>) {
     app.status = Some((msg.into(), true));
 }
@@ -94,7 +132,7 @@ fn namespace_of<K: kube::Resource>(
     app: &App,
     items: &[std::sync::Arc<K>],
     name: &str,
-) -> Result<String, String> {
+) -> Result<String, SlashError> {
     if !app.all_namespaces {
         return Ok(app.ns.clone());
     }
@@ -108,15 +146,12 @@ fn namespace_of<K: kube::Resource>(
     match found.as_slice() {
         [] => Ok(app.ns.clone()),
         [only] => Ok(only.clone()),
-        several => Err(format!(
-            "\"{name}\" exists in namespaces {}: narrow with /ns <namespace>",
-            several.join(", ")
-        )),
+        several => Err(SlashError::AmbiguousName { name: name.to_string(), namespaces: several.to_vec() }),
     }
 }
 
 /// The namespace a command acts in, from the object it names (see [`namespace_of`]).
-fn target_namespace(app: &App, cmd: &str, args: &[&str]) -> Result<String, String> {
+fn target_namespace(app: &App, cmd: &str, args: &[&str]) -> Result<String, SlashError> {
     let d = &app.data;
     match (cmd, args) {
         ("schedule" | "memory" | "channel" | "rmchannel" | "provider" | "baseurl" | "run", [inst, ..]) => {
@@ -145,7 +180,7 @@ pub fn run(app: &mut App, line: &str) {
     let args: Vec<&str> = words.collect();
     let ns = match target_namespace(app, cmd, &args) {
         Ok(ns) => ns,
-        Err(e) => return err(app, e),
+        Err(e) => return err(app, e.to_string()),
     };
     match (cmd, args.as_slice()) {
         ("instances" | "inst", _) => app.show(View::Instances),
@@ -236,12 +271,11 @@ pub fn run(app: &mut App, line: &str) {
         }
         ("channel", [inst, ty, secret]) => edit_channels(app, ns, inst, |channels| {
             if channels.iter().any(|c| c.type_.as_str() == *ty) {
-                return Err(format!("{inst} already has a {ty} channel"));
+                return Err(SlashError::ChannelExists { instance: inst.to_string(), ty: ty.to_string() });
             }
-            let mut c: ChannelSpec = serde_json::from_value(
-                json!({"type": ty, "configRef": {"secret": secret}}),
-            )
-            .map_err(|_| format!("unknown channel type \"{ty}\" (telegram, slack, discord, whatsapp)"))?;
+            let mut c: ChannelSpec =
+                serde_json::from_value(json!({"type": ty, "configRef": {"secret": secret}}))
+                    .map_err(|source| SlashError::UnknownChannelType { ty: ty.to_string(), source })?;
             c.access_control = None;
             channels.push(c);
             Ok(format!("{inst}: {ty} channel added"))
@@ -250,7 +284,7 @@ pub fn run(app: &mut App, line: &str) {
             let before = channels.len();
             channels.retain(|c| c.type_.as_str() != *ty);
             if channels.len() == before {
-                return Err(format!("{inst} has no {ty} channel"));
+                return Err(SlashError::NoSuchChannel { instance: inst.to_string(), ty: ty.to_string() });
             }
             Ok(format!("{inst}: {ty} channel removed"))
         }),
@@ -362,14 +396,14 @@ fn edit_channels(
     app: &mut App,
     ns: String,
     inst: &str,
-    edit: impl FnOnce(&mut Vec<ChannelSpec>) -> Result<String, String>,
+    edit: impl FnOnce(&mut Vec<ChannelSpec>) -> Result<String, SlashError>,
 ) {
     let Some(i) = app.instance(&ns, inst) else {
         return err(app, format!("instance \"{inst}\" not found in namespace \"{ns}\""));
     };
     let mut channels = i.spec.channels.clone();
     match edit(&mut channels) {
-        Err(e) => err(app, e),
+        Err(e) => err(app, e.to_string()),
         Ok(what) => app.outbox.push(Action::Patch {
             kind: ObjKind::Instance,
             ns,

@@ -39,6 +39,57 @@ pub enum Check {
     Cron,
 }
 
+/// Why an answer was refused, shown as `<field>: <problem>`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct Refusal {
+    /// The name the user knows the answer by ([`Step::field`]).
+    pub field: String,
+    /// What is wrong with the answer.
+    pub problem: Problem,
+}
+
+/// What is wrong with an answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// A pick answered with neither a valid number nor a name.
+    #[error("choose 1-{count} or one of the names")]
+    NotAChoice {
+        /// How many options there are.
+        count: usize,
+    },
+    /// One item of a many-pick answer is not an option.
+    #[error("\"{item}\" is not an option")]
+    NotAnOption {
+        /// The item as typed.
+        item: String,
+    },
+    /// A confirm step answered with something other than yes or no.
+    #[error("answer y or n")]
+    NotYesOrNo,
+    /// A required answer was empty.
+    #[error("this cannot be empty")]
+    Empty,
+    /// Not a Kubernetes object name.
+    #[error("use lower-case letters, digits and '-' (at most 63)")]
+    InvalidName,
+    /// Not an `http(s)://` URL.
+    #[error("give an http:// or https:// URL")]
+    InvalidUrl,
+    /// Neither an `http(s)://` URL nor empty.
+    #[error("give an http:// or https:// URL, or leave it empty")]
+    InvalidOptionalUrl,
+    /// Neither `owner/repo` nor empty.
+    #[error("use owner/repo, or leave it empty")]
+    InvalidRepo,
+    /// Not a valid 5-field cron expression.
+    #[error("{reason}")]
+    InvalidCron {
+        /// Which field is wrong and why.
+        reason: String,
+    },
+}
+
 /// What a step asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
@@ -121,19 +172,21 @@ impl Step {
     /// Checks a raw answer and returns what is stored. Picks accept a value, a label or a
     /// 1-based number; many-picks a comma-separated list of those (empty = none). A refusal
     /// names the field and says why.
-    pub fn accept(&self, raw: &str) -> Result<String, String> {
-        self.accept_value(raw).map_err(|why| format!("{}: {why}", self.field()))
+    pub fn accept(&self, raw: &str) -> Result<String, Refusal> {
+        self.accept_value(raw).map_err(|problem| Refusal { field: self.field().to_string(), problem })
     }
 
-    fn accept_value(&self, raw: &str) -> Result<String, String> {
+    fn accept_value(&self, raw: &str) -> Result<String, Problem> {
         let raw = raw.trim();
         match &self.input {
-            Input::Pick(choices) => pick_one(choices, raw)
-                .ok_or_else(|| format!("choose 1-{} or one of the names", choices.len())),
+            Input::Pick(choices) => {
+                pick_one(choices, raw).ok_or(Problem::NotAChoice { count: choices.len() })
+            }
             Input::PickMany(choices) => {
                 let mut out = Vec::new();
                 for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                    let v = pick_one(choices, part).ok_or_else(|| format!("\"{part}\" is not an option"))?;
+                    let v = pick_one(choices, part)
+                        .ok_or_else(|| Problem::NotAnOption { item: part.to_string() })?;
                     if !out.contains(&v) {
                         out.push(v);
                     }
@@ -148,7 +201,7 @@ impl Step {
                 "" => Ok(yes_no(*default)),
                 "y" | "yes" => Ok(yes_no(true)),
                 "n" | "no" => Ok(yes_no(false)),
-                _ => Err("answer y or n".into()),
+                _ => Err(Problem::NotYesOrNo),
             },
         }
     }
@@ -168,11 +221,11 @@ fn pick_one(choices: &[Choice], raw: &str) -> Option<String> {
         .map(|c| c.value.clone())
 }
 
-fn check_text(check: Check, value: &str) -> Result<(), String> {
+fn check_text(check: Check, value: &str) -> Result<(), Problem> {
     let url = |v: &str| v.starts_with("http://") || v.starts_with("https://");
     match check {
         Check::Any => Ok(()),
-        Check::Required if value.is_empty() => Err("this cannot be empty".into()),
+        Check::Required if value.is_empty() => Err(Problem::Empty),
         Check::Required => Ok(()),
         Check::Name => {
             let ok = !value.is_empty()
@@ -180,23 +233,23 @@ fn check_text(check: Check, value: &str) -> Result<(), String> {
                 && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !value.starts_with('-')
                 && !value.ends_with('-');
-            if ok { Ok(()) } else { Err("use lower-case letters, digits and '-' (at most 63)".into()) }
+            if ok { Ok(()) } else { Err(Problem::InvalidName) }
         }
         Check::Url if url(value) => Ok(()),
-        Check::Url => Err("give an http:// or https:// URL".into()),
+        Check::Url => Err(Problem::InvalidUrl),
         Check::OptionalUrl if value.is_empty() || url(value) => Ok(()),
-        Check::OptionalUrl => Err("give an http:// or https:// URL, or leave it empty".into()),
+        Check::OptionalUrl => Err(Problem::InvalidOptionalUrl),
         Check::OptionalRepo => {
             let parts: Vec<_> = value.split('/').collect();
             if value.is_empty() || (parts.len() == 2 && parts.iter().all(|p| !p.is_empty())) {
                 Ok(())
             } else {
-                Err("use owner/repo, or leave it empty".into())
+                Err(Problem::InvalidRepo)
             }
         }
         Check::Cron => match sympozium_api::schedule::cron_problem(value) {
             None => Ok(()),
-            Some(why) => Err(why),
+            Some(reason) => Err(Problem::InvalidCron { reason }),
         },
     }
 }
@@ -375,7 +428,7 @@ impl Wizard {
     pub fn answer(&mut self, step: &Step, raw: &str) -> Outcome {
         match step.accept(raw) {
             Err(e) => {
-                self.error = Some(e);
+                self.error = Some(e.to_string());
                 Outcome::Asking
             }
             Ok(value) => {
@@ -442,12 +495,12 @@ mod tests {
     #[test]
     fn refusals_name_the_field() {
         let n = Step::text("name", "Agent (instance) name", "", Check::Name);
-        assert!(n.accept("My Agent").unwrap_err().starts_with("name: use lower-case"));
+        assert!(n.accept("My Agent").unwrap_err().to_string().starts_with("name: use lower-case"));
         let t = Step::secret("token:slack:SLACK_BOT_TOKEN", "Slack bot token", "", Check::Required);
-        assert_eq!(t.accept("").unwrap_err(), "SLACK_BOT_TOKEN: this cannot be empty");
+        assert_eq!(t.accept("").unwrap_err().to_string(), "SLACK_BOT_TOKEN: this cannot be empty");
         let c = Step::text("heartbeat_cron", "Cron", "", Check::Cron);
         assert_eq!(c.accept(" */5 * * * * ").unwrap(), "*/5 * * * *");
-        let e = c.accept("0 24 * * *").unwrap_err();
+        let e = c.accept("0 24 * * *").unwrap_err().to_string();
         assert!(e.starts_with("heartbeat_cron: ") && e.contains("hour field"), "{e}");
         let m = Step {
             key: "skills".into(),
@@ -456,6 +509,6 @@ mod tests {
             input: Input::PickMany(vec![Choice::new("k8s-ops", "k8s-ops")]),
         };
         assert_eq!(m.accept("1, k8s-ops").unwrap(), "k8s-ops");
-        assert_eq!(m.accept("nope").unwrap_err(), "skills: \"nope\" is not an option");
+        assert_eq!(m.accept("nope").unwrap_err().to_string(), "skills: \"nope\" is not an option");
     }
 }

@@ -31,34 +31,44 @@ async fn find(client: &Client, meta: &std::collections::BTreeMap<String, String>
     Some(Api::namespaced(client.clone(), &first.namespace()?))
 }
 
-/// Records run outcomes from the bus until the process stops.
-pub async fn run(client: Client, bus: Bus, settings: crate::settings::Settings) {
-    let mut deliveries = bus.durable(CONSUMER, topics::AGENT_RUN_COMPLETED);
-    while let Some(mut d) = deliveries.recv().await {
-        if let Err(reason) = crate::run_origin::pin(&bus, &mut d) {
+/// Run completions, as [`Bus::serve`] hands them out.
+struct Completions {
+    client: Client,
+    bus: Bus,
+    settings: crate::settings::Settings,
+}
+
+impl sympozium_bus::Handler for Completions {
+    async fn handle(&mut self, d: &mut sympozium_bus::Delivery) -> sympozium_bus::Outcome {
+        let Self { client, bus, settings } = self;
+        if let Err(reason) = crate::run_origin::pin(bus, d) {
             tracing::warn!(%reason, "bus message dropped");
-            d.ack().await;
-            continue;
+            return sympozium_bus::Outcome::Ack;
         }
         let meta = &d.envelope.metadata;
-        if let (Some(api), Some(name)) = (find(&client, meta).await, meta.get("agentRunID")) {
+        if let (Some(api), Some(name)) = (find(client, meta).await, meta.get("agentRunID")) {
             let outcome = from_result_json(&d.envelope.data);
             let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
             match complete(&api, name, &outcome, now).await {
                 Ok(true) => {
                     tracing::info!(run = %name, "outcome recorded from the bus");
                     if let Ok(Some(run)) = api.get_opt(name).await {
-                        super::memory::after_finish(&client, &settings, &run, &outcome).await;
+                        super::memory::after_finish(client, settings, &run, &outcome).await;
                     }
                 }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(run = %name, error = %e, "recording the outcome failed; will retry");
-                    d.nak().await;
-                    continue;
+                    return sympozium_bus::Outcome::retry();
                 }
             }
         }
-        d.ack().await;
+        sympozium_bus::Outcome::Ack
     }
+}
+
+/// Records run outcomes from the bus until the process stops.
+pub async fn run(client: Client, bus: Bus, settings: crate::settings::Settings) {
+    bus.serve(CONSUMER, topics::AGENT_RUN_COMPLETED, Completions { client, bus: bus.clone(), settings })
+        .await;
 }

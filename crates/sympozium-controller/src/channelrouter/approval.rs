@@ -17,6 +17,7 @@ use sympozium_bus::{Bus, Delivery, topics};
 use sympozium_kube::FIELD_MANAGER;
 
 use super::build::{self, SENDER_ID};
+use super::error::RouterError;
 use super::history::{CONVERSATION, cut};
 
 /// Annotation: the approval request a run waits for.
@@ -58,7 +59,7 @@ fn params() -> PatchParams {
 }
 
 /// Handles one `tool.approval.request`: asks the chat when the run came from one.
-pub async fn on_request(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<(), String> {
+pub async fn on_request(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<(), RouterError> {
     let data = &delivery.envelope.data;
     let text = |k: &str| data[k].as_str().unwrap_or_default().to_string();
     let (request_id, run, tool) = (text("requestId"), text("agentRunId"), text("tool"));
@@ -79,8 +80,7 @@ pub async fn on_request(client: &Client, bus: &Bus, delivery: &Delivery) -> Resu
                 .labels(&format!("{}={}", labels::SOURCE, build::SOURCE_VALUE))
                 .fields(&format!("metadata.name={run}")),
         )
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .items;
     let [found] = found.as_slice() else { return Ok(()) };
     let code = code(&request_id);
@@ -89,9 +89,9 @@ pub async fn on_request(client: &Client, bus: &Bus, delivery: &Delivery) -> Resu
     };
     let api: Api<AgentRun> = Api::namespaced(client.clone(), &found.namespace().unwrap_or_default());
     let patch = json!({"metadata": {"annotations": {REQUEST_ID: request_id, CODE: code}}});
-    api.patch(&found.name_any(), &params(), &Patch::Merge(&patch)).await.map_err(|e| e.to_string())?;
+    api.patch(&found.name_any(), &params(), &Patch::Merge(&patch)).await?;
     let once = format!("approval-ask/{request_id}");
-    bus.publish_once(&super::send_topic(&meta), meta, &message, &once).await.map_err(|e| e.to_string())?;
+    bus.publish_once(&super::send_topic(&meta), meta, &message, &once).await?;
     tracing::info!(run = %found.name_any(), %tool, "tool approval asked in the chat");
     Ok(())
 }
@@ -104,14 +104,13 @@ pub async fn try_answer(
     ns: &str,
     msg: &InboundMessage,
     conversation: &str,
-) -> Result<bool, String> {
+) -> Result<bool, RouterError> {
     let Some((approved, code)) = parse_answer(&msg.text) else { return Ok(false) };
     let api: Api<AgentRun> = Api::namespaced(client.clone(), ns);
     let selector = format!("{}={},{CONVERSATION}={conversation}", labels::INSTANCE, msg.instance_name);
     let waiting: Vec<AgentRun> = api
         .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .items
         .into_iter()
         .filter(|r| r.annotations().contains_key(REQUEST_ID))
@@ -124,7 +123,7 @@ pub async fn try_answer(
         [first, ..] => {
             if let Some((mut m, meta)) = build::reply(first, String::new()) {
                 m.text = "Several approvals are waiting; answer with the code, e.g. \"yes <code>\".".into();
-                bus.publish(&super::send_topic(&meta), meta, &m).await.map_err(|e| e.to_string())?;
+                bus.publish(&super::send_topic(&meta), meta, &m).await?;
             }
             return Ok(true);
         }
@@ -139,11 +138,9 @@ pub async fn try_answer(
         ("namespace".to_string(), ns.to_string()),
     ]);
     let once = format!("approval-answer/{request_id}");
-    bus.publish_once(&topics::approval_response(ns, &run.name_any()), meta, &response, &once)
-        .await
-        .map_err(|e| e.to_string())?;
+    bus.publish_once(&topics::approval_response(ns, &run.name_any()), meta, &response, &once).await?;
     let clear = json!({"metadata": {"annotations": {REQUEST_ID: null, CODE: null}}});
-    api.patch(&run.name_any(), &params(), &Patch::Merge(&clear)).await.map_err(|e| e.to_string())?;
+    api.patch(&run.name_any(), &params(), &Patch::Merge(&clear)).await?;
     if let Some((message, meta)) = build::reply(
         run,
         if approved {
@@ -153,9 +150,7 @@ pub async fn try_answer(
         },
     ) {
         let once = format!("approval-ack/{request_id}");
-        bus.publish_once(&super::send_topic(&meta), meta, &message, &once)
-            .await
-            .map_err(|e| e.to_string())?;
+        bus.publish_once(&super::send_topic(&meta), meta, &message, &once).await?;
     }
     tracing::info!(run = %run.name_any(), approved, "tool approval answered in the chat");
     Ok(true)

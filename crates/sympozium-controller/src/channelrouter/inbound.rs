@@ -11,6 +11,7 @@ use sympozium_kube::FIELD_MANAGER;
 
 use super::access::{self, Access};
 use super::conversations::ConversationIndex;
+use super::error::{Refusal, RouterError};
 use super::{approval, build, history};
 
 /// What happened to an inbound message.
@@ -28,27 +29,31 @@ pub enum Handled {
 
 /// Finds the instance: by namespace and name when the message says the namespace, else by
 /// name across namespaces, refusing an ambiguous match.
-async fn instance(client: &Client, name: &str, namespace: Option<&str>) -> Result<SympoziumInstance, String> {
+/// `Ok(Err(_))`: the message names no usable instance; `Err`: the lookup failed.
+async fn instance(
+    client: &Client,
+    name: &str,
+    namespace: Option<&str>,
+) -> Result<Result<SympoziumInstance, Refusal>, RouterError> {
     if let Some(ns) = namespace.filter(|n| !n.is_empty()) {
-        return Api::<SympoziumInstance>::namespaced(client.clone(), ns)
+        let instance = format!("{ns}/{name}");
+        let found = Api::<SympoziumInstance>::namespaced(client.clone(), ns)
             .get_opt(name)
             .await
-            .map_err(|e| format!("looking up instance {ns}/{name}: {e}"))?
-            .ok_or_else(|| format!("instance {ns}/{name} not found"));
+            .map_err(|source| RouterError::InstanceLookup { instance: instance.clone(), source })?;
+        return Ok(found.ok_or(Refusal::InstanceNotFound { instance }));
     }
     let all: Api<SympoziumInstance> = Api::all(client.clone());
     let mut found = all
         .list(&ListParams::default().fields(&format!("metadata.name={name}")))
         .await
-        .map_err(|e| format!("looking up instance {name}: {e}"))?
+        .map_err(|source| RouterError::InstanceLookup { instance: name.to_string(), source })?
         .items;
-    match found.len() {
+    Ok(match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(format!("instance {name} not found")),
-        n => Err(format!(
-            "instance name {name} is ambiguous ({n} namespaces have one); the message must name its namespace"
-        )),
-    }
+        0 => Err(Refusal::InstanceNotFound { instance: name.to_string() }),
+        count => Err(Refusal::AmbiguousInstance { name: name.to_string(), count }),
+    })
 }
 
 /// Whether the message may speak for `inst`: it must arrive through a channel type the
@@ -59,10 +64,10 @@ fn check_origin(
     delivery: &Delivery,
     inst: &SympoziumInstance,
     msg: &InboundMessage,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let (ns, name) = (inst.namespace().unwrap_or_default(), inst.name_any());
     if !inst.spec.channels.iter().any(|c| c.type_.as_str() == msg.channel) {
-        return Err(format!("instance {ns}/{name} has no {:?} channel; the message is refused", msg.channel));
+        return Err(Refusal::NoSuchChannel { namespace: ns, name, channel: msg.channel.clone() });
     }
     // The subject is the instance's own (NATS lets a channel user publish on no other):
     // a message for another instance than its subject names is refused.
@@ -70,18 +75,20 @@ fn check_origin(
         topics::scope_of(topics::CHANNEL_MESSAGE_RECEIVED, delivery.topic())
         && (subject_ns != ns || subject_name != name)
     {
-        return Err(format!(
-            "message on {}'s subject claims instance {ns}/{name}; refused",
-            origin::channel_identity(subject_ns, subject_name)
-        ));
+        return Err(Refusal::WrongSubject {
+            subject_identity: origin::channel_identity(subject_ns, subject_name),
+            namespace: ns,
+            name,
+        });
     }
     if bus.verifies_origin() {
         let expected = origin::channel_identity(&ns, &name);
         if delivery.origin.as_deref() != Some(expected.as_str()) {
-            return Err(format!(
-                "message for instance {ns}/{name} is not signed by that instance's channel pods (proven origin: {}); refused",
-                delivery.origin.as_deref().unwrap_or("none")
-            ));
+            return Err(Refusal::NotSigned {
+                namespace: ns,
+                name,
+                origin: delivery.origin.as_deref().unwrap_or("none").to_string(),
+            });
         }
     }
     Ok(())
@@ -93,7 +100,7 @@ pub async fn handle(
     bus: &Bus,
     conversations: &ConversationIndex,
     delivery: &Delivery,
-) -> Result<Handled, String> {
+) -> Result<Handled, RouterError> {
     let env = &delivery.envelope;
     let mut msg: InboundMessage = serde_json::from_value(env.data.clone()).unwrap_or_default();
     if msg.instance_name.is_empty() {
@@ -110,14 +117,13 @@ pub async fn handle(
     span.record("sympozium.instance", msg.instance_name.as_str());
     span.record("sympozium.sender.id", msg.sender_id.as_str());
     let namespace = msg.namespace.clone().or_else(|| env.metadata.get("namespace").cloned());
-    let inst = match instance(client, &msg.instance_name, namespace.as_deref()).await {
+    let inst = match instance(client, &msg.instance_name, namespace.as_deref()).await? {
         Ok(i) => i,
-        Err(reason) if reason.starts_with("looking up") => return Err(reason),
-        Err(reason) => return Ok(Handled::Ignored(reason)),
+        Err(reason) => return Ok(Handled::Ignored(reason.to_string())),
     };
     let ns = inst.namespace().unwrap_or_default();
     if let Err(reason) = check_origin(bus, delivery, &inst, &msg) {
-        return Ok(Handled::Ignored(reason));
+        return Ok(Handled::Ignored(reason.to_string()));
     }
     let id = build::platform_id(&msg, &env.metadata);
     let now = jiff::Timestamp::now().as_nanosecond();
@@ -142,9 +148,7 @@ pub async fn handle(
                 ("namespace".to_string(), ns.clone()),
             ]);
             let once = format!("deny/{ns}/{key}");
-            bus.publish_once(&super::send_topic(&meta), meta, &out, &once)
-                .await
-                .map_err(|e| e.to_string())?;
+            bus.publish_once(&super::send_topic(&meta), meta, &out, &once).await?;
         }
         return Ok(Handled::Denied);
     }
@@ -165,8 +169,7 @@ pub async fn handle(
         None => {
             let selector =
                 format!("{}={},{}={conversation}", labels::INSTANCE, inst.name_any(), history::CONVERSATION);
-            let earlier =
-                api.list(&ListParams::default().labels(&selector)).await.map_err(|e| e.to_string())?.items;
+            let earlier = api.list(&ListParams::default().labels(&selector)).await?.items;
             history::turns(&earlier, &name)
         }
     };
@@ -182,7 +185,7 @@ pub async fn handle(
         Err(kube::Error::Api(e)) if e.code == 409 => {
             tracing::info!(run = %name, "message seen before; its run already exists")
         }
-        Err(e) => return Err(format!("creating run {ns}/{name}: {e}")),
+        Err(source) => return Err(RouterError::CreateRun { namespace: ns, name, source }),
     }
     Ok(Handled::Run(name))
 }

@@ -20,6 +20,7 @@ pub mod access;
 pub mod approval;
 pub mod build;
 pub mod conversations;
+pub mod error;
 pub mod history;
 pub mod inbound;
 pub mod reply;
@@ -29,7 +30,7 @@ mod build_tests;
 
 use conversations::ConversationIndex;
 use kube::Client;
-use sympozium_bus::{Bus, topics};
+use sympozium_bus::{Bus, Delivery, Handler, Outcome, topics};
 
 /// Durable consumer of inbound messages (`channel.message.received.>`), shared by
 /// controller replicas.
@@ -39,9 +40,15 @@ pub const COMPLETION_CONSUMER: &str = "channel-router-replies";
 /// Durable consumer of tool approval requests, shared by controller replicas.
 pub const APPROVAL_CONSUMER: &str = "channel-router-approvals";
 
-async fn inbound_loop(client: Client, bus: Bus, conversations: ConversationIndex) {
-    let mut deliveries = bus.durable(INBOUND_CONSUMER, &topics::every(topics::CHANNEL_MESSAGE_RECEIVED));
-    while let Some(d) = deliveries.recv().await {
+/// Inbound chat messages, as [`Bus::serve`] hands them out.
+struct Inbound {
+    client: Client,
+    bus: Bus,
+    conversations: ConversationIndex,
+}
+
+impl Handler for Inbound {
+    async fn handle(&mut self, d: &mut Delivery) -> Outcome {
         let span = tracing::info_span!(
             "channel_router.handle_inbound",
             sympozium.channel = tracing::field::Empty,
@@ -50,57 +57,68 @@ async fn inbound_loop(client: Client, bus: Bus, conversations: ConversationIndex
             sympozium.access.denied = tracing::field::Empty
         );
         sympozium_telemetry::set_parent_from_traceparent(&span, d.traceparent.as_deref().unwrap_or_default());
-        let handled =
-            tracing::Instrument::instrument(inbound::handle(&client, &bus, &conversations, &d), span.clone())
-                .await;
+        let handled = tracing::Instrument::instrument(
+            inbound::handle(&self.client, &self.bus, &self.conversations, d),
+            span.clone(),
+        )
+        .await;
         if matches!(handled, Ok(inbound::Handled::Denied)) {
             span.record("sympozium.access.denied", true);
         }
         match handled {
             Ok(inbound::Handled::Ignored(reason)) => {
                 tracing::warn!(%reason, "inbound message dropped");
-                d.ack().await;
+                Outcome::Ack
             }
-            Ok(_) => d.ack().await,
+            Ok(_) => Outcome::Ack,
             Err(e) => {
                 tracing::warn!(error = %e, "inbound message failed; will retry");
-                d.nak().await;
+                Outcome::retry()
             }
         }
     }
 }
 
-async fn completion_loop(client: Client, bus: Bus, namespace: Option<String>) {
-    let mut deliveries = bus.durable(COMPLETION_CONSUMER, topics::AGENT_RUN_COMPLETED);
-    while let Some(mut d) = deliveries.recv().await {
-        if let Err(reason) = crate::run_origin::pin(&bus, &mut d) {
+/// Run completions to reply to, as [`Bus::serve`] hands them out.
+struct Completions {
+    client: Client,
+    bus: Bus,
+    namespace: Option<String>,
+}
+
+impl Handler for Completions {
+    async fn handle(&mut self, d: &mut Delivery) -> Outcome {
+        if let Err(reason) = crate::run_origin::pin(&self.bus, d) {
             tracing::warn!(%reason, "bus message dropped");
-            d.ack().await;
-            continue;
+            return Outcome::Ack;
         }
-        match reply::on_completed(&client, &bus, &d, namespace.as_deref()).await {
-            Ok(()) => d.ack().await,
+        match reply::on_completed(&self.client, &self.bus, d, self.namespace.as_deref()).await {
+            Ok(()) => Outcome::Ack,
             Err(e) => {
                 tracing::warn!(error = %e, "reply failed; will retry");
-                d.nak().await;
+                Outcome::retry()
             }
         }
     }
 }
 
-async fn approval_loop(client: Client, bus: Bus) {
-    let mut deliveries = bus.durable(APPROVAL_CONSUMER, topics::TOOL_APPROVAL_REQUEST);
-    while let Some(mut d) = deliveries.recv().await {
-        if let Err(reason) = crate::run_origin::pin(&bus, &mut d) {
+/// Tool approval requests to put to the chat, as [`Bus::serve`] hands them out.
+struct Approvals {
+    client: Client,
+    bus: Bus,
+}
+
+impl Handler for Approvals {
+    async fn handle(&mut self, d: &mut Delivery) -> Outcome {
+        if let Err(reason) = crate::run_origin::pin(&self.bus, d) {
             tracing::warn!(%reason, "bus message dropped");
-            d.ack().await;
-            continue;
+            return Outcome::Ack;
         }
-        match approval::on_request(&client, &bus, &d).await {
-            Ok(()) => d.ack().await,
+        match approval::on_request(&self.client, &self.bus, d).await {
+            Ok(()) => Outcome::Ack,
             Err(e) => {
                 tracing::warn!(error = %e, "asking for an approval in the chat failed; will retry");
-                d.nak().await;
+                Outcome::retry()
             }
         }
     }
@@ -120,12 +138,25 @@ pub(crate) fn send_topic(meta: &std::collections::BTreeMap<String, String>) -> S
 /// bus: another installation or test on the same cluster) is waiting to send.
 pub async fn run(client: Client, bus: Bus, namespace: Option<String>) {
     let conversations = ConversationIndex::default();
+    let inbound = topics::every(topics::CHANNEL_MESSAGE_RECEIVED);
     futures::join!(
         conversations.clone().watch(client.clone(), namespace.clone()),
-        inbound_loop(client.clone(), bus.clone(), conversations),
-        completion_loop(client.clone(), bus.clone(), namespace.clone()),
-        approval_loop(client.clone(), bus.clone()),
-        reply::watch_finished(client, bus, namespace)
+        bus.serve(
+            INBOUND_CONSUMER,
+            &inbound,
+            Inbound { client: client.clone(), bus: bus.clone(), conversations },
+        ),
+        bus.serve(
+            COMPLETION_CONSUMER,
+            topics::AGENT_RUN_COMPLETED,
+            Completions { client: client.clone(), bus: bus.clone(), namespace: namespace.clone() },
+        ),
+        bus.serve(
+            APPROVAL_CONSUMER,
+            topics::TOOL_APPROVAL_REQUEST,
+            Approvals { client: client.clone(), bus: bus.clone() }
+        ),
+        reply::watch_finished(client.clone(), bus.clone(), namespace.clone())
     );
 }
 

@@ -16,6 +16,7 @@ use sympozium_bus::{Bus, Delivery};
 use sympozium_kube::FIELD_MANAGER;
 
 use super::build::{self, REPLY_STATE, SOURCE_VALUE};
+use super::error::RouterError;
 
 fn selector() -> String {
     format!("{}={SOURCE_VALUE}", labels::SOURCE)
@@ -52,23 +53,23 @@ async fn answer(
     ns: &str,
     name: &str,
     text: impl FnOnce(&AgentRun) -> Option<String>,
-) -> Result<bool, String> {
+) -> Result<bool, RouterError> {
     let api: Api<AgentRun> = Api::namespaced(client.clone(), ns);
-    let Some(run) = api.get_opt(name).await.map_err(|e| e.to_string())? else { return Ok(false) };
+    let Some(run) = api.get_opt(name).await? else { return Ok(false) };
     if run.annotations().get(REPLY_STATE).map(String::as_str) != Some("pending") {
         return Ok(false);
     }
     let reply = text(&run).and_then(|t| build::reply(&run, t));
     let Some((message, meta)) = reply else {
         tracing::warn!(run = %name, "channel run without a reply channel; nothing sent");
-        claim(&api, name, REPLY_STATE).await.map_err(|e| e.to_string())?;
+        claim(&api, name, REPLY_STATE).await?;
         return Ok(false);
     };
     let once = format!("reply/{ns}/{name}");
     bus.publish_once(&super::send_topic(&meta), meta, &message, &once)
         .await
-        .map_err(|e| format!("publishing the reply of {name}: {e}"))?;
-    if claim(&api, name, REPLY_STATE).await.map_err(|e| e.to_string())?.is_none() {
+        .map_err(|source| RouterError::PublishReply { run: name.to_string(), source })?;
+    if claim(&api, name, REPLY_STATE).await?.is_none() {
         // Another path or replica got there first; JetStream kept one copy.
         return Ok(false);
     }
@@ -82,7 +83,7 @@ async fn find(
     client: &Client,
     delivery: &Delivery,
     scope: Option<&str>,
-) -> Result<Option<(String, String)>, String> {
+) -> Result<Option<(String, String)>, RouterError> {
     let run = delivery.envelope.meta("agentRunID");
     if run.is_empty() {
         return Ok(None);
@@ -94,7 +95,7 @@ async fn find(
         (None, scope) => super::runs_api(client, scope),
     };
     let params = ListParams::default().labels(&selector()).fields(&format!("metadata.name={run}"));
-    let found = api.list(&params).await.map_err(|e| e.to_string())?;
+    let found = api.list(&params).await?;
     let instance = delivery.envelope.meta("instanceName");
     let mut matching =
         found.items.into_iter().filter(|r| instance.is_empty() || r.spec.instance_ref == instance);
@@ -112,7 +113,7 @@ pub async fn on_completed(
     bus: &Bus,
     delivery: &Delivery,
     scope: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), RouterError> {
     let Some((ns, name)) = find(client, delivery, scope).await? else { return Ok(()) };
     let text = build::text_from_result(&delivery.envelope.data);
     answer(client, bus, &ns, &name, |_| Some(text)).await.map(|_| ())

@@ -27,18 +27,24 @@ pub fn fresh(channel: &ChannelStatus, now: Timestamp) -> bool {
     channel.last_health_check.as_ref().is_some_and(|t| now.duration_since(t.0) < STALE_AFTER)
 }
 
-/// Consumes health updates until the process stops.
-pub async fn run(client: Client, bus: Bus) {
-    let mut deliveries = bus.durable(CONSUMER, &topics::every(topics::CHANNEL_HEALTH_UPDATE));
-    while let Some(d) = deliveries.recv().await {
-        match apply(&client, &d).await {
-            Ok(()) => d.ack().await,
+/// Health updates, as [`Bus::serve`] hands them out.
+struct Updates(Client);
+
+impl sympozium_bus::Handler for Updates {
+    async fn handle(&mut self, d: &mut sympozium_bus::Delivery) -> sympozium_bus::Outcome {
+        match apply(&self.0, d).await {
+            Ok(()) => sympozium_bus::Outcome::Ack,
             Err(e) => {
                 tracing::warn!(error = %e, "recording channel health failed; will retry");
-                d.nak().await;
+                sympozium_bus::Outcome::retry()
             }
         }
     }
+}
+
+/// Consumes health updates until the process stops.
+pub async fn run(client: Client, bus: Bus) {
+    bus.serve(CONSUMER, &topics::every(topics::CHANNEL_HEALTH_UPDATE), Updates(client)).await;
 }
 
 /// Why a health update could not be recorded (transient: it is redelivered).

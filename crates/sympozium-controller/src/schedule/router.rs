@@ -17,7 +17,7 @@ use sympozium_bus::payloads::ScheduleResult;
 use sympozium_bus::{Bus, Delivery, topics};
 use sympozium_kube::FIELD_MANAGER;
 
-use super::cron::CronSchedule;
+use super::cron::{CronError, CronSchedule};
 
 /// Durable consumer name: replicas share it, so each request is handled once.
 pub const CONSUMER: &str = "schedule-router";
@@ -69,6 +69,94 @@ pub enum Change {
     Delete,
 }
 
+/// Why a schedule request is invalid in itself (checked before the cluster is asked).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// No name or no action.
+    #[error("a schedule request needs a name and an action")]
+    MissingNameOrAction,
+    /// `<instance>-<name>` is not a DNS label.
+    #[error(
+        "\"{target}\" is not a valid schedule name: use lowercase letters, digits and '-', at most 63 characters in all"
+    )]
+    InvalidName {
+        /// The object name the request would create.
+        target: String,
+    },
+    /// The cron expression does not parse.
+    #[error("invalid schedule: {0}")]
+    InvalidCron(#[source] CronError),
+    /// `create` without a schedule or a task.
+    #[error("create needs both a schedule (5-field cron) and a task")]
+    CreateIncomplete,
+    /// Not one of the five actions.
+    #[error("unknown action \"{action}\": use create, update, suspend, resume or delete")]
+    UnknownAction {
+        /// The action as sent.
+        action: String,
+    },
+}
+
+/// Why a request was not applied; the text is the answer the agent sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The request is invalid.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Finding the requesting run failed.
+    #[error("looking up run {run}: {source}")]
+    RunLookup {
+        /// The run's name.
+        run: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// No run of that name belongs to the instance.
+    #[error("run \"{run}\" of instance \"{instance}\" not found")]
+    RunNotFound {
+        /// The run's name.
+        run: String,
+        /// The instance.
+        instance: String,
+    },
+    /// Runs of that name in several namespaces belong to the instance.
+    #[error("run \"{run}\" exists in several namespaces; cannot tell which one asked")]
+    RunAmbiguous {
+        /// The run's name.
+        run: String,
+    },
+    /// The schedule exists but an operator, not the agent, manages it.
+    #[error("schedule \"{target}\" is not managed by this agent")]
+    NotManaged {
+        /// The schedule.
+        target: String,
+    },
+    /// Creating one more would exceed the instance's agent-managed schedules.
+    #[error(
+        "limit reached: instance \"{instance}\" already has {held} agent-managed schedules (the limit is {limit}); delete one before creating \"{target}\""
+    )]
+    LimitReached {
+        /// The instance.
+        instance: String,
+        /// Agent-managed schedules it holds.
+        held: usize,
+        /// The limit.
+        limit: usize,
+        /// The schedule asked for.
+        target: String,
+    },
+    /// Changing a schedule that does not exist.
+    #[error("schedule \"{target}\" does not exist")]
+    NotFound {
+        /// The schedule.
+        target: String,
+    },
+    /// A Kubernetes call failed.
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
@@ -82,23 +170,19 @@ fn non_blank(s: &Option<String>) -> Option<String> {
 }
 
 /// Validates a request and names its target `<instance>-<name>`.
-pub fn plan(req: &ScheduleRequest, instance: &str) -> Result<(String, Change), String> {
+pub fn plan(req: &ScheduleRequest, instance: &str) -> Result<(String, Change), PlanError> {
     if req.name.trim().is_empty() || req.action.trim().is_empty() {
-        return Err("a schedule request needs a name and an action".into());
+        return Err(PlanError::MissingNameOrAction);
     }
     let target = format!("{instance}-{}", req.name.trim());
     if !is_dns_label(&target) {
-        return Err(format!(
-            "\"{target}\" is not a valid schedule name: use lowercase letters, digits and '-', at most 63 characters in all"
-        ));
+        return Err(PlanError::InvalidName { target });
     }
-    let check = |expr: &str| {
-        CronSchedule::parse(expr, None).map(|_| ()).map_err(|e| format!("invalid schedule: {e}"))
-    };
+    let check = |expr: &str| CronSchedule::parse(expr, None).map(|_| ()).map_err(PlanError::InvalidCron);
     let change = match req.action.trim() {
         "create" => {
             let (Some(schedule), Some(task)) = (non_blank(&req.schedule), non_blank(&req.task)) else {
-                return Err("create needs both a schedule (5-field cron) and a task".into());
+                return Err(PlanError::CreateIncomplete);
             };
             check(&schedule)?;
             Change::Create { schedule, task }
@@ -114,7 +198,7 @@ pub fn plan(req: &ScheduleRequest, instance: &str) -> Result<(String, Change), S
         "resume" => Change::Suspend(false),
         "delete" => Change::Delete,
         other => {
-            return Err(format!("unknown action \"{other}\": use create, update, suspend, resume or delete"));
+            return Err(PlanError::UnknownAction { action: other.to_string() });
         }
     };
     Ok((target, change))
@@ -122,7 +206,7 @@ pub fn plan(req: &ScheduleRequest, instance: &str) -> Result<(String, Change), S
 
 /// The namespace of the requesting run: from the envelope when the bridge sends it, else
 /// the one namespace holding an AgentRun of that name for that instance.
-async fn namespace_of(client: &Client, meta: &BTreeMap<String, String>) -> Result<String, String> {
+async fn namespace_of(client: &Client, meta: &BTreeMap<String, String>) -> Result<String, ApplyError> {
     if let Some(ns) = meta.get("namespace").filter(|n| !n.is_empty()) {
         return Ok(ns.clone());
     }
@@ -132,13 +216,13 @@ async fn namespace_of(client: &Client, meta: &BTreeMap<String, String>) -> Resul
     let found = runs
         .list(&ListParams::default().fields(&format!("metadata.name={run}")))
         .await
-        .map_err(|e| format!("looking up run {run}: {e}"))?;
+        .map_err(|source| ApplyError::RunLookup { run: run.clone(), source })?;
     let namespaces: Vec<_> =
         found.iter().filter(|r| r.spec.instance_ref == instance).filter_map(|r| r.namespace()).collect();
     match namespaces.as_slice() {
         [ns] => Ok(ns.clone()),
-        [] => Err(format!("run \"{run}\" of instance \"{instance}\" not found")),
-        _ => Err(format!("run \"{run}\" exists in several namespaces; cannot tell which one asked")),
+        [] => Err(ApplyError::RunNotFound { run, instance }),
+        _ => Err(ApplyError::RunAmbiguous { run }),
     }
 }
 
@@ -155,31 +239,29 @@ pub async fn apply(
     meta: &BTreeMap<String, String>,
     req: &ScheduleRequest,
     max_per_instance: usize,
-) -> Result<String, String> {
+) -> Result<String, ApplyError> {
     let instance = meta.get("instanceName").cloned().unwrap_or_default();
     let (target, change) = plan(req, &instance)?;
     let ns = namespace_of(client, meta).await?;
     let api: Api<SympoziumSchedule> = Api::namespaced(client.clone(), &ns);
-    let existing = api.get_opt(&target).await.map_err(|e| e.to_string())?;
+    let existing = api.get_opt(&target).await?;
     if let Some(s) = &existing
         && !managed_by_agent(s, &instance)
     {
-        return Err(format!("schedule \"{target}\" is not managed by this agent"));
+        return Err(ApplyError::NotManaged { target });
     }
     let merge = |spec: serde_json::Value| Patch::Merge(json!({ "spec": spec }));
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     if existing.is_none() && matches!(change, Change::Create { .. }) {
         let selector = format!("{}={instance},{}=agent", labels::INSTANCE, labels::SOURCE);
-        let held = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| e.to_string())?;
+        let held = api.list(&ListParams::default().labels(&selector)).await?;
         // One already on its way out (finalizer pending) no longer counts.
         let held = held
             .iter()
             .filter(|s| managed_by_agent(s, &instance) && s.metadata.deletion_timestamp.is_none())
             .count();
         if held >= max_per_instance {
-            return Err(format!(
-                "limit reached: instance \"{instance}\" already has {held} agent-managed schedules (the limit is {max_per_instance}); delete one before creating \"{target}\""
-            ));
+            return Err(ApplyError::LimitReached { instance, held, limit: max_per_instance, target });
         }
     }
     let result = match (change, existing) {
@@ -208,7 +290,7 @@ pub async fn apply(
             .patch(&target, &params, &merge(json!({"schedule": schedule, "task": task, "suspend": false})))
             .await
             .map(|_| ()),
-        (_, None) => return Err(format!("schedule \"{target}\" does not exist")),
+        (_, None) => return Err(ApplyError::NotFound { target }),
         (Change::Update { schedule, task }, Some(_)) => {
             let mut spec = json!({"suspend": false});
             if let Some(s) = schedule {
@@ -224,7 +306,8 @@ pub async fn apply(
         }
         (Change::Delete, Some(_)) => api.delete(&target, &DeleteParams::default()).await.map(|_| ()),
     };
-    result.map(|()| target).map_err(|e| e.to_string())
+    result?;
+    Ok(target)
 }
 
 async fn handle(client: &Client, bus: &Bus, delivery: &Delivery, max_per_instance: usize) {
@@ -236,9 +319,9 @@ async fn handle(client: &Client, bus: &Bus, delivery: &Delivery, max_per_instanc
         id: req.id.clone(),
         name: req.name.clone(),
         action: req.action.clone(),
-        schedule: outcome.clone().unwrap_or_else(|_| format!("{instance}-{}", req.name)),
+        schedule: outcome.as_ref().map_or_else(|_| format!("{instance}-{}", req.name), Clone::clone),
         accepted: outcome.is_ok(),
-        error: outcome.clone().err(),
+        error: outcome.as_ref().err().map(ToString::to_string),
     };
     match &outcome {
         Ok(target) => {
@@ -275,19 +358,29 @@ fn is_subject_token(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// Schedule requests, as [`Bus::serve`] hands them out.
+struct Requests {
+    client: Client,
+    bus: Bus,
+    max_per_instance: usize,
+}
+
+impl sympozium_bus::Handler for Requests {
+    async fn handle(&mut self, delivery: &mut Delivery) -> sympozium_bus::Outcome {
+        match crate::run_origin::pin(&self.bus, delivery) {
+            Ok(()) => handle(&self.client, &self.bus, delivery, self.max_per_instance).await,
+            Err(reason) => tracing::warn!(%reason, "schedule request dropped"),
+        }
+        // Answered either way (refusals too): a retry would get the same answer.
+        sympozium_bus::Outcome::Ack
+    }
+}
+
 /// Handles `schedule.upsert` requests until the process stops; each instance may hold at
 /// most `max_per_instance` agent-managed schedules.
 pub async fn run(client: Client, bus: Bus, max_per_instance: usize) {
-    let mut deliveries = bus.durable(CONSUMER, topics::SCHEDULE_UPSERT);
-    while let Some(mut delivery) = deliveries.recv().await {
-        if let Err(reason) = crate::run_origin::pin(&bus, &mut delivery) {
-            tracing::warn!(%reason, "schedule request dropped");
-            delivery.ack().await;
-            continue;
-        }
-        handle(&client, &bus, &delivery, max_per_instance).await;
-        delivery.ack().await;
-    }
+    bus.serve(CONSUMER, topics::SCHEDULE_UPSERT, Requests { client, bus: bus.clone(), max_per_instance })
+        .await;
 }
 
 #[cfg(test)]
@@ -323,14 +416,27 @@ mod tests {
     #[test]
     fn refusals_say_why() {
         assert!(
-            plan(&req("create", Some("@daily"), Some("t")), "a").unwrap_err().contains("invalid schedule")
+            plan(&req("create", Some("@daily"), Some("t")), "a")
+                .unwrap_err()
+                .to_string()
+                .contains("invalid schedule")
         );
-        assert!(plan(&req("create", Some("0 2 * *"), Some("t")), "a").unwrap_err().contains("has 4 fields"));
-        assert!(plan(&req("create", None, Some("t")), "a").unwrap_err().contains("needs both"));
-        assert!(plan(&req("explode", None, None), "a").unwrap_err().contains("unknown action"));
+        assert!(
+            plan(&req("create", Some("0 2 * *"), Some("t")), "a")
+                .unwrap_err()
+                .to_string()
+                .contains("has 4 fields")
+        );
+        assert!(plan(&req("create", None, Some("t")), "a").unwrap_err().to_string().contains("needs both"));
+        assert!(plan(&req("explode", None, None), "a").unwrap_err().to_string().contains("unknown action"));
         let mut bad = req("delete", None, None);
         bad.name = "Not_OK".into();
-        assert!(plan(&bad, "a").unwrap_err().contains("not a valid schedule name"));
-        assert!(plan(&ScheduleRequest::default(), "a").unwrap_err().contains("needs a name and an action"));
+        assert!(plan(&bad, "a").unwrap_err().to_string().contains("not a valid schedule name"));
+        assert!(
+            plan(&ScheduleRequest::default(), "a")
+                .unwrap_err()
+                .to_string()
+                .contains("needs a name and an action")
+        );
     }
 }

@@ -27,20 +27,51 @@ pub struct Usage {
     pub children: usize,
 }
 
+/// Which sub-agent limit refused a spawn; the text goes back to the parent run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LimitRefusal {
+    /// The child would be deeper than `maxDepth`.
+    #[error(
+        "sub-agent refused: it would run at depth {depth}, but instance {instance} allows maxDepth {max_depth}"
+    )]
+    TooDeep {
+        /// The child's depth.
+        depth: i32,
+        /// The instance.
+        instance: String,
+        /// Its `maxDepth`.
+        max_depth: i32,
+    },
+    /// The parent has spawned `maxChildrenPerAgent` children already.
+    #[error(
+        "sub-agent refused: this agent already spawned {children} sub-agents (maxChildrenPerAgent {max_children} on instance {instance})"
+    )]
+    TooManyChildren {
+        /// Children so far.
+        children: usize,
+        /// Its `maxChildrenPerAgent`.
+        max_children: i32,
+        /// The instance.
+        instance: String,
+    },
+}
+
 /// Checks a spawn at `depth` (children of a top-level run have depth 1) against the
 /// instance's `agents.default.subagents` limits; `Err` says which limit refused it.
-pub fn check(limits: &SubagentsSpec, instance: &str, depth: i32, usage: Usage) -> Result<(), String> {
+pub fn check(limits: &SubagentsSpec, instance: &str, depth: i32, usage: Usage) -> Result<(), LimitRefusal> {
     if depth > limits.max_depth {
-        return Err(format!(
-            "sub-agent refused: it would run at depth {depth}, but instance {instance} allows maxDepth {}",
-            limits.max_depth
-        ));
+        return Err(LimitRefusal::TooDeep {
+            depth,
+            instance: instance.to_string(),
+            max_depth: limits.max_depth,
+        });
     }
     if usage.children >= usize::try_from(limits.max_children_per_agent).unwrap_or(0) {
-        return Err(format!(
-            "sub-agent refused: this agent already spawned {} sub-agents (maxChildrenPerAgent {} on instance {instance})",
-            usage.children, limits.max_children_per_agent
-        ));
+        return Err(LimitRefusal::TooManyChildren {
+            children: usage.children,
+            max_children: limits.max_children_per_agent,
+            instance: instance.to_string(),
+        });
     }
     // maxConcurrent does not refuse: the child is created and waits in Pending (queued by
     // the AgentRun controller) until a sub-agent slot frees.
@@ -171,8 +202,13 @@ mod tests {
     fn limits_refuse_with_the_reason() {
         let l = SubagentsSpec { max_depth: 2, max_concurrent: 2, max_children_per_agent: 3 };
         assert_eq!(check(&l, "a", 2, Usage { children: 2 }), Ok(()));
-        assert!(check(&l, "a", 3, Usage::default()).unwrap_err().contains("maxDepth 2"));
-        assert!(check(&l, "a", 1, Usage { children: 3 }).unwrap_err().contains("maxChildrenPerAgent 3"));
+        assert!(check(&l, "a", 3, Usage::default()).unwrap_err().to_string().contains("maxDepth 2"));
+        assert!(
+            check(&l, "a", 1, Usage { children: 3 })
+                .unwrap_err()
+                .to_string()
+                .contains("maxChildrenPerAgent 3")
+        );
         assert_eq!(
             check(&l, "a", 1, Usage { children: 0 }),
             Ok(()),

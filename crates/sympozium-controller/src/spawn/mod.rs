@@ -40,6 +40,18 @@ pub enum Outcome {
     Refused(String),
 }
 
+/// A transient failure handling a spawn request or sending a result; the request is
+/// redelivered, the result sent again on the child's next change.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// A Kubernetes call failed.
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    /// Publishing the answer failed.
+    #[error(transparent)]
+    Bus(#[from] sympozium_bus::Error),
+}
+
 fn meta(parent: &str, instance: &str, ns: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("agentRunID".to_string(), parent.to_string()),
@@ -48,12 +60,16 @@ fn meta(parent: &str, instance: &str, ns: &str) -> BTreeMap<String, String> {
     ])
 }
 
-async fn send(bus: &Bus, parent: &str, instance: &str, ns: &str, result: &SpawnResult) -> Result<(), String> {
+async fn send(
+    bus: &Bus,
+    parent: &str,
+    instance: &str,
+    ns: &str,
+    result: &SpawnResult,
+) -> Result<(), SpawnError> {
     // One stored answer per request, even when a publish is retried.
     let once = format!("spawn-answer/{ns}/{parent}/{}", result.id);
-    bus.publish_once(&topics::spawn_result(ns, parent), meta(parent, instance, ns), result, &once)
-        .await
-        .map_err(|e| e.to_string())
+    Ok(bus.publish_once(&topics::spawn_result(ns, parent), meta(parent, instance, ns), result, &once).await?)
 }
 
 /// Finds the parent run by name, in the given namespace or else the only one with it.
@@ -69,7 +85,7 @@ async fn parent(client: &Client, name: &str, ns: &str) -> Result<Option<AgentRun
 }
 
 /// Handles one request; `Err` = transient, redeliver.
-pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<Outcome, String> {
+pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<Outcome, SpawnError> {
     let env = &delivery.envelope;
     let req: SpawnRequest = serde_json::from_value(env.data.clone()).unwrap_or_default();
     let parent_name =
@@ -77,7 +93,7 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<O
     let ns = Some(env.meta("namespace")).filter(|n| !n.is_empty()).unwrap_or(&req.namespace).to_string();
     let instance_hint =
         Some(env.meta("instanceName")).filter(|i| !i.is_empty()).unwrap_or(&req.instance_name).to_string();
-    let refuse = async |reason: String| -> Result<Outcome, String> {
+    let refuse = async |reason: String| -> Result<Outcome, SpawnError> {
         tracing::info!(parent = %parent_name, id = %req.id, %reason, "sub-agent refused");
         if !parent_name.is_empty() {
             send(bus, &parent_name, &instance_hint, &ns, &SpawnResult::error(&req.id, reason.clone()))
@@ -88,29 +104,25 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<O
     if parent_name.is_empty() || req.id.is_empty() || req.task.trim().is_empty() {
         return refuse("a spawn request needs the parent run, an id and a task".into()).await;
     }
-    let Some(parent) = parent(client, &parent_name, &ns).await.map_err(|e| e.to_string())? else {
+    let Some(parent) = parent(client, &parent_name, &ns).await? else {
         return refuse(format!("parent run {parent_name} not found")).await;
     };
     let ns = parent.namespace().unwrap_or_default();
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     let child = build::child(&parent, &req);
     let name = child.name_any();
-    if runs.get_opt(&name).await.map_err(|e| e.to_string())?.is_some() {
+    if runs.get_opt(&name).await?.is_some() {
         return Ok(Outcome::Spawned(name));
     }
     let instance = parent.spec.instance_ref.clone();
-    let inst = Api::<SympoziumInstance>::namespaced(client.clone(), &ns)
-        .get_opt(&instance)
-        .await
-        .map_err(|e| e.to_string())?;
+    let inst = Api::<SympoziumInstance>::namespaced(client.clone(), &ns).get_opt(&instance).await?;
     let Some(inst) = inst else {
         return refuse(format!("instance {instance} of run {parent_name} not found")).await;
     };
     let limits = inst.spec.agents.default.subagents.clone().unwrap_or_default();
     let subagents = runs
         .list(&ListParams::default().labels(&format!("{}={instance},{PARENT_RUN}", labels::INSTANCE)))
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .items;
     let usage = Usage {
         children: subagents.iter().filter(|r| r.labels().get(PARENT_RUN) == Some(&parent_name)).count(),
@@ -118,10 +130,10 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<O
     if let Err(reason) = build::check(&limits, &instance, build::child_depth(&parent), usage) {
         // A copy of this very request may have created the child meanwhile (it then
         // counts against the limit): that is not a refusal.
-        if runs.get_opt(&name).await.map_err(|e| e.to_string())?.is_some() {
+        if runs.get_opt(&name).await?.is_some() {
             return Ok(Outcome::Spawned(name));
         }
-        return refuse(reason).await;
+        return refuse(reason.to_string()).await;
     }
     let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     match runs.create(&params, &child).await {
@@ -130,7 +142,7 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<O
         Err(kube::Error::Api(e)) if e.code == 422 || e.code == 400 => {
             return refuse(format!("the sub-agent run was rejected: {}", e.message)).await;
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     }
     Ok(Outcome::Spawned(name))
 }
@@ -170,22 +182,30 @@ async fn watch_children(client: Client, bus: Bus) {
     }
 }
 
-async fn requests(client: Client, bus: Bus) {
-    let mut deliveries = bus.durable(CONSUMER, topics::AGENT_SPAWN_REQUEST);
-    while let Some(mut d) = deliveries.recv().await {
-        if let Err(reason) = crate::run_origin::pin(&bus, &mut d) {
+/// Spawn requests, as [`Bus::serve`] hands them out.
+struct Requests {
+    client: Client,
+    bus: Bus,
+}
+
+impl sympozium_bus::Handler for Requests {
+    async fn handle(&mut self, d: &mut Delivery) -> sympozium_bus::Outcome {
+        if let Err(reason) = crate::run_origin::pin(&self.bus, d) {
             tracing::warn!(%reason, "bus message dropped");
-            d.ack().await;
-            continue;
+            return sympozium_bus::Outcome::Ack;
         }
-        match handle(&client, &bus, &d).await {
-            Ok(_) => d.ack().await,
+        match handle(&self.client, &self.bus, d).await {
+            Ok(_) => sympozium_bus::Outcome::Ack,
             Err(e) => {
                 tracing::warn!(error = %e, "spawn request failed; will retry");
-                d.nak().await;
+                sympozium_bus::Outcome::retry()
             }
         }
     }
+}
+
+async fn requests(client: Client, bus: Bus) {
+    bus.serve(CONSUMER, topics::AGENT_SPAWN_REQUEST, Requests { client, bus: bus.clone() }).await;
 }
 
 /// Handles spawn requests and delivers sub-agent results until the process stops.

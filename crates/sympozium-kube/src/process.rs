@@ -1,0 +1,114 @@
+//! Start-up and shutdown plumbing every Sympozium process shares: where the Kubernetes
+//! configuration comes from, and when to stop.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::config::{InferConfigError, KubeConfigOptions, Kubeconfig, KubeconfigError};
+
+/// Why no Kubernetes configuration could be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeConfigError {
+    /// The kubeconfig file could not be read or parsed.
+    #[error("cannot read kubeconfig {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: KubeconfigError,
+    },
+    /// The kubeconfig was read but names no usable cluster, user or context.
+    #[error("kubeconfig {}: {source}", path.display())]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: KubeconfigError,
+    },
+    /// No kubeconfig was given and neither `$KUBECONFIG`, `~/.kube/config` nor the
+    /// in-cluster environment provides one.
+    #[error("no Kubernetes configuration (in-cluster, KUBECONFIG or --kubeconfig): {0}")]
+    Infer(#[source] InferConfigError),
+}
+
+/// The Kubernetes configuration of `kubeconfig` (its current context) when given, else
+/// the inferred one (`$KUBECONFIG`, `~/.kube/config`, or the in-cluster environment).
+pub async fn kube_config(kubeconfig: Option<&Path>) -> Result<kube::Config, KubeConfigError> {
+    let Some(path) = kubeconfig else {
+        return kube::Config::infer().await.map_err(KubeConfigError::Infer);
+    };
+    let file =
+        Kubeconfig::read_from(path).map_err(|source| KubeConfigError::Read { path: path.into(), source })?;
+    kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .map_err(|source| KubeConfigError::Load { path: path.into(), source })
+}
+
+/// How often the parent process is looked for: a supervisor that dies without signalling
+/// its children (SIGKILL) must not leave them running for long.
+const PARENT_POLL: Duration = Duration::from_millis(500);
+
+/// Resolves when the process should stop: on SIGINT or SIGTERM, or, with `parent_pid`,
+/// once that process is gone (its `/proc` entry disappears).
+pub async fn shutdown_signal(parent_pid: Option<u32>) {
+    tokio::select! {
+        () = interrupt() => tracing::info!("SIGINT received; shutting down"),
+        () = terminate() => tracing::info!("SIGTERM received; shutting down"),
+        () = parent_gone(parent_pid) => tracing::info!("parent process gone; shutting down"),
+    }
+}
+
+async fn interrupt() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        // Without the handler the other conditions still stop the process.
+        tracing::warn!(error = %e, "cannot listen for SIGINT");
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn parent_gone(parent_pid: Option<u32>) {
+    let Some(pid) = parent_pid else { return std::future::pending().await };
+    let entry = PathBuf::from(format!("/proc/{pid}"));
+    while entry.exists() {
+        tokio::time::sleep(PARENT_POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_kubeconfig_is_named_in_the_error() {
+        let path = Path::new("/nonexistent/sympozium/kubeconfig");
+        let error = kube_config(Some(path)).await.unwrap_err();
+        assert!(matches!(error, KubeConfigError::Read { .. }), "{error:?}");
+        assert!(error.to_string().starts_with("cannot read kubeconfig /nonexistent/sympozium/kubeconfig: "));
+    }
+
+    #[tokio::test]
+    async fn shutdown_follows_the_parent() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let waiting = tokio::spawn(shutdown_signal(Some(child.id())));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "the parent still runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+    }
+}
