@@ -17,12 +17,10 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let telemetry = sympozium_telemetry::init(
-        "sympozium-apiserver",
-        &cli.telemetry.with_secret_headers(std::env::vars()),
-    )?;
-    let result = sympozium_apiserver::serve::run(cli.config).await;
-    telemetry.shutdown(std::time::Duration::from_secs(5));
-    Ok(result?)
+    let Cli { config, telemetry } = Cli::parse();
+    let flush = std::time::Duration::from_secs(5);
+    sympozium_telemetry::instrumented("sympozium-apiserver", telemetry, std::env::vars(), flush, async {
+        Ok(sympozium_apiserver::serve::run(config).await?)
+    })
+    .await
 }

@@ -16,20 +16,18 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let telemetry = sympozium_telemetry::init(
-        "sympozium-channel",
-        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
-    )?;
-    let config = cli.config;
-    let mut running = sympozium_channels::start(config).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        () = running.wait() => anyhow::bail!("a channel task stopped unexpectedly"),
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    running.shutdown().await;
-    telemetry.shutdown(std::time::Duration::from_secs(5));
-    Ok(())
+    let Cli { config, telemetry } = Cli::parse();
+    let flush = std::time::Duration::from_secs(5);
+    sympozium_telemetry::instrumented("sympozium-channel", telemetry, std::env::vars(), flush, async {
+        let mut running = sympozium_channels::start(config).await?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            () = running.wait() => anyhow::bail!("a channel task stopped unexpectedly"),
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        running.shutdown().await;
+        Ok(())
+    })
+    .await
 }

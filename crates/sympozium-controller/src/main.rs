@@ -16,13 +16,11 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let telemetry = sympozium_telemetry::init(
-        "sympozium-controller",
-        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
-    )?;
-    let config = cli.config;
-    let result = sympozium_controller::run(config).await;
-    telemetry.shutdown(std::time::Duration::from_secs(30));
-    Ok(result?)
+    let Cli { config, telemetry } = Cli::parse();
+    // Leader hand-over and the last reconciles' spans are worth waiting for at exit.
+    let flush = std::time::Duration::from_secs(30);
+    sympozium_telemetry::instrumented("sympozium-controller", telemetry, std::env::vars(), flush, async {
+        Ok(sympozium_controller::run(config).await?)
+    })
+    .await
 }

@@ -16,13 +16,10 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let telemetry = sympozium_telemetry::init(
-        "sympozium-ipc-bridge",
-        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
-    )?;
-    let config = cli.config;
-    let result = sympozium_ipc_bridge::run(config).await;
-    telemetry.shutdown(std::time::Duration::from_secs(3));
-    Ok(result?)
+    let Cli { config, telemetry } = Cli::parse();
+    let flush = std::time::Duration::from_secs(3);
+    sympozium_telemetry::instrumented("sympozium-ipc-bridge", telemetry, std::env::vars(), flush, async {
+        Ok(sympozium_ipc_bridge::run(config).await?)
+    })
+    .await
 }

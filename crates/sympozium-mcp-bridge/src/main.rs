@@ -20,13 +20,14 @@ struct BridgeCli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = BridgeCli::parse();
-    let telemetry = sympozium_telemetry::init(
+    let BridgeCli { config, telemetry } = BridgeCli::parse();
+    let flush = std::time::Duration::from_secs(3);
+    sympozium_telemetry::instrumented(
         "sympozium-mcp-bridge",
-        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
-    )?;
-    let config = cli.config;
-    let result = run(config, std::env::vars().collect()).await;
-    telemetry.shutdown(std::time::Duration::from_secs(3));
-    result
+        telemetry,
+        std::env::vars(),
+        flush,
+        run(config, std::env::vars().collect()),
+    )
+    .await
 }

@@ -17,20 +17,17 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let telemetry = sympozium_telemetry::init(
-        "sympozium-memory-server",
-        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
-    )?;
-    let config = cli.config;
-    let server = Server::bind(&config)
-        .await
-        .with_context(|| format!("memory server failed to start (db {})", config.db_path.display()))?;
-    // Tests and scripts read this line to learn the port when MEMORY_PORT=0.
-    println!("listening on http://{}", server.local_addr());
-    let result = server.serve(shutdown_signal()).await;
-    telemetry.shutdown(std::time::Duration::from_secs(5));
-    Ok(result?)
+    let Cli { config, telemetry } = Cli::parse();
+    let flush = std::time::Duration::from_secs(5);
+    sympozium_telemetry::instrumented("sympozium-memory-server", telemetry, std::env::vars(), flush, async {
+        let server = Server::bind(&config)
+            .await
+            .with_context(|| format!("memory server failed to start (db {})", config.db_path.display()))?;
+        // Tests and scripts read this line to learn the port when MEMORY_PORT=0.
+        println!("listening on http://{}", server.local_addr());
+        Ok(server.serve(shutdown_signal()).await?)
+    })
+    .await
 }
 
 async fn shutdown_signal() {

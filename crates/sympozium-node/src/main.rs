@@ -20,15 +20,12 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let telemetry = sympozium_telemetry::init(
-        "sympozium-node",
-        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
-    )?;
-    let config = cli.config;
-    let kube_config = sympozium_kube::process::kube_config(config.kubeconfig.as_deref()).await?;
-    let shutdown = sympozium_kube::process::shutdown_signal(config.parent_pid);
-    let result = sympozium_node::run(config, kube_config, shutdown).await;
-    telemetry.shutdown(std::time::Duration::from_secs(5));
-    Ok(result?)
+    let Cli { config, telemetry } = Cli::parse();
+    let flush = std::time::Duration::from_secs(5);
+    sympozium_telemetry::instrumented("sympozium-node", telemetry, std::env::vars(), flush, async {
+        let kube_config = sympozium_kube::process::kube_config(config.kubeconfig.as_deref()).await?;
+        let shutdown = sympozium_kube::process::shutdown_signal(config.parent_pid);
+        Ok(sympozium_node::run(config, kube_config, shutdown).await?)
+    })
+    .await
 }

@@ -272,3 +272,23 @@ impl Telemetry {
         }
     }
 }
+
+/// A program's whole life under telemetry: sets it up for `service` (with the secret OTLP
+/// headers found in `env`, which `main.rs` passes from the process environment), runs
+/// `work`, then flushes for at most `flush`, whether `work` succeeded or not. Every binary's
+/// `main` is this call around its own entry point.
+pub async fn instrumented<T, E>(
+    service: &str,
+    args: TelemetryArgs,
+    env: impl IntoIterator<Item = (String, String)>,
+    flush: Duration,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E>
+where
+    E: From<TelemetryError>,
+{
+    let telemetry = init(service, &args.with_secret_headers(env))?;
+    let result = work.await;
+    telemetry.shutdown(flush);
+    result
+}

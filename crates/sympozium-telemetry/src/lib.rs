@@ -19,4 +19,4 @@ pub mod process;
 
 pub use config::{ConfigError, Protocol, TelemetryArgs, UnsupportedProtocol};
 pub use context::{current_traceparent, set_parent_from_traceparent};
-pub use export::{Telemetry, TelemetryError, init, meter};
+pub use export::{Telemetry, TelemetryError, init, instrumented, meter};

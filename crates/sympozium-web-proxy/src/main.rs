@@ -16,20 +16,17 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let telemetry = sympozium_telemetry::init(
-        "sympozium-web-proxy",
-        &cli.telemetry.clone().with_secret_headers(std::env::vars()),
-    )?;
-    let config = cli.config;
-    anyhow::ensure!(
-        !config.api_key.trim().is_empty(),
-        "WEB_PROXY_API_KEY is empty: refusing to serve without a key"
-    );
-    anyhow::ensure!(!config.instance_name.trim().is_empty(), "INSTANCE_NAME is empty");
-    let kube_config = sympozium_kube::process::kube_config(config.kubeconfig.as_deref()).await?;
-    let client = kube::Client::try_from(kube_config)?;
-    let result = sympozium_web_proxy::run(config, client).await;
-    telemetry.shutdown(std::time::Duration::from_secs(5));
-    Ok(result?)
+    let Cli { config, telemetry } = Cli::parse();
+    let flush = std::time::Duration::from_secs(5);
+    sympozium_telemetry::instrumented("sympozium-web-proxy", telemetry, std::env::vars(), flush, async {
+        anyhow::ensure!(
+            !config.api_key.trim().is_empty(),
+            "WEB_PROXY_API_KEY is empty: refusing to serve without a key"
+        );
+        anyhow::ensure!(!config.instance_name.trim().is_empty(), "INSTANCE_NAME is empty");
+        let kube_config = sympozium_kube::process::kube_config(config.kubeconfig.as_deref()).await?;
+        let client = kube::Client::try_from(kube_config)?;
+        Ok(sympozium_web_proxy::run(config, client).await?)
+    })
+    .await
 }

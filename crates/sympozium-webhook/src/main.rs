@@ -35,19 +35,17 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let telemetry = sympozium_telemetry::init(
-        "sympozium-webhook",
-        &args.telemetry.clone().with_secret_headers(std::env::vars()),
-    )?;
-    let result = sympozium_webhook::run(sympozium_webhook::Config {
+    let config = sympozium_webhook::Config {
         bind: args.bind,
         cert_file: args.cert_file,
         key_file: args.key_file,
         generate_for: args.generate_certificate_for,
         kubeconfig: args.kubeconfig,
         system_namespace: args.system_namespace,
+    };
+    let flush = std::time::Duration::from_secs(5);
+    sympozium_telemetry::instrumented("sympozium-webhook", args.telemetry, std::env::vars(), flush, async {
+        Ok(sympozium_webhook::run(config).await?)
     })
-    .await;
-    telemetry.shutdown(std::time::Duration::from_secs(5));
-    Ok(result?)
+    .await
 }
