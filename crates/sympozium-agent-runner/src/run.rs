@@ -300,16 +300,15 @@ async fn execute(
 /// 2000 characters. Failures only cost the context, never the run.
 async fn auto_context(client: &MemoryClient, task: &str) -> Option<String> {
     let query: String = task.chars().take(200).collect();
-    let content = match client.search(&query, 3, Duration::from_secs(3)).await {
-        Ok(c) => c,
+    let entries = match client.search(&query, 3, Duration::from_secs(3)).await {
+        Ok(entries) => entries,
         Err(e) => {
             tracing::warn!(error = %e, "memory auto-context failed");
             return None;
         }
     };
-    let entries = content.as_array()?;
     let mut out = String::new();
-    for entry in entries {
+    for entry in &entries {
         let formatted = crate::tools::format_entry_public(entry);
         let sep = if out.is_empty() { "" } else { "\n---\n" };
         if out.len() + sep.len() + formatted.len() > 2000 {

@@ -48,6 +48,7 @@ pub struct MemoryClient {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
+    timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for MemoryClient {
@@ -56,6 +57,7 @@ impl std::fmt::Debug for MemoryClient {
         f.debug_struct("MemoryClient")
             .field("base", &self.base)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -71,7 +73,7 @@ impl MemoryClient {
     /// A client using a preconfigured `reqwest` client (timeouts, proxies).
     pub fn with_http_client(base_url: impl Into<String>, http: reqwest::Client) -> Self {
         let base = base_url.into().trim_end_matches('/').to_string();
-        Self { base, http, token: None }
+        Self { base, http, token: None, timeout: None }
     }
 
     /// Sends `token` as `Authorization: Bearer <token>` on every request (the instance's
@@ -82,6 +84,13 @@ impl MemoryClient {
         self
     }
 
+    /// Bounds every request of this client by `timeout` (overriding the HTTP client's own
+    /// timeout). Clients are cheap to clone, so a clone with a shorter timeout suits one call.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
     /// The server's base URL.
     pub fn base_url(&self) -> &str {
         &self.base
@@ -89,7 +98,7 @@ impl MemoryClient {
 
     /// `GET /health`.
     pub async fn health(&self) -> Result<(), ClientError> {
-        let response = self.http.get(self.url("/health")).send().await?;
+        let response = self.with_request_timeout(self.http.get(self.url("/health"))).send().await?;
         let status = response.status();
         let body = response.text().await?;
         if status == StatusCode::OK && body.trim() == "ok" {
@@ -144,6 +153,13 @@ impl MemoryClient {
         self.send(self.http.delete(self.url(&format!("/memories/{id}")))).await
     }
 
+    fn with_request_timeout(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.timeout {
+            Some(timeout) => request.timeout(timeout),
+            None => request,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -156,7 +172,7 @@ impl MemoryClient {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
-        let response = request.send().await?;
+        let response = self.with_request_timeout(request).send().await?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await?;
         let unexpected = || ClientError::Unexpected {

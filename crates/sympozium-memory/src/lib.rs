@@ -4,30 +4,48 @@
 //! API (`/health`, `/search`, `/store`, `/list`) plus `/memories/{id}` (get, update,
 //! delete), exact tag filters and pagination. [`MemoryClient`] speaks that API.
 //!
+//! Feature `server` (default) builds the server; without it (`default-features = false`) the
+//! crate is only [`client`] and [`types`], with no SQLite, axum or telemetry.
+//!
 //! Modules: [`schema`] (opening safely, migrations), [`query`] (FTS5 query building),
 //! [`store`] (database operations), [`search`] (ranking stages), [`http`] (routes), [`client`], [`seeds`], [`config`].
 
 pub mod client;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod error;
+#[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
 pub mod query;
+#[cfg(feature = "server")]
 pub mod schema;
+#[cfg(feature = "server")]
 pub mod search;
+#[cfg(feature = "server")]
 pub mod seeds;
+#[cfg(feature = "server")]
 pub mod store;
 pub mod types;
 
+#[cfg(feature = "server")]
 use std::future::Future;
+#[cfg(feature = "server")]
 use std::net::SocketAddr;
 
 pub use client::{ClientError, MemoryClient};
+#[cfg(feature = "server")]
 pub use config::{Config, Limits};
+#[cfg(feature = "server")]
 pub use error::{MemoryError, Result};
+#[cfg(feature = "server")]
 pub use store::{Stats, Store};
 pub use types::{Deleted, Entry, Envelope, ListQuery, SearchRequest, StoreRequest, Stored, UpdateRequest};
 
+#[cfg(feature = "server")]
 /// A memory server whose database is open, seeds imported and socket bound, ready to serve.
 pub struct Server {
     store: Store,
@@ -36,6 +54,7 @@ pub struct Server {
     addr: SocketAddr,
 }
 
+#[cfg(feature = "server")]
 impl Server {
     /// Opens the database, imports seeds (a missing or unreadable seeds file is logged and
     /// skipped), and binds the listening socket.

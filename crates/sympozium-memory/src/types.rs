@@ -37,7 +37,7 @@ pub struct SearchRequest {
     /// Free text; words, `"quoted phrases"`.
     #[serde(default)]
     pub query: String,
-    /// How many results at most (≤ 0 means 5; capped at [`crate::store::MAX_TOP_K`]).
+    /// How many results at most (≤ 0 means 5; capped at `store::MAX_TOP_K`).
     #[serde(default)]
     pub top_k: i64,
 }
@@ -89,7 +89,7 @@ pub struct ListQuery {
     pub tags_substring: Option<String>,
     /// Exact tags, all of which a memory must carry (`tag=`, repeatable).
     pub tags: Vec<String>,
-    /// Page size (≤ 0 or absent means 20; capped at [`crate::store::MAX_LIST_LIMIT`]).
+    /// Page size (≤ 0 or absent means 20; capped at `store::MAX_LIST_LIMIT`).
     pub limit: Option<i64>,
     /// How many entries to skip (newest first).
     pub offset: Option<i64>,

@@ -1,3 +1,4 @@
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Durability: concurrent storers, `kill -9` of the server mid-stream, restart on the same file:
 //! every acknowledged memory is there with its content, and the FTS index agrees with the table.

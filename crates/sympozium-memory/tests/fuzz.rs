@@ -1,3 +1,4 @@
+#![cfg(feature = "server")]
 //! Fuzz target for the memory server's HTTP API: requests (method, path and query, JSON
 //! body) against the real router over a real SQLite file. Whatever the body, the answer is
 //! a clear 4xx with the JSON error envelope, never a 500 or a panic, and the server keeps

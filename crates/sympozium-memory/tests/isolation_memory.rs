@@ -1,3 +1,4 @@
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Memory is the instance's alone: two real memory servers (instances A and B, each with its
 //! own token, as the instance controller starts them) attacked the way another tenant would

@@ -1,3 +1,4 @@
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Store and search latencies of the real server binary: on its Prometheus `/metrics`
 //! (open to scrapers while the data routes still need the token) and exported over OTLP to

@@ -1,3 +1,4 @@
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Relevance on a small realistic corpus of incident notes and runbook snippets: for
 //! natural-language tasks the expected memory is in the top 3, where the original server's

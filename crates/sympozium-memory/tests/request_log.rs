@@ -1,3 +1,4 @@
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! What an operator reads in the memory server's log (`kubectl logs <instance>-memory`) at the
 //! default level: one line per store, search and list, with the memory's id or the number of

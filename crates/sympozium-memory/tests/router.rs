@@ -1,3 +1,4 @@
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Router tests in-process with `tower::ServiceExt::oneshot` (a real SQLite file, no socket).
 

@@ -1,3 +1,4 @@
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Start-up: refusing foreign, corrupt and newer database files without touching them; adopting
 //! the original server's database; seeds imported exactly once.
