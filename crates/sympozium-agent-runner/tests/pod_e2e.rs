@@ -79,7 +79,7 @@ async fn the_built_pod_runs_and_its_answer_lands_in_status() {
     let tasks = [
         tokio::spawn(agentrun::run(ctx.clone())),
         tokio::spawn(skillpack::run(ctx.clone())),
-        tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), settings)),
+        tokio::spawn(agentrun::completion::run(ctx.clone(), bus.clone())),
     ];
     apply(&client, &ns, "AgentRun", "agentruns", "watch-1", json!({"instanceRef": "sre", "agentId": "primary",
         "sessionKey": "s1", "task": "Which pods are crash-looping?",

@@ -43,7 +43,12 @@ async fn the_agent_is_told_what_became_of_its_schedule_requests() {
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
     // One agent-managed schedule per instance here, so the second create hits the limit.
-    let router_task = tokio::spawn(router::run(client.clone(), bus, 1));
+    let settings = sympozium_controller::settings::Settings { max_agent_schedules: 1, ..Default::default() };
+    let ctx = sympozium_controller::context::Context {
+        settings,
+        ..sympozium_controller::context::Context::with_defaults(client.clone(), Some(ns.clone()))
+    };
+    let router_task = tokio::spawn(router::run(std::sync::Arc::new(ctx), bus));
 
     let pod = Pod::new();
     let mut bridge = sympozium_ipc_bridge::Config::new(pod.ipc.clone(), "ops-run-1", &nats.url());

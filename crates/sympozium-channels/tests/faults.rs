@@ -130,8 +130,13 @@ async fn a_pending_approval_outlives_nats_and_router_restarts_and_is_answered_on
     tokio::time::sleep(Duration::from_millis(1500)).await;
     w.nats.restart().await.unwrap();
     let bus = Bus::connect(&w.nats.url()).await.unwrap();
-    w.router =
-        tokio::spawn(sympozium_controller::channelrouter::run(w.client.clone(), bus, Some(w.ns.clone())));
+    w.router = tokio::spawn(sympozium_controller::channelrouter::run(
+        std::sync::Arc::new(sympozium_controller::context::Context::with_defaults(
+            w.client.clone(),
+            Some(w.ns.clone()),
+        )),
+        bus,
+    ));
 
     // The user answers in the chat afterwards: the runner gets exactly one verdict.
     fake.user_says(-900, 42, "Ann", &format!("yes {code}"));

@@ -45,7 +45,10 @@ async fn instance_status_follows_the_platform_connection() {
     let ctx =
         Arc::new(Context::new(w.client.clone(), settings, Metrics::default(), Some(w.ns.clone()), "test"));
     let controller = tokio::spawn(instance::run(ctx));
-    let consumer = tokio::spawn(instance::health::run(w.client.clone(), w.bus.clone()));
+    let consumer = tokio::spawn(instance::health::run(
+        Arc::new(Context::with_defaults(w.client.clone(), Some(w.ns.clone()))),
+        w.bus.clone(),
+    ));
 
     let fake = FakeTelegram::start("9:H").await.unwrap();
     let mut config = w.config(ChannelType::Telegram);
@@ -108,7 +111,10 @@ async fn follows(
     let ctx =
         Arc::new(Context::new(w.client.clone(), settings, Metrics::default(), Some(w.ns.clone()), "test"));
     let controller = tokio::spawn(instance::run(ctx));
-    let consumer = tokio::spawn(instance::health::run(w.client.clone(), w.bus.clone()));
+    let consumer = tokio::spawn(instance::health::run(
+        Arc::new(Context::with_defaults(w.client.clone(), Some(w.ns.clone()))),
+        w.bus.clone(),
+    ));
     let api: Api<SympoziumInstance> = Api::namespaced(w.client.clone(), &w.ns);
     let wait = Duration::from_secs(45);
     wait_health(channel.health_addr, 200).await;

@@ -123,8 +123,13 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let nats = NatsServer::start().await?;
     let bus = Bus::connect(&nats.url()).await?;
-    let router =
-        tokio::spawn(channelrouter::run(client.clone(), Bus::connect(&nats.url()).await?, Some(ns.clone())));
+    let router = tokio::spawn(channelrouter::run(
+        std::sync::Arc::new(sympozium_controller::context::Context::with_defaults(
+            client.clone(),
+            Some(ns.clone()),
+        )),
+        Bus::connect(&nats.url()).await?,
+    ));
 
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();

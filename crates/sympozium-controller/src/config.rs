@@ -123,6 +123,7 @@ impl Config {
             bus_auth: self.bus_auth().ok().flatten(),
             mcp_discovery_attempts: self.mcp_discovery_attempts.max(1),
             mcp_discovery_interval: std::time::Duration::from_secs(self.mcp_discovery_interval_secs),
+            max_agent_schedules: self.max_agent_schedules,
         }
     }
 

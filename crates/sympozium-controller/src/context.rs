@@ -129,6 +129,19 @@ impl Context {
         }
     }
 
+    /// A context with default settings and its own metrics, watching `namespace` (or every
+    /// namespace): what tests, benches and tools that run one router or controller need.
+    pub fn with_defaults(client: Client, namespace: Option<String>) -> Self {
+        Self::new(client, Settings::default(), Metrics::default(), namespace, "sympozium-controller")
+    }
+
+    /// Whether objects in `namespace` are this controller's to act on (`--watch-namespace`).
+    /// Bus messages name their namespace themselves; one naming another namespace is not
+    /// acted on, so a controller scoped to one tenant never writes into another's.
+    pub fn in_scope(&self, namespace: &str) -> bool {
+        self.namespace.as_deref().is_none_or(|own| own == namespace)
+    }
+
     /// Uses `clock` for time-based decisions (tests use a manual clock).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.acting_since = clock.now();

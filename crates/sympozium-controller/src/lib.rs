@@ -15,6 +15,7 @@ pub mod mcpserver;
 pub mod personapack;
 pub mod policy;
 pub mod queue_depth;
+pub mod routers;
 pub mod run_origin;
 pub mod schedule;
 pub mod settings;
@@ -137,17 +138,6 @@ pub async fn run(config: Config) -> Result<(), Error> {
         tracing::info!(%identity, "leading");
     }
 
-    if let Some(url) = config.nats_url.as_deref().filter(|u| !u.is_empty()) {
-        let options = config.bus_options()?;
-        let bus = sympozium_bus::Bus::connect_with(url, options).await.map_err(Error::Bus)?;
-        tokio::spawn(schedule::router::run(client.clone(), bus.clone(), config.max_agent_schedules));
-        tokio::spawn(channelrouter::run(client.clone(), bus.clone(), config.watch_namespace.clone()));
-        tokio::spawn(spawn::run(client.clone(), bus.clone()));
-        tokio::spawn(instance::health::run(client.clone(), bus.clone()));
-        tokio::spawn(queue_depth::run(bus.clone(), metrics.clone(), queue_depth::INTERVAL));
-        tokio::spawn(agentrun::completion::run(client.clone(), bus, config.settings()));
-        tracing::info!(%url, "event bus routers started");
-    }
     let agent_sandbox = config.agent_sandbox_enabled && agentrun::sandbox::available(&client).await;
     if let Some(found) = integrations::detect(&client).await {
         integrations::log(&found, agent_sandbox);
@@ -156,6 +146,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
         Context::new(client, config.settings(), metrics, config.watch_namespace.clone(), &identity)
             .with_agent_sandbox(agent_sandbox),
     );
+    if let Some(url) = config.nats_url.as_deref().filter(|u| !u.is_empty()) {
+        let options = config.bus_options()?;
+        let bus = sympozium_bus::Bus::connect_with(url, options).await.map_err(Error::Bus)?;
+        routers::spawn(&ctx, &bus);
+        tracing::info!(%url, "event bus routers started");
+    }
     let controllers = run_controllers(ctx);
     if config.leader_elect {
         let mut leading = ready_rx;

@@ -28,6 +28,8 @@ pub struct Settings {
     pub mcp_discovery_attempts: u32,
     /// Pause between two discovery attempts of the bridge (`MCP_DISCOVERY_INTERVAL_MS`).
     pub mcp_discovery_interval: std::time::Duration,
+    /// Agent-managed schedules one instance may hold (`--max-agent-schedules`).
+    pub max_agent_schedules: usize,
 }
 
 /// What the controller hands to pods so they can use an authenticated bus.
@@ -59,6 +61,7 @@ impl Default for Settings {
             bus_auth: None,
             mcp_discovery_attempts: 6,
             mcp_discovery_interval: std::time::Duration::from_secs(10),
+            max_agent_schedules: crate::schedule::router::DEFAULT_MAX_AGENT_SCHEDULES,
         }
     }
 }

@@ -69,7 +69,10 @@ async fn warm_pools_claims_and_sandboxes() {
     let tasks = [
         tokio::spawn(agentrun::run(ctx.clone())),
         tokio::spawn(instance::run(ctx.clone())),
-        tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), Settings::default())),
+        tokio::spawn(agentrun::completion::run(
+            Arc::new(Context::with_defaults(client.clone(), None)),
+            bus.clone(),
+        )),
     ];
 
     apply(

@@ -58,7 +58,10 @@ impl Harness {
             .with_clock(clock.clone());
         let tasks = vec![
             tokio::spawn(agentrun::run(Arc::new(ctx))),
-            tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), Settings::default())),
+            tokio::spawn(agentrun::completion::run(
+                Arc::new(Context::with_defaults(client.clone(), None)),
+                bus.clone(),
+            )),
         ];
         let h = Harness { client, ns, clock, bus, _nats: nats, tasks };
         h.apply(
@@ -404,7 +407,10 @@ async fn memory_is_persisted_within_limits_and_failures_are_remembered() {
     let bus = Bus::connect(&nats.url()).await.unwrap();
     // The controller reaches memory servers through the configured address (here: loopback).
     let settings = Settings { memory_url_template: url.clone(), ..Default::default() };
-    let tasks = [tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), settings))];
+    let tasks = [tokio::spawn(agentrun::completion::run(
+        Arc::new(Context { settings, ..Context::with_defaults(client.clone(), None) }),
+        bus.clone(),
+    ))];
     let h = Harness {
         client,
         ns,

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{ListParams, Patch, PatchParams};
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use sympozium_api::AgentRun;
 use sympozium_bus::{Bus, Delivery, topics};
 use sympozium_controller::channelrouter;
+use sympozium_controller::context::Context;
 use sympozium_testkit::nats::NatsServer;
 use sympozium_testkit::{TestPlane, wait_for};
 use tokio::sync::mpsc::Receiver;
@@ -117,7 +119,8 @@ async fn chat_messages_become_runs_and_runs_answer_once_in_the_right_place() {
     let bus = Bus::connect(&nats.url()).await.unwrap();
     let mut out = bus.durable("test-outbound", &topics::every(topics::CHANNEL_MESSAGE_SEND));
     let mut approvals = bus.durable("test-approvals", &topics::every(topics::TOOL_APPROVAL_RESPONSE));
-    let router = tokio::spawn(channelrouter::run(client.clone(), bus.clone(), None));
+    let router =
+        tokio::spawn(channelrouter::run(Arc::new(Context::with_defaults(client.clone(), None)), bus.clone()));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
 
@@ -289,7 +292,10 @@ async fn every_access_rule_is_applied_by_the_running_router() {
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
     let mut out = bus.durable("access-outbound", &topics::every(topics::CHANNEL_MESSAGE_SEND));
-    let router = tokio::spawn(channelrouter::run(client.clone(), bus.clone(), Some(ns.clone())));
+    let router = tokio::spawn(channelrouter::run(
+        Arc::new(Context::with_defaults(client.clone(), Some(ns.clone()))),
+        bus.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     let say = |sender: &str, chat: &str, id: &str| {
@@ -322,5 +328,20 @@ async fn every_access_rule_is_applied_by_the_running_router() {
     let more = tokio::time::timeout(Duration::from_millis(1500), next_of(&mut out, &gate)).await;
     assert!(more.is_err(), "one deny message each, nothing else: {:?}", more.map(|d| d.envelope.data));
     assert_eq!(runs_of(&runs, &gate).await.len(), 1, "only ann in C1 made a run");
+    // `kubectl describe` on the instance says who was kept out and why.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let refused: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("SenderRefused"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(gate.as_str()))
+        .filter_map(|e| e.note)
+        .collect();
+    for sender in ["bob", "mallory"] {
+        assert!(refused.iter().any(|n| n.contains(&format!("sender {sender} refused"))), "{refused:?}");
+    }
     router.abort();
 }

@@ -106,7 +106,7 @@ async fn replicas_restarts_and_downtime_lose_and_duplicate_nothing() {
     let mut replicas = Vec::new();
     for _ in 0..2 {
         let b = Bus::connect(&nats.url()).await.unwrap();
-        replicas.push(tokio::spawn(channelrouter::run(client.clone(), b, Some(ns.clone()))));
+        replicas.push(tokio::spawn(channelrouter::run(scoped(&client, &ns), b)));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     for i in 0..8 {
@@ -153,11 +153,8 @@ async fn replicas_restarts_and_downtime_lose_and_duplicate_nothing() {
     for i in 8..10 {
         send(&bus, &ns, inst, i).await;
     }
-    let later = tokio::spawn(channelrouter::run(
-        client.clone(),
-        Bus::connect(&nats.url()).await.unwrap(),
-        Some(ns.clone()),
-    ));
+    let later =
+        tokio::spawn(channelrouter::run(scoped(&client, &ns), Bus::connect(&nats.url()).await.unwrap()));
     runs(&api, inst, 10).await;
     later.abort();
 }
@@ -184,11 +181,8 @@ async fn routers_scoped_to_their_namespaces_never_take_each_others_replies() {
         let nats = NatsServer::start().await.unwrap();
         let bus = Bus::connect(&nats.url()).await.unwrap();
         let out = bus.durable("test-outbound", &topics::every(topics::CHANNEL_MESSAGE_SEND));
-        let router = tokio::spawn(channelrouter::run(
-            client.clone(),
-            Bus::connect(&nats.url()).await.unwrap(),
-            Some(ns.clone()),
-        ));
+        let router =
+            tokio::spawn(channelrouter::run(scoped(&client, &ns), Bus::connect(&nats.url()).await.unwrap()));
         sides.push((ns, nats, bus, out, router));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -227,4 +221,12 @@ async fn routers_scoped_to_their_namespaces_never_take_each_others_replies() {
         assert_eq!(got, want, "each reply on its own namespace's bus, once");
         router.abort();
     }
+}
+
+/// A router context watching `ns` only, with default settings.
+fn scoped(client: &Client, ns: &str) -> std::sync::Arc<sympozium_controller::context::Context> {
+    std::sync::Arc::new(sympozium_controller::context::Context::with_defaults(
+        client.clone(),
+        Some(ns.to_string()),
+    ))
 }

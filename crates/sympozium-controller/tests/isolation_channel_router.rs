@@ -113,8 +113,10 @@ async fn a_channel_pod_of_one_instance_cannot_start_runs_of_another() {
 
     let (nats, issuer) = operator_mode().await;
     let verifier = Verifier::new(MASTER);
-    let router =
-        tokio::spawn(channelrouter::run(client.clone(), controller(&nats, &issuer, &verifier).await, None));
+    let router = tokio::spawn(channelrouter::run(
+        std::sync::Arc::new(sympozium_controller::context::Context::with_defaults(client.clone(), None)),
+        controller(&nats, &issuer, &verifier).await,
+    ));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let a_id = origin::channel_identity(&ns_a, "alpha");
@@ -206,9 +208,8 @@ async fn a_run_cannot_finish_another_tenants_run() {
     let (nats, issuer) = operator_mode().await;
     let verifier = Verifier::new(MASTER);
     let completions = tokio::spawn(sympozium_controller::agentrun::completion::run(
-        client.clone(),
+        std::sync::Arc::new(sympozium_controller::context::Context::with_defaults(client.clone(), None)),
         controller(&nats, &issuer, &verifier).await,
-        Default::default(),
     ));
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Each pod holds only its own run's NATS user (the attacker's, even when it claims the

@@ -77,7 +77,10 @@ async fn controller(client: &Client, ns: &str) -> (Bus, NatsServer, Vec<tokio::t
     let ctx = Context::new(client.clone(), settings, Metrics::default(), Some(ns.to_string()), "test");
     let tasks = vec![
         tokio::spawn(agentrun::run(Arc::new(ctx))),
-        tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), Settings::default())),
+        tokio::spawn(agentrun::completion::run(
+            Arc::new(Context::with_defaults(client.clone(), None)),
+            bus.clone(),
+        )),
     ];
     (bus, nats, tasks)
 }

@@ -125,7 +125,7 @@ async fn cluster_grants_come_only_from_the_system_namespace_whoever_creates_the_
     let tasks = [
         tokio::spawn(agentrun::run(Arc::new(ctx(settings.clone())))),
         tokio::spawn(schedule::run(Arc::new(ctx(settings.clone())))),
-        tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), settings.clone())),
+        tokio::spawn(agentrun::completion::run(Arc::new(ctx(settings.clone())), bus.clone())),
     ];
 
     // In the tenant namespace, a pack asking for every Secret in the cluster; in the system

@@ -6,14 +6,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use sympozium_api::{AgentRun, SympoziumSchedule};
 use sympozium_bus::{Bus, topics};
+use sympozium_controller::context::Context;
 use sympozium_controller::schedule::router;
+use sympozium_controller::settings::Settings;
 use sympozium_testkit::nats::NatsServer;
 use sympozium_testkit::{TestPlane, wait_for, wait_until_gone};
 
@@ -42,7 +46,10 @@ async fn agents_manage_their_own_schedules_over_the_bus() {
 
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
-    let router_task = tokio::spawn(router::run(client.clone(), bus.clone(), 2));
+    // Scoped to no namespace: the run is found by name and instance across namespaces.
+    let settings = Settings { max_agent_schedules: 2, ..Default::default() };
+    let ctx = Arc::new(Context { settings, ..Context::with_defaults(client.clone(), None) });
+    let router_task = tokio::spawn(router::run(ctx, bus.clone()));
     let mut results = bus.durable("test-results", &topics::schedule_upsert_result(&ns, &run));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -128,6 +135,15 @@ async fn agents_manage_their_own_schedules_over_the_bus() {
     let reason = refused["error"].as_str().unwrap();
     assert!(reason.contains("limit reached") && reason.contains("the limit is 2"), "{refused}");
     assert!(schedules.get_opt("agent-hourly").await.unwrap().is_none());
+    // The requesting run's Events say what the agent changed and what it was refused.
+    let notes = event_notes(&client, &ns, &run).await;
+    assert!(notes.contains(&("ScheduleChanged".into(), "create agent-nightly".into())), "{notes:?}");
+    assert!(
+        notes.iter().any(|(reason, note)| reason == "ScheduleRefused"
+            && note.contains("create hourly")
+            && note.contains("the limit is 2")),
+        "{notes:?}"
+    );
     let again =
         json!({"name": "weekly", "action": "create", "schedule": "0 5 * * 0", "task": "weekly digest"});
     assert_eq!(ask(again).await["accepted"], true, "re-creating an existing one is an update");
@@ -138,4 +154,26 @@ async fn agents_manage_their_own_schedules_over_the_bus() {
     assert_eq!(ask(json!({"name": "nightly", "action": "delete"})).await["accepted"], true);
     wait_until_gone(&schedules, "agent-nightly", "deleted schedule", WAIT).await.unwrap();
     router_task.abort();
+}
+
+/// (reason, note) of the Events about the run `run`, once a refusal is among them.
+async fn event_notes(client: &Client, ns: &str, run: &str) -> Vec<(String, String)> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let mut notes = Vec::new();
+    for _ in 0..40 {
+        notes = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(run))
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect();
+        if notes.iter().any(|(reason, note)| reason == "ScheduleRefused" && note.contains("limit")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    notes
 }

@@ -10,11 +10,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use sympozium_api::AgentRun;
 use sympozium_bus::{Bus, Envelope, topics};
+use sympozium_controller::context::Context;
 use sympozium_controller::spawn;
 use sympozium_testkit::TestPlane;
 use sympozium_testkit::nats::NatsServer;
@@ -107,8 +111,9 @@ async fn sub_agents_are_spawned_within_limits_and_answer_their_parent() {
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
     // Two replicas, as with two controller pods: still one child and one answer each.
-    let router = tokio::spawn(spawn::run(client.clone(), bus.clone()));
-    let replica = tokio::spawn(spawn::run(client.clone(), Bus::connect(&nats.url()).await.unwrap()));
+    let ctx = Arc::new(Context::with_defaults(client.clone(), Some(ns.clone())));
+    let router = tokio::spawn(spawn::run(ctx.clone(), bus.clone()));
+    let replica = tokio::spawn(spawn::run(ctx.clone(), Bus::connect(&nats.url()).await.unwrap()));
 
     // The parent's own bridge: the runner's spawn file goes out, the answer comes back.
     let dir = tempfile::tempdir().unwrap();
@@ -165,6 +170,25 @@ async fn sub_agents_are_spawned_within_limits_and_answer_their_parent() {
     assert_eq!(refused["id"], "5");
     assert!(refused["error"].as_str().unwrap().contains("maxChildrenPerAgent 2"), "{refused}");
     assert_eq!(children(&runs, "lead-run").await.len(), 2);
+    // `kubectl describe agentrun lead-run` tells the same story as the answers.
+    let refusal = event_note(&client, &ns, "lead-run", "SubagentRefused").await;
+    assert!(refusal.as_deref().is_some_and(|n| n.contains("maxChildrenPerAgent 2")), "{refusal:?}");
+    let spawned = event_note(&client, &ns, "lead-run", "SubagentSpawned").await;
+    assert!(spawned.as_deref().is_some_and(|n| n.contains("sub-agent run lead-run-")), "{spawned:?}");
+    // The router's work is on the controller's /metrics like a reconcile's.
+    let metrics = ctx.metrics.render();
+    assert!(metrics.contains(r#"sympozium_reconciles_total{controller="spawn-router"}"#), "{metrics}");
+
+    // A request naming a namespace this controller does not watch: refused, nothing made.
+    let other = plane.namespace(&client, "spawn-other").await.unwrap().name().to_string();
+    top_level_run(&client, &other, "lead-run", "lead").await;
+    let mut to_other = bus.replay(&topics::spawn_result(&other, "lead-run"));
+    ask(&bus, &other, "lead-run", "lead", "elsewhere").await;
+    let refused = answer(&mut to_other).await;
+    assert_eq!((refused["id"].as_str(), refused["status"].as_str()), (Some("elsewhere"), Some("error")));
+    assert!(refused["error"].as_str().unwrap().contains("not watched by this controller"), "{refused}");
+    let other_runs: Api<AgentRun> = Api::namespaced(client.clone(), &other);
+    assert!(children(&other_runs, "lead-run").await.is_empty());
 
     // Concurrency across the instance: over maxConcurrent the child is still made (the
     // AgentRun controller queues it until a slot frees; controller tests/agentrun.rs), and
@@ -190,4 +214,20 @@ async fn sub_agents_are_spawned_within_limits_and_answer_their_parent() {
     );
     router.abort();
     replica.abort();
+}
+
+/// The note of the Event `reason` about the run `run`, once it is there.
+async fn event_note(client: &Client, ns: &str, run: &str, reason: &str) -> Option<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    for _ in 0..40 {
+        let found = events.list(&ListParams::default()).await.unwrap().items.into_iter().find(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(run)
+        });
+        if let Some(e) = found {
+            return e.note;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
 }

@@ -167,8 +167,8 @@ async fn slack_and_whatsapp_channel_pods_answer_in_the_users_chat() {
     let tasks = [
         tokio::spawn(agentrun::run(ctx.clone())),
         tokio::spawn(instance::run(ctx.clone())),
-        tokio::spawn(channelrouter::run(client.clone(), bus.clone(), Some(ns.clone()))),
-        tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), ctx.settings.clone())),
+        tokio::spawn(channelrouter::run(ctx.clone(), bus.clone())),
+        tokio::spawn(agentrun::completion::run(ctx.clone(), bus.clone())),
     ];
 
     agent(

@@ -143,8 +143,8 @@ async fn one_chat_message_is_one_connected_trace_and_a_stopped_collector_blocks_
     ));
     let tasks = [
         tokio::spawn(agentrun::run(ctx.clone())),
-        tokio::spawn(channelrouter::run(client.clone(), bus.clone(), Some(ns.clone()))),
-        tokio::spawn(agentrun::completion::run(client.clone(), bus.clone(), settings)),
+        tokio::spawn(channelrouter::run(ctx.clone(), bus.clone())),
+        tokio::spawn(agentrun::completion::run(ctx.clone(), bus.clone())),
         tokio::spawn(queue_depth::run(bus.clone(), metrics.clone(), Duration::from_millis(500))),
     ];
 

@@ -67,8 +67,13 @@ pub async fn world(prefix: &str, channel: ChannelType, denied_sender: &str) -> W
         .unwrap();
     let nats = NatsServer::start().await.unwrap();
     let bus = Bus::connect(&nats.url()).await.unwrap();
-    let router =
-        tokio::spawn(sympozium_controller::channelrouter::run(client.clone(), bus.clone(), Some(ns.clone())));
+    let router = tokio::spawn(sympozium_controller::channelrouter::run(
+        std::sync::Arc::new(sympozium_controller::context::Context::with_defaults(
+            client.clone(),
+            Some(ns.clone()),
+        )),
+        bus.clone(),
+    ));
     World { client, ns, instance, nats, bus, router }
 }
 

@@ -2,9 +2,13 @@
 //! `agent.run.completed`; recording it here settles runs whose logs cannot be read, and
 //! whichever of log and bus arrives first wins (see [`super::terminal::complete`]).
 
-use kube::{Api, Client, ResourceExt};
+use std::sync::Arc;
+
+use kube::{Api, ResourceExt};
 use sympozium_api::AgentRun;
 use sympozium_bus::{Bus, topics};
+
+use crate::context::Context;
 
 use super::result::from_result_json;
 use super::terminal::complete;
@@ -12,13 +16,15 @@ use super::terminal::complete;
 /// Durable consumer name shared by controller replicas.
 pub const CONSUMER: &str = "agentrun-completions";
 
-async fn find(client: &Client, meta: &std::collections::BTreeMap<String, String>) -> Option<Api<AgentRun>> {
+/// The runs API of the namespace the completion's run lives in, within the controller's
+/// scope: `None` for a run outside it or not found.
+async fn find(ctx: &Context, meta: &std::collections::BTreeMap<String, String>) -> Option<Api<AgentRun>> {
     let run = meta.get("agentRunID")?;
     if let Some(ns) = meta.get("namespace").filter(|n| !n.is_empty()) {
-        return Some(Api::namespaced(client.clone(), ns));
+        return ctx.in_scope(ns).then(|| Api::namespaced(ctx.client.clone(), ns));
     }
     let instance = meta.get("instanceName").cloned().unwrap_or_default();
-    let all: Api<AgentRun> = Api::all(client.clone());
+    let all: Api<AgentRun> = ctx.scoped();
     let found =
         all.list(&kube::api::ListParams::default().fields(&format!("metadata.name={run}"))).await.ok()?;
     let mut matching =
@@ -28,32 +34,31 @@ async fn find(client: &Client, meta: &std::collections::BTreeMap<String, String>
         tracing::warn!(%run, "completion matches runs in several namespaces; ignored");
         return None;
     }
-    Some(Api::namespaced(client.clone(), &first.namespace()?))
+    Some(Api::namespaced(ctx.client.clone(), &first.namespace()?))
 }
 
 /// Run completions, as [`Bus::serve`] hands them out.
 struct Completions {
-    client: Client,
+    ctx: Arc<Context>,
     bus: Bus,
-    settings: crate::settings::Settings,
 }
 
 impl sympozium_bus::Handler for Completions {
     async fn handle(&mut self, d: &mut sympozium_bus::Delivery) -> sympozium_bus::Outcome {
-        let Self { client, bus, settings } = self;
+        let Self { ctx, bus } = self;
         if let Err(reason) = crate::run_origin::pin(bus, d) {
             tracing::warn!(%reason, "bus message dropped");
             return sympozium_bus::Outcome::Ack;
         }
         let meta = &d.envelope.metadata;
-        if let (Some(api), Some(name)) = (find(client, meta).await, meta.get("agentRunID")) {
+        if let (Some(api), Some(name)) = (find(ctx, meta).await, meta.get("agentRunID")) {
             let outcome = from_result_json(&d.envelope.data);
             let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
             match complete(&api, name, &outcome, now).await {
                 Ok(true) => {
                     tracing::info!(run = %name, "outcome recorded from the bus");
                     if let Ok(Some(run)) = api.get_opt(name).await {
-                        super::memory::after_finish(client, settings, &run, &outcome).await;
+                        super::memory::after_finish(&ctx.client, &ctx.settings, &run, &outcome).await;
                     }
                 }
                 Ok(false) => {}
@@ -68,7 +73,11 @@ impl sympozium_bus::Handler for Completions {
 }
 
 /// Records run outcomes from the bus until the process stops.
-pub async fn run(client: Client, bus: Bus, settings: crate::settings::Settings) {
-    bus.serve(CONSUMER, topics::AGENT_RUN_COMPLETED, Completions { client, bus: bus.clone(), settings })
-        .await;
+pub async fn run(ctx: Arc<Context>, bus: Bus) {
+    let handler = crate::routers::observed(
+        &ctx,
+        "agentrun-completions",
+        Completions { ctx: ctx.clone(), bus: bus.clone() },
+    );
+    bus.serve(CONSUMER, topics::AGENT_RUN_COMPLETED, handler).await;
 }

@@ -58,8 +58,14 @@ fn params() -> PatchParams {
     PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }
 }
 
-/// Handles one `tool.approval.request`: asks the chat when the run came from one.
-pub async fn on_request(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<(), RouterError> {
+/// Handles one `tool.approval.request`: asks the chat when the run came from one (within
+/// `scope`, the controller's namespace, when set).
+pub async fn on_request(
+    client: &Client,
+    bus: &Bus,
+    delivery: &Delivery,
+    scope: Option<&str>,
+) -> Result<(), RouterError> {
     let data = &delivery.envelope.data;
     let text = |k: &str| data[k].as_str().unwrap_or_default().to_string();
     let (request_id, run, tool) = (text("requestId"), text("agentRunId"), text("tool"));
@@ -70,9 +76,10 @@ pub async fn on_request(client: &Client, bus: &Bus, delivery: &Delivery) -> Resu
     let ns = Some(text("namespace"))
         .filter(|n| !n.is_empty())
         .or_else(|| delivery.envelope.metadata.get("namespace").cloned());
-    let api: Api<AgentRun> = match &ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    let api: Api<AgentRun> = match (ns.as_deref(), scope) {
+        (Some(ns), Some(scope)) if ns != scope => return Ok(()),
+        (Some(ns), _) => Api::namespaced(client.clone(), ns),
+        (None, scope) => super::runs_api(client, scope),
     };
     let found = api
         .list(

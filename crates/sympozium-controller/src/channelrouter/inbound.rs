@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use kube::api::{ListParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
 use sympozium_api::{AgentRun, SympoziumInstance, labels};
 use sympozium_bus::payloads::{InboundMessage, OutboundMessage};
 use sympozium_bus::{Bus, Delivery, origin, topics};
@@ -13,6 +14,7 @@ use super::access::{self, Access};
 use super::conversations::ConversationIndex;
 use super::error::{Refusal, RouterError};
 use super::{approval, build, history};
+use crate::context::Context;
 
 /// What happened to an inbound message.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,22 +30,25 @@ pub enum Handled {
 }
 
 /// Finds the instance: by namespace and name when the message says the namespace, else by
-/// name across namespaces, refusing an ambiguous match.
+/// name across the controller's namespaces, refusing an ambiguous match.
 /// `Ok(Err(_))`: the message names no usable instance; `Err`: the lookup failed.
 async fn instance(
-    client: &Client,
+    ctx: &Context,
     name: &str,
     namespace: Option<&str>,
 ) -> Result<Result<SympoziumInstance, Refusal>, RouterError> {
     if let Some(ns) = namespace.filter(|n| !n.is_empty()) {
         let instance = format!("{ns}/{name}");
-        let found = Api::<SympoziumInstance>::namespaced(client.clone(), ns)
+        if !ctx.in_scope(ns) {
+            return Ok(Err(Refusal::InstanceNotFound { instance }));
+        }
+        let found = Api::<SympoziumInstance>::namespaced(ctx.client.clone(), ns)
             .get_opt(name)
             .await
             .map_err(|source| RouterError::InstanceLookup { instance: instance.clone(), source })?;
         return Ok(found.ok_or(Refusal::InstanceNotFound { instance }));
     }
-    let all: Api<SympoziumInstance> = Api::all(client.clone());
+    let all: Api<SympoziumInstance> = ctx.scoped();
     let mut found = all
         .list(&ListParams::default().fields(&format!("metadata.name={name}")))
         .await
@@ -94,9 +99,12 @@ fn check_origin(
     Ok(())
 }
 
-/// Handles one `channel.message.received`; `Err` = transient, redeliver.
+/// Handles one `channel.message.received`; `Err` = transient, redeliver. A message the
+/// instance refuses (a sender access control keeps out, a channel it does not have, a
+/// message its own channel pods did not sign) is also an Event on the instance, so
+/// `kubectl describe` shows why a chat got no run.
 pub async fn handle(
-    client: &Client,
+    ctx: &Context,
     bus: &Bus,
     conversations: &ConversationIndex,
     delivery: &Delivery,
@@ -117,12 +125,15 @@ pub async fn handle(
     span.record("sympozium.instance", msg.instance_name.as_str());
     span.record("sympozium.sender.id", msg.sender_id.as_str());
     let namespace = msg.namespace.clone().or_else(|| env.metadata.get("namespace").cloned());
-    let inst = match instance(client, &msg.instance_name, namespace.as_deref()).await? {
+    let client = &ctx.client;
+    let inst = match instance(ctx, &msg.instance_name, namespace.as_deref()).await? {
         Ok(i) => i,
         Err(reason) => return Ok(Handled::Ignored(reason.to_string())),
     };
     let ns = inst.namespace().unwrap_or_default();
     if let Err(reason) = check_origin(bus, delivery, &inst, &msg) {
+        let note = format!("message on {} dropped: {reason}", msg.channel);
+        ctx.publish_as(&inst, "ChannelMessage", EventType::Warning, "MessageRejected", &note).await;
         return Ok(Handled::Ignored(reason.to_string()));
     }
     let id = build::platform_id(&msg, &env.metadata);
@@ -134,6 +145,8 @@ pub async fn handle(
     let key = build::message_key(&ns, &msg, id.as_deref(), position);
     if let Access::Deny { reason, reply } = access::check(&inst.spec, &msg) {
         tracing::info!(instance = %msg.instance_name, channel = %msg.channel, sender = %msg.sender_id, %reason, "message refused");
+        let note = format!("{} sender {} refused: {reason}", msg.channel, msg.sender_id);
+        ctx.publish_as(&inst, "ChannelMessage", EventType::Normal, "SenderRefused", &note).await;
         if let Some(text) = reply {
             let out = OutboundMessage {
                 channel: msg.channel.clone(),

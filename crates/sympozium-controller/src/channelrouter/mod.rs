@@ -28,9 +28,14 @@ pub mod reply;
 #[cfg(test)]
 mod build_tests;
 
+use std::sync::Arc;
+
 use conversations::ConversationIndex;
 use kube::Client;
 use sympozium_bus::{Bus, Delivery, Handler, Outcome, topics};
+
+use crate::context::Context;
+use crate::routers::observed;
 
 /// Durable consumer of inbound messages (`channel.message.received.>`), shared by
 /// controller replicas.
@@ -42,7 +47,7 @@ pub const APPROVAL_CONSUMER: &str = "channel-router-approvals";
 
 /// Inbound chat messages, as [`Bus::serve`] hands them out.
 struct Inbound {
-    client: Client,
+    ctx: Arc<Context>,
     bus: Bus,
     conversations: ConversationIndex,
 }
@@ -58,7 +63,7 @@ impl Handler for Inbound {
         );
         sympozium_telemetry::set_parent_from_traceparent(&span, d.traceparent.as_deref().unwrap_or_default());
         let handled = tracing::Instrument::instrument(
-            inbound::handle(&self.client, &self.bus, &self.conversations, d),
+            inbound::handle(&self.ctx, &self.bus, &self.conversations, d),
             span.clone(),
         )
         .await;
@@ -106,6 +111,7 @@ impl Handler for Completions {
 struct Approvals {
     client: Client,
     bus: Bus,
+    namespace: Option<String>,
 }
 
 impl Handler for Approvals {
@@ -114,7 +120,7 @@ impl Handler for Approvals {
             tracing::warn!(%reason, "bus message dropped");
             return Outcome::Ack;
         }
-        match approval::on_request(&self.client, &self.bus, d).await {
+        match approval::on_request(&self.client, &self.bus, d, self.namespace.as_deref()).await {
             Ok(()) => Outcome::Ack,
             Err(e) => {
                 tracing::warn!(error = %e, "asking for an approval in the chat failed; will retry");
@@ -131,30 +137,30 @@ pub(crate) fn send_topic(meta: &std::collections::BTreeMap<String, String>) -> S
     topics::channel_send(get("namespace"), get("instanceName"))
 }
 
-/// Routes chat messages, replies and tool approvals until the process stops. With
-/// `namespace` (the controller's `--watch-namespace`) it looks at channel runs of that
+/// Routes chat messages, replies and tool approvals until the process stops. With a
+/// namespace in `ctx` (the controller's `--watch-namespace`) it looks at channel runs of that
 /// namespace only: a router answers every finished channel run it sees on *its* bus, so a
 /// router watching all namespaces would take the replies of runs another router (another
 /// bus: another installation or test on the same cluster) is waiting to send.
-pub async fn run(client: Client, bus: Bus, namespace: Option<String>) {
+pub async fn run(ctx: Arc<Context>, bus: Bus) {
+    let (client, namespace) = (ctx.client.clone(), ctx.namespace.clone());
     let conversations = ConversationIndex::default();
     let inbound = topics::every(topics::CHANNEL_MESSAGE_RECEIVED);
+    let handle_inbound = Inbound { ctx: ctx.clone(), bus: bus.clone(), conversations: conversations.clone() };
+    let completions = Completions { client: client.clone(), bus: bus.clone(), namespace: namespace.clone() };
+    let approvals = Approvals { client: client.clone(), bus: bus.clone(), namespace: namespace.clone() };
     futures::join!(
-        conversations.clone().watch(client.clone(), namespace.clone()),
-        bus.serve(
-            INBOUND_CONSUMER,
-            &inbound,
-            Inbound { client: client.clone(), bus: bus.clone(), conversations },
-        ),
+        conversations.watch(client.clone(), namespace.clone()),
+        bus.serve(INBOUND_CONSUMER, &inbound, observed(&ctx, "channel-router-inbound", handle_inbound)),
         bus.serve(
             COMPLETION_CONSUMER,
             topics::AGENT_RUN_COMPLETED,
-            Completions { client: client.clone(), bus: bus.clone(), namespace: namespace.clone() },
+            observed(&ctx, "channel-router-replies", completions)
         ),
         bus.serve(
             APPROVAL_CONSUMER,
             topics::TOOL_APPROVAL_REQUEST,
-            Approvals { client: client.clone(), bus: bus.clone() }
+            observed(&ctx, "channel-router-approvals", approvals)
         ),
         reply::watch_finished(client.clone(), bus.clone(), namespace.clone())
     );

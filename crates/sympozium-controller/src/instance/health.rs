@@ -7,12 +7,16 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use std::sync::Arc;
+
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use sympozium_api::SympoziumInstance;
 use sympozium_api::instance::ChannelStatus;
 use sympozium_bus::{Bus, Delivery, topics};
 use sympozium_kube::FIELD_MANAGER;
+
+use crate::context::Context;
 
 /// Durable consumer of health updates (`channel.health.update.>`), shared by controller
 /// replicas.
@@ -28,7 +32,7 @@ pub fn fresh(channel: &ChannelStatus, now: Timestamp) -> bool {
 }
 
 /// Health updates, as [`Bus::serve`] hands them out.
-struct Updates(Client);
+struct Updates(Arc<Context>);
 
 impl sympozium_bus::Handler for Updates {
     async fn handle(&mut self, d: &mut sympozium_bus::Delivery) -> sympozium_bus::Outcome {
@@ -43,8 +47,9 @@ impl sympozium_bus::Handler for Updates {
 }
 
 /// Consumes health updates until the process stops.
-pub async fn run(client: Client, bus: Bus) {
-    bus.serve(CONSUMER, &topics::every(topics::CHANNEL_HEALTH_UPDATE), Updates(client)).await;
+pub async fn run(ctx: Arc<Context>, bus: Bus) {
+    let handler = crate::routers::observed(&ctx, "channel-health", Updates(ctx.clone()));
+    bus.serve(CONSUMER, &topics::every(topics::CHANNEL_HEALTH_UPDATE), handler).await;
 }
 
 /// Why a health update could not be recorded (transient: it is redelivered).
@@ -66,15 +71,17 @@ enum HealthError {
     Conflicts(String),
 }
 
+/// The instances API of `name`'s namespace within the controller's scope; `None` when the
+/// instance is outside it or cannot be told apart.
 async fn find(
-    client: &Client,
+    ctx: &Context,
     name: &str,
     namespace: &str,
 ) -> Result<Option<Api<SympoziumInstance>>, HealthError> {
     if !namespace.is_empty() {
-        return Ok(Some(Api::namespaced(client.clone(), namespace)));
+        return Ok(ctx.in_scope(namespace).then(|| Api::namespaced(ctx.client.clone(), namespace)));
     }
-    let all: Api<SympoziumInstance> = Api::all(client.clone());
+    let all: Api<SympoziumInstance> = ctx.scoped();
     let found = all
         .list(&ListParams::default().fields(&format!("metadata.name={name}")))
         .await
@@ -82,13 +89,13 @@ async fn find(
         .items;
     // Without a namespace, only an unambiguous name can be attributed.
     Ok(match found.as_slice() {
-        [one] => one.namespace().map(|ns| Api::namespaced(client.clone(), &ns)),
+        [one] => one.namespace().map(|ns| Api::namespaced(ctx.client.clone(), &ns)),
         _ => None,
     })
 }
 
 /// Records one health update; `Err` = transient, redeliver.
-async fn apply(client: &Client, d: &Delivery) -> Result<(), HealthError> {
+async fn apply(ctx: &Context, d: &Delivery) -> Result<(), HealthError> {
     let env = &d.envelope;
     let name = env.meta("instanceName");
     let channel = env.data["channel"].as_str().filter(|c| !c.is_empty()).unwrap_or(env.meta("channel"));
@@ -105,7 +112,7 @@ async fn apply(client: &Client, d: &Delivery) -> Result<(), HealthError> {
         }
         namespace = subject_ns;
     }
-    let Some(api) = find(client, name, namespace).await? else { return Ok(()) };
+    let Some(api) = find(ctx, name, namespace).await? else { return Ok(()) };
     let reported = env.timestamp.parse::<Timestamp>().unwrap_or_else(|_| Timestamp::now());
     let connected = env.data["connected"].as_bool().unwrap_or(false);
     let message = env.data["message"].as_str().filter(|m| !m.is_empty()).map(str::to_string);

@@ -5,9 +5,11 @@
 //! `schedule.upsert.result.<run>` so the requesting agent's tool call returns the outcome.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sympozium_api::labels;
@@ -18,6 +20,7 @@ use sympozium_bus::{Bus, Delivery, topics};
 use sympozium_kube::FIELD_MANAGER;
 
 use super::cron::{CronError, CronSchedule};
+use crate::context::Context;
 
 /// Durable consumer name: replicas share it, so each request is handled once.
 pub const CONSUMER: &str = "schedule-router";
@@ -152,6 +155,12 @@ pub enum ApplyError {
         /// The schedule.
         target: String,
     },
+    /// The request names a namespace this controller does not watch.
+    #[error("namespace \"{namespace}\" is not watched by this controller")]
+    OutOfScope {
+        /// The namespace named.
+        namespace: String,
+    },
     /// A Kubernetes call failed.
     #[error(transparent)]
     Kube(#[from] kube::Error),
@@ -206,13 +215,16 @@ pub fn plan(req: &ScheduleRequest, instance: &str) -> Result<(String, Change), P
 
 /// The namespace of the requesting run: from the envelope when the bridge sends it, else
 /// the one namespace holding an AgentRun of that name for that instance.
-async fn namespace_of(client: &Client, meta: &BTreeMap<String, String>) -> Result<String, ApplyError> {
+async fn namespace_of(ctx: &Context, meta: &BTreeMap<String, String>) -> Result<String, ApplyError> {
     if let Some(ns) = meta.get("namespace").filter(|n| !n.is_empty()) {
+        if !ctx.in_scope(ns) {
+            return Err(ApplyError::OutOfScope { namespace: ns.clone() });
+        }
         return Ok(ns.clone());
     }
     let run = meta.get("agentRunID").cloned().unwrap_or_default();
     let instance = meta.get("instanceName").cloned().unwrap_or_default();
-    let runs: Api<AgentRun> = Api::all(client.clone());
+    let runs: Api<AgentRun> = ctx.scoped();
     let found = runs
         .list(&ListParams::default().fields(&format!("metadata.name={run}")))
         .await
@@ -232,18 +244,18 @@ fn managed_by_agent(s: &SympoziumSchedule, instance: &str) -> bool {
 }
 
 /// Applies one request; `Err` carries the reason shown to the agent. A new schedule is
-/// refused once the instance holds `max_per_instance` agent-managed schedules in the
-/// namespace (changing, suspending or deleting existing ones always works).
+/// refused once the instance holds `settings.max_agent_schedules` agent-managed schedules
+/// in the namespace (changing, suspending or deleting existing ones always works).
 pub async fn apply(
-    client: &Client,
+    ctx: &Context,
     meta: &BTreeMap<String, String>,
     req: &ScheduleRequest,
-    max_per_instance: usize,
 ) -> Result<String, ApplyError> {
+    let max_per_instance = ctx.settings.max_agent_schedules;
     let instance = meta.get("instanceName").cloned().unwrap_or_default();
     let (target, change) = plan(req, &instance)?;
-    let ns = namespace_of(client, meta).await?;
-    let api: Api<SympoziumSchedule> = Api::namespaced(client.clone(), &ns);
+    let ns = namespace_of(ctx, meta).await?;
+    let api: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
     let existing = api.get_opt(&target).await?;
     if let Some(s) = &existing
         && !managed_by_agent(s, &instance)
@@ -310,11 +322,11 @@ pub async fn apply(
     Ok(target)
 }
 
-async fn handle(client: &Client, bus: &Bus, delivery: &Delivery, max_per_instance: usize) {
+async fn handle(ctx: &Context, bus: &Bus, delivery: &Delivery) {
     let meta = &delivery.envelope.metadata;
     let req: ScheduleRequest = serde_json::from_value(delivery.envelope.data.clone()).unwrap_or_default();
     let instance = meta.get("instanceName").cloned().unwrap_or_default();
-    let outcome = apply(client, meta, &req, max_per_instance).await;
+    let outcome = apply(ctx, meta, &req).await;
     let result = ScheduleResult {
         id: req.id.clone(),
         name: req.name.clone(),
@@ -338,7 +350,7 @@ async fn handle(client: &Client, bus: &Bus, delivery: &Delivery, max_per_instanc
     let mut reply_meta = meta.clone();
     reply_meta.retain(|k, _| matches!(k.as_str(), "agentRunID" | "instanceName" | "namespace"));
     // The run's namespace (from its proven origin, or found by the run's name).
-    let ns = match namespace_of(client, meta).await {
+    let ns = match namespace_of(ctx, meta).await {
         Ok(ns) if is_subject_token(&ns) => ns,
         _ => {
             tracing::warn!(%run, "schedule request from a run in no known namespace: not answered");
@@ -347,6 +359,16 @@ async fn handle(client: &Client, bus: &Bus, delivery: &Delivery, max_per_instanc
     };
     if let Err(e) = bus.publish(&topics::schedule_upsert_result(&ns, &run), reply_meta, &result).await {
         tracing::warn!(error = %e, "could not publish the schedule result");
+    }
+    // `kubectl describe agentrun` shows what the agent did to its schedules, and why not.
+    if let Ok(Some(requester)) = Api::<AgentRun>::namespaced(ctx.client.clone(), &ns).get_opt(&run).await {
+        let (type_, reason, note) = match &outcome {
+            Ok(target) => (EventType::Normal, "ScheduleChanged", format!("{} {target}", req.action)),
+            Err(why) => {
+                (EventType::Warning, "ScheduleRefused", format!("{} {}: {why}", req.action, req.name))
+            }
+        };
+        ctx.publish_as(&requester, "ScheduleRequest", type_, reason, &note).await;
     }
 }
 
@@ -360,15 +382,14 @@ fn is_subject_token(s: &str) -> bool {
 
 /// Schedule requests, as [`Bus::serve`] hands them out.
 struct Requests {
-    client: Client,
+    ctx: Arc<Context>,
     bus: Bus,
-    max_per_instance: usize,
 }
 
 impl sympozium_bus::Handler for Requests {
     async fn handle(&mut self, delivery: &mut Delivery) -> sympozium_bus::Outcome {
         match crate::run_origin::pin(&self.bus, delivery) {
-            Ok(()) => handle(&self.client, &self.bus, delivery, self.max_per_instance).await,
+            Ok(()) => handle(&self.ctx, &self.bus, delivery).await,
             Err(reason) => tracing::warn!(%reason, "schedule request dropped"),
         }
         // Answered either way (refusals too): a retry would get the same answer.
@@ -377,10 +398,11 @@ impl sympozium_bus::Handler for Requests {
 }
 
 /// Handles `schedule.upsert` requests until the process stops; each instance may hold at
-/// most `max_per_instance` agent-managed schedules.
-pub async fn run(client: Client, bus: Bus, max_per_instance: usize) {
-    bus.serve(CONSUMER, topics::SCHEDULE_UPSERT, Requests { client, bus: bus.clone(), max_per_instance })
-        .await;
+/// most `settings.max_agent_schedules` agent-managed schedules.
+pub async fn run(ctx: Arc<Context>, bus: Bus) {
+    let handler =
+        crate::routers::observed(&ctx, "schedule-router", Requests { ctx: ctx.clone(), bus: bus.clone() });
+    bus.serve(CONSUMER, topics::SCHEDULE_UPSERT, handler).await;
 }
 
 #[cfg(test)]

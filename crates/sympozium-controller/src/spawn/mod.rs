@@ -15,17 +15,20 @@
 pub mod build;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use kube::api::{ListParams, PostParams};
+use kube::runtime::events::EventType;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use sympozium_api::{AgentRun, SympoziumInstance, labels};
 use sympozium_bus::payloads::{SpawnRequest, SpawnResult};
 use sympozium_bus::{Bus, Delivery, topics};
 use sympozium_kube::FIELD_MANAGER;
 
 use crate::channelrouter::reply::claim;
+use crate::context::Context;
 use build::{PARENT_RUN, RESULT_STATE, Usage};
 
 /// Durable consumer of spawn requests, shared by controller replicas.
@@ -72,20 +75,23 @@ async fn send(
     Ok(bus.publish_once(&topics::spawn_result(ns, parent), meta(parent, instance, ns), result, &once).await?)
 }
 
-/// Finds the parent run by name, in the given namespace or else the only one with it.
-async fn parent(client: &Client, name: &str, ns: &str) -> Result<Option<AgentRun>, kube::Error> {
+/// Finds the parent run by name, in the given namespace or else the only one with it,
+/// within the controller's scope.
+async fn parent(ctx: &Context, name: &str, ns: &str) -> Result<Option<AgentRun>, kube::Error> {
     if !ns.is_empty() {
-        return Api::<AgentRun>::namespaced(client.clone(), ns).get_opt(name).await;
+        return Api::<AgentRun>::namespaced(ctx.client.clone(), ns).get_opt(name).await;
     }
-    let found = Api::<AgentRun>::all(client.clone())
+    let found = ctx
+        .scoped::<AgentRun>()
         .list(&ListParams::default().fields(&format!("metadata.name={name}")))
         .await?
         .items;
     Ok(if found.len() == 1 { found.into_iter().next() } else { None })
 }
 
-/// Handles one request; `Err` = transient, redeliver.
-pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<Outcome, SpawnError> {
+/// Handles one request; `Err` = transient, redeliver. What became of it is also an Event
+/// on the parent run (`SubagentSpawned`, `SubagentRefused`).
+pub async fn handle(ctx: &Context, bus: &Bus, delivery: &Delivery) -> Result<Outcome, SpawnError> {
     let env = &delivery.envelope;
     let req: SpawnRequest = serde_json::from_value(env.data.clone()).unwrap_or_default();
     let parent_name =
@@ -104,12 +110,33 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<O
     if parent_name.is_empty() || req.id.is_empty() || req.task.trim().is_empty() {
         return refuse("a spawn request needs the parent run, an id and a task".into()).await;
     }
-    let Some(parent) = parent(client, &parent_name, &ns).await? else {
+    if !ns.is_empty() && !ctx.in_scope(&ns) {
+        return refuse(format!("namespace {ns} is not watched by this controller")).await;
+    }
+    let Some(parent) = parent(ctx, &parent_name, &ns).await? else {
         return refuse(format!("parent run {parent_name} not found")).await;
     };
+    let outcome = spawn_child(ctx, &parent, &req, refuse).await?;
+    let (type_, reason, note) = match &outcome {
+        Outcome::Spawned(child) => (EventType::Normal, "SubagentSpawned", format!("sub-agent run {child}")),
+        Outcome::Refused(why) => (EventType::Warning, "SubagentRefused", why.clone()),
+    };
+    ctx.publish_as(&parent, "Spawn", type_, reason, &note).await;
+    Ok(outcome)
+}
+
+/// Creates the child of `parent` that `req` asks for, within the instance's limits.
+async fn spawn_child(
+    ctx: &Context,
+    parent: &AgentRun,
+    req: &SpawnRequest,
+    refuse: impl AsyncFnOnce(String) -> Result<Outcome, SpawnError>,
+) -> Result<Outcome, SpawnError> {
+    let client = &ctx.client;
+    let parent_name = parent.name_any();
     let ns = parent.namespace().unwrap_or_default();
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
-    let child = build::child(&parent, &req);
+    let child = build::child(parent, req);
     let name = child.name_any();
     if runs.get_opt(&name).await?.is_some() {
         return Ok(Outcome::Spawned(name));
@@ -127,7 +154,7 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<O
     let usage = Usage {
         children: subagents.iter().filter(|r| r.labels().get(PARENT_RUN) == Some(&parent_name)).count(),
     };
-    if let Err(reason) = build::check(&limits, &instance, build::child_depth(&parent), usage) {
+    if let Err(reason) = build::check(&limits, &instance, build::child_depth(parent), usage) {
         // A copy of this very request may have created the child meanwhile (it then
         // counts against the limit): that is not a refusal.
         if runs.get_opt(&name).await?.is_some() {
@@ -148,8 +175,9 @@ pub async fn handle(client: &Client, bus: &Bus, delivery: &Delivery) -> Result<O
 }
 
 /// Watches sub-agent runs and sends each finished one's result to its parent, once.
-async fn watch_children(client: Client, bus: Bus) {
-    let api: Api<AgentRun> = Api::all(client.clone());
+async fn watch_children(ctx: Arc<Context>, bus: Bus) {
+    let client = ctx.client.clone();
+    let api: Api<AgentRun> = ctx.scoped();
     let config = watcher::Config::default().labels(PARENT_RUN);
     let mut children = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
     while let Some(next) = children.next().await {
@@ -184,7 +212,7 @@ async fn watch_children(client: Client, bus: Bus) {
 
 /// Spawn requests, as [`Bus::serve`] hands them out.
 struct Requests {
-    client: Client,
+    ctx: Arc<Context>,
     bus: Bus,
 }
 
@@ -194,7 +222,7 @@ impl sympozium_bus::Handler for Requests {
             tracing::warn!(%reason, "bus message dropped");
             return sympozium_bus::Outcome::Ack;
         }
-        match handle(&self.client, &self.bus, d).await {
+        match handle(&self.ctx, &self.bus, d).await {
             Ok(_) => sympozium_bus::Outcome::Ack,
             Err(e) => {
                 tracing::warn!(error = %e, "spawn request failed; will retry");
@@ -204,11 +232,13 @@ impl sympozium_bus::Handler for Requests {
     }
 }
 
-async fn requests(client: Client, bus: Bus) {
-    bus.serve(CONSUMER, topics::AGENT_SPAWN_REQUEST, Requests { client, bus: bus.clone() }).await;
+async fn requests(ctx: Arc<Context>, bus: Bus) {
+    let handler =
+        crate::routers::observed(&ctx, "spawn-router", Requests { ctx: ctx.clone(), bus: bus.clone() });
+    bus.serve(CONSUMER, topics::AGENT_SPAWN_REQUEST, handler).await;
 }
 
 /// Handles spawn requests and delivers sub-agent results until the process stops.
-pub async fn run(client: Client, bus: Bus) {
-    futures::join!(requests(client.clone(), bus.clone()), watch_children(client, bus));
+pub async fn run(ctx: Arc<Context>, bus: Bus) {
+    futures::join!(requests(ctx.clone(), bus.clone()), watch_children(ctx, bus));
 }
