@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use sympozium_kube::process::{KubeConfigError, kube_config, shutdown_signal};
+use sympozium_kube::process::{KubeConfigError, kube_config};
+use sympozium_telemetry::shutdown::shutdown_signal;
 
 use crate::{AppState, Caches, Config, auth, router};
 

@@ -20,11 +20,9 @@ async fn main() -> anyhow::Result<()> {
     let flush = std::time::Duration::from_secs(5);
     sympozium_telemetry::instrumented("sympozium-channel", telemetry, std::env::vars(), flush, async {
         let mut running = sympozium_channels::start(config).await?;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             () = running.wait() => anyhow::bail!("a channel task stopped unexpectedly"),
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            () = sympozium_telemetry::shutdown::shutdown_signal(None) => {}
         }
         running.shutdown().await;
         Ok(())

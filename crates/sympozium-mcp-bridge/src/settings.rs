@@ -94,7 +94,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
             inherited_env: env,
             listen: ([0, 0, 0, 0], cli.stdio_port).into(),
         };
-        crate::adapter::run(config, shutdown()).await?;
+        crate::adapter::run(config, sympozium_telemetry::shutdown::shutdown_signal(None)).await?;
         return Ok(());
     }
     let file = ServersFile::load(&cli.config_path)?;
@@ -120,21 +120,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         return Ok(());
     }
     let done = cli.ipc_path.join("..").join(ipc::OUTPUT).join(ipc::RESULT);
-    serve(bridge, cli.ipc_path.clone(), done, shutdown()).await?;
+    serve(bridge, cli.ipc_path.clone(), done, sympozium_telemetry::shutdown::shutdown_signal(None)).await?;
     tracing::info!(run = %cli.agent_run_id, "the run finished; MCP bridge exiting");
     Ok(())
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
 }

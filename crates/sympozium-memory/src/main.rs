@@ -25,32 +25,7 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("memory server failed to start (db {})", config.db_path.display()))?;
         // Tests and scripts read this line to learn the port when MEMORY_PORT=0.
         println!("listening on http://{}", server.local_addr());
-        Ok(server.serve(shutdown_signal()).await?)
+        Ok(server.serve(sympozium_telemetry::shutdown::shutdown_signal(None)).await?)
     })
     .await
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let flush = std::time::Duration::from_secs(5);
     sympozium_telemetry::instrumented("sympozium-node", telemetry, std::env::vars(), flush, async {
         let kube_config = sympozium_kube::process::kube_config(config.kubeconfig.as_deref()).await?;
-        let shutdown = sympozium_kube::process::shutdown_signal(config.parent_pid);
+        let shutdown = sympozium_telemetry::shutdown::shutdown_signal(config.parent_pid);
         Ok(sympozium_node::run(config, kube_config, shutdown).await?)
     })
     .await

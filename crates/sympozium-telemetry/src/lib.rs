@@ -16,6 +16,7 @@ mod context;
 mod export;
 pub mod json;
 pub mod process;
+pub mod shutdown;
 
 pub use config::{ConfigError, Protocol, TelemetryArgs, UnsupportedProtocol};
 pub use context::{current_traceparent, set_parent_from_traceparent};

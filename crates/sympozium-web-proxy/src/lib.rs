@@ -68,7 +68,7 @@ pub async fn serve(addr: std::net::SocketAddr, router: Router) -> Result<(), Err
         tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr, source })?;
     tracing::info!(%addr, "web proxy listening");
     axum::serve(listener, router)
-        .with_graceful_shutdown(sympozium_kube::process::shutdown_signal(None))
+        .with_graceful_shutdown(sympozium_telemetry::shutdown::shutdown_signal(None))
         .await
         .map_err(Error::Serve)
 }

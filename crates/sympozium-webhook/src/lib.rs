@@ -109,7 +109,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         listener,
         tls,
         server::router(client, config.system_namespace.clone()),
-        sympozium_kube::process::shutdown_signal(None),
+        sympozium_telemetry::shutdown::shutdown_signal(None),
     )
     .await;
     Ok(())
