@@ -1,20 +1,23 @@
-//! Apply: converge an enabled pack's team — per persona the seeded memory ConfigMap first
-//! (so the instance controller's placeholder never wins), then the instance and the schedule
-//! by server-side apply with force (the pack is the source of truth for the fields it sets),
-//! and delete what the pack no longer stamps out (excluded or removed personas, schedules a
-//! persona dropped).
+//! Apply: converge an enabled pack's team — per persona the seeded memory ConfigMap, the
+//! instance and the schedule, all at once (the instance controller's placeholder never wins
+//! over seeds: seeds replace a placeholder), instance and schedule by server-side apply with
+//! force (the pack is the source of truth for the fields it sets), and delete what the pack
+//! no longer stamps out (excluded or removed personas, schedules a persona dropped).
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::PostParams;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use sympozium_api::personapack::{InstalledPersona, PersonaSpec};
 use sympozium_api::{PersonaPack, SympoziumInstance, SympoziumSchedule};
 use sympozium_kube::apply::{Applied, apply, create_if_absent, delete_if_exists, delete_if_owned};
 
 use super::build::{self, SeedAction};
-use super::dereference::{Observed, owned_by, persona_of};
+use super::dereference::{Observed, Stores, owned_by, persona_of};
+use crate::cache;
 use crate::context::Context;
 use crate::instance::build::MEMORY_PLACEHOLDER;
 
@@ -70,7 +73,7 @@ fn about(what: impl Into<String>) -> impl FnOnce(kube::Error) -> StampError {
 }
 
 /// Converges every non-excluded persona, then prunes what no persona wants any more.
-pub async fn converge(pack: &PersonaPack, observed: &Observed, ctx: &Context) -> Converged {
+pub async fn converge(pack: &PersonaPack, observed: &Observed, ctx: &Context, stores: &Stores) -> Converged {
     let mut out = Converged::default();
     let mut wanted = BTreeSet::new();
     // Personas are independent of each other: they are stamped out concurrently (their
@@ -79,7 +82,7 @@ pub async fn converge(pack: &PersonaPack, observed: &Observed, ctx: &Context) ->
         pack.spec.personas.iter().enumerate().filter(|(_, p)| !build::is_excluded(pack, &p.name)).collect();
     let stamped = futures::future::join_all(personas.iter().map(|(index, persona)| async move {
         let mut own = Converged::default();
-        let result = stamp(pack, persona, *index, ctx, &mut own).await;
+        let result = stamp(pack, persona, *index, ctx, stores, &mut own).await;
         (own, result)
     }))
     .await;
@@ -104,6 +107,7 @@ async fn stamp(
     persona: &PersonaSpec,
     index: usize,
     ctx: &Context,
+    stores: &Stores,
     out: &mut Converged,
 ) -> Result<InstalledPersona, StampError> {
     let ns = pack.namespace().unwrap_or_default();
@@ -113,76 +117,92 @@ async fn stamp(
     let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
     let schedule_name = build::schedule_name(&name);
-    futures::try_join!(not_foreign(&instances, &name, &uid), not_foreign(&schedules, &schedule_name, &uid))?;
+    not_foreign(&stores.instances, &ns, &name, &uid)?;
+    not_foreign(&stores.schedules, &ns, &schedule_name, &uid)?;
 
-    if let Some(cm) = build::seed_configmap(pack, persona) {
-        seed(&Api::namespaced(ctx.client.clone(), &ns), &cm, out).await?;
-    }
-
-    if apply(&instances, &inst).await.map_err(about(format!("SympoziumInstance/{name}")))? == Applied::Created
-    {
-        out.created.push(format!("SympoziumInstance/{name}"));
-    }
-
-    let schedule = match build::schedule(pack, persona, index) {
-        Some(sched) => {
-            let what = format!("SympoziumSchedule/{schedule_name}");
-            if apply(&schedules, &sched).await.map_err(about(what.clone()))? == Applied::Created {
-                out.created.push(what);
-            }
-            Some(schedule_name)
+    // The three objects do not depend on each other: one round trip, not three.
+    let seeded = async {
+        let mut created = None;
+        if let Some(cm) = build::seed_configmap(pack, persona) {
+            let configmaps = Api::namespaced(ctx.client.clone(), &ns);
+            created = seed(&configmaps, &stores.configmaps, &ns, &cm).await?;
         }
-        None => {
-            if delete_if_owned(&schedules, &schedule_name, &uid)
-                .await
-                .map_err(about(format!("SympoziumSchedule/{schedule_name}")))?
-            {
-                out.deleted.push(format!("SympoziumSchedule/{schedule_name}"));
+        Ok::<_, StampError>(created)
+    };
+    let instance = async {
+        let what = format!("SympoziumInstance/{name}");
+        let applied = apply(&instances, &inst).await.map_err(about(what.clone()))?;
+        Ok::<_, StampError>((applied == Applied::Created).then_some(what))
+    };
+    let schedule = async {
+        let what = format!("SympoziumSchedule/{schedule_name}");
+        match build::schedule(pack, persona, index) {
+            Some(sched) => {
+                let applied = apply(&schedules, &sched).await.map_err(about(what.clone()))?;
+                Ok::<_, StampError>((
+                    Some(schedule_name.clone()),
+                    (applied == Applied::Created).then_some(what),
+                    None,
+                ))
             }
-            None
+            None => {
+                let deleted =
+                    delete_if_owned(&schedules, &schedule_name, &uid).await.map_err(about(what.clone()))?;
+                Ok((None, None, deleted.then_some(what)))
+            }
         }
     };
+    let (seeded, instance, (schedule, schedule_created, schedule_deleted)) =
+        futures::try_join!(seeded, instance, schedule)?;
+    out.created.extend(seeded.into_iter().chain(instance).chain(schedule_created));
+    out.deleted.extend(schedule_deleted);
     Ok(InstalledPersona { name: persona.name.clone(), instance_name: name, schedule_name: schedule })
 }
 
 /// Refuses to take over an object of the generated name that the pack does not own (a
 /// user's own instance, or one of a deleted pack still being garbage-collected).
-async fn not_foreign<K>(api: &Api<K>, name: &str, uid: &str) -> Result<(), StampError>
+fn not_foreign<K>(
+    store: &Store<PartialObjectMeta<K>>,
+    ns: &str,
+    name: &str,
+    uid: &str,
+) -> Result<(), StampError>
 where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    K: kube::Resource<DynamicType = ()> + Clone,
 {
-    let kind = K::kind(&());
-    match api.get_metadata_opt(name).await.map_err(about(format!("{kind}/{name}")))? {
-        Some(meta) if !owned_by(&meta, uid) => Err(StampError::Foreign(format!("{kind}/{name}"))),
+    match cache::get(store, ns, name) {
+        Some(meta) if !owned_by(&*meta, uid) => Err(StampError::Foreign(format!("{}/{name}", K::kind(&())))),
         _ => Ok(()),
     }
 }
 
 /// Writes the persona's seeds: creates the ConfigMap when absent, and rewrites it when it
 /// holds only a placeholder or earlier seeds of the pack — never memories an agent recorded.
+/// Returns `ConfigMap/<name>` when it created it.
 async fn seed(
     configmaps: &Api<ConfigMap>,
+    stored: &Store<ConfigMap>,
+    ns: &str,
     desired: &ConfigMap,
-    out: &mut Converged,
-) -> Result<(), StampError> {
+) -> Result<Option<String>, StampError> {
     let name = desired.name_any();
     let what = format!("ConfigMap/{name}");
-    let existing = match configmaps.get_opt(&name).await.map_err(about(what.clone()))? {
+    let existing = match cache::get(stored, ns, &name) {
+        Some(cm) => (*cm).clone(),
         None => {
             if create_if_absent(configmaps, desired).await.map_err(about(what.clone()))? {
-                out.created.push(what);
-                return Ok(());
+                return Ok(Some(what));
             }
-            // Created concurrently (by the instance controller): decide on what is there.
+            // There already (made by the instance controller, or not labelled with the
+            // pack): decide on what is there.
             configmaps.get(&name).await.map_err(about(what.clone()))?
         }
-        Some(cm) => cm,
     };
     match build::seed_action(&existing, desired, MEMORY_PLACEHOLDER) {
-        SeedAction::Keep => Ok(()),
+        SeedAction::Keep => Ok(None),
         SeedAction::Preserve => {
             tracing::debug!(configmap = %name, "memory holds recorded memories; seeds not rewritten");
-            Ok(())
+            Ok(None)
         }
         SeedAction::Replace => {
             let mut updated = existing;
@@ -192,7 +212,7 @@ async fn seed(
             // Optimistic concurrency: the resourceVersion we read guards an agent's write.
             configmaps.replace(&name, &PostParams::default(), &updated).await.map_err(about(what.clone()))?;
             tracing::info!(configmap = %name, "seeded memory written");
-            Ok(())
+            Ok(None)
         }
     }
 }
@@ -211,7 +231,7 @@ async fn prune(
     let unwanted = |persona: Option<String>| persona.is_none_or(|p| !wanted.contains(&p));
 
     let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
-    for inst in observed.instances.iter().filter(|i| owned_by(*i, &uid) && unwanted(persona_of(*i))) {
+    for inst in observed.instances.iter().filter(|i| owned_by(&***i, &uid) && unwanted(persona_of(&***i))) {
         record(
             out,
             "SympoziumInstance",
@@ -220,11 +240,11 @@ async fn prune(
         );
     }
     let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
-    for s in observed.schedules.iter().filter(|s| owned_by(*s, &uid) && unwanted(persona_of(*s))) {
+    for s in observed.schedules.iter().filter(|s| owned_by(&***s, &uid) && unwanted(persona_of(&***s))) {
         record(out, "SympoziumSchedule", &s.name_any(), delete_if_exists(&schedules, &s.name_any()).await);
     }
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    for cm in observed.configmaps.iter().filter(|c| unwanted(persona_of(*c))) {
+    for cm in observed.configmaps.iter().filter(|c| unwanted(persona_of(&***c))) {
         record(out, "ConfigMap", &cm.name_any(), delete_if_exists(&configmaps, &cm.name_any()).await);
     }
 }

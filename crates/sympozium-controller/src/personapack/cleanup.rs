@@ -27,7 +27,7 @@ pub async fn remove_team(
     let mut deleted = Vec::new();
     let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
     for inst in
-        observed.instances.iter().filter(|i| owned_by(*i, &uid) && i.metadata.deletion_timestamp.is_none())
+        observed.instances.iter().filter(|i| owned_by(&***i, &uid) && i.metadata.deletion_timestamp.is_none())
     {
         if delete_if_exists(&instances, &inst.name_any()).await? {
             deleted.push(format!("SympoziumInstance/{}", inst.name_any()));
@@ -35,7 +35,7 @@ pub async fn remove_team(
     }
     let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
     for s in
-        observed.schedules.iter().filter(|s| owned_by(*s, &uid) && s.metadata.deletion_timestamp.is_none())
+        observed.schedules.iter().filter(|s| owned_by(&***s, &uid) && s.metadata.deletion_timestamp.is_none())
     {
         if delete_if_exists(&schedules, &s.name_any()).await? {
             deleted.push(format!("SympoziumSchedule/{}", s.name_any()));

@@ -1,23 +1,49 @@
 //! Dereference: what the cluster already holds for a pack — its stamped-out instances,
-//! schedules and seeded memory ConfigMaps, found by the `sympozium.ai/persona-pack` label.
+//! schedules and seeded memory ConfigMaps, found by the `sympozium.ai/persona-pack` label —
+//! read from the controller's reflector stores, which the watches that trigger its
+//! reconciles fill: a reconcile asks the API server nothing it is already told.
+
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::ListParams;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::Store;
 use sympozium_api::labels;
 use sympozium_api::{PersonaPack, SympoziumInstance, SympoziumSchedule};
 
-use crate::context::Context;
+use crate::cache::{self, Readiness};
 
 /// The pack's objects in its namespace.
 #[derive(Debug, Default)]
 pub struct Observed {
-    /// SympoziumInstances labelled with the pack.
-    pub instances: Vec<SympoziumInstance>,
-    /// SympoziumSchedules labelled with the pack.
-    pub schedules: Vec<SympoziumSchedule>,
+    /// SympoziumInstances labelled with the pack (metadata).
+    pub instances: Vec<Arc<PartialObjectMeta<SympoziumInstance>>>,
+    /// SympoziumSchedules labelled with the pack (metadata).
+    pub schedules: Vec<Arc<PartialObjectMeta<SympoziumSchedule>>>,
     /// ConfigMaps labelled with the pack (seeded memory).
-    pub configmaps: Vec<ConfigMap>,
+    pub configmaps: Vec<Arc<ConfigMap>>,
+}
+
+/// What the PersonaPack controller watches, as it was last told.
+#[derive(Clone)]
+pub struct Stores {
+    /// Every instance in the watched namespaces (metadata): a persona's instance name
+    /// taken by someone else's instance must be seen, labelled or not.
+    pub instances: Store<PartialObjectMeta<SympoziumInstance>>,
+    /// Every schedule in the watched namespaces (metadata), for the same reason.
+    pub schedules: Store<PartialObjectMeta<SympoziumSchedule>>,
+    /// ConfigMaps labelled with a pack (seeded memory, with its data).
+    pub configmaps: Store<ConfigMap>,
+    /// Resolves once every store has had its first list.
+    pub readiness: Readiness,
+}
+
+impl Stores {
+    /// Waits for every store's first list; `false` when one never comes.
+    pub async fn ready(&self) -> bool {
+        self.readiness.clone().await
+    }
 }
 
 /// Label selector of everything stamped out for `pack`.
@@ -25,16 +51,16 @@ pub fn selector(pack: &str) -> String {
     format!("{}={pack}", labels::PERSONA_PACK)
 }
 
-/// Lists the pack's instances, schedules and memory ConfigMaps.
-pub async fn observe(pack: &PersonaPack, ctx: &Context) -> Result<Observed, kube::Error> {
+/// The pack's instances, schedules and memory ConfigMaps.
+pub fn observe(pack: &PersonaPack, stores: &Stores) -> Observed {
     let ns = pack.namespace().unwrap_or_default();
-    let lp = ListParams::default().labels(&selector(&pack.name_any()));
-    let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
-    let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
-    let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let (instances, schedules, configmaps) =
-        futures::try_join!(instances.list(&lp), schedules.list(&lp), configmaps.list(&lp))?;
-    Ok(Observed { instances: instances.items, schedules: schedules.items, configmaps: configmaps.items })
+    let name = pack.name_any();
+    let selector = [(labels::PERSONA_PACK, name.as_str())];
+    Observed {
+        instances: cache::labelled(&stores.instances, &ns, &selector),
+        schedules: cache::labelled(&stores.schedules, &ns, &selector),
+        configmaps: cache::labelled(&stores.configmaps, &ns, &selector),
+    }
 }
 
 impl Observed {

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -27,7 +28,9 @@ use kube::{Api, ResourceExt};
 use sympozium_api::labels::{self, PERSONA_PACK_FINALIZER};
 use sympozium_api::{PersonaPack, SympoziumInstance, SympoziumSchedule};
 
+use crate::cache;
 use crate::context::{Context, backoff_key};
+use dereference::Stores;
 
 /// Name used in metrics and logs.
 pub const CONTROLLER: &str = "personapack";
@@ -61,17 +64,35 @@ impl Error {
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
     let stamped = watcher::Config::default().labels(labels::PERSONA_PACK);
+    // Each watch both triggers reconciles and fills a store the reconciles read. Instances
+    // and schedules are watched whatever their labels (metadata only): a name a persona
+    // would take may belong to a user's own object.
+    let (instances, instance_events) = cache::reflected_metadata(
+        ctx.scoped::<PartialObjectMeta<SympoziumInstance>>(),
+        watcher::Config::default(),
+    );
+    let (schedules, schedule_events) = cache::reflected_metadata(
+        ctx.scoped::<PartialObjectMeta<SympoziumSchedule>>(),
+        watcher::Config::default(),
+    );
+    let (configmaps, configmap_events) = cache::reflected(ctx.scoped::<ConfigMap>(), stamped, |_| {});
+    let readiness = cache::readiness(vec![
+        cache::until_ready(&instances),
+        cache::until_ready(&schedules),
+        cache::until_ready(&configmaps),
+    ]);
+    let stores = Stores { instances, schedules, configmaps, readiness };
     // Seeded memory carries no ownerReference; it maps back to its pack by label.
     let memory_mapper = |cm: ConfigMap| {
         let ns = cm.namespace()?;
         cm.labels().get(labels::PERSONA_PACK).map(|p| ObjectRef::<PersonaPack>::new(p).within(&ns))
     };
     Controller::new(ctx.scoped::<PersonaPack>(), watcher::Config::default().any_semantic())
-        .owns(ctx.scoped::<SympoziumInstance>(), stamped.clone())
-        .owns(ctx.scoped::<SympoziumSchedule>(), stamped.clone())
-        .watches(ctx.scoped::<ConfigMap>(), stamped, memory_mapper)
+        .owns_stream(instance_events)
+        .owns_stream(schedule_events)
+        .watches_stream(configmap_events, memory_mapper)
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(move |pack, ctx| reconcile(pack, ctx, stores.clone()), error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(pack = %obj, "reconciled"),
@@ -82,14 +103,17 @@ pub async fn run(ctx: Arc<Context>) {
 }
 
 #[tracing::instrument(skip_all, fields(pack = %pack.name_any(), namespace = pack.namespace().unwrap_or_default()))]
-async fn reconcile(pack: Arc<PersonaPack>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(pack: Arc<PersonaPack>, ctx: Arc<Context>, stores: Stores) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
+    if !stores.ready().await {
+        return Ok(Action::await_change());
+    }
     let ns = pack.namespace().unwrap_or_default();
     let api: Api<PersonaPack> = Api::namespaced(ctx.client.clone(), &ns);
     let key = backoff_key(CONTROLLER, &*pack);
     let result = finalizer(&api, PERSONA_PACK_FINALIZER, pack.clone(), |event| async {
         match event {
-            Finalizer::Apply(pack) => converge(&pack, &api, &ctx).await,
+            Finalizer::Apply(pack) => converge(&pack, &api, &ctx, &stores).await,
             Finalizer::Cleanup(pack) => {
                 let deleted = cleanup::finalize(&pack, &ctx).await?;
                 let note = if deleted.is_empty() {
@@ -106,18 +130,34 @@ async fn reconcile(pack: Arc<PersonaPack>, ctx: Arc<Context>) -> Result<Action, 
     ctx.settle(&key, result, Error::Finalizer)
 }
 
-async fn converge(pack: &PersonaPack, api: &Api<PersonaPack>, ctx: &Context) -> Result<Action, Error> {
+async fn converge(
+    pack: &PersonaPack,
+    api: &Api<PersonaPack>,
+    ctx: &Context,
+    stores: &Stores,
+) -> Result<Action, Error> {
     let name = pack.name_any();
-    let observed = dereference::observe(pack, ctx).await?;
+    let observed = dereference::observe(pack, stores);
     if !build::is_enabled(pack) {
-        return disable(pack, api, observed, ctx).await;
+        return disable(pack, api, observed, ctx, stores).await;
     }
     let phase = pack.status.as_ref().and_then(|s| s.phase.as_deref());
-    if phase.is_none() || phase == Some(status::phase::INACTIVE) {
-        status::write(api, &name, &status::pending(pack)).await?;
-        ctx.publish(pack, EventType::Normal, "Enabling", "stamping out the team").await;
-    }
-    let converged = apply::converge(pack, &observed, ctx).await;
+    let enabling = phase.is_none() || phase == Some(status::phase::INACTIVE);
+    // Users see `Pending` while the team is stamped out; the team does not wait for that
+    // write, only the final status does (so it always lands after it).
+    let announce = async {
+        if enabling {
+            let pending = status::pending(pack);
+            let (written, ()) = futures::join!(
+                status::write(api, &name, &pending),
+                ctx.publish(pack, EventType::Normal, "Enabling", "stamping out the team")
+            );
+            written?;
+        }
+        Ok::<_, kube::Error>(())
+    };
+    let (announced, converged) = futures::join!(announce, apply::converge(pack, &observed, ctx, stores));
+    announced?;
     let errors = converged.errors();
     let new_status = status::converged(pack, converged.installed, &errors);
     // The status first (that is what users and tools wait for), the Events after it,
@@ -152,6 +192,7 @@ async fn disable(
     api: &Api<PersonaPack>,
     observed: dereference::Observed,
     ctx: &Context,
+    stores: &Stores,
 ) -> Result<Action, Error> {
     let name = pack.name_any();
     let deleted = cleanup::remove_team(pack, &observed, ctx).await?;
@@ -159,7 +200,7 @@ async fn disable(
         ctx.publish(pack, EventType::Normal, "Deleted", &format!("deleted {what}: pack disabled")).await;
     }
     if !deleted.is_empty() || !observed.team_gone() {
-        let remaining = dereference::observe(pack, ctx).await?;
+        let remaining = dereference::observe(pack, stores);
         if !remaining.team_gone() {
             let removing = status::removing(pack, remaining.instances.len(), remaining.schedules.len());
             if status::changed(pack.status.as_ref(), &removing) {
