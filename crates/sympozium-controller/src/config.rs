@@ -78,6 +78,12 @@ pub struct Config {
     /// namespace); further creates are refused and the agent is told why.
     #[arg(long, env = "SYMPOZIUM_MAX_AGENT_SCHEDULES", default_value_t = crate::schedule::router::DEFAULT_MAX_AGENT_SCHEDULES)]
     pub max_agent_schedules: usize,
+    /// Reconciles one controller runs at the same time (each object is still reconciled by
+    /// one at a time). Bounds the work in flight — and the memory it holds — when thousands
+    /// of runs arrive at once; the API server serves no more at once over the one
+    /// connection anyway.
+    #[arg(long, env = "SYMPOZIUM_MAX_CONCURRENT_RECONCILES", default_value_t = crate::settings::DEFAULT_MAX_CONCURRENT_RECONCILES, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
     /// Image of small helper containers (post-run hooks' `done`).
     #[arg(long, env = "SYMPOZIUM_BUSYBOX_IMAGE", default_value = "busybox:1.36")]
     pub busybox_image: String,
@@ -124,6 +130,7 @@ impl Config {
             mcp_discovery_attempts: self.mcp_discovery_attempts.max(1),
             mcp_discovery_interval: std::time::Duration::from_secs(self.mcp_discovery_interval_secs),
             max_agent_schedules: self.max_agent_schedules,
+            max_concurrent_reconciles: self.max_concurrent_reconciles,
         }
     }
 

@@ -135,6 +135,13 @@ impl Context {
         Self::new(client, Settings::default(), Metrics::default(), namespace, "sympozium-controller")
     }
 
+    /// How every controller schedules its reconciles: at most
+    /// `settings.max_concurrent_reconciles` at once.
+    pub fn controller_config(&self) -> kube::runtime::controller::Config {
+        kube::runtime::controller::Config::default()
+            .concurrency(self.settings.max_concurrent_reconciles.max(1))
+    }
+
     /// Whether objects in `namespace` are this controller's to act on (`--watch-namespace`).
     /// Bus messages name their namespace themselves; one naming another namespace is not
     /// acted on, so a controller scoped to one tenant never writes into another's.

@@ -129,7 +129,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
             lease_duration: Duration::from_secs(config.leader_lease_duration_secs),
             retry_period: Duration::from_millis(config.leader_retry_period_ms),
         };
-        tokio::spawn(leader::run(client.clone(), lease, ready_tx));
+        // The Lease is renewed over a connection of its own: behind the requests of a
+        // thousand reconciles queued on the shared connection a renewal would come late,
+        // and a leader that is only busy would lose its Lease and stop.
+        let lease_client = client_counted(&config, None).await?;
+        tokio::spawn(leader::run(lease_client, lease, ready_tx));
         let mut leading = ready_rx.clone();
         tracing::info!(%identity, "waiting to become leader");
         if leading.wait_for(|l| *l).await.is_err() {

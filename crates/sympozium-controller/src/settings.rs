@@ -30,7 +30,14 @@ pub struct Settings {
     pub mcp_discovery_interval: std::time::Duration,
     /// Agent-managed schedules one instance may hold (`--max-agent-schedules`).
     pub max_agent_schedules: usize,
+    /// Reconciles one controller runs at once (`--max-concurrent-reconciles`).
+    pub max_concurrent_reconciles: u16,
 }
+
+/// Reconciles one controller runs at once unless told otherwise: enough that a burst of
+/// runs starts in parallel, few enough that ten thousand queued runs do not each hold a
+/// reconcile's memory at the same time.
+pub const DEFAULT_MAX_CONCURRENT_RECONCILES: u16 = 64;
 
 /// What the controller hands to pods so they can use an authenticated bus.
 #[derive(Clone)]
@@ -62,6 +69,7 @@ impl Default for Settings {
             mcp_discovery_attempts: 6,
             mcp_discovery_interval: std::time::Duration::from_secs(10),
             max_agent_schedules: crate::schedule::router::DEFAULT_MAX_AGENT_SCHEDULES,
+            max_concurrent_reconciles: DEFAULT_MAX_CONCURRENT_RECONCILES,
         }
     }
 }

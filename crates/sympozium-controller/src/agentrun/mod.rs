@@ -86,7 +86,8 @@ impl Stores {
 
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
-    let controller = Controller::new(ctx.scoped::<AgentRun>(), watcher::Config::default());
+    let controller = Controller::new(ctx.scoped::<AgentRun>(), watcher::Config::default())
+        .with_config(ctx.controller_config());
     let by_run = watcher::Config::default().labels(labels::AGENT_RUN);
     let (jobs, job_events) =
         cache::reflected(ctx.scoped::<Job>(), by_run.clone(), |j: &mut Job| j.spec = None);

@@ -38,6 +38,7 @@ pub use crate::context::ReconcileError as Error;
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.scoped::<SympoziumConfig>(), watcher::Config::default().any_semantic())
+        .with_config(ctx.controller_config())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

@@ -69,7 +69,8 @@ impl Error {
 pub async fn run(ctx: Arc<Context>) {
     let instances: Api<SympoziumInstance> = ctx.scoped();
     let children = watcher::Config::default().labels(labels::INSTANCE);
-    let controller = Controller::new(instances, watcher::Config::default().any_semantic());
+    let controller = Controller::new(instances, watcher::Config::default().any_semantic())
+        .with_config(ctx.controller_config());
     let store = controller.store();
 
     // Each watch below both triggers reconciles and fills a store the reconciles read, so

@@ -46,6 +46,7 @@ pub enum Error {
 pub async fn run(ctx: Arc<Context>) {
     let owned = watcher::Config::default().labels("app.kubernetes.io/name=mcpserver");
     Controller::new(ctx.scoped::<MCPServer>(), watcher::Config::default().any_semantic())
+        .with_config(ctx.controller_config())
         .owns(ctx.scoped::<Deployment>(), owned.clone())
         .owns(ctx.scoped::<Service>(), owned)
         .shutdown_on_signal()

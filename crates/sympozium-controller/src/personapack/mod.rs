@@ -88,6 +88,7 @@ pub async fn run(ctx: Arc<Context>) {
         cm.labels().get(labels::PERSONA_PACK).map(|p| ObjectRef::<PersonaPack>::new(p).within(&ns))
     };
     Controller::new(ctx.scoped::<PersonaPack>(), watcher::Config::default().any_semantic())
+        .with_config(ctx.controller_config())
         .owns_stream(instance_events)
         .owns_stream(schedule_events)
         .watches_stream(configmap_events, memory_mapper)

@@ -32,7 +32,8 @@ pub enum Error {
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
     let controller =
-        Controller::new(ctx.scoped::<SympoziumPolicy>(), watcher::Config::default().any_semantic());
+        Controller::new(ctx.scoped::<SympoziumPolicy>(), watcher::Config::default().any_semantic())
+            .with_config(ctx.controller_config());
     let policies = controller.store();
     // An instance that switched policies must decrement the old one too, which its new
     // state no longer names: re-count every policy in the instance's namespace.

@@ -44,6 +44,7 @@ pub async fn run(ctx: Arc<Context>) {
         run.labels().get(labels::SCHEDULE).map(|s| ObjectRef::<SympoziumSchedule>::new(s).within(&ns))
     };
     Controller::new(ctx.scoped::<SympoziumSchedule>(), watcher::Config::default())
+        .with_config(ctx.controller_config())
         .watches(ctx.scoped::<AgentRun>(), watcher::Config::default().labels(labels::SCHEDULE), run_mapper)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

@@ -37,6 +37,7 @@ pub use crate::context::ReconcileError as Error;
 pub async fn run(ctx: Arc<Context>) {
     let owned = watcher::Config::default().labels(&format!("{COMPONENT}={}", build::COMPONENT_SKILL_PACK));
     Controller::new(ctx.scoped::<SkillPack>(), watcher::Config::default().any_semantic())
+        .with_config(ctx.controller_config())
         .owns(ctx.scoped::<ConfigMap>(), owned)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
