@@ -31,10 +31,10 @@ use crate::types::{Entry, SearchRequest};
 pub const MAX_OR_TERMS: usize = 8;
 /// Document frequencies are counted up to this many matches; a part reaching it is "very
 /// common" and never ranked.
-pub const DF_CAP: i64 = 2_000;
+pub const DF_CAP: i64 = 500;
 /// After the rarest term, more terms join the OR stage only while their summed document
 /// frequencies stay under this, so the stage never ranks a large part of the table.
-pub const OR_DF_BUDGET: i64 = 4_000;
+pub const OR_DF_BUDGET: i64 = 1_000;
 
 pub(crate) fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<Entry>> {
     let top_k = if request.top_k <= 0 { DEFAULT_TOP_K } else { request.top_k.min(MAX_TOP_K) };
@@ -271,9 +271,13 @@ mod tests {
     fn rarest_terms_skip_unmatched_and_respect_the_budget() {
         let terms: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
         assert_eq!(rarest_terms(&terms, &[5, 0, 3, DF_CAP, DF_CAP - 1]), vec!["a", "c", "e"]);
-        assert_eq!(rarest_terms(&terms, &[1_900, 0, 3, 1_500, 1_000]), vec!["c", "d", "e"]);
+        // Frequencies relative to the cap, so the test follows the constants (the budget is
+        // twice the cap): c + e + d fit the budget, adding a does not.
+        let (a, d, e) = (DF_CAP * 19 / 20, DF_CAP * 3 / 4, DF_CAP / 2);
+        assert_eq!(OR_DF_BUDGET, 2 * DF_CAP);
+        assert_eq!(rarest_terms(&terms, &[a, 0, 3, d, e]), vec!["c", "d", "e"]);
         assert_eq!(
-            rarest_terms(&terms, &[1_900, 0, 3, 1_999, 1_000]),
+            rarest_terms(&terms, &[a, 0, 3, DF_CAP - 1, e]),
             vec!["a", "c", "e"],
             "d is over the budget"
         );
