@@ -123,7 +123,7 @@ async fn slack_user_message_to_threaded_reply() {
     // another bot writes: neither starts a run.
     fake.other_bot_says("C1", "beep");
     settles(&w, || fake.sent().len(), 4, 3).await;
-    assert_eq!(fake.acks().1, 0, "every envelope was acknowledged");
+    assert_eq!(fake.wait_acked(WAIT).await.1, 0, "every envelope was acknowledged");
 }
 
 #[tokio::test]

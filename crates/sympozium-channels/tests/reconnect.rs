@@ -137,7 +137,7 @@ async fn slack_reconnects_after_drops_and_disconnect_requests() {
     b.nats.restart().await.unwrap();
     b.arrives_once("sent while NATS is down").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(fake.acks().1, 0, "every envelope acknowledged once on the bus");
+    assert_eq!(fake.wait_acked(WAIT).await.1, 0, "every envelope acknowledged once on the bus");
     assert_eq!(count(&fake.sent(), "posted after the outage"), 1);
 }
 

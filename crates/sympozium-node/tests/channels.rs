@@ -201,7 +201,7 @@ async fn slack_and_whatsapp_channel_pods_answer_in_the_users_chat() {
     let run = run_of(&client, &ns, "socket-agent").await;
     assert_eq!(run.spec.task, "Are the shop pods healthy?");
     assert_eq!(run.annotations()["sympozium.ai/reply-channel"], "slack");
-    assert_eq!(socket_slack.acks().1, 0, "every envelope acknowledged");
+    assert_eq!(socket_slack.wait_acked(WAIT).await.1, 0, "every envelope acknowledged");
 
     // Slack over the Events API: Slack POSTs the signed event to the webhook Service; the
     // answer goes to that channel and thread through the other workspace's Web API.

@@ -194,6 +194,20 @@ impl FakeSlack {
         (inner.acks, inner.unacked.len())
     }
 
+    /// Waits until no envelope is waiting for an ack (the bot's own echoed messages included,
+    /// which arrive as the bot posts), then returns [`acks`](Self::acks); after `timeout` it
+    /// returns whatever is still unacknowledged.
+    pub async fn wait_acked(&self, timeout: Duration) -> (u32, usize) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let acks = self.acks();
+            if acks.1 == 0 || tokio::time::Instant::now() >= deadline {
+                return acks;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Messages the bot posted.
     pub fn sent(&self) -> Vec<Sent> {
         self.shared.recorder.all()
