@@ -95,7 +95,7 @@ fn main() {
     // Spans of the run reach the collector before the pod ends (bounded: a collector that
     // is down costs at most this budget).
     // A loaded node can take seconds to connect and export the last batch; the pod waits.
-    telemetry.shutdown(std::time::Duration::from_secs(5));
+    runtime.block_on(telemetry.shutdown(std::time::Duration::from_secs(5)));
     let mut stdout = std::io::stdout().lock();
     if let Some(memory) = &report.memory {
         let _ = write!(stdout, "\n{MEMORY_START}{memory}{MEMORY_END}\n");

@@ -326,5 +326,5 @@ async fn one_chat_message_is_one_connected_trace_and_a_stopped_collector_blocks_
     }
     let _ = channel.kill().await;
     // Bounded even with the collector gone.
-    telemetry.shutdown(Duration::from_secs(2));
+    telemetry.shutdown(Duration::from_secs(2)).await;
 }

@@ -254,9 +254,13 @@ impl Telemetry {
 
     /// Flushes and stops export, waiting at most `budget` (a collector that does not answer
     /// costs the unsent telemetry, never a hung exit).
-    pub fn shutdown(self, budget: Duration) {
+    ///
+    /// Awaited rather than blocked on: the gRPC exporter's connection runs on the caller's
+    /// runtime, and a current-thread runtime blocked here could not send the last batch (the
+    /// tool executor lost its final spans that way on a loaded machine).
+    pub async fn shutdown(self, budget: Duration) {
         let Telemetry { tracer, meter, logger } = self;
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let worker = std::thread::Builder::new().name("otel-shutdown".into()).spawn(move || {
             let _ = tracer.shutdown_with_timeout(budget);
             if let Some(m) = meter {
@@ -268,7 +272,7 @@ impl Telemetry {
             let _ = tx.send(());
         });
         if worker.is_ok() {
-            let _ = rx.recv_timeout(budget);
+            let _ = tokio::time::timeout(budget, rx).await;
         }
     }
 }
@@ -289,6 +293,6 @@ where
 {
     let telemetry = init(service, &args.with_secret_headers(env))?;
     let result = work.await;
-    telemetry.shutdown(flush);
+    telemetry.shutdown(flush).await;
     result
 }

@@ -42,6 +42,6 @@ async fn main() -> anyhow::Result<()> {
     };
     let result = sympozium_tool_executor::run(config).await;
     // A loaded node can take seconds to connect and export the last batch; the pod waits.
-    telemetry.shutdown(Duration::from_secs(5));
+    telemetry.shutdown(Duration::from_secs(5)).await;
     Ok(result?)
 }

@@ -25,7 +25,8 @@ async fn a_command_runs_in_the_runs_trace() {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("IPC_DIR", ipc.path())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.grpc_endpoint())
-        .env("SYMPOZIUM_OTEL_BATCH_TIMEOUT", "200ms")
+        // No scheduled export before the end: the span must leave with the flush at exit.
+        .env("SYMPOZIUM_OTEL_BATCH_TIMEOUT", "60s")
         .env("OTEL_SERVICE_NAME", "sympozium-skill-k8s-ops")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     drop(root);
     let recorded = started.elapsed();
     let flush = Instant::now();
-    telemetry.shutdown(Duration::from_secs(cli.flush_seconds));
+    telemetry.shutdown(Duration::from_secs(cli.flush_seconds)).await;
     println!(
         "{}",
         serde_json::json!({
