@@ -9,11 +9,20 @@
 //!
 //! 1. **AND stage**, every part required: ranked by BM25 over the parts that are not very
 //!    common, the very common ones only filtering; when every part is very common, the newest
-//!    matches. Skipped when some part matches nothing.
+//!    matches. Skipped when some part matches nothing. In a long text (a natural-language
+//!    task, see [`crate::query::LONG_TEXT_TERMS`]) only every phrase and the
+//!    [`LEAD_PARTS`] rarest terms are required; its other terms that are not very common still
+//!    raise the BM25 score of the memories that contain them. FTS5 intersects required parts
+//!    by walking their posting lists from one end until they agree, so thirty common words
+//!    that seldom meet walk most of the index (tens of milliseconds at a million memories)
+//!    to find, almost always, nothing.
 //! 2. **OR stage**, when the AND stage found fewer than `top_k`: phrases stay required; of the
 //!    terms, only the rarest ones that are not very common (at most [`MAX_OR_TERMS`], within
 //!    [`OR_DF_BUDGET`]) are used, ranked by BM25 and appended without duplicates. When every
 //!    term is very common, the newest matches of the rarest one.
+//!
+//! "Rarest" among very common parts (whose counts all stop at the cap) goes by how far into
+//! the table their first [`DF_CAP`] matches reach: the further, the sparser.
 //!
 //! So no search ranks more than about `DF_CAP + OR_DF_BUDGET` memories, whatever the size of
 //! the table. Recency breaks ties between equal scores.
@@ -31,10 +40,32 @@ use crate::types::{Entry, SearchRequest};
 pub const MAX_OR_TERMS: usize = 8;
 /// Document frequencies are counted up to this many matches; a part reaching it is "very
 /// common" and never ranked.
-pub const DF_CAP: i64 = 500;
+pub const DF_CAP: i64 = 200;
 /// After the rarest term, more terms join the OR stage only while their summed document
 /// frequencies stay under this, so the stage never ranks a large part of the table.
-pub const OR_DF_BUDGET: i64 = 1_000;
+pub const OR_DF_BUDGET: i64 = 400;
+/// How many terms of a long text the AND stage requires (its rarest ones).
+pub const LEAD_PARTS: usize = 2;
+
+/// How common one part is: its matches counted up to [`DF_CAP`], and the largest rowid among
+/// them (how far into the table the first `DF_CAP` reach: further means sparser).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Freq {
+    count: i64,
+    reach: i64,
+}
+
+impl Freq {
+    fn common(self) -> bool {
+        self.count >= DF_CAP
+    }
+
+    /// Sorts rarer parts first; the reach only tells very common parts apart (a stable sort
+    /// keeps other ties in the text's order).
+    fn rarity_key(self) -> (i64, std::cmp::Reverse<i64>) {
+        (self.count, std::cmp::Reverse(if self.common() { self.reach } else { 0 }))
+    }
+}
 
 pub(crate) fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<Entry>> {
     let top_k = if request.top_k <= 0 { DEFAULT_TOP_K } else { request.top_k.min(MAX_TOP_K) };
@@ -42,30 +73,34 @@ pub(crate) fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<E
         return Ok(Vec::new());
     };
     let phrase_freqs = doc_freqs(conn, &fts.phrases)?;
-    if phrase_freqs.contains(&0) {
+    if phrase_freqs.iter().any(|f| f.count == 0) {
         // Phrases are required in both stages.
         return Ok(Vec::new());
     }
     let term_freqs = doc_freqs(conn, &fts.terms)?;
     let all = fts.all();
-    let mut found = if term_freqs.contains(&0) {
-        Vec::new()
+    // A long text's AND stage requires only some of its terms, chosen among those that match.
+    let and_possible = if fts.long_text {
+        term_freqs.iter().any(|f| f.count > 0)
     } else {
-        and_stage(conn, &fts, &phrase_freqs, &term_freqs, top_k)?
+        term_freqs.iter().all(|f| f.count > 0)
     };
+    let mut found =
+        if and_possible { and_stage(conn, &fts, &phrase_freqs, &term_freqs, top_k)? } else { Vec::new() };
     if len_i64(&found) >= top_k {
         return Ok(found);
     }
     let wanted = top_k + len_i64(&found);
-    let chosen = rarest_terms(&fts.terms, &term_freqs);
+    let counts: Vec<i64> = term_freqs.iter().map(|f| f.count).collect();
+    let chosen = rarest_terms(&fts.terms, &counts);
     let more = if fts.phrases.is_empty() && chosen.is_empty() {
         // Every term is very common (BM25 cannot tell memories apart then): the newest
         // matches of the rarest term that matches at all.
-        match term_freqs.iter().enumerate().filter(|(_, f)| **f > 0).min_by_key(|(_, f)| **f) {
+        match term_freqs.iter().enumerate().filter(|(_, f)| f.count > 0).min_by_key(|(_, f)| f.rarity_key()) {
             Some((i, _)) if fts.terms[i] != all => newest(conn, &fts.terms[i], wanted)?,
             _ => Vec::new(),
         }
-    } else if phrase_freqs.iter().any(|f| *f >= DF_CAP) {
+    } else if phrase_freqs.iter().any(|f| f.common()) {
         // A very common phrase: rank nothing, take the newest memories with every phrase.
         let phrases = fts.phrases.join(" AND ");
         if phrases == all { Vec::new() } else { newest(conn, &phrases, wanted)? }
@@ -86,47 +121,79 @@ pub(crate) fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<E
     Ok(found)
 }
 
-/// Every part required; BM25 over the parts that are not very common, the others filter.
+/// Every part required (in a long text: every phrase and the [`LEAD_PARTS`] rarest terms);
+/// BM25 over the parts that are not very common, the others filter.
 fn and_stage(
     conn: &Connection,
     fts: &FtsQuery,
-    phrase_freqs: &[i64],
-    term_freqs: &[i64],
+    phrase_freqs: &[Freq],
+    term_freqs: &[Freq],
     top_k: i64,
 ) -> Result<Vec<Entry>> {
-    let all = fts.all();
-    let parts: Vec<(&String, i64)> = fts
-        .phrases
-        .iter()
-        .zip(phrase_freqs.iter().copied())
-        .chain(fts.terms.iter().zip(term_freqs.iter().copied()))
-        .collect();
-    let ranked: Vec<&str> = parts.iter().filter(|(_, f)| *f < DF_CAP).map(|(p, _)| p.as_str()).collect();
-    if ranked.is_empty() {
-        return newest(conn, &all, top_k);
+    let (required, optional) = required_parts(fts, phrase_freqs, term_freqs);
+    let filter = required.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(" AND ");
+    let ranked: Vec<&str> = required.iter().filter(|(_, f)| !f.common()).map(|(p, _)| p.as_str()).collect();
+    let Some(first) = ranked.first() else {
+        return newest(conn, &filter, top_k);
+    };
+    let extra: Vec<&str> = optional.iter().filter(|(_, f)| !f.common()).map(|(p, _)| p.as_str()).collect();
+    // The optional parts sit inside an OR with a required one, so they change the score and
+    // never the set of matches.
+    let rank = if extra.is_empty() {
+        ranked.join(" AND ")
+    } else {
+        format!("{} AND ({first} OR {})", ranked.join(" AND "), extra.join(" OR "))
+    };
+    if ranked.len() == required.len() {
+        return best(conn, &rank, None, top_k);
     }
-    if ranked.len() == parts.len() {
-        return best(conn, &all, None, top_k);
-    }
-    // The AND matches are a subset of the rarest part's (fewer than DF_CAP): list them
-    // unranked, then rank by the parts that can tell memories apart.
+    // The matches are a subset of the rarest part's (fewer than DF_CAP): list them unranked,
+    // then rank by the parts that can tell memories apart.
     let mut stmt =
         conn.prepare_cached("SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1 LIMIT ?2")?;
     let allowed = stmt
-        .query_map(params![all, DF_CAP], |r| r.get::<_, i64>(0))?
+        .query_map(params![filter, DF_CAP], |r| r.get::<_, i64>(0))?
         .collect::<rusqlite::Result<HashSet<i64>>>()?;
     if allowed.is_empty() {
         return Ok(Vec::new());
     }
-    best(conn, &ranked.join(" AND "), Some(&allowed), top_k)
+    best(conn, &rank, Some(&allowed), top_k)
 }
 
-/// How many memories each part matches, counted up to [`DF_CAP`].
-fn doc_freqs(conn: &Connection, parts: &[String]) -> Result<Vec<i64>> {
+/// The parts the AND stage requires and the ones that only rank: every part is required,
+/// except in a long text, where only the phrases and the [`LEAD_PARTS`] rarest terms that
+/// match something are.
+fn required_parts<'a>(
+    fts: &'a FtsQuery,
+    phrase_freqs: &[Freq],
+    term_freqs: &[Freq],
+) -> (Vec<(&'a String, Freq)>, Vec<(&'a String, Freq)>) {
+    let phrases = fts.phrases.iter().zip(phrase_freqs.iter().copied());
+    let mut terms: Vec<(&String, Freq)> = fts.terms.iter().zip(term_freqs.iter().copied()).collect();
+    if !fts.long_text {
+        return (phrases.chain(terms).collect(), Vec::new());
+    }
+    terms.retain(|(_, f)| f.count > 0);
+    if terms.len() <= LEAD_PARTS {
+        return (phrases.chain(terms).collect(), Vec::new());
+    }
+    terms.sort_by_key(|(_, f)| f.rarity_key());
+    let optional = terms.split_off(LEAD_PARTS);
+    (phrases.chain(terms).collect(), optional)
+}
+
+/// How common each part is (see [`Freq`]), counted up to [`DF_CAP`] matches.
+fn doc_freqs(conn: &Connection, parts: &[String]) -> Result<Vec<Freq>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT count(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ?1 LIMIT ?2)",
+        "SELECT count(*), coalesce(max(rowid), 0) \
+         FROM (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1 LIMIT ?2)",
     )?;
-    parts.iter().map(|part| Ok(stmt.query_row(params![part, DF_CAP], |r| r.get(0))?)).collect()
+    parts
+        .iter()
+        .map(|part| {
+            Ok(stmt.query_row(params![part, DF_CAP], |r| Ok(Freq { count: r.get(0)?, reach: r.get(1)? }))?)
+        })
+        .collect()
 }
 
 /// The rarest terms that match something but are not very common (at most [`MAX_OR_TERMS`],
@@ -265,6 +332,45 @@ mod tests {
         );
         let found = contents(&conn, "common filler nothingmatchesthis", 2);
         assert_eq!(found.len(), 2, "the OR stage falls back to the newest matches of the rarest term");
+    }
+
+    #[test]
+    fn a_long_text_requires_its_rarest_terms_and_ranks_by_the_others() {
+        let (_dir, conn) = database(&[
+            "okapi walrus zebra giraffe",
+            "okapi walrus",
+            "walrus zebra giraffe penguin llama",
+            "zebra giraffe penguin llama",
+            "penguin llama zebra",
+        ]);
+        // Ten terms, so a long text; "yak" matches nothing and "common filler note" are very
+        // common. Every term required would find nothing; the two rarest (okapi, walrus) find
+        // both memories with them, the one with more of the other words first.
+        let task = "okapi walrus zebra giraffe penguin llama yak common filler note";
+        assert!(crate::query::build(task).unwrap().long_text);
+        let found = contents(&conn, task, 2);
+        assert_eq!(found, vec!["okapi walrus zebra giraffe", "okapi walrus"]);
+        // Then the OR stage adds the memories with only some of the rare words.
+        let found = contents(&conn, task, 4);
+        assert_eq!(found.len(), 4);
+        assert!(found[2..].contains(&"walrus zebra giraffe penguin llama".to_string()), "{found:?}");
+        // A short text still requires every term.
+        assert!(
+            contents(&conn, "okapi walrus yak", 2)
+                .iter()
+                .all(|c| c.contains("okapi") || c.contains("walrus"))
+        );
+        assert_eq!(contents(&conn, "okapi zebra", 1), vec!["okapi walrus zebra giraffe"]);
+    }
+
+    #[test]
+    fn among_very_common_parts_the_sparser_one_counts_as_rarer() {
+        let dense = Freq { count: DF_CAP, reach: DF_CAP + 10 };
+        let sparse = Freq { count: DF_CAP, reach: 50 * DF_CAP };
+        let rare = Freq { count: 3, reach: 7 };
+        let mut freqs = [dense, sparse, rare];
+        freqs.sort_by_key(|f| f.rarity_key());
+        assert_eq!(freqs, [rare, sparse, dense]);
     }
 
     #[test]
