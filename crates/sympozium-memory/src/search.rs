@@ -47,6 +47,9 @@ pub const OR_DF_BUDGET: i64 = 400;
 /// How many terms of a long text the AND stage requires (its rarest ones).
 pub const LEAD_PARTS: usize = 2;
 
+/// Parts of a text (FTS5 expressions) with how common each is.
+type Parts<'a> = Vec<(&'a String, Freq)>;
+
 /// How common one part is: its matches counted up to [`DF_CAP`], and the largest rowid among
 /// them (how far into the table the first `DF_CAP` reach: further means sparser).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,9 +170,9 @@ fn required_parts<'a>(
     fts: &'a FtsQuery,
     phrase_freqs: &[Freq],
     term_freqs: &[Freq],
-) -> (Vec<(&'a String, Freq)>, Vec<(&'a String, Freq)>) {
+) -> (Parts<'a>, Parts<'a>) {
     let phrases = fts.phrases.iter().zip(phrase_freqs.iter().copied());
-    let mut terms: Vec<(&String, Freq)> = fts.terms.iter().zip(term_freqs.iter().copied()).collect();
+    let mut terms: Parts<'a> = fts.terms.iter().zip(term_freqs.iter().copied()).collect();
     if !fts.long_text {
         return (phrases.chain(terms).collect(), Vec::new());
     }
