@@ -46,6 +46,9 @@ struct Args {
     /// PersonaPacks enabled one after another (each of 7 personas).
     #[arg(long, default_value_t = 3)]
     packs: usize,
+    /// Longest wait for the namespace to be deleted at the end, in seconds.
+    #[arg(long, default_value_t = 600)]
+    teardown_timeout: u64,
 }
 
 struct Controller {
@@ -453,11 +456,28 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Teardown: the namespace goes; the controller should not call that a failure.
+    // The controller runs until the namespace is gone: it removes the finalizers, and killing
+    // it earlier would leave the namespace Terminating on the plane.
     let failures_before = ctl.failures_logged();
-    Api::<Namespace>::all(client.clone()).delete(&ns, &DeleteParams::default()).await?;
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let deleting = Instant::now();
+    namespaces.delete(&ns, &DeleteParams::default()).await?;
+    let mut gone = false;
+    while deleting.elapsed() < Duration::from_secs(args.teardown_timeout) {
+        if namespaces.get_opt(&ns).await?.is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let deletion = if gone {
+        format!("deleted in {} ms", deleting.elapsed().as_millis())
+    } else {
+        format!("still Terminating after {} s", args.teardown_timeout)
+    };
     println!(
-        "reconcile failures logged: {failures_before} before teardown, {} during namespace deletion ; peak RSS overall (VmHWM) {:.1} MiB",
+        "namespace with {} instances {deletion} ; reconcile failures logged: {failures_before} before teardown, {} during namespace deletion ; peak RSS overall (VmHWM) {:.1} MiB",
+        args.instances,
         ctl.failures_logged().saturating_sub(failures_before),
         procstat::hwm_mib(pid).unwrap_or(0.0)
     );

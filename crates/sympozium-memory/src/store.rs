@@ -215,17 +215,23 @@ impl Inner {
     /// Inserts queued stores in one transaction, each under its own savepoint.
     fn insert_group(&self, jobs: &[WriteJob]) -> Result<Vec<Result<Stored>>> {
         let mut conn = self.writer()?;
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut outcomes = Vec::with_capacity(jobs.len());
+        // Savepoints through cached statements: the writer runs them for every store, and
+        // parsing them each time was a visible part of its time.
         for job in jobs {
-            let savepoint = tx.savepoint()?;
-            match self.insert_row(&savepoint, &job.content, &job.tags) {
+            tx.prepare_cached("SAVEPOINT store")?.execute([])?;
+            match self.insert_row(&tx, &job.content, &job.tags) {
                 Ok(stored) => {
-                    savepoint.commit()?;
+                    tx.prepare_cached("RELEASE store")?.execute([])?;
                     outcomes.push(Ok(stored));
                 }
-                // Dropping the savepoint rolls this store back; the others go on.
-                Err(e) => outcomes.push(Err(e)),
+                // This store is rolled back; the others go on.
+                Err(e) => {
+                    tx.prepare_cached("ROLLBACK TO store")?.execute([])?;
+                    tx.prepare_cached("RELEASE store")?.execute([])?;
+                    outcomes.push(Err(e));
+                }
             }
         }
         tx.commit()?;
@@ -275,7 +281,7 @@ impl Inner {
     fn insert_row(&self, conn: &Connection, content: &str, tags: &[String]) -> Result<Stored> {
         let bytes = entry_bytes(content, tags);
         self.check_capacity(conn, 1, i64::try_from(bytes).unwrap_or(i64::MAX))?;
-        let now: String = conn.query_row(NOW, [], |r| r.get(0))?;
+        let now: String = conn.prepare_cached(NOW)?.query_row([], |r| r.get(0))?;
         let id: i64 = conn
             .prepare_cached(
                 "INSERT INTO memories(content, tags, created_at, updated_at) VALUES (?1, ?2, ?3, ?3) RETURNING id",
@@ -305,7 +311,7 @@ impl Inner {
         let delta =
             i64::try_from(new_bytes).unwrap_or(i64::MAX) - i64::try_from(old_bytes).unwrap_or(i64::MAX);
         self.check_capacity(&tx, 0, delta)?;
-        let now: String = tx.query_row(NOW, [], |r| r.get(0))?;
+        let now: String = tx.prepare_cached(NOW)?.query_row([], |r| r.get(0))?;
         tx.execute(
             "UPDATE memories SET content = ?1, tags = ?2, updated_at = ?3 WHERE id = ?4",
             params![content, tags.join(","), now, id],
@@ -460,10 +466,9 @@ fn get_entry(conn: &Connection, id: i64) -> Result<Entry> {
 }
 
 fn stats(conn: &Connection) -> Result<Stats> {
-    let (entries, bytes): (i64, i64) =
-        conn.query_row("SELECT entries, bytes FROM memory_stats WHERE singleton = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+    let (entries, bytes): (i64, i64) = conn
+        .prepare_cached("SELECT entries, bytes FROM memory_stats WHERE singleton = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(Stats { entries: u64::try_from(entries).unwrap_or(0), bytes: u64::try_from(bytes).unwrap_or(0) })
 }
 
