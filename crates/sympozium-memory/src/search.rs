@@ -357,12 +357,14 @@ mod tests {
         let found = contents(&conn, task, 4);
         assert_eq!(found.len(), 4);
         assert!(found[2..].contains(&"walrus zebra giraffe penguin llama".to_string()), "{found:?}");
-        // A short text still requires every term.
+        // A short text with a term that matches nothing has no AND stage: only the OR of its
+        // matching terms answers.
         assert!(
             contents(&conn, "okapi walrus yak", 2)
                 .iter()
                 .all(|c| c.contains("okapi") || c.contains("walrus"))
         );
+        // A short text still requires every term: the one memory with both comes first.
         assert_eq!(contents(&conn, "okapi zebra", 1), vec!["okapi walrus zebra giraffe"]);
     }
 
