@@ -123,13 +123,14 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let nats = NatsServer::start().await?;
     let bus = Bus::connect(&nats.url()).await?;
-    let router = tokio::spawn(channelrouter::run(
-        std::sync::Arc::new(sympozium_controller::context::Context::with_defaults(
-            client.clone(),
-            Some(ns.clone()),
-        )),
-        Bus::connect(&nats.url()).await?,
+    // The instance controller runs beside the router, as in the controller manager: the
+    // router reads instances from its store.
+    let ctx = std::sync::Arc::new(sympozium_controller::context::Context::with_defaults(
+        client.clone(),
+        Some(ns.clone()),
     ));
+    let instances = tokio::spawn(sympozium_controller::instance::run(ctx.clone()));
+    let router = tokio::spawn(channelrouter::run(ctx, Bus::connect(&nats.url()).await?));
 
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
@@ -173,6 +174,7 @@ async fn main() -> anyhow::Result<()> {
         (lat, total),
     );
     router.abort();
+    instances.abort();
     watch.abort();
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
     let _ = namespaces.delete(&ns, &DeleteParams::default()).await;

@@ -43,6 +43,9 @@ pub struct Context {
     /// election): outcomes a previous leader received from the bus but never acknowledged
     /// come back only when their ack wait ends, so results are awaited from here at least.
     pub acting_since: jiff::Timestamp,
+    /// The instance controller's store of instances, once that controller runs: the bus
+    /// routers read an instance from it instead of asking the API server for every message.
+    pub instances: std::sync::OnceLock<kube::runtime::reflector::Store<sympozium_api::SympoziumInstance>>,
 }
 
 /// Reads of finished agents' logs, per pod: the outcome is read once when the agent exits
@@ -126,6 +129,7 @@ impl Context {
             start_locks: StartLocks::default(),
             log_reads: LogReads::default(),
             acting_since: jiff::Timestamp::now(),
+            instances: std::sync::OnceLock::new(),
         }
     }
 
@@ -147,6 +151,21 @@ impl Context {
     /// acted on, so a controller scoped to one tenant never writes into another's.
     pub fn in_scope(&self, namespace: &str) -> bool {
         self.namespace.as_deref().is_none_or(|own| own == namespace)
+    }
+
+    /// The instance `namespace/name`: from the instance controller's store when it holds it,
+    /// else from the API server — so an instance newer than the store is still found, and a
+    /// context without the instance controller (a router run alone) still works.
+    pub async fn instance(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<sympozium_api::SympoziumInstance>, kube::Error> {
+        let key = kube::runtime::reflector::ObjectRef::new(name).within(namespace);
+        if let Some(found) = self.instances.get().and_then(|store| store.get(&key)) {
+            return Ok(Some((*found).clone()));
+        }
+        Api::namespaced(self.client.clone(), namespace).get_opt(name).await
     }
 
     /// Uses `clock` for time-based decisions (tests use a manual clock).

@@ -7,7 +7,8 @@
 //!   label lists, the runs, and a lookup for every child that should not exist);
 //! - a burst of runs polled through their result grace period reads its Jobs and pods from
 //!   the cache (the previous controller fetched the Job and listed the pods on every poll,
-//!   several times per run).
+//!   several times per run), and the runs read their instance from the instance
+//!   controller's cache.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -248,4 +249,8 @@ async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
         ((job_gets + pod_lists) as usize) < RUNS,
         "{RUNS} runs ({polls} agentrun reconciles) fetched Jobs {job_gets} times and listed pods {pod_lists} times"
     );
+    // Each run starts from its instance as the instance controller's cache holds it (the
+    // previous controller fetched the instance for every run it started).
+    let instance_gets = count("get", "sympoziuminstances");
+    assert_eq!(instance_gets, 0, "{RUNS} runs fetched their instance {instance_gets} times");
 }

@@ -127,8 +127,7 @@ async fn dereference(
     ctx: &Context,
 ) -> Result<(SympoziumInstance, Option<SympoziumPolicy>), Stop> {
     let ns = run.namespace().unwrap_or_default();
-    let instances: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(instance) = instances.get_opt(&run.spec.instance_ref).await? else {
+    let Some(instance) = ctx.instance(&ns, &run.spec.instance_ref).await? else {
         let message = format!("policy validation failed: instance \"{}\" not found", run.spec.instance_ref);
         return Err(Stop::fail("ValidationFailed", message));
     };

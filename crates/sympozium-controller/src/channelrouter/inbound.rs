@@ -42,8 +42,8 @@ async fn instance(
         if !ctx.in_scope(ns) {
             return Ok(Err(Refusal::InstanceNotFound { instance }));
         }
-        let found = Api::<SympoziumInstance>::namespaced(ctx.client.clone(), ns)
-            .get_opt(name)
+        let found = ctx
+            .instance(ns, name)
             .await
             .map_err(|source| RouterError::InstanceLookup { instance: instance.clone(), source })?;
         return Ok(found.ok_or(Refusal::InstanceNotFound { instance }));

@@ -72,6 +72,8 @@ pub async fn run(ctx: Arc<Context>) {
     let controller = Controller::new(instances, watcher::Config::default().any_semantic())
         .with_config(ctx.controller_config());
     let store = controller.store();
+    // Shared with the routers; a second controller on the same context keeps the first's.
+    let _ = ctx.instances.set(store.clone());
 
     // Each watch below both triggers reconciles and fills a store the reconciles read, so
     // a steady-state reconcile asks the API server nothing it is already told.

@@ -10,7 +10,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use sympozium_api::labels;
-use sympozium_api::{AgentRun, SympoziumInstance, SympoziumSchedule, SympoziumScheduleStatus};
+use sympozium_api::{AgentRun, SympoziumSchedule, SympoziumScheduleStatus};
 
 use super::Error;
 use super::build::SCHEDULED_TIME_ANNOTATION;
@@ -33,9 +33,7 @@ pub async fn handle(
     let name = s.name_any();
     let schedules: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
     let clear = serde_json::json!({"metadata": {"annotations": {labels::RUN_NOW: null}}});
-    let Some(instance) =
-        Api::<SympoziumInstance>::namespaced(ctx.client.clone(), &ns).get_opt(&s.spec.instance_ref).await?
-    else {
+    let Some(instance) = ctx.instance(&ns, &s.spec.instance_ref).await? else {
         let message = format!("cannot run now: SympoziumInstance \"{}\" not found", s.spec.instance_ref);
         ctx.publish(s, EventType::Warning, "TriggerFailed", &message).await;
         schedules.patch(&name, &PatchParams::default(), &Patch::Merge(&clear)).await?;

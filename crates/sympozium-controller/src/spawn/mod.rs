@@ -22,7 +22,7 @@ use kube::api::{ListParams, PostParams};
 use kube::runtime::events::EventType;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
-use sympozium_api::{AgentRun, SympoziumInstance, labels};
+use sympozium_api::{AgentRun, labels};
 use sympozium_bus::payloads::{SpawnRequest, SpawnResult};
 use sympozium_bus::{Bus, Delivery, topics};
 use sympozium_kube::FIELD_MANAGER;
@@ -142,7 +142,7 @@ async fn spawn_child(
         return Ok(Outcome::Spawned(name));
     }
     let instance = parent.spec.instance_ref.clone();
-    let inst = Api::<SympoziumInstance>::namespaced(client.clone(), &ns).get_opt(&instance).await?;
+    let inst = ctx.instance(&ns, &instance).await?;
     let Some(inst) = inst else {
         return refuse(format!("instance {instance} of run {parent_name} not found")).await;
     };
