@@ -123,13 +123,19 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let nats = NatsServer::start().await?;
     let bus = Bus::connect(&nats.url()).await?;
-    // The instance controller runs beside the router, as in the controller manager: the
-    // router reads instances from its store.
-    let ctx = std::sync::Arc::new(sympozium_controller::context::Context::with_defaults(
-        client.clone(),
-        Some(ns.clone()),
-    ));
-    let instances = tokio::spawn(sympozium_controller::instance::run(ctx.clone()));
+    // The router reads instances from the instance controller's store, as in the controller
+    // manager; a reflector fills one here without running that controller (whose reconciles
+    // of the bench's instance on every run would be timed as well).
+    let ctx = sympozium_controller::context::Context::with_defaults(client.clone(), Some(ns.clone()));
+    let (store, writer) = kube::runtime::reflector::store();
+    let _ = ctx.instances.set(store);
+    let reflect =
+        watcher(Api::<SympoziumInstance>::namespaced(client.clone(), &ns), watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .for_each(|_| futures::future::ready(()));
+    let instances = tokio::spawn(reflect);
+    let ctx = std::sync::Arc::new(ctx);
     let router = tokio::spawn(channelrouter::run(ctx, Bus::connect(&nats.url()).await?));
 
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
