@@ -86,8 +86,8 @@ impl Stores {
 
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
-    let controller = Controller::new(ctx.scoped::<AgentRun>(), watcher::Config::default())
-        .with_config(ctx.controller_config());
+    let (runs, run_events) = cache::reflected_own(ctx.scoped::<AgentRun>(), watcher::Config::default());
+    let controller = Controller::for_stream(run_events, runs.clone()).with_config(ctx.controller_config());
     let by_run = watcher::Config::default().labels(labels::AGENT_RUN);
     let (jobs, job_events) =
         cache::reflected(ctx.scoped::<Job>(), by_run.clone(), |j: &mut Job| j.spec = None);
@@ -101,7 +101,7 @@ pub async fn run(ctx: Arc<Context>) {
             s.init_container_statuses = None;
         }
     });
-    let stores = Stores::new(controller.store(), jobs, pods);
+    let stores = Stores::new(runs, jobs, pods);
     let controller = controller
         .owns_stream(job_events)
         .shutdown_on_signal()

@@ -69,9 +69,9 @@ impl Error {
 pub async fn run(ctx: Arc<Context>) {
     let instances: Api<SympoziumInstance> = ctx.scoped();
     let children = watcher::Config::default().labels(labels::INSTANCE);
-    let controller = Controller::new(instances, watcher::Config::default().any_semantic())
-        .with_config(ctx.controller_config());
-    let store = controller.store();
+    let (store, instance_events) = cache::reflected_own(instances, watcher::Config::default().any_semantic());
+    let controller =
+        Controller::for_stream(instance_events, store.clone()).with_config(ctx.controller_config());
     // Shared with the routers; a second controller on the same context keeps the first's.
     let _ = ctx.instances.set(store.clone());
 
