@@ -174,11 +174,13 @@ bench-failover:
 
 # Controller at load, as its own process on the test plane: 7-persona pack enable -> Ready,
 # 100 AgentRuns -> Jobs (p50/p99), 1,000 instances converged, peak/settled RSS, API
-# connections, pod log reads per pod. BENCH_CONTROLLER_ARGS="--instances 200 --runs 50".
+# connections, pod log reads per pod; the controller built as clusters run it (profile dist).
+# BENCH_CONTROLLER_ARGS="--instances 200 --runs 50".
 .PHONY: bench-controller
 bench-controller:
-	cargo build --release --locked -p sympozium-controller --bin sympozium-controller --example controller_bench
-	target/release/examples/controller_bench target/release/sympozium-controller $(BENCH_CONTROLLER_ARGS)
+	cargo build --profile dist --locked -p sympozium-controller --bin sympozium-controller
+	cargo build --release --locked -p sympozium-controller --example controller_bench
+	target/release/examples/controller_bench target/dist/sympozium-controller $(BENCH_CONTROLLER_ARGS)
 
 # Controller at scale, as its own process on the test plane: 1,000 instances and 3 PersonaPacks
 # enabled at once, then 10,000 AgentRuns (pods run by the fake kwok node) -> convergence times,

@@ -4,11 +4,13 @@
 # /etc/group with the non-root user `sympozium` (65532), the CA bundle (TLS to LLM
 # providers), an empty /tmp. No shell, no package manager.
 #
-#   scripts/images.sh [--profile release|debug] [--out DIR] [--no-build] [--bin-dir DIR] [IMAGE...]
+#   scripts/images.sh [--profile release|dist|debug] [--out DIR] [--no-build] [--bin-dir DIR] [IMAGE...]
 #
 # Output: DIR/<image>.tar (OCI image archive, `oci-archive:` in skopeo/podman terms) and
 # DIR/<image>.digest (the manifest digest). DIR defaults to target/images. The default
-# profile is release (what a cluster should run); the image test uses debug binaries.
+# profile is release; dist (size-optimised, whole-program LTO: a third less resident memory
+# for the controller, ~15 minutes per binary to build) is what published images use; the
+# image test uses debug binaries.
 #
 # Reproducible: file times are set to the epoch, the image is committed with
 # `--timestamp 0`, and the archive is written with sorted names and zeroed tar metadata,
@@ -32,7 +34,7 @@ while (($#)); do
     --out) out="$2"; shift 2 ;;
     --no-build) build=false; shift ;;
     --bin-dir) bindir="$2"; shift 2 ;;
-    -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "images: unknown option $1 (try --help)" >&2; exit 2 ;;
     *) wanted+=("$1"); shift ;;
   esac
@@ -72,9 +74,12 @@ cd "$repo"
 if $build; then
   bins=()
   for name in "${wanted[@]}"; do bins+=(--bin "${bin_for[$name]}"); done
-  flag=()
-  [[ "$profile" == release ]] && flag=(--release)
-  [[ "$profile" == debug || "$profile" == release ]] || { echo "images: profile must be release or debug" >&2; exit 2; }
+  case "$profile" in
+    release) flag=(--release) ;;
+    debug) flag=() ;;
+    dist) flag=(--profile dist) ;;
+    *) echo "images: profile must be release, dist or debug" >&2; exit 2 ;;
+  esac
   cargo build --locked "${flag[@]}" "${bins[@]}"
 fi
 bindir="${bindir:-${CARGO_TARGET_DIR:-$repo/target}/$profile}"
