@@ -189,5 +189,6 @@ bench-controller:
 # peak/settled RSS. BENCH_SCALE_ARGS="--instances 50 --runs 200". Never part of `make test`.
 .PHONY: bench-scale
 bench-scale:
-	cargo build --release --locked -p sympozium-controller --bin sympozium-controller --example scale_bench
-	target/release/examples/scale_bench target/release/sympozium-controller $(BENCH_SCALE_ARGS)
+	cargo build --profile dist --locked -p sympozium-controller --bin sympozium-controller
+	cargo build --release --locked -p sympozium-controller --example scale_bench
+	target/release/examples/scale_bench target/dist/sympozium-controller $(BENCH_SCALE_ARGS)
