@@ -39,6 +39,8 @@ pub struct Context {
     pub start_locks: StartLocks,
     /// How often each finished agent's log has been read.
     pub log_reads: LogReads,
+    /// Finished runs already cleaned up (grants revoked, Job stopped).
+    pub cleaned_up: CleanedUp,
     /// When this process started reconciling (after winning the Lease, with leader
     /// election): outcomes a previous leader received from the bus but never acknowledged
     /// come back only when their ack wait ends, so results are awaited from here at least.
@@ -74,6 +76,38 @@ impl LogReads {
     /// Forgets `pod` once its run is settled.
     pub fn forget(&self, pod: &str) {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(pod);
+    }
+}
+
+/// Finished runs (by uid) whose grants were revoked and whose Job was stopped: a finished
+/// run is reconciled again whenever its Job or status changes, and listing four kinds of RBAC
+/// and deleting the Job each time was a third of a run's API requests. Nothing re-creates
+/// either once a run has finished; after a restart the clean-up simply runs once more.
+#[derive(Default)]
+pub struct CleanedUp(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+
+/// Entries are kept this long at most (a run is forgotten when it is deleted; this bounds
+/// the set should a deletion be missed).
+const CLEANED_UP_KEPT: Duration = Duration::from_secs(3600);
+
+impl CleanedUp {
+    /// Whether the run `uid` was cleaned up already.
+    pub fn contains(&self, uid: &str) -> bool {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(uid)
+    }
+
+    /// Records that the run `uid` was cleaned up.
+    pub fn insert(&self, uid: &str) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() % 1024 == 1023 {
+            map.retain(|_, at| at.elapsed() < CLEANED_UP_KEPT);
+        }
+        map.insert(uid.to_string(), std::time::Instant::now());
+    }
+
+    /// Forgets the run `uid` (it is being deleted).
+    pub fn forget(&self, uid: &str) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
     }
 }
 
@@ -128,6 +162,7 @@ impl Context {
             agent_sandbox: false,
             start_locks: StartLocks::default(),
             log_reads: LogReads::default(),
+            cleaned_up: CleanedUp::default(),
             acting_since: jiff::Timestamp::now(),
             instances: std::sync::OnceLock::new(),
         }

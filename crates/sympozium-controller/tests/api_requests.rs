@@ -7,8 +7,8 @@
 //!   label lists, the runs, and a lookup for every child that should not exist);
 //! - a burst of runs polled through their result grace period reads its Jobs and pods from
 //!   the cache (the previous controller fetched the Job and listed the pods on every poll,
-//!   several times per run), and the runs read their instance from the instance
-//!   controller's cache.
+//!   several times per run), the runs read their instance from the instance controller's
+//!   cache, and each finished run is cleaned up (grants revoked, Job stopped) once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -232,6 +232,8 @@ async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
         .await
         .unwrap();
     }
+    // The reconciles a finished run still gets (its Job and pod going away) count too.
+    ctl.settle("agentrun").await;
     let after = ctl.requests().await;
     let count = |verb: &str, resource: &str| {
         let key = (verb.to_string(), resource.to_string());
@@ -253,4 +255,16 @@ async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
     // previous controller fetched the instance for every run it started).
     let instance_gets = count("get", "sympoziuminstances");
     assert_eq!(instance_gets, 0, "{RUNS} runs fetched their instance {instance_gets} times");
+    // A finished run's grants are revoked and its Job stopped once, not again on every later
+    // reconcile of the finished run (its Job's deletion, its pod's, its own status).
+    for (verb, resource) in [
+        ("list", "roles"),
+        ("list", "rolebindings"),
+        ("list", "clusterroles"),
+        ("list", "clusterrolebindings"),
+        ("delete", "jobs"),
+    ] {
+        let n = count(verb, resource) as usize;
+        assert!(n <= RUNS, "{RUNS} finished runs sent {n} {verb} {resource}");
+    }
 }

@@ -130,13 +130,17 @@ async fn stop_job(run: &AgentRun, ctx: &Context, propagation: PropagationPolicy)
 /// A finished run: revoke cluster RBAC, stop sidecars still running, prune history.
 pub async fn finished(run: &AgentRun, ctx: &Context, stores: &super::Stores) -> Result<Action, Error> {
     super::metering::meter(run, ctx).await?;
-    revoke_cluster_rbac(run, ctx).await?;
-    revoke_namespaced_rbac(run, ctx).await?;
-    super::sandbox::release(run, ctx).await?;
-    // Skill sidecars never exit on their own; the Job goes once the outcome is recorded,
-    // unless the run asks to keep it for debugging (`cleanup: keep`).
-    if run.spec.cleanup != sympozium_api::agentrun::CleanupPolicy::Keep {
-        stop_job(run, ctx, PropagationPolicy::Background).await?;
+    let uid = run.uid().unwrap_or_default();
+    if uid.is_empty() || !ctx.cleaned_up.contains(&uid) {
+        revoke_cluster_rbac(run, ctx).await?;
+        revoke_namespaced_rbac(run, ctx).await?;
+        super::sandbox::release(run, ctx).await?;
+        // Skill sidecars never exit on their own; the Job goes once the outcome is recorded,
+        // unless the run asks to keep it for debugging (`cleanup: keep`).
+        if run.spec.cleanup != sympozium_api::agentrun::CleanupPolicy::Keep {
+            stop_job(run, ctx, PropagationPolicy::Background).await?;
+        }
+        ctx.cleaned_up.insert(&uid);
     }
     prune(run, ctx, stores).await?;
     Ok(Action::await_change())
@@ -192,5 +196,6 @@ async fn prune(run: &AgentRun, ctx: &Context, stores: &super::Stores) -> Result<
 pub async fn cleanup(run: &AgentRun, ctx: &Context) -> Result<(), Error> {
     revoke_cluster_rbac(run, ctx).await?;
     stop_job(run, ctx, PropagationPolicy::Foreground).await?;
+    ctx.cleaned_up.forget(&run.uid().unwrap_or_default());
     Ok(())
 }
