@@ -27,16 +27,8 @@ pub fn reflected<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, config)
-        .default_backoff()
-        .modify(move |obj: &mut K| {
-            obj.meta_mut().managed_fields = None;
-            strip(obj);
-        })
-        .reflect(writer)
-        .touched_objects();
-    (reader, stream)
+    let (reader, events) = stored_events(api, config, strip);
+    (reader, events.touched_objects())
 }
 
 /// A controller's own kind: its store and the stream of created or changed objects, for
@@ -51,13 +43,29 @@ pub fn reflected_own<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    let (reader, events) = stored_events(api, config, |_| {});
+    (reader, events.applied_objects())
+}
+
+/// The watch of `K` with managed fields and whatever `strip` removes dropped, feeding a new
+/// store: the store and the watch's events.
+fn stored_events<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    strip: fn(&mut K),
+) -> (Store<K>, impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, config)
+    let events = watcher(api, config)
         .default_backoff()
-        .modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
-        .reflect(writer)
-        .applied_objects();
-    (reader, stream)
+        .modify(move |obj: &mut K| {
+            obj.meta_mut().managed_fields = None;
+            strip(obj);
+        })
+        .reflect(writer);
+    (reader, events)
 }
 
 /// Like [`reflected`], metadata only (names, labels, owners, resourceVersions): an
