@@ -54,14 +54,12 @@ impl sympozium_bus::Handler for Completions {
         if let (Some(api), Some(name)) = (find(ctx, meta).await, meta.get("agentRunID")) {
             let outcome = from_result_json(&d.envelope.data);
             let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
-            match complete(&api, name, &outcome, now).await {
-                Ok(true) => {
+            match complete(&api, name.as_str(), &outcome, now).await {
+                Ok(Some(run)) => {
                     tracing::info!(run = %name, "outcome recorded from the bus");
-                    if let Ok(Some(run)) = api.get_opt(name).await {
-                        super::memory::after_finish(&ctx.client, &ctx.settings, &run, &outcome).await;
-                    }
+                    super::memory::after_finish(&ctx.client, &ctx.settings, &run, &outcome).await;
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(run = %name, error = %e, "recording the outcome failed; will retry");
                     return sympozium_bus::Outcome::retry();

@@ -136,6 +136,13 @@ async fn reconcile_in_span(run: Arc<AgentRun>, ctx: Arc<Context>, stores: Stores
     let ns = run.namespace().unwrap_or_default();
     let api: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &ns);
     let key = backoff_key(CONTROLLER, &*run);
+    if pending::adds_finalizer(&run) {
+        // A new run gets its finalizer with the spec it inherits, in one write, and is
+        // started in this reconcile rather than after the finalizer's own round trip.
+        let result =
+            step(&run, &api, &ctx, &stores).await.map_err(kube::runtime::finalizer::Error::ApplyFailed);
+        return ctx.settle(&key, result, Error::Finalizer);
+    }
     let result = finalizer(&api, AGENT_RUN_FINALIZER, run, |event| async {
         match event {
             Finalizer::Apply(run) => step(&run, &api, &ctx, &stores).await,

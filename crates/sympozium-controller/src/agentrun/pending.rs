@@ -15,7 +15,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use sympozium_api::agentrun::AgentRunPhase;
+use sympozium_api::agentrun::{AgentRunPhase, RunMode};
 use sympozium_api::common::SkillRef;
 use sympozium_api::labels;
 use sympozium_api::{AgentRun, SympoziumInstance, SympoziumPolicy};
@@ -74,7 +74,7 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
             if let Some(reason) = reason {
                 publish(ctx, run, EventType::Warning, reason, &message).await;
             }
-            terminal::fail(api, &run.name_any(), &message, now).await?;
+            terminal::fail(api, run, &message, now).await?;
             Ok(Action::await_change())
         }
     }
@@ -94,7 +94,9 @@ async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context, now: &Time) -
         None
     };
     admit(run, api, ctx, &instance, policy.as_ref(), limited, now).await?;
-    let (skills, timeout) = inherit(run, api, &instance).await?;
+    let (skills, timeout, written) = inherit(run, api, &instance).await?;
+    // Later writes start from the run as written, not the copy from before the patch.
+    let run = written.as_ref().unwrap_or(run);
     let (sidecars, mcp_servers) = prepare(run, api, ctx, &instance, policy.as_ref(), &skills).await?;
 
     // The pod continues the trace under this span (a fresh child id when telemetry is off).
@@ -179,7 +181,7 @@ async fn admit(
         .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Queued" && c.message == message));
     if !already {
         let generation = run.metadata.generation;
-        terminal::transition(api, &run.name_any(), &[AgentRunPhase::Pending], |s| {
+        terminal::transition(api, run, &[AgentRunPhase::Pending], |s| {
             s.conditions.retain(|c| c.type_ != "Queued");
             s.conditions.push(Condition {
                 type_: "Queued".into(),
@@ -196,21 +198,54 @@ async fn admit(
     Err(Stop::Wait(Action::requeue(Duration::from_secs(3))))
 }
 
+/// Whether this reconcile adds the run's finalizer itself, in [`inherit`]'s write: a new
+/// task run, not being deleted. Nothing that outlives the run is created before that write.
+pub fn adds_finalizer(run: &AgentRun) -> bool {
+    run.metadata.deletion_timestamp.is_none()
+        && !run.finalizers().iter().any(|f| f == labels::AGENT_RUN_FINALIZER)
+        && run.spec.mode != RunMode::Server
+        && run.status.as_ref().and_then(|s| s.phase).unwrap_or_default() == AgentRunPhase::Pending
+}
+
 /// What the run inherits is written into its spec, so every later step (and every reader)
-/// sees the same skills and timeout.
+/// sees the same skills and timeout; the same write adds the run's finalizer, before
+/// anything is created that must be removed with the run. Returns the run as written.
 async fn inherit(
     run: &AgentRun,
     api: &Api<AgentRun>,
     instance: &SympoziumInstance,
-) -> Result<(Vec<SkillRef>, Duration), Stop> {
+) -> Result<(Vec<SkillRef>, Duration, Option<AgentRun>), Stop> {
     let skills = effective_skills(run, Some(instance));
     let timeout = effective_timeout(run, Some(instance));
-    if run.spec.skills != skills || run.spec.timeout.is_none() {
-        let patch = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun",
-                           "spec": {"skills": skills, "timeout": sympozium_protocol::duration::seconds(timeout)}});
-        api.patch(&run.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    let mut ops = Vec::new();
+    if adds_finalizer(run) {
+        // As kube's finalizer helper writes it: the test keeps a concurrent change to the
+        // list from being overwritten (the write then fails and the reconcile is retried).
+        let finalizers = run.finalizers();
+        if finalizers.is_empty() {
+            ops.push(
+                json!({"op": "add", "path": "/metadata/finalizers", "value": [labels::AGENT_RUN_FINALIZER]}),
+            );
+        } else {
+            ops.push(json!({"op": "test", "path": "/metadata/finalizers", "value": finalizers}));
+            ops.push(
+                json!({"op": "add", "path": "/metadata/finalizers/-", "value": labels::AGENT_RUN_FINALIZER}),
+            );
+        }
     }
-    Ok((skills, timeout))
+    if run.spec.skills != skills || run.spec.timeout.is_none() {
+        ops.push(json!({"op": "add", "path": "/spec/skills", "value": skills}));
+        let timeout = sympozium_protocol::duration::seconds(timeout);
+        ops.push(json!({"op": "add", "path": "/spec/timeout", "value": timeout}));
+    }
+    if ops.is_empty() {
+        return Ok((skills, timeout, None));
+    }
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
+        .map_err(|e| Stop::Api(Error::Finalizer(format!("building the run's patch: {e}"))))?;
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    let written = api.patch(&run.name_any(), &params, &Patch::Json::<()>(patch)).await?;
+    Ok((skills, timeout, Some(written)))
 }
 
 /// Everything the Job needs in place: the memory server ready, the skill sidecars (less
@@ -304,7 +339,7 @@ async fn launch(
     let (ns, name) = (run.namespace().unwrap_or_default(), run.name_any());
     create_if_absent(&Api::<Job>::namespaced(ctx.client.clone(), &ns), job).await?;
     publish(ctx, run, EventType::Normal, "Started", &format!("created Job {name}")).await;
-    terminal::transition(api, &name, &[AgentRunPhase::Pending], |status| {
+    terminal::transition(api, run, &[AgentRunPhase::Pending], |status| {
         status.conditions.retain(|c| c.type_ != "Queued");
         status.phase = Some(AgentRunPhase::Running);
         status.job_name = Some(name.clone());

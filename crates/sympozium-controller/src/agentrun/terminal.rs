@@ -16,29 +16,103 @@ use super::result::{Outcome, truncate};
 use super::{Error, publish};
 use crate::context::Context;
 
-/// Records `outcome` on the run unless it already finished. Uses the object's
+/// The copy of a run a status write starts from. A copy the caller already holds (from
+/// the controller's store, or returned by its last write) saves a read of the run; when it
+/// is stale its resourceVersion makes the write conflict and the run is read again.
+#[derive(Clone, Copy)]
+pub enum Latest<'a> {
+    /// The caller's copy.
+    Known(&'a AgentRun),
+    /// Only the name: the run is read first.
+    Name(&'a str),
+}
+
+impl<'a> From<&'a AgentRun> for Latest<'a> {
+    fn from(run: &'a AgentRun) -> Self {
+        Latest::Known(run)
+    }
+}
+
+impl<'a> From<&'a str> for Latest<'a> {
+    fn from(name: &'a str) -> Self {
+        Latest::Name(name)
+    }
+}
+
+impl Latest<'_> {
+    fn name(&self) -> String {
+        match self {
+            Latest::Known(run) => run.name_any(),
+            Latest::Name(name) => (*name).to_string(),
+        }
+    }
+
+    /// The caller's copy, when it can guard a write (it carries a resourceVersion).
+    fn copy(&self) -> Option<AgentRun> {
+        match self {
+            Latest::Known(run) if run.resource_version().is_some() => Some((*run).clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Writes the status `mutate` makes of the latest run, guarded by its resourceVersion:
+/// the first attempt uses the caller's copy, each conflict reads the run again. `mutate`
+/// returns `false` to write nothing (the run has moved on). Returns the run as written.
+async fn write_status(
+    api: &Api<AgentRun>,
+    latest: Latest<'_>,
+    mutate: impl Fn(&mut AgentRun) -> bool,
+) -> Result<Option<AgentRun>, kube::Error> {
+    let name = latest.name();
+    let mut copy = latest.copy();
+    for _ in 0..5 {
+        let (mut run, fresh) = match copy.take() {
+            Some(run) => (run, false),
+            None => match api.get_opt(&name).await? {
+                Some(run) => (run, true),
+                None => return Ok(None),
+            },
+        };
+        if !mutate(&mut run) {
+            // Only the server's copy decides that nothing is to be written: the caller's
+            // may be behind it.
+            if fresh {
+                return Ok(None);
+            }
+            continue;
+        }
+        match api.replace_status(&name, &PostParams::default(), &run).await {
+            Ok(written) => return Ok(Some(written)),
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// Records `outcome` on the run unless it already finished. Guarded by the object's
 /// resourceVersion, so of two racing writers (log reader, bus consumer) exactly one wins.
-/// Returns whether this call finished the run.
+/// Returns the finished run when this call finished it.
 pub async fn complete(
     api: &Api<AgentRun>,
-    name: &str,
+    latest: impl Into<Latest<'_>>,
     outcome: &Outcome,
     now: Time,
-) -> Result<bool, kube::Error> {
-    for _ in 0..5 {
-        let Some(mut run) = api.get_opt(name).await? else { return Ok(false) };
-        let post_run = super::hooks::has_post_run(&run);
+) -> Result<Option<AgentRun>, kube::Error> {
+    write_status(api, latest.into(), |run| {
+        let post_run = super::hooks::has_post_run(run);
         let status = run.status.get_or_insert_with(Default::default);
         if status.phase.is_some_and(AgentRunPhase::is_terminal)
             || status.phase == Some(AgentRunPhase::PostRunning)
         {
-            return Ok(false);
+            return false;
         }
         if post_run {
             // Post-run hooks still have to run: record the outcome (once), keep the phase;
             // the controller starts the hooks and finishes the run after them.
             if status.exit_code.is_some() {
-                return Ok(false);
+                return false;
             }
             status.exit_code = Some(if outcome.success { 0 } else { 1 });
         } else {
@@ -51,44 +125,41 @@ pub async fn complete(
         if outcome.usage.is_some() {
             status.token_usage = outcome.usage;
         }
-        match api.replace_status(name, &PostParams::default(), &run).await {
-            Ok(_) => return Ok(true),
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(false)
+        true
+    })
+    .await
 }
 
-/// Applies `mutate` to the latest status if the run's phase is one of `from`, with the
-/// object's resourceVersion as a guard: a stale cache never moves a run backwards (e.g.
-/// a finished run back to Running). Returns whether the change was written.
+/// Applies `mutate` to the latest status if the run's phase is one of `from`, guarded by
+/// the object's resourceVersion: a stale copy never moves a run backwards (e.g. a finished
+/// run back to Running). Returns whether the change was written.
 pub async fn transition(
     api: &Api<AgentRun>,
-    name: &str,
+    latest: impl Into<Latest<'_>>,
     from: &[AgentRunPhase],
     mutate: impl Fn(&mut sympozium_api::AgentRunStatus),
 ) -> Result<bool, kube::Error> {
-    for _ in 0..5 {
-        let Some(mut run) = api.get_opt(name).await? else { return Ok(false) };
+    let written = write_status(api, latest.into(), |run| {
         let status = run.status.get_or_insert_with(Default::default);
         if !from.contains(&status.phase.unwrap_or_default()) {
-            return Ok(false);
+            return false;
         }
         mutate(status);
-        match api.replace_status(name, &PostParams::default(), &run).await {
-            Ok(_) => return Ok(true),
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(false)
+        true
+    })
+    .await?;
+    Ok(written.is_some())
 }
 
-/// Fails the run with `message`.
-pub async fn fail(api: &Api<AgentRun>, name: &str, message: &str, now: Time) -> Result<bool, kube::Error> {
+/// Fails the run with `message`; returns the failed run when this call failed it.
+pub async fn fail(
+    api: &Api<AgentRun>,
+    latest: impl Into<Latest<'_>>,
+    message: &str,
+    now: Time,
+) -> Result<Option<AgentRun>, kube::Error> {
     let outcome = Outcome { success: false, error: Some(message.to_string()), ..Default::default() };
-    complete(api, name, &outcome, now).await
+    complete(api, latest, &outcome, now).await
 }
 
 fn rbac_selector(run: &AgentRun) -> String {
