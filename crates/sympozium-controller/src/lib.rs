@@ -7,6 +7,7 @@ pub mod channelrouter;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod finalizers;
 pub mod gateway;
 pub mod http;
 pub mod instance;

@@ -143,6 +143,13 @@ async fn reconcile_in_span(run: Arc<AgentRun>, ctx: Arc<Context>, stores: Stores
             step(&run, &api, &ctx, &stores).await.map_err(kube::runtime::finalizer::Error::ApplyFailed);
         return ctx.settle(&key, result, Error::Finalizer);
     }
+    // Added here, the work goes on in this reconcile (see `crate::finalizers`).
+    let run = match crate::finalizers::ensure(&api, AGENT_RUN_FINALIZER, run).await {
+        Ok(run) => run,
+        Err(e) => {
+            return ctx.settle(&key, Err(kube::runtime::finalizer::Error::AddFinalizer(e)), Error::Finalizer);
+        }
+    };
     let result = finalizer(&api, AGENT_RUN_FINALIZER, run, |event| async {
         match event {
             Finalizer::Apply(run) => step(&run, &api, &ctx, &stores).await,

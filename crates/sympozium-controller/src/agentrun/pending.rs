@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -20,7 +20,6 @@ use sympozium_api::common::SkillRef;
 use sympozium_api::labels;
 use sympozium_api::{AgentRun, SympoziumInstance, SympoziumPolicy};
 use sympozium_bus::trace::TraceParent;
-use sympozium_kube::FIELD_MANAGER;
 use sympozium_kube::apply::create_if_absent;
 
 use super::build::{self, RunInputs};
@@ -201,8 +200,7 @@ async fn admit(
 /// Whether this reconcile adds the run's finalizer itself, in [`inherit`]'s write: a new
 /// task run, not being deleted. Nothing that outlives the run is created before that write.
 pub fn adds_finalizer(run: &AgentRun) -> bool {
-    run.metadata.deletion_timestamp.is_none()
-        && !run.finalizers().iter().any(|f| f == labels::AGENT_RUN_FINALIZER)
+    crate::finalizers::missing(run, labels::AGENT_RUN_FINALIZER)
         && run.spec.mode != RunMode::Server
         && run.status.as_ref().and_then(|s| s.phase).unwrap_or_default() == AgentRunPhase::Pending
 }
@@ -219,19 +217,7 @@ async fn inherit(
     let timeout = effective_timeout(run, Some(instance));
     let mut ops = Vec::new();
     if adds_finalizer(run) {
-        // As kube's finalizer helper writes it: the test keeps a concurrent change to the
-        // list from being overwritten (the write then fails and the reconcile is retried).
-        let finalizers = run.finalizers();
-        if finalizers.is_empty() {
-            ops.push(
-                json!({"op": "add", "path": "/metadata/finalizers", "value": [labels::AGENT_RUN_FINALIZER]}),
-            );
-        } else {
-            ops.push(json!({"op": "test", "path": "/metadata/finalizers", "value": finalizers}));
-            ops.push(
-                json!({"op": "add", "path": "/metadata/finalizers/-", "value": labels::AGENT_RUN_FINALIZER}),
-            );
-        }
+        ops = crate::finalizers::add_ops(run.finalizers(), labels::AGENT_RUN_FINALIZER);
     }
     if run.spec.skills != skills || run.spec.timeout.is_none() {
         ops.push(json!({"op": "add", "path": "/spec/skills", "value": skills}));
@@ -241,10 +227,7 @@ async fn inherit(
     if ops.is_empty() {
         return Ok((skills, timeout, None));
     }
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
-        .map_err(|e| Stop::Api(Error::Finalizer(format!("building the run's patch: {e}"))))?;
-    let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    let written = api.patch(&run.name_any(), &params, &Patch::Json::<()>(patch)).await?;
+    let written = crate::finalizers::patch(api, &run.name_any(), ops).await?;
     Ok((skills, timeout, Some(written)))
 }
 

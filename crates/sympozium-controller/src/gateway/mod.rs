@@ -69,6 +69,13 @@ async fn reconcile(config: Arc<SympoziumConfig>, ctx: Arc<Context>) -> Result<Ac
         return Ok(Action::await_change());
     }
     let key = backoff_key(CONTROLLER, &*config);
+    // Added here, the work goes on in this reconcile (see `crate::finalizers`).
+    let config = match crate::finalizers::ensure(&api, CONFIG_FINALIZER, config).await {
+        Ok(config) => config,
+        Err(e) => {
+            return ctx.settle(&key, Err(kube::runtime::finalizer::Error::AddFinalizer(e)), Error::Finalizer);
+        }
+    };
     let result = finalizer(&api, CONFIG_FINALIZER, config, |event| async {
         match event {
             Finalizer::Apply(config) => converge(&config, &api, &ctx).await,

@@ -160,6 +160,13 @@ async fn reconcile(inst: Arc<SympoziumInstance>, ctx: Arc<Context>, stores: Stor
     let ns = inst.namespace().unwrap_or_default();
     let api: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let key = backoff_key(CONTROLLER, &*inst);
+    // Added here, the work goes on in this reconcile (see `crate::finalizers`).
+    let inst = match crate::finalizers::ensure(&api, INSTANCE_FINALIZER, inst).await {
+        Ok(inst) => inst,
+        Err(e) => {
+            return ctx.settle(&key, Err(kube::runtime::finalizer::Error::AddFinalizer(e)), Error::Finalizer);
+        }
+    };
     let result = finalizer(&api, INSTANCE_FINALIZER, inst.clone(), |event| async {
         match event {
             Finalizer::Apply(inst) => converge(&inst, &api, &ctx, &stores).await,
@@ -191,16 +198,9 @@ async fn converge(
     // instance still being at the version it was computed from: counters that never go down
     // and "write only on change" are only right against the latest status, and a cache that
     // trails the API server gets a 409 and a fresh look instead of overwriting newer data.
-    let mut version = inst.metadata.resource_version.clone();
-    if inst.status.as_ref().and_then(|s| s.phase.as_ref()).is_none() {
-        let pending =
-            sympozium_api::SympoziumInstanceStatus { phase: Some("Pending".into()), ..Default::default() };
-        match status::write(api, &name, &pending, version.as_deref()).await {
-            Ok(v) => version = v,
-            Err(e) if is_conflict(&e) => return Ok(Action::requeue(STALE_RECHECK)),
-            Err(e) => return Err(e.into()),
-        }
-    }
+    // A new instance's first status is the converged one: its children are created in this
+    // reconcile, so a `Pending` written first would be replaced milliseconds later.
+    let version = inst.metadata.resource_version.clone();
     let observed = dereference::observe(inst, stores);
     let converged = apply::converge(inst, &observed, ctx, stores).await;
 

@@ -58,6 +58,13 @@ async fn reconcile(schedule: Arc<SympoziumSchedule>, ctx: Arc<Context>) -> Resul
     let ns = schedule.namespace().unwrap_or_default();
     let api: Api<SympoziumSchedule> = Api::namespaced(ctx.client.clone(), &ns);
     let key = backoff_key(CONTROLLER, &*schedule);
+    // Added here, the work goes on in this reconcile (see `crate::finalizers`).
+    let schedule = match crate::finalizers::ensure(&api, SCHEDULE_FINALIZER, schedule).await {
+        Ok(schedule) => schedule,
+        Err(e) => {
+            return ctx.settle(&key, Err(kube::runtime::finalizer::Error::AddFinalizer(e)), Error::Finalizer);
+        }
+    };
     let result = finalizer(&api, SCHEDULE_FINALIZER, schedule, |event| async {
         match event {
             Finalizer::Apply(s) => evaluate(&s, &api, &ctx).await,

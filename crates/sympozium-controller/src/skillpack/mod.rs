@@ -51,6 +51,13 @@ async fn reconcile(pack: Arc<SkillPack>, ctx: Arc<Context>) -> Result<Action, Er
     let ns = pack.namespace().unwrap_or_default();
     let api: Api<SkillPack> = Api::namespaced(ctx.client.clone(), &ns);
     let key = backoff_key(CONTROLLER, &*pack);
+    // Added here, the work goes on in this reconcile (see `crate::finalizers`).
+    let pack = match crate::finalizers::ensure(&api, SKILL_PACK_FINALIZER, pack).await {
+        Ok(pack) => pack,
+        Err(e) => {
+            return ctx.settle(&key, Err(kube::runtime::finalizer::Error::AddFinalizer(e)), Error::Finalizer);
+        }
+    };
     let result = finalizer(&api, SKILL_PACK_FINALIZER, pack, |event| async {
         match event {
             Finalizer::Apply(pack) => converge(&pack, &api, &ctx).await,
