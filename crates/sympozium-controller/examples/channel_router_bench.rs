@@ -4,7 +4,9 @@
 //! the figure is the per-message latency, not queueing). Prints p50/p90/p99/max, twice:
 //! messages that each start a conversation (the creation path alone), then messages in one
 //! ongoing chat, where each run is answered (marked Succeeded with a result, outside the
-//! timed part) so that every new run carries the conversation's earlier turns.
+//! timed part) so that every new run carries the conversation's earlier turns. A last pass
+//! creates copies of the final chat run directly, without bus or router, timed the same way:
+//! the floor the API server's create and the watch set under the router's figure.
 //!
 //! `make bench-channel-router` (uses `TESTPLANE_KUBECONFIG`, or starts the test plane);
 //! `BENCH_MESSAGES` sets the count of messages in new chats (default 1000) and
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -45,6 +47,8 @@ struct Sender<'a> {
     runs: &'a Api<AgentRun>,
     seen: &'a mut tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
     next_id: usize,
+    /// The name of the last run a message became.
+    last_run: Option<String>,
 }
 
 impl Sender<'_> {
@@ -83,10 +87,42 @@ impl Sender<'_> {
                 }
             };
             latencies.push(t0.elapsed());
+            self.last_run = Some(run.clone());
             if answer {
                 let status = json!({"status": {"phase": "Succeeded", "result": format!("answer to {text}")}});
                 self.runs.patch_status(&run, &PatchParams::default(), &Patch::Merge(&status)).await?;
             }
+        }
+        Ok((latencies, started.elapsed()))
+    }
+
+    /// The floor under the router's figure: `n` copies of the run named `template` created
+    /// directly by this process, one at a time, each timed until the watch sees it — the
+    /// API server's create and the watch, without the bus or the router.
+    async fn measure_direct(&mut self, n: usize, template: &str) -> anyhow::Result<(Vec<Duration>, Duration)> {
+        let template = self.runs.get(template).await?;
+        let mut latencies = Vec::with_capacity(n);
+        let started = Instant::now();
+        for i in 0..n {
+            let text = format!("direct {i}");
+            let mut run = AgentRun::new(&format!("direct-{i}"), template.spec.clone());
+            run.metadata.labels = template.metadata.labels.clone();
+            let mut annotations = template.metadata.annotations.clone().unwrap_or_default();
+            annotations.insert(MESSAGE.to_string(), text.clone());
+            run.metadata.annotations = Some(annotations);
+            let t0 = Instant::now();
+            self.runs.create(&PostParams::default(), &run).await?;
+            loop {
+                let seen = tokio::time::timeout(Duration::from_secs(30), self.seen.recv())
+                    .await
+                    .with_context(|| format!("direct run {i} not seen within 30 s"))?;
+                match seen {
+                    Some((_, message)) if message == text => break,
+                    Some(_) => continue,
+                    None => bail!("the watch ended"),
+                }
+            }
+            latencies.push(t0.elapsed());
         }
         Ok((latencies, started.elapsed()))
     }
@@ -152,7 +188,7 @@ async fn main() -> anyhow::Result<()> {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mut send = Sender { bus: &bus, ns: &ns, inst, runs: &runs, seen: &mut seen, next_id: 0 };
+    let mut send = Sender { bus: &bus, ns: &ns, inst, runs: &runs, seen: &mut seen, next_id: 0, last_run: None };
     let fresh = send.measure(n, |i| format!("chat-{i}"), false).await?;
     report(
         &format!("channel message -> AgentRun created, {n} messages each in a new chat, one at a time:"),
@@ -178,6 +214,12 @@ async fn main() -> anyhow::Result<()> {
             "the same, {chat_len} messages in one chat, each answered (earlier turns carried into each run):"
         ),
         (lat, total),
+    );
+    // The same runs created without the router: what the API server and the watch take.
+    let last = send.last_run.clone().context("no run seen")?;
+    report(
+        &format!("AgentRun created directly (the last chat run's copy) -> seen by the watch, {n} one at a time:"),
+        send.measure_direct(n, &last).await?,
     );
     router.abort();
     instances.abort();
