@@ -99,7 +99,11 @@ impl Sender<'_> {
     /// The floor under the router's figure: `n` copies of the run named `template` created
     /// directly by this process, one at a time, each timed until the watch sees it — the
     /// API server's create and the watch, without the bus or the router.
-    async fn measure_direct(&mut self, n: usize, template: &str) -> anyhow::Result<(Vec<Duration>, Duration)> {
+    async fn measure_direct(
+        &mut self,
+        n: usize,
+        template: &str,
+    ) -> anyhow::Result<(Vec<Duration>, Duration)> {
         let template = self.runs.get(template).await?;
         let mut latencies = Vec::with_capacity(n);
         let started = Instant::now();
@@ -188,7 +192,8 @@ async fn main() -> anyhow::Result<()> {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mut send = Sender { bus: &bus, ns: &ns, inst, runs: &runs, seen: &mut seen, next_id: 0, last_run: None };
+    let mut send =
+        Sender { bus: &bus, ns: &ns, inst, runs: &runs, seen: &mut seen, next_id: 0, last_run: None };
     let fresh = send.measure(n, |i| format!("chat-{i}"), false).await?;
     report(
         &format!("channel message -> AgentRun created, {n} messages each in a new chat, one at a time:"),
@@ -218,7 +223,9 @@ async fn main() -> anyhow::Result<()> {
     // The same runs created without the router: what the API server and the watch take.
     let last = send.last_run.clone().context("no run seen")?;
     report(
-        &format!("AgentRun created directly (the last chat run's copy) -> seen by the watch, {n} one at a time:"),
+        &format!(
+            "AgentRun created directly (the last chat run's copy) -> seen by the watch, {n} one at a time:"
+        ),
         send.measure_direct(n, &last).await?,
     );
     router.abort();

@@ -41,6 +41,8 @@ pub struct Context {
     pub log_reads: LogReads,
     /// Finished runs already cleaned up (grants revoked, Job stopped).
     pub cleaned_up: CleanedUp,
+    /// The furthest phase this process wrote for each run.
+    pub progress: Progress,
     /// When this process started reconciling (after winning the Lease, with leader
     /// election): outcomes a previous leader received from the bus but never acknowledged
     /// come back only when their ack wait ends, so results are awaited from here at least.
@@ -79,30 +81,39 @@ impl LogReads {
     }
 }
 
-/// Finished runs (by uid) whose grants were revoked and whose Job was stopped: a finished
-/// run is reconciled again whenever its Job or status changes, and listing four kinds of RBAC
-/// and deleting the Job each time was a third of a run's API requests. Nothing re-creates
-/// either once a run has finished; after a restart the clean-up simply runs once more.
-#[derive(Default)]
-pub struct CleanedUp(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+/// What this process knows about runs, by uid, that their cached copies may not show yet.
+/// A run is forgotten when it is deleted; entries older than an hour are dropped as the map
+/// grows, which bounds it should a deletion be missed.
+pub struct RunMarks<V>(std::sync::Mutex<std::collections::HashMap<String, (V, std::time::Instant)>>);
 
-/// Entries are kept this long at most (a run is forgotten when it is deleted; this bounds
-/// the set should a deletion be missed).
-const CLEANED_UP_KEPT: Duration = Duration::from_secs(3600);
+impl<V> Default for RunMarks<V> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::default())
+    }
+}
 
-impl CleanedUp {
-    /// Whether the run `uid` was cleaned up already.
-    pub fn contains(&self, uid: &str) -> bool {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(uid)
+/// Entries are kept this long at most.
+const RUN_MARKS_KEPT: Duration = Duration::from_secs(3600);
+
+impl<V: Copy> RunMarks<V> {
+    /// The mark of the run `uid`.
+    pub fn get(&self, uid: &str) -> Option<V> {
+        // A poisoned map only means another task panicked while inserting; the map is fine.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(uid).map(|(v, _)| *v)
     }
 
-    /// Records that the run `uid` was cleaned up.
-    pub fn insert(&self, uid: &str) {
+    /// Whether the run `uid` is marked.
+    pub fn contains(&self, uid: &str) -> bool {
+        self.get(uid).is_some()
+    }
+
+    /// Marks the run `uid` with `value`.
+    pub fn set(&self, uid: &str, value: V) {
         let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() % 1024 == 1023 {
-            map.retain(|_, at| at.elapsed() < CLEANED_UP_KEPT);
+            map.retain(|_, (_, at)| at.elapsed() < RUN_MARKS_KEPT);
         }
-        map.insert(uid.to_string(), std::time::Instant::now());
+        map.insert(uid.to_string(), (value, std::time::Instant::now()));
     }
 
     /// Forgets the run `uid` (it is being deleted).
@@ -110,6 +121,19 @@ impl CleanedUp {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
     }
 }
+
+/// Finished runs whose grants were revoked and whose Job was stopped: a finished run is
+/// reconciled again whenever its Job or status changes, and listing four kinds of RBAC and
+/// deleting the Job each time was a third of a run's API requests. Nothing re-creates either
+/// once a run has finished; after a restart the clean-up simply runs once more.
+pub type CleanedUp = RunMarks<()>;
+
+/// The furthest phase (its rank, [`crate::agentrun::terminal::rank`]) this process wrote
+/// for each run. The reconcile that follows a run's own writes often starts before the
+/// watch has delivered the last of them; a cached copy behind what was written is stale, and
+/// acting on it repeated the whole start of the run (its creates all refused, its status
+/// write conflicting) for most runs of a burst.
+pub type Progress = RunMarks<u8>;
 
 /// Per-key async locks (keys: `<namespace>/<instance>`).
 #[derive(Default)]
@@ -163,6 +187,7 @@ impl Context {
             start_locks: StartLocks::default(),
             log_reads: LogReads::default(),
             cleaned_up: CleanedUp::default(),
+            progress: Progress::default(),
             acting_since: jiff::Timestamp::now(),
             instances: std::sync::OnceLock::new(),
         }

@@ -210,14 +210,20 @@ async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
     let before = ctl.requests().await;
 
     let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
-    for n in 0..RUNS {
-        let run: AgentRun = serde_json::from_value(json!({
-            "apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "metadata": {"name": format!("run-{n}")},
-            "spec": {"instanceRef": "agent", "agentId": "primary", "sessionKey": "",
-                     "task": "t", "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "k"}}}))
-        .unwrap();
-        runs.create(&PostParams::default(), &run).await.unwrap();
-    }
+    // All at once, as a burst arrives: each run's reconciles then race the watch events of
+    // their own writes.
+    futures::future::join_all((0..RUNS).map(|n| {
+        let runs = runs.clone();
+        async move {
+            let run: AgentRun = serde_json::from_value(json!({
+                "apiVersion": "sympozium.ai/v1alpha1", "kind": "AgentRun", "metadata": {"name": format!("run-{n}")},
+                "spec": {"instanceRef": "agent", "agentId": "primary", "sessionKey": "",
+                         "task": "t", "model": {"provider": "openai", "model": "gpt-4o", "authSecretRef": "k"}}}))
+            .unwrap();
+            runs.create(&PostParams::default(), &run).await.unwrap();
+        }
+    }))
+    .await;
     // The fake node completes each pod at once and serves no log, so every run is polled
     // through the 30 s result grace period before it settles from the exit code.
     for n in 0..RUNS {
@@ -242,8 +248,10 @@ async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
         after.get(&key).copied().unwrap_or(0) - before.get(&key).copied().unwrap_or(0)
     };
     let polls = ctl.reconciles("agentrun").await;
-    // Creates are counted as sent (a reconcile racing its own earlier create gets a 409).
-    assert!(count("create", "jobs") as usize >= RUNS, "a Job per run: {after:?}");
+    // Creates are counted as sent: a reconcile acting on a copy of the run from before its
+    // own Running write would send them again (and have them refused).
+    assert_eq!(count("create", "jobs") as usize, RUNS, "one Job create per run: {after:?}");
+    assert_eq!(count("create", "serviceaccounts") as usize, RUNS, "one ServiceAccount per run: {after:?}");
     // A Job the cache does not hold yet (just created) is fetched once; a pod the cache has
     // not seen after its Job finished is listed once. Fetching on every poll, as before,
     // is several per run.
@@ -263,7 +271,7 @@ async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
     let (run_gets, run_patches) = (count("get", "agentruns"), count("patch", "agentruns"));
     let per_run: Vec<String> = after
         .iter()
-        .filter(|((_, r), _)| r.starts_with("agentruns") || r == "jobs" || r == "events")
+        .filter(|((_, r), _)| r.starts_with("agentruns") || r == "jobs" || r == "serviceaccounts" || r == "events")
         .map(|((v, r), n)| {
             format!(
                 "{v} {r} {:.2}",
@@ -274,6 +282,9 @@ async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
     eprintln!("per run: {}", per_run.join(", "));
     assert!((run_gets as usize) < RUNS, "{RUNS} runs were read {run_gets} times");
     assert!((run_patches as usize) <= 2 * RUNS, "{RUNS} runs were patched {run_patches} times");
+    // Running, its pod's name, the outcome: three writes, none of them repeated.
+    let status_writes = count("update", "agentruns/status");
+    assert!((status_writes as usize) <= 3 * RUNS, "{RUNS} runs' status was written {status_writes} times");
     // A finished run's grants are revoked and its Job stopped once, not again on every later
     // reconcile of the finished run (its Job's deletion, its pod's, its own status).
     for (verb, resource) in [

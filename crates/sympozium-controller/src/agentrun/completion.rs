@@ -54,7 +54,7 @@ impl sympozium_bus::Handler for Completions {
         if let (Some(api), Some(name)) = (find(ctx, meta).await, meta.get("agentRunID")) {
             let outcome = from_result_json(&d.envelope.data);
             let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
-            match complete(&api, name.as_str(), &outcome, now).await {
+            match complete(&api, ctx, name.as_str(), &outcome, now).await {
                 Ok(Some(run)) => {
                     tracing::info!(run = %name, "outcome recorded from the bus");
                     super::memory::after_finish(&ctx.client, &ctx.settings, &run, &outcome).await;

@@ -35,7 +35,7 @@ pub async fn meter(run: &AgentRun, ctx: &Context) -> Result<(), kube::Error> {
         cost = price_table(ctx).await?.cost(&run.spec.model.model, usage.input_tokens, usage.output_tokens);
         if let Some(c) = &cost {
             let terminal = [AgentRunPhase::Succeeded, AgentRunPhase::Failed];
-            super::terminal::transition(&api, run, &terminal, |s| s.cost = Some(c.clone())).await?;
+            super::terminal::transition(&api, ctx, run, &terminal, |s| s.cost = Some(c.clone())).await?;
         }
     }
     ctx.metrics.run_finished(&RunRecord {

@@ -136,6 +136,11 @@ async fn reconcile_in_span(run: Arc<AgentRun>, ctx: Arc<Context>, stores: Stores
     let ns = run.namespace().unwrap_or_default();
     let api: Api<AgentRun> = Api::namespaced(ctx.client.clone(), &ns);
     let key = backoff_key(CONTROLLER, &*run);
+    if stale(&run, &ctx) {
+        // Behind this process's own status write: that write's watch event reconciles the
+        // run again (the requeue only guards against missing it).
+        return ctx.settle(&key, Ok(Action::requeue(STALE_RECHECK)), Error::Finalizer);
+    }
     if pending::adds_finalizer(&run) {
         // A new run gets its finalizer with the spec it inherits, in one write, and is
         // started in this reconcile rather than after the finalizer's own round trip.
@@ -161,6 +166,20 @@ async fn reconcile_in_span(run: Arc<AgentRun>, ctx: Arc<Context>, stores: Stores
     })
     .await;
     ctx.settle(&key, result, Error::Finalizer)
+}
+
+/// How soon a run whose cached copy was stale is looked at again, should the watch event
+/// of the newer version not trigger it first.
+const STALE_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether `run` is a copy from before a phase this process already wrote for it.
+fn stale(run: &AgentRun, ctx: &Context) -> bool {
+    let phase = run.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
+    run.metadata.deletion_timestamp.is_none()
+        && ctx
+            .progress
+            .get(&run.uid().unwrap_or_default())
+            .is_some_and(|written| written > terminal::rank(phase))
 }
 
 async fn step(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context, stores: &Stores) -> Result<Action, Error> {

@@ -73,7 +73,7 @@ pub async fn pending(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
             if let Some(reason) = reason {
                 publish(ctx, run, EventType::Warning, reason, &message).await;
             }
-            terminal::fail(api, run, &message, now).await?;
+            terminal::fail(api, ctx, run, &message, now).await?;
             Ok(Action::await_change())
         }
     }
@@ -180,7 +180,7 @@ async fn admit(
         .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Queued" && c.message == message));
     if !already {
         let generation = run.metadata.generation;
-        terminal::transition(api, run, &[AgentRunPhase::Pending], |s| {
+        terminal::transition(api, ctx, run, &[AgentRunPhase::Pending], |s| {
             s.conditions.retain(|c| c.type_ != "Queued");
             s.conditions.push(Condition {
                 type_: "Queued".into(),
@@ -322,7 +322,7 @@ async fn launch(
     let (ns, name) = (run.namespace().unwrap_or_default(), run.name_any());
     create_if_absent(&Api::<Job>::namespaced(ctx.client.clone(), &ns), job).await?;
     publish(ctx, run, EventType::Normal, "Started", &format!("created Job {name}")).await;
-    terminal::transition(api, run, &[AgentRunPhase::Pending], |status| {
+    terminal::transition(api, ctx, run, &[AgentRunPhase::Pending], |status| {
         status.conditions.retain(|c| c.type_ != "Queued");
         status.phase = Some(AgentRunPhase::Running);
         status.job_name = Some(name.clone());

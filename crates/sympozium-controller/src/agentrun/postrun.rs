@@ -39,7 +39,7 @@ pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result
     let job = post_run_job(run, exit_code, &answer, &ctx.settings.busybox_image);
     create_if_absent(&jobs, &job).await?;
     let job_name = post_run_job_name(run);
-    let moved = terminal::transition(api, run, &[AgentRunPhase::Running], |s| {
+    let moved = terminal::transition(api, ctx, run, &[AgentRunPhase::Running], |s| {
         s.phase = Some(AgentRunPhase::PostRunning);
         s.post_run_job_name = Some(job_name.clone());
     })
@@ -60,7 +60,7 @@ async fn finish(
 ) -> Result<Action, Error> {
     let now = Time(ctx.clock.now());
     let reason = hooks_failed.map(str::to_string);
-    terminal::transition(api, run, &[AgentRunPhase::PostRunning], |s| {
+    terminal::transition(api, ctx, run, &[AgentRunPhase::PostRunning], |s| {
         s.phase = Some(if s.exit_code == Some(0) { AgentRunPhase::Succeeded } else { AgentRunPhase::Failed });
         s.completed_at = Some(now.clone());
         if let Some(message) = &reason {

@@ -224,8 +224,10 @@ pub async fn running(
         && let Some(p) = &pod
     {
         let pod_name = p.name_any();
-        terminal::transition(api, run, &[AgentRunPhase::Running], |s| s.pod_name = Some(pod_name.clone()))
-            .await?;
+        terminal::transition(api, ctx, run, &[AgentRunPhase::Running], |s| {
+            s.pod_name = Some(pod_name.clone())
+        })
+        .await?;
     }
 
     if super::hooks::has_post_run(run) && status.exit_code.is_some() {
@@ -254,7 +256,7 @@ pub async fn running(
     match decision {
         Decision::Wait(after) => Ok(Action::requeue(after)),
         Decision::Finish(outcome) => {
-            if terminal::complete(api, run, &outcome, Time(now)).await?.is_some() {
+            if terminal::complete(api, ctx, run, &outcome, Time(now)).await?.is_some() {
                 super::memory::after_finish(&ctx.client, &ctx.settings, run, &outcome).await;
                 let (kind, reason) = if outcome.success {
                     (EventType::Normal, "Succeeded")
@@ -268,7 +270,7 @@ pub async fn running(
         }
         Decision::TimedOut => {
             let message = timed_out(effective_timeout(run, None));
-            if terminal::fail(api, run, &message, Time(now)).await?.is_some() {
+            if terminal::fail(api, ctx, run, &message, Time(now)).await?.is_some() {
                 super::memory::store_failure(&ctx.client, &ctx.settings, run, &message).await;
             }
             publish(ctx, run, EventType::Warning, "TimedOut", &message).await;

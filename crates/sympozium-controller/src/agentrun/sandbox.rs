@@ -117,7 +117,7 @@ pub async fn start(
     let now = Time(ctx.clock.now());
     if !ctx.agent_sandbox {
         let message = "agent-sandbox mode needs the agent-sandbox CRDs (agents.x-k8s.io) in the cluster";
-        terminal::fail(api, run, message, now).await?;
+        terminal::fail(api, ctx, run, message, now).await?;
         return Ok(Action::await_change());
     }
     let ns = run.namespace().unwrap_or_default();
@@ -150,7 +150,7 @@ pub async fn start(
             (Some(format!("sb-{name}")), None)
         }
     };
-    let moved = terminal::transition(api, run, &[AgentRunPhase::Pending], |s| {
+    let moved = terminal::transition(api, ctx, run, &[AgentRunPhase::Pending], |s| {
         s.phase = Some(AgentRunPhase::Running);
         s.sandbox_name = sandbox_name.clone();
         s.sandbox_claim_name = claim_name.clone();
@@ -229,7 +229,7 @@ pub async fn running(
     let objects: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);
     let now = ctx.clock.now();
     if objects.get_opt(&name).await?.is_none() {
-        terminal::fail(api, run, &format!("{} {name} disappeared", ar.kind), Time(now)).await?;
+        terminal::fail(api, ctx, run, &format!("{} {name} disappeared", ar.kind), Time(now)).await?;
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -237,14 +237,14 @@ pub async fn running(
     let failure = pods.list(&ListParams::default().labels(&selector)).await?.iter().find_map(pod_failure);
     if let Some(why) = failure {
         let _ = objects.delete(&name, &DeleteParams::background()).await;
-        terminal::fail(api, run, &why, Time(now)).await?;
+        terminal::fail(api, ctx, run, &why, Time(now)).await?;
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let started = run.status.as_ref().and_then(|s| s.started_at.as_ref()).map(|t| t.0).unwrap_or(now);
     if now.duration_since(started).as_secs_f64() > timeout.as_secs_f64() {
         let _ = objects.delete(&name, &DeleteParams::background()).await;
         let message = format!("agent sandbox {}", super::running::timed_out(timeout));
-        if terminal::fail(api, run, &message, Time(now)).await?.is_some() {
+        if terminal::fail(api, ctx, run, &message, Time(now)).await?.is_some() {
             super::memory::store_failure(&ctx.client, &ctx.settings, run, &message).await;
         }
         publish(ctx, run, EventType::Warning, "TimedOut", &message).await;

@@ -61,7 +61,7 @@ pub async fn report_withheld(
     }
     let at = Time(ctx.clock.now());
     let generation = run.metadata.generation;
-    let set = terminal::transition(api, run, &[phase], |s| {
+    let set = terminal::transition(api, ctx, run, &[phase], |s| {
         s.conditions.retain(|c| c.type_ != CONDITION);
         s.conditions.push(Condition {
             type_: CONDITION.into(),

@@ -229,21 +229,21 @@ pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result
     let now = Time(ctx.clock.now());
     let Some(instance) = ctx.instance(&ns, &run.spec.instance_ref).await? else {
         let message = format!("instance \"{}\" not found", run.spec.instance_ref);
-        terminal::fail(api, run, &message, now).await?;
+        terminal::fail(api, ctx, run, &message, now).await?;
         return Ok(Action::await_change());
     };
     let skills = effective_skills(run, Some(&instance));
     let (servers, withheld) = resolve_sidecars(run, &skills, ctx, true).await?;
     super::scope::report_withheld(run, api, ctx, &withheld, AgentRunPhase::Pending).await?;
     let Some(server) = servers.first() else {
-        terminal::fail(api, run, "no sidecar with requiresServer=true found", now).await?;
+        terminal::fail(api, ctx, run, "no sidecar with requiresServer=true found", now).await?;
         return Ok(Action::await_change());
     };
     if let Err(e) = grant(run, &servers, ctx).await {
         if !crate::context::is_refusal(&e) {
             return Err(e.into());
         }
-        terminal::fail(api, run, &format!("granting the server's skill RBAC failed: {e}"), now).await?;
+        terminal::fail(api, ctx, run, &format!("granting the server's skill RBAC failed: {e}"), now).await?;
         return Ok(Action::await_change());
     }
     let key_secret = key_secret_name(run, &server.params);
@@ -275,7 +275,7 @@ pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result
     .await?;
     apply(&Api::<Service>::namespaced(ctx.client.clone(), &ns), &service(run, server)).await?;
     let server_name = server_name(run);
-    let moved = terminal::transition(api, run, &[AgentRunPhase::Pending], |s| {
+    let moved = terminal::transition(api, ctx, run, &[AgentRunPhase::Pending], |s| {
         s.phase = Some(AgentRunPhase::Serving);
         s.deployment_name = Some(server_name.clone());
         s.service_name = Some(server_name.clone());
@@ -388,7 +388,7 @@ pub async fn serving(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Resu
     let ns = run.namespace().unwrap_or_default();
     let name = server_name(run);
     if Api::<Deployment>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await?.is_none() {
-        terminal::fail(api, run, "server Deployment not found", Time(ctx.clock.now())).await?;
+        terminal::fail(api, ctx, run, "server Deployment not found", Time(ctx.clock.now())).await?;
         return Ok(Action::await_change());
     }
     // The gateway may have become ready (or the skill's params changed) since serving began.

@@ -16,6 +16,17 @@ use super::result::{Outcome, truncate};
 use super::{Error, publish};
 use crate::context::Context;
 
+/// How far along its phases a run is: phases only move forward, so a copy of lower rank
+/// than one already written is stale.
+pub fn rank(phase: AgentRunPhase) -> u8 {
+    match phase {
+        AgentRunPhase::Pending => 0,
+        AgentRunPhase::Running | AgentRunPhase::Serving => 1,
+        AgentRunPhase::PostRunning => 2,
+        AgentRunPhase::Succeeded | AgentRunPhase::Failed => 3,
+    }
+}
+
 /// The copy of a run a status write starts from. A copy the caller already holds (from
 /// the controller's store, or returned by its last write) saves a read of the run; when it
 /// is stale its resourceVersion makes the write conflict and the run is read again.
@@ -61,6 +72,7 @@ impl Latest<'_> {
 /// returns `false` to write nothing (the run has moved on). Returns the run as written.
 async fn write_status(
     api: &Api<AgentRun>,
+    ctx: &Context,
     latest: Latest<'_>,
     mutate: impl Fn(&mut AgentRun) -> bool,
 ) -> Result<Option<AgentRun>, kube::Error> {
@@ -83,7 +95,11 @@ async fn write_status(
             continue;
         }
         match api.replace_status(&name, &PostParams::default(), &run).await {
-            Ok(written) => return Ok(Some(written)),
+            Ok(written) => {
+                let phase = written.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
+                ctx.progress.set(&written.uid().unwrap_or_default(), rank(phase));
+                return Ok(Some(written));
+            }
             Err(kube::Error::Api(e)) if e.code == 409 => continue,
             Err(e) => return Err(e),
         }
@@ -96,11 +112,12 @@ async fn write_status(
 /// Returns the finished run when this call finished it.
 pub async fn complete(
     api: &Api<AgentRun>,
+    ctx: &Context,
     latest: impl Into<Latest<'_>>,
     outcome: &Outcome,
     now: Time,
 ) -> Result<Option<AgentRun>, kube::Error> {
-    write_status(api, latest.into(), |run| {
+    write_status(api, ctx, latest.into(), |run| {
         let post_run = super::hooks::has_post_run(run);
         let status = run.status.get_or_insert_with(Default::default);
         if status.phase.is_some_and(AgentRunPhase::is_terminal)
@@ -135,11 +152,12 @@ pub async fn complete(
 /// run back to Running). Returns whether the change was written.
 pub async fn transition(
     api: &Api<AgentRun>,
+    ctx: &Context,
     latest: impl Into<Latest<'_>>,
     from: &[AgentRunPhase],
     mutate: impl Fn(&mut sympozium_api::AgentRunStatus),
 ) -> Result<bool, kube::Error> {
-    let written = write_status(api, latest.into(), |run| {
+    let written = write_status(api, ctx, latest.into(), |run| {
         let status = run.status.get_or_insert_with(Default::default);
         if !from.contains(&status.phase.unwrap_or_default()) {
             return false;
@@ -154,12 +172,13 @@ pub async fn transition(
 /// Fails the run with `message`; returns the failed run when this call failed it.
 pub async fn fail(
     api: &Api<AgentRun>,
+    ctx: &Context,
     latest: impl Into<Latest<'_>>,
     message: &str,
     now: Time,
 ) -> Result<Option<AgentRun>, kube::Error> {
     let outcome = Outcome { success: false, error: Some(message.to_string()), ..Default::default() };
-    complete(api, latest, &outcome, now).await
+    complete(api, ctx, latest, &outcome, now).await
 }
 
 fn rbac_selector(run: &AgentRun) -> String {
@@ -211,7 +230,7 @@ pub async fn finished(run: &AgentRun, ctx: &Context, stores: &super::Stores) -> 
         if run.spec.cleanup != sympozium_api::agentrun::CleanupPolicy::Keep {
             stop_job(run, ctx, PropagationPolicy::Background).await?;
         }
-        ctx.cleaned_up.insert(&uid);
+        ctx.cleaned_up.set(&uid, ());
     }
     prune(run, ctx, stores).await?;
     Ok(Action::await_change())
@@ -268,5 +287,6 @@ pub async fn cleanup(run: &AgentRun, ctx: &Context) -> Result<(), Error> {
     revoke_cluster_rbac(run, ctx).await?;
     stop_job(run, ctx, PropagationPolicy::Foreground).await?;
     ctx.cleaned_up.forget(&run.uid().unwrap_or_default());
+    ctx.progress.forget(&run.uid().unwrap_or_default());
     Ok(())
 }

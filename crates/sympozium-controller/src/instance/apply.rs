@@ -68,8 +68,7 @@ where
 {
     let ns = obj.meta().namespace.clone().unwrap_or_default();
     let name = obj.meta().name.clone().unwrap_or_default();
-    let existed = Stores::existed(store, api, &ns, &name).await?;
-    apply_known(api, obj, existed).await
+    apply_known(api, obj, Stores::existed(store, &ns, &name)).await
 }
 
 /// Deletes `name` when the watch cache `store` holds it owned by `owner_uid` (a user's own
@@ -280,11 +279,11 @@ async fn memory_access(inst: &SympoziumInstance, ctx: &Context, stores: &Stores,
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let secret_name = memory_access::token_secret_name(&inst.name_any());
     let what = format!("Secret/{secret_name}");
-    // Read first: a new token is drawn only for an instance that has none, and a failure to
-    // draw one is reported instead of starting a server without a token.
-    match Stores::existed(&stores.secrets, &secrets, &ns, &secret_name).await {
-        Ok(true) => {}
-        Ok(false) => match memory_access::new_token() {
+    // A new token is drawn only for an instance that has none (a Secret the store has not
+    // seen yet is kept: it is only ever created), and a failure to draw one is reported
+    // instead of starting a server without a token.
+    if !Stores::existed(&stores.secrets, &ns, &secret_name) {
+        match memory_access::new_token() {
             Ok(token) => {
                 let secret = memory_access::token_secret(inst, &token);
                 if out.record(what.clone(), create_if_absent(&secrets, &secret).await) == Some(true) {
@@ -292,8 +291,7 @@ async fn memory_access(inst: &SympoziumInstance, ctx: &Context, stores: &Stores,
                 }
             }
             Err(e) => out.errors.push(format!("{what}: no randomness for a token: {e}")),
-        },
-        Err(e) => out.errors.push(format!("{what}: {e}")),
+        }
     }
     let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
     let policy = memory_access::network_policy(inst, &ctx.settings.system_namespace);

@@ -17,8 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::Store;
-use kube::{Api, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::{Resource, ResourceExt};
 use sympozium_api::AgentRun;
 
 use crate::cache;
@@ -100,22 +99,15 @@ impl Stores {
         self.readiness.clone().await
     }
 
-    /// Whether `name` existed before an apply: the store says so, or — when the store does
-    /// not hold it, which is rare outside creation — the API server does.
-    pub async fn existed<K, S>(
-        store: &Store<S>,
-        api: &Api<K>,
-        ns: &str,
-        name: &str,
-    ) -> Result<bool, kube::Error>
+    /// Whether `name` existed before an apply, as the store says. A child the store does not
+    /// hold yet is one this reconcile creates; asking the API server instead put a read before
+    /// every child of every new instance. A store trailing the API server at most reports an
+    /// update as a creation (one extra `Created` Event).
+    pub fn existed<S>(store: &Store<S>, ns: &str, name: &str) -> bool
     where
-        K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
         S: Resource<DynamicType = ()> + Clone,
     {
-        if cache::contains(store, ns, name) {
-            return Ok(true);
-        }
-        Ok(api.get_metadata_opt(name).await?.is_some())
+        cache::contains(store, ns, name)
     }
 
     /// Whether the stored `name` is owned by `owner_uid` (and so may be deleted).

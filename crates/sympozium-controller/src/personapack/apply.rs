@@ -13,7 +13,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use sympozium_api::personapack::{InstalledPersona, PersonaSpec};
 use sympozium_api::{PersonaPack, SympoziumInstance, SympoziumSchedule};
-use sympozium_kube::apply::{Applied, apply, create_if_absent, delete_if_exists, delete_if_owned};
+use sympozium_kube::apply::{Applied, apply_known, create_if_absent, delete_if_exists, delete_if_owned};
 
 use super::build::{self, SeedAction};
 use super::dereference::{Observed, Stores, owned_by, persona_of};
@@ -131,14 +131,16 @@ async fn stamp(
     };
     let instance = async {
         let what = format!("SympoziumInstance/{name}");
-        let applied = apply(&instances, &inst).await.map_err(about(what.clone()))?;
+        let existed = cache::contains(&stores.instances, &ns, &name);
+        let applied = apply_known(&instances, &inst, existed).await.map_err(about(what.clone()))?;
         Ok::<_, StampError>((applied == Applied::Created).then_some(what))
     };
     let schedule = async {
         let what = format!("SympoziumSchedule/{schedule_name}");
         match build::schedule(pack, persona, index) {
             Some(sched) => {
-                let applied = apply(&schedules, &sched).await.map_err(about(what.clone()))?;
+                let existed = cache::contains(&stores.schedules, &ns, &schedule_name);
+                let applied = apply_known(&schedules, &sched, existed).await.map_err(about(what.clone()))?;
                 Ok::<_, StampError>((
                     Some(schedule_name.clone()),
                     (applied == Applied::Created).then_some(what),
