@@ -271,7 +271,9 @@ async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
     let (run_gets, run_patches) = (count("get", "agentruns"), count("patch", "agentruns"));
     let per_run: Vec<String> = after
         .iter()
-        .filter(|((_, r), _)| r.starts_with("agentruns") || r == "jobs" || r == "serviceaccounts" || r == "events")
+        .filter(|((_, r), _)| {
+            r.starts_with("agentruns") || r == "jobs" || r == "serviceaccounts" || r == "events"
+        })
         .map(|((v, r), n)| {
             format!(
                 "{v} {r} {:.2}",

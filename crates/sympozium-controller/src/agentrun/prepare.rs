@@ -63,9 +63,9 @@ pub async fn resolve_sidecars(
     Ok((out, withheld))
 }
 
-/// Gives the run its ServiceAccount, its bus user (minted once) and the RBAC its skills
-/// and lifecycle hooks ask for (cluster-wide only from admin-managed packs).
-pub async fn grant(run: &AgentRun, sidecars: &[ResolvedSidecar], ctx: &Context) -> Result<(), kube::Error> {
+/// Gives the run its identity: its ServiceAccount and its bus user (minted once). Both are
+/// owned by the run and go with it, so this needs no finalizer in place first.
+pub async fn identity(run: &AgentRun, ctx: &Context) -> Result<(), kube::Error> {
     let ns = run.namespace().unwrap_or_default();
     create_if_absent(
         &Api::<ServiceAccount>::namespaced(ctx.client.clone(), &ns),
@@ -84,6 +84,13 @@ pub async fn grant(run: &AgentRun, sidecars: &[ResolvedSidecar], ctx: &Context) 
             }
         }
     }
+    Ok(())
+}
+
+/// Grants the RBAC the run's skills and lifecycle hooks ask for (cluster-wide only from
+/// admin-managed packs), bound to the ServiceAccount [`identity`] created.
+pub async fn grant(run: &AgentRun, sidecars: &[ResolvedSidecar], ctx: &Context) -> Result<(), kube::Error> {
+    let ns = run.namespace().unwrap_or_default();
     let roles: Api<Role> = Api::namespaced(ctx.client.clone(), &ns);
     let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
     let cluster_roles: Api<ClusterRole> = Api::all(ctx.client.clone());

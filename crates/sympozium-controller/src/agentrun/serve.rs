@@ -239,7 +239,11 @@ pub async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context) -> Result
         terminal::fail(api, ctx, run, "no sidecar with requiresServer=true found", now).await?;
         return Ok(Action::await_change());
     };
-    if let Err(e) = grant(run, &servers, ctx).await {
+    let granted = match super::prepare::identity(run, ctx).await {
+        Ok(()) => grant(run, &servers, ctx).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = granted {
         if !crate::context::is_refusal(&e) {
             return Err(e.into());
         }
