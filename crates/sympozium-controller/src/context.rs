@@ -41,7 +41,7 @@ pub struct Context {
     pub log_reads: LogReads,
     /// Finished runs already cleaned up (grants revoked, Job stopped).
     pub cleaned_up: CleanedUp,
-    /// The furthest phase this process wrote for each run.
+    /// How far along this process wrote each run's status.
     pub progress: Progress,
     /// When this process started reconciling (after winning the Lease, with leader
     /// election): outcomes a previous leader received from the bus but never acknowledged
@@ -128,8 +128,8 @@ impl<V: Copy> RunMarks<V> {
 /// once a run has finished; after a restart the clean-up simply runs once more.
 pub type CleanedUp = RunMarks<()>;
 
-/// The furthest phase (its rank, [`crate::agentrun::terminal::rank`]) this process wrote
-/// for each run. The reconcile that follows a run's own writes often starts before the
+/// How far along (its rank, [`crate::agentrun::terminal::rank`]) this process wrote each
+/// run's status. The reconcile that follows a run's own writes often starts before the
 /// watch has delivered the last of them; a cached copy behind what was written is stale, and
 /// acting on it repeated the whole start of the run (its creates all refused, its status
 /// write conflicting) for most runs of a burst.

@@ -172,14 +172,13 @@ async fn reconcile_in_span(run: Arc<AgentRun>, ctx: Arc<Context>, stores: Stores
 /// of the newer version not trigger it first.
 const STALE_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Whether `run` is a copy from before a phase this process already wrote for it.
+/// Whether `run` is a copy from before a status this process already wrote for it.
 fn stale(run: &AgentRun, ctx: &Context) -> bool {
-    let phase = run.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
     run.metadata.deletion_timestamp.is_none()
         && ctx
             .progress
             .get(&run.uid().unwrap_or_default())
-            .is_some_and(|written| written > terminal::rank(phase))
+            .is_some_and(|written| written > terminal::rank(run.status.as_ref()))
 }
 
 async fn step(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context, stores: &Stores) -> Result<Action, Error> {

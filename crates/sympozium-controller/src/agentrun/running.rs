@@ -196,6 +196,10 @@ async fn agent_pod(
     Ok(listed.items.into_iter().find(is_agent))
 }
 
+/// How long after a run started a Job missing from the watch cache is taken to be on its way
+/// (its creation not yet seen by the watch) rather than looked up.
+const JOB_EVENT_WAIT: Duration = Duration::from_secs(10);
+
 /// The Running step.
 pub async fn running(
     run: &AgentRun,
@@ -211,8 +215,18 @@ pub async fn running(
     let status = run.status.clone().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let now = ctx.clock.now();
+    let started = status.started_at.as_ref().map(|t| t.0).unwrap_or(now);
     let job = match &status.job_name {
-        Some(j) => fetch_job(stores, &jobs, &ns, j).await?,
+        Some(j) => match cache::get(&stores.jobs, &ns, j) {
+            Some(job) => Some((*job).clone()),
+            // Created moments ago: its watch event, on its way, reconciles the run again.
+            // Asking the API server here was a read for most runs of a burst.
+            None if now.duration_since(started).as_secs_f64() < JOB_EVENT_WAIT.as_secs_f64() => {
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
+            None => jobs.get_opt(j).await?,
+        },
         None => None,
     };
     // While the agent works its pod is only needed for its exit: the cache suffices. Once
@@ -234,8 +248,6 @@ pub async fn running(
         // The outcome is in (from the log or the bus): run the post-run hooks.
         return super::postrun::start(run, api, ctx).await;
     }
-    let now = ctx.clock.now();
-    let started = status.started_at.as_ref().map(|t| t.0).unwrap_or(now);
     let state = grace_from(agent_state(job.as_ref(), pod.as_ref()), started, ctx.acting_since);
     let pod_key = pod.as_ref().and_then(|p| p.uid()).unwrap_or_default();
     let logged = match (&state, &pod) {

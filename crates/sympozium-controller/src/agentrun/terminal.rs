@@ -16,14 +16,18 @@ use super::result::{Outcome, truncate};
 use super::{Error, publish};
 use crate::context::Context;
 
-/// How far along its phases a run is: phases only move forward, so a copy of lower rank
-/// than one already written is stale.
-pub fn rank(phase: AgentRunPhase) -> u8 {
-    match phase {
+/// How far along a run is: its phase, and within Running whether its pod's name and its
+/// exit code are recorded. Phases only move forward and those fields are never cleared, so a
+/// copy of lower rank than one already written is stale.
+pub fn rank(status: Option<&sympozium_api::AgentRunStatus>) -> u8 {
+    let Some(status) = status else { return 0 };
+    match status.phase.unwrap_or_default() {
         AgentRunPhase::Pending => 0,
-        AgentRunPhase::Running | AgentRunPhase::Serving => 1,
-        AgentRunPhase::PostRunning => 2,
-        AgentRunPhase::Succeeded | AgentRunPhase::Failed => 3,
+        AgentRunPhase::Running | AgentRunPhase::Serving => {
+            1 + u8::from(status.pod_name.is_some()) + u8::from(status.exit_code.is_some())
+        }
+        AgentRunPhase::PostRunning => 4,
+        AgentRunPhase::Succeeded | AgentRunPhase::Failed => 5,
     }
 }
 
@@ -86,6 +90,7 @@ async fn write_status(
                 None => return Ok(None),
             },
         };
+        let before = run.status.clone();
         if !mutate(&mut run) {
             // Only the server's copy decides that nothing is to be written: the caller's
             // may be behind it.
@@ -94,10 +99,13 @@ async fn write_status(
             }
             continue;
         }
+        if run.status == before {
+            // Already as asked: nothing to write.
+            return Ok(Some(run));
+        }
         match api.replace_status(&name, &PostParams::default(), &run).await {
             Ok(written) => {
-                let phase = written.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
-                ctx.progress.set(&written.uid().unwrap_or_default(), rank(phase));
+                ctx.progress.set(&written.uid().unwrap_or_default(), rank(written.status.as_ref()));
                 return Ok(Some(written));
             }
             Err(kube::Error::Api(e)) if e.code == 409 => continue,
