@@ -168,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
     // of the bench's instance on every run would be timed as well).
     let ctx = sympozium_controller::context::Context::with_defaults(client.clone(), Some(ns.clone()));
     let (store, writer) = kube::runtime::reflector::store();
-    let _ = ctx.instances.set(store);
+    let _ = ctx.watched.instances.set(store);
     let reflect =
         watcher(Api::<SympoziumInstance>::namespaced(client.clone(), &ns), watcher::Config::default())
             .default_backoff()

@@ -47,9 +47,10 @@ pub struct Context {
     /// election): outcomes a previous leader received from the bus but never acknowledged
     /// come back only when their ack wait ends, so results are awaited from here at least.
     pub acting_since: jiff::Timestamp,
-    /// The instance controller's store of instances, once that controller runs: the bus
-    /// routers read an instance from it instead of asking the API server for every message.
-    pub instances: std::sync::OnceLock<kube::runtime::reflector::Store<sympozium_api::SympoziumInstance>>,
+    /// Stores other controllers fill (instances, policies, skill packs, configs, the
+    /// instances' Deployments), read by run starts and the bus routers instead of the API
+    /// server.
+    pub watched: crate::watched::Watched,
 }
 
 /// Reads of finished agents' logs, per pod: the outcome is read once when the agent exits
@@ -189,7 +190,7 @@ impl Context {
             cleaned_up: CleanedUp::default(),
             progress: Progress::default(),
             acting_since: jiff::Timestamp::now(),
-            instances: std::sync::OnceLock::new(),
+            watched: crate::watched::Watched::default(),
         }
     }
 
@@ -221,11 +222,7 @@ impl Context {
         namespace: &str,
         name: &str,
     ) -> Result<Option<sympozium_api::SympoziumInstance>, kube::Error> {
-        let key = kube::runtime::reflector::ObjectRef::new(name).within(namespace);
-        if let Some(found) = self.instances.get().and_then(|store| store.get(&key)) {
-            return Ok(Some((*found).clone()));
-        }
-        Api::namespaced(self.client.clone(), namespace).get_opt(name).await
+        crate::watched::get(&self.watched.instances, &self.client, namespace, name).await
     }
 
     /// Uses `clock` for time-based decisions (tests use a manual clock).

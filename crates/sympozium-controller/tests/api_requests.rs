@@ -10,7 +10,11 @@
 //!   several times per run), the runs read their instance from the instance controller's
 //!   cache, and each finished run is cleaned up (grants revoked, Job stopped) once; a run's
 //!   status is written from the cached copy (read again only after a conflict), and a new
-//!   run's finalizer goes in the same patch as the spec it inherits.
+//!   run's finalizer goes in the same patch as the spec it inherits; its policy and skill
+//!   packs come from the policy and skill pack controllers' caches;
+//! - a PersonaPack whose members change (their status, annotations) is reconciled again but
+//!   does not re-apply the instances and schedules it already stamped out; a member whose
+//!   spec someone else edited is put back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -22,7 +26,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use sympozium_api::agentrun::AgentRunPhase;
-use sympozium_api::{AgentRun, SympoziumInstance};
+use sympozium_api::{AgentRun, PersonaPack, SympoziumInstance};
 use sympozium_testkit::TestPlane;
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -202,10 +206,40 @@ async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
     let ctl = start(&plane, &ns);
 
     let instances: Api<SympoziumInstance> = Api::namespaced(client.clone(), &ns);
-    instances
-        .patch("agent", &PatchParams::apply("test"), &Patch::Apply(instance("agent", false)))
-        .await
-        .unwrap();
+    // A policy and a skill (instructions only), so starting a run has both to look up.
+    let apply = |kind: &str, plural: &str, body: serde_json::Value| {
+        let (client, ns, kind, plural) = (client.clone(), ns.clone(), kind.to_string(), plural.to_string());
+        async move {
+            let resource = kube::discovery::ApiResource {
+                group: "sympozium.ai".into(),
+                version: "v1alpha1".into(),
+                api_version: "sympozium.ai/v1alpha1".into(),
+                plural,
+                kind,
+            };
+            let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client, &ns, &resource);
+            let name = body["metadata"]["name"].as_str().unwrap().to_string();
+            api.patch(&name, &PatchParams::apply("test"), &Patch::Apply(body)).await.unwrap();
+        }
+    };
+    apply(
+        "SympoziumPolicy",
+        "sympoziumpolicies",
+        json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SympoziumPolicy",
+        "metadata": {"name": "open"}, "spec": {}}),
+    )
+    .await;
+    apply(
+        "SkillPack",
+        "skillpacks",
+        json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "SkillPack",
+        "metadata": {"name": "notes"}, "spec": {"skills": [{"name": "notes", "content": "Keep notes."}]}}),
+    )
+    .await;
+    let mut body = instance("agent", false);
+    body["spec"]["policyRef"] = json!("open");
+    body["spec"]["skills"] = json!([{"skillPackRef": "notes"}]);
+    instances.patch("agent", &PatchParams::apply("test"), &Patch::Apply(body)).await.unwrap();
     sympozium_testkit::wait_for(&instances, "agent", "instance Running", WAIT, running).await.unwrap();
     let before = ctl.requests().await;
 
@@ -265,6 +299,11 @@ async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
     // previous controller fetched the instance for every run it started).
     let instance_gets = count("get", "sympoziuminstances");
     assert_eq!(instance_gets, 0, "{RUNS} runs fetched their instance {instance_gets} times");
+    // Their policy and skill packs come from the policy and skill pack controllers' caches.
+    for resource in ["sympoziumpolicies", "skillpacks"] {
+        let gets = count("get", resource);
+        assert_eq!(gets, 0, "{RUNS} runs fetched {resource} {gets} times");
+    }
     // Status writes start from the run the controller's cache holds (or its last write
     // returned), reading the run only after a conflict; a new run gets its finalizer in the
     // same write as the spec it inherits. Before: 3.8 reads and 3 patches per run.
@@ -299,4 +338,69 @@ async fn polling_running_runs_reads_jobs_and_pods_from_the_cache() {
         let n = count(verb, resource) as usize;
         assert!(n <= RUNS, "{RUNS} finished runs sent {n} {verb} {resource}");
     }
+}
+
+#[tokio::test]
+async fn member_changes_do_not_re_apply_a_packs_team() {
+    const PERSONAS: usize = 3;
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "reqs-pack").await.unwrap();
+    let ns = ns.name().to_string();
+    let ctl = start(&plane, &ns);
+
+    let personas: Vec<_> = (0..PERSONAS)
+        .map(|i| {
+            json!({"name": format!("p{i}"), "systemPrompt": format!("You are persona {i}."),
+                   "schedule": {"type": "heartbeat", "interval": "1h", "task": "Check the cluster."}})
+        })
+        .collect();
+    let pack = json!({"apiVersion": "sympozium.ai/v1alpha1", "kind": "PersonaPack", "metadata": {"name": "team"},
+                      "spec": {"enabled": true, "personas": personas}});
+    let packs: Api<PersonaPack> = Api::namespaced(client.clone(), &ns);
+    packs.patch("team", &PatchParams::apply("test"), &Patch::Apply(pack)).await.unwrap();
+    sympozium_testkit::wait_for(&packs, "team", "pack Ready", WAIT, |p: Option<&PersonaPack>| {
+        p.and_then(|p| p.status.as_ref())
+            .is_some_and(|s| s.phase.as_deref() == Some("Ready") && s.installed_count as usize == PERSONAS)
+    })
+    .await
+    .unwrap();
+    let instances: Api<SympoziumInstance> = Api::namespaced(client.clone(), &ns);
+    let names: Vec<String> = (0..PERSONAS).map(|i| format!("team-p{i}")).collect();
+    for name in &names {
+        sympozium_testkit::wait_for(&instances, name, "member Running", WAIT, running).await.unwrap();
+    }
+    ctl.settle("personapack").await;
+    ctl.settle("instance").await;
+    let (before, reconciles_before) = (ctl.requests().await, ctl.reconciles("personapack").await);
+
+    // Every member changes (as their own status writes change them); the pack hears of each.
+    for name in &names {
+        let note = json!({"metadata": {"annotations": {"example.com/touched": "yes"}}});
+        instances.patch(name, &PatchParams::default(), &Patch::Merge(&note)).await.unwrap();
+    }
+    ctl.settle("personapack").await;
+    let after = ctl.requests().await;
+    let reconciled = ctl.reconciles("personapack").await - reconciles_before;
+    assert!(reconciled >= 1, "the pack was reconciled on its members' changes");
+    let patches = delta(&before, &after, "patch");
+    for resource in ["sympoziuminstances", "sympoziumschedules"] {
+        let n = patches.get(resource).copied().unwrap_or(0);
+        assert_eq!(n, 0, "{reconciled} pack reconciles re-applied {resource} {n} times: {patches:?}");
+    }
+
+    // Someone else's edit of a member's spec is put back.
+    let edit = json!({"spec": {"agents": {"default": {"model": "edited-model"}}}});
+    instances.patch(&names[0], &PatchParams::default(), &Patch::Merge(&edit)).await.unwrap();
+    let want = instances.get(&names[1]).await.unwrap().spec.agents.default.model;
+    assert_ne!(want, "edited-model");
+    sympozium_testkit::wait_for(
+        &instances,
+        &names[0],
+        "the pack's model restored",
+        WAIT,
+        |i: Option<&SympoziumInstance>| i.is_some_and(|i| i.spec.agents.default.model == want),
+    )
+    .await
+    .unwrap();
 }

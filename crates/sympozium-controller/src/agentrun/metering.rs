@@ -15,8 +15,9 @@ pub const CONFIG_NAME: &str = "default";
 
 /// The price table in force: the `default` SympoziumConfig's over the built-in defaults.
 pub async fn price_table(ctx: &Context) -> Result<PriceTable, kube::Error> {
-    let configs: Api<SympoziumConfig> = Api::namespaced(ctx.client.clone(), &ctx.settings.system_namespace);
-    let config = configs.get_opt(CONFIG_NAME).await?;
+    let ns = &ctx.settings.system_namespace;
+    let config: Option<SympoziumConfig> =
+        crate::watched::get(&ctx.watched.configs, &ctx.client, ns, CONFIG_NAME).await?;
     Ok(PriceTable::new(config.as_ref().and_then(|c| c.spec.pricing.as_ref())))
 }
 

@@ -93,6 +93,15 @@ async fn start(run: &AgentRun, api: &Api<AgentRun>, ctx: &Context, now: &Time) -
         None
     };
     admit(run, api, ctx, &instance, policy.as_ref(), limited, now).await?;
+    // Before anything is written: a run waiting for its memory server polls, and each poll
+    // would otherwise repeat the writes below.
+    if uses_memory_server(&effective_skills(run, Some(&instance))) {
+        match memory_ready(run, ctx).await {
+            Ok(Some(wait)) => return Err(Stop::Wait(wait)),
+            Ok(None) => {}
+            Err(e) => return Err(Stop::Fail { reason: None, message: e.to_string() }),
+        }
+    }
     // The run's identity does not depend on what it inherits: one round trip, not two.
     let (inherited, identity) = futures::join!(inherit(run, api, &instance), prepare::identity(run, ctx));
     let (skills, timeout, written) = inherited?;
@@ -138,7 +147,7 @@ async fn dereference(
     };
     let policy = match instance.spec.policy_ref.as_deref().filter(|p| !p.is_empty()) {
         None => None,
-        Some(p) => match Api::<SympoziumPolicy>::namespaced(ctx.client.clone(), &ns).get_opt(p).await? {
+        Some(p) => match crate::watched::get(&ctx.watched.policies, &ctx.client, &ns, p).await? {
             Some(policy) => Some(policy),
             None => {
                 let message = format!("policy validation failed: policy \"{p}\" not found");
@@ -235,7 +244,7 @@ async fn inherit(
     Ok((skills, timeout, Some(written)))
 }
 
-/// Everything the Job needs in place: the memory server ready, the skill sidecars (less
+/// Everything the Job needs in place: the skill sidecars (less
 /// what the run may not have), the run's RBAC, mirrored skills and Secrets, its MCP
 /// servers and its NetworkPolicy.
 async fn prepare(
@@ -246,14 +255,6 @@ async fn prepare(
     policy: Option<&SympoziumPolicy>,
     skills: &[SkillRef],
 ) -> Result<(Vec<ResolvedSidecar>, Vec<super::mcp::ResolvedServer>), Stop> {
-    if uses_memory_server(skills) {
-        match memory_ready(run, ctx).await {
-            Ok(Some(wait)) => return Err(Stop::Wait(wait)),
-            Ok(None) => {}
-            Err(e) => return Err(Stop::Fail { reason: None, message: e.to_string() }),
-        }
-    }
-
     let (mut sidecars, withheld) = resolve_sidecars(run, skills, ctx, false).await?;
     super::scope::report_withheld(run, api, ctx, &withheld, AgentRunPhase::Pending).await?;
     let host_mounts_allowed =

@@ -42,9 +42,9 @@ pub async fn resolve_sidecars(
     for skill in skills {
         let Some(name) = skill.skill_pack_ref.as_deref() else { continue };
         let name = name.strip_prefix("skillpack-").unwrap_or(name);
-        let (pack, admin_managed) = match local.get_opt(name).await? {
-            Some(p) => (Some(p), &ns == system_ns),
-            None => (system.get_opt(name).await.ok().flatten(), true),
+        let (pack, admin_managed) = match skill_pack(ctx, &local, &system, &ns, name).await? {
+            Some((p, from_system)) => (Some(p), from_system || &ns == system_ns),
+            None => (None, true),
         };
         let Some(mut sidecar) = pack.and_then(|p| p.spec.sidecar) else { continue };
         // Serving sidecars drive server mode; a task run does not start them.
@@ -63,6 +63,31 @@ pub async fn resolve_sidecars(
     Ok((out, withheld))
 }
 
+/// The skill pack `name`: the run's namespace's own, else the system namespace's (`true`
+/// when it is that one). Read from the skill pack controller's store; the API server is
+/// asked only when the store holds neither (a pack created a moment ago, or a controller
+/// scoped to one namespace).
+async fn skill_pack(
+    ctx: &Context,
+    local: &Api<SkillPack>,
+    system: &Api<SkillPack>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<(SkillPack, bool)>, Error> {
+    let system_ns = &ctx.settings.system_namespace;
+    let slot = &ctx.watched.skill_packs;
+    if let Some(p) = crate::watched::stored(slot, ns, name) {
+        return Ok(Some(((*p).clone(), false)));
+    }
+    if let Some(p) = crate::watched::stored(slot, system_ns, name) {
+        return Ok(Some(((*p).clone(), true)));
+    }
+    if let Some(p) = local.get_opt(name).await? {
+        return Ok(Some((p, false)));
+    }
+    Ok(system.get_opt(name).await.ok().flatten().map(|p| (p, true)))
+}
+
 /// Gives the run its identity: its ServiceAccount and its bus user (minted once). Both are
 /// owned by the run and go with it, so this needs no finalizer in place first.
 pub async fn identity(run: &AgentRun, ctx: &Context) -> Result<(), kube::Error> {
@@ -74,14 +99,13 @@ pub async fn identity(run: &AgentRun, ctx: &Context) -> Result<(), kube::Error> 
     .await?;
     if let Some(auth) = &ctx.settings.bus_auth {
         let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(ctx.client.clone(), &ns);
-        // Minted once per run: an existing Secret (a retried reconcile) is kept as it is.
-        if secrets.get_opt(&super::bus_access::secret_name(&run.name_any())).await?.is_none() {
-            match auth.issuer.mint(&super::bus_access::identity(run), None) {
-                Ok(creds) => {
-                    create_if_absent(&secrets, &super::bus_access::secret(run, auth, &creds)).await?;
-                }
-                Err(e) => tracing::error!(error = %e, "minting the run's bus user failed"),
+        // Minting is a local signature, cheaper than asking whether the Secret exists: an
+        // existing Secret (a retried reconcile) is kept as it is and the new user discarded.
+        match auth.issuer.mint(&super::bus_access::identity(run), None) {
+            Ok(creds) => {
+                create_if_absent(&secrets, &super::bus_access::secret(run, auth, &creds)).await?;
             }
+            Err(e) => tracing::error!(error = %e, "minting the run's bus user failed"),
         }
     }
     Ok(())
@@ -185,13 +209,13 @@ pub struct MemoryNotReady {
 
 /// Checks that the instance's memory server is ready; `Err` fails the run.
 pub async fn memory_ready(run: &AgentRun, ctx: &Context) -> Result<Option<Action>, MemoryNotReady> {
-    let deployments: Api<Deployment> =
-        Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let ns = run.namespace().unwrap_or_default();
     let name = format!("{}-memory", run.spec.instance_ref);
-    let ready = match deployments.get_opt(&name).await {
-        Ok(Some(d)) => d.status.and_then(|s| s.ready_replicas).unwrap_or(0) > 0,
-        Ok(None) | Err(_) => false,
-    };
+    let ready =
+        match crate::watched::get::<Deployment>(&ctx.watched.deployments, &ctx.client, &ns, &name).await {
+            Ok(Some(d)) => d.status.and_then(|s| s.ready_replicas).unwrap_or(0) > 0,
+            Ok(None) | Err(_) => false,
+        };
     if ready {
         return Ok(None);
     }

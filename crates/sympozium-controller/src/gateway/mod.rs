@@ -37,7 +37,11 @@ pub use crate::context::ReconcileError as Error;
 
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
-    Controller::new(ctx.scoped::<SympoziumConfig>(), watcher::Config::default().any_semantic())
+    let controller =
+        Controller::new(ctx.scoped::<SympoziumConfig>(), watcher::Config::default().any_semantic());
+    // Finished runs read the price table from it.
+    let _ = ctx.watched.configs.set(controller.store());
+    controller
         .with_config(ctx.controller_config())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

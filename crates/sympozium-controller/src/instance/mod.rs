@@ -73,13 +73,14 @@ pub async fn run(ctx: Arc<Context>) {
     let controller =
         Controller::for_stream(instance_events, store.clone()).with_config(ctx.controller_config());
     // Shared with the routers; a second controller on the same context keeps the first's.
-    let _ = ctx.instances.set(store.clone());
+    let _ = ctx.watched.instances.set(store.clone());
 
     // Each watch below both triggers reconciles and fills a store the reconciles read, so
     // a steady-state reconcile asks the API server nothing it is already told.
     let strip_deployment = |d: &mut Deployment| d.spec = None;
     let (deployments, deployment_events) =
         cache::reflected(ctx.scoped::<Deployment>(), children.clone(), strip_deployment);
+    let _ = ctx.watched.deployments.set(deployments.clone());
     let (services, service_events) =
         cache::reflected_metadata(ctx.scoped::<PartialObjectMeta<Service>>(), children.clone());
     let (configmaps, configmap_events) =

@@ -13,10 +13,11 @@ use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use sympozium_api::personapack::{InstalledPersona, PersonaSpec};
 use sympozium_api::{PersonaPack, SympoziumInstance, SympoziumSchedule};
-use sympozium_kube::apply::{Applied, apply_known, create_if_absent, delete_if_exists, delete_if_owned};
+use sympozium_kube::apply::{create_if_absent, delete_if_exists, delete_if_owned};
 
 use super::build::{self, SeedAction};
 use super::dereference::{Observed, Stores, owned_by, persona_of};
+use super::stamps::Outcome;
 use crate::cache;
 use crate::context::Context;
 use crate::instance::build::MEMORY_PLACEHOLDER;
@@ -131,19 +132,27 @@ async fn stamp(
     };
     let instance = async {
         let what = format!("SympoziumInstance/{name}");
-        let existed = cache::contains(&stores.instances, &ns, &name);
-        let applied = apply_known(&instances, &inst, existed).await.map_err(about(what.clone()))?;
-        Ok::<_, StampError>((applied == Applied::Created).then_some(what))
+        let stored = cache::get(&stores.instances, &ns, &name);
+        let applied = stores
+            .stamps
+            .apply(&uid, &instances, &inst, stored.as_deref())
+            .await
+            .map_err(about(what.clone()))?;
+        Ok::<_, StampError>((applied == Outcome::Created).then_some(what))
     };
     let schedule = async {
         let what = format!("SympoziumSchedule/{schedule_name}");
         match build::schedule(pack, persona, index) {
             Some(sched) => {
-                let existed = cache::contains(&stores.schedules, &ns, &schedule_name);
-                let applied = apply_known(&schedules, &sched, existed).await.map_err(about(what.clone()))?;
+                let stored = cache::get(&stores.schedules, &ns, &schedule_name);
+                let applied = stores
+                    .stamps
+                    .apply(&uid, &schedules, &sched, stored.as_deref())
+                    .await
+                    .map_err(about(what.clone()))?;
                 Ok::<_, StampError>((
                     Some(schedule_name.clone()),
-                    (applied == Applied::Created).then_some(what),
+                    (applied == Outcome::Created).then_some(what),
                     None,
                 ))
             }

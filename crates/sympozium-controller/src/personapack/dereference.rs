@@ -37,6 +37,8 @@ pub struct Stores {
     pub configmaps: Store<ConfigMap>,
     /// Resolves once every store has had its first list.
     pub readiness: Readiness,
+    /// What this process last applied per pack.
+    pub stamps: super::stamps::Stamps,
 }
 
 impl Stores {

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod build;
 pub mod cleanup;
 pub mod dereference;
+pub mod stamps;
 pub mod status;
 
 use std::sync::Arc;
@@ -81,7 +82,7 @@ pub async fn run(ctx: Arc<Context>) {
         cache::until_ready(&schedules),
         cache::until_ready(&configmaps),
     ]);
-    let stores = Stores { instances, schedules, configmaps, readiness };
+    let stores = Stores { instances, schedules, configmaps, readiness, stamps: Default::default() };
     // Seeded memory carries no ownerReference; it maps back to its pack by label.
     let memory_mapper = |cm: ConfigMap| {
         let ns = cm.namespace()?;
@@ -123,6 +124,7 @@ async fn reconcile(pack: Arc<PersonaPack>, ctx: Arc<Context>, stores: Stores) ->
         match event {
             Finalizer::Apply(pack) => converge(&pack, &api, &ctx, &stores).await,
             Finalizer::Cleanup(pack) => {
+                stores.stamps.forget(&pack.uid().unwrap_or_default());
                 let deleted = cleanup::finalize(&pack, &ctx).await?;
                 let note = if deleted.is_empty() {
                     "pack deleted; its team goes with it".to_string()
@@ -203,6 +205,7 @@ async fn disable(
     stores: &Stores,
 ) -> Result<Action, Error> {
     let name = pack.name_any();
+    stores.stamps.forget(&pack.uid().unwrap_or_default());
     let deleted = cleanup::remove_team(pack, &observed, ctx).await?;
     for what in &deleted {
         ctx.publish(pack, EventType::Normal, "Deleted", &format!("deleted {what}: pack disabled")).await;

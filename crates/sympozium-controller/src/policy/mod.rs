@@ -35,6 +35,8 @@ pub async fn run(ctx: Arc<Context>) {
         Controller::new(ctx.scoped::<SympoziumPolicy>(), watcher::Config::default().any_semantic())
             .with_config(ctx.controller_config());
     let policies = controller.store();
+    // Run starts read their instance's policy from it.
+    let _ = ctx.watched.policies.set(policies.clone());
     // An instance that switched policies must decrement the old one too, which its new
     // state no longer names: re-count every policy in the instance's namespace.
     let mapper = move |instance: SympoziumInstance| {

@@ -36,7 +36,10 @@ pub use crate::context::ReconcileError as Error;
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
     let owned = watcher::Config::default().labels(&format!("{COMPONENT}={}", build::COMPONENT_SKILL_PACK));
-    Controller::new(ctx.scoped::<SkillPack>(), watcher::Config::default().any_semantic())
+    let controller = Controller::new(ctx.scoped::<SkillPack>(), watcher::Config::default().any_semantic());
+    // Run starts resolve their skills' sidecars from it.
+    let _ = ctx.watched.skill_packs.set(controller.store());
+    controller
         .with_config(ctx.controller_config())
         .owns(ctx.scoped::<ConfigMap>(), owned)
         .shutdown_on_signal()

@@ -1,0 +1,197 @@
+//! What this process last applied for each pack, so a reconcile re-applies only what
+//! changed.
+//!
+//! A pack is reconciled again whenever one of its instances or schedules changes, and most
+//! of those changes are the members' own status writes. Re-applying all of a team's
+//! instances and schedules each time was 14 patches per member change of a 7-persona pack.
+//! An object is applied again when the pack wants something different, when someone else
+//! changed its spec (its generation moved), when its labels lost one of the pack's, or when
+//! it was replaced (new uid); otherwise the apply is skipped. Marks live in memory only: a
+//! restarted controller applies everything once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use kube::api::{Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sympozium_kube::FIELD_MANAGER;
+
+/// The state of one applied object: the desired object's digest, and the generation and
+/// uid the API server answered the apply with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mark {
+    digest: u64,
+    generation: Option<i64>,
+    uid: Option<String>,
+}
+
+/// Marks per pack (by uid), per object (`Kind/name`).
+#[derive(Clone, Default)]
+pub struct Stamps(Arc<Mutex<HashMap<String, HashMap<String, Mark>>>>);
+
+/// What [`Stamps::apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The object did not exist and was created.
+    Created,
+    /// The object existed and was applied again.
+    Applied,
+    /// The object already held what the pack wants; nothing was sent.
+    Current,
+}
+
+impl Stamps {
+    /// Server-side applies `desired` (forced) unless `stored` — the watch's latest metadata
+    /// of the object — shows it is still what this process last applied.
+    pub async fn apply<K>(
+        &self,
+        pack_uid: &str,
+        api: &Api<K>,
+        desired: &K,
+        stored: Option<&PartialObjectMeta<K>>,
+    ) -> Result<Outcome, kube::Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
+    {
+        let key = format!("{}/{}", K::kind(&()), desired.name_any());
+        let digest = digest(desired);
+        if let Some(stored) = stored
+            && self.current(pack_uid, &key, digest, stored, desired.labels())
+        {
+            return Ok(Outcome::Current);
+        }
+        let applied = api
+            .patch(&desired.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(desired))
+            .await?;
+        let mark = Mark { digest, generation: applied.meta().generation, uid: applied.meta().uid.clone() };
+        if let Ok(mut all) = self.0.lock() {
+            all.entry(pack_uid.to_string()).or_default().insert(key, mark);
+        }
+        Ok(if stored.is_some() { Outcome::Applied } else { Outcome::Created })
+    }
+
+    /// Forgets a pack (disabled or deleted): its objects are being removed.
+    pub fn forget(&self, pack_uid: &str) {
+        if let Ok(mut all) = self.0.lock() {
+            all.remove(pack_uid);
+        }
+    }
+
+    fn current<K>(
+        &self,
+        pack_uid: &str,
+        key: &str,
+        digest: u64,
+        stored: &PartialObjectMeta<K>,
+        labels: &BTreeMap<String, String>,
+    ) -> bool {
+        let Ok(all) = self.0.lock() else { return false };
+        let Some(mark) = all.get(pack_uid).and_then(|m| m.get(key)) else { return false };
+        let meta = &stored.metadata;
+        let labelled = labels.iter().all(|(k, v)| meta.labels.as_ref().and_then(|l| l.get(k)) == Some(v));
+        mark.digest == digest
+            && mark.generation.is_some()
+            && mark.generation == meta.generation
+            && mark.uid.is_some()
+            && mark.uid == meta.uid
+            && labelled
+    }
+}
+
+/// A digest of the object as it would be sent.
+fn digest<K: Serialize>(obj: &K) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    match serde_json::to_vec(obj) {
+        Ok(bytes) => bytes.hash(&mut hasher),
+        // Unserializable objects cannot be applied either; a digest that never matches
+        // leaves the decision to the apply.
+        Err(_) => return u64::MAX,
+    }
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use sympozium_api::SympoziumInstance;
+
+    fn stored(generation: i64, uid: &str, labels: &[(&str, &str)]) -> PartialObjectMeta<SympoziumInstance> {
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        PartialObjectMeta {
+            types: None,
+            metadata: ObjectMeta {
+                name: Some("team-lead".into()),
+                generation: Some(generation),
+                uid: Some(uid.into()),
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+            _phantom: Default::default(),
+        }
+    }
+
+    fn marked(stamps: &Stamps, digest: u64) {
+        let mark = Mark { digest, generation: Some(3), uid: Some("u1".into()) };
+        stamps
+            .0
+            .lock()
+            .unwrap()
+            .entry("pack".into())
+            .or_default()
+            .insert("SympoziumInstance/team-lead".into(), mark);
+    }
+
+    #[test]
+    fn only_an_unchanged_object_with_the_packs_labels_is_current() {
+        let stamps = Stamps::default();
+        let labels: BTreeMap<String, String> =
+            [("sympozium.ai/persona-pack".to_string(), "team".to_string())].into();
+        let key = "SympoziumInstance/team-lead";
+        let ok = stored(3, "u1", &[("sympozium.ai/persona-pack", "team"), ("extra", "x")]);
+        assert!(!stamps.current("pack", key, 7, &ok, &labels), "nothing applied yet");
+        marked(&stamps, 7);
+        assert!(stamps.current("pack", key, 7, &ok, &labels));
+        assert!(!stamps.current("pack", key, 8, &ok, &labels), "the pack wants something else");
+        assert!(
+            !stamps.current(
+                "pack",
+                key,
+                7,
+                &stored(4, "u1", &[("sympozium.ai/persona-pack", "team")]),
+                &labels
+            ),
+            "someone edited the spec"
+        );
+        assert!(
+            !stamps.current(
+                "pack",
+                key,
+                7,
+                &stored(3, "u2", &[("sympozium.ai/persona-pack", "team")]),
+                &labels
+            ),
+            "replaced"
+        );
+        assert!(
+            !stamps.current("pack", key, 7, &stored(3, "u1", &[]), &labels),
+            "a label of the pack removed"
+        );
+        assert!(!stamps.current("other", key, 7, &ok, &labels), "another pack");
+        stamps.forget("pack");
+        assert!(!stamps.current("pack", key, 7, &ok, &labels), "forgotten");
+    }
+
+    #[test]
+    fn the_digest_follows_the_content() {
+        let a = SympoziumInstance::new("a", Default::default());
+        let mut b = a.clone();
+        assert_eq!(digest(&a), digest(&b));
+        b.metadata.labels = Some([("k".to_string(), "v".to_string())].into());
+        assert_ne!(digest(&a), digest(&b));
+    }
+}
