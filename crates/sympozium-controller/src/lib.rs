@@ -22,6 +22,7 @@ pub mod schedule;
 pub mod settings;
 pub mod skillpack;
 pub mod spawn;
+pub mod stamps;
 pub mod watched;
 
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //! its own process; the requests it sends are read from its `sympozium_api_requests_total`
 //! counter (by verb and resource) on `/metrics`:
 //!
-//! - instances at steady state, each reconciled again (an annotation edit), send no `get`
-//!   and no `list` at all (the previous controller sent seven per reconcile: the status, two
+//! - instances at steady state, each reconciled again (an annotation edit), send no `get`,
+//!   no `list` and no re-apply of an unchanged child at all (the previous controller sent seven per reconcile: the status, two
 //!   label lists, the runs, and a lookup for every child that should not exist);
 //! - a burst of runs polled through their result grace period reads its Jobs and pods from
 //!   the cache (the previous controller fetched the Job and listed the pods on every poll,
@@ -191,6 +191,12 @@ async fn reconciling_instances_at_steady_state_reads_only_caches() {
         gets.is_empty() && lists.is_empty(),
         "{reconciled} steady-state reconciles of {INSTANCES} instances sent gets {gets:?} and lists {lists:?}"
     );
+    // Nor do they re-send children that are as this controller last applied them.
+    let patches = delta(&before, &after, "patch");
+    for resource in ["deployments", "services", "networkpolicies", "secrets"] {
+        let n = patches.get(resource).copied().unwrap_or(0);
+        assert_eq!(n, 0, "{reconciled} steady-state reconciles re-applied {resource} {n} times: {patches:?}");
+    }
     // The counter counts: the instances' watches and writes made since start-up are there.
     assert!(after.keys().any(|(v, r)| v == "watch" && r == "sympoziuminstances"), "{after:?}");
     assert!(after.keys().any(|(v, r)| v == "patch" && r == "sympoziuminstances/status"), "{after:?}");
@@ -371,7 +377,7 @@ async fn member_changes_do_not_re_apply_a_packs_team() {
         sympozium_testkit::wait_for(&instances, name, "member Running", WAIT, running).await.unwrap();
     }
     ctl.settle("personapack").await;
-    ctl.settle("instance").await;
+    ctl.settle("sympoziuminstance").await;
     let (before, reconciles_before) = (ctl.requests().await, ctl.reconciles("personapack").await);
 
     // Every member changes (as their own status writes change them); the pack hears of each.

@@ -10,13 +10,14 @@ use kube::{Api, Resource, ResourceExt};
 use sympozium_api::instance::{ChannelStatus, ChannelType};
 use sympozium_api::labels::{self, component};
 use sympozium_api::{AgentRun, SympoziumInstance};
-use sympozium_kube::apply::{Applied, apply_known, create_if_absent, delete_if_exists};
+use sympozium_kube::apply::{Applied, create_if_absent, delete_if_exists};
 
 use super::dereference::Observed;
 use super::stores::Stores;
 use super::{build, bus_access, memory_access};
 use crate::cache;
 use crate::context::Context;
+use crate::stamps::Outcome;
 
 /// What converging an instance did and found.
 #[derive(Debug, Default)]
@@ -60,15 +61,28 @@ pub async fn converge(
     out
 }
 
-/// Server-side applies `obj`, telling creation from update by the watch cache `store`.
-async fn apply<K, S>(api: &Api<K>, obj: &K, store: &Store<S>) -> Result<Applied, kube::Error>
+/// Server-side applies `obj` for `owner`, unless the watch cache `store` shows it unchanged
+/// since this process last applied it (see [`crate::stamps`]); tells creation from update
+/// by the same store.
+async fn apply<K, S>(
+    stores: &Stores,
+    owner: &SympoziumInstance,
+    api: &Api<K>,
+    obj: &K,
+    store: &Store<S>,
+) -> Result<Applied, kube::Error>
 where
-    K: Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
     S: Resource<DynamicType = ()> + Clone,
 {
     let ns = obj.meta().namespace.clone().unwrap_or_default();
     let name = obj.meta().name.clone().unwrap_or_default();
-    apply_known(api, obj, Stores::existed(store, &ns, &name)).await
+    let stored = cache::get(store, &ns, &name);
+    let uid = owner.uid().unwrap_or_default();
+    Ok(match stores.stamps.apply(&uid, api, obj, stored.as_deref()).await? {
+        Outcome::Created => Applied::Created,
+        Outcome::Applied | Outcome::Current => Applied::Updated,
+    })
 }
 
 /// Deletes `name` when the watch cache `store` holds it owned by `owner_uid` (a user's own
@@ -121,7 +135,7 @@ async fn channels(
             match creds {
                 Ok(creds) => {
                     let secret = bus_access::secret(inst, auth, &creds);
-                    if out.record(what.clone(), apply(&secrets, &secret, &stores.secrets).await)
+                    if out.record(what.clone(), apply(stores, inst, &secrets, &secret, &stores.secrets).await)
                         == Some(Applied::Created)
                     {
                         out.created.push(what);
@@ -155,7 +169,7 @@ async fn channels(
         }
         if let Some(svc) = build::channel_webhook_service(inst, kind) {
             let what = format!("Service/{}", svc.name_any());
-            if out.record(what.clone(), apply(&services, &svc, &stores.services).await)
+            if out.record(what.clone(), apply(stores, inst, &services, &svc, &stores.services).await)
                 == Some(Applied::Created)
             {
                 out.created.push(what);
@@ -164,7 +178,8 @@ async fn channels(
         let version = observed.secret_versions.get(secret).cloned().flatten();
         let deploy = build::channel_deployment(inst, channel, version.as_deref(), &ctx.settings);
         let what = format!("Deployment/{}", deploy.name_any());
-        match out.record(what.clone(), apply(&deployments, &deploy, &stores.deployments).await) {
+        match out.record(what.clone(), apply(stores, inst, &deployments, &deploy, &stores.deployments).await)
+        {
             Some(Applied::Created) => {
                 out.created.push(what);
                 status.status = "Pending".into();
@@ -234,13 +249,16 @@ async fn memory(inst: &SympoziumInstance, ctx: &Context, stores: &Stores, out: &
         }
         memory_access(inst, ctx, stores, out).await;
         let deploy = build::memory_deployment(inst, &ctx.settings);
-        if out.record(format!("Deployment/{server}"), apply(&deployments, &deploy, &stores.deployments).await)
-            == Some(Applied::Created)
+        if out.record(
+            format!("Deployment/{server}"),
+            apply(stores, inst, &deployments, &deploy, &stores.deployments).await,
+        ) == Some(Applied::Created)
         {
             out.created.push(format!("Deployment/{server}"));
         }
         let svc = build::memory_service(inst);
-        if out.record(format!("Service/{server}"), apply(&services, &svc, &stores.services).await)
+        if out
+            .record(format!("Service/{server}"), apply(stores, inst, &services, &svc, &stores.services).await)
             == Some(Applied::Created)
         {
             out.created.push(format!("Service/{server}"));
@@ -296,7 +314,9 @@ async fn memory_access(inst: &SympoziumInstance, ctx: &Context, stores: &Stores,
     let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
     let policy = memory_access::network_policy(inst, &ctx.settings.system_namespace);
     let what = format!("NetworkPolicy/{}", policy.name_any());
-    if out.record(what.clone(), apply(&policies, &policy, &stores.policies).await) == Some(Applied::Created) {
+    if out.record(what.clone(), apply(stores, inst, &policies, &policy, &stores.policies).await)
+        == Some(Applied::Created)
+    {
         out.created.push(what);
     }
 }
@@ -308,7 +328,9 @@ async fn web_endpoint(inst: &SympoziumInstance, ctx: &Context, stores: &Stores, 
     match build::web_endpoint_run(inst) {
         Some(run) => {
             let what = format!("AgentRun/{}", run.name_any());
-            if out.record(what.clone(), apply(&runs, &run, &stores.runs).await) == Some(Applied::Created) {
+            if out.record(what.clone(), apply(stores, inst, &runs, &run, &stores.runs).await)
+                == Some(Applied::Created)
+            {
                 out.created.push(what);
             }
         }

@@ -113,6 +113,7 @@ pub async fn run(ctx: Arc<Context>) {
         runs,
         accounts,
         marked: Arc::new(stores::Marked::default()),
+        stamps: Default::default(),
         readiness,
     };
 
@@ -172,6 +173,7 @@ async fn reconcile(inst: Arc<SympoziumInstance>, ctx: Arc<Context>, stores: Stor
         match event {
             Finalizer::Apply(inst) => converge(&inst, &api, &ctx, &stores).await,
             Finalizer::Cleanup(inst) => {
+                stores.stamps.forget(&inst.uid().unwrap_or_default());
                 cleanup::cleanup(&inst, &ctx).await?;
                 ctx.publish(
                     &*inst,

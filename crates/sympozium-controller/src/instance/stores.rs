@@ -42,6 +42,8 @@ pub struct Stores {
     pub accounts: Store<PartialObjectMeta<ServiceAccount>>,
     /// Count marks written but perhaps not yet seen by the run store.
     pub marked: Arc<Marked>,
+    /// What this process last applied per instance.
+    pub stamps: crate::stamps::Stamps,
     /// Whether every store above has had its first list.
     pub readiness: cache::Readiness,
 }

@@ -17,10 +17,10 @@ use sympozium_kube::apply::{create_if_absent, delete_if_exists, delete_if_owned}
 
 use super::build::{self, SeedAction};
 use super::dereference::{Observed, Stores, owned_by, persona_of};
-use super::stamps::Outcome;
 use crate::cache;
 use crate::context::Context;
 use crate::instance::build::MEMORY_PLACEHOLDER;
+use crate::stamps::Outcome;
 
 /// What converging a pack did.
 #[derive(Debug, Default)]

@@ -38,7 +38,7 @@ pub struct Stores {
     /// Resolves once every store has had its first list.
     pub readiness: Readiness,
     /// What this process last applied per pack.
-    pub stamps: super::stamps::Stamps,
+    pub stamps: crate::stamps::Stamps,
 }
 
 impl Stores {

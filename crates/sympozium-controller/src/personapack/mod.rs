@@ -11,7 +11,6 @@ pub mod apply;
 pub mod build;
 pub mod cleanup;
 pub mod dereference;
-pub mod stamps;
 pub mod status;
 
 use std::sync::Arc;

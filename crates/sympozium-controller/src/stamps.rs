@@ -1,35 +1,37 @@
-//! What this process last applied for each pack, so a reconcile re-applies only what
-//! changed.
+//! What this process last applied for each owner (a pack, an instance), so a reconcile
+//! re-applies only what changed.
 //!
-//! A pack is reconciled again whenever one of its instances or schedules changes, and most
-//! of those changes are the members' own status writes. Re-applying all of a team's
-//! instances and schedules each time was 14 patches per member change of a 7-persona pack.
-//! An object is applied again when the pack wants something different, when someone else
-//! changed its spec (its generation moved), when its labels lost one of the pack's, or when
-//! it was replaced (new uid); otherwise the apply is skipped. Marks live in memory only: a
-//! restarted controller applies everything once.
+//! Owners are reconciled again whenever one of their children changes, and most of those
+//! changes are the children's own status writes. Re-applying all of a 7-persona pack's
+//! instances and schedules each time was 14 patches per member change; an instance re-sent
+//! its Deployment, Service and NetworkPolicy on each of its own status writes. An object
+//! is applied again when the owner wants something different, when someone else wrote it
+//! (its resourceVersion moved, and for kinds with a generation, its spec), when its labels
+//! lost one of ours, or when it was replaced (new uid); otherwise the apply is skipped.
+//! Marks live in memory only: a restarted controller applies everything once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
-use kube::core::PartialObjectMeta;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sympozium_kube::FIELD_MANAGER;
 
-/// The state of one applied object: the desired object's digest, and the generation and
-/// uid the API server answered the apply with.
+/// The state of one applied object: the desired object's digest, and the generation,
+/// resourceVersion and uid the API server answered the apply with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Mark {
     digest: u64,
     generation: Option<i64>,
+    version: Option<String>,
     uid: Option<String>,
 }
 
-/// Marks per pack (by uid), per object (`Kind/name`).
+/// Marks per owner (by uid), per object (`Kind/name`).
 #[derive(Clone, Default)]
 pub struct Stamps(Arc<Mutex<HashMap<String, HashMap<String, Mark>>>>);
 
@@ -40,65 +42,74 @@ pub enum Outcome {
     Created,
     /// The object existed and was applied again.
     Applied,
-    /// The object already held what the pack wants; nothing was sent.
+    /// The object already held what the owner wants; nothing was sent.
     Current,
 }
 
 impl Stamps {
-    /// Server-side applies `desired` (forced) unless `stored` — the watch's latest metadata
-    /// of the object — shows it is still what this process last applied.
-    pub async fn apply<K>(
+    /// Server-side applies `desired` (forced) unless `stored` — the watch's latest copy of
+    /// the object, whole or metadata only — shows it is still what this process last
+    /// applied for `owner_uid`.
+    pub async fn apply<K, S>(
         &self,
-        pack_uid: &str,
+        owner_uid: &str,
         api: &Api<K>,
         desired: &K,
-        stored: Option<&PartialObjectMeta<K>>,
+        stored: Option<&S>,
     ) -> Result<Outcome, kube::Error>
     where
         K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
+        S: Resource,
     {
         let key = format!("{}/{}", K::kind(&()), desired.name_any());
         let digest = digest(desired);
         if let Some(stored) = stored
-            && self.current(pack_uid, &key, digest, stored, desired.labels())
+            && self.current(owner_uid, &key, digest, stored.meta(), desired.labels())
         {
             return Ok(Outcome::Current);
         }
         let applied = api
             .patch(&desired.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(desired))
             .await?;
-        let mark = Mark { digest, generation: applied.meta().generation, uid: applied.meta().uid.clone() };
+        let meta = applied.meta();
+        let mark = Mark {
+            digest,
+            generation: meta.generation,
+            version: meta.resource_version.clone(),
+            uid: meta.uid.clone(),
+        };
         if let Ok(mut all) = self.0.lock() {
-            all.entry(pack_uid.to_string()).or_default().insert(key, mark);
+            all.entry(owner_uid.to_string()).or_default().insert(key, mark);
         }
         Ok(if stored.is_some() { Outcome::Applied } else { Outcome::Created })
     }
 
-    /// Forgets a pack (disabled or deleted): its objects are being removed.
-    pub fn forget(&self, pack_uid: &str) {
+    /// Forgets an owner (disabled or deleted): its objects are being removed.
+    pub fn forget(&self, owner_uid: &str) {
         if let Ok(mut all) = self.0.lock() {
-            all.remove(pack_uid);
+            all.remove(owner_uid);
         }
     }
 
-    fn current<K>(
+    fn current(
         &self,
-        pack_uid: &str,
+        owner_uid: &str,
         key: &str,
         digest: u64,
-        stored: &PartialObjectMeta<K>,
+        meta: &ObjectMeta,
         labels: &BTreeMap<String, String>,
     ) -> bool {
         let Ok(all) = self.0.lock() else { return false };
-        let Some(mark) = all.get(pack_uid).and_then(|m| m.get(key)) else { return false };
-        let meta = &stored.metadata;
+        let Some(mark) = all.get(owner_uid).and_then(|m| m.get(key)) else { return false };
         let labelled = labels.iter().all(|(k, v)| meta.labels.as_ref().and_then(|l| l.get(k)) == Some(v));
+        // Untouched since the apply, or (kinds with a generation) only its status written.
+        let unwritten = mark.version.is_some() && mark.version == meta.resource_version;
+        let same_spec = mark.generation.is_some() && mark.generation == meta.generation;
         mark.digest == digest
-            && mark.generation.is_some()
-            && mark.generation == meta.generation
             && mark.uid.is_some()
             && mark.uid == meta.uid
             && labelled
+            && (unwritten || same_spec)
     }
 }
 
@@ -117,26 +128,22 @@ fn digest<K: Serialize>(obj: &K) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use sympozium_api::SympoziumInstance;
 
-    fn stored(generation: i64, uid: &str, labels: &[(&str, &str)]) -> PartialObjectMeta<SympoziumInstance> {
+    fn stored(generation: i64, uid: &str, labels: &[(&str, &str)]) -> ObjectMeta {
         let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        PartialObjectMeta {
-            types: None,
-            metadata: ObjectMeta {
-                name: Some("team-lead".into()),
-                generation: Some(generation),
-                uid: Some(uid.into()),
-                labels: Some(labels),
-                ..ObjectMeta::default()
-            },
-            _phantom: Default::default(),
+        ObjectMeta {
+            name: Some("team-lead".into()),
+            generation: Some(generation),
+            resource_version: Some(format!("{generation}00")),
+            uid: Some(uid.into()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
         }
     }
 
     fn marked(stamps: &Stamps, digest: u64) {
-        let mark = Mark { digest, generation: Some(3), uid: Some("u1".into()) };
+        let mark = Mark { digest, generation: Some(3), version: Some("300".into()), uid: Some("u1".into()) };
         stamps
             .0
             .lock()
@@ -184,6 +191,20 @@ mod tests {
         assert!(!stamps.current("other", key, 7, &ok, &labels), "another pack");
         stamps.forget("pack");
         assert!(!stamps.current("pack", key, 7, &ok, &labels), "forgotten");
+    }
+
+    #[test]
+    fn kinds_without_a_generation_are_current_only_until_written() {
+        let stamps = Stamps::default();
+        let labels = BTreeMap::new();
+        let key = "SympoziumInstance/team-lead";
+        let mark = Mark { digest: 7, generation: None, version: Some("300".into()), uid: Some("u1".into()) };
+        stamps.0.lock().unwrap().entry("owner".into()).or_default().insert(key.into(), mark);
+        let mut meta = stored(3, "u1", &[]);
+        meta.generation = None;
+        assert!(stamps.current("owner", key, 7, &meta, &labels));
+        meta.resource_version = Some("301".into());
+        assert!(!stamps.current("owner", key, 7, &meta, &labels), "written by someone since");
     }
 
     #[test]
