@@ -3,14 +3,16 @@
 //! tokio's blocking pool.
 //!
 //! Single stores go through a dedicated writer thread that commits whatever stores are queued
-//! together in one transaction (group commit; one savepoint per store, so one store's limit
-//! error does not affect the others). Each caller is answered only after the commit that holds
-//! its memory, so acknowledged stores are durable and many concurrent writers share an fsync.
+//! together in one transaction (group commit). Limits are checked per store against running
+//! totals, so a store over a limit fails alone and its neighbours are stored; should the group's
+//! transaction fail all the same, it is retried store by store, one savepoint each, so every
+//! caller still gets exactly its own outcome. Each caller is answered only after the commit that
+//! holds its memory, so acknowledged stores are durable and many concurrent writers share an fsync.
 //! A third thread checkpoints the WAL every [`CHECKPOINT_EVERY`] on its own connection
 //! (`PASSIVE`: it never blocks the writer), so no commit waits for a checkpoint.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -54,6 +56,12 @@ pub struct Store {
 
 /// The most stores committed in one group.
 const MAX_GROUP: usize = 256;
+/// The most rows of one multi-row INSERT. Groups up to this size take one statement; larger
+/// ones (only with more than this many concurrent clients) take a few.
+const MAX_INSERT_ROWS: usize = 64;
+/// Prepared statements the writer connection keeps: one INSERT per group size up to
+/// [`MAX_INSERT_ROWS`] (each well under 100 KiB) and the writer's other statements.
+const WRITER_STATEMENT_CACHE: usize = MAX_INSERT_ROWS + 32;
 /// How often the WAL is checkpointed into the database file.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
@@ -77,6 +85,9 @@ impl Store {
     /// checks done before anything is written.
     pub fn open(path: &Path, limits: Limits, startup_check: bool, readers: usize) -> Result<Self> {
         let writer = schema::open_writer(path, startup_check)?;
+        // The writer caches one multi-row INSERT per chunk size (see [`insert_rows`]) besides its
+        // other statements; rusqlite's default of 16 would evict them between groups.
+        writer.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
         let inner = Arc::new(Inner {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
@@ -202,23 +213,47 @@ impl Inner {
 
     fn insert_many(&self, requests: Vec<StoreRequest>) -> Result<Vec<Stored>> {
         let prepared = requests.into_iter().map(|r| self.prepare_new(r)).collect::<Result<Vec<_>>>()?;
+        let rows: Vec<(&str, &[String])> = prepared.iter().map(|(c, t)| (c.as_str(), t.as_slice())).collect();
         let mut conn = self.writer()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut stored = Vec::with_capacity(prepared.len());
-        for (content, tags) in prepared {
-            stored.push(self.insert_row(&tx, &content, &tags)?);
-        }
+        // All or none: the first store over a limit fails the batch (the transaction is
+        // rolled back when `tx` is dropped).
+        let stored = insert_rows(&tx, self.limits, &rows)?.into_iter().collect::<Result<Vec<_>>>()?;
         tx.commit()?;
         Ok(stored)
     }
 
-    /// Inserts queued stores in one transaction, each under its own savepoint.
+    /// Commits queued stores in one transaction; each gets its own outcome (a store over a
+    /// limit fails alone). Should the transaction itself fail, the group is rolled back and
+    /// retried store by store ([`Inner::insert_one_by_one`]), so a store that makes SQLite fail
+    /// cannot fail the others.
     fn insert_group(&self, jobs: &[WriteJob]) -> Result<Vec<Result<Stored>>> {
+        match self.insert_together(jobs) {
+            Ok(outcomes) => Ok(outcomes),
+            Err(error) => {
+                tracing::warn!(%error, stores = jobs.len(), "group commit failed; retrying its stores one by one");
+                self.insert_one_by_one(jobs)
+            }
+        }
+    }
+
+    /// The fast path of [`Inner::insert_group`]: no savepoints, one multi-row INSERT per chunk.
+    fn insert_together(&self, jobs: &[WriteJob]) -> Result<Vec<Result<Stored>>> {
+        let rows: Vec<(&str, &[String])> =
+            jobs.iter().map(|j| (j.content.as_str(), j.tags.as_slice())).collect();
+        let mut conn = self.writer()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let outcomes = insert_rows(&tx, self.limits, &rows)?;
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
+    /// The slow path of [`Inner::insert_group`]: one savepoint per store, so a store whose
+    /// insert fails is rolled back alone and the others are committed.
+    fn insert_one_by_one(&self, jobs: &[WriteJob]) -> Result<Vec<Result<Stored>>> {
         let mut conn = self.writer()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut outcomes = Vec::with_capacity(jobs.len());
-        // Savepoints through cached statements: the writer runs them for every store, and
-        // parsing them each time was a visible part of its time.
         for job in jobs {
             tx.prepare_cached("SAVEPOINT store")?.execute([])?;
             match self.insert_row(&tx, &job.content, &job.tags) {
@@ -259,23 +294,7 @@ impl Inner {
     }
 
     fn check_capacity(&self, conn: &Connection, new_entries: u64, new_bytes: i64) -> Result<()> {
-        let now = stats(conn)?;
-        let max_entries = self.limits.max_entries;
-        if max_entries > 0 && now.entries + new_entries > max_entries {
-            return Err(MemoryError::LimitExceeded(format!(
-                "the memory store is full: {} of {max_entries} memories (MEMORY_MAX_ENTRIES); delete some first",
-                now.entries
-            )));
-        }
-        let max_bytes = self.limits.max_total_bytes;
-        let after = now.bytes.saturating_add_signed(new_bytes);
-        if max_bytes > 0 && new_bytes > 0 && after > max_bytes {
-            return Err(MemoryError::LimitExceeded(format!(
-                "the memory store would hold {after} bytes, over its limit of {max_bytes} bytes (MEMORY_MAX_TOTAL_BYTES); {} bytes are in use",
-                now.bytes
-            )));
-        }
-        Ok(())
+        check_capacity(self.limits, stats(conn)?, new_entries, new_bytes)
     }
 
     fn insert_row(&self, conn: &Connection, content: &str, tags: &[String]) -> Result<Stored> {
@@ -312,11 +331,9 @@ impl Inner {
             i64::try_from(new_bytes).unwrap_or(i64::MAX) - i64::try_from(old_bytes).unwrap_or(i64::MAX);
         self.check_capacity(&tx, 0, delta)?;
         let now: String = tx.prepare_cached(NOW)?.query_row([], |r| r.get(0))?;
-        tx.execute(
-            "UPDATE memories SET content = ?1, tags = ?2, updated_at = ?3 WHERE id = ?4",
-            params![content, tags.join(","), now, id],
-        )?;
-        tx.execute("DELETE FROM memory_tags WHERE memory_id = ?1", [id])?;
+        tx.prepare_cached("UPDATE memories SET content = ?1, tags = ?2, updated_at = ?3 WHERE id = ?4")?
+            .execute(params![content, tags.join(","), now, id])?;
+        tx.prepare_cached("DELETE FROM memory_tags WHERE memory_id = ?1")?.execute([id])?;
         write_tags(&tx, id, &tags)?;
         let entry = get_entry(&tx, id)?;
         tx.commit()?;
@@ -326,11 +343,11 @@ impl Inner {
     fn delete(&self, id: i64) -> Result<Deleted> {
         let mut conn = self.writer()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let removed = tx.execute("DELETE FROM memories WHERE id = ?1", [id])?;
+        let removed = tx.prepare_cached("DELETE FROM memories WHERE id = ?1")?.execute([id])?;
         if removed == 0 {
             return Err(MemoryError::NotFound(id));
         }
-        tx.execute("DELETE FROM memory_tags WHERE memory_id = ?1", [id])?;
+        tx.prepare_cached("DELETE FROM memory_tags WHERE memory_id = ?1")?.execute([id])?;
         tx.commit()?;
         Ok(Deleted { id, deleted: true })
     }
@@ -408,6 +425,110 @@ fn checkpoint_loop(conn: &Connection, alive: &Weak<Inner>) {
             tracing::debug!(error = %e, "background checkpoint failed; retried");
         }
     }
+}
+
+/// Whether `new_entries` more memories of `new_bytes` more bytes fit beside `now`
+/// (the counts before them).
+fn check_capacity(limits: Limits, now: Stats, new_entries: u64, new_bytes: i64) -> Result<()> {
+    let max_entries = limits.max_entries;
+    if max_entries > 0 && now.entries + new_entries > max_entries {
+        return Err(MemoryError::LimitExceeded(format!(
+            "the memory store is full: {} of {max_entries} memories (MEMORY_MAX_ENTRIES); delete some first",
+            now.entries
+        )));
+    }
+    let max_bytes = limits.max_total_bytes;
+    let after = now.bytes.saturating_add_signed(new_bytes);
+    if max_bytes > 0 && new_bytes > 0 && after > max_bytes {
+        return Err(MemoryError::LimitExceeded(format!(
+            "the memory store would hold {after} bytes, over its limit of {max_bytes} bytes (MEMORY_MAX_TOTAL_BYTES); {} bytes are in use",
+            now.bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Inserts `rows` (content, normalized tags) in the open transaction `conn`, all with the same
+/// timestamp, and returns each row's outcome in order: a row that would exceed
+/// `MEMORY_MAX_ENTRIES` or `MEMORY_MAX_TOTAL_BYTES` fails alone, exactly as if the rows were
+/// stored one after another (the counts are read once and carried along), and is not inserted.
+/// An `Err` means the transaction failed and must be rolled back.
+///
+/// The rows go in one multi-row INSERT (of up to [`MAX_INSERT_ROWS`]) rather than one INSERT
+/// each: every INSERT into `memories` after the first in a transaction makes FTS5 flush its
+/// pending index entries to a new segment (its savepoint callback, run for the statement journal
+/// such an INSERT opens because its triggers write), and writing, then merging, a segment per
+/// memory was most of the writer's time. This way a group's entries are flushed once, at commit.
+fn insert_rows(conn: &Connection, limits: Limits, rows: &[(&str, &[String])]) -> Result<Vec<Result<Stored>>> {
+    let now: String = conn.prepare_cached(NOW)?.query_row([], |r| r.get(0))?;
+    let mut totals = stats(conn)?;
+    let mut outcomes: Vec<Result<Stored>> = Vec::with_capacity(rows.len());
+    let mut accepted = Vec::with_capacity(rows.len());
+    for (i, (content, tags)) in rows.iter().enumerate() {
+        let bytes = entry_bytes(content, tags);
+        match check_capacity(limits, totals, 1, i64::try_from(bytes).unwrap_or(i64::MAX)) {
+            Ok(()) => {
+                // What the `memory_stats` triggers will add for this row.
+                totals.entries += 1;
+                totals.bytes = totals.bytes.saturating_add(bytes);
+                accepted.push(i);
+                // Replaced by the id once inserted.
+                outcomes.push(Ok(Stored { id: 0, stored_at: String::new() }));
+            }
+            Err(e) => outcomes.push(Err(e)),
+        }
+    }
+    let mut rest = accepted.as_slice();
+    while !rest.is_empty() {
+        let n = rest.len().min(MAX_INSERT_ROWS);
+        let (chunk, after) = rest.split_at(n);
+        rest = after;
+        let sql = insert_sql(n).ok_or_else(|| MemoryError::Task(format!("no INSERT of {n} memories")))?;
+        let mut stmt = conn.prepare_cached(sql)?;
+        stmt.raw_bind_parameter(1, &now)?;
+        for (k, &i) in chunk.iter().enumerate() {
+            let (content, tags) = rows[i];
+            stmt.raw_bind_parameter(2 * k + 2, content)?;
+            stmt.raw_bind_parameter(2 * k + 3, tags.join(","))?;
+        }
+        let mut ids = Vec::with_capacity(n);
+        let mut returned = stmt.raw_query();
+        while let Some(row) = returned.next()? {
+            ids.push(row.get::<_, i64>(0)?);
+        }
+        // RETURNING gives no order, but the rows are inserted in VALUES order and AUTOINCREMENT
+        // only ever hands out larger ids, so the k-th smallest id is the k-th row's.
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != n {
+            return Err(MemoryError::Task(format!("an INSERT of {n} memories returned {} ids", ids.len())));
+        }
+        for (&i, id) in chunk.iter().zip(ids) {
+            write_tags(conn, id, rows[i].1)?;
+            outcomes[i] = Ok(Stored { id, stored_at: now.clone() });
+        }
+    }
+    Ok(outcomes)
+}
+
+/// `INSERT` of `rows` memories (1 to [`MAX_INSERT_ROWS`]): `?1` is the timestamp, then content
+/// and comma-joined tags of each. Built once per size, since the statement cache is looked up
+/// by text on every chunk.
+fn insert_sql(rows: usize) -> Option<&'static str> {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (1..=MAX_INSERT_ROWS)
+            .map(|rows| {
+                let values: Vec<String> =
+                    (0..rows).map(|k| format!("(?{}, ?{}, ?1, ?1)", 2 * k + 2, 2 * k + 3)).collect();
+                format!(
+                    "INSERT INTO memories(content, tags, created_at, updated_at) VALUES {} RETURNING id",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    all.get(rows.checked_sub(1)?).map(String::as_str)
 }
 
 fn entry_bytes(content: &str, tags: &[String]) -> u64 {
@@ -523,6 +644,142 @@ mod tests {
         assert_eq!(stats(&conn).unwrap().entries, 2);
         let rows: i64 = conn.query_row("SELECT count(*) FROM memories", [], |r| r.get(0)).unwrap();
         assert_eq!(rows, 2);
+    }
+
+    fn job(content: &str, tags: &[&str]) -> WriteJob {
+        WriteJob {
+            content: content.to_string(),
+            tags: tags.iter().map(|t| (*t).to_string()).collect(),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    /// Each outcome as the caller sees it: the stored memory (content, tags) or the error text.
+    fn seen(store: &Store, outcomes: &[Result<Stored>]) -> Vec<Result<(String, Vec<String>), String>> {
+        let conn = store.inner.writer().unwrap();
+        outcomes
+            .iter()
+            .map(|o| match o {
+                Ok(stored) => {
+                    let entry = get_entry(&conn, stored.id).unwrap();
+                    assert_eq!(entry.created_at, stored.stored_at);
+                    Ok((entry.content, entry.tags))
+                }
+                Err(e) => Err(e.to_string()),
+            })
+            .collect()
+    }
+
+    /// The counts kept by the triggers, and the counts of the table itself.
+    fn counted_and_real(store: &Store) -> (Stats, Stats) {
+        let conn = store.inner.writer().unwrap();
+        let (entries, bytes): (i64, i64) = conn
+            .query_row(
+                "SELECT count(*), COALESCE(sum(length(CAST(content AS BLOB)) + length(CAST(tags AS BLOB))), 0) FROM memories",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let real = Stats { entries: u64::try_from(entries).unwrap(), bytes: u64::try_from(bytes).unwrap() };
+        (stats(&conn).unwrap(), real)
+    }
+
+    #[test]
+    fn a_group_has_the_outcomes_of_storing_one_by_one() {
+        // Limits, and which of the 7 stores below fit them (after a first memory of 4 bytes).
+        let cases = [
+            // Store #3 would pass the total; the smaller stores after it still fit, #7 does not.
+            (Limits { max_entries: 0, max_entry_bytes: 0, max_total_bytes: 100 }, [1, 1, 0, 1, 1, 1, 0]),
+            // The store that reaches the count succeeds, every later one fails.
+            (Limits { max_entries: 4, max_entry_bytes: 0, max_total_bytes: 0 }, [1, 1, 1, 0, 0, 0, 0]),
+            // Both: #3 over the total, #6 and #7 over the count.
+            (Limits { max_entries: 5, max_entry_bytes: 0, max_total_bytes: 110 }, [1, 1, 0, 1, 1, 0, 0]),
+        ];
+        for (limits, fit) in cases {
+            let contents: [(String, &[&str]); 7] = [
+                ("a".repeat(20), &["x"]),
+                ("b".repeat(30), &[]),
+                ("c".repeat(60), &["big", "y"]),
+                ("d".repeat(10), &["x", "z"]),
+                ("e".repeat(25), &[]),
+                ("f".repeat(5), &["x"]),
+                ("g".repeat(50), &[]),
+            ];
+            let jobs: Vec<WriteJob> = contents.iter().map(|(c, t)| job(c, t)).collect();
+            let dir = tempfile::tempdir().unwrap();
+            // Both databases start with a memory in them, so the running totals start above zero.
+            let together = Store::open(&dir.path().join("together.db"), limits, true, 0).unwrap();
+            let alone = Store::open(&dir.path().join("alone.db"), limits, true, 0).unwrap();
+            for store in [&together, &alone] {
+                store.inner.insert_one_by_one(&[job("seed", &[])]).unwrap().remove(0).unwrap();
+            }
+            let fast = together.inner.insert_together(&jobs).unwrap();
+            let slow = alone.inner.insert_one_by_one(&jobs).unwrap();
+            let (fast, slow) = (seen(&together, &fast), seen(&alone, &slow));
+            assert_eq!(fast, slow, "{limits:?}");
+            let stored: Vec<u8> = fast.iter().map(|o| u8::from(o.is_ok())).collect();
+            assert_eq!(stored, fit, "{limits:?}");
+            let (counted, real) = counted_and_real(&together);
+            assert_eq!(counted, real, "{limits:?}");
+            assert_eq!(counted, counted_and_real(&alone).0, "{limits:?}");
+        }
+    }
+
+    #[test]
+    fn each_store_of_a_large_group_gets_its_own_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits { max_total_bytes: 10_000, ..Limits::default() };
+        let store = Store::open(&dir.path().join("m.db"), limits, true, 0).unwrap();
+        // More than one multi-row INSERT, with a store over the total in the first.
+        const TOO_BIG: usize = 40;
+        let content = |i: usize| if i == TOO_BIG { "x".repeat(9_900) } else { format!("memory number {i}") };
+        let jobs: Vec<WriteJob> =
+            (0..MAX_INSERT_ROWS * 2 + 7).map(|i| job(&content(i), &[&format!("t{i}"), "all"])).collect();
+        let outcomes = store.inner.insert_group(&jobs).unwrap();
+        let seen = seen(&store, &outcomes);
+        let conn = store.inner.writer().unwrap();
+        for (i, outcome) in seen.iter().enumerate() {
+            let tag = format!("t{i}");
+            let tagged: Option<i64> = conn
+                .query_row("SELECT memory_id FROM memory_tags WHERE tag = ?1", [&tag], |r| r.get(0))
+                .optional()
+                .unwrap();
+            assert_eq!(tagged, outcomes[i].as_ref().ok().map(|s| s.id), "{i}");
+            if i == TOO_BIG {
+                assert!(matches!(outcome, Err(e) if e.contains("MEMORY_MAX_TOTAL_BYTES")), "{outcome:?}");
+            } else {
+                assert_eq!(outcome, &Ok((content(i), vec![tag, "all".to_string()])), "{i}");
+            }
+        }
+        drop(conn);
+        let (counted, real) = counted_and_real(&store);
+        assert_eq!(counted, real);
+        assert_eq!(real.entries, u64::try_from(jobs.len() - 1).unwrap());
+    }
+
+    #[test]
+    fn a_store_that_fails_the_group_transaction_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db"), Limits::default(), true, 0).unwrap();
+        // Stands for any store SQLite refuses: the group's INSERT fails as a whole.
+        store
+            .inner
+            .writer()
+            .unwrap()
+            .execute_batch(
+                "CREATE TEMP TRIGGER poison BEFORE INSERT ON main.memories WHEN new.content = 'poison'
+                 BEGIN SELECT RAISE(ABORT, 'poisoned store'); END;",
+            )
+            .unwrap();
+        let jobs = [job("first", &["a"]), job("poison", &[]), job("last", &["b"])];
+        let outcomes = store.inner.insert_group(&jobs).unwrap();
+        let seen = seen(&store, &outcomes);
+        assert_eq!(seen[0], Ok(("first".to_string(), vec!["a".to_string()])));
+        assert!(matches!(&seen[1], Err(e) if e.contains("poisoned store")), "{:?}", seen[1]);
+        assert_eq!(seen[2], Ok(("last".to_string(), vec!["b".to_string()])));
+        let (counted, real) = counted_and_real(&store);
+        assert_eq!(counted, real);
+        assert_eq!(real.entries, 2);
     }
 
     #[test]
