@@ -124,7 +124,7 @@ bench-tui-cluster:
 # Never part of `make test`.
 .PHONY: bench-web-proxy
 bench-web-proxy:
-	cargo run --release --locked -p sympozium-web-proxy --example bench -- $(BENCH_WEB_PROXY_ARGS)
+	cargo run --release --locked -p sympozium-web-proxy --example web_proxy_bench -- $(BENCH_WEB_PROXY_ARGS)
 
 # Local node (sympozium-node): pod start latency, bound -> all containers running, p50/p99
 # over BENCH_PODS (100) busybox pods, one at a time and as a burst, on the test plane.
@@ -151,7 +151,7 @@ bench-mcp:
 # with 5,000 runs, against a running test plane (make testplane-up; export TESTPLANE_KUBECONFIG).
 .PHONY: bench-api
 bench-api:
-	cargo run --release --locked -p sympozium-apiserver --example bench -- $(BENCH_API_ARGS)
+	cargo run --release --locked -p sympozium-apiserver --example api_bench -- $(BENCH_API_ARGS)
 
 # Soak: 1,000 chat messages to 20 instances over Telegram, Slack and Discord (protocol fakes)
 # through the real controller (two replicas), channel binaries and nats-server, with NATS
