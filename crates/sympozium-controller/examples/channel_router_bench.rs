@@ -49,6 +49,8 @@ struct Sender<'a> {
     next_id: usize,
     /// The name of the last run a message became.
     last_run: Option<String>,
+    /// How long each publish took to be acknowledged by JetStream (part of each latency).
+    published: Vec<Duration>,
 }
 
 impl Sender<'_> {
@@ -76,6 +78,7 @@ impl Sender<'_> {
                 "text": text, "metadata": {"messageId": id.to_string()}});
             let t0 = Instant::now();
             self.bus.publish(&received(&meta), meta, &data).await?;
+            self.published.push(t0.elapsed());
             let run = loop {
                 let seen = tokio::time::timeout(Duration::from_secs(30), self.seen.recv())
                     .await
@@ -192,8 +195,16 @@ async fn main() -> anyhow::Result<()> {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mut send =
-        Sender { bus: &bus, ns: &ns, inst, runs: &runs, seen: &mut seen, next_id: 0, last_run: None };
+    let mut send = Sender {
+        bus: &bus,
+        ns: &ns,
+        inst,
+        runs: &runs,
+        seen: &mut seen,
+        next_id: 0,
+        last_run: None,
+        published: Vec::new(),
+    };
     let fresh = send.measure(n, |i| format!("chat-{i}"), false).await?;
     report(
         &format!("channel message -> AgentRun created, {n} messages each in a new chat, one at a time:"),
@@ -219,6 +230,13 @@ async fn main() -> anyhow::Result<()> {
             "the same, {chat_len} messages in one chat, each answered (earlier turns carried into each run):"
         ),
         (lat, total),
+    );
+    let mut published = std::mem::take(&mut send.published);
+    published.sort();
+    println!(
+        "of each latency above, the publish until JetStream acknowledged it: p50 {:.1} ms  p99 {:.1} ms",
+        percentile(&published, 0.50).as_secs_f64() * 1e3,
+        percentile(&published, 0.99).as_secs_f64() * 1e3
     );
     // The same runs created without the router: what the API server and the watch take.
     let last = send.last_run.clone().context("no run seen")?;
