@@ -22,12 +22,25 @@ fn selector() -> String {
     format!("{}={SOURCE_VALUE}", labels::SOURCE)
 }
 
-/// Switches the annotation `key` from `pending` to `sent` on the newest version of the
-/// run, under its resourceVersion; `Ok(Some(run))` = this caller won and owns the
-/// follow-up (several paths and replicas may race for it).
-pub async fn claim(api: &Api<AgentRun>, name: &str, key: &str) -> Result<Option<AgentRun>, kube::Error> {
+/// Switches the annotation `key` from `pending` to `sent` under the run's resourceVersion,
+/// starting from `known` (the copy a watch or list just returned) and reading the run only
+/// after a conflict; `Ok(Some(run))` = this caller won and owns the follow-up (several
+/// paths and replicas may race for it).
+pub async fn claim(
+    api: &Api<AgentRun>,
+    name: &str,
+    key: &str,
+    known: Option<AgentRun>,
+) -> Result<Option<AgentRun>, kube::Error> {
+    let mut known = known;
     for _ in 0..5 {
-        let Some(run) = api.get_opt(name).await? else { return Ok(None) };
+        let run = match known.take() {
+            Some(run) => run,
+            None => match api.get_opt(name).await? {
+                Some(run) => run,
+                None => return Ok(None),
+            },
+        };
         if run.annotations().get(key).map(String::as_str) != Some("pending") {
             return Ok(None);
         }
@@ -37,39 +50,40 @@ pub async fn claim(api: &Api<AgentRun>, name: &str, key: &str) -> Result<Option<
         match api.patch(name, &params, &Patch::Merge(&patch)).await {
             Ok(_) => return Ok(Some(run)),
             Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(None),
             Err(e) => return Err(e),
         }
     }
     Ok(None)
 }
 
-/// Sends the reply of `run` with `text`, then claims it. Publishing first means a crash in
-/// between repeats the publish rather than losing the reply, and the message id
-/// `reply/<ns>/<run>` makes JetStream store any repeat — from another path, replica or a
-/// restart within its 2-minute duplicate window — only once.
+/// Sends the reply of `run` (as a watch or list just returned it) with `text`, then claims
+/// it. Publishing first means a crash in between repeats the publish rather than losing the
+/// reply, and the message id `reply/<ns>/<run>` makes JetStream store any repeat — from
+/// another path, replica or a restart within its 2-minute duplicate window — only once. A
+/// copy older than a claim already made is caught by the claim's resourceVersion.
 async fn answer(
     client: &Client,
     bus: &Bus,
-    ns: &str,
-    name: &str,
+    run: AgentRun,
     text: impl FnOnce(&AgentRun) -> Option<String>,
 ) -> Result<bool, RouterError> {
-    let api: Api<AgentRun> = Api::namespaced(client.clone(), ns);
-    let Some(run) = api.get_opt(name).await? else { return Ok(false) };
+    let (ns, name) = (run.namespace().unwrap_or_default(), run.name_any());
+    let api: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
     if run.annotations().get(REPLY_STATE).map(String::as_str) != Some("pending") {
         return Ok(false);
     }
     let reply = text(&run).and_then(|t| build::reply(&run, t));
     let Some((message, meta)) = reply else {
         tracing::warn!(run = %name, "channel run without a reply channel; nothing sent");
-        claim(&api, name, REPLY_STATE).await?;
+        claim(&api, &name, REPLY_STATE, Some(run)).await?;
         return Ok(false);
     };
     let once = format!("reply/{ns}/{name}");
     bus.publish_once(&super::send_topic(&meta), meta, &message, &once)
         .await
-        .map_err(|source| RouterError::PublishReply { run: name.to_string(), source })?;
-    if claim(&api, name, REPLY_STATE).await?.is_none() {
+        .map_err(|source| RouterError::PublishReply { run: name.clone(), source })?;
+    if claim(&api, &name, REPLY_STATE, Some(run)).await?.is_none() {
         // Another path or replica got there first; JetStream kept one copy.
         return Ok(false);
     }
@@ -83,7 +97,7 @@ async fn find(
     client: &Client,
     delivery: &Delivery,
     scope: Option<&str>,
-) -> Result<Option<(String, String)>, RouterError> {
+) -> Result<Option<AgentRun>, RouterError> {
     let run = delivery.envelope.meta("agentRunID");
     if run.is_empty() {
         return Ok(None);
@@ -104,7 +118,7 @@ async fn find(
         tracing::warn!(%run, "completion matches channel runs in several namespaces; ignored");
         return Ok(None);
     }
-    Ok(first.and_then(|r| Some((r.namespace()?, r.name_any()))))
+    Ok(first)
 }
 
 /// Handles one `agent.run.completed`; `Err` = transient, redeliver.
@@ -114,9 +128,9 @@ pub async fn on_completed(
     delivery: &Delivery,
     scope: Option<&str>,
 ) -> Result<(), RouterError> {
-    let Some((ns, name)) = find(client, delivery, scope).await? else { return Ok(()) };
+    let Some(run) = find(client, delivery, scope).await? else { return Ok(()) };
     let text = build::text_from_result(&delivery.envelope.data);
-    answer(client, bus, &ns, &name, |_| Some(text)).await.map(|_| ())
+    answer(client, bus, run, |_| Some(text)).await.map(|_| ())
 }
 
 /// Watches channel runs (of `namespace`, or of all) and answers those that finished
@@ -136,8 +150,8 @@ pub async fn watch_finished(client: Client, bus: Bus, namespace: Option<String>)
         if !build::reply_pending(&run) || build::text_from_status(&run).is_none() {
             continue;
         }
-        let (ns, name) = (run.namespace().unwrap_or_default(), run.name_any());
-        if let Err(e) = answer(&client, &bus, &ns, &name, build::text_from_status).await {
+        let name = run.name_any();
+        if let Err(e) = answer(&client, &bus, run, build::text_from_status).await {
             tracing::warn!(run = %name, error = %e, "answering a finished run failed; retried on its next change");
         }
     }

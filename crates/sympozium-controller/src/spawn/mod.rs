@@ -188,7 +188,7 @@ async fn watch_children(ctx: Arc<Context>, bus: Bus) {
         }
         let (ns, name) = (child.namespace().unwrap_or_default(), child.name_any());
         let runs: Api<AgentRun> = Api::namespaced(client.clone(), &ns);
-        let claimed = match claim(&runs, &name, RESULT_STATE).await {
+        let claimed = match claim(&runs, &name, RESULT_STATE, Some(child.clone())).await {
             Ok(Some(c)) => c,
             Ok(None) => continue,
             Err(e) => {
