@@ -7,10 +7,10 @@
 //! its Deployment, Service and NetworkPolicy on each of its own status writes. An object
 //! is applied again when the owner wants something different, when someone else wrote it
 //! (its resourceVersion moved, and for kinds with a generation, its spec), when its labels
-//! lost one of ours, or when it was replaced (new uid); otherwise the apply is skipped.
+//! or owner references lost one of ours, or when it was replaced (new uid); otherwise the apply is skipped.
 //! Marks live in memory only: a restarted controller applies everything once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
@@ -64,7 +64,7 @@ impl Stamps {
         let key = format!("{}/{}", K::kind(&()), desired.name_any());
         let digest = digest(desired);
         if let Some(stored) = stored
-            && self.current(owner_uid, &key, digest, stored.meta(), desired.labels())
+            && self.current(owner_uid, &key, digest, stored.meta(), desired.meta())
         {
             return Ok(Outcome::Current);
         }
@@ -97,11 +97,16 @@ impl Stamps {
         key: &str,
         digest: u64,
         meta: &ObjectMeta,
-        labels: &BTreeMap<String, String>,
+        desired: &ObjectMeta,
     ) -> bool {
         let Ok(all) = self.0.lock() else { return false };
         let Some(mark) = all.get(owner_uid).and_then(|m| m.get(key)) else { return false };
-        let labelled = labels.iter().all(|(k, v)| meta.labels.as_ref().and_then(|l| l.get(k)) == Some(v));
+        let labels = desired.labels.iter().flatten();
+        let labelled = labels.clone().all(|(k, v)| meta.labels.as_ref().and_then(|l| l.get(k)) == Some(v));
+        // An owner reference removed by hand would leave the child behind when its owner goes.
+        let stored_owners = meta.owner_references.iter().flatten();
+        let owned =
+            desired.owner_references.iter().flatten().all(|o| stored_owners.clone().any(|s| s.uid == o.uid));
         // Untouched since the apply, or (kinds with a generation) only its status written.
         let unwritten = mark.version.is_some() && mark.version == meta.resource_version;
         let same_spec = mark.generation.is_some() && mark.generation == meta.generation;
@@ -109,6 +114,7 @@ impl Stamps {
             && mark.uid.is_some()
             && mark.uid == meta.uid
             && labelled
+            && owned
             && (unwritten || same_spec)
     }
 }
@@ -128,6 +134,7 @@ fn digest<K: Serialize>(obj: &K) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use sympozium_api::SympoziumInstance;
 
     fn stored(generation: i64, uid: &str, labels: &[(&str, &str)]) -> ObjectMeta {
@@ -156,9 +163,18 @@ mod tests {
     #[test]
     fn only_an_unchanged_object_with_the_packs_labels_is_current() {
         let stamps = Stamps::default();
-        let labels: BTreeMap<String, String> =
-            [("sympozium.ai/persona-pack".to_string(), "team".to_string())].into();
+        let pack = OwnerReference { uid: "pack-uid".into(), ..OwnerReference::default() };
+        let labels = ObjectMeta {
+            labels: Some([("sympozium.ai/persona-pack".to_string(), "team".to_string())].into()),
+            owner_references: Some(vec![pack.clone()]),
+            ..ObjectMeta::default()
+        };
         let key = "SympoziumInstance/team-lead";
+        let owned = |mut meta: ObjectMeta| {
+            meta.owner_references = Some(vec![pack.clone()]);
+            meta
+        };
+        let stored = |generation, uid, labels| owned(stored(generation, uid, labels));
         let ok = stored(3, "u1", &[("sympozium.ai/persona-pack", "team"), ("extra", "x")]);
         assert!(!stamps.current("pack", key, 7, &ok, &labels), "nothing applied yet");
         marked(&stamps, 7);
@@ -188,6 +204,9 @@ mod tests {
             !stamps.current("pack", key, 7, &stored(3, "u1", &[]), &labels),
             "a label of the pack removed"
         );
+        let mut orphaned = ok.clone();
+        orphaned.owner_references = None;
+        assert!(!stamps.current("pack", key, 7, &orphaned, &labels), "its owner reference removed");
         assert!(!stamps.current("other", key, 7, &ok, &labels), "another pack");
         stamps.forget("pack");
         assert!(!stamps.current("pack", key, 7, &ok, &labels), "forgotten");
@@ -196,7 +215,7 @@ mod tests {
     #[test]
     fn kinds_without_a_generation_are_current_only_until_written() {
         let stamps = Stamps::default();
-        let labels = BTreeMap::new();
+        let labels = ObjectMeta::default();
         let key = "SympoziumInstance/team-lead";
         let mark = Mark { digest: 7, generation: None, version: Some("300".into()), uid: Some("u1".into()) };
         stamps.0.lock().unwrap().entry("owner".into()).or_default().insert(key.into(), mark);
