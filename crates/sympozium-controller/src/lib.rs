@@ -23,6 +23,7 @@ pub mod settings;
 pub mod skillpack;
 pub mod spawn;
 pub mod stamps;
+pub mod superseded;
 pub mod watched;
 
 use std::sync::Arc;

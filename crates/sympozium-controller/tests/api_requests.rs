@@ -5,6 +5,10 @@
 //! - instances at steady state, each reconciled again (an annotation edit), send no `get`,
 //!   no `list` and no re-apply of an unchanged child at all (the previous controller sent seven per reconcile: the status, two
 //!   label lists, the runs, and a lookup for every child that should not exist);
+//! - a burst of new instances adds each finalizer once and writes each status once: the
+//!   reconcile that follows the controller's own writes, handed a cached copy those writes
+//!   already replaced, waits for the watch instead of repeating them (half the statuses of a
+//!   burst were written twice, the second time refused with a conflict);
 //! - a burst of runs polled through their result grace period reads its Jobs and pods from
 //!   the cache (the previous controller fetched the Job and listed the pods on every poll,
 //!   several times per run), the runs read their instance from the instance controller's
@@ -22,7 +26,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use kube::Api;
+use kube::{Api, ResourceExt};
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use sympozium_api::agentrun::AgentRunPhase;
@@ -200,6 +204,54 @@ async fn reconciling_instances_at_steady_state_reads_only_caches() {
     // The counter counts: the instances' watches and writes made since start-up are there.
     assert!(after.keys().any(|(v, r)| v == "watch" && r == "sympoziuminstances"), "{after:?}");
     assert!(after.keys().any(|(v, r)| v == "patch" && r == "sympoziuminstances/status"), "{after:?}");
+}
+
+#[tokio::test]
+async fn a_burst_of_new_instances_writes_each_finalizer_and_status_once() {
+    const INSTANCES: usize = 24;
+    let plane = TestPlane::get().unwrap();
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace(&client, "reqs-burst").await.unwrap();
+    let ns = ns.name().to_string();
+    let ctl = start(&plane, &ns);
+    ctl.scrape().await;
+    let before = ctl.requests().await;
+
+    let instances: Api<SympoziumInstance> = Api::namespaced(client.clone(), &ns);
+    futures::future::join_all((0..INSTANCES).map(|i| {
+        let instances = instances.clone();
+        async move {
+            let name = format!("agent-{i}");
+            instances.patch(&name, &PatchParams::apply("test"), &Patch::Apply(instance(&name, false))).await
+        }
+    }))
+    .await
+    .into_iter()
+    .for_each(|created| {
+        created.unwrap();
+    });
+    for i in 0..INSTANCES {
+        sympozium_testkit::wait_for(&instances, &format!("agent-{i}"), "instance Running", WAIT, running)
+            .await
+            .unwrap();
+    }
+    ctl.settle("sympoziuminstance").await;
+    let after = ctl.requests().await;
+    let patches = delta(&before, &after, "patch");
+    eprintln!("{INSTANCES} new instances: patches {patches:?}");
+    let finalizers = patches.get("sympoziuminstances").copied().unwrap_or(0) as usize;
+    assert_eq!(finalizers, INSTANCES, "{INSTANCES} new instances were patched {finalizers} times: {patches:?}");
+    let statuses = patches.get("sympoziuminstances/status").copied().unwrap_or(0) as usize;
+    assert_eq!(statuses, INSTANCES, "{INSTANCES} new instances' status was written {statuses} times: {patches:?}");
+    for i in 0..INSTANCES {
+        let inst = instances.get(&format!("agent-{i}")).await.unwrap();
+        assert_eq!(
+            inst.finalizers().iter().filter(|f| f.as_str() == sympozium_api::labels::INSTANCE_FINALIZER).count(),
+            1,
+            "{:?}",
+            inst.finalizers()
+        );
+    }
 }
 
 #[tokio::test]

@@ -114,6 +114,7 @@ pub async fn run(ctx: Arc<Context>) {
         accounts,
         marked: Arc::new(stores::Marked::default()),
         stamps: Default::default(),
+        superseded: Default::default(),
         readiness,
     };
 
@@ -162,9 +163,18 @@ async fn reconcile(inst: Arc<SympoziumInstance>, ctx: Arc<Context>, stores: Stor
     let ns = inst.namespace().unwrap_or_default();
     let api: Api<SympoziumInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let key = backoff_key(CONTROLLER, &*inst);
+    let uid = inst.uid().unwrap_or_default();
+    if stores.superseded.is_stale(&uid, inst.metadata.resource_version.as_deref()) {
+        // Our own write's watch event is on its way and brings the next reconcile.
+        return Ok(Action::requeue(STALE_RECHECK));
+    }
+    let before = inst.metadata.resource_version.clone();
     // Added here, the work goes on in this reconcile (see `crate::finalizers`).
     let inst = match crate::finalizers::ensure(&api, INSTANCE_FINALIZER, inst).await {
-        Ok(inst) => inst,
+        Ok(inst) => {
+            stores.superseded.record(&uid, before.as_deref(), inst.metadata.resource_version.as_deref());
+            inst
+        }
         Err(e) => {
             return ctx.settle(&key, Err(kube::runtime::finalizer::Error::AddFinalizer(e)), Error::Finalizer);
         }
@@ -173,7 +183,8 @@ async fn reconcile(inst: Arc<SympoziumInstance>, ctx: Arc<Context>, stores: Stor
         match event {
             Finalizer::Apply(inst) => converge(&inst, &api, &ctx, &stores).await,
             Finalizer::Cleanup(inst) => {
-                stores.stamps.forget(&inst.uid().unwrap_or_default());
+                stores.stamps.forget(&uid);
+                stores.superseded.forget(&uid);
                 cleanup::cleanup(&inst, &ctx).await?;
                 ctx.publish(
                     &*inst,
@@ -229,7 +240,10 @@ async fn converge(
         let newly_counted: Vec<&AgentRun> = status::uncounted(&observed).collect();
         let newly_costed: Vec<&AgentRun> = status::cost_uncounted(&observed).collect();
         match status::write(api, &name, &new_status, version.as_deref()).await {
-            Ok(_) => {}
+            Ok(written) => {
+                let uid = inst.uid().unwrap_or_default();
+                stores.superseded.record(&uid, version.as_deref(), written.as_deref());
+            }
             Err(e) if is_conflict(&e) => return Ok(Action::requeue(STALE_RECHECK)),
             Err(e) => return Err(e.into()),
         }

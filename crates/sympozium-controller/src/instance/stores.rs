@@ -44,6 +44,8 @@ pub struct Stores {
     pub marked: Arc<Marked>,
     /// What this process last applied per instance.
     pub stamps: crate::stamps::Stamps,
+    /// Instance versions this process's own writes replaced (stale copies to skip).
+    pub superseded: Arc<crate::superseded::Superseded>,
     /// Whether every store above has had its first list.
     pub readiness: cache::Readiness,
 }

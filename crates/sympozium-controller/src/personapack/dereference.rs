@@ -39,6 +39,8 @@ pub struct Stores {
     pub readiness: Readiness,
     /// What this process last applied per pack.
     pub stamps: crate::stamps::Stamps,
+    /// Pack versions this process's own writes replaced (stale copies to skip).
+    pub superseded: std::sync::Arc<crate::superseded::Superseded>,
 }
 
 impl Stores {

@@ -36,6 +36,9 @@ use dereference::Stores;
 pub const CONTROLLER: &str = "personapack";
 /// How often a disabled pack checks whether its team is gone.
 pub const REMOVAL_POLL: Duration = Duration::from_secs(2);
+/// How soon a pack handed a copy older than its own last write is looked at again (the
+/// write's watch event usually triggers the reconcile first).
+const STALE_RECHECK: Duration = Duration::from_secs(1);
 
 /// Errors of one reconcile.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +84,14 @@ pub async fn run(ctx: Arc<Context>) {
         cache::until_ready(&schedules),
         cache::until_ready(&configmaps),
     ]);
-    let stores = Stores { instances, schedules, configmaps, readiness, stamps: Default::default() };
+    let stores = Stores {
+        instances,
+        schedules,
+        configmaps,
+        readiness,
+        stamps: Default::default(),
+        superseded: Default::default(),
+    };
     // Seeded memory carries no ownerReference; it maps back to its pack by label.
     let memory_mapper = |cm: ConfigMap| {
         let ns = cm.namespace()?;
@@ -112,9 +122,19 @@ async fn reconcile(pack: Arc<PersonaPack>, ctx: Arc<Context>, stores: Stores) ->
     let ns = pack.namespace().unwrap_or_default();
     let api: Api<PersonaPack> = Api::namespaced(ctx.client.clone(), &ns);
     let key = backoff_key(CONTROLLER, &*pack);
+    let uid = pack.uid().unwrap_or_default();
+    if stores.superseded.is_stale(&uid, pack.metadata.resource_version.as_deref()) {
+        // Our own write's watch event is on its way and brings the next reconcile (a stale
+        // copy of a pack just made Ready still reads `Inactive` and would announce `Pending`).
+        return Ok(Action::requeue(STALE_RECHECK));
+    }
+    let before = pack.metadata.resource_version.clone();
     // Added here, the work goes on in this reconcile (see `crate::finalizers`).
     let pack = match crate::finalizers::ensure(&api, PERSONA_PACK_FINALIZER, pack).await {
-        Ok(pack) => pack,
+        Ok(pack) => {
+            stores.superseded.record(&uid, before.as_deref(), pack.metadata.resource_version.as_deref());
+            pack
+        }
         Err(e) => {
             return ctx.settle(&key, Err(kube::runtime::finalizer::Error::AddFinalizer(e)), Error::Finalizer);
         }
@@ -123,7 +143,8 @@ async fn reconcile(pack: Arc<PersonaPack>, ctx: Arc<Context>, stores: Stores) ->
         match event {
             Finalizer::Apply(pack) => converge(&pack, &api, &ctx, &stores).await,
             Finalizer::Cleanup(pack) => {
-                stores.stamps.forget(&pack.uid().unwrap_or_default());
+                stores.stamps.forget(&uid);
+                stores.superseded.forget(&uid);
                 let deleted = cleanup::finalize(&pack, &ctx).await?;
                 let note = if deleted.is_empty() {
                     "pack deleted; its team goes with it".to_string()
@@ -146,6 +167,7 @@ async fn converge(
     stores: &Stores,
 ) -> Result<Action, Error> {
     let name = pack.name_any();
+    let uid = pack.uid().unwrap_or_default();
     let observed = dereference::observe(pack, stores);
     if !build::is_enabled(pack) {
         return disable(pack, api, observed, ctx, stores).await;
@@ -161,18 +183,23 @@ async fn converge(
                 status::write(api, &name, &pending),
                 ctx.publish(pack, EventType::Normal, "Enabling", "stamping out the team")
             );
-            written?;
+            return written.map(Some);
         }
-        Ok::<_, kube::Error>(())
+        Ok::<_, kube::Error>(None)
     };
     let (announced, converged) = futures::join!(announce, apply::converge(pack, &observed, ctx, stores));
-    announced?;
+    let mut version = pack.metadata.resource_version.clone();
+    if let Some(written) = announced? {
+        stores.superseded.record(&uid, version.as_deref(), written.as_deref());
+        version = written;
+    }
     let errors = converged.errors();
     let new_status = status::converged(pack, converged.installed, &errors);
     // The status first (that is what users and tools wait for), the Events after it,
     // concurrently: each is a request of its own.
     if status::changed(pack.status.as_ref(), &new_status) {
-        status::write(api, &name, &new_status).await?;
+        let written = status::write(api, &name, &new_status).await?;
+        stores.superseded.record(&uid, version.as_deref(), written.as_deref());
     }
     let created =
         converged.created.iter().map(|what| (EventType::Normal, "Created", format!("created {what}")));
@@ -204,7 +231,9 @@ async fn disable(
     stores: &Stores,
 ) -> Result<Action, Error> {
     let name = pack.name_any();
-    stores.stamps.forget(&pack.uid().unwrap_or_default());
+    let uid = pack.uid().unwrap_or_default();
+    let version = pack.metadata.resource_version.as_deref();
+    stores.stamps.forget(&uid);
     let deleted = cleanup::remove_team(pack, &observed, ctx).await?;
     for what in &deleted {
         ctx.publish(pack, EventType::Normal, "Deleted", &format!("deleted {what}: pack disabled")).await;
@@ -214,7 +243,8 @@ async fn disable(
         if !remaining.team_gone() {
             let removing = status::removing(pack, remaining.instances.len(), remaining.schedules.len());
             if status::changed(pack.status.as_ref(), &removing) {
-                status::write(api, &name, &removing).await?;
+                let written = status::write(api, &name, &removing).await?;
+                stores.superseded.record(&uid, version, written.as_deref());
             }
             return Ok(Action::requeue(REMOVAL_POLL));
         }
@@ -225,7 +255,8 @@ async fn disable(
     }
     let inactive = status::inactive(pack);
     if status::changed(pack.status.as_ref(), &inactive) {
-        status::write(api, &name, &inactive).await?;
+        let written = status::write(api, &name, &inactive).await?;
+        stores.superseded.record(&uid, version, written.as_deref());
     }
     Ok(Action::await_change())
 }

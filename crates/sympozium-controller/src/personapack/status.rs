@@ -112,17 +112,19 @@ pub fn changed(old: Option<&PersonaPackStatus>, new: &PersonaPackStatus) -> bool
     old != Some(new)
 }
 
-/// Writes `status` through the status subresource (server-side apply).
+/// Writes `status` through the status subresource (server-side apply); returns the pack's
+/// resourceVersion after the write.
 pub async fn write(
     api: &Api<PersonaPack>,
     name: &str,
     status: &PersonaPackStatus,
-) -> Result<(), kube::Error> {
+) -> Result<Option<String>, kube::Error> {
     let patch = serde_json::json!({
         "apiVersion": "sympozium.ai/v1alpha1",
         "kind": "PersonaPack",
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    Ok(())
+    let written =
+        api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(written.metadata.resource_version)
 }
