@@ -4,7 +4,10 @@
 //! the figure is the per-message latency, not queueing). Prints p50/p90/p99/max, twice:
 //! messages that each start a conversation (the creation path alone), then messages in one
 //! ongoing chat, where each run is answered (marked Succeeded with a result, outside the
-//! timed part) so that every new run carries the conversation's earlier turns. A last pass
+//! timed part) so that every new run carries the conversation's earlier turns; as in a real
+//! chat, the next message is sent once the reply is out (the router has published it and
+//! marked the run `sent`), so each figure is the message's own path, not its overlap with
+//! the router still delivering the previous answer. A last pass
 //! creates copies of the final chat run directly, without bus or router, timed the same way:
 //! the floor the API server's create and the watch set under the router's figure.
 //!
@@ -25,6 +28,7 @@ use serde_json::json;
 use sympozium_api::{AgentRun, SympoziumInstance};
 use sympozium_bus::{Bus, topics};
 use sympozium_controller::channelrouter;
+use sympozium_controller::channelrouter::build::REPLY_STATE;
 use sympozium_controller::channelrouter::history::MESSAGE;
 use sympozium_testkit::TestPlane;
 use sympozium_testkit::nats::NatsServer;
@@ -40,12 +44,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(idx).copied().unwrap_or_default()
 }
 
+/// A run as the bench's watch saw it: its name, the chat message it carries and its reply
+/// state (`pending` until the router has sent the answer, then `sent`).
+struct Seen {
+    name: String,
+    message: String,
+    reply_state: Option<String>,
+}
+
 struct Sender<'a> {
     bus: &'a Bus,
     ns: &'a str,
     inst: &'a str,
     runs: &'a Api<AgentRun>,
-    seen: &'a mut tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    seen: &'a mut tokio::sync::mpsc::UnboundedReceiver<Seen>,
     next_id: usize,
     /// The name of the last run a message became.
     last_run: Option<String>,
@@ -84,7 +96,7 @@ impl Sender<'_> {
                     .await
                     .with_context(|| format!("no run for message {id} within 30 s"))?;
                 match seen {
-                    Some((name, message)) if message == text => break name,
+                    Some(seen) if seen.message == text => break seen.name,
                     Some(_) => continue,
                     None => bail!("the watch ended"),
                 }
@@ -94,9 +106,24 @@ impl Sender<'_> {
             if answer {
                 let status = json!({"status": {"phase": "Succeeded", "result": format!("answer to {text}")}});
                 self.runs.patch_status(&run, &PatchParams::default(), &Patch::Merge(&status)).await?;
+                self.reply_sent(&run).await?;
             }
         }
         Ok((latencies, started.elapsed()))
+    }
+
+    /// Waits (untimed) until the router has sent the reply of the run `name`.
+    async fn reply_sent(&mut self, name: &str) -> anyhow::Result<()> {
+        loop {
+            let seen = tokio::time::timeout(Duration::from_secs(30), self.seen.recv())
+                .await
+                .with_context(|| format!("no reply sent for run {name} within 30 s"))?;
+            match seen {
+                Some(seen) if seen.name == name && seen.reply_state.as_deref() == Some("sent") => return Ok(()),
+                Some(_) => continue,
+                None => bail!("the watch ended"),
+            }
+        }
     }
 
     /// The floor under the router's figure: `n` copies of the run named `template` created
@@ -124,7 +151,7 @@ impl Sender<'_> {
                     .await
                     .with_context(|| format!("direct run {i} not seen within 30 s"))?;
                 match seen {
-                    Some((_, message)) if message == text => break,
+                    Some(seen) if seen.message == text => break,
                     Some(_) => continue,
                     None => bail!("the watch ended"),
                 }
@@ -190,7 +217,8 @@ async fn main() -> anyhow::Result<()> {
         while let Some(Ok(run)) = stream.next().await {
             // The chat message as written (the task may carry the conversation before it).
             let message = run.annotations().get(MESSAGE).cloned().unwrap_or_else(|| run.spec.task.clone());
-            let _ = tx.send((run.name_any(), message));
+            let reply_state = run.annotations().get(REPLY_STATE).cloned();
+            let _ = tx.send(Seen { name: run.name_any(), message, reply_state });
         }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
