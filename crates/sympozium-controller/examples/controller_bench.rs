@@ -22,13 +22,13 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use sympozium_api::agentrun::AgentRunPhase;
-use sympozium_api::{AgentRun, PersonaPack, SympoziumInstance};
+use sympozium_api::{AgentRun, PersonaPack, SympoziumInstance, SympoziumSchedule};
 use sympozium_testkit::TestPlane;
 use sympozium_testkit::procstat;
 
@@ -46,6 +46,11 @@ struct Args {
     /// PersonaPacks enabled one after another (each of 7 personas).
     #[arg(long, default_value_t = 3)]
     packs: usize,
+    /// Pause after a pack's team is Running before the next pack is created, in ms: the
+    /// plane is still starting the team's memory servers (ReplicaSets, pods, statuses) for a
+    /// while, and a pack enabled meanwhile times that work as well.
+    #[arg(long, default_value_t = 0)]
+    pack_gap_ms: u64,
     /// Longest wait for the namespace to be deleted at the end, in seconds.
     #[arg(long, default_value_t = 600)]
     teardown_timeout: u64,
@@ -270,6 +275,15 @@ async fn main() -> anyhow::Result<()> {
     // PersonaPacks: disabled first (a catalog entry), then enabled and timed to Ready.
     let packs: Api<PersonaPack> = Api::namespaced(client.clone(), &ns);
     let (mut pack_times, mut team_times) = (Vec::new(), Vec::new());
+    // Where a pack's time goes: when the team's objects (instances, schedules, seeded
+    // memory) and the pack's `Pending` are first seen, from the same watches a user has.
+    let member_seen = watch_until(Api::<SympoziumInstance>::namespaced(client.clone(), &ns), |_| true);
+    let schedule_seen = watch_until(Api::<SympoziumSchedule>::namespaced(client.clone(), &ns), |_| true);
+    let memory_seen = watch_until(Api::<ConfigMap>::namespaced(client.clone(), &ns), |_| true);
+    let pending_seen = watch_until(packs.clone(), |p: &PersonaPack| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending")
+    });
+    let mut timelines: Vec<[Duration; 4]> = Vec::new();
     for i in 0..args.packs {
         let name = format!("pack-{i}");
         apply(&client, &ns, pack(&name, false)).await?;
@@ -285,6 +299,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         let t0 = Instant::now();
         apply(&client, &ns, pack(&name, true)).await?;
+        let enabling = t0.elapsed();
         sympozium_testkit::wait_for(
             &packs,
             &name,
@@ -297,6 +312,16 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         pack_times.push(t0.elapsed());
+        let team: Vec<Instant> = [&member_seen, &schedule_seen, &memory_seen]
+            .iter()
+            .flat_map(|seen| {
+                let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+                seen.into_iter().filter(|(n, _)| n.starts_with(&format!("{name}-"))).map(|(_, at)| at)
+            })
+            .collect();
+        let since = |at: Option<&Instant>| at.map(|at| at.saturating_duration_since(t0)).unwrap_or_default();
+        let pending = pending_seen.lock().ok().and_then(|s| s.get(&name).copied());
+        timelines.push([enabling, since(pending.as_ref()), since(team.iter().min()), since(team.iter().max())]);
         // The next pack is timed on a settled controller: this team's instances are
         // converged (Deployments, Services, memory) before it is enabled.
         let team = Api::<SympoziumInstance>::namespaced(client.clone(), &ns);
@@ -310,6 +335,7 @@ async fn main() -> anyhow::Result<()> {
                 .count();
             if running >= 7 {
                 team_times.push(t0.elapsed());
+                tokio::time::sleep(Duration::from_millis(args.pack_gap_ms)).await;
                 break;
             }
             if Instant::now() > deadline {
@@ -326,6 +352,18 @@ async fn main() -> anyhow::Result<()> {
         ms(pack_times.first().copied().unwrap_or_default()),
         ms(pack_times.last().copied().unwrap_or_default()),
         pack_times.len()
+    );
+    let step = |i: usize| {
+        let mut d: Vec<Duration> = timelines.iter().map(|t| t[i]).collect();
+        d.sort();
+        ms(percentile(&d, 0.5))
+    };
+    println!(
+        "  medians from enabled: the enabling apply answered {}, Pending seen {}, first of the 21 objects seen {}, last {}",
+        step(0),
+        step(1),
+        step(2),
+        step(3)
     );
     println!("  ... and all 7 instances Running: median {}", ms(percentile(&team_times, 0.5)));
 

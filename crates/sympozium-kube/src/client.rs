@@ -83,14 +83,25 @@ pub fn classify(method: &str, path: &str, query: Option<&str>) -> (&'static str,
     (verb, resource)
 }
 
+/// The TCP connector under TLS: the configuration's connect timeout, and every request
+/// sent as soon as it is written.
+fn tcp_connector(config: &Config) -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(config.connect_timeout);
+    // HTTP/2 writes a request's HEADERS and DATA frames separately; with Nagle's algorithm
+    // the DATA frame waits for the ACK of the HEADERS, which the server delays (~40 ms on
+    // Linux): every create and patch took ~44 ms instead of ~2 ms.
+    http.set_nodelay(true);
+    http
+}
+
 fn build(config: Config, metrics: Option<Metrics>) -> Result<Client, Error> {
     if config.proxy_url.is_some() || config.tls_server_name.is_some() {
         return Ok(Client::try_from(config)?);
     }
     let tls = config.rustls_client_config()?;
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(config.connect_timeout);
+    let http = tcp_connector(&config);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -126,7 +137,18 @@ fn build(config: Config, metrics: Option<Metrics>) -> Result<Client, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::classify;
+    use super::{classify, tcp_connector};
+
+    #[tokio::test]
+    async fn connections_send_each_write_at_once() {
+        use tower::ServiceExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+        let uri: http::Uri = format!("http://{addr}").parse().unwrap();
+        let conn = tcp_connector(&config).oneshot(uri).await.unwrap();
+        assert!(conn.inner().nodelay().unwrap(), "TCP_NODELAY is set on the API server connection");
+    }
 
     #[test]
     fn requests_are_named_like_the_api_server_names_them() {
