@@ -10,7 +10,8 @@
 //!   reconcile failures it logged, also while the namespace is torn down.
 //!
 //! `make bench-controller` (uses `TESTPLANE_KUBECONFIG`, or starts the test plane);
-//! `BENCH_CONTROLLER_ARGS="--instances 200 --runs 50"`. Never part of `make test`.
+//! `BENCH_CONTROLLER_ARGS="--instances 200 --runs 50"`; `BENCH_RUST_LOG` sets the
+//! controller's `RUST_LOG` (default `warn`). Never part of `make test`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -221,7 +222,7 @@ fn start_controller(
         .args(["--watch-namespace", ns, "--system-namespace", ns])
         .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics_port}")])
         .args(["--health-probe-bind-address", &format!("127.0.0.1:{health_port}")])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log)?)
         .spawn()
@@ -240,8 +241,17 @@ fn api_port(kubeconfig: &std::path::Path) -> anyhow::Result<u16> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let plane = TestPlane::get()?;
-    let client = plane.client().await?;
-    let ns_guard = plane.namespace(&client, "bench-ctl").await?;
+    let installer = plane.client().await?;
+    // The bench's own requests and watches share one HTTP/2 connection too: kube's default
+    // client opens a connection per request in flight, and a watch it ends costs the next
+    // request a new TLS connection (~45 ms here), which the pack figure would include.
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(plane.kubeconfig())?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let client = sympozium_kube::client::multiplexed(config)?;
+    let ns_guard = plane.namespace(&installer, "bench-ctl").await?;
     let ns = ns_guard.name().to_string();
     let port = api_port(plane.kubeconfig())?;
     let ctl = start_controller(&args.controller, plane.kubeconfig(), &ns)?;

@@ -5,14 +5,14 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use sympozium_api::{PersonaPack, SympoziumInstance, SympoziumSchedule};
 use sympozium_kube::apply::delete_if_exists;
 
 use super::build;
-use super::dereference::{Observed, owned_by, selector};
+use super::dereference::{Observed, owned_by};
 use crate::context::Context;
 
 /// Deletes every instance and schedule the pack owns and its seeded memory. Returns what
@@ -41,16 +41,23 @@ pub async fn remove_team(
             deleted.push(format!("SympoziumSchedule/{}", s.name_any()));
         }
     }
-    deleted.extend(remove_memory(pack, ctx).await?);
+    deleted.extend(remove_memory(pack, observed, ctx).await?);
     Ok(deleted)
 }
 
-/// Deletes the pack's seeded memory ConfigMaps (labelled with the pack).
-pub async fn remove_memory(pack: &PersonaPack, ctx: &Context) -> Result<Vec<String>, kube::Error> {
+/// Deletes the pack's seeded memory ConfigMaps (labelled with the pack), as the
+/// controller's store holds them: a disabled pack is reconciled whenever anything of it
+/// changes, and listing them from the API server each time delayed the reconcile that
+/// enables it.
+pub async fn remove_memory(
+    pack: &PersonaPack,
+    observed: &Observed,
+    ctx: &Context,
+) -> Result<Vec<String>, kube::Error> {
     let ns = pack.namespace().unwrap_or_default();
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     let mut deleted = Vec::new();
-    for cm in configmaps.list(&ListParams::default().labels(&selector(&pack.name_any()))).await? {
+    for cm in observed.configmaps.iter().filter(|c| c.metadata.deletion_timestamp.is_none()) {
         if delete_if_exists(&configmaps, &cm.name_any()).await? {
             deleted.push(format!("ConfigMap/{}", cm.name_any()));
         }
@@ -97,13 +104,21 @@ pub async fn remove_managed_secrets(pack: &PersonaPack, ctx: &Context) -> Result
 
 /// Finalizer cleanup of a deleted pack: its seeded memory ConfigMaps have no owner, so
 /// they are deleted here; garbage collection removes the instances and schedules.
-pub async fn finalize(pack: &PersonaPack, ctx: &Context) -> Result<Vec<String>, kube::Error> {
+pub async fn finalize(
+    pack: &PersonaPack,
+    observed: &Observed,
+    ctx: &Context,
+) -> Result<Vec<String>, kube::Error> {
     let ns = pack.namespace().unwrap_or_default();
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut deleted = remove_memory(pack, ctx).await?;
+    let mut deleted = remove_memory(pack, observed, ctx).await?;
+    let labelled: BTreeSet<String> = observed.configmaps.iter().map(|c| c.name_any()).collect();
     // Also by name, for seeded ConfigMaps whose labels a user stripped.
     for persona in &pack.spec.personas {
         let cm = build::memory_name(&build::instance_name(&pack.name_any(), &persona.name));
+        if labelled.contains(&cm) {
+            continue;
+        }
         let Some(existing) = configmaps.get_opt(&cm).await? else { continue };
         let seeded = existing.annotations().contains_key(build::SEED_HASH_ANNOTATION);
         if seeded && existing.owner_references().is_empty() {

@@ -145,7 +145,7 @@ async fn reconcile(pack: Arc<PersonaPack>, ctx: Arc<Context>, stores: Stores) ->
             Finalizer::Cleanup(pack) => {
                 stores.stamps.forget(&uid);
                 stores.superseded.forget(&uid);
-                let deleted = cleanup::finalize(&pack, &ctx).await?;
+                let deleted = cleanup::finalize(&pack, &dereference::observe(&pack, &stores), &ctx).await?;
                 let note = if deleted.is_empty() {
                     "pack deleted; its team goes with it".to_string()
                 } else {
