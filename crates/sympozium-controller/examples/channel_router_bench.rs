@@ -196,7 +196,14 @@ async fn main() -> anyhow::Result<()> {
     // The router reads instances from the instance controller's store, as in the controller
     // manager; a reflector fills one here without running that controller (whose reconciles
     // of the bench's instance on every run would be timed as well).
-    let ctx = sympozium_controller::context::Context::with_defaults(client.clone(), Some(ns.clone()));
+    // The router's client is the controller manager's: one HTTP/2 connection.
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(plane.kubeconfig())?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let router_client = sympozium_kube::client::multiplexed(config)?;
+    let ctx = sympozium_controller::context::Context::with_defaults(router_client, Some(ns.clone()));
     let (store, writer) = kube::runtime::reflector::store();
     let _ = ctx.watched.instances.set(store);
     let reflect =
