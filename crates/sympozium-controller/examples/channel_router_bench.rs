@@ -119,7 +119,9 @@ impl Sender<'_> {
                 .await
                 .with_context(|| format!("no reply sent for run {name} within 30 s"))?;
             match seen {
-                Some(seen) if seen.name == name && seen.reply_state.as_deref() == Some("sent") => return Ok(()),
+                Some(seen) if seen.name == name && seen.reply_state.as_deref() == Some("sent") => {
+                    return Ok(());
+                }
                 Some(_) => continue,
                 None => bail!("the watch ended"),
             }

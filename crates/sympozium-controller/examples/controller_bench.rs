@@ -331,7 +331,12 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         let since = |at: Option<&Instant>| at.map(|at| at.saturating_duration_since(t0)).unwrap_or_default();
         let pending = pending_seen.lock().ok().and_then(|s| s.get(&name).copied());
-        timelines.push([enabling, since(pending.as_ref()), since(team.iter().min()), since(team.iter().max())]);
+        timelines.push([
+            enabling,
+            since(pending.as_ref()),
+            since(team.iter().min()),
+            since(team.iter().max()),
+        ]);
         // The next pack is timed on a settled controller: this team's instances are
         // converged (Deployments, Services, memory) before it is enabled.
         let team = Api::<SympoziumInstance>::namespaced(client.clone(), &ns);

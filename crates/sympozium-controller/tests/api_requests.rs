@@ -26,8 +26,8 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use kube::{Api, ResourceExt};
 use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use sympozium_api::agentrun::AgentRunPhase;
 use sympozium_api::{AgentRun, PersonaPack, SympoziumInstance};
@@ -240,13 +240,22 @@ async fn a_burst_of_new_instances_writes_each_finalizer_and_status_once() {
     let patches = delta(&before, &after, "patch");
     eprintln!("{INSTANCES} new instances: patches {patches:?}");
     let finalizers = patches.get("sympoziuminstances").copied().unwrap_or(0) as usize;
-    assert_eq!(finalizers, INSTANCES, "{INSTANCES} new instances were patched {finalizers} times: {patches:?}");
+    assert_eq!(
+        finalizers, INSTANCES,
+        "{INSTANCES} new instances were patched {finalizers} times: {patches:?}"
+    );
     let statuses = patches.get("sympoziuminstances/status").copied().unwrap_or(0) as usize;
-    assert_eq!(statuses, INSTANCES, "{INSTANCES} new instances' status was written {statuses} times: {patches:?}");
+    assert_eq!(
+        statuses, INSTANCES,
+        "{INSTANCES} new instances' status was written {statuses} times: {patches:?}"
+    );
     for i in 0..INSTANCES {
         let inst = instances.get(&format!("agent-{i}")).await.unwrap();
         assert_eq!(
-            inst.finalizers().iter().filter(|f| f.as_str() == sympozium_api::labels::INSTANCE_FINALIZER).count(),
+            inst.finalizers()
+                .iter()
+                .filter(|f| f.as_str() == sympozium_api::labels::INSTANCE_FINALIZER)
+                .count(),
             1,
             "{:?}",
             inst.finalizers()
